@@ -1,0 +1,68 @@
+/** The CLI entry: in-process through main(), and once end to end through bin/edgecd.js as `npx edgecd` runs it. */
+import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { type CliIo, exitUsage, main, version } from '../../src/cli/main.js'
+
+function capture(): CliIo & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = []
+  const stderr: string[] = []
+  return { stdout, stderr, out: (l) => stdout.push(l), err: (l) => stderr.push(l) }
+}
+
+async function run(...argv: string[]) {
+  const io = capture()
+  const code = await main(argv, io)
+  return { code, out: io.stdout.join('\n'), err: io.stderr.join('\n') }
+}
+
+describe('edgecd CLI', () => {
+  test('--help and help print usage listing the commands, exit 0', async () => {
+    for (const argv of [['--help'], ['-h'], ['help']]) {
+      const r = await run(...argv)
+      assert.equal(r.code, 0, argv.join(' '))
+      assert.match(r.out, /Usage:\n {2}edgecd <command>/)
+      assert.match(r.out, /serve/)
+    }
+  })
+
+  test('--version prints the package.json version', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
+    assert.equal(version(), pkg.version)
+    assert.deepEqual(await run('--version'), { code: 0, out: pkg.version, err: '' })
+    assert.equal((await run('-v')).out, pkg.version)
+  })
+
+  test('serve says the member is not built yet and fails', async () => {
+    const r = await run('serve')
+    assert.equal(r.code, 1)
+    assert.match(r.err, /not built yet/)
+  })
+
+  test('an unknown command or option is a usage error with a hint', async () => {
+    const cmd = await run('frobnicate')
+    assert.equal(cmd.code, exitUsage)
+    assert.match(cmd.err, /unknown command 'frobnicate'/)
+    assert.match(cmd.err, /edgecd --help/)
+    const opt = await run('--frobnicate')
+    assert.equal(opt.code, exitUsage)
+    assert.match(opt.err, /--frobnicate/)
+    assert.match(opt.err, /edgecd --help/)
+  })
+
+  test('no command prints usage to stderr and is a usage error', async () => {
+    const r = await run()
+    assert.equal(r.code, exitUsage)
+    assert.match(r.err, /Usage:/)
+  })
+
+  test('bin/edgecd.js runs the CLI through tsx and passes the exit code on', () => {
+    const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
+    assert.match(execFileSync(bin, ['--help'], { encoding: 'utf8' }), /edgecd <command>/)
+    const bad = spawnSync(bin, ['frobnicate'], { encoding: 'utf8' })
+    assert.equal(bad.status, exitUsage)
+    assert.match(bad.stderr, /unknown command/)
+  })
+})
