@@ -40,6 +40,8 @@ export interface Config {
   readOnlyOption: ReadOnlyOption
   /** When true, followers drop proposals instead of forwarding them to the leader. */
   disableProposalForwarding: boolean
+  /** Leader ticks to wait for a MsgSnap's outcome before probing the follower again (a lost snapshot). */
+  snapshotTimeoutTicks: number
   /** Seeded randomness for election timeouts. */
   rand: Rand
 }
@@ -58,6 +60,7 @@ export const defaultConfig = {
   preVote: true,
   readOnlyOption: ReadOnlyOption.ReadOnlySafe,
   disableProposalForwarding: false,
+  snapshotTimeoutTicks: 50,
 } as const
 
 export type ConfigInput = Partial<Config> & Pick<Config, 'id' | 'storage' | 'rand'>
@@ -79,6 +82,7 @@ export function validateConfig(input: ConfigInput): Config {
   posInt('maxCommittedBytesPerReady')
   posInt('maxUncommittedEntriesBytes')
   posInt('maxInflightMsgs')
+  posInt('snapshotTimeoutTicks')
   if (!Number.isSafeInteger(c.maxInflightBytes) || c.maxInflightBytes < 0) bad('maxInflightBytes must be >= 0')
   if (c.maxInflightBytes > 0 && c.maxInflightBytes < c.maxMsgBytes) bad('maxInflightBytes must be >= maxMsgBytes')
   if (!Number.isSafeInteger(c.applied) || c.applied < 0) bad('applied must be >= 0')

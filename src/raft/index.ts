@@ -1,0 +1,10 @@
+/** The pure Raft core: no I/O, no timers, no wall clock, no ambient randomness. */
+export * from './types.js'
+export * from './errors.js'
+export * from './config.js'
+export * from './rand.js'
+export * from './storage.js'
+export { encodeConfChange, decodeConfChange } from './confchange.js'
+export { Progress, ProgressState, Inflights } from './progress.js'
+export { Raft, campaignTransfer } from './raft.js'
+export { RawNode, type Ready, type Status, type ProgressStatus } from './raw-node.js'
