@@ -42,6 +42,19 @@ export class MemoryStorage implements Storage {
   private snap: Snapshot = emptySnapshot()
   private ents: Entry[] = [{ term: 0, index: 0, type: 0, data: new Uint8Array(0) }]
 
+  /**
+   * A storage holding a given state, as a durable backend has it after reading its files: an optional snapshot, then
+   * entries that follow it, then the hard state. With no snapshot, `confState` is the membership at index 0.
+   */
+  static fromState(state: { hardState?: HardState; confState?: ConfState; snapshot?: Snapshot; entries?: Entry[] }): MemoryStorage {
+    const ms = new MemoryStorage()
+    if (state.snapshot && state.snapshot.metadata.index > 0) ms.applySnapshot(state.snapshot)
+    else if (state.confState) ms.snap = { ...ms.snap, metadata: { ...ms.snap.metadata, confState: state.confState } }
+    if (state.entries) ms.append(state.entries)
+    if (state.hardState) ms.setHardState(state.hardState)
+    return ms
+  }
+
   initialState(): { hardState: HardState; confState: ConfState } {
     return { hardState: { ...this.hardState }, confState: this.snap.metadata.confState }
   }
