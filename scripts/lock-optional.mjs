@@ -39,7 +39,9 @@ for (const [path, pkg] of Object.entries(packages)) {
     if (packages[where] || packages[`${path}/node_modules/${dep}`]) continue
     const platform = platformOf(dep)
     if (!platform || !/^\d+\.\d+\.\d+/.test(version)) {
-      console.error(`lock-optional: ${dep}@${version} (needed by ${path || 'the root'}) is missing and not a platform package`)
+      console.error(
+        `lock-optional: ${dep}@${version} (needed by ${path || 'the root'}) is missing and not a platform package`,
+      )
       process.exit(2)
     }
     packages[where] = { version, ...platform, ...(pkg.dev ? { dev: true } : {}), optional: true }
@@ -57,7 +59,9 @@ if (check) {
 if (added.length === 0) {
   console.log('lock-optional: nothing missing')
 } else {
-  lock.packages = Object.fromEntries(Object.entries(packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a < b ? -1 : 1)))
+  lock.packages = Object.fromEntries(
+    Object.entries(packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a < b ? -1 : 1)),
+  )
   writeFileSync(lockPath, `${JSON.stringify(lock, null, 2)}\n`)
   console.log(`lock-optional: added ${added.join(', ')}`)
 }
