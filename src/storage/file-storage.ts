@@ -1,0 +1,194 @@
+import type { Entry, HardState, Snapshot } from '../raft/types.js'
+import { isEmptyHardState } from '../raft/types.js'
+import { CachedStorage } from './cached-storage.js'
+import type { DurableStorage } from './durable-storage.js'
+import { StorageError } from './errors.js'
+import { type AppendFile, type FileOps, writeFileAtomic } from './file-ops.js'
+import { type SegmentName, type SnapshotName, segmentFileName, snapshotFileName } from './file-names.js'
+import { FrameWriter, encodeFileHeader, walMagic } from './format.js'
+import { addEntryRecord, addHardStateRecord, addSnapshotRecord, encodeSnapshotFile } from './records.js'
+import { recover } from './recovery.js'
+
+/** Limits of the file backend; each has a unit in its name and a default. */
+export interface FileStorageOptions {
+  /** A WAL segment is closed and a new one started once it reaches this size (etcd: 64 MiB). Default 64 MiB. */
+  walSegmentBytesMax?: number
+  /** Snapshot files kept, newest first; older ones are deleted. Default 2: the one in use and the one before. */
+  snapshotFilesMax?: number
+  /** Open without writing anything (no repair, no cleanup); every write is refused with ErrReadOnly. */
+  readOnly?: boolean
+}
+
+export const fileStorageDefaults = {
+  walSegmentBytesMax: 64 * 1024 * 1024,
+  snapshotFilesMax: 2,
+  readOnly: false,
+} as const
+
+/** Checks the options and fills in defaults; throws a RangeError naming the bad limit. */
+export function validateFileStorageOptions(o: FileStorageOptions = {}): Required<FileStorageOptions> {
+  const v = { ...fileStorageDefaults, ...o }
+  if (!Number.isSafeInteger(v.walSegmentBytesMax) || v.walSegmentBytesMax < 1024) {
+    throw new RangeError(`walSegmentBytesMax must be an integer >= 1024, got ${v.walSegmentBytesMax}`)
+  }
+  if (!Number.isSafeInteger(v.snapshotFilesMax) || v.snapshotFilesMax < 1) {
+    throw new RangeError(`snapshotFilesMax must be an integer >= 1, got ${v.snapshotFilesMax}`)
+  }
+  return v
+}
+
+/** What opening found and fixed, for the member to log. */
+export interface RecoveryReport {
+  /** The torn write cut off the end of the newest segment, if there was one. */
+  tornTail?: string
+  /** Temp files of interrupted writes that were deleted. */
+  removedTemps: string[]
+}
+
+/**
+ * Opens (or creates) the WAL and snapshots in the directory behind `ops` and returns a ready DurableStorage. Every
+ * check runs before the first write, so a directory we refuse is left exactly as it was.
+ */
+export async function openFileStorage(ops: FileOps, options?: FileStorageOptions): Promise<FileStorage> {
+  const opts = validateFileStorageOptions(options)
+  const rec = await recover(ops)
+  const report: RecoveryReport = { removedTemps: [], ...(rec.tornTail ? { tornTail: rec.tornTail } : {}) }
+  const segments = rec.listing.segments
+  if (opts.readOnly) return new FileStorage(ops, opts, rec.mem, segments, rec.listing.snapshots, undefined, 0, report)
+
+  let activeSize = rec.activeSize
+  if (rec.fresh) {
+    await ops.mkdir()
+    const first = segmentFileName(0, 1)
+    const header = encodeFileHeader(walMagic)
+    await writeFileAtomic(ops, first, header)
+    segments.push({ name: first, seq: 0, firstIndex: 1 })
+    activeSize = header.byteLength
+  }
+  const active = segments[segments.length - 1]!
+  if (rec.tornTail) await ops.truncate(active.name, activeSize)
+  const file = await ops.openAppend(active.name)
+  for (const t of rec.listing.temps) {
+    await ops.unlink(t)
+    report.removedTemps.push(t)
+  }
+  // Snapshot files newer than the one the WAL names are from a save that crashed before it was acknowledged.
+  const inUse = rec.mem.snapshot().metadata.index
+  const snapshots: SnapshotName[] = []
+  for (const s of rec.listing.snapshots) {
+    if (s.index > inUse) await ops.unlink(s.name)
+    else snapshots.push(s)
+  }
+  return new FileStorage(ops, opts, rec.mem, segments, snapshots, file, activeSize, report)
+}
+
+/**
+ * The WAL + snapshot files backend (docs/storage.md). The log lives in memory for Raft's reads; each write appends
+ * checksummed records to the newest WAL segment and syncs once. Runtime-neutral: the runtime supplies `FileOps`.
+ */
+export class FileStorage extends CachedStorage implements DurableStorage {
+  constructor(
+    private readonly ops: FileOps,
+    private readonly opts: Required<FileStorageOptions>,
+    mem: import('../raft/storage.js').MemoryStorage,
+    /** Segments on disk, oldest first; the last is the one being appended to. */
+    private readonly segments: SegmentName[],
+    /** Snapshot files on disk, oldest first. */
+    private readonly snapshots: SnapshotName[],
+    private file: AppendFile | undefined,
+    /** Bytes in the active segment. */
+    private activeSize: number,
+    /** What opening found and fixed. */
+    readonly recovery: RecoveryReport,
+  ) {
+    super(mem, opts.readOnly, ops.path(''))
+  }
+
+  protected async persistSave(hs: HardState | undefined, entries: readonly Entry[], snap?: Snapshot): Promise<void> {
+    const w = new FrameWriter()
+    if (snap) {
+      await this.writeSnapshotFile(snap)
+      addSnapshotRecord(w, { index: snap.metadata.index, term: snap.metadata.term, reset: true })
+    }
+    for (const e of entries) addEntryRecord(w, e)
+    if (hs) addHardStateRecord(w, hs)
+    await this.appendAndSync(w)
+  }
+
+  protected async persistSnapshot(snap: Snapshot): Promise<void> {
+    await this.writeSnapshotFile(snap)
+    const w = new FrameWriter()
+    addSnapshotRecord(w, { index: snap.metadata.index, term: snap.metadata.term, reset: false })
+    await this.appendAndSync(w)
+  }
+
+  protected override async afterSave(snapshotSaved: boolean): Promise<void> {
+    if (this.activeSize >= this.opts.walSegmentBytesMax) await this.cut()
+    if (snapshotSaved) await this.releaseBehindSnapshot()
+  }
+
+  protected async release(): Promise<void> {
+    const f = this.file
+    this.file = undefined
+    await f?.close()
+  }
+
+  private async appendAndSync(w: FrameWriter): Promise<void> {
+    const file = this.file
+    if (!file) throw new StorageError('ErrReadOnly', `${this.ops.path('')} was opened read-only`)
+    await file.append(w.bytes())
+    this.activeSize += w.byteLength
+    await file.sync()
+  }
+
+  private async writeSnapshotFile(snap: Snapshot): Promise<void> {
+    const name = snapshotFileName(snap.metadata.index, snap.metadata.term)
+    await writeFileAtomic(this.ops, name, encodeSnapshotFile(snap))
+    this.snapshots.push({ name, index: snap.metadata.index, term: snap.metadata.term })
+  }
+
+  /**
+   * Starts the next segment. It opens with the current snapshot record and hard state, so that older segments can be
+   * deleted once a snapshot covers their entries without losing either. It is written whole under a temp name and
+   * renamed, so a segment never has a torn header.
+   */
+  private async cut(): Promise<void> {
+    const prev = this.segments[this.segments.length - 1]!
+    const next: SegmentName = {
+      name: segmentFileName(prev.seq + 1, this.mem.lastIndex() + 1),
+      seq: prev.seq + 1,
+      firstIndex: this.mem.lastIndex() + 1,
+    }
+    const w = new FrameWriter()
+    const m = this.mem.snapshot().metadata
+    if (m.index > 0) addSnapshotRecord(w, { index: m.index, term: m.term, reset: false })
+    const hs = this.mem.hardStateNow()
+    if (!isEmptyHardState(hs)) addHardStateRecord(w, hs)
+    const header = encodeFileHeader(walMagic)
+    const bytes = new Uint8Array(header.byteLength + w.byteLength)
+    bytes.set(header, 0)
+    bytes.set(w.bytes(), header.byteLength)
+    await writeFileAtomic(this.ops, next.name, bytes)
+    await this.file!.close()
+    this.file = await this.ops.openAppend(next.name)
+    this.segments.push(next)
+    this.activeSize = bytes.byteLength
+  }
+
+  /**
+   * Deletes the segments whose every entry is at or below the newest snapshot (all entries of a segment are below the
+   * next segment's firstIndex), and snapshot files beyond the kept count. The active segment always stays.
+   */
+  private async releaseBehindSnapshot(): Promise<void> {
+    const snapIndex = this.mem.snapshot().metadata.index
+    while (this.segments.length > 1 && this.segments[1]!.firstIndex - 1 <= snapIndex) {
+      await this.ops.unlink(this.segments[0]!.name)
+      this.segments.shift()
+    }
+    this.snapshots.sort((a, b) => a.index - b.index)
+    while (this.snapshots.length > this.opts.snapshotFilesMax) {
+      await this.ops.unlink(this.snapshots[0]!.name)
+      this.snapshots.shift()
+    }
+  }
+}
