@@ -1,5 +1,5 @@
-import { RaftError, assert } from '../raft/errors.js'
-import { MemoryStorage } from '../raft/storage.js'
+import { assert, RaftError } from '../raft/errors.js'
+import type { MemoryStorage } from '../raft/storage.js'
 import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.js'
 import { isEmptySnapshot } from '../raft/types.js'
 import type { DurableStorage } from './durable-storage.js'

@@ -1,14 +1,7 @@
 import { decode, encode } from 'cbor-x'
 import type { Entry, HardState, Snapshot } from '../raft/types.js'
 import { StorageError } from './errors.js'
-import {
-  FrameWriter,
-  checkFileHeader,
-  encodeFileHeader,
-  fileHeaderBytes,
-  scanFrames,
-  snapMagic,
-} from './format.js'
+import { checkFileHeader, encodeFileHeader, FrameWriter, fileHeaderBytes, scanFrames, snapMagic } from './format.js'
 
 /**
  * The WAL's record types and their CBOR payloads (cbor-x default encode/decode: plain arrays, no record extension,

@@ -2,16 +2,16 @@ import { MemoryStorage } from '../raft/storage.js'
 import type { Entry, HardState, Snapshot } from '../raft/types.js'
 import { emptyHardState } from '../raft/types.js'
 import { StorageError } from './errors.js'
+import { classify, type DirListing, type SegmentName, snapshotFileName } from './file-names.js'
 import type { FileOps } from './file-ops.js'
-import { type DirListing, type SegmentName, classify, snapshotFileName } from './file-names.js'
 import { checkFileHeader, fileHeaderBytes, scanFrames, walMagic } from './format.js'
 import {
-  RecordType,
-  type SnapshotMarker,
   decodeEntry,
   decodeHardState,
   decodeSnapshotFile,
   decodeSnapshotMarker,
+  RecordType,
+  type SnapshotMarker,
 } from './records.js'
 
 /** What recovery found on disk. Nothing has been written yet: repairs are the caller's, after every check passed. */

@@ -67,7 +67,10 @@ export const contractCases: ContractCase[] = [
       assert.equal(s.firstIndex(), 1)
       assert.equal(s.lastIndex(), 0)
       assert.equal(s.term(0), 0)
-      assert.deepEqual(s.initialState(), { hardState: { term: 0, vote: '', commit: 0 }, confState: { voters: [], learners: [] } })
+      assert.deepEqual(s.initialState(), {
+        hardState: { term: 0, vote: '', commit: 0 },
+        confState: { voters: [], learners: [] },
+      })
       assert.equal(s.snapshot().metadata.index, 0)
       assert.throws(() => s.entries(1, 2, 100), raftErr('ErrUnavailable'))
       await s.close()
@@ -211,7 +214,7 @@ export const contractCases: ContractCase[] = [
         await s.save(hs, [ent(i, term, 200)])
         if (i % 100 === 0) {
           await s.saveSnapshot(snap(i - 2, s.term(i - 2)))
-          await s.compact(i - 50 > s.firstIndex() ? i - 50 : s.firstIndex())
+          await s.compact(Math.max(i - 50, s.firstIndex()))
         }
         if (i === 350) s = await reopen(b, s)
       }

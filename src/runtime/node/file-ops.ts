@@ -1,4 +1,4 @@
-import { type FileHandle, mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises'
+import { type FileHandle, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { StorageError } from '../../storage/errors.js'
 import type { AppendFile, FileOps } from '../../storage/file-ops.js'
