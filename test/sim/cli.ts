@@ -15,7 +15,7 @@ import { formatViolation, runBatch } from './run.js'
 import { runSeed, stepsDefault } from './scenario.js'
 
 const seedsDefault = 100
-const bugs: readonly InjectedBug[] = ['corrupt-apply', 'forget-vote']
+const bugs: readonly InjectedBug[] = ['corrupt-apply', 'forget-vote', 'lose-tail', 'never-heal']
 
 function main(): number {
   const { values } = parseArgs({

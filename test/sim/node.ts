@@ -43,7 +43,7 @@ export const crashPoints: readonly CrashPoint[] = [
 ]
 
 /** A deliberately wrong behaviour, to prove the checkers catch it. */
-export type InjectedBug = 'corrupt-apply' | 'forget-vote'
+export type InjectedBug = 'corrupt-apply' | 'forget-vote' | 'lose-tail' | 'never-heal'
 
 export interface NodeOptions {
   electionTicks: number
@@ -76,7 +76,7 @@ export const readyLoopMax = 64
 export class SimNode {
   readonly id: NodeId
   /** The disk: everything persisted survives a crash. */
-  readonly storage = new MemoryStorage()
+  storage = new MemoryStorage()
   /** The initial members, for a node of the founding cluster (bootstrapped on an empty disk); undefined for a
    * node added later, which learns everything from the leader. */
   readonly bootstrapPeers: NodeId[] | undefined
@@ -113,6 +113,7 @@ export class SimNode {
       const hs = this.storage.hardStateNow()
       this.storage.setHardState({ ...hs, vote: None })
     }
+    if (this.env.options.bug === 'lose-tail' && this.crashes > 0) this.loseTail()
     const applied = snap.metadata.index
     const o = this.env.options
     this.raw = new RawNode({
@@ -137,6 +138,23 @@ export class SimNode {
     const empty = this.storage.lastIndex() === 0 && isEmptyHardState(this.storage.hardStateNow())
     if (this.bootstrapPeers && empty) this.raw.bootstrap(this.bootstrapPeers)
     this.env.trace.event('start', this.id, applied, this.storage.lastIndex())
+  }
+
+  /**
+   * The 'lose-tail' bug: the disk forgets its last few entries past its own commit index, as if the entries' fsync
+   * had been skipped (Ready.mustSync ignored). They may have been acknowledged, and so counted towards a commit.
+   */
+  private loseTail(): void {
+    const old = this.storage
+    const first = old.firstIndex()
+    const hs = old.hardStateNow()
+    const last = Math.max(first - 1, hs.commit, old.lastIndex() - 3)
+    const fresh = new MemoryStorage()
+    const snap = old.snapshot()
+    if (snap.metadata.index > 0) fresh.applySnapshot(snap)
+    if (last >= first) fresh.append(old.entries(first, last + 1, Number.MAX_SAFE_INTEGER))
+    fresh.setHardState(hs)
+    this.storage = fresh
   }
 
   /** Stops the node: everything not on its disk is gone. */
@@ -209,7 +227,7 @@ export class SimNode {
     if (hasSnap) {
       const snap = rd.snapshot!
       this.app = decodeApp(snap.data)
-      if (!checker.onRestore(this.id, snap.metadata.index, this.app)) return
+      if (!checker.onRestore(this.id, snap.metadata.index, this.app)) return this.crash('violation')
     }
     // After adding a member, snapshot at once if the log is compacted: the leader sends its latest snapshot to a
     // node that is far behind, and a node ignores a snapshot whose ConfState does not name it (etcd raft restore:
@@ -219,11 +237,12 @@ export class SimNode {
     for (let k = 0; k < rd.committedEntries.length; k++) {
       if (k === applyCut) return this.crash(crashAt!)
       let e = rd.committedEntries[k]!
-      if (this.env.options.bug === 'corrupt-apply' && !this.corrupted && this.id === '2' && e.data.byteLength > 0) {
+      const normal = e.type === EntryType.EntryNormal && e.data.byteLength > 0
+      if (this.env.options.bug === 'corrupt-apply' && !this.corrupted && this.id === '2' && normal) {
         this.corrupted = true
         e = { ...e, data: Uint8Array.from(e.data, (b, i) => (i === 0 ? b ^ 1 : b)) }
       }
-      if (!checker.onApply(this.id, this.app, e)) return
+      if (!checker.onApply(this.id, this.app, e)) return this.crash('violation')
       applyEntry(this.app, e)
       if (e.type === EntryType.EntryConfChange) {
         const cc = decodeConfChange(e.data)

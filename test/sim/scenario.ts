@@ -126,7 +126,8 @@ export function runSeed(opts: SimOptions): SimResult {
   if (c.checker.ok()) {
     trace.event('heal')
     c.network.heal()
-    c.network.faults = { ...noFaults }
+    // The 'never-heal' bug keeps losing every message, to prove the liveness check fires.
+    c.network.faults = opts.bug === 'never-heal' ? { ...noFaults, dropPct: 100 } : { ...noFaults }
     c.crashInReadyPct = 0
     c.tickSkipPct = 0
     c.setTick(++tick)
