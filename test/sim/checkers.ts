@@ -15,7 +15,7 @@
  *
  * Everything is incremental (one map lookup per persisted or applied entry), so it runs after every event.
  */
-import { type Entry, type HardState, None, type NodeId } from '../../src/raft/types.js'
+import { type Entry, type HardState, type NodeId, None } from '../../src/raft/types.js'
 import { type AppState, entryHash, nextChain } from './app.js'
 
 export type ViolationKind =
@@ -106,7 +106,8 @@ export class Checker {
       if (hs.term < prev.term) this.report('durability', node, `term went back from ${prev.term} to ${hs.term}`)
       else if (hs.term === prev.term && prev.vote !== None && hs.vote !== prev.vote)
         this.report('durability', node, `vote changed from ${prev.vote} to ${hs.vote || 'none'} in term ${hs.term}`)
-      if (hs.commit < prev.commit) this.report('durability', node, `commit went back from ${prev.commit} to ${hs.commit}`)
+      if (hs.commit < prev.commit)
+        this.report('durability', node, `commit went back from ${prev.commit} to ${hs.commit}`)
     }
     this.hardStates.set(node, { ...hs })
     const from = this.seenCommit.get(node) ?? 0
@@ -175,13 +176,21 @@ export class Checker {
       const bound = this.commitTermBound[i]
       if (!rec || bound === undefined || bound >= term) continue
       if (i > last) {
-        this.report('leader-completeness', node, `leader of term ${term} lacks committed entry ${i}@${rec.term}: its log ends at ${last}`)
+        this.report(
+          'leader-completeness',
+          node,
+          `leader of term ${term} lacks committed entry ${i}@${rec.term}: its log ends at ${last}`,
+        )
         return
       }
       const t = log.term(i)
       const e = t === rec.term ? log.entries(i, i + 1, Number.MAX_SAFE_INTEGER)[0] : undefined
       if (!e || entryHash(e) !== rec.hash) {
-        this.report('leader-completeness', node, `leader of term ${term} has ${i}@${t} where ${i}@${rec.term} was committed`)
+        this.report(
+          'leader-completeness',
+          node,
+          `leader of term ${term} has ${i}@${t} where ${i}@${rec.term} was committed`,
+        )
         return
       }
     }
@@ -204,7 +213,11 @@ export class Checker {
       return true
     }
     if (rec.term !== e.term || rec.hash !== entryHash(e)) {
-      this.report('state-machine-safety', node, `applied ${e.index}@${e.term} but node ${rec.node} applied ${e.index}@${rec.term} with other data`)
+      this.report(
+        'state-machine-safety',
+        node,
+        `applied ${e.index}@${e.term} but node ${rec.node} applied ${e.index}@${rec.term} with other data`,
+      )
       return false
     }
     if (rec.chain !== chain) {
@@ -226,7 +239,11 @@ export class Checker {
       return false
     }
     if (rec.chain !== app.chain) {
-      this.report('state-machine-safety', node, `snapshot at ${index} differs from the history node ${rec.node} applied`)
+      this.report(
+        'state-machine-safety',
+        node,
+        `snapshot at ${index} differs from the history node ${rec.node} applied`,
+      )
       return false
     }
     return true
@@ -241,7 +258,11 @@ export class Checker {
     if (!r) this.report('read-index', node, `read state for unknown request ${ctx}`)
     else if (r.node !== node) this.report('read-index', node, `read state for ${ctx}, which node ${r.node} requested`)
     else if (index < r.minIndex)
-      this.report('read-index', node, `read ${ctx} at index ${index}, but ${r.minIndex} was committed before it was requested`)
+      this.report(
+        'read-index',
+        node,
+        `read ${ctx} at index ${index}, but ${r.minIndex} was committed before it was requested`,
+      )
   }
 
   /** The entry applied at index, for the final check that nothing committed was lost. */

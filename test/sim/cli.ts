@@ -52,11 +52,18 @@ function main(): number {
     return r.violations.length === 0 ? 0 : 1
   }
 
-  const b = runBatch({ firstSeed: int('from', values.from, 1), seeds: int('seeds', values.seeds, seedsDefault), steps, bug })
+  const b = runBatch({
+    firstSeed: int('from', values.from, 1),
+    seeds: int('seeds', values.seeds, seedsDefault),
+    steps,
+    bug,
+  })
   for (const f of b.failures) {
     console.log(`seed ${f.seed}: ${formatViolation(f.violations[0]!)}`)
     console.log(`  setup: ${f.setup}`)
-    console.log(`replay: npm run sim -- --seed ${f.seed}${steps !== stepsDefault ? ` --steps ${steps}` : ''}${bug ? ` --bug ${bug}` : ''}`)
+    console.log(
+      `replay: npm run sim -- --seed ${f.seed}${steps !== stepsDefault ? ` --steps ${steps}` : ''}${bug ? ` --bug ${bug}` : ''}`,
+    )
   }
   const t = b.totals
   console.log(

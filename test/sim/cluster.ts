@@ -11,7 +11,7 @@ import { isRaftError } from '../../src/raft/errors.js'
 import { type ConfChange, ConfChangeType, type Message, MessageType, type NodeId } from '../../src/raft/types.js'
 import { Checker } from './checkers.js'
 import { type InFlight, Network } from './network.js'
-import { type CrashPoint, type NodeEnv, type NodeOptions, SimNode, crashPoints } from './node.js'
+import { type CrashPoint, crashPoints, type NodeEnv, type NodeOptions, SimNode } from './node.js'
 import type { SimRand } from './rng.js'
 import type { Trace } from './trace.js'
 
@@ -145,7 +145,11 @@ export class Cluster implements NodeEnv {
 
   private reportException(node: SimNode, err: unknown): void {
     const e = err instanceof Error ? err : new Error(String(err))
-    const where = (e.stack ?? '').split('\n').slice(1, 4).map((l) => l.trim()).join(' < ')
+    const where = (e.stack ?? '')
+      .split('\n')
+      .slice(1, 4)
+      .map((l) => l.trim())
+      .join(' < ')
     this.checker.report('exception', node.id, `${e.name}: ${e.message} (${where})`)
     node.crash('exception')
   }
@@ -178,7 +182,7 @@ export class Cluster implements NodeEnv {
     const to = this.nodes.get(m.to)
     const from = this.nodes.get(m.from)
     const refused = to?.app.removed.has(m.from) || from?.app.removed.has(m.to)
-    if (!to || !to.up || refused || !this.network.connected(m.from, m.to)) {
+    if (!to?.up || refused || !this.network.connected(m.from, m.to)) {
       this.stats.unreachable++
       this.trace.event('unreachable', m.from, m.to, m.type)
       this.reportFailure(m, true)

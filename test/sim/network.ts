@@ -56,7 +56,9 @@ export class Network {
   send(m: Message, nowTick: number): void {
     const copies = this.rng.chance(this.faults.duplicatePct) ? 2 : 1
     for (let c = 0; c < copies; c++) {
-      const delay = this.rng.chance(this.faults.delayPct) ? this.rng.range(1, Math.max(1, this.faults.delayTicksMax)) : 0
+      const delay = this.rng.chance(this.faults.delayPct)
+        ? this.rng.range(1, Math.max(1, this.faults.delayTicksMax))
+        : 0
       this.queue.push({ msg: copyMessage(m), deliverAtTick: nowTick + delay, seq: this.seq++ })
     }
     if (this.queue.length > inFlightMax) throw new Error(`sim: more than ${inFlightMax} messages in flight`)

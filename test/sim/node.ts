@@ -10,20 +10,20 @@
  *   3. restore the snapshot into the state machine, then apply the committed entries (again cut anywhere);
  *   4. advance.
  */
-import { RawNode, type Ready, decodeConfChange } from '../../src/raft/index.js'
+import { decodeConfChange, RawNode, type Ready } from '../../src/raft/index.js'
 import { seededRand } from '../../src/raft/rand.js'
 import { MemoryStorage } from '../../src/raft/storage.js'
 import {
   type ConfChange,
   ConfChangeType,
   EntryType,
+  isEmptyHardState,
+  isEmptySnapshot,
   type Message,
   type NodeId,
   None,
   type SoftState,
   StateType,
-  isEmptyHardState,
-  isEmptySnapshot,
 } from '../../src/raft/types.js'
 import { type AppState, applyEntry, decodeApp, emptyApp, encodeApp } from './app.js'
 import type { Checker } from './checkers.js'
@@ -183,7 +183,10 @@ export class SimNode {
   private handleReady(raw: RawNode, rd: Ready): void {
     const { checker, trace } = this.env
     const crashAt = this.env.crashPointFor(this)
-    if (crashAt === 'before-persist') return this.crash(crashAt)
+    if (crashAt === 'before-persist') {
+      this.crash(crashAt)
+      return
+    }
 
     // 1. Persist, atomically.
     const hasSnap = !isEmptySnapshot(rd.snapshot)
@@ -212,22 +215,34 @@ export class SimNode {
       trace.event('soft', this.id, rd.softState.lead, rd.softState.raftState, term)
       if (rd.softState.raftState === StateType.StateLeader) checker.onLeader(this.id, term, this.storage)
     }
-    if (crashAt === 'before-send') return this.crash(crashAt)
+    if (crashAt === 'before-send') {
+      this.crash(crashAt)
+      return
+    }
 
     // 2. Send.
     const cut = crashAt === 'mid-send' ? this.env.rng.intn(rd.messages.length + 1) : -1
     for (let k = 0; k < rd.messages.length; k++) {
-      if (k === cut) return this.crash(crashAt!)
+      if (k === cut) {
+        this.crash(crashAt!)
+        return
+      }
       this.env.send(rd.messages[k]!)
     }
     for (const rs of rd.readStates) checker.onReadState(this.id, ctxKey(rs.requestCtx), rs.index)
-    if (crashAt === 'before-apply') return this.crash(crashAt)
+    if (crashAt === 'before-apply') {
+      this.crash(crashAt)
+      return
+    }
 
     // 3. Apply.
     if (hasSnap) {
       const snap = rd.snapshot!
       this.app = decodeApp(snap.data)
-      if (!checker.onRestore(this.id, snap.metadata.index, this.app)) return this.crash('violation')
+      if (!checker.onRestore(this.id, snap.metadata.index, this.app)) {
+        this.crash('violation')
+        return
+      }
     }
     // After adding a member, snapshot at once if the log is compacted: the leader sends its latest snapshot to a
     // node that is far behind, and a node ignores a snapshot whose ConfState does not name it (etcd raft restore:
@@ -235,14 +250,20 @@ export class SimNode {
     let snapshotDue = false
     const applyCut = crashAt === 'mid-apply' ? this.env.rng.intn(rd.committedEntries.length + 1) : -1
     for (let k = 0; k < rd.committedEntries.length; k++) {
-      if (k === applyCut) return this.crash(crashAt!)
+      if (k === applyCut) {
+        this.crash(crashAt!)
+        return
+      }
       let e = rd.committedEntries[k]!
       const normal = e.type === EntryType.EntryNormal && e.data.byteLength > 0
       if (this.env.options.bug === 'corrupt-apply' && !this.corrupted && this.id === '2' && normal) {
         this.corrupted = true
         e = { ...e, data: Uint8Array.from(e.data, (b, i) => (i === 0 ? b ^ 1 : b)) }
       }
-      if (!checker.onApply(this.id, this.app, e)) return this.crash('violation')
+      if (!checker.onApply(this.id, this.app, e)) {
+        this.crash('violation')
+        return
+      }
       applyEntry(this.app, e)
       if (e.type === EntryType.EntryConfChange) {
         const cc = decodeConfChange(e.data)
@@ -251,7 +272,10 @@ export class SimNode {
         this.env.onConfChangeApplied(this, cc)
       }
     }
-    if (crashAt === 'before-advance') return this.crash(crashAt)
+    if (crashAt === 'before-advance') {
+      this.crash(crashAt)
+      return
+    }
 
     // 4. Advance.
     raw.advance(rd)

@@ -3,7 +3,7 @@
  */
 import type { Violation } from './checkers.js'
 import type { InjectedBug } from './node.js'
-import { type SimResult, runSeed } from './scenario.js'
+import { runSeed, type SimResult } from './scenario.js'
 
 export interface BatchOptions {
   /** First seed; seeds are firstSeed, firstSeed+1, ... */

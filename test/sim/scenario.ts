@@ -150,7 +150,12 @@ export function runSeed(opts: SimOptions): SimResult {
       }
       done = appliedEverywhere(c, lead, value)
     }
-    if (c.checker.ok() && !done) c.checker.report('liveness', '', `no fresh proposal committed on every voter within ${limit} ticks after healing: ${describe(c)}`)
+    if (c.checker.ok() && !done)
+      c.checker.report(
+        'liveness',
+        '',
+        `no fresh proposal committed on every voter within ${limit} ticks after healing: ${describe(c)}`,
+      )
     if (c.checker.ok() && done) {
       // Nothing applied before the healing may have been lost: every voter holds all of it, identically.
       const lead = c.leader()!
@@ -158,7 +163,11 @@ export function runSeed(opts: SimOptions): SimResult {
         const n = c.nodes.get(id)!
         const rec = c.checker.committedAt(n.app.applied)
         if (n.app.applied < appliedBefore || !rec || rec.chain !== n.app.chain)
-          c.checker.report('state-machine-safety', id, `after healing, applied ${n.app.applied} does not extend the committed history (applied anywhere: ${appliedBefore})`)
+          c.checker.report(
+            'state-machine-safety',
+            id,
+            `after healing, applied ${n.app.applied} does not extend the committed history (applied anywhere: ${appliedBefore})`,
+          )
       }
     }
   }
@@ -194,7 +203,11 @@ function describe(c: Cluster): string {
   const parts: string[] = []
   for (const n of c.nodes.values()) {
     const hs = n.storage.hardStateNow()
-    const role = !n.up ? (n.removed ? 'removed' : 'down') : ['follower', 'candidate', 'leader', 'precandidate'][n.soft.raftState]
+    const role = !n.up
+      ? n.removed
+        ? 'removed'
+        : 'down'
+      : ['follower', 'candidate', 'leader', 'precandidate'][n.soft.raftState]
     const cs = n.raw ? n.raw.confState() : undefined
     parts.push(
       `${n.id}:${role} term=${hs.term} vote=${hs.vote || '-'} commit=${hs.commit} applied=${n.app.applied} ` +
@@ -292,7 +305,9 @@ class Workload {
       () =>
         cs.voters.length > 3 ? { type: ConfChangeType.ConfChangeRemoveNode, nodeId: rng.pick(cs.voters) } : undefined,
       () =>
-        cs.learners.length > 0 ? { type: ConfChangeType.ConfChangeRemoveNode, nodeId: rng.pick(cs.learners) } : undefined,
+        cs.learners.length > 0
+          ? { type: ConfChangeType.ConfChangeRemoveNode, nodeId: rng.pick(cs.learners) }
+          : undefined,
     ]
     const cc = rng.pick(ops)()
     if (!cc) return
