@@ -1,0 +1,205 @@
+import { z } from 'zod'
+import { GrpcCode, etcdError } from '../../kv/errors.js'
+import { Base64Error, decodeBase64 } from './base64.js'
+import type { FieldDesc, MessageDesc } from './messages.js'
+
+/**
+ * Decoding of request bodies as etcd's gateway does it (golang/protobuf jsonpb over encoding/json): proto names and
+ * lowerCamel names both accepted (case-sensitive), unknown fields ignored, null means unset, bytes as padded
+ * standard base64, int64 as a JSON number or a decimal string, bools only true/false, enums by name or number.
+ * The shapes are zod schemas generated from the message descriptors; errors carry Go's messages, since clients
+ * see them verbatim (etcd-api.md §2).
+ */
+
+const int64Max = (1n << 63n) - 1n
+const int64Min = -(1n << 63n)
+const uint64Max = (1n << 64n) - 1n
+
+function jsonKind(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'array'
+  if (typeof v === 'object') return 'object'
+  return typeof v === 'boolean' ? 'bool' : typeof v
+}
+
+function cannotUnmarshal(v: unknown, goType: string): string {
+  // Go names only the JSON kind for a type mismatch ("number", "string"); a number that does not parse as the
+  // integer type is reported with its literal (see parseInteger).
+  return `json: cannot unmarshal ${jsonKind(v)} into Go value of type ${goType}`
+}
+
+/** Parses an int64/uint64 given as a JSON number or a decimal string, with Go's errors. */
+function parseInteger(v: unknown, goType: 'int64' | 'uint64'): bigint | string {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) return `json: cannot unmarshal number ${v} into Go value of type ${goType}`
+    v = BigInt(v)
+  } else if (typeof v === 'string') {
+    // jsonpb unquotes the string and parses what is inside as a JSON number.
+    const s = v.trim()
+    if (!/^-?\d+$/.test(s)) {
+      if (/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(s)) return `json: cannot unmarshal number ${s} into Go value of type ${goType}`
+      const c = s.length === 0 ? '' : s[0]
+      return c === '' ? 'unexpected end of JSON input' : `invalid character '${c}' looking for beginning of value`
+    }
+    v = BigInt(s)
+  } else {
+    return cannotUnmarshal(v, goType)
+  }
+  const b = v as bigint
+  if (goType === 'int64' ? b > int64Max || b < int64Min : b < 0n || b > uint64Max) return `json: cannot unmarshal number ${b} into Go value of type ${goType}`
+  return b
+}
+
+const schemaCache = new Map<MessageDesc, z.ZodType>()
+
+function leafSchema(f: FieldDesc): z.ZodType {
+  switch (f.kind) {
+    case 'bytes':
+      return z.any().transform((v, ctx) => {
+        if (typeof v !== 'string') {
+          ctx.addIssue({ code: 'custom', message: cannotUnmarshal(v, '[]uint8') })
+          return z.NEVER
+        }
+        try {
+          return decodeBase64(v)
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: err instanceof Base64Error ? err.message : String(err) })
+          return z.NEVER
+        }
+      })
+    case 'string':
+      return z.string({ error: (iss) => cannotUnmarshal(iss.input, 'string') })
+    case 'bool':
+      return z.boolean({ error: (iss) => cannotUnmarshal(iss.input, 'bool') })
+    case 'int64':
+    case 'int64big':
+    case 'uint64str':
+    case 'int32':
+      return z.any().transform((v, ctx) => {
+        const r = parseInteger(v, f.kind === 'uint64str' ? 'uint64' : 'int64')
+        if (typeof r === 'string') {
+          ctx.addIssue({ code: 'custom', message: r })
+          return z.NEVER
+        }
+        if (f.kind === 'int64big') return r
+        if (f.kind === 'uint64str') return r.toString()
+        return Number(r)
+      })
+    case 'enum':
+      return z.any().transform((v, ctx) => {
+        if (typeof v === 'number' && Number.isInteger(v)) return v
+        if (typeof v === 'string') {
+          const i = f.enumNames!.indexOf(v)
+          if (i >= 0) return i
+          ctx.addIssue({ code: 'custom', message: `unknown value ${JSON.stringify(v)} for enum ${f.enumGoType}` })
+          return z.NEVER
+        }
+        ctx.addIssue({ code: 'custom', message: cannotUnmarshal(v, f.enumGoType!) })
+        return z.NEVER
+      })
+    case 'message':
+      return z.lazy(() => messageSchema(f.message!()))
+  }
+}
+
+function fieldSchema(f: FieldDesc): z.ZodType {
+  const leaf = leafSchema(f)
+  if (!f.repeated) return leaf
+  const goType = f.kind === 'message' ? `[]*${f.message!().goType}` : f.kind === 'bytes' ? '[][]uint8' : `[]${f.kind}`
+  return z.array(leaf, { error: (iss) => cannotUnmarshal(iss.input, goType) })
+}
+
+function zeroOf(f: FieldDesc): unknown {
+  if (f.repeated) return []
+  switch (f.kind) {
+    case 'bytes':
+      return new Uint8Array(0)
+    case 'string':
+      return ''
+    case 'bool':
+      return false
+    case 'int64':
+    case 'int32':
+    case 'enum':
+      return 0
+    case 'int64big':
+      return 0n
+    case 'uint64str':
+      return '0'
+    case 'message':
+      return undefined
+  }
+}
+
+/** The zod schema of a message: aliases folded to proto names, nulls dropped, unknown fields ignored, zeros filled. */
+export function messageSchema(desc: MessageDesc): z.ZodType {
+  let s = schemaCache.get(desc)
+  if (s) return s
+  const shape: Record<string, z.ZodType> = {}
+  for (const f of desc.fields) shape[f.name] = fieldSchema(f).optional()
+  s = z
+    .preprocess(
+      (v) => {
+        if (v === null || v === undefined) return {}
+        if (typeof v !== 'object' || Array.isArray(v)) return v
+        const out: Record<string, unknown> = {}
+        for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
+          const f = desc.byName.get(k)
+          if (f && val !== null) out[f.name] = val
+        }
+        return out
+      },
+      z.object(shape, { error: (iss) => cannotUnmarshal(iss.input, desc.goType) }),
+    )
+    .transform((o) => {
+      const obj = o as Record<string, unknown>
+      for (const f of desc.fields) {
+        if (obj[f.name] === undefined) {
+          const z0 = zeroOf(f)
+          if (z0 !== undefined) obj[f.name] = z0
+        }
+      }
+      return obj
+    })
+  schemaCache.set(desc, s)
+  return s
+}
+
+/**
+ * Parses the first JSON value of a body, as Go's json.Decoder does for unary calls (anything after it is ignored),
+ * with Go's messages for malformed input.
+ */
+export function parseFirstJson(text: string): unknown {
+  if (text.trim() === '') return {}
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    const msg = (err as Error).message
+    const after = /non-whitespace character after JSON at position (\d+)/.exec(msg)
+    if (after) return parseFirstJson(text.slice(0, Number(after[1])))
+    throw etcdError(GrpcCode.InvalidArgument, goJsonError(text, msg))
+  }
+}
+
+function goJsonError(text: string, v8msg: string): string {
+  if (/end of JSON input|Unterminated string|Expected .* after/.test(v8msg) && !/Unexpected token/.test(v8msg)) return 'unexpected EOF'
+  const pos = /position (\d+)/.exec(v8msg)
+  let i = pos ? Number(pos[1]) : 0
+  if (!pos) {
+    // Find the first character that cannot start a value.
+    while (i < text.length && /\s/.test(text[i]!)) i++
+  }
+  const c = text[i]
+  if (c === undefined) return 'unexpected EOF'
+  const first = text.trimStart()[0]
+  if (i === text.length - text.trimStart().length || (first !== '{' && first !== '[')) return `invalid character '${c}' looking for beginning of value`
+  return `invalid character '${c}' after object key:value pair`
+}
+
+/** Decodes a request body into a message with every field present (zeros for unset ones). */
+export function decodeMessage<T>(desc: MessageDesc, body: string | unknown): T {
+  const value = typeof body === 'string' ? parseFirstJson(body) : body
+  const r = messageSchema(desc).safeParse(value)
+  if (!r.success) throw etcdError(GrpcCode.InvalidArgument, r.error.issues[0]?.message ?? 'invalid request')
+  return r.data as T
+}
