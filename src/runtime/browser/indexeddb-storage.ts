@@ -1,0 +1,186 @@
+import { promisifyRequest } from 'idb-keyval'
+import { MemoryStorage } from '../../raft/storage.js'
+import type { Entry, HardState, Snapshot } from '../../raft/types.js'
+import { emptyHardState } from '../../raft/types.js'
+import { CachedStorage } from '../../storage/cached-storage.js'
+import type { DurableStorage } from '../../storage/durable-storage.js'
+import { isStorageError, StorageError } from '../../storage/errors.js'
+import { type ClosableStore, createDurableStore } from './durable-store.js'
+
+/**
+ * The layout in IndexedDB: one object store `raft` in the database, with
+ *
+ *   'meta'       { format: 'edgecd-idb', version: 1 }  written when the database is created, checked on open
+ *   'hardstate'  HardState
+ *   'snapshot'   Snapshot (structured clone keeps `data` a Uint8Array)
+ *   [index]      Entry, keyed by a one-number array so entries sort after the string keys and by index
+ *
+ * IndexedDB transactions are atomic, so there is no torn write to repair: each save is one transaction that either
+ * happened or did not. The browser checksums its own files, so no CRC here.
+ */
+export const idbFormat = 'edgecd-idb'
+export const idbFormatVersion = 1
+const storeName = 'raft'
+
+interface Meta {
+  format: string
+  version: number
+}
+
+/** Options of the IndexedDB backend. */
+export interface IndexedDbStorageOptions {
+  /** Open without writing (not even the format record of a new database); every write is refused with ErrReadOnly. */
+  readOnly?: boolean
+}
+
+const entryKey = (index: number): IDBValidKey => [index]
+/** Every entry key from `index` up. */
+const entriesFrom = (index: number) => IDBKeyRange.lowerBound(entryKey(index))
+/** Every entry key up to `index`, inclusive. Bounded below too: the string keys sort before every array key. */
+const entriesTo = (index: number) => IDBKeyRange.bound(entryKey(0), entryKey(index))
+
+/** Runs one IndexedDB transaction's work; maps what the browser throws to StorageError naming the database. */
+async function tx<T>(
+  db: ClosableStore,
+  name: string,
+  mode: IDBTransactionMode,
+  fn: (s: IDBObjectStore) => Promise<T>,
+): Promise<T> {
+  try {
+    return await db.store(mode, fn)
+  } catch (err) {
+    if (isStorageError(err)) throw err
+    const e = err as DOMException
+    if (e?.name === 'NotFoundError') {
+      throw new StorageError('ErrNotEdgecdDir', `IndexedDB database ${name} has no object store "${storeName}"`, {
+        cause: err,
+      })
+    }
+    const what =
+      e?.name === 'QuotaExceededError' ? 'the browser storage quota is exhausted' : (e?.message ?? String(err))
+    throw new StorageError('ErrIO', `IndexedDB database ${name}: ${what}`, { cause: err })
+  }
+}
+
+/**
+ * Opens (creating if new) the durable log in the IndexedDB database `dbName` of this origin. Refuses a database that
+ * holds other data (ErrNotEdgecdDir) or another format version (ErrVersion), and a log that does not hang together
+ * (ErrCorrupt), without writing anything.
+ */
+export async function openIndexedDbStorage(
+  dbName = 'edgecd',
+  options: IndexedDbStorageOptions = {},
+): Promise<IndexedDbStorage> {
+  const db = createDurableStore(dbName, storeName)
+  try {
+    const loaded = await tx(db, dbName, 'readonly', async (s) => {
+      const [meta, hs, snap, count] = await Promise.all([
+        promisifyRequest(s.get('meta')) as Promise<Meta | undefined>,
+        promisifyRequest(s.get('hardstate')) as Promise<HardState | undefined>,
+        promisifyRequest(s.get('snapshot')) as Promise<Snapshot | undefined>,
+        promisifyRequest(s.count()),
+      ])
+      const entries = (await promisifyRequest(s.getAll(entriesFrom((snap?.metadata.index ?? 0) + 1)))) as Entry[]
+      return { meta, hs, snap, count, entries }
+    })
+    const { meta, hs, snap, count, entries } = loaded
+    if (!meta) {
+      if (count > 0) {
+        throw new StorageError(
+          'ErrNotEdgecdDir',
+          `IndexedDB database ${dbName} holds ${count} records but no edgecd format record`,
+        )
+      }
+      if (!options.readOnly) {
+        await tx(db, dbName, 'readwrite', (s) => {
+          s.put({ format: idbFormat, version: idbFormatVersion } satisfies Meta, 'meta')
+          return promisifyRequest(s.transaction)
+        })
+      }
+    } else if (meta.format !== idbFormat) {
+      throw new StorageError(
+        'ErrNotEdgecdDir',
+        `IndexedDB database ${dbName} holds format ${JSON.stringify(meta.format)}`,
+      )
+    } else if (meta.version !== idbFormatVersion) {
+      throw new StorageError(
+        'ErrVersion',
+        `IndexedDB database ${dbName} is in format version ${meta.version}, this edgecd reads version ${idbFormatVersion}`,
+      )
+    }
+    const mem = new MemoryStorage()
+    if (snap && snap.metadata.index > 0) mem.applySnapshot(snap)
+    for (let i = 0; i < entries.length; i++) {
+      const want = mem.lastIndex() + 1 + i
+      if (entries[i]!.index !== want) {
+        throw new StorageError(
+          'ErrCorrupt',
+          `IndexedDB database ${dbName}: entry ${entries[i]!.index} where ${want} belongs`,
+        )
+      }
+    }
+    mem.append(entries)
+    mem.setHardState(hs ?? { ...emptyHardState })
+    return new IndexedDbStorage(db, dbName, mem, options.readOnly ?? false)
+  } catch (err) {
+    await db.close()
+    throw err
+  }
+}
+
+/** The IndexedDB backend: the log in memory for Raft's reads, each write one strict-durability transaction. */
+export class IndexedDbStorage extends CachedStorage implements DurableStorage {
+  constructor(
+    private readonly db: ClosableStore,
+    private readonly dbName: string,
+    mem: MemoryStorage,
+    readOnly: boolean,
+  ) {
+    super(mem, readOnly, `IndexedDB database ${dbName}`)
+  }
+
+  protected persistSave(hs: HardState | undefined, entries: readonly Entry[], snap?: Snapshot): Promise<void> {
+    return tx(this.db, this.dbName, 'readwrite', (s) => {
+      let floor = this.mem.snapshot().metadata.index
+      if (snap) {
+        // A snapshot from the leader replaces the whole log.
+        s.put(plainSnapshot(snap), 'snapshot')
+        s.delete(entriesFrom(0))
+        floor = snap.metadata.index
+      }
+      const kept = entries.filter((e) => e.index > floor)
+      // An entry at an index already held replaces it and everything after it (a new leader's overwrite).
+      if (kept.length > 0) s.delete(entriesFrom(kept[0]!.index))
+      for (const e of kept)
+        s.put({ index: e.index, term: e.term, type: e.type, data: e.data } satisfies Entry, entryKey(e.index))
+      if (hs) s.put({ term: hs.term, vote: hs.vote, commit: hs.commit } satisfies HardState, 'hardstate')
+      return promisifyRequest(s.transaction)
+    })
+  }
+
+  protected persistSnapshot(snap: Snapshot): Promise<void> {
+    return tx(this.db, this.dbName, 'readwrite', (s) => {
+      s.put(plainSnapshot(snap), 'snapshot')
+      // The entries the snapshot covers are released; the read side keeps them until compact().
+      s.delete(entriesTo(snap.metadata.index))
+      return promisifyRequest(s.transaction)
+    })
+  }
+
+  protected release(): Promise<void> {
+    return this.db.close()
+  }
+}
+
+/** A copy with only the fields we own, so structured clone never meets a caller's extra properties. */
+function plainSnapshot(snap: Snapshot): Snapshot {
+  const m = snap.metadata
+  return {
+    data: snap.data,
+    metadata: {
+      index: m.index,
+      term: m.term,
+      confState: { voters: [...m.confState.voters], learners: [...m.confState.learners] },
+    },
+  }
+}
