@@ -1,0 +1,294 @@
+import { type Context, Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import type { UpgradeWebSocket } from 'hono/ws'
+import { type EtcdError, GrpcCode, etcdError } from '../kv/errors.js'
+import type { WatchRequest, WatchResponse } from '../kv/types.js'
+import { decodeMessage, parseFirstJson } from './codec/decode.js'
+import { encodeMessage } from './codec/encode.js'
+import * as M from './codec/messages.js'
+import { errorBody, httpStatus, toEtcdError } from './errors.js'
+import { JsonValueSplitter } from './json-stream.js'
+import type { MemberApi } from './member-api.js'
+import { HttpMetrics } from './metrics.js'
+
+/** The etcd version this API answers as (etcd-api.md §1). */
+export const etcdVersion = { etcdserver: '3.4.23', etcdcluster: '3.4.0' }
+
+export interface AppOptions {
+  /** etcd's --max-request-bytes (default 1.5 MiB): a write request larger than this is refused. */
+  maxRequestBytes: number
+  /** Runtime's WebSocket upgrade helper (hono/ws), for GET /v3/watch. Without it, the WebSocket watch is off. */
+  upgradeWebSocket?: UpgradeWebSocket<any>
+  /** Upper bound of concurrent watch streams (HTTP and WebSocket) per member. */
+  maxWatchStreams: number
+}
+
+/** gRPC's receive limit in etcd: the request limit plus 512 KiB of overhead (2 MiB by default). */
+export function grpcRecvBytesMax(maxRequestBytes: number): number {
+  return maxRequestBytes + 512 * 1024
+}
+
+const corsHeaders: Record<string, string> = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
+  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
+}
+
+const jsonHeaders = { 'Content-Type': 'application/json', 'Grpc-Metadata-Content-Type': 'application/grpc' }
+
+function errorResponse(c: Context, err: unknown): Response {
+  const e = toEtcdError(err)
+  return c.body(errorBody(e), httpStatus(e.grpcCode) as 400, { 'Content-Type': 'application/json' })
+}
+
+type Handler = (body: string) => Promise<string>
+
+/**
+ * The runtime-agnostic Hono app: etcd's v3 JSON gateway (unary RPCs, streaming watch and keepalive, the WebSocket
+ * watch), /health, /version, /metrics. Each runtime's entry point serves `app.fetch`.
+ */
+export function createApp(member: MemberApi, opts: AppOptions): Hono {
+  const app = new Hono()
+  const metrics = new HttpMetrics()
+  let watchStreams = 0
+
+  app.use('*', async (c, next) => {
+    await next()
+    for (const [k, v] of Object.entries(corsHeaders)) c.res.headers.set(k, v)
+  })
+  app.options('*', (c) => c.body(null, 200, { 'Content-Length': '0' }))
+
+  app.get('/version', (c) => c.json(etcdVersion))
+  app.get('/health', (c) =>
+    member.healthy() ? c.json({ health: 'true' }) : c.json({ health: 'false', reason: 'RAFT NO LEADER' }, 503),
+  )
+  app.get('/metrics', (c) => c.text(metrics.render() + member.metrics(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }))
+
+  const recvMax = grpcRecvBytesMax(opts.maxRequestBytes)
+  const limit = bodyLimit({
+    maxSize: recvMax,
+    onError: (c) => {
+      const n = Number(c.req.header('content-length') ?? recvMax + 1)
+      const e = etcdError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${n} vs. ${recvMax})`)
+      return c.body(errorBody(e), 429, { 'Content-Type': 'application/json' })
+    },
+  })
+
+  const unary = (path: string, method: string, handler: Handler) => {
+    for (const prefix of ['/v3', '/v3beta']) {
+      app.post(prefix + path, limit, async (c) => {
+        const t0 = performance.now()
+        try {
+          const out = await handler(await c.req.text())
+          metrics.observe(method, performance.now() - t0, 0)
+          return c.body(out, 200, jsonHeaders)
+        } catch (err) {
+          const e = toEtcdError(err)
+          metrics.observe(method, performance.now() - t0, e.grpcCode)
+          return errorResponse(c, e)
+        }
+      })
+    }
+  }
+  const rpc = <Req, Res>(path: string, method: string, req: M.MessageDesc, res: M.MessageDesc, fn: (r: Req) => Promise<Res>) =>
+    unary(path, method, async (body) => encodeMessage(res, (await fn(decodeMessage<Req>(req, body))) as object))
+
+  rpc('/kv/range', 'Range', M.RangeRequest, M.RangeResponse, (r) => member.range(r as never))
+  rpc('/kv/put', 'Put', M.PutRequest, M.PutResponse, (r) => member.put(r as never))
+  rpc('/kv/deleterange', 'DeleteRange', M.DeleteRangeRequest, M.DeleteRangeResponse, (r) => member.deleteRange(r as never))
+  rpc('/kv/txn', 'Txn', M.TxnRequest, M.TxnResponse, (r) => member.txn(r as never))
+  rpc('/kv/compaction', 'Compact', M.CompactionRequest, M.HeaderOnlyResponse, (r) => member.compact(r as never))
+  rpc('/lease/grant', 'LeaseGrant', M.LeaseGrantRequest, M.LeaseGrantResponse, (r) => member.leaseGrant(r as never))
+  for (const p of ['/lease/revoke', '/kv/lease/revoke'])
+    rpc(p, 'LeaseRevoke', M.LeaseRevokeRequest, M.HeaderOnlyResponse, (r) => member.leaseRevoke(r as never))
+  for (const p of ['/lease/timetolive', '/kv/lease/timetolive'])
+    rpc(p, 'LeaseTimeToLive', M.LeaseTimeToLiveRequest, M.LeaseTimeToLiveResponse, (r) => member.leaseTimeToLive(r as never))
+  for (const p of ['/lease/leases', '/kv/lease/leases'])
+    rpc(p, 'LeaseLeases', M.LeaseLeasesRequest, M.LeaseLeasesResponse, () => member.leaseLeases())
+  rpc('/maintenance/status', 'Status', M.StatusRequest, M.StatusResponse, () => member.status())
+  rpc('/maintenance/alarm', 'Alarm', M.AlarmRequest, M.AlarmResponse, (r) => member.alarm(r as never))
+  rpc('/maintenance/hash', 'Hash', M.HashRequest, M.HashResponse, () => member.hash())
+  rpc('/maintenance/hashkv', 'HashKV', M.HashKVRequest, M.HashKVResponse, (r) => member.hashKV(r as never))
+  rpc('/cluster/member/list', 'MemberList', M.MemberListRequest, M.MemberListResponse, () => member.memberList())
+
+  // ---- streams: etcd's gateway answers `{"result":...}\n` lines, chunked ----
+
+  /** Reads a request body incrementally, calling onValue for each JSON value; resolves at end of body. */
+  async function readValues(req: Request, onValue: (text: string, index: number) => boolean): Promise<string> {
+    const splitter = new JsonValueSplitter()
+    let n = 0
+    let bytes = 0
+    if (!req.body) return ''
+    const reader = req.body.pipeThrough(new TextDecoderStream()).getReader()
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) break
+      bytes += value.length
+      if (bytes > recvMax * 64) break // a stream is many messages, but not unbounded
+      for (const v of splitter.push(value)) if (!onValue(v, n++)) return ''
+    }
+    return splitter.rest()
+  }
+
+  for (const prefix of ['/v3', '/v3beta']) {
+    app.post(prefix + '/lease/keepalive', async (c) => {
+      // Answers each {ID} of the body, then ends (etcd-api.md §5).
+      const enc = new TextEncoder()
+      const pending: Promise<string>[] = []
+      let firstError: EtcdError | undefined
+      const rest = await readValues(c.req.raw, (text, i) => {
+        try {
+          const r = decodeMessage<never>(M.LeaseKeepAliveRequest, parseFirstJson(text))
+          pending.push(member.leaseKeepAlive(r).then((res) => `{"result":${encodeMessage(M.LeaseKeepAliveResponse, res)}}\n`))
+          return true
+        } catch (err) {
+          if (i === 0) firstError = etcdError(GrpcCode.Unknown, toEtcdError(err).message)
+          return false
+        }
+      })
+      if (firstError || (pending.length === 0 && rest !== '')) {
+        const e = firstError ?? etcdError(GrpcCode.Unknown, 'unexpected EOF')
+        return c.body(errorBody(e), 500, { 'Content-Type': 'application/json' })
+      }
+      const lines = await Promise.allSettled(pending)
+      const out = lines.map((l) => (l.status === 'fulfilled' ? l.value : '')).join('')
+      return c.body(enc.encode(out), 200, { 'Content-Type': 'application/json' })
+    })
+
+    app.post(prefix + '/watch', async (c) => {
+      if (watchStreams >= opts.maxWatchStreams) return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
+      const enc = new TextEncoder()
+      let controller!: ReadableStreamDefaultController<Uint8Array>
+      let closed = false
+      watchStreams++
+      const stream = member.openWatchStream((resp: WatchResponse) => {
+        if (closed) return
+        try {
+          controller.enqueue(enc.encode(`{"result":${encodeMessage(M.WatchResponse, resp)}}\n`))
+        } catch {
+          finish()
+        }
+      })
+      const finish = () => {
+        if (closed) return
+        closed = true
+        watchStreams--
+        stream.close()
+      }
+      c.req.raw.signal?.addEventListener('abort', finish)
+      // The first message must decode, or the whole call fails (HTTP 500, code 2), as etcd's gateway does.
+      const body = c.req.raw
+      const firstTexts: string[] = []
+      const reader = readValues(body, (text, i) => {
+        let req: WatchRequest
+        try {
+          req = decodeMessage<WatchRequest>(M.WatchRequest, parseFirstJson(text))
+        } catch (err) {
+          if (i === 0) firstTexts.push(toEtcdError(err).message)
+          return false
+        }
+        stream.request(req)
+        return true
+      })
+      const rs = new ReadableStream<Uint8Array>({
+        start(ctl) {
+          controller = ctl
+        },
+        cancel() {
+          finish()
+        },
+      })
+      // Give the first message a chance to fail before answering 200.
+      await Promise.race([reader, new Promise((r) => setTimeout(r, 0))])
+      if (firstTexts.length > 0) {
+        finish()
+        return c.body(errorBody(etcdError(GrpcCode.Unknown, firstTexts[0]!)), 500, { 'Content-Type': 'application/json' })
+      }
+      return c.body(rs, 200, { 'Content-Type': 'application/json' })
+    })
+
+    app.post(prefix + '/maintenance/snapshot', async (c) => {
+      try {
+        const { header, data } = await member.snapshot()
+        const chunk = 32 * 1024
+        let out = ''
+        for (let off = 0; off < data.length || off === 0; off += chunk) {
+          const blob = data.subarray(off, Math.min(off + chunk, data.length))
+          out += `{"result":${encodeMessage(M.SnapshotResponse, { header, remaining_bytes: data.length - off - blob.length, blob })}}\n`
+          if (data.length === 0) break
+        }
+        return c.body(out, 200, { 'Content-Type': 'application/json' })
+      } catch (err) {
+        return errorResponse(c, err)
+      }
+    })
+  }
+
+  // ---- the WebSocket watch: one text frame per request and per response (grpc-websocket-proxy's shape) ----
+  if (opts.upgradeWebSocket) {
+    const upgrade = opts.upgradeWebSocket
+    for (const prefix of ['/v3', '/v3beta']) {
+      app.get(
+        prefix + '/watch',
+        async (c, next) => {
+          if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return methodNotAllowed(c)
+          if (watchStreams >= opts.maxWatchStreams) return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
+          await next()
+        },
+        upgrade(() => {
+          let stream: ReturnType<MemberApi['openWatchStream']> | undefined
+          return {
+            onOpen(_evt, ws) {
+              watchStreams++
+              stream = member.openWatchStream((resp) => {
+                try {
+                  ws.send(`{"result":${encodeMessage(M.WatchResponse, resp)}}`)
+                } catch {
+                  stream?.close()
+                }
+              })
+            },
+            onMessage(evt, ws) {
+              if (typeof evt.data !== 'string') {
+                ws.send(`{"error":{"grpc_code":3,"http_code":400,"message":"binary frames are not supported","http_status":"Bad Request"}}`)
+                return
+              }
+              try {
+                stream?.request(decodeMessage<WatchRequest>(M.WatchRequest, parseFirstJson(evt.data)))
+              } catch (err) {
+                const e = toEtcdError(err)
+                ws.send(`{"error":{"grpc_code":${e.grpcCode},"http_code":${httpStatus(e.grpcCode)},"message":${JSON.stringify(e.message)}}}`)
+              }
+            },
+            onClose() {
+              if (stream) {
+                stream.close()
+                stream = undefined
+                watchStreams--
+              }
+            },
+            onError() {
+              if (stream) {
+                stream.close()
+                stream = undefined
+                watchStreams--
+              }
+            },
+          }
+        }),
+      )
+    }
+  }
+
+  // ---- anything else: etcd's 405 / 404 ----
+  const methodNotAllowed = (c: Context) => c.body('Method Not Allowed\n', 405, { 'Content-Type': 'text/plain; charset=utf-8' })
+  const rpcPaths = new Set(app.routes.filter((r) => r.method === 'POST').map((r) => r.path))
+  app.all('*', (c) => {
+    const path = new URL(c.req.url).pathname
+    if (rpcPaths.has(path)) return methodNotAllowed(c)
+    if (path.startsWith('/v3/') || path.startsWith('/v3beta/'))
+      return c.body('Not Found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8' })
+    return c.body('404 page not found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8' })
+  })
+  return app
+}

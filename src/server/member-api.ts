@@ -1,0 +1,83 @@
+import type {
+  AlarmMember,
+  CompactionRequest,
+  CompactionResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseKeepAliveRequest,
+  LeaseKeepAliveResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeRequest,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  ResponseHeader,
+  TxnRequest,
+  TxnResponse,
+  WatchRequest,
+  WatchResponse,
+} from '../kv/types.js'
+
+export interface MemberInfo {
+  ID: string
+  name: string
+  peerURLs: string[]
+  clientURLs: string[]
+  isLearner: boolean
+}
+
+export interface StatusInfo {
+  header: ResponseHeader
+  version: string
+  dbSize: number
+  leader: string
+  raftIndex: number
+  raftTerm: number
+  raftAppliedIndex: number
+  errors: string[]
+  dbSizeInUse: number
+  isLearner: boolean
+}
+
+/** One client watch stream (an HTTP stream or a WebSocket): requests in, responses out, in order. */
+export interface WatchStream {
+  /** Handles one request; responses arrive through the `send` callback given to openWatchStream. */
+  request(req: WatchRequest): void
+  /** The client went away: cancel every watcher of this stream. */
+  close(): void
+}
+
+/**
+ * What the HTTP layer needs from a member. Every method answers with etcd's response (header filled) or throws an
+ * EtcdError. Implemented by `Member` (src/server/member.ts); tests may substitute their own.
+ */
+export interface MemberApi {
+  range(req: RangeRequest): Promise<RangeResponse>
+  put(req: PutRequest): Promise<PutResponse>
+  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse>
+  txn(req: TxnRequest): Promise<TxnResponse>
+  compact(req: CompactionRequest): Promise<CompactionResponse>
+  leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse>
+  leaseRevoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse>
+  leaseKeepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse>
+  leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>
+  leaseLeases(): Promise<LeaseLeasesResponse>
+  openWatchStream(send: (resp: WatchResponse) => void): WatchStream
+  status(): Promise<StatusInfo>
+  memberList(): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
+  alarm(req: { action: number; memberID: string; alarm: number }): Promise<{ header: ResponseHeader; alarms: AlarmMember[] }>
+  hash(): Promise<{ header: ResponseHeader; hash: number }>
+  hashKV(req: { revision: number }): Promise<{ header: ResponseHeader; hash: number; compact_revision: number }>
+  /** A consistent snapshot of the store, as bytes. */
+  snapshot(): Promise<{ header: ResponseHeader; data: Uint8Array }>
+  /** Prometheus text exposition of the member's gauges (the HTTP layer adds its request metrics). */
+  metrics(): string
+  /** Whether the member has a leader and is serving (GET /health). */
+  healthy(): boolean
+}

@@ -1,0 +1,363 @@
+import { decode, encode } from 'cbor-x'
+import { EtcdError } from '../kv/errors.js'
+import {
+  EntryType,
+  type Message,
+  type NodeId,
+  RaftError,
+  RawNode,
+  type Ready,
+  StateType,
+  cryptoRand,
+  decodeConfChange,
+} from '../raft/index.js'
+import type { DurableStorage } from '../storage/durable-storage.js'
+
+/**
+ * The application state a member replicates: it applies committed entries in order, and can be snapshotted and
+ * restored. Deterministic: every member applying the same entries reaches the same state.
+ */
+export interface StateMachine {
+  /** Applies one committed proposal; returns its result or throws an EtcdError (which is answered, not fatal). */
+  apply(data: Uint8Array, index: number): unknown
+  /** The whole state as bytes, for a Raft snapshot. */
+  snapshot(): Uint8Array
+  /** Replaces the state with a snapshot's. */
+  restore(data: Uint8Array): void
+}
+
+/** How peers' messages leave this member. A single member has none. */
+export interface Transport {
+  send(msgs: Message[]): void
+}
+
+export interface RaftMemberOptions {
+  id: NodeId
+  storage: DurableStorage
+  stateMachine: StateMachine
+  /** etcd's --heartbeat-interval: the tick, in ms (default 100). */
+  tickMs: number
+  /** etcd's --election-timeout / --heartbeat-interval: election timeout in ticks (default 10). */
+  electionTicks: number
+  /** etcd's --snapshot-count: applied entries between snapshots (default 10,000). */
+  snapshotCount: number
+  /** Entries kept behind a snapshot for slow followers (etcd's SnapshotCatchUpEntries, 5,000). */
+  snapshotCatchUpEntries: number
+  /** A proposal or read not answered within this many ms fails with etcd's "request timed out". */
+  requestTimeoutMs: number
+  /** Peers of a new cluster, this member included; ignored when the storage already has state. */
+  initialPeers: NodeId[]
+  transport?: Transport
+  /** Called on fatal errors (a failed fsync): the member has stopped and must not serve. */
+  onFatal?: (err: unknown) => void
+}
+
+interface Waiter {
+  resolve(v: unknown): void
+  reject(e: unknown): void
+  timer: ReturnType<typeof setTimeout>
+}
+
+/**
+ * The run loop that glues Raft, durable storage and the state machine (etcd's raftNode + EtcdServer.apply):
+ * ticks, proposals and linearizable reads in; each Ready persisted, sent, applied, advanced in that order.
+ * Only one Ready is in flight; proposals arriving during its fsync are batched into the next (group commit).
+ */
+export class RaftMember {
+  readonly node: RawNode
+  readonly opts: RaftMemberOptions
+  private ticker: ReturnType<typeof setInterval> | undefined
+  private running = false
+  private stopped = false
+  private fatal: unknown
+  private reqSeq = 0
+  private readonly waiters = new Map<string, Waiter>()
+  /** Reads waiting for the next ReadIndex round, and the round in flight. */
+  private readWaiting: Waiter[] = []
+  private readInFlight: { ctx: string; waiters: Waiter[] } | undefined
+  /** Reads whose read index is known, waiting for apply to reach it. */
+  private readApplyWait: { index: number; waiters: Waiter[] }[] = []
+  private appliedIndex = 0
+  private snapshotIndex = 0
+  private readonly te = new TextEncoder()
+  private readonly td = new TextDecoder()
+  /** Listeners told about leadership and applied index changes (leases, watches, status). */
+  readonly onLeaderChange: ((isLeader: boolean, lead: NodeId) => void)[] = []
+  readonly onApplied: ((index: number) => void)[] = []
+  readonly onConfChange: ((index: number) => void)[] = []
+
+  private constructor(opts: RaftMemberOptions) {
+    this.opts = opts
+    const snap = opts.storage.snapshot()
+    this.snapshotIndex = snap.metadata.index
+    if (snap.metadata.index > 0) opts.stateMachine.restore(snap.data)
+    this.appliedIndex = snap.metadata.index
+    this.node = new RawNode({
+      id: opts.id,
+      storage: opts.storage,
+      rand: cryptoRand(),
+      electionTicks: opts.electionTicks,
+      heartbeatTicks: 1,
+      applied: snap.metadata.index,
+    })
+    if (opts.storage.lastIndex() === 0 && snap.metadata.index === 0) this.node.bootstrap(opts.initialPeers)
+  }
+
+  /** Recovers from storage (snapshot + WAL tail), bootstraps a new cluster on empty storage, and starts ticking. */
+  static async start(opts: RaftMemberOptions): Promise<RaftMember> {
+    const m = new RaftMember(opts)
+    await m.drain()
+    // A lone member campaigns at once instead of waiting an election timeout.
+    if (opts.initialPeers.length === 1 && opts.initialPeers[0] === opts.id) {
+      m.node.campaign()
+      await m.drain()
+    }
+    m.ticker = setInterval(() => {
+      if (m.stopped) return
+      m.node.tick()
+      m.kick()
+    }, opts.tickMs)
+    return m
+  }
+
+  get applied(): number {
+    return this.appliedIndex
+  }
+
+  isLeader(): boolean {
+    return this.node.raft.state === StateType.StateLeader
+  }
+
+  leader(): NodeId {
+    return this.node.raft.lead
+  }
+
+  /** Feeds a message from a peer. */
+  step(m: Message): void {
+    if (this.stopped) return
+    try {
+      this.node.step(m)
+    } catch (err) {
+      if (!(err instanceof RaftError)) throw err
+    }
+    this.kick()
+  }
+
+  /**
+   * Proposes data and resolves with the state machine's result once it is applied on this member. Fails fast with
+   * etcd's "no leader" when there is none, and with "request timed out" after requestTimeoutMs.
+   */
+  propose(data: Uint8Array): Promise<unknown> {
+    this.checkServing()
+    const id = `${this.opts.id}:${++this.reqSeq}`
+    const entry = encode([id, data]) as Uint8Array
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(id)
+        reject(new EtcdError('ErrTimeout'))
+      }, this.opts.requestTimeoutMs)
+      this.waiters.set(id, { resolve, reject, timer })
+      try {
+        this.node.propose(entry)
+      } catch (err) {
+        clearTimeout(timer)
+        this.waiters.delete(id)
+        reject(err instanceof RaftError && err.code === 'ErrProposalDropped' ? new EtcdError('ErrNoLeader') : err)
+        return
+      }
+      this.kick()
+    })
+  }
+
+  /** Resolves once this member has applied everything committed before the call (ReadIndex, thesis §6.4). */
+  linearizableRead(): Promise<void> {
+    this.checkServing()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.readWaiting = this.readWaiting.filter((w) => w !== waiter)
+        reject(new EtcdError('ErrTimeout'))
+      }, this.opts.requestTimeoutMs)
+      const waiter: Waiter = { resolve: () => resolve(), reject, timer }
+      this.readWaiting.push(waiter)
+      this.startReadRound()
+    })
+  }
+
+  private startReadRound(): void {
+    if (this.readInFlight || this.readWaiting.length === 0) return
+    const ctx = `${this.opts.id}:r${++this.reqSeq}`
+    const waiters = this.readWaiting
+    this.readWaiting = []
+    this.readInFlight = { ctx, waiters }
+    try {
+      this.node.readIndex(this.te.encode(ctx))
+    } catch (err) {
+      this.readInFlight = undefined
+      const e = err instanceof RaftError && err.code === 'ErrProposalDropped' ? new EtcdError('ErrNoLeader') : err
+      for (const w of waiters) {
+        clearTimeout(w.timer)
+        w.reject(e)
+      }
+      return
+    }
+    this.kick()
+  }
+
+  private checkServing(): void {
+    if (this.fatal) throw new EtcdError('ErrStopped')
+    if (this.stopped) throw new EtcdError('ErrStopped')
+  }
+
+  /** Runs the Ready loop unless it is already running. */
+  kick(): void {
+    if (this.running || this.stopped) return
+    void this.drain()
+  }
+
+  /** Processes Ready batches until there are none. */
+  private async drain(): Promise<void> {
+    if (this.running) return
+    this.running = true
+    try {
+      while (!this.stopped && this.node.hasReady()) await this.handleReady(this.node.ready())
+    } catch (err) {
+      this.die(err)
+    } finally {
+      this.running = false
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    const prevLead = this.node.raft.lead
+    // 1. Persist (a vote or an acknowledged entry must be on disk before any message that depends on it leaves).
+    if (rd.snapshot || rd.entries.length > 0 || rd.hardState) await this.opts.storage.save(rd.hardState, rd.entries, rd.snapshot)
+    // 2. Send.
+    if (rd.messages.length > 0) this.opts.transport?.send(rd.messages)
+    // 3. Apply.
+    if (rd.snapshot) {
+      this.opts.stateMachine.restore(rd.snapshot.data)
+      this.appliedIndex = rd.snapshot.metadata.index
+      this.snapshotIndex = rd.snapshot.metadata.index
+    }
+    for (const e of rd.committedEntries) this.applyEntry(e.index, e.type, e.data)
+    for (const rs of rd.readStates) this.onReadState(this.td.decode(rs.requestCtx), rs.index)
+    this.node.advance(rd)
+    if (rd.committedEntries.length > 0 || rd.snapshot) {
+      for (const f of this.onApplied) f(this.appliedIndex)
+      this.releaseReads()
+    }
+    if (rd.softState) {
+      const isLeader = rd.softState.raftState === StateType.StateLeader
+      for (const f of this.onLeaderChange) f(isLeader, rd.softState.lead)
+      if (rd.softState.lead !== prevLead || rd.softState.lead === '') this.failReadsOnLeaderLoss()
+    }
+    await this.maybeSnapshot()
+  }
+
+  private applyEntry(index: number, type: EntryType, data: Uint8Array): void {
+    this.appliedIndex = index
+    if (type === EntryType.EntryConfChange) {
+      decodeConfChange(data)
+      for (const f of this.onConfChange) f(index)
+      return
+    }
+    if (data.length === 0) return // a leader's no-op
+    const [id, payload] = decode(data) as [string, Uint8Array]
+    let result: unknown
+    let error: unknown
+    try {
+      result = this.opts.stateMachine.apply(payload, index)
+    } catch (err) {
+      if (!(err instanceof EtcdError)) throw err
+      error = err
+    }
+    const w = this.waiters.get(id)
+    if (!w) return
+    this.waiters.delete(id)
+    clearTimeout(w.timer)
+    if (error) w.reject(error)
+    else w.resolve(result)
+  }
+
+  private onReadState(ctx: string, index: number): void {
+    const round = this.readInFlight
+    if (!round || round.ctx !== ctx) return
+    this.readInFlight = undefined
+    this.readApplyWait.push({ index, waiters: round.waiters })
+    this.releaseReads()
+    this.startReadRound()
+  }
+
+  private releaseReads(): void {
+    if (this.readApplyWait.length === 0) return
+    const keep: { index: number; waiters: Waiter[] }[] = []
+    for (const r of this.readApplyWait) {
+      if (r.index > this.appliedIndex) {
+        keep.push(r)
+        continue
+      }
+      for (const w of r.waiters) {
+        clearTimeout(w.timer)
+        w.resolve(undefined)
+      }
+    }
+    this.readApplyWait = keep
+  }
+
+  /** A read round whose leader is gone will never be answered: fail it fast, as etcd does. */
+  private failReadsOnLeaderLoss(): void {
+    const round = this.readInFlight
+    if (!round) return
+    this.readInFlight = undefined
+    for (const w of round.waiters) {
+      clearTimeout(w.timer)
+      w.reject(new EtcdError('ErrLeaderChanged'))
+    }
+    this.startReadRound()
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    if (this.appliedIndex - this.snapshotIndex < this.opts.snapshotCount) return
+    const index = this.appliedIndex
+    const term = this.node.raft.raftLog.term(index)
+    const data = this.opts.stateMachine.snapshot()
+    await this.opts.storage.saveSnapshot({ data, metadata: { index, term, confState: this.node.confState() } })
+    this.snapshotIndex = index
+    const compactTo = index - this.opts.snapshotCatchUpEntries
+    if (compactTo > this.opts.storage.firstIndex()) await this.opts.storage.compact(compactTo)
+  }
+
+  private die(err: unknown): void {
+    this.fatal = err
+    this.stopped = true
+    if (this.ticker) clearInterval(this.ticker)
+    const e = new EtcdError('ErrStopped')
+    for (const w of this.waiters.values()) {
+      clearTimeout(w.timer)
+      w.reject(e)
+    }
+    this.waiters.clear()
+    this.opts.onFatal?.(err)
+  }
+
+  /** Stops ticking, lets the Ready in flight finish (so what was acknowledged is synced), then closes storage. */
+  async stop(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker)
+    this.ticker = undefined
+    while (this.running) await new Promise((r) => setTimeout(r, 1))
+    this.stopped = true
+    const e = new EtcdError('ErrStopped')
+    for (const w of [...this.waiters.values(), ...this.readWaiting]) {
+      clearTimeout(w.timer)
+      w.reject(e)
+    }
+    this.waiters.clear()
+    this.readWaiting = []
+    await this.opts.storage.close()
+  }
+
+  /** Why the member stopped, if it died. */
+  fatalError(): unknown {
+    return this.fatal
+  }
+}
