@@ -1,0 +1,133 @@
+/**
+ * A member's configuration: etcd's flag names, their defaults, and every limit with its unit, checked in one place
+ * (`validateServerConfig`). The CLI fills it from flags and `EDGECD_*` environment variables (src/cli/serve.ts).
+ */
+export interface ServerConfig {
+  /** --name: human-readable name of this member. */
+  name: string
+  /** --data-dir: where the WAL and snapshots live. */
+  dataDir: string
+  /** --listen-client-urls: where clients (and peers, on /raft) connect. One URL per listener. */
+  listenClientUrls: string[]
+  /** --advertise-client-urls: what this member tells others its client URLs are. */
+  advertiseClientUrls: string[]
+  /** --initial-advertise-peer-urls: this member's peer URLs (edgecd serves peers on the client port, /raft). */
+  initialAdvertisePeerUrls: string[]
+  /** --initial-cluster: name=peerURL,... of the cluster at bootstrap. */
+  initialCluster: string
+  /** --initial-cluster-state: new | existing. */
+  initialClusterState: 'new' | 'existing'
+  /** --initial-cluster-token: part of the member and cluster ids; also the peers' shared secret at minimum. */
+  initialClusterToken: string
+  /** --heartbeat-interval, in ms. */
+  heartbeatIntervalMs: number
+  /** --election-timeout, in ms; a multiple of the heartbeat interval. */
+  electionTimeoutMs: number
+  /** --snapshot-count: applied entries between snapshots. */
+  snapshotCount: number
+  /** --quota-backend-bytes: storage quota; past it the NOSPACE alarm refuses writes. */
+  quotaBackendBytes: number
+  /** --max-request-bytes: the largest request a client may send. */
+  maxRequestBytes: number
+  /** --max-txn-ops: operations per txn. */
+  maxTxnOps: number
+  /** --max-watchers: watchers per member. */
+  maxWatchers: number
+  /** --max-watch-streams: concurrent watch streams (HTTP and WebSocket) per member. */
+  maxWatchStreams: number
+  /** --request-timeout: ms before a proposal or read fails with "request timed out". */
+  requestTimeoutMs: number
+  /** --log-level: debug | info | warn | error. */
+  logLevel: 'debug' | 'info' | 'warn' | 'error'
+}
+
+export const serverDefaults: ServerConfig = {
+  name: 'default',
+  dataDir: './data',
+  listenClientUrls: ['http://127.0.0.1:2379'],
+  advertiseClientUrls: ['http://127.0.0.1:2379'],
+  initialAdvertisePeerUrls: ['http://127.0.0.1:2379'],
+  initialCluster: '',
+  initialClusterState: 'new',
+  initialClusterToken: 'etcd-cluster',
+  heartbeatIntervalMs: 100,
+  electionTimeoutMs: 1000,
+  snapshotCount: 10_000,
+  quotaBackendBytes: 2 * 1024 * 1024 * 1024,
+  maxRequestBytes: 1.5 * 1024 * 1024,
+  maxTxnOps: 128,
+  maxWatchers: 10_000,
+  maxWatchStreams: 1_000,
+  requestTimeoutMs: 7_000,
+  logLevel: 'info',
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+function checkUrls(flag: string, urls: string[]): void {
+  if (urls.length === 0) throw new ConfigError(`--${flag} must name at least one URL`)
+  for (const u of urls) {
+    let p: URL
+    try {
+      p = new URL(u)
+    } catch {
+      throw new ConfigError(`--${flag}: invalid URL ${JSON.stringify(u)}`)
+    }
+    if (p.protocol !== 'http:' && p.protocol !== 'https:') throw new ConfigError(`--${flag}: URL scheme must be http or https, got ${JSON.stringify(u)}`)
+    if (!p.port) throw new ConfigError(`--${flag}: URL must have a port: ${JSON.stringify(u)}`)
+  }
+}
+
+/** The name=url pairs of --initial-cluster, or this member alone when empty. */
+export function parseInitialCluster(c: ServerConfig): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  if (c.initialCluster.trim() === '') {
+    out.set(c.name, c.initialAdvertisePeerUrls)
+    return out
+  }
+  for (const part of c.initialCluster.split(',')) {
+    const eq = part.indexOf('=')
+    if (eq <= 0) throw new ConfigError(`--initial-cluster: expected name=url, got ${JSON.stringify(part)}`)
+    const name = part.slice(0, eq).trim()
+    const url = part.slice(eq + 1).trim()
+    checkUrls('initial-cluster', [url])
+    out.set(name, [...(out.get(name) ?? []), url])
+  }
+  if (!out.has(c.name)) throw new ConfigError(`--initial-cluster does not include this member's --name ${JSON.stringify(c.name)}`)
+  return out
+}
+
+/** Checks every field; throws ConfigError naming the flag. Returns the config for chaining. */
+export function validateServerConfig(c: ServerConfig): ServerConfig {
+  if (c.name.trim() === '') throw new ConfigError('--name must not be empty')
+  if (c.dataDir.trim() === '') throw new ConfigError('--data-dir must not be empty')
+  checkUrls('listen-client-urls', c.listenClientUrls)
+  checkUrls('advertise-client-urls', c.advertiseClientUrls)
+  checkUrls('initial-advertise-peer-urls', c.initialAdvertisePeerUrls)
+  if (c.initialClusterState !== 'new' && c.initialClusterState !== 'existing')
+    throw new ConfigError(`--initial-cluster-state must be "new" or "existing", got ${JSON.stringify(c.initialClusterState)}`)
+  const posInt = (flag: string, v: number, min = 1) => {
+    if (!Number.isSafeInteger(v) || v < min) throw new ConfigError(`--${flag} must be an integer >= ${min}, got ${v}`)
+  }
+  posInt('heartbeat-interval', c.heartbeatIntervalMs)
+  posInt('election-timeout', c.electionTimeoutMs)
+  if (c.electionTimeoutMs < 5 * c.heartbeatIntervalMs)
+    throw new ConfigError(`--election-timeout[${c.electionTimeoutMs}ms] should be at least 5 times as --heartbeat-interval[${c.heartbeatIntervalMs}ms]`)
+  if (c.electionTimeoutMs > 50_000) throw new ConfigError(`--election-timeout[${c.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`)
+  posInt('snapshot-count', c.snapshotCount)
+  posInt('quota-backend-bytes', c.quotaBackendBytes)
+  posInt('max-request-bytes', c.maxRequestBytes)
+  if (c.maxRequestBytes > 64 * 1024 * 1024) throw new ConfigError('--max-request-bytes must be at most 64 MiB')
+  posInt('max-txn-ops', c.maxTxnOps)
+  posInt('max-watchers', c.maxWatchers)
+  posInt('max-watch-streams', c.maxWatchStreams)
+  posInt('request-timeout', c.requestTimeoutMs, 100)
+  if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(c.logLevel)}`)
+  parseInitialCluster(c)
+  return c
+}
