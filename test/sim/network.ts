@@ -45,6 +45,8 @@ export class Network {
   private queue: InFlight[] = []
   private seq = 0
   private readonly group = new Map<NodeId, number>()
+  /** Directed links that are down ("from>to"): asymmetric faults, where a node hears but is not heard. */
+  private readonly cuts = new Set<string>()
   private readonly rng: SimRand
 
   constructor(rng: SimRand) {
@@ -79,8 +81,15 @@ export class Network {
     return this.rng.chance(this.faults.dropPct)
   }
 
+  /** Whether a message from a can reach b now. */
   connected(a: NodeId, b: NodeId): boolean {
+    if (this.cuts.size > 0 && this.cuts.has(`${a}>${b}`)) return false
     return (this.group.get(a) ?? 0) === (this.group.get(b) ?? 0)
+  }
+
+  /** Cuts the link from a to b only (b still reaches a). */
+  cutOneWay(a: NodeId, b: NodeId): void {
+    this.cuts.add(`${a}>${b}`)
   }
 
   /** Splits the nodes into groups; nodes not named stay in group 0 with the first group. */
@@ -98,10 +107,11 @@ export class Network {
 
   heal(): void {
     this.group.clear()
+    this.cuts.clear()
   }
 
   partitioned(): boolean {
-    return this.group.size > 0
+    return this.group.size > 0 || this.cuts.size > 0
   }
 
   inFlight(): number {

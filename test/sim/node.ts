@@ -55,6 +55,8 @@ export interface NodeOptions {
   snapshotPct: number
   /** Entries kept in the log behind a snapshot, for followers that lag a little. */
   compactKeepEntries: number
+  checkQuorum: boolean
+  preVote: boolean
   bug: InjectedBug | undefined
 }
 
@@ -125,8 +127,8 @@ export class SimNode {
       heartbeatTicks: o.heartbeatTicks,
       maxMsgBytes: o.maxMsgBytes,
       maxInflightMsgs: o.maxInflightMsgs,
-      checkQuorum: true,
-      preVote: true,
+      checkQuorum: o.checkQuorum,
+      preVote: o.preVote,
     })
     this.soft = { lead: None, raftState: StateType.StateFollower }
     this.stopAtTick = Number.POSITIVE_INFINITY
@@ -213,7 +215,12 @@ export class SimNode {
       this.soft = { ...rd.softState }
       const term = this.storage.hardStateNow().term
       trace.event('soft', this.id, rd.softState.lead, rd.softState.raftState, term)
-      if (rd.softState.raftState === StateType.StateLeader) checker.onLeader(this.id, term, this.storage)
+      if (rd.softState.raftState === StateType.StateLeader) {
+        checker.onLeader(this.id, term, this.storage)
+        // Only a voter of its own configuration may lead (learners and removed nodes never campaign).
+        if (!raw.confState().voters.includes(this.id))
+          checker.report('election-safety', this.id, `leader of term ${term} is not a voter of its configuration`)
+      }
     }
     if (crashAt === 'before-send') {
       this.crash(crashAt)

@@ -59,6 +59,10 @@ interface World {
   readPct: number
   confChangePct: number
   transferPct: number
+  /** Chance per tick that one directed link goes down. */
+  cutPct: number
+  /** Chance per tick that the application forces an election on a random node (RawNode.campaign). */
+  campaignPct: number
 }
 
 export function runSeed(opts: SimOptions): SimResult {
@@ -73,6 +77,9 @@ export function runSeed(opts: SimOptions): SimResult {
     snapshotEntriesMin: rng.range(3, 30),
     snapshotPct: rng.pick([0, 10, 50]),
     compactKeepEntries: rng.range(0, 10),
+    // etcd's defaults are on; some seeds turn them off to run the plain elections of the Raft paper.
+    checkQuorum: rng.chance(75),
+    preVote: rng.chance(75),
     bug: opts.bug,
   }
   const world: World = {
@@ -80,7 +87,9 @@ export function runSeed(opts: SimOptions): SimResult {
       dropPct: rng.pick([0, 1, 5, 10, 20]),
       duplicatePct: rng.pick([0, 1, 5]),
       delayPct: rng.pick([0, 5, 20]),
-      delayTicksMax: rng.range(1, 5),
+      // Mostly short delays; some seeds hold messages for up to two election timeouts, so that stale votes and
+      // appends of long-gone terms arrive.
+      delayTicksMax: rng.chance(75) ? rng.range(1, 5) : rng.range(6, 20),
       reorder: rng.chance(50),
     },
     crashPct: rng.pick([0, 0.5, 1, 2]),
@@ -92,19 +101,24 @@ export function runSeed(opts: SimOptions): SimResult {
     readPct: rng.pick([0, 10, 30]),
     confChangePct: rng.pick([0, 1, 2, 4]),
     transferPct: rng.pick([0, 0.5, 1, 2]),
+    cutPct: rng.pick([0, 0, 0.5, 2]),
+    campaignPct: rng.pick([0, 0, 0.5, 2]),
   }
   const c = new Cluster(rng, trace, nodeOptions)
   c.crashInReadyPct = rng.pick([0, 0.1, 0.5])
-  c.downMax = (voters - 1) >> 1
+  // Usually a minority may be down at once; some seeds crash any number, up to all of them (a power cut).
+  c.downMax = rng.chance(75) ? (voters - 1) >> 1 : nodeIdMax
   c.tickSkipPct = rng.pick([0, 2, 10])
   c.network.faults = { ...world.faults }
   const f = world.faults
   const setup =
-    `voters=${voters} heartbeat=${nodeOptions.heartbeatTicks} maxMsgBytes=${nodeOptions.maxMsgBytes} ` +
+    `voters=${voters} heartbeat=${nodeOptions.heartbeatTicks} checkQuorum=${nodeOptions.checkQuorum} ` +
+    `preVote=${nodeOptions.preVote} maxMsgBytes=${nodeOptions.maxMsgBytes} ` +
     `inflight=${nodeOptions.maxInflightMsgs} snap=${nodeOptions.snapshotEntriesMin}/${nodeOptions.snapshotPct}% ` +
     `keep=${nodeOptions.compactKeepEntries} drop=${f.dropPct}% dup=${f.duplicatePct}% delay=${f.delayPct}%x${f.delayTicksMax} ` +
     `reorder=${f.reorder} crash=${world.crashPct}%+${c.crashInReadyPct}%ready partition=${world.partitionPct}% ` +
-    `isolate=${world.isolatePct}% confchange=${world.confChangePct}% transfer=${world.transferPct}%`
+    `isolate=${world.isolatePct}% cut=${world.cutPct}% down<=${c.downMax} confchange=${world.confChangePct}% ` +
+    `transfer=${world.transferPct}% campaign=${world.campaignPct}%`
   trace.note(`seed ${opts.seed}: ${setup}`)
 
   const ids: NodeId[] = []
@@ -234,6 +248,14 @@ function injectFaults(c: Cluster, rng: SimRand, world: World): void {
     const id = rng.pick([...c.nodes.keys()])
     c.network.isolate(id)
     t.event('isolate', id)
+  } else if (rng.chance(world.cutPct)) {
+    const ids = [...c.nodes.keys()]
+    const from = rng.pick(ids)
+    const to = rng.pick(ids)
+    if (from !== to) {
+      c.network.cutOneWay(from, to)
+      t.event('cut', from, to)
+    }
   } else if (c.network.partitioned() && rng.chance(world.healPct)) {
     c.network.heal()
     t.event('heal')
@@ -276,6 +298,12 @@ class Workload {
       c.process(n)
     }
     if (rng.chance(world.confChangePct)) this.changeMembership()
+    if (rng.chance(world.campaignPct) && c.upNodes().length > 0) {
+      const n = rng.pick(c.upNodes())
+      const err = c.guard(n, () => n.raw!.campaign())
+      c.trace.event('campaign', n.id, err ?? 'ok')
+      c.process(n)
+    }
     if (rng.chance(world.transferPct)) {
       const lead = c.leader()
       if (lead) {
