@@ -105,7 +105,9 @@ export class FileStorage extends CachedStorage implements DurableStorage {
   }
 
   protected async persistSave(hs: HardState | undefined, entries: readonly Entry[], snap?: Snapshot): Promise<void> {
-    const w = new FrameWriter()
+    let expected = 256
+    for (const e of entries) expected += 64 + e.data.byteLength
+    const w = new FrameWriter(expected)
     if (snap) {
       await this.writeSnapshotFile(snap)
       addSnapshotRecord(w, { index: snap.metadata.index, term: snap.metadata.term, reset: true })

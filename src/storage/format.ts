@@ -60,22 +60,39 @@ export function checkFileHeader(bytes: Uint8Array, magic: string, path: string):
 
 /** Appends frames to one buffer, so a whole save goes to the file in one write. */
 export class FrameWriter {
-  private buf = new Uint8Array(4096)
+  private buf: Uint8Array
   private len = 0
+
+  /** `expectedBytes` sizes the buffer up front, so a big save is not copied while it grows. */
+  constructor(expectedBytes = 4096) {
+    this.buf = new Uint8Array(expectedBytes)
+  }
 
   /** Adds one frame whose body is the record type byte followed by `payload`. */
   add(type: number, payload: Uint8Array): void {
-    const bodyLen = 1 + payload.byteLength
-    this.reserve(frameHeaderBytes + bodyLen)
+    this.addWith(type, payload.byteLength, (b, at) => {
+      b.set(payload, at)
+      return at + payload.byteLength
+    })
+  }
+
+  /**
+   * Adds one frame whose payload `write` puts straight into the buffer at `at` (at most `payloadBytesMax` bytes),
+   * returning where it ended: the hot path for entries, which skips an intermediate copy.
+   */
+  addWith(type: number, payloadBytesMax: number, write: (buf: Uint8Array, at: number) => number): void {
+    this.reserve(frameHeaderBytes + 1 + payloadBytesMax)
     const at = this.len
     const b = this.buf
-    b[at + frameHeaderBytes] = type
-    b.set(payload, at + frameHeaderBytes + 1)
+    const bodyStart = at + frameHeaderBytes
+    b[bodyStart] = type
+    const bodyEnd = write(b, bodyStart + 1)
+    const bodyLen = bodyEnd - bodyStart
     const view = new DataView(b.buffer, at, frameHeaderBytes)
     view.setUint32(0, bodyLen, true)
-    view.setUint32(4, crc32c(b.subarray(at + frameHeaderBytes, at + frameHeaderBytes + bodyLen)), true)
+    view.setUint32(4, crc32c(b.subarray(bodyStart, bodyEnd)), true)
     view.setUint32(8, crc32c(b.subarray(at, at + 8)), true)
-    this.len += frameHeaderBytes + bodyLen
+    this.len = bodyEnd
   }
 
   get byteLength(): number {

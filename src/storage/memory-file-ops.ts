@@ -2,11 +2,14 @@ import { StorageError } from './errors.js'
 import type { AppendFile, FileOps } from './file-ops.js'
 
 interface MemFile {
-  /** Everything written, synced or not. */
+  /** Everything written, synced or not, in data[0, size). */
   data: Uint8Array
   size: number
-  /** The bytes that survive a crash: what the last sync saw. */
-  synced: Uint8Array
+  /**
+   * The bytes that survive a crash are data[0, syncedSize): files are only appended to and truncated, so what the last
+   * sync saw is always a prefix of what is there now, and a sync costs nothing to record.
+   */
+  syncedSize: number
 }
 
 /**
@@ -47,7 +50,7 @@ export class MemoryFileOps implements FileOps {
     let f = this.files.get(name)
     if (!f) {
       if (!this.exists) throw new StorageError('ErrIO', `${this.path(name)}: no such directory`)
-      f = { data: new Uint8Array(1024), size: 0, synced: new Uint8Array(0) }
+      f = { data: new Uint8Array(1024), size: 0, syncedSize: 0 }
       this.files.set(name, f)
     }
     const file = f
@@ -65,7 +68,7 @@ export class MemoryFileOps implements FileOps {
         file.size += data.byteLength
       },
       sync: async () => {
-        file.synced = file.data.slice(0, file.size)
+        file.syncedSize = file.size
       },
       close: async () => {
         open = false
@@ -77,7 +80,7 @@ export class MemoryFileOps implements FileOps {
     this.checkWritable(name)
     const f = this.get(name)
     f.size = Math.min(f.size, size)
-    f.synced = f.data.slice(0, f.size)
+    f.syncedSize = f.size
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -99,8 +102,7 @@ export class MemoryFileOps implements FileOps {
   crash(): void {
     this.files = new Map()
     for (const [name, f] of this.durableDir) {
-      const copy: MemFile = { data: f.synced.slice(), size: f.synced.byteLength, synced: f.synced.slice() }
-      this.files.set(name, copy)
+      this.files.set(name, { data: f.data.slice(0, f.syncedSize), size: f.syncedSize, syncedSize: f.syncedSize })
     }
     this.durableDir = new Map(this.files)
   }
@@ -113,7 +115,7 @@ export class MemoryFileOps implements FileOps {
   /** Test hook: replaces a file's content, durably, as damage on disk would. */
   setFile(name: string, data: Uint8Array): void {
     this.exists = true
-    const f: MemFile = { data: data.slice(), size: data.byteLength, synced: data.slice() }
+    const f: MemFile = { data: data.slice(), size: data.byteLength, syncedSize: data.byteLength }
     this.files.set(name, f)
     this.durableDir.set(name, f)
   }
