@@ -178,6 +178,19 @@ describe('leader completeness', () => {
   })
 })
 
+describe('commit rule', () => {
+  test('a leader committing an entry of its own term passes', () => {
+    const c = new Checker()
+    c.onLeaderCommit('1', 4, 7, 4)
+    assert.deepEqual(kinds(c), [])
+  })
+  test('a leader committing an older term by counting replicas fires (Figure 8)', () => {
+    const c = new Checker()
+    c.onLeaderCommit('1', 4, 6, 2)
+    assert.deepEqual(kinds(c), ['commit-rule'])
+  })
+})
+
 describe('durability', () => {
   test('term, vote and commit moving forward pass', () => {
     const c = new Checker()

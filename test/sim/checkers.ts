@@ -9,6 +9,8 @@
  * - Leader Completeness: a new leader's log holds every entry known to be committed in an earlier term.
  * - State Machine Safety: no two nodes apply different entries at the same index; a node applies every index once,
  *   in order; a snapshot restores exactly the history it claims (a hash chain over all entries applied).
+ * - Commit rule (§5.4.2): a leader moves its commit index only onto an entry of its own term; older entries commit
+ *   with it, never by counting replicas (the Figure 8 anomaly).
  * - Durability: a node's persisted term never goes back, its vote never changes within a term, its commit index
  *   never goes back, across crashes.
  * - ReadIndex: a read state's index covers every entry committed before the read was requested.
@@ -22,6 +24,7 @@ export type ViolationKind =
   | 'election-safety'
   | 'log-matching'
   | 'leader-completeness'
+  | 'commit-rule'
   | 'state-machine-safety'
   | 'apply-order'
   | 'durability'
@@ -225,6 +228,16 @@ export class Checker {
       return false
     }
     return true
+  }
+
+  /** A leader of `term` persisted a commit index above its previous one; `commitTerm` is the term of that entry. */
+  onLeaderCommit(node: NodeId, term: number, commit: number, commitTerm: number): void {
+    if (commitTerm !== term)
+      this.report(
+        'commit-rule',
+        node,
+        `leader of term ${term} moved its commit index to ${commit}, an entry of term ${commitTerm}`,
+      )
   }
 
   /** A node restored its state machine from a snapshot (received, or its own after a restart). */

@@ -91,6 +91,8 @@ export class SimNode {
    * delay of ten ticks, so that the commit of its removal can still reach the others). */
   stopAtTick = Number.POSITIVE_INFINITY
   crashes = 0
+  /** The commit index of the last hard state this node persisted (since it started). */
+  private lastCommit = 0
   private readonly env: NodeEnv
   private corrupted = false
 
@@ -132,6 +134,7 @@ export class SimNode {
     })
     this.soft = { lead: None, raftState: StateType.StateFollower }
     this.stopAtTick = Number.POSITIVE_INFINITY
+    this.lastCommit = this.storage.hardStateNow().commit
     this.app = emptyApp()
     if (applied > 0) {
       this.app = decodeApp(snap.data)
@@ -200,7 +203,14 @@ export class SimNode {
       const prevTerm = before >= this.storage.firstIndex() - 1 ? this.storage.term(before) : -1
       checker.onEntriesPersisted(this.id, rd.entries, prevTerm)
     }
-    if (rd.hardState) checker.onHardState(this.id, rd.hardState)
+    if (rd.hardState) {
+      const prevCommit = this.lastCommit
+      this.lastCommit = rd.hardState.commit
+      // A leader (already one before this Ready, so the commit moved under its rule) commits its own term only.
+      if (this.soft.raftState === StateType.StateLeader && rd.hardState.commit > prevCommit && !rd.softState)
+        checker.onLeaderCommit(this.id, rd.hardState.term, rd.hardState.commit, this.storage.term(rd.hardState.commit))
+      checker.onHardState(this.id, rd.hardState)
+    }
     trace.event(
       'ready',
       this.id,

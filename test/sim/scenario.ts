@@ -69,10 +69,16 @@ export function runSeed(opts: SimOptions): SimResult {
   const rng = new SimRand(opts.seed)
   const trace = new Trace(opts.verbose ?? false)
   const voters = rng.chance(50) ? 3 : 5
+  // Swarm testing: a quarter of the seeds run a storm of crashes, partitions, elections and membership changes,
+  // where rare interleavings (the Raft paper's Figure 8: a new leader committing an old term's entry by counting)
+  // become likely; the rest run a steadier world where long histories build up.
+  const chaos = rng.chance(25)
+  const per = (steady: number[], storm: number[]): number => rng.pick(chaos ? storm : steady)
   const nodeOptions: NodeOptions = {
     electionTicks: 10,
     heartbeatTicks: rng.pick([1, 1, 2, 3]),
-    maxMsgBytes: rng.pick([64, 256, 4096, 1 << 20]),
+    // 1 byte means one entry per MsgApp: every batch is split, so followers see prefixes of what the leader has.
+    maxMsgBytes: rng.pick([1, 64, 256, 4096, 1 << 20]),
     maxInflightMsgs: rng.pick([1, 4, 256]),
     snapshotEntriesMin: rng.range(3, 30),
     snapshotPct: rng.pick([0, 10, 50]),
@@ -92,27 +98,27 @@ export function runSeed(opts: SimOptions): SimResult {
       delayTicksMax: rng.chance(75) ? rng.range(1, 5) : rng.range(6, 20),
       reorder: rng.chance(50),
     },
-    crashPct: rng.pick([0, 0.5, 1, 2]),
-    restartPct: rng.pick([5, 10, 20]),
-    partitionPct: rng.pick([0, 0.5, 1, 2]),
-    isolatePct: rng.pick([0, 0.5, 1, 2]),
-    healPct: rng.pick([2, 5, 10]),
+    crashPct: per([0, 0.5, 1, 2], [3, 5, 8]),
+    restartPct: per([5, 10, 20], [10, 20, 40]),
+    partitionPct: per([0, 0.5, 1, 2], [3, 5]),
+    isolatePct: per([0, 0.5, 1, 2], [3, 5]),
+    healPct: per([2, 5, 10], [10, 20]),
     proposePct: rng.pick([20, 50, 80]),
     readPct: rng.pick([0, 10, 30]),
-    confChangePct: rng.pick([0, 1, 2, 4]),
-    transferPct: rng.pick([0, 0.5, 1, 2]),
-    cutPct: rng.pick([0, 0, 0.5, 2]),
-    campaignPct: rng.pick([0, 0, 0.5, 2]),
+    confChangePct: per([0, 1, 2, 4], [4, 8]),
+    transferPct: per([0, 0.5, 1, 2], [2, 5]),
+    cutPct: per([0, 0, 0.5, 2], [1, 3]),
+    campaignPct: per([0, 0, 0.5, 2], [2, 5]),
   }
   const c = new Cluster(rng, trace, nodeOptions)
-  c.crashInReadyPct = rng.pick([0, 0.1, 0.5])
+  c.crashInReadyPct = per([0, 0.1, 0.5], [1, 2])
   // Usually a minority may be down at once; some seeds crash any number, up to all of them (a power cut).
-  c.downMax = rng.chance(75) ? (voters - 1) >> 1 : nodeIdMax
+  c.downMax = rng.chance(chaos ? 50 : 25) ? nodeIdMax : (voters - 1) >> 1
   c.tickSkipPct = rng.pick([0, 2, 10])
   c.network.faults = { ...world.faults }
   const f = world.faults
   const setup =
-    `voters=${voters} heartbeat=${nodeOptions.heartbeatTicks} checkQuorum=${nodeOptions.checkQuorum} ` +
+    `${chaos ? 'storm' : 'steady'} voters=${voters} heartbeat=${nodeOptions.heartbeatTicks} checkQuorum=${nodeOptions.checkQuorum} ` +
     `preVote=${nodeOptions.preVote} maxMsgBytes=${nodeOptions.maxMsgBytes} ` +
     `inflight=${nodeOptions.maxInflightMsgs} snap=${nodeOptions.snapshotEntriesMin}/${nodeOptions.snapshotPct}% ` +
     `keep=${nodeOptions.compactKeepEntries} drop=${f.dropPct}% dup=${f.duplicatePct}% delay=${f.delayPct}%x${f.delayTicksMax} ` +
