@@ -1,0 +1,70 @@
+/**
+ * The KV store's limits, each named with its unit, with etcd's defaults, checked in one place (STYLE.md §6).
+ */
+
+/** Every limit of the MVCC store, lessor and watch hub. */
+export interface KvConfig {
+  /** Most ops in one txn: max(len(compare), len(success), len(failure)) above this is ErrTooManyOps (etcd --max-txn-ops). */
+  maxTxnOps: number
+  /** Most watchers open at once across all streams; past it a create is answered with ErrTooManyWatchers. */
+  maxWatchers: number
+  /**
+   * Events a watcher may have waiting while its stream is congested. When a write would pass it, the queue is dropped
+   * and the watcher becomes unsynced: it catches up from history once the stream drains (etcd's unsynced group), so
+   * memory stays bounded and writes never wait for a slow client.
+   */
+  watcherQueueEventsMax: number
+  /** Most revisions replayed in one watch message while catching up (etcd's watchBatchMaxRevs). */
+  watchBatchRevisionsMax: number
+  /** The storage quota: a write that would take the estimated size past it raises the NOSPACE alarm (etcd --quota-backend-bytes). */
+  quotaBackendBytes: number
+  /** Shortest lease TTL granted; shorter requests get this (etcd: ceil(1.5 x election timeout) = 2 s). */
+  minLeaseTtlSeconds: number
+  /** Longest lease TTL accepted; longer is ErrLeaseTTLTooLarge (etcd's MaxLeaseTTL, 9e9 s). */
+  maxLeaseTtlSeconds: number
+  /** How often the leader checkpoints a lease's remaining TTL through Raft (etcd's default checkpoint interval, 5 min). */
+  leaseCheckpointIntervalMs: number
+  /** After the leader hands out an expired lease for revoking, it hands it out again only after this (etcd's expiredLeaseRetryInterval). */
+  leaseRevokeRetryMs: number
+}
+
+/** etcd's defaults. */
+export const defaultKvConfig: Readonly<KvConfig> = Object.freeze({
+  maxTxnOps: 128,
+  maxWatchers: 100_000,
+  watcherQueueEventsMax: 1024,
+  watchBatchRevisionsMax: 1000,
+  quotaBackendBytes: 2 * 1024 * 1024 * 1024,
+  minLeaseTtlSeconds: 2,
+  maxLeaseTtlSeconds: 9_000_000_000,
+  leaseCheckpointIntervalMs: 5 * 60 * 1000,
+  leaseRevokeRetryMs: 3000,
+})
+
+/** A KV configuration that cannot work; `field` names the offending option. */
+export class KvConfigError extends Error {
+  readonly code = 'ErrKvConfigInvalid'
+  constructor(
+    readonly field: keyof KvConfig,
+    message: string,
+  ) {
+    super(`invalid kv config: ${message}`)
+    this.name = 'KvConfigError'
+  }
+}
+
+/** Fills in defaults and checks every limit; throws KvConfigError naming the first bad field. */
+export function validateKvConfig(input: Partial<KvConfig> = {}): KvConfig {
+  const c: KvConfig = { ...defaultKvConfig }
+  for (const [k, v] of Object.entries(input)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v
+  for (const field of Object.keys(defaultKvConfig) as (keyof KvConfig)[]) {
+    const v = c[field] as unknown
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
+      throw new KvConfigError(field, `${field} must be a positive integer, got ${String(v)}`)
+    }
+  }
+  if (c.minLeaseTtlSeconds > c.maxLeaseTtlSeconds) {
+    throw new KvConfigError('minLeaseTtlSeconds', 'minLeaseTtlSeconds must not exceed maxLeaseTtlSeconds')
+  }
+  return c
+}

@@ -1,0 +1,267 @@
+/**
+ * etcd's lessor (lease/lessor.go), split the way Raft forces it to be:
+ *
+ * - Replicated state, changed only by `KvStore.apply` (grant, revoke, checkpoint, key attach/detach): each lease's
+ *   ID, granted TTL, the remaining TTL of its last checkpoint, and its keys. Identical on every member.
+ * - Local state, on the leader only: when each lease expires, in monotonic milliseconds passed in by the caller.
+ *   A follower's leases never expire ("forever" in etcd); when a member becomes leader, `promote(nowMs)` starts every
+ *   clock at its remaining TTL, and the leader proposes revokes for what `expired(nowMs)` returns. Expiry is thus
+ *   decided outside apply and replicated as an ordinary revoke, so apply stays deterministic.
+ */
+
+import type { KvConfig } from './config.js'
+import { EtcdError } from './errors.js'
+import type { LeaseCheckpoint } from './requests.js'
+
+/** One lease. Fields above the line replicate; the ones below are the leader's clock and differ per member. */
+export interface Lease {
+  readonly ID: bigint
+  /** The granted TTL in seconds, already raised to the minimum. */
+  readonly ttl: number
+  /** Remaining TTL in seconds at the last applied checkpoint; 0 when there is none (the full TTL applies). */
+  remainingTTL: number
+  /** The attached keys, as binary strings. */
+  readonly keys: Set<string>
+  // ---- local, leader only ----
+  /** When the lease expires (monotonic ms); undefined while this member is not the leader. */
+  expiryMs: number | undefined
+  /** Granted or promoted without a clock reading: the expiry is set at the next call that brings one. */
+  expiryPending: boolean
+  /** When the leader next checkpoints this lease's remaining TTL. */
+  checkpointDueMs: number | undefined
+  /** Renewed after a checkpoint: the leader must checkpoint remaining_TTL 0 so a new leader grants the full TTL. */
+  clearCheckpoint: boolean
+}
+
+/** The TimeToLive answer for a lease that exists. */
+export interface LeaseTimeToLive {
+  ID: bigint
+  TTL: number
+  grantedTTL: number
+  keys: string[]
+}
+
+/** The leases of the store, see the module comment. */
+export class Lessor {
+  private readonly leases = new Map<bigint, Lease>()
+  private primary = false
+
+  constructor(private readonly config: KvConfig) {}
+
+  /** Whether this member runs lease clocks (it is the leader). */
+  get isPrimary(): boolean {
+    return this.primary
+  }
+
+  get size(): number {
+    return this.leases.size
+  }
+
+  lookup(id: bigint): Lease | undefined {
+    return this.leases.get(id)
+  }
+
+  /** Every lease id, ascending (etcd lists its map in random order; sorted is stable across members). */
+  ids(): bigint[] {
+    return [...this.leases.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+  }
+
+  // ---------------------------------------------------------------- replicated: called from KvStore.apply only
+
+  /** etcd's lessor.Grant. `nowMs` starts the clock at once on the leader; without it the next clock reading does. */
+  grant(id: bigint, ttlSeconds: number, nowMs?: number): Lease {
+    // The server picks a non-zero id before proposing (etcd's reqIDGen); 0 reaching apply is etcd's ErrLeaseNotFound.
+    if (id === 0n) throw new EtcdError('ErrLeaseNotFound')
+    if (ttlSeconds > this.config.maxLeaseTtlSeconds) throw new EtcdError('ErrLeaseTTLTooLarge')
+    if (this.leases.has(id)) throw new EtcdError('ErrLeaseExist')
+    const l: Lease = {
+      ID: id,
+      ttl: Math.max(ttlSeconds, this.config.minLeaseTtlSeconds),
+      remainingTTL: 0,
+      keys: new Set(),
+      expiryMs: undefined,
+      expiryPending: false,
+      checkpointDueMs: undefined,
+      clearCheckpoint: false,
+    }
+    this.leases.set(id, l)
+    if (this.primary) this.startClock(l, nowMs)
+    return l
+  }
+
+  /** Removes the lease (the store deletes its keys first). Throws ErrLeaseNotFound. */
+  remove(id: bigint): Lease {
+    const l = this.leases.get(id)
+    if (l === undefined) throw new EtcdError('ErrLeaseNotFound')
+    this.leases.delete(id)
+    return l
+  }
+
+  attach(id: bigint, key: string): void {
+    this.leases.get(id)?.keys.add(key)
+  }
+
+  detach(id: bigint, key: string): void {
+    this.leases.get(id)?.keys.delete(key)
+  }
+
+  /**
+   * etcd's lessor.Checkpoint: records the remaining TTL, which a new leader (or a restarted member) uses instead of
+   * the full TTL. Unknown leases are skipped, as in etcd (the lease may have been revoked since).
+   */
+  checkpoint(cps: LeaseCheckpoint[]): void {
+    for (const cp of cps) {
+      const l = this.leases.get(cp.ID)
+      if (l !== undefined) l.remainingTTL = Math.max(0, cp.remaining_TTL)
+    }
+  }
+
+  // ---------------------------------------------------------------- local: the leader's clock
+
+  /**
+   * This member became leader: every lease's clock starts now with its remaining TTL (the checkpointed one, else the
+   * full TTL), as etcd's Promote does. etcd also spreads expiries when very many leases would expire at once; not here.
+   */
+  promote(nowMs: number): void {
+    this.primary = true
+    for (const l of this.leases.values()) this.startClock(l, nowMs)
+  }
+
+  /** This member is no longer leader: leases stop expiring here (etcd's Demote sets them to "forever"). */
+  demote(): void {
+    this.primary = false
+    for (const l of this.leases.values()) {
+      l.expiryMs = undefined
+      l.expiryPending = false
+      l.checkpointDueMs = undefined
+      l.clearCheckpoint = false
+    }
+  }
+
+  /**
+   * etcd's Renew, for a keepalive on the leader: restarts the lease's clock at its full TTL and returns the TTL in
+   * seconds; 0 when the lease does not exist or has already expired (its revoke is on the way), which the server
+   * answers as etcd does (TTL omitted). On a follower it throws ErrNotLeader: keepalives go to the leader.
+   */
+  renew(id: bigint, nowMs: number): number {
+    if (!this.primary) throw new EtcdError('ErrNotLeader')
+    this.resolvePending(nowMs)
+    const l = this.leases.get(id)
+    if (l === undefined) return 0
+    if (l.expiryMs !== undefined && l.expiryMs <= nowMs) return 0
+    l.expiryMs = nowMs + l.ttl * 1000
+    // A checkpointed remaining TTL would shorten the lease after a leader change; have the leader clear it
+    // (etcd clears it on renew, so at most two Raft entries per lease per checkpoint interval).
+    if (l.remainingTTL > 0) l.clearCheckpoint = true
+    this.scheduleCheckpoint(l, nowMs)
+    return l.ttl
+  }
+
+  /**
+   * The leases whose time is up, oldest expiry first, at most `max` (etcd revokes at most 1000 a second, checking
+   * every 500 ms). The leader proposes a revoke for each. A lease handed out is handed out again only after
+   * leaseRevokeRetryMs, in case its revoke got lost (etcd's expiredLeaseRetryInterval). Empty on a follower.
+   */
+  expired(nowMs: number, max = 500): bigint[] {
+    if (!this.primary) return []
+    this.resolvePending(nowMs)
+    const due: Lease[] = []
+    for (const l of this.leases.values()) if (l.expiryMs !== undefined && l.expiryMs <= nowMs) due.push(l)
+    due.sort((a, b) => a.expiryMs! - b.expiryMs! || (a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0))
+    const out = due.slice(0, max)
+    for (const l of out) l.expiryMs = nowMs + this.config.leaseRevokeRetryMs
+    return out.map((l) => l.ID)
+  }
+
+  /**
+   * The checkpoints the leader should propose now (at most `max`, etcd's maxLeaseCheckpointBatchSize 1000): the
+   * remaining TTL of leases whose checkpoint is due, and 0 for leases renewed since their last checkpoint. Only
+   * leases longer than the checkpoint interval are checkpointed, as in etcd; shorter ones simply restart with their
+   * full TTL after a leader change.
+   */
+  checkpoints(nowMs: number, max = 1000): LeaseCheckpoint[] {
+    if (!this.primary) return []
+    this.resolvePending(nowMs)
+    const out: LeaseCheckpoint[] = []
+    for (const l of this.leases.values()) {
+      if (out.length >= max) break
+      if (l.clearCheckpoint) {
+        l.clearCheckpoint = false
+        out.push({ ID: l.ID, remaining_TTL: 0 })
+        continue
+      }
+      if (l.checkpointDueMs !== undefined && l.checkpointDueMs <= nowMs && l.expiryMs !== undefined) {
+        const remaining = Math.max(0, Math.ceil((l.expiryMs - nowMs) / 1000))
+        out.push({ ID: l.ID, remaining_TTL: remaining })
+        l.checkpointDueMs = undefined
+        this.scheduleCheckpoint(l, nowMs)
+      }
+    }
+    return out
+  }
+
+  /**
+   * etcd's LeaseTimeToLive: undefined when the lease does not exist (the server answers TTL -1). TTL is the seconds
+   * left, truncated as etcd's int64(Remaining().Seconds()): from the local clock on the leader, otherwise the last
+   * checkpoint, otherwise the granted TTL.
+   */
+  timeToLive(id: bigint, nowMs?: number): LeaseTimeToLive | undefined {
+    if (nowMs !== undefined && this.primary) this.resolvePending(nowMs)
+    const l = this.leases.get(id)
+    if (l === undefined) return undefined
+    let ttl = l.remainingTTL > 0 ? l.remainingTTL : l.ttl
+    if (l.expiryMs !== undefined && nowMs !== undefined) ttl = Math.max(0, Math.trunc((l.expiryMs - nowMs) / 1000))
+    return { ID: l.ID, TTL: ttl, grantedTTL: l.ttl, keys: [...l.keys].sort() }
+  }
+
+  private startClock(l: Lease, nowMs: number | undefined): void {
+    l.clearCheckpoint = false
+    if (nowMs === undefined) {
+      l.expiryMs = undefined
+      l.expiryPending = true
+      return
+    }
+    l.expiryPending = false
+    l.expiryMs = nowMs + (l.remainingTTL > 0 ? l.remainingTTL : l.ttl) * 1000
+    this.scheduleCheckpoint(l, nowMs)
+  }
+
+  private resolvePending(nowMs: number): void {
+    for (const l of this.leases.values()) if (l.expiryPending) this.startClock(l, nowMs)
+  }
+
+  /** etcd's scheduleCheckpointIfNeeded: only leases with more left than one interval get a checkpoint. */
+  private scheduleCheckpoint(l: Lease, nowMs: number): void {
+    const remainingMs = l.expiryMs === undefined ? 0 : l.expiryMs - nowMs
+    l.checkpointDueMs =
+      remainingMs > this.config.leaseCheckpointIntervalMs ? nowMs + this.config.leaseCheckpointIntervalMs : undefined
+  }
+
+  // ---------------------------------------------------------------- snapshot
+
+  /** The replicated part, sorted by id: [id as decimal string, ttl, remainingTTL] per lease. */
+  toSnapshot(): [string, number, number][] {
+    return this.ids().map((id) => {
+      const l = this.leases.get(id)!
+      return [id.toString(), l.ttl, l.remainingTTL]
+    })
+  }
+
+  /** Replaces every lease (keys are re-attached by the store). Clocks start again only at the next promote. */
+  loadSnapshot(rows: [string, number, number][]): void {
+    const wasPrimary = this.primary
+    this.leases.clear()
+    for (const [id, ttl, remainingTTL] of rows) {
+      this.leases.set(BigInt(id), {
+        ID: BigInt(id),
+        ttl,
+        remainingTTL,
+        keys: new Set(),
+        expiryMs: undefined,
+        expiryPending: wasPrimary,
+        checkpointDueMs: undefined,
+        clearCheckpoint: false,
+      })
+    }
+  }
+}

@@ -1,0 +1,395 @@
+/**
+ * The watch hub: etcd's watchableStore and watchStream (mvcc/watchable_store.go, mvcc/watcher.go), without goroutines.
+ *
+ * The server opens one `WatchStream` per client connection (HTTP stream or WebSocket) with a `WatchSink`, then
+ * creates and cancels watchers on it. Every message for the client (created, events, progress, canceled, compacted)
+ * goes through `sink.send` with the gateway's WatchResponse shape; the hub fills `header.revision` and leaves
+ * cluster_id, member_id and raft_term to the server.
+ *
+ * A watcher is either synced (it has been sent or has queued everything up to the store's revision, and gets each
+ * new write as it is applied) or unsynced (behind: a start_revision in the past, or a client that could not keep up),
+ * in which case it catches up from the store's history. Flow control is the sink's return value: `send` returning
+ * false means "congested"; the hub then queues at most watcherQueueEventsMax events per watcher and, past that,
+ * drops the queue and marks the watcher unsynced (etcd's victims and unsynced group). `stream.resume()`, called when
+ * the transport has drained, flushes the queue and catches up. Memory stays bounded and a write never waits for a
+ * client. If the history a watcher needs is compacted meanwhile, it gets etcd's compacted cancel.
+ */
+import { inRange, type KeyRange, resolveRange } from './bytes.js'
+import type { KvConfig } from './config.js'
+import { EtcdError } from './errors.js'
+import type { Change } from './key-index.js'
+import { header } from './requests.js'
+import { type Event, EventType, FilterType, type WatchCreateRequest, type WatchResponse } from './types.js'
+
+/** Where a stream's messages go. Adapt it to an HTTP chunked body, a WebSocket, or a test array. */
+export interface WatchSink {
+  /**
+   * Takes one message for the client. Return true to keep receiving, false when the transport is congested (say a
+   * WebSocket's bufferedAmount is over a threshold): the message is still taken, but the hub holds back further
+   * events until `WatchStream.resume()`. Must not throw; if it does, the stream is closed.
+   */
+  send(resp: WatchResponse): boolean
+}
+
+/** What the hub reads from the store. */
+export interface WatchHistory {
+  /** The store's current revision. */
+  readonly revision: number
+  /** The revision of the last compaction; 0 before any. */
+  readonly compactRevision: number
+  /** The changes of each revision from `from` on (one array per revision, in order), at most maxRevisions of them. */
+  changesFrom(from: number, maxRevisions: number): { rev: number; changes: readonly Change[] }[]
+}
+
+/** etcd's mvcc errors sent as cancel_reason. */
+const errDuplicateWatchId = 'mvcc: duplicate watch ID provided on the WatchStream'
+const errEmptyWatcherRange = 'mvcc: watcher range is empty'
+
+/** A WatchResponse with proto3 defaults. */
+export function watchResponse(fields: Partial<WatchResponse>): WatchResponse {
+  return {
+    watch_id: 0,
+    created: false,
+    canceled: false,
+    compact_revision: 0,
+    cancel_reason: '',
+    fragment: false,
+    events: [],
+    ...fields,
+  }
+}
+
+interface Queued {
+  rev: number
+  resp: WatchResponse
+  events: number
+}
+
+/** One watcher. Internal to the hub; the server only sees watch ids. */
+class Watcher {
+  /** The next revision not yet sent or queued. */
+  nextRev: number
+  synced: boolean
+  readonly queue: Queued[] = []
+  queuedEvents = 0
+
+  constructor(
+    readonly id: number,
+    readonly stream: WatchStream,
+    readonly range: KeyRange,
+    readonly prevKv: boolean,
+    readonly noPut: boolean,
+    readonly noDelete: boolean,
+    readonly progressNotify: boolean,
+    startRev: number,
+  ) {
+    this.nextRev = startRev
+    this.synced = false
+  }
+
+  /** This watcher's events among one revision's changes, in change order. */
+  events(changes: readonly Change[]): Event[] {
+    const out: Event[] = []
+    for (const c of changes) {
+      if (!inRange(this.range, c.key)) continue
+      if (c.tombstone ? this.noDelete : this.noPut) continue
+      const ev: Event = { type: c.tombstone ? EventType.DELETE : EventType.PUT, kv: c.kv }
+      if (this.prevKv && c.prev !== undefined) ev.prev_kv = c.prev
+      out.push(ev)
+    }
+    return out
+  }
+}
+
+/** One client connection's watchers, sharing one sink (etcd's watchStream). */
+export class WatchStream {
+  private readonly watchers = new Map<number, Watcher>()
+  private nextId = 0
+  private blocked = false
+  private closed = false
+
+  /** @internal: streams come from `WatchHub.openStream`. */
+  constructor(
+    private readonly hub: WatchHub,
+    private readonly sink: WatchSink,
+  ) {}
+
+  /** How many watchers are open on this stream. */
+  get size(): number {
+    return this.watchers.size
+  }
+
+  /** Whether the sink reported congestion and has not been resumed since. */
+  get isBlocked(): boolean {
+    return this.blocked
+  }
+
+  /**
+   * etcd's create_request: sends `created` (with the assigned watch id) and then, for a start_revision in the past,
+   * the history from there, or the compacted cancel. A refused create is answered as etcd does: watch_id -1, created
+   * and canceled, with the reason (duplicate id, empty range, too many watchers). Returns the watch id, or -1.
+   */
+  create(req: WatchCreateRequest): number {
+    if (this.closed) return -1
+    const hub = this.hub
+    const refuse = (reason: string): number => {
+      this.deliver(
+        watchResponse({
+          header: header(hub.history.revision),
+          watch_id: -1,
+          created: true,
+          canceled: true,
+          cancel_reason: reason,
+        }),
+      )
+      return -1
+    }
+    const range = resolveRange(req.key, req.range_end)
+    if (range.empty) return refuse(errEmptyWatcherRange)
+    let id = req.watch_id
+    if (id === 0) {
+      // etcd's AutoWatchID is 0: the stream picks the lowest free id from its counter.
+      while (this.watchers.has(this.nextId)) this.nextId++
+      id = this.nextId++
+    } else if (this.watchers.has(id)) {
+      return refuse(errDuplicateWatchId)
+    }
+    if (hub.watcherCount >= hub.config.maxWatchers) return refuse(new EtcdError('ErrTooManyWatchers').message)
+
+    const current = hub.history.revision
+    // etcd: a watcher starting at 0 or in the future is synced from current+1 (events before its start are skipped).
+    const startRev = req.start_revision <= 0 ? current + 1 : req.start_revision
+    const w = new Watcher(
+      id,
+      this,
+      range,
+      req.prev_kv,
+      req.filters.includes(FilterType.NOPUT),
+      req.filters.includes(FilterType.NODELETE),
+      req.progress_notify,
+      startRev,
+    )
+    w.synced = startRev > current
+    this.watchers.set(id, w)
+    hub.add(w)
+    this.deliver(watchResponse({ header: header(current), watch_id: id, created: true }))
+    if (!w.synced) this.catchUp(w)
+    return id
+  }
+
+  /** etcd's cancel_request: sends `canceled` for a known id; unknown ids get no answer, as in etcd. */
+  cancel(watchId: number): boolean {
+    const w = this.watchers.get(watchId)
+    if (w === undefined) return false
+    this.remove(w)
+    this.deliver(watchResponse({ header: header(this.hub.history.revision), watch_id: watchId, canceled: true }))
+    return true
+  }
+
+  /** etcd 3.4's progress_request: a message with watch_id -1 and the current revision. */
+  requestProgress(): void {
+    this.deliver(watchResponse({ header: header(this.hub.history.revision), watch_id: -1 }))
+  }
+
+  /** The transport has drained: flush queued events, then let unsynced watchers catch up, until congested again. */
+  resume(): void {
+    if (this.closed) return
+    this.blocked = false
+    this.pump()
+  }
+
+  private pump(): void {
+    for (const w of [...this.watchers.values()]) {
+      if (this.blocked || this.closed) return
+      this.flush(w)
+      if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
+    }
+  }
+
+  /** The client went away: drops every watcher without messages. */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    for (const w of [...this.watchers.values()]) this.remove(w)
+    this.hub.forget(this)
+  }
+
+  // ---------------------------------------------------------------- hub side
+
+  /** @internal A new revision's events for w (already filtered, non-empty). */
+  live(w: Watcher, rev: number, events: Event[]): void {
+    const resp = watchResponse({ header: header(rev), watch_id: w.id, events })
+    w.nextRev = rev + 1
+    if (!this.blocked && w.queue.length === 0) {
+      this.deliver(resp)
+      return
+    }
+    if (w.queuedEvents + events.length > this.hub.config.watcherQueueEventsMax) {
+      // Overflow: forget the queue and catch up from history later, starting at its first revision.
+      w.nextRev = w.queue[0]?.rev ?? rev
+      w.queue.length = 0
+      w.queuedEvents = 0
+      w.synced = false
+      return
+    }
+    w.queue.push({ rev, resp, events: events.length })
+    w.queuedEvents += events.length
+  }
+
+  /** @internal Sends progress to synced watchers that asked for progress_notify and have nothing pending. */
+  notifyProgress(rev: number): void {
+    for (const w of this.watchers.values()) {
+      if (this.blocked || this.closed) return
+      if (w.progressNotify && w.synced && w.queue.length === 0) {
+        this.deliver(watchResponse({ header: header(rev), watch_id: w.id }))
+      }
+    }
+  }
+
+  /** @internal After a snapshot restore every watcher re-reads history from where it was. */
+  resync(): void {
+    for (const w of this.watchers.values()) w.synced = false
+    if (!this.blocked) this.pump()
+  }
+
+  private flush(w: Watcher): void {
+    while (w.queue.length > 0 && !this.blocked && !this.closed) {
+      const q = w.queue.shift()!
+      w.queuedEvents -= q.events
+      this.deliver(q.resp)
+    }
+  }
+
+  /**
+   * Replays history into w until it is synced or the sink is congested: whole revisions, up to
+   * watchBatchRevisionsMax per message, header revision = current revision (as etcd's syncWatchers).
+   */
+  private catchUp(w: Watcher): void {
+    const history = this.hub.history
+    while (!w.synced && !this.blocked && !this.closed && this.watchers.get(w.id) === w) {
+      const compactRev = history.compactRevision
+      if (w.nextRev < compactRev) {
+        // etcd: the history this watcher needs is gone; cancel with compact_revision, header without revision.
+        this.remove(w)
+        this.deliver(watchResponse({ header: header(0), watch_id: w.id, canceled: true, compact_revision: compactRev }))
+        return
+      }
+      const current = history.revision
+      if (w.nextRev > current) {
+        w.synced = true
+        return
+      }
+      const batch = history.changesFrom(w.nextRev, this.hub.config.watchBatchRevisionsMax)
+      const events: Event[] = []
+      for (const { changes } of batch) events.push(...w.events(changes))
+      w.nextRev = batch.length > 0 ? batch[batch.length - 1]!.rev + 1 : current + 1
+      if (events.length > 0) this.deliver(watchResponse({ header: header(current), watch_id: w.id, events }))
+    }
+  }
+
+  private remove(w: Watcher): void {
+    if (this.watchers.get(w.id) !== w) return
+    this.watchers.delete(w.id)
+    this.hub.delete(w)
+  }
+
+  private deliver(resp: WatchResponse): void {
+    if (this.closed) return
+    let ok: boolean
+    try {
+      ok = this.sink.send(resp)
+    } catch {
+      // A broken sink must not break the apply loop that notified it.
+      this.close()
+      return
+    }
+    if (!ok) this.blocked = true
+  }
+}
+
+/** Every watcher of the member, indexed for notification: single keys in a map, ranges in a list. */
+export class WatchHub {
+  private readonly byKey = new Map<string, Set<Watcher>>()
+  private readonly ranged = new Set<Watcher>()
+  private readonly streams = new Set<WatchStream>()
+  private count = 0
+
+  constructor(
+    readonly config: KvConfig,
+    readonly history: WatchHistory,
+  ) {}
+
+  /** Open watchers across all streams. */
+  get watcherCount(): number {
+    return this.count
+  }
+
+  /** A new stream whose messages go to sink. */
+  openStream(sink: WatchSink): WatchStream {
+    const s = new WatchStream(this, sink)
+    this.streams.add(s)
+    return s
+  }
+
+  /** etcd's progress_notify tick (every 10 minutes in etcd): the current revision to every idle synced watcher asking. */
+  progressNotify(): void {
+    const rev = this.history.revision
+    for (const s of this.streams) s.notifyProgress(rev)
+  }
+
+  /** @internal Called by the store after each revision is applied, with all its changes (one txn = one message). */
+  notify(rev: number, changes: readonly Change[]): void {
+    if (this.count === 0) return
+    const pending = new Map<Watcher, Event[]>()
+    const consider = (w: Watcher) => {
+      // A watcher created with a future start_revision skips the revisions before it.
+      if (!w.synced || rev < w.nextRev || pending.has(w)) return
+      const evs = w.events(changes)
+      if (evs.length > 0) pending.set(w, evs)
+      else w.nextRev = rev + 1
+    }
+    for (const w of this.ranged) consider(w)
+    for (const c of changes) {
+      const ws = this.byKey.get(c.key)
+      if (ws !== undefined) for (const w of ws) consider(w)
+    }
+    for (const [w, evs] of pending) w.stream.live(w, rev, evs)
+  }
+
+  /** @internal After the store was replaced by a snapshot. */
+  resync(): void {
+    for (const s of this.streams) s.resync()
+  }
+
+  /** @internal */
+  forget(s: WatchStream): void {
+    this.streams.delete(s)
+  }
+
+  /** @internal */
+  add(w: Watcher): void {
+    this.count++
+    if (w.range.single) {
+      let set = this.byKey.get(w.range.start)
+      if (set === undefined) {
+        set = new Set()
+        this.byKey.set(w.range.start, set)
+      }
+      set.add(w)
+    } else {
+      this.ranged.add(w)
+    }
+  }
+
+  /** @internal */
+  delete(w: Watcher): void {
+    this.count--
+    if (w.range.single) {
+      const set = this.byKey.get(w.range.start)
+      set?.delete(w)
+      if (set?.size === 0) this.byKey.delete(w.range.start)
+    } else {
+      this.ranged.delete(w)
+    }
+  }
+}
