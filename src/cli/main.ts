@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { runServe } from './serve.js'
 
 /** Exit status for a bad command line (unknown command or option), as getopt-style tools do. */
 export const exitUsage = 2
@@ -35,15 +36,8 @@ interface Command {
 
 const commands: Record<string, Command> = {
   serve: {
-    summary: 'run one member (not built yet: the KV/API work adds it)',
-    run(_args, io) {
-      // Honest placeholder: the member (kv + raft + storage + HTTP API) does not exist yet, so starting would only
-      // pretend. Exit non-zero so scripts and `npm start` do not mistake this for a running server.
-      io.err('edgecd serve: the member is not built yet.')
-      io.err('The Raft core and storage are in progress; the KV store and the etcd v3 HTTP API come next.')
-      io.err('Until then, `npm test` exercises what exists.')
-      return 1
-    },
+    summary: 'run one member (etcd flags: --name, --data-dir, --listen-client-urls, ...; see serve --help)',
+    run: (args, io) => runServe(args, io),
   },
   help: {
     summary: 'show this help',

@@ -43,6 +43,11 @@ function errorResponse(c: Context, err: unknown): Response {
 
 type Handler = (body: string) => Promise<string>
 
+/** Watch messages buffered per HTTP stream before the client counts as slow (the hub then bounds what it holds). */
+const watchStreamHighWaterMessages = 64
+/** Bytes buffered on a watch WebSocket before the client counts as slow. */
+const watchSocketHighWaterBytes = 1024 * 1024
+
 /**
  * The runtime-agnostic Hono app: etcd's v3 JSON gateway (unary RPCs, streaming watch and keepalive, the WebSocket
  * watch), /health, /version, /metrics. Each runtime's entry point serves `app.fetch`.
@@ -162,12 +167,15 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
       let closed = false
       watchStreams++
       const stream = member.openWatchStream((resp: WatchResponse) => {
-        if (closed) return
+        if (closed) return true
         try {
           controller.enqueue(enc.encode(`{"result":${encodeMessage(M.WatchResponse, resp)}}\n`))
         } catch {
           finish()
+          return true
         }
+        // Past the stream's high-water mark the client is slow: the hub holds events back until pull() resumes it.
+        return (controller.desiredSize ?? 1) > 0
       })
       const finish = () => {
         if (closed) return
@@ -190,14 +198,20 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
         stream.request(req)
         return true
       })
-      const rs = new ReadableStream<Uint8Array>({
-        start(ctl) {
-          controller = ctl
+      const rs = new ReadableStream<Uint8Array>(
+        {
+          start(ctl) {
+            controller = ctl
+          },
+          pull() {
+            if (!closed) stream.resume()
+          },
+          cancel() {
+            finish()
+          },
         },
-        cancel() {
-          finish()
-        },
-      })
+        { highWaterMark: watchStreamHighWaterMessages },
+      )
       // Give the first message a chance to fail before answering 200.
       await Promise.race([reader, new Promise((r) => setTimeout(r, 0))])
       if (firstTexts.length > 0) {
@@ -240,12 +254,25 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
           return {
             onOpen(_evt, ws) {
               watchStreams++
+              let drainTimer: ReturnType<typeof setInterval> | undefined
+              const buffered = () => (ws.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0
               stream = member.openWatchStream((resp) => {
                 try {
                   ws.send(`{"result":${encodeMessage(M.WatchResponse, resp)}}`)
                 } catch {
-                  stream?.close()
+                  return true
                 }
+                if (buffered() < watchSocketHighWaterBytes) return true
+                // Congested: poll the socket's buffer and resume the stream once it drained.
+                drainTimer ??= setInterval(() => {
+                  if (!stream) return clearInterval(drainTimer)
+                  if (buffered() < watchSocketHighWaterBytes / 2) {
+                    clearInterval(drainTimer)
+                    drainTimer = undefined
+                    stream.resume()
+                  }
+                }, 20)
+                return false
               })
             },
             onMessage(evt, ws) {
@@ -281,14 +308,14 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
   }
 
   // ---- anything else: etcd's 405 / 404 ----
-  const methodNotAllowed = (c: Context) => c.body('Method Not Allowed\n', 405, { 'Content-Type': 'text/plain; charset=utf-8' })
+  const methodNotAllowed = (c: Context) => c.body('Method Not Allowed\n', 405, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' })
   const rpcPaths = new Set(app.routes.filter((r) => r.method === 'POST').map((r) => r.path))
   app.all('*', (c) => {
     const path = new URL(c.req.url).pathname
     if (rpcPaths.has(path)) return methodNotAllowed(c)
     if (path.startsWith('/v3/') || path.startsWith('/v3beta/'))
-      return c.body('Not Found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8' })
-    return c.body('404 page not found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8' })
+      return c.body('Not Found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' })
+    return c.body('404 page not found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' })
   })
   return app
 }

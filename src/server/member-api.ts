@@ -1,3 +1,4 @@
+import type { AlarmRequest } from '../kv/requests.js'
 import type {
   AlarmMember,
   CompactionRequest,
@@ -49,6 +50,8 @@ export interface StatusInfo {
 export interface WatchStream {
   /** Handles one request; responses arrive through the `send` callback given to openWatchStream. */
   request(req: WatchRequest): void
+  /** The transport drained after `send` returned false: deliver what was held back. */
+  resume(): void
   /** The client went away: cancel every watcher of this stream. */
   close(): void
 }
@@ -68,10 +71,11 @@ export interface MemberApi {
   leaseKeepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse>
   leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>
   leaseLeases(): Promise<LeaseLeasesResponse>
-  openWatchStream(send: (resp: WatchResponse) => void): WatchStream
+  /** `send` returns false when the transport is congested; call `resume()` on the stream once it drains. */
+  openWatchStream(send: (resp: WatchResponse) => boolean | void): WatchStream
   status(): Promise<StatusInfo>
   memberList(): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
-  alarm(req: { action: number; memberID: string; alarm: number }): Promise<{ header: ResponseHeader; alarms: AlarmMember[] }>
+  alarm(req: AlarmRequest): Promise<{ header: ResponseHeader; alarms: AlarmMember[] }>
   hash(): Promise<{ header: ResponseHeader; hash: number }>
   hashKV(req: { revision: number }): Promise<{ header: ResponseHeader; hash: number; compact_revision: number }>
   /** A consistent snapshot of the store, as bytes. */

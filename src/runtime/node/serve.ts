@@ -1,0 +1,117 @@
+/**
+ * The Node entry point of a member: opens the data dir, derives ids as etcd does, starts the member and serves the
+ * Hono app on every --listen-client-urls address (HTTP and the WebSocket watch). SIGTERM and SIGINT stop it
+ * cleanly: listeners close, in-flight requests are answered, the WAL is synced.
+ */
+import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
+import { WebSocketServer } from 'ws'
+import { createApp } from '../../server/app.js'
+import { type ServerConfig, parseInitialCluster, validateServerConfig } from '../../server/config.js'
+import { computeClusterId, computeMemberId } from '../../server/ids.js'
+import { Member } from '../../server/member.js'
+import type { MemberInfo } from '../../server/member-api.js'
+import { createLogger, type Logger } from './log.js'
+import { openNodeStorage } from './storage.js'
+
+// Node 20 lacks ErrorEvent/CloseEvent, which hono's WebSocket helpers construct: without them onError never runs.
+const g = globalThis as Record<string, unknown>
+if (g.ErrorEvent === undefined) {
+  g.ErrorEvent = class ErrorEvent extends Event {
+    readonly error: unknown
+    readonly message: string
+    constructor(type: string, init: { error?: unknown; message?: string } = {}) {
+      super(type)
+      this.error = init.error
+      this.message = init.message ?? ''
+    }
+  }
+}
+if (g.CloseEvent === undefined) {
+  g.CloseEvent = class CloseEvent extends Event {
+    readonly code: number
+    readonly reason: string
+    readonly wasClean: boolean
+    constructor(type: string, init: { code?: number; reason?: string; wasClean?: boolean } = {}) {
+      super(type)
+      this.code = init.code ?? 0
+      this.reason = init.reason ?? ''
+      this.wasClean = init.wasClean ?? false
+    }
+  }
+}
+
+export interface RunningMember {
+  member: Member
+  urls: string[]
+  stop(): Promise<void>
+}
+
+/** Starts a member from a configuration; resolves once it listens. */
+export async function startNodeMember(config: ServerConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningMember> {
+  validateServerConfig(config)
+  const cluster = parseInitialCluster(config)
+  const members: MemberInfo[] = []
+  for (const [name, peerURLs] of cluster) {
+    const ID = await computeMemberId(peerURLs, config.initialClusterToken)
+    const self = name === config.name
+    members.push({ ID, name, peerURLs, clientURLs: self ? config.advertiseClientUrls : [], isLearner: false })
+  }
+  const memberId = members.find((m) => m.name === config.name)!.ID
+  const clusterId = await computeClusterId(members.map((m) => m.ID))
+  const storage = await openNodeStorage(config.dataDir)
+  let stopping: Promise<void> | undefined
+  const member = await Member.start({
+    config,
+    storage,
+    memberId,
+    clusterId,
+    members,
+    onFatal: (err) => {
+      log.error('member stopped on a fatal error', { error: String((err as Error)?.message ?? err) })
+      process.exitCode = 1
+      void stop()
+    },
+  })
+  const app = createApp(member, {
+    maxRequestBytes: config.maxRequestBytes,
+    maxWatchStreams: config.maxWatchStreams,
+    upgradeWebSocket: upgradeWebSocket as never,
+  })
+  const servers: ServerType[] = []
+  const urls: string[] = []
+  for (const u of config.listenClientUrls) {
+    const url = new URL(u)
+    const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxRequestBytes })
+    const server = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve(
+        { fetch: app.fetch, hostname: url.hostname, port: Number(url.port), websocket: { server: wss as never } },
+        (info) => {
+          urls.push(`${url.protocol}//${url.hostname}:${info.port}`)
+          resolve(s)
+        },
+      )
+      s.once('error', reject)
+    })
+    servers.push(server)
+  }
+  log.info('serving client requests', { name: config.name, memberId, clusterId, urls, dataDir: config.dataDir })
+
+  async function stop(): Promise<void> {
+    stopping ??= (async () => {
+      log.info('stopping', { name: config.name })
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve())
+              ;(s as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.()
+            }),
+        ),
+      )
+      await member.stop()
+      log.info('stopped', { name: config.name })
+    })()
+    return stopping
+  }
+  return { member, urls, stop }
+}
