@@ -25,6 +25,8 @@ export interface Lease {
   // ---- local, leader only ----
   /** When the lease expires (monotonic ms); undefined while this member is not the leader. */
   expiryMs: number | undefined
+  /** Handed out by expired(): not handed out again before this (monotonic ms). */
+  revokeRetryMs: number | undefined
   /** Granted or promoted without a clock reading: the expiry is set at the next call that brings one. */
   expiryPending: boolean
   /** When the leader next checkpoints this lease's remaining TTL. */
@@ -80,6 +82,7 @@ export class Lessor {
       remainingTTL: 0,
       keys: new Set(),
       expiryMs: undefined,
+      revokeRetryMs: undefined,
       expiryPending: false,
       checkpointDueMs: undefined,
       clearCheckpoint: false,
@@ -132,6 +135,7 @@ export class Lessor {
     this.primary = false
     for (const l of this.leases.values()) {
       l.expiryMs = undefined
+      l.revokeRetryMs = undefined
       l.expiryPending = false
       l.checkpointDueMs = undefined
       l.clearCheckpoint = false
@@ -166,10 +170,14 @@ export class Lessor {
     if (!this.primary) return []
     this.resolvePending(nowMs)
     const due: Lease[] = []
-    for (const l of this.leases.values()) if (l.expiryMs !== undefined && l.expiryMs <= nowMs) due.push(l)
+    for (const l of this.leases.values()) {
+      if (l.expiryMs === undefined || l.expiryMs > nowMs) continue
+      if (l.revokeRetryMs !== undefined && l.revokeRetryMs > nowMs) continue
+      due.push(l)
+    }
     due.sort((a, b) => a.expiryMs! - b.expiryMs! || (a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0))
     const out = due.slice(0, max)
-    for (const l of out) l.expiryMs = nowMs + this.config.leaseRevokeRetryMs
+    for (const l of out) l.revokeRetryMs = nowMs + this.config.leaseRevokeRetryMs
     return out.map((l) => l.ID)
   }
 
@@ -222,6 +230,7 @@ export class Lessor {
       return
     }
     l.expiryPending = false
+    l.revokeRetryMs = undefined
     l.expiryMs = nowMs + (l.remainingTTL > 0 ? l.remainingTTL : l.ttl) * 1000
     this.scheduleCheckpoint(l, nowMs)
   }
@@ -258,6 +267,7 @@ export class Lessor {
         remainingTTL,
         keys: new Set(),
         expiryMs: undefined,
+        revokeRetryMs: undefined,
         expiryPending: wasPrimary,
         checkpointDueMs: undefined,
         clearCheckpoint: false,
