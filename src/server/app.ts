@@ -64,8 +64,11 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
   app.options('*', (c) => c.body(null, 200, { 'Content-Length': '0' }))
 
   app.get('/version', (c) => c.json(etcdVersion))
+  // etcd 3.4 writes /health without a content type, so Go sniffs text/plain.
   app.get('/health', (c) =>
-    member.healthy() ? c.json({ health: 'true' }) : c.json({ health: 'false', reason: 'RAFT NO LEADER' }, 503),
+    member.healthy()
+      ? c.body('{"health":"true"}', 200, { 'Content-Type': 'text/plain; charset=utf-8' })
+      : c.body('{"health":"false"}', 503, { 'Content-Type': 'text/plain; charset=utf-8' }),
   )
   app.get('/metrics', (c) => c.text(metrics.render() + member.metrics(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }))
 
