@@ -146,6 +146,7 @@ export class WatchStream {
     }
     const range = resolveRange(req.key, req.range_end)
     if (range.empty) return refuse(errEmptyWatcherRange)
+    if (hub.watcherCount >= hub.config.maxWatchers) return refuse(new EtcdError('ErrTooManyWatchers').message)
     let id = req.watch_id
     if (id === 0) {
       // etcd's AutoWatchID is 0: the stream picks the lowest free id from its counter.
@@ -154,7 +155,6 @@ export class WatchStream {
     } else if (this.watchers.has(id)) {
       return refuse(errDuplicateWatchId)
     }
-    if (hub.watcherCount >= hub.config.maxWatchers) return refuse(new EtcdError('ErrTooManyWatchers').message)
 
     const current = hub.history.revision
     // etcd: a watcher starting at 0 or in the future is synced from current+1 (events before its start are skipped).

@@ -1,0 +1,323 @@
+/**
+ * The watch hub: etcd's message shapes (etcd-api.md §5), replay batching, filters, prev_kv, compaction, progress,
+ * and bounded slow watchers that catch up from history without loss or duplicates.
+ */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import type { KvStore } from '../../src/kv/store.js'
+import { EventType, FilterType } from '../../src/kv/types.js'
+import { del, newStore, opDel, opPut, put, RecordingSink, str, txn, watchReq } from './helpers.js'
+
+function open(s: KvStore) {
+  const sink = new RecordingSink()
+  const stream = s.watchHub.openStream(sink)
+  return { sink, stream }
+}
+
+describe('watch create and cancel', () => {
+  test('created carries the current revision; auto ids count from 0; client ids are honoured; duplicates refused', () => {
+    const s = newStore()
+    put(s, 'x')
+    const { sink, stream } = open(s)
+    assert.equal(stream.create(watchReq('a')), 0)
+    assert.equal(stream.create(watchReq('a')), 1)
+    assert.equal(stream.create(watchReq('a', '', { watch_id: 7 })), 7)
+    assert.equal(stream.create(watchReq('a', '', { watch_id: 7 })), -1)
+    const [m0, m1, m7, dup] = sink.messages
+    assert.deepEqual([m0!.watch_id, m0!.created, m0!.header?.revision], [0, true, 2])
+    assert.equal(m1!.watch_id, 1)
+    assert.equal(m7!.watch_id, 7)
+    assert.deepEqual(
+      [dup!.watch_id, dup!.created, dup!.canceled, dup!.cancel_reason],
+      [-1, true, true, 'mvcc: duplicate watch ID provided on the WatchStream'],
+    )
+    assert.equal(s.watchHub.watcherCount, 3)
+  })
+
+  test('range_end <= key is refused as an empty range', () => {
+    const { sink, stream } = open(newStore())
+    assert.equal(stream.create(watchReq('c', 'b')), -1)
+    assert.equal(sink.messages[0]!.cancel_reason, 'mvcc: watcher range is empty')
+  })
+
+  test('cancel answers canceled; an unknown id gets no answer; no events after cancel', () => {
+    const s = newStore()
+    const { sink, stream } = open(s)
+    stream.create(watchReq('a'))
+    sink.clear()
+    assert.equal(stream.cancel(0), true)
+    assert.deepEqual([sink.messages[0]!.watch_id, sink.messages[0]!.canceled], [0, true])
+    assert.equal(stream.cancel(5), false)
+    assert.equal(sink.messages.length, 1)
+    put(s, 'a')
+    assert.equal(sink.messages.length, 1)
+    assert.equal(s.watchHub.watcherCount, 0)
+  })
+
+  test('maxWatchers bounds the watchers of all streams', () => {
+    const s = newStore({ maxWatchers: 2 })
+    const a = open(s)
+    const b = open(s)
+    a.stream.create(watchReq('a'))
+    b.stream.create(watchReq('a'))
+    assert.equal(b.stream.create(watchReq('a')), -1)
+    assert.equal(b.sink.messages[1]!.cancel_reason, 'etcdserver: too many watchers')
+    a.stream.close()
+    assert.equal(b.stream.create(watchReq('a')), 1)
+  })
+})
+
+describe('live events', () => {
+  test('PUT and DELETE events; header revision = the event revision', () => {
+    const s = newStore()
+    const { sink, stream } = open(s)
+    stream.create(watchReq('k'))
+    sink.clear()
+    put(s, 'k', 'v1') // 2
+    put(s, 'other') // 3
+    del(s, 'k') // 4
+    assert.deepEqual(sink.events(), ['PUT k=v1@2', 'DELETE k@4'])
+    assert.deepEqual(
+      sink.messages.map((m) => m.header?.revision),
+      [2, 4],
+    )
+    const d = sink.messages[1]!.events[0]!
+    assert.equal(d.type, EventType.DELETE)
+    assert.deepEqual([d.kv.create_revision, d.kv.version, d.kv.value.length, d.kv.lease], [0, 0, 0, 0n])
+  })
+
+  test('all events of one txn come in one message', () => {
+    const s = newStore()
+    put(s, 'p/old')
+    const { sink, stream } = open(s)
+    stream.create(watchReq('p/', 'p0'))
+    sink.clear()
+    txn(s, { success: [opPut('p/a', '1'), opPut('p/b', '2'), opDel('p/old'), opPut('q', 'not watched')] })
+    assert.equal(sink.messages.length, 1)
+    assert.equal(sink.messages[0]!.header?.revision, 3)
+    assert.deepEqual(sink.events(), ['PUT p/a=1@3', 'PUT p/b=2@3', 'DELETE p/old@3'])
+  })
+
+  test('from-key watch ("\\0") and prefix watch', () => {
+    const s = newStore()
+    const { sink, stream } = open(s)
+    stream.create(watchReq('m', '\0'))
+    sink.clear()
+    put(s, 'a')
+    put(s, 'm')
+    put(s, 'z')
+    assert.deepEqual(sink.events(), ['PUT m=@3', 'PUT z=@4'])
+  })
+
+  test('prev_kv on PUT (not on create) and DELETE', () => {
+    const s = newStore()
+    const { sink, stream } = open(s)
+    stream.create(watchReq('k', '', { prev_kv: true }))
+    put(s, 'k', 'v1')
+    put(s, 'k', 'v2')
+    del(s, 'k')
+    const evs = sink.messages.flatMap((m) => m.events)
+    assert.equal(evs[0]!.prev_kv, undefined)
+    assert.equal(str(evs[1]!.prev_kv!.value), 'v1')
+    assert.equal(str(evs[2]!.prev_kv!.value), 'v2')
+    assert.equal(evs[2]!.prev_kv!.version, 2)
+  })
+
+  test('filters NOPUT and NODELETE', () => {
+    const s = newStore()
+    const noPut = open(s)
+    const noDel = open(s)
+    noPut.stream.create(watchReq('k', '', { filters: [FilterType.NOPUT] }))
+    noDel.stream.create(watchReq('k', '', { filters: [FilterType.NODELETE] }))
+    put(s, 'k', 'v')
+    del(s, 'k')
+    assert.deepEqual(noPut.sink.events(), ['DELETE k@3'])
+    assert.deepEqual(noDel.sink.events(), ['PUT k=v@2'])
+  })
+
+  test('a future start_revision skips the revisions before it', () => {
+    const s = newStore()
+    const { sink, stream } = open(s)
+    stream.create(watchReq('k', '', { start_revision: 4 }))
+    put(s, 'k', 'a') // 2
+    put(s, 'k', 'b') // 3
+    put(s, 'k', 'c') // 4
+    assert.deepEqual(sink.events(), ['PUT k=c@4'])
+  })
+})
+
+describe('history replay', () => {
+  test('start_revision in the past replays many revisions in one message with header = current revision', () => {
+    const s = newStore()
+    put(s, 'k', '1') // 2
+    put(s, 'x') // 3
+    put(s, 'k', '2') // 4
+    del(s, 'k') // 5
+    const { sink, stream } = open(s)
+    stream.create(watchReq('k', '', { start_revision: 2 }))
+    assert.equal(sink.messages.length, 2)
+    assert.equal(sink.messages[0]!.created, true)
+    assert.equal(sink.messages[1]!.header?.revision, 5)
+    assert.deepEqual(sink.events(), ['PUT k=1@2', 'PUT k=2@4', 'DELETE k@5'])
+    put(s, 'k', '3')
+    assert.deepEqual(sink.events().slice(3), ['PUT k=3@6'], 'then live, synced')
+  })
+
+  test('replay batches at most watchBatchRevisionsMax revisions per message', () => {
+    const s = newStore({ watchBatchRevisionsMax: 3 })
+    for (let i = 0; i < 7; i++) put(s, 'k', String(i)) // 2..8
+    const { sink, stream } = open(s)
+    stream.create(watchReq('k', '', { start_revision: 2 }))
+    assert.deepEqual(
+      sink.messages.slice(1).map((m) => m.events.length),
+      [3, 3, 1],
+    )
+  })
+
+  test('replay carries prev_kv', () => {
+    const s = newStore()
+    put(s, 'k', 'a')
+    put(s, 'k', 'b')
+    const { sink, stream } = open(s)
+    stream.create(watchReq('k', '', { start_revision: 1, prev_kv: true }))
+    const evs = sink.messages[1]!.events
+    assert.equal(evs[0]!.prev_kv, undefined)
+    assert.equal(str(evs[1]!.prev_kv!.value), 'a')
+  })
+
+  test('a start below the compact revision: created, then canceled with compact_revision and no header revision', () => {
+    const s = newStore()
+    for (let i = 0; i < 5; i++) put(s, 'k', String(i)) // 2..6
+    s.apply({ compaction: { revision: 4, physical: false } })
+    const { sink, stream } = open(s)
+    assert.equal(stream.create(watchReq('k', '', { start_revision: 3 })), 0)
+    const [created, canceled] = sink.messages
+    assert.equal(created!.created, true)
+    assert.deepEqual(
+      [canceled!.watch_id, canceled!.canceled, canceled!.compact_revision, canceled!.header?.revision],
+      [0, true, 4, 0],
+    )
+    assert.equal(s.watchHub.watcherCount, 0)
+    // At the compact revision itself the history is still there (etcd keeps the latest put at or below it).
+    const ok = open(s)
+    ok.stream.create(watchReq('k', '', { start_revision: 4 }))
+    assert.deepEqual(ok.sink.events(), ['PUT k=2@4', 'PUT k=3@5', 'PUT k=4@6'])
+  })
+})
+
+describe('progress', () => {
+  test('progress_request answers watch_id -1 with the current revision', () => {
+    const s = newStore()
+    put(s, 'a')
+    const { sink, stream } = open(s)
+    stream.requestProgress()
+    assert.deepEqual([sink.messages[0]!.watch_id, sink.messages[0]!.header?.revision], [-1, 2])
+  })
+
+  test('progressNotify reaches synced watchers that asked for it', () => {
+    const s = newStore()
+    const { sink, stream } = open(s)
+    stream.create(watchReq('a', '', { progress_notify: true }))
+    stream.create(watchReq('b'))
+    put(s, 'zzz')
+    sink.clear()
+    s.watchHub.progressNotify()
+    assert.deepEqual(
+      sink.messages.map((m) => [m.watch_id, m.header?.revision, m.events.length]),
+      [[0, 2, 0]],
+    )
+  })
+})
+
+describe('slow watchers', () => {
+  test('a congested stream queues; resume flushes in order', () => {
+    const s = newStore()
+    const { sink, stream } = open(s)
+    stream.create(watchReq('k'))
+    sink.congested = true
+    put(s, 'k', '1') // delivered (the sink took it, then said congested)
+    put(s, 'k', '2') // queued
+    put(s, 'k', '3') // queued
+    assert.deepEqual(sink.events(), ['PUT k=1@2'])
+    assert.equal(stream.isBlocked, true)
+    sink.congested = false
+    stream.resume()
+    assert.deepEqual(sink.events(), ['PUT k=1@2', 'PUT k=2@3', 'PUT k=3@4'])
+    put(s, 'k', '4')
+    assert.equal(sink.events().length, 4)
+  })
+
+  test('past watcherQueueEventsMax the watcher goes unsynced and catches up from history: no loss, no duplicates', () => {
+    const s = newStore({ watcherQueueEventsMax: 4 })
+    const { sink, stream } = open(s)
+    stream.create(watchReq('k', 'l'))
+    sink.congested = true
+    const expected: string[] = []
+    for (let i = 0; i < 50; i++) {
+      put(s, `k${i % 3}`, String(i))
+      expected.push(`PUT k${i % 3}=${i}@${i + 2}`)
+    }
+    assert.ok(sink.messages.length <= 2, 'nothing more delivered while congested')
+    sink.congested = false
+    stream.resume()
+    assert.deepEqual(sink.events(), expected)
+    put(s, 'k0', 'live')
+    assert.deepEqual(sink.events().at(-1), 'PUT k0=live@52', 'synced again')
+  })
+
+  test('if the history it needs is compacted meanwhile, the watcher gets the compacted cancel', () => {
+    const s = newStore({ watcherQueueEventsMax: 2 })
+    const { sink, stream } = open(s)
+    stream.create(watchReq('k'))
+    sink.congested = true
+    for (let i = 0; i < 10; i++) put(s, 'k', String(i)) // 2..11
+    s.apply({ compaction: { revision: 8, physical: false } })
+    sink.congested = false
+    stream.resume()
+    const last = sink.messages.at(-1)!
+    assert.deepEqual([last.canceled, last.compact_revision], [true, 8])
+    assert.equal(s.watchHub.watcherCount, 0)
+  })
+
+  test('randomized congestion: every watcher sees exactly the event sequence, once', () => {
+    let seed = 12345
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff
+      return seed / 0x7fffffff
+    }
+    const s = newStore({ watcherQueueEventsMax: 8, watchBatchRevisionsMax: 5 })
+    const w = open(s)
+    w.stream.create(watchReq('a', '\0', { prev_kv: true }))
+    const expected: string[] = []
+    for (let i = 0; i < 2000; i++) {
+      if (rnd() < 0.05) w.sink.congested = !w.sink.congested
+      if (!w.sink.congested && rnd() < 0.3) w.stream.resume()
+      const k = `k${Math.floor(rnd() * 5)}`
+      if (rnd() < 0.2) {
+        const r = del(s, k)
+        if (r.deleted > 0) expected.push(`DELETE ${k}@${s.revision}`)
+      } else {
+        put(s, k, String(i))
+        expected.push(`PUT ${k}=${i}@${s.revision}`)
+      }
+    }
+    w.sink.congested = false
+    w.stream.resume()
+    assert.deepEqual(w.sink.events(), expected)
+  })
+
+  test('a sink that throws closes its stream and never breaks a write', () => {
+    const s = newStore()
+    const stream = s.watchHub.openStream({
+      send(resp) {
+        if (resp.events.length > 0) throw new Error('socket gone')
+        return true
+      },
+    })
+    stream.create(watchReq('k'))
+    put(s, 'k')
+    put(s, 'k')
+    assert.equal(s.revision, 3)
+    assert.equal(s.watchHub.watcherCount, 0)
+  })
+})
