@@ -70,6 +70,7 @@ function main(): number {
     `coverage: ${t.leaderTerms} leader terms, ${t.applied} entries applied, ${t.proposals} proposals, ${t.reads} reads, ` +
       `${t.crashes} crashes, ${t.restarts} restarts, ${t.snapshotsSent} snapshots sent, ${t.confChangesApplied} conf ` +
       `changes applied, ${t.delivered} messages delivered, ${t.lost + t.unreachable} lost; ` +
+      `slowest recovery ${b.livenessTicksMax} ticks; ` +
       `${((performance.now() - started) / 1000).toFixed(1)} s`,
   )
   console.log(`sim: ${b.seeds} seeds, ${b.steps} steps, ${b.violations} violations`)

@@ -185,6 +185,14 @@ export class Cluster implements NodeEnv {
     if (!to?.up || refused || !this.network.connected(m.from, m.to)) {
       this.stats.unreachable++
       this.trace.event('unreachable', m.from, m.to, m.type)
+      if (to?.up && to.app.removed.has(m.from) && from?.up && this.network.connected(m.from, m.to)) {
+        // etcd's rafthttp answers a removed member with 410 Gone, and that member stops itself ("the member has
+        // been permanently removed from the cluster"); otherwise it would campaign forever and drag lagging
+        // members, which do not know of its removal yet, to ever higher terms.
+        from.removed = true
+        from.halt()
+        return
+      }
       this.reportFailure(m, true)
       return
     }

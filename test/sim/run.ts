@@ -19,6 +19,8 @@ export interface BatchResult {
   violations: number
   failures: { seed: number; violations: Violation[]; setup: string }[]
   totals: SimResult['stats']
+  /** The longest liveness phase of any seed, in ticks: how close the runs come to livenessTicksMax. */
+  livenessTicksMax: number
 }
 
 export function runBatch(opts: BatchOptions): BatchResult {
@@ -27,6 +29,7 @@ export function runBatch(opts: BatchOptions): BatchResult {
     steps: 0,
     violations: 0,
     failures: [],
+    livenessTicksMax: 0,
     totals: {
       delivered: 0,
       lost: 0,
@@ -47,6 +50,7 @@ export function runBatch(opts: BatchOptions): BatchResult {
     out.seeds++
     out.steps += r.steps
     out.violations += r.violations.length
+    out.livenessTicksMax = Math.max(out.livenessTicksMax, r.livenessTicks)
     if (r.violations.length > 0) out.failures.push({ seed, violations: r.violations, setup: r.setup })
     for (const k of Object.keys(out.totals) as (keyof BatchResult['totals'])[]) out.totals[k] += r.stats[k]
   }

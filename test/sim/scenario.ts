@@ -30,6 +30,8 @@ export interface SimResult {
   /** Fingerprint of every event: the same seed must give the same hash. */
   traceHash: string
   trace: string[]
+  /** Ticks the liveness phase took to commit its fresh proposal everywhere (-1 when it did not run or failed). */
+  livenessTicks: number
   /** What the seed chose, for the report. */
   setup: string
   stats: ClusterStats & { applied: number; leaderTerms: number; reads: number; proposals: number }
@@ -133,6 +135,7 @@ export function runSeed(opts: SimOptions): SimResult {
 
   const w = new Workload(c, rng, opts.seed)
   let tick = 0
+  let livenessTicks = -1
   // Safety phase.
   for (let s = 0; s < opts.steps && c.checker.ok(); s++) {
     c.setTick(++tick)
@@ -157,6 +160,7 @@ export function runSeed(opts: SimOptions): SimResult {
     const limit = livenessTicksMax(nodeOptions.electionTicks)
     let proposedAt = -Infinity
     let done = false
+    const healedAt = tick
     for (let s = 0; s < limit && c.checker.ok() && !done; s++) {
       c.setTick(++tick)
       c.tickNodes()
@@ -177,6 +181,7 @@ export function runSeed(opts: SimOptions): SimResult {
         `no fresh proposal committed on every voter within ${limit} ticks after healing: ${describe(c)}`,
       )
     if (c.checker.ok() && done) {
+      livenessTicks = tick - healedAt
       // Nothing applied before the healing may have been lost: every voter holds all of it, identically.
       const lead = c.leader()!
       for (const id of lead.raw!.confState().voters) {
@@ -198,6 +203,7 @@ export function runSeed(opts: SimOptions): SimResult {
     violations: c.checker.violations,
     traceHash: trace.hash(),
     trace: trace.lines,
+    livenessTicks,
     setup,
     stats: {
       ...c.stats,
