@@ -1,6 +1,6 @@
 /**
  * The KV store's snapshot format: CBOR (cbor-x default encode, plain maps and arrays, no record extension, so any
- * CBOR decoder reads it). It holds the complete replicated state, so a restored store answers every read, historical
+ * CBOR decoder reads it; byte strings carry cbor-x's tag 64, "uint8 typed array", RFC 8746). It holds the complete replicated state, so a restored store answers every read, historical
  * ones included, exactly as the original: every key's retained history, the revision, the compact revision, leases
  * with the remaining TTL of their last checkpoint, and alarms. Local state (lease clocks, watchers) is not in it.
  *
@@ -29,8 +29,9 @@ export interface KvSnapshot {
   alarms: [string, number][]
 }
 
+/** Encodes to a plain Uint8Array of its own (cbor-x hands out a Buffer view of a reused pool on Node). */
 export function encodeKvSnapshot(s: KvSnapshot): Uint8Array {
-  return encode(s)
+  return new Uint8Array(encode(s))
 }
 
 /** A snapshot that cannot be read: wrong format, version, or shape. */
