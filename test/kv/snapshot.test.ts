@@ -185,7 +185,8 @@ describe('determinism', () => {
           out.push({ lease_revoke: { ID: BigInt(1 + rnd(4)) } })
           break
         case 7:
-          out.push({ compaction: { revision: (rev += rnd(6)), physical: false } })
+          rev += rnd(6)
+          out.push({ compaction: { revision: rev, physical: false } })
           break
         default:
           out.push({ lease_checkpoint: { checkpoints: [{ ID: BigInt(1 + rnd(4)), remaining_TTL: rnd(10) }] } })
