@@ -139,6 +139,12 @@ describe('compares', () => {
     assert.equal(ok(cmp('k', T.LEASE, R.GREATER, 0)), false)
   })
 
+  test('an unknown result is true and an unknown target compares as equal, as etcd compareKV', () => {
+    assert.equal(ok({ ...cmp('k', T.VERSION, R.EQUAL, 99), result: 9 as R }), true)
+    assert.equal(ok({ ...cmp('k', T.VERSION, R.EQUAL, 99), target: 9 as T }), true)
+    assert.equal(ok({ ...cmp('k', T.VERSION, R.NOT_EQUAL, 99), target: 9 as T }), false)
+  })
+
   test('compares are ANDed', () => {
     assert.equal(ok(cmp('k', T.VERSION, R.EQUAL, 2), cmp('k', T.MOD, R.EQUAL, 3)), true)
     assert.equal(ok(cmp('k', T.VERSION, R.EQUAL, 2), cmp('k', T.MOD, R.EQUAL, 2)), false)
@@ -298,6 +304,22 @@ describe('txn validation', () => {
     )
     assert.equal(get(s, 'b').count, 0)
     assert.equal(txn(s, { success: [opGet('a', '', { revision: 3 })] }).responses[0]!.response_range!.count, 1)
+  })
+
+  test('negative range revisions in a txn: ErrCompacted below -1 (never compacted) or below the compact revision', () => {
+    const s = newStore()
+    put(s, 'a')
+    assert.equal(txn(s, { success: [opGet('a', '', { revision: -1 })] }).responses[0]!.response_range!.count, 1)
+    assert.equal(
+      etcdCode(() => txn(s, { success: [opGet('a', '', { revision: -2 })] })),
+      'ErrCompacted',
+    )
+    s.apply({ compaction: { revision: 2, physical: false } })
+    assert.equal(
+      etcdCode(() => txn(s, { success: [opGet('a', '', { revision: -1 })] })),
+      'ErrCompacted',
+    )
+    assert.equal(get(s, 'a', '', { revision: -1 }).count, 1, 'outside a txn a negative revision is the current one')
   })
 
   test('readTxn serves read-only txns and refuses writing ones', () => {
