@@ -1,7 +1,7 @@
 /**
  * `npm run sim`: the deterministic cluster simulator.
  *
- *   npm run sim -- --seeds 500             seeds 1..500 (default 100), each for --steps ticks (default 300)
+ *   npm run sim -- --seeds 500             seeds 1..500 (the default), each for --steps ticks (default 300)
  *   npm run sim -- --seeds 500 --from 9000 seeds 9000..9499
  *   npm run sim -- --seed 42 --verbose     replays one seed and prints its trace
  *   npm run sim -- --bug corrupt-apply     runs with a deliberate bug, to see the checkers fire
@@ -14,7 +14,7 @@ import type { InjectedBug } from './node.js'
 import { formatViolation, runBatch } from './run.js'
 import { runSeed, stepsDefault } from './scenario.js'
 
-const seedsDefault = 100
+const seedsDefault = 500
 const bugs: readonly InjectedBug[] = ['corrupt-apply', 'forget-vote', 'lose-tail', 'never-heal']
 
 function main(): number {
