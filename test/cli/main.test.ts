@@ -35,10 +35,27 @@ describe('edgecd CLI', () => {
     assert.equal((await run('-v')).out, pkg.version)
   })
 
-  test('serve says the member is not built yet and fails', async () => {
-    const r = await run('serve')
-    assert.equal(r.code, 1)
-    assert.match(r.err, /not built yet/)
+  test('serve --help lists etcd flag names with defaults', async () => {
+    const r = await run('serve', '--help')
+    assert.equal(r.code, 0)
+    for (const flag of ['--name', '--data-dir', '--listen-client-urls', '--initial-cluster', '--heartbeat-interval', '--election-timeout', '--snapshot-count', '--quota-backend-bytes', '--max-request-bytes', '--log-level'])
+      assert.ok(r.out.includes(flag), flag)
+    assert.match(r.out, /EDGECD_DATA_DIR/)
+  })
+
+  test('serve refuses bad flags and bad values with a usage error, before touching any data dir', async () => {
+    const unknown = await run('serve', '--bogus')
+    assert.equal(unknown.code, exitUsage)
+    assert.match(unknown.err, /--bogus/)
+    const bad = await run('serve', '--heartbeat-interval', 'fast')
+    assert.equal(bad.code, exitUsage)
+    assert.match(bad.err, /--heartbeat-interval must be a non-negative integer/)
+    const ratio = await run('serve', '--heartbeat-interval', '500', '--election-timeout', '1000', '--data-dir', '/nonexistent/never')
+    assert.equal(ratio.code, exitUsage)
+    assert.match(ratio.err, /at least 5 times/)
+    const url = await run('serve', '--listen-client-urls', 'ftp://x:1', '--data-dir', '/nonexistent/never')
+    assert.equal(url.code, exitUsage)
+    assert.match(url.err, /scheme must be http or https/)
   })
 
   test('an unknown command or option is a usage error with a hint', async () => {
