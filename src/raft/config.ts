@@ -1,7 +1,7 @@
 import { RaftError } from './errors.js'
 import type { Rand } from './rand.js'
 import type { Storage } from './storage.js'
-import type { NodeId } from './types.js'
+import type { ConfChange, NodeId } from './types.js'
 
 /** How read-only requests are served (etcd's ReadOnlyOption). */
 export enum ReadOnlyOption {
@@ -44,6 +44,12 @@ export interface Config {
   snapshotTimeoutTicks: number
   /** Seeded randomness for election timeouts. */
   rand: Rand
+  /**
+   * Called for each committed conf change as it is applied; returning false makes it a no-op. Must be deterministic
+   * (a function of the applied state only), since every member decides alone. etcd's server uses the same idea to
+   * refuse re-adding a removed member id.
+   */
+  acceptConfChange?: (cc: ConfChange, index: number) => boolean
 }
 
 /** Defaults as etcd's: with a 100 ms tick, heartbeat 100 ms and election timeout 1000 ms. */

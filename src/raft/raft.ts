@@ -736,10 +736,11 @@ export class Raft {
       return false
     }
     const cs = meta.confState
-    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) {
-      // A snapshot that does not include us: we were removed (or not yet added); ignore it.
-      return false
-    }
+    // A snapshot whose membership does not include us is still a committed prefix of the log: accept it. It happens
+    // to a member added after the leader's latest snapshot was made (the AddNode entry follows the snapshot), and
+    // refusing it would leave that member unable to ever catch up once the leader compacted its log (etcd-io/raft
+    // refuses, raft-rs #472 is the resulting stall). Not being in its own configuration, the member cannot campaign
+    // until it applies its own addition from the entries that follow.
     if (this.raftLog.matchTerm(meta.index, meta.term)) {
       // We have the entry already: just fast-forward commit.
       this.raftLog.commitTo(meta.index)
@@ -907,9 +908,17 @@ export class Raft {
     return this.confState()
   }
 
-  /** Applies the conf change entries among committed entries the application has just applied. */
+  /**
+   * Applies the conf change entries among committed entries the application has just applied, skipping those the
+   * application's `acceptConfChange` refuses (e.g. re-adding a removed member from a duplicated proposal).
+   */
   applyCommittedConfChanges(ents: Entry[]): void {
-    for (const e of ents) if (e.type === EntryType.EntryConfChange) this.applyConfChange(decodeConfChange(e.data))
+    for (const e of ents) {
+      if (e.type !== EntryType.EntryConfChange) continue
+      const cc = decodeConfChange(e.data)
+      if (this.c.acceptConfChange && !this.c.acceptConfChange(cc, e.index)) continue
+      this.applyConfChange(cc)
+    }
   }
 
   /** Called when the leader ticks with a pending snapshot; exposed for tests. */

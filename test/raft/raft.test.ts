@@ -401,3 +401,47 @@ describe('validateConfig', () => {
     assert.throws(() => validateConfig({ ...base, readOnlyOption: ReadOnlyOption.ReadOnlyLeaseBased, checkQuorum: false }), /checkQuorum/)
   })
 })
+
+describe('membership gaps found by the simulator', () => {
+  test('a member added after the leader last snapshotted catches up from that older snapshot (it does not name it)', () => {
+    const nw = new Network(['1', '2', '3'])
+    nw.campaign('1')
+    for (let i = 0; i < 5; i++) nw.propose('1', `v${i}`)
+    const lead = nw.get('1')
+    // Snapshot and compact now, before node 4 exists in the configuration.
+    const applied = lead.node.status().applied
+    lead.storage.createSnapshot(applied, lead.node.confState(), text('snap'))
+    lead.storage.compact(applied)
+    nw.add('4')
+    lead.node.proposeConfChange({ type: ConfChangeType.ConfChangeAddLearnerNode, nodeId: '4', context: emptyBytes })
+    nw.send()
+    nw.tick(3)
+    nw.propose('1', 'after')
+    assert.equal(nw.get('4').storage.snapshot().metadata.index, applied)
+    assert.deepEqual(nw.appliedData('4'), ['after'])
+    assert.deepEqual(nw.get('4').node.confState(), { voters: ['1', '2', '3'], learners: ['4'] })
+    // And it can be promoted and counts for the quorum afterwards.
+    lead.node.proposeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: '4', context: emptyBytes })
+    nw.send()
+    assert.deepEqual(nw.get('4').node.confState().voters, ['1', '2', '3', '4'])
+  })
+
+  test('acceptConfChange lets the application refuse a change deterministically (re-adding a removed id)', () => {
+    const removed = new Set<string>()
+    const nw = new Network(['1', '2', '3'], {
+      acceptConfChange: (cc) => {
+        if (cc.type === ConfChangeType.ConfChangeRemoveNode) removed.add(cc.nodeId)
+        return !(cc.type !== ConfChangeType.ConfChangeRemoveNode && removed.has(cc.nodeId))
+      },
+    })
+    nw.campaign('1')
+    const n = nw.get('1').node
+    n.proposeConfChange({ type: ConfChangeType.ConfChangeRemoveNode, nodeId: '3', context: emptyBytes })
+    nw.send()
+    n.proposeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: '3', context: emptyBytes })
+    nw.send()
+    assert.deepEqual(n.confState().voters, ['1', '2'])
+    nw.propose('1', 'still-works')
+    assert.deepEqual(nw.appliedData('2'), ['still-works'])
+  })
+})
