@@ -39,6 +39,7 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
   'max-watchers': ['maxWatchers', int, 'maximum number of watchers open at once on this member'],
   'max-watch-streams': ['maxWatchStreams', int, 'maximum number of concurrent watch streams on this member'],
   'request-timeout': ['requestTimeoutMs', int, 'time (in milliseconds) before a write or read fails with request timed out'],
+  'watch-progress-notify-interval': ['watchProgressNotifyIntervalMs', int, 'time (in milliseconds) between watch progress notifications'],
   'log-level': ['logLevel', str, 'log level: debug, info, warn or error'],
 }
 

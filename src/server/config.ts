@@ -37,6 +37,8 @@ export interface ServerConfig {
   maxWatchStreams: number
   /** --request-timeout: ms before a proposal or read fails with "request timed out". */
   requestTimeoutMs: number
+  /** --watch-progress-notify-interval: ms between progress notifications to watchers that asked for them. */
+  watchProgressNotifyIntervalMs: number
   /** --log-level: debug | info | warn | error. */
   logLevel: 'debug' | 'info' | 'warn' | 'error'
 }
@@ -59,6 +61,7 @@ export const serverDefaults: ServerConfig = {
   maxWatchers: 10_000,
   maxWatchStreams: 1_000,
   requestTimeoutMs: 7_000,
+  watchProgressNotifyIntervalMs: 10 * 60 * 1000,
   logLevel: 'info',
 }
 
@@ -127,6 +130,7 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
   posInt('max-watchers', c.maxWatchers)
   posInt('max-watch-streams', c.maxWatchStreams)
   posInt('request-timeout', c.requestTimeoutMs, 100)
+  posInt('watch-progress-notify-interval', c.watchProgressNotifyIntervalMs, 100)
   if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(c.logLevel)}`)
   parseInitialCluster(c)
   return c

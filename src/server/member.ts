@@ -74,6 +74,7 @@ export class Member implements MemberApi {
   private readonly opts: MemberOptions
   private readonly now: () => number
   private leaseTimer: ReturnType<typeof setInterval> | undefined
+  private progressTimer: ReturnType<typeof setInterval> | undefined
   private lastCheckpointMs: number
   private readonly streams = new Set<WatchStream>()
 
@@ -119,12 +120,15 @@ export class Member implements MemberApi {
     })
     if (raft.isLeader()) kv.lessor.promote(now())
     member.leaseTimer = setInterval(() => member!.leaseDuties(), leaseExpiryCheckMs)
+    member.progressTimer = setInterval(() => kv.watchHub.progressNotify(), c.watchProgressNotifyIntervalMs)
     return member
   }
 
   private stopTimers(): void {
     if (this.leaseTimer) clearInterval(this.leaseTimer)
+    if (this.progressTimer) clearInterval(this.progressTimer)
     this.leaseTimer = undefined
+    this.progressTimer = undefined
   }
 
   /** On the leader: revoke expired leases and checkpoint remaining TTLs, both through Raft. */
