@@ -78,7 +78,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
     onError: (c) => {
       const n = Number(c.req.header('content-length') ?? recvMax + 1)
       const e = etcdError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${n} vs. ${recvMax})`)
-      return c.body(errorBody(e), 429, { 'Content-Type': 'application/json' })
+      return c.body(errorBody(e), 429, { 'Content-Type': 'application/json', Connection: 'close' })
     },
   })
 

@@ -1,0 +1,264 @@
+/**
+ * Helpers for the HTTP API tests: an in-process member on a free loopback port with a temp data dir, JSON calls,
+ * a bounded reader for `{"result":...}\n` streams, and a WebSocket watch client. Every wait has a deadline.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import WebSocket from 'ws'
+import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
+import { type ServerConfig, serverDefaults } from '../../src/server/config.js'
+import { freePort } from '../diff/etcd-process.js'
+
+export const b64 = (s: string): string => Buffer.from(s).toString('base64')
+export const unb64 = (s: string): string => Buffer.from(s, 'base64').toString()
+export const silent = { debug() {}, info() {}, warn() {}, error() {} }
+
+export interface TestMember {
+  url: string
+  dir: string
+  running: RunningMember
+  stop(): Promise<void>
+}
+
+/** Starts a member in this process on a free port, data in a fresh temp dir (removed by stop()). */
+export async function startTestMember(overrides: Partial<ServerConfig> = {}): Promise<TestMember> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgecd-api-'))
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const running = await startNodeMember(
+    { ...serverDefaults, dataDir: dir, listenClientUrls: [url], advertiseClientUrls: [url], initialAdvertisePeerUrls: [url], logLevel: 'error', ...overrides },
+    silent,
+  )
+  let stopped = false
+  return {
+    url: running.urls[0]!,
+    dir,
+    running,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      await running.stop()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+export interface Answer {
+  status: number
+  headers: Headers
+  text: string
+  // biome-ignore lint/suspicious/noExplicitAny: parsed JSON bodies are checked field by field by the tests
+  json: any
+}
+
+/** POSTs a body (an object is JSON-encoded, a string is sent as is) and reads the whole answer. */
+export async function post(base: string, path: string, body: unknown = {}, init: RequestInit = {}): Promise<Answer> {
+  const r = await fetch(base + path, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), ...init })
+  const text = await r.text()
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = undefined
+  }
+  return { status: r.status, headers: r.headers, text, json }
+}
+
+export async function get(base: string, path: string, method = 'GET'): Promise<Answer> {
+  const r = await fetch(base + path, { method })
+  const text = await r.text()
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = undefined
+  }
+  return { status: r.status, headers: r.headers, text, json }
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, ms = 5000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await check()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, everyMs))
+  }
+}
+
+/**
+ * An open `{"result":...}\n` stream (POST /v3/watch or /v3/lease/keepalive). `next()` returns the next parsed
+ * line within a deadline; `close()` aborts the request.
+ */
+export class LineStream {
+  private buf = ''
+  private readonly lines: unknown[] = []
+  private done = false
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>
+  private pending: Promise<void> | undefined
+  private readonly decoder = new TextDecoder()
+
+  constructor(
+    readonly status: number,
+    body: ReadableStream<Uint8Array>,
+    private readonly ac: AbortController,
+  ) {
+    this.reader = body.getReader()
+  }
+
+  static async open(base: string, path: string, body: string | ReadableStream<Uint8Array>): Promise<LineStream> {
+    const ac = new AbortController()
+    const init: RequestInit & { duplex?: string } = { method: 'POST', body, signal: ac.signal }
+    if (typeof body !== 'string') init.duplex = 'half'
+    const r = await fetch(base + path, init)
+    return new LineStream(r.status, r.body!, ac)
+  }
+
+  private pump(): Promise<void> {
+    this.pending ??= this.reader.read().then(
+      ({ value, done }) => {
+        this.pending = undefined
+        if (done) {
+          this.done = true
+          return
+        }
+        this.buf += this.decoder.decode(value, { stream: true })
+        for (let i = this.buf.indexOf('\n'); i >= 0; i = this.buf.indexOf('\n')) {
+          this.lines.push(JSON.parse(this.buf.slice(0, i)))
+          this.buf = this.buf.slice(i + 1)
+        }
+      },
+      () => {
+        this.pending = undefined
+        this.done = true
+      },
+    )
+    return this.pending
+  }
+
+  /** The next line, or throws after `ms`. */
+  // biome-ignore lint/suspicious/noExplicitAny: parsed JSON
+  async next(ms = 3000): Promise<any> {
+    const deadline = Date.now() + ms
+    while (this.lines.length === 0) {
+      if (this.done) throw new Error('stream ended')
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`no stream message within ${ms} ms`)
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await Promise.race([this.pump(), new Promise((r) => (timer = setTimeout(r, left)))])
+      clearTimeout(timer)
+    }
+    return this.lines.shift()
+  }
+
+  /** Asserts that nothing arrives within `ms` (returns the unexpected message, or undefined). */
+  async quiet(ms = 300): Promise<unknown> {
+    try {
+      return await this.next(ms)
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Reads every line until the server ends the stream (bounded). */
+  async rest(ms = 3000): Promise<unknown[]> {
+    const out: unknown[] = []
+    const deadline = Date.now() + ms
+    for (;;) {
+      try {
+        out.push(await this.next(Math.max(1, deadline - Date.now())))
+      } catch (err) {
+        if ((err as Error).message === 'stream ended') return out
+        throw err
+      }
+    }
+  }
+
+  close(): void {
+    this.ac.abort()
+    this.reader.cancel().catch(() => {})
+  }
+}
+
+/** A WebSocket watch client: GET /v3/watch upgraded; request and response frames are JSON text. */
+export class WsWatch {
+  private readonly frames: unknown[] = []
+  private waiter: (() => void) | undefined
+  closed = false
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data, isBinary) => {
+      this.frames.push(isBinary ? { binary: true } : JSON.parse(String(data)))
+      this.waiter?.()
+    })
+    ws.on('close', () => {
+      this.closed = true
+      this.waiter?.()
+    })
+  }
+
+  static open(base: string, path = '/v3/watch'): Promise<WsWatch> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(base.replace(/^http/, 'ws') + path)
+      const timer = setTimeout(() => {
+        ws.terminate()
+        reject(new Error('WebSocket did not open within 3 s'))
+      }, 3000)
+      ws.once('open', () => {
+        clearTimeout(timer)
+        resolve(new WsWatch(ws))
+      })
+      ws.once('error', (err) => {
+        clearTimeout(timer)
+        reject(err)
+      })
+    })
+  }
+
+  send(msg: unknown): void {
+    this.ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg))
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: parsed JSON
+  async next(ms = 3000): Promise<any> {
+    const deadline = Date.now() + ms
+    while (this.frames.length === 0) {
+      if (this.closed) throw new Error('socket closed')
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`no WebSocket frame within ${ms} ms`)
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await new Promise<void>((r) => {
+        this.waiter = r
+        timer = setTimeout(r, left)
+      })
+      clearTimeout(timer)
+      this.waiter = undefined
+    }
+    return this.frames.shift()
+  }
+
+  async quiet(ms = 300): Promise<unknown> {
+    try {
+      return await this.next(ms)
+    } catch {
+      return undefined
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.ws.terminate()
+        resolve()
+      }, 2000)
+      this.ws.once('close', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      this.ws.close()
+    })
+  }
+}
