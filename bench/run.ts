@@ -6,6 +6,7 @@
  *   npm run bench -- raft wal     only bench/raft.ts and bench/wal.ts
  *   npm run bench -- --quick      short runs (each module decides what "quick" means)
  *   npm run bench -- --json       the same results as one JSON document, for tooling
+ *   npm run bench -- http --etcd  options from the first one the runner does not know go to the modules (opts.args)
  *
  * A bench module exports `async function run(opts: BenchOptions): Promise<BenchResult[]>` (see bench/types.ts).
  * Helpers shared by several modules belong in `bench/lib/`, which is not scanned. Modules not written yet are simply
@@ -128,8 +129,14 @@ export async function runBenches(
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Everything from the first option the runner does not know belongs to the modules (`npm run bench -- http --etcd
+  // --members 1`): bench names come first.
+  const runnerFlags = new Set(['--quick', '--json', '--help', '-h'])
+  const cut = argv.findIndex((a) => a.startsWith('-') && !runnerFlags.has(a))
+  const own = cut < 0 ? argv : argv.slice(0, cut)
+  const moduleArgs = cut < 0 ? [] : argv.slice(cut)
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: own,
     options: { quick: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,
     strict: false,
@@ -156,11 +163,12 @@ async function main(argv: string[]): Promise<number> {
   const modules = positionals.length > 0 ? chosen : available
   const command = [process.argv0, ...process.execArgv, relative(process.cwd(), fileURLToPath(import.meta.url)), ...argv]
   const about = machine()
-  const log = values.json ? (l: string) => console.error(l) : (l: string) => console.log(l)
-  const opts: BenchOptions = { quick: values.quick === true, args: [] }
+  const json = values.json === true || moduleArgs.includes('--json')
+  const log = json ? (l: string) => console.error(l) : (l: string) => console.log(l)
+  const opts: BenchOptions = { quick: values.quick === true || moduleArgs.includes('--quick'), args: moduleArgs }
   const { rows, failed } = await runBenches(modules, opts, log)
 
-  if (values.json) {
+  if (json) {
     console.log(JSON.stringify({ command: command.join(' '), machine: about, rows, failed }, null, 2))
   } else {
     console.log('')

@@ -1,0 +1,180 @@
+/**
+ * HTTP throughput and latency of a member through etcd's JSON gateway, optionally side by side with Debian's etcd on
+ * the same machine under the same load. Closed loop: N clients, each on its own keep-alive connection, each sending
+ * its next request when the previous answer is read; 256-byte values over 10,000 keys (preloaded before the first
+ * run). Workloads: put, linearizable range, serializable range, and a 90/10 mix of linearizable ranges and puts, each
+ * with 1 and 64 clients. Every server is a child process (its own temp data dir on the same filesystem, loopback port,
+ * fsync on as by default), the load generator is this process.
+ *
+ *   npm run bench -- http [--etcd] [--quick] [--members 1] [--clients 1,64] [--seconds 5]
+ *                         [--workloads put,range-linearizable,...] [--trivial] [--profile <dir>]
+ *   node --import tsx bench/http.ts --etcd        (the same, standalone)
+ *
+ *   --etcd       also run the load against etcd and print the ratio edgecd/etcd per workload
+ *   --trivial    also run it against a node:http server answering a fixed body: the generator's own ceiling
+ *   --quick      CI smoke: put 1 and 64 clients, the rest with 64, 0.5 s each (a few seconds per server)
+ *   --profile d  start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
+ *   --members n  1 only for now (3-member clusters come later)
+ *
+ * Each run is bounded by time (warm-up plus measured seconds) and by a request count; servers are stopped and their
+ * directories removed at the end, also on failure.
+ */
+import { parseArgs } from 'node:util'
+import { Bodies, type LoadResult, openPool, preload, runLoad, type Workload, type WorkloadKind } from './lib/load.js'
+import { type BenchServer, startEdgecd, startEtcd, startTrivial } from './lib/servers.js'
+import type { BenchOptions, BenchResult } from './types.js'
+
+const allKinds: WorkloadKind[] = ['put', 'range-linearizable', 'range-serializable', 'mix-90-10']
+/** Writers used to preload the key space. */
+const preloadClients = 64
+
+interface Plan {
+  workloads: Workload[]
+  measureMs: number
+  warmupMs: number
+  etcd: boolean
+  trivial: boolean
+  profileDir?: string
+}
+
+function plan(opts: BenchOptions): Plan {
+  const { values } = parseArgs({
+    args: opts.args,
+    options: {
+      etcd: { type: 'boolean' },
+      trivial: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      json: { type: 'boolean' },
+      members: { type: 'string', default: '1' },
+      clients: { type: 'string' },
+      seconds: { type: 'string' },
+      workloads: { type: 'string' },
+      profile: { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  })
+  if (values.members !== '1') {
+    throw new Error(
+      `--members ${values.members}: not yet (only single-member runs for now; 3-member clusters come later)`,
+    )
+  }
+  const quick = opts.quick || values.quick === true
+  const kinds = values.workloads ? (values.workloads.split(',') as WorkloadKind[]) : allKinds
+  for (const k of kinds) if (!allKinds.includes(k)) throw new Error(`unknown workload ${k} (${allKinds.join(', ')})`)
+  const clients = values.clients ? values.clients.split(',').map(Number) : [1, 64]
+  for (const c of clients)
+    if (!Number.isInteger(c) || c < 1 || c > 1024) throw new Error(`--clients: 1..1024, got ${c}`)
+  const workloads: Workload[] = []
+  for (const kind of kinds) {
+    for (const c of clients) {
+      // Quick mode keeps the targets' runs (put with 1 and 64 clients, everything else with 64) and drops the rest.
+      if (quick && !values.clients && c === 1 && kind !== 'put') continue
+      workloads.push({ kind, clients: c })
+    }
+  }
+  const seconds = values.seconds ? Number(values.seconds) : quick ? 0.5 : 5
+  if (!(seconds > 0 && seconds <= 600)) throw new Error(`--seconds: (0, 600], got ${values.seconds}`)
+  return {
+    workloads,
+    measureMs: seconds * 1000,
+    warmupMs: quick ? 200 : 1000,
+    etcd: values.etcd === true,
+    trivial: values.trivial === true,
+    ...(values.profile ? { profileDir: values.profile } : {}),
+  }
+}
+
+const label = (w: Workload) => `${w.kind}, ${w.clients} client${w.clients === 1 ? '' : 's'}`
+const ms = (v: number) => (Number.isNaN(v) ? '-' : v < 10 ? v.toFixed(2) : v.toFixed(1))
+
+function sideBySide(p: Plan, names: string[], results: Map<string, LoadResult[]>): string {
+  const head = ['workload']
+  for (const n of names) head.push(`${n} ops/s`, 'p50 ms', 'p99 ms', 'errors')
+  if (names.includes('etcd')) head.push('edgecd/etcd')
+  head.push('gen cpu')
+  const rows = p.workloads.map((w, i) => {
+    const row = [label(w)]
+    for (const n of names) {
+      const r = results.get(n)![i]!
+      row.push(Math.round(r.opsPerSec).toLocaleString('en-US'), ms(r.p50Ms), ms(r.p99Ms), String(r.errors))
+    }
+    if (names.includes('etcd'))
+      row.push((results.get('edgecd')![i]!.opsPerSec / results.get('etcd')![i]!.opsPerSec).toFixed(2))
+    row.push(`${Math.round(results.get('edgecd')![i]!.clientCpuCores * 100)}%`)
+    return row
+  })
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)))
+  const line = (r: string[]) => r.map((s, c) => (c === 0 ? s.padEnd(widths[c]!) : s.padStart(widths[c]!))).join('  ')
+  return [line(head), line(widths.map((x) => '-'.repeat(x))), ...rows.map(line)].join('\n')
+}
+
+export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+  const p = plan(opts)
+  const say = opts.args.includes('--json') ? (l: string) => console.error(l) : (l: string) => console.log(l)
+  const bodies = new Bodies()
+  const servers: BenchServer[] = []
+  const results = new Map<string, LoadResult[]>()
+  try {
+    servers.push(await startEdgecd(p.profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', p.profileDir] } : {}))
+    if (p.etcd) servers.push(await startEtcd())
+    if (p.trivial) servers.push(await startTrivial())
+    for (const s of servers) {
+      results.set(s.name, [])
+      if (s.name === 'trivial') continue
+      const pool = openPool(s.url, preloadClients)
+      try {
+        await preload(pool, bodies, preloadClients)
+      } finally {
+        await pool.close()
+      }
+    }
+    // Interleaved: each workload runs on every server before the next, so a machine that gets busier or quieter
+    // during the run shifts both columns alike.
+    for (const w of p.workloads) {
+      for (const s of servers) {
+        const pool = openPool(s.url, w.clients)
+        try {
+          const r = await runLoad(pool, bodies, w, p.measureMs, p.warmupMs)
+          results.get(s.name)!.push(r)
+          say(
+            `  ${s.name.padEnd(7)} ${label(w).padEnd(32)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s  p50 ${ms(r.p50Ms)} ms  p99 ${ms(r.p99Ms)} ms  ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}`,
+          )
+        } finally {
+          await pool.close()
+        }
+      }
+    }
+  } finally {
+    for (const s of servers.reverse()) await s.stop()
+  }
+
+  const names = [...results.keys()]
+  say('')
+  say(sideBySide(p, names, results))
+  say("(gen cpu: the load generator's own CPU during the edgecd run, share of one core)")
+  say('')
+
+  const rows: BenchResult[] = []
+  p.workloads.forEach((w, i) => {
+    for (const n of names) {
+      const r = results.get(n)![i]!
+      rows.push({
+        name: `${n} ${label(w)}`,
+        value: Math.round(r.opsPerSec),
+        unit: 'ops/s',
+        note: `p50 ${ms(r.p50Ms)} ms, p99 ${ms(r.p99Ms)} ms, ${r.errors} errors, generator ${Math.round(r.clientCpuCores * 100)}% cpu`,
+      })
+    }
+    if (results.has('etcd')) {
+      const ratio = results.get('edgecd')![i]!.opsPerSec / results.get('etcd')![i]!.opsPerSec
+      rows.push({ name: `edgecd/etcd ${label(w)}`, value: Number(ratio.toFixed(2)), unit: 'x' })
+    }
+  })
+  return rows
+}
+
+if (process.argv[1] !== undefined && import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2)
+  await run({ quick: args.includes('--quick'), args })
+}
