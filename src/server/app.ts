@@ -21,6 +21,8 @@ export interface AppOptions {
   upgradeWebSocket?: UpgradeWebSocket<any>
   /** Upper bound of concurrent watch streams (HTTP and WebSocket) per member. */
   maxWatchStreams: number
+  /** Called when a /raft connection is refused (wrong or missing cluster credential), for the log. */
+  onPeerRefused?: (claimedId: string, address: string) => void
 }
 
 /** gRPC's receive limit in etcd: the request limit plus 512 KiB of overhead (2 MiB by default). */
@@ -118,6 +120,11 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
   rpc('/maintenance/hash', 'Hash', M.HashRequest, M.HashResponse, () => member.hash())
   rpc('/maintenance/hashkv', 'HashKV', M.HashKVRequest, M.HashKVResponse, (r) => member.hashKV(r as never))
   rpc('/cluster/member/list', 'MemberList', M.MemberListRequest, M.MemberListResponse, () => member.memberList())
+  rpc('/cluster/member/add', 'MemberAdd', M.MemberAddRequest, M.MemberAddResponse, (r) => member.memberAdd(r as never))
+  rpc('/cluster/member/remove', 'MemberRemove', M.MemberRemoveRequest, M.MembersResponse, (r) => member.memberRemove(r as never))
+  rpc('/cluster/member/update', 'MemberUpdate', M.MemberUpdateRequest, M.MembersResponse, (r) => member.memberUpdate(r as never))
+  rpc('/cluster/member/promote', 'MemberPromote', M.MemberPromoteRequest, M.MembersResponse, (r) => member.memberPromote(r as never))
+  rpc('/maintenance/transfer-leadership', 'MoveLeader', M.MoveLeaderRequest, M.HeaderOnlyResponse, (r) => member.moveLeader(r as never))
 
   // ---- streams: etcd's gateway answers `{"result":...}\n` lines, chunked ----
 
@@ -308,6 +315,39 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
         }),
       )
     }
+  }
+
+  // ---- peers: Raft over a WebSocket on the client port, authenticated with the cluster credential ----
+  if (opts.upgradeWebSocket && member.verifyPeer && member.receivePeerFrame) {
+    const upgrade = opts.upgradeWebSocket
+    app.get(
+      '/raft',
+      async (c, next) => {
+        const from = await member.verifyPeer!({
+          authorization: c.req.header('authorization'),
+          from: c.req.header('x-edgecd-from'),
+          cluster: c.req.header('x-edgecd-cluster'),
+        })
+        if (!from) {
+          opts.onPeerRefused?.(c.req.header('x-edgecd-from') ?? '', c.req.header('x-forwarded-for') ?? '')
+          return c.body('peer authentication failed\n', 401, { 'Content-Type': 'text/plain; charset=utf-8' })
+        }
+        c.set('peer' as never, from as never)
+        await next()
+      },
+      upgrade((c) => {
+        const from = c.get('peer' as never) as unknown as string
+        return {
+          async onMessage(evt) {
+            let d: unknown = evt.data
+            if (typeof d === 'string') return
+            if (d instanceof Blob) d = await d.arrayBuffer()
+            const bytes = d instanceof Uint8Array ? d : new Uint8Array(d as ArrayBuffer)
+            member.receivePeerFrame!(bytes, from)
+          },
+        }
+      }),
+    )
   }
 
   // ---- anything else: etcd's 405 / 404 ----

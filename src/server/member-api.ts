@@ -75,6 +75,15 @@ export interface MemberApi {
   openWatchStream(send: (resp: WatchResponse) => boolean | void): WatchStream
   status(): Promise<StatusInfo>
   memberList(): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
+  memberAdd(req: { peerURLs: string[]; isLearner: boolean }): Promise<{ header: ResponseHeader; member: MemberInfo; members: MemberInfo[] }>
+  memberRemove(req: { ID: string }): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
+  memberUpdate(req: { ID: string; peerURLs: string[] }): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
+  memberPromote(req: { ID: string }): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
+  moveLeader(req: { targetID: string }): Promise<{ header: ResponseHeader }>
+  /** Checks an inbound /raft connection; resolves to the peer's id, or undefined to refuse it. */
+  verifyPeer?(headers: { authorization?: string; from?: string; cluster?: string }): Promise<string | undefined>
+  /** A binary frame from an authenticated peer. */
+  receivePeerFrame?(data: Uint8Array, from: string): void
   alarm(req: AlarmRequest): Promise<{ header: ResponseHeader; alarms: AlarmMember[] }>
   hash(): Promise<{ header: ResponseHeader; hash: number }>
   hashKV(req: { revision: number }): Promise<{ header: ResponseHeader; hash: number; compact_revision: number }>

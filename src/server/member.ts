@@ -27,12 +27,15 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from '../kv/types.js'
-import type { NodeId } from '../raft/index.js'
+import { type ConfChange, ConfChangeType, type NodeId, ProgressState } from '../raft/index.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
 import { etcdVersion } from './app.js'
 import type { ServerConfig } from './config.js'
 import type { MemberApi, MemberInfo, StatusInfo, WatchStream } from './member-api.js'
-import { RaftMember, type StateMachine, type Transport } from './raft-member.js'
+import { ClusterState, type MemberAttributes, decodeConfChangeContext, encodeConfChangeContext } from './cluster.js'
+import { computeMemberId } from './ids.js'
+import { RaftMember, type StateMachine } from './raft-member.js'
+import { type DialPeer, PeerTransport, verifyPeer } from './transport.js'
 
 export interface MemberOptions {
   config: ServerConfig
@@ -41,7 +44,11 @@ export interface MemberOptions {
   clusterId: string
   /** Every member of the initial cluster, this one included. */
   members: MemberInfo[]
-  transport?: Transport
+  /** --initial-cluster-state existing: join a running cluster (no bootstrap; the leader sends the log). */
+  join?: boolean
+  /** Opens outbound peer sockets (runtime-specific); without it the member cannot reach peers. */
+  dial?: DialPeer
+  log?: (level: 'debug' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
   /** A monotonic clock in ms (performance.now by default): lease expiry is decided by the leader's clock. */
   nowMs?: () => number
   onFatal?: (err: unknown) => void
@@ -50,17 +57,44 @@ export interface MemberOptions {
 /** How often the leader looks for expired leases (etcd's lessor checks every 500 ms). */
 const leaseExpiryCheckMs = 500
 
-/** Adapts the KV store to the Raft member: proposals are CBOR-encoded InternalRequests. */
-class KvStateMachine implements StateMachine {
-  constructor(public kv: KvStore) {}
+/** The snapshot format of a member's state: [version, KV snapshot bytes, cluster state]. */
+const memberSnapshotVersion = 1
+
+/**
+ * What a member replicates: the KV store and the cluster membership. Normal entries are CBOR InternalRequests
+ * for the store, or `{member_attr}` for a member publishing its name and client URLs.
+ */
+class MemberStateMachine implements StateMachine {
+  onMembershipChange: () => void = () => {}
+  constructor(
+    public kv: KvStore,
+    public cluster: ClusterState,
+  ) {}
   apply(data: Uint8Array): unknown {
-    return this.kv.apply(decode(data) as InternalRequest)
+    const req = decode(data) as InternalRequest | { member_attr: MemberAttributes }
+    if ('member_attr' in req) {
+      this.cluster.applyAttributes(req.member_attr)
+      return {}
+    }
+    return this.kv.apply(req)
+  }
+  applyConfChange(cc: ConfChange): boolean {
+    const ok = this.cluster.applyConfChange(cc)
+    if (ok) this.onMembershipChange()
+    return ok
+  }
+  acceptsConfChange(cc: ConfChange): boolean {
+    return this.cluster.accepts(cc)
   }
   snapshot(): Uint8Array {
-    return this.kv.snapshot()
+    return encode([memberSnapshotVersion, this.kv.snapshot(), this.cluster.toSnapshot()]) as Uint8Array
   }
   restore(data: Uint8Array): void {
-    this.kv.restore(data)
+    const v = decode(data) as [number, Uint8Array, unknown]
+    if (!Array.isArray(v) || v[0] !== memberSnapshotVersion) throw new Error(`member snapshot of unknown version ${String(Array.isArray(v) ? v[0] : v)}`)
+    this.kv.restore(v[1])
+    this.cluster = ClusterState.fromSnapshot(v[2])
+    this.onMembershipChange()
   }
 }
 
@@ -71,17 +105,22 @@ class KvStateMachine implements StateMachine {
 export class Member implements MemberApi {
   readonly kv: KvStore
   readonly raft: RaftMember
+  readonly transport: PeerTransport | undefined
+  private readonly sm: MemberStateMachine
   private readonly opts: MemberOptions
+  private publishTimer: ReturnType<typeof setInterval> | undefined
   private readonly now: () => number
   private leaseTimer: ReturnType<typeof setInterval> | undefined
   private progressTimer: ReturnType<typeof setInterval> | undefined
   private lastCheckpointMs: number
   private readonly streams = new Set<WatchStream>()
 
-  private constructor(opts: MemberOptions, kv: KvStore, raft: RaftMember) {
+  private constructor(opts: MemberOptions, sm: MemberStateMachine, raft: RaftMember, transport: PeerTransport | undefined) {
     this.opts = opts
-    this.kv = kv
+    this.sm = sm
+    this.kv = sm.kv
     this.raft = raft
+    this.transport = transport
     this.now = opts.nowMs ?? (() => performance.now())
     this.lastCheckpointMs = this.now()
   }
@@ -94,9 +133,34 @@ export class Member implements MemberApi {
       quotaBackendBytes: c.quotaBackendBytes,
       minLeaseTtlSeconds: Math.ceil((1.5 * c.electionTimeoutMs) / 1000),
     })
-    const sm = new KvStateMachine(kv)
+    // Client URLs are not known alike on every member at bootstrap: they arrive through publish (see publish()).
+    const sm = new MemberStateMachine(kv, new ClusterState(opts.members.map((m) => ({ ...m, clientURLs: [] }))))
     const now = opts.nowMs ?? (() => performance.now())
     let member: Member | undefined
+    let raftRef: RaftMember | undefined
+    let transport: PeerTransport | undefined
+    if (opts.dial) {
+      transport = new PeerTransport({
+        selfId: opts.memberId,
+        clusterId: opts.clusterId,
+        clusterToken: c.initialClusterToken,
+        dial: opts.dial,
+        onMessages: (msgs) => {
+          for (const m of msgs) raftRef?.step(m)
+        },
+        reportUnreachable: (id) => raftRef?.reportUnreachable(id),
+        reportSnapshot: (id, ok) => raftRef?.reportSnapshot(id, ok),
+        log: opts.log,
+      })
+      await transport.start()
+    }
+    const updatePeers = () => {
+      if (!transport) return
+      const peers = new Map<NodeId, string[]>()
+      for (const m of sm.cluster.members.values()) if (m.ID !== opts.memberId) peers.set(m.ID, m.peerURLs)
+      transport.setPeers(peers)
+    }
+    sm.onMembershipChange = updatePeers
     const raft = await RaftMember.start({
       id: opts.memberId,
       storage: opts.storage,
@@ -106,14 +170,19 @@ export class Member implements MemberApi {
       snapshotCount: c.snapshotCount,
       snapshotCatchUpEntries: 5000,
       requestTimeoutMs: c.requestTimeoutMs,
-      initialPeers: opts.members.map((m) => m.ID),
-      transport: opts.transport,
+      initialPeers: opts.join ? [] : opts.members.map((m) => m.ID),
+      transport,
       onFatal: (err) => {
         member?.stopTimers()
+        transport?.close()
         opts.onFatal?.(err)
       },
     })
-    member = new Member(opts, kv, raft)
+    raftRef = raft
+    raft.confChangeReqIdOf = (cc) => decodeConfChangeContext(cc.context).reqId || undefined
+    updatePeers()
+    member = new Member(opts, sm, raft, transport)
+    member.publishTimer = setInterval(() => member!.publish(), 500)
     raft.onLeaderChange.push((isLeader) => {
       if (isLeader) kv.lessor.promote(now())
       else kv.lessor.demote()
@@ -127,6 +196,8 @@ export class Member implements MemberApi {
   private stopTimers(): void {
     if (this.leaseTimer) clearInterval(this.leaseTimer)
     if (this.progressTimer) clearInterval(this.progressTimer)
+    if (this.publishTimer) clearInterval(this.publishTimer)
+    this.publishTimer = undefined
     this.leaseTimer = undefined
     this.progressTimer = undefined
   }
@@ -210,7 +281,11 @@ export class Member implements MemberApi {
   }
 
   async leaseKeepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
-    if (!this.raft.isLeader()) throw new EtcdError(this.raft.leader() === '' ? 'ErrNoLeader' : 'ErrNotLeader')
+    if (!this.raft.isLeader()) {
+      // Only the leader's clock renews leases: forward the keepalive to it.
+      const r = await this.forwardToLeader('/v3/lease/keepalive', JSON.stringify({ ID: String(req.ID) }))
+      return { header: this.header(), ID: req.ID, TTL: Number(r.TTL ?? 0) }
+    }
     // Make sure the grant (possibly just acknowledged) is applied here before renewing.
     await this.raft.linearizableRead()
     const ttl = this.kv.lessor.renew(req.ID, this.now())
@@ -219,6 +294,15 @@ export class Member implements MemberApi {
 
   async leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
     await this.raft.linearizableRead()
+    if (!this.raft.isLeader() && this.kv.lessor.lookup(req.ID)) {
+      // The remaining TTL is the leader's to tell; the keys are the same everywhere.
+      const local = this.kv.leaseTimeToLive(req)
+      try {
+        const r = await this.forwardToLeader('/v3/lease/timetolive', JSON.stringify({ ID: String(req.ID) }))
+        if (r.TTL !== undefined) local.TTL = Number(r.TTL)
+      } catch {}
+      return this.withHeader(local)
+    }
     return this.withHeader(this.kv.leaseTimeToLive(req, this.raft.isLeader() ? this.now() : undefined))
   }
 
@@ -272,7 +356,117 @@ export class Member implements MemberApi {
   }
 
   async memberList() {
-    return { header: { ...this.header(), revision: 0 }, members: this.opts.members }
+    return { header: { ...this.header(), revision: 0 }, members: this.sm.cluster.list() }
+  }
+
+  /** etcd's publish: tells the cluster this member's name and client URLs, through the log, until it sticks. */
+  private publish(): void {
+    const me = this.sm.cluster.members.get(this.opts.memberId)
+    const want = this.opts.members.find((m) => m.ID === this.opts.memberId)
+    if (!want || this.raft.leader() === '') return
+    if (me && me.name === want.name && me.clientURLs.join(',') === want.clientURLs.join(',')) {
+      if (this.publishTimer) clearInterval(this.publishTimer)
+      this.publishTimer = undefined
+      return
+    }
+    const attrs: MemberAttributes = { ID: this.opts.memberId, name: want.name, clientURLs: want.clientURLs }
+    const data = encode({ member_attr: attrs }) as Uint8Array
+    this.raft.propose(data).catch(() => {})
+  }
+
+  /** etcd's MemberAdd: a new member (a learner when asked), id derived from its peer URLs, the token and the time. */
+  async memberAdd(req: { peerURLs: string[]; isLearner: boolean }) {
+    const urls = req.peerURLs
+    if (urls.length === 0 || urls.some((u) => !/^https?:\/\/[^/]+:\d+\/?$/.test(u))) throw new EtcdError('ErrMemberBadURLs')
+    if (this.sm.cluster.peerURLsInUse(urls)) throw new EtcdError('ErrPeerURLExist')
+    const ID = await computeMemberId(urls, this.opts.config.initialClusterToken + String(Date.now()))
+    if (this.sm.cluster.members.has(ID)) throw new EtcdError('ErrMemberExist')
+    const reqId = this.raft.nextRequestId()
+    const type = req.isLearner ? ConfChangeType.ConfChangeAddLearnerNode : ConfChangeType.ConfChangeAddNode
+    await this.raft.proposeConfChange({ type, nodeId: ID, context: encodeConfChangeContext({ reqId, name: '', peerURLs: urls }) }, reqId)
+    const member = { ID, name: '', peerURLs: urls, clientURLs: [], isLearner: req.isLearner }
+    return { header: { ...this.header(), revision: 0 }, member, members: this.sm.cluster.list() }
+  }
+
+  async memberRemove(req: { ID: string }) {
+    if (!this.sm.cluster.members.has(req.ID)) throw new EtcdError(this.sm.cluster.removed.has(req.ID) ? 'ErrMemberNotFound' : 'ErrMemberNotFound')
+    const reqId = this.raft.nextRequestId()
+    await this.raft.proposeConfChange(
+      { type: ConfChangeType.ConfChangeRemoveNode, nodeId: req.ID, context: encodeConfChangeContext({ reqId, name: '', peerURLs: [] }) },
+      reqId,
+    )
+    return { header: { ...this.header(), revision: 0 }, members: this.sm.cluster.list() }
+  }
+
+  async memberUpdate(req: { ID: string; peerURLs: string[] }) {
+    const m = this.sm.cluster.members.get(req.ID)
+    if (!m) throw new EtcdError('ErrMemberNotFound')
+    if (req.peerURLs.length === 0 || req.peerURLs.some((u) => !/^https?:\/\/[^/]+:\d+\/?$/.test(u))) throw new EtcdError('ErrMemberBadURLs')
+    if (this.sm.cluster.peerURLsInUse(req.peerURLs, req.ID)) throw new EtcdError('ErrPeerURLExist')
+    const reqId = this.raft.nextRequestId()
+    await this.raft.proposeConfChange(
+      { type: ConfChangeType.ConfChangeUpdateNode, nodeId: req.ID, context: encodeConfChangeContext({ reqId, name: m.name, peerURLs: req.peerURLs }) },
+      reqId,
+    )
+    return { header: { ...this.header(), revision: 0 }, members: this.sm.cluster.list() }
+  }
+
+  /** etcd's MemberPromote: only a learner, and only once it has caught up with the leader (90% of its log). */
+  async memberPromote(req: { ID: string }) {
+    const m = this.sm.cluster.members.get(req.ID)
+    if (!m) throw new EtcdError('ErrMemberNotFound')
+    if (!m.isLearner) throw new EtcdError('ErrMemberNotLearner')
+    if (this.raft.isLeader()) {
+      const pr = this.raft.node.raft.prs.get(req.ID)
+      const last = this.raft.node.raft.raftLog.lastIndex()
+      if (!pr || pr.state !== ProgressState.StateReplicate || pr.match < last * 0.9) throw new EtcdError('ErrLearnerNotReady')
+    }
+    const reqId = this.raft.nextRequestId()
+    await this.raft.proposeConfChange(
+      { type: ConfChangeType.ConfChangeAddNode, nodeId: req.ID, context: encodeConfChangeContext({ reqId, name: m.name, peerURLs: m.peerURLs }) },
+      reqId,
+    )
+    return { header: { ...this.header(), revision: 0 }, members: this.sm.cluster.list() }
+  }
+
+  /** etcd's MoveLeader: only the leader can hand over, to a voting member. */
+  async moveLeader(req: { targetID: string }) {
+    if (!this.raft.isLeader()) throw new EtcdError('ErrNotLeader')
+    const m = this.sm.cluster.members.get(req.targetID)
+    if (!m || m.isLearner) throw new EtcdError('ErrBadLeaderTransferee')
+    if (req.targetID !== this.opts.memberId) await this.raft.transferLeader(req.targetID)
+    return { header: this.header() }
+  }
+
+  /** Checks an inbound /raft connection's credentials; the peer's id, or undefined to refuse it. */
+  verifyPeer(headers: { authorization?: string; from?: string; cluster?: string }): Promise<NodeId | undefined> {
+    return verifyPeer(this.opts.config.initialClusterToken, this.opts.clusterId, headers)
+  }
+
+  /** A frame from an authenticated peer socket. */
+  receivePeerFrame(data: Uint8Array, from: NodeId): void {
+    this.transport?.receive(data, from)
+  }
+
+  /** Client URLs of the current leader, for forwarding what only the leader can answer. */
+  private leaderClientUrl(): string | undefined {
+    return this.sm.cluster.members.get(this.raft.leader())?.clientURLs[0]
+  }
+
+  /** Forwards a unary call to the leader's client URL and returns the parsed JSON result (etcd proxies these too). */
+  private async forwardToLeader(path: string, body: string): Promise<Record<string, unknown>> {
+    const url = this.leaderClientUrl()
+    if (!url) throw new EtcdError(this.raft.leader() === '' ? 'ErrNoLeader' : 'ErrNotLeader')
+    let text: string
+    try {
+      const r = await fetch(url.replace(/\/$/, '') + path, { method: 'POST', body, signal: AbortSignal.timeout(this.opts.config.requestTimeoutMs) })
+      text = await r.text()
+    } catch {
+      throw new EtcdError('ErrTimeoutDueToConnectionLost')
+    }
+    const line = JSON.parse(text.split('\n')[0] || '{}') as Record<string, unknown>
+    if (typeof line.error === 'string') throw new EtcdError('ErrGeneric', Number(line.code) || 14, line.error)
+    return (line.result as Record<string, unknown>) ?? line
   }
 
   async alarm(req: AlarmRequest) {
@@ -327,9 +521,25 @@ export class Member implements MemberApi {
    */
   async stop(): Promise<void> {
     this.stopTimers()
-    if (this.raft.isLeader()) await this.checkpointLeases()
+    const bounded = (p: Promise<unknown>, ms: number) => Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, ms))])
+    if (this.raft.isLeader()) {
+      await bounded(this.checkpointLeases(), 1000)
+      // As etcd does on a graceful stop: hand leadership to the most caught-up voter so clients see no election.
+      const r = this.raft.node.raft
+      let best: NodeId | undefined
+      let bestMatch = -1
+      for (const [id, pr] of r.prs) {
+        if (id === r.id || pr.isLearner || !r.voters.has(id)) continue
+        if (pr.match > bestMatch) {
+          best = id
+          bestMatch = pr.match
+        }
+      }
+      if (best !== undefined) await bounded(this.raft.transferLeader(best), 1000)
+    }
     for (const s of [...this.streams]) s.close()
     await this.raft.stop()
+    this.transport?.close()
   }
 }
 

@@ -1,6 +1,7 @@
 import { decode, encode } from 'cbor-x'
 import { EtcdError } from '../kv/errors.js'
 import {
+  type ConfChange,
   EntryType,
   type Message,
   type NodeId,
@@ -24,6 +25,10 @@ export interface StateMachine {
   snapshot(): Uint8Array
   /** Replaces the state with a snapshot's. */
   restore(data: Uint8Array): void
+  /** Applies a committed membership change (before Raft applies it at advance); false refuses it. */
+  applyConfChange?(cc: ConfChange, index: number): boolean
+  /** Whether Raft may apply a membership change (deterministic; see Config.acceptConfChange). */
+  acceptsConfChange?(cc: ConfChange): boolean
 }
 
 /** How peers' messages leave this member. A single member has none. */
@@ -99,8 +104,9 @@ export class RaftMember {
       electionTicks: opts.electionTicks,
       heartbeatTicks: 1,
       applied: snap.metadata.index,
+      acceptConfChange: opts.stateMachine.acceptsConfChange ? (cc) => opts.stateMachine.acceptsConfChange!(cc) : undefined,
     })
-    if (opts.storage.lastIndex() === 0 && snap.metadata.index === 0) this.node.bootstrap(opts.initialPeers)
+    if (opts.storage.lastIndex() === 0 && snap.metadata.index === 0 && opts.initialPeers.length > 0) this.node.bootstrap(opts.initialPeers)
   }
 
   /** Recovers from storage (snapshot + WAL tail), bootstraps a new cluster on empty storage, and starts ticking. */
@@ -167,6 +173,64 @@ export class RaftMember {
       }
       this.kick()
     })
+  }
+
+  /**
+   * Proposes a membership change whose context starts with a request id (see cluster.ts) and resolves once it is
+   * applied here. Raft allows one pending change at a time: a second is refused with etcd's "not enough started".
+   */
+  proposeConfChange(cc: ConfChange, reqId: string): Promise<ConfChange> {
+    this.checkServing()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(reqId)
+        reject(new EtcdError('ErrTimeout'))
+      }, this.opts.requestTimeoutMs)
+      this.waiters.set(reqId, { resolve: resolve as (v: unknown) => void, reject, timer })
+      try {
+        this.node.proposeConfChange(cc)
+      } catch (err) {
+        clearTimeout(timer)
+        this.waiters.delete(reqId)
+        if (err instanceof RaftError && err.code === 'ErrProposalDropped')
+          reject(new EtcdError(this.node.raft.lead === '' ? 'ErrNoLeader' : 'ErrMemberNotEnoughStarted'))
+        else reject(err)
+        return
+      }
+      this.kick()
+    })
+  }
+
+  /** A fresh request id for proposals made on this member. */
+  nextRequestId(): string {
+    return `${this.opts.id}:${++this.reqSeq}`
+  }
+
+  confChangeReqIdOf?: (cc: ConfChange) => string | undefined
+
+  private confChangeReqId(cc: ConfChange): string | undefined {
+    return this.confChangeReqIdOf?.(cc)
+  }
+
+  /** Hands leadership to `transferee` (etcd's MoveLeader); resolves once it leads or rejects after the timeout. */
+  async transferLeader(transferee: NodeId): Promise<void> {
+    this.checkServing()
+    this.node.transferLeader(transferee)
+    this.kick()
+    const deadline = performance.now() + this.opts.requestTimeoutMs
+    while (this.node.raft.lead !== transferee) {
+      if (performance.now() > deadline) throw new EtcdError('ErrTimeoutDueToLeaderFail')
+      await new Promise((r) => setTimeout(r, this.opts.tickMs))
+    }
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.node.reportUnreachable(id)
+  }
+
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    this.node.reportSnapshot(id, ok)
+    this.kick()
   }
 
   /** Resolves once this member has applied everything committed before the call (ReadIndex, thesis §6.4). */
@@ -257,8 +321,17 @@ export class RaftMember {
   private applyEntry(index: number, type: EntryType, data: Uint8Array): void {
     this.appliedIndex = index
     if (type === EntryType.EntryConfChange) {
-      decodeConfChange(data)
+      const cc = decodeConfChange(data)
+      const ok = this.opts.stateMachine.applyConfChange?.(cc, index) ?? true
       for (const f of this.onConfChange) f(index)
+      const reqId = this.confChangeReqId(cc)
+      const w = reqId ? this.waiters.get(reqId) : undefined
+      if (w) {
+        this.waiters.delete(reqId!)
+        clearTimeout(w.timer)
+        if (ok) w.resolve(cc)
+        else w.reject(new EtcdError('ErrMemberNotFound'))
+      }
       return
     }
     if (data.length === 0) return // a leader's no-op

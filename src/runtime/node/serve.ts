@@ -11,6 +11,7 @@ import { computeClusterId, computeMemberId } from '../../server/ids.js'
 import { Member } from '../../server/member.js'
 import type { MemberInfo } from '../../server/member-api.js'
 import { createLogger, type Logger } from './log.js'
+import { dialNodePeer, peerFrameBytesMax } from './peer-dial.js'
 import { openNodeStorage } from './storage.js'
 
 // Node 20 lacks ErrorEvent/CloseEvent, which hono's WebSocket helpers construct: without them onError never runs.
@@ -66,6 +67,9 @@ export async function startNodeMember(config: ServerConfig, log: Logger = create
     memberId,
     clusterId,
     members,
+    join: config.initialClusterState === 'existing',
+    dial: dialNodePeer,
+    log: (level, msg, fields) => log[level](msg, fields),
     onFatal: (err) => {
       log.error('member stopped on a fatal error', { error: String((err as Error)?.message ?? err) })
       process.exitCode = 1
@@ -76,12 +80,16 @@ export async function startNodeMember(config: ServerConfig, log: Logger = create
     maxRequestBytes: config.maxRequestBytes,
     maxWatchStreams: config.maxWatchStreams,
     upgradeWebSocket: upgradeWebSocket as never,
+    onPeerRefused: (claimed) => log.warn('refused a /raft connection without a valid cluster credential', { claimedId: claimed }),
   })
   const servers: ServerType[] = []
+  const socketServers: WebSocketServer[] = []
   const urls: string[] = []
   for (const u of config.listenClientUrls) {
     const url = new URL(u)
-    const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxRequestBytes })
+    // One WebSocket server per listener serves both the client watch and /raft, so its frame limit is the peers'.
+    const wss = new WebSocketServer({ noServer: true, maxPayload: peerFrameBytesMax, perMessageDeflate: false })
+    socketServers.push(wss)
     const server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve(
         { fetch: app.fetch, hostname: url.hostname, port: Number(url.port), websocket: { server: wss as never } },
@@ -99,16 +107,15 @@ export async function startNodeMember(config: ServerConfig, log: Logger = create
   async function stop(): Promise<void> {
     stopping ??= (async () => {
       log.info('stopping', { name: config.name })
-      await Promise.all(
-        servers.map(
-          (s) =>
-            new Promise<void>((resolve) => {
-              s.close(() => resolve())
-              ;(s as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.()
-            }),
-        ),
-      )
+      // Stop accepting; idle keep-alive connections go now, busy ones once their response is written.
+      const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))
+      for (const s of servers) (s as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.()
+      // Hand leadership over and checkpoint leases while peers are still connected, then sync and stop.
       await member.stop()
+      // Sockets (watch streams, peers) never finish on their own: end them.
+      for (const wss of socketServers) for (const ws of wss.clients) ws.terminate()
+      for (const s of servers) (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+      await Promise.all(closed)
       log.info('stopped', { name: config.name })
     })()
     return stopping

@@ -254,3 +254,21 @@ export const Member = msg('etcdserverpb.Member', [
 ])
 export const MemberListRequest = msg('etcdserverpb.MemberListRequest', [])
 export const MemberListResponse = msg('etcdserverpb.MemberListResponse', [header, ['members', 'message', { repeated: true, message: () => Member }]])
+
+export const MemberAddRequest = msg('etcdserverpb.MemberAddRequest', [
+  ['peerURLs', 'string', { repeated: true }],
+  ['isLearner', 'bool'],
+])
+export const MemberAddResponse = msg('etcdserverpb.MemberAddResponse', [
+  header,
+  ['member', 'message', { message: () => Member }],
+  ['members', 'message', { repeated: true, message: () => Member }],
+])
+export const MemberRemoveRequest = msg('etcdserverpb.MemberRemoveRequest', [['ID', 'uint64str']])
+export const MemberUpdateRequest = msg('etcdserverpb.MemberUpdateRequest', [
+  ['ID', 'uint64str'],
+  ['peerURLs', 'string', { repeated: true }],
+])
+export const MemberPromoteRequest = msg('etcdserverpb.MemberPromoteRequest', [['ID', 'uint64str']])
+export const MembersResponse = msg('etcdserverpb.MemberRemoveResponse', [header, ['members', 'message', { repeated: true, message: () => Member }]])
+export const MoveLeaderRequest = msg('etcdserverpb.MoveLeaderRequest', [['targetID', 'uint64str']])
