@@ -471,7 +471,8 @@ export class Member implements MemberApi {
 
   async alarm(req: AlarmRequest) {
     if (req.action === AlarmAction.GET) {
-      const alarms = this.kv.activeAlarms().filter((a) => req.memberID === '0' || a.memberID === req.memberID)
+      // etcd 3.4 filters a GET by alarm type (NONE = all), not by member.
+      const alarms = this.kv.activeAlarms().filter((a) => !req.alarm || a.alarm === req.alarm)
       return { header: this.header(), alarms }
     }
     const resp = (await this.propose({ alarm: req })) as { alarms: { memberID: string; alarm: number }[] }

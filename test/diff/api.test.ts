@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
 import { serverDefaults } from '../../src/server/config.js'
+import { LineStream } from '../server/helpers.js'
 import { type EtcdProcess, etcdAvailable, etcdMissing, freePort, startEtcd } from './etcd-process.js'
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
@@ -164,6 +165,100 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
     await same('/health', undefined, 'GET')
     const [a, b] = await Promise.all([call(etcd.url, '/v3/kv/range', undefined, 'OPTIONS'), call(edge.urls[0]!, '/v3/kv/range', undefined, 'OPTIONS')])
     assert.equal(b.status, a.status)
+  })
+
+  /** Opens the same watch body on both servers; `next()` reads one line from each and compares them normalised. */
+  async function bothWatch(body: string) {
+    const [a, b] = await Promise.all([LineStream.open(etcd.url, '/v3/watch', body), LineStream.open(edge.urls[0]!, '/v3/watch', body)])
+    assert.equal(b.status, a.status)
+    const line = (x: unknown) => normalize({ status: 200, type: '', body: JSON.stringify(x) }).body
+    return {
+      async next(what: string) {
+        const [x, y] = await Promise.all([a.next(5000), b.next(5000)])
+        assert.equal(line(y), line(x), what)
+        return y
+      },
+      /** Reads n lines from each, compares them as sorted sets. */
+      async nextBoth(n: number) {
+        const xs: string[] = []
+        const ys: string[] = []
+        for (let i = 0; i < n; i++) {
+          const [x, y] = await Promise.all([a.next(5000), b.next(5000)])
+          xs.push(line(x))
+          ys.push(line(y))
+        }
+        return [xs.sort(), ys.sort()]
+      },
+      async quiet() {
+        const [x, y] = await Promise.all([a.quiet(300), b.quiet(300)])
+        assert.equal(y, undefined, `edgecd sent ${JSON.stringify(y)}`)
+        assert.equal(x, undefined, `etcd sent ${JSON.stringify(x)}`)
+      },
+      close() {
+        a.close()
+        b.close()
+      },
+    }
+  }
+
+  test('live watch: created, put, a txn in one message, delete with prev_kv, filters', async () => {
+    const w = await bothWatch(
+      JSON.stringify({ create_request: { key: b64('lw/'), range_end: b64('lw0'), prev_kv: true } }) +
+        JSON.stringify({ create_request: { key: b64('lw/a'), filters: ['NOPUT'] } }),
+    )
+    await w.next('created 0')
+    await w.next('created 1')
+    await same('/v3/kv/put', JSON.stringify({ key: b64('lw/a'), value: b64('1') }))
+    await w.next('put event')
+    await same('/v3/kv/txn', JSON.stringify({ success: [{ request_put: { key: b64('lw/a'), value: b64('2') } }, { request_put: { key: b64('lw/b'), value: b64('3') } }] }))
+    await w.next('txn events in one message')
+    await same('/v3/kv/deleterange', JSON.stringify({ key: b64('lw/a') }))
+    // Both watchers get the delete; etcd orders watchers of one revision arbitrarily: compare as a set.
+    const [x, y] = await w.nextBoth(2)
+    assert.deepEqual(y, x, 'delete events with and without prev_kv')
+    await w.quiet()
+    w.close()
+  })
+
+  test('watch: client-chosen id, duplicate id, progress_request, cancel_request, then live events', async () => {
+    const body = [
+      { create_request: { key: b64('cw') } },
+      { create_request: { key: b64('cw'), watch_id: 9 } },
+      { create_request: { key: b64('cw'), watch_id: 9 } },
+      { progress_request: {} },
+      { cancel_request: { watch_id: 0 } },
+    ]
+      .map((x) => JSON.stringify(x))
+      .join('')
+    const w = await bothWatch(body)
+    for (const what of ['created 0', 'created 9', 'duplicate 9', 'progress', 'cancel 0']) await w.next(what)
+    await same('/v3/kv/put', JSON.stringify({ key: b64('cw'), value: b64('x') }))
+    await w.next('only watcher 9 sees the put')
+    await w.quiet()
+    w.close()
+  })
+
+  test('keepalive of a live lease, several in one body, and of a revoked one', async () => {
+    await same('/v3/lease/grant', JSON.stringify({ TTL: 60, ID: 6161 }))
+    await same('/v3/lease/keepalive', JSON.stringify({ ID: 6161 }) + JSON.stringify({ ID: '6161' }) + JSON.stringify({ ID: 6262 }))
+    await same('/v3/lease/revoke', JSON.stringify({ ID: 6161 }))
+    await same('/v3/lease/keepalive', JSON.stringify({ ID: 6161 }))
+  })
+
+  test('maintenance: alarms (no header; GET filters by type), status shape', async () => {
+    await same('/v3/maintenance/alarm', '{}')
+    await same('/v3/maintenance/alarm', JSON.stringify({ action: 'ACTIVATE', memberID: '77', alarm: 'NOSPACE' }))
+    await same('/v3/maintenance/alarm', JSON.stringify({ action: 'GET' }))
+    await same('/v3/maintenance/alarm', JSON.stringify({ action: 'GET', memberID: '5' }))
+    await same('/v3/maintenance/alarm', JSON.stringify({ action: 'GET', alarm: 'CORRUPT' }))
+    await same('/v3/kv/put', JSON.stringify({ key: b64('nospace'), value: b64('x') }))
+    await same('/v3/kv/range', JSON.stringify({ key: b64('lw/b') }))
+    await same('/v3/maintenance/alarm', JSON.stringify({ action: 'DEACTIVATE', memberID: '77', alarm: 'NOSPACE' }))
+    await same('/v3/maintenance/alarm', JSON.stringify({ action: 'DEACTIVATE', memberID: '77', alarm: 'NOSPACE' }))
+    await same('/v3/maintenance/alarm', '{}')
+    await same('/v3/kv/put', JSON.stringify({ key: b64('nospace'), value: b64('x') }))
+    const [a, b] = await Promise.all([call(etcd.url, '/v3/maintenance/status', '{}'), call(edge.urls[0]!, '/v3/maintenance/status', '{}')])
+    assert.deepEqual(Object.keys(JSON.parse(b.body)), Object.keys(JSON.parse(a.body)))
   })
 
   test('watch: historic replay batches revisions; a compacted start revision is cancelled', async () => {
