@@ -89,7 +89,13 @@ export async function runServe(argv: string[], io: CliIo): Promise<number> {
   const log = createLogger(config.logLevel)
   let running: Awaited<ReturnType<typeof startNodeMember>>
   try {
-    running = await startNodeMember(config, log)
+    running = await startNodeMember(config, log, {
+      onFatal: () => {
+        process.exitCode = 1
+        // The member stopped itself (a failed fsync, or it was removed from the cluster): exit once it has.
+        setTimeout(() => process.kill(process.pid, 'SIGTERM'), 100)
+      },
+    })
   } catch (err) {
     const e = err as Error
     io.err(`edgecd serve: ${e instanceof ConfigError ? '' : 'cannot start: '}${e.message}`)

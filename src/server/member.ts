@@ -155,6 +155,11 @@ export class Member implements MemberApi {
       await transport.start()
     }
     const updatePeers = () => {
+      // Removed for good: this member must not serve or disturb the cluster any more (etcd exits the same way).
+      if (sm.cluster.removed.has(opts.memberId) && !sm.cluster.members.has(opts.memberId)) {
+        opts.log?.('warn', 'this member was removed from the cluster; stopping')
+        queueMicrotask(() => void member?.removedFromCluster())
+      }
       if (!transport) return
       const peers = new Map<NodeId, string[]>()
       for (const m of sm.cluster.members.values()) if (m.ID !== opts.memberId) peers.set(m.ID, m.peerURLs)
@@ -416,7 +421,19 @@ export class Member implements MemberApi {
     const m = this.sm.cluster.members.get(req.ID)
     if (!m) throw new EtcdError('ErrMemberNotFound')
     if (!m.isLearner) throw new EtcdError('ErrMemberNotLearner')
-    if (this.raft.isLeader()) {
+    if (!this.raft.isLeader()) {
+      // Only the leader knows whether the learner has caught up: forward, as etcd does.
+      const r = await this.forwardToLeader('/v3/cluster/member/promote', JSON.stringify({ ID: req.ID }))
+      const members = ((r.members as Record<string, unknown>[] | undefined) ?? []).map((m) => ({
+        ID: String(m.ID),
+        name: String(m.name ?? ''),
+        peerURLs: (m.peerURLs as string[] | undefined) ?? [],
+        clientURLs: (m.clientURLs as string[] | undefined) ?? [],
+        isLearner: m.isLearner === true,
+      }))
+      return { header: { ...this.header(), revision: 0 }, members }
+    }
+    {
       const pr = this.raft.node.raft.prs.get(req.ID)
       const last = this.raft.node.raft.raftLog.lastIndex()
       if (!pr || pr.state !== ProgressState.StateReplicate || pr.match < last * 0.9) throw new EtcdError('ErrLearnerNotReady')
@@ -438,6 +455,17 @@ export class Member implements MemberApi {
     return { header: this.header() }
   }
 
+  /** Called once this member applied its own removal. */
+  private async removedFromCluster(): Promise<void> {
+    if (this.removed) return
+    this.removed = true
+    this.stopTimers()
+    for (const s of [...this.streams]) s.close()
+    this.opts.onFatal?.(new EtcdError('ErrGeneric', 9, 'etcdserver: the member has been permanently removed from the cluster'))
+  }
+
+  private removed = false
+
   /** Checks an inbound /raft connection's credentials; the peer's id, or undefined to refuse it. */
   verifyPeer(headers: { authorization?: string; from?: string; cluster?: string }): Promise<NodeId | undefined> {
     return verifyPeer(this.opts.config.initialClusterToken, this.opts.clusterId, headers)
@@ -445,6 +473,7 @@ export class Member implements MemberApi {
 
   /** A frame from an authenticated peer socket. */
   receivePeerFrame(data: Uint8Array, from: NodeId): void {
+    if (this.sm.cluster.removed.has(from)) return
     this.transport?.receive(data, from)
   }
 
@@ -513,7 +542,7 @@ export class Member implements MemberApi {
   }
 
   healthy(): boolean {
-    return this.raft.leader() !== '' && this.raft.fatalError() === undefined
+    return !this.removed && this.raft.leader() !== '' && this.raft.fatalError() === undefined
   }
 
   /**

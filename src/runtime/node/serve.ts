@@ -6,7 +6,7 @@
 import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
 import { WebSocketServer } from 'ws'
 import { createApp } from '../../server/app.js'
-import { type ServerConfig, parseInitialCluster, validateServerConfig } from '../../server/config.js'
+import { ConfigError, type ServerConfig, parseInitialCluster, validateServerConfig } from '../../server/config.js'
 import { computeClusterId, computeMemberId } from '../../server/ids.js'
 import { Member } from '../../server/member.js'
 import type { MemberInfo } from '../../server/member-api.js'
@@ -41,6 +41,29 @@ if (g.CloseEvent === undefined) {
   }
 }
 
+/** Asks the other members of --initial-cluster (peers share the client port) which id the cluster gave us. */
+async function lookupSelf(config: ServerConfig, cluster: Map<string, string[]>): Promise<{ memberId: string; clusterId: string }> {
+  const mine = [...config.initialAdvertisePeerUrls].sort().join(',')
+  const errors: string[] = []
+  for (const [name, urls] of cluster) {
+    if (name === config.name) continue
+    for (const u of urls) {
+      try {
+        const r = await fetch(u.replace(/\/$/, '') + '/v3/cluster/member/list', { method: 'POST', body: '{}', signal: AbortSignal.timeout(3000) })
+        const j = (await r.json()) as { header?: { cluster_id?: string }; members?: { ID: string; peerURLs?: string[] }[] }
+        const me = j.members?.find((m) => [...(m.peerURLs ?? [])].sort().join(',') === mine)
+        if (me && j.header?.cluster_id) return { memberId: me.ID, clusterId: j.header.cluster_id }
+        errors.push(`${u}: not a member yet`)
+      } catch (err) {
+        errors.push(`${u}: ${(err as Error).message}`)
+      }
+    }
+  }
+  throw new ConfigError(
+    `--initial-cluster-state existing: no running member lists this member's peer URLs (${mine}); add it first with member add (${errors.join('; ')})`,
+  )
+}
+
 export interface RunningMember {
   member: Member
   urls: string[]
@@ -48,7 +71,11 @@ export interface RunningMember {
 }
 
 /** Starts a member from a configuration; resolves once it listens. */
-export async function startNodeMember(config: ServerConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningMember> {
+export async function startNodeMember(
+  config: ServerConfig,
+  log: Logger = createLogger(config.logLevel),
+  hooks: { onFatal?: (err: unknown) => void } = {},
+): Promise<RunningMember> {
   validateServerConfig(config)
   const cluster = parseInitialCluster(config)
   const members: MemberInfo[] = []
@@ -57,8 +84,14 @@ export async function startNodeMember(config: ServerConfig, log: Logger = create
     const self = name === config.name
     members.push({ ID, name, peerURLs, clientURLs: self ? config.advertiseClientUrls : [], isLearner: false })
   }
-  const memberId = members.find((m) => m.name === config.name)!.ID
-  const clusterId = await computeClusterId(members.map((m) => m.ID))
+  let memberId = members.find((m) => m.name === config.name)!.ID
+  let clusterId = await computeClusterId(members.map((m) => m.ID))
+  if (config.initialClusterState === 'existing') {
+    // Joining: the cluster chose our id in `member add`; find it by our peer URLs on a running member, as etcd does.
+    const found = await lookupSelf(config, cluster)
+    memberId = found.memberId
+    clusterId = found.clusterId
+  }
   const storage = await openNodeStorage(config.dataDir)
   let stopping: Promise<void> | undefined
   const member = await Member.start({
@@ -72,7 +105,7 @@ export async function startNodeMember(config: ServerConfig, log: Logger = create
     log: (level, msg, fields) => log[level](msg, fields),
     onFatal: (err) => {
       log.error('member stopped on a fatal error', { error: String((err as Error)?.message ?? err) })
-      process.exitCode = 1
+      hooks.onFatal?.(err)
       void stop()
     },
   })

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
+import { freePort } from '../diff/etcd-process.js'
+import { type TestCluster, b64, eventually, leaderIndex, post, silent, startCluster } from './helpers.js'
+
+describe('membership changes on a running cluster', () => {
+  let c: TestCluster
+  let joined: RunningMember | undefined
+  before(async () => {
+    // A low snapshot count, so the new member catches up from a snapshot rather than the whole log.
+    c = await startCluster(3, { snapshotCount: 50 })
+  })
+  after(async () => {
+    await joined?.stop().catch(() => {})
+    await c?.close()
+  })
+
+  test('add a learner, start it with --initial-cluster-state existing, it catches up, promote it, remove a member', async () => {
+    await eventually(() => leaderIndex(c), 5000, 'a leader')
+    for (let i = 0; i < 200; i++) assert.equal((await post(c.urls[i % 3]!, '/v3/kv/put', { key: b64(`pre${i}`), value: b64('x') })).status, 200)
+
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    // Refused before it is added: the cluster does not know it.
+    const dir = mkdtempSync(join(tmpdir(), 'edgecd-join-'))
+    const cfg = {
+      ...c.configs[0]!,
+      name: 'm3',
+      dataDir: dir,
+      listenClientUrls: [url],
+      advertiseClientUrls: [url],
+      initialAdvertisePeerUrls: [url],
+      initialCluster: `${c.configs[0]!.initialCluster},m3=${url}`,
+      initialClusterState: 'existing' as const,
+    }
+    await assert.rejects(startNodeMember(cfg, silent), /add it first with member add/)
+
+    const add = await post(c.urls[0]!, '/v3/cluster/member/add', { peerURLs: [url], isLearner: true })
+    assert.equal(add.status, 200, JSON.stringify(add.json))
+    assert.equal(add.json.member.isLearner, true)
+    assert.equal(add.json.members.length, 4)
+    const newId = add.json.member.ID as string
+    // Promotion before it caught up is refused with etcd's error.
+    const early = await post(c.urls[0]!, '/v3/cluster/member/promote', { ID: newId })
+    assert.notEqual(early.status, 200)
+
+    joined = await startNodeMember(cfg, silent)
+    assert.equal(joined.member.raft.node.raft.id, newId)
+    await eventually(async () => {
+      const r = await post(url, '/v3/kv/range', { key: b64('pre199'), serializable: true })
+      return r.json.kvs?.length === 1 ? true : undefined
+    }, 10_000, 'the learner to catch up')
+    const promote = await eventually(async () => {
+      const r = await post(c.urls[0]!, '/v3/cluster/member/promote', { ID: newId })
+      return r.status === 200 ? r : undefined
+    }, 10_000, 'promotion')
+    assert.ok(promote.json.members.every((m: any) => !m.isLearner))
+    // The new voter answers linearizable reads and writes.
+    assert.equal((await post(url, '/v3/kv/put', { key: b64('from-new'), value: b64('y') })).status, 200)
+
+    // Remove a follower: it stops serving; the others go on.
+    const li = (await eventually(() => leaderIndex(c)))!
+    const victim = (li + 1) % 3
+    const victimId = c.members[victim]!.member.raft.node.raft.id
+    const rm = await post(c.urls[li]!, '/v3/cluster/member/remove', { ID: victimId })
+    assert.equal(rm.status, 200, JSON.stringify(rm.json))
+    assert.equal(rm.json.members.length, 3)
+    await eventually(async () => {
+      const h = await fetch(c.urls[victim]! + '/health').then((r) => r.status).catch(() => 0)
+      return h !== 200 ? true : undefined
+    }, 5000, 'the removed member to stop serving')
+    // Removing it again: not found.
+    const again = await post(c.urls[li]!, '/v3/cluster/member/remove', { ID: victimId })
+    assert.equal(again.status, 404)
+    assert.equal((await post(url, '/v3/kv/put', { key: b64('after-remove'), value: b64('z') })).status, 200)
+  })
+})
