@@ -22,7 +22,10 @@ interface Answer {
 }
 
 async function call(base: string, path: string, body?: string, method = 'POST'): Promise<Answer> {
-  const r = await fetch(base + path, { method, body: method === 'GET' || method === 'OPTIONS' ? undefined : body ?? '' })
+  const r = await fetch(base + path, {
+    method,
+    body: method === 'GET' || method === 'OPTIONS' ? undefined : (body ?? ''),
+  })
   return { status: r.status, type: (r.headers.get('content-type') ?? '').split(';')[0]!, body: await r.text() }
 }
 
@@ -40,7 +43,9 @@ function normalize(a: Answer): Answer {
 
 const available = etcdAvailable()
 
-describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip: available ? false : etcdMissing }, () => {
+describe('differential: etcd 3.4 vs edgecd, same requests, same answers', {
+  skip: available ? false : etcdMissing,
+}, () => {
   let etcd: EtcdProcess
   let edge: RunningMember
   let dir: string
@@ -50,7 +55,14 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
     edge = await startNodeMember(
-      { ...serverDefaults, dataDir: dir, listenClientUrls: [url], advertiseClientUrls: [url], initialAdvertisePeerUrls: [url], logLevel: 'error' },
+      {
+        ...serverDefaults,
+        dataDir: dir,
+        listenClientUrls: [url],
+        advertiseClientUrls: [url],
+        initialAdvertisePeerUrls: [url],
+        logLevel: 'error',
+      },
       { debug() {}, info() {}, warn() {}, error() {} },
     )
   })
@@ -70,7 +82,8 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
   }
 
   test('put, range (prefix, from-key, limit, count_only, keys_only, sort), revisions', async () => {
-    for (const k of ['a', 'b', 'c', 'd']) await same('/v3/kv/put', JSON.stringify({ key: b64(k), value: b64(`v-${k}`) }))
+    for (const k of ['a', 'b', 'c', 'd'])
+      await same('/v3/kv/put', JSON.stringify({ key: b64(k), value: b64(`v-${k}`) }))
     await same('/v3/kv/put', JSON.stringify({ key: b64('b'), value: b64('v-b2'), prev_kv: true }))
     await same('/v3/kv/range', JSON.stringify({ key: b64('a') }))
     await same('/v3/kv/range', JSON.stringify({ key: b64('zzz') }))
@@ -79,7 +92,10 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
     await same('/v3/kv/range', JSON.stringify({ key: 'AA==', range_end: 'AA==', limit: 2 }))
     await same('/v3/kv/range', JSON.stringify({ key: 'AA==', range_end: 'AA==', count_only: true }))
     await same('/v3/kv/range', JSON.stringify({ key: 'AA==', range_end: 'AA==', keys_only: true, limit: '3' }))
-    await same('/v3/kv/range', JSON.stringify({ key: 'AA==', range_end: 'AA==', sort_order: 'DESCEND', sort_target: 'MOD' }))
+    await same(
+      '/v3/kv/range',
+      JSON.stringify({ key: 'AA==', range_end: 'AA==', sort_order: 'DESCEND', sort_target: 'MOD' }),
+    )
     await same('/v3/kv/range', JSON.stringify({ key: 'AA==', range_end: 'AA==', sort_target: 'VERSION', limit: 2 }))
     await same('/v3/kv/range', JSON.stringify({ key: 'AA==', range_end: 'AA==', revision: 3 }))
     await same('/v3/kv/range', JSON.stringify({ key: 'AA==', range_end: 'AA==', min_mod_revision: 4 }))
@@ -92,12 +108,46 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
     await same('/v3/kv/put', JSON.stringify({ key: b64('a'), value: b64('again') }))
     await same('/v3/kv/range', JSON.stringify({ key: b64('a') }))
     const cmp = (target: string, extra: object) => ({ key: b64('a'), target, ...extra })
-    await same('/v3/kv/txn', JSON.stringify({ compare: [cmp('VALUE', { value: b64('again') })], success: [{ request_put: { key: b64('t1'), value: b64('x') } }, { request_range: { key: b64('t1') } }], failure: [] }))
-    await same('/v3/kv/txn', JSON.stringify({ compare: [cmp('VERSION', { result: 'GREATER', version: 5 })], success: [], failure: [{ request_range: { key: b64('a') } }, { request_delete_range: { key: b64('t1'), prev_kv: true } }] }))
-    await same('/v3/kv/txn', JSON.stringify({ compare: [{ key: b64('missing'), target: 'VALUE', value: '' }], success: [{ request_put: { key: b64('x'), value: b64('y') } }] }))
-    await same('/v3/kv/txn', JSON.stringify({ success: [{ request_txn: { success: [{ request_put: { key: b64('n1'), value: b64('1') } }] } }, { request_put: { key: b64('n2') } }] }))
-    await same('/v3/kv/txn', JSON.stringify({ success: [{ request_put: { key: b64('d1') } }, { request_put: { key: b64('d1') } }] }))
-    await same('/v3/kv/txn', JSON.stringify({ success: Array.from({ length: 129 }, (_, i) => ({ request_put: { key: b64(`k${i}`) } })) }))
+    await same(
+      '/v3/kv/txn',
+      JSON.stringify({
+        compare: [cmp('VALUE', { value: b64('again') })],
+        success: [{ request_put: { key: b64('t1'), value: b64('x') } }, { request_range: { key: b64('t1') } }],
+        failure: [],
+      }),
+    )
+    await same(
+      '/v3/kv/txn',
+      JSON.stringify({
+        compare: [cmp('VERSION', { result: 'GREATER', version: 5 })],
+        success: [],
+        failure: [{ request_range: { key: b64('a') } }, { request_delete_range: { key: b64('t1'), prev_kv: true } }],
+      }),
+    )
+    await same(
+      '/v3/kv/txn',
+      JSON.stringify({
+        compare: [{ key: b64('missing'), target: 'VALUE', value: '' }],
+        success: [{ request_put: { key: b64('x'), value: b64('y') } }],
+      }),
+    )
+    await same(
+      '/v3/kv/txn',
+      JSON.stringify({
+        success: [
+          { request_txn: { success: [{ request_put: { key: b64('n1'), value: b64('1') } }] } },
+          { request_put: { key: b64('n2') } },
+        ],
+      }),
+    )
+    await same(
+      '/v3/kv/txn',
+      JSON.stringify({ success: [{ request_put: { key: b64('d1') } }, { request_put: { key: b64('d1') } }] }),
+    )
+    await same(
+      '/v3/kv/txn',
+      JSON.stringify({ success: Array.from({ length: 129 }, (_, i) => ({ request_put: { key: b64(`k${i}`) } })) }),
+    )
     await same('/v3/kv/put', JSON.stringify({ value: b64('no key') }))
     await same('/v3/kv/put', JSON.stringify({ key: b64('nokey'), ignore_value: true }))
     await same('/v3/kv/put', JSON.stringify({ key: b64('a'), value: b64('v'), ignore_value: true }))
@@ -118,13 +168,19 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
     await same('/v3/lease/grant', JSON.stringify({ TTL: 60, ID: 4242 }))
     await same('/v3/lease/grant', JSON.stringify({ TTL: 1, ID: 4343 }))
     await same('/v3/kv/put', JSON.stringify({ key: b64('leased'), value: b64('x'), lease: 4242 }))
-    const ttl = await Promise.all([call(etcd.url, '/v3/lease/timetolive', JSON.stringify({ ID: 4242, keys: true })), call(edge.urls[0]!, '/v3/lease/timetolive', JSON.stringify({ ID: 4242, keys: true }))])
+    const ttl = await Promise.all([
+      call(etcd.url, '/v3/lease/timetolive', JSON.stringify({ ID: 4242, keys: true })),
+      call(edge.urls[0]!, '/v3/lease/timetolive', JSON.stringify({ ID: 4242, keys: true })),
+    ])
     // The remaining TTL depends on timing: compare everything but it.
     const strip = (a: Answer) => normalize(a).body.replace(/"TTL":"\d+"/, '"TTL":"N"')
     assert.equal(strip(ttl[1]), strip(ttl[0]))
     await same('/v3/lease/timetolive', JSON.stringify({ ID: 999 }))
     // etcd lists leases in Go map order (random): compare them as a set.
-    const ls = await Promise.all([call(etcd.url, '/v3/lease/leases', '{}'), call(edge.urls[0]!, '/v3/lease/leases', '{}')])
+    const ls = await Promise.all([
+      call(etcd.url, '/v3/lease/leases', '{}'),
+      call(edge.urls[0]!, '/v3/lease/leases', '{}'),
+    ])
     const sorted = (a: Answer) => {
       const o = JSON.parse(normalize(a).body)
       o.leases.sort((x: { ID: string }, y: { ID: string }) => x.ID.localeCompare(y.ID))
@@ -163,13 +219,19 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
     await same('/v3beta/kv/range', JSON.stringify({ key: b64('b') }))
     await same('/version', undefined, 'GET')
     await same('/health', undefined, 'GET')
-    const [a, b] = await Promise.all([call(etcd.url, '/v3/kv/range', undefined, 'OPTIONS'), call(edge.urls[0]!, '/v3/kv/range', undefined, 'OPTIONS')])
+    const [a, b] = await Promise.all([
+      call(etcd.url, '/v3/kv/range', undefined, 'OPTIONS'),
+      call(edge.urls[0]!, '/v3/kv/range', undefined, 'OPTIONS'),
+    ])
     assert.equal(b.status, a.status)
   })
 
   /** Opens the same watch body on both servers; `next()` reads one line from each and compares them normalised. */
   async function bothWatch(body: string) {
-    const [a, b] = await Promise.all([LineStream.open(etcd.url, '/v3/watch', body), LineStream.open(edge.urls[0]!, '/v3/watch', body)])
+    const [a, b] = await Promise.all([
+      LineStream.open(etcd.url, '/v3/watch', body),
+      LineStream.open(edge.urls[0]!, '/v3/watch', body),
+    ])
     assert.equal(b.status, a.status)
     const line = (x: unknown) => normalize({ status: 200, type: '', body: JSON.stringify(x) }).body
     return {
@@ -210,7 +272,15 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
     await w.next('created 1')
     await same('/v3/kv/put', JSON.stringify({ key: b64('lw/a'), value: b64('1') }))
     await w.next('put event')
-    await same('/v3/kv/txn', JSON.stringify({ success: [{ request_put: { key: b64('lw/a'), value: b64('2') } }, { request_put: { key: b64('lw/b'), value: b64('3') } }] }))
+    await same(
+      '/v3/kv/txn',
+      JSON.stringify({
+        success: [
+          { request_put: { key: b64('lw/a'), value: b64('2') } },
+          { request_put: { key: b64('lw/b'), value: b64('3') } },
+        ],
+      }),
+    )
     await w.next('txn events in one message')
     await same('/v3/kv/deleterange', JSON.stringify({ key: b64('lw/a') }))
     // Both watchers get the delete; etcd orders watchers of one revision arbitrarily: compare as a set.
@@ -240,7 +310,10 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
 
   test('keepalive of a live lease, several in one body, and of a revoked one', async () => {
     await same('/v3/lease/grant', JSON.stringify({ TTL: 60, ID: 6161 }))
-    await same('/v3/lease/keepalive', JSON.stringify({ ID: 6161 }) + JSON.stringify({ ID: '6161' }) + JSON.stringify({ ID: 6262 }))
+    await same(
+      '/v3/lease/keepalive',
+      JSON.stringify({ ID: 6161 }) + JSON.stringify({ ID: '6161' }) + JSON.stringify({ ID: 6262 }),
+    )
     await same('/v3/lease/revoke', JSON.stringify({ ID: 6161 }))
     await same('/v3/lease/keepalive', JSON.stringify({ ID: 6161 }))
   })
@@ -257,7 +330,10 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
     await same('/v3/maintenance/alarm', JSON.stringify({ action: 'DEACTIVATE', memberID: '77', alarm: 'NOSPACE' }))
     await same('/v3/maintenance/alarm', '{}')
     await same('/v3/kv/put', JSON.stringify({ key: b64('nospace'), value: b64('x') }))
-    const [a, b] = await Promise.all([call(etcd.url, '/v3/maintenance/status', '{}'), call(edge.urls[0]!, '/v3/maintenance/status', '{}')])
+    const [a, b] = await Promise.all([
+      call(etcd.url, '/v3/maintenance/status', '{}'),
+      call(edge.urls[0]!, '/v3/maintenance/status', '{}'),
+    ])
     assert.deepEqual(Object.keys(JSON.parse(b.body)), Object.keys(JSON.parse(a.body)))
   })
 
@@ -269,7 +345,12 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', { skip
       let text = ''
       const deadline = Date.now() + 3000
       while ((text.match(/\n/g)?.length ?? 0) < 2 && Date.now() < deadline) {
-        const { value, done } = await Promise.race([reader.read(), new Promise<{ value: undefined; done: true }>((res) => setTimeout(() => res({ value: undefined, done: true }), 3000))])
+        const { value, done } = await Promise.race([
+          reader.read(),
+          new Promise<{ value: undefined; done: true }>((res) =>
+            setTimeout(() => res({ value: undefined, done: true }), 3000),
+          ),
+        ])
         if (done) break
         text += new TextDecoder().decode(value)
       }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { KvStore } from '../../src/kv/store.js'
-import { type Answer, LineStream, type TestMember, b64, get, post, startTestMember, unb64 } from './helpers.js'
+import { type Answer, b64, get, LineStream, post, startTestMember, type TestMember, unb64 } from './helpers.js'
 
 let m: TestMember
 before(async () => {
@@ -21,7 +21,10 @@ const rev = (a: Answer): number => Number(a.json.header.revision)
 
 function assertHeader(a: Answer, revision?: number): void {
   const h = a.json.header
-  assert.deepEqual(Object.keys(h), revision === 0 ? ['cluster_id', 'member_id', 'raft_term'] : ['cluster_id', 'member_id', 'revision', 'raft_term'])
+  assert.deepEqual(
+    Object.keys(h),
+    revision === 0 ? ['cluster_id', 'member_id', 'raft_term'] : ['cluster_id', 'member_id', 'revision', 'raft_term'],
+  )
   assert.match(h.cluster_id, /^\d+$/)
   assert.match(h.member_id, /^\d+$/)
   assert.match(h.raft_term, /^[1-9]\d*$/)
@@ -44,7 +47,13 @@ describe('kv', () => {
     assertHeader(p1, 2)
     const p2 = await post(m.url, '/v3/kv/put', { key: b64('k1'), value: b64('v2'), prev_kv: true })
     assertHeader(p2, 3)
-    assert.deepEqual(p2.json.prev_kv, { key: b64('k1'), create_revision: '2', mod_revision: '2', version: '1', value: b64('v1') })
+    assert.deepEqual(p2.json.prev_kv, {
+      key: b64('k1'),
+      create_revision: '2',
+      mod_revision: '2',
+      version: '1',
+      value: b64('v1'),
+    })
     const p3 = await post(m.url, '/v3/kv/put', { key: b64('fresh'), value: b64('x'), prevKv: true })
     assert.equal(p3.json.prev_kv, undefined, 'no prev_kv for a new key')
     assertHeader(p3, 4)
@@ -57,14 +66,26 @@ describe('kv', () => {
     const hit = await post(m.url, '/v3/kv/range', { key: b64('k1') })
     assert.deepEqual(Object.keys(hit.json), ['header', 'kvs', 'count'])
     assert.deepEqual(Object.keys(hit.json.kvs[0]), ['key', 'create_revision', 'mod_revision', 'version', 'value'])
-    assert.deepEqual(hit.json.kvs[0], { key: b64('k1'), create_revision: '2', mod_revision: '3', version: '2', value: b64('v2') })
+    assert.deepEqual(hit.json.kvs[0], {
+      key: b64('k1'),
+      create_revision: '2',
+      mod_revision: '3',
+      version: '2',
+      value: b64('v2'),
+    })
     assert.equal(hit.json.count, '1')
     const miss = await post(m.url, '/v3/kv/range', { key: b64('nope') })
     assert.deepEqual(Object.keys(miss.json), ['header'], 'a miss has no kvs and no count')
     const prefix = await post(m.url, '/v3/kv/range', { key: b64('p/'), range_end: b64('p0') })
-    assert.deepEqual(prefix.json.kvs.map((kv: { key: string }) => unb64(kv.key)), ['p/a', 'p/b', 'p/c'])
+    assert.deepEqual(
+      prefix.json.kvs.map((kv: { key: string }) => unb64(kv.key)),
+      ['p/a', 'p/b', 'p/c'],
+    )
     const fromKey = await post(m.url, '/v3/kv/range', { key: b64('p/b'), range_end: 'AA==' })
-    assert.deepEqual(fromKey.json.kvs.map((kv: { key: string }) => unb64(kv.key)), ['p/b', 'p/c'])
+    assert.deepEqual(
+      fromKey.json.kvs.map((kv: { key: string }) => unb64(kv.key)),
+      ['p/b', 'p/c'],
+    )
     const limited = await post(m.url, '/v3/kv/range', { key: b64('p/'), range_end: b64('p0'), limit: 2 })
     assert.equal(limited.json.kvs.length, 2)
     assert.equal(limited.json.more, true)
@@ -74,10 +95,26 @@ describe('kv', () => {
     assert.equal(count.json.count, '5')
     const keysOnly = await post(m.url, '/v3/kv/range', { key: b64('p/a'), keysOnly: true })
     assert.equal(keysOnly.json.kvs[0].value, undefined)
-    const sorted = await post(m.url, '/v3/kv/range', { key: b64('p/'), range_end: b64('p0'), sort_order: 'DESCEND', sort_target: 'KEY' })
-    assert.deepEqual(sorted.json.kvs.map((kv: { key: string }) => unb64(kv.key)), ['p/c', 'p/b', 'p/a'])
-    const byNumber = await post(m.url, '/v3/kv/range', { key: b64('p/'), range_end: b64('p0'), sort_order: 2, sort_target: 'MOD' })
-    assert.deepEqual(byNumber.json.kvs.map((kv: { key: string }) => unb64(kv.key)), ['p/c', 'p/b', 'p/a'])
+    const sorted = await post(m.url, '/v3/kv/range', {
+      key: b64('p/'),
+      range_end: b64('p0'),
+      sort_order: 'DESCEND',
+      sort_target: 'KEY',
+    })
+    assert.deepEqual(
+      sorted.json.kvs.map((kv: { key: string }) => unb64(kv.key)),
+      ['p/c', 'p/b', 'p/a'],
+    )
+    const byNumber = await post(m.url, '/v3/kv/range', {
+      key: b64('p/'),
+      range_end: b64('p0'),
+      sort_order: 2,
+      sort_target: 'MOD',
+    })
+    assert.deepEqual(
+      byNumber.json.kvs.map((kv: { key: string }) => unb64(kv.key)),
+      ['p/c', 'p/b', 'p/a'],
+    )
     const old = await post(m.url, '/v3/kv/range', { key: b64('k1'), revision: 2 })
     assert.equal(old.json.kvs[0].value, b64('v1'))
     assertHeader(old, 7) // header.revision is the current revision even for a historical read
@@ -89,7 +126,12 @@ describe('kv', () => {
 
   test('request content type is ignored; int64 as string; lowerCamel names', async () => {
     for (const type of ['application/json', 'text/plain', 'application/x-www-form-urlencoded']) {
-      const a = await post(m.url, '/v3/kv/range', { key: b64('p/'), rangeEnd: b64('p0'), limit: '1' }, { headers: { 'content-type': type } })
+      const a = await post(
+        m.url,
+        '/v3/kv/range',
+        { key: b64('p/'), rangeEnd: b64('p0'), limit: '1' },
+        { headers: { 'content-type': type } },
+      )
       assert.equal(a.status, 200)
       assert.equal(a.json.kvs.length, 1)
     }
@@ -101,7 +143,10 @@ describe('kv', () => {
     assert.equal(d.status, 200)
     assertHeader(d, before + 1)
     assert.equal(d.json.deleted, '2')
-    assert.deepEqual(d.json.prev_kvs.map((kv: { key: string }) => unb64(kv.key)), ['p/a', 'p/b'])
+    assert.deepEqual(
+      d.json.prev_kvs.map((kv: { key: string }) => unb64(kv.key)),
+      ['p/a', 'p/b'],
+    )
     const none = await post(m.url, '/v3/kv/deleterange', { key: b64('p/a') })
     assert.deepEqual(Object.keys(none.json), ['header'], 'deleted omitted when 0')
     assertHeader(none, before + 1)
@@ -116,7 +161,11 @@ describe('kv', () => {
     const r0 = rev(await post(m.url, '/v3/kv/range', { key: b64('x') }))
     const ok = await post(m.url, '/v3/kv/txn', {
       compare: [{ key: b64('k1'), target: 'VALUE', value: b64('v2') }],
-      success: [{ request_put: { key: b64('t/1'), value: b64('a') } }, { request_put: { key: b64('t/2'), value: b64('b') } }, { request_range: { key: b64('t/1') } }],
+      success: [
+        { request_put: { key: b64('t/1'), value: b64('a') } },
+        { request_put: { key: b64('t/2'), value: b64('b') } },
+        { request_range: { key: b64('t/1') } },
+      ],
       failure: [{ request_put: { key: b64('t/fail'), value: b64('x') } }],
     })
     assert.equal(ok.status, 200)
@@ -125,7 +174,10 @@ describe('kv', () => {
     assert.deepEqual(ok.json.responses[0], { response_put: { header: { revision: String(r0 + 1) } } })
     assert.equal(ok.json.responses[2].response_range.kvs[0].value, b64('a'))
     const both = await post(m.url, '/v3/kv/range', { key: b64('t/'), range_end: b64('t0') })
-    assert.deepEqual(both.json.kvs.map((kv: { mod_revision: string }) => kv.mod_revision), [String(r0 + 1), String(r0 + 1)])
+    assert.deepEqual(
+      both.json.kvs.map((kv: { mod_revision: string }) => kv.mod_revision),
+      [String(r0 + 1), String(r0 + 1)],
+    )
     const fail = await post(m.url, '/v3/kv/txn', {
       compare: [{ key: b64('k1'), target: 'VERSION', result: 'GREATER', version: 99 }],
       success: [{ request_put: { key: b64('t/never'), value: b64('x') } }],
@@ -134,12 +186,16 @@ describe('kv', () => {
     assert.equal(fail.json.succeeded, undefined, 'succeeded omitted when false')
     assert.ok(fail.json.responses[0].response_range)
     assertHeader(fail, r0 + 1)
-    const nested = await post(m.url, '/v3/kv/txn', { success: [{ request_txn: { success: [{ request_put: { key: b64('t/n'), value: b64('n') } }] } }] })
+    const nested = await post(m.url, '/v3/kv/txn', {
+      success: [{ request_txn: { success: [{ request_put: { key: b64('t/n'), value: b64('n') } }] } }],
+    })
     assert.deepEqual(nested.json.responses[0].response_txn.header, {})
     assert.equal(nested.json.responses[0].response_txn.succeeded, true)
     assertHeader(nested, r0 + 2)
     assertError(
-      await post(m.url, '/v3/kv/txn', { success: [{ request_put: { key: b64('d') } }, { request_put: { key: b64('d') } }] }),
+      await post(m.url, '/v3/kv/txn', {
+        success: [{ request_put: { key: b64('d') } }, { request_put: { key: b64('d') } }],
+      }),
       400,
       3,
       'etcdserver: duplicate key given in txn request',
@@ -147,11 +203,17 @@ describe('kv', () => {
   })
 
   test('txn: 128 ops pass, 129 are refused', async () => {
-    const ops = (n: number, p: string) => Array.from({ length: n }, (_, i) => ({ request_put: { key: b64(`${p}${i}`), value: b64('v') } }))
+    const ops = (n: number, p: string) =>
+      Array.from({ length: n }, (_, i) => ({ request_put: { key: b64(`${p}${i}`), value: b64('v') } }))
     const ok = await post(m.url, '/v3/kv/txn', { success: ops(128, 'ops/a') })
     assert.equal(ok.status, 200)
     assert.equal(ok.json.responses.length, 128)
-    assertError(await post(m.url, '/v3/kv/txn', { success: ops(129, 'ops/b') }), 400, 3, 'etcdserver: too many operations in txn request')
+    assertError(
+      await post(m.url, '/v3/kv/txn', { success: ops(129, 'ops/b') }),
+      400,
+      3,
+      'etcdserver: too many operations in txn request',
+    )
     const none = await post(m.url, '/v3/kv/range', { key: b64('ops/b'), range_end: b64('ops/c'), count_only: true })
     assert.equal(none.json.count, undefined, 'nothing of the refused txn was written')
   })
@@ -162,17 +224,47 @@ describe('kv', () => {
     assert.equal(c.status, 200)
     assert.deepEqual(Object.keys(c.json), ['header'])
     assertHeader(c, cur)
-    assertError(await post(m.url, '/v3/kv/range', { key: b64('k1'), revision: cur - 2 }), 400, 11, 'etcdserver: mvcc: required revision has been compacted')
+    assertError(
+      await post(m.url, '/v3/kv/range', { key: b64('k1'), revision: cur - 2 }),
+      400,
+      11,
+      'etcdserver: mvcc: required revision has been compacted',
+    )
     assert.equal((await post(m.url, '/v3/kv/range', { key: b64('k1'), revision: cur - 1 })).status, 200)
-    assertError(await post(m.url, '/v3/kv/compaction', { revision: cur - 1 }), 400, 11, 'etcdserver: mvcc: required revision has been compacted')
-    assertError(await post(m.url, '/v3/kv/compaction', { revision: cur + 100 }), 400, 11, 'etcdserver: mvcc: required revision is a future revision')
+    assertError(
+      await post(m.url, '/v3/kv/compaction', { revision: cur - 1 }),
+      400,
+      11,
+      'etcdserver: mvcc: required revision has been compacted',
+    )
+    assertError(
+      await post(m.url, '/v3/kv/compaction', { revision: cur + 100 }),
+      400,
+      11,
+      'etcdserver: mvcc: required revision is a future revision',
+    )
   })
 
   test('validation errors: empty key, ignore_value on a missing key, unknown lease', async () => {
     assertError(await post(m.url, '/v3/kv/put', { value: b64('v') }), 400, 3, 'etcdserver: key is not provided')
-    assertError(await post(m.url, '/v3/kv/put', { key: b64('missing'), ignore_value: true }), 400, 3, 'etcdserver: key not found')
-    assertError(await post(m.url, '/v3/kv/put', { key: b64('k1'), value: b64('v'), ignore_value: true }), 400, 3, 'etcdserver: value is provided')
-    assertError(await post(m.url, '/v3/kv/put', { key: b64('k1'), lease: 12345 }), 404, 5, 'etcdserver: requested lease not found')
+    assertError(
+      await post(m.url, '/v3/kv/put', { key: b64('missing'), ignore_value: true }),
+      400,
+      3,
+      'etcdserver: key not found',
+    )
+    assertError(
+      await post(m.url, '/v3/kv/put', { key: b64('k1'), value: b64('v'), ignore_value: true }),
+      400,
+      3,
+      'etcdserver: value is provided',
+    )
+    assertError(
+      await post(m.url, '/v3/kv/put', { key: b64('k1'), lease: 12345 }),
+      404,
+      5,
+      'etcdserver: requested lease not found',
+    )
   })
 })
 
@@ -200,7 +292,10 @@ describe('leases', () => {
     assert.deepEqual(ttl.json.keys, [b64('leased/1'), b64('leased/2')])
     const unknown = await post(m.url, '/v3/lease/timetolive', { ID: 999 })
     assert.equal(unknown.status, 200)
-    assert.deepEqual({ ID: unknown.json.ID, TTL: unknown.json.TTL, keys: Object.keys(unknown.json) }, { ID: '999', TTL: '-1', keys: ['header', 'ID', 'TTL'] })
+    assert.deepEqual(
+      { ID: unknown.json.ID, TTL: unknown.json.TTL, keys: Object.keys(unknown.json) },
+      { ID: '999', TTL: '-1', keys: ['header', 'ID', 'TTL'] },
+    )
     const ls = await post(m.url, '/v3/lease/leases', {})
     assert.ok(ls.json.leases.some((l: { ID: string }) => l.ID === '4242'))
     assert.ok(ls.json.leases.some((l: { ID: string }) => l.ID === g.json.ID))
@@ -208,7 +303,11 @@ describe('leases', () => {
     assert.equal(rv.status, 200)
     assert.deepEqual(Object.keys(rv.json), ['header'])
     assertHeader(rv, r0 + 3) // two puts, then the revoke deleting both keys in one revision
-    assert.equal((await post(m.url, '/v3/kv/range', { key: b64('leased/'), range_end: b64('leased0'), count_only: true })).json.count, undefined)
+    assert.equal(
+      (await post(m.url, '/v3/kv/range', { key: b64('leased/'), range_end: b64('leased0'), count_only: true })).json
+        .count,
+      undefined,
+    )
     assertError(await post(m.url, '/v3/lease/revoke', { ID: 4242 }), 404, 5, 'etcdserver: requested lease not found')
   })
 
@@ -219,7 +318,14 @@ describe('leases', () => {
     const lines = (await s.rest()) as { result: { header: unknown; ID: string; TTL?: string } }[]
     assert.equal(lines.length, 3)
     assert.deepEqual(Object.keys(lines[0]!.result), ['header', 'ID', 'TTL'])
-    assert.deepEqual(lines.map((l) => [l.result.ID, l.result.TTL]), [['77', '30'], ['77', '30'], ['78', undefined]])
+    assert.deepEqual(
+      lines.map((l) => [l.result.ID, l.result.TTL]),
+      [
+        ['77', '30'],
+        ['77', '30'],
+        ['78', undefined],
+      ],
+    )
     const bad = await post(m.url, '/v3/lease/keepalive', '{"ID":"abc"}')
     assert.equal(bad.status, 500)
     assert.equal(bad.json.code, 2)
@@ -258,7 +364,16 @@ describe('maintenance and cluster', () => {
   test('status: version, sizes, leader is this member, raft indexes', async () => {
     const s = await post(m.url, '/v3/maintenance/status', {})
     assert.equal(s.status, 200)
-    assert.deepEqual(Object.keys(s.json), ['header', 'version', 'dbSize', 'leader', 'raftIndex', 'raftTerm', 'raftAppliedIndex', 'dbSizeInUse'])
+    assert.deepEqual(Object.keys(s.json), [
+      'header',
+      'version',
+      'dbSize',
+      'leader',
+      'raftIndex',
+      'raftTerm',
+      'raftAppliedIndex',
+      'dbSizeInUse',
+    ])
     assert.equal(s.json.version, '3.4.23')
     assert.equal(s.json.leader, s.json.header.member_id)
     assert.equal(s.json.raftTerm, s.json.header.raft_term)
@@ -292,7 +407,11 @@ describe('maintenance and cluster', () => {
     assert.ok(lines.length >= 1)
     assert.equal(lines.at(-1)!.result.remaining_bytes, undefined, 'the last chunk has remaining_bytes 0 (omitted)')
     const bytes = Buffer.concat(lines.map((l) => Buffer.from(l.result.blob, 'base64')))
-    if (lines.length > 1) assert.equal(Number(lines[0]!.result.remaining_bytes), bytes.length - Buffer.from(lines[0]!.result.blob, 'base64').length)
+    if (lines.length > 1)
+      assert.equal(
+        Number(lines[0]!.result.remaining_bytes),
+        bytes.length - Buffer.from(lines[0]!.result.blob, 'base64').length,
+      )
     const restored = KvStore.restore(new Uint8Array(bytes))
     const live = await post(m.url, '/v3/maintenance/hashkv', {})
     assert.equal(restored.revision, rev(live))
@@ -320,7 +439,11 @@ describe('transport', () => {
   })
 
   test('/metrics: Prometheus text with request counts by method and code, and raft gauges', async () => {
-    const count = (text: string, method: string, code: number) => Number(new RegExp(`^edgecd_requests_total\\{method="${method}",grpc_code="${code}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+    const count = (text: string, method: string, code: number) =>
+      Number(
+        new RegExp(`^edgecd_requests_total\\{method="${method}",grpc_code="${code}"\\} (\\d+)$`, 'm').exec(text)?.[1] ??
+          0,
+      )
     const before = await get(m.url, '/metrics')
     assert.equal(before.status, 200)
     assert.match(before.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
@@ -340,7 +463,8 @@ describe('transport', () => {
     assert.match(after, new RegExp(`^edgecd_mvcc_revision ${rev(r)}$`, 'm'))
     assert.match(after, /^edgecd_raft_applied_index \d+$/m)
     // Every sample line is `name{labels} value` or `name value`.
-    for (const line of after.split('\n')) if (line && !line.startsWith('#')) assert.match(line, /^[a-z_]+(\{[^}]*\})? -?[\d.e+-]+$/, line)
+    for (const line of after.split('\n'))
+      if (line && !line.startsWith('#')) assert.match(line, /^[a-z_]+(\{[^}]*\})? -?[\d.e+-]+$/, line)
   })
 
   test('CORS headers on success, error, 404 and stream responses; OPTIONS is 200 with no body', async () => {
@@ -396,21 +520,59 @@ describe('transport', () => {
 
   test('bad input never crashes the member', async () => {
     const garbage = [
-      '', 'null', '[]', '"str"', '{', '{"key":', 'abc', '{"key":5}', '{"key":"@@@"}', '{"key":"Zm9vYg"}', '{"key":"YQ==","limit":1.5}',
-      '{"key":"YQ==","limit":"1e2"}', '{"key":"YQ==","limit":99999999999999999999}', '{"key":"YQ==","serializable":"true"}',
-      '{"key":"YQ==","sort_order":"BOGUS"}', '{"key":{"a":1}}', '{"key":["YQ=="]}', '\u0000\u0001\u0002', '{"compare":5}',
-      '{"success":[{"request_put":5}]}', '{"success":[{"request_txn":{"success":[{"request_txn":null}]}}]}', '{"ID":"x"}',
-      '{"TTL":-1}', '{"TTL":"99999999999999"}', '{"revision":-5}', '{"action":"BOGUS"}', '{"action":7,"alarm":9}', '{"create_request":5}',
-      '{"key":"YQ==","value":"' + '\\u'.repeat(50) + '"}', '{'.repeat(10_000), '['.repeat(10_000) + ']'.repeat(10_000),
+      '',
+      'null',
+      '[]',
+      '"str"',
+      '{',
+      '{"key":',
+      'abc',
+      '{"key":5}',
+      '{"key":"@@@"}',
+      '{"key":"Zm9vYg"}',
+      '{"key":"YQ==","limit":1.5}',
+      '{"key":"YQ==","limit":"1e2"}',
+      '{"key":"YQ==","limit":99999999999999999999}',
+      '{"key":"YQ==","serializable":"true"}',
+      '{"key":"YQ==","sort_order":"BOGUS"}',
+      '{"key":{"a":1}}',
+      '{"key":["YQ=="]}',
+      '\u0000\u0001\u0002',
+      '{"compare":5}',
+      '{"success":[{"request_put":5}]}',
+      '{"success":[{"request_txn":{"success":[{"request_txn":null}]}}]}',
+      '{"ID":"x"}',
+      '{"TTL":-1}',
+      '{"TTL":"99999999999999"}',
+      '{"revision":-5}',
+      '{"action":"BOGUS"}',
+      '{"action":7,"alarm":9}',
+      '{"create_request":5}',
+      '{"key":"YQ==","value":"' + '\\u'.repeat(50) + '"}',
+      '{'.repeat(10_000),
+      '['.repeat(10_000) + ']'.repeat(10_000),
     ]
     const paths = [
-      '/v3/kv/range', '/v3/kv/put', '/v3/kv/deleterange', '/v3/kv/txn', '/v3/kv/compaction', '/v3/lease/grant', '/v3/lease/revoke',
-      '/v3/lease/timetolive', '/v3/lease/keepalive', '/v3/maintenance/alarm', '/v3/maintenance/hashkv', '/v3/watch',
+      '/v3/kv/range',
+      '/v3/kv/put',
+      '/v3/kv/deleterange',
+      '/v3/kv/txn',
+      '/v3/kv/compaction',
+      '/v3/lease/grant',
+      '/v3/lease/revoke',
+      '/v3/lease/timetolive',
+      '/v3/lease/keepalive',
+      '/v3/maintenance/alarm',
+      '/v3/maintenance/hashkv',
+      '/v3/watch',
     ]
     for (const p of paths) {
       for (const g of garbage) {
         const r = await fetch(m.url + p, { method: 'POST', body: g })
-        assert.ok(r.status < 500 || r.status === 500 && (p === '/v3/watch' || p === '/v3/lease/keepalive'), `${p} ${g.slice(0, 40)} -> ${r.status}`)
+        assert.ok(
+          r.status < 500 || (r.status === 500 && (p === '/v3/watch' || p === '/v3/lease/keepalive')),
+          `${p} ${g.slice(0, 40)} -> ${r.status}`,
+        )
         await r.body?.cancel()
       }
     }

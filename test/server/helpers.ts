@@ -27,7 +27,15 @@ export async function startTestMember(overrides: Partial<ServerConfig> = {}): Pr
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const running = await startNodeMember(
-    { ...serverDefaults, dataDir: dir, listenClientUrls: [url], advertiseClientUrls: [url], initialAdvertisePeerUrls: [url], logLevel: 'error', ...overrides },
+    {
+      ...serverDefaults,
+      dataDir: dir,
+      listenClientUrls: [url],
+      advertiseClientUrls: [url],
+      initialAdvertisePeerUrls: [url],
+      logLevel: 'error',
+      ...overrides,
+    },
     silent,
   )
   let stopped = false
@@ -48,13 +56,16 @@ export interface Answer {
   status: number
   headers: Headers
   text: string
-  // biome-ignore lint/suspicious/noExplicitAny: parsed JSON bodies are checked field by field by the tests
   json: any
 }
 
 /** POSTs a body (an object is JSON-encoded, a string is sent as is) and reads the whole answer. */
 export async function post(base: string, path: string, body: unknown = {}, init: RequestInit = {}): Promise<Answer> {
-  const r = await fetch(base + path, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), ...init })
+  const r = await fetch(base + path, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    ...init,
+  })
   const text = await r.text()
   let json: unknown
   try {
@@ -78,7 +89,12 @@ export async function get(base: string, path: string, method = 'GET'): Promise<A
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, ms = 5000, everyMs = 50): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  ms = 5000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + ms
   for (;;) {
     const v = await check()
@@ -139,7 +155,6 @@ export class LineStream {
   }
 
   /** The next line, or throws after `ms`. */
-  // biome-ignore lint/suspicious/noExplicitAny: parsed JSON
   async next(ms = 3000): Promise<any> {
     const deadline = Date.now() + ms
     while (this.lines.length === 0) {
@@ -221,7 +236,6 @@ export class WsWatch {
     this.ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg))
   }
 
-  // biome-ignore lint/suspicious/noExplicitAny: parsed JSON
   async next(ms = 3000): Promise<any> {
     const deadline = Date.now() + ms
     while (this.frames.length === 0) {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { LineStream, type TestMember, WsWatch, b64, eventually, post, startTestMember } from './helpers.js'
+import { b64, eventually, LineStream, post, startTestMember, type TestMember, WsWatch } from './helpers.js'
 
 const rev = (a: { json: { header: { revision: string } } }) => Number(a.json.header.revision)
 
@@ -22,8 +22,15 @@ describe('small --max-request-bytes, --max-watchers, --max-watch-streams; lease 
     assert.equal(ok.status, 200)
     const big = await post(m.url, '/v3/kv/put', { key: b64('large'), value: Buffer.alloc(10_000).toString('base64') })
     assert.equal(big.status, 400)
-    assert.equal(big.text, '{"error":"etcdserver: request is too large","message":"etcdserver: request is too large","code":3}')
-    const txn = await post(m.url, '/v3/kv/txn', { success: [1, 2, 3].map((i) => ({ request_put: { key: b64(`t${i}`), value: Buffer.alloc(3000).toString('base64') } })) })
+    assert.equal(
+      big.text,
+      '{"error":"etcdserver: request is too large","message":"etcdserver: request is too large","code":3}',
+    )
+    const txn = await post(m.url, '/v3/kv/txn', {
+      success: [1, 2, 3].map((i) => ({
+        request_put: { key: b64(`t${i}`), value: Buffer.alloc(3000).toString('base64') },
+      })),
+    })
     assert.equal(txn.json?.message, 'etcdserver: request is too large')
     assert.equal((await post(m.url, '/v3/kv/range', { key: b64('large') })).json.kvs, undefined)
     const body = JSON.stringify({ key: b64('huge'), value: 'A'.repeat(8192 + 512 * 1024) })
@@ -33,10 +40,17 @@ describe('small --max-request-bytes, --max-watchers, --max-watch-streams; lease 
   })
 
   test('--max-watchers: the watcher past the limit is refused; --max-watch-streams: the stream past it is 429', async () => {
-    const s1 = await LineStream.open(m.url, '/v3/watch', ['a', 'b', 'c', 'd'].map((k) => JSON.stringify({ create_request: { key: b64(k) } })).join(''))
+    const s1 = await LineStream.open(
+      m.url,
+      '/v3/watch',
+      ['a', 'b', 'c', 'd'].map((k) => JSON.stringify({ create_request: { key: b64(k) } })).join(''),
+    )
     const answers = []
     for (let i = 0; i < 4; i++) answers.push((await s1.next()).result)
-    assert.deepEqual(answers.slice(0, 3).map((a) => a.created), [true, true, true])
+    assert.deepEqual(
+      answers.slice(0, 3).map((a) => a.created),
+      [true, true, true],
+    )
     assert.equal(answers[3].canceled, true, JSON.stringify(answers[3]))
     assert.equal(answers[3].watch_id, '-1')
     assert.match(answers[3].cancel_reason, /too many watchers/)
@@ -63,7 +77,11 @@ describe('small --max-request-bytes, --max-watchers, --max-watch-streams; lease 
     const ID = g.json.ID
     await post(m.url, '/v3/kv/put', { key: b64('exp/1'), value: b64('x'), lease: ID })
     const r = rev(await post(m.url, '/v3/kv/put', { key: b64('exp/2'), value: b64('y'), lease: ID }))
-    const w = await LineStream.open(m.url, '/v3/watch', JSON.stringify({ create_request: { key: b64('exp/'), range_end: b64('exp0') } }))
+    const w = await LineStream.open(
+      m.url,
+      '/v3/watch',
+      JSON.stringify({ create_request: { key: b64('exp/'), range_end: b64('exp0') } }),
+    )
     await w.next()
     const gone = await eventually(
       'the leased keys to vanish',
@@ -77,7 +95,10 @@ describe('small --max-request-bytes, --max-watchers, --max-watch-streams; lease 
     assert.ok(gone >= 1900 && gone <= 4000, `expired after ${gone} ms`)
     const ev = (await w.next()).result
     assert.equal(ev.header.revision, String(r + 1), 'one revision for the whole revoke')
-    assert.deepEqual(ev.events.map((e: { type: string }) => e.type), ['DELETE', 'DELETE'])
+    assert.deepEqual(
+      ev.events.map((e: { type: string }) => e.type),
+      ['DELETE', 'DELETE'],
+    )
     w.close()
     assert.equal((await post(m.url, '/v3/lease/timetolive', { ID })).json.TTL, '-1')
     const ka = await post(m.url, '/v3/lease/keepalive', { ID })
@@ -106,11 +127,22 @@ describe('--quota-backend-bytes: NOSPACE alarm', () => {
     assert.ok(refused, 'the quota was reached')
     assert.ok(written >= 3 && written <= 6, `${written} puts fit in 6000 bytes`)
     assert.equal(refused.status, 429)
-    assert.equal(refused.text, '{"error":"etcdserver: mvcc: database space exceeded","message":"etcdserver: mvcc: database space exceeded","code":8}')
+    assert.equal(
+      refused.text,
+      '{"error":"etcdserver: mvcc: database space exceeded","message":"etcdserver: mvcc: database space exceeded","code":8}',
+    )
     const alarms = await post(m.url, '/v3/maintenance/alarm', { action: 'GET' })
     assert.equal(alarms.json.header, undefined)
-    assert.equal((await post(m.url, '/v3/maintenance/alarm', { action: 'GET', alarm: 'CORRUPT' })).text, '{}', 'GET filters by alarm type')
-    assert.deepEqual((await post(m.url, '/v3/maintenance/alarm', { action: 'GET', memberID: '12345' })).json.alarms, [{ alarm: 'NOSPACE' }], 'not by member')
+    assert.equal(
+      (await post(m.url, '/v3/maintenance/alarm', { action: 'GET', alarm: 'CORRUPT' })).text,
+      '{}',
+      'GET filters by alarm type',
+    )
+    assert.deepEqual(
+      (await post(m.url, '/v3/maintenance/alarm', { action: 'GET', memberID: '12345' })).json.alarms,
+      [{ alarm: 'NOSPACE' }],
+      'not by member',
+    )
     // Raised by apply on every member alike, so recorded under member 0, which the gateway omits (docs/kv.md).
     assert.deepEqual(alarms.json.alarms, [{ alarm: 'NOSPACE' }])
     const status = await post(m.url, '/v3/maintenance/status', {})
@@ -126,12 +158,19 @@ describe('--quota-backend-bytes: NOSPACE alarm', () => {
     const d = await post(m.url, '/v3/kv/deleterange', { key: b64('q/'), range_end: b64('q0') })
     assert.equal(d.json.deleted, String(written))
     assert.equal((await post(m.url, '/v3/kv/compaction', { revision: rev(d) })).status, 200)
-    assert.equal((await post(m.url, '/v3/kv/put', { key: b64('tiny'), value: b64('t') })).status, 429, 'still refused until disarmed')
+    assert.equal(
+      (await post(m.url, '/v3/kv/put', { key: b64('tiny'), value: b64('t') })).status,
+      429,
+      'still refused until disarmed',
+    )
     const dis = await post(m.url, '/v3/maintenance/alarm', { action: 'DEACTIVATE', memberID: '0', alarm: 'NOSPACE' })
     assert.equal(dis.status, 200)
     assert.deepEqual(dis.json, { alarms: [{ alarm: 'NOSPACE' }] }, 'DEACTIVATE lists what it deactivated')
     assert.equal((await post(m.url, '/v3/maintenance/alarm', {})).text, '{}')
-    assert.equal((await post(m.url, '/v3/maintenance/alarm', { action: 'DEACTIVATE', memberID: '0', alarm: 'NOSPACE' })).text, '{}')
+    assert.equal(
+      (await post(m.url, '/v3/maintenance/alarm', { action: 'DEACTIVATE', memberID: '0', alarm: 'NOSPACE' })).text,
+      '{}',
+    )
     const ok = await post(m.url, '/v3/kv/put', { key: b64('tiny'), value: b64('t') })
     assert.equal(ok.status, 200, ok.text)
     assert.equal((await post(m.url, '/v3/maintenance/status', {})).json.errors, undefined)

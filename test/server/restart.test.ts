@@ -11,11 +11,11 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { after, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
 import { seededRand } from '../../src/raft/rand.js'
 import { freePort } from '../diff/etcd-process.js'
-import { LineStream, b64, eventually, post, unb64 } from './helpers.js'
+import { b64, eventually, LineStream, post, unb64 } from './helpers.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const children = new Set<ChildProcess>()
@@ -38,7 +38,19 @@ async function startProc(dataDir: string, port: number, extra: string[] = []): P
   const url = `http://127.0.0.1:${port}`
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--data-dir', dataDir, '--listen-client-urls', url, '--log-level', 'error', ...extra],
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'serve',
+      '--data-dir',
+      dataDir,
+      '--listen-client-urls',
+      url,
+      '--log-level',
+      'error',
+      ...extra,
+    ],
     { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },
   )
   children.add(child)
@@ -87,14 +99,22 @@ test('SIGTERM: puts, txns, deletes, leases and compaction survive a clean restar
   let p = await startProc(dir, port)
   const u = p.url
   for (let i = 0; i < 20; i++) await post(u, '/v3/kv/put', { key: b64(`k/${i % 7}`), value: b64(`v${i}`) })
-  await post(u, '/v3/kv/txn', { success: [{ request_put: { key: b64('t/a'), value: b64('A') } }, { request_put: { key: b64('t/b'), value: b64('B') } }, { request_delete_range: { key: b64('k/0') } }] })
+  await post(u, '/v3/kv/txn', {
+    success: [
+      { request_put: { key: b64('t/a'), value: b64('A') } },
+      { request_put: { key: b64('t/b'), value: b64('B') } },
+      { request_delete_range: { key: b64('k/0') } },
+    ],
+  })
   await post(u, '/v3/kv/deleterange', { key: b64('k/1'), range_end: b64('k/3') })
   const long = await post(u, '/v3/lease/grant', { TTL: 900, ID: 101 })
   const short = await post(u, '/v3/lease/grant', { TTL: 5, ID: 102 })
   const shortGrantedAt = Date.now()
   await post(u, '/v3/kv/put', { key: b64('l/long'), value: b64('x'), lease: 101 })
   await post(u, '/v3/kv/put', { key: b64('l/short'), value: b64('y'), lease: 102 })
-  const mid = Number((await post(u, '/v3/kv/put', { key: b64('k/5'), value: b64('before-compaction') })).json.header.revision)
+  const mid = Number(
+    (await post(u, '/v3/kv/put', { key: b64('k/5'), value: b64('before-compaction') })).json.header.revision,
+  )
   for (let i = 0; i < 5; i++) await post(u, '/v3/kv/put', { key: b64('k/6'), value: b64(`after-${i}`) })
   await post(u, '/v3/kv/compaction', { revision: mid })
   assert.equal(long.json.TTL, '900')
@@ -127,14 +147,18 @@ test('SIGTERM: puts, txns, deletes, leases and compaction survive a clean restar
   assert.equal(afterRestart.compacted.code, 11, 'reads below the compaction revision still fail after restart')
   const t101 = await post(p.url, '/v3/lease/timetolive', { ID: 101, keys: true })
   assert.equal(t101.json.grantedTTL, '900')
-  assert.ok(Number(t101.json.TTL) > 0 && Number(t101.json.TTL) <= ttlBefore, `long lease remaining ${t101.json.TTL} (was ${ttlBefore})`)
+  assert.ok(
+    Number(t101.json.TTL) > 0 && Number(t101.json.TTL) <= ttlBefore,
+    `long lease remaining ${t101.json.TTL} (was ${ttlBefore})`,
+  )
   assert.deepEqual(t101.json.keys, [b64('l/long')])
   const t102 = await post(p.url, '/v3/lease/timetolive', { ID: 102 })
   assert.ok(Number(t102.json.TTL) > 0 && Number(t102.json.TTL) <= 5, `short lease remaining ${t102.json.TTL}`)
   // The short lease still expires after the restart (at most its full TTL later), and takes its key with it.
   await eventually(
     'the short lease to expire after the restart',
-    async () => ((await post(p.url, '/v3/kv/range', { key: b64('l/short') })).json.kvs === undefined ? true : undefined),
+    async () =>
+      (await post(p.url, '/v3/kv/range', { key: b64('l/short') })).json.kvs === undefined ? true : undefined,
     12_000,
     100,
   )
@@ -142,7 +166,11 @@ test('SIGTERM: puts, txns, deletes, leases and compaction survive a clean restar
   assert.equal((await post(p.url, '/v3/kv/range', { key: b64('l/long') })).json.kvs?.length, 1)
   // And the member keeps working from the same revision.
   const next = await post(p.url, '/v3/kv/put', { key: b64('after'), value: b64('1') })
-  assert.equal(Number(next.json.header.revision), Number(before.revision) + 2, 'the expiry took one revision, this put the next')
+  assert.equal(
+    Number(next.json.header.revision),
+    Number(before.revision) + 2,
+    'the expiry took one revision, this put the next',
+  )
   p.child.kill('SIGTERM')
   assert.equal(await waitExit(p), 0)
 })
@@ -190,8 +218,19 @@ test('kill -9 during a concurrent write load: every acknowledged write survives 
           const a = `t/${rnd.intn(20)}`
           const b = `t/${20 + rnd.intn(20)}`
           path = '/v3/kv/txn'
-          body = { success: [{ request_put: { key: b64(a), value: b64(`${v}a`) } }, { request_put: { key: b64(b), value: b64(`${v}b`) } }] }
-          expect = { puts: [[a, `${v}a`], [b, `${v}b`]], deletes: [] }
+          body = {
+            success: [
+              { request_put: { key: b64(a), value: b64(`${v}a`) } },
+              { request_put: { key: b64(b), value: b64(`${v}b`) } },
+            ],
+          }
+          expect = {
+            puts: [
+              [a, `${v}a`],
+              [b, `${v}b`],
+            ],
+            deletes: [],
+          }
         } else {
           const key = k()
           path = '/v3/kv/deleterange'
@@ -222,7 +261,11 @@ test('kill -9 during a concurrent write load: every acknowledged write survives 
   const u = p.url
   const current = Number((await post(u, '/v3/kv/range', { key: b64('x') })).json.header.revision)
   // Replay every revision from 2 through the watch: the whole history, batched.
-  const w = await LineStream.open(u, '/v3/watch', JSON.stringify({ create_request: { ...everything, start_revision: 2 } }))
+  const w = await LineStream.open(
+    u,
+    '/v3/watch',
+    JSON.stringify({ create_request: { ...everything, start_revision: 2 } }),
+  )
   assert.equal((await w.next()).result.created, true)
   const byRev = new Map<number, { type?: string; kv: { key: string; value?: string; mod_revision: string } }[]>()
   let last = 1
@@ -237,7 +280,8 @@ test('kill -9 during a concurrent write load: every acknowledged write survives 
   }
   w.close()
   // No missing revision: every revision 2..current carries events.
-  for (let r = 2; r <= current; r++) assert.ok(byRev.has(r), `revision ${r} is missing from the history (current ${current}, seed ${seed})`)
+  for (let r = 2; r <= current; r++)
+    assert.ok(byRev.has(r), `revision ${r} is missing from the history (current ${current}, seed ${seed})`)
   // No write applied twice: every value written by the load appears at one revision only.
   const valueAt = new Map<string, number>()
   for (const [r, evs] of byRev)
@@ -245,7 +289,11 @@ test('kill -9 during a concurrent write load: every acknowledged write survives 
       if (e.type === 'DELETE' || !e.kv.value) continue
       const v = unb64(e.kv.value)
       if (v === 'l') continue
-      assert.equal(valueAt.get(v), undefined, `value ${v} written at revisions ${valueAt.get(v)} and ${r} (seed ${seed})`)
+      assert.equal(
+        valueAt.get(v),
+        undefined,
+        `value ${v} written at revisions ${valueAt.get(v)} and ${r} (seed ${seed})`,
+      )
       valueAt.set(v, r)
     }
   // Every acknowledged write is there, at the revision it was acknowledged with, and nothing else shares it.
@@ -255,7 +303,9 @@ test('kill -9 during a concurrent write load: every acknowledged write survives 
     ackedRevs.add(a.revision)
     const evs = byRev.get(a.revision)
     assert.ok(evs, `acknowledged revision ${a.revision} lost (seed ${seed})`)
-    const got = evs.map((e) => (e.type === 'DELETE' ? `D ${unb64(e.kv.key)}` : `P ${unb64(e.kv.key)}=${unb64(e.kv.value ?? '')}`)).sort()
+    const got = evs
+      .map((e) => (e.type === 'DELETE' ? `D ${unb64(e.kv.key)}` : `P ${unb64(e.kv.key)}=${unb64(e.kv.value ?? '')}`))
+      .sort()
     const want = [...a.puts.map(([k, v]) => `P ${k}=${v}`), ...a.deletes.map((k) => `D ${k}`)].sort()
     assert.deepEqual(got, want, `revision ${a.revision} (seed ${seed})`)
   }
@@ -263,7 +313,9 @@ test('kill -9 during a concurrent write load: every acknowledged write survives 
   const all = await post(u, '/v3/kv/range', everything)
   for (const kv of all.json.kvs ?? []) {
     const key = unb64(kv.key)
-    const hist = [...byRev.entries()].sort((x, y) => x[0] - y[0]).flatMap(([r, evs]) => evs.filter((e) => unb64(e.kv.key) === key).map((e) => ({ r, del: e.type === 'DELETE' })))
+    const hist = [...byRev.entries()]
+      .sort((x, y) => x[0] - y[0])
+      .flatMap(([r, evs]) => evs.filter((e) => unb64(e.kv.key) === key).map((e) => ({ r, del: e.type === 'DELETE' })))
     const lastDel = hist.findLastIndex((h) => h.del)
     const gen = hist.slice(lastDel + 1)
     assert.equal(kv.mod_revision, String(gen.at(-1)!.r), key)

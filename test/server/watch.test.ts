@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { LineStream, type TestMember, WsWatch, b64, eventually, get, post, startTestMember } from './helpers.js'
+import { b64, eventually, get, LineStream, post, startTestMember, type TestMember, WsWatch } from './helpers.js'
 
 let m: TestMember
 before(async () => {
@@ -15,7 +15,8 @@ after(async () => {
   await m?.stop()
 })
 
-const put = async (k: string, v: string) => Number((await post(m.url, '/v3/kv/put', { key: b64(k), value: b64(v) })).json.header.revision)
+const put = async (k: string, v: string) =>
+  Number((await post(m.url, '/v3/kv/put', { key: b64(k), value: b64(v) })).json.header.revision)
 const current = async () => Number((await post(m.url, '/v3/kv/range', { key: b64('?') })).json.header.revision)
 
 /** A request body the test can keep writing to: a full-duplex watch stream. */
@@ -37,7 +38,11 @@ class DuplexBody {
 describe('POST /v3/watch', () => {
   test('created, live put, one message for a whole txn, delete with prev_kv; header revision = event revision', async () => {
     const r0 = await current()
-    const s = await LineStream.open(m.url, '/v3/watch', JSON.stringify({ create_request: { key: b64('w/'), range_end: b64('w0'), prev_kv: true } }))
+    const s = await LineStream.open(
+      m.url,
+      '/v3/watch',
+      JSON.stringify({ create_request: { key: b64('w/'), range_end: b64('w0'), prev_kv: true } }),
+    )
     assert.equal(s.status, 200)
     const created = (await s.next()).result
     assert.deepEqual(Object.keys(created), ['header', 'created'], 'watch_id 0 is omitted')
@@ -46,19 +51,38 @@ describe('POST /v3/watch', () => {
     const ev1 = (await s.next()).result
     assert.deepEqual(Object.keys(ev1), ['header', 'events'])
     assert.equal(ev1.header.revision, String(r1))
-    assert.deepEqual(ev1.events, [{ kv: { key: b64('w/a'), create_revision: String(r1), mod_revision: String(r1), version: '1', value: b64('1') } }])
+    assert.deepEqual(ev1.events, [
+      { kv: { key: b64('w/a'), create_revision: String(r1), mod_revision: String(r1), version: '1', value: b64('1') } },
+    ])
     const t = await post(m.url, '/v3/kv/txn', {
-      success: [{ request_put: { key: b64('w/b'), value: b64('2') } }, { request_put: { key: b64('w/a'), value: b64('3') } }, { request_put: { key: b64('other'), value: b64('x') } }],
+      success: [
+        { request_put: { key: b64('w/b'), value: b64('2') } },
+        { request_put: { key: b64('w/a'), value: b64('3') } },
+        { request_put: { key: b64('other'), value: b64('x') } },
+      ],
     })
     const r2 = Number(t.json.header.revision)
     const ev2 = (await s.next()).result
     assert.equal(ev2.header.revision, String(r2))
-    assert.deepEqual(ev2.events.map((e: { kv: { key: string } }) => Buffer.from(e.kv.key, 'base64').toString()), ['w/b', 'w/a'])
+    assert.deepEqual(
+      ev2.events.map((e: { kv: { key: string } }) => Buffer.from(e.kv.key, 'base64').toString()),
+      ['w/b', 'w/a'],
+    )
     assert.equal(ev2.events[1].prev_kv.value, b64('1'))
     const d = await post(m.url, '/v3/kv/deleterange', { key: b64('w/a') })
     const ev3 = (await s.next()).result
     assert.deepEqual(ev3.events, [
-      { type: 'DELETE', kv: { key: b64('w/a'), mod_revision: d.json.header.revision }, prev_kv: { key: b64('w/a'), create_revision: String(r1), mod_revision: String(r2), version: '2', value: b64('3') } },
+      {
+        type: 'DELETE',
+        kv: { key: b64('w/a'), mod_revision: d.json.header.revision },
+        prev_kv: {
+          key: b64('w/a'),
+          create_revision: String(r1),
+          mod_revision: String(r2),
+          version: '2',
+          value: b64('3'),
+        },
+      },
     ])
     await put('unwatched', 'x')
     assert.equal(await s.quiet(200), undefined, 'no event for a key outside the range')
@@ -84,14 +108,22 @@ describe('POST /v3/watch', () => {
       const { header, ...rest } = r
       return rest
     }
-    assert.deepEqual(msgs.map((x) => without(x.result)), [
-      { created: true },
-      { watch_id: '7', created: true },
-      { watch_id: '1', created: true },
-      { watch_id: '-1', created: true, canceled: true, cancel_reason: 'mvcc: duplicate watch ID provided on the WatchStream' },
-      { watch_id: '-1' },
-      { watch_id: '1', canceled: true },
-    ])
+    assert.deepEqual(
+      msgs.map((x) => without(x.result)),
+      [
+        { created: true },
+        { watch_id: '7', created: true },
+        { watch_id: '1', created: true },
+        {
+          watch_id: '-1',
+          created: true,
+          canceled: true,
+          cancel_reason: 'mvcc: duplicate watch ID provided on the WatchStream',
+        },
+        { watch_id: '-1' },
+        { watch_id: '1', canceled: true },
+      ],
+    )
     assert.equal((msgs[4]!.result.header as { revision: string }).revision, String(r0))
     const rp = await put('f', 'x')
     const e1 = (await s.next()).result
@@ -134,14 +166,25 @@ describe('POST /v3/watch', () => {
     const r1 = await put('h', '1')
     await put('h', '2')
     await put('h', '3')
-    const s = await LineStream.open(m.url, '/v3/watch', JSON.stringify({ create_request: { key: b64('h'), start_revision: r1 } }))
+    const s = await LineStream.open(
+      m.url,
+      '/v3/watch',
+      JSON.stringify({ create_request: { key: b64('h'), start_revision: r1 } }),
+    )
     assert.equal((await s.next()).result.created, true)
     const replay = (await s.next()).result
-    assert.deepEqual(replay.events.map((e: { kv: { value: string } }) => e.kv.value), [b64('1'), b64('2'), b64('3')])
+    assert.deepEqual(
+      replay.events.map((e: { kv: { value: string } }) => e.kv.value),
+      [b64('1'), b64('2'), b64('3')],
+    )
     assert.equal(replay.header.revision, String(await current()), 'replay header = current revision')
     s.close()
     const cur = await current()
-    const fut = await LineStream.open(m.url, '/v3/watch', JSON.stringify({ create_request: { key: b64('h'), start_revision: cur + 2 } }))
+    const fut = await LineStream.open(
+      m.url,
+      '/v3/watch',
+      JSON.stringify({ create_request: { key: b64('h'), start_revision: cur + 2 } }),
+    )
     assert.equal((await fut.next()).result.created, true)
     await put('h', '4')
     assert.equal(await fut.quiet(200), undefined, 'an event before the start revision is not sent')
@@ -149,10 +192,22 @@ describe('POST /v3/watch', () => {
     assert.equal((await fut.next()).result.events[0].kv.value, b64('5'))
     fut.close()
     await post(m.url, '/v3/kv/compaction', { revision: cur })
-    const c = await LineStream.open(m.url, '/v3/watch', JSON.stringify({ create_request: { key: b64('h'), start_revision: r1 } }))
+    const c = await LineStream.open(
+      m.url,
+      '/v3/watch',
+      JSON.stringify({ create_request: { key: b64('h'), start_revision: r1 } }),
+    )
     assert.equal((await c.next()).result.created, true)
     const cancel = (await c.next()).result
-    assert.deepEqual(cancel, { header: { cluster_id: cancel.header.cluster_id, member_id: cancel.header.member_id, raft_term: cancel.header.raft_term }, canceled: true, compact_revision: String(cur) })
+    assert.deepEqual(cancel, {
+      header: {
+        cluster_id: cancel.header.cluster_id,
+        member_id: cancel.header.member_id,
+        raft_term: cancel.header.raft_term,
+      },
+      canceled: true,
+      compact_revision: String(cur),
+    })
     c.close()
   })
 
@@ -169,15 +224,22 @@ describe('POST /v3/watch', () => {
   })
 
   test('a closed stream releases its watchers (metrics)', async () => {
-    const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec((await get(m.url, '/metrics')).text)?.[1])
+    const gauge = async (name: string) =>
+      Number(new RegExp(`^${name} (\\d+)$`, 'm').exec((await get(m.url, '/metrics')).text)?.[1])
     await eventually('no watchers', async () => ((await gauge('edgecd_watchers')) === 0 ? true : undefined))
-    const s = await LineStream.open(m.url, '/v3/watch', JSON.stringify({ create_request: { key: b64('g') } }) + JSON.stringify({ create_request: { key: b64('g2') } }))
+    const s = await LineStream.open(
+      m.url,
+      '/v3/watch',
+      JSON.stringify({ create_request: { key: b64('g') } }) + JSON.stringify({ create_request: { key: b64('g2') } }),
+    )
     await s.next()
     await s.next()
     assert.equal(await gauge('edgecd_watchers'), 2)
     assert.equal(await gauge('edgecd_watch_streams'), 1)
     s.close()
-    await eventually('watchers released', async () => ((await gauge('edgecd_watchers')) === 0 && (await gauge('edgecd_watch_streams')) === 0 ? true : undefined))
+    await eventually('watchers released', async () =>
+      (await gauge('edgecd_watchers')) === 0 && (await gauge('edgecd_watch_streams')) === 0 ? true : undefined,
+    )
   })
 })
 
@@ -193,7 +255,11 @@ describe('WebSocket GET /v3/watch', () => {
     const r1 = await put('ws/a', 'v')
     const ev = (await ws.next()).result
     assert.equal(ev.header.revision, String(r1))
-    assert.deepEqual(ev.events, [{ kv: { key: b64('ws/a'), create_revision: String(r1), mod_revision: String(r1), version: '1', value: b64('v') } }])
+    assert.deepEqual(ev.events, [
+      {
+        kv: { key: b64('ws/a'), create_revision: String(r1), mod_revision: String(r1), version: '1', value: b64('v') },
+      },
+    ])
     ws.send({ cancel_request: { watch_id: 0 } })
     assert.deepEqual(Object.keys((await ws.next()).result), ['header', 'canceled'])
     await put('ws/a', 'w')
@@ -211,9 +277,18 @@ describe('WebSocket GET /v3/watch', () => {
     for (let i = 0; i < 4; i++) ids.push((await ws.next()).result.watch_id ?? '0')
     assert.deepEqual(ids, ['0', '42', '1', '-1'])
     await put('s/x', '1')
-    const t = await post(m.url, '/v3/kv/txn', { success: [{ request_put: { key: b64('s/x'), value: b64('2') } }, { request_delete_range: { key: b64('s/y') } }, { request_put: { key: b64('s/z'), value: b64('3') } }] })
+    const t = await post(m.url, '/v3/kv/txn', {
+      success: [
+        { request_put: { key: b64('s/x'), value: b64('2') } },
+        { request_delete_range: { key: b64('s/y') } },
+        { request_put: { key: b64('s/z'), value: b64('3') } },
+      ],
+    })
     const rt = t.json.header.revision
-    const got = new Map<string, { header: { revision: string }; events: { type?: string; kv: { key: string }; prev_kv?: { value: string } }[] }[]>()
+    const got = new Map<
+      string,
+      { header: { revision: string }; events: { type?: string; kv: { key: string }; prev_kv?: { value: string } }[] }[]
+    >()
     for (let i = 0; i < 4; i++) {
       const r = (await ws.next()).result
       const id = r.watch_id ?? '0'
@@ -222,7 +297,11 @@ describe('WebSocket GET /v3/watch', () => {
     assert.equal(await ws.quiet(200), undefined)
     assert.equal(got.get('0')!.length, 2)
     assert.equal(got.get('0')![1]!.header.revision, rt)
-    assert.equal(got.get('0')![1]!.events.length, 2, 'the txn puts s/x and s/z in one message (deleting a missing key is no event)')
+    assert.equal(
+      got.get('0')![1]!.events.length,
+      2,
+      'the txn puts s/x and s/z in one message (deleting a missing key is no event)',
+    )
     assert.equal(got.get('42')![1]!.events[0]!.prev_kv!.value, b64('1'))
     assert.equal(got.get('1'), undefined, 'NOPUT watcher saw no puts')
     ws.send({ progress_request: {} })
@@ -270,7 +349,8 @@ describe('WebSocket GET /v3/watch', () => {
   })
 
   test('closing sockets releases watchers and streams', async () => {
-    const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec((await get(m.url, '/metrics')).text)?.[1])
+    const gauge = async (name: string) =>
+      Number(new RegExp(`^${name} (\\d+)$`, 'm').exec((await get(m.url, '/metrics')).text)?.[1])
     await eventually('no watchers', async () => ((await gauge('edgecd_watchers')) === 0 ? true : undefined))
     const sockets = await Promise.all([1, 2, 3].map(() => WsWatch.open(m.url)))
     for (const s of sockets) s.send({ create_request: { key: b64('rel') } })
@@ -282,6 +362,8 @@ describe('WebSocket GET /v3/watch', () => {
     sockets[1]!.ws.terminate()
     await eventually('one socket left', async () => ((await gauge('edgecd_watchers')) === 1 ? true : undefined))
     await sockets[2]!.close()
-    await eventually('none left', async () => ((await gauge('edgecd_watchers')) === 0 && (await gauge('edgecd_watch_streams')) === 0 ? true : undefined))
+    await eventually('none left', async () =>
+      (await gauge('edgecd_watchers')) === 0 && (await gauge('edgecd_watch_streams')) === 0 ? true : undefined,
+    )
   })
 })
