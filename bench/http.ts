@@ -7,11 +7,12 @@
  * fsync on as by default), the load generator is this process.
  *
  *   npm run bench -- http [--etcd] [--quick] [--members 1] [--clients 1,64] [--seconds 5]
- *                         [--workloads put,range-linearizable,...] [--trivial] [--profile <dir>]
+ *                         [--rounds 1] [--workloads put,range-linearizable,...] [--trivial] [--profile <dir>]
  *   node --import tsx bench/http.ts --etcd        (the same, standalone)
  *
  *   --etcd       also run the load against etcd and print the ratio edgecd/etcd per workload
  *   --trivial    also run it against a node:http server answering a fixed body: the generator's own ceiling
+ *   --rounds n   run every workload n times per server, interleaved, and report the median run (a shared machine)
  *   --quick      CI smoke: put 1 and 64 clients, the rest with 64, 0.5 s each (a few seconds per server)
  *   --profile d  start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
  *   --members n  1 only for now (3-member clusters come later)
@@ -19,6 +20,7 @@
  * Each run is bounded by time (warm-up plus measured seconds) and by a request count; servers are stopped and their
  * directories removed at the end, also on failure.
  */
+import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Bodies, type LoadResult, openPool, preload, runLoad, type Workload, type WorkloadKind } from './lib/load.js'
 import { type BenchServer, startEdgecd, startEtcd, startTrivial } from './lib/servers.js'
@@ -32,6 +34,8 @@ interface Plan {
   workloads: Workload[]
   measureMs: number
   warmupMs: number
+  /** Each workload runs this many times per server (interleaved); the run with the median ops/s is reported. */
+  rounds: number
   etcd: boolean
   trivial: boolean
   profileDir?: string
@@ -48,6 +52,7 @@ function plan(opts: BenchOptions): Plan {
       members: { type: 'string', default: '1' },
       clients: { type: 'string' },
       seconds: { type: 'string' },
+      rounds: { type: 'string' },
       workloads: { type: 'string' },
       profile: { type: 'string' },
     },
@@ -75,8 +80,11 @@ function plan(opts: BenchOptions): Plan {
   }
   const seconds = values.seconds ? Number(values.seconds) : quick ? 0.5 : 5
   if (!(seconds > 0 && seconds <= 600)) throw new Error(`--seconds: (0, 600], got ${values.seconds}`)
+  const rounds = values.rounds ? Number(values.rounds) : 1
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--rounds: 1..20, got ${values.rounds}`)
   return {
     workloads,
+    rounds,
     measureMs: seconds * 1000,
     warmupMs: quick ? 200 : 1000,
     etcd: values.etcd === true,
@@ -115,12 +123,17 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const bodies = new Bodies()
   const servers: BenchServer[] = []
   const results = new Map<string, LoadResult[]>()
+  const runs = new Map<string, LoadResult[][]>()
+  const load0 = loadavg()[0]!
   try {
     servers.push(await startEdgecd(p.profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', p.profileDir] } : {}))
     if (p.etcd) servers.push(await startEtcd())
     if (p.trivial) servers.push(await startTrivial())
     for (const s of servers) {
-      results.set(s.name, [])
+      runs.set(
+        s.name,
+        p.workloads.map(() => []),
+      )
       if (s.name === 'trivial') continue
       const pool = openPool(s.url, preloadClients)
       try {
@@ -131,17 +144,20 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     }
     // Interleaved: each workload runs on every server before the next, so a machine that gets busier or quieter
     // during the run shifts both columns alike.
-    for (const w of p.workloads) {
-      for (const s of servers) {
-        const pool = openPool(s.url, w.clients)
-        try {
-          const r = await runLoad(pool, bodies, w, p.measureMs, p.warmupMs)
-          results.get(s.name)!.push(r)
-          say(
-            `  ${s.name.padEnd(7)} ${label(w).padEnd(32)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s  p50 ${ms(r.p50Ms)} ms  p99 ${ms(r.p99Ms)} ms  ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}`,
-          )
-        } finally {
-          await pool.close()
+    for (let round = 0; round < p.rounds; round++) {
+      for (const [i, w] of p.workloads.entries()) {
+        // Alternate who goes first, so that neither server always runs right after the other's writes.
+        for (const s of round % 2 === 0 ? servers : [...servers].reverse()) {
+          const pool = openPool(s.url, w.clients)
+          try {
+            const r = await runLoad(pool, bodies, w, p.measureMs, p.warmupMs)
+            runs.get(s.name)![i]!.push(r)
+            say(
+              `  ${s.name.padEnd(7)} ${label(w).padEnd(32)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s  p50 ${ms(r.p50Ms)} ms  p99 ${ms(r.p99Ms)} ms  ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}`,
+            )
+          } finally {
+            await pool.close()
+          }
         }
       }
     }
@@ -149,10 +165,24 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     for (const s of servers.reverse()) await s.stop()
   }
 
+  // The median run by throughput; its latencies are reported with it, errors are those of every run.
+  for (const [name, perWorkload] of runs) {
+    results.set(
+      name,
+      perWorkload.map((rs) => {
+        const sorted = [...rs].sort((a, b) => a.opsPerSec - b.opsPerSec)
+        return { ...sorted[Math.floor((sorted.length - 1) / 2)]!, errors: rs.reduce((n, r) => n + r.errors, 0) }
+      }),
+    )
+  }
   const names = [...results.keys()]
   say('')
   say(sideBySide(p, names, results))
   say("(gen cpu: the load generator's own CPU during the edgecd run, share of one core)")
+  say(
+    `(load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores: well above the` +
+      " bench's own ~2 means others were busy too)",
+  )
   say('')
 
   const rows: BenchResult[] = []
