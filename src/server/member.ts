@@ -150,6 +150,7 @@ export class Member implements MemberApi {
         },
         reportUnreachable: (id) => raftRef?.reportUnreachable(id),
         reportSnapshot: (id, ok) => raftRef?.reportSnapshot(id, ok),
+        onDropped: (msgs) => raftRef?.failUndelivered(msgs),
         log: opts.log,
       })
       await transport.start()

@@ -4,6 +4,7 @@ import {
   type ConfChange,
   EntryType,
   type Message,
+  MessageType,
   type NodeId,
   RaftError,
   RawNode,
@@ -221,6 +222,30 @@ export class RaftMember {
     while (this.node.raft.lead !== transferee) {
       if (performance.now() > deadline) throw new EtcdError('ErrTimeoutDueToLeaderFail')
       await new Promise((r) => setTimeout(r, this.opts.tickMs))
+    }
+  }
+
+  /**
+   * Proposals forwarded to a leader that the transport could not reach were never delivered: fail their callers now
+   * with a retriable "no leader" rather than letting them wait for the request timeout.
+   */
+  failUndelivered(msgs: Message[]): void {
+    for (const m of msgs) {
+      if (m.type !== MessageType.MsgProp) continue
+      for (const e of m.entries) {
+        if (e.type !== EntryType.EntryNormal || e.data.length === 0) continue
+        let id: unknown
+        try {
+          id = (decode(e.data) as unknown[])[0]
+        } catch {
+          continue
+        }
+        const w = typeof id === 'string' ? this.waiters.get(id) : undefined
+        if (!w) continue
+        this.waiters.delete(id as string)
+        clearTimeout(w.timer)
+        w.reject(new EtcdError('ErrNoLeader'))
+      }
     }
   }
 

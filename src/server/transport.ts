@@ -41,6 +41,8 @@ export interface PeerTransportOptions {
   onMessages(msgs: Message[]): void
   reportUnreachable(id: NodeId): void
   reportSnapshot(id: NodeId, ok: boolean): void
+  /** Messages that could not be handed to a socket (certainly not delivered), e.g. forwarded proposals. */
+  onDropped?(msgs: Message[]): void
   log?: (level: 'debug' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
   /** Bytes queued on a peer socket before further messages are dropped (Raft retries). */
   maxPeerBufferedBytes?: number
@@ -96,7 +98,7 @@ export class PeerTransport implements Transport {
   private readonly peers = new Map<NodeId, Peer>()
   private proof = ''
   private closed = false
-  private readonly o: Required<Omit<PeerTransportOptions, 'log'>> & Pick<PeerTransportOptions, 'log'>
+  private readonly o: Required<Omit<PeerTransportOptions, 'log' | 'onDropped'>> & Pick<PeerTransportOptions, 'log' | 'onDropped'>
 
   constructor(opts: PeerTransportOptions) {
     this.o = { maxPeerBufferedBytes: 64 * 1024 * 1024, reconnectMinMs: 50, reconnectMaxMs: 2000, ...opts }
@@ -201,6 +203,7 @@ export class PeerTransport implements Transport {
 
   private dropped(to: NodeId, batch: Message[]): void {
     this.o.reportUnreachable(to)
+    this.o.onDropped?.(batch)
     for (const m of batch) if (m.type === MessageType.MsgSnap) this.o.reportSnapshot(to, false)
   }
 

@@ -1,0 +1,64 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort } from '../diff/etcd-process.js'
+import { eventually, post } from './helpers.js'
+
+/** A cluster of real `edgecd serve` processes on loopback, for kill -9 tests. */
+export class ProcessCluster {
+  readonly procs: (ChildProcess | undefined)[] = []
+  readonly logs: string[] = []
+  private constructor(
+    readonly names: string[],
+    readonly urls: string[],
+    readonly dirs: string[],
+    private readonly extra: string[],
+  ) {}
+
+  static async start(n: number, extra: string[] = []): Promise<ProcessCluster> {
+    const names = Array.from({ length: n }, (_, i) => `p${i}`)
+    const urls = await Promise.all(names.map(async () => `http://127.0.0.1:${await freePort()}`))
+    const dirs = names.map(() => mkdtempSync(join(tmpdir(), 'edgecd-proc-')))
+    const c = new ProcessCluster(names, urls, dirs, extra)
+    for (let i = 0; i < n; i++) c.spawn(i)
+    await Promise.all(names.map((_, i) => c.waitHealthy(i)))
+    return c
+  }
+
+  spawn(i: number): void {
+    const initialCluster = this.names.map((nm, j) => `${nm}=${this.urls[j]}`).join(',')
+    const args = ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--name', this.names[i]!, '--data-dir', this.dirs[i]!,
+      '--listen-client-urls', this.urls[i]!, '--initial-cluster', initialCluster, '--initial-cluster-token', 'proc-test', '--log-level', 'warn', ...this.extra]
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    child.stderr!.on('data', (d) => {
+      this.logs[i] = ((this.logs[i] ?? '') + String(d)).slice(-4000)
+    })
+    this.procs[i] = child
+  }
+
+  async waitHealthy(i: number, ms = 20_000): Promise<void> {
+    await eventually(async () => ((await fetch(this.urls[i]! + '/version').catch(() => undefined))?.ok ? true : undefined), ms, `member ${i} up`)
+  }
+
+  kill9(i: number): void {
+    this.procs[i]?.kill('SIGKILL')
+    this.procs[i] = undefined
+  }
+
+  async leader(): Promise<number | undefined> {
+    for (let i = 0; i < this.urls.length; i++) {
+      if (!this.procs[i]) continue
+      const r = await post(this.urls[i]!, '/v3/maintenance/status', {}).catch(() => undefined)
+      if (r?.status !== 200 || !r.json.leader) continue
+      if (r.json.leader === r.json.header.member_id) return i
+    }
+    return undefined
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.procs) p?.kill('SIGKILL')
+    await new Promise((r) => setTimeout(r, 100))
+    for (const d of this.dirs) rmSync(d, { recursive: true, force: true })
+  }
+}
