@@ -24,8 +24,10 @@ export interface SnapshotName {
 const walRe = /^wal-([0-9a-f]{16})-([0-9a-f]{16})\.wal$/
 const snapRe = /^snap-([0-9a-f]{16})-([0-9a-f]{16})\.snap$/
 const tmpRe = /^(?:wal-[0-9a-f]{16}-[0-9a-f]{16}\.wal|snap-[0-9a-f]{16}-[0-9a-f]{16}\.snap)\.tmp$/
-/** Entries a data directory may hold that are not ours but harmless: a mount point's fsck directory. */
-const ignored = new Set(['lost+found'])
+/** The member's identity (name, member id, cluster id), written by the runtime once, checked on every start. */
+export const identityFileName = 'member-identity.json'
+/** Entries a data directory may hold besides the WAL and snapshots: a mount point's fsck directory, the identity. */
+const ignored = new Set(['lost+found', identityFileName])
 
 export function segmentFileName(seq: number, firstIndex: number): string {
   return `wal-${hex16(seq)}-${hex16(firstIndex)}.wal`

@@ -79,3 +79,21 @@ describe('membership changes on a running cluster', () => {
     assert.equal((await post(url, '/v3/kv/put', { key: b64('after-remove'), value: b64('z') })).status, 200)
   })
 })
+
+describe('a data dir belongs to one member of one cluster', () => {
+  test('restarting with another cluster token or another peer URL is refused with a clear error', async () => {
+    const c = await startCluster(1)
+    try {
+      await c.stop(0)
+      await assert.rejects(startNodeMember({ ...c.configs[0]!, initialClusterToken: 'another-cluster' }, silent), /belongs to cluster/)
+      // Another peer URL is another member id (ids derive from peer URLs and the token, as in etcd).
+      const url = c.urls[0]!.replace(/:(\d+)$/, (_, p) => `:${Number(p) + 1}`)
+      const other = { ...c.configs[0]!, initialAdvertisePeerUrls: [url], initialCluster: `m0=${url}` }
+      await assert.rejects(startNodeMember(other, silent), /belongs to/)
+      // The right flags still start it, with its data.
+      await c.start(0)
+    } finally {
+      await c.close()
+    }
+  })
+})

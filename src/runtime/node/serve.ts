@@ -11,6 +11,7 @@ import { computeClusterId, computeMemberId } from '../../server/ids.js'
 import { Member } from '../../server/member.js'
 import type { MemberInfo } from '../../server/member-api.js'
 import { createLogger, type Logger } from './log.js'
+import { checkIdentity } from './identity.js'
 import { dialNodePeer, peerFrameBytesMax } from './peer-dial.js'
 import { openNodeStorage } from './storage.js'
 
@@ -93,6 +94,12 @@ export async function startNodeMember(
     clusterId = found.clusterId
   }
   const storage = await openNodeStorage(config.dataDir)
+  try {
+    await checkIdentity(config.dataDir, { name: config.name, memberId, clusterId })
+  } catch (err) {
+    await storage.close()
+    throw err
+  }
   let stopping: Promise<void> | undefined
   const member = await Member.start({
     config,
