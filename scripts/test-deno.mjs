@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process'
 //
 // The test files are written for `node:test` + `node:assert`, which `deno test` runs natively.
 //
-//   npm run test:deno                           test/raft/**/*.test.ts and test/sim/*.test.ts
+//   npm run test:deno                           test/raft/**/*.test.ts, test/sim/*.test.ts and test/kv/**/*.test.ts
 //   npm run test:deno -- test/raft/log.test.ts  a subset (files or directories)
 //   DENO_TEST_NO_CHECK=1 npm run test:deno      skip Deno's own type-check (tsc already checks in CI)
 //
@@ -53,6 +53,8 @@ try {
     files = []
     if (existsSync(join(root, 'test/raft'))) files.push(...findTests(root, ['test/raft']))
     if (existsSync(join(root, 'test/sim'))) files.push(...findTests(root, ['test/sim'], { recursive: false }))
+    // The KV store is pure too: it must behave the same on Deno.
+    if (existsSync(join(root, 'test/kv'))) files.push(...findTests(root, ['test/kv']))
   }
 } catch (err) {
   console.error(`test-deno: ${err.message}`)
