@@ -67,9 +67,9 @@ interface KOp {
 export function partitionByKey(ops: Op[]): Map<string, KOp[]> {
   const byKey = new Map<string, KOp[]>()
   const add = (key: string, k: KOp) => {
-    let l = byKey.get(key)
-    if (!l) byKey.set(key, (l = []))
-    l.push(k)
+    const l = byKey.get(key)
+    if (l) l.push(k)
+    else byKey.set(key, [k])
   }
   for (const op of ops) {
     // A failed operation did not happen; a read with an unknown outcome observed nothing.

@@ -1,0 +1,22 @@
+/**
+ * `npm run chaos` (through scripts/chaos.mjs): one chaos run of CHAOS_SECONDS (default 60) with CHAOS_SEED (default
+ * random), printing the schedule as it happens and a summary line. Exit code 1 on a violation (the history is
+ * written to the file the summary names).
+ */
+import { runChaos } from './run.js'
+
+const seed = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : Math.floor(Math.random() * 2 ** 31)
+const seconds = process.env.CHAOS_SECONDS ? Number(process.env.CHAOS_SECONDS) : 60
+if (!Number.isSafeInteger(seed) || seed < 0)
+  throw new Error(`CHAOS_SEED must be a non-negative integer, not ${process.env.CHAOS_SEED}`)
+if (!Number.isFinite(seconds) || seconds < 5)
+  throw new Error(`CHAOS_SECONDS must be at least 5, not ${process.env.CHAOS_SECONDS}`)
+console.log(`chaos seed ${seed} (replay the schedule with CHAOS_SEED=${seed}), ${seconds} s`)
+const verbose = process.env.CHAOS_VERBOSE !== '0'
+const report = await runChaos({ seed, seconds, log: verbose ? (l) => console.log(l) : undefined })
+for (const k of report.linearizability.keys)
+  if (k.detail) console.log(`linearizability ${k.key}: ${k.verdict}\n${k.detail}`)
+for (const v of report.watch.slice(0, 30)) console.log(`${v.kind}: ${v.detail}`)
+if (report.watch.length > 30) console.log(`... ${report.watch.length - 30} more`)
+console.log(report.summary)
+process.exit(report.ok ? 0 : 1)

@@ -1,0 +1,210 @@
+/**
+ * Real `edgecd serve` processes behind chaos proxies: member i listens for clients on its own port and advertises
+ * its proxy's URL as its peer URL, so every Raft link into it crosses proxies[i]. Faults: link rules on the proxies
+ * (isolate, delay, cut), SIGSTOP/SIGCONT, and kill -9 with a restart on the same data dir.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { computeMemberId } from '../../src/server/ids.js'
+import { eventually } from '../cluster/helpers.js'
+import { freePort } from '../diff/etcd-process.js'
+import { ChaosProxy } from './proxy.js'
+
+export interface ChaosClusterOptions {
+  size: number
+  heartbeatMs: number
+  electionMs: number
+  /** Extra `serve` flags. */
+  extra?: string[]
+}
+
+/** Every process any ChaosCluster started and has not reaped: killed on exit, whatever ends the run. */
+const live = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const p of live) p.kill('SIGKILL')
+})
+
+/** Polls with a per-request deadline, so a paused member cannot hang the caller. */
+async function postJson(url: string, path: string, body: unknown, timeoutMs: number): Promise<any> {
+  const r = await fetch(url + path, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  })
+  return r.ok ? r.json() : undefined
+}
+
+export class ChaosCluster {
+  readonly procs: (ChildProcess | undefined)[] = []
+  readonly paused: boolean[] = []
+  readonly logs: string[] = []
+  private constructor(
+    readonly names: string[],
+    readonly clientUrls: string[],
+    readonly proxies: ChaosProxy[],
+    readonly dirs: string[],
+    private readonly opts: ChaosClusterOptions,
+    private readonly token: string,
+  ) {}
+
+  static async start(opts: ChaosClusterOptions): Promise<ChaosCluster> {
+    const names = Array.from({ length: opts.size }, (_, i) => `n${i}`)
+    const clientPorts = await Promise.all(names.map(() => freePort()))
+    const clientUrls = clientPorts.map((p) => `http://127.0.0.1:${p}`)
+    const token = `chaos-${process.pid}-${Date.now()}`
+    // Ids derive from the advertised (proxy) URLs; the proxies need them to name the source of a connection.
+    const proxyPorts = await Promise.all(names.map(() => freePort()))
+    const ids = await Promise.all(proxyPorts.map((p) => computeMemberId([`http://127.0.0.1:${p}`], token)))
+    const idNames = new Map(ids.map((id, i) => [id, names[i]!]))
+    const proxies = await Promise.all(clientPorts.map((cp, i) => ChaosProxy.start(cp, idNames, proxyPorts[i])))
+    const dirs = names.map(() => mkdtempSync(join(tmpdir(), 'edgecd-chaos-')))
+    const c = new ChaosCluster(names, clientUrls, proxies, dirs, opts, token)
+    try {
+      for (let i = 0; i < opts.size; i++) c.spawn(i)
+      await Promise.all(names.map((_, i) => c.waitHealthy(i)))
+    } catch (err) {
+      await c.close()
+      throw err
+    }
+    return c
+  }
+
+  get size(): number {
+    return this.names.length
+  }
+
+  peerUrl(i: number): string {
+    return `http://127.0.0.1:${this.proxies[i]!.port}`
+  }
+
+  spawn(i: number): void {
+    const initialCluster = this.names.map((nm, j) => `${nm}=${this.peerUrl(j)}`).join(',')
+    const args = [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'serve',
+      '--name',
+      this.names[i]!,
+      '--data-dir',
+      this.dirs[i]!,
+      '--listen-client-urls',
+      this.clientUrls[i]!,
+      '--advertise-client-urls',
+      this.clientUrls[i]!,
+      '--initial-advertise-peer-urls',
+      this.peerUrl(i),
+      '--initial-cluster',
+      initialCluster,
+      '--initial-cluster-token',
+      this.token,
+      '--heartbeat-interval',
+      String(this.opts.heartbeatMs),
+      '--election-timeout',
+      String(this.opts.electionMs),
+      '--log-level',
+      'warn',
+      ...(this.opts.extra ?? []),
+    ]
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    live.add(child)
+    child.once('exit', () => live.delete(child))
+    child.stderr!.on('data', (d) => {
+      this.logs[i] = ((this.logs[i] ?? '') + String(d)).slice(-8000)
+    })
+    this.procs[i] = child
+    this.paused[i] = false
+  }
+
+  async waitHealthy(i: number, ms = 30_000): Promise<void> {
+    await eventually(
+      async () =>
+        (await fetch(`${this.clientUrls[i]}/health`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined))?.ok
+          ? true
+          : undefined,
+      ms,
+      `member ${this.names[i]} up`,
+    )
+  }
+
+  isUp(i: number): boolean {
+    return this.procs[i] !== undefined
+  }
+
+  kill9(i: number): void {
+    const p = this.procs[i]
+    if (!p) return
+    p.kill('SIGKILL')
+    this.procs[i] = undefined
+    this.paused[i] = false
+  }
+
+  /** Starts a killed member again on the same data dir. */
+  async restart(i: number): Promise<void> {
+    if (this.procs[i]) return
+    this.spawn(i)
+    await this.waitHealthy(i)
+  }
+
+  pause(i: number): void {
+    const p = this.procs[i]
+    if (!p || this.paused[i]) return
+    p.kill('SIGSTOP')
+    this.paused[i] = true
+  }
+
+  resume(i: number): void {
+    const p = this.procs[i]
+    if (!p || !this.paused[i]) return
+    p.kill('SIGCONT')
+    this.paused[i] = false
+  }
+
+  /** Blackholes every Raft link into and out of member i (a symmetric partition that keeps TCP up). */
+  isolate(i: number): void {
+    this.proxies[i]!.set('*', 'both', { mode: 'blackhole' })
+    for (let j = 0; j < this.size; j++) if (j !== i) this.proxies[j]!.set(this.names[i]!, 'both', { mode: 'blackhole' })
+  }
+
+  /** Delays every Raft link into member i by ms. */
+  delayInto(i: number, ms: number): void {
+    this.proxies[i]!.set('*', 'both', { delayMs: ms })
+  }
+
+  /** Destroys every Raft connection into member i and refuses new ones (its peers cannot reach it). */
+  cutInto(i: number): void {
+    this.proxies[i]!.cut()
+  }
+
+  /** Lifts every link rule and resumes paused members (killed members stay down: see restart). */
+  healLinks(): void {
+    for (const p of this.proxies) p.heal()
+  }
+
+  /** The member that answers status as leader of itself, among running unpaused members. */
+  async leader(timeoutMs = 1000): Promise<number | undefined> {
+    for (let i = 0; i < this.size; i++) {
+      if (!this.procs[i] || this.paused[i]) continue
+      const j = await postJson(this.clientUrls[i]!, '/v3/maintenance/status', {}, timeoutMs).catch(() => undefined)
+      if (j?.leader && j.leader === j.header?.member_id) return i
+    }
+    return undefined
+  }
+
+  async close(): Promise<void> {
+    for (let i = 0; i < this.size; i++) {
+      const p = this.procs[i]
+      if (!p) continue
+      const exited = new Promise<void>((resolve) =>
+        p.exitCode !== null || p.signalCode !== null ? resolve() : p.once('exit', () => resolve()),
+      )
+      p.kill('SIGKILL')
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))])
+      this.procs[i] = undefined
+    }
+    await Promise.all(this.proxies.map((p) => p.close().catch(() => {})))
+    for (const d of this.dirs) rmSync(d, { recursive: true, force: true })
+  }
+}
