@@ -15,6 +15,7 @@
  *   --rounds n   run every workload n times per server, interleaved, and report the median run (a shared machine)
  *   --quick      CI smoke: put 1 and 64 clients, the rest with 64, 0.5 s each (a few seconds per server)
  *   --profile d  start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
+ *   --edgecd-flag=--snapshot-count=100000   an extra `edgecd serve` flag (repeatable), for what-if runs
  *   --members n  1 only for now (3-member clusters come later)
  *
  * Each run is bounded by time (warm-up plus measured seconds) and by a request count; servers are stopped and their
@@ -23,7 +24,7 @@
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Bodies, type LoadResult, openPool, preload, runLoad, type Workload, type WorkloadKind } from './lib/load.js'
-import { type BenchServer, startEdgecd, startEtcd, startTrivial } from './lib/servers.js'
+import { type BenchServer, processCpuSecs, startEdgecd, startEtcd, startTrivial } from './lib/servers.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
 const allKinds: WorkloadKind[] = ['put', 'range-linearizable', 'range-serializable', 'mix-90-10']
@@ -39,6 +40,8 @@ interface Plan {
   etcd: boolean
   trivial: boolean
   profileDir?: string
+  /** Extra `edgecd serve` flags (what-if runs, e.g. --snapshot-count=100000); none by default. */
+  edgecdFlags: string[]
 }
 
 function plan(opts: BenchOptions): Plan {
@@ -55,6 +58,7 @@ function plan(opts: BenchOptions): Plan {
       rounds: { type: 'string' },
       workloads: { type: 'string' },
       profile: { type: 'string' },
+      'edgecd-flag': { type: 'string', multiple: true },
     },
     strict: true,
     allowPositionals: false,
@@ -90,22 +94,30 @@ function plan(opts: BenchOptions): Plan {
     etcd: values.etcd === true,
     trivial: values.trivial === true,
     ...(values.profile ? { profileDir: values.profile } : {}),
+    edgecdFlags: values['edgecd-flag'] ?? [],
   }
 }
 
 const label = (w: Workload) => `${w.kind}, ${w.clients} client${w.clients === 1 ? '' : 's'}`
+const us = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-')
 const ms = (v: number) => (Number.isNaN(v) ? '-' : v < 10 ? v.toFixed(2) : v.toFixed(1))
 
 function sideBySide(p: Plan, names: string[], results: Map<string, LoadResult[]>): string {
   const head = ['workload']
-  for (const n of names) head.push(`${n} ops/s`, 'p50 ms', 'p99 ms', 'errors')
+  for (const n of names) head.push(`${n} ops/s`, 'p50 ms', 'p99 ms', 'µs cpu/op', 'errors')
   if (names.includes('etcd')) head.push('edgecd/etcd')
   head.push('gen cpu')
   const rows = p.workloads.map((w, i) => {
     const row = [label(w)]
     for (const n of names) {
       const r = results.get(n)![i]!
-      row.push(Math.round(r.opsPerSec).toLocaleString('en-US'), ms(r.p50Ms), ms(r.p99Ms), String(r.errors))
+      row.push(
+        Math.round(r.opsPerSec).toLocaleString('en-US'),
+        ms(r.p50Ms),
+        ms(r.p99Ms),
+        us(r.serverCpuUsPerOp),
+        String(r.errors),
+      )
     }
     if (names.includes('etcd'))
       row.push((results.get('edgecd')![i]!.opsPerSec / results.get('etcd')![i]!.opsPerSec).toFixed(2))
@@ -126,7 +138,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const runs = new Map<string, LoadResult[][]>()
   const load0 = loadavg()[0]!
   try {
-    servers.push(await startEdgecd(p.profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', p.profileDir] } : {}))
+    servers.push(
+      await startEdgecd({
+        ...(p.profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', p.profileDir] } : {}),
+        serveArgs: p.edgecdFlags,
+      }),
+    )
     if (p.etcd) servers.push(await startEtcd())
     if (p.trivial) servers.push(await startTrivial())
     for (const s of servers) {
@@ -150,10 +167,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         for (const s of round % 2 === 0 ? servers : [...servers].reverse()) {
           const pool = openPool(s.url, w.clients)
           try {
-            const r = await runLoad(pool, bodies, w, p.measureMs, p.warmupMs)
+            const r = await runLoad(pool, bodies, w, p.measureMs, p.warmupMs, () => processCpuSecs(s.pid))
             runs.get(s.name)![i]!.push(r)
             say(
-              `  ${s.name.padEnd(7)} ${label(w).padEnd(32)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s  p50 ${ms(r.p50Ms)} ms  p99 ${ms(r.p99Ms)} ms  ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}`,
+              `  ${s.name.padEnd(7)} ${label(w).padEnd(32)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s  p50 ${ms(r.p50Ms)} ms  p99 ${ms(r.p99Ms)} ms  ${us(r.serverCpuUsPerOp)} µs cpu/op  ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}`,
             )
           } finally {
             await pool.close()
@@ -178,7 +195,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const names = [...results.keys()]
   say('')
   say(sideBySide(p, names, results))
-  say("(gen cpu: the load generator's own CPU during the edgecd run, share of one core)")
+  say(
+    "(gen cpu: the load generator's own CPU during the edgecd run, share of one core; µs cpu/op: the server's CPU per",
+  )
+  say(' request, user + system from /proc, which a busy machine disturbs less than ops/s)')
   say(
     `(load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores: well above the` +
       " bench's own ~2 means others were busy too)",
@@ -193,7 +213,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         name: `${n} ${label(w)}`,
         value: Math.round(r.opsPerSec),
         unit: 'ops/s',
-        note: `p50 ${ms(r.p50Ms)} ms, p99 ${ms(r.p99Ms)} ms, ${r.errors} errors, generator ${Math.round(r.clientCpuCores * 100)}% cpu`,
+        note: `p50 ${ms(r.p50Ms)} ms, p99 ${ms(r.p99Ms)} ms, server ${us(r.serverCpuUsPerOp)} µs cpu/op, ${r.errors} errors, generator ${Math.round(r.clientCpuCores * 100)}% cpu`,
       })
     }
     if (results.has('etcd')) {

@@ -32,6 +32,8 @@ export interface LoadResult {
   firstError?: string
   /** CPU the generator process used during the run, as a share of one core (1 = one core busy). */
   clientCpuCores: number
+  /** CPU the server used per request during the run, in µs (NaN when unknown): steadier than ops/s on a busy machine. */
+  serverCpuUsPerOp: number
 }
 
 const b64 = (s: string | Uint8Array) => Buffer.from(s).toString('base64')
@@ -99,6 +101,7 @@ export async function runLoad(
   w: Workload,
   ms: number,
   warmupMs: number,
+  serverCpuSecs: () => number = () => Number.NaN,
   seed = 7,
 ): Promise<LoadResult> {
   const samples = new Float64Array(Math.min(samplesMax, 1 << 22))
@@ -112,6 +115,7 @@ export async function runLoad(
   const tMeasure = tStart + warmupMs
   const tEnd = tMeasure + ms
   let cpuAtMeasure = process.cpuUsage()
+  let serverCpuAtMeasure = Number.NaN
 
   async function client(id: number): Promise<void> {
     // Each client has its own xorshift state, so key choice costs nothing and runs repeat.
@@ -129,6 +133,7 @@ export async function runLoad(
         measuring = true
         started = t0
         cpuAtMeasure = process.cpuUsage()
+        serverCpuAtMeasure = serverCpuSecs()
       }
       const r = rand()
       const k = Math.floor(rand() * keyCount)
@@ -161,6 +166,7 @@ export async function runLoad(
 
   await Promise.all(Array.from({ length: w.clients }, (_, i) => client(i)))
   const cpu = process.cpuUsage(cpuAtMeasure)
+  const serverCpu = serverCpuSecs() - serverCpuAtMeasure
   const secs = (Math.min(performance.now(), tEnd) - (started || tMeasure)) / 1000
   const sorted = samples.subarray(0, nSamples).sort()
   const pct = (p: number) => (nSamples === 0 ? Number.NaN : sorted[Math.min(nSamples - 1, Math.floor(p * nSamples))]!)
@@ -173,6 +179,7 @@ export async function runLoad(
     errors,
     ...(firstError ? { firstError } : {}),
     clientCpuCores: (cpu.user + cpu.system) / 1e6 / secs,
+    serverCpuUsPerOp: (serverCpu * 1e6) / ops,
   }
 }
 

@@ -5,6 +5,7 @@
  * `stop()` ends the child and removes its directory.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -25,6 +26,21 @@ export interface BenchServer {
   /** The child's pid, for a profile or a look with top. */
   pid: number
   stop(): Promise<void>
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const userHz = 100
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN where that is not available. */
+export function processCpuSecs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name (which may hold spaces) start at state, field 3; utime and stime are 14 and 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / userHz
+  } catch {
+    return Number.NaN
+  }
 }
 
 /** A free loopback port chosen by the OS (outside the reserved ones). */
@@ -102,6 +118,8 @@ export interface EdgecdOptions {
   nodeArgs?: string[]
   /** Parent of the temp data dir (default the OS temp dir). */
   baseDir?: string
+  /** Extra `edgecd serve` flags, after the bench's own. */
+  serveArgs?: string[]
 }
 
 /** One edgecd member: `node --import tsx src/cli/main.ts serve` on a temp data dir and a free loopback port. */
@@ -120,6 +138,7 @@ export async function startEdgecd(opts: EdgecdOptions = {}): Promise<BenchServer
     url,
     '--log-level',
     'error',
+    ...(opts.serveArgs ?? []),
   ]
   return startChild('edgecd', process.execPath, args, url, dir)
 }
