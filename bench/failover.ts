@@ -16,24 +16,7 @@ async function failoverOnce(c: ProcessCluster): Promise<number> {
   for (const i of survivors) await post(c.urls[i]!, '/v3/kv/put', { key: b64('warm'), value: b64('x') })
   const t0 = Date.now()
   c.kill9(li)
-  const ms = await new Promise<number>((resolve, reject) => {
-    let n = 0
-    const timer = setInterval(() => {
-      if (Date.now() - t0 > 15_000) {
-        clearInterval(timer)
-        reject(new Error('no write succeeded within 15 s'))
-      }
-      const i = survivors[n++ % survivors.length]!
-      post(c.urls[i]!, '/v3/kv/put', { key: b64('probe'), value: b64('x') })
-        .then((r) => {
-          if (r.status === 200) {
-            clearInterval(timer)
-            resolve(Date.now() - t0)
-          }
-        })
-        .catch(() => {})
-    }, 50)
-  })
+  const ms = await c.timeToFirstWrite(survivors, t0)
   c.spawn(li)
   await c.waitHealthy(li)
   return ms

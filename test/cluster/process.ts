@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../diff/etcd-process.js'
-import { eventually, post } from './helpers.js'
+import { b64, eventually, post } from './helpers.js'
 
 /** A cluster of real `edgecd serve` processes on loopback, for kill -9 tests. */
 export class ProcessCluster {
@@ -54,6 +54,32 @@ export class ProcessCluster {
       if (r.json.leader === r.json.header.member_id) return i
     }
     return undefined
+  }
+
+  /**
+   * Milliseconds from t0 until a write through one of `members` succeeds, as a client that keeps trying sees it: a
+   * fresh write every 50 ms, alternating members (a write that reached a dying leader waits out etcd's request
+   * timeout, ambiguous as in etcd, so waiting on it alone would measure the timeout, not the fail-over).
+   */
+  timeToFirstWrite(members: number[], t0: number, limitMs = 15_000): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      let n = 0
+      const timer = setInterval(() => {
+        if (Date.now() - t0 > limitMs) {
+          clearInterval(timer)
+          reject(new Error(`no write succeeded within ${limitMs} ms`))
+        }
+        const i = members[n++ % members.length]!
+        post(this.urls[i]!, '/v3/kv/put', { key: b64('failover-probe'), value: b64('x') })
+          .then((r) => {
+            if (r.status === 200) {
+              clearInterval(timer)
+              resolve(Date.now() - t0)
+            }
+          })
+          .catch(() => {})
+      }, 50)
+    })
   }
 
   async close(): Promise<void> {
