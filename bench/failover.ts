@@ -33,11 +33,17 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   }
   times.sort((a, b) => a - b)
   return [
-    { name: 'leader kill -9 to first successful write, median', value: times[Math.floor(times.length / 2)]!, unit: 'ms', note: `${rounds} rounds: ${times.join(', ')} ms (target <= 3000)` },
+    {
+      name: 'leader kill -9 to first successful write, median',
+      value: times[Math.floor(times.length / 2)]!,
+      unit: 'ms',
+      note: `${rounds} rounds: ${times.join(', ')} ms (target <= 3000)`,
+    },
     { name: 'leader kill -9 to first successful write, worst', value: times[times.length - 1]!, unit: 'ms' },
   ]
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const r of await run({ quick: process.argv.includes('--quick'), args: [] })) console.log(`${r.name}: ${r.value} ${r.unit}${r.note ? ` (${r.note})` : ''}`)
+  for (const r of await run({ quick: process.argv.includes('--quick'), args: [] }))
+    console.log(`${r.name}: ${r.value} ${r.unit}${r.note ? ` (${r.note})` : ''}`)
 }

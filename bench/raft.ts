@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/raft.ts          or   npm run bench -- raft
  */
-import { type Message, MemoryStorage, RawNode, StateType, seededRand } from '../src/raft/index.js'
+import { MemoryStorage, type Message, RawNode, StateType, seededRand } from '../src/raft/index.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
 interface BenchNode {
@@ -18,7 +18,13 @@ function cluster(ids: string[]): Map<string, BenchNode> {
   const nodes = new Map<string, BenchNode>()
   for (const id of ids) {
     const storage = new MemoryStorage()
-    const node = new RawNode({ id, storage, rand: seededRand(Number(id)), maxInflightMsgs: 256, maxMsgBytes: 1024 * 1024 })
+    const node = new RawNode({
+      id,
+      storage,
+      rand: seededRand(Number(id)),
+      maxInflightMsgs: 256,
+      maxMsgBytes: 1024 * 1024,
+    })
     node.bootstrap(ids)
     nodes.set(id, { node, storage, applied: 0 })
   }
@@ -90,5 +96,6 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const r of await run({ quick: process.argv.includes('--quick'), args: [] })) console.log(`${r.name}: ${r.value.toLocaleString('en-US')} ${r.unit} (${r.note})`)
+  for (const r of await run({ quick: process.argv.includes('--quick'), args: [] }))
+    console.log(`${r.name}: ${r.value.toLocaleString('en-US')} ${r.unit} (${r.note})`)
 }

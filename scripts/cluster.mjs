@@ -19,11 +19,27 @@ const children = []
 for (const [i, [name, port]] of members.entries()) {
   const dataDir = `./data/${name}`
   mkdirSync(dataDir, { recursive: true })
-  const args = ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--name', name, '--data-dir', dataDir,
-    '--listen-client-urls', url(port), '--initial-cluster', initialCluster, '--initial-cluster-token', 'edgecd-local-cluster', ...extra]
+  const args = [
+    '--import',
+    'tsx',
+    'src/cli/main.ts',
+    'serve',
+    '--name',
+    name,
+    '--data-dir',
+    dataDir,
+    '--listen-client-urls',
+    url(port),
+    '--initial-cluster',
+    initialCluster,
+    '--initial-cluster-token',
+    'edgecd-local-cluster',
+    ...extra,
+  ]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const prefix = `${process.stdout.isTTY ? colors[i] : ''}${name.padEnd(7)}|${process.stdout.isTTY ? '\x1b[0m' : ''} `
-  for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream }).on('line', (l) => process.stdout.write(prefix + l + '\n'))
+  for (const stream of [child.stdout, child.stderr])
+    createInterface({ input: stream }).on('line', (l) => process.stdout.write(prefix + l + '\n'))
   child.on('exit', (code, signal) => process.stdout.write(`${prefix}exited (${signal ?? code})\n`))
   children.push(child)
 }

@@ -3,9 +3,9 @@
  * EDGECD_<FLAG> (upper case, dashes as underscores), e.g. EDGECD_DATA_DIR. A flag beats its variable.
  */
 import { parseArgs } from 'node:util'
-import { ConfigError, type ServerConfig, serverDefaults } from '../server/config.js'
 import { createLogger } from '../runtime/node/log.js'
 import { startNodeMember } from '../runtime/node/serve.js'
+import { ConfigError, type ServerConfig, serverDefaults } from '../server/config.js'
 import type { CliIo } from './main.js'
 
 type Conv = (v: string, flag: string) => unknown
@@ -16,7 +16,8 @@ const list: Conv = (v) =>
     .map((s) => s.trim())
     .filter((s) => s !== '')
 const int: Conv = (v, flag) => {
-  if (!/^\d+$/.test(v.trim())) throw new ConfigError(`--${flag} must be a non-negative integer, got ${JSON.stringify(v)}`)
+  if (!/^\d+$/.test(v.trim()))
+    throw new ConfigError(`--${flag} must be a non-negative integer, got ${JSON.stringify(v)}`)
   return Number(v)
 }
 
@@ -26,7 +27,11 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
   'data-dir': ['dataDir', str, 'path to the data directory (WAL and snapshots)'],
   'listen-client-urls': ['listenClientUrls', list, 'URLs to listen on for client (and peer) traffic'],
   'advertise-client-urls': ['advertiseClientUrls', list, "this member's client URLs to advertise to the cluster"],
-  'initial-advertise-peer-urls': ['initialAdvertisePeerUrls', list, "this member's peer URLs to advertise to the cluster"],
+  'initial-advertise-peer-urls': [
+    'initialAdvertisePeerUrls',
+    list,
+    "this member's peer URLs to advertise to the cluster",
+  ],
   'initial-cluster': ['initialCluster', str, 'initial cluster configuration for bootstrapping: name=url,...'],
   'initial-cluster-state': ['initialClusterState', str, 'initial cluster state: new or existing'],
   'initial-cluster-token': ['initialClusterToken', str, 'initial cluster token for the cluster during bootstrap'],
@@ -38,8 +43,16 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
   'max-txn-ops': ['maxTxnOps', int, 'maximum number of operations permitted in a transaction'],
   'max-watchers': ['maxWatchers', int, 'maximum number of watchers open at once on this member'],
   'max-watch-streams': ['maxWatchStreams', int, 'maximum number of concurrent watch streams on this member'],
-  'request-timeout': ['requestTimeoutMs', int, 'time (in milliseconds) before a write or read fails with request timed out'],
-  'watch-progress-notify-interval': ['watchProgressNotifyIntervalMs', int, 'time (in milliseconds) between watch progress notifications'],
+  'request-timeout': [
+    'requestTimeoutMs',
+    int,
+    'time (in milliseconds) before a write or read fails with request timed out',
+  ],
+  'watch-progress-notify-interval': [
+    'watchProgressNotifyIntervalMs',
+    int,
+    'time (in milliseconds) between watch progress notifications',
+  ],
   'log-level': ['logLevel', str, 'log level: debug, info, warn or error'],
 }
 
@@ -49,12 +62,21 @@ export function serveUsage(): string {
     const d = serverDefaults[field]
     return `  --${flag.padEnd(w)}${help} (default ${JSON.stringify(Array.isArray(d) ? d.join(',') : d)})`
   })
-  return ['Usage: edgecd serve [flags]', '', 'Runs one member. Every flag may also be set as EDGECD_<FLAG>, e.g. EDGECD_DATA_DIR.', '', 'Flags:', ...lines].join('\n')
+  return [
+    'Usage: edgecd serve [flags]',
+    '',
+    'Runs one member. Every flag may also be set as EDGECD_<FLAG>, e.g. EDGECD_DATA_DIR.',
+    '',
+    'Flags:',
+    ...lines,
+  ].join('\n')
 }
 
 /** Builds the configuration from argv and the environment; throws ConfigError or parseArgs' errors. */
 export function serveConfig(argv: string[], env: Record<string, string | undefined>): ServerConfig | 'help' {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } }
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  }
   for (const flag of Object.keys(serveFlags)) options[flag] = { type: 'string' }
   const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false })
   if (values.help) return 'help'
@@ -66,7 +88,8 @@ export function serveConfig(argv: string[], env: Record<string, string | undefin
   }
   // As etcd: advertising defaults follow the listen URLs when only those are given.
   if (values['listen-client-urls'] !== undefined || env.EDGECD_LISTEN_CLIENT_URLS !== undefined) {
-    if (values['advertise-client-urls'] === undefined && env.EDGECD_ADVERTISE_CLIENT_URLS === undefined) c.advertiseClientUrls = c.listenClientUrls
+    if (values['advertise-client-urls'] === undefined && env.EDGECD_ADVERTISE_CLIENT_URLS === undefined)
+      c.advertiseClientUrls = c.listenClientUrls
     if (values['initial-advertise-peer-urls'] === undefined && env.EDGECD_INITIAL_ADVERTISE_PEER_URLS === undefined)
       c.initialAdvertisePeerUrls = c.advertiseClientUrls
   }

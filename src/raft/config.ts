@@ -80,7 +80,8 @@ export function validateConfig(input: ConfigInput): Config {
   if (typeof c.id !== 'string' || c.id === '' || c.id === '0') bad('id must be a non-empty node id other than "0"')
   const posInt = (name: keyof Config) => {
     const v = c[name] as unknown
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) bad(`${name} must be a positive integer, got ${String(v)}`)
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+      bad(`${name} must be a positive integer, got ${String(v)}`)
   }
   posInt('electionTicks')
   posInt('heartbeatTicks')

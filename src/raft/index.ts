@@ -1,10 +1,11 @@
 /** The pure Raft core: no I/O, no timers, no wall clock, no ambient randomness. */
-export * from './types.js'
-export * from './errors.js'
+
+export { decodeConfChange, encodeConfChange } from './confchange.js'
 export * from './config.js'
+export * from './errors.js'
+export { Inflights, Progress, ProgressState } from './progress.js'
+export { campaignTransfer, Raft } from './raft.js'
 export * from './rand.js'
+export { type ProgressStatus, RawNode, type Ready, type Status } from './raw-node.js'
 export * from './storage.js'
-export { encodeConfChange, decodeConfChange } from './confchange.js'
-export { Progress, ProgressState, Inflights } from './progress.js'
-export { Raft, campaignTransfer } from './raft.js'
-export { RawNode, type Ready, type Status, type ProgressStatus } from './raw-node.js'
+export * from './types.js'

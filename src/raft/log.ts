@@ -1,6 +1,6 @@
-import { RaftError, assert } from './errors.js'
+import { assert, RaftError } from './errors.js'
 import { Unstable } from './log-unstable.js'
-import { type Storage, limitSize } from './storage.js'
+import { limitSize, type Storage } from './storage.js'
 import type { Entry, Snapshot } from './types.js'
 
 /**
@@ -122,7 +122,10 @@ export class RaftLog {
 
   appliedTo(i: number): void {
     if (i === 0) return
-    assert(this.committed >= i && i >= this.applied, `applied(${i}) is out of range [prevApplied(${this.applied}), committed(${this.committed})]`)
+    assert(
+      this.committed >= i && i >= this.applied,
+      `applied(${i}) is out of range [prevApplied(${this.applied}), committed(${this.committed})]`,
+    )
     this.applied = i
   }
 

@@ -1,6 +1,6 @@
-import { type Config, type ConfigInput, ReadOnlyOption, validateConfig } from './config.js'
 import { decodeConfChange } from './confchange.js'
-import { RaftError, assert } from './errors.js'
+import { type Config, type ConfigInput, ReadOnlyOption, validateConfig } from './config.js'
+import { assert, RaftError } from './errors.js'
 import { RaftLog } from './log.js'
 import { Progress, ProgressState } from './progress.js'
 import { ReadOnly } from './read-only.js'
@@ -10,18 +10,18 @@ import {
   type ConfState,
   type Entry,
   EntryType,
+  emptyBytes,
   type HardState,
+  isEmptyHardState,
   type Message,
   MessageType,
   type NodeId,
   None,
+  newMessage,
   type ReadState,
   type Snapshot,
   type SoftState,
   StateType,
-  emptyBytes,
-  isEmptyHardState,
-  newMessage,
   voteRespMsgType,
 } from './types.js'
 
@@ -121,7 +121,12 @@ export class Raft {
   send(m: Message): void {
     if (m.from === None) m.from = this.id
     const t = m.type
-    if (t === MessageType.MsgVote || t === MessageType.MsgVoteResp || t === MessageType.MsgPreVote || t === MessageType.MsgPreVoteResp) {
+    if (
+      t === MessageType.MsgVote ||
+      t === MessageType.MsgVoteResp ||
+      t === MessageType.MsgPreVote ||
+      t === MessageType.MsgPreVoteResp
+    ) {
       assert(m.term !== 0, `term should be set when sending ${MessageType[t]}`)
     } else {
       assert(m.term === 0, `term should not be set when sending ${MessageType[t]} (was ${m.term})`)
@@ -166,7 +171,16 @@ export class Raft {
       return true
     }
 
-    this.send(newMessage({ type: MessageType.MsgApp, to, index: prevIndex, logTerm: prevTerm, entries: ents, commit: log.committed }))
+    this.send(
+      newMessage({
+        type: MessageType.MsgApp,
+        to,
+        index: prevIndex,
+        logTerm: prevTerm,
+        entries: ents,
+        commit: log.committed,
+      }),
+    )
     const n = ents.length
     if (n > 0) {
       if (pr.state === ProgressState.StateReplicate) {
@@ -248,7 +262,10 @@ export class Raft {
   }
 
   private quorumActive(): boolean {
-    return this.voteResult((id) => (id === this.id ? true : (this.prs.get(id)?.recentActive ?? false))) === VoteResult.VoteWon
+    return (
+      this.voteResult((id) => (id === this.id ? true : (this.prs.get(id)?.recentActive ?? false))) ===
+      VoteResult.VoteWon
+    )
   }
 
   isSingleton(): boolean {
@@ -423,13 +440,20 @@ export class Raft {
         // Never change our term in response to a pre-vote.
       } else if (m.type === MessageType.MsgPreVoteResp && !m.reject) {
         // The term is bumped when the pre-vote wins and the real election starts.
-      } else if (m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgSnap) {
+      } else if (
+        m.type === MessageType.MsgApp ||
+        m.type === MessageType.MsgHeartbeat ||
+        m.type === MessageType.MsgSnap
+      ) {
         this.becomeFollower(m.term, m.from)
       } else {
         this.becomeFollower(m.term, None)
       }
     } else if (m.term < this.term) {
-      if ((this.c.checkQuorum || this.c.preVote) && (m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgApp)) {
+      if (
+        (this.c.checkQuorum || this.c.preVote) &&
+        (m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgApp)
+      ) {
         // A stale leader (partitioned, or whose term we passed through pre-vote-less elections) would never learn of
         // the new term otherwise: answer so that it steps down.
         this.send(newMessage({ type: MessageType.MsgAppResp, to: m.from }))
@@ -555,7 +579,8 @@ export class Raft {
 
   private stepLeaderProp(m: Message): void {
     assert(m.entries.length > 0, `${this.id} stepped empty MsgProp`)
-    if (!this.prs.has(this.id)) throw new RaftError('ErrProposalDropped', 'this node was removed from the configuration')
+    if (!this.prs.has(this.id))
+      throw new RaftError('ErrProposalDropped', 'this node was removed from the configuration')
     if (this.leadTransferee !== None) throw new RaftError('ErrProposalDropped', 'leadership transfer in progress')
     for (let i = 0; i < m.entries.length; i++) {
       const e = m.entries[i]!
@@ -615,7 +640,8 @@ export class Raft {
   }
 
   private stepCandidate(m: Message): void {
-    const myVoteRespType = this.state === StateType.StatePreCandidate ? MessageType.MsgPreVoteResp : MessageType.MsgVoteResp
+    const myVoteRespType =
+      this.state === StateType.StatePreCandidate ? MessageType.MsgPreVoteResp : MessageType.MsgVoteResp
     switch (m.type) {
       case MessageType.MsgProp:
         throw new RaftError('ErrProposalDropped', 'no leader')
@@ -711,7 +737,16 @@ export class Raft {
     // can skip every entry of a conflicting term at once.
     const hintIndex = log.findConflictByTerm(Math.min(m.index, log.lastIndex()), m.logTerm)
     const hintTerm = log.termOrZero(hintIndex)
-    this.send(newMessage({ type: MessageType.MsgAppResp, to: m.from, index: m.index, reject: true, rejectHint: hintIndex, logTerm: hintTerm }))
+    this.send(
+      newMessage({
+        type: MessageType.MsgAppResp,
+        to: m.from,
+        index: m.index,
+        reject: true,
+        rejectHint: hintIndex,
+        logTerm: hintTerm,
+      }),
+    )
   }
 
   private handleHeartbeat(m: Message): void {
@@ -722,7 +757,8 @@ export class Raft {
   private handleSnapshot(m: Message): void {
     const s = m.snapshot
     if (!s) return
-    if (this.restore(s)) this.send(newMessage({ type: MessageType.MsgAppResp, to: m.from, index: this.raftLog.lastIndex() }))
+    if (this.restore(s))
+      this.send(newMessage({ type: MessageType.MsgAppResp, to: m.from, index: this.raftLog.lastIndex() }))
     else this.send(newMessage({ type: MessageType.MsgAppResp, to: m.from, index: this.raftLog.committed }))
   }
 
@@ -784,7 +820,8 @@ export class Raft {
   appendEntry(ents: Entry[]): boolean {
     let li = this.raftLog.lastIndex()
     const size = payloadsSize(ents)
-    if (this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.c.maxUncommittedEntriesBytes) return false
+    if (this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.c.maxUncommittedEntriesBytes)
+      return false
     this.uncommittedSize += size
     const out: Entry[] = new Array(ents.length)
     for (let i = 0; i < ents.length; i++) {

@@ -1,7 +1,7 @@
-import type { ConfigInput } from './config.js'
 import { encodeConfChange } from './confchange.js'
+import type { ConfigInput } from './config.js'
 import { RaftError } from './errors.js'
-import { ProgressState } from './progress.js'
+import type { ProgressState } from './progress.js'
 import { Raft } from './raft.js'
 import {
   type ConfChange,
@@ -9,20 +9,20 @@ import {
   type ConfState,
   type Entry,
   EntryType,
-  type HardState,
-  type Message,
-  MessageType,
-  type NodeId,
-  None,
-  type ReadState,
-  type Snapshot,
-  type SoftState,
   emptyBytes,
+  type HardState,
   hardStateEqual,
   isEmptyHardState,
   isLocalMsg,
   isResponseMsg,
+  type Message,
+  MessageType,
+  type NodeId,
+  None,
   newMessage,
+  type ReadState,
+  type Snapshot,
+  type SoftState,
 } from './types.js'
 
 /**
@@ -94,7 +94,8 @@ export class RawNode {
    */
   bootstrap(peers: NodeId[]): void {
     if (peers.length === 0) throw new RaftError('ErrConfigInvalid', 'must provide at least one peer to bootstrap')
-    if (this.raft.raftLog.lastIndex() !== 0) throw new RaftError('ErrConfigInvalid', "can't bootstrap a nonempty storage")
+    if (this.raft.raftLog.lastIndex() !== 0)
+      throw new RaftError('ErrConfigInvalid', "can't bootstrap a nonempty storage")
     this.prevHardSt = { term: 0, vote: None, commit: 0 }
     this.raft.becomeFollower(1, None)
     const ents: Entry[] = peers.map((id, i) => ({
@@ -105,7 +106,8 @@ export class RawNode {
     }))
     this.raft.raftLog.append(ents)
     this.raft.raftLog.committed = ents.length
-    for (const id of peers) this.raft.applyConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: id, context: emptyBytes })
+    for (const id of peers)
+      this.raft.applyConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: id, context: emptyBytes })
   }
 
   /** Advances the logical clock by one tick (etcd: 100 ms by default). */
@@ -121,7 +123,11 @@ export class RawNode {
   /** Proposes data to be appended to the log. Throws RaftError('ErrProposalDropped') when it cannot be taken. */
   propose(data: Uint8Array): void {
     this.raft.step(
-      newMessage({ type: MessageType.MsgProp, from: this.raft.id, entries: [{ term: 0, index: 0, type: EntryType.EntryNormal, data }] }),
+      newMessage({
+        type: MessageType.MsgProp,
+        from: this.raft.id,
+        entries: [{ term: 0, index: 0, type: EntryType.EntryNormal, data }],
+      }),
     )
   }
 
@@ -129,7 +135,8 @@ export class RawNode {
   proposeBatch(data: Uint8Array[]): void {
     if (data.length === 0) return
     const entries: Entry[] = new Array(data.length)
-    for (let i = 0; i < data.length; i++) entries[i] = { term: 0, index: 0, type: EntryType.EntryNormal, data: data[i]! }
+    for (let i = 0; i < data.length; i++)
+      entries[i] = { term: 0, index: 0, type: EntryType.EntryNormal, data: data[i]! }
     this.raft.step(newMessage({ type: MessageType.MsgProp, from: this.raft.id, entries }))
   }
 
@@ -156,7 +163,10 @@ export class RawNode {
   /** Requests a read index; the answer arrives later as a ReadState carrying ctx (which should be unique). */
   readIndex(ctx: Uint8Array): void {
     this.raft.step(
-      newMessage({ type: MessageType.MsgReadIndex, entries: [{ term: 0, index: 0, type: EntryType.EntryNormal, data: ctx }] }),
+      newMessage({
+        type: MessageType.MsgReadIndex,
+        entries: [{ term: 0, index: 0, type: EntryType.EntryNormal, data: ctx }],
+      }),
     )
   }
 
@@ -248,7 +258,13 @@ export class RawNode {
     if (r.state === 2) {
       st.progress = new Map()
       for (const [id, pr] of r.prs)
-        st.progress.set(id, { match: pr.match, next: pr.next, state: pr.state, isLearner: pr.isLearner, recentActive: pr.recentActive })
+        st.progress.set(id, {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          isLearner: pr.isLearner,
+          recentActive: pr.recentActive,
+        })
     }
     return st
   }

@@ -1,12 +1,12 @@
-import { RaftError, assert } from './errors.js'
+import { assert, RaftError } from './errors.js'
 import {
   type ConfState,
   type Entry,
-  type HardState,
-  type Snapshot,
   emptyHardState,
   emptySnapshot,
   entrySize,
+  type HardState,
+  type Snapshot,
 } from './types.js'
 
 /**
@@ -46,7 +46,12 @@ export class MemoryStorage implements Storage {
    * A storage holding a given state, as a durable backend has it after reading its files: an optional snapshot, then
    * entries that follow it, then the hard state. With no snapshot, `confState` is the membership at index 0.
    */
-  static fromState(state: { hardState?: HardState; confState?: ConfState; snapshot?: Snapshot; entries?: Entry[] }): MemoryStorage {
+  static fromState(state: {
+    hardState?: HardState
+    confState?: ConfState
+    snapshot?: Snapshot
+    entries?: Entry[]
+  }): MemoryStorage {
     const ms = new MemoryStorage()
     if (state.snapshot && state.snapshot.metadata.index > 0) ms.applySnapshot(state.snapshot)
     else if (state.confState) ms.snap = { ...ms.snap, metadata: { ...ms.snap.metadata, confState: state.confState } }
@@ -70,7 +75,8 @@ export class MemoryStorage implements Storage {
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
     const offset = this.ents[0]!.index
     if (lo <= offset) throw new RaftError('ErrCompacted')
-    if (hi > this.lastIndex() + 1) throw new RaftError('ErrUnavailable', `hi ${hi} out of bound lastindex ${this.lastIndex()}`)
+    if (hi > this.lastIndex() + 1)
+      throw new RaftError('ErrUnavailable', `hi ${hi} out of bound lastindex ${this.lastIndex()}`)
     if (this.ents.length === 1) throw new RaftError('ErrUnavailable')
     return limitSize(this.ents.slice(lo - offset, hi - offset), maxBytes)
   }

@@ -56,10 +56,24 @@ export class ClusterState {
     switch (cc.type) {
       case ConfChangeType.ConfChangeAddNode:
         if (m) m.isLearner = false
-        else this.members.set(cc.nodeId, { ID: cc.nodeId, name: ctx.name, peerURLs: ctx.peerURLs, clientURLs: [], isLearner: false })
+        else
+          this.members.set(cc.nodeId, {
+            ID: cc.nodeId,
+            name: ctx.name,
+            peerURLs: ctx.peerURLs,
+            clientURLs: [],
+            isLearner: false,
+          })
         break
       case ConfChangeType.ConfChangeAddLearnerNode:
-        if (!m) this.members.set(cc.nodeId, { ID: cc.nodeId, name: ctx.name, peerURLs: ctx.peerURLs, clientURLs: [], isLearner: true })
+        if (!m)
+          this.members.set(cc.nodeId, {
+            ID: cc.nodeId,
+            name: ctx.name,
+            peerURLs: ctx.peerURLs,
+            clientURLs: [],
+            isLearner: true,
+          })
         break
       case ConfChangeType.ConfChangeRemoveNode:
         this.members.delete(cc.nodeId)
@@ -96,7 +110,8 @@ export class ClusterState {
   static fromSnapshot(v: unknown): ClusterState {
     const s = new ClusterState()
     const [members, removed] = v as [[string, string, string[], string[], boolean][], string[]]
-    for (const [ID, name, peerURLs, clientURLs, isLearner] of members) s.members.set(ID, { ID, name, peerURLs, clientURLs, isLearner })
+    for (const [ID, name, peerURLs, clientURLs, isLearner] of members)
+      s.members.set(ID, { ID, name, peerURLs, clientURLs, isLearner })
     for (const id of removed) s.removed.add(id)
     return s
   }

@@ -81,7 +81,8 @@ function checkUrls(flag: string, urls: string[]): void {
     } catch {
       throw new ConfigError(`--${flag}: invalid URL ${JSON.stringify(u)}`)
     }
-    if (p.protocol !== 'http:' && p.protocol !== 'https:') throw new ConfigError(`--${flag}: URL scheme must be http or https, got ${JSON.stringify(u)}`)
+    if (p.protocol !== 'http:' && p.protocol !== 'https:')
+      throw new ConfigError(`--${flag}: URL scheme must be http or https, got ${JSON.stringify(u)}`)
     if (!p.port) throw new ConfigError(`--${flag}: URL must have a port: ${JSON.stringify(u)}`)
   }
 }
@@ -101,7 +102,8 @@ export function parseInitialCluster(c: ServerConfig): Map<string, string[]> {
     checkUrls('initial-cluster', [url])
     out.set(name, [...(out.get(name) ?? []), url])
   }
-  if (!out.has(c.name)) throw new ConfigError(`--initial-cluster does not include this member's --name ${JSON.stringify(c.name)}`)
+  if (!out.has(c.name))
+    throw new ConfigError(`--initial-cluster does not include this member's --name ${JSON.stringify(c.name)}`)
   return out
 }
 
@@ -113,15 +115,22 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
   checkUrls('advertise-client-urls', c.advertiseClientUrls)
   checkUrls('initial-advertise-peer-urls', c.initialAdvertisePeerUrls)
   if (c.initialClusterState !== 'new' && c.initialClusterState !== 'existing')
-    throw new ConfigError(`--initial-cluster-state must be "new" or "existing", got ${JSON.stringify(c.initialClusterState)}`)
+    throw new ConfigError(
+      `--initial-cluster-state must be "new" or "existing", got ${JSON.stringify(c.initialClusterState)}`,
+    )
   const posInt = (flag: string, v: number, min = 1) => {
     if (!Number.isSafeInteger(v) || v < min) throw new ConfigError(`--${flag} must be an integer >= ${min}, got ${v}`)
   }
   posInt('heartbeat-interval', c.heartbeatIntervalMs)
   posInt('election-timeout', c.electionTimeoutMs)
   if (c.electionTimeoutMs < 5 * c.heartbeatIntervalMs)
-    throw new ConfigError(`--election-timeout[${c.electionTimeoutMs}ms] should be at least 5 times as --heartbeat-interval[${c.heartbeatIntervalMs}ms]`)
-  if (c.electionTimeoutMs > 50_000) throw new ConfigError(`--election-timeout[${c.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`)
+    throw new ConfigError(
+      `--election-timeout[${c.electionTimeoutMs}ms] should be at least 5 times as --heartbeat-interval[${c.heartbeatIntervalMs}ms]`,
+    )
+  if (c.electionTimeoutMs > 50_000)
+    throw new ConfigError(
+      `--election-timeout[${c.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`,
+    )
   posInt('snapshot-count', c.snapshotCount)
   posInt('quota-backend-bytes', c.quotaBackendBytes)
   posInt('max-request-bytes', c.maxRequestBytes)
@@ -131,7 +140,8 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
   posInt('max-watch-streams', c.maxWatchStreams)
   posInt('request-timeout', c.requestTimeoutMs, 100)
   posInt('watch-progress-notify-interval', c.watchProgressNotifyIntervalMs, 100)
-  if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(c.logLevel)}`)
+  if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel))
+    throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(c.logLevel)}`)
   parseInitialCluster(c)
   return c
 }

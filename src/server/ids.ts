@@ -20,7 +20,7 @@ export async function computeClusterId(memberIds: string[]): Promise<string> {
   const ids = memberIds.map((s) => BigInt(s)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
   const buf = new Uint8Array(8 * ids.length)
   const view = new DataView(buf.buffer)
-  ids.forEach((id, i) => view.setBigUint64(8 * i, id))
+  for (let i = 0; i < ids.length; i++) view.setBigUint64(8 * i, ids[i]!)
   return (await sha1First8(buf)).toString()
 }
 

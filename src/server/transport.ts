@@ -52,7 +52,13 @@ export interface PeerTransportOptions {
 }
 
 async function hmacHex(key: string, msg: string): Promise<string> {
-  const k = await crypto.subtle.importKey('raw', new TextEncoder().encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+  const k = await crypto.subtle.importKey(
+    'raw',
+    new TextEncoder().encode(key),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign'],
+  )
   const sig = new Uint8Array(await crypto.subtle.sign('HMAC', k, new TextEncoder().encode(msg)))
   let s = ''
   for (const b of sig) s += b.toString(16).padStart(2, '0')
@@ -98,7 +104,8 @@ export class PeerTransport implements Transport {
   private readonly peers = new Map<NodeId, Peer>()
   private proof = ''
   private closed = false
-  private readonly o: Required<Omit<PeerTransportOptions, 'log' | 'onDropped'>> & Pick<PeerTransportOptions, 'log' | 'onDropped'>
+  private readonly o: Required<Omit<PeerTransportOptions, 'log' | 'onDropped'>> &
+    Pick<PeerTransportOptions, 'log' | 'onDropped'>
 
   constructor(opts: PeerTransportOptions) {
     this.o = { maxPeerBufferedBytes: 64 * 1024 * 1024, reconnectMinMs: 50, reconnectMaxMs: 2000, ...opts }
@@ -170,19 +177,22 @@ export class PeerTransport implements Transport {
     // Exponential backoff with jitter, bounded: a dead peer costs one attempt per reconnectMaxMs at most.
     const ms = Math.min(this.o.reconnectMaxMs, this.o.reconnectMinMs * 2 ** Math.min(p.attempt, 10))
     p.attempt++
-    p.timer = setTimeout(() => {
-      p.timer = undefined
-      this.connect(p)
-    }, ms * (0.5 + Math.random() / 2))
+    p.timer = setTimeout(
+      () => {
+        p.timer = undefined
+        this.connect(p)
+      },
+      ms * (0.5 + Math.random() / 2),
+    )
   }
 
   /** Sends Raft's outgoing messages, one frame per peer. Unsendable messages are reported so Raft backs off. */
   send(msgs: Message[]): void {
     const byPeer = new Map<NodeId, Message[]>()
     for (const m of msgs) {
-      let l = byPeer.get(m.to)
-      if (!l) byPeer.set(m.to, (l = []))
-      l.push(m)
+      const l = byPeer.get(m.to)
+      if (l) l.push(m)
+      else byPeer.set(m.to, [m])
     }
     for (const [to, batch] of byPeer) {
       const p = this.peers.get(to)
@@ -216,13 +226,20 @@ export class PeerTransport implements Transport {
       this.o.log?.('warn', 'dropped a malformed peer frame')
       return
     }
-    if (!Array.isArray(frame) || frame[0] !== peerFrameVersion || frame[1] !== this.o.clusterId || !Array.isArray(frame[3])) {
+    if (
+      !Array.isArray(frame) ||
+      frame[0] !== peerFrameVersion ||
+      frame[1] !== this.o.clusterId ||
+      !Array.isArray(frame[3])
+    ) {
       this.o.log?.('warn', 'dropped a peer frame of another version or cluster')
       return
     }
     // Only messages to us, from the peer the socket authenticated as.
     const from = fromPeer ?? (frame[2] as string)
-    const msgs = (frame[3] as Message[]).filter((m) => m && m.to === this.o.selfId && m.from === from && typeof m.type === 'number')
+    const msgs = (frame[3] as Message[]).filter(
+      (m) => m && m.to === this.o.selfId && m.from === from && typeof m.type === 'number',
+    )
     if (msgs.length > 0) this.o.onMessages(msgs)
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { type TestCluster, b64, eventually, leaderIndex, post, startCluster, unb64 } from './helpers.js'
+import { b64, eventually, leaderIndex, post, startCluster, type TestCluster, unb64 } from './helpers.js'
 
 describe('a three-member cluster on loopback', () => {
   let c: TestCluster
@@ -20,13 +20,21 @@ describe('a three-member cluster on loopback', () => {
     for (let i = 0; i < 3; i++) {
       const r = await post(c.urls[i]!, '/v3/kv/range', { key: b64('k'), range_end: b64('l') })
       assert.equal(r.status, 200)
-      assert.deepEqual(r.json.kvs.map((kv: any) => unb64(kv.value)), ['v0', 'v1', 'v2'], `member ${i}`)
+      assert.deepEqual(
+        r.json.kvs.map((kv: any) => unb64(kv.value)),
+        ['v0', 'v1', 'v2'],
+        `member ${i}`,
+      )
     }
     // Every member publishes its client URLs; the member list shows all three.
-    const list = await eventually(async () => {
-      const r = await post(c.urls[0]!, '/v3/cluster/member/list', {})
-      return r.json.members.every((m: any) => m.clientURLs?.length === 1) ? r.json : undefined
-    }, 5000, 'published client URLs')
+    const list = await eventually(
+      async () => {
+        const r = await post(c.urls[0]!, '/v3/cluster/member/list', {})
+        return r.json.members.every((m: any) => m.clientURLs?.length === 1) ? r.json : undefined
+      },
+      5000,
+      'published client URLs',
+    )
     assert.equal(list.members.length, 3)
     assert.deepEqual(list.members.map((m: any) => m.name).sort(), ['m0', 'm1', 'm2'])
   })
@@ -35,7 +43,11 @@ describe('a three-member cluster on loopback', () => {
     const li = (await eventually(() => leaderIndex(c)))!
     const fi = (li + 1) % 3
     const ac = new AbortController()
-    const res = await fetch(c.urls[fi]! + '/v3/watch', { method: 'POST', body: JSON.stringify({ create_request: { key: b64('w') } }), signal: ac.signal })
+    const res = await fetch(c.urls[fi]! + '/v3/watch', {
+      method: 'POST',
+      body: JSON.stringify({ create_request: { key: b64('w') } }),
+      signal: ac.signal,
+    })
     const reader = res.body!.getReader()
     let text = ''
     const read = async (n: number) => {
@@ -74,24 +86,42 @@ describe('a three-member cluster on loopback', () => {
     const t0 = Date.now()
     await c.stop(li)
     const survivor = (li + 1) % 3
-    await eventually(async () => {
-      const r = await post(c.urls[survivor]!, '/v3/kv/put', { key: b64('after-failover'), value: b64('y') })
-      return r.status === 200 ? true : undefined
-    }, 10_000, 'a write after fail-over')
+    await eventually(
+      async () => {
+        const r = await post(c.urls[survivor]!, '/v3/kv/put', { key: b64('after-failover'), value: b64('y') })
+        return r.status === 200 ? true : undefined
+      },
+      10_000,
+      'a write after fail-over',
+    )
     const failoverMs = Date.now() - t0
     assert.ok(failoverMs < 3000, `fail-over took ${failoverMs} ms`)
     const r = await post(c.urls[survivor]!, '/v3/kv/range', { key: b64('f'), range_end: b64('g'), keys_only: true })
     assert.equal(Number(r.json.count), acked.length)
     // The stopped member restarts from its data dir and catches up.
     await c.start(li)
-    await eventually(async () => {
-      const rr = await post(c.urls[li]!, '/v3/kv/range', { key: b64('after-failover') })
-      return rr.json.kvs?.length === 1 ? true : undefined
-    }, 10_000, 'the restarted member to catch up')
+    await eventually(
+      async () => {
+        const rr = await post(c.urls[li]!, '/v3/kv/range', { key: b64('after-failover') })
+        return rr.json.kvs?.length === 1 ? true : undefined
+      },
+      10_000,
+      'the restarted member to catch up',
+    )
   })
 
   test('peers without the cluster credential are refused', async () => {
-    const r = await fetch(c.urls[0]! + '/raft', { headers: { upgrade: 'websocket', connection: 'upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', 'x-edgecd-from': '1', 'x-edgecd-cluster': '2', authorization: 'Bearer ' + '0'.repeat(64) } }).catch((e) => e)
+    const r = await fetch(c.urls[0]! + '/raft', {
+      headers: {
+        upgrade: 'websocket',
+        connection: 'upgrade',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        'sec-websocket-version': '13',
+        'x-edgecd-from': '1',
+        'x-edgecd-cluster': '2',
+        authorization: 'Bearer ' + '0'.repeat(64),
+      },
+    }).catch((e) => e)
     assert.ok(!(r instanceof Response) || r.status === 401, `status ${r instanceof Response ? r.status : r}`)
   })
 })

@@ -79,7 +79,11 @@ export async function post(url: string, path: string, body: unknown): Promise<{ 
 }
 
 /** Polls fn until it returns a value other than undefined, or throws after ms. */
-export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, ms = 5000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  ms = 5000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + ms
   let last: unknown
   for (;;) {
@@ -89,7 +93,8 @@ export async function eventually<T>(fn: () => Promise<T | undefined> | T | undef
     } catch (err) {
       last = err
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
     await new Promise((r) => setTimeout(r, 25))
   }
 }

@@ -31,17 +31,31 @@ describe('kill -9 of real members (default timeouts)', () => {
         else await new Promise((res) => setTimeout(res, 10))
       }
     })()
-    return { acked, stop: async () => ((stop = true), await done) }
+    return {
+      acked,
+      stop: async () => {
+        stop = true
+        await done
+      },
+    }
   }
 
   async function allHave(keys: string[], prefix: string) {
     for (let i = 0; i < 3; i++) {
-      await eventually(async () => {
-        const r = await post(c.urls[i]!, '/v3/kv/range', { key: b64(prefix), range_end: b64(prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)), keys_only: true })
-        if (r.status !== 200) return undefined
-        const have = new Set((r.json.kvs ?? []).map((kv: any) => Buffer.from(kv.key, 'base64').toString()))
-        return keys.every((k) => have.has(k)) ? true : undefined
-      }, 15_000, `member ${i} to have every acknowledged ${prefix} key`)
+      await eventually(
+        async () => {
+          const r = await post(c.urls[i]!, '/v3/kv/range', {
+            key: b64(prefix),
+            range_end: b64(prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)),
+            keys_only: true,
+          })
+          if (r.status !== 200) return undefined
+          const have = new Set((r.json.kvs ?? []).map((kv: any) => Buffer.from(kv.key, 'base64').toString()))
+          return keys.every((k) => have.has(k)) ? true : undefined
+        },
+        15_000,
+        `member ${i} to have every acknowledged ${prefix} key`,
+      )
     }
   }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
 import { freePort } from '../diff/etcd-process.js'
-import { type TestCluster, b64, eventually, leaderIndex, post, silent, startCluster } from './helpers.js'
+import { b64, eventually, leaderIndex, post, silent, startCluster, type TestCluster } from './helpers.js'
 
 describe('membership changes on a running cluster', () => {
   let c: TestCluster
@@ -21,7 +21,8 @@ describe('membership changes on a running cluster', () => {
 
   test('add a learner, start it with --initial-cluster-state existing, it catches up, promote it, remove a member', async () => {
     await eventually(() => leaderIndex(c), 5000, 'a leader')
-    for (let i = 0; i < 200; i++) assert.equal((await post(c.urls[i % 3]!, '/v3/kv/put', { key: b64(`pre${i}`), value: b64('x') })).status, 200)
+    for (let i = 0; i < 200; i++)
+      assert.equal((await post(c.urls[i % 3]!, '/v3/kv/put', { key: b64(`pre${i}`), value: b64('x') })).status, 200)
 
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
@@ -50,14 +51,22 @@ describe('membership changes on a running cluster', () => {
 
     joined = await startNodeMember(cfg, silent)
     assert.equal(joined.member.raft.node.raft.id, newId)
-    await eventually(async () => {
-      const r = await post(url, '/v3/kv/range', { key: b64('pre199'), serializable: true })
-      return r.json.kvs?.length === 1 ? true : undefined
-    }, 10_000, 'the learner to catch up')
-    const promote = await eventually(async () => {
-      const r = await post(c.urls[0]!, '/v3/cluster/member/promote', { ID: newId })
-      return r.status === 200 ? r : undefined
-    }, 10_000, 'promotion')
+    await eventually(
+      async () => {
+        const r = await post(url, '/v3/kv/range', { key: b64('pre199'), serializable: true })
+        return r.json.kvs?.length === 1 ? true : undefined
+      },
+      10_000,
+      'the learner to catch up',
+    )
+    const promote = await eventually(
+      async () => {
+        const r = await post(c.urls[0]!, '/v3/cluster/member/promote', { ID: newId })
+        return r.status === 200 ? r : undefined
+      },
+      10_000,
+      'promotion',
+    )
     assert.ok(promote.json.members.every((m: any) => !m.isLearner))
     // The new voter answers linearizable reads and writes.
     assert.equal((await post(url, '/v3/kv/put', { key: b64('from-new'), value: b64('y') })).status, 200)
@@ -69,10 +78,16 @@ describe('membership changes on a running cluster', () => {
     const rm = await post(c.urls[li]!, '/v3/cluster/member/remove', { ID: victimId })
     assert.equal(rm.status, 200, JSON.stringify(rm.json))
     assert.equal(rm.json.members.length, 3)
-    await eventually(async () => {
-      const h = await fetch(c.urls[victim]! + '/health').then((r) => r.status).catch(() => 0)
-      return h !== 200 ? true : undefined
-    }, 5000, 'the removed member to stop serving')
+    await eventually(
+      async () => {
+        const h = await fetch(c.urls[victim]! + '/health')
+          .then((r) => r.status)
+          .catch(() => 0)
+        return h !== 200 ? true : undefined
+      },
+      5000,
+      'the removed member to stop serving',
+    )
     // Removing it again: not found.
     const again = await post(c.urls[li]!, '/v3/cluster/member/remove', { ID: victimId })
     assert.equal(again.status, 404)
@@ -85,7 +100,10 @@ describe('a data dir belongs to one member of one cluster', () => {
     const c = await startCluster(1)
     try {
       await c.stop(0)
-      await assert.rejects(startNodeMember({ ...c.configs[0]!, initialClusterToken: 'another-cluster' }, silent), /belongs to cluster/)
+      await assert.rejects(
+        startNodeMember({ ...c.configs[0]!, initialClusterToken: 'another-cluster' }, silent),
+        /belongs to cluster/,
+      )
       // Another peer URL is another member id (ids derive from peer URLs and the token, as in etcd).
       const url = c.urls[0]!.replace(/:(\d+)$/, (_, p) => `:${Number(p) + 1}`)
       const other = { ...c.configs[0]!, initialAdvertisePeerUrls: [url], initialCluster: `m0=${url}` }

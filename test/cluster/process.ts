@@ -28,8 +28,25 @@ export class ProcessCluster {
 
   spawn(i: number): void {
     const initialCluster = this.names.map((nm, j) => `${nm}=${this.urls[j]}`).join(',')
-    const args = ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--name', this.names[i]!, '--data-dir', this.dirs[i]!,
-      '--listen-client-urls', this.urls[i]!, '--initial-cluster', initialCluster, '--initial-cluster-token', 'proc-test', '--log-level', 'warn', ...this.extra]
+    const args = [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'serve',
+      '--name',
+      this.names[i]!,
+      '--data-dir',
+      this.dirs[i]!,
+      '--listen-client-urls',
+      this.urls[i]!,
+      '--initial-cluster',
+      initialCluster,
+      '--initial-cluster-token',
+      'proc-test',
+      '--log-level',
+      'warn',
+      ...this.extra,
+    ]
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
     child.stderr!.on('data', (d) => {
       this.logs[i] = ((this.logs[i] ?? '') + String(d)).slice(-4000)
@@ -38,7 +55,11 @@ export class ProcessCluster {
   }
 
   async waitHealthy(i: number, ms = 20_000): Promise<void> {
-    await eventually(async () => ((await fetch(this.urls[i]! + '/version').catch(() => undefined))?.ok ? true : undefined), ms, `member ${i} up`)
+    await eventually(
+      async () => ((await fetch(this.urls[i]! + '/version').catch(() => undefined))?.ok ? true : undefined),
+      ms,
+      `member ${i} up`,
+    )
   }
 
   kill9(i: number): void {

@@ -14,7 +14,8 @@ export function etcdAvailable(): boolean {
   }
 }
 
-export const etcdMissing = 'Debian etcd-server is not installed: run `bash scripts/setup-etcd.sh` (CI does) to enable the differential tests'
+export const etcdMissing =
+  'Debian etcd-server is not installed: run `bash scripts/setup-etcd.sh` (CI does) to enable the differential tests'
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -43,14 +44,22 @@ export async function startEtcd(extraArgs: string[] = []): Promise<EtcdProcess> 
   const child: ChildProcess = spawn(
     'etcd',
     [
-      '--data-dir', dir,
-      '--name', 'default',
-      '--listen-client-urls', url,
-      '--advertise-client-urls', url,
-      '--listen-peer-urls', peer,
-      '--initial-advertise-peer-urls', peer,
-      '--initial-cluster', `default=${peer}`,
-      '--log-level', 'error',
+      '--data-dir',
+      dir,
+      '--name',
+      'default',
+      '--listen-client-urls',
+      url,
+      '--advertise-client-urls',
+      url,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `default=${peer}`,
+      '--log-level',
+      'error',
       ...extraArgs,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },

@@ -2,12 +2,12 @@ import {
   type ConfigInput,
   type Entry,
   EntryType,
+  emptyBytes,
   type HardState,
-  type Message,
   MemoryStorage,
+  type Message,
   type NodeId,
   Raft,
-  emptyBytes,
   seededRand,
 } from '../../src/raft/index.js'
 

@@ -2,9 +2,9 @@ import {
   type ConfigInput,
   type Entry,
   EntryType,
-  type Message,
-  MessageType,
   MemoryStorage,
+  type Message,
+  type MessageType,
   type NodeId,
   RawNode,
   type ReadState,
@@ -59,8 +59,21 @@ export class Network {
   restart(id: NodeId, extra: Partial<ConfigInput> = {}): TestNode {
     const old = this.nodes.get(id)!
     const snapIndex = old.storage.snapshot().metadata.index
-    const node = new RawNode({ ...this.opts, ...extra, id, storage: old.storage, rand: seededRand(this.seed++), applied: snapIndex })
-    const tn: TestNode = { id, node, storage: old.storage, applied: old.applied.filter((e) => e.index <= snapIndex), readStates: [] }
+    const node = new RawNode({
+      ...this.opts,
+      ...extra,
+      id,
+      storage: old.storage,
+      rand: seededRand(this.seed++),
+      applied: snapIndex,
+    })
+    const tn: TestNode = {
+      id,
+      node,
+      storage: old.storage,
+      applied: old.applied.filter((e) => e.index <= snapIndex),
+      readStates: [],
+    }
     this.nodes.set(id, tn)
     return tn
   }

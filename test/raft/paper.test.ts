@@ -8,15 +8,24 @@ import { describe, test } from 'node:test'
 import {
   ConfChangeType,
   EntryType,
+  emptyBytes,
+  encodeConfChange,
   type Message,
   MessageType,
   None,
-  StateType,
-  emptyBytes,
-  encodeConfChange,
   newMessage,
+  StateType,
 } from '../../src/raft/index.js'
-import { becomeLeaderAndCommitNoop, ent, entsWithTerms, newTestRaft, nextEnts, readMessages, text, tickUntilElection } from './helpers.js'
+import {
+  becomeLeaderAndCommitNoop,
+  ent,
+  entsWithTerms,
+  newTestRaft,
+  nextEnts,
+  readMessages,
+  text,
+  tickUntilElection,
+} from './helpers.js'
 import { Network } from './network.js'
 
 const plain = { preVote: false, checkQuorum: false }
@@ -173,7 +182,9 @@ describe('§5.2 Leader election', () => {
     let conflicts = 0
     const rounds = 500
     for (let seed = 0; seed < rounds; seed++) {
-      const rs = ['1', '2', '3', '4', '5'].map((id) => newTestRaft(id, ['1', '2', '3', '4', '5'], { ...plain, seed: seed * 7 + Number(id) }))
+      const rs = ['1', '2', '3', '4', '5'].map((id) =>
+        newTestRaft(id, ['1', '2', '3', '4', '5'], { ...plain, seed: seed * 7 + Number(id) }),
+      )
       let timedOut = 0
       for (let t = 0; t < 20 && timedOut === 0; t++) {
         for (const r of rs) {
@@ -195,7 +206,13 @@ describe('§5.3 Log replication', () => {
   }
   function acceptAndReply(m: Message): Message {
     assert.equal(m.type, MessageType.MsgApp)
-    return newMessage({ type: MessageType.MsgAppResp, from: m.to, to: m.from, term: m.term, index: m.index + m.entries.length })
+    return newMessage({
+      type: MessageType.MsgAppResp,
+      from: m.to,
+      to: m.from,
+      term: m.term,
+      index: m.index + m.entries.length,
+    })
   }
 
   test('"The leader appends the command to its log as a new entry, then issues AppendEntries RPCs in parallel to each of the other servers to replicate the entry."', () => {
@@ -231,7 +248,11 @@ describe('§5.3 Log replication', () => {
       const msgs = readMessages(r)
       for (const m of msgs.slice(0, acks)) r.step(acceptAndReply(m))
       assert.equal(r.raftLog.committed === 2, committed, `size ${size} acks ${acks}`)
-      if (committed) assert.deepEqual(nextEnts(r).map((e) => e.index), [2])
+      if (committed)
+        assert.deepEqual(
+          nextEnts(r).map((e) => e.index),
+          [2],
+        )
     }
   })
 
@@ -250,7 +271,11 @@ describe('§5.3 Log replication', () => {
   })
 
   test('"This also commits all preceding entries in the leader\'s log, including entries created by previous leaders."', () => {
-    const r = newTestRaft('1', ['1', '2', '3'], { ...plain, entries: entsWithTerms(1, 2), hardState: { term: 2, vote: None, commit: 0 } })
+    const r = newTestRaft('1', ['1', '2', '3'], {
+      ...plain,
+      entries: entsWithTerms(1, 2),
+      hardState: { term: 2, vote: None, commit: 0 },
+    })
     r.becomeCandidate()
     r.becomeLeader()
     r.bcastAppend()
@@ -261,18 +286,32 @@ describe('§5.3 Log replication', () => {
       r.step(newMessage({ type: MessageType.MsgAppResp, from: m.to, to: '1', term: 3, index: 3 }))
     }
     assert.equal(r.raftLog.committed, 3)
-    assert.deepEqual(nextEnts(r).map((e) => [e.index, e.term]), [
-      [1, 1],
-      [2, 2],
-      [3, 3],
-    ])
+    assert.deepEqual(
+      nextEnts(r).map((e) => [e.index, e.term]),
+      [
+        [1, 1],
+        [2, 2],
+        [3, 3],
+      ],
+    )
   })
 
   test('"Once a follower learns that a log entry is committed, it applies the entry to its local state machine (in log order)."', () => {
     const r = newTestRaft('1', ['1', '2', '3'], plain)
     r.becomeFollower(1, '2')
     const ents = [ent(1, 1, 'a'), ent(2, 1, 'b'), ent(3, 1, 'c')]
-    r.step(newMessage({ type: MessageType.MsgApp, from: '2', to: '1', term: 1, index: 0, logTerm: 0, entries: ents, commit: 2 }))
+    r.step(
+      newMessage({
+        type: MessageType.MsgApp,
+        from: '2',
+        to: '1',
+        term: 1,
+        index: 0,
+        logTerm: 0,
+        entries: ents,
+        commit: 2,
+      }),
+    )
     assert.deepEqual(
       nextEnts(r).map((e) => e.index),
       [1, 2],
@@ -293,7 +332,11 @@ describe('§5.3 Log replication', () => {
       [2, 1, true],
       [3, 3, true],
     ] as const) {
-      const r = newTestRaft('1', ['1', '2', '3'], { ...plain, entries: ents, hardState: { term: 2, vote: None, commit: 0 } })
+      const r = newTestRaft('1', ['1', '2', '3'], {
+        ...plain,
+        entries: ents,
+        hardState: { term: 2, vote: None, commit: 0 },
+      })
       r.becomeFollower(2, '2')
       r.step(newMessage({ type: MessageType.MsgApp, from: '2', to: '1', term: 2, index, logTerm, entries: [] }))
       const msgs = readMessages(r)
@@ -307,15 +350,56 @@ describe('§5.3 Log replication', () => {
     const base = () => [ent(1, 1), ent(2, 2)]
     const cases: [number, number, [number, number][], [number, number][]][] = [
       [0, 0, [[1, 3]], [[1, 3]]],
-      [1, 1, [[2, 3], [3, 4]], [[1, 1], [2, 3], [3, 4]]],
-      [1, 1, [], [[1, 1], [2, 2]]],
-      [2, 2, [[3, 3]], [[1, 1], [2, 2], [3, 3]]],
+      [
+        1,
+        1,
+        [
+          [2, 3],
+          [3, 4],
+        ],
+        [
+          [1, 1],
+          [2, 3],
+          [3, 4],
+        ],
+      ],
+      [
+        1,
+        1,
+        [],
+        [
+          [1, 1],
+          [2, 2],
+        ],
+      ],
+      [
+        2,
+        2,
+        [[3, 3]],
+        [
+          [1, 1],
+          [2, 2],
+          [3, 3],
+        ],
+      ],
     ]
     for (const [index, logTerm, add, want] of cases) {
-      const r = newTestRaft('1', ['1', '2', '3'], { ...plain, entries: base(), hardState: { term: 2, vote: None, commit: 0 } })
+      const r = newTestRaft('1', ['1', '2', '3'], {
+        ...plain,
+        entries: base(),
+        hardState: { term: 2, vote: None, commit: 0 },
+      })
       r.becomeFollower(2, '2')
       r.step(
-        newMessage({ type: MessageType.MsgApp, from: '2', to: '1', term: 2, index, logTerm, entries: add.map(([i, t]) => ent(i, t)) }),
+        newMessage({
+          type: MessageType.MsgApp,
+          from: '2',
+          to: '1',
+          term: 2,
+          index,
+          logTerm,
+          entries: add.map(([i, t]) => ent(i, t)),
+        }),
       )
       const got = r.raftLog.slice(1, r.raftLog.lastIndex() + 1, Number.MAX_SAFE_INTEGER).map((e) => [e.index, e.term])
       assert.deepEqual(got, want)
@@ -335,8 +419,16 @@ describe('§5.3 Log replication', () => {
     for (const fterms of followers) {
       const nw = new Network([], plain)
       // Hand-built logs: the leader at term 8 with the figure's log, one follower per case, a third empty voter.
-      const lead = newTestRaft('1', ['1', '2', '3'], { ...plain, entries: entsWithTerms(...leaderTerms), hardState: { term: 8, vote: None, commit: 0 } })
-      const fol = newTestRaft('2', ['1', '2', '3'], { ...plain, entries: entsWithTerms(...fterms), hardState: { term: 7, vote: None, commit: 0 } })
+      const lead = newTestRaft('1', ['1', '2', '3'], {
+        ...plain,
+        entries: entsWithTerms(...leaderTerms),
+        hardState: { term: 8, vote: None, commit: 0 },
+      })
+      const fol = newTestRaft('2', ['1', '2', '3'], {
+        ...plain,
+        entries: entsWithTerms(...fterms),
+        hardState: { term: 7, vote: None, commit: 0 },
+      })
       lead.becomeCandidate()
       lead.becomeLeader()
       lead.bcastAppend()
@@ -373,7 +465,11 @@ describe('§5.4 Safety', () => {
       [3, 2, false],
       [1, 3, false], // higher last term wins even if shorter
     ] as const) {
-      const r = newTestRaft('1', ['1', '2', '3'], { ...plain, entries: ents, hardState: { term: 2, vote: None, commit: 0 } })
+      const r = newTestRaft('1', ['1', '2', '3'], {
+        ...plain,
+        entries: ents,
+        hardState: { term: 2, vote: None, commit: 0 },
+      })
       r.step(newMessage({ type: MessageType.MsgVote, from: '2', to: '1', term: 3, index, logTerm }))
       const msgs = readMessages(r)
       assert.equal(msgs.length, 1)
@@ -384,7 +480,11 @@ describe('§5.4 Safety', () => {
   test('"Raft never commits log entries from previous terms by counting replicas." (Figure 8)', () => {
     // The leader of term 3 has an entry of term 2 at index 2 replicated on a majority; it must not commit it until an
     // entry of its own term is replicated too.
-    const r = newTestRaft('1', ['1', '2', '3'], { ...plain, entries: entsWithTerms(1, 2), hardState: { term: 2, vote: None, commit: 1 } })
+    const r = newTestRaft('1', ['1', '2', '3'], {
+      ...plain,
+      entries: entsWithTerms(1, 2),
+      hardState: { term: 2, vote: None, commit: 1 },
+    })
     r.becomeCandidate()
     r.becomeLeader()
     r.bcastAppend()
@@ -421,7 +521,14 @@ describe('§6 Cluster membership changes (one server at a time, thesis §4.1)', 
       newMessage({
         type: MessageType.MsgProp,
         from: '1',
-        entries: [{ term: 0, index: 0, type: EntryType.EntryConfChange, data: encodeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: id, context: emptyBytes }) }],
+        entries: [
+          {
+            term: 0,
+            index: 0,
+            type: EntryType.EntryConfChange,
+            data: encodeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: id, context: emptyBytes }),
+          },
+        ],
       })
     r.step(cc('2'))
     assert.throws(() => r.step(cc('3')), /already pending/)
@@ -452,7 +559,11 @@ describe('§6 Cluster membership changes (one server at a time, thesis §4.1)', 
     nw.campaign('1')
     nw.propose('1', 'before')
     nw.add('4')
-    nw.get('1').node.proposeConfChange({ type: ConfChangeType.ConfChangeAddLearnerNode, nodeId: '4', context: emptyBytes })
+    nw.get('1').node.proposeConfChange({
+      type: ConfChangeType.ConfChangeAddLearnerNode,
+      nodeId: '4',
+      context: emptyBytes,
+    })
     nw.send()
     nw.propose('1', 'x')
     assert.deepEqual(nw.appliedData('4'), ['before', 'x'], 'learner receives the log')

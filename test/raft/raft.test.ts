@@ -7,17 +7,17 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import {
   ConfChangeType,
+  emptyBytes,
+  MemoryStorage,
   type Message,
   MessageType,
   None,
+  newMessage,
   ProgressState,
   RaftError,
   RawNode,
   ReadOnlyOption,
   StateType,
-  emptyBytes,
-  MemoryStorage,
-  newMessage,
   seededRand,
   validateConfig,
 } from '../../src/raft/index.js'
@@ -120,21 +120,31 @@ describe('replication: batching, pipelining, flow control, backtracking, limits'
     const r = newTestRaft('1', ['1', '2'], { maxMsgBytes: 1000, preVote: false })
     becomeLeaderAndCommitNoop(r)
     const big = new Uint8Array(300)
-    r.step(newMessage({ type: MessageType.MsgProp, from: '1', entries: Array.from({ length: 10 }, () => ent(0, 0)).map((e) => ({ ...e, data: big })) }))
+    r.step(
+      newMessage({
+        type: MessageType.MsgProp,
+        from: '1',
+        entries: Array.from({ length: 10 }, () => ent(0, 0)).map((e) => ({ ...e, data: big })),
+      }),
+    )
     const apps = readMessages(r).filter((m) => m.type === MessageType.MsgApp)
     assert.ok(apps.length >= 3, `expected the batch split over several messages, got ${apps.length}`)
     for (const m of apps) {
       const bytes = m.entries.reduce((s, e) => s + e.data.length + 24, 0)
       assert.ok(m.entries.length === 1 || bytes <= 1000, `message of ${bytes} bytes`)
     }
-    assert.equal(apps.reduce((s, m) => s + m.entries.length, 0), 10)
+    assert.equal(
+      apps.reduce((s, m) => s + m.entries.length, 0),
+      10,
+    )
   })
 
   test('pipelining: in replicate state the leader sends up to maxInflightMsgs MsgApps without waiting, then pauses', () => {
     const r = newTestRaft('1', ['1', '2'], { maxInflightMsgs: 4, preVote: false })
     becomeLeaderAndCommitNoop(r)
     assert.equal(r.progress('2')!.state, ProgressState.StateReplicate)
-    for (let i = 0; i < 10; i++) r.step(newMessage({ type: MessageType.MsgProp, from: '1', entries: [ent(0, 0, `p${i}`)] }))
+    for (let i = 0; i < 10; i++)
+      r.step(newMessage({ type: MessageType.MsgProp, from: '1', entries: [ent(0, 0, `p${i}`)] }))
     const apps = readMessages(r).filter((m) => m.type === MessageType.MsgApp)
     assert.equal(apps.length, 4, 'window of 4 messages in flight')
     assert.equal(r.progress('2')!.isPaused(), true)
@@ -163,8 +173,16 @@ describe('replication: batching, pipelining, flow control, backtracking, limits'
     // Leader: 1 entry of term 1, then 50 of term 3. Follower: 1 of term 1, then 50 of term 2.
     const leaderTerms = [1, ...Array(50).fill(3)]
     const followerTerms = [1, ...Array(50).fill(2)]
-    const lead = newTestRaft('1', ['1', '2', '3'], { preVote: false, entries: entsWithTerms(...leaderTerms), hardState: { term: 3, vote: None, commit: 1 } })
-    const fol = newTestRaft('2', ['1', '2', '3'], { preVote: false, entries: entsWithTerms(...followerTerms), hardState: { term: 3, vote: None, commit: 1 } })
+    const lead = newTestRaft('1', ['1', '2', '3'], {
+      preVote: false,
+      entries: entsWithTerms(...leaderTerms),
+      hardState: { term: 3, vote: None, commit: 1 },
+    })
+    const fol = newTestRaft('2', ['1', '2', '3'], {
+      preVote: false,
+      entries: entsWithTerms(...followerTerms),
+      hardState: { term: 3, vote: None, commit: 1 },
+    })
     lead.becomeCandidate()
     lead.becomeLeader()
     lead.bcastAppend()
@@ -202,7 +220,10 @@ describe('replication: batching, pipelining, flow control, backtracking, limits'
 
   test('followers forward proposals; with no leader a proposal is dropped with ErrProposalDropped', () => {
     const r = newTestRaft('2', ['1', '2', '3'])
-    assert.throws(() => r.step(newMessage({ type: MessageType.MsgProp, from: '2', entries: [ent(0, 0, 'x')] })), /raft proposal dropped/)
+    assert.throws(
+      () => r.step(newMessage({ type: MessageType.MsgProp, from: '2', entries: [ent(0, 0, 'x')] })),
+      /raft proposal dropped/,
+    )
     r.becomeFollower(1, '1')
     r.step(newMessage({ type: MessageType.MsgProp, from: '2', entries: [ent(0, 0, 'x')] }))
     const msgs = readMessages(r)
@@ -211,7 +232,10 @@ describe('replication: batching, pipelining, flow control, backtracking, limits'
     assert.equal(msgs[0]!.to, '1')
     const nf = newTestRaft('2', ['1', '2', '3'], { disableProposalForwarding: true })
     nf.becomeFollower(1, '1')
-    assert.throws(() => nf.step(newMessage({ type: MessageType.MsgProp, from: '2', entries: [ent(0, 0, 'x')] })), /forwarding disabled/)
+    assert.throws(
+      () => nf.step(newMessage({ type: MessageType.MsgProp, from: '2', entries: [ent(0, 0, 'x')] })),
+      /forwarding disabled/,
+    )
   })
 })
 
@@ -368,8 +392,14 @@ describe('snapshots and restarts', () => {
     const nw = new Network(['1'])
     nw.campaign('1')
     const n = nw.get('1').node
-    assert.throws(() => n.proposeConfChange({ type: ConfChangeType.ConfChangeRemoveNode, nodeId: '1', context: emptyBytes }), /last voter/)
-    assert.throws(() => n.proposeConfChange({ type: ConfChangeType.ConfChangeAddLearnerNode, nodeId: '1', context: emptyBytes }), /demoting/)
+    assert.throws(
+      () => n.proposeConfChange({ type: ConfChangeType.ConfChangeRemoveNode, nodeId: '1', context: emptyBytes }),
+      /last voter/,
+    )
+    assert.throws(
+      () => n.proposeConfChange({ type: ConfChangeType.ConfChangeAddLearnerNode, nodeId: '1', context: emptyBytes }),
+      /demoting/,
+    )
   })
 })
 
@@ -394,11 +424,17 @@ describe('validateConfig', () => {
     ['maxInflightBytes', 10, /maxInflightBytes must be >= maxMsgBytes/],
   ] as const) {
     test(`rejects ${field}=${JSON.stringify(value)}`, () => {
-      assert.throws(() => validateConfig({ ...base, [field]: value }), (e: unknown) => e instanceof RaftError && e.code === 'ErrConfigInvalid' && msg.test(e.message))
+      assert.throws(
+        () => validateConfig({ ...base, [field]: value }),
+        (e: unknown) => e instanceof RaftError && e.code === 'ErrConfigInvalid' && msg.test(e.message),
+      )
     })
   }
   test('lease-based reads require check-quorum', () => {
-    assert.throws(() => validateConfig({ ...base, readOnlyOption: ReadOnlyOption.ReadOnlyLeaseBased, checkQuorum: false }), /checkQuorum/)
+    assert.throws(
+      () => validateConfig({ ...base, readOnlyOption: ReadOnlyOption.ReadOnlyLeaseBased, checkQuorum: false }),
+      /checkQuorum/,
+    )
   })
 })
 

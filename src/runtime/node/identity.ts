@@ -39,5 +39,7 @@ export async function checkIdentity(dataDir: string, want: MemberIdentity): Prom
       `--data-dir ${dataDir} belongs to cluster ${have.clusterId}, but the flags describe cluster ${want.clusterId} (check --initial-cluster and --initial-cluster-token)`,
     )
   if (have.memberId !== want.memberId)
-    throw new ConfigError(`--data-dir ${dataDir} belongs to member ${have.name} (${have.memberId}), not ${want.name} (${want.memberId})`)
+    throw new ConfigError(
+      `--data-dir ${dataDir} belongs to member ${have.name} (${have.memberId}), not ${want.name} (${want.memberId})`,
+    )
 }

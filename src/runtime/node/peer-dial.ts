@@ -6,7 +6,12 @@ export const peerFrameBytesMax = 256 * 1024 * 1024
 
 /** Outbound peer sockets on Node, with the `ws` package (Node 20 has no global WebSocket). */
 export const dialNodePeer: DialPeer = (url, headers, handlers) => {
-  const ws = new WebSocket(url, { headers, maxPayload: peerFrameBytesMax, perMessageDeflate: false, handshakeTimeout: 2000 })
+  const ws = new WebSocket(url, {
+    headers,
+    maxPayload: peerFrameBytesMax,
+    perMessageDeflate: false,
+    handshakeTimeout: 2000,
+  })
   ws.binaryType = 'nodebuffer'
   ws.on('open', () => handlers.onOpen())
   ws.on('message', (data: Buffer, isBinary: boolean) => {
