@@ -261,6 +261,11 @@ export class RaftMember {
   /** Resolves once this member has applied everything committed before the call (ReadIndex, thesis §6.4). */
   linearizableRead(): Promise<void> {
     this.checkServing()
+    // A leader that is the only voter answers ReadIndex with its commit index at once (raft.ts, stepLeader), so
+    // when that index is already applied, the read can be served now instead of after a Ready round trip.
+    if (this.isLeader() && this.node.raft.isSingleton() && this.node.raft.raftLog.committed <= this.appliedIndex) {
+      return Promise.resolve()
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.readWaiting = this.readWaiting.filter((w) => w !== waiter)
