@@ -13,7 +13,10 @@ if (!Number.isFinite(seconds) || seconds < 5)
   throw new Error(`CHAOS_SECONDS must be at least 5, not ${process.env.CHAOS_SECONDS}`)
 console.log(`chaos seed ${seed} (replay the schedule with CHAOS_SEED=${seed}), ${seconds} s`)
 const verbose = process.env.CHAOS_VERBOSE !== '0'
-const report = await runChaos({ seed, seconds, log: verbose ? (l) => console.log(l) : undefined })
+const serializableReads = process.env.CHAOS_SERIALIZABLE_READS === '1'
+if (serializableReads)
+  console.log('CHAOS_SERIALIZABLE_READS=1: reads skip ReadIndex on purpose; the checker should report stale reads')
+const report = await runChaos({ seed, seconds, serializableReads, log: verbose ? (l) => console.log(l) : undefined })
 for (const k of report.linearizability.keys)
   if (k.detail) console.log(`linearizability ${k.key}: ${k.verdict}\n${k.detail}`)
 for (const v of report.watch.slice(0, 30)) console.log(`${v.kind}: ${v.detail}`)

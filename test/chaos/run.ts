@@ -40,6 +40,8 @@ export interface ChaosOptions {
   clients?: number
   watchers?: number
   keys?: number
+  /** Deliberately non-linearizable reads, to see the checker catch them (workload.ts). */
+  serializableReads?: boolean
   /** Per-key search budget of the linearizability checker. */
   stepsMax?: number
   log?: (line: string) => void
@@ -112,6 +114,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       thinkMsMax: 10,
       progressEveryMs: 250,
       watchStallMs: 3000,
+      serializableReads: o.serializableReads,
       now,
     })
     const runStart = now()

@@ -25,6 +25,11 @@ export interface WorkloadOptions {
   /** Watchers ask for progress this often and reconnect elsewhere when no answer comes within watchStallMs. */
   progressEveryMs: number
   watchStallMs: number
+  /**
+   * Reads served by any member from its own state, without ReadIndex: not linearizable by design. Only for checking
+   * that the checker notices (CHAOS_SERIALIZABLE_READS=1 should fail under partitions).
+   */
+  serializableReads?: boolean
   /** The shared clock (ms). */
   now: () => number
 }
@@ -127,7 +132,7 @@ export class Workload {
       let path: string
       if (roll < 35) {
         path = '/v3/kv/range'
-        body = { key: b64(key) }
+        body = this.o.serializableReads ? { key: b64(key), serializable: true } : { key: b64(key) }
       } else if (roll < 65) {
         op.f = 'put'
         op.value = value
