@@ -1,0 +1,29 @@
+/**
+ * Which permissions a KV request needs (etcd's apply_auth.go and v3_server.go): range → READ on its range; put and
+ * delete_range → WRITE; a txn → READ on every compare's range (a compare reads), and each op of both branches
+ * (etcd checks both, whatever the compares say, so the outcome cannot reveal a forbidden key), nested txns included.
+ */
+import type { TxnRequest } from '../kv/types.js'
+import { PermType } from './permissions.js'
+import type { AuthInfo, AuthStore } from './store.js'
+
+/** Throws ErrPermissionDenied (or ErrUserEmpty / ErrAuthOldRevision) unless `info` may run the whole txn. */
+export function checkTxn(store: AuthStore, info: AuthInfo | undefined, txn: TxnRequest, depth = 0): void {
+  if (!store.enabled) return
+  store.checkUser(info)
+  if (store.isRoot(info)) return
+  if (depth > 64) throw new Error('auth: txn nested too deep')
+  for (const c of txn.compare) store.checkRange(info, PermType.READ, c.key, c.range_end)
+  for (const op of [...txn.success, ...txn.failure]) {
+    if (op.request_range) store.checkRange(info, PermType.READ, op.request_range.key, op.request_range.range_end)
+    else if (op.request_put) {
+      store.checkRange(info, PermType.WRITE, op.request_put.key, new Uint8Array(0))
+      // etcd: a put with prev_kv also reads the key.
+      if (op.request_put.prev_kv) store.checkRange(info, PermType.READ, op.request_put.key, new Uint8Array(0))
+    } else if (op.request_delete_range) {
+      const d = op.request_delete_range
+      store.checkRange(info, PermType.WRITE, d.key, d.range_end)
+      if (d.prev_kv) store.checkRange(info, PermType.READ, d.key, d.range_end)
+    } else if (op.request_txn) checkTxn(store, info, op.request_txn, depth + 1)
+  }
+}
