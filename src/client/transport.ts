@@ -1,0 +1,282 @@
+/**
+ * HTTP calls to etcd's JSON gateway with endpoint fail-over. One endpoint is pinned; on a failure that certainly
+ * did not apply the request (connection refused, `etcdserver: no leader`), the call moves to the next endpoint with
+ * bounded exponential backoff. A non-idempotent call whose request may have reached a server (connection reset
+ * after sending, timeout, `request timed out`) is never retried: it fails with ERR_UNKNOWN_OUTCOME, as etcd's
+ * clientv3 retry policy does for non-repeatable requests.
+ */
+import { EtcdClientError, GrpcCode } from './errors.js'
+
+/** Options shared by every call. */
+export interface TransportOptions {
+  endpoints: string[]
+  token?: string | undefined
+  /** Bound on one whole call, retries included (ms). */
+  commandTimeoutMs: number
+  /** Bound on reaching an endpoint: used for WebSocket opens and per-attempt connection waits (ms). */
+  dialTimeoutMs: number
+  /** First backoff between attempts (ms); doubles up to backoffMaxMs. */
+  backoffMinMs?: number
+  backoffMaxMs?: number
+  fetch?: typeof fetch
+}
+
+/** How a call may be retried. */
+export interface CallOptions {
+  /** Safe to send twice (reads, status): retried after any transport failure. */
+  idempotent: boolean
+  /** Only this endpoint, no fail-over (endpoint status). */
+  endpoint?: string
+  /** Name used in error messages, e.g. "put". */
+  what?: string
+  /** Stream answers (`{"result":...}\n` lines) are returned as a list of results. */
+  stream?: boolean
+}
+
+const attemptsMax = 64
+
+/** Socket error codes that mean the request never left this machine. */
+const notSentCodes = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+])
+
+/** Digs a socket error code out of fetch's error (undici nests it in `cause`, sometimes in an AggregateError). */
+function socketCode(err: unknown, depth = 0): string | undefined {
+  if (depth > 4 || err === null || typeof err !== 'object') return undefined
+  const e = err as { code?: unknown; cause?: unknown; errors?: unknown[] }
+  if (typeof e.code === 'string' && e.code !== '') return e.code
+  if (Array.isArray(e.errors))
+    for (const x of e.errors) {
+      const c = socketCode(x, depth + 1)
+      if (c !== undefined) return c
+    }
+  return socketCode(e.cause, depth + 1)
+}
+
+/** The result of classifying a failed attempt. */
+type Failure = { retry: boolean; error: EtcdClientError }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** One transport per client: knows the endpoints, which one is pinned, and how to retry. */
+export class Transport {
+  private pinned = 0
+  readonly endpoints: string[]
+
+  constructor(private readonly opts: TransportOptions) {
+    if (opts.endpoints.length === 0) throw new TypeError('edgecd client: at least one endpoint is required')
+    this.endpoints = opts.endpoints.map((e) => e.replace(/\/+$/, ''))
+  }
+
+  /** The endpoint calls go to now. */
+  current(): string {
+    return this.endpoints[this.pinned % this.endpoints.length]!
+  }
+
+  /** Moves the pin to the next endpoint (after a failure there). */
+  rotate(from: string): void {
+    if (this.current() === from) this.pinned = (this.pinned + 1) % this.endpoints.length
+  }
+
+  headers(): Record<string, string> {
+    const h: Record<string, string> = { 'content-type': 'application/json' }
+    if (this.opts.token) h.authorization = `Bearer ${this.opts.token}`
+    return h
+  }
+
+  backoffMs(attempt: number): number {
+    const min = this.opts.backoffMinMs ?? 25
+    const max = this.opts.backoffMaxMs ?? 1000
+    return Math.min(max, min * 2 ** Math.min(attempt, 16))
+  }
+
+  get dialTimeoutMs(): number {
+    return this.opts.dialTimeoutMs
+  }
+
+  /** POSTs `body` to `path` and returns the parsed answer (or the list of stream results). */
+  async call<T = any>(path: string, body: unknown, co: CallOptions): Promise<T> {
+    const deadline = Date.now() + this.opts.commandTimeoutMs
+    const what = co.what ?? path
+    let last: EtcdClientError | undefined
+    for (let attempt = 0; attempt < attemptsMax; attempt++) {
+      const endpoint = co.endpoint ?? this.current()
+      const left = deadline - Date.now()
+      if (left <= 0) break
+      const r = await this.attempt<T>(endpoint, path, body, co, what, left)
+      if (!('retry' in r)) return r.value
+      last = r.error
+      if (!r.retry || co.endpoint !== undefined) throw r.error
+      this.rotate(endpoint)
+      // A full round over the endpoints without success: back off before the next round.
+      const wait = this.backoffMs(attempt)
+      if (Date.now() + wait >= deadline) break
+      await sleep(wait)
+    }
+    if (last === undefined)
+      throw new EtcdClientError('ERR_TIMEOUT', GrpcCode.DeadlineExceeded, `${what}: command timed out`)
+    if (last.code === 'ERR_SERVER') throw last
+    throw new EtcdClientError(
+      'ERR_UNAVAILABLE',
+      GrpcCode.Unavailable,
+      `${what}: no endpoint available (${last.message})`,
+      {
+        endpoint: last.endpoint,
+        cause: last,
+      },
+    )
+  }
+
+  private async attempt<T>(
+    endpoint: string,
+    path: string,
+    body: unknown,
+    co: CallOptions,
+    what: string,
+    leftMs: number,
+  ): Promise<{ value: T } | Failure> {
+    const ac = new AbortController()
+    const timer = setTimeout(() => ac.abort(), leftMs)
+    let sent = false
+    try {
+      const f = this.opts.fetch ?? fetch
+      const res = await f(endpoint + path, {
+        method: 'POST',
+        headers: this.headers(),
+        body: JSON.stringify(body ?? {}),
+        signal: ac.signal,
+      })
+      sent = true
+      const text = await res.text()
+      if (res.ok) {
+        try {
+          if (co.stream) {
+            const out: unknown[] = []
+            for (const line of text.split('\n'))
+              if (line.trim() !== '') out.push((JSON.parse(line) as { result: unknown }).result)
+            return { value: out as T }
+          }
+          return { value: JSON.parse(text) as T }
+        } catch (err) {
+          return {
+            retry: false,
+            error: new EtcdClientError(
+              'ERR_BAD_RESPONSE',
+              GrpcCode.Internal,
+              `${what}: bad answer from ${endpoint}: ${(err as Error).message}`,
+              { endpoint, httpStatus: res.status },
+            ),
+          }
+        }
+      }
+      let parsed: { error?: string; message?: string; code?: number } | undefined
+      try {
+        parsed = JSON.parse(text) as typeof parsed
+      } catch {
+        parsed = undefined
+      }
+      const message = parsed?.message ?? parsed?.error ?? (text.trim() || `HTTP ${res.status}`)
+      const grpcCode =
+        typeof parsed?.code === 'number' ? parsed.code : res.status === 503 ? GrpcCode.Unavailable : GrpcCode.Unknown
+      const error = new EtcdClientError('ERR_SERVER', grpcCode, message, { httpStatus: res.status, endpoint })
+      if (grpcCode === GrpcCode.Unavailable) {
+        // "no leader" and "server stopped" are answered before anything is proposed, so any call may go elsewhere.
+        // "request timed out" comes after a proposal: only idempotent calls may be repeated.
+        const certainlyNotApplied = /no leader|server stopped|not capable|leader changed/.test(message)
+        if (certainlyNotApplied || co.idempotent) return { retry: true, error }
+        return {
+          retry: false,
+          error: new EtcdClientError(
+            'ERR_UNKNOWN_OUTCOME',
+            grpcCode,
+            `${what}: outcome unknown: ${endpoint} answered "${message}" after the request was sent; not retried`,
+            { endpoint, httpStatus: res.status, cause: error },
+          ),
+        }
+      }
+      return { retry: false, error }
+    } catch (err) {
+      const timedOut = ac.signal.aborted
+      const code = socketCode(err)
+      const notSent = !sent && !timedOut && code !== undefined && notSentCodes.has(code)
+      const detail = timedOut ? 'timed out' : `${(err as Error).message}${code ? ` (${code})` : ''}`
+      if (notSent || co.idempotent) {
+        const c = timedOut ? 'ERR_TIMEOUT' : 'ERR_UNAVAILABLE'
+        return {
+          retry: !timedOut,
+          error: new EtcdClientError(
+            c,
+            timedOut ? GrpcCode.DeadlineExceeded : GrpcCode.Unavailable,
+            `${what}: ${endpoint}: ${detail}`,
+            { endpoint, cause: err },
+          ),
+        }
+      }
+      return {
+        retry: false,
+        error: new EtcdClientError(
+          'ERR_UNKNOWN_OUTCOME',
+          timedOut ? GrpcCode.DeadlineExceeded : GrpcCode.Unavailable,
+          `${what}: outcome unknown: ${detail} after the request may have reached ${endpoint}; not retried`,
+          { endpoint, cause: err },
+        ),
+      }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** POSTs and returns the raw streaming response (snapshot); no fail-over once the answer has begun. */
+  async open(
+    path: string,
+    body: unknown,
+    what: string,
+  ): Promise<{ endpoint: string; response: Response; abort: () => void }> {
+    const f = this.opts.fetch ?? fetch
+    let lastErr: unknown
+    for (let attempt = 0; attempt < this.endpoints.length * 2; attempt++) {
+      const endpoint = this.current()
+      const ac = new AbortController()
+      const timer = setTimeout(() => ac.abort(), this.opts.dialTimeoutMs + this.opts.commandTimeoutMs)
+      try {
+        const response = await f(endpoint + path, {
+          method: 'POST',
+          headers: this.headers(),
+          body: JSON.stringify(body ?? {}),
+          signal: ac.signal,
+        })
+        clearTimeout(timer)
+        if (!response.ok) {
+          const text = await response.text()
+          let parsed: { message?: string; code?: number } | undefined
+          try {
+            parsed = JSON.parse(text) as typeof parsed
+          } catch {}
+          throw new EtcdClientError('ERR_SERVER', parsed?.code ?? GrpcCode.Unknown, parsed?.message ?? text, {
+            endpoint,
+            httpStatus: response.status,
+          })
+        }
+        return { endpoint, response, abort: () => ac.abort() }
+      } catch (err) {
+        clearTimeout(timer)
+        if (err instanceof EtcdClientError) throw err
+        lastErr = err
+        this.rotate(endpoint)
+        await sleep(this.backoffMs(attempt))
+      }
+    }
+    throw new EtcdClientError(
+      'ERR_UNAVAILABLE',
+      GrpcCode.Unavailable,
+      `${what}: no endpoint available: ${(lastErr as Error)?.message}`,
+      { cause: lastErr },
+    )
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Fail-over and resumption: a watch survives a member restart without losing or repeating events; calls move to
+ * another member of a 3-member cluster when theirs stops; a write whose outcome is unknown is reported, not retried.
+ */
+import assert from 'node:assert/strict'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { describe, test } from 'node:test'
+import { EtcdClientError } from '../../src/client/index.js'
+import { eventually, startCluster } from '../cluster/helpers.js'
+import { freePort } from '../diff/etcd-process.js'
+import { sleep, startMember, testClient, within } from './helpers.js'
+
+describe('client: fail-over and resumption', () => {
+  test('a watch resumes across a member restart without losing or repeating events', async () => {
+    const m = await startMember()
+    const c = testClient([m.url])
+    try {
+      const w = c.watch({ prefix: 'r/' })
+      await within(3000, w.ready, 'watch ready')
+      const seen: number[] = []
+      const reader = (async () => {
+        for await (const e of w.events()) {
+          seen.push(Number(e.kv.value))
+          if (seen.length === 40) return
+        }
+      })()
+      for (let i = 0; i < 20; i++) await c.put(`r/${i % 3}`, String(i))
+      await eventually(() => (seen.length >= 20 ? true : undefined), 5000, 'first 20 events')
+      await m.stop()
+      await m.start()
+      // Written while the watcher may still be reconnecting: they must arrive exactly once, in order.
+      for (let i = 20; i < 40; i++) await c.put(`r/${i % 3}`, String(i))
+      await within(10_000, reader, 'all 40 events')
+      assert.deepEqual(
+        seen,
+        Array.from({ length: 40 }, (_, i) => i),
+      )
+      assert.ok(w.reconnects >= 1, 'the watcher reconnected')
+      w.cancel()
+    } finally {
+      c.close()
+      await m.close()
+    }
+  })
+
+  test('calls fail over when the member the client uses stops (3-member cluster)', async () => {
+    const cl = await startCluster(3)
+    const c = testClient(cl.urls)
+    try {
+      await eventually(async () => ((await c.status()).leader !== '0' ? true : undefined), 5000, 'a leader')
+      await c.put('f', '1')
+      const first = c.transport.current()
+      await cl.stop(cl.urls.indexOf(first))
+      // Reads and writes go on through the other members (a new election may answer "no leader" for a moment).
+      await c.put('f', '2')
+      assert.notEqual(c.transport.current(), first)
+      assert.equal((await c.get('f'))?.value, '2')
+      const w = c.watch('f')
+      await within(5000, w.ready, 'watch on a survivor')
+      await c.put('f', '3')
+      const r = await within(5000, w.next(), 'event')
+      assert.equal(r!.events[0]!.kv.value, '3')
+      w.cancel()
+    } finally {
+      c.close()
+      await cl.close()
+    }
+  })
+
+  test('a write with unknown outcome is reported, not retried; reads fail over; refused connections are retried', async () => {
+    // A fake endpoint that reads the request, then drops the connection: the write may have been applied.
+    let hits = 0
+    const fake: Server = createServer((req, res) => {
+      hits++
+      req.resume()
+      req.on('end', () => res.socket?.destroy())
+    })
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r))
+    const fakeUrl = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`
+    const m = await startMember()
+    try {
+      const c = testClient([fakeUrl, m.url])
+      const e = await c.put('u', 'x').catch((err) => err)
+      assert.ok(e instanceof EtcdClientError)
+      assert.equal(e.code, 'ERR_UNKNOWN_OUTCOME')
+      assert.match(e.message, /outcome unknown/)
+      assert.equal(hits, 1, 'sent once')
+      assert.equal(await testClient([m.url]).get('u'), undefined, 'not retried on the other endpoint')
+      const txn = await c
+        .txn()
+        .then()
+        .commit()
+        .catch((err) => err)
+      assert.ok(!(txn instanceof Error), 'a read-only txn is retried elsewhere')
+      // A read is idempotent: it fails over from the fake to the member.
+      const c2 = testClient([fakeUrl, m.url])
+      assert.equal(await c2.get('u'), undefined)
+      assert.equal(c2.transport.current(), m.url)
+      // Connection refused: certainly not sent, so even a write moves on.
+      const dead = `http://127.0.0.1:${await freePort()}`
+      const c3 = testClient([dead, m.url])
+      await c3.put('u', 'y')
+      assert.equal((await c3.get('u'))?.value, 'y')
+      // Every endpoint refusing: ERR_UNAVAILABLE within the command timeout.
+      const c4 = testClient([dead], { commandTimeoutMs: 500 })
+      const u = await c4.get('u').catch((err) => err)
+      assert.equal(u.code, 'ERR_UNAVAILABLE')
+      // A timeout after sending is an unknown outcome too.
+      const slow: Server = createServer(() => {})
+      await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r))
+      const c5 = testClient([`http://127.0.0.1:${(slow.address() as AddressInfo).port}`, m.url], {
+        commandTimeoutMs: 300,
+      })
+      const t = await c5.put('u', 'z').catch((err) => err)
+      assert.equal(t.code, 'ERR_UNKNOWN_OUTCOME')
+      slow.closeAllConnections()
+      slow.close()
+      await sleep(10)
+    } finally {
+      fake.closeAllConnections()
+      fake.close()
+      await m.close()
+    }
+  })
+})
