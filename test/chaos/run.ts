@@ -113,7 +113,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       requestTimeoutMs: 2000,
       thinkMsMax: 10,
       progressEveryMs: 250,
-      watchStallMs: 3000,
+      watchStallMs: 1500,
+      watchSessionMsMax: 8000,
       serializableReads: o.serializableReads,
       now,
     })

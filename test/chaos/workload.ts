@@ -25,6 +25,8 @@ export interface WorkloadOptions {
   /** Watchers ask for progress this often and reconnect elsewhere when no answer comes within watchStallMs. */
   progressEveryMs: number
   watchStallMs: number
+  /** A watcher also drops its stream on purpose after a random time up to this, to exercise resuming (0: never). */
+  watchSessionMsMax: number
   /**
    * Reads served by any member from its own state, without ReadIndex: not linearizable by design. Only for checking
    * that the checker notices (CHAOS_SERIALIZABLE_READS=1 should fail under partitions).
@@ -211,12 +213,13 @@ export class Workload {
   private async watcher(w: number): Promise<void> {
     const watcher: Watcher = { id: w, sessions: [] }
     this.watchers.push(watcher)
+    const rng = new SimRand(this.o.seed * 1000 + 500 + w)
     let member = w % this.o.urls.length
     let from = 1
     for (let attempt = 0; !this.watchersDone && attempt < 10_000; attempt++) {
       const session: WatchSession = { member, startRevision: from, responses: [] }
       watcher.sessions.push(session)
-      await this.watchSession(session)
+      await this.watchSession(session, this.o.watchSessionMsMax > 0 ? 500 + rng.intn(this.o.watchSessionMsMax) : 0)
       const covered = sessionCovered(session)
       if (covered >= from) from = covered + 1
       member = (member + 1) % this.o.urls.length
@@ -224,12 +227,13 @@ export class Workload {
     }
   }
 
-  private watchSession(session: WatchSession): Promise<void> {
+  private watchSession(session: WatchSession, lifetimeMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const url = this.o.urls[session.member]!.replace(/^http/, 'ws') + '/v3/watch'
       const ws = new WebSocket(url, { handshakeTimeout: this.o.watchStallMs })
       this.sockets.add(ws)
       let lastFrame = this.o.now()
+      const started = lastFrame
       let created = false
       const end = (why: string) => {
         if (session.end) return
@@ -242,6 +246,7 @@ export class Workload {
       const ticker = setInterval(() => {
         if (this.watchersDone) return end('stopped')
         if (this.o.now() - lastFrame > this.o.watchStallMs) return end('stalled')
+        if (lifetimeMs > 0 && this.o.now() - started > lifetimeMs) return end('rotated')
         if (created && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ progress_request: {} }))
       }, this.o.progressEveryMs)
       ws.on('open', () => {
