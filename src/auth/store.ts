@@ -8,13 +8,13 @@ import type { JWK } from 'jose'
 import { EtcdError } from '../kv/errors.js'
 import type { PasswordHash } from './password.js'
 import {
-  type KeyInterval,
-  PermType,
-  type Permission,
   compareBytes,
   covers,
   grants,
+  type KeyInterval,
   mergeIntervals,
+  type Permission,
+  PermType,
   toInterval,
 } from './permissions.js'
 

@@ -6,8 +6,6 @@
  */
 import {
   type CryptoKey,
-  type JWK,
-  SignJWT,
   calculateJwkThumbprint,
   decodeProtectedHeader,
   exportJWK,
@@ -15,7 +13,9 @@ import {
   importJWK,
   importPKCS8,
   importSPKI,
+  type JWK,
   jwtVerify,
+  SignJWT,
 } from 'jose'
 import { EtcdError } from '../kv/errors.js'
 import type { AuthInfo, SigningKeyRecord } from './store.js'

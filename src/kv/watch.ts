@@ -177,13 +177,37 @@ export class WatchStream {
     return id
   }
 
-  /** etcd's cancel_request: sends `canceled` for a known id; unknown ids get no answer, as in etcd. */
-  cancel(watchId: number): boolean {
+  /**
+   * etcd's cancel_request: sends `canceled` for a known id; unknown ids get no answer, as in etcd. A server-side
+   * cancel (auth: permission revoked) gives a reason.
+   */
+  cancel(watchId: number, reason = ''): boolean {
     const w = this.watchers.get(watchId)
     if (w === undefined) return false
     this.remove(w)
-    this.deliver(watchResponse({ header: header(this.hub.history.revision), watch_id: watchId, canceled: true }))
+    this.deliver(
+      watchResponse({
+        header: header(this.hub.history.revision),
+        watch_id: watchId,
+        canceled: true,
+        cancel_reason: reason,
+      }),
+    )
     return true
+  }
+
+  /** Refuses a create_request with a reason, as etcd answers a forbidden watch: watch_id -1, created and canceled. */
+  refuseCreate(reason: string): void {
+    if (this.closed) return
+    this.deliver(
+      watchResponse({
+        header: header(this.hub.history.revision),
+        watch_id: -1,
+        created: true,
+        canceled: true,
+        cancel_reason: reason,
+      }),
+    )
   }
 
   /** etcd 3.4's progress_request: a message with watch_id -1 and the current revision. */

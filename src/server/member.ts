@@ -1,4 +1,6 @@
 import { decode, encode } from 'cbor-x'
+import { type AuthInfo, type AuthRequest, type AuthSnapshot, AuthStore } from '../auth/store.js'
+import { PermType } from '../auth/permissions.js'
 import { EtcdError } from '../kv/errors.js'
 import type { AlarmRequest, InternalRequest } from '../kv/requests.js'
 import { KvStore } from '../kv/store.js'
@@ -30,6 +32,7 @@ import {
 import { type ConfChange, ConfChangeType, type NodeId, ProgressState } from '../raft/index.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
 import { etcdVersion } from './app.js'
+import { type AuthConfig, AuthService, authConfigDefault, checkWriteAtApply } from './auth-service.js'
 import type { ServerConfig } from './config.js'
 import type { MemberApi, MemberInfo, StatusInfo, WatchStream } from './member-api.js'
 import { ClusterState, type MemberAttributes, decodeConfChangeContext, encodeConfChangeContext } from './cluster.js'
@@ -52,13 +55,18 @@ export interface MemberOptions {
   /** A monotonic clock in ms (performance.now by default): lease expiry is decided by the leader's clock. */
   nowMs?: () => number
   onFatal?: (err: unknown) => void
+  /** Auth: token keys, hashing cost, failure limits (authConfigDefault when absent). */
+  auth?: AuthConfig
 }
 
 /** How often the leader looks for expired leases (etcd's lessor checks every 500 ms). */
 const leaseExpiryCheckMs = 500
 
-/** The snapshot format of a member's state: [version, KV snapshot bytes, cluster state]. */
-const memberSnapshotVersion = 1
+/**
+ * The snapshot format of a member's state: [version, KV snapshot bytes, cluster state, auth state]. Version 1 had no
+ * auth state (restored as an empty, disabled auth store).
+ */
+const memberSnapshotVersion = 2
 
 /**
  * What a member replicates: the KV store and the cluster membership. Normal entries are CBOR InternalRequests
@@ -66,15 +74,26 @@ const memberSnapshotVersion = 1
  */
 class MemberStateMachine implements StateMachine {
   onMembershipChange: () => void = () => {}
+  readonly auth = new AuthStore()
   constructor(
     public kv: KvStore,
     public cluster: ClusterState,
   ) {}
   apply(data: Uint8Array): unknown {
-    const req = decode(data) as InternalRequest | { member_attr: MemberAttributes }
+    const req = decode(data) as
+      | (InternalRequest & { auth_info?: AuthInfo })
+      | { member_attr: MemberAttributes }
+      | { auth: AuthRequest; auth_info?: AuthInfo }
     if ('member_attr' in req) {
       this.cluster.applyAttributes(req.member_attr)
       return {}
+    }
+    if ('auth' in req) return this.auth.apply(req.auth, req.auth_info)
+    // A client write carries its user when the serving member had auth on: check again on the state it applies to.
+    if ('auth_info' in req) {
+      const info = req.auth_info
+      delete req.auth_info
+      checkWriteAtApply(this.auth, this.kv, req, info)
     }
     return this.kv.apply(req)
   }
@@ -87,13 +106,20 @@ class MemberStateMachine implements StateMachine {
     return this.cluster.accepts(cc)
   }
   snapshot(): Uint8Array {
-    return encode([memberSnapshotVersion, this.kv.snapshot(), this.cluster.toSnapshot()]) as Uint8Array
+    return encode([
+      memberSnapshotVersion,
+      this.kv.snapshot(),
+      this.cluster.toSnapshot(),
+      this.auth.toSnapshot(),
+    ]) as Uint8Array
   }
   restore(data: Uint8Array): void {
-    const v = decode(data) as [number, Uint8Array, unknown]
-    if (!Array.isArray(v) || v[0] !== memberSnapshotVersion) throw new Error(`member snapshot of unknown version ${String(Array.isArray(v) ? v[0] : v)}`)
+    const v = decode(data) as [number, Uint8Array, unknown, AuthSnapshot?]
+    if (!Array.isArray(v) || (v[0] !== 1 && v[0] !== memberSnapshotVersion))
+      throw new Error(`member snapshot of unknown version ${String(Array.isArray(v) ? v[0] : v)}`)
     this.kv.restore(v[1])
     this.cluster = ClusterState.fromSnapshot(v[2])
+    this.auth.restore(v[0] === 1 || v[3] === undefined ? { enabled: false, revision: 1, users: [], roles: [] } : v[3])
     this.onMembershipChange()
   }
 }
@@ -114,8 +140,20 @@ export class Member implements MemberApi {
   private progressTimer: ReturnType<typeof setInterval> | undefined
   private lastCheckpointMs: number
   private readonly streams = new Set<WatchStream>()
+  /** Auth: tokens, permission checks, /v3/auth/* (src/server/auth-service.ts). */
+  readonly auth: AuthService
+  /** Open watches of authenticated users, re-checked when the auth state changes. */
+  private readonly authedWatches = new Map<
+    WatchStream,
+    { info: AuthInfo; cancel: (id: number) => void; ranges: Map<number, [Uint8Array, Uint8Array]> }
+  >()
 
-  private constructor(opts: MemberOptions, sm: MemberStateMachine, raft: RaftMember, transport: PeerTransport | undefined) {
+  private constructor(
+    opts: MemberOptions,
+    sm: MemberStateMachine,
+    raft: RaftMember,
+    transport: PeerTransport | undefined,
+  ) {
     this.opts = opts
     this.sm = sm
     this.kv = sm.kv
@@ -123,6 +161,41 @@ export class Member implements MemberApi {
     this.transport = transport
     this.now = opts.nowMs ?? (() => performance.now())
     this.lastCheckpointMs = this.now()
+    this.auth = new AuthService({
+      store: sm.auth,
+      kv: sm.kv,
+      config: opts.auth ?? authConfigDefault,
+      propose: (req) => this.propose(req as InternalRequest),
+      linearizableRead: () => this.raft.linearizableRead(),
+      header: () => this.header(),
+      nowSeconds: () => Math.floor(Date.now() / 1000),
+      nowMs: this.now,
+    })
+    sm.auth.onChange = () => this.recheckWatches()
+  }
+
+  /** Checks a unary call against auth (synchronous no-op while auth is off); see AuthService.authorize. */
+  authorize(
+    method: string,
+    req: unknown,
+    authorization: string | undefined,
+  ): AuthInfo | undefined | Promise<AuthInfo | undefined> {
+    return this.auth.authorize(method, req, authorization)
+  }
+
+  /** A permission revoked (or auth changed) after a watch was created cancels it, with etcd's permission reason. */
+  private recheckWatches(): void {
+    const store = this.sm.auth
+    for (const w of this.authedWatches.values()) {
+      for (const [id, [key, end]] of [...w.ranges]) {
+        try {
+          store.checkRange({ user: w.info.user, rev: store.revision }, PermType.READ, key, end)
+        } catch {
+          w.ranges.delete(id)
+          w.cancel(id)
+        }
+      }
+    }
   }
 
   static async start(opts: MemberOptions): Promise<Member> {
@@ -239,9 +312,12 @@ export class Member implements MemberApi {
     return resp
   }
 
-  /** Proposes a write; refuses one whose encoding exceeds --max-request-bytes, as etcd does. */
-  private async propose(req: InternalRequest): Promise<unknown> {
-    const data = encode(req) as Uint8Array
+  /**
+   * Proposes a write; refuses one whose encoding exceeds --max-request-bytes, as etcd does. With `info` (auth on at
+   * the serving check) the user rides along so that apply checks the write again.
+   */
+  private async propose(req: InternalRequest, info?: AuthInfo): Promise<unknown> {
+    const data = encode(info ? { ...req, auth_info: info } : req) as Uint8Array
     if (data.length > this.opts.config.maxRequestBytes) throw new EtcdError('ErrRequestTooLarge')
     return this.raft.propose(data)
   }
@@ -253,25 +329,25 @@ export class Member implements MemberApi {
     return this.withHeader(this.kv.range(req))
   }
 
-  async put(req: PutRequest): Promise<PutResponse> {
-    return this.withHeader((await this.propose({ put: req })) as PutResponse)
+  async put(req: PutRequest, info?: AuthInfo): Promise<PutResponse> {
+    return this.withHeader((await this.propose({ put: req }, info)) as PutResponse)
   }
 
-  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    return this.withHeader((await this.propose({ delete_range: req })) as DeleteRangeResponse)
+  async deleteRange(req: DeleteRangeRequest, info?: AuthInfo): Promise<DeleteRangeResponse> {
+    return this.withHeader((await this.propose({ delete_range: req }, info)) as DeleteRangeResponse)
   }
 
-  async txn(req: TxnRequest): Promise<TxnResponse> {
+  async txn(req: TxnRequest, info?: AuthInfo): Promise<TxnResponse> {
     if (isReadOnlyTxn(req)) {
       // A read-only txn needs no log entry, only a linearizable read (etcd does the same).
       await this.raft.linearizableRead()
       return this.withHeader(this.kv.readTxn(req))
     }
-    return this.withHeader((await this.propose({ txn: req })) as TxnResponse)
+    return this.withHeader((await this.propose({ txn: req }, info)) as TxnResponse)
   }
 
-  async compact(req: CompactionRequest): Promise<CompactionResponse> {
-    return this.withHeader((await this.propose({ compaction: req })) as CompactionResponse)
+  async compact(req: CompactionRequest, info?: AuthInfo): Promise<CompactionResponse> {
+    return this.withHeader((await this.propose({ compaction: req }, info)) as CompactionResponse)
   }
 
   // ---- leases ----
@@ -282,8 +358,8 @@ export class Member implements MemberApi {
     return this.withHeader((await this.propose({ lease_grant: { TTL: req.TTL, ID } })) as LeaseGrantResponse)
   }
 
-  async leaseRevoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
-    return this.withHeader((await this.propose({ lease_revoke: req })) as LeaseRevokeResponse)
+  async leaseRevoke(req: LeaseRevokeRequest, info?: AuthInfo): Promise<LeaseRevokeResponse> {
+    return this.withHeader((await this.propose({ lease_revoke: req }, info)) as LeaseRevokeResponse)
   }
 
   async leaseKeepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
@@ -319,7 +395,8 @@ export class Member implements MemberApi {
 
   // ---- watch ----
 
-  openWatchStream(send: (resp: WatchResponse) => boolean | void): WatchStream {
+  /** `info`: the stream's user when auth is on (each create is checked for READ on its range). */
+  openWatchStream(send: (resp: WatchResponse) => boolean | void, info?: AuthInfo): WatchStream {
     const stream = this.kv.watchHub.openStream({
       send: (resp) => {
         // The hub fills the revision; the rest of the header is the member's. A compacted cancel carries no revision.
@@ -327,18 +404,38 @@ export class Member implements MemberApi {
         return send(resp) !== false
       },
     })
+    const authed = {
+      info: info ?? { user: '', rev: 0 },
+      cancel: (id: number) => stream.cancel(id, permissionDeniedReason),
+      ranges: new Map<number, [Uint8Array, Uint8Array]>(),
+    }
     const handle: WatchStream = {
       request: (req: WatchRequest) => {
-        if (req.create_request) stream.create(req.create_request)
-        else if (req.cancel_request) stream.cancel(req.cancel_request.watch_id)
-        else if (req.progress_request) stream.requestProgress()
+        if (req.create_request) {
+          const c = req.create_request
+          if (this.sm.auth.enabled) {
+            try {
+              this.sm.auth.checkRange(info, PermType.READ, c.key, c.range_end)
+            } catch {
+              stream.refuseCreate(permissionDeniedReason)
+              return
+            }
+          }
+          const id = stream.create(c)
+          if (id >= 0 && info) authed.ranges.set(id, [c.key, c.range_end])
+        } else if (req.cancel_request) {
+          stream.cancel(req.cancel_request.watch_id)
+          authed.ranges.delete(req.cancel_request.watch_id)
+        } else if (req.progress_request) stream.requestProgress()
       },
       resume: () => stream.resume(),
       close: () => {
         stream.close()
         this.streams.delete(handle)
+        this.authedWatches.delete(handle)
       },
     }
+    if (info) this.authedWatches.set(handle, authed)
     this.streams.add(handle)
     return handle
   }
@@ -589,3 +686,6 @@ function randomLeaseId(): bigint {
   v &= (1n << 63n) - 1n
   return v === 0n ? 1n : v
 }
+/** etcd's cancel_reason for a forbidden watch (the gRPC status text, as the gateway relays it). */
+const permissionDeniedReason = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied'
+

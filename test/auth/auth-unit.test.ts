@@ -4,13 +4,13 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { SignJWT, UnsecuredJWT, base64url, generateKeyPair, importJWK } from 'jose'
+import { base64url, generateKeyPair, importJWK, SignJWT, UnsecuredJWT } from 'jose'
 import { checkTxn } from '../../src/auth/check.js'
 import { hashPassword, verifyPassword } from '../../src/auth/password.js'
-import { PermType, type Permission, isRangePermitted, prefixEnd } from '../../src/auth/permissions.js'
+import { isRangePermitted, type Permission, PermType, prefixEnd } from '../../src/auth/permissions.js'
 import { FailureLimiter } from '../../src/auth/rate-limit.js'
 import { AuthStore } from '../../src/auth/store.js'
-import { TokenKeys, generateSigningKey, parseAuthTokenFlag, tokenFromHeader } from '../../src/auth/token.js'
+import { generateSigningKey, parseAuthTokenFlag, TokenKeys, tokenFromHeader } from '../../src/auth/token.js'
 import { EtcdError } from '../../src/kv/errors.js'
 import type { TxnRequest } from '../../src/kv/types.js'
 

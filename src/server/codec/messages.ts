@@ -272,3 +272,74 @@ export const MemberUpdateRequest = msg('etcdserverpb.MemberUpdateRequest', [
 export const MemberPromoteRequest = msg('etcdserverpb.MemberPromoteRequest', [['ID', 'uint64str']])
 export const MembersResponse = msg('etcdserverpb.MemberRemoveResponse', [header, ['members', 'message', { repeated: true, message: () => Member }]])
 export const MoveLeaderRequest = msg('etcdserverpb.MoveLeaderRequest', [['targetID', 'uint64str']])
+
+// ---- auth (etcd 3.4's rpc.proto and authpb) ----
+
+export const Permission = msg('authpb.Permission', [
+  ['permType', 'enum', enumOf(['READ', 'WRITE', 'READWRITE'], 'authpb.Permission_Type')],
+  ['key', 'bytes'],
+  ['range_end', 'bytes'],
+])
+export const AuthEnableRequest = msg('etcdserverpb.AuthEnableRequest', [])
+export const AuthDisableRequest = msg('etcdserverpb.AuthDisableRequest', [])
+export const AuthStatusRequest = msg('etcdserverpb.AuthStatusRequest', [])
+export const AuthStatusResponse = msg('etcdserverpb.AuthStatusResponse', [
+  header,
+  ['enabled', 'bool'],
+  ['authRevision', 'int64'],
+])
+export const AuthenticateRequest = msg('etcdserverpb.AuthenticateRequest', [
+  ['name', 'string'],
+  ['password', 'string'],
+])
+export const AuthenticateResponse = msg('etcdserverpb.AuthenticateResponse', [header, ['token', 'string']])
+export const UserAddOptions = msg('authpb.UserAddOptions', [['no_password', 'bool']])
+export const AuthUserAddRequest = msg('etcdserverpb.AuthUserAddRequest', [
+  ['name', 'string'],
+  ['password', 'string'],
+  ['options', 'message', { message: () => UserAddOptions }],
+])
+export const AuthUserGetRequest = msg('etcdserverpb.AuthUserGetRequest', [['name', 'string']])
+export const AuthUserGetResponse = msg('etcdserverpb.AuthUserGetResponse', [
+  header,
+  ['roles', 'string', { repeated: true }],
+])
+export const AuthUserDeleteRequest = msg('etcdserverpb.AuthUserDeleteRequest', [['name', 'string']])
+export const AuthUserChangePasswordRequest = msg('etcdserverpb.AuthUserChangePasswordRequest', [
+  ['name', 'string'],
+  ['password', 'string'],
+])
+export const AuthUserGrantRoleRequest = msg('etcdserverpb.AuthUserGrantRoleRequest', [
+  ['user', 'string'],
+  ['role', 'string'],
+])
+export const AuthUserRevokeRoleRequest = msg('etcdserverpb.AuthUserRevokeRoleRequest', [
+  ['name', 'string'],
+  ['role', 'string'],
+])
+export const AuthUserListRequest = msg('etcdserverpb.AuthUserListRequest', [])
+export const AuthUserListResponse = msg('etcdserverpb.AuthUserListResponse', [
+  header,
+  ['users', 'string', { repeated: true }],
+])
+export const AuthRoleAddRequest = msg('etcdserverpb.AuthRoleAddRequest', [['name', 'string']])
+export const AuthRoleGetRequest = msg('etcdserverpb.AuthRoleGetRequest', [['role', 'string']])
+export const AuthRoleGetResponse = msg('etcdserverpb.AuthRoleGetResponse', [
+  header,
+  ['perm', 'message', { repeated: true, message: () => Permission }],
+])
+export const AuthRoleListRequest = msg('etcdserverpb.AuthRoleListRequest', [])
+export const AuthRoleListResponse = msg('etcdserverpb.AuthRoleListResponse', [
+  header,
+  ['roles', 'string', { repeated: true }],
+])
+export const AuthRoleDeleteRequest = msg('etcdserverpb.AuthRoleDeleteRequest', [['role', 'string']])
+export const AuthRoleGrantPermissionRequest = msg('etcdserverpb.AuthRoleGrantPermissionRequest', [
+  ['name', 'string'],
+  ['perm', 'message', { message: () => Permission }],
+])
+export const AuthRoleRevokePermissionRequest = msg('etcdserverpb.AuthRoleRevokePermissionRequest', [
+  ['role', 'string'],
+  ['key', 'bytes'],
+  ['range_end', 'bytes'],
+])

@@ -1,0 +1,334 @@
+/**
+ * The member's auth front: token checks and permission checks on the serving member, the /v3/auth/* calls (each
+ * change proposed through Raft as `{auth, auth_info}` and applied by `AuthStore.apply`), authenticate with its
+ * failure limits, and the apply-time re-check of writes (`checkWriteAtApply`), which makes a permission revoked
+ * between the check here and the apply count. Kept out of member.ts so the member only wires it in.
+ */
+import { checkTxn } from '../auth/check.js'
+import { hashPassword, passwordBytesMax, passwordIterationsDefault, verifyPassword } from '../auth/password.js'
+import { PermType, type Permission } from '../auth/permissions.js'
+import { FailureLimiter, type FailureLimits, authFailureLimitsDefault } from '../auth/rate-limit.js'
+import type { AuthInfo, AuthRequest, AuthStore } from '../auth/store.js'
+import {
+  type AuthTokenFlag,
+  TokenKeys,
+  generateSigningKey,
+  tokenFromHeader,
+  tokenIssuerDefault,
+} from '../auth/token.js'
+import { keyBytes } from '../kv/bytes.js'
+import { EtcdError } from '../kv/errors.js'
+import type { InternalRequest } from '../kv/requests.js'
+import type { KvStore } from '../kv/store.js'
+import type { RangeRequest, ResponseHeader, TxnRequest } from '../kv/types.js'
+
+const none = new Uint8Array(0)
+
+/** How a member's auth is configured (from --auth-token and friends). */
+export interface AuthConfig {
+  token: AuthTokenFlag
+  /** PEM text of --auth-token pub-key= / priv-key= (read by the runtime); without it a key is generated and replicated. */
+  pem?: { publicPem: string; privatePem: string }
+  /** PBKDF2 iterations for new password hashes. */
+  passwordIterations: number
+  issuer: string
+  failureLimits: FailureLimits
+}
+
+export const authConfigDefault: AuthConfig = {
+  token: { signMethod: 'ES256', ttlSeconds: 300 },
+  passwordIterations: passwordIterationsDefault,
+  issuer: tokenIssuerDefault,
+  failureLimits: authFailureLimitsDefault,
+}
+
+export interface AuthServiceDeps {
+  store: AuthStore
+  kv: KvStore
+  config: AuthConfig
+  /** Proposes a replicated request (encoded by the member) and resolves with its apply result. */
+  propose(req: object): Promise<unknown>
+  linearizableRead(): Promise<void>
+  header(): ResponseHeader
+  /** Wall clock in seconds, for token iat/exp. */
+  nowSeconds(): number
+  /** Monotonic ms, for the failure windows. */
+  nowMs(): number
+}
+
+/** Methods that only root may call when auth is on (etcd 3.4 checks maintenance; edgecd also guards membership). */
+const rootOnly = new Set([
+  'Compact',
+  'Hash',
+  'HashKV',
+  'Snapshot',
+  'MemberAdd',
+  'MemberRemove',
+  'MemberUpdate',
+  'MemberPromote',
+  'MoveLeader',
+  'Defragment',
+])
+
+/**
+ * Re-checks a client write at apply time, deterministically, with the user the serving member put in the proposal
+ * (etcd's authApplierV3). Throws etcd's error; the write is then not applied.
+ */
+export function checkWriteAtApply(
+  store: AuthStore,
+  kv: KvStore,
+  req: InternalRequest,
+  info: AuthInfo | undefined,
+): void {
+  if (!store.enabled) return
+  if ('put' in req) {
+    store.checkRange(info, PermType.WRITE, req.put.key, none)
+    if (req.put.prev_kv) store.checkRange(info, PermType.READ, req.put.key, none)
+  } else if ('delete_range' in req) {
+    const d = req.delete_range
+    store.checkRange(info, PermType.WRITE, d.key, d.range_end)
+    if (d.prev_kv) store.checkRange(info, PermType.READ, d.key, d.range_end)
+  } else if ('txn' in req) checkTxn(store, info, req.txn)
+  else if ('lease_revoke' in req) checkLeaseRevoke(store, kv, info, req.lease_revoke.ID)
+  else if ('compaction' in req || 'alarm' in req) {
+    store.checkUser(info)
+    store.requireAdmin(info)
+  }
+}
+
+/** etcd's checkLeasePuts: revoking a lease deletes its keys, so the caller must be allowed to write each of them. */
+function checkLeaseRevoke(store: AuthStore, kv: KvStore, info: AuthInfo | undefined, id: bigint): void {
+  store.checkUser(info)
+  if (store.isRoot(info)) return
+  const lease = kv.lessor.lookup(id)
+  if (!lease) return
+  for (const k of lease.keys) store.checkRange(info, PermType.WRITE, keyBytes(k), none)
+}
+
+/** The serving member's side of auth. */
+export class AuthService {
+  private readonly byUser: FailureLimiter
+  private readonly byAddress: FailureLimiter
+  private keysCache: { id: string; keys: Promise<TokenKeys> } | undefined
+
+  constructor(private readonly d: AuthServiceDeps) {
+    this.byUser = new FailureLimiter(d.config.failureLimits, d.nowMs)
+    this.byAddress = new FailureLimiter(d.config.failureLimits, d.nowMs)
+  }
+
+  get store(): AuthStore {
+    return this.d.store
+  }
+
+  /** The token keys: the configured PEM pair, or the replicated generated key (undefined before the first enable). */
+  keys(): Promise<TokenKeys> | undefined {
+    const c = this.d.config
+    const opts = { ttlSeconds: c.token.ttlSeconds, issuer: c.issuer }
+    const id = c.pem ? 'pem' : this.d.store.key?.kid
+    if (id === undefined) return undefined
+    if (this.keysCache?.id !== id) {
+      const keys = c.pem
+        ? TokenKeys.fromPem(c.token.signMethod, c.pem.publicPem, c.pem.privatePem, opts)
+        : TokenKeys.fromRecord(this.d.store.key!, opts)
+      this.keysCache = { id, keys }
+    }
+    return this.keysCache.keys
+  }
+
+  /** The JWK Set of the verification key, or undefined when there is none yet. */
+  async jwks(): Promise<object | undefined> {
+    const k = this.keys()
+    return k ? (await k).jwks() : undefined
+  }
+
+  /** Who the Authorization header names: undefined without a token; ErrInvalidAuthToken for a bad one. */
+  async info(authorization: string | undefined): Promise<AuthInfo | undefined> {
+    const token = tokenFromHeader(authorization)
+    if (token === undefined) return undefined
+    const keys = this.keys()
+    if (!keys) throw new EtcdError('ErrInvalidAuthToken')
+    return (await keys).verify(token, this.d.nowSeconds())
+  }
+
+  /**
+   * Checks a unary call before it runs, on this member's applied auth state (after the read's linearizable wait for
+   * reads). Returns the caller for the proposal; with auth off, returns undefined synchronously (no cost).
+   */
+  authorize(
+    method: string,
+    req: unknown,
+    authorization: string | undefined,
+  ): AuthInfo | undefined | Promise<AuthInfo | undefined> {
+    if (!this.d.store.enabled) return undefined
+    return this.authorizeEnabled(method, req, authorization)
+  }
+
+  private async authorizeEnabled(
+    method: string,
+    req: unknown,
+    authorization: string | undefined,
+  ): Promise<AuthInfo | undefined> {
+    if (method === 'Authenticate') return undefined
+    const info = await this.info(authorization)
+    const s = this.d.store
+    switch (method) {
+      case 'Range': {
+        const r = req as RangeRequest
+        if (!r.serializable) await this.d.linearizableRead()
+        s.checkRange(info, PermType.READ, r.key, r.range_end)
+        break
+      }
+      case 'Put':
+      case 'DeleteRange':
+        checkWriteAtApply(
+          s,
+          this.d.kv,
+          (method === 'Put' ? { put: req } : { delete_range: req }) as InternalRequest,
+          info,
+        )
+        break
+      case 'Txn':
+        await this.d.linearizableRead()
+        checkTxn(s, info, req as TxnRequest)
+        break
+      case 'LeaseRevoke':
+        checkLeaseRevoke(s, this.d.kv, info, (req as { ID: bigint }).ID)
+        break
+      case 'Alarm':
+        if ((req as { action: number }).action !== 0) {
+          s.checkUser(info)
+          s.requireAdmin(info)
+        }
+        break
+      default:
+        if (rootOnly.has(method)) {
+          s.checkUser(info)
+          s.requireAdmin(info)
+        }
+    }
+    return info
+  }
+
+  // ---- /v3/auth/* ----
+
+  private async change(req: AuthRequest, info: AuthInfo | undefined): Promise<{ header: ResponseHeader }> {
+    // Fail early here; apply checks again with the state it applies on.
+    this.d.store.requireAdmin(info)
+    await this.d.propose({ auth: req, ...(info ? { auth_info: info } : {}) })
+    return { header: this.d.header() }
+  }
+
+  async enable(info: AuthInfo | undefined) {
+    const key =
+      this.d.config.pem || this.d.store.key ? undefined : await generateSigningKey(this.d.config.token.signMethod)
+    return this.change({ auth_enable: key ? { key } : {} }, info)
+  }
+
+  disable(info: AuthInfo | undefined) {
+    return this.change({ auth_disable: {} }, info)
+  }
+
+  /** etcd 3.5's AuthStatus (3.4 has none): whether auth is on and the auth revision. Anyone may ask. */
+  async status() {
+    await this.d.linearizableRead()
+    return { header: this.d.header(), enabled: this.d.store.enabled, authRevision: this.d.store.revision }
+  }
+
+  /**
+   * etcd's Authenticate: a token for a user whose password matches. Failures are limited per user and per client
+   * address; a limited attempt is refused as a wrong password would be, without looking at the password.
+   */
+  async authenticate(req: { name: string; password: string }, address: string) {
+    const s = this.d.store
+    if (!s.enabled) throw new EtcdError('ErrAuthNotEnabled')
+    const userKey = `u:${req.name}`
+    const addrKey = `a:${address}`
+    if (this.byUser.blocked(userKey) || this.byAddress.blocked(addrKey)) throw new EtcdError('ErrAuthFailed')
+    await this.d.linearizableRead()
+    const ok = await verifyPassword(req.password, s.users.get(req.name)?.password, this.d.config.passwordIterations)
+    if (!ok) {
+      this.byUser.fail(userKey)
+      this.byAddress.fail(addrKey)
+      throw new EtcdError('ErrAuthFailed')
+    }
+    this.byUser.succeed(userKey)
+    const keys = this.keys()
+    if (!keys) throw new EtcdError('ErrAuthFailed')
+    const token = await (await keys).sign(req.name, s.revision, this.d.nowSeconds())
+    return { header: this.d.header(), token }
+  }
+
+  private async hash(password: string) {
+    if (new TextEncoder().encode(password).length > passwordBytesMax) throw new EtcdError('ErrInvalidAuthMgmt')
+    return hashPassword(password, this.d.config.passwordIterations)
+  }
+
+  async userAdd(
+    req: { name: string; password: string; options?: { no_password: boolean } },
+    info: AuthInfo | undefined,
+  ) {
+    this.d.store.requireAdmin(info) // before hashing: hashing is the expensive part
+    if (req.name === '') throw new EtcdError('ErrUserEmpty')
+    const password = req.options?.no_password ? undefined : await this.hash(req.password)
+    return this.change({ user_add: { name: req.name, ...(password ? { password } : {}) } }, info)
+  }
+
+  userDelete(req: { name: string }, info: AuthInfo | undefined) {
+    return this.change({ user_delete: { name: req.name } }, info)
+  }
+
+  async userChangePassword(req: { name: string; password: string }, info: AuthInfo | undefined) {
+    this.d.store.requireAdmin(info)
+    return this.change({ user_change_password: { name: req.name, password: await this.hash(req.password) } }, info)
+  }
+
+  userGrantRole(req: { user: string; role: string }, info: AuthInfo | undefined) {
+    return this.change({ user_grant_role: { user: req.user, role: req.role } }, info)
+  }
+
+  userRevokeRole(req: { name: string; role: string }, info: AuthInfo | undefined) {
+    return this.change({ user_revoke_role: { name: req.name, role: req.role } }, info)
+  }
+
+  roleAdd(req: { name: string }, info: AuthInfo | undefined) {
+    return this.change({ role_add: { name: req.name } }, info)
+  }
+
+  roleDelete(req: { role: string }, info: AuthInfo | undefined) {
+    return this.change({ role_delete: { role: req.role } }, info)
+  }
+
+  roleGrantPermission(req: { name: string; perm?: Permission }, info: AuthInfo | undefined) {
+    const p = req.perm ?? { permType: PermType.READ, key: none, range_end: none }
+    const perm = { permType: p.permType, key: p.key, range_end: p.range_end }
+    return this.change({ role_grant_permission: { name: req.name, perm } }, info)
+  }
+
+  roleRevokePermission(req: { role: string; key: Uint8Array; range_end: Uint8Array }, info: AuthInfo | undefined) {
+    return this.change({ role_revoke_permission: { role: req.role, key: req.key, range_end: req.range_end } }, info)
+  }
+
+  async userGet(req: { name: string }, info: AuthInfo | undefined) {
+    await this.d.linearizableRead()
+    this.d.store.requireUserGet(info, req.name)
+    return { header: this.d.header(), ...this.d.store.userGet(req.name) }
+  }
+
+  async userList(info: AuthInfo | undefined) {
+    await this.d.linearizableRead()
+    this.d.store.requireAdmin(info)
+    return { header: this.d.header(), users: this.d.store.userList() }
+  }
+
+  async roleGet(req: { role: string }, info: AuthInfo | undefined) {
+    await this.d.linearizableRead()
+    this.d.store.requireRoleGet(info, req.role)
+    return { header: this.d.header(), ...this.d.store.roleGet(req.role) }
+  }
+
+  async roleList(info: AuthInfo | undefined) {
+    await this.d.linearizableRead()
+    this.d.store.requireAdmin(info)
+    return { header: this.d.header(), roles: this.d.store.roleList() }
+  }
+}
