@@ -1,5 +1,6 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
+import type { AuthInfo } from '../auth/store.js'
 import type { UpgradeWebSocket } from 'hono/ws'
 import { type EtcdError, GrpcCode, etcdError } from '../kv/errors.js'
 import type { WatchRequest, WatchResponse } from '../kv/types.js'
@@ -43,7 +44,12 @@ function errorResponse(c: Context, err: unknown): Response {
   return c.body(errorBody(e), httpStatus(e.grpcCode) as 400, { 'Content-Type': 'application/json' })
 }
 
-type Handler = (body: string) => Promise<string>
+type Handler = (body: string, authorization: string | undefined, address: string) => Promise<string>
+
+/** The client's address for authenticate's failure limits (@hono/node-server puts the socket in c.env.incoming). */
+function clientAddress(c: Context): string {
+  return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress ?? ''
+}
 
 /** Watch messages buffered per HTTP stream before the client counts as slow (the hub then bounds what it holds). */
 const watchStreamHighWaterMessages = 64
@@ -100,7 +106,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
       app.post(prefix + path, limit, async (c) => {
         const t0 = performance.now()
         try {
-          const out = await handler(await c.req.text())
+          const out = await handler(await c.req.text(), c.req.header('authorization'), clientAddress(c))
           metrics.observe(method, performance.now() - t0, 0)
           return c.body(out, 200, jsonHeaders)
         } catch (err) {
@@ -111,17 +117,24 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
       })
     }
   }
-  const rpc = <Req, Res>(path: string, method: string, req: M.MessageDesc, res: M.MessageDesc, fn: (r: Req) => Promise<Res>) =>
-    unary(path, method, async (body) => encodeMessage(res, (await fn(decodeMessage<Req>(req, body))) as object))
+  // Auth: `authorize` checks the call on this member (a no-op while auth is off) and names the caller, which writes
+  // carry into the log for the apply-time check (src/server/auth-service.ts).
+  const rpc = <Req, Res>(path: string, method: string, req: M.MessageDesc, res: M.MessageDesc, fn: (r: Req, info: AuthInfo | undefined, address: string) => Promise<Res>) =>
+    unary(path, method, async (body, authorization, address) => {
+      const r = decodeMessage<Req>(req, body)
+      const a = member.authorize?.(method, r, authorization)
+      const info = a instanceof Promise ? await a : a
+      return encodeMessage(res, (await fn(r, info, address)) as object)
+    })
 
   rpc('/kv/range', 'Range', M.RangeRequest, M.RangeResponse, (r) => member.range(r as never))
-  rpc('/kv/put', 'Put', M.PutRequest, M.PutResponse, (r) => member.put(r as never))
-  rpc('/kv/deleterange', 'DeleteRange', M.DeleteRangeRequest, M.DeleteRangeResponse, (r) => member.deleteRange(r as never))
-  rpc('/kv/txn', 'Txn', M.TxnRequest, M.TxnResponse, (r) => member.txn(r as never))
-  rpc('/kv/compaction', 'Compact', M.CompactionRequest, M.HeaderOnlyResponse, (r) => member.compact(r as never))
+  rpc('/kv/put', 'Put', M.PutRequest, M.PutResponse, (r, i) => member.put(r as never, i))
+  rpc('/kv/deleterange', 'DeleteRange', M.DeleteRangeRequest, M.DeleteRangeResponse, (r, i) => member.deleteRange(r as never, i))
+  rpc('/kv/txn', 'Txn', M.TxnRequest, M.TxnResponse, (r, i) => member.txn(r as never, i))
+  rpc('/kv/compaction', 'Compact', M.CompactionRequest, M.HeaderOnlyResponse, (r, i) => member.compact(r as never, i))
   rpc('/lease/grant', 'LeaseGrant', M.LeaseGrantRequest, M.LeaseGrantResponse, (r) => member.leaseGrant(r as never))
   for (const p of ['/lease/revoke', '/kv/lease/revoke'])
-    rpc(p, 'LeaseRevoke', M.LeaseRevokeRequest, M.HeaderOnlyResponse, (r) => member.leaseRevoke(r as never))
+    rpc(p, 'LeaseRevoke', M.LeaseRevokeRequest, M.HeaderOnlyResponse, (r, i) => member.leaseRevoke(r as never, i))
   for (const p of ['/lease/timetolive', '/kv/lease/timetolive'])
     rpc(p, 'LeaseTimeToLive', M.LeaseTimeToLiveRequest, M.LeaseTimeToLiveResponse, (r) => member.leaseTimeToLive(r as never))
   for (const p of ['/lease/leases', '/kv/lease/leases'])
@@ -137,6 +150,33 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
   rpc('/cluster/member/update', 'MemberUpdate', M.MemberUpdateRequest, M.MembersResponse, (r) => member.memberUpdate(r as never))
   rpc('/cluster/member/promote', 'MemberPromote', M.MemberPromoteRequest, M.MembersResponse, (r) => member.memberPromote(r as never))
   rpc('/maintenance/transfer-leadership', 'MoveLeader', M.MoveLeaderRequest, M.HeaderOnlyResponse, (r) => member.moveLeader(r as never))
+
+  // ---- auth: etcd 3.4's /v3/auth/* (plus 3.5's status), and the token verification key ----
+  const auth = member.auth
+  if (auth) {
+    type R = never
+    rpc('/auth/enable', 'AuthEnable', M.AuthEnableRequest, M.HeaderOnlyResponse, (_r, i) => auth.enable(i))
+    rpc('/auth/disable', 'AuthDisable', M.AuthDisableRequest, M.HeaderOnlyResponse, (_r, i) => auth.disable(i))
+    rpc('/auth/status', 'AuthStatus', M.AuthStatusRequest, M.AuthStatusResponse, () => auth.status())
+    rpc('/auth/authenticate', 'Authenticate', M.AuthenticateRequest, M.AuthenticateResponse, (r, _i, address) => auth.authenticate(r as R, address))
+    rpc('/auth/user/add', 'UserAdd', M.AuthUserAddRequest, M.HeaderOnlyResponse, (r, i) => auth.userAdd(r as R, i))
+    rpc('/auth/user/get', 'UserGet', M.AuthUserGetRequest, M.AuthUserGetResponse, (r, i) => auth.userGet(r as R, i))
+    rpc('/auth/user/list', 'UserList', M.AuthUserListRequest, M.AuthUserListResponse, (_r, i) => auth.userList(i))
+    rpc('/auth/user/delete', 'UserDelete', M.AuthUserDeleteRequest, M.HeaderOnlyResponse, (r, i) => auth.userDelete(r as R, i))
+    rpc('/auth/user/changepw', 'UserChangePassword', M.AuthUserChangePasswordRequest, M.HeaderOnlyResponse, (r, i) => auth.userChangePassword(r as R, i))
+    rpc('/auth/user/grant', 'UserGrantRole', M.AuthUserGrantRoleRequest, M.HeaderOnlyResponse, (r, i) => auth.userGrantRole(r as R, i))
+    rpc('/auth/user/revoke', 'UserRevokeRole', M.AuthUserRevokeRoleRequest, M.HeaderOnlyResponse, (r, i) => auth.userRevokeRole(r as R, i))
+    rpc('/auth/role/add', 'RoleAdd', M.AuthRoleAddRequest, M.HeaderOnlyResponse, (r, i) => auth.roleAdd(r as R, i))
+    rpc('/auth/role/get', 'RoleGet', M.AuthRoleGetRequest, M.AuthRoleGetResponse, (r, i) => auth.roleGet(r as R, i))
+    rpc('/auth/role/list', 'RoleList', M.AuthRoleListRequest, M.AuthRoleListResponse, (_r, i) => auth.roleList(i))
+    rpc('/auth/role/delete', 'RoleDelete', M.AuthRoleDeleteRequest, M.HeaderOnlyResponse, (r, i) => auth.roleDelete(r as R, i))
+    rpc('/auth/role/grant', 'RoleGrantPermission', M.AuthRoleGrantPermissionRequest, M.HeaderOnlyResponse, (r, i) => auth.roleGrantPermission(r as R, i))
+    rpc('/auth/role/revoke', 'RoleRevokePermission', M.AuthRoleRevokePermissionRequest, M.HeaderOnlyResponse, (r, i) => auth.roleRevokePermission(r as R, i))
+    app.get('/.well-known/jwks.json', async (c) => {
+      const jwks = await auth.jwks()
+      return jwks ? c.json(jwks) : c.json({ keys: [] })
+    })
+  }
 
   // ---- streams: etcd's gateway answers `{"result":...}\n` lines, chunked ----
 
@@ -184,6 +224,12 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
 
     app.post(prefix + '/watch', async (c) => {
       if (watchStreams >= opts.maxWatchStreams) return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
+      let info: AuthInfo | undefined
+      try {
+        info = await member.authorize?.('Watch', undefined, c.req.header('authorization'))
+      } catch (err) {
+        return errorResponse(c, err)
+      }
       const enc = new TextEncoder()
       let controller!: ReadableStreamDefaultController<Uint8Array>
       let closed = false
@@ -198,7 +244,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
         }
         // Past the stream's high-water mark the client is slow: the hub holds events back until pull() resumes it.
         return (controller.desiredSize ?? 1) > 0
-      })
+      }, info)
       const finish = () => {
         if (closed) return
         closed = true
@@ -245,6 +291,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
 
     app.post(prefix + '/maintenance/snapshot', async (c) => {
       try {
+        await member.authorize?.('Snapshot', undefined, c.req.header('authorization'))
         const { header, data } = await member.snapshot()
         const chunk = 32 * 1024
         let out = ''
@@ -269,9 +316,15 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
         async (c, next) => {
           if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return methodNotAllowed(c)
           if (watchStreams >= opts.maxWatchStreams) return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
+          try {
+            c.set('authInfo' as never, (await member.authorize?.('Watch', undefined, c.req.header('authorization'))) as never)
+          } catch (err) {
+            return errorResponse(c, err)
+          }
           await next()
         },
-        upgrade(() => {
+        upgrade((c) => {
+          const info = c.get('authInfo' as never) as AuthInfo | undefined
           let stream: ReturnType<MemberApi['openWatchStream']> | undefined
           return {
             onOpen(_evt, ws) {
@@ -295,7 +348,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
                   }
                 }, 20)
                 return false
-              })
+              }, info)
             },
             onMessage(evt, ws) {
               if (typeof evt.data !== 'string') {

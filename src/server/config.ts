@@ -41,6 +41,10 @@ export interface ServerConfig {
   watchProgressNotifyIntervalMs: number
   /** --log-level: debug | info | warn | error. */
   logLevel: 'debug' | 'info' | 'warn' | 'error'
+  /** --auth-token: etcd's syntax, `jwt,pub-key=FILE,priv-key=FILE,sign-method=ES256|EdDSA,ttl=5m`; `simple` = JWTs with a generated, replicated key. */
+  authToken: string
+  /** --auth-password-iterations: PBKDF2-SHA256 iterations for new password hashes. */
+  authPasswordIterations: number
 }
 
 export const serverDefaults: ServerConfig = {
@@ -63,6 +67,8 @@ export const serverDefaults: ServerConfig = {
   requestTimeoutMs: 7_000,
   watchProgressNotifyIntervalMs: 10 * 60 * 1000,
   logLevel: 'info',
+  authToken: 'simple',
+  authPasswordIterations: 600_000,
 }
 
 export class ConfigError extends Error {
@@ -132,6 +138,7 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
       `--election-timeout[${c.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`,
     )
   posInt('snapshot-count', c.snapshotCount)
+  posInt('auth-password-iterations', c.authPasswordIterations, 1000)
   posInt('quota-backend-bytes', c.quotaBackendBytes)
   posInt('max-request-bytes', c.maxRequestBytes)
   if (c.maxRequestBytes > 64 * 1024 * 1024) throw new ConfigError('--max-request-bytes must be at most 64 MiB')

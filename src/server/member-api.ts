@@ -1,4 +1,6 @@
+import type { AuthInfo } from '../auth/store.js'
 import type { AlarmRequest } from '../kv/requests.js'
+import type { AuthService } from './auth-service.js'
 import type {
   AlarmMember,
   CompactionRequest,
@@ -62,17 +64,25 @@ export interface WatchStream {
  */
 export interface MemberApi {
   range(req: RangeRequest): Promise<RangeResponse>
-  put(req: PutRequest): Promise<PutResponse>
-  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse>
-  txn(req: TxnRequest): Promise<TxnResponse>
-  compact(req: CompactionRequest): Promise<CompactionResponse>
+  /** Writes take the caller established by `authorize` (auth on), which apply checks again. */
+  put(req: PutRequest, info?: AuthInfo): Promise<PutResponse>
+  deleteRange(req: DeleteRangeRequest, info?: AuthInfo): Promise<DeleteRangeResponse>
+  txn(req: TxnRequest, info?: AuthInfo): Promise<TxnResponse>
+  compact(req: CompactionRequest, info?: AuthInfo): Promise<CompactionResponse>
   leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse>
-  leaseRevoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse>
+  leaseRevoke(req: LeaseRevokeRequest, info?: AuthInfo): Promise<LeaseRevokeResponse>
   leaseKeepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse>
   leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>
   leaseLeases(): Promise<LeaseLeasesResponse>
   /** `send` returns false when the transport is congested; call `resume()` on the stream once it drains. */
-  openWatchStream(send: (resp: WatchResponse) => boolean | void): WatchStream
+  openWatchStream(send: (resp: WatchResponse) => boolean | void, info?: AuthInfo): WatchStream
+  /**
+   * Auth check of a call before it runs (method = the metrics name, e.g. 'Range'): the caller, undefined when auth
+   * is off or no token was given, or an EtcdError. Synchronous while auth is off. Absent: no auth.
+   */
+  authorize?(method: string, req: unknown, authorization: string | undefined): AuthInfo | undefined | Promise<AuthInfo | undefined>
+  /** The /v3/auth/* calls and the JWKS (src/server/auth-service.ts). */
+  auth?: AuthService
   status(): Promise<StatusInfo>
   memberList(): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
   memberAdd(req: { peerURLs: string[]; isLearner: boolean }): Promise<{ header: ResponseHeader; member: MemberInfo; members: MemberInfo[] }>

@@ -4,7 +4,10 @@
  * cleanly: listeners close, in-flight requests are answered, the WAL is synced.
  */
 import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
+import { readFileSync } from 'node:fs'
 import { WebSocketServer } from 'ws'
+import { parseAuthTokenFlag } from '../../auth/token.js'
+import { authConfigDefault } from '../../server/auth-service.js'
 import { createApp } from '../../server/app.js'
 import { ConfigError, type ServerConfig, parseInitialCluster, validateServerConfig } from '../../server/config.js'
 import { computeClusterId, computeMemberId } from '../../server/ids.js'
@@ -101,8 +104,19 @@ export async function startNodeMember(
     throw err
   }
   let stopping: Promise<void> | undefined
+  let authToken: ReturnType<typeof parseAuthTokenFlag>
+  try {
+    authToken = parseAuthTokenFlag(config.authToken)
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
+  }
+  const pem =
+    authToken.pubKeyFile && authToken.privKeyFile
+      ? { publicPem: readFileSync(authToken.pubKeyFile, 'utf8'), privatePem: readFileSync(authToken.privKeyFile, 'utf8') }
+      : undefined
   const member = await Member.start({
     config,
+    auth: { ...authConfigDefault, token: authToken, passwordIterations: config.authPasswordIterations, ...(pem ? { pem } : {}) },
     storage,
     memberId,
     clusterId,

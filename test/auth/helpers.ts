@@ -1,0 +1,54 @@
+/** Helpers for the auth tests: a member set up with root, a role and a user; token-carrying calls. */
+import { type Answer, b64, post, startTestMember, type TestMember } from '../server/helpers.js'
+
+export { b64 }
+
+/** POST with an Authorization header (raw token, etcd's way, unless `bearer`). */
+export function call(base: string, path: string, body: unknown, token?: string, bearer = false): Promise<Answer> {
+  const headers: Record<string, string> = {}
+  if (token !== undefined) headers.authorization = bearer ? `Bearer ${token}` : token
+  return post(base, path, body, { headers })
+}
+
+/** prefix end of a string, base64. */
+export function prefixEndB64(p: string): string {
+  const b = Buffer.from(p)
+  for (let i = b.length - 1; i >= 0; i--) {
+    if (b[i]! < 0xff) {
+      b[i]! += 1
+      return b.subarray(0, i + 1).toString('base64')
+    }
+  }
+  return 'AA=='
+}
+
+export interface AuthFixture {
+  m: TestMember
+  root: string
+  alice: string
+  login(name: string, password: string): Promise<string>
+}
+
+/**
+ * A member with user root (role root), role `app` (READWRITE on prefix `app/`, READ on key `shared`), user alice
+ * (role app), auth enabled; tokens for root and alice.
+ */
+export async function authFixture(base?: string): Promise<AuthFixture & { url: string }> {
+  const m = base ? undefined : await startTestMember({ authPasswordIterations: 1000 })
+  const url = base ?? m!.url
+  const must = async (path: string, body: unknown, token?: string) => {
+    const r = await call(url, path, body, token)
+    if (r.status !== 200) throw new Error(`${path}: ${r.status} ${r.text}`)
+    return r
+  }
+  await must('/v3/auth/user/add', { name: 'root', password: 'rootpw' })
+  await must('/v3/auth/user/grant', { user: 'root', role: 'root' })
+  await must('/v3/auth/role/add', { name: 'app' })
+  await must('/v3/auth/role/grant', { name: 'app', perm: { permType: 'READWRITE', key: b64('app/'), range_end: prefixEndB64('app/') } })
+  await must('/v3/auth/role/grant', { name: 'app', perm: { permType: 'READ', key: b64('shared') } })
+  await must('/v3/auth/user/add', { name: 'alice', password: 'alicepw' })
+  await must('/v3/auth/user/grant', { user: 'alice', role: 'app' })
+  await must('/v3/auth/enable', {})
+  const login = async (name: string, password: string) => (await must('/v3/auth/authenticate', { name, password })).json.token as string
+  return { m: m!, url, root: await login('root', 'rootpw'), alice: await login('alice', 'alicepw'), login }
+}
