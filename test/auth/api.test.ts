@@ -17,13 +17,22 @@ describe('auth API', () => {
   test('errors: missing token 400/3, bad token 401/16, forbidden 403/7', async () => {
     const r1 = await call(f.url, '/v3/kv/range', { key: b64('app/x') })
     assert.equal(r1.status, 400)
-    assert.equal(r1.text, '{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3}')
+    assert.equal(
+      r1.text,
+      '{"error":"etcdserver: user name is empty","message":"etcdserver: user name is empty","code":3}',
+    )
     const r2 = await call(f.url, '/v3/kv/range', { key: b64('app/x') }, 'garbage.token.here')
     assert.equal(r2.status, 401)
-    assert.equal(r2.text, '{"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16}')
+    assert.equal(
+      r2.text,
+      '{"error":"etcdserver: invalid auth token","message":"etcdserver: invalid auth token","code":16}',
+    )
     const r3 = await call(f.url, '/v3/kv/range', { key: b64('secret') }, f.alice)
     assert.equal(r3.status, 403)
-    assert.equal(r3.text, '{"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7}')
+    assert.equal(
+      r3.text,
+      '{"error":"etcdserver: permission denied","message":"etcdserver: permission denied","code":7}',
+    )
   })
 
   test('permitted calls work with raw and Bearer tokens', async () => {
@@ -36,7 +45,10 @@ describe('auth API', () => {
     assert.equal((await call(f.url, '/v3/kv/put', { key: b64('shared'), value: b64('x') }, f.alice)).status, 403)
     assert.equal((await call(f.url, '/v3/kv/range', { key: b64('app/'), range_end: b64('app1') }, f.alice)).status, 403)
     assert.equal((await call(f.url, '/v3/kv/deleterange', { key: b64('app/b') }, f.alice)).status, 200)
-    assert.equal((await call(f.url, '/v3/kv/deleterange', { key: b64('app/'), range_end: 'AA==' }, f.alice)).status, 403)
+    assert.equal(
+      (await call(f.url, '/v3/kv/deleterange', { key: b64('app/'), range_end: 'AA==' }, f.alice)).status,
+      403,
+    )
   })
 
   test('root only: compaction, hash, member add; lease grant, status and member list need no token (etcd 3.4)', async () => {
@@ -44,7 +56,10 @@ describe('auth API', () => {
     assert.equal((await call(f.url, '/v3/kv/compaction', { revision: 1 })).status, 400)
     assert.equal((await call(f.url, '/v3/kv/compaction', { revision: 1 }, f.root)).status, 200)
     assert.equal((await call(f.url, '/v3/maintenance/hash', {}, f.alice)).status, 403)
-    assert.equal((await call(f.url, '/v3/cluster/member/add', { peerURLs: ['http://127.0.0.1:1'] }, f.alice)).status, 403)
+    assert.equal(
+      (await call(f.url, '/v3/cluster/member/add', { peerURLs: ['http://127.0.0.1:1'] }, f.alice)).status,
+      403,
+    )
     assert.equal((await call(f.url, '/v3/lease/grant', { TTL: 30 })).status, 200)
     assert.equal((await call(f.url, '/v3/maintenance/status', {})).status, 200)
     assert.equal((await call(f.url, '/v3/cluster/member/list', {})).status, 200)
@@ -83,15 +98,21 @@ describe('auth API', () => {
     const r = await fetch(`${f.url}/v3/watch`, {
       method: 'POST',
       headers: { authorization: f.alice },
-      body: JSON.stringify({ create_request: { key: b64('secret') } }) + JSON.stringify({ create_request: { key: b64('app/'), range_end: b64('app0') } }),
+      body:
+        JSON.stringify({ create_request: { key: b64('secret') } }) +
+        JSON.stringify({ create_request: { key: b64('app/'), range_end: b64('app0') } }),
     })
     assert.equal(r.status, 200)
     const reader = r.body!.getReader()
     let text = ''
     const deadline = Date.now() + 3000
-    while (text.split('\n').length < 3 && Date.now() < deadline) text += new TextDecoder().decode((await reader.read()).value)
+    while (text.split('\n').length < 3 && Date.now() < deadline)
+      text += new TextDecoder().decode((await reader.read()).value)
     await reader.cancel()
-    const lines = text.trim().split('\n').map((l) => JSON.parse(l).result)
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).result)
     assert.equal(lines[0].watch_id, '-1')
     assert.equal(lines[0].canceled, true)
     assert.equal(lines[0].cancel_reason, 'rpc error: code = PermissionDenied desc = etcdserver: permission denied')
@@ -129,7 +150,10 @@ describe('auth rules and persistence', () => {
       await post(m.url, '/v3/auth/user/add', { name: 'root', password: 'pw' })
       const e2 = await post(m.url, '/v3/auth/enable', {})
       assert.equal(e2.json.message, 'etcdserver: root user does not have root role')
-      assert.equal((await post(m.url, '/v3/auth/user/add', { name: 'root', password: 'pw' })).json.message, 'etcdserver: user name already exists')
+      assert.equal(
+        (await post(m.url, '/v3/auth/user/add', { name: 'root', password: 'pw' })).json.message,
+        'etcdserver: user name already exists',
+      )
       await post(m.url, '/v3/auth/user/grant', { user: 'root', role: 'root' })
       assert.equal((await post(m.url, '/v3/auth/enable', {})).status, 200)
       const t = (await post(m.url, '/v3/auth/authenticate', { name: 'root', password: 'pw' })).json.token
@@ -138,10 +162,20 @@ describe('auth rules and persistence', () => {
       assert.equal(bad.json.message, 'etcdserver: authentication failed, invalid user ID or password')
       // restart on the same data dir
       await m.running.stop()
-      const m2 = await startTestMember({ authPasswordIterations: 1000, dataDir: m.dir, listenClientUrls: [m.url], advertiseClientUrls: [m.url], initialAdvertisePeerUrls: [m.url] })
+      const m2 = await startTestMember({
+        authPasswordIterations: 1000,
+        dataDir: m.dir,
+        listenClientUrls: [m.url],
+        advertiseClientUrls: [m.url],
+        initialAdvertisePeerUrls: [m.url],
+      })
       try {
         assert.equal((await post(m2.url, '/v3/kv/range', { key: b64('k') })).status, 400)
-        assert.equal((await call(m2.url, '/v3/kv/range', { key: b64('k') }, t)).status, 200, 'the replicated key still verifies the token')
+        assert.equal(
+          (await call(m2.url, '/v3/kv/range', { key: b64('k') }, t)).status,
+          200,
+          'the replicated key still verifies the token',
+        )
       } finally {
         await m2.running.stop()
       }

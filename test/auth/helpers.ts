@@ -44,11 +44,15 @@ export async function authFixture(base?: string): Promise<AuthFixture & { url: s
   await must('/v3/auth/user/add', { name: 'root', password: 'rootpw' })
   await must('/v3/auth/user/grant', { user: 'root', role: 'root' })
   await must('/v3/auth/role/add', { name: 'app' })
-  await must('/v3/auth/role/grant', { name: 'app', perm: { permType: 'READWRITE', key: b64('app/'), range_end: prefixEndB64('app/') } })
+  await must('/v3/auth/role/grant', {
+    name: 'app',
+    perm: { permType: 'READWRITE', key: b64('app/'), range_end: prefixEndB64('app/') },
+  })
   await must('/v3/auth/role/grant', { name: 'app', perm: { permType: 'READ', key: b64('shared') } })
   await must('/v3/auth/user/add', { name: 'alice', password: 'alicepw' })
   await must('/v3/auth/user/grant', { user: 'alice', role: 'app' })
   await must('/v3/auth/enable', {})
-  const login = async (name: string, password: string) => (await must('/v3/auth/authenticate', { name, password })).json.token as string
+  const login = async (name: string, password: string) =>
+    (await must('/v3/auth/authenticate', { name, password })).json.token as string
   return { m: m!, url, root: await login('root', 'rootpw'), alice: await login('alice', 'alicepw'), login }
 }
