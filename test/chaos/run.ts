@@ -189,7 +189,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       watch,
       watchEvents,
       finalRevision,
-      faults: history.faults.length,
+      faults: history.faults.filter((f) => !f.what.startsWith('healed')).length,
       summary: '',
     }
     if (!ok || lin.verdict === 'unknown') {
@@ -201,7 +201,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       `chaos seed=${o.seed} seconds=${o.seconds} ${ok ? 'PASS' : 'FAIL'}: ${ops.total} ops (${ops.ok} ok, ${ops.unknown} unknown, ${ops.fail} failed), ` +
       `linearizability ${lin.verdict} (${lin.keys.length} keys${unknownKeys ? `, ${unknownKeys} over budget` : ''}, ${lin.steps} steps), ` +
       `${history.watchers.length} watchers ${watchEvents} events ${history.watchers.reduce((n, x) => n + x.sessions.length, 0)} sessions, ` +
-      `${watch.length} watch/durability violations, final revision ${finalRevision}, ${history.faults.length} faults` +
+      `${watch.length} watch/durability violations, final revision ${finalRevision}, ${report.faults} faults` +
       (report.historyPath ? `, history ${report.historyPath}` : '')
     return report
   } catch (err) {
