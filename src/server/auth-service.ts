@@ -6,13 +6,13 @@
  */
 import { checkTxn } from '../auth/check.js'
 import { hashPassword, passwordBytesMax, passwordIterationsDefault, verifyPassword } from '../auth/password.js'
-import { PermType, type Permission } from '../auth/permissions.js'
-import { FailureLimiter, type FailureLimits, authFailureLimitsDefault } from '../auth/rate-limit.js'
+import { type Permission, PermType } from '../auth/permissions.js'
+import { authFailureLimitsDefault, FailureLimiter, type FailureLimits } from '../auth/rate-limit.js'
 import type { AuthInfo, AuthRequest, AuthStore } from '../auth/store.js'
 import {
   type AuthTokenFlag,
-  TokenKeys,
   generateSigningKey,
+  TokenKeys,
   tokenFromHeader,
   tokenIssuerDefault,
 } from '../auth/token.js'

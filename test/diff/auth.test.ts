@@ -51,8 +51,22 @@ const steps: Step[] = [
   ['/v3/kv/put', { key: b64('shared'), value: b64('x') }, 'alice'],
   ['/v3/kv/range', { key: b64('app/'), range_end: 'AA==' }, 'alice'],
   ['/v3/kv/deleterange', { key: b64('secret') }, 'alice'],
-  ['/v3/kv/txn', { compare: [{ key: b64('secret'), target: 'VALUE', value: b64('s') }], success: [{ request_put: { key: b64('app/b'), value: b64('2') } }] }, 'alice'],
-  ['/v3/kv/txn', { compare: [{ key: b64('app/a'), target: 'VERSION', version: 1 }], success: [{ request_put: { key: b64('app/b'), value: b64('2') } }] }, 'alice'],
+  [
+    '/v3/kv/txn',
+    {
+      compare: [{ key: b64('secret'), target: 'VALUE', value: b64('s') }],
+      success: [{ request_put: { key: b64('app/b'), value: b64('2') } }],
+    },
+    'alice',
+  ],
+  [
+    '/v3/kv/txn',
+    {
+      compare: [{ key: b64('app/a'), target: 'VERSION', version: 1 }],
+      success: [{ request_put: { key: b64('app/b'), value: b64('2') } }],
+    },
+    'alice',
+  ],
   ['/v3/kv/range', { key: b64('secret') }, 'root'],
   ['/v3/auth/user/get', { name: 'alice' }, 'alice'],
   ['/v3/auth/user/get', { name: 'root' }, 'alice'],
@@ -132,7 +146,9 @@ describe('auth: differential against etcd 3.4', { skip: etcdAvailable() ? false 
     const diffs: string[] = []
     for (let i = 0; i < steps.length; i++) {
       if (JSON.stringify(want[i]) !== JSON.stringify(got[i]))
-        diffs.push(`${i} ${steps[i]![0]} ${JSON.stringify(steps[i]![1])} as ${steps[i]![2] ?? 'none'}\n  etcd:   ${JSON.stringify(want[i])}\n  edgecd: ${JSON.stringify(got[i])}`)
+        diffs.push(
+          `${i} ${steps[i]![0]} ${JSON.stringify(steps[i]![1])} as ${steps[i]![2] ?? 'none'}\n  etcd:   ${JSON.stringify(want[i])}\n  edgecd: ${JSON.stringify(got[i])}`,
+        )
     }
     assert.deepEqual(diffs, [])
   })
