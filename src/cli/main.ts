@@ -7,6 +7,12 @@
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { authUnavailable } from './auth.js'
+import { type ClientCommandSpec, globalFlags, globalValueFlags, runClientCommand } from './client-command.js'
+import { runEndpoint, runMember, runSnapshot } from './cluster.js'
+import { compaction, del, get, put, txn, watch } from './kv.js'
+import { runLease } from './lease.js'
+import { elect, lock } from './lock-elect.js'
 import { runServe } from './serve.js'
 
 /** Exit status for a bad command line (unknown command or option), as getopt-style tools do. */
@@ -32,13 +38,37 @@ export function version(): string {
 interface Command {
   summary: string
   run(args: string[], io: CliIo): Promise<number> | number
+  /** A client command: takes the global client flags (--endpoints, -w, ...) before or after its name. */
+  client?: boolean
 }
+
+/** A client command from its spec (see client-command.ts). */
+const clientCommand = (spec: ClientCommandSpec): Command => ({
+  summary: spec.summary,
+  client: true,
+  run: (args, io) => runClientCommand(spec, args, io),
+})
 
 const commands: Record<string, Command> = {
   serve: {
     summary: 'run one member (etcd flags: --name, --data-dir, --listen-client-urls, ...; see serve --help)',
     run: (args, io) => runServe(args, io),
   },
+  put: clientCommand(put),
+  get: clientCommand(get),
+  del: clientCommand(del),
+  txn: clientCommand(txn),
+  watch: clientCommand(watch),
+  compaction: clientCommand(compaction),
+  lease: { summary: 'lease grant|revoke|timetolive|list|keep-alive', client: true, run: runLease },
+  member: { summary: 'member list|add|remove|promote|update', client: true, run: runMember },
+  endpoint: { summary: 'endpoint status|health (over every --endpoints)', client: true, run: runEndpoint },
+  snapshot: { summary: 'snapshot save FILE', client: true, run: runSnapshot },
+  lock: clientCommand(lock),
+  elect: clientCommand(elect),
+  user: { summary: 'not available until auth lands', client: true, run: authUnavailable('user') },
+  role: { summary: 'not available until auth lands', client: true, run: authUnavailable('role') },
+  auth: { summary: 'not available until auth lands', client: true, run: authUnavailable('auth') },
   help: {
     summary: 'show this help',
     run(_args, io) {
@@ -62,6 +92,10 @@ function usage(): string {
     'Options:',
     '  -h, --help      show this help',
     '  -v, --version   print the version',
+    '',
+    "Client commands take etcdctl's global flags, before or after the command name:",
+    '  --endpoints URLS (default http://127.0.0.1:2379), --token, -w simple|json|table, --dial-timeout 2s,',
+    '  --command-timeout 5s; or EDGECD_ENDPOINTS, EDGECD_TOKEN, EDGECD_WRITE_OUT, ... See docs/cli.md.',
   ].join('\n')
 }
 
@@ -71,10 +105,22 @@ function usage(): string {
  */
 export async function main(argv: string[], io: CliIo = consoleIo): Promise<number> {
   // Global options come before the command name; everything from the command name on belongs to the command.
-  const at = argv.findIndex((a) => !a.startsWith('-'))
+  // Client flags that take a value (`--endpoints URL`) may be given as two words, so their value is skipped.
+  let at = -1
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (!a.startsWith('-')) {
+      at = i
+      break
+    }
+    if (globalValueFlags.has(a)) i++
+  }
   const globalArgs = at < 0 ? argv : argv.slice(0, at)
   const [name, ...rest] = at < 0 ? [] : argv.slice(at)
   let values: ReturnType<typeof parseGlobal>['values']
+  const clientArgs = globalArgs.filter(
+    (a, i) => !['-h', '--help', '-v', '--version'].includes(a) || globalValueFlags.has(globalArgs[i - 1] ?? ''),
+  )
   try {
     values = parseGlobal(globalArgs).values
   } catch (err) {
@@ -100,7 +146,17 @@ export async function main(argv: string[], io: CliIo = consoleIo): Promise<numbe
     io.err(`Commands: ${Object.keys(commands).join(', ')}. Run 'edgecd --help' for usage.`)
     return exitUsage
   }
-  return command.run(rest, io)
+  if (clientArgs.length > 0 && !command.client) {
+    io.err(`edgecd: '${name}' takes no client flags (${clientArgs.join(' ')})`)
+    return exitUsage
+  }
+  return command.run(command.client ? [...rest, ...clientArgs] : rest, io)
+}
+
+function globalParseOptions(): Record<string, { type: 'string' | 'boolean'; short?: string }> {
+  const o: Record<string, { type: 'string' | 'boolean'; short?: string }> = {}
+  for (const [n, f] of Object.entries(globalFlags)) o[n] = f.short ? { type: f.type, short: f.short } : { type: f.type }
+  return o
 }
 
 /** The global options (node:util parseArgs: strict, so a mistyped option is an error, not ignored). */
@@ -110,6 +166,7 @@ function parseGlobal(argv: string[]) {
     options: {
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
+      ...globalParseOptions(),
     },
     allowPositionals: false,
     strict: true,

@@ -23,6 +23,7 @@ import {
 import { Transport } from './transport.js'
 import { TxnBuilder } from './txn.js'
 import {
+  type Answer,
   type DeleteResponse,
   decodeDelete,
   decodeHeader,
@@ -39,7 +40,6 @@ import {
   type PutResponse,
   type RangeResponse,
   type Raw,
-  type ResponseHeader,
   type StatusResponse,
   withRaw,
 } from './types.js'
@@ -145,7 +145,7 @@ export class Client {
   }
 
   /** Compacts the history up to `revision`. */
-  async compact(revision: number, opts: { physical?: boolean } = {}): Promise<{ header: ResponseHeader }> {
+  async compact(revision: number, opts: { physical?: boolean } = {}): Promise<Answer> {
     const body: Record<string, unknown> = { revision: String(revision) }
     if (opts.physical) body.physical = true
     const r: Raw = await this.transport.call('/v3/kv/compaction', body, { idempotent: true, what: 'compaction' })
@@ -183,7 +183,7 @@ export class Client {
 
   /** Whether an endpoint answers GET /health with health true. */
   async health(endpoint: string): Promise<{ endpoint: string; health: boolean; tookMs: number; error?: string }> {
-    const start = Date.now()
+    const start = performance.now()
     const f = (globalThis as { fetch: typeof fetch }).fetch
     const ac = new AbortController()
     const timer = setTimeout(() => ac.abort(), this.transport.dialTimeoutMs)
@@ -191,12 +191,12 @@ export class Client {
       const r = await f(`${endpoint.replace(/\/+$/, '')}/health`, { signal: ac.signal })
       const j = (await r.json()) as { health?: string }
       const ok = j.health === 'true'
-      return { endpoint, health: ok, tookMs: Date.now() - start, ...(ok ? {} : { error: 'unhealthy: no leader' }) }
+      return { endpoint, health: ok, tookMs: performance.now() - start, ...(ok ? {} : { error: 'unhealthy: no leader' }) }
     } catch (err) {
       return {
         endpoint,
         health: false,
-        tookMs: Date.now() - start,
+        tookMs: performance.now() - start,
         error: ac.signal.aborted ? 'context deadline exceeded' : String((err as Error).message),
       }
     } finally {
@@ -205,7 +205,7 @@ export class Client {
   }
 
   /** Hands leadership to `targetId`; sent to the current leader, found by asking the endpoints. */
-  async moveLeader(targetId: LeaseIdLike): Promise<{ header: ResponseHeader }> {
+  async moveLeader(targetId: LeaseIdLike): Promise<Answer> {
     const s = await this.status()
     let leaderEndpoint: string | undefined
     for (const ep of this.transport.endpoints) {

@@ -7,6 +7,7 @@ import { bytesToString, fromBase64 } from './bytes.js'
 import { EtcdClientError, GrpcCode, leaseNotFoundMessage } from './errors.js'
 import type { Transport } from './transport.js'
 import {
+  type Answer,
   decodeHeader,
   idString,
   type LeaseGrantResponse,
@@ -15,7 +16,6 @@ import {
   type LeaseKeepAliveResponse,
   type LeaseTimeToLiveResponse,
   type Raw,
-  type ResponseHeader,
   withRaw,
 } from './types.js'
 
@@ -50,7 +50,7 @@ export class LeaseClient {
   }
 
   /** Revokes a lease, deleting its keys. */
-  async revoke(id: LeaseIdLike): Promise<{ header: ResponseHeader }> {
+  async revoke(id: LeaseIdLike): Promise<Answer> {
     const r: Raw = await this.t.call(
       '/v3/lease/revoke',
       { ID: idString(id) },
@@ -79,7 +79,7 @@ export class LeaseClient {
   }
 
   /** Every lease the cluster has. */
-  async list(): Promise<{ header: ResponseHeader; leases: LeaseId[] }> {
+  async list(): Promise<Answer & { leases: LeaseId[] }> {
     const r: Raw = await this.t.call('/v3/lease/leases', {}, { idempotent: true, what: 'lease list' })
     return withRaw({ header: decodeHeader(r.header), leases: ((r.leases ?? []) as Raw[]).map((l) => String(l.ID)) }, r)
   }

@@ -24,6 +24,13 @@ export interface ResponseHeader {
   raftTerm: number
 }
 
+/** A bare answer: just the header (and the raw JSON). */
+export interface Answer {
+  header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable). */
+  readonly raw?: Raw
+}
+
 /** A key with its value and MVCC metadata. */
 export interface KeyValue {
   /** The key as UTF-8 text. */
@@ -42,6 +49,8 @@ export interface KeyValue {
 /** Answer of a range read. */
 export interface RangeResponse {
   header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable; the CLI's `-w json` prints it). */
+  readonly raw?: Raw
   kvs: KeyValue[]
   more: boolean
   count: number
@@ -49,11 +58,15 @@ export interface RangeResponse {
 
 export interface PutResponse {
   header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable; the CLI's `-w json` prints it). */
+  readonly raw?: Raw
   prevKv: KeyValue | undefined
 }
 
 export interface DeleteResponse {
   header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable; the CLI's `-w json` prints it). */
+  readonly raw?: Raw
   deleted: number
   prevKvs: KeyValue[]
 }
@@ -67,12 +80,16 @@ export type OpResponse =
 
 export interface TxnResponse {
   header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable; the CLI's `-w json` prints it). */
+  readonly raw?: Raw
   succeeded: boolean
   responses: OpResponse[]
 }
 
 export interface LeaseGrantResponse {
   header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable; the CLI's `-w json` prints it). */
+  readonly raw?: Raw
   id: LeaseId
   /** Granted TTL in seconds. */
   ttl: number
@@ -80,6 +97,8 @@ export interface LeaseGrantResponse {
 
 export interface LeaseTimeToLiveResponse {
   header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable; the CLI's `-w json` prints it). */
+  readonly raw?: Raw
   id: LeaseId
   /** Remaining seconds; -1 when the lease does not exist. */
   ttl: number
@@ -90,6 +109,8 @@ export interface LeaseTimeToLiveResponse {
 
 export interface LeaseKeepAliveResponse {
   header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable; the CLI's `-w json` prints it). */
+  readonly raw?: Raw
   id: LeaseId
   ttl: number
 }
@@ -104,6 +125,8 @@ export interface Member {
 
 export interface MemberListResponse {
   header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable; the CLI's `-w json` prints it). */
+  readonly raw?: Raw
   members: Member[]
 }
 
@@ -113,6 +136,8 @@ export interface MemberAddResponse extends MemberListResponse {
 
 export interface StatusResponse {
   header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable; the CLI's `-w json` prints it). */
+  readonly raw?: Raw
   version: string
   dbSize: number
   leader: string
@@ -134,6 +159,8 @@ export interface WatchEvent {
 /** One message of a watch: the events of one or more revisions. */
 export interface WatchResponse {
   header: ResponseHeader
+  /** The gateway's JSON answer as received (non-enumerable; the CLI's `-w json` prints it). */
+  readonly raw?: Raw
   events: WatchEvent[]
 }
 

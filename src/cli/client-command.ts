@@ -1,0 +1,371 @@
+/**
+ * The shared machinery of edgecd's etcdctl-style commands: global client flags (`--endpoints`, `--token`,
+ * `-w simple|json|table`, `--dial-timeout`, `--command-timeout`, and their EDGECD_* variables), per-command flag
+ * parsing with `--help`, the client, etcdctl's output helpers (hex ids, tables, Go-style JSON) and its
+ * `Error: ...` reporting. Node side: the commands run under bin/edgecd.js.
+ */
+import { parseArgs } from 'node:util'
+import WebSocket from 'ws'
+import { Client, EtcdClientError } from '../client/index.js'
+import { type CliIo, exitUsage } from './main.js'
+
+/** A flag of a command. */
+export interface FlagSpec {
+  type: 'string' | 'boolean'
+  short?: string
+  help: string
+  default?: string
+}
+
+/** What a command gets besides its arguments. */
+export interface Ctx {
+  io: CliIo
+  /** The output format (-w). */
+  format: 'simple' | 'json' | 'table'
+  /** The endpoints given (--endpoints / EDGECD_ENDPOINTS). */
+  endpoints: string[]
+  /** The client (created on first use). */
+  client(): Client
+  /** Aborted on Ctrl-C (SIGINT) or SIGTERM, for commands that run until interrupted. */
+  signal: AbortSignal
+  /** Reads all of stdin. */
+  stdin(): Promise<string>
+  /** Reads stdin line by line (interactive txn). */
+  stdinLines(): AsyncIterable<string>
+}
+
+/** An etcdctl-style command or subcommand. */
+export interface ClientCommandSpec {
+  /** As typed: 'get', 'lease grant'. */
+  name: string
+  /** Arguments after the name, e.g. '[options] <key> [range_end]'. */
+  args: string
+  summary: string
+  flags: Record<string, FlagSpec>
+  run(ctx: Ctx, args: string[], flags: Record<string, string | boolean | undefined>): Promise<number>
+}
+
+/** Global flags of every client command (as etcdctl's). */
+export const globalFlags: Record<string, FlagSpec> = {
+  endpoints: {
+    type: 'string',
+    help: 'comma-separated member URLs (env EDGECD_ENDPOINTS)',
+    default: 'http://127.0.0.1:2379',
+  },
+  token: { type: 'string', help: 'bearer token sent with every request (env EDGECD_TOKEN)' },
+  'write-out': {
+    type: 'string',
+    short: 'w',
+    help: 'output format: simple, json or table (env EDGECD_WRITE_OUT)',
+    default: 'simple',
+  },
+  'dial-timeout': { type: 'string', help: 'timeout to reach an endpoint (env EDGECD_DIAL_TIMEOUT)', default: '2s' },
+  'command-timeout': {
+    type: 'string',
+    help: 'timeout of a short command, retries included (env EDGECD_COMMAND_TIMEOUT)',
+    default: '5s',
+  },
+  user: { type: 'string', help: 'not available until auth lands' },
+  password: { type: 'string', help: 'not available until auth lands' },
+  cacert: { type: 'string', help: 'not available yet (TLS client options arrive with auth)' },
+  cert: { type: 'string', help: 'not available yet (TLS client options arrive with auth)' },
+  key: { type: 'string', help: 'not available yet (TLS client options arrive with auth)' },
+  'insecure-skip-tls-verify': { type: 'boolean', help: 'not available yet' },
+}
+
+/** Global flags that take a value (main.ts needs them to find where the command name starts). */
+export const globalValueFlags = new Set(
+  Object.entries(globalFlags)
+    .filter(([, f]) => f.type === 'string')
+    .flatMap(([n, f]) => [`--${n}`, ...(f.short ? [`-${f.short}`] : [])]),
+)
+
+/** A usage error (exit 2). */
+export class UsageError extends Error {}
+
+/** Parses Go-style durations as etcdctl takes them: 5s, 500ms, 1m, or plain seconds. */
+export function parseDurationMs(v: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim())
+  if (!m) throw new UsageError(`invalid argument "${v}" for "--${flag}" flag: expected a duration like 5s or 500ms`)
+  const n = Number(m[1])
+  const unit = m[2] ?? 's'
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!)
+}
+
+/** etcdctl accepts host:port endpoints; fetch needs a scheme. */
+export function normalizeEndpoint(e: string): string {
+  const t = e.trim().replace(/\/+$/, '')
+  return /^[a-z]+:\/\//i.test(t) ? t : `http://${t}`
+}
+
+function usageOf(spec: ClientCommandSpec): string {
+  const flagLines = (flags: Record<string, FlagSpec>) => {
+    const rows = Object.entries(flags).map(
+      ([n, f]) =>
+        [
+          `${f.short ? `-${f.short}, ` : '    '}--${n}${f.type === 'string' ? ' <value>' : ''}`,
+          `${f.help}${f.default !== undefined ? ` (default ${f.default})` : ''}`,
+        ] as const,
+    )
+    const w = Math.max(0, ...rows.map((r) => r[0].length)) + 3
+    return rows.map(([a, b]) => `  ${a.padEnd(w)}${b}`)
+  }
+  return [
+    'NAME:',
+    `\t${spec.name} - ${spec.summary}`,
+    '',
+    'USAGE:',
+    `\tedgecd ${spec.name} ${spec.args}`.trimEnd(),
+    '',
+    ...(Object.keys(spec.flags).length ? ['OPTIONS:', ...flagLines(spec.flags), ''] : []),
+    'GLOBAL OPTIONS:',
+    ...flagLines(globalFlags),
+    '',
+    'Environment: EDGECD_ENDPOINTS, EDGECD_TOKEN, EDGECD_WRITE_OUT, EDGECD_DIAL_TIMEOUT, EDGECD_COMMAND_TIMEOUT (ETCDCTL_* also read).',
+  ].join('\n')
+}
+
+let stdinCache: Promise<string> | undefined
+function readStdin(): Promise<string> {
+  stdinCache ??= (async () => {
+    const chunks: Buffer[] = []
+    for await (const c of process.stdin) chunks.push(c as Buffer)
+    return Buffer.concat(chunks).toString('utf8')
+  })()
+  return stdinCache
+}
+
+async function* stdinLines(): AsyncIterable<string> {
+  const { createInterface } = await import('node:readline')
+  const rl = createInterface({ input: process.stdin, terminal: false })
+  try {
+    for await (const line of rl) yield line
+  } finally {
+    rl.close()
+  }
+}
+
+function env(name: string): string | undefined {
+  return process.env[`EDGECD_${name}`] ?? process.env[`ETCDCTL_${name}`]
+}
+
+/** Runs one command spec on argv: parses flags (strict), handles --help, builds the context, reports errors. */
+export async function runClientCommand(spec: ClientCommandSpec, argv: string[], io: CliIo): Promise<number> {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  }
+  for (const [n, f] of Object.entries({ ...globalFlags, ...spec.flags }))
+    options[n] = f.short ? { type: f.type, short: f.short } : { type: f.type }
+  let values: Record<string, string | boolean | undefined>
+  let positionals: string[]
+  try {
+    ;({ values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true }) as {
+      values: Record<string, string | boolean | undefined>
+      positionals: string[]
+    })
+  } catch (err) {
+    const msg = (err as Error).message
+    const flag = /'(-[^']+)'/.exec(msg)?.[1]
+    io.err(flag && /Unknown option/.test(msg) ? `Error: unknown flag: ${flag}` : `Error: ${msg}`)
+    io.err(`Run 'edgecd ${spec.name} --help' for usage.`)
+    return exitUsage
+  }
+  if (values.help) {
+    io.out(usageOf(spec))
+    return 0
+  }
+  const ac = new AbortController()
+  const onSignal = () => ac.abort()
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  let client: Client | undefined
+  try {
+    for (const f of ['user', 'password', 'cacert', 'cert', 'key', 'insecure-skip-tls-verify'])
+      if (values[f] !== undefined)
+        throw new UsageError(
+          `--${f} is not available in edgecd yet: authentication and TLS client options arrive with auth support (see docs/cli.md)`,
+        )
+    const format = String(values['write-out'] ?? env('WRITE_OUT') ?? 'simple')
+    if (format !== 'simple' && format !== 'json' && format !== 'table')
+      throw new UsageError(`${format} is not a supported output format (simple, json, table)`)
+    const endpoints = String(values.endpoints ?? env('ENDPOINTS') ?? 'http://127.0.0.1:2379')
+      .split(',')
+      .filter((e) => e.trim() !== '')
+      .map(normalizeEndpoint)
+    const dialTimeoutMs = parseDurationMs(String(values['dial-timeout'] ?? env('DIAL_TIMEOUT') ?? '2s'), 'dial-timeout')
+    const commandTimeoutMs = parseDurationMs(
+      String(values['command-timeout'] ?? env('COMMAND_TIMEOUT') ?? '5s'),
+      'command-timeout',
+    )
+    const token = (values.token as string | undefined) ?? env('TOKEN')
+    const ctx: Ctx = {
+      io,
+      format,
+      endpoints,
+      signal: ac.signal,
+      client() {
+        client ??= new Client({ endpoints, token, dialTimeoutMs, commandTimeoutMs, WebSocket })
+        return client
+      },
+      stdin: readStdin,
+      stdinLines,
+    }
+    return await spec.run(ctx, positionals, values)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`Error: ${err.message}`)
+      return exitUsage
+    }
+    io.err(`Error: ${err instanceof EtcdClientError || err instanceof Error ? err.message : String(err)}`)
+    return 1
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    client?.close()
+  }
+}
+
+/** A group of subcommands (`lease grant|revoke|...`). */
+export function groupUsage(group: string, summary: string, subs: ClientCommandSpec[]): string {
+  const w = Math.max(...subs.map((s) => s.name.length)) + 4
+  return [
+    'NAME:',
+    `\t${group} - ${summary}`,
+    '',
+    'USAGE:',
+    `\tedgecd ${group} <subcommand> [options]`,
+    '',
+    'COMMANDS:',
+    ...subs.map((s) => `  ${s.name.padEnd(w)}${s.summary}`),
+    '',
+    `Run 'edgecd ${group} <subcommand> --help' for a subcommand's options.`,
+  ].join('\n')
+}
+
+/** Dispatches `group sub args...`. */
+export async function runGroup(
+  group: string,
+  summary: string,
+  subs: ClientCommandSpec[],
+  argv: string[],
+  io: CliIo,
+): Promise<number> {
+  const [sub, ...rest] = argv
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    ;(sub === undefined ? io.err : io.out)(groupUsage(group, summary, subs))
+    return sub === undefined ? exitUsage : 0
+  }
+  const spec = subs.find((s) => s.name === `${group} ${sub}`)
+  if (spec === undefined) {
+    io.err(`Error: unknown command "${sub}" for "edgecd ${group}"`)
+    io.err(`Run 'edgecd ${group} --help' for usage.`)
+    return exitUsage
+  }
+  return runClientCommand(spec, rest, io)
+}
+
+/** Checks the number of positional arguments. */
+export function needArgs(args: string[], min: number, max: number, what: string): void {
+  if (args.length < min || args.length > max) throw new UsageError(`${what}`)
+}
+
+// ---- output helpers ----
+
+/** etcd prints lease and member ids as hex. */
+export const hex = (id: string | bigint): string => BigInt(id).toString(16)
+/** Lease ids as etcdctl's %016x. */
+export const hex16 = (id: string | bigint): string => hex(id).padStart(16, '0')
+/** A lease id typed as etcdctl takes it: hex. */
+export function parseHexId(s: string | undefined, what: string): string {
+  if (s === undefined || !/^(0x)?[0-9a-f]+$/i.test(s))
+    throw new UsageError(`bad ${what} ID arg (${s ?? 'missing'}), expecting ID in Hex`)
+  return BigInt(s.startsWith('0x') ? s : `0x${s}`).toString()
+}
+
+/** Fields that are int64/uint64 in etcd's protos: the gateway quotes them, etcdctl's JSON (Go encoding/json) does not. */
+const int64Fields = new Set([
+  'cluster_id',
+  'member_id',
+  'revision',
+  'raft_term',
+  'create_revision',
+  'mod_revision',
+  'version',
+  'lease',
+  'count',
+  'deleted',
+  'ID',
+  'TTL',
+  'grantedTTL',
+  'dbSize',
+  'leader',
+  'raftIndex',
+  'raftTerm',
+  'raftAppliedIndex',
+  'dbSizeInUse',
+  'compact_revision',
+  'watch_id',
+  'remaining_bytes',
+  'id',
+  'ttl',
+  'granted-ttl',
+])
+const enums: Record<string, Record<string, number>> = { type: { PUT: 0, DELETE: 1 } }
+
+/** JSON as etcdctl prints it: int64 unquoted, enums as numbers, gateway key order kept. */
+export function goJson(v: unknown, key?: string): string {
+  if (Array.isArray(v)) return `[${v.map((x) => goJson(x, key)).join(',')}]`
+  if (v !== null && typeof v === 'object')
+    return `{${Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => `${JSON.stringify(k)}:${goJson(x, k)}`)
+      .join(',')}}`
+  if (typeof v === 'string' && key !== undefined) {
+    if (int64Fields.has(key) && /^-?\d+$/.test(v)) return v
+    const e = enums[key]?.[v]
+    if (e !== undefined) return String(e)
+  }
+  return JSON.stringify(v)
+}
+
+/** The header fields flattened, as etcdctl's JSON for lease answers (Go embeds *ResponseHeader). */
+export function flatHeader(raw: Record<string, unknown> | undefined): Record<string, unknown> {
+  return { ...((raw?.header as Record<string, unknown>) ?? {}) }
+}
+
+/** A table like etcdctl's (olekukonko/tablewriter: centered upper-case headers, right-aligned cells). */
+export function table(headers: string[], rows: string[][]): string {
+  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = `+${w.map((n) => '-'.repeat(n + 2)).join('+')}+`
+  const center = (s: string, n: number) => {
+    const l = Math.floor((n - s.length) / 2)
+    return ' '.repeat(l) + s + ' '.repeat(n - s.length - l)
+  }
+  const out = [line, `|${headers.map((h, i) => ` ${center(h.toUpperCase(), w[i]!)} `).join('|')}|`, line]
+  for (const r of rows) out.push(`|${w.map((n, i) => ` ${(r[i] ?? '').padStart(n)} `).join('|')}|`)
+  out.push(line)
+  return out.join('\n')
+}
+
+/** Bytes as go-humanize's Bytes (SI units: "20 kB"), which etcdctl uses for the db size. */
+export function humanBytes(s: number): string {
+  if (s < 10) return `${s} B`
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB']
+  const e = Math.floor(Math.log(s) / Math.log(1000))
+  const val = Math.floor((s / 1000 ** e) * 10 + 0.5) / 10
+  return `${val < 10 ? val.toFixed(1) : val.toFixed(0)} ${units[e]}`
+}
+
+/** A duration as Go's time.Duration prints it ("2.527462ms"). */
+export function goDuration(ms: number): string {
+  const ns = Math.round(ms * 1e6)
+  const trim = (x: string) => x.replace(/\.?0+$/, '')
+  if (ns < 1000) return `${ns}ns`
+  if (ns < 1e6) return `${trim((ns / 1e3).toFixed(3))}µs`
+  if (ns < 1e9) return `${trim((ns / 1e6).toFixed(6))}ms`
+  return `${trim((ns / 1e9).toFixed(9))}s`
+}
+
+/** Throws the etcdctl error for a format a command does not print. */
+export function noTable(ctx: Ctx): void {
+  if (ctx.format === 'table') throw new Error('table not supported as output format')
+}
