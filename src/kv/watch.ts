@@ -174,6 +174,7 @@ export class WatchStream {
     hub.add(w)
     this.deliver(watchResponse({ header: header(current), watch_id: id, created: true }))
     if (!w.synced) this.catchUp(w)
+    this.maybeSendProgress()
     return id
   }
 
@@ -212,6 +213,19 @@ export class WatchStream {
 
   /** etcd 3.4's progress_request: a message with watch_id -1 and the current revision. */
   requestProgress(): void {
+    // A progress answer promises the client every event up to that revision has been sent: while anything is queued
+    // or a watcher is still catching up, answering now would let older events arrive after it (etcd #15220, fixed
+    // in etcd 3.4.24 the same way). Defer it until the stream has caught up.
+    this.progressPending = true
+    this.maybeSendProgress()
+  }
+
+  private progressPending = false
+
+  private maybeSendProgress(): void {
+    if (!this.progressPending || this.blocked || this.closed) return
+    for (const w of this.watchers.values()) if (!w.synced || w.queue.length > 0) return
+    this.progressPending = false
     this.deliver(watchResponse({ header: header(this.hub.history.revision), watch_id: -1 }))
   }
 
@@ -228,6 +242,7 @@ export class WatchStream {
       this.flush(w)
       if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
     }
+    this.maybeSendProgress()
   }
 
   /** The client went away: drops every watcher without messages. */

@@ -5,15 +5,13 @@
  * (unsynced watcher) promises the client it has seen everything up to that revision, and then the older events
  * arrive. A client that resumes from a progress revision + 1 loses them.
  *
- * edgecd's WatchStream.requestProgress (src/kv/watch.ts) answers at once; this test is marked todo until it defers.
+ * edgecd's WatchStream.requestProgress (src/kv/watch.ts) defers its answer until the stream has caught up.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { newStore, put, RecordingSink, watchReq } from '../kv/helpers.js'
 
-test('progress_request is not answered ahead of queued events (etcd #15220)', {
-  todo: 'src/kv/watch.ts requestProgress does not defer yet',
-}, () => {
+test('progress_request is not answered ahead of queued events (etcd #15220)', () => {
   const s = newStore()
   const sink = new RecordingSink()
   const stream = s.watchHub.openStream(sink)
