@@ -102,7 +102,21 @@ const label = (w: Workload) => `${w.kind}, ${w.clients} client${w.clients === 1 
 const us = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-')
 const ms = (v: number) => (Number.isNaN(v) ? '-' : v < 10 ? v.toFixed(2) : v.toFixed(1))
 
-function sideBySide(p: Plan, names: string[], results: Map<string, LoadResult[]>): string {
+/**
+ * edgecd/etcd per workload: the median over rounds of the ratio within each round. The two runs of a round are back
+ * to back and share the machine's state, so on a busy machine this is steadier than the ratio of the two medians.
+ */
+function pairedRatios(p: Plan, runs: Map<string, LoadResult[][]>): number[] {
+  const a = runs.get('edgecd')
+  const b = runs.get('etcd')
+  if (!a || !b) return []
+  return p.workloads.map((_, i) => {
+    const ratios = a[i]!.map((r, round) => r.opsPerSec / b[i]![round]!.opsPerSec).sort((x, y) => x - y)
+    return ratios[Math.floor((ratios.length - 1) / 2)]!
+  })
+}
+
+function sideBySide(p: Plan, names: string[], results: Map<string, LoadResult[]>, ratios: number[]): string {
   const head = ['workload']
   for (const n of names) head.push(`${n} ops/s`, 'p50 ms', 'p99 ms', 'µs cpu/op', 'errors')
   if (names.includes('etcd')) head.push('edgecd/etcd')
@@ -119,8 +133,7 @@ function sideBySide(p: Plan, names: string[], results: Map<string, LoadResult[]>
         String(r.errors),
       )
     }
-    if (names.includes('etcd'))
-      row.push((results.get('edgecd')![i]!.opsPerSec / results.get('etcd')![i]!.opsPerSec).toFixed(2))
+    if (names.includes('etcd')) row.push(ratios[i]!.toFixed(2))
     row.push(`${Math.round(results.get('edgecd')![i]!.clientCpuCores * 100)}%`)
     return row
   })
@@ -193,12 +206,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     )
   }
   const names = [...results.keys()]
+  const ratios = pairedRatios(p, runs)
   say('')
-  say(sideBySide(p, names, results))
-  say(
-    "(gen cpu: the load generator's own CPU during the edgecd run, share of one core; µs cpu/op: the server's CPU per",
-  )
-  say(' request, user + system from /proc, which a busy machine disturbs less than ops/s)')
+  say(sideBySide(p, names, results, ratios))
+  say("(edgecd/etcd: the median over rounds of each round's ratio; gen cpu: the load generator's own CPU during the")
+  say(" edgecd run, share of one core; µs cpu/op: the server's CPU per request, user + system from /proc, which a busy")
+  say(' machine disturbs less than ops/s)')
   say(
     `(load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)} on ${cpus().length} cores: well above the` +
       " bench's own ~2 means others were busy too)",
@@ -217,8 +230,13 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       })
     }
     if (results.has('etcd')) {
-      const ratio = results.get('edgecd')![i]!.opsPerSec / results.get('etcd')![i]!.opsPerSec
-      rows.push({ name: `edgecd/etcd ${label(w)}`, value: Number(ratio.toFixed(2)), unit: 'x' })
+      const ratio = ratios[i]!
+      rows.push({
+        name: `edgecd/etcd ${label(w)}`,
+        value: Number(ratio.toFixed(2)),
+        unit: 'x',
+        ...(p.rounds > 1 ? { note: `median of ${p.rounds} paired rounds` } : {}),
+      })
     }
   })
   return rows
