@@ -42,6 +42,8 @@ export interface ClientCommandSpec {
   args: string
   summary: string
   flags: Record<string, FlagSpec>
+  /** After this many positional arguments, the rest is passed through unparsed (lock NAME command -flags...). */
+  passthroughAfter?: number
   run(ctx: Ctx, args: string[], flags: Record<string, string | boolean | undefined>): Promise<number>
 }
 
@@ -158,6 +160,28 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
     options[n] = f.short ? { type: f.type, short: f.short } : { type: f.type }
   let values: Record<string, string | boolean | undefined>
   let positionals: string[]
+  let tail: string[] = []
+  if (spec.passthroughAfter !== undefined) {
+    const valueFlags = new Set(
+      Object.entries(options).flatMap(([n, o]) =>
+        o.type === 'string' ? [`--${n}`, ...(o.short ? [`-${o.short}`] : [])] : [],
+      ),
+    )
+    let seen = 0
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i]!
+      if (a === '--') break
+      if (a.startsWith('-')) {
+        if (valueFlags.has(a)) i++
+        continue
+      }
+      if (++seen > spec.passthroughAfter) {
+        tail = argv.slice(i)
+        argv = argv.slice(0, i)
+        break
+      }
+    }
+  }
   try {
     ;({ values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true }) as {
       values: Record<string, string | boolean | undefined>
@@ -210,7 +234,7 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
       stdin: readStdin,
       stdinLines,
     }
-    return await spec.run(ctx, positionals, values)
+    return await spec.run(ctx, [...positionals, ...tail], values)
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`Error: ${err.message}`)
@@ -250,7 +274,18 @@ export async function runGroup(
   argv: string[],
   io: CliIo,
 ): Promise<number> {
-  const [sub, ...rest] = argv
+  // Global flags may come before the subcommand (main.ts puts them first): the subcommand is the first word.
+  let at = -1
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--help' || a === '-h' || !a.startsWith('-')) {
+      at = i
+      break
+    }
+    if (globalValueFlags.has(a)) i++
+  }
+  const sub = at < 0 ? undefined : argv[at]
+  const rest = at < 0 ? argv : [...argv.slice(0, at), ...argv.slice(at + 1)]
   if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
     ;(sub === undefined ? io.err : io.out)(groupUsage(group, summary, subs))
     return sub === undefined ? exitUsage : 0

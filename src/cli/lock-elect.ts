@@ -16,6 +16,7 @@ export const lock: ClientCommandSpec = {
   summary:
     'Acquires a named lock (prints the lock key and holds it until Ctrl-C, or runs the command while holding it)',
   flags: { ttl: { type: 'string', help: 'timeout for session', default: '10' } },
+  passthroughAfter: 1,
   async run(ctx, args, f) {
     noTable(ctx)
     if (args.length === 0) throw new UsageError('lock takes a lock name argument and an optional command to execute')

@@ -150,7 +150,7 @@ export async function main(argv: string[], io: CliIo = consoleIo): Promise<numbe
     io.err(`edgecd: '${name}' takes no client flags (${clientArgs.join(' ')})`)
     return exitUsage
   }
-  return command.run(command.client ? [...rest, ...clientArgs] : rest, io)
+  return command.run(command.client ? [...clientArgs, ...rest] : rest, io)
 }
 
 function globalParseOptions(): Record<string, { type: 'string' | 'boolean'; short?: string }> {

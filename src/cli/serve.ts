@@ -54,7 +54,11 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
     'time (in milliseconds) between watch progress notifications',
   ],
   'log-level': ['logLevel', str, 'log level: debug, info, warn or error'],
-  'auth-token': ['authToken', str, 'auth tokens: simple (JWT, generated key) or jwt,pub-key=FILE,priv-key=FILE,sign-method=ES256|EdDSA,ttl=5m'],
+  'auth-token': [
+    'authToken',
+    str,
+    'auth tokens: simple (JWT, generated key) or jwt,pub-key=FILE,priv-key=FILE,sign-method=ES256|EdDSA,ttl=5m',
+  ],
   'auth-password-iterations': ['authPasswordIterations', int, 'PBKDF2-SHA256 iterations for new password hashes'],
 }
 

@@ -1,0 +1,231 @@
+/**
+ * The client commands as a user runs them (`node bin/edgecd.js ...` against a real member), compared with Debian's
+ * etcdctl 3.4 against a real etcd for the same commands. The etcdctl side is skipped, with a message, when etcd is
+ * not installed; the edgecd side still checks etcdctl's known output.
+ */
+import assert from 'node:assert/strict'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { type EtcdProcess, etcdAvailable, etcdMissing, startEtcd } from '../diff/etcd-process.js'
+import { startTestMember, type TestMember } from '../server/helpers.js'
+
+const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
+const hasEtcd = etcdAvailable()
+if (!hasEtcd) console.log(`# etcdctl comparison skipped: ${etcdMissing}`)
+
+interface Run {
+  code: number
+  out: string
+  err: string
+}
+
+function run(cmd: string, args: string[], stdin?: string): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      cmd,
+      args,
+      { timeout: 20_000, env: { ...process.env, ETCDCTL_API: '3' } },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr })
+      },
+    )
+    child.stdin?.end(stdin ?? '')
+  })
+}
+
+const edgecd = (url: string, args: string[], stdin?: string) =>
+  run(process.execPath, [bin, `--endpoints=${url}`, ...args], stdin)
+const etcdctl = (url: string, args: string[], stdin?: string) => run('etcdctl', [`--endpoints=${url}`, ...args], stdin)
+
+/** Ids, terms and sizes differ between two clusters: blank them out. */
+function normalize(s: string): string {
+  return s
+    .replace(/"(cluster_id|member_id|raft_term|ID|leader|id)":\d+/g, '"$1":N')
+    .replace(/\b[0-9a-f]{12,16}\b/g, 'HEX')
+    .replace(/http:\/\/127\.0\.0\.1:\d+/g, 'URL')
+}
+
+describe('edgecd CLI vs etcdctl', () => {
+  let m: TestMember
+  let etcd: EtcdProcess | undefined
+  before(async () => {
+    m = await startTestMember()
+    if (hasEtcd) etcd = await startEtcd()
+  })
+  after(async () => {
+    await m?.stop()
+    await etcd?.stop()
+  })
+
+  /** Runs the same command on both and returns edgecd's run after asserting both agree (normalized). */
+  async function same(args: string[], stdin?: string, norm = normalize): Promise<Run> {
+    const [a, b] = await Promise.all([
+      edgecd(m.url, args, stdin),
+      etcd ? etcdctl(etcd.url, args, stdin) : Promise.resolve(undefined),
+    ])
+    if (b) {
+      assert.equal(norm(a.out), norm(b.out), `stdout of ${args.join(' ')}`)
+      assert.equal(
+        a.code === 0,
+        b.code === 0,
+        `exit status of ${args.join(' ')}: edgecd ${a.code} (${a.err}), etcdctl ${b.code} (${b.err})`,
+      )
+    }
+    return a
+  }
+
+  test('put, get (with options), del', async () => {
+    assert.equal((await same(['put', 'foo', 'bar'])).out, 'OK\n')
+    await same(['put', 'foo2', 'baz'])
+    await same(['put', 'zed', 'last'])
+    assert.equal((await same(['get', 'foo'])).out, 'foo\nbar\n')
+    assert.equal((await same(['get', 'foo', '--prefix', '--keys-only'])).out, 'foo\n\nfoo2\n\n')
+    assert.equal((await same(['get', 'foo', '--print-value-only'])).out, 'bar\n')
+    assert.equal(
+      (await same(['get', 'foo', '--prefix', '--limit', '1', '--sort-by', 'KEY', '--order', 'DESCEND'])).out,
+      'foo2\nbaz\n',
+    )
+    assert.equal((await same(['get', 'foo2', '--from-key'])).out, 'foo2\nbaz\nzed\nlast\n')
+    assert.equal((await same(['get', 'missing'])).out, '')
+    await same(['get', 'foo', '-w', 'json'])
+    await same(['put', 'foo', 'bar2', '-w', 'json'])
+    assert.equal((await same(['put', 'foo', 'bar3', '--prev-kv'])).out, 'OK\nfoo\nbar2\n')
+    assert.equal((await same(['del', 'foo2', '--prev-kv'])).out, '1\nfoo2\nbaz\n')
+    assert.equal((await same(['del', 'nothing'])).out, '0\n')
+    // edgecd only (etcdctl 3.4 has no --count-only): the count alone.
+    assert.equal((await edgecd(m.url, ['get', '', '--prefix', '--count-only'])).out, '2\n')
+  })
+
+  test('errors: Error: lines on stderr, non-zero exit; unknown flags and commands', async () => {
+    const r = await same(['get', 'foo', '--rev', '999'])
+    assert.equal(r.code, 1)
+    assert.match(r.err, /^Error: etcdserver: mvcc: required revision is a future revision$/m)
+    const flag = await edgecd(m.url, ['get', 'foo', '--bogus'])
+    assert.notEqual(flag.code, 0)
+    assert.match(flag.err, /Error: unknown flag: --bogus/)
+    const cmd = await edgecd(m.url, ['bogus'])
+    assert.notEqual(cmd.code, 0)
+    assert.match(cmd.err, /unknown command 'bogus'/)
+    const auth = await edgecd(m.url, ['user', 'list'])
+    assert.equal(auth.code, 1)
+    assert.match(auth.err, /not available in edgecd yet/)
+    const user = await edgecd(m.url, ['get', 'foo', '--user', 'root'])
+    assert.notEqual(user.code, 0)
+    assert.match(user.err, /--user is not available/)
+    const help = await edgecd(m.url, ['get', '--help'])
+    assert.equal(help.code, 0)
+    assert.match(help.out, /--print-value-only/)
+  })
+
+  test('txn from stdin (etcdctl syntax)', async () => {
+    await same(['put', 't', '1'])
+    const ok = await same(['txn'], 'value("t") = "1"\n\nput t 2\nget t\n\nput t 3\n\n')
+    assert.equal(ok.out, 'SUCCESS\n\nOK\n\nt\n2\n')
+    const no = await same(['txn'], 'version("t") > "5"\nmod("t") > "0"\n\ndel t\n\nget t\ndel x\n\n')
+    assert.equal(no.out, 'FAILURE\n\nt\n2\n\n0\n')
+    await same(['txn', '-w', 'json'], 'c("t") > "0"\n\nput u 1\n\n\n')
+    const eof = await same(['txn'], 'value("t") = "1"\n')
+    assert.match(eof.err, /Error: EOF/)
+  })
+
+  test('lease grant/timetolive/list/revoke patterns', async () => {
+    const g = await edgecd(m.url, ['lease', 'grant', '60'])
+    assert.match(g.out, /^lease [0-9a-f]{16} granted with TTL\(60s\)\n$/)
+    if (etcd)
+      assert.match(
+        (await etcdctl(etcd.url, ['lease', 'grant', '60'])).out,
+        /^lease [0-9a-f]{16} granted with TTL\(60s\)\n$/,
+      )
+    const id = g.out.split(' ')[1]!
+    await edgecd(m.url, ['put', 'lk', 'v', `--lease=${id}`])
+    assert.match(
+      (await edgecd(m.url, ['lease', 'timetolive', id, '--keys'])).out,
+      new RegExp(`^lease ${id} granted with TTL\\(60s\\), remaining\\(\\d+s\\), attached keys\\(\\[lk\\]\\)\\n$`),
+    )
+    assert.match((await edgecd(m.url, ['lease', 'list'])).out, new RegExp(`^found 1 leases\\n${id}\\n$`))
+    assert.equal(
+      (await edgecd(m.url, ['lease', 'keep-alive', '--once', id])).out,
+      `lease ${id} keepalived with TTL(60)\n`,
+    )
+    assert.equal((await edgecd(m.url, ['lease', 'revoke', id])).out, `lease ${id} revoked\n`)
+    assert.equal((await edgecd(m.url, ['lease', 'timetolive', id])).out, `lease ${id} already expired\n`)
+    const again = await edgecd(m.url, ['lease', 'revoke', id])
+    assert.equal(again.code, 1)
+    assert.match(again.err, /^Error: failed to revoke lease \(etcdserver: requested lease not found\)$/m)
+  })
+
+  test('member list and endpoint status tables have etcdctl shape', async () => {
+    const shape = (s: string) => normalize(s).replace(/ +/g, ' ').replace(/-+/g, '-')
+    await same(['member', 'list', '-w', 'table'], undefined, shape)
+    await same(['member', 'list'])
+    await same(['member', 'list', '-w', 'json'])
+    const st = await edgecd(m.url, ['endpoint', 'status', '-w', 'table'])
+    assert.match(
+      st.out,
+      /\| +ENDPOINT +\| +ID +\| VERSION \| DB SIZE \| IS LEADER \| IS LEARNER \| RAFT TERM \| RAFT INDEX \| RAFT APPLIED INDEX \| ERRORS \|/,
+    )
+    const h = await edgecd(m.url, ['endpoint', 'health'])
+    assert.match(
+      h.out,
+      /^http:\/\/127\.0\.0\.1:\d+ is healthy: successfully committed proposal: took = [\d.]+(ms|µs|s)\n$/,
+    )
+  })
+
+  test('watch prints PUT/DELETE lines until interrupted', async () => {
+    const watchOn = async (cmd: string, args: string[], write: (args: string[]) => Promise<Run>) => {
+      const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      child.stdout!.on('data', (d) => (out += String(d)))
+      await new Promise((r) => setTimeout(r, cmd === 'etcdctl' ? 500 : 1500))
+      await write(['put', 'w/1', 'a'])
+      await write(['put', 'w/1', 'b'])
+      await write(['del', 'w/1'])
+      const deadline = Date.now() + 5000
+      while (out.split('\n').length < 11 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      child.kill('SIGINT')
+      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)))
+      return out
+    }
+    const a = await watchOn(
+      process.execPath,
+      [bin, `--endpoints=${m.url}`, 'watch', 'w/', '--prefix', '--prev-kv'],
+      (args) => edgecd(m.url, args),
+    )
+    assert.equal(a, 'PUT\nw/1\na\nPUT\nw/1\na\nw/1\nb\nDELETE\nw/1\nb\nw/1\n\n')
+    if (etcd) {
+      const e = etcd
+      const b = await watchOn('etcdctl', [`--endpoints=${e.url}`, 'watch', 'w/', '--prefix', '--prev-kv'], (args) =>
+        etcdctl(e.url, args),
+      )
+      assert.equal(a, b)
+    }
+  })
+
+  test('lock and elect', async () => {
+    const l = await edgecd(m.url, ['lock', 'mylock', 'sh', '-c', 'echo "$ETCD_LOCK_KEY"'])
+    assert.equal(l.code, 0)
+    assert.match(l.out, /^mylock\/[0-9a-f]+\n$/)
+    const child = spawn(process.execPath, [bin, `--endpoints=${m.url}`, 'elect', 'myelection', 'p1'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    child.stdout.on('data', (d) => (out += String(d)))
+    const deadline = Date.now() + 8000
+    while (!out.includes('p1') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    assert.match(out, /^myelection\/[0-9a-f]+\np1\n$/)
+    const obs = spawn(process.execPath, [bin, `--endpoints=${m.url}`, 'elect', '-l', 'myelection'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let seen = ''
+    obs.stdout.on('data', (d) => (seen += String(d)))
+    const d2 = Date.now() + 8000
+    while (!seen.includes('p1') && Date.now() < d2) await new Promise((r) => setTimeout(r, 50))
+    assert.match(seen, /p1/)
+    for (const c of [child, obs]) {
+      c.kill('SIGINT')
+      await new Promise((r) => (c.exitCode !== null ? r(undefined) : c.once('exit', r)))
+    }
+    assert.equal((await edgecd(m.url, ['get', 'myelection/', '--prefix'])).out, '', 'resigned on Ctrl-C')
+  })
+})
