@@ -28,5 +28,7 @@ await build({
 })
 const bytes = readFileSync(out)
 const gz = gzipSync(bytes, { level: 9 }).length
-console.log(`dist/edgecd-client.js: ${(bytes.length / 1024).toFixed(1)} KB, ${(gz / 1024).toFixed(1)} KB gzipped (target < ${gzipBytesMax / 1024} KB)`)
+console.log(
+  `dist/edgecd-client.js: ${(bytes.length / 1024).toFixed(1)} KB, ${(gz / 1024).toFixed(1)} KB gzipped (target < ${gzipBytesMax / 1024} KB)`,
+)
 if (process.argv.includes('--check') && gz > gzipBytesMax) process.exit(1)

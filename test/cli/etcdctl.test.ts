@@ -42,7 +42,7 @@ const etcdctl = (url: string, args: string[], stdin?: string) => run('etcdctl', 
 function normalize(s: string): string {
   return s
     .replace(/"(cluster_id|member_id|raft_term|ID|leader|id)":\d+/g, '"$1":N')
-    .replace(/\b[0-9a-f]{12,16}\b/g, 'HEX')
+    .replace(/\b[0-9a-f]{8,16}\b/g, 'HEX')
     .replace(/http:\/\/127\.0\.0\.1:\d+/g, 'URL')
 }
 
