@@ -191,7 +191,12 @@ export class Client {
       const r = await f(`${endpoint.replace(/\/+$/, '')}/health`, { signal: ac.signal })
       const j = (await r.json()) as { health?: string }
       const ok = j.health === 'true'
-      return { endpoint, health: ok, tookMs: performance.now() - start, ...(ok ? {} : { error: 'unhealthy: no leader' }) }
+      return {
+        endpoint,
+        health: ok,
+        tookMs: performance.now() - start,
+        ...(ok ? {} : { error: 'unhealthy: no leader' }),
+      }
     } catch (err) {
       return {
         endpoint,
