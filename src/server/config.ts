@@ -58,7 +58,7 @@ export const serverDefaults: ServerConfig = {
   initialClusterToken: 'etcd-cluster',
   heartbeatIntervalMs: 100,
   electionTimeoutMs: 1000,
-  snapshotCount: 10_000,
+  snapshotCount: 100_000,
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   maxRequestBytes: 1.5 * 1024 * 1024,
   maxTxnOps: 128,

@@ -45,7 +45,7 @@ export interface RaftMemberOptions {
   tickMs: number
   /** etcd's --election-timeout / --heartbeat-interval: election timeout in ticks (default 10). */
   electionTicks: number
-  /** etcd's --snapshot-count: applied entries between snapshots (default 10,000). */
+  /** etcd's --snapshot-count: applied entries between snapshots (default 100,000, as etcd 3.4). */
   snapshotCount: number
   /** Entries kept behind a snapshot for slow followers (etcd's SnapshotCatchUpEntries, 5,000). */
   snapshotCatchUpEntries: number
