@@ -237,7 +237,7 @@ export class AuthStore {
     if (!this.enabled) return
     if (!info || info.user === '') throw new EtcdError('ErrUserEmpty')
     const u = this.users.get(info.user)
-    if (!u || !u.roles.includes(rootRole)) throw new EtcdError('ErrPermissionDenied')
+    if (!u?.roles.includes(rootRole)) throw new EtcdError('ErrPermissionDenied')
   }
 
   /** Whether `info` may read a user: root may read anyone, a user may read itself (etcd 3.4). */

@@ -295,7 +295,15 @@ export function defaultRangeRequest(fields: Partial<RangeRequest> = {}): RangeRe
 }
 
 export function defaultPutRequest(fields: Partial<PutRequest> = {}): PutRequest {
-  return { key: emptyKey, value: emptyKey, lease: 0n, prev_kv: false, ignore_value: false, ignore_lease: false, ...fields }
+  return {
+    key: emptyKey,
+    value: emptyKey,
+    lease: 0n,
+    prev_kv: false,
+    ignore_value: false,
+    ignore_lease: false,
+    ...fields,
+  }
 }
 
 export function defaultDeleteRangeRequest(fields: Partial<DeleteRangeRequest> = {}): DeleteRangeRequest {

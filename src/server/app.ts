@@ -1,8 +1,8 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
-import type { AuthInfo } from '../auth/store.js'
 import type { UpgradeWebSocket } from 'hono/ws'
-import { type EtcdError, GrpcCode, etcdError } from '../kv/errors.js'
+import type { AuthInfo } from '../auth/store.js'
+import { type EtcdError, etcdError, GrpcCode } from '../kv/errors.js'
 import type { WatchRequest, WatchResponse } from '../kv/types.js'
 import { decodeMessage, parseFirstJson } from './codec/decode.js'
 import { encodeMessage } from './codec/encode.js'
@@ -48,7 +48,9 @@ type Handler = (body: string, authorization: string | undefined, address: string
 
 /** The client's address for authenticate's failure limits (@hono/node-server puts the socket in c.env.incoming). */
 function clientAddress(c: Context): string {
-  return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress ?? ''
+  return (
+    (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress ?? ''
+  )
 }
 
 /** Watch messages buffered per HTTP stream before the client counts as slow (the hub then bounds what it holds). */
@@ -78,7 +80,9 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
       ? c.body('{"health":"true"}', 200, { 'Content-Type': 'text/plain; charset=utf-8' })
       : c.body('{"health":"false"}', 503, { 'Content-Type': 'text/plain; charset=utf-8' }),
   )
-  app.get('/metrics', (c) => c.text(metrics.render() + member.metrics(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }))
+  app.get('/metrics', (c) =>
+    c.text(metrics.render() + member.metrics(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }),
+  )
 
   const recvMax = grpcRecvBytesMax(opts.maxRequestBytes)
   const tooLarge = (c: Context) => {
@@ -119,7 +123,13 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
   }
   // Auth: `authorize` checks the call on this member (a no-op while auth is off) and names the caller, which writes
   // carry into the log for the apply-time check (src/server/auth-service.ts).
-  const rpc = <Req, Res>(path: string, method: string, req: M.MessageDesc, res: M.MessageDesc, fn: (r: Req, info: AuthInfo | undefined, address: string) => Promise<Res>) =>
+  const rpc = <Req, Res>(
+    path: string,
+    method: string,
+    req: M.MessageDesc,
+    res: M.MessageDesc,
+    fn: (r: Req, info: AuthInfo | undefined, address: string) => Promise<Res>,
+  ) =>
     unary(path, method, async (body, authorization, address) => {
       const r = decodeMessage<Req>(req, body)
       const a = member.authorize?.(method, r, authorization)
@@ -129,27 +139,41 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
 
   rpc('/kv/range', 'Range', M.RangeRequest, M.RangeResponse, (r) => member.range(r as never))
   rpc('/kv/put', 'Put', M.PutRequest, M.PutResponse, (r, i) => member.put(r as never, i))
-  rpc('/kv/deleterange', 'DeleteRange', M.DeleteRangeRequest, M.DeleteRangeResponse, (r, i) => member.deleteRange(r as never, i))
+  rpc('/kv/deleterange', 'DeleteRange', M.DeleteRangeRequest, M.DeleteRangeResponse, (r, i) =>
+    member.deleteRange(r as never, i),
+  )
   rpc('/kv/txn', 'Txn', M.TxnRequest, M.TxnResponse, (r, i) => member.txn(r as never, i))
   rpc('/kv/compaction', 'Compact', M.CompactionRequest, M.HeaderOnlyResponse, (r, i) => member.compact(r as never, i))
   rpc('/lease/grant', 'LeaseGrant', M.LeaseGrantRequest, M.LeaseGrantResponse, (r) => member.leaseGrant(r as never))
   for (const p of ['/lease/revoke', '/kv/lease/revoke'])
     rpc(p, 'LeaseRevoke', M.LeaseRevokeRequest, M.HeaderOnlyResponse, (r, i) => member.leaseRevoke(r as never, i))
   for (const p of ['/lease/timetolive', '/kv/lease/timetolive'])
-    rpc(p, 'LeaseTimeToLive', M.LeaseTimeToLiveRequest, M.LeaseTimeToLiveResponse, (r) => member.leaseTimeToLive(r as never))
+    rpc(p, 'LeaseTimeToLive', M.LeaseTimeToLiveRequest, M.LeaseTimeToLiveResponse, (r) =>
+      member.leaseTimeToLive(r as never),
+    )
   for (const p of ['/lease/leases', '/kv/lease/leases'])
     rpc(p, 'LeaseLeases', M.LeaseLeasesRequest, M.LeaseLeasesResponse, () => member.leaseLeases())
   rpc('/maintenance/status', 'Status', M.StatusRequest, M.StatusResponse, () => member.status())
   // etcd 3.4's maintenance server answers alarms without a header (`{}` when none is active).
-  rpc('/maintenance/alarm', 'Alarm', M.AlarmRequest, M.AlarmResponse, (r) => member.alarm(r as never).then((x) => ({ alarms: x.alarms })))
+  rpc('/maintenance/alarm', 'Alarm', M.AlarmRequest, M.AlarmResponse, (r) =>
+    member.alarm(r as never).then((x) => ({ alarms: x.alarms })),
+  )
   rpc('/maintenance/hash', 'Hash', M.HashRequest, M.HashResponse, () => member.hash())
   rpc('/maintenance/hashkv', 'HashKV', M.HashKVRequest, M.HashKVResponse, (r) => member.hashKV(r as never))
   rpc('/cluster/member/list', 'MemberList', M.MemberListRequest, M.MemberListResponse, () => member.memberList())
   rpc('/cluster/member/add', 'MemberAdd', M.MemberAddRequest, M.MemberAddResponse, (r) => member.memberAdd(r as never))
-  rpc('/cluster/member/remove', 'MemberRemove', M.MemberRemoveRequest, M.MembersResponse, (r) => member.memberRemove(r as never))
-  rpc('/cluster/member/update', 'MemberUpdate', M.MemberUpdateRequest, M.MembersResponse, (r) => member.memberUpdate(r as never))
-  rpc('/cluster/member/promote', 'MemberPromote', M.MemberPromoteRequest, M.MembersResponse, (r) => member.memberPromote(r as never))
-  rpc('/maintenance/transfer-leadership', 'MoveLeader', M.MoveLeaderRequest, M.HeaderOnlyResponse, (r) => member.moveLeader(r as never))
+  rpc('/cluster/member/remove', 'MemberRemove', M.MemberRemoveRequest, M.MembersResponse, (r) =>
+    member.memberRemove(r as never),
+  )
+  rpc('/cluster/member/update', 'MemberUpdate', M.MemberUpdateRequest, M.MembersResponse, (r) =>
+    member.memberUpdate(r as never),
+  )
+  rpc('/cluster/member/promote', 'MemberPromote', M.MemberPromoteRequest, M.MembersResponse, (r) =>
+    member.memberPromote(r as never),
+  )
+  rpc('/maintenance/transfer-leadership', 'MoveLeader', M.MoveLeaderRequest, M.HeaderOnlyResponse, (r) =>
+    member.moveLeader(r as never),
+  )
 
   // ---- auth: etcd 3.4's /v3/auth/* (plus 3.5's status), and the token verification key ----
   const auth = member.auth
@@ -158,20 +182,36 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
     rpc('/auth/enable', 'AuthEnable', M.AuthEnableRequest, M.HeaderOnlyResponse, (_r, i) => auth.enable(i))
     rpc('/auth/disable', 'AuthDisable', M.AuthDisableRequest, M.HeaderOnlyResponse, (_r, i) => auth.disable(i))
     rpc('/auth/status', 'AuthStatus', M.AuthStatusRequest, M.AuthStatusResponse, () => auth.status())
-    rpc('/auth/authenticate', 'Authenticate', M.AuthenticateRequest, M.AuthenticateResponse, (r, _i, address) => auth.authenticate(r as R, address))
+    rpc('/auth/authenticate', 'Authenticate', M.AuthenticateRequest, M.AuthenticateResponse, (r, _i, address) =>
+      auth.authenticate(r as R, address),
+    )
     rpc('/auth/user/add', 'UserAdd', M.AuthUserAddRequest, M.HeaderOnlyResponse, (r, i) => auth.userAdd(r as R, i))
     rpc('/auth/user/get', 'UserGet', M.AuthUserGetRequest, M.AuthUserGetResponse, (r, i) => auth.userGet(r as R, i))
     rpc('/auth/user/list', 'UserList', M.AuthUserListRequest, M.AuthUserListResponse, (_r, i) => auth.userList(i))
-    rpc('/auth/user/delete', 'UserDelete', M.AuthUserDeleteRequest, M.HeaderOnlyResponse, (r, i) => auth.userDelete(r as R, i))
-    rpc('/auth/user/changepw', 'UserChangePassword', M.AuthUserChangePasswordRequest, M.HeaderOnlyResponse, (r, i) => auth.userChangePassword(r as R, i))
-    rpc('/auth/user/grant', 'UserGrantRole', M.AuthUserGrantRoleRequest, M.HeaderOnlyResponse, (r, i) => auth.userGrantRole(r as R, i))
-    rpc('/auth/user/revoke', 'UserRevokeRole', M.AuthUserRevokeRoleRequest, M.HeaderOnlyResponse, (r, i) => auth.userRevokeRole(r as R, i))
+    rpc('/auth/user/delete', 'UserDelete', M.AuthUserDeleteRequest, M.HeaderOnlyResponse, (r, i) =>
+      auth.userDelete(r as R, i),
+    )
+    rpc('/auth/user/changepw', 'UserChangePassword', M.AuthUserChangePasswordRequest, M.HeaderOnlyResponse, (r, i) =>
+      auth.userChangePassword(r as R, i),
+    )
+    rpc('/auth/user/grant', 'UserGrantRole', M.AuthUserGrantRoleRequest, M.HeaderOnlyResponse, (r, i) =>
+      auth.userGrantRole(r as R, i),
+    )
+    rpc('/auth/user/revoke', 'UserRevokeRole', M.AuthUserRevokeRoleRequest, M.HeaderOnlyResponse, (r, i) =>
+      auth.userRevokeRole(r as R, i),
+    )
     rpc('/auth/role/add', 'RoleAdd', M.AuthRoleAddRequest, M.HeaderOnlyResponse, (r, i) => auth.roleAdd(r as R, i))
     rpc('/auth/role/get', 'RoleGet', M.AuthRoleGetRequest, M.AuthRoleGetResponse, (r, i) => auth.roleGet(r as R, i))
     rpc('/auth/role/list', 'RoleList', M.AuthRoleListRequest, M.AuthRoleListResponse, (_r, i) => auth.roleList(i))
-    rpc('/auth/role/delete', 'RoleDelete', M.AuthRoleDeleteRequest, M.HeaderOnlyResponse, (r, i) => auth.roleDelete(r as R, i))
-    rpc('/auth/role/grant', 'RoleGrantPermission', M.AuthRoleGrantPermissionRequest, M.HeaderOnlyResponse, (r, i) => auth.roleGrantPermission(r as R, i))
-    rpc('/auth/role/revoke', 'RoleRevokePermission', M.AuthRoleRevokePermissionRequest, M.HeaderOnlyResponse, (r, i) => auth.roleRevokePermission(r as R, i))
+    rpc('/auth/role/delete', 'RoleDelete', M.AuthRoleDeleteRequest, M.HeaderOnlyResponse, (r, i) =>
+      auth.roleDelete(r as R, i),
+    )
+    rpc('/auth/role/grant', 'RoleGrantPermission', M.AuthRoleGrantPermissionRequest, M.HeaderOnlyResponse, (r, i) =>
+      auth.roleGrantPermission(r as R, i),
+    )
+    rpc('/auth/role/revoke', 'RoleRevokePermission', M.AuthRoleRevokePermissionRequest, M.HeaderOnlyResponse, (r, i) =>
+      auth.roleRevokePermission(r as R, i),
+    )
     app.get('/.well-known/jwks.json', async (c) => {
       const jwks = await auth.jwks()
       return jwks ? c.json(jwks) : c.json({ keys: [] })
@@ -206,7 +246,9 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
       const rest = await readValues(c.req.raw, (text, i) => {
         try {
           const r = decodeMessage<never>(M.LeaseKeepAliveRequest, parseFirstJson(text))
-          pending.push(member.leaseKeepAlive(r).then((res) => `{"result":${encodeMessage(M.LeaseKeepAliveResponse, res)}}\n`))
+          pending.push(
+            member.leaseKeepAlive(r).then((res) => `{"result":${encodeMessage(M.LeaseKeepAliveResponse, res)}}\n`),
+          )
           return true
         } catch (err) {
           if (i === 0) firstError = etcdError(GrpcCode.Unknown, toEtcdError(err).message)
@@ -223,7 +265,8 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
     })
 
     app.post(prefix + '/watch', async (c) => {
-      if (watchStreams >= opts.maxWatchStreams) return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
+      if (watchStreams >= opts.maxWatchStreams)
+        return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
       let info: AuthInfo | undefined
       try {
         info = await member.authorize?.('Watch', undefined, c.req.header('authorization'))
@@ -284,7 +327,9 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
       await Promise.race([reader, new Promise((r) => setTimeout(r, 0))])
       if (firstTexts.length > 0) {
         finish()
-        return c.body(errorBody(etcdError(GrpcCode.Unknown, firstTexts[0]!)), 500, { 'Content-Type': 'application/json' })
+        return c.body(errorBody(etcdError(GrpcCode.Unknown, firstTexts[0]!)), 500, {
+          'Content-Type': 'application/json',
+        })
       }
       return c.body(rs, 200, { 'Content-Type': 'application/json' })
     })
@@ -315,9 +360,13 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
         prefix + '/watch',
         async (c, next) => {
           if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return methodNotAllowed(c)
-          if (watchStreams >= opts.maxWatchStreams) return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
+          if (watchStreams >= opts.maxWatchStreams)
+            return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
           try {
-            c.set('authInfo' as never, (await member.authorize?.('Watch', undefined, c.req.header('authorization'))) as never)
+            c.set(
+              'authInfo' as never,
+              (await member.authorize?.('Watch', undefined, c.req.header('authorization'))) as never,
+            )
           } catch (err) {
             return errorResponse(c, err)
           }
@@ -352,14 +401,18 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
             },
             onMessage(evt, ws) {
               if (typeof evt.data !== 'string') {
-                ws.send(`{"error":{"grpc_code":3,"http_code":400,"message":"binary frames are not supported","http_status":"Bad Request"}}`)
+                ws.send(
+                  `{"error":{"grpc_code":3,"http_code":400,"message":"binary frames are not supported","http_status":"Bad Request"}}`,
+                )
                 return
               }
               try {
                 stream?.request(decodeMessage<WatchRequest>(M.WatchRequest, parseFirstJson(evt.data)))
               } catch (err) {
                 const e = toEtcdError(err)
-                ws.send(`{"error":{"grpc_code":${e.grpcCode},"http_code":${httpStatus(e.grpcCode)},"message":${JSON.stringify(e.message)}}}`)
+                ws.send(
+                  `{"error":{"grpc_code":${e.grpcCode},"http_code":${httpStatus(e.grpcCode)},"message":${JSON.stringify(e.message)}}}`,
+                )
               }
             },
             onClose() {
@@ -416,14 +469,24 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
   }
 
   // ---- anything else: etcd's 405 / 404 ----
-  const methodNotAllowed = (c: Context) => c.body('Method Not Allowed\n', 405, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' })
+  const methodNotAllowed = (c: Context) =>
+    c.body('Method Not Allowed\n', 405, {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'X-Content-Type-Options': 'nosniff',
+    })
   const rpcPaths = new Set(app.routes.filter((r) => r.method === 'POST').map((r) => r.path))
   app.all('*', (c) => {
     const path = new URL(c.req.url).pathname
     if (rpcPaths.has(path)) return methodNotAllowed(c)
     if (path.startsWith('/v3/') || path.startsWith('/v3beta/'))
-      return c.body('Not Found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' })
-    return c.body('404 page not found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' })
+      return c.body('Not Found\n', 404, {
+        'Content-Type': 'text/plain; charset=utf-8',
+        'X-Content-Type-Options': 'nosniff',
+      })
+    return c.body('404 page not found\n', 404, {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'X-Content-Type-Options': 'nosniff',
+    })
   })
   return app
 }

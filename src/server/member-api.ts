@@ -1,6 +1,5 @@
 import type { AuthInfo } from '../auth/store.js'
 import type { AlarmRequest } from '../kv/requests.js'
-import type { AuthService } from './auth-service.js'
 import type {
   AlarmMember,
   CompactionRequest,
@@ -26,6 +25,7 @@ import type {
   WatchRequest,
   WatchResponse,
 } from '../kv/types.js'
+import type { AuthService } from './auth-service.js'
 
 export interface MemberInfo {
   ID: string
@@ -75,17 +75,24 @@ export interface MemberApi {
   leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>
   leaseLeases(): Promise<LeaseLeasesResponse>
   /** `send` returns false when the transport is congested; call `resume()` on the stream once it drains. */
-  openWatchStream(send: (resp: WatchResponse) => boolean | void, info?: AuthInfo): WatchStream
+  openWatchStream(send: (resp: WatchResponse) => boolean | undefined, info?: AuthInfo): WatchStream
   /**
    * Auth check of a call before it runs (method = the metrics name, e.g. 'Range'): the caller, undefined when auth
    * is off or no token was given, or an EtcdError. Synchronous while auth is off. Absent: no auth.
    */
-  authorize?(method: string, req: unknown, authorization: string | undefined): AuthInfo | undefined | Promise<AuthInfo | undefined>
+  authorize?(
+    method: string,
+    req: unknown,
+    authorization: string | undefined,
+  ): AuthInfo | undefined | Promise<AuthInfo | undefined>
   /** The /v3/auth/* calls and the JWKS (src/server/auth-service.ts). */
   auth?: AuthService
   status(): Promise<StatusInfo>
   memberList(): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
-  memberAdd(req: { peerURLs: string[]; isLearner: boolean }): Promise<{ header: ResponseHeader; member: MemberInfo; members: MemberInfo[] }>
+  memberAdd(req: {
+    peerURLs: string[]
+    isLearner: boolean
+  }): Promise<{ header: ResponseHeader; member: MemberInfo; members: MemberInfo[] }>
   memberRemove(req: { ID: string }): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
   memberUpdate(req: { ID: string; peerURLs: string[] }): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
   memberPromote(req: { ID: string }): Promise<{ header: ResponseHeader; members: MemberInfo[] }>

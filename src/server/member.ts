@@ -1,6 +1,6 @@
 import { decode, encode } from 'cbor-x'
-import { type AuthInfo, type AuthRequest, type AuthSnapshot, AuthStore } from '../auth/store.js'
 import { PermType } from '../auth/permissions.js'
+import { type AuthInfo, type AuthRequest, type AuthSnapshot, AuthStore } from '../auth/store.js'
 import { EtcdError } from '../kv/errors.js'
 import type { AlarmRequest, InternalRequest } from '../kv/requests.js'
 import { KvStore } from '../kv/store.js'
@@ -33,10 +33,10 @@ import { type ConfChange, ConfChangeType, type NodeId, ProgressState } from '../
 import type { DurableStorage } from '../storage/durable-storage.js'
 import { etcdVersion } from './app.js'
 import { type AuthConfig, AuthService, authConfigDefault, checkWriteAtApply } from './auth-service.js'
+import { ClusterState, decodeConfChangeContext, encodeConfChangeContext, type MemberAttributes } from './cluster.js'
 import type { ServerConfig } from './config.js'
-import type { MemberApi, MemberInfo, StatusInfo, WatchStream } from './member-api.js'
-import { ClusterState, type MemberAttributes, decodeConfChangeContext, encodeConfChangeContext } from './cluster.js'
 import { computeMemberId } from './ids.js'
+import type { MemberApi, MemberInfo, StatusInfo, WatchStream } from './member-api.js'
 import { RaftMember, type StateMachine } from './raft-member.js'
 import { type DialPeer, PeerTransport, verifyPeer } from './transport.js'
 
@@ -371,7 +371,7 @@ export class Member implements MemberApi {
     // Make sure the grant (possibly just acknowledged) is applied here before renewing.
     await this.raft.linearizableRead()
     const ttl = this.kv.lessor.renew(req.ID, this.now())
-    return { header: this.header(), ID: req.ID, TTL: ttl > 0 ? ttl : 0 }
+    return { header: this.header(), ID: req.ID, TTL: Math.max(ttl, 0) }
   }
 
   async leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
@@ -396,7 +396,7 @@ export class Member implements MemberApi {
   // ---- watch ----
 
   /** `info`: the stream's user when auth is on (each create is checked for READ on its range). */
-  openWatchStream(send: (resp: WatchResponse) => boolean | void, info?: AuthInfo): WatchStream {
+  openWatchStream(send: (resp: WatchResponse) => boolean | undefined, info?: AuthInfo): WatchStream {
     const stream = this.kv.watchHub.openStream({
       send: (resp) => {
         // The hub fills the revision; the rest of the header is the member's. A compacted cancel carries no revision.
@@ -452,7 +452,9 @@ export class Member implements MemberApi {
       raftIndex: r.raftLog.committed,
       raftTerm: r.term,
       raftAppliedIndex: this.raft.applied,
-      errors: this.kv.activeAlarms().map((a) => `memberID:${a.memberID} alarm:${['NONE', 'NOSPACE', 'CORRUPT'][a.alarm]} `),
+      errors: this.kv
+        .activeAlarms()
+        .map((a) => `memberID:${a.memberID} alarm:${['NONE', 'NOSPACE', 'CORRUPT'][a.alarm]} `),
       dbSizeInUse: this.kv.sizeBytes,
       isLearner: r.isLearner,
     }
@@ -480,22 +482,31 @@ export class Member implements MemberApi {
   /** etcd's MemberAdd: a new member (a learner when asked), id derived from its peer URLs, the token and the time. */
   async memberAdd(req: { peerURLs: string[]; isLearner: boolean }) {
     const urls = req.peerURLs
-    if (urls.length === 0 || urls.some((u) => !/^https?:\/\/[^/]+:\d+\/?$/.test(u))) throw new EtcdError('ErrMemberBadURLs')
+    if (urls.length === 0 || urls.some((u) => !/^https?:\/\/[^/]+:\d+\/?$/.test(u)))
+      throw new EtcdError('ErrMemberBadURLs')
     if (this.sm.cluster.peerURLsInUse(urls)) throw new EtcdError('ErrPeerURLExist')
     const ID = await computeMemberId(urls, this.opts.config.initialClusterToken + String(Date.now()))
     if (this.sm.cluster.members.has(ID)) throw new EtcdError('ErrMemberExist')
     const reqId = this.raft.nextRequestId()
     const type = req.isLearner ? ConfChangeType.ConfChangeAddLearnerNode : ConfChangeType.ConfChangeAddNode
-    await this.raft.proposeConfChange({ type, nodeId: ID, context: encodeConfChangeContext({ reqId, name: '', peerURLs: urls }) }, reqId)
+    await this.raft.proposeConfChange(
+      { type, nodeId: ID, context: encodeConfChangeContext({ reqId, name: '', peerURLs: urls }) },
+      reqId,
+    )
     const member = { ID, name: '', peerURLs: urls, clientURLs: [], isLearner: req.isLearner }
     return { header: { ...this.header(), revision: 0 }, member, members: this.sm.cluster.list() }
   }
 
   async memberRemove(req: { ID: string }) {
-    if (!this.sm.cluster.members.has(req.ID)) throw new EtcdError(this.sm.cluster.removed.has(req.ID) ? 'ErrMemberNotFound' : 'ErrMemberNotFound')
+    if (!this.sm.cluster.members.has(req.ID))
+      throw new EtcdError(this.sm.cluster.removed.has(req.ID) ? 'ErrMemberNotFound' : 'ErrMemberNotFound')
     const reqId = this.raft.nextRequestId()
     await this.raft.proposeConfChange(
-      { type: ConfChangeType.ConfChangeRemoveNode, nodeId: req.ID, context: encodeConfChangeContext({ reqId, name: '', peerURLs: [] }) },
+      {
+        type: ConfChangeType.ConfChangeRemoveNode,
+        nodeId: req.ID,
+        context: encodeConfChangeContext({ reqId, name: '', peerURLs: [] }),
+      },
       reqId,
     )
     return { header: { ...this.header(), revision: 0 }, members: this.sm.cluster.list() }
@@ -504,11 +515,16 @@ export class Member implements MemberApi {
   async memberUpdate(req: { ID: string; peerURLs: string[] }) {
     const m = this.sm.cluster.members.get(req.ID)
     if (!m) throw new EtcdError('ErrMemberNotFound')
-    if (req.peerURLs.length === 0 || req.peerURLs.some((u) => !/^https?:\/\/[^/]+:\d+\/?$/.test(u))) throw new EtcdError('ErrMemberBadURLs')
+    if (req.peerURLs.length === 0 || req.peerURLs.some((u) => !/^https?:\/\/[^/]+:\d+\/?$/.test(u)))
+      throw new EtcdError('ErrMemberBadURLs')
     if (this.sm.cluster.peerURLsInUse(req.peerURLs, req.ID)) throw new EtcdError('ErrPeerURLExist')
     const reqId = this.raft.nextRequestId()
     await this.raft.proposeConfChange(
-      { type: ConfChangeType.ConfChangeUpdateNode, nodeId: req.ID, context: encodeConfChangeContext({ reqId, name: m.name, peerURLs: req.peerURLs }) },
+      {
+        type: ConfChangeType.ConfChangeUpdateNode,
+        nodeId: req.ID,
+        context: encodeConfChangeContext({ reqId, name: m.name, peerURLs: req.peerURLs }),
+      },
       reqId,
     )
     return { header: { ...this.header(), revision: 0 }, members: this.sm.cluster.list() }
@@ -534,11 +550,16 @@ export class Member implements MemberApi {
     {
       const pr = this.raft.node.raft.prs.get(req.ID)
       const last = this.raft.node.raft.raftLog.lastIndex()
-      if (!pr || pr.state !== ProgressState.StateReplicate || pr.match < last * 0.9) throw new EtcdError('ErrLearnerNotReady')
+      if (!pr || pr.state !== ProgressState.StateReplicate || pr.match < last * 0.9)
+        throw new EtcdError('ErrLearnerNotReady')
     }
     const reqId = this.raft.nextRequestId()
     await this.raft.proposeConfChange(
-      { type: ConfChangeType.ConfChangeAddNode, nodeId: req.ID, context: encodeConfChangeContext({ reqId, name: m.name, peerURLs: m.peerURLs }) },
+      {
+        type: ConfChangeType.ConfChangeAddNode,
+        nodeId: req.ID,
+        context: encodeConfChangeContext({ reqId, name: m.name, peerURLs: m.peerURLs }),
+      },
       reqId,
     )
     return { header: { ...this.header(), revision: 0 }, members: this.sm.cluster.list() }
@@ -559,7 +580,9 @@ export class Member implements MemberApi {
     this.removed = true
     this.stopTimers()
     for (const s of [...this.streams]) s.close()
-    this.opts.onFatal?.(new EtcdError('ErrGeneric', 9, 'etcdserver: the member has been permanently removed from the cluster'))
+    this.opts.onFatal?.(
+      new EtcdError('ErrGeneric', 9, 'etcdserver: the member has been permanently removed from the cluster'),
+    )
   }
 
   private removed = false
@@ -586,7 +609,11 @@ export class Member implements MemberApi {
     if (!url) throw new EtcdError(this.raft.leader() === '' ? 'ErrNoLeader' : 'ErrNotLeader')
     let text: string
     try {
-      const r = await fetch(url.replace(/\/$/, '') + path, { method: 'POST', body, signal: AbortSignal.timeout(this.opts.config.requestTimeoutMs) })
+      const r = await fetch(url.replace(/\/$/, '') + path, {
+        method: 'POST',
+        body,
+        signal: AbortSignal.timeout(this.opts.config.requestTimeoutMs),
+      })
       text = await r.text()
     } catch {
       throw new EtcdError('ErrTimeoutDueToConnectionLost')
@@ -649,7 +676,8 @@ export class Member implements MemberApi {
    */
   async stop(): Promise<void> {
     this.stopTimers()
-    const bounded = (p: Promise<unknown>, ms: number) => Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, ms))])
+    const bounded = (p: Promise<unknown>, ms: number) =>
+      Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, ms))])
     if (this.raft.isLeader()) {
       await bounded(this.checkpointLeases(), 1000)
       // As etcd does on a graceful stop: hand leadership to the most caught-up voter so clients see no election.
@@ -688,4 +716,3 @@ function randomLeaseId(): bigint {
 }
 /** etcd's cancel_reason for a forbidden watch (the gRPC status text, as the gateway relays it). */
 const permissionDeniedReason = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied'
-

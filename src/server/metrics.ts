@@ -33,7 +33,10 @@ export class HttpMetrics {
     ]
     for (const [m, s] of this.byMethod)
       for (const [code, n] of s.counts) lines.push(`edgecd_requests_total{method="${m}",grpc_code="${code}"} ${n}`)
-    lines.push('# HELP edgecd_request_duration_seconds Request latency, by gRPC method.', '# TYPE edgecd_request_duration_seconds histogram')
+    lines.push(
+      '# HELP edgecd_request_duration_seconds Request latency, by gRPC method.',
+      '# TYPE edgecd_request_duration_seconds histogram',
+    )
     for (const [m, s] of this.byMethod) {
       for (let i = 0; i < bucketsMs.length; i++)
         lines.push(`edgecd_request_duration_seconds_bucket{method="${m}",le="${bucketsMs[i]! / 1000}"} ${s.buckets[i]}`)

@@ -2,6 +2,8 @@ import { decode, encode } from 'cbor-x'
 import { EtcdError } from '../kv/errors.js'
 import {
   type ConfChange,
+  cryptoRand,
+  decodeConfChange,
   EntryType,
   type Message,
   MessageType,
@@ -10,8 +12,6 @@ import {
   RawNode,
   type Ready,
   StateType,
-  cryptoRand,
-  decodeConfChange,
 } from '../raft/index.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
 
@@ -105,9 +105,12 @@ export class RaftMember {
       electionTicks: opts.electionTicks,
       heartbeatTicks: 1,
       applied: snap.metadata.index,
-      acceptConfChange: opts.stateMachine.acceptsConfChange ? (cc) => opts.stateMachine.acceptsConfChange!(cc) : undefined,
+      acceptConfChange: opts.stateMachine.acceptsConfChange
+        ? (cc) => opts.stateMachine.acceptsConfChange!(cc)
+        : undefined,
     })
-    if (opts.storage.lastIndex() === 0 && snap.metadata.index === 0 && opts.initialPeers.length > 0) this.node.bootstrap(opts.initialPeers)
+    if (opts.storage.lastIndex() === 0 && snap.metadata.index === 0 && opts.initialPeers.length > 0)
+      this.node.bootstrap(opts.initialPeers)
   }
 
   /** Recovers from storage (snapshot + WAL tail), bootstraps a new cluster on empty storage, and starts ticking. */
@@ -324,7 +327,8 @@ export class RaftMember {
   private async handleReady(rd: Ready): Promise<void> {
     const prevLead = this.node.raft.lead
     // 1. Persist (a vote or an acknowledged entry must be on disk before any message that depends on it leaves).
-    if (rd.snapshot || rd.entries.length > 0 || rd.hardState) await this.opts.storage.save(rd.hardState, rd.entries, rd.snapshot)
+    if (rd.snapshot || rd.entries.length > 0 || rd.hardState)
+      await this.opts.storage.save(rd.hardState, rd.entries, rd.snapshot)
     // 2. Send.
     if (rd.messages.length > 0) this.opts.transport?.send(rd.messages)
     // 3. Apply.

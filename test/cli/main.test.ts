@@ -38,7 +38,18 @@ describe('edgecd CLI', () => {
   test('serve --help lists etcd flag names with defaults', async () => {
     const r = await run('serve', '--help')
     assert.equal(r.code, 0)
-    for (const flag of ['--name', '--data-dir', '--listen-client-urls', '--initial-cluster', '--heartbeat-interval', '--election-timeout', '--snapshot-count', '--quota-backend-bytes', '--max-request-bytes', '--log-level'])
+    for (const flag of [
+      '--name',
+      '--data-dir',
+      '--listen-client-urls',
+      '--initial-cluster',
+      '--heartbeat-interval',
+      '--election-timeout',
+      '--snapshot-count',
+      '--quota-backend-bytes',
+      '--max-request-bytes',
+      '--log-level',
+    ])
       assert.ok(r.out.includes(flag), flag)
     assert.match(r.out, /EDGECD_DATA_DIR/)
   })
@@ -50,7 +61,15 @@ describe('edgecd CLI', () => {
     const bad = await run('serve', '--heartbeat-interval', 'fast')
     assert.equal(bad.code, exitUsage)
     assert.match(bad.err, /--heartbeat-interval must be a non-negative integer/)
-    const ratio = await run('serve', '--heartbeat-interval', '500', '--election-timeout', '1000', '--data-dir', '/nonexistent/never')
+    const ratio = await run(
+      'serve',
+      '--heartbeat-interval',
+      '500',
+      '--election-timeout',
+      '1000',
+      '--data-dir',
+      '/nonexistent/never',
+    )
     assert.equal(ratio.code, exitUsage)
     assert.match(ratio.err, /at least 5 times/)
     const url = await run('serve', '--listen-client-urls', 'ftp://x:1', '--data-dir', '/nonexistent/never')

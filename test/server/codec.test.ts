@@ -40,7 +40,10 @@ describe('base64 as Go StdEncoding', () => {
 
 describe('request decoding (jsonpb rules, etcd-api.md §2)', () => {
   test('proto and lowerCamel names, unknown fields ignored, int64 as number or string, enums by name or number', () => {
-    const r = decodeMessage<any>(M.RangeRequest, '{"key":"Zm9v","rangeEnd":"Zm9w","limit":"2","revision":3,"sort_order":"DESCEND","sortTarget":2,"bogus":1,"ttl":5}')
+    const r = decodeMessage<any>(
+      M.RangeRequest,
+      '{"key":"Zm9v","rangeEnd":"Zm9w","limit":"2","revision":3,"sort_order":"DESCEND","sortTarget":2,"bogus":1,"ttl":5}',
+    )
     assert.equal(td.decode(r.key), 'foo')
     assert.equal(td.decode(r.range_end), 'fop')
     assert.equal(r.limit, 2)
@@ -54,18 +57,33 @@ describe('request decoding (jsonpb rules, etcd-api.md §2)', () => {
     assert.equal(td.decode(decodeMessage<any>(M.PutRequest, '{"key":"YQ=="}{"key":"Yg=="}').key), 'a')
   })
   test('lease ids are exact int64 (bigint)', () => {
-    assert.equal(decodeMessage<any>(M.LeaseGrantRequest, '{"ID":"7587869316348584452","TTL":30}').ID, 7587869316348584452n)
+    assert.equal(
+      decodeMessage<any>(M.LeaseGrantRequest, '{"ID":"7587869316348584452","TTL":30}').ID,
+      7587869316348584452n,
+    )
   })
   test("Go's errors for bad input", () => {
     assert.equal(decodeErr(M.RangeRequest, '{"key":'), 'unexpected EOF')
     assert.equal(decodeErr(M.RangeRequest, 'abc'), "invalid character 'a' looking for beginning of value")
     assert.equal(decodeErr(M.RangeRequest, '{"key":5}'), 'json: cannot unmarshal number into Go value of type []uint8')
     assert.equal(decodeErr(M.RangeRequest, '{"key":"Zm9vYg"}'), 'illegal base64 data at input byte 4')
-    assert.equal(decodeErr(M.RangeRequest, '{"limit":1.5}'), 'json: cannot unmarshal number 1.5 into Go value of type int64')
+    assert.equal(
+      decodeErr(M.RangeRequest, '{"limit":1.5}'),
+      'json: cannot unmarshal number 1.5 into Go value of type int64',
+    )
     assert.equal(decodeErr(M.RangeRequest, '{"limit":"abc"}'), "invalid character 'a' looking for beginning of value")
-    assert.equal(decodeErr(M.RangeRequest, '{"limit":"9223372036854775808"}'), 'json: cannot unmarshal number 9223372036854775808 into Go value of type int64')
-    assert.equal(decodeErr(M.RangeRequest, '{"serializable":"true"}'), 'json: cannot unmarshal string into Go value of type bool')
-    assert.equal(decodeErr(M.RangeRequest, '{"sort_order":"BOGUS"}'), 'unknown value "BOGUS" for enum etcdserverpb.RangeRequest_SortOrder')
+    assert.equal(
+      decodeErr(M.RangeRequest, '{"limit":"9223372036854775808"}'),
+      'json: cannot unmarshal number 9223372036854775808 into Go value of type int64',
+    )
+    assert.equal(
+      decodeErr(M.RangeRequest, '{"serializable":"true"}'),
+      'json: cannot unmarshal string into Go value of type bool',
+    )
+    assert.equal(
+      decodeErr(M.RangeRequest, '{"sort_order":"BOGUS"}'),
+      'unknown value "BOGUS" for enum etcdserverpb.RangeRequest_SortOrder',
+    )
   })
   test('nested txn requests decode recursively', () => {
     const t = decodeMessage<any>(
@@ -81,17 +99,33 @@ describe('request decoding (jsonpb rules, etcd-api.md §2)', () => {
 describe('response encoding (etcd-api.md §3)', () => {
   const header = { cluster_id: '14841639068965178418', member_id: '10276657743932975437', revision: 12, raft_term: 2 }
   test('defaults omitted, int64 as strings, proto field order', () => {
-    const kv = { key: te.encode('foo'), create_revision: 7, mod_revision: 9, version: 2, value: te.encode('bar'), lease: 0n }
+    const kv = {
+      key: te.encode('foo'),
+      create_revision: 7,
+      mod_revision: 9,
+      version: 2,
+      value: te.encode('bar'),
+      lease: 0n,
+    }
     assert.equal(
       encodeMessage(M.RangeResponse, { header, kvs: [kv], more: false, count: 1 }),
       '{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","revision":"12","raft_term":"2"},"kvs":[{"key":"Zm9v","create_revision":"7","mod_revision":"9","version":"2","value":"YmFy"}],"count":"1"}',
     )
-    assert.equal(encodeMessage(M.RangeResponse, { header: { ...header, revision: 0 }, kvs: [], more: false, count: 0 }), '{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","raft_term":"2"}}')
+    assert.equal(
+      encodeMessage(M.RangeResponse, { header: { ...header, revision: 0 }, kvs: [], more: false, count: 0 }),
+      '{"header":{"cluster_id":"14841639068965178418","member_id":"10276657743932975437","raft_term":"2"}}',
+    )
   })
   test('present but empty messages are {} (nested txn header); enums by name', () => {
     assert.equal(encodeMessage(M.TxnResponse, { header: {}, succeeded: false, responses: [] }), '{"header":{}}')
-    assert.equal(encodeMessage(M.Event, { type: 1, kv: { key: te.encode('a'), mod_revision: 5 } }), '{"type":"DELETE","kv":{"key":"YQ==","mod_revision":"5"}}')
-    assert.equal(encodeMessage(M.WatchResponse, { watch_id: -1, created: true, canceled: true }), '{"watch_id":"-1","created":true,"canceled":true}')
+    assert.equal(
+      encodeMessage(M.Event, { type: 1, kv: { key: te.encode('a'), mod_revision: 5 } }),
+      '{"type":"DELETE","kv":{"key":"YQ==","mod_revision":"5"}}',
+    )
+    assert.equal(
+      encodeMessage(M.WatchResponse, { watch_id: -1, created: true, canceled: true }),
+      '{"watch_id":"-1","created":true,"canceled":true}',
+    )
     assert.equal(encodeMessage(M.LeaseTimeToLiveResponse, { ID: 5n, TTL: -1 }), '{"ID":"5","TTL":"-1"}')
   })
 })

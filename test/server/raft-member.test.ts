@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { EtcdError } from '../../src/kv/errors.js'
 import { RaftMember, type StateMachine } from '../../src/server/raft-member.js'
-import { MemoryFileOps } from '../../src/storage/memory-file-ops.js'
 import { openFileStorage } from '../../src/storage/file-storage.js'
+import { MemoryFileOps } from '../../src/storage/memory-file-ops.js'
 
 /** A tiny state machine: a list of strings; "boom" is refused with an etcd error. */
 class ListMachine implements StateMachine {
@@ -66,7 +66,10 @@ test('a restarted member recovers its state from snapshot + WAL, with nothing ac
   const sm2 = new ListMachine()
   const m2 = await start(ops, sm2, 7)
   await m2.linearizableRead()
-  assert.deepEqual(sm2.items, Array.from({ length: 25 }, (_, i) => `v${i}`))
+  assert.deepEqual(
+    sm2.items,
+    Array.from({ length: 25 }, (_, i) => `v${i}`),
+  )
   await m2.propose(new TextEncoder().encode('after'))
   assert.equal(sm2.items.at(-1), 'after')
   await m2.stop()

@@ -3,18 +3,19 @@
  * Hono app on every --listen-client-urls address (HTTP and the WebSocket watch). SIGTERM and SIGINT stop it
  * cleanly: listeners close, in-flight requests are answered, the WAL is synced.
  */
-import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
+
 import { readFileSync } from 'node:fs'
+import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
 import { WebSocketServer } from 'ws'
 import { parseAuthTokenFlag } from '../../auth/token.js'
-import { authConfigDefault } from '../../server/auth-service.js'
 import { createApp } from '../../server/app.js'
-import { ConfigError, type ServerConfig, parseInitialCluster, validateServerConfig } from '../../server/config.js'
+import { authConfigDefault } from '../../server/auth-service.js'
+import { ConfigError, parseInitialCluster, type ServerConfig, validateServerConfig } from '../../server/config.js'
 import { computeClusterId, computeMemberId } from '../../server/ids.js'
 import { Member } from '../../server/member.js'
 import type { MemberInfo } from '../../server/member-api.js'
-import { createLogger, type Logger } from './log.js'
 import { checkIdentity } from './identity.js'
+import { createLogger, type Logger } from './log.js'
 import { dialNodePeer, peerFrameBytesMax } from './peer-dial.js'
 import { openNodeStorage } from './storage.js'
 
@@ -46,15 +47,25 @@ if (g.CloseEvent === undefined) {
 }
 
 /** Asks the other members of --initial-cluster (peers share the client port) which id the cluster gave us. */
-async function lookupSelf(config: ServerConfig, cluster: Map<string, string[]>): Promise<{ memberId: string; clusterId: string }> {
+async function lookupSelf(
+  config: ServerConfig,
+  cluster: Map<string, string[]>,
+): Promise<{ memberId: string; clusterId: string }> {
   const mine = [...config.initialAdvertisePeerUrls].sort().join(',')
   const errors: string[] = []
   for (const [name, urls] of cluster) {
     if (name === config.name) continue
     for (const u of urls) {
       try {
-        const r = await fetch(u.replace(/\/$/, '') + '/v3/cluster/member/list', { method: 'POST', body: '{}', signal: AbortSignal.timeout(3000) })
-        const j = (await r.json()) as { header?: { cluster_id?: string }; members?: { ID: string; peerURLs?: string[] }[] }
+        const r = await fetch(u.replace(/\/$/, '') + '/v3/cluster/member/list', {
+          method: 'POST',
+          body: '{}',
+          signal: AbortSignal.timeout(3000),
+        })
+        const j = (await r.json()) as {
+          header?: { cluster_id?: string }
+          members?: { ID: string; peerURLs?: string[] }[]
+        }
         const me = j.members?.find((m) => [...(m.peerURLs ?? [])].sort().join(',') === mine)
         if (me && j.header?.cluster_id) return { memberId: me.ID, clusterId: j.header.cluster_id }
         errors.push(`${u}: not a member yet`)
@@ -112,11 +123,19 @@ export async function startNodeMember(
   }
   const pem =
     authToken.pubKeyFile && authToken.privKeyFile
-      ? { publicPem: readFileSync(authToken.pubKeyFile, 'utf8'), privatePem: readFileSync(authToken.privKeyFile, 'utf8') }
+      ? {
+          publicPem: readFileSync(authToken.pubKeyFile, 'utf8'),
+          privatePem: readFileSync(authToken.privKeyFile, 'utf8'),
+        }
       : undefined
   const member = await Member.start({
     config,
-    auth: { ...authConfigDefault, token: authToken, passwordIterations: config.authPasswordIterations, ...(pem ? { pem } : {}) },
+    auth: {
+      ...authConfigDefault,
+      token: authToken,
+      passwordIterations: config.authPasswordIterations,
+      ...(pem ? { pem } : {}),
+    },
     storage,
     memberId,
     clusterId,
@@ -134,7 +153,8 @@ export async function startNodeMember(
     maxRequestBytes: config.maxRequestBytes,
     maxWatchStreams: config.maxWatchStreams,
     upgradeWebSocket: upgradeWebSocket as never,
-    onPeerRefused: (claimed) => log.warn('refused a /raft connection without a valid cluster credential', { claimedId: claimed }),
+    onPeerRefused: (claimed) =>
+      log.warn('refused a /raft connection without a valid cluster credential', { claimedId: claimed }),
   })
   const servers: ServerType[] = []
   const socketServers: WebSocketServer[] = []

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { GrpcCode, etcdError } from '../../kv/errors.js'
+import { etcdError, GrpcCode } from '../../kv/errors.js'
 import { Base64Error, decodeBase64 } from './base64.js'
 import type { FieldDesc, MessageDesc } from './messages.js'
 
@@ -37,7 +37,8 @@ function parseInteger(v: unknown, goType: 'int64' | 'uint64'): bigint | string {
     // jsonpb unquotes the string and parses what is inside as a JSON number.
     const s = v.trim()
     if (!/^-?\d+$/.test(s)) {
-      if (/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(s)) return `json: cannot unmarshal number ${s} into Go value of type ${goType}`
+      if (/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(s))
+        return `json: cannot unmarshal number ${s} into Go value of type ${goType}`
       const c = s.length === 0 ? '' : s[0]
       return c === '' ? 'unexpected end of JSON input' : `invalid character '${c}' looking for beginning of value`
     }
@@ -46,7 +47,8 @@ function parseInteger(v: unknown, goType: 'int64' | 'uint64'): bigint | string {
     return cannotUnmarshal(v, goType)
   }
   const b = v as bigint
-  if (goType === 'int64' ? b > int64Max || b < int64Min : b < 0n || b > uint64Max) return `json: cannot unmarshal number ${b} into Go value of type ${goType}`
+  if (goType === 'int64' ? b > int64Max || b < int64Min : b < 0n || b > uint64Max)
+    return `json: cannot unmarshal number ${b} into Go value of type ${goType}`
   return b
 }
 
@@ -182,7 +184,8 @@ export function parseFirstJson(text: string): unknown {
 }
 
 function goJsonError(text: string, v8msg: string): string {
-  if (/end of JSON input|Unterminated string|Expected .* after/.test(v8msg) && !/Unexpected token/.test(v8msg)) return 'unexpected EOF'
+  if (/end of JSON input|Unterminated string|Expected .* after/.test(v8msg) && !/Unexpected token/.test(v8msg))
+    return 'unexpected EOF'
   const pos = /position (\d+)/.exec(v8msg)
   let i = pos ? Number(pos[1]) : 0
   if (!pos) {
@@ -192,7 +195,8 @@ function goJsonError(text: string, v8msg: string): string {
   const c = text[i]
   if (c === undefined) return 'unexpected EOF'
   const first = text.trimStart()[0]
-  if (i === text.length - text.trimStart().length || (first !== '{' && first !== '[')) return `invalid character '${c}' looking for beginning of value`
+  if (i === text.length - text.trimStart().length || (first !== '{' && first !== '['))
+    return `invalid character '${c}' looking for beginning of value`
   return `invalid character '${c}' after object key:value pair`
 }
 

@@ -44,10 +44,20 @@ function lowerCamel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())
 }
 
-type FieldSpec = [name: string, kind: Kind, opts?: { repeated?: boolean; message?: () => MessageDesc; enumNames?: readonly string[]; enumGoType?: string }]
+type FieldSpec = [
+  name: string,
+  kind: Kind,
+  opts?: { repeated?: boolean; message?: () => MessageDesc; enumNames?: readonly string[]; enumGoType?: string },
+]
 
 function msg(goType: string, specs: FieldSpec[]): MessageDesc {
-  const fields = specs.map(([name, kind, o]) => ({ name, json: lowerCamel(name), kind, repeated: o?.repeated ?? false, ...o }))
+  const fields = specs.map(([name, kind, o]) => ({
+    name,
+    json: lowerCamel(name),
+    kind,
+    repeated: o?.repeated ?? false,
+    ...o,
+  }))
   const byName = new Map<string, FieldDesc>()
   for (const f of fields) {
     byName.set(f.name, f)
@@ -105,7 +115,10 @@ export const PutRequest = msg('etcdserverpb.PutRequest', [
   ['ignore_value', 'bool'],
   ['ignore_lease', 'bool'],
 ])
-export const PutResponse = msg('etcdserverpb.PutResponse', [header, ['prev_kv', 'message', { message: () => KeyValue }]])
+export const PutResponse = msg('etcdserverpb.PutResponse', [
+  header,
+  ['prev_kv', 'message', { message: () => KeyValue }],
+])
 
 export const DeleteRangeRequest = msg('etcdserverpb.DeleteRangeRequest', [
   ['key', 'bytes'],
@@ -162,10 +175,19 @@ export const LeaseGrantRequest = msg('etcdserverpb.LeaseGrantRequest', [
   ['TTL', 'int64'],
   ['ID', 'int64big'],
 ])
-export const LeaseGrantResponse = msg('etcdserverpb.LeaseGrantResponse', [header, ['ID', 'int64big'], ['TTL', 'int64'], ['error', 'string']])
+export const LeaseGrantResponse = msg('etcdserverpb.LeaseGrantResponse', [
+  header,
+  ['ID', 'int64big'],
+  ['TTL', 'int64'],
+  ['error', 'string'],
+])
 export const LeaseRevokeRequest = msg('etcdserverpb.LeaseRevokeRequest', [['ID', 'int64big']])
 export const LeaseKeepAliveRequest = msg('etcdserverpb.LeaseKeepAliveRequest', [['ID', 'int64big']])
-export const LeaseKeepAliveResponse = msg('etcdserverpb.LeaseKeepAliveResponse', [header, ['ID', 'int64big'], ['TTL', 'int64']])
+export const LeaseKeepAliveResponse = msg('etcdserverpb.LeaseKeepAliveResponse', [
+  header,
+  ['ID', 'int64big'],
+  ['TTL', 'int64'],
+])
 export const LeaseTimeToLiveRequest = msg('etcdserverpb.LeaseTimeToLiveRequest', [
   ['ID', 'int64big'],
   ['keys', 'bool'],
@@ -179,14 +201,21 @@ export const LeaseTimeToLiveResponse = msg('etcdserverpb.LeaseTimeToLiveResponse
 ])
 export const LeaseStatus = msg('etcdserverpb.LeaseStatus', [['ID', 'int64big']])
 export const LeaseLeasesRequest = msg('etcdserverpb.LeaseLeasesRequest', [])
-export const LeaseLeasesResponse = msg('etcdserverpb.LeaseLeasesResponse', [header, ['leases', 'message', { repeated: true, message: () => LeaseStatus }]])
+export const LeaseLeasesResponse = msg('etcdserverpb.LeaseLeasesResponse', [
+  header,
+  ['leases', 'message', { repeated: true, message: () => LeaseStatus }],
+])
 
 export const WatchCreateRequest = msg('etcdserverpb.WatchCreateRequest', [
   ['key', 'bytes'],
   ['range_end', 'bytes'],
   ['start_revision', 'int64'],
   ['progress_notify', 'bool'],
-  ['filters', 'enum', { repeated: true, ...enumOf(['NOPUT', 'NODELETE'], 'etcdserverpb.WatchCreateRequest_FilterType') }],
+  [
+    'filters',
+    'enum',
+    { repeated: true, ...enumOf(['NOPUT', 'NODELETE'], 'etcdserverpb.WatchCreateRequest_FilterType') },
+  ],
   ['prev_kv', 'bool'],
   ['watch_id', 'int64'],
   ['fragment', 'bool'],
@@ -237,13 +266,24 @@ export const AlarmMember = msg('etcdserverpb.AlarmMember', [
   ['memberID', 'uint64str'],
   ['alarm', 'enum', alarmTypes],
 ])
-export const AlarmResponse = msg('etcdserverpb.AlarmResponse', [header, ['alarms', 'message', { repeated: true, message: () => AlarmMember }]])
+export const AlarmResponse = msg('etcdserverpb.AlarmResponse', [
+  header,
+  ['alarms', 'message', { repeated: true, message: () => AlarmMember }],
+])
 export const HashRequest = msg('etcdserverpb.HashRequest', [])
 export const HashResponse = msg('etcdserverpb.HashResponse', [header, ['hash', 'int32']])
 export const HashKVRequest = msg('etcdserverpb.HashKVRequest', [['revision', 'int64']])
-export const HashKVResponse = msg('etcdserverpb.HashKVResponse', [header, ['hash', 'int32'], ['compact_revision', 'int64']])
+export const HashKVResponse = msg('etcdserverpb.HashKVResponse', [
+  header,
+  ['hash', 'int32'],
+  ['compact_revision', 'int64'],
+])
 export const SnapshotRequest = msg('etcdserverpb.SnapshotRequest', [])
-export const SnapshotResponse = msg('etcdserverpb.SnapshotResponse', [header, ['remaining_bytes', 'int64'], ['blob', 'bytes']])
+export const SnapshotResponse = msg('etcdserverpb.SnapshotResponse', [
+  header,
+  ['remaining_bytes', 'int64'],
+  ['blob', 'bytes'],
+])
 
 export const Member = msg('etcdserverpb.Member', [
   ['ID', 'uint64str'],
@@ -253,7 +293,10 @@ export const Member = msg('etcdserverpb.Member', [
   ['isLearner', 'bool'],
 ])
 export const MemberListRequest = msg('etcdserverpb.MemberListRequest', [])
-export const MemberListResponse = msg('etcdserverpb.MemberListResponse', [header, ['members', 'message', { repeated: true, message: () => Member }]])
+export const MemberListResponse = msg('etcdserverpb.MemberListResponse', [
+  header,
+  ['members', 'message', { repeated: true, message: () => Member }],
+])
 
 export const MemberAddRequest = msg('etcdserverpb.MemberAddRequest', [
   ['peerURLs', 'string', { repeated: true }],
@@ -270,7 +313,10 @@ export const MemberUpdateRequest = msg('etcdserverpb.MemberUpdateRequest', [
   ['peerURLs', 'string', { repeated: true }],
 ])
 export const MemberPromoteRequest = msg('etcdserverpb.MemberPromoteRequest', [['ID', 'uint64str']])
-export const MembersResponse = msg('etcdserverpb.MemberRemoveResponse', [header, ['members', 'message', { repeated: true, message: () => Member }]])
+export const MembersResponse = msg('etcdserverpb.MemberRemoveResponse', [
+  header,
+  ['members', 'message', { repeated: true, message: () => Member }],
+])
 export const MoveLeaderRequest = msg('etcdserverpb.MoveLeaderRequest', [['targetID', 'uint64str']])
 
 // ---- auth (etcd 3.4's rpc.proto and authpb) ----
