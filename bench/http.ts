@@ -16,7 +16,7 @@
  *   --quick      CI smoke: put 1 and 64 clients, the rest with 64, 0.5 s each (a few seconds per server)
  *   --profile d  start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
  *   --edgecd-flag=--snapshot-count=100000   an extra `edgecd serve` flag (repeatable), for what-if runs
- *   --members n  1 only for now (3-member clusters come later)
+ *   --members n  1 (default) or 3: three members against three members (bench/cluster.ts)
  *
  * Each run is bounded by time (warm-up plus measured seconds) and by a request count; servers are stopped and their
  * directories removed at the end, also on failure.
@@ -63,11 +63,7 @@ function plan(opts: BenchOptions): Plan {
     strict: true,
     allowPositionals: false,
   })
-  if (values.members !== '1') {
-    throw new Error(
-      `--members ${values.members}: not yet (only single-member runs for now; 3-member clusters come later)`,
-    )
-  }
+  if (values.members !== '1' && values.members !== '3') throw new Error(`--members: 1 or 3, got ${values.members}`)
   const quick = opts.quick || values.quick === true
   const kinds = values.workloads ? (values.workloads.split(',') as WorkloadKind[]) : allKinds
   for (const k of kinds) if (!allKinds.includes(k)) throw new Error(`unknown workload ${k} (${allKinds.join(', ')})`)
@@ -143,6 +139,9 @@ function sideBySide(p: Plan, names: string[], results: Map<string, LoadResult[]>
 }
 
 export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+  // Three members against three members lives in bench/cluster.ts.
+  if (opts.args.some((a, i) => (a === '--members' && opts.args[i + 1] === '3') || a === '--members=3'))
+    return (await import('./cluster.js')).run(opts)
   const p = plan(opts)
   const say = opts.args.includes('--json') ? (l: string) => console.error(l) : (l: string) => console.log(l)
   const bodies = new Bodies()

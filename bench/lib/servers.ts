@@ -59,7 +59,7 @@ export async function freePort(): Promise<number> {
   throw new Error('no free port')
 }
 
-async function waitHealthy(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
+export async function waitHealthy(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
   const deadline = performance.now() + startTimeoutMs
   while (performance.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${url}: exited with ${child.exitCode}: ${stderr()}`)
@@ -85,7 +85,7 @@ function stopChild(child: ChildProcess): Promise<void> {
   })
 }
 
-async function startChild(
+export async function startChild(
   name: string,
   cmd: string,
   args: string[],

@@ -806,10 +806,12 @@ export class Raft {
 
   private loadState(hs: HardState): void {
     assert(
-      hs.commit >= this.raftLog.committed && hs.commit <= this.raftLog.lastIndex(),
+      hs.commit <= this.raftLog.lastIndex(),
       `${this.id} state.commit ${hs.commit} is out of range [${this.raftLog.committed}, ${this.raftLog.lastIndex()}]`,
     )
-    this.raftLog.committed = hs.commit
+    // A persisted commit below the snapshot is possible when the application does not sync commit-only hard states
+    // (etcd's MustSync): the snapshot holds only committed entries, so its index is a safe floor.
+    this.raftLog.committed = Math.max(hs.commit, this.raftLog.committed)
     this.term = hs.term
     this.vote = hs.vote
   }

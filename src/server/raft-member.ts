@@ -58,6 +58,9 @@ export interface RaftMemberOptions {
   onFatal?: (err: unknown) => void
 }
 
+/** Messages a leader may send before its own disk write completes. */
+const leaderEarlyTypes = new Set<MessageType>([MessageType.MsgApp, MessageType.MsgHeartbeat, MessageType.MsgSnap])
+
 interface Waiter {
   resolve(v: unknown): void
   reject(e: unknown): void
@@ -326,11 +329,24 @@ export class RaftMember {
 
   private async handleReady(rd: Ready): Promise<void> {
     const prevLead = this.node.raft.lead
-    // 1. Persist (a vote or an acknowledged entry must be on disk before any message that depends on it leaves).
-    if (rd.snapshot || rd.entries.length > 0 || rd.hardState)
+    // A leader's appends and heartbeats may leave before its own disk write (Raft thesis §10.2.1, as etcd does):
+    // it never counts an entry as committed, nor answers a client or a follower about it, before a later Ready, by
+    // which time this one is on disk. Everything else (votes above all) waits for the disk.
+    const isLeader = this.node.raft.state === StateType.StateLeader
+    let later = rd.messages
+    if (isLeader && rd.messages.length > 0) {
+      const early: Message[] = []
+      later = []
+      for (const m of rd.messages) (leaderEarlyTypes.has(m.type) ? early : later).push(m)
+      if (early.length > 0) this.opts.transport?.send(early)
+    }
+    // 1. Persist (a vote or an acknowledged entry must be on disk before any message that depends on it leaves). A
+    // Ready whose only change is the commit index needs no sync: Raft relearns commit after a restart (etcd's
+    // MustSync), so it is not written at all; the next synced save carries the then-current hard state.
+    if (rd.snapshot || rd.entries.length > 0 || rd.mustSync)
       await this.opts.storage.save(rd.hardState, rd.entries, rd.snapshot)
     // 2. Send.
-    if (rd.messages.length > 0) this.opts.transport?.send(rd.messages)
+    if (later.length > 0) this.opts.transport?.send(later)
     // 3. Apply.
     if (rd.snapshot) {
       this.opts.stateMachine.restore(rd.snapshot.data)
@@ -428,6 +444,9 @@ export class RaftMember {
     const index = this.appliedIndex
     const term = this.node.raft.raftLog.term(index)
     const data = this.opts.stateMachine.snapshot()
+    // Commit-only hard states are not written (see handleReady): record the current one before a snapshot at the
+    // applied index, so that what is on disk never has a commit index below its snapshot.
+    await this.opts.storage.save(this.node.raft.hardState(), [])
     await this.opts.storage.saveSnapshot({ data, metadata: { index, term, confState: this.node.confState() } })
     this.snapshotIndex = index
     const compactTo = index - this.opts.snapshotCatchUpEntries

@@ -481,3 +481,19 @@ describe('membership gaps found by the simulator', () => {
     assert.deepEqual(nw.appliedData('2'), ['still-works'])
   })
 })
+
+describe('restart with a persisted commit below the snapshot', () => {
+  test('the snapshot index is the commit floor (commit-only hard states need not be synced)', () => {
+    const storage = MemoryStorage.fromState({
+      snapshot: {
+        data: new Uint8Array(0),
+        metadata: { index: 5, term: 1, confState: { voters: ['1'], learners: [] } },
+      },
+      hardState: { term: 1, vote: '1', commit: 3 },
+    })
+    const n = new RawNode({ id: '1', storage, rand: seededRand(1), applied: 5 })
+    assert.equal(n.raft.raftLog.committed, 5)
+    n.campaign()
+    assert.equal(n.raft.state, StateType.StateLeader)
+  })
+})

@@ -1,0 +1,134 @@
+/**
+ * Three-member clusters for the side-by-side bench: edgecd members (`edgecd serve` with --initial-cluster) and Debian
+ * etcd 3.4 members (default flags apart from addresses), each a child process on loopback with its own temp data dir.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type BenchServer, freePort, processCpuSecs, startChild } from './servers.js'
+
+export interface BenchCluster {
+  name: string
+  urls: string[]
+  members: BenchServer[]
+  /** CPU seconds used by every member so far. */
+  cpuSecs(): number
+  /** The client URL of the current leader, and of one follower. */
+  roles(): Promise<{ leader: string; follower: string }>
+  stop(): Promise<void>
+}
+
+async function roles(urls: string[]): Promise<{ leader: string; follower: string }> {
+  const deadline = performance.now() + 30_000
+  while (performance.now() < deadline) {
+    for (const u of urls) {
+      try {
+        const r = await fetch(`${u}/v3/maintenance/status`, {
+          method: 'POST',
+          body: '{}',
+          signal: AbortSignal.timeout(1000),
+        })
+        const j = (await r.json()) as { leader?: string; header?: { member_id?: string } }
+        if (j.leader && j.leader === j.header?.member_id) return { leader: u, follower: urls.find((x) => x !== u)! }
+      } catch {}
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error('no leader within 30 s')
+}
+
+function cluster(name: string, urls: string[], members: BenchServer[], dir: string): BenchCluster {
+  return {
+    name,
+    urls,
+    members,
+    cpuSecs: () => members.reduce((sum, m) => sum + processCpuSecs(m.pid), 0),
+    roles: () => roles(urls),
+    async stop() {
+      for (const m of members) await m.stop()
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+export async function startEdgecdCluster(n = 3): Promise<BenchCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'edgecd-cluster-bench-'))
+  const urls: string[] = []
+  for (let i = 0; i < n; i++) urls.push(`http://127.0.0.1:${await freePort()}`)
+  const initial = urls.map((u, i) => `m${i}=${u}`).join(',')
+  const members = await Promise.all(
+    urls.map((url, i) =>
+      startChild(
+        `edgecd-${i}`,
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'serve',
+          '--name',
+          `m${i}`,
+          '--data-dir',
+          join(dir, `m${i}`),
+          '--listen-client-urls',
+          url,
+          '--initial-cluster',
+          initial,
+          '--initial-cluster-token',
+          'bench-cluster',
+          '--log-level',
+          'error',
+        ],
+        url,
+        undefined,
+      ),
+    ),
+  )
+  return cluster('edgecd', urls, members, dir)
+}
+
+export async function startEtcdCluster(n = 3): Promise<BenchCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'etcd-cluster-bench-'))
+  const urls: string[] = []
+  const peers: string[] = []
+  for (let i = 0; i < n; i++) {
+    urls.push(`http://127.0.0.1:${await freePort()}`)
+    peers.push(`http://127.0.0.1:${await freePort()}`)
+  }
+  const initial = peers.map((p, i) => `e${i}=${p}`).join(',')
+  const members = await Promise.all(
+    urls.map((url, i) =>
+      startChild(
+        `etcd-${i}`,
+        'etcd',
+        [
+          '--name',
+          `e${i}`,
+          '--data-dir',
+          join(dir, `e${i}`),
+          '--listen-client-urls',
+          url,
+          '--advertise-client-urls',
+          url,
+          '--listen-peer-urls',
+          peers[i]!,
+          '--initial-advertise-peer-urls',
+          peers[i]!,
+          '--initial-cluster',
+          initial,
+          '--initial-cluster-token',
+          'bench-cluster',
+          '--initial-cluster-state',
+          'new',
+          '--logger',
+          'zap',
+          '--log-level',
+          'error',
+        ],
+        url,
+        undefined,
+      ),
+    ),
+  )
+  return cluster('etcd', urls, members, dir)
+}
