@@ -170,16 +170,33 @@ export class RaftMember {
         reject(new EtcdError('ErrTimeout'))
       }, this.opts.requestTimeoutMs)
       this.waiters.set(id, { resolve, reject, timer })
-      try {
-        this.node.propose(entry)
-      } catch (err) {
-        clearTimeout(timer)
-        this.waiters.delete(id)
-        reject(err instanceof RaftError && err.code === 'ErrProposalDropped' ? new EtcdError('ErrNoLeader') : err)
-        return
-      }
+      // Proposals wait here while a Ready is being persisted and go to Raft together just before the next one: one
+      // append and one MsgApp per follower for all of them (group proposal, no extra latency when idle).
+      this.pendingProposals.push({ id, entry })
+      if (!this.running) this.flushProposals()
       this.kick()
     })
+  }
+
+  private pendingProposals: { id: string; entry: Uint8Array }[] = []
+
+  /** Hands queued proposals to Raft as one batch; if Raft drops them (no leader), their callers fail fast. */
+  private flushProposals(): void {
+    if (this.pendingProposals.length === 0) return
+    const batch = this.pendingProposals
+    this.pendingProposals = []
+    try {
+      this.node.proposeBatch(batch.map((p) => p.entry))
+    } catch (err) {
+      const e = err instanceof RaftError && err.code === 'ErrProposalDropped' ? new EtcdError('ErrNoLeader') : err
+      for (const p of batch) {
+        const w = this.waiters.get(p.id)
+        if (!w) continue
+        this.waiters.delete(p.id)
+        clearTimeout(w.timer)
+        w.reject(e)
+      }
+    }
   }
 
   /**
@@ -319,7 +336,12 @@ export class RaftMember {
     if (this.running) return
     this.running = true
     try {
-      while (!this.stopped && this.node.hasReady()) await this.handleReady(this.node.ready())
+      for (;;) {
+        if (this.stopped) break
+        this.flushProposals()
+        if (!this.node.hasReady()) break
+        await this.handleReady(this.node.ready())
+      }
     } catch (err) {
       this.die(err)
     } finally {
