@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { computeMemberId } from '../../src/server/ids.js'
 import { eventually } from '../cluster/helpers.js'
+import { serveArgs } from '../cluster/process.js'
 import { freePort } from '../diff/etcd-process.js'
 import { ChaosProxy } from './proxy.js'
 
@@ -81,33 +82,21 @@ export class ChaosCluster {
 
   spawn(i: number): void {
     const initialCluster = this.names.map((nm, j) => `${nm}=${this.peerUrl(j)}`).join(',')
-    const args = [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
-      'serve',
-      '--name',
-      this.names[i]!,
-      '--data-dir',
-      this.dirs[i]!,
-      '--listen-client-urls',
-      this.clientUrls[i]!,
-      '--advertise-client-urls',
-      this.clientUrls[i]!,
-      '--initial-advertise-peer-urls',
-      this.peerUrl(i),
-      '--initial-cluster',
+    const args = serveArgs({
+      name: this.names[i]!,
+      dataDir: this.dirs[i]!,
+      clientUrl: this.clientUrls[i]!,
+      peerUrl: this.peerUrl(i),
       initialCluster,
-      '--initial-cluster-token',
-      this.token,
-      '--heartbeat-interval',
-      String(this.opts.heartbeatMs),
-      '--election-timeout',
-      String(this.opts.electionMs),
-      '--log-level',
-      'warn',
-      ...(this.opts.extra ?? []),
-    ]
+      token: this.token,
+      extra: [
+        '--heartbeat-interval',
+        String(this.opts.heartbeatMs),
+        '--election-timeout',
+        String(this.opts.electionMs),
+        ...(this.opts.extra ?? []),
+      ],
+    })
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
     live.add(child)
     child.once('exit', () => live.delete(child))

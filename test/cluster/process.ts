@@ -5,6 +5,39 @@ import { join } from 'node:path'
 import { freePort } from '../diff/etcd-process.js'
 import { b64, eventually, post } from './helpers.js'
 
+/** The `node` arguments that start one `edgecd serve` member of a test cluster, with warn-level logs. */
+export function serveArgs(o: {
+  name: string
+  dataDir: string
+  clientUrl: string
+  /** Advertised peer URL when it differs from the client URL (e.g. a fault-injecting proxy in front of it). */
+  peerUrl?: string
+  initialCluster: string
+  token: string
+  extra?: string[]
+}): string[] {
+  return [
+    '--import',
+    'tsx',
+    'src/cli/main.ts',
+    'serve',
+    '--name',
+    o.name,
+    '--data-dir',
+    o.dataDir,
+    '--listen-client-urls',
+    o.clientUrl,
+    ...(o.peerUrl ? ['--advertise-client-urls', o.clientUrl, '--initial-advertise-peer-urls', o.peerUrl] : []),
+    '--initial-cluster',
+    o.initialCluster,
+    '--initial-cluster-token',
+    o.token,
+    '--log-level',
+    'warn',
+    ...(o.extra ?? []),
+  ]
+}
+
 /** A cluster of real `edgecd serve` processes on loopback, for kill -9 tests. */
 export class ProcessCluster {
   readonly procs: (ChildProcess | undefined)[] = []
@@ -28,25 +61,14 @@ export class ProcessCluster {
 
   spawn(i: number): void {
     const initialCluster = this.names.map((nm, j) => `${nm}=${this.urls[j]}`).join(',')
-    const args = [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
-      'serve',
-      '--name',
-      this.names[i]!,
-      '--data-dir',
-      this.dirs[i]!,
-      '--listen-client-urls',
-      this.urls[i]!,
-      '--initial-cluster',
+    const args = serveArgs({
+      name: this.names[i]!,
+      dataDir: this.dirs[i]!,
+      clientUrl: this.urls[i]!,
       initialCluster,
-      '--initial-cluster-token',
-      'proc-test',
-      '--log-level',
-      'warn',
-      ...this.extra,
-    ]
+      token: 'proc-test',
+      extra: this.extra,
+    })
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
     child.stderr!.on('data', (d) => {
       this.logs[i] = ((this.logs[i] ?? '') + String(d)).slice(-4000)
