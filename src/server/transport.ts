@@ -4,8 +4,17 @@ import type { Transport } from './raft-member.js'
 
 /**
  * Peers talk Raft over WebSockets on the client port (GET /raft), etcd's rafthttp reduced to one stream per peer:
- * each frame is a CBOR batch `[version, clusterId, fromId, Message[]]`. This file is runtime-neutral; the runtime
- * provides `dial` (an outbound socket) and the app feeds inbound frames to `receive`.
+ * each frame is a CBOR batch `[version, clusterId, fromId, Message[], control?]`. This file is runtime-neutral; the
+ * runtime provides `dial` (an outbound socket) and the app feeds inbound frames to `receive`.
+ *
+ * Snapshots do not ride in one frame: a MsgSnap becomes a stream of chunks (`control` = SnapChunk, at most
+ * `snapshotChunkBytes` each) with flow control: at most `snapshotWindowChunks` chunks are unacknowledged, and the
+ * receiver acknowledges each one (`control` = SnapAck) on its own socket to the sender. Appends and heartbeats to the
+ * same peer go out between chunks, so a member far behind catches up without holding up the rest of the cluster, and
+ * neither side ever holds more than the window in socket buffers. The receiver hands Raft the whole MsgSnap when the
+ * last chunk is in; the sender reports the snapshot as sent only when that last chunk is acknowledged (etcd reports
+ * it when the receiver's HTTP handler returns), and as failed when the socket closes or the receiver goes quiet for
+ * `snapshotStallMs`.
  *
  * Peers prove they belong to the cluster with `Authorization: Bearer <proof>`, the HMAC-SHA256 of
  * "edgecd-peer:<clusterId>:<fromId>" keyed with --initial-cluster-token: the token itself never crosses the wire,
@@ -49,6 +58,56 @@ export interface PeerTransportOptions {
   /** Reconnect backoff bounds, in ms. */
   reconnectMinMs?: number
   reconnectMaxMs?: number
+  /** Bytes of snapshot data per chunk frame. */
+  snapshotChunkBytes?: number
+  /** Chunks of one snapshot sent but not yet acknowledged, at most. */
+  snapshotWindowChunks?: number
+  /** A snapshot stream whose receiver acknowledges nothing for this long (ms) is abandoned and reported failed. */
+  snapshotStallMs?: number
+  /** The largest snapshot this member accepts from a peer, in bytes. */
+  maxSnapshotBytes?: number
+}
+
+/** One chunk of a snapshot stream. The first (seq 0) carries the MsgSnap itself, its data left empty. */
+interface SnapChunk {
+  k: 'snap'
+  /** Stream id, unique per sender. */
+  id: number
+  seq: number
+  /** Total bytes of snapshot data. */
+  total: number
+  msg?: Message
+  data: Uint8Array
+}
+
+/** The receiver's answer to a chunk: `ok` false abandons the stream; `done` says the whole snapshot reached Raft. */
+interface SnapAck {
+  k: 'snapAck'
+  id: number
+  seq: number
+  ok: boolean
+  done: boolean
+}
+
+interface OutboundSnap {
+  id: number
+  to: NodeId
+  msg: Message
+  data: Uint8Array
+  /** Next chunk to send, and chunks acknowledged so far. */
+  nextSeq: number
+  acked: number
+  chunks: number
+  lastProgress: number
+  timer?: ReturnType<typeof setTimeout>
+}
+
+interface InboundSnap {
+  id: number
+  msg: Message
+  data: Uint8Array
+  received: number
+  nextSeq: number
 }
 
 async function hmacHex(key: string, msg: string): Promise<string> {
@@ -106,9 +165,24 @@ export class PeerTransport implements Transport {
   private closed = false
   private readonly o: Required<Omit<PeerTransportOptions, 'log' | 'onDropped'>> &
     Pick<PeerTransportOptions, 'log' | 'onDropped'>
+  /** Snapshot streams this member is sending (one per peer) and receiving (one per peer). */
+  private readonly outSnaps = new Map<NodeId, OutboundSnap>()
+  private readonly inSnaps = new Map<NodeId, InboundSnap>()
+  private nextSnapId = 1
+  /** Counters for /metrics (etcd's etcd_network_snapshot_* under edgecd's prefix). */
+  readonly snapshotStats = { sendSuccess: 0, sendFailures: 0, receiveSuccess: 0, receiveFailures: 0, chunksReceived: 0 }
 
   constructor(opts: PeerTransportOptions) {
-    this.o = { maxPeerBufferedBytes: 64 * 1024 * 1024, reconnectMinMs: 50, reconnectMaxMs: 2000, ...opts }
+    this.o = {
+      maxPeerBufferedBytes: 64 * 1024 * 1024,
+      reconnectMinMs: 50,
+      reconnectMaxMs: 2000,
+      snapshotChunkBytes: 1024 * 1024,
+      snapshotWindowChunks: 4,
+      snapshotStallMs: 10_000,
+      maxSnapshotBytes: 4 * 1024 * 1024 * 1024 - 1,
+      ...opts,
+    }
   }
 
   async start(): Promise<void> {
@@ -120,6 +194,8 @@ export class PeerTransport implements Transport {
     for (const [id, p] of this.peers) {
       if (peers.has(id)) continue
       this.peers.delete(id)
+      this.abortOutSnap(id, 'peer removed', false)
+      this.inSnaps.delete(id)
       if (p.timer) clearTimeout(p.timer)
       p.socket?.close(1000, 'removed')
     }
@@ -160,6 +236,7 @@ export class PeerTransport implements Transport {
             p.dialing = false
             p.socket = undefined
             if (was) this.o.log?.('warn', 'peer disconnected', { peer: p.id })
+            this.abortOutSnap(p.id, 'connection closed')
             this.scheduleReconnect(p)
           },
         },
@@ -190,31 +267,193 @@ export class PeerTransport implements Transport {
   send(msgs: Message[]): void {
     const byPeer = new Map<NodeId, Message[]>()
     for (const m of msgs) {
+      if (m.type === MessageType.MsgSnap) {
+        this.startOutSnap(m)
+        continue
+      }
       const l = byPeer.get(m.to)
       if (l) l.push(m)
       else byPeer.set(m.to, [m])
     }
     for (const [to, batch] of byPeer) {
-      const p = this.peers.get(to)
-      const sock = p?.open ? p.socket : undefined
-      if (!sock || sock.bufferedAmount > this.o.maxPeerBufferedBytes) {
-        this.dropped(to, batch)
-        continue
-      }
-      try {
-        sock.send(encode([peerFrameVersion, this.o.clusterId, this.o.selfId, batch]) as Uint8Array)
-      } catch {
-        this.dropped(to, batch)
-        continue
-      }
-      for (const m of batch) if (m.type === MessageType.MsgSnap) this.o.reportSnapshot(to, true)
+      if (!this.sendFrame(to, batch)) this.dropped(to, batch)
+    }
+  }
+
+  /** Hands one frame to the peer's socket; false when it certainly did not go (no socket, full buffer, error). */
+  private sendFrame(to: NodeId, batch: Message[], control?: SnapChunk | SnapAck): boolean {
+    const p = this.peers.get(to)
+    const sock = p?.open ? p.socket : undefined
+    if (!sock || sock.bufferedAmount > this.o.maxPeerBufferedBytes) return false
+    const frame: unknown[] = [peerFrameVersion, this.o.clusterId, this.o.selfId, batch]
+    if (control) frame.push(control)
+    try {
+      sock.send(encode(frame) as Uint8Array)
+      return true
+    } catch {
+      return false
     }
   }
 
   private dropped(to: NodeId, batch: Message[]): void {
     this.o.reportUnreachable(to)
     this.o.onDropped?.(batch)
-    for (const m of batch) if (m.type === MessageType.MsgSnap) this.o.reportSnapshot(to, false)
+  }
+
+  // ---- snapshot streams, sending side ----
+
+  private startOutSnap(m: Message): void {
+    const cur = this.outSnaps.get(m.to)
+    // Raft resends MsgSnap when its snapshot timeout passes; the stream already under way carries the same snapshot.
+    if (cur && cur.msg.snapshot?.metadata.index === m.snapshot?.metadata.index) return
+    if (cur) this.abortOutSnap(m.to, 'superseded by a newer snapshot', false)
+    if (!this.peers.get(m.to)?.open) {
+      this.o.reportUnreachable(m.to)
+      this.o.reportSnapshot(m.to, false)
+      return
+    }
+    const data = m.snapshot?.data ?? new Uint8Array(0)
+    const s: OutboundSnap = {
+      id: this.nextSnapId++,
+      to: m.to,
+      msg: { ...m, snapshot: m.snapshot ? { ...m.snapshot, data: new Uint8Array(0) } : undefined },
+      data,
+      nextSeq: 0,
+      acked: 0,
+      chunks: Math.max(1, Math.ceil(data.length / this.o.snapshotChunkBytes)),
+      lastProgress: Date.now(),
+    }
+    this.outSnaps.set(m.to, s)
+    this.o.log?.('info', 'sending a snapshot', {
+      peer: m.to,
+      index: m.snapshot?.metadata.index,
+      bytes: data.length,
+      chunks: s.chunks,
+    })
+    this.pumpOutSnap(s)
+    this.armStallTimer(s)
+  }
+
+  /** Sends chunks while the window allows. */
+  private pumpOutSnap(s: OutboundSnap): void {
+    const size = this.o.snapshotChunkBytes
+    while (s.nextSeq < s.chunks && s.nextSeq - s.acked < this.o.snapshotWindowChunks) {
+      const seq = s.nextSeq
+      const chunk: SnapChunk = {
+        k: 'snap',
+        id: s.id,
+        seq,
+        total: s.data.length,
+        data: s.data.subarray(seq * size, Math.min(s.data.length, (seq + 1) * size)),
+      }
+      if (seq === 0) chunk.msg = s.msg
+      if (!this.sendFrame(s.to, [], chunk)) {
+        this.abortOutSnap(s.to, 'could not send a chunk')
+        return
+      }
+      s.nextSeq++
+    }
+  }
+
+  private armStallTimer(s: OutboundSnap): void {
+    if (s.timer) clearTimeout(s.timer)
+    s.timer = setTimeout(() => {
+      s.timer = undefined
+      if (this.outSnaps.get(s.to) !== s) return
+      if (Date.now() - s.lastProgress >= this.o.snapshotStallMs) this.abortOutSnap(s.to, 'receiver stalled')
+      else this.armStallTimer(s)
+    }, this.o.snapshotStallMs)
+  }
+
+  private abortOutSnap(to: NodeId, reason: string, report = true): void {
+    const s = this.outSnaps.get(to)
+    if (!s) return
+    this.outSnaps.delete(to)
+    if (s.timer) clearTimeout(s.timer)
+    this.o.log?.('warn', 'snapshot stream failed', { peer: to, reason, chunksAcked: s.acked, chunks: s.chunks })
+    this.snapshotStats.sendFailures++
+    if (report) this.o.reportSnapshot(to, false)
+  }
+
+  private onSnapAck(from: NodeId, a: SnapAck): void {
+    const s = this.outSnaps.get(from)
+    if (!s || s.id !== a.id) return
+    if (!a.ok) {
+      this.abortOutSnap(from, 'refused by the receiver')
+      return
+    }
+    if (a.seq + 1 > s.acked) s.acked = Math.min(a.seq + 1, s.nextSeq)
+    s.lastProgress = Date.now()
+    if (a.done) {
+      this.outSnaps.delete(from)
+      if (s.timer) clearTimeout(s.timer)
+      this.o.log?.('info', 'snapshot sent', { peer: from, index: s.msg.snapshot?.metadata.index, bytes: s.data.length })
+      this.snapshotStats.sendSuccess++
+      this.o.reportSnapshot(from, true)
+      return
+    }
+    this.pumpOutSnap(s)
+  }
+
+  // ---- snapshot streams, receiving side ----
+
+  private onSnapChunk(from: NodeId, c: SnapChunk): void {
+    const ack = (ok: boolean, done = false) => {
+      if (!ok) this.snapshotStats.receiveFailures++
+      this.sendFrame(from, [], { k: 'snapAck', id: c.id, seq: c.seq, ok, done } satisfies SnapAck)
+    }
+    if (
+      !Number.isSafeInteger(c.id) ||
+      !Number.isSafeInteger(c.seq) ||
+      !Number.isSafeInteger(c.total) ||
+      c.total < 0 ||
+      !(c.data instanceof Uint8Array)
+    ) {
+      this.o.log?.('warn', 'dropped a malformed snapshot chunk', { peer: from })
+      return
+    }
+    let s = this.inSnaps.get(from)
+    if (c.seq === 0) {
+      const m = c.msg
+      if (
+        !m ||
+        m.type !== MessageType.MsgSnap ||
+        m.to !== this.o.selfId ||
+        m.from !== from ||
+        !m.snapshot ||
+        c.total > this.o.maxSnapshotBytes
+      ) {
+        this.o.log?.('warn', 'refused a snapshot stream', { peer: from, bytes: c.total })
+        ack(false)
+        return
+      }
+      s = { id: c.id, msg: m, data: new Uint8Array(c.total), received: 0, nextSeq: 0 }
+      this.inSnaps.set(from, s)
+    }
+    if (!s || s.id !== c.id || c.seq !== s.nextSeq || s.received + c.data.length > s.data.length) {
+      // Out of order or of a stream we dropped: the sender learns, abandons it, and Raft retries.
+      if (s && s.id === c.id) this.inSnaps.delete(from)
+      ack(false)
+      return
+    }
+    s.data.set(c.data, s.received)
+    s.received += c.data.length
+    s.nextSeq++
+    this.snapshotStats.chunksReceived++
+    if (s.received < s.data.length) {
+      ack(true)
+      return
+    }
+    this.inSnaps.delete(from)
+    this.snapshotStats.receiveSuccess++
+    this.o.log?.('info', 'received a snapshot', {
+      peer: from,
+      index: s.msg.snapshot?.metadata.index,
+      bytes: s.received,
+    })
+    const snapshot = s.msg.snapshot!
+    this.o.onMessages([{ ...s.msg, snapshot: { ...snapshot, data: s.data } }])
+    ack(true, true)
   }
 
   /** An inbound frame from an authenticated peer socket. Malformed frames are dropped, never thrown. */
@@ -238,13 +477,27 @@ export class PeerTransport implements Transport {
     // Only messages to us, from the peer the socket authenticated as.
     const from = fromPeer ?? (frame[2] as string)
     const msgs = (frame[3] as Message[]).filter(
-      (m) => m && m.to === this.o.selfId && m.from === from && typeof m.type === 'number',
+      (m) =>
+        m && m.to === this.o.selfId && m.from === from && typeof m.type === 'number' && m.type !== MessageType.MsgSnap,
     )
     if (msgs.length > 0) this.o.onMessages(msgs)
+    const control = frame[4] as SnapChunk | SnapAck | undefined
+    if (control && typeof control === 'object') {
+      if (control.k === 'snap') this.onSnapChunk(from, control)
+      else if (control.k === 'snapAck') this.onSnapAck(from, control)
+    }
+  }
+
+  /** Snapshot streams under way, for tests and metrics. */
+  snapshotStreams(): { sending: number; receiving: number } {
+    return { sending: this.outSnaps.size, receiving: this.inSnaps.size }
   }
 
   close(): void {
     this.closed = true
+    for (const s of this.outSnaps.values()) if (s.timer) clearTimeout(s.timer)
+    this.outSnaps.clear()
+    this.inSnaps.clear()
     for (const p of this.peers.values()) {
       if (p.timer) clearTimeout(p.timer)
       p.socket?.close(1000, 'shutdown')
