@@ -662,7 +662,23 @@ export class Member implements MemberApi {
       g('edgecd_mvcc_revision', 'The current store revision.', this.kv.revision) +
       g('edgecd_watchers', 'Open watchers.', this.kv.watchHub.watcherCount) +
       g('edgecd_watch_streams', 'Open watch streams.', this.streams.size) +
-      g('edgecd_leases', 'Granted leases.', this.kv.lessor.size)
+      g('edgecd_leases', 'Granted leases.', this.kv.lessor.size) +
+      this.snapshotMetrics()
+    )
+  }
+
+  /** Snapshot streams between peers, as etcd's etcd_network_snapshot_* counters. */
+  private snapshotMetrics(): string {
+    const s = this.transport?.snapshotStats
+    if (!s) return ''
+    const c = (name: string, help: string, v: number) =>
+      `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${v}\n`
+    return (
+      c('edgecd_network_snapshot_send_success', 'Snapshots sent to peers and acknowledged whole.', s.sendSuccess) +
+      c('edgecd_network_snapshot_send_failures', 'Snapshot streams to peers that failed.', s.sendFailures) +
+      c('edgecd_network_snapshot_receive_success', 'Snapshots received whole from peers.', s.receiveSuccess) +
+      c('edgecd_network_snapshot_receive_failures', 'Snapshot chunks from peers refused.', s.receiveFailures) +
+      c('edgecd_network_snapshot_chunks_received', 'Snapshot chunks received from peers.', s.chunksReceived)
     )
   }
 
