@@ -133,6 +133,11 @@ export class TokenKeys {
 
   /** Checks a token; its user and revision, or ErrInvalidAuthToken for any defect. */
   async verify(token: string, nowSeconds: number): Promise<AuthInfo> {
+    return (await this.verifyUntil(token, nowSeconds)).info
+  }
+
+  /** As verify, with the last second the token is valid in (its `exp`, bounded by `iat` + TTL), for the cache. */
+  async verifyUntil(token: string, nowSeconds: number): Promise<{ info: AuthInfo; validUntilSeconds: number }> {
     const invalid = () => new EtcdError('ErrInvalidAuthToken')
     if (token.length > tokenBytesMax || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) throw invalid()
     let header: ReturnType<typeof decodeProtectedHeader>
@@ -166,7 +171,9 @@ export class TokenKeys {
         rev < 1
       )
         throw invalid()
-      return { user: payload.sub, rev }
+      const iat = payload.iat!
+      const validUntilSeconds = Math.min(payload.exp!, iat + this.options.ttlSeconds + 1)
+      return { info: { user: payload.sub, rev }, validUntilSeconds }
     } catch {
       throw invalid()
     }

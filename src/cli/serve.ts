@@ -15,6 +15,12 @@ const list: Conv = (v) =>
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')
+const bool: Conv = (v, flag) => {
+  const t = v.trim().toLowerCase()
+  if (t === 'true' || t === '1') return true
+  if (t === 'false' || t === '0') return false
+  throw new ConfigError(`--${flag} must be true or false, got ${JSON.stringify(v)}`)
+}
 const int: Conv = (v, flag) => {
   if (!/^\d+$/.test(v.trim()))
     throw new ConfigError(`--${flag} must be a non-negative integer, got ${JSON.stringify(v)}`)
@@ -60,6 +66,14 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
     'auth tokens: simple (JWT, generated key) or jwt,pub-key=FILE,priv-key=FILE,sign-method=ES256|EdDSA,ttl=5m',
   ],
   'auth-password-iterations': ['authPasswordIterations', int, 'PBKDF2-SHA256 iterations for new password hashes'],
+  'cert-file': ['certFile', str, 'path to the client server TLS cert file (needed by https listen URLs)'],
+  'key-file': ['keyFile', str, 'path to the client server TLS key file'],
+  'trusted-ca-file': ['trustedCaFile', str, 'path to the client server TLS trusted CA cert file'],
+  'client-cert-auth': ['clientCertAuth', bool, 'enable client cert authentication (the CN is the user with auth on)'],
+  'peer-cert-file': ['peerCertFile', str, 'path to the peer TLS cert file (presented when dialing peers)'],
+  'peer-key-file': ['peerKeyFile', str, 'path to the peer TLS key file'],
+  'peer-trusted-ca-file': ['peerTrustedCaFile', str, 'path to the peer TLS trusted CA file'],
+  'peer-client-cert-auth': ['peerClientCertAuth', bool, 'enable peer client cert authentication on /raft'],
 }
 
 export function serveUsage(): string {
@@ -84,7 +98,11 @@ export function serveConfig(argv: string[], env: Record<string, string | undefin
     help: { type: 'boolean', short: 'h' },
   }
   for (const flag of Object.keys(serveFlags)) options[flag] = { type: 'string' }
-  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false })
+  // Boolean flags as Go's flag package takes them: `--client-cert-auth` alone means true, or `--flag=true|false`.
+  const args = argv.map((a) =>
+    /^--?[a-z-]+$/.test(a) && serveFlags[a.replace(/^--?/, '')]?.[1] === bool ? `${a}=true` : a,
+  )
+  const { values } = parseArgs({ args, options, strict: true, allowPositionals: false })
   if (values.help) return 'help'
   const c: ServerConfig = { ...serverDefaults }
   for (const [flag, [field, conv]] of Object.entries(serveFlags)) {

@@ -22,8 +22,15 @@ export interface AppOptions {
   upgradeWebSocket?: UpgradeWebSocket<any>
   /** Upper bound of concurrent watch streams (HTTP and WebSocket) per member. */
   maxWatchStreams: number
-  /** Called when a /raft connection is refused (wrong or missing cluster credential), for the log. */
-  onPeerRefused?: (claimedId: string, address: string) => void
+  /** Called when a /raft connection is refused (wrong or missing cluster credential or peer certificate), for the log. */
+  onPeerRefused?: (claimedId: string, address: string, reason?: string) => void
+  /**
+   * Mutual TLS, read by the runtime from the connection: the CN of the request's client certificate when it chains
+   * to the CA set of `use` ('client': --trusted-ca-file, 'peer': --peer-trusted-ca-file), else undefined. `client` /
+   * `peer`: client routes / /raft require such a certificate; with `client` and auth on, a request without a token
+   * acts as the user its CN names (etcd's AuthInfoFromTLS).
+   */
+  mtls?: { client: boolean; peer: boolean; verifiedCn(c: Context, use: 'client' | 'peer'): string | undefined }
 }
 
 /** gRPC's receive limit in etcd: the request limit plus 512 KiB of overhead (2 MiB by default). */
@@ -44,7 +51,12 @@ function errorResponse(c: Context, err: unknown): Response {
   return c.body(errorBody(e), httpStatus(e.grpcCode) as 400, { 'Content-Type': 'application/json' })
 }
 
-type Handler = (body: string, authorization: string | undefined, address: string) => Promise<string>
+type Handler = (
+  body: string,
+  authorization: string | undefined,
+  address: string,
+  certUser: string | undefined,
+) => Promise<string>
 
 /** The client's address for authenticate's failure limits (@hono/node-server puts the socket in c.env.incoming). */
 function clientAddress(c: Context): string {
@@ -72,6 +84,14 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
     for (const [k, v] of Object.entries(corsHeaders)) c.res.headers.set(k, v)
   })
   app.options('*', (c) => c.body(null, 200, { 'Content-Length': '0' }))
+  // Mutual TLS: client routes need a certificate from --trusted-ca-file (/raft checks the peer set below).
+  const mtls = opts.mtls
+  if (mtls?.client)
+    app.use('*', async (c, next) => {
+      if (c.req.path === '/raft' || mtls.verifiedCn(c, 'client') !== undefined) return next()
+      return c.body('client certificate required\n', 401, { 'Content-Type': 'text/plain; charset=utf-8' })
+    })
+  const certUser = (c: Context) => (mtls?.client ? mtls.verifiedCn(c, 'client') : undefined)
 
   app.get('/version', (c) => c.json(etcdVersion))
   // etcd 3.4 writes /health without a content type, so Go sniffs text/plain.
@@ -110,7 +130,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
       app.post(prefix + path, limit, async (c) => {
         const t0 = performance.now()
         try {
-          const out = await handler(await c.req.text(), c.req.header('authorization'), clientAddress(c))
+          const out = await handler(await c.req.text(), c.req.header('authorization'), clientAddress(c), certUser(c))
           metrics.observe(method, performance.now() - t0, 0)
           return c.body(out, 200, jsonHeaders)
         } catch (err) {
@@ -130,9 +150,9 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
     res: M.MessageDesc,
     fn: (r: Req, info: AuthInfo | undefined, address: string) => Promise<Res>,
   ) =>
-    unary(path, method, async (body, authorization, address) => {
+    unary(path, method, async (body, authorization, address, cn) => {
       const r = decodeMessage<Req>(req, body)
-      const a = member.authorize?.(method, r, authorization)
+      const a = member.authorize?.(method, r, authorization, cn)
       const info = a instanceof Promise ? await a : a
       return encodeMessage(res, (await fn(r, info, address)) as object)
     })
@@ -269,7 +289,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
         return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
       let info: AuthInfo | undefined
       try {
-        info = await member.authorize?.('Watch', undefined, c.req.header('authorization'))
+        info = await member.authorize?.('Watch', undefined, c.req.header('authorization'), certUser(c))
       } catch (err) {
         return errorResponse(c, err)
       }
@@ -336,7 +356,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
 
     app.post(prefix + '/maintenance/snapshot', async (c) => {
       try {
-        await member.authorize?.('Snapshot', undefined, c.req.header('authorization'))
+        await member.authorize?.('Snapshot', undefined, c.req.header('authorization'), certUser(c))
         const { header, data } = await member.snapshot()
         const chunk = 32 * 1024
         let out = ''
@@ -365,7 +385,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
           try {
             c.set(
               'authInfo' as never,
-              (await member.authorize?.('Watch', undefined, c.req.header('authorization'))) as never,
+              (await member.authorize?.('Watch', undefined, c.req.header('authorization'), certUser(c))) as never,
             )
           } catch (err) {
             return errorResponse(c, err)
@@ -441,6 +461,10 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
     app.get(
       '/raft',
       async (c, next) => {
+        if (mtls?.peer && mtls.verifiedCn(c, 'peer') === undefined) {
+          opts.onPeerRefused?.(c.req.header('x-edgecd-from') ?? '', clientAddress(c), 'no valid peer certificate')
+          return c.body('peer certificate required\n', 401, { 'Content-Type': 'text/plain; charset=utf-8' })
+        }
         const from = await member.verifyPeer!({
           authorization: c.req.header('authorization'),
           from: c.req.header('x-edgecd-from'),

@@ -153,23 +153,29 @@ export class AuthService {
   /**
    * Checks a unary call before it runs, on this member's applied auth state (after the read's linearizable wait for
    * reads). Returns the caller for the proposal; with auth off, returns undefined synchronously (no cost).
+   * `certUser` is the CN of a verified client certificate (--client-cert-auth): the caller when no token is given,
+   * at the current auth revision, as etcd's AuthInfoFromTLS; a token, even an invalid one, wins.
    */
   authorize(
     method: string,
     req: unknown,
     authorization: string | undefined,
+    certUser?: string,
   ): AuthInfo | undefined | Promise<AuthInfo | undefined> {
     if (!this.d.store.enabled) return undefined
-    return this.authorizeEnabled(method, req, authorization)
+    return this.authorizeEnabled(method, req, authorization, certUser)
   }
 
   private async authorizeEnabled(
     method: string,
     req: unknown,
     authorization: string | undefined,
+    certUser: string | undefined,
   ): Promise<AuthInfo | undefined> {
     if (method === 'Authenticate') return undefined
-    const info = await this.info(authorization)
+    const info =
+      (await this.info(authorization)) ??
+      (certUser !== undefined ? { user: certUser, rev: this.d.store.revision } : undefined)
     const s = this.d.store
     switch (method) {
       case 'Range': {

@@ -2,7 +2,9 @@
  * A member's configuration: etcd's flag names, their defaults, and every limit with its unit, checked in one place
  * (`validateServerConfig`). The CLI fills it from flags and `EDGECD_*` environment variables (src/cli/serve.ts).
  */
-export interface ServerConfig {
+import { type TlsConfig, tlsConfigProblem, tlsDefaults } from './tls-config.js'
+
+export interface ServerConfig extends TlsConfig {
   /** --name: human-readable name of this member. */
   name: string
   /** --data-dir: where the WAL and snapshots live. */
@@ -69,6 +71,7 @@ export const serverDefaults: ServerConfig = {
   logLevel: 'info',
   authToken: 'simple',
   authPasswordIterations: 600_000,
+  ...tlsDefaults,
 }
 
 export class ConfigError extends Error {
@@ -149,6 +152,8 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
   posInt('watch-progress-notify-interval', c.watchProgressNotifyIntervalMs, 100)
   if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel))
     throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(c.logLevel)}`)
+  const tls = tlsConfigProblem(c, c.listenClientUrls)
+  if (tls) throw new ConfigError(tls)
   parseInitialCluster(c)
   return c
 }

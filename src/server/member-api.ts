@@ -78,12 +78,14 @@ export interface MemberApi {
   openWatchStream(send: (resp: WatchResponse) => boolean | undefined, info?: AuthInfo): WatchStream
   /**
    * Auth check of a call before it runs (method = the metrics name, e.g. 'Range'): the caller, undefined when auth
-   * is off or no token was given, or an EtcdError. Synchronous while auth is off. Absent: no auth.
+   * is off or no token was given, or an EtcdError. Synchronous while auth is off. Absent: no auth. `certUser`: the
+   * CN of a verified client certificate (--client-cert-auth), the caller when no token is given.
    */
   authorize?(
     method: string,
     req: unknown,
     authorization: string | undefined,
+    certUser?: string,
   ): AuthInfo | undefined | Promise<AuthInfo | undefined>
   /** The /v3/auth/* calls and the JWKS (src/server/auth-service.ts). */
   auth?: AuthService

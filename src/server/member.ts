@@ -179,8 +179,9 @@ export class Member implements MemberApi {
     method: string,
     req: unknown,
     authorization: string | undefined,
+    certUser?: string,
   ): AuthInfo | undefined | Promise<AuthInfo | undefined> {
-    return this.auth.authorize(method, req, authorization)
+    return this.auth.authorize(method, req, authorization, certUser)
   }
 
   /** A permission revoked (or auth changed) after a watch was created cancels it, with etcd's permission reason. */

@@ -5,6 +5,8 @@
  */
 
 import { readFileSync } from 'node:fs'
+import { createServer as createHttpsServer } from 'node:https'
+import type { Socket } from 'node:net'
 import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
 import { WebSocketServer } from 'ws'
 import { parseAuthTokenFlag } from '../../auth/token.js'
@@ -16,8 +18,9 @@ import { Member } from '../../server/member.js'
 import type { MemberInfo } from '../../server/member-api.js'
 import { checkIdentity } from './identity.js'
 import { createLogger, type Logger } from './log.js'
-import { dialNodePeer, peerFrameBytesMax } from './peer-dial.js'
+import { nodePeerDialer, peerFrameBytesMax } from './peer-dial.js'
 import { openNodeStorage } from './storage.js'
+import { loadNodeTls } from './tls.js'
 
 // Node 20 lacks ErrorEvent/CloseEvent, which hono's WebSocket helpers construct: without them onError never runs.
 const g = globalThis as Record<string, unknown>
@@ -92,6 +95,7 @@ export async function startNodeMember(
   hooks: { onFatal?: (err: unknown) => void } = {},
 ): Promise<RunningMember> {
   validateServerConfig(config)
+  const tls = loadNodeTls(config)
   const cluster = parseInitialCluster(config)
   const members: MemberInfo[] = []
   for (const [name, peerURLs] of cluster) {
@@ -141,7 +145,7 @@ export async function startNodeMember(
     clusterId,
     members,
     join: config.initialClusterState === 'existing',
-    dial: dialNodePeer,
+    dial: nodePeerDialer(tls.peer),
     log: (level, msg, fields) => log[level](msg, fields),
     onFatal: (err) => {
       log.error('member stopped on a fatal error', { error: String((err as Error)?.message ?? err) })
@@ -153,8 +157,21 @@ export async function startNodeMember(
     maxRequestBytes: config.maxRequestBytes,
     maxWatchStreams: config.maxWatchStreams,
     upgradeWebSocket: upgradeWebSocket as never,
-    onPeerRefused: (claimed) =>
-      log.warn('refused a /raft connection without a valid cluster credential', { claimedId: claimed }),
+    onPeerRefused: (claimed, address, reason) =>
+      log.warn(`refused a /raft connection: ${reason ?? 'no valid cluster credential'}`, {
+        claimedId: claimed,
+        ...(reason ? { address } : {}),
+      }),
+    ...(config.clientCertAuth || config.peerClientCertAuth
+      ? {
+          mtls: {
+            client: config.clientCertAuth,
+            peer: config.peerClientCertAuth,
+            verifiedCn: (c, use) =>
+              tls.verifiedCn((c.env as { incoming?: { socket?: Socket } } | undefined)?.incoming?.socket, use),
+          },
+        }
+      : {}),
   })
   const servers: ServerType[] = []
   const socketServers: WebSocketServer[] = []
@@ -165,8 +182,15 @@ export async function startNodeMember(
     const wss = new WebSocketServer({ noServer: true, maxPayload: peerFrameBytesMax, perMessageDeflate: false })
     socketServers.push(wss)
     const server = await new Promise<ServerType>((resolve, reject) => {
+      const https = url.protocol === 'https:' ? { createServer: createHttpsServer, serverOptions: tls.server } : {}
       const s = serve(
-        { fetch: app.fetch, hostname: url.hostname, port: Number(url.port), websocket: { server: wss as never } },
+        {
+          fetch: app.fetch,
+          hostname: url.hostname,
+          port: Number(url.port),
+          websocket: { server: wss as never },
+          ...https,
+        },
         (info) => {
           urls.push(`${url.protocol}//${url.hostname}:${info.port}`)
           resolve(s)
