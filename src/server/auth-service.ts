@@ -5,6 +5,7 @@
  * between the check here and the apply count. Kept out of member.ts so the member only wires it in.
  */
 import { checkTxn } from '../auth/check.js'
+import { ExternalIssuer, type ExternalIssuerConfig } from '../auth/external.js'
 import { hashPassword, passwordBytesMax, passwordIterationsDefault, verifyPassword } from '../auth/password.js'
 import { type Permission, PermType } from '../auth/permissions.js'
 import { authFailureLimitsDefault, FailureLimiter, type FailureLimits } from '../auth/rate-limit.js'
@@ -16,6 +17,7 @@ import {
   tokenFromHeader,
   tokenIssuerDefault,
 } from '../auth/token.js'
+import { TokenVerifier } from '../auth/verifier.js'
 import { keyBytes } from '../kv/bytes.js'
 import { EtcdError } from '../kv/errors.js'
 import type { InternalRequest } from '../kv/requests.js'
@@ -33,6 +35,8 @@ export interface AuthConfig {
   passwordIterations: number
   issuer: string
   failureLimits: FailureLimits
+  /** Tokens of an outside issuer, also accepted (--auth-jwks-file / --auth-jwks-url and the --auth-jwt-* flags). */
+  external?: ExternalIssuerConfig
 }
 
 export const authConfigDefault: AuthConfig = {
@@ -110,10 +114,18 @@ export class AuthService {
   private readonly byUser: FailureLimiter
   private readonly byAddress: FailureLimiter
   private keysCache: { id: string; keys: Promise<TokenKeys> } | undefined
+  /** Token checks (own and outside tokens) with the cache of verified tokens. */
+  readonly verifier: TokenVerifier
 
   constructor(private readonly d: AuthServiceDeps) {
     this.byUser = new FailureLimiter(d.config.failureLimits, d.nowMs)
     this.byAddress = new FailureLimiter(d.config.failureLimits, d.nowMs)
+    this.verifier = new TokenVerifier({
+      keys: () => this.keys(),
+      external: d.config.external ? new ExternalIssuer(d.config.external) : undefined,
+      revision: () => d.store.revision,
+      nowSeconds: d.nowSeconds,
+    })
   }
 
   get store(): AuthStore {
@@ -145,9 +157,7 @@ export class AuthService {
   async info(authorization: string | undefined): Promise<AuthInfo | undefined> {
     const token = tokenFromHeader(authorization)
     if (token === undefined) return undefined
-    const keys = this.keys()
-    if (!keys) throw new EtcdError('ErrInvalidAuthToken')
-    return (await keys).verify(token, this.d.nowSeconds())
+    return this.verifier.verify(token)
   }
 
   /**

@@ -2,9 +2,10 @@
  * A member's configuration: etcd's flag names, their defaults, and every limit with its unit, checked in one place
  * (`validateServerConfig`). The CLI fills it from flags and `EDGECD_*` environment variables (src/cli/serve.ts).
  */
+import { type ExternalIssuerFlags, externalIssuerDefaults, externalIssuerProblem } from './auth-config.js'
 import { type TlsConfig, tlsConfigProblem, tlsDefaults } from './tls-config.js'
 
-export interface ServerConfig extends TlsConfig {
+export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
   /** --name: human-readable name of this member. */
   name: string
   /** --data-dir: where the WAL and snapshots live. */
@@ -71,6 +72,7 @@ export const serverDefaults: ServerConfig = {
   logLevel: 'info',
   authToken: 'simple',
   authPasswordIterations: 600_000,
+  ...externalIssuerDefaults,
   ...tlsDefaults,
 }
 
@@ -154,6 +156,8 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
     throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(c.logLevel)}`)
   const tls = tlsConfigProblem(c, c.listenClientUrls)
   if (tls) throw new ConfigError(tls)
+  const external = externalIssuerProblem(c)
+  if (external) throw new ConfigError(external)
   parseInitialCluster(c)
   return c
 }

@@ -9,9 +9,9 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
 import { WebSocketServer } from 'ws'
-import { parseAuthTokenFlag } from '../../auth/token.js'
 import { createApp } from '../../server/app.js'
-import { authConfigDefault } from '../../server/auth-service.js'
+import { authConfigFromFlags } from '../../server/auth-config.js'
+import type { AuthConfig } from '../../server/auth-service.js'
 import { ConfigError, parseInitialCluster, type ServerConfig, validateServerConfig } from '../../server/config.js'
 import { computeClusterId, computeMemberId } from '../../server/ids.js'
 import { Member } from '../../server/member.js'
@@ -119,27 +119,16 @@ export async function startNodeMember(
     throw err
   }
   let stopping: Promise<void> | undefined
-  let authToken: ReturnType<typeof parseAuthTokenFlag>
+  let auth: AuthConfig
   try {
-    authToken = parseAuthTokenFlag(config.authToken)
+    auth = authConfigFromFlags(config, (path) => readFileSync(path, 'utf8'))
   } catch (err) {
+    await storage.close()
     throw new ConfigError((err as Error).message)
   }
-  const pem =
-    authToken.pubKeyFile && authToken.privKeyFile
-      ? {
-          publicPem: readFileSync(authToken.pubKeyFile, 'utf8'),
-          privatePem: readFileSync(authToken.privKeyFile, 'utf8'),
-        }
-      : undefined
   const member = await Member.start({
     config,
-    auth: {
-      ...authConfigDefault,
-      token: authToken,
-      passwordIterations: config.authPasswordIterations,
-      ...(pem ? { pem } : {}),
-    },
+    auth,
     storage,
     memberId,
     clusterId,
