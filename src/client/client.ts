@@ -9,6 +9,7 @@
  * for await (const r of client.watch({ prefix: 'app/' })) console.log(r.events)
  * ```
  */
+import { AuthClient } from './auth.js'
 import { type Bytes, fromBase64 } from './bytes.js'
 import { EtcdClientError, GrpcCode } from './errors.js'
 import { LeaseClient } from './lease.js'
@@ -49,8 +50,14 @@ import { Watcher, type WatchOptions, type WatchTarget, type WebSocketConstructor
 export interface ClientOptions {
   /** Member URLs, e.g. ['http://127.0.0.1:2379']; calls go to one and fail over to the next. */
   endpoints: string[]
-  /** Sent as `Authorization: Bearer <token>`. */
+  /** A ready token, sent as `Authorization: Bearer <token>` (ignored when `username` is given). */
   token?: string
+  /**
+   * User name and password: the client authenticates on first use, caches the token, and when the server refuses
+   * it (`etcdserver: invalid auth token`, expired, or older than the auth store) authenticates again and retries once.
+   */
+  username?: string
+  password?: string
   /** Bound on opening a connection (WebSocket watch opens), ms; default 5,000. */
   dialTimeoutMs?: number
   /** Bound on one call including its retries, ms; default 10,000. */
@@ -75,6 +82,8 @@ export class Client {
   readonly lease: LeaseClient
   /** Cluster membership API. */
   readonly member: MemberClient
+  /** Auth API: enable/disable, status, authenticate, users, roles. */
+  readonly auth: AuthClient
   private readonly WS: WebSocketConstructor | undefined
   private readonly watchers = new Set<Watcher>()
 
@@ -82,6 +91,8 @@ export class Client {
     this.transport = new Transport({
       endpoints: opts.endpoints,
       token: opts.token,
+      username: opts.username,
+      password: opts.password,
       dialTimeoutMs: opts.dialTimeoutMs ?? clientDefaults.dialTimeoutMs,
       commandTimeoutMs: opts.commandTimeoutMs ?? clientDefaults.commandTimeoutMs,
       backoffMinMs: opts.backoffMinMs,
@@ -91,6 +102,7 @@ export class Client {
     this.WS = (opts.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as WebSocketConstructor | undefined
     this.lease = new LeaseClient(this.transport)
     this.member = new MemberClient(this.transport)
+    this.auth = new AuthClient(this.transport)
   }
 
   /**

@@ -3,6 +3,18 @@
  * Recipes (locks, elections, queues, service registration) are in `./concurrency/index.js`.
  */
 
+export {
+  AuthClient,
+  type AuthenticateResponse,
+  type AuthStatusResponse,
+  type Permission,
+  type PermissionRange,
+  type PermissionType,
+  type RoleGetResponse,
+  type RoleListResponse,
+  type UserGetResponse,
+  type UserListResponse,
+} from './auth.js'
 export { type Bytes, bytesToString, fromBase64, prefixRangeEnd, toBase64, toBytes } from './bytes.js'
 export { Client, type ClientOptions, clientDefaults, MemberClient } from './client.js'
 export * from './concurrency/index.js'

@@ -10,7 +10,11 @@ import { EtcdClientError, GrpcCode } from './errors.js'
 /** Options shared by every call. */
 export interface TransportOptions {
   endpoints: string[]
+  /** A ready token (sent as `Authorization: Bearer`); ignored when `username` is given. */
   token?: string | undefined
+  /** Credentials: the transport authenticates on first use, caches the token and renews it once when refused. */
+  username?: string | undefined
+  password?: string | undefined
   /** Bound on one whole call, retries included (ms). */
   commandTimeoutMs: number
   /** Bound on reaching an endpoint: used for WebSocket opens and per-attempt connection waits (ms). */
@@ -31,7 +35,20 @@ export interface CallOptions {
   what?: string
   /** Stream answers (`{"result":...}\n` lines) are returned as a list of results. */
   stream?: boolean
+  /** Sent without a token (authenticate itself). */
+  anonymous?: boolean
 }
+
+/**
+ * Answers that mean "this token will not do" (etcd's ErrInvalidAuthToken, ErrAuthOldRevision, and ErrUserEmpty when
+ * auth was turned on after the client found it off): with credentials the call authenticates again and is sent
+ * once more, as etcd's clientv3 does. Each is refused before anything is applied (or, for the old revision at
+ * apply, refused by the apply), so even a write may be sent again.
+ */
+const tokenRefused = /^etcdserver: (invalid auth token|revision of auth store is old|user name is empty)$/
+
+/** etcd's answer to authenticate while auth is off: the client then sends no token (clientv3 does the same). */
+const authNotEnabled = 'etcdserver: authentication is not enabled'
 
 const attemptsMax = 64
 
@@ -68,6 +85,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export class Transport {
   private pinned = 0
   readonly endpoints: string[]
+  /** The token from authenticate: undefined until fetched, null when the server said auth is off. */
+  private authed: string | null | undefined
+  private authenticating: Promise<string | null> | undefined
 
   constructor(private readonly opts: TransportOptions) {
     if (opts.endpoints.length === 0) throw new TypeError('edgecd client: at least one endpoint is required')
@@ -84,10 +104,53 @@ export class Transport {
     if (this.current() === from) this.pinned = (this.pinned + 1) % this.endpoints.length
   }
 
-  headers(): Record<string, string> {
+  headers(token: string | undefined): Record<string, string> {
     const h: Record<string, string> = { 'content-type': 'application/json' }
-    if (this.opts.token) h.authorization = `Bearer ${this.opts.token}`
+    if (token) h.authorization = `Bearer ${token}`
     return h
+  }
+
+  /** Whether the transport has a user name and password (and so can get a new token). */
+  get hasCredentials(): boolean {
+    return this.opts.username !== undefined
+  }
+
+  /**
+   * The token to send: the `token` option, or (with credentials) the cached one from authenticate, fetched once
+   * however many calls ask at the same time. Undefined when there is none or auth is off.
+   */
+  async authToken(): Promise<string | undefined> {
+    if (!this.hasCredentials) return this.opts.token || undefined
+    if (this.authed !== undefined) return this.authed ?? undefined
+    this.authenticating ??= this.authenticate().finally(() => {
+      this.authenticating = undefined
+    })
+    return (await this.authenticating) ?? undefined
+  }
+
+  private async authenticate(): Promise<string | null> {
+    try {
+      const r = await this.call<{ token?: string }>(
+        '/v3/auth/authenticate',
+        { name: this.opts.username, password: this.opts.password ?? '' },
+        { idempotent: true, what: 'authenticate', anonymous: true },
+      )
+      this.authed = r.token || null
+    } catch (err) {
+      if (!(err instanceof EtcdClientError && err.message === authNotEnabled)) throw err
+      this.authed = null
+    }
+    return this.authed
+  }
+
+  /** Forgets a token the server refused, so the next call authenticates again (another call may have already). */
+  invalidateToken(token: string | undefined): void {
+    if ((this.authed ?? undefined) === token) this.authed = undefined
+  }
+
+  /** Whether an error is the server refusing the token (see tokenRefused). */
+  static isTokenRefused(err: unknown): boolean {
+    return err instanceof EtcdClientError && err.code === 'ERR_SERVER' && tokenRefused.test(err.message)
   }
 
   backoffMs(attempt: number): number {
@@ -100,8 +163,23 @@ export class Transport {
     return this.opts.dialTimeoutMs
   }
 
-  /** POSTs `body` to `path` and returns the parsed answer (or the list of stream results). */
+  /**
+   * POSTs `body` to `path` and returns the parsed answer (or the list of stream results). With credentials, a
+   * refused token is renewed and the call sent once more.
+   */
   async call<T = any>(path: string, body: unknown, co: CallOptions): Promise<T> {
+    if (co.anonymous) return this.callWith<T>(undefined, path, body, co)
+    const token = await this.authToken()
+    try {
+      return await this.callWith<T>(token, path, body, co)
+    } catch (err) {
+      if (!this.hasCredentials || !Transport.isTokenRefused(err)) throw err
+      this.invalidateToken(token)
+      return this.callWith<T>(await this.authToken(), path, body, co)
+    }
+  }
+
+  private async callWith<T>(token: string | undefined, path: string, body: unknown, co: CallOptions): Promise<T> {
     const deadline = Date.now() + this.opts.commandTimeoutMs
     const what = co.what ?? path
     let last: EtcdClientError | undefined
@@ -109,7 +187,7 @@ export class Transport {
       const endpoint = co.endpoint ?? this.current()
       const left = deadline - Date.now()
       if (left <= 0) break
-      const r = await this.attempt<T>(endpoint, path, body, co, what, left)
+      const r = await this.attempt<T>(endpoint, token, path, body, co, what, left)
       if (!('retry' in r)) return r.value
       last = r.error
       if (!r.retry || co.endpoint !== undefined) throw r.error
@@ -135,6 +213,7 @@ export class Transport {
 
   private async attempt<T>(
     endpoint: string,
+    token: string | undefined,
     path: string,
     body: unknown,
     co: CallOptions,
@@ -148,7 +227,7 @@ export class Transport {
       const f = this.opts.fetch ?? fetch
       const res = await f(endpoint + path, {
         method: 'POST',
-        headers: this.headers(),
+        headers: this.headers(token),
         body: JSON.stringify(body ?? {}),
         signal: ac.signal,
       })
@@ -232,8 +311,27 @@ export class Transport {
     }
   }
 
-  /** POSTs and returns the raw streaming response (snapshot); no fail-over once the answer has begun. */
+  /**
+   * POSTs and returns the raw streaming response (snapshot); no fail-over once the answer has begun. A refused token
+   * is renewed once, as in call().
+   */
   async open(
+    path: string,
+    body: unknown,
+    what: string,
+  ): Promise<{ endpoint: string; response: Response; abort: () => void }> {
+    const token = await this.authToken()
+    try {
+      return await this.openWith(token, path, body, what)
+    } catch (err) {
+      if (!this.hasCredentials || !Transport.isTokenRefused(err)) throw err
+      this.invalidateToken(token)
+      return this.openWith(await this.authToken(), path, body, what)
+    }
+  }
+
+  private async openWith(
+    token: string | undefined,
     path: string,
     body: unknown,
     what: string,
@@ -247,7 +345,7 @@ export class Transport {
       try {
         const response = await f(endpoint + path, {
           method: 'POST',
-          headers: this.headers(),
+          headers: this.headers(token),
           body: JSON.stringify(body ?? {}),
           signal: ac.signal,
         })
