@@ -17,7 +17,7 @@ import {
   jwtVerify,
   SignJWT,
 } from 'jose'
-import { EtcdError } from '../kv/errors.js'
+import { EtcdError, etcdError, GrpcCode } from '../kv/errors.js'
 import type { AuthInfo, SigningKeyRecord } from './store.js'
 
 /** etcd's default JWT TTL (its `ttl` option of --auth-token is 5 minutes). */
@@ -204,4 +204,34 @@ export function tokenFromHeader(value: string | undefined | null): string | unde
   if (v === '') return undefined
   const m = /^bearer\s+(.*)$/i.exec(v)
   return m ? m[1]!.trim() : v
+}
+
+/** The WebSocket subprotocol a member answers with when a client sends its token as a subprotocol. */
+export const watchSubprotocol = 'edgecd'
+/** The subprotocol carrying a token: `bearer.<jwt>` (a JWT's characters are all valid in a subprotocol name). */
+const bearerSubprotocol = /^bearer\.(.*)$/i
+/** A JWT's shape: three base64url parts joined by dots. */
+const tokenChars = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+/**
+ * The token a WebSocket client offers through `Sec-WebSocket-Protocol` (a browser cannot set Authorization on a
+ * WebSocket): `edgecd, bearer.<jwt>`, with `edgecd` first so that it is the subprotocol the member answers with (the
+ * token is never echoed back). Undefined when no `bearer.` subprotocol is offered. Throws ErrInvalidAuthToken for one
+ * offered but malformed (characters outside a JWT's, longer than tokenBytesMax, more than one), and an
+ * InvalidArgument error when `edgecd` is not offered first.
+ */
+export function tokenFromSubprotocols(header: string | undefined | null): string | undefined {
+  if (header === undefined || header === null) return undefined
+  const offered = header.split(',').map((p) => p.trim())
+  const bearers = offered.map((p) => bearerSubprotocol.exec(p)?.[1]).filter((t) => t !== undefined)
+  if (bearers.length === 0) return undefined
+  const token = bearers[0]!
+  if (bearers.length > 1 || token.length > tokenBytesMax || !tokenChars.test(token))
+    throw new EtcdError('ErrInvalidAuthToken')
+  if (offered[0] !== watchSubprotocol)
+    throw etcdError(
+      GrpcCode.InvalidArgument,
+      `a token in Sec-WebSocket-Protocol needs "${watchSubprotocol}" offered first: ["${watchSubprotocol}", "bearer.<token>"]`,
+    )
+  return token
 }

@@ -2,6 +2,7 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { UpgradeWebSocket } from 'hono/ws'
 import type { AuthInfo } from '../auth/store.js'
+import { tokenFromSubprotocols } from '../auth/token.js'
 import { type EtcdError, etcdError, GrpcCode } from '../kv/errors.js'
 import type { WatchRequest, WatchResponse } from '../kv/types.js'
 import { decodeMessage, parseFirstJson } from './codec/decode.js'
@@ -383,9 +384,12 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
           if (watchStreams >= opts.maxWatchStreams)
             return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
           try {
+            // A browser cannot set Authorization on a WebSocket: it offers the token as a subprotocol instead.
+            const authorization =
+              c.req.header('authorization') ?? tokenFromSubprotocols(c.req.header('sec-websocket-protocol'))
             c.set(
               'authInfo' as never,
-              (await member.authorize?.('Watch', undefined, c.req.header('authorization'), certUser(c))) as never,
+              (await member.authorize?.('Watch', undefined, authorization, certUser(c))) as never,
             )
           } catch (err) {
             return errorResponse(c, err)
