@@ -1,0 +1,210 @@
+/**
+ * Three in-process members over TLS with --client-cert-auth and --peer-client-cert-auth, peers and clients from
+ * different CAs: they elect a leader over wss:// and replicate a write made through a follower; a peer certificate
+ * is not a client certificate and a client certificate is not a peer certificate (refused on /raft and logged).
+ */
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import WebSocket from 'ws'
+import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
+import { type ServerConfig, serverDefaults } from '../../src/server/config.js'
+import { peerProof } from '../../src/server/transport.js'
+import { freePort } from '../diff/etcd-process.js'
+import { type CertFiles, createTlsDir, type TestCa, type TlsDir, tlsFetch, tlsOptions } from '../helpers/tls.js'
+
+const b64 = (s: string) => Buffer.from(s).toString('base64')
+const n = 3
+
+interface Logged {
+  level: string
+  msg: string
+  fields?: Record<string, unknown>
+}
+
+let dir: TlsDir
+let peerCa: TestCa
+let clientCa: TestCa
+let clientCert: CertFiles
+let urls: string[]
+let dataDirs: string[]
+let configs: ServerConfig[]
+const members: RunningMember[] = []
+const logs: Logged[][] = []
+let client: ReturnType<typeof tlsFetch>
+
+async function call(i: number, path: string, body: unknown): Promise<{ status: number; json: any; text: string }> {
+  const r = await client(urls[i]! + path, { method: 'POST', body: JSON.stringify(body) })
+  const text = await r.text()
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {}
+  return { status: r.status, json, text }
+}
+
+/** Polls until fn returns a value other than undefined, or fails after ms (real processes' timers: bounded poll). */
+async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v !== undefined) return v
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+before(async () => {
+  dir = createTlsDir()
+  peerCa = dir.ca('edgecd-peer-ca')
+  clientCa = dir.ca('edgecd-client-ca')
+  clientCert = clientCa.issue('client', { server: false })
+  const ports = await Promise.all(Array.from({ length: n }, () => freePort()))
+  urls = ports.map((p) => `https://127.0.0.1:${p}`)
+  dataDirs = urls.map(() => mkdtempSync(join(tmpdir(), 'edgecd-tls-cluster-')))
+  const initialCluster = urls.map((u, i) => `m${i}=${u}`).join(',')
+  configs = urls.map((u, i) => {
+    // One certificate per member, from the peer CA: the listener presents it and the member dials its peers with it.
+    const cert = peerCa.issue(`m${i}`)
+    return {
+      ...serverDefaults,
+      name: `m${i}`,
+      dataDir: dataDirs[i]!,
+      listenClientUrls: [u],
+      advertiseClientUrls: [u],
+      initialAdvertisePeerUrls: [u],
+      initialCluster,
+      initialClusterToken: 'tls-cluster',
+      heartbeatIntervalMs: 20,
+      electionTimeoutMs: 200,
+      requestTimeoutMs: 3000,
+      logLevel: 'error' as const,
+      certFile: cert.certFile,
+      keyFile: cert.keyFile,
+      trustedCaFile: clientCa.certFile,
+      clientCertAuth: true,
+      peerCertFile: cert.certFile,
+      peerKeyFile: cert.keyFile,
+      peerTrustedCaFile: peerCa.certFile,
+      peerClientCertAuth: true,
+    }
+  })
+  for (let i = 0; i < n; i++) {
+    const mine: Logged[] = []
+    logs.push(mine)
+    const rec =
+      (level: string) =>
+      (msg: string, fields?: Record<string, unknown>): void => {
+        mine.push({ level, msg, ...(fields ? { fields } : {}) })
+      }
+    members.push(
+      await startNodeMember(configs[i]!, {
+        debug: () => {},
+        info: () => {},
+        warn: rec('warn'),
+        error: rec('error'),
+      }),
+    )
+  }
+  // Clients trust the peer CA (the listeners present member certificates) and present a client-CA certificate.
+  client = tlsFetch({ ca: peerCa.certFile, cert: clientCert.certFile, key: clientCert.keyFile })
+})
+
+after(async () => {
+  await client?.close()
+  for (const m of members) await m.stop().catch(() => {})
+  for (const d of dataDirs ?? []) rmSync(d, { recursive: true, force: true })
+  dir?.remove()
+})
+
+describe('three members over TLS with client and peer certificate auth', () => {
+  test('elect a leader over wss:// and replicate a write made through a follower', async () => {
+    const leaderId = await eventually('one leader that every member agrees on', async () => {
+      const ids = new Set<string>()
+      for (let i = 0; i < n; i++) {
+        const s = await call(i, '/v3/maintenance/status', {})
+        if (s.status !== 200 || !s.json.leader || s.json.leader === '0') return undefined
+        ids.add(s.json.leader)
+      }
+      return ids.size === 1 ? [...ids][0] : undefined
+    })
+    const statuses = await Promise.all(urls.map((_, i) => call(i, '/v3/maintenance/status', {})))
+    const follower = statuses.findIndex((s) => s.json.header.member_id !== leaderId)
+    const other = statuses.findIndex((s, i) => i !== follower && s.json.header.member_id !== leaderId)
+    assert.ok(follower >= 0 && other >= 0)
+    const put = await call(follower, '/v3/kv/put', { key: b64('tls/k'), value: b64('over tls') })
+    assert.equal(put.status, 200, put.text)
+    const got = await call(other, '/v3/kv/range', { key: b64('tls/k') })
+    assert.equal(got.status, 200, got.text)
+    assert.equal(got.json.kvs?.[0]?.value, b64('over tls'))
+    // Every member applied it (serializable reads are local).
+    for (let i = 0; i < n; i++) {
+      const local = await eventually(`member ${i} applied the write`, async () => {
+        const r = await call(i, '/v3/kv/range', { key: b64('tls/k'), serializable: true })
+        return r.json.kvs?.length === 1 ? r : undefined
+      })
+      assert.equal(local.json.kvs[0].value, b64('over tls'))
+    }
+  })
+
+  test('a peer certificate is not a client certificate', async () => {
+    const m0 = configs[0]!
+    const asPeer = tlsFetch({ ca: peerCa.certFile, cert: m0.peerCertFile, key: m0.peerKeyFile })
+    try {
+      const r = await asPeer(`${urls[1]}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64('tls/k') }) })
+      assert.equal(r.status, 401)
+      assert.equal(await r.text(), 'client certificate required\n')
+    } finally {
+      await asPeer.close()
+    }
+  })
+
+  test('a client certificate is not a peer certificate: /raft refuses it and logs it', async () => {
+    const status = await call(1, '/v3/maintenance/status', {})
+    const clusterId = status.json.header.cluster_id as string
+    const fromId = String(members[0]!.member.raft.node.raft.id)
+    const proof = await peerProof('tls-cluster', clusterId, fromId)
+    const result = await new Promise<string>((resolve) => {
+      const ws = new WebSocket(`${urls[1]!.replace('https:', 'wss:')}/raft`, {
+        headers: {
+          authorization: `Bearer ${proof}`,
+          'x-edgecd-from': fromId,
+          'x-edgecd-cluster': clusterId,
+        },
+        ...tlsOptions({ ca: peerCa.certFile, cert: clientCert.certFile, key: clientCert.keyFile }),
+      })
+      ws.on('open', () => {
+        ws.close()
+        resolve('open')
+      })
+      ws.on('unexpected-response', (_req, res) => {
+        resolve(`status ${res.statusCode}`)
+        ws.terminate()
+      })
+      ws.on('error', (err) => resolve(`error ${err.message}`))
+    })
+    assert.equal(result, 'status 401')
+    const refused = logs[1]!.filter((l) => /refused a \/raft connection: no valid peer certificate/.test(l.msg))
+    assert.equal(refused.length, 1, JSON.stringify(logs[1]))
+    assert.equal(refused[0]!.fields?.claimedId, fromId)
+    // Without any certificate the handshake itself fails (--client-cert-auth), which is logged as a rejected
+    // connection.
+    const bare = await new Promise<string>((resolve) => {
+      const ws = new WebSocket(`${urls[1]!.replace('https:', 'wss:')}/raft`, tlsOptions({ ca: peerCa.certFile }))
+      ws.on('open', () => resolve('open'))
+      ws.on('unexpected-response', (_req, res) => resolve(`status ${res.statusCode}`))
+      ws.on('error', (err) => resolve(`error ${err.message}`))
+    })
+    assert.match(bare, /^error /)
+    await eventually('the rejected handshake in the log', async () =>
+      logs[1]!.some((l) => /rejected connection: TLS handshake failed/.test(l.msg)) ? true : undefined,
+    )
+  })
+})
