@@ -75,6 +75,13 @@ const rootOnly = new Set([
 ])
 
 /**
+ * The caller a client write carries when the serving member checked it with auth off. Without it a write checked
+ * just before an enable and applied just after would skip every check; with it, apply refuses such a write with
+ * etcd's `user name is empty` (etcd's isOpPermitted answers the same for a request without a user, revision 0).
+ */
+export const authOffCaller: AuthInfo = Object.freeze({ user: '', rev: 0 })
+
+/**
  * Re-checks a client write at apply time, deterministically, with the user the serving member put in the proposal
  * (etcd's authApplierV3). Throws etcd's error; the write is then not applied.
  */

@@ -32,7 +32,7 @@ import {
 import { type ConfChange, ConfChangeType, type NodeId, ProgressState } from '../raft/index.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
 import { etcdVersion } from './app.js'
-import { type AuthConfig, AuthService, authConfigDefault, checkWriteAtApply } from './auth-service.js'
+import { type AuthConfig, AuthService, authConfigDefault, authOffCaller, checkWriteAtApply } from './auth-service.js'
 import { ClusterState, decodeConfChangeContext, encodeConfChangeContext, type MemberAttributes } from './cluster.js'
 import type { ServerConfig } from './config.js'
 import { computeMemberId } from './ids.js'
@@ -51,6 +51,8 @@ export interface MemberOptions {
   join?: boolean
   /** Opens outbound peer sockets (runtime-specific); without it the member cannot reach peers. */
   dial?: DialPeer
+  /** Calls other members' client URLs (forwarding to the leader); the runtime's, with its TLS options. */
+  fetch?: typeof fetch
   log?: (level: 'debug' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
   /** A monotonic clock in ms (performance.now by default): lease expiry is decided by the leader's clock. */
   nowMs?: () => number
@@ -314,8 +316,9 @@ export class Member implements MemberApi {
   }
 
   /**
-   * Proposes a write; refuses one whose encoding exceeds --max-request-bytes, as etcd does. With `info` (auth on at
-   * the serving check) the user rides along so that apply checks the write again.
+   * Proposes a write; refuses one whose encoding exceeds --max-request-bytes, as etcd does. With `info` the caller
+   * rides along so that apply checks the write again: the user (auth on at the serving check) or authOffCaller (auth
+   * off then: refused if auth is on by the time it applies). Internal proposals (lease expiry, checkpoints) carry none.
    */
   private async propose(req: InternalRequest, info?: AuthInfo): Promise<unknown> {
     const data = encode(info ? { ...req, auth_info: info } : req) as Uint8Array
@@ -331,11 +334,11 @@ export class Member implements MemberApi {
   }
 
   async put(req: PutRequest, info?: AuthInfo): Promise<PutResponse> {
-    return this.withHeader((await this.propose({ put: req }, info)) as PutResponse)
+    return this.withHeader((await this.propose({ put: req }, info ?? authOffCaller)) as PutResponse)
   }
 
   async deleteRange(req: DeleteRangeRequest, info?: AuthInfo): Promise<DeleteRangeResponse> {
-    return this.withHeader((await this.propose({ delete_range: req }, info)) as DeleteRangeResponse)
+    return this.withHeader((await this.propose({ delete_range: req }, info ?? authOffCaller)) as DeleteRangeResponse)
   }
 
   async txn(req: TxnRequest, info?: AuthInfo): Promise<TxnResponse> {
@@ -344,11 +347,11 @@ export class Member implements MemberApi {
       await this.raft.linearizableRead()
       return this.withHeader(this.kv.readTxn(req))
     }
-    return this.withHeader((await this.propose({ txn: req }, info)) as TxnResponse)
+    return this.withHeader((await this.propose({ txn: req }, info ?? authOffCaller)) as TxnResponse)
   }
 
   async compact(req: CompactionRequest, info?: AuthInfo): Promise<CompactionResponse> {
-    return this.withHeader((await this.propose({ compaction: req }, info)) as CompactionResponse)
+    return this.withHeader((await this.propose({ compaction: req }, info ?? authOffCaller)) as CompactionResponse)
   }
 
   // ---- leases ----
@@ -360,7 +363,7 @@ export class Member implements MemberApi {
   }
 
   async leaseRevoke(req: LeaseRevokeRequest, info?: AuthInfo): Promise<LeaseRevokeResponse> {
-    return this.withHeader((await this.propose({ lease_revoke: req }, info)) as LeaseRevokeResponse)
+    return this.withHeader((await this.propose({ lease_revoke: req }, info ?? authOffCaller)) as LeaseRevokeResponse)
   }
 
   async leaseKeepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
@@ -610,7 +613,7 @@ export class Member implements MemberApi {
     if (!url) throw new EtcdError(this.raft.leader() === '' ? 'ErrNoLeader' : 'ErrNotLeader')
     let text: string
     try {
-      const r = await fetch(url.replace(/\/$/, '') + path, {
+      const r = await (this.opts.fetch ?? fetch)(url.replace(/\/$/, '') + path, {
         method: 'POST',
         body,
         signal: AbortSignal.timeout(this.opts.config.requestTimeoutMs),
