@@ -85,11 +85,17 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
     for (const [k, v] of Object.entries(corsHeaders)) c.res.headers.set(k, v)
   })
   app.options('*', (c) => c.body(null, 200, { 'Content-Length': '0' }))
-  // Mutual TLS: client routes need a certificate from --trusted-ca-file (/raft checks the peer set below).
+  // Mutual TLS: client routes need a certificate from --trusted-ca-file, or a peer's (members forward some calls to
+  // the leader's client URL; a peer can propose anything through /raft already). /raft checks the peer set below.
   const mtls = opts.mtls
   if (mtls?.client)
     app.use('*', async (c, next) => {
-      if (c.req.path === '/raft' || mtls.verifiedCn(c, 'client') !== undefined) return next()
+      if (
+        c.req.path === '/raft' ||
+        mtls.verifiedCn(c, 'client') !== undefined ||
+        mtls.verifiedCn(c, 'peer') !== undefined
+      )
+        return next()
       return c.body('client certificate required\n', 401, { 'Content-Type': 'text/plain; charset=utf-8' })
     })
   const certUser = (c: Context) => (mtls?.client ? mtls.verifiedCn(c, 'client') : undefined)

@@ -53,6 +53,7 @@ if (g.CloseEvent === undefined) {
 async function lookupSelf(
   config: ServerConfig,
   cluster: Map<string, string[]>,
+  fetch: typeof globalThis.fetch,
 ): Promise<{ memberId: string; clusterId: string }> {
   const mine = [...config.initialAdvertisePeerUrls].sort().join(',')
   const errors: string[] = []
@@ -107,7 +108,7 @@ export async function startNodeMember(
   let clusterId = await computeClusterId(members.map((m) => m.ID))
   if (config.initialClusterState === 'existing') {
     // Joining: the cluster chose our id in `member add`; find it by our peer URLs on a running member, as etcd does.
-    const found = await lookupSelf(config, cluster)
+    const found = await lookupSelf(config, cluster, tls.fetch)
     memberId = found.memberId
     clusterId = found.clusterId
   }
@@ -135,6 +136,7 @@ export async function startNodeMember(
     members,
     join: config.initialClusterState === 'existing',
     dial: nodePeerDialer(tls.peer),
+    fetch: tls.fetch,
     log: (level, msg, fields) => log[level](msg, fields),
     onFatal: (err) => {
       log.error('member stopped on a fatal error', { error: String((err as Error)?.message ?? err) })

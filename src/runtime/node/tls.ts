@@ -7,7 +7,7 @@
 
 import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { ServerOptions } from 'node:https'
+import { request as httpsRequest, type ServerOptions } from 'node:https'
 import type { Socket } from 'node:net'
 import { createSecureContext, type PeerCertificate, type TLSSocket } from 'node:tls'
 import { ConfigError } from '../../server/config.js'
@@ -30,6 +30,40 @@ export interface NodeTls {
    * `use`; undefined otherwise. Cached per connection.
    */
   verifiedCn(socket: Socket | undefined, use: 'client' | 'peer'): string | undefined
+  /**
+   * The fetch a member uses to call other members' client URLs (forwarding to the leader, looking itself up when
+   * joining): https with the peer options, plain fetch otherwise.
+   */
+  fetch: typeof fetch
+}
+
+/** A fetch for https URLs with Node's TLS options (the global fetch cannot take a CA or a client certificate). */
+function fetchWithTls(tls: PeerTlsOptions): typeof fetch {
+  return (async (input: string | URL | Request, init: RequestInit = {}) => {
+    const url = new URL(input instanceof Request ? input.url : String(input))
+    if (url.protocol !== 'https:') return fetch(input, init)
+    const body = init.body === undefined || init.body === null ? undefined : String(init.body)
+    const headers: Record<string, string> = Object.fromEntries(new Headers(init.headers).entries())
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body))
+    return new Promise<Response>((resolve, reject) => {
+      const req = httpsRequest(
+        url,
+        { method: init.method ?? 'GET', headers, ...tls, ...(init.signal ? { signal: init.signal } : {}) },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('error', reject)
+          res.on('end', () => {
+            const h = new Headers()
+            for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v)
+            resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 500, headers: h }))
+          })
+        },
+      )
+      req.on('error', reject)
+      req.end(body)
+    })
+  }) as typeof fetch
 }
 
 function readPem(flag: string, file: string): string {
@@ -121,6 +155,7 @@ export function loadNodeTls(c: TlsConfig): NodeTls {
   return {
     server,
     peer,
+    fetch: fetchWithTls(peer),
     verifiedCn(socket, use) {
       const anchors = (use === 'client' ? clientCa : peerCa)?.certs
       const tls = socket as TLSSocket | undefined
