@@ -190,7 +190,10 @@ export async function startNodeMember(
       s.once('error', reject)
       // As etcd's "rejected connection" warnings: plain HTTP, a missing or untrusted client certificate.
       s.on('tlsClientError', (err: Error, socket: Socket) =>
-        log.warn('rejected connection: TLS handshake failed', { address: socket.remoteAddress, error: err.message }),
+        log.warn('rejected connection: TLS handshake failed', {
+          address: socket.remoteAddress,
+          error: (err as { code?: string }).code ?? err.message,
+        }),
       )
     })
     servers.push(server)
