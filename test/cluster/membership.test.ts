@@ -95,6 +95,75 @@ describe('membership changes on a running cluster', () => {
   })
 })
 
+describe('removing the leader', () => {
+  let c: TestCluster
+  before(async () => {
+    c = await startCluster(3)
+  })
+  after(async () => {
+    await c?.close()
+  })
+
+  test('the leader hands over, stops serving, and no acknowledged write is lost', async () => {
+    const li = (await eventually(() => leaderIndex(c), 5000, 'a leader'))!
+    const leaderId = c.members[li]!.member.raft.node.raft.id
+    const termBefore = c.members[li]!.member.raft.node.raft.term
+    const others = [0, 1, 2].filter((i) => i !== li)
+    // A writer through the survivors, running across the removal.
+    const acked: string[] = []
+    let stop = false
+    const writer = (async () => {
+      for (let n = 0; !stop && n < 2000; n++) {
+        const key = `rm${n}`
+        const r = await post(c.urls[others[n % 2]!]!, '/v3/kv/put', { key: b64(key), value: b64('v') }).catch(
+          () => undefined,
+        )
+        if (r?.status === 200) acked.push(key)
+      }
+    })()
+    await eventually(async () => (acked.length >= 20 ? true : undefined), 5000, 'writes before the removal')
+    const rm = await post(c.urls[li]!, '/v3/cluster/member/remove', { ID: leaderId })
+    assert.equal(rm.status, 200, JSON.stringify(rm.json))
+    assert.equal(rm.json.members.length, 2)
+    assert.ok(!rm.json.members.some((m: any) => m.ID === leaderId))
+    // A survivor leads, elected by the handover (the next term), not after a split vote.
+    const newLeader = await eventually(
+      () => {
+        const i = others.find((j) => c.members[j]!.member.raft.isLeader())
+        return i
+      },
+      3000,
+      'a survivor to lead',
+    )
+    assert.ok(others.includes(newLeader))
+    assert.equal(c.members[newLeader]!.member.raft.node.raft.term, termBefore + 1, 'leadership handed over in one term')
+    const n0 = acked.length
+    await eventually(async () => (acked.length >= n0 + 20 ? true : undefined), 5000, 'writes after the removal')
+    stop = true
+    await writer
+    // The removed leader stops serving.
+    await eventually(
+      async () => {
+        const h = await fetch(c.urls[li]! + '/health')
+          .then((r) => r.status)
+          .catch(() => 0)
+        return h !== 200 ? true : undefined
+      },
+      5000,
+      'the removed leader to stop serving',
+    )
+    for (const i of others) {
+      const r = await post(c.urls[i]!, '/v3/kv/range', { key: b64('rm'), range_end: b64('rn'), keys_only: true })
+      assert.equal(r.status, 200)
+      const have = new Set((r.json.kvs ?? []).map((kv: any) => Buffer.from(kv.key, 'base64').toString()))
+      const lost = acked.filter((k) => !have.has(k))
+      assert.deepEqual(lost, [], `member ${i} lost acknowledged writes`)
+      const list = await post(c.urls[i]!, '/v3/cluster/member/list', {})
+      assert.equal(list.json.members.length, 2)
+    }
+  })
+})
+
 describe('a data dir belongs to one member of one cluster', () => {
   test('restarting with another cluster token or another peer URL is refused with a clear error', async () => {
     const c = await startCluster(1)
