@@ -17,12 +17,16 @@
  *   --profile d  start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
  *   --edgecd-flag=--snapshot-count=100000   an extra `edgecd serve` flag (repeatable), for what-if runs
  *   --members n  1 (default) or 3: three members against three members (bench/cluster.ts)
+ *   --auth       a second member with auth on, every request carrying `Authorization: Bearer <jwt>` of a non-root
+ *                user with READWRITE on the bench's keys, next to the first with auth off: prints auth/off per
+ *                workload (default workloads put and range-linearizable; --workloads picks others)
  *
  * Each run is bounded by time (warm-up plus measured seconds) and by a request count; servers are stopped and their
  * directories removed at the end, also on failure.
  */
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
+import { benchToken, enableBenchAuth } from './lib/auth.js'
 import { Bodies, type LoadResult, openPool, preload, runLoad, type Workload, type WorkloadKind } from './lib/load.js'
 import { type BenchServer, processCpuSecs, startEdgecd, startEtcd, startTrivial } from './lib/servers.js'
 import type { BenchOptions, BenchResult } from './types.js'
@@ -39,6 +43,8 @@ interface Plan {
   rounds: number
   etcd: boolean
   trivial: boolean
+  /** Also a member with auth on (named `auth`), compared with the one without. */
+  auth: boolean
   profileDir?: string
   /** Extra `edgecd serve` flags (what-if runs, e.g. --snapshot-count=100000); none by default. */
   edgecdFlags: string[]
@@ -50,6 +56,7 @@ function plan(opts: BenchOptions): Plan {
     options: {
       etcd: { type: 'boolean' },
       trivial: { type: 'boolean' },
+      auth: { type: 'boolean' },
       quick: { type: 'boolean' },
       json: { type: 'boolean' },
       members: { type: 'string', default: '1' },
@@ -65,7 +72,8 @@ function plan(opts: BenchOptions): Plan {
   })
   if (values.members !== '1' && values.members !== '3') throw new Error(`--members: 1 or 3, got ${values.members}`)
   const quick = opts.quick || values.quick === true
-  const kinds = values.workloads ? (values.workloads.split(',') as WorkloadKind[]) : allKinds
+  const defaultKinds: WorkloadKind[] = values.auth ? ['put', 'range-linearizable'] : allKinds
+  const kinds = values.workloads ? (values.workloads.split(',') as WorkloadKind[]) : defaultKinds
   for (const k of kinds) if (!allKinds.includes(k)) throw new Error(`unknown workload ${k} (${allKinds.join(', ')})`)
   const clients = values.clients ? values.clients.split(',').map(Number) : [1, 64]
   for (const c of clients)
@@ -89,6 +97,7 @@ function plan(opts: BenchOptions): Plan {
     warmupMs: quick ? 200 : 1000,
     etcd: values.etcd === true,
     trivial: values.trivial === true,
+    auth: values.auth === true,
     ...(values.profile ? { profileDir: values.profile } : {}),
     edgecdFlags: values['edgecd-flag'] ?? [],
   }
@@ -99,12 +108,13 @@ const us = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-')
 const ms = (v: number) => (Number.isNaN(v) ? '-' : v < 10 ? v.toFixed(2) : v.toFixed(1))
 
 /**
- * edgecd/etcd per workload: the median over rounds of the ratio within each round. The two runs of a round are back
- * to back and share the machine's state, so on a busy machine this is steadier than the ratio of the two medians.
+ * `num`/`den` (edgecd/etcd, auth/edgecd) per workload: the median over rounds of the ratio within each round. The two
+ * runs of a round are back to back and share the machine's state, so on a busy machine this is steadier than the
+ * ratio of the two medians.
  */
-function pairedRatios(p: Plan, runs: Map<string, LoadResult[][]>): number[] {
-  const a = runs.get('edgecd')
-  const b = runs.get('etcd')
+function pairedRatios(p: Plan, runs: Map<string, LoadResult[][]>, num = 'edgecd', den = 'etcd'): number[] {
+  const a = runs.get(num)
+  const b = runs.get(den)
   if (!a || !b) return []
   return p.workloads.map((_, i) => {
     const ratios = a[i]!.map((r, round) => r.opsPerSec / b[i]![round]!.opsPerSec).sort((x, y) => x - y)
@@ -112,10 +122,17 @@ function pairedRatios(p: Plan, runs: Map<string, LoadResult[][]>): number[] {
   })
 }
 
-function sideBySide(p: Plan, names: string[], results: Map<string, LoadResult[]>, ratios: number[]): string {
+function sideBySide(
+  p: Plan,
+  names: string[],
+  results: Map<string, LoadResult[]>,
+  ratios: number[],
+  authRatios: number[],
+): string {
   const head = ['workload']
   for (const n of names) head.push(`${n} ops/s`, 'p50 ms', 'p99 ms', 'µs cpu/op', 'errors')
   if (names.includes('etcd')) head.push('edgecd/etcd')
+  if (names.includes('auth')) head.push('auth/edgecd')
   head.push('gen cpu')
   const rows = p.workloads.map((w, i) => {
     const row = [label(w)]
@@ -130,6 +147,7 @@ function sideBySide(p: Plan, names: string[], results: Map<string, LoadResult[]>
       )
     }
     if (names.includes('etcd')) row.push(ratios[i]!.toFixed(2))
+    if (names.includes('auth')) row.push(authRatios[i]!.toFixed(2))
     row.push(`${Math.round(results.get('edgecd')![i]!.clientCpuCores * 100)}%`)
     return row
   })
@@ -156,6 +174,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         serveArgs: p.edgecdFlags,
       }),
     )
+    if (p.auth)
+      servers.push({
+        ...(await startEdgecd({ serveArgs: [...p.edgecdFlags, '--auth-password-iterations', '1000'] })),
+        name: 'auth',
+      })
     if (p.etcd) servers.push(await startEtcd())
     if (p.trivial) servers.push(await startTrivial())
     for (const s of servers) {
@@ -170,6 +193,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       } finally {
         await pool.close()
       }
+      // The key space is written with auth off; then auth goes on for every run against this member.
+      if (s.name === 'auth') await enableBenchAuth(s.url)
     }
     // Interleaved: each workload runs on every server before the next, so a machine that gets busier or quieter
     // during the run shifts both columns alike.
@@ -179,7 +204,19 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         for (const s of round % 2 === 0 ? servers : [...servers].reverse()) {
           const pool = openPool(s.url, w.clients)
           try {
-            const r = await runLoad(pool, bodies, w, p.measureMs, p.warmupMs, () => processCpuSecs(s.pid))
+            // A fresh token per run (they live 300 s), sent as most clients do: `Authorization: Bearer <jwt>`.
+            const headers: Record<string, string> =
+              s.name === 'auth' ? { authorization: `Bearer ${await benchToken(s.url)}` } : {}
+            const r = await runLoad(
+              pool,
+              bodies,
+              w,
+              p.measureMs,
+              p.warmupMs,
+              () => processCpuSecs(s.pid),
+              undefined,
+              headers,
+            )
             runs.get(s.name)![i]!.push(r)
             say(
               `  ${s.name.padEnd(7)} ${label(w).padEnd(32)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(8)} ops/s  p50 ${ms(r.p50Ms)} ms  p99 ${ms(r.p99Ms)} ms  ${us(r.serverCpuUsPerOp)} µs cpu/op  ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ''}`,
@@ -206,9 +243,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   }
   const names = [...results.keys()]
   const ratios = pairedRatios(p, runs)
+  const authRatios = pairedRatios(p, runs, 'auth', 'edgecd')
   say('')
-  say(sideBySide(p, names, results, ratios))
-  say("(edgecd/etcd: the median over rounds of each round's ratio; gen cpu: the load generator's own CPU during the")
+  say(sideBySide(p, names, results, ratios, authRatios))
+  say("(edgecd/etcd, auth/edgecd: the median over rounds of each round's ratio; auth: a member with auth on, Bearer")
+  say(" JWT of a non-root user on every request; gen cpu: the load generator's own CPU during the")
   say(" edgecd run, share of one core; µs cpu/op: the server's CPU per request, user + system from /proc, which a busy")
   say(' machine disturbs less than ops/s)')
   say(
@@ -226,6 +265,14 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         value: Math.round(r.opsPerSec),
         unit: 'ops/s',
         note: `p50 ${ms(r.p50Ms)} ms, p99 ${ms(r.p99Ms)} ms, server ${us(r.serverCpuUsPerOp)} µs cpu/op, ${r.errors} errors, generator ${Math.round(r.clientCpuCores * 100)}% cpu`,
+      })
+    }
+    if (results.has('auth')) {
+      rows.push({
+        name: `auth/edgecd ${label(w)}`,
+        value: Number(authRatios[i]!.toFixed(2)),
+        unit: 'x',
+        note: `auth on (Bearer JWT, non-root user) over auth off${p.rounds > 1 ? `, median of ${p.rounds} paired rounds` : ''}`,
       })
     }
     if (results.has('etcd')) {

@@ -103,7 +103,10 @@ export async function runLoad(
   warmupMs: number,
   serverCpuSecs: () => number = () => Number.NaN,
   seed = 7,
+  /** Sent with every request, e.g. `{ authorization: 'Bearer <jwt>' }` for the auth runs. */
+  extraHeaders: Record<string, string> = {},
 ): Promise<LoadResult> {
+  const headers = { ...jsonHeaders, ...extraHeaders }
   const samples = new Float64Array(Math.min(samplesMax, 1 << 22))
   let nSamples = 0
   let ops = 0
@@ -140,7 +143,7 @@ export async function runLoad(
       const [path, body] = nextRequest(w.kind, bodies, r, k)
       let ok = false
       try {
-        const res = await pool.request({ path, method: 'POST', body, headers: jsonHeaders })
+        const res = await pool.request({ path, method: 'POST', body, headers })
         if (res.statusCode === 200) {
           await res.body.dump()
           ok = true
