@@ -53,33 +53,23 @@ export function createTlsDir(): TlsDir {
   const dir = mkdtempSync(join(tmpdir(), 'edgecd-tls-'))
   const newKey = (file: string) =>
     openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file], dir)
+  /** A new key and a self-signed certificate for it with the given extensions (a CA's, or a rogue leaf). */
+  const selfSignedCert = (prefix: string, cn: string, exts: string[]) => {
+    const base = `${prefix}-${safe(cn)}-${++serial}`
+    const keyFile = join(dir, `${base}.key`)
+    const certFile = join(dir, `${base}.crt`)
+    newKey(keyFile)
+    const args = ['req', '-x509', '-new', '-key', keyFile, '-out', certFile, '-days', '30', '-subj', `/CN=${cn}`]
+    openssl([...args, ...exts.flatMap((e) => ['-addext', e])], dir)
+    return { keyFile, certFile }
+  }
   return {
     dir,
     ca(cn) {
-      const base = `ca-${safe(cn)}-${++serial}`
-      const keyFile = join(dir, `${base}.key`)
-      const certFile = join(dir, `${base}.crt`)
-      newKey(keyFile)
-      openssl(
-        [
-          'req',
-          '-x509',
-          '-new',
-          '-key',
-          keyFile,
-          '-out',
-          certFile,
-          '-days',
-          '30',
-          '-subj',
-          `/CN=${cn}`,
-          '-addext',
-          'basicConstraints=critical,CA:TRUE',
-          '-addext',
-          'keyUsage=critical,keyCertSign,cRLSign',
-        ],
-        dir,
-      )
+      const { keyFile, certFile } = selfSignedCert('ca', cn, [
+        'basicConstraints=critical,CA:TRUE',
+        'keyUsage=critical,keyCertSign,cRLSign',
+      ])
       return {
         cn,
         certFile,
@@ -129,31 +119,13 @@ export function createTlsDir(): TlsDir {
       }
     },
     selfSigned(cn) {
-      const base = `self-${safe(cn)}-${++serial}`
-      const keyFile = join(dir, `${base}.key`)
-      const certFile = join(dir, `${base}.crt`)
-      newKey(keyFile)
-      openssl(
-        [
-          'req',
-          '-x509',
-          '-new',
-          '-key',
-          keyFile,
-          '-out',
-          certFile,
-          '-days',
-          '30',
-          '-subj',
-          `/CN=${cn}`,
-          '-addext',
+      return {
+        cn,
+        ...selfSignedCert('self', cn, [
           'subjectAltName=DNS:localhost,IP:127.0.0.1',
-          '-addext',
           'extendedKeyUsage=serverAuth,clientAuth',
-        ],
-        dir,
-      )
-      return { cn, certFile, keyFile }
+        ]),
+      }
     },
     remove() {
       rmSync(dir, { recursive: true, force: true })

@@ -9,21 +9,15 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import WebSocket from 'ws'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
 import { type ServerConfig, serverDefaults } from '../../src/server/config.js'
 import { peerProof } from '../../src/server/transport.js'
+import { eventually } from '../cluster/helpers.js'
 import { freePort } from '../diff/etcd-process.js'
-import { type CertFiles, createTlsDir, type TestCa, type TlsDir, tlsFetch, tlsOptions } from '../helpers/tls.js'
+import { type CertFiles, createTlsDir, type TestCa, type TlsDir, tlsFetch } from '../helpers/tls.js'
+import { b64, call, dialRaft, type Logged, recordingLogger } from './helpers.js'
 
-const b64 = (s: string) => Buffer.from(s).toString('base64')
 const n = 3
-
-interface Logged {
-  level: string
-  msg: string
-  fields?: Record<string, unknown>
-}
 
 let dir: TlsDir
 let peerCa: TestCa
@@ -36,31 +30,7 @@ const members: RunningMember[] = []
 const logs: Logged[][] = []
 let client: ReturnType<typeof tlsFetch>
 
-async function call(i: number, path: string, body: unknown): Promise<{ status: number; json: any; text: string }> {
-  const r = await client(urls[i]! + path, { method: 'POST', body: JSON.stringify(body) })
-  const text = await r.text()
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {}
-  return { status: r.status, json, text }
-}
-
-/** Polls until fn returns a value other than undefined, or fails after ms (real processes' timers: bounded poll). */
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined) return v
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ''}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+const callAt = (i: number, path: string, body: unknown) => call(client, urls[i]! + path, body)
 
 before(async () => {
   dir = createTlsDir()
@@ -98,21 +68,9 @@ before(async () => {
     }
   })
   for (let i = 0; i < n; i++) {
-    const mine: Logged[] = []
-    logs.push(mine)
-    const rec =
-      (level: string) =>
-      (msg: string, fields?: Record<string, unknown>): void => {
-        mine.push({ level, msg, ...(fields ? { fields } : {}) })
-      }
-    members.push(
-      await startNodeMember(configs[i]!, {
-        debug: () => {},
-        info: () => {},
-        warn: rec('warn'),
-        error: rec('error'),
-      }),
-    )
+    const log = recordingLogger()
+    logs.push(log.lines)
+    members.push(await startNodeMember(configs[i]!, log))
   }
   // Clients trust the peer CA (the listeners present member certificates) and present a client-CA certificate.
   client = tlsFetch({ ca: peerCa.certFile, cert: clientCert.certFile, key: clientCert.keyFile })
@@ -127,71 +85,66 @@ after(async () => {
 
 describe('three members over TLS with client and peer certificate auth', () => {
   test('elect a leader over wss:// and replicate a write made through a follower', async () => {
-    const leaderId = await eventually('one leader that every member agrees on', async () => {
-      const ids = new Set<string>()
-      for (let i = 0; i < n; i++) {
-        const s = await call(i, '/v3/maintenance/status', {})
-        if (s.status !== 200 || !s.json.leader || s.json.leader === '0') return undefined
-        ids.add(s.json.leader)
-      }
-      return ids.size === 1 ? [...ids][0] : undefined
-    })
-    const statuses = await Promise.all(urls.map((_, i) => call(i, '/v3/maintenance/status', {})))
+    const leaderId = await eventually(
+      async () => {
+        const ids = new Set<string>()
+        for (let i = 0; i < n; i++) {
+          const s = await callAt(i, '/v3/maintenance/status', {})
+          if (s.status !== 200 || !s.json.leader || s.json.leader === '0') return undefined
+          ids.add(s.json.leader)
+        }
+        return ids.size === 1 ? [...ids][0] : undefined
+      },
+      10_000,
+      'one leader that every member agrees on',
+    )
+    const statuses = await Promise.all(urls.map((_, i) => callAt(i, '/v3/maintenance/status', {})))
     const follower = statuses.findIndex((s) => s.json.header.member_id !== leaderId)
     const other = statuses.findIndex((s, i) => i !== follower && s.json.header.member_id !== leaderId)
     assert.ok(follower >= 0 && other >= 0)
-    const put = await call(follower, '/v3/kv/put', { key: b64('tls/k'), value: b64('over tls') })
+    const put = await callAt(follower, '/v3/kv/put', { key: b64('tls/k'), value: b64('over tls') })
     assert.equal(put.status, 200, put.text)
-    const got = await call(other, '/v3/kv/range', { key: b64('tls/k') })
+    const got = await callAt(other, '/v3/kv/range', { key: b64('tls/k') })
     assert.equal(got.status, 200, got.text)
     assert.equal(got.json.kvs?.[0]?.value, b64('over tls'))
     // Every member applied it (serializable reads are local).
     for (let i = 0; i < n; i++) {
-      const local = await eventually(`member ${i} applied the write`, async () => {
-        const r = await call(i, '/v3/kv/range', { key: b64('tls/k'), serializable: true })
-        return r.json.kvs?.length === 1 ? r : undefined
-      })
+      const local = await eventually(
+        async () => {
+          const r = await callAt(i, '/v3/kv/range', { key: b64('tls/k'), serializable: true })
+          return r.json.kvs?.length === 1 ? r : undefined
+        },
+        5000,
+        `member ${i} applied the write`,
+      )
       assert.equal(local.json.kvs[0].value, b64('over tls'))
     }
   })
 
   test('lease keep-alives and time-to-live through a follower reach the leader over TLS (peer certificate)', async () => {
-    const statuses = await Promise.all(urls.map((_, i) => call(i, '/v3/maintenance/status', {})))
+    const statuses = await Promise.all(urls.map((_, i) => callAt(i, '/v3/maintenance/status', {})))
     const follower = statuses.findIndex((s) => s.json.header.member_id !== s.json.leader)
-    const grant = await call(follower, '/v3/lease/grant', { TTL: 30 })
+    const grant = await callAt(follower, '/v3/lease/grant', { TTL: 30 })
     assert.equal(grant.status, 200, grant.text)
     const id = grant.json.ID as string
-    const ka = await call(follower, '/v3/lease/keepalive', { ID: id })
+    const ka = await callAt(follower, '/v3/lease/keepalive', { ID: id })
     assert.equal(ka.status, 200, ka.text)
     assert.equal(ka.json.result?.TTL, '30', ka.text)
-    const ttl = await call(follower, '/v3/lease/timetolive', { ID: id })
+    const ttl = await callAt(follower, '/v3/lease/timetolive', { ID: id })
     assert.equal(ttl.status, 200, ttl.text)
     assert.equal(ttl.json.grantedTTL, '30', ttl.text)
   })
 
   test('a client certificate is not a peer certificate: /raft refuses it and logs it', async () => {
-    const status = await call(1, '/v3/maintenance/status', {})
+    const status = await callAt(1, '/v3/maintenance/status', {})
     const clusterId = status.json.header.cluster_id as string
     const fromId = String(members[0]!.member.raft.node.raft.id)
     const proof = await peerProof('tls-cluster', clusterId, fromId)
-    const result = await new Promise<string>((resolve) => {
-      const ws = new WebSocket(`${urls[1]!.replace('https:', 'wss:')}/raft`, {
-        headers: {
-          authorization: `Bearer ${proof}`,
-          'x-edgecd-from': fromId,
-          'x-edgecd-cluster': clusterId,
-        },
-        ...tlsOptions({ ca: peerCa.certFile, cert: clientCert.certFile, key: clientCert.keyFile }),
-      })
-      ws.on('open', () => {
-        ws.close()
-        resolve('open')
-      })
-      ws.on('unexpected-response', (_req, res) => {
-        resolve(`status ${res.statusCode}`)
-        ws.terminate()
-      })
-      ws.on('error', (err) => resolve(`error ${err.message}`))
+    const headers = { authorization: `Bearer ${proof}`, 'x-edgecd-from': fromId, 'x-edgecd-cluster': clusterId }
+    const result = await dialRaft(urls[1]!, headers, {
+      ca: peerCa.certFile,
+      cert: clientCert.certFile,
+      key: clientCert.keyFile,
     })
     assert.equal(result, 'status 401')
     const refused = logs[1]!.filter((l) => /refused a \/raft connection: no valid peer certificate/.test(l.msg))
@@ -199,15 +152,12 @@ describe('three members over TLS with client and peer certificate auth', () => {
     assert.equal(refused[0]!.fields?.claimedId, fromId)
     // Without any certificate the handshake itself fails (--client-cert-auth), which is logged as a rejected
     // connection.
-    const bare = await new Promise<string>((resolve) => {
-      const ws = new WebSocket(`${urls[1]!.replace('https:', 'wss:')}/raft`, tlsOptions({ ca: peerCa.certFile }))
-      ws.on('open', () => resolve('open'))
-      ws.on('unexpected-response', (_req, res) => resolve(`status ${res.statusCode}`))
-      ws.on('error', (err) => resolve(`error ${err.message}`))
-    })
+    const bare = await dialRaft(urls[1]!, {}, { ca: peerCa.certFile })
     assert.match(bare, /^error /)
-    await eventually('the rejected handshake in the log', async () =>
-      logs[1]!.some((l) => /rejected connection: TLS handshake failed/.test(l.msg)) ? true : undefined,
+    await eventually(
+      () => (logs[1]!.some((l) => /rejected connection: TLS handshake failed/.test(l.msg)) ? true : undefined),
+      5000,
+      'the rejected handshake in the log',
     )
   })
 })

@@ -15,14 +15,7 @@ import { type ServerConfig, serverDefaults } from '../../src/server/config.js'
 import { peerProof } from '../../src/server/transport.js'
 import { freePort } from '../diff/etcd-process.js'
 import { type CertFiles, createTlsDir, type TestCa, type TlsDir, tlsFetch, tlsOptions } from '../helpers/tls.js'
-
-const b64 = (s: string) => Buffer.from(s).toString('base64')
-
-interface Logged {
-  level: string
-  msg: string
-  fields?: Record<string, unknown>
-}
+import { b64, call, dialRaft, type Logged, recordingLogger } from './helpers.js'
 
 /** A member on a free https port with a fresh data dir and a logger that records what it says. */
 async function startTlsMember(
@@ -30,12 +23,7 @@ async function startTlsMember(
 ): Promise<{ url: string; running: RunningMember; logs: Logged[]; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'edgecd-tls-member-'))
   const url = `https://127.0.0.1:${await freePort()}`
-  const logs: Logged[] = []
-  const rec =
-    (level: string) =>
-    (msg: string, fields?: Record<string, unknown>): void => {
-      logs.push({ level, msg, ...(fields ? { fields } : {}) })
-    }
+  const log = recordingLogger()
   const running = await startNodeMember(
     {
       ...serverDefaults,
@@ -47,33 +35,17 @@ async function startTlsMember(
       logLevel: 'error',
       ...tls,
     },
-    { debug: rec('debug'), info: rec('info'), warn: rec('warn'), error: rec('error') },
+    log,
   )
   return {
     url,
     running,
-    logs,
+    logs: log.lines,
     async stop() {
       await running.stop()
       rmSync(dir, { recursive: true, force: true })
     },
   }
-}
-
-/** POST JSON with a fetch; the status and the parsed body (or the text). */
-async function call(
-  f: (url: string, init?: { method?: string; body?: string; headers?: Record<string, string> }) => Promise<Response>,
-  url: string,
-  body: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; json: any; text: string }> {
-  const r = await f(url, { method: 'POST', body: JSON.stringify(body), headers })
-  const text = await r.text()
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {}
-  return { status: r.status, json, text }
 }
 
 /** The error (code or message) a request fails with at the connection level, or `status N` when it was answered. */
@@ -308,45 +280,21 @@ describe('--peer-client-cert-auth', () => {
         'x-edgecd-from': memberId,
         'x-edgecd-cluster': clusterId,
       }
-      const dialRaft = (files: { cert?: string; key?: string }) =>
-        new Promise<string>((resolve) => {
-          const ws = new WebSocket(`${m.url.replace('https:', 'wss:')}/raft`, {
-            headers,
-            ...tlsOptions({ ca: peerCa.certFile, ...files }),
-          })
-          ws.on('open', () => {
-            ws.close()
-            resolve('open')
-          })
-          ws.on('unexpected-response', (_req, res) => {
-            resolve(`status ${res.statusCode}`)
-            ws.terminate()
-          })
-          ws.on('error', (err) => resolve(`error ${err.message}`))
-        })
+      const raft = (files: { cert?: string; key?: string }) =>
+        dialRaft(m.url, headers, { ca: peerCa.certFile, ...files })
       // No certificate, and a certificate of another CA: refused with 401, and each is logged.
-      assert.equal(await dialRaft({}), 'status 401')
+      assert.equal(await raft({}), 'status 401')
       const stranger = other.issue('member-9')
-      assert.equal(await dialRaft({ cert: stranger.certFile, key: stranger.keyFile }), 'status 401')
+      assert.equal(await raft({ cert: stranger.certFile, key: stranger.keyFile }), 'status 401')
       const refusals = m.logs.filter((l) => l.level === 'warn' && /refused a \/raft connection/.test(l.msg))
       assert.equal(refusals.length, 2, JSON.stringify(m.logs))
       assert.match(refusals[0]!.msg, /no valid peer certificate/)
       assert.equal(refusals[0]!.fields?.claimedId, memberId)
       // A peer certificate with the credential is let through (the proof names a member that is not in the
       // cluster, so its frames are ignored, but the connection opens).
-      assert.equal(await dialRaft({ cert: member.certFile, key: member.keyFile }), 'open')
+      assert.equal(await raft({ cert: member.certFile, key: member.keyFile }), 'open')
       // And a peer certificate without the credential is still refused: the HMAC stays in every case.
-      const noProof = await new Promise<string>((resolve) => {
-        const ws = new WebSocket(`${m.url.replace('https:', 'wss:')}/raft`, {
-          ...tlsOptions({ ca: peerCa.certFile, cert: member.certFile, key: member.keyFile }),
-        })
-        ws.on('open', () => resolve('open'))
-        ws.on('unexpected-response', (_req, res) => {
-          resolve(`status ${res.statusCode}`)
-          ws.terminate()
-        })
-        ws.on('error', (err) => resolve(`error ${err.message}`))
-      })
+      const noProof = await dialRaft(m.url, {}, { ca: peerCa.certFile, cert: member.certFile, key: member.keyFile })
       assert.equal(noProof, 'status 401')
     } finally {
       await m.stop()
