@@ -18,6 +18,8 @@ export type StorageErrorCode =
   | 'ErrIO'
   /** The storage was closed. */
   | 'ErrClosed'
+  /** Another process (or another open in this one) holds the data directory's lock. */
+  | 'ErrLocked'
 
 const messages: Record<StorageErrorCode, string> = {
   ErrCorrupt: 'storage: data is corrupt',
@@ -26,6 +28,7 @@ const messages: Record<StorageErrorCode, string> = {
   ErrReadOnly: 'storage: data directory is read-only',
   ErrIO: 'storage: I/O error',
   ErrClosed: 'storage: closed',
+  ErrLocked: 'storage: data directory is in use',
 }
 
 /** A storage failure with a stable `code`; `message` says what, where (file, offset) and what to do. */

@@ -8,6 +8,8 @@ import { hex16 } from './format.js'
  *                                was started (every entry in the segments before it is below firstIndex)
  *   snap-<index>-<term>.snap     a snapshot file
  *   <one of those>.tmp           a file being written; never read, deleted on open
+ *   edgecd.lock                  the lock (dir-lock.ts), and its edgecd.lock.<pid>.tmp / .stale while it is taken
+ *   member-identity.json         the member's identity, written and checked by the runtime
  */
 export interface SegmentName {
   name: string
@@ -26,8 +28,11 @@ const snapRe = /^snap-([0-9a-f]{16})-([0-9a-f]{16})\.snap$/
 const tmpRe = /^(?:wal-[0-9a-f]{16}-[0-9a-f]{16}\.wal|snap-[0-9a-f]{16}-[0-9a-f]{16}\.snap)\.tmp$/
 /** The member's identity (name, member id, cluster id), written by the runtime once, checked on every start. */
 export const identityFileName = 'member-identity.json'
-/** Entries a data directory may hold besides the WAL and snapshots: a mount point's fsck directory, the identity. */
-const ignored = new Set(['lost+found', identityFileName])
+/** The data directory's lock (dir-lock.ts); its temp files are edgecd.lock.<pid>.tmp and edgecd.lock.<pid>.stale. */
+export const lockFileName = 'edgecd.lock'
+const lockTempRe = /^edgecd\.lock\.[0-9]+\.(?:tmp|stale)$/
+/** Entries a data directory may hold besides the WAL and snapshots: a mount point's fsck directory, the identity, the lock. */
+const ignored = new Set(['lost+found', identityFileName, lockFileName])
 
 export function segmentFileName(seq: number, firstIndex: number): string {
   return `wal-${hex16(seq)}-${hex16(firstIndex)}.wal`
@@ -59,7 +64,7 @@ export function classify(names: readonly string[]): DirListing {
       continue
     }
     if (tmpRe.test(name)) out.temps.push(name)
-    else if (!ignored.has(name)) out.foreign.push(name)
+    else if (!ignored.has(name) && !lockTempRe.test(name)) out.foreign.push(name)
   }
   out.segments.sort((a, b) => a.seq - b.seq)
   out.snapshots.sort((a, b) => a.index - b.index)

@@ -19,8 +19,8 @@ export interface FileOps {
   list(): Promise<string[] | undefined>
   /** The whole content of a file. */
   read(name: string): Promise<Uint8Array>
-  /** Opens `name` for appending, creating it empty if it does not exist. */
-  openAppend(name: string): Promise<AppendFile>
+  /** Opens `name` for durable writes at any offset, creating it empty if it does not exist. */
+  openWrite(name: string): Promise<WriteFile>
   /** Cuts `name` to `size` bytes and makes the new length durable (ftruncate + fdatasync). */
   truncate(name: string, size: number): Promise<void>
   /** Atomically renames `from` to `to`, replacing `to`. Durable only after syncDir(). */
@@ -29,25 +29,33 @@ export interface FileOps {
   unlink(name: string): Promise<void>
   /** Makes the directory's entries (creates, renames, unlinks) durable (fsync on the directory). */
   syncDir(): Promise<void>
+  /**
+   * Takes the data directory's lock for this process (dir-lock.ts has the protocol), or throws ErrLocked naming the
+   * directory and the holder. The returned function releases it. Optional: a FileOps without it is not locked.
+   */
+  lock?(): Promise<() => Promise<void>>
 }
 
-/** A file open for appending. */
-export interface AppendFile {
-  /** Appends all of `data` (looping over short writes). Not durable until sync(). */
-  append(data: Uint8Array): Promise<void>
-  /** Makes every byte appended so far durable (fdatasync). */
-  sync(): Promise<void>
+/** A file open for durable writes. */
+export interface WriteFile {
+  /** The file's length in bytes when it was opened. */
+  readonly size: number
+  /**
+   * Writes all of `data` at byte `position` (looping over short writes) and resolves only once it is on stable
+   * storage, with the file length if the write grew the file: one O_DSYNC write, or write + fdatasync. An overwrite
+   * inside space that was already written and synced needs no metadata flush, which is why the WAL preallocates.
+   */
+  writeDurable(data: Uint8Array, position: number): Promise<void>
   close(): Promise<void>
 }
 
-/** Writes `data` to `name` durably and atomically: a temp file, fdatasync, rename, directory sync. */
+/** Writes `data` to `name` durably and atomically: a temp file, durable write, rename, directory sync. */
 export async function writeFileAtomic(ops: FileOps, name: string, data: Uint8Array): Promise<void> {
   const tmp = `${name}.tmp`
   await ops.unlink(tmp)
-  const f = await ops.openAppend(tmp)
+  const f = await ops.openWrite(tmp)
   try {
-    await f.append(data)
-    await f.sync()
+    await f.writeDurable(data, 0)
   } finally {
     await f.close()
   }

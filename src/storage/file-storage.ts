@@ -4,10 +4,10 @@ import { CachedStorage } from './cached-storage.js'
 import type { DurableStorage } from './durable-storage.js'
 import { StorageError } from './errors.js'
 import { type SegmentName, type SnapshotName, segmentFileName, snapshotFileName } from './file-names.js'
-import { type AppendFile, type FileOps, writeFileAtomic } from './file-ops.js'
+import { type FileOps, type WriteFile, writeFileAtomic } from './file-ops.js'
 import { encodeFileHeader, FrameWriter, walMagic } from './format.js'
 import { addEntryRecord, addHardStateRecord, addSnapshotRecord, encodeSnapshotFile } from './records.js'
-import { recover } from './recovery.js'
+import { checkOurs, recover } from './recovery.js'
 
 /** Limits of the file backend; each has a unit in its name and a default. */
 export interface FileStorageOptions {
@@ -15,13 +15,23 @@ export interface FileStorageOptions {
   walSegmentBytesMax?: number
   /** Snapshot files kept, newest first; older ones are deleted. Default 2: the one in use and the one before. */
   snapshotFilesMax?: number
-  /** Open without writing anything (no repair, no cleanup); every write is refused with ErrReadOnly. */
+  /**
+   * The WAL segment is kept this far ahead of the write position in zeros that are already written and synced, filled
+   * in the background, so that a save overwrites allocated blocks and its sync flushes no file size or extent metadata
+   * (etcd preallocates its segments for the same reason). Measured on this VM's disk: 1.3-3x the syncs per second of
+   * an append that grows the file (docs/storage.md). 0 turns it off. Default 1 MiB.
+   */
+  walPreallocateBytes?: number
+  /**
+   * Open without writing anything (no repair, no cleanup, no lock); every write is refused with ErrReadOnly.
+   */
   readOnly?: boolean
 }
 
 export const fileStorageDefaults = {
   walSegmentBytesMax: 64 * 1024 * 1024,
   snapshotFilesMax: 2,
+  walPreallocateBytes: 1024 * 1024,
   readOnly: false,
 } as const
 
@@ -30,6 +40,9 @@ export function validateFileStorageOptions(o: FileStorageOptions = {}): Required
   const v = { ...fileStorageDefaults, ...o }
   if (!Number.isSafeInteger(v.walSegmentBytesMax) || v.walSegmentBytesMax < 1024) {
     throw new RangeError(`walSegmentBytesMax must be an integer >= 1024, got ${v.walSegmentBytesMax}`)
+  }
+  if (!Number.isSafeInteger(v.walPreallocateBytes) || v.walPreallocateBytes < 0) {
+    throw new RangeError(`walPreallocateBytes must be an integer >= 0, got ${v.walPreallocateBytes}`)
   }
   if (!Number.isSafeInteger(v.snapshotFilesMax) || v.snapshotFilesMax < 1) {
     throw new RangeError(`snapshotFilesMax must be an integer >= 1, got ${v.snapshotFilesMax}`)
@@ -47,18 +60,41 @@ export interface RecoveryReport {
 
 /**
  * Opens (or creates) the WAL and snapshots in the directory behind `ops` and returns a ready DurableStorage. Every
- * check runs before the first write, so a directory we refuse is left exactly as it was.
+ * check runs before the first write, so a directory we refuse is left exactly as it was (the lock file, if one was
+ * taken, is removed again). Unless `readOnly`, the directory's lock is taken first and held until close().
  */
 export async function openFileStorage(ops: FileOps, options?: FileStorageOptions): Promise<FileStorage> {
   const opts = validateFileStorageOptions(options)
+  if (opts.readOnly) {
+    const rec = await recover(ops)
+    return new FileStorage(ops, opts, rec.mem, rec.listing.segments, rec.listing.snapshots, undefined, 0, {
+      removedTemps: [],
+      ...(rec.tornTail ? { tornTail: rec.tornTail } : {}),
+    })
+  }
+  // The lock file lives in the directory: create the directory for it, but never lock a directory that is not ours.
+  const names = await ops.list()
+  if (names === undefined) await ops.mkdir()
+  else checkOurs(ops, names)
+  const unlock = ops.lock ? await ops.lock() : undefined
+  try {
+    return await openLocked(ops, opts, unlock)
+  } catch (err) {
+    await unlock?.()
+    throw err
+  }
+}
+
+async function openLocked(
+  ops: FileOps,
+  opts: Required<FileStorageOptions>,
+  unlock: (() => Promise<void>) | undefined,
+): Promise<FileStorage> {
   const rec = await recover(ops)
   const report: RecoveryReport = { removedTemps: [], ...(rec.tornTail ? { tornTail: rec.tornTail } : {}) }
   const segments = rec.listing.segments
-  if (opts.readOnly) return new FileStorage(ops, opts, rec.mem, segments, rec.listing.snapshots, undefined, 0, report)
-
   let activeSize = rec.activeSize
   if (rec.fresh) {
-    await ops.mkdir()
     const first = segmentFileName(0, 1)
     const header = encodeFileHeader(walMagic)
     await writeFileAtomic(ops, first, header)
@@ -67,19 +103,24 @@ export async function openFileStorage(ops: FileOps, options?: FileStorageOptions
   }
   const active = segments[segments.length - 1]!
   if (rec.tornTail) await ops.truncate(active.name, activeSize)
-  const file = await ops.openAppend(active.name)
-  for (const t of rec.listing.temps) {
-    await ops.unlink(t)
-    report.removedTemps.push(t)
+  const file = await ops.openWrite(active.name)
+  try {
+    for (const t of rec.listing.temps) {
+      await ops.unlink(t)
+      report.removedTemps.push(t)
+    }
+    // Snapshot files newer than the one the WAL names are from a save that crashed before it was acknowledged.
+    const inUse = rec.mem.snapshot().metadata.index
+    const snapshots: SnapshotName[] = []
+    for (const s of rec.listing.snapshots) {
+      if (s.index > inUse) await ops.unlink(s.name)
+      else snapshots.push(s)
+    }
+    return new FileStorage(ops, opts, rec.mem, segments, snapshots, file, activeSize, report, unlock)
+  } catch (err) {
+    await file.close()
+    throw err
   }
-  // Snapshot files newer than the one the WAL names are from a save that crashed before it was acknowledged.
-  const inUse = rec.mem.snapshot().metadata.index
-  const snapshots: SnapshotName[] = []
-  for (const s of rec.listing.snapshots) {
-    if (s.index > inUse) await ops.unlink(s.name)
-    else snapshots.push(s)
-  }
-  return new FileStorage(ops, opts, rec.mem, segments, snapshots, file, activeSize, report)
 }
 
 /**
@@ -95,19 +136,29 @@ export class FileStorage extends CachedStorage implements DurableStorage {
     private readonly segments: SegmentName[],
     /** Snapshot files on disk, oldest first. */
     private readonly snapshots: SnapshotName[],
-    private file: AppendFile | undefined,
-    /** Bytes in the active segment. */
+    private file: WriteFile | undefined,
+    /** Bytes of records in the active segment: where the next save is written. */
     private activeSize: number,
     /** What opening found and fixed. */
     readonly recovery: RecoveryReport,
+    private readonly unlock?: () => Promise<void>,
   ) {
     super(mem, opts.readOnly, ops.path(''))
+    this.allocEnd = file?.size ?? 0
+    this.preallocate()
   }
 
+  /** The active segment's length: [activeSize, allocEnd) is zeros on disk, unless a fill is in flight. */
+  private allocEnd: number
+  /** The zero fill in flight, if any; it covers [allocEnd, its end) and no save writes there until it is done. */
+  private filling: Promise<void> | undefined
+  private fillFailure: Error | undefined
+  /** Reused by every save (saves run one at a time and the buffer is free again once the write resolves). */
+  private readonly writer = new FrameWriter(64 * 1024)
+
   protected async persistSave(hs: HardState | undefined, entries: readonly Entry[], snap?: Snapshot): Promise<void> {
-    let expected = 256
-    for (const e of entries) expected += 64 + e.data.byteLength
-    const w = new FrameWriter(expected)
+    const w = this.writer
+    w.reset()
     if (snap) {
       await this.writeSnapshotFile(snap)
       addSnapshotRecord(w, { index: snap.metadata.index, term: snap.metadata.term, reset: true })
@@ -119,7 +170,8 @@ export class FileStorage extends CachedStorage implements DurableStorage {
 
   protected async persistSnapshot(snap: Snapshot): Promise<void> {
     await this.writeSnapshotFile(snap)
-    const w = new FrameWriter()
+    const w = this.writer
+    w.reset()
     addSnapshotRecord(w, { index: snap.metadata.index, term: snap.metadata.term, reset: false })
     await this.appendAndSync(w)
   }
@@ -130,17 +182,57 @@ export class FileStorage extends CachedStorage implements DurableStorage {
   }
 
   protected async release(): Promise<void> {
+    await this.filling
     const f = this.file
     this.file = undefined
-    await f?.close()
+    try {
+      await f?.close()
+    } finally {
+      await this.unlock?.()
+    }
   }
 
   private async appendAndSync(w: FrameWriter): Promise<void> {
     const file = this.file
     if (!file) throw new StorageError('ErrReadOnly', `${this.ops.path('')} was opened read-only`)
-    await file.append(w.bytes())
-    this.activeSize += w.byteLength
-    await file.sync()
+    const at = this.activeSize
+    const end = at + w.byteLength
+    // Never write where a zero fill is still going on: it would overwrite the records with zeros.
+    if (end > this.allocEnd) await this.settleFill()
+    await file.writeDurable(w.bytes(), at)
+    this.activeSize = end
+    if (end > this.allocEnd) this.allocEnd = end
+    this.preallocate()
+  }
+
+  /**
+   * Starts a background zero fill of the next `walPreallocateBytes` of the active segment once less than half of that
+   * is left ahead of the write position (not past the segment's cut size). The fill is durable before any save writes
+   * there; if it fails, the next write fails with its error and so poisons the storage like any failed write.
+   */
+  private preallocate(): void {
+    const chunk = this.opts.walPreallocateBytes
+    const file = this.file
+    if (!file || chunk === 0 || this.filling || this.fillFailure) return
+    if (this.allocEnd - this.activeSize >= chunk / 2 || this.allocEnd >= this.opts.walSegmentBytesMax) return
+    const from = this.allocEnd
+    const n = Math.min(chunk, this.opts.walSegmentBytesMax - from)
+    this.filling = file.writeDurable(new Uint8Array(n), from).then(
+      () => {
+        this.allocEnd = Math.max(this.allocEnd, from + n)
+        this.filling = undefined
+      },
+      (err: Error) => {
+        this.fillFailure = err
+        this.filling = undefined
+      },
+    )
+  }
+
+  /** Waits for the zero fill in flight, and throws its error if it failed. */
+  private async settleFill(): Promise<void> {
+    await this.filling
+    if (this.fillFailure) throw this.fillFailure
   }
 
   private async writeSnapshotFile(snap: Snapshot): Promise<void> {
@@ -170,11 +262,18 @@ export class FileStorage extends CachedStorage implements DurableStorage {
     const bytes = new Uint8Array(header.byteLength + w.byteLength)
     bytes.set(header, 0)
     bytes.set(w.bytes(), header.byteLength)
+    await this.settleFill()
     await writeFileAtomic(this.ops, next.name, bytes)
     await this.file!.close()
-    this.file = await this.ops.openAppend(next.name)
+    this.file = undefined
+    // Drop the unused preallocation of the segment just closed, as etcd's cut does. A crash before this leaves a
+    // zero tail in an older segment, which recovery reads as its end like any zero tail.
+    await this.ops.truncate(prev.name, this.activeSize)
+    this.file = await this.ops.openWrite(next.name)
     this.segments.push(next)
     this.activeSize = bytes.byteLength
+    this.allocEnd = this.file.size
+    this.preallocate()
   }
 
   /**

@@ -61,11 +61,13 @@ export function checkFileHeader(bytes: Uint8Array, magic: string, path: string):
 /** Appends frames to one buffer, so a whole save goes to the file in one write. */
 export class FrameWriter {
   private buf: Uint8Array
+  private view: DataView
   private len = 0
 
   /** `expectedBytes` sizes the buffer up front, so a big save is not copied while it grows. */
   constructor(expectedBytes = 4096) {
     this.buf = new Uint8Array(expectedBytes)
+    this.view = new DataView(this.buf.buffer)
   }
 
   /** Adds one frame whose body is the record type byte followed by `payload`. */
@@ -87,16 +89,20 @@ export class FrameWriter {
     const bodyStart = at + frameHeaderBytes
     b[bodyStart] = type
     const bodyEnd = write(b, bodyStart + 1)
-    const bodyLen = bodyEnd - bodyStart
-    const view = new DataView(b.buffer, at, frameHeaderBytes)
-    view.setUint32(0, bodyLen, true)
-    view.setUint32(4, crc32c(b.subarray(bodyStart, bodyEnd)), true)
-    view.setUint32(8, crc32c(b.subarray(at, at + 8)), true)
+    const view = this.view
+    view.setUint32(at, bodyEnd - bodyStart, true)
+    view.setUint32(at + 4, crc32c(b.subarray(bodyStart, bodyEnd)), true)
+    view.setUint32(at + 8, crc32c(b.subarray(at, at + 8)), true)
     this.len = bodyEnd
   }
 
   get byteLength(): number {
     return this.len
+  }
+
+  /** Empties the writer, keeping its buffer for the next frames. */
+  reset(): void {
+    this.len = 0
   }
 
   /** The frames written so far (a view, valid until the next add). */
@@ -111,6 +117,7 @@ export class FrameWriter {
     const next = new Uint8Array(size)
     next.set(this.buf.subarray(0, this.len))
     this.buf = next
+    this.view = new DataView(next.buffer)
   }
 }
 
@@ -131,18 +138,23 @@ export interface ScanResult {
 }
 
 /**
- * Reads the frames of `bytes` from `start`. A problem at the very end of the last WAL segment is a write that a
- * crash cut short, and the caller truncates it: fewer bytes left than a frame header, a frame whose body runs past
- * the end of the file, or a tail of zeros (a file system that grew the file before the data reached it). Anything
- * else, or any problem in a file that is not the last, is corruption and throws ErrCorrupt with the path and offset.
- * A complete last frame with a bad body checksum is a torn write only if one of its 512-byte disk sectors is all
- * zeros (the sector never reached the disk; etcd's isTornEntry uses the same test); otherwise it is corruption, because
- * truncating it could drop an acknowledged record.
+ * Reads the frames of `bytes` from `start`. The data ends where only zeros follow: the WAL preallocates its segments
+ * with zeros (and a file system may grow a file before the data reaches it), so a zero tail is the end of the log, not
+ * damage, in any file. A problem at the very end of the data of the last WAL segment is a write that a crash cut
+ * short, and the caller truncates it: a partial frame header followed only by zeros, a frame whose body runs past the
+ * end of the file, or a last frame with a bad body checksum, only zeros after it, and an all-zero 512-byte disk sector
+ * (the sector never reached the disk; etcd's isTornEntry uses the same test; a disk writes whole sectors, so a save
+ * torn inside preallocated zeros always leaves one). Anything else, or any
+ * problem in a file that is not the last, is corruption and throws ErrCorrupt with the path and offset: a bad
+ * checksum on a complete record that could have been acknowledged is refused, never truncated away.
  */
 export function scanFrames(bytes: Uint8Array, start: number, path: string, tornTailAllowed: boolean): ScanResult {
   const frames: Frame[] = []
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const size = bytes.byteLength
+  /** Just past the last non-zero byte: everything from here on is zeros. */
+  let dataEnd = size
+  while (dataEnd > start && bytes[dataEnd - 1] === 0) dataEnd--
   let at = start
   const tail = (reason: string): ScanResult => {
     if (!tornTailAllowed) {
@@ -151,30 +163,28 @@ export function scanFrames(bytes: Uint8Array, start: number, path: string, tornT
     }
     return { frames, end: at, torn: `${path}: ${reason} at offset ${at}; truncated there` }
   }
-  while (at < size) {
-    if (size - at < frameHeaderBytes) {
-      if (allZero(bytes, at)) return tail('zero-filled tail')
-      return tail(`partial frame header (${size - at} of ${frameHeaderBytes} bytes)`)
-    }
+  while (at < dataEnd) {
+    if (size - at < frameHeaderBytes) return tail(`partial frame header (${size - at} of ${frameHeaderBytes} bytes)`)
     const bodyLen = view.getUint32(at, true)
     const bodyCrc = view.getUint32(at + 4, true)
     const headerCrc = view.getUint32(at + 8, true)
     if (headerCrc !== crc32c(bytes.subarray(at, at + 8))) {
-      if (allZero(bytes, at)) return tail('zero-filled tail')
+      if (dataEnd - at < frameHeaderBytes) return tail('partial frame header (zeros after it)')
       throw new StorageError('ErrCorrupt', `${path}: frame header checksum mismatch at offset ${at}`)
     }
     if (bodyLen === 0 || bodyLen > frameBodyBytesMax) {
       throw new StorageError('ErrCorrupt', `${path}: frame at offset ${at} has impossible length ${bodyLen}`)
     }
     const bodyStart = at + frameHeaderBytes
-    if (bodyStart + bodyLen > size) return tail(`frame of ${bodyLen} bytes cut short (file ends at ${size})`)
-    const body = bytes.subarray(bodyStart, bodyStart + bodyLen)
+    const bodyEnd = bodyStart + bodyLen
+    if (bodyEnd > size) return tail(`frame of ${bodyLen} bytes cut short (file ends at ${size})`)
+    const body = bytes.subarray(bodyStart, bodyEnd)
     if (bodyCrc !== crc32c(body)) {
-      if (bodyStart + bodyLen === size && hasZeroSector(bytes, at, size)) return tail('torn frame (a zeroed sector)')
+      if (bodyEnd >= dataEnd && hasZeroSector(bytes, at, bodyEnd)) return tail('torn frame (a zeroed sector)')
       throw new StorageError('ErrCorrupt', `${path}: record checksum mismatch in the frame at offset ${at}`)
     }
     frames.push({ type: body[0]!, payload: body.subarray(1), offset: at })
-    at = bodyStart + bodyLen
+    at = bodyEnd
   }
   return { frames, end: at }
 }
@@ -198,11 +208,6 @@ function hasZeroSector(bytes: Uint8Array, from: number, to: number): boolean {
     chunkStart = chunkEnd
   }
   return false
-}
-
-function allZero(bytes: Uint8Array, from: number): boolean {
-  for (let i = from; i < bytes.byteLength; i++) if (bytes[i] !== 0) return false
-  return true
 }
 
 /** Fixed-width lowercase hex, so that file names sort in numeric order. */

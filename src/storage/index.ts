@@ -7,7 +7,7 @@
 export { CachedStorage } from './cached-storage.js'
 export type { DurableStorage } from './durable-storage.js'
 export { isStorageError, StorageError, type StorageErrorCode } from './errors.js'
-export { type AppendFile, type FileOps, writeFileAtomic } from './file-ops.js'
+export { type FileOps, type WriteFile, writeFileAtomic } from './file-ops.js'
 export {
   FileStorage,
   type FileStorageOptions,

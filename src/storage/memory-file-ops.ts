@@ -1,20 +1,16 @@
 import { StorageError } from './errors.js'
-import type { AppendFile, FileOps } from './file-ops.js'
+import type { FileOps, WriteFile } from './file-ops.js'
 
 interface MemFile {
-  /** Everything written, synced or not, in data[0, size). */
+  /** The content is data[0, size). Every write is durable when it returns (WriteFile.writeDurable). */
   data: Uint8Array
   size: number
-  /**
-   * The bytes that survive a crash are data[0, syncedSize): files are only appended to and truncated, so what the last
-   * sync saw is always a prefix of what is there now, and a sync costs nothing to record.
-   */
-  syncedSize: number
 }
 
 /**
- * An in-memory file system with a crash model, for tests and the simulator: bytes survive `crash()` only once their
- * file was synced, and creates, renames and unlinks only once the directory was synced (POSIX promises no more).
+ * An in-memory file system with a crash model, for tests and the simulator: file content is durable once written
+ * (every write is a durable write), but creates, renames and unlinks survive `crash()` only once the directory was
+ * synced (POSIX promises no more). The directory lock is released by `crash()`, as by the death of a process.
  * It makes FileStorage the memory-backed durable reference: the same formats and recovery, no disk.
  */
 export class MemoryFileOps implements FileOps {
@@ -22,6 +18,7 @@ export class MemoryFileOps implements FileOps {
   /** The directory as the last syncDir() left it: name -> file. */
   private durableDir = new Map<string, MemFile>()
   private exists = false
+  private locked = false
   /** When set, every write fails like a read-only mount. */
   readOnly = false
 
@@ -45,30 +42,31 @@ export class MemoryFileOps implements FileOps {
     return f.data.slice(0, f.size)
   }
 
-  async openAppend(name: string): Promise<AppendFile> {
+  async openWrite(name: string): Promise<WriteFile> {
     this.checkWritable(name)
     let f = this.files.get(name)
     if (!f) {
       if (!this.exists) throw new StorageError('ErrIO', `${this.path(name)}: no such directory`)
-      f = { data: new Uint8Array(1024), size: 0, syncedSize: 0 }
+      f = { data: new Uint8Array(1024), size: 0 }
       this.files.set(name, f)
     }
     const file = f
     let open = true
     return {
-      append: async (data) => {
+      size: file.size,
+      writeDurable: async (data, position) => {
         if (!open || this.files.get(name) !== file) throw new StorageError('ErrIO', `${this.path(name)}: closed`)
         this.checkWritable(name)
-        if (file.size + data.byteLength > file.data.byteLength) {
-          const next = new Uint8Array(Math.max(file.data.byteLength * 2, file.size + data.byteLength))
+        const end = position + data.byteLength
+        if (end > file.data.byteLength) {
+          const next = new Uint8Array(Math.max(file.data.byteLength * 2, end))
           next.set(file.data.subarray(0, file.size))
           file.data = next
         }
-        file.data.set(data, file.size)
-        file.size += data.byteLength
-      },
-      sync: async () => {
-        file.syncedSize = file.size
+        // A write past the end leaves a hole of zeros, as on a POSIX file system.
+        if (position > file.size) file.data.fill(0, file.size, position)
+        file.data.set(data, position)
+        file.size = Math.max(file.size, end)
       },
       close: async () => {
         open = false
@@ -79,8 +77,8 @@ export class MemoryFileOps implements FileOps {
   async truncate(name: string, size: number): Promise<void> {
     this.checkWritable(name)
     const f = this.get(name)
-    f.size = Math.min(f.size, size)
-    f.syncedSize = f.size
+    if (size > f.size) f.data = growTo(f, size)
+    f.size = size
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -98,13 +96,12 @@ export class MemoryFileOps implements FileOps {
     this.durableDir = new Map(this.files)
   }
 
-  /** Loses everything not synced, as a power cut would. Open AppendFiles must not be used afterwards. */
+  /** Loses every directory change not synced, as a power cut would; releases the lock. Open files must not be used afterwards. */
   crash(): void {
     this.files = new Map()
-    for (const [name, f] of this.durableDir) {
-      this.files.set(name, { data: f.data.slice(0, f.syncedSize), size: f.syncedSize, syncedSize: f.syncedSize })
-    }
+    for (const [name, f] of this.durableDir) this.files.set(name, { data: f.data.slice(0, f.size), size: f.size })
     this.durableDir = new Map(this.files)
+    this.locked = false
   }
 
   /** Test hook: the file's bytes, to damage them with setFile. */
@@ -115,9 +112,21 @@ export class MemoryFileOps implements FileOps {
   /** Test hook: replaces a file's content, durably, as damage on disk would. */
   setFile(name: string, data: Uint8Array): void {
     this.exists = true
-    const f: MemFile = { data: data.slice(), size: data.byteLength, syncedSize: data.byteLength }
+    const f: MemFile = { data: data.slice(), size: data.byteLength }
     this.files.set(name, f)
     this.durableDir.set(name, f)
+  }
+
+  async lock(): Promise<() => Promise<void>> {
+    if (this.locked) {
+      throw new StorageError('ErrLocked', `${this.dir} is in use by another open storage in this process`)
+    }
+    this.locked = true
+    let held = true
+    return async () => {
+      if (held) this.locked = false
+      held = false
+    }
   }
 
   private get(name: string): MemFile {
@@ -129,4 +138,11 @@ export class MemoryFileOps implements FileOps {
   private checkWritable(name: string): void {
     if (this.readOnly) throw new StorageError('ErrReadOnly', `${this.path(name)}: read-only file system`)
   }
+}
+
+/** A copy of f's buffer, at least `size` bytes, zeros past f.size (ftruncate to a bigger size leaves a hole). */
+function growTo(f: MemFile, size: number): Uint8Array {
+  const next = new Uint8Array(Math.max(size, f.data.byteLength))
+  next.set(f.data.subarray(0, f.size))
+  return next
 }

@@ -41,15 +41,7 @@ export interface Recovered {
  */
 export async function recover(ops: FileOps): Promise<Recovered> {
   const names = await ops.list()
-  const listing = classify(names ?? [])
-  if (listing.foreign.length > 0) {
-    const shown = listing.foreign.slice(0, 5).join(', ')
-    throw new StorageError(
-      'ErrNotEdgecdDir',
-      `${ops.path('')} holds files edgecd did not write (${shown}${listing.foreign.length > 5 ? ', ...' : ''}); ` +
-        'refusing to use it so nothing there is overwritten: point edgecd at an empty or new directory',
-    )
-  }
+  const listing = checkOurs(ops, names ?? [])
   const segs = listing.segments
   if (segs.length === 0) {
     if (listing.snapshots.length > 0) {
@@ -133,6 +125,20 @@ export async function recover(ops: FileOps): Promise<Recovered> {
   }
   mem.setHardState(hs)
   return { mem, fresh: false, listing, activeSize, ...(tornTail ? { tornTail } : {}) }
+}
+
+/** Classifies a directory's names; throws ErrNotEdgecdDir, naming them, if any of them is not ours. */
+export function checkOurs(ops: FileOps, names: readonly string[]): DirListing {
+  const listing = classify(names)
+  if (listing.foreign.length > 0) {
+    const shown = listing.foreign.slice(0, 5).join(', ')
+    throw new StorageError(
+      'ErrNotEdgecdDir',
+      `${ops.path('')} holds files edgecd did not write (${shown}${listing.foreign.length > 5 ? ', ...' : ''}); ` +
+        'refusing to use it so nothing there is overwritten: point edgecd at an empty or new directory',
+    )
+  }
+  return listing
 }
 
 async function loadSnapshot(

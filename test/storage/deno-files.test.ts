@@ -28,6 +28,21 @@ if (deno) {
         }
       })
     }
+    test('a second open of a data dir fails with ErrLocked naming it and the holder; close releases', async () => {
+      const dir = await deno.makeTempDir({ prefix: 'edgecd-deno-lock-' })
+      try {
+        const s = await openDenoStorage(`${dir}/data`)
+        await assert.rejects(
+          openDenoStorage(`${dir}/data`),
+          (e) => isStorageError(e, 'ErrLocked') && e.message.includes(`${dir}/data is locked by this process (pid `),
+        )
+        await s.close()
+        const again = await openDenoStorage(`${dir}/data`)
+        await again.close()
+      } finally {
+        await deno.remove(dir, { recursive: true })
+      }
+    })
     test('a directory Deno may not write is refused with ErrReadOnly', async () => {
       // The repo is readable but not writable under the permissions this file runs with.
       const dir = new URL('../../.deno-storage-probe/data', import.meta.url).pathname

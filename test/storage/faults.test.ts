@@ -15,6 +15,7 @@ import { crc32c } from '../../src/storage/crc32c.js'
 import { isStorageError } from '../../src/storage/errors.js'
 import type { FileOps } from '../../src/storage/file-ops.js'
 import { openFileStorage } from '../../src/storage/file-storage.js'
+import { fileHeaderBytes, scanFrames } from '../../src/storage/format.js'
 import { MemoryFileOps } from '../../src/storage/memory-file-ops.js'
 import { assertLog, ent, ents, snap } from './contract.js'
 
@@ -57,6 +58,11 @@ async function lastSegment(d: Disk): Promise<string> {
   return (await d.names()).filter((n) => n.endsWith('.wal')).at(-1)!
 }
 
+/** The bytes of records in a segment: the rest of the file is the zeros the WAL preallocates. */
+function used(bytes: Uint8Array): number {
+  return scanFrames(bytes, fileHeaderBytes, 'seg', true).end
+}
+
 /** Every file and its bytes: proof that a refused open wrote nothing. */
 async function snapshotDir(d: Disk): Promise<Map<string, string>> {
   const m = new Map<string, string>()
@@ -83,7 +89,7 @@ async function populate(d: Disk): Promise<{ sizeBefore: number }> {
   const s = await open(d)
   await s.save({ term: 1, vote: '1', commit: 2 }, ents(1, 3, 1))
   await s.save({ term: 1, vote: '1', commit: 3 }, ents(4, 5, 1))
-  const sizeBefore = (await d.get(await lastSegment(d))).byteLength
+  const sizeBefore = used(await d.get(await lastSegment(d)))
   await s.save({ term: 2, vote: '2', commit: 5 }, ents(6, 8, 2))
   await s.close()
   return { sizeBefore }
@@ -103,7 +109,10 @@ for (const [kind, makeDisk] of [
         const { sizeBefore } = await populate(d)
         const seg = await lastSegment(d)
         const full = await d.get(seg)
-        for (let cut = sizeBefore; cut < full.byteLength; cut++) {
+        const end = used(full)
+        assert.ok(full.byteLength > end && full.subarray(end).every((b) => b === 0), 'the segment is preallocated')
+        for (let cut = sizeBefore; cut < end; cut++) {
+          // A save that grew the file (the preallocation was used up) and was cut short: the file ends at `cut`.
           await d.put(seg, full.subarray(0, cut))
           const s = await open(d)
           // The hard state is the last record, so it is never there when the save was cut.
@@ -121,6 +130,46 @@ for (const [kind, makeDisk] of [
             vote: '3',
             commit: 5,
           })
+          await again.close()
+        }
+      } finally {
+        await d.cleanup()
+      }
+    })
+
+    test('a last save torn at each disk sector inside the preallocated zeros opens cleanly with a prefix', async () => {
+      const d = await makeDisk()
+      try {
+        const big = { walSegmentBytesMax: 16384 }
+        let s = await openFileStorage(d.ops, big)
+        await s.save({ term: 1, vote: '1', commit: 2 }, ents(1, 2, 1, 100))
+        const seg = await lastSegment(d)
+        const before = used(await d.get(seg))
+        await s.save({ term: 1, vote: '1', commit: 8 }, ents(3, 8, 1, 300))
+        await s.close()
+        const full = await d.get(seg)
+        const end = used(full)
+        // A disk writes whole 512-byte sectors: a torn save left the sectors up to some boundary, and zeros after.
+        const cuts = [before]
+        for (let b = Math.ceil(before / 512) * 512; b < end; b += 512) if (b > before) cuts.push(b)
+        assert.ok(cuts.length >= 3, `the save spans several sectors (${cuts})`)
+        for (const cut of cuts) {
+          const torn = full.slice()
+          torn.fill(0, cut)
+          await d.put(seg, torn)
+          s = await openFileStorage(d.ops, big)
+          assert.deepEqual(s.initialState().hardState, { term: 1, vote: '1', commit: 2 }, `torn at ${cut}`)
+          assert.ok(s.lastIndex() >= 2 && s.lastIndex() <= 8, `torn at ${cut}: lastIndex ${s.lastIndex()}`)
+          assertLog(
+            s,
+            ents(1, s.lastIndex(), 1).map((e) => ent(e.index, 1, e.index <= 2 ? 100 : 300)),
+          )
+          await s.save({ term: 2, vote: '2', commit: 2 }, [ent(s.lastIndex() + 1, 2)])
+          const last = s.lastIndex()
+          await s.close()
+          const again = await openFileStorage(d.ops, big)
+          assert.equal(again.lastIndex(), last, `torn at ${cut}: the save after recovery survives`)
+          assert.deepEqual(again.initialState().hardState, { term: 2, vote: '2', commit: 2 })
           await again.close()
         }
       } finally {
@@ -156,7 +205,7 @@ for (const [kind, makeDisk] of [
         await populate(d)
         const seg = await lastSegment(d)
         const bad = (await d.get(seg)).slice()
-        bad[bad.byteLength - 3]! ^= 0x01
+        bad[used(bad) - 3]! ^= 0x01
         await d.put(seg, bad)
         await assertRefused(d, 'ErrCorrupt', [seg, 'record checksum mismatch'])
       } finally {
@@ -164,7 +213,7 @@ for (const [kind, makeDisk] of [
       }
     })
 
-    test('a zero-filled tail is cut off; zeros before valid records are corruption', async () => {
+    test('a zero tail is the end of the log and is kept; zeros before valid records are corruption', async () => {
       const d = await makeDisk()
       try {
         await populate(d)
@@ -174,10 +223,10 @@ for (const [kind, makeDisk] of [
         padded.set(good)
         await d.put(seg, padded)
         let s = await open(d)
-        assert.match(s.recovery.tornTail!, /zero-filled tail/)
+        assert.equal(s.recovery.tornTail, undefined, 'zeros after the last record are preallocated space, not damage')
         assertLog(s, [...acknowledged, ...ents(6, 8, 2)], { term: 2, vote: '2', commit: 5 })
         await s.close()
-        assert.equal((await d.get(seg)).byteLength, good.byteLength)
+        assert.equal((await d.get(seg)).byteLength, padded.byteLength, 'the zeros stay')
 
         // A big last record whose final sector never reached the disk: torn, cut off. (Bigger segments here, so
         // that the record stays in the last one.)
@@ -187,7 +236,7 @@ for (const [kind, makeDisk] of [
         assert.equal(await lastSegment(d), seg)
         const withBig = await d.get(seg)
         const zeroed = withBig.slice()
-        zeroed.fill(0, withBig.byteLength - 1100)
+        zeroed.fill(0, used(withBig) - 1100)
         await d.put(seg, zeroed)
         s = await open(d)
         assert.match(s.recovery.tornTail!, /zeroed sector/)
@@ -359,7 +408,7 @@ function readOnlyOps(ops: FileOps): FileOps {
     list: () => ops.list(),
     read: (n) => ops.read(n),
     mkdir: () => refuse(''),
-    openAppend: (n) => refuse(n),
+    openWrite: (n) => refuse(n),
     truncate: (n) => refuse(n),
     rename: (_f, t) => refuse(t),
     unlink: (n) => refuse(n),
@@ -367,7 +416,7 @@ function readOnlyOps(ops: FileOps): FileOps {
   }
 }
 
-/** Wraps ops so that, while `fail` is set, fdatasync fails with EIO (a dying disk). */
+/** Wraps ops so that, while `fail` is set, durable writes fail with EIO (a dying disk). */
 function failAfter(ops: FileOps): FileOps & { fail: boolean } {
   const w = {
     fail: false,
@@ -379,19 +428,19 @@ function failAfter(ops: FileOps): FileOps & { fail: boolean } {
     rename: (f: string, t: string) => ops.rename(f, t),
     unlink: (n: string) => ops.unlink(n),
     syncDir: () => ops.syncDir(),
-    openAppend: async (n: string) => {
-      const f = await ops.openAppend(n)
+    openWrite: async (n: string) => {
+      const f = await ops.openWrite(n)
       return {
-        append: (b: Uint8Array) => f.append(b),
+        size: f.size,
         close: () => f.close(),
-        sync: async () => {
+        writeDurable: async (b: Uint8Array, at: number) => {
           if (w.fail)
             throw storageErrorFromNode(
               Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }),
               'fdatasync',
               ops.path(n),
             )
-          await f.sync()
+          await f.writeDurable(b, at)
         },
       }
     },

@@ -1,5 +1,7 @@
+import { lockedError } from '../../storage/dir-lock.js'
 import { StorageError } from '../../storage/errors.js'
-import type { AppendFile, FileOps } from '../../storage/file-ops.js'
+import { lockFileName } from '../../storage/file-names.js'
+import type { FileOps, WriteFile } from '../../storage/file-ops.js'
 
 /**
  * The part of Deno's file API this adapter uses, declared here so that the file also type-checks under tsc, whose
@@ -10,6 +12,9 @@ interface DenoFsFile {
   syncData(): Promise<void>
   sync(): Promise<void>
   truncate(len?: number): Promise<void>
+  seek(offset: number, whence: 0): Promise<number>
+  tryLock(exclusive: boolean): Promise<boolean>
+  stat(): Promise<{ size: number }>
   close(): void
 }
 interface DenoFs {
@@ -22,6 +27,8 @@ interface DenoFs {
   mkdir(path: string, options: { recursive: boolean }): Promise<void>
   rename(from: string, to: string): Promise<void>
   remove(path: string): Promise<void>
+  readTextFile(path: string): Promise<string>
+  pid: number
 }
 const deno = (globalThis as unknown as { Deno: DenoFs }).Deno
 
@@ -50,7 +57,7 @@ async function wrap<T>(op: string, path: string, fn: () => Promise<T>): Promise<
   }
 }
 
-/** FileOps on a directory through Deno's file API; sync is FsFile.syncData, directory sync is sync() on the dir. */
+/** FileOps on a directory through Deno's file API; writes are followed by FsFile.syncData, directory sync is sync(). */
 export class DenoFileOps implements FileOps {
   constructor(readonly dir: string) {}
 
@@ -78,17 +85,34 @@ export class DenoFileOps implements FileOps {
     return wrap('read', p, () => deno.readFile(p))
   }
 
-  async openAppend(name: string): Promise<AppendFile> {
+  async openWrite(name: string): Promise<WriteFile> {
     const p = this.path(name)
-    const f = await wrap('open', p, () => deno.open(p, { append: true, create: true }))
+    const f = await wrap('open', p, () => deno.open(p, { read: true, write: true, create: true }))
+    let size: number
+    try {
+      size = (await wrap('stat', p, () => f.stat())).size
+    } catch (err) {
+      f.close()
+      throw err
+    }
+    // Deno has no positional write, so a write is seek + write and two writes must not interleave: they run one at a
+    // time. Deno has no O_DSYNC open flag either (OpenOptions take no custom flags): each write is followed by syncData.
+    let queue: Promise<unknown> = Promise.resolve()
+    const write = async (data: Uint8Array, position: number) => {
+      await f.seek(position, 0)
+      // FsFile.write may write less than asked; loop until all of it is in.
+      let off = 0
+      while (off < data.byteLength) off += await f.write(data.subarray(off))
+      await f.syncData()
+    }
     return {
-      append: (data) =>
-        wrap('write', p, async () => {
-          // FsFile.write may write less than asked; loop until all of it is in.
-          let off = 0
-          while (off < data.byteLength) off += await f.write(data.subarray(off))
-        }),
-      sync: () => wrap('fdatasync', p, () => f.syncData()),
+      size,
+      writeDurable: (data, position) => {
+        const run = () => wrap('write', p, () => write(data, position))
+        const done = queue.then(run, run)
+        queue = done.catch(() => {})
+        return done
+      },
       close: () => wrap('close', p, async () => f.close()),
     }
   }
@@ -129,5 +153,39 @@ export class DenoFileOps implements FileOps {
         d.close()
       }
     })
+  }
+
+  /**
+   * An exclusive flock on `edgecd.lock` (FsFile.tryLock, which does not wait), with our pid written in it for the
+   * message a second opener gets. The OS drops the lock when the process dies, so kill -9 never leaves a stale one;
+   * a second open in this process opens its own file description, whose flock conflicts too. The file stays after
+   * release (deleting a lock file races with an opener that already has it open).
+   */
+  async lock(): Promise<() => Promise<void>> {
+    const p = this.path(lockFileName)
+    const f = await wrap('open', p, () => deno.open(p, { read: true, write: true, create: true }))
+    try {
+      if (!(await wrap('flock', p, () => f.tryLock(true)))) {
+        const text = await deno.readTextFile(p).catch(() => '')
+        const h = /"pid":\s*(\d+)/.exec(text)
+        const who = h ? (Number(h[1]) === deno.pid ? `this process (pid ${h[1]})` : `process ${h[1]}`) : 'another open'
+        throw lockedError(this.dir, p, who, /"since":\s*"([^"]+)"/.exec(text)?.[1])
+      }
+      const holder = JSON.stringify({ pid: deno.pid, since: new Date().toISOString() })
+      await wrap('write', p, async () => {
+        await f.truncate(0)
+        const bytes = new TextEncoder().encode(holder)
+        let off = 0
+        while (off < bytes.byteLength) off += await f.write(bytes.subarray(off))
+      })
+    } catch (err) {
+      f.close()
+      throw err
+    }
+    let held = true
+    return async () => {
+      if (held) f.close()
+      held = false
+    }
   }
 }
