@@ -287,12 +287,120 @@ describe('configured PEM keys', () => {
       const wrongIss = await sign({ ...payload, iss: 'evil' }, header, key)
       const noExp = await sign({ sub: 'root', rev: payload.rev, iss: 'edgecd', iat: now }, header, key)
       const longLived = await sign({ ...payload, iat: now - 10, exp: now + 100_000 }, header, key)
-      for (const t of [expired, wrongIss, noExp])
+      const notYetValid = await sign({ ...payload, nbf: now + 600 }, header, key)
+      const issuedInTheFuture = await sign({ ...payload, iat: now + 600, exp: now + 900 }, header, key)
+      const noRev = await sign({ sub: 'root', iss: 'edgecd', iat: now, exp: now + 300 }, header, key)
+      const noSub = await sign({ rev: payload.rev, iss: 'edgecd', iat: now, exp: now + 300 }, header, key)
+      for (const t of [expired, wrongIss, noExp, notYetValid, issuedInTheFuture, noRev, noSub])
         assertPlainError(await call(m.url, '/v3/kv/range', { key: b64('k') }, t), 401, 'etcdserver: invalid auth token')
       // iat within the TTL but exp beyond it: maxTokenAge still bounds it by iat, so it passes only while fresh
       assert.equal((await call(m.url, '/v3/kv/range', { key: b64('k') }, longLived)).status, 200)
     } finally {
       await m.stop()
     }
+  })
+})
+
+describe('more escalation attempts', () => {
+  let f: AuthFixture & { url: string }
+  before(async () => {
+    f = await authFixture()
+  })
+  after(() => f.m.stop())
+
+  test('a forbidden op nested deep in a txn is refused, whichever branch it is in', async () => {
+    const nest = (op: unknown, depth: number): unknown =>
+      depth === 0 ? op : { request_txn: { success: [nest(op, depth - 1)] } }
+    for (const op of [
+      { request_range: { key: b64('secret') } },
+      { request_put: { key: b64('secret'), value: b64('x') } },
+      { request_delete_range: { key: b64('secret') } },
+    ]) {
+      const r = await call(f.url, '/v3/kv/txn', { success: [], failure: [nest(op, 3)] }, f.alice)
+      assertPlainError(r, 403, 'etcdserver: permission denied')
+    }
+  })
+
+  test('a prefix grant gives no write, delete or watch on the neighbouring prefix', async () => {
+    for (const [path, body] of [
+      ['/v3/kv/put', { key: b64('app0'), value: b64('x') }],
+      ['/v3/kv/put', { key: b64('app'), value: b64('x') }],
+      ['/v3/kv/deleterange', { key: b64('app/'), range_end: b64('app1') }],
+      ['/v3/kv/deleterange', { key: b64('app.'), range_end: b64('app0') }],
+      ['/v3/kv/txn', { success: [{ request_put: { key: b64('app0'), value: b64('x') } }] }],
+    ] as const)
+      assertPlainError(await call(f.url, path, body, f.alice), 403, 'etcdserver: permission denied')
+    const res = await fetch(`${f.url}/v3/watch`, {
+      method: 'POST',
+      headers: { authorization: f.alice },
+      body: JSON.stringify({ create_request: { key: b64('app/'), range_end: b64('app1') } }),
+    })
+    const reader = res.body!.getReader()
+    const first = JSON.parse(new TextDecoder().decode((await reader.read()).value).split('\n')[0]!).result
+    await reader.cancel()
+    assert.equal(first.watch_id, '-1')
+    assert.equal(first.cancel_reason, 'rpc error: code = PermissionDenied desc = etcdserver: permission denied')
+  })
+
+  test('root-only maintenance and other roles stay closed to a user', async () => {
+    const snap = await call(f.url, '/v3/maintenance/snapshot', {}, f.alice)
+    assertPlainError(snap, 403, 'etcdserver: permission denied')
+    assertPlainError(
+      await call(f.url, '/v3/auth/role/get', { role: 'root' }, f.alice),
+      403,
+      'etcdserver: permission denied',
+    )
+    assertPlainError(await call(f.url, '/v3/auth/role/list', {}, f.alice), 403, 'etcdserver: permission denied')
+  })
+
+  test('a token used many times (so cached) stops working once the auth state changes or the user is gone', async () => {
+    const rootCall = (p: string, b: unknown) => call(f.url, p, b, f.root)
+    assert.equal((await rootCall('/v3/auth/user/add', { name: 'carol', password: 'pw' })).status, 200)
+    assert.equal((await rootCall('/v3/auth/user/grant', { user: 'carol', role: 'app' })).status, 200)
+    const carol = (await call(f.url, '/v3/auth/authenticate', { name: 'carol', password: 'pw' })).json.token as string
+    for (let i = 0; i < 5; i++)
+      assert.equal((await call(f.url, '/v3/kv/range', { key: b64('app/a') }, carol)).status, 200)
+    assert.equal((await rootCall('/v3/auth/user/revoke', { name: 'carol', role: 'app' })).status, 200)
+    assertPlainError(
+      await call(f.url, '/v3/kv/range', { key: b64('app/a') }, carol),
+      400,
+      'etcdserver: revision of auth store is old',
+    )
+    const fresh = (await call(f.url, '/v3/auth/authenticate', { name: 'carol', password: 'pw' })).json.token as string
+    assertPlainError(
+      await call(f.url, '/v3/kv/range', { key: b64('app/a') }, fresh),
+      403,
+      'etcdserver: permission denied',
+    )
+    f.root = (await call(f.url, '/v3/auth/authenticate', { name: 'root', password: 'rootpw' })).json.token
+    assert.equal((await call(f.url, '/v3/auth/user/delete', { name: 'carol' }, f.root)).status, 200)
+    for (const t of [carol, fresh])
+      assertPlainError(
+        await call(f.url, '/v3/kv/range', { key: b64('app/a') }, t),
+        400,
+        'etcdserver: revision of auth store is old',
+      )
+  })
+})
+
+describe('brute force from one address across user names', () => {
+  let m: TestMember
+  before(async () => {
+    m = await startTestMember({ authPasswordIterations: 1000 })
+    await post(m.url, '/v3/auth/user/add', { name: 'root', password: 'rootpw' })
+    await post(m.url, '/v3/auth/user/grant', { user: 'root', role: 'root' })
+    await post(m.url, '/v3/auth/user/add', { name: 'bob', password: 'bobpw' })
+    await post(m.url, '/v3/auth/enable', {})
+  })
+  after(() => m.stop())
+
+  test('spraying many names from one address blocks that address, even for a right password', async () => {
+    assert.equal((await post(m.url, '/v3/auth/authenticate', { name: 'bob', password: 'bobpw' })).status, 200)
+    for (let i = 0; i < 10; i++) {
+      const r = await post(m.url, '/v3/auth/authenticate', { name: `user${i}`, password: 'guess' })
+      assertPlainError(r, 400, 'etcdserver: authentication failed, invalid user ID or password')
+    }
+    const right = await post(m.url, '/v3/auth/authenticate', { name: 'bob', password: 'bobpw' })
+    assertPlainError(right, 400, 'etcdserver: authentication failed, invalid user ID or password')
   })
 })
