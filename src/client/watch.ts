@@ -27,7 +27,7 @@ export interface WebSocketLike {
 }
 
 /** A WebSocket constructor: globalThis.WebSocket, or `ws`'s on Node 20. */
-export type WebSocketConstructor = new (url: string) => WebSocketLike
+export type WebSocketConstructor = new (url: string, protocols?: string[]) => WebSocketLike
 
 /** What to watch: one key, or a range. */
 export type WatchTarget =
@@ -115,11 +115,21 @@ export class Watcher implements AsyncIterable<WatchResponse> {
 
   private connect(): void {
     if (this.closed || this.failure) return
+    // A browser cannot set Authorization on a WebSocket: a token goes as the subprotocol `bearer.<jwt>`, offered
+    // after `edgecd`, which the member answers with (docs/auth.md).
+    this.t.authToken().then(
+      (token) => this.open(token ? ['edgecd', `bearer.${token}`] : undefined),
+      () => this.retry(),
+    )
+  }
+
+  private open(protocols: string[] | undefined): void {
+    if (this.closed || this.failure) return
     this.endpoint = this.t.current()
     const url = `${this.endpoint.replace(/^http/, 'ws')}/v3/watch`
     let ws: WebSocketLike
     try {
-      ws = new this.WS(url)
+      ws = new this.WS(url, protocols)
     } catch (err) {
       this.fail(
         new EtcdClientError(

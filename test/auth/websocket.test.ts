@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import WebSocket from 'ws'
 import { tokenFromSubprotocols } from '../../src/auth/token.js'
+import { Client } from '../../src/client/index.js'
 import { b64 } from '../server/helpers.js'
 import { type AuthFixture, authFixture, call } from './helpers.js'
 
@@ -104,6 +105,25 @@ describe('WebSocket watch: token as a subprotocol', () => {
     assert.equal(o.msgs[0].created, true)
     assert.equal(o.msgs[0].canceled, undefined)
     o.ws.close()
+  })
+
+  test("the TypeScript client's watch offers its token as the subprotocol", async () => {
+    for (const creds of [{ token: f.alice }, { username: 'alice', password: 'alicepw' }]) {
+      const client = new Client({ endpoints: [f.url], WebSocket, dialTimeoutMs: 2000, ...creds })
+      try {
+        const w = client.watch({ prefix: 'app/c/' })
+        await w.ready
+        assert.equal((await call(f.url, '/v3/kv/put', { key: b64('app/c/k'), value: b64('v') }, f.alice)).status, 200)
+        const it = w[Symbol.asyncIterator]()
+        const r = await it.next()
+        assert.equal(r.value.events[0].kv.key, 'app/c/k')
+        // and a range the user may not read is refused as etcd refuses it
+        const denied = client.watch('secret')
+        await assert.rejects(denied.ready, /permission denied/)
+      } finally {
+        client.close()
+      }
+    }
   })
 
   test('tokenFromSubprotocols', () => {
