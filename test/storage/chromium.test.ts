@@ -1,8 +1,12 @@
 /**
- * The IndexedDB backend in a real Chromium (Debian's /usr/bin/chromium driven by playwright-core): write a log, reload
- * the page and read it back, close the browser, relaunch it on the same profile and read it back again. The page is
- * the backend bundled by esbuild, served by a tiny HTTP server on 127.0.0.1 (IndexedDB is per origin, so the server
- * keeps its port across the relaunch). Skips with a message when Chromium is not installed: `scripts/setup-chromium.sh`.
+ * The IndexedDB backend in a real Chromium (Debian's /usr/bin/chromium driven by playwright-core):
+ * - the whole shared contract suite (contract.ts), one test line per case, run inside one page on fresh databases,
+ *   plus the Web Lock (a second open of a database fails with ErrLocked);
+ * - write a log, reload the page and read it back, close the browser, relaunch it on the same profile and read it
+ *   back again.
+ * The pages are bundled by esbuild (node:assert/strict becomes the npm `assert` port) and served by a tiny HTTP server
+ * on 127.0.0.1 (IndexedDB is per origin, so the server keeps its port across the relaunch). Skips with a message when
+ * Chromium is not installed: `scripts/setup-chromium.sh`.
  */
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
@@ -10,8 +14,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { test } from 'node:test'
+import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { contractCases } from './contract.js'
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const here = dirname(fileURLToPath(import.meta.url))
@@ -31,16 +36,20 @@ const skip = existsSync(chromiumPath)
   ? false
   : `no Chromium at ${chromiumPath}: run scripts/setup-chromium.sh (apt-get install chromium) to run this test`
 
-async function bundle(): Promise<string> {
+async function bundle(page: string): Promise<string> {
   const { build } = await import('esbuild')
   const out = await build({
-    entryPoints: [join(here, 'browser/page.ts')],
+    entryPoints: [join(here, 'browser', page)],
     bundle: true,
     format: 'esm',
     platform: 'browser',
     target: 'es2022',
     write: false,
     logLevel: 'silent',
+    // The contract suite asserts with node:assert/strict; in the page that is the npm port of it, whose util
+    // dependency reads process.env.NODE_DEBUG when it loads.
+    alias: { 'node:assert/strict': join(here, 'browser/assert-strict.ts') },
+    define: { 'process.env.NODE_DEBUG': 'false', 'process.env.NODE_ENV': '"production"' },
   })
   return out.outputFiles[0]!.text
 }
@@ -65,13 +74,62 @@ function serve(js: string): Promise<{ server: Server; url: string }> {
   )
 }
 
+describe('storage contract: indexeddb in Chromium', () => {
+  type ContractApi = {
+    runCase(name: string): Promise<string | undefined>
+    lockCase(): Promise<string | undefined>
+  }
+  let browser: import('playwright-core').Browser | undefined
+  let page: import('playwright-core').Page | undefined
+  let server: Server | undefined
+  const pageErrors: string[] = []
+
+  before(async () => {
+    if (skip) return
+    const { chromium } = await import('playwright-core')
+    const served = await serve(await bundle('contract-page.ts'))
+    server = served.server
+    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs })
+    page = await browser.newPage()
+    page.on('pageerror', (e) => pageErrors.push(String(e)))
+    await page.goto(served.url)
+    await page.waitForFunction(() => 'edgecdContract' in globalThis, undefined, { timeout: 20_000 })
+  })
+
+  after(async () => {
+    await browser?.close().catch(() => {})
+    server?.close()
+  })
+
+  for (const c of contractCases) {
+    test(c.name, { skip, timeout: 60_000 }, async () => {
+      const failure = await page!.evaluate(
+        (name) => (globalThis as unknown as { edgecdContract: ContractApi }).edgecdContract.runCase(name),
+        c.name,
+      )
+      assert.equal(failure, undefined, failure ?? '')
+      assert.deepEqual(pageErrors, [])
+    })
+  }
+
+  test('a second open of a database fails with ErrLocked (Web Locks); read-only opens and close release', {
+    skip,
+    timeout: 60_000,
+  }, async () => {
+    const failure = await page!.evaluate(() =>
+      (globalThis as unknown as { edgecdContract: ContractApi }).edgecdContract.lockCase(),
+    )
+    assert.equal(failure, undefined, failure ?? '')
+  })
+})
+
 test('IndexedDB storage survives a page reload and a browser restart in Chromium', {
   skip,
   timeout: 120_000,
 }, async () => {
   const { chromium } = await import('playwright-core')
   const profile = await mkdtemp(join(tmpdir(), 'edgecd-chromium-'))
-  const { server, url } = await serve(await bundle())
+  const { server, url } = await serve(await bundle('page.ts'))
   const launch = () =>
     chromium.launchPersistentContext(profile, { executablePath: chromiumPath, headless: true, args: chromiumArgs })
   type Api = { read(): Promise<any>; writeInitial(): Promise<void>; writeMore(): Promise<void> }

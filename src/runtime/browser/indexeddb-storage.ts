@@ -63,14 +63,46 @@ async function tx<T>(
 }
 
 /**
+ * Takes the Web Lock `edgecd:<dbName>` (navigator.locks, shared by every tab and worker of the origin) without
+ * waiting, and holds it until the returned function is called; throws ErrLocked if another open holds it. Where the
+ * browser has no Web Locks API (or in Node against fake-indexeddb) nothing is locked.
+ */
+async function lockDatabase(dbName: string): Promise<(() => void) | undefined> {
+  const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks
+  if (!locks) return undefined
+  const name = `edgecd:${dbName}`
+  let release!: () => void
+  const held = new Promise<void>((r) => {
+    release = r
+  })
+  const got = await new Promise<boolean>((resolve, reject) => {
+    locks
+      .request(name, { mode: 'exclusive', ifAvailable: true }, async (lock) => {
+        resolve(lock !== null)
+        if (lock) await held
+      })
+      .catch(reject)
+  })
+  if (!got) {
+    throw new StorageError(
+      'ErrLocked',
+      `IndexedDB database ${dbName} is locked by another open storage (Web Lock ${name}, held by this page or ` +
+        'another tab or worker of this origin); one member per database: close that one first',
+    )
+  }
+  return release
+}
+
+/**
  * Opens (creating if new) the durable log in the IndexedDB database `dbName` of this origin. Refuses a database that
  * holds other data (ErrNotEdgecdDir) or another format version (ErrVersion), and a log that does not hang together
- * (ErrCorrupt), without writing anything.
+ * (ErrCorrupt), without writing anything. Unless `readOnly`, holds the database's Web Lock until close().
  */
 export async function openIndexedDbStorage(
   dbName = 'edgecd',
   options: IndexedDbStorageOptions = {},
 ): Promise<IndexedDbStorage> {
+  const unlock = options.readOnly ? undefined : await lockDatabase(dbName)
   const db = createDurableStore(dbName, storeName)
   try {
     const loaded = await tx(db, dbName, 'readonly', async (s) => {
@@ -121,9 +153,10 @@ export async function openIndexedDbStorage(
     }
     mem.append(entries)
     mem.setHardState(hs ?? { ...emptyHardState })
-    return new IndexedDbStorage(db, dbName, mem, options.readOnly ?? false)
+    return new IndexedDbStorage(db, dbName, mem, options.readOnly ?? false, unlock)
   } catch (err) {
     await db.close()
+    unlock?.()
     throw err
   }
 }
@@ -135,6 +168,7 @@ export class IndexedDbStorage extends CachedStorage implements DurableStorage {
     private readonly dbName: string,
     mem: MemoryStorage,
     readOnly: boolean,
+    private readonly unlock?: () => void,
   ) {
     super(mem, readOnly, `IndexedDB database ${dbName}`)
   }
@@ -167,8 +201,12 @@ export class IndexedDbStorage extends CachedStorage implements DurableStorage {
     })
   }
 
-  protected release(): Promise<void> {
-    return this.db.close()
+  protected async release(): Promise<void> {
+    try {
+      await this.db.close()
+    } finally {
+      this.unlock?.()
+    }
   }
 }
 
