@@ -4,7 +4,9 @@
  * parsing with `--help`, the client, etcdctl's output helpers (hex ids, tables, Go-style JSON) and its
  * `Error: ...` reporting. Node side: the commands run under bin/edgecd.js.
  */
+import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
+import { read } from 'read'
 import WebSocket from 'ws'
 import { Client, EtcdClientError } from '../client/index.js'
 import { type CliIo, exitUsage } from './main.js'
@@ -30,8 +32,13 @@ export interface Ctx {
   signal: AbortSignal
   /** Reads all of stdin. */
   stdin(): Promise<string>
-  /** Reads stdin line by line (interactive txn). */
+  /** Reads stdin line by line (interactive txn); every call continues where the last one stopped. */
   stdinLines(): AsyncIterable<string>
+  /**
+   * Asks for a secret: on a terminal without echo (`read`), otherwise the next stdin line after printing the prompt
+   * on stdout as etcdctl does. Throws `EOF` when stdin ends.
+   */
+  askSecret(prompt: string): Promise<string>
 }
 
 /** An etcdctl-style command or subcommand. */
@@ -67,8 +74,14 @@ export const globalFlags: Record<string, FlagSpec> = {
     help: 'timeout of a short command, retries included (env EDGECD_COMMAND_TIMEOUT)',
     default: '5s',
   },
-  user: { type: 'string', help: 'not available until auth lands' },
-  password: { type: 'string', help: 'not available until auth lands' },
+  user: {
+    type: 'string',
+    help: 'username[:password] for authentication (prompts for the password on a terminal if not given; env EDGECD_USER)',
+  },
+  password: {
+    type: 'string',
+    help: 'password for authentication (then --user is the whole user name; env EDGECD_PASSWORD)',
+  },
   cacert: { type: 'string', help: 'not available yet (TLS client options arrive with auth)' },
   cert: { type: 'string', help: 'not available yet (TLS client options arrive with auth)' },
   key: { type: 'string', help: 'not available yet (TLS client options arrive with auth)' },
@@ -123,7 +136,8 @@ function usageOf(spec: ClientCommandSpec): string {
     'GLOBAL OPTIONS:',
     ...flagLines(globalFlags),
     '',
-    'Environment: EDGECD_ENDPOINTS, EDGECD_TOKEN, EDGECD_WRITE_OUT, EDGECD_DIAL_TIMEOUT, EDGECD_COMMAND_TIMEOUT (ETCDCTL_* also read).',
+    'Environment: EDGECD_ENDPOINTS, EDGECD_USER, EDGECD_PASSWORD, EDGECD_TOKEN, EDGECD_WRITE_OUT, EDGECD_DIAL_TIMEOUT,',
+    'EDGECD_COMMAND_TIMEOUT (ETCDCTL_* also read).',
   ].join('\n')
 }
 
@@ -137,14 +151,70 @@ function readStdin(): Promise<string> {
   return stdinCache
 }
 
-async function* stdinLines(): AsyncIterable<string> {
-  const { createInterface } = await import('node:readline')
-  const rl = createInterface({ input: process.stdin, terminal: false })
-  try {
-    for await (const line of rl) yield line
-  } finally {
-    rl.close()
+let stdinReader: { rl: ReturnType<typeof createInterface>; it: AsyncIterator<string> } | undefined
+/** One line reader over stdin for the whole run, so prompts and txn sections share it (closed when it ends). */
+function stdinLines(): AsyncIterable<string> {
+  return {
+    [Symbol.asyncIterator]: () => {
+      if (stdinReader === undefined) {
+        const rl = createInterface({ input: process.stdin, terminal: false })
+        stdinReader = { rl, it: rl[Symbol.asyncIterator]() }
+      }
+      return stdinReader.it
+    },
   }
+}
+
+async function askSecret(io: CliIo, prompt: string): Promise<string> {
+  if (process.stdin.isTTY) return read({ prompt, silent: true, replace: '', output: process.stderr })
+  if (prompt !== '') io.out(prompt)
+  const { value, done } = await stdinLines()[Symbol.asyncIterator]().next()
+  if (done) throw new Error('EOF')
+  return value as string
+}
+
+/**
+ * User name and password from --user, --password and their variables, as etcdctl: `--user name:password`, or
+ * `--user name --password pw` (then the whole --user is the name); a missing password is asked for on a terminal.
+ */
+async function credentials(
+  io: CliIo,
+  values: Record<string, string | boolean | undefined>,
+): Promise<{ username: string; password: string } | undefined> {
+  const user = (values.user as string | undefined) ?? env('USER')
+  const password = (values.password as string | undefined) ?? env('PASSWORD')
+  if (user === undefined || user === '') {
+    if (password !== undefined) throw new UsageError('--password needs --user')
+    return undefined
+  }
+  if (password !== undefined) return { username: user, password }
+  const colon = user.indexOf(':')
+  if (colon >= 0) return { username: user.slice(0, colon), password: user.slice(colon + 1) }
+  if (!process.stdin.isTTY)
+    throw new UsageError(
+      `no password for user ${user}: give --user ${user}:<password>, --password or EDGECD_PASSWORD (stdin is not a terminal to ask on)`,
+    )
+  return { username: user, password: await askSecret(io, 'Password: ') }
+}
+
+/**
+ * pflag (etcdctl) takes `--flag=true` and `--flag=false` for boolean flags; node's parseArgs does not: rewrite them
+ * and report the explicit false ones.
+ */
+function booleanValues(
+  argv: string[],
+  options: Record<string, { type: 'string' | 'boolean' }>,
+): { argv: string[]; falses: string[] } {
+  const falses: string[] = []
+  const out: string[] = []
+  for (const a of argv) {
+    const m = /^--([^=]+)=(true|false)$/.exec(a)
+    if (m && options[m[1]!]?.type === 'boolean') {
+      if (m[2] === 'true') out.push(`--${m[1]}`)
+      else falses.push(m[1]!)
+    } else out.push(a)
+  }
+  return { argv: out, falses }
 }
 
 function env(name: string): string | undefined {
@@ -183,10 +253,12 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
     }
   }
   try {
-    ;({ values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true }) as {
+    const b = booleanValues(argv, options)
+    ;({ values, positionals } = parseArgs({ args: b.argv, options, strict: true, allowPositionals: true }) as {
       values: Record<string, string | boolean | undefined>
       positionals: string[]
     })
+    for (const f of b.falses) values[f] = false
   } catch (err) {
     const msg = (err as Error).message
     const flag = /'(-[^']+)'/.exec(msg)?.[1]
@@ -204,11 +276,9 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
   process.once('SIGTERM', onSignal)
   let client: Client | undefined
   try {
-    for (const f of ['user', 'password', 'cacert', 'cert', 'key', 'insecure-skip-tls-verify'])
+    for (const f of ['cacert', 'cert', 'key', 'insecure-skip-tls-verify'])
       if (values[f] !== undefined)
-        throw new UsageError(
-          `--${f} is not available in edgecd yet: authentication and TLS client options arrive with auth support (see docs/cli.md)`,
-        )
+        throw new UsageError(`--${f} is not available in edgecd yet: TLS client options are not done (see docs/cli.md)`)
     const format = String(values['write-out'] ?? env('WRITE_OUT') ?? 'simple')
     if (format !== 'simple' && format !== 'json' && format !== 'table')
       throw new UsageError(`${format} is not a supported output format (simple, json, table)`)
@@ -222,17 +292,19 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
       'command-timeout',
     )
     const token = (values.token as string | undefined) ?? env('TOKEN')
+    const creds = await credentials(io, values)
     const ctx: Ctx = {
       io,
       format,
       endpoints,
       signal: ac.signal,
       client() {
-        client ??= new Client({ endpoints, token, dialTimeoutMs, commandTimeoutMs, WebSocket })
+        client ??= new Client({ endpoints, token, ...creds, dialTimeoutMs, commandTimeoutMs, WebSocket })
         return client
       },
       stdin: readStdin,
       stdinLines,
+      askSecret: (prompt) => askSecret(io, prompt),
     }
     return await spec.run(ctx, [...positionals, ...tail], values)
   } catch (err) {
@@ -246,6 +318,8 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
     client?.close()
+    stdinReader?.rl.close()
+    stdinReader = undefined
   }
 }
 
@@ -344,8 +418,12 @@ const int64Fields = new Set([
   'id',
   'ttl',
   'granted-ttl',
+  'authRevision',
 ])
-const enums: Record<string, Record<string, number>> = { type: { PUT: 0, DELETE: 1 } }
+const enums: Record<string, Record<string, number>> = {
+  type: { PUT: 0, DELETE: 1 },
+  permType: { READ: 0, WRITE: 1, READWRITE: 2 },
+}
 
 /** JSON as etcdctl prints it: int64 unquoted, enums as numbers, gateway key order kept. */
 export function goJson(v: unknown, key?: string): string {

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { authUnavailable } from './auth.js'
+import { runAuth, runRole, runUser } from './auth.js'
 import { type ClientCommandSpec, globalFlags, globalValueFlags, runClientCommand } from './client-command.js'
 import { runEndpoint, runMember, runSnapshot } from './cluster.js'
 import { compaction, del, get, put, txn, watch } from './kv.js'
@@ -66,9 +66,17 @@ const commands: Record<string, Command> = {
   snapshot: { summary: 'snapshot save FILE', client: true, run: runSnapshot },
   lock: clientCommand(lock),
   elect: clientCommand(elect),
-  user: { summary: 'not available until auth lands', client: true, run: authUnavailable('user') },
-  role: { summary: 'not available until auth lands', client: true, run: authUnavailable('role') },
-  auth: { summary: 'not available until auth lands', client: true, run: authUnavailable('auth') },
+  user: {
+    summary: 'user add|get|list|delete|passwd|grant-role|revoke-role',
+    client: true,
+    run: runUser,
+  },
+  role: {
+    summary: 'role add|get|list|delete|grant-permission|revoke-permission',
+    client: true,
+    run: runRole,
+  },
+  auth: { summary: 'auth enable|disable|status', client: true, run: runAuth },
   help: {
     summary: 'show this help',
     run(_args, io) {
@@ -94,8 +102,9 @@ function usage(): string {
     '  -v, --version   print the version',
     '',
     "Client commands take etcdctl's global flags, before or after the command name:",
-    '  --endpoints URLS (default http://127.0.0.1:2379), --token, -w simple|json|table, --dial-timeout 2s,',
-    '  --command-timeout 5s; or EDGECD_ENDPOINTS, EDGECD_TOKEN, EDGECD_WRITE_OUT, ... See docs/cli.md.',
+    '  --endpoints URLS (default http://127.0.0.1:2379), --user name[:password], --password, --token,',
+    '  -w simple|json|table, --dial-timeout 2s, --command-timeout 5s; or EDGECD_ENDPOINTS, EDGECD_USER, ...',
+    '  See docs/cli.md.',
   ].join('\n')
 }
 

@@ -20,12 +20,12 @@ interface Run {
   err: string
 }
 
-function run(cmd: string, args: string[], stdin?: string): Promise<Run> {
+function run(cmd: string, args: string[], stdin?: string, env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
     const child = execFile(
       cmd,
       args,
-      { timeout: 20_000, env: { ...process.env, ETCDCTL_API: '3' } },
+      { timeout: 20_000, env: { ...process.env, ETCDCTL_API: '3', ...env } },
       (error, stdout, stderr) => {
         resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr })
       },
@@ -46,6 +46,32 @@ function normalize(s: string): string {
     .replace(/http:\/\/127\.0\.0\.1:\d+/g, 'URL')
 }
 
+/** Runs the same command on both and returns edgecd's run after asserting both agree (normalized). */
+async function compare(
+  m: { url: string },
+  etcd: EtcdProcess | undefined,
+  args: string[],
+  stdin?: string,
+  norm = normalize,
+): Promise<Run> {
+  const [a, b] = await Promise.all([
+    edgecd(m.url, args, stdin),
+    etcd ? etcdctl(etcd.url, args, stdin) : Promise.resolve(undefined),
+  ])
+  if (b) {
+    assert.equal(norm(a.out), norm(b.out), `stdout of ${args.join(' ')}`)
+    assert.equal(
+      a.code === 0,
+      b.code === 0,
+      `exit status of ${args.join(' ')}: edgecd ${a.code} (${a.err}), etcdctl ${b.code} (${b.err})`,
+    )
+    // etcdctl logs a JSON warning line before its Error: line; the Error: lines must match.
+    const errorLine = (s: string) => s.split('\n').find((l) => l.startsWith('Error: '))
+    assert.equal(errorLine(a.err), errorLine(b.err), `stderr of ${args.join(' ')}`)
+  }
+  return a
+}
+
 describe('edgecd CLI vs etcdctl', () => {
   let m: TestMember
   let etcd: EtcdProcess | undefined
@@ -58,22 +84,7 @@ describe('edgecd CLI vs etcdctl', () => {
     await etcd?.stop()
   })
 
-  /** Runs the same command on both and returns edgecd's run after asserting both agree (normalized). */
-  async function same(args: string[], stdin?: string, norm = normalize): Promise<Run> {
-    const [a, b] = await Promise.all([
-      edgecd(m.url, args, stdin),
-      etcd ? etcdctl(etcd.url, args, stdin) : Promise.resolve(undefined),
-    ])
-    if (b) {
-      assert.equal(norm(a.out), norm(b.out), `stdout of ${args.join(' ')}`)
-      assert.equal(
-        a.code === 0,
-        b.code === 0,
-        `exit status of ${args.join(' ')}: edgecd ${a.code} (${a.err}), etcdctl ${b.code} (${b.err})`,
-      )
-    }
-    return a
-  }
+  const same = (args: string[], stdin?: string, norm = normalize) => compare(m, etcd, args, stdin, norm)
 
   test('put, get (with options), del', async () => {
     assert.equal((await same(['put', 'foo', 'bar'])).out, 'OK\n')
@@ -107,12 +118,9 @@ describe('edgecd CLI vs etcdctl', () => {
     const cmd = await edgecd(m.url, ['bogus'])
     assert.notEqual(cmd.code, 0)
     assert.match(cmd.err, /unknown command 'bogus'/)
-    const auth = await edgecd(m.url, ['user', 'list'])
-    assert.equal(auth.code, 1)
-    assert.match(auth.err, /not available in edgecd yet/)
     const user = await edgecd(m.url, ['get', 'foo', '--user', 'root'])
-    assert.notEqual(user.code, 0)
-    assert.match(user.err, /--user is not available/)
+    assert.equal(user.code, 2, 'no password and no terminal to ask on')
+    assert.match(user.err, /^Error: no password for user root: give --user root:<password>/m)
     const help = await edgecd(m.url, ['get', '--help'])
     assert.equal(help.code, 0)
     assert.match(help.out, /--print-value-only/)
@@ -227,5 +235,109 @@ describe('edgecd CLI vs etcdctl', () => {
       await new Promise((r) => (c.exitCode !== null ? r(undefined) : c.once('exit', r)))
     }
     assert.equal((await edgecd(m.url, ['get', 'myelection/', '--prefix'])).out, '', 'resigned on Ctrl-C')
+  })
+})
+
+describe('user, role and auth commands vs etcdctl', () => {
+  let m: TestMember
+  let etcd: EtcdProcess | undefined
+  before(async () => {
+    m = await startTestMember({ authPasswordIterations: 1000 })
+    if (hasEtcd) etcd = await startEtcd()
+  })
+  after(async () => {
+    await m?.stop()
+    await etcd?.stop()
+  })
+  const same = (args: string[], stdin?: string) => compare(m, etcd, args, stdin)
+  const root = ['--user', 'root:rootpw']
+
+  test('users, roles, permissions, enable and disable: same output as etcdctl 3.4', async () => {
+    assert.equal((await same(['user', 'add', 'root:rootpw'])).out, 'User root created\n')
+    assert.equal((await same(['user', 'add', 'alice', '--new-user-password=pw'])).out, 'User alice created\n')
+    // Without a terminal, --interactive=false reads the password from stdin; interactive mode asks twice.
+    assert.equal((await same(['user', 'add', 'bob', '--interactive=false'], 'bobpw\n')).out, 'User bob created\n')
+    const twice = await same(['user', 'add', 'carol'], 'x\nx\n')
+    assert.equal(
+      twice.out,
+      'Password of carol: \nType password of carol again for confirmation: \nUser carol created\n',
+    )
+    const differ = await same(['user', 'add', 'dave'], 'x\ny\n')
+    assert.match(differ.err, /^Error: given passwords are different$/m)
+    assert.equal((await same(['user', 'list'])).out, 'alice\nbob\ncarol\nroot\n')
+    assert.equal((await same(['user', 'get', 'root'])).out, 'User: root\nRoles:\n')
+    await same(['role', 'add', 'app'])
+    assert.match((await same(['role', 'add', 'app'])).err, /^Error: etcdserver: role name already exists$/m)
+    await same(['role', 'grant-permission', 'app', 'readwrite', 'app/', '--prefix'])
+    await same(['role', 'grant-permission', 'app', 'read', 'shared'])
+    await same(['role', 'grant-permission', 'app', 'write', 'z', '--from-key'])
+    assert.equal((await same(['role', 'grant-permission', 'app', 'read', 'a', 'c'])).out, 'Role app updated\n')
+    assert.match((await same(['role', 'grant-permission', 'app', 'bogus', 'k'])).err, /invalid permission type/)
+    assert.equal(
+      (await same(['role', 'get', 'app'])).out,
+      'Role app\nKV Read:\n\t[a, c)\n\t[app/, app0) (prefix app/)\n\tshared\nKV Write:\n\t[app/, app0) (prefix app/)\n\t[z, <open ended>\n',
+    )
+    await same(['role', 'get', 'app', '-w', 'json'])
+    await same(['role', 'add', 'empty'])
+    assert.equal((await same(['role', 'get', 'empty'])).out, 'Role empty\nKV Read:\nKV Write:\n')
+    assert.equal((await same(['user', 'grant-role', 'alice', 'app'])).out, 'Role app is granted to user alice\n')
+    await same(['user', 'grant-role', 'alice', 'empty'])
+    assert.equal((await same(['user', 'get', 'alice'])).out, 'User: alice\nRoles: app empty\n')
+    await same(['user', 'get', 'alice', '--detail'])
+    await same(['user', 'get', 'alice', '-w', 'json'])
+    await same(['user', 'revoke-role', 'alice', 'empty'])
+    await same(['role', 'delete', 'empty'])
+    await same(['role', 'list'])
+    await same(['role', 'list', '-w', 'json'])
+    assert.equal(
+      (await same(['role', 'revoke-permission', 'app', 'shared'])).out,
+      'Permission of key shared is revoked from role app\n',
+    )
+    assert.equal(
+      (await same(['role', 'revoke-permission', 'app', 'a', 'c'])).out,
+      'Permission of range [a, c) is revoked from role app\n',
+    )
+    await same(['role', 'revoke-permission', 'app', 'z', '--from-key'])
+    assert.match(
+      (await same(['role', 'revoke-permission', 'app', 'nope'])).err,
+      /^Error: etcdserver: permission is not granted to the role$/m,
+    )
+    await same(['user', 'get', 'nobody'])
+    await same(['user', 'grant-role', 'root', 'root'])
+    assert.equal((await same(['auth', 'enable'])).out, 'Authentication Enabled\n')
+    assert.match((await same(['user', 'list'])).err, /^Error: etcdserver: user name is empty$/m)
+    assert.match((await same([...root.slice(0, 1), 'root:bad', 'user', 'list'])).err, /authentication failed/)
+    assert.equal((await same([...root, 'user', 'list'])).out, 'alice\nbob\ncarol\nroot\n')
+    assert.equal((await same(['--user', 'root', '--password', 'rootpw', 'user', 'list'])).code, 0)
+    await same([...root, 'user', 'list', '-w', 'json'])
+    // alice may use app/ only; a changed password takes effect at once.
+    assert.equal((await same(['--user', 'alice:pw', 'put', 'app/x', '1'])).out, 'OK\n')
+    assert.match((await same(['--user', 'alice:pw', 'put', 'other', '1'])).err, /permission denied/)
+    assert.equal(
+      (await same([...root, 'user', 'passwd', 'alice', '--interactive=false'], 'pw2\n')).out,
+      'Password updated\n',
+    )
+    assert.equal((await same(['--user', 'alice:pw2', 'get', 'app/x'])).out, 'app/x\n1\n')
+    assert.equal((await same([...root, 'user', 'delete', 'bob'])).out, 'User bob deleted\n')
+    // Environment variables, as ETCDCTL_USER.
+    const env = await run(process.execPath, [bin, `--endpoints=${m.url}`, 'user', 'list'], '', {
+      EDGECD_USER: 'root',
+      EDGECD_PASSWORD: 'rootpw',
+    })
+    assert.equal(env.out, 'alice\ncarol\nroot\n')
+    // edgecd only (etcd 3.5's command): auth status.
+    assert.match((await edgecd(m.url, ['auth', 'status'])).out, /^Authentication Status: true\nAuthRevision: \d+\n$/)
+    assert.equal((await same([...root, 'auth', 'disable'])).out, 'Authentication Disabled\n')
+    assert.match(
+      (await edgecd(m.url, ['auth', 'status', '-w', 'json'])).out,
+      /"enabled":false|^\{"header":[^}]*\},"authRevision":\d+\}/,
+    )
+    for (const group of ['user', 'role', 'auth']) {
+      const h = await edgecd(m.url, [group, '--help'])
+      assert.equal(h.code, 0)
+      assert.match(h.out, /COMMANDS:/)
+    }
+    const h = await edgecd(m.url, ['role', 'grant-permission', '--help'])
+    assert.match(h.out, /--from-key/)
   })
 })
