@@ -41,9 +41,11 @@ export interface RaftMemberOptions {
   id: NodeId
   storage: DurableStorage
   stateMachine: StateMachine
-  /** etcd's --heartbeat-interval: the tick, in ms (default 100). */
+  /** The tick, in ms: etcd's --heartbeat-interval divided by heartbeatTicks. */
   tickMs: number
-  /** etcd's --election-timeout / --heartbeat-interval: election timeout in ticks (default 10). */
+  /** Ticks between heartbeats (default 1, as etcd: the tick is the heartbeat interval). */
+  heartbeatTicks?: number
+  /** etcd's --election-timeout in ticks (10 with etcd's tick). */
   electionTicks: number
   /** etcd's --snapshot-count: applied entries between snapshots (default 100,000, as etcd 3.4). */
   snapshotCount: number
@@ -106,7 +108,9 @@ export class RaftMember {
       storage: opts.storage,
       rand: cryptoRand(),
       electionTicks: opts.electionTicks,
-      heartbeatTicks: 1,
+      heartbeatTicks: opts.heartbeatTicks ?? 1,
+      // Five seconds' worth of etcd's ticks before an unreported snapshot is retried, whatever the tick.
+      snapshotTimeoutTicks: 50 * (opts.heartbeatTicks ?? 1),
       applied: snap.metadata.index,
       acceptConfChange: opts.stateMachine.acceptsConfChange
         ? (cc) => opts.stateMachine.acceptsConfChange!(cc)
@@ -125,10 +129,24 @@ export class RaftMember {
       m.node.campaign()
       await m.drain()
     }
+    // Interval timers fire late on a busy machine, and a late tick stretches every timeout: count the ticks that are
+    // due by the clock instead. A long stall (a paused process) is not made up beyond one heartbeat's worth: a
+    // leader must not count its own pause as silence from its followers (etcd's ticker drops ticks the same way).
+    const catchUpMax = opts.heartbeatTicks ?? 1
+    let last = performance.now()
+    let owed = 0
     m.ticker = setInterval(() => {
       if (m.stopped) return
-      m.node.tick()
-      m.kick()
+      const now = performance.now()
+      owed += (now - last) / opts.tickMs
+      last = now
+      let n = Math.floor(owed)
+      if (n > catchUpMax) {
+        n = catchUpMax
+        owed = 0
+      } else owed -= n
+      for (let i = 0; i < n; i++) m.node.tick()
+      if (n > 0) m.kick()
     }, opts.tickMs)
     return m
   }
