@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { serveArgs } from '../../test/cluster/process.js'
 import { type BenchServer, freePort, processCpuSecs, startChild } from './servers.js'
 
 export interface BenchCluster {
@@ -61,24 +62,14 @@ export async function startEdgecdCluster(n = 3): Promise<BenchCluster> {
       startChild(
         `edgecd-${i}`,
         process.execPath,
-        [
-          '--import',
-          'tsx',
-          'src/cli/main.ts',
-          'serve',
-          '--name',
-          `m${i}`,
-          '--data-dir',
-          join(dir, `m${i}`),
-          '--listen-client-urls',
-          url,
-          '--initial-cluster',
-          initial,
-          '--initial-cluster-token',
-          'bench-cluster',
-          '--log-level',
-          'error',
-        ],
+        serveArgs({
+          name: `m${i}`,
+          dataDir: join(dir, `m${i}`),
+          clientUrl: url,
+          initialCluster: initial,
+          token: 'bench-cluster',
+          logLevel: 'error',
+        }),
         url,
         undefined,
       ),

@@ -14,6 +14,8 @@ export function serveArgs(o: {
   peerUrl?: string
   initialCluster: string
   token: string
+  /** --log-level (default warn). */
+  logLevel?: string
   extra?: string[]
 }): string[] {
   return [
@@ -33,7 +35,7 @@ export function serveArgs(o: {
     '--initial-cluster-token',
     o.token,
     '--log-level',
-    'warn',
+    o.logLevel ?? 'warn',
     ...(o.extra ?? []),
   ]
 }
