@@ -7,14 +7,14 @@
  */
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { base64url, importPKCS8, SignJWT, UnsecuredJWT } from 'jose'
 import WebSocket from 'ws'
 import { b64, post, startTestMember, type TestMember } from '../server/helpers.js'
-import { type AuthFixture, authFixture, call } from './helpers.js'
+import { type AuthFixture, addRoot, authFixture, call, writeSigningKeys } from './helpers.js'
 
 const etcdMessages = new Set([
   'etcdserver: user name is empty',
@@ -238,9 +238,7 @@ describe('brute force', () => {
   let m: TestMember
   before(async () => {
     m = await startTestMember({ authPasswordIterations: 1000 })
-    await post(m.url, '/v3/auth/user/add', { name: 'root', password: 'correct horse' })
-    await post(m.url, '/v3/auth/user/grant', { user: 'root', role: 'root' })
-    await post(m.url, '/v3/auth/enable', {})
+    await addRoot(m.url, 'correct horse', { enable: true })
   })
   after(() => m.stop())
 
@@ -259,29 +257,17 @@ describe('brute force', () => {
 
 describe('configured PEM keys', () => {
   test('--auth-token jwt,pub-key,priv-key: tokens verify; expired and wrong-issuer tokens signed with the real key do not', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'edgecd-keys-'))
-    const kp = generateKeyPairSync('ec', {
-      namedCurve: 'P-256',
-      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-      publicKeyEncoding: { type: 'spki', format: 'pem' },
-    })
-    writeFileSync(join(dir, 'pub.pem'), kp.publicKey)
-    writeFileSync(join(dir, 'priv.pem'), kp.privateKey)
-    const m = await startTestMember({
-      authPasswordIterations: 1000,
-      authToken: `jwt,pub-key=${join(dir, 'pub.pem')},priv-key=${join(dir, 'priv.pem')},sign-method=ES256`,
-    })
+    const keys = writeSigningKeys(mkdtempSync(join(tmpdir(), 'edgecd-keys-')))
+    const m = await startTestMember({ authPasswordIterations: 1000, authToken: `${keys.authToken},sign-method=ES256` })
     try {
-      await post(m.url, '/v3/auth/user/add', { name: 'root', password: 'pw' })
-      await post(m.url, '/v3/auth/user/grant', { user: 'root', role: 'root' })
-      await post(m.url, '/v3/auth/enable', {})
+      await addRoot(m.url, 'pw', { enable: true })
       const tok = (await post(m.url, '/v3/auth/authenticate', { name: 'root', password: 'pw' })).json.token as string
       assert.equal((await call(m.url, '/v3/kv/range', { key: b64('k') }, tok, true)).status, 200)
       const header = JSON.parse(Buffer.from(tok.split('.')[0]!, 'base64url').toString())
       const payload = JSON.parse(Buffer.from(tok.split('.')[1]!, 'base64url').toString())
       assert.deepEqual(Object.keys(payload).sort(), ['exp', 'iat', 'iss', 'rev', 'sub'])
       assert.equal(payload.exp - payload.iat, 300)
-      const key = await importPKCS8(kp.privateKey, 'ES256')
+      const key = await importPKCS8(keys.privatePem, 'ES256')
       const now = Math.floor(Date.now() / 1000)
       const expired = await sign({ ...payload, iat: now - 400, exp: now - 100 }, header, key)
       const wrongIss = await sign({ ...payload, iss: 'evil' }, header, key)
@@ -387,10 +373,7 @@ describe('brute force from one address across user names', () => {
   let m: TestMember
   before(async () => {
     m = await startTestMember({ authPasswordIterations: 1000 })
-    await post(m.url, '/v3/auth/user/add', { name: 'root', password: 'rootpw' })
-    await post(m.url, '/v3/auth/user/grant', { user: 'root', role: 'root' })
-    await post(m.url, '/v3/auth/user/add', { name: 'bob', password: 'bobpw' })
-    await post(m.url, '/v3/auth/enable', {})
+    await addRoot(m.url, 'rootpw', { users: { bob: 'bobpw' }, enable: true })
   })
   after(() => m.stop())
 

@@ -9,14 +9,13 @@ import { after, before, describe, test } from 'node:test'
 import { decodeMessage } from '../../src/server/codec/decode.js'
 import * as M from '../../src/server/codec/messages.js'
 import { b64, post, startTestMember, type TestMember } from '../server/helpers.js'
-import { call } from './helpers.js'
+import { addRoot, call } from './helpers.js'
 
 describe('a write checked with auth off, applied with auth on', () => {
   let m: TestMember
   before(async () => {
     m = await startTestMember({ authPasswordIterations: 1000 })
-    await post(m.url, '/v3/auth/user/add', { name: 'root', password: 'pw' })
-    await post(m.url, '/v3/auth/user/grant', { user: 'root', role: 'root' })
+    await addRoot(m.url, 'pw')
   })
   after(() => m.stop())
 

@@ -6,7 +6,6 @@
  * flag checks (clear errors) and the token cache's rules.
  */
 import assert from 'node:assert/strict'
-import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -19,7 +18,7 @@ import { serveConfig } from '../../src/cli/serve.js'
 import { authConfigFromFlags } from '../../src/server/auth-config.js'
 import { validateServerConfig } from '../../src/server/config.js'
 import { b64, startTestMember, type TestMember } from '../server/helpers.js'
-import { type AuthFixture, authFixture, call } from './helpers.js'
+import { type AuthFixture, authFixture, call, writeSigningKeys } from './helpers.js'
 
 const iss = 'https://idp.example'
 const aud = 'edgecd-test'
@@ -51,18 +50,6 @@ function mint(
     .sign(key.privateKey)
 }
 
-/** Own keys from files, so the test can sign with edgecd's own private key too. */
-function ownPem(dir: string): string {
-  const kp = generateKeyPairSync('ec', {
-    namedCurve: 'P-256',
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  })
-  writeFileSync(join(dir, 'pub.pem'), kp.publicKey)
-  writeFileSync(join(dir, 'priv.pem'), kp.privateKey)
-  return kp.privateKey
-}
-
 for (const source of ['file', 'url'] as const) {
   describe(`outside issuer, JWKS from a ${source}`, () => {
     let m: TestMember
@@ -78,7 +65,9 @@ for (const source of ['file', 'url'] as const) {
       rs = await issuerKey('RS256', 'rs-1')
       const jwks = JSON.stringify({ keys: [es.jwk, rs.jwk] })
       const dir = mkdtempSync(join(tmpdir(), 'edgecd-jwks-'))
-      ownPrivatePem = ownPem(dir)
+      // edgecd's own keys from files, so the test can sign with edgecd's own private key too
+      const own = writeSigningKeys(dir)
+      ownPrivatePem = own.privatePem
       let jwksFlag: Record<string, string>
       if (source === 'file') {
         writeFileSync(join(dir, 'jwks.json'), jwks)
@@ -94,7 +83,7 @@ for (const source of ['file', 'url'] as const) {
       }
       m = await startTestMember({
         authPasswordIterations: 1000,
-        authToken: `jwt,pub-key=${join(dir, 'pub.pem')},priv-key=${join(dir, 'priv.pem')}`,
+        authToken: own.authToken,
         ...jwksFlag,
         authJwtIssuer: iss,
         authJwtAudience: aud,

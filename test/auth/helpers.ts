@@ -1,4 +1,7 @@
-/** Helpers for the auth tests: a member set up with root, a role and a user; token-carrying calls. */
+/** Helpers for the auth tests: a member set up with root, a role and a user; token-carrying calls; throwaway keys. */
+import { generateKeyPairSync } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { type Answer, b64, post, startTestMember, type TestMember } from '../server/helpers.js'
 
 export { b64 }
@@ -55,4 +58,35 @@ export async function authFixture(base?: string): Promise<AuthFixture & { url: s
   const login = async (name: string, password: string) =>
     (await must('/v3/auth/authenticate', { name, password })).json.token as string
   return { m: m!, url, root: await login('root', 'rootpw'), alice: await login('alice', 'alicepw'), login }
+}
+
+/** A throwaway P-256 key pair written to dir/pub.pem and dir/priv.pem; the --auth-token value naming them. */
+export function writeSigningKeys(dir: string): { authToken: string; privatePem: string } {
+  const kp = generateKeyPairSync('ec', {
+    namedCurve: 'P-256',
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  })
+  writeFileSync(join(dir, 'pub.pem'), kp.publicKey)
+  writeFileSync(join(dir, 'priv.pem'), kp.privateKey)
+  return {
+    authToken: `jwt,pub-key=${join(dir, 'pub.pem')},priv-key=${join(dir, 'priv.pem')}`,
+    privatePem: kp.privateKey,
+  }
+}
+
+/** Adds user root (role root) with `password`, then the other users given (no roles), then enables auth if asked. */
+export async function addRoot(
+  url: string,
+  password: string,
+  opts: { enable?: boolean; users?: Record<string, string> } = {},
+): Promise<void> {
+  const must = async (path: string, body: unknown) => {
+    const r = await post(url, path, body)
+    if (r.status !== 200) throw new Error(`${path}: ${r.status} ${r.text}`)
+  }
+  await must('/v3/auth/user/add', { name: 'root', password })
+  await must('/v3/auth/user/grant', { user: 'root', role: 'root' })
+  for (const [name, pw] of Object.entries(opts.users ?? {})) await must('/v3/auth/user/add', { name, password: pw })
+  if (opts.enable) await must('/v3/auth/enable', {})
 }
