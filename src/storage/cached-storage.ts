@@ -5,15 +5,42 @@ import { isEmptySnapshot } from '../raft/types.js'
 import type { DurableStorage } from './durable-storage.js'
 import { StorageError } from './errors.js'
 
+/** One save's records: what `save(hardState, entries)` persists. */
+export interface SaveRecords {
+  hs: HardState | undefined
+  entries: readonly Entry[]
+}
+
+/** A write waiting its turn: a plain save (which may be grouped with the saves queued next to it), or any other op. */
+interface Pending {
+  save?: SaveRecords
+  op?: () => Promise<void>
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
+/**
+ * At most this many queued saves are written and synced together (group commit across calls); each still resolves
+ * only once the one write that holds it is durable.
+ */
+export const groupCommitSavesMax = 256
+
 /**
  * What every durable backend shares: the read side served from a MemoryStorage (Raft reads are synchronous), the
- * checks that reject bad writes before any byte is written, one-at-a-time ordering of writes, and refusing all writes
- * after one failed. A backend supplies only the three persist steps.
+ * checks that reject bad writes before any byte is written, ordering of writes, and refusing all writes after one
+ * failed. A backend supplies only the persist steps.
+ *
+ * Group commit across calls: writes run one at a time in call order, and the plain saves (no snapshot) that were
+ * called while an earlier write was in flight are written together by the next step, with one sync, then applied to
+ * the read side in call order and resolved. A caller that issues saves without waiting for the previous one (a
+ * pipeline) therefore pays one sync per group, not per save; a caller that waits sees no difference.
  */
 export abstract class CachedStorage implements DurableStorage {
-  private queue: Promise<unknown> = Promise.resolve()
+  private readonly pending: Pending[] = []
+  private pumping = false
   private failure: Error | undefined
   private closed = false
+  private closing: Promise<void> | undefined
 
   constructor(
     protected readonly mem: MemoryStorage,
@@ -22,8 +49,11 @@ export abstract class CachedStorage implements DurableStorage {
     protected readonly location: string,
   ) {}
 
-  /** Writes snapshot (if any), entries and hard state durably, in that order, with one sync. */
-  protected abstract persistSave(hs: HardState | undefined, entries: readonly Entry[], snap?: Snapshot): Promise<void>
+  /**
+   * Writes the records of `saves` durably, in order, with one sync; `snap` (with exactly one save) is the leader's
+   * snapshot that replaces the log, written first.
+   */
+  protected abstract persistSaves(saves: readonly SaveRecords[], snap?: Snapshot): Promise<void>
   /** Writes an application snapshot durably and releases the log space wholly behind it. */
   protected abstract persistSnapshot(snap: Snapshot): Promise<void>
   /** Called once the read side reflects a save (segment rotation, retention). */
@@ -50,74 +80,144 @@ export abstract class CachedStorage implements DurableStorage {
   }
 
   save(hs: HardState | undefined, entries: readonly Entry[], snap?: Snapshot): Promise<void> {
-    return this.write(async () => {
-      const withSnap = snap !== undefined && !isEmptySnapshot(snap)
-      if (withSnap && snap.metadata.index <= this.mem.snapshot().metadata.index) {
-        throw new RaftError('ErrSnapOutOfDate', `snapshot ${snap.metadata.index} in ${this.location}`)
-      }
-      if (entries.length > 0) {
-        // Checked before writing, because a gap on disk would make the next start refuse with ErrCorrupt.
-        const last = withSnap ? snap.metadata.index : this.mem.lastIndex()
-        assert(entries[0]!.index <= last + 1, `missing log entry [last: ${last}, append at: ${entries[0]!.index}]`)
-        for (let i = 1; i < entries.length; i++) {
-          assert(entries[i]!.index === entries[i - 1]!.index + 1, `entries not contiguous at ${entries[i]!.index}`)
+    if (snap === undefined || isEmptySnapshot(snap)) return this.enqueue({ save: { hs, entries } })
+    return this.enqueue({
+      op: async () => {
+        if (snap.metadata.index <= this.mem.snapshot().metadata.index) {
+          throw new RaftError('ErrSnapOutOfDate', `snapshot ${snap.metadata.index} in ${this.location}`)
         }
-      }
-      if (hs === undefined && entries.length === 0 && !withSnap) return
-      await this.persist(() => this.persistSave(hs, entries, withSnap ? snap : undefined))
-      if (withSnap) this.mem.applySnapshot(snap)
-      this.mem.append(entries as Entry[])
-      if (hs !== undefined) this.mem.setHardState(hs)
-      await this.persist(() => this.afterSave(withSnap))
+        checkEntries(entries, snap.metadata.index)
+        await this.persist(() => this.persistSaves([{ hs, entries }], snap))
+        this.mem.applySnapshot(snap)
+        this.mem.append(entries as Entry[])
+        if (hs !== undefined) this.mem.setHardState(hs)
+        await this.persist(() => this.afterSave(true))
+      },
     })
   }
 
   saveSnapshot(snap: Snapshot): Promise<void> {
-    return this.write(async () => {
-      const { index, term, confState } = snap.metadata
-      if (index <= this.mem.snapshot().metadata.index) {
-        throw new RaftError('ErrSnapOutOfDate', `snapshot ${index} in ${this.location}`)
-      }
-      if (index > this.mem.lastIndex()) {
-        throw new RaftError('ErrUnavailable', `snapshot ${index} is past the last index ${this.mem.lastIndex()}`)
-      }
-      assert(this.mem.term(index) === term, `snapshot ${index} has term ${term}, the log has ${this.mem.term(index)}`)
-      await this.persist(() => this.persistSnapshot(snap))
-      this.mem.createSnapshot(index, confState, snap.data)
-      await this.persist(() => this.afterSave(true))
+    return this.enqueue({
+      op: async () => {
+        const { index, term, confState } = snap.metadata
+        if (index <= this.mem.snapshot().metadata.index) {
+          throw new RaftError('ErrSnapOutOfDate', `snapshot ${index} in ${this.location}`)
+        }
+        if (index > this.mem.lastIndex()) {
+          throw new RaftError('ErrUnavailable', `snapshot ${index} is past the last index ${this.mem.lastIndex()}`)
+        }
+        assert(this.mem.term(index) === term, `snapshot ${index} has term ${term}, the log has ${this.mem.term(index)}`)
+        await this.persist(() => this.persistSnapshot(snap))
+        this.mem.createSnapshot(index, confState, snap.data)
+        await this.persist(() => this.afterSave(true))
+      },
     })
   }
 
   compact(index: number): Promise<void> {
-    return this.write(async () => {
-      const snapIndex = this.mem.snapshot().metadata.index
-      if (index < this.mem.firstIndex()) throw new RaftError('ErrCompacted', `compact ${index} in ${this.location}`)
-      assert(index <= snapIndex, `compact ${index} is past the snapshot ${snapIndex}: those entries exist nowhere else`)
-      this.mem.compact(index)
+    return this.enqueue({
+      op: async () => {
+        const snapIndex = this.mem.snapshot().metadata.index
+        if (index < this.mem.firstIndex()) throw new RaftError('ErrCompacted', `compact ${index} in ${this.location}`)
+        assert(
+          index <= snapIndex,
+          `compact ${index} is past the snapshot ${snapIndex}: those entries exist nowhere else`,
+        )
+        this.mem.compact(index)
+      },
     })
   }
 
   close(): Promise<void> {
-    if (this.closed) return Promise.resolve()
-    const done = this.queue.then(
-      () => this.release(),
-      () => this.release(),
-    )
+    if (this.closing) return this.closing
+    // A barrier behind every write already called; nothing can be called after it.
+    const drained = this.enqueue({ op: async () => {} }).catch(() => {})
     this.closed = true
+    this.closing = drained.then(() => this.release())
+    return this.closing
+  }
+
+  /** Queues a write (refused if the storage is closed) and starts the queue if it is idle. */
+  private enqueue(p: Omit<Pending, 'resolve' | 'reject'>): Promise<void> {
+    if (this.closed) return Promise.reject(new StorageError('ErrClosed', this.location))
+    const done = new Promise<void>((resolve, reject) => {
+      this.pending.push({ ...p, resolve, reject })
+    })
+    void this.pump()
     return done
   }
 
-  /** Runs op after every earlier write, refusing it if the storage is closed, read-only or failed. */
-  private write(op: () => Promise<void>): Promise<void> {
-    if (this.closed) return Promise.reject(new StorageError('ErrClosed', this.location))
-    const run = async () => {
-      if (this.failure) throw this.failure
-      if (this.readOnly) throw new StorageError('ErrReadOnly', `${this.location} was opened read-only`)
-      await op()
+  /** Runs the queue until it is empty: an op alone, or a run of plain saves together. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      while (this.pending.length > 0) {
+        const head = this.pending[0]!
+        if (head.op) {
+          this.pending.shift()
+          await this.run(head, head.op)
+          continue
+        }
+        const group: Pending[] = []
+        while (group.length < groupCommitSavesMax && this.pending[0]?.save) group.push(this.pending.shift()!)
+        await this.runSaves(group)
+      }
+    } finally {
+      this.pumping = false
     }
-    const p = this.queue.then(run, run)
-    this.queue = p.catch(() => {})
-    return p
+  }
+
+  /** Runs one op, refusing it if the storage failed or is read-only. */
+  private async run(p: Pending, op: () => Promise<void>): Promise<void> {
+    try {
+      this.checkWritable()
+      await op()
+      p.resolve()
+    } catch (err) {
+      p.reject(err)
+    }
+  }
+
+  /**
+   * Writes a group of plain saves with one persist step. Each is checked against the log as the saves before it in
+   * the group leave it; one that fails its check is refused alone, before any byte is written.
+   */
+  private async runSaves(group: Pending[]): Promise<void> {
+    const ok: Pending[] = []
+    let last = this.mem.lastIndex()
+    for (const p of group) {
+      try {
+        this.checkWritable()
+        const { entries } = p.save!
+        // Checked before writing, because a gap on disk would make the next start refuse with ErrCorrupt.
+        checkEntries(entries, last)
+        if (entries.length > 0) last = entries[entries.length - 1]!.index
+        ok.push(p)
+      } catch (err) {
+        p.reject(err)
+      }
+    }
+    const work = ok.filter((p) => p.save!.hs !== undefined || p.save!.entries.length > 0)
+    try {
+      if (work.length > 0) {
+        await this.persist(() => this.persistSaves(work.map((p) => p.save!)))
+        for (const p of work) {
+          this.mem.append(p.save!.entries as Entry[])
+          if (p.save!.hs !== undefined) this.mem.setHardState(p.save!.hs)
+        }
+        await this.persist(() => this.afterSave(false))
+      }
+    } catch (err) {
+      for (const p of ok) p.reject(err)
+      return
+    }
+    for (const p of ok) p.resolve()
+  }
+
+  private checkWritable(): void {
+    if (this.failure) throw this.failure
+    if (this.readOnly) throw new StorageError('ErrReadOnly', `${this.location} was opened read-only`)
   }
 
   /** Runs an I/O step; if it fails, every later write fails with the same error (see DurableStorage). */
@@ -128,5 +228,14 @@ export abstract class CachedStorage implements DurableStorage {
       this.failure = err as Error
       throw err
     }
+  }
+}
+
+/** Asserts `entries` are contiguous and start at most one past `last` (a gap on disk would refuse the next start). */
+function checkEntries(entries: readonly Entry[], last: number): void {
+  if (entries.length === 0) return
+  assert(entries[0]!.index <= last + 1, `missing log entry [last: ${last}, append at: ${entries[0]!.index}]`)
+  for (let i = 1; i < entries.length; i++) {
+    assert(entries[i]!.index === entries[i - 1]!.index + 1, `entries not contiguous at ${entries[i]!.index}`)
   }
 }

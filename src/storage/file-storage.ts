@@ -1,6 +1,6 @@
-import type { Entry, HardState, Snapshot } from '../raft/types.js'
+import type { HardState, Snapshot } from '../raft/types.js'
 import { isEmptyHardState } from '../raft/types.js'
-import { CachedStorage } from './cached-storage.js'
+import { CachedStorage, type SaveRecords } from './cached-storage.js'
 import type { DurableStorage } from './durable-storage.js'
 import { StorageError } from './errors.js'
 import { type SegmentName, type SnapshotName, segmentFileName, snapshotFileName } from './file-names.js'
@@ -156,14 +156,20 @@ export class FileStorage extends CachedStorage implements DurableStorage {
   /** Reused by every save (saves run one at a time and the buffer is free again once the write resolves). */
   private readonly writer = new FrameWriter(64 * 1024)
 
-  protected async persistSave(hs: HardState | undefined, entries: readonly Entry[], snap?: Snapshot): Promise<void> {
+  protected async persistSaves(saves: readonly SaveRecords[], snap?: Snapshot): Promise<void> {
     const w = this.writer
     w.reset()
     if (snap) {
       await this.writeSnapshotFile(snap)
       addSnapshotRecord(w, { index: snap.metadata.index, term: snap.metadata.term, reset: true })
     }
-    for (const e of entries) addEntryRecord(w, e)
+    let hs: HardState | undefined
+    for (const s of saves) {
+      for (const e of s.entries) addEntryRecord(w, e)
+      hs = s.hs ?? hs
+    }
+    // Only the group's last hard state is written: recovery keeps the last one anyway, and no save of the group is
+    // acknowledged before the whole write is durable.
     if (hs) addHardStateRecord(w, hs)
     await this.appendAndSync(w)
   }

@@ -226,6 +226,43 @@ export const contractCases: ContractCase[] = [
     },
   },
   {
+    name: 'saves called without waiting (group commit) resolve in order, each durable; a bad one is refused alone',
+    async run(b) {
+      let s = await b.open()
+      await s.save({ term: 1, vote: '1', commit: 0 }, ents(1, 2, 1))
+      const order: number[] = []
+      const calls: Promise<void>[] = []
+      for (let k = 0; k < 20; k++) {
+        const lo = 3 + k * 3
+        calls.push(s.save({ term: 1, vote: '1', commit: lo }, ents(lo, lo + 2, 1)).then(() => void order.push(k)))
+        // A save with a gap, called in the middle of the pipeline: refused, and nothing else is affected.
+        if (k === 7) {
+          calls.push(
+            assert.rejects(s.save(undefined, [ent(500, 1)]), { name: 'RaftAssertionError' }).then(() => {
+              order.push(-1)
+            }),
+          )
+        }
+        // An entry at an existing index in the same pipeline: the later save replaces the tail of the earlier one.
+        if (k === 19)
+          calls.push(s.save({ term: 2, vote: '2', commit: 60 }, [ent(62, 2)]).then(() => void order.push(20)))
+      }
+      await Promise.all(calls)
+      // The refused save is refused when its turn comes, before the group it was in is written; the others resolve
+      // in call order.
+      assert.deepEqual(
+        order.filter((k) => k >= 0),
+        Array.from({ length: 21 }, (_, k) => k),
+      )
+      assert.equal(order.filter((k) => k === -1).length, 1)
+      const want = [...ents(1, 61, 1), ent(62, 2)]
+      assertLog(s, want, { term: 2, vote: '2', commit: 60 })
+      s = await reopen(b, s)
+      assertLog(s, want, { term: 2, vote: '2', commit: 60 })
+      await s.close()
+    },
+  },
+  {
     name: 'writes after close are refused with ErrClosed',
     async run(b) {
       const s = await b.open()

@@ -2,7 +2,7 @@ import { promisifyRequest } from 'idb-keyval'
 import { MemoryStorage } from '../../raft/storage.js'
 import type { Entry, HardState, Snapshot } from '../../raft/types.js'
 import { emptyHardState } from '../../raft/types.js'
-import { CachedStorage } from '../../storage/cached-storage.js'
+import { CachedStorage, type SaveRecords } from '../../storage/cached-storage.js'
 import type { DurableStorage } from '../../storage/durable-storage.js'
 import { isStorageError, StorageError } from '../../storage/errors.js'
 import { type ClosableStore, createDurableStore } from './durable-store.js'
@@ -173,7 +173,7 @@ export class IndexedDbStorage extends CachedStorage implements DurableStorage {
     super(mem, readOnly, `IndexedDB database ${dbName}`)
   }
 
-  protected persistSave(hs: HardState | undefined, entries: readonly Entry[], snap?: Snapshot): Promise<void> {
+  protected persistSaves(saves: readonly SaveRecords[], snap?: Snapshot): Promise<void> {
     return tx(this.db, this.dbName, 'readwrite', (s) => {
       let floor = this.mem.snapshot().metadata.index
       if (snap) {
@@ -182,11 +182,15 @@ export class IndexedDbStorage extends CachedStorage implements DurableStorage {
         s.delete(entriesFrom(0))
         floor = snap.metadata.index
       }
-      const kept = entries.filter((e) => e.index > floor)
-      // An entry at an index already held replaces it and everything after it (a new leader's overwrite).
-      if (kept.length > 0) s.delete(entriesFrom(kept[0]!.index))
-      for (const e of kept)
-        s.put({ index: e.index, term: e.term, type: e.type, data: e.data } satisfies Entry, entryKey(e.index))
+      let hs: HardState | undefined
+      for (const save of saves) {
+        const kept = save.entries.filter((e) => e.index > floor)
+        // An entry at an index already held replaces it and everything after it (a new leader's overwrite).
+        if (kept.length > 0) s.delete(entriesFrom(kept[0]!.index))
+        for (const e of kept)
+          s.put({ index: e.index, term: e.term, type: e.type, data: e.data } satisfies Entry, entryKey(e.index))
+        hs = save.hs ?? hs
+      }
       if (hs) s.put({ term: hs.term, vote: hs.vote, commit: hs.commit } satisfies HardState, 'hardstate')
       return promisifyRequest(s.transaction)
     })
