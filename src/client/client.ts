@@ -44,7 +44,8 @@ import {
   type StatusResponse,
   withRaw,
 } from './types.js'
-import { Watcher, type WatchOptions, type WatchTarget, type WebSocketConstructor } from './watch.js'
+import { Watcher, type WatchOptions, type WatchTarget } from './watch.js'
+import { WatchStream, type WebSocketConstructor } from './watch-stream.js'
 
 /** Options of a Client. */
 export interface ClientOptions {
@@ -86,6 +87,8 @@ export class Client {
   readonly auth: AuthClient
   private readonly WS: WebSocketConstructor | undefined
   private readonly watchers = new Set<Watcher>()
+  /** One WebSocket shared by every watch of this client (opened on the first watch). */
+  private watchStream: WatchStream | undefined
 
   constructor(opts: ClientOptions) {
     this.transport = new Transport({
@@ -166,7 +169,7 @@ export class Client {
 
   /**
    * Watches a key (`'k'`), a prefix (`{prefix: 'app/'}`) or a range (`{key, rangeEnd}`); iterate the result.
-   * Resumes after disconnects without losing or repeating events.
+   * Every watch of a client shares one WebSocket; each resumes after disconnects without losing or repeating events.
    */
   watch(target: WatchTarget, opts: WatchOptions = {}): Watcher {
     if (this.WS === undefined)
@@ -175,7 +178,8 @@ export class Client {
         GrpcCode.Unimplemented,
         'edgecd client: no WebSocket in this runtime; pass the WebSocket option (on Node 20: the ws package)',
       )
-    const w = new Watcher(this.transport, this.WS, target, opts)
+    this.watchStream ??= new WatchStream(this.transport, this.WS)
+    const w = new Watcher(this.watchStream, target, opts)
     this.watchers.add(w)
     void w.ready.then(
       () => {},
@@ -288,6 +292,7 @@ export class Client {
   close(): void {
     for (const w of this.watchers) w.cancel()
     this.watchers.clear()
+    this.watchStream?.close()
   }
 }
 
