@@ -35,15 +35,15 @@ export interface SnapshotMarker {
  */
 export function addEntryRecord(w: FrameWriter, e: Entry): void {
   // 1 array head + 3 uints of at most 9 bytes + a byte-string head of at most 9 bytes + the data.
-  w.addWith(RecordType.Entry, 1 + 27 + 9 + e.data.byteLength, (b, at) => {
-    b[at++] = 0x84
-    at = cborHead(b, at, 0x00, e.index)
-    at = cborHead(b, at, 0x00, e.term)
-    at = cborHead(b, at, 0x00, e.type)
-    at = cborHead(b, at, 0x40, e.data.byteLength)
-    b.set(e.data, at)
-    return at + e.data.byteLength
-  })
+  let at = w.begin(RecordType.Entry, 1 + 27 + 9 + e.data.byteLength)
+  const b = w.buffer
+  b[at++] = 0x84
+  at = cborHead(b, at, 0x00, e.index)
+  at = cborHead(b, at, 0x00, e.term)
+  at = cborHead(b, at, 0x00, e.type)
+  at = cborHead(b, at, 0x40, e.data.byteLength)
+  b.set(e.data, at)
+  w.end(at + e.data.byteLength)
 }
 
 /** Writes a CBOR head (major type `major`, argument n, shortest form) at `at`; returns the end. 0 <= n < 2^53. */
