@@ -1,22 +1,11 @@
-/** Structured logs: one JSON object per line on stderr, as etcd's zap logger writes them. */
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void
-  info(msg: string, fields?: Record<string, unknown>): void
-  warn(msg: string, fields?: Record<string, unknown>): void
-  error(msg: string, fields?: Record<string, unknown>): void
-}
+import { createJsonLogger, type Logger, type LogLevel } from '../../server/log.js'
 
-const order = { debug: 0, info: 1, warn: 2, error: 3 } as const
+export type { Logger } from '../../server/log.js'
 
+/** Structured logs on stderr: one JSON object per line, as etcd's zap logger writes them. */
 export function createLogger(
-  level: keyof typeof order = 'info',
+  level: LogLevel = 'info',
   write: (line: string) => void = (l) => process.stderr.write(l),
 ): Logger {
-  const emit =
-    (lvl: keyof typeof order) =>
-    (msg: string, fields: Record<string, unknown> = {}) => {
-      if (order[lvl] < order[level]) return
-      write(`${JSON.stringify({ level: lvl, ts: new Date().toISOString(), msg, ...fields })}\n`)
-    }
-  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') }
+  return createJsonLogger(level, write)
 }

@@ -9,13 +9,9 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
 import { WebSocketServer } from 'ws'
-import { createApp } from '../../server/app.js'
-import { authConfigFromFlags } from '../../server/auth-config.js'
-import type { AuthConfig } from '../../server/auth-service.js'
-import { ConfigError, parseInitialCluster, type ServerConfig, validateServerConfig } from '../../server/config.js'
-import { computeClusterId, computeMemberId } from '../../server/ids.js'
-import { Member } from '../../server/member.js'
-import type { MemberInfo } from '../../server/member-api.js'
+import { bootMember, createMemberApp } from '../../server/bootstrap.js'
+import { type ServerConfig, validateServerConfig } from '../../server/config.js'
+import type { Member } from '../../server/member.js'
 import { checkIdentity } from './identity.js'
 import { createLogger, type Logger } from './log.js'
 import { nodePeerDialer, peerFrameBytesMax } from './peer-dial.js'
@@ -49,40 +45,6 @@ if (g.CloseEvent === undefined) {
   }
 }
 
-/** Asks the other members of --initial-cluster (peers share the client port) which id the cluster gave us. */
-async function lookupSelf(
-  config: ServerConfig,
-  cluster: Map<string, string[]>,
-  fetch: typeof globalThis.fetch,
-): Promise<{ memberId: string; clusterId: string }> {
-  const mine = [...config.initialAdvertisePeerUrls].sort().join(',')
-  const errors: string[] = []
-  for (const [name, urls] of cluster) {
-    if (name === config.name) continue
-    for (const u of urls) {
-      try {
-        const r = await fetch(u.replace(/\/$/, '') + '/v3/cluster/member/list', {
-          method: 'POST',
-          body: '{}',
-          signal: AbortSignal.timeout(3000),
-        })
-        const j = (await r.json()) as {
-          header?: { cluster_id?: string }
-          members?: { ID: string; peerURLs?: string[] }[]
-        }
-        const me = j.members?.find((m) => [...(m.peerURLs ?? [])].sort().join(',') === mine)
-        if (me && j.header?.cluster_id) return { memberId: me.ID, clusterId: j.header.cluster_id }
-        errors.push(`${u}: not a member yet`)
-      } catch (err) {
-        errors.push(`${u}: ${(err as Error).message}`)
-      }
-    }
-  }
-  throw new ConfigError(
-    `--initial-cluster-state existing: no running member lists this member's peer URLs (${mine}); add it first with member add (${errors.join('; ')})`,
-  )
-}
-
 export interface RunningMember {
   member: Member
   urls: string[]
@@ -97,73 +59,36 @@ export async function startNodeMember(
 ): Promise<RunningMember> {
   validateServerConfig(config)
   const tls = loadNodeTls(config)
-  const cluster = parseInitialCluster(config)
-  const members: MemberInfo[] = []
-  for (const [name, peerURLs] of cluster) {
-    const ID = await computeMemberId(peerURLs, config.initialClusterToken)
-    const self = name === config.name
-    members.push({ ID, name, peerURLs, clientURLs: self ? config.advertiseClientUrls : [], isLearner: false })
-  }
-  let memberId = members.find((m) => m.name === config.name)!.ID
-  let clusterId = await computeClusterId(members.map((m) => m.ID))
-  if (config.initialClusterState === 'existing') {
-    // Joining: the cluster chose our id in `member add`; find it by our peer URLs on a running member, as etcd does.
-    const found = await lookupSelf(config, cluster, tls.fetch)
-    memberId = found.memberId
-    clusterId = found.clusterId
-  }
-  const storage = await openNodeStorage(config.dataDir)
-  try {
-    await checkIdentity(config.dataDir, { name: config.name, memberId, clusterId })
-  } catch (err) {
-    await storage.close()
-    throw err
-  }
   let stopping: Promise<void> | undefined
-  let auth: AuthConfig
-  try {
-    auth = authConfigFromFlags(config, (path) => readFileSync(path, 'utf8'))
-  } catch (err) {
-    await storage.close()
-    throw new ConfigError((err as Error).message)
-  }
-  const member = await Member.start({
+  const { member, memberId, clusterId } = await bootMember(
     config,
-    auth,
-    storage,
-    memberId,
-    clusterId,
-    members,
-    join: config.initialClusterState === 'existing',
-    dial: nodePeerDialer(tls.peer),
-    fetch: tls.fetch,
-    log: (level, msg, fields) => log[level](msg, fields),
-    onFatal: (err) => {
-      log.error('member stopped on a fatal error', { error: String((err as Error)?.message ?? err) })
+    log,
+    {
+      openStorage: openNodeStorage,
+      checkIdentity,
+      readText: (path) => readFileSync(path, 'utf8'),
+      dial: nodePeerDialer(tls.peer),
+      fetch: tls.fetch,
+    },
+    (err) => {
       hooks.onFatal?.(err)
       void stop()
     },
-  })
-  const app = createApp(member, {
-    maxRequestBytes: config.maxRequestBytes,
-    maxWatchStreams: config.maxWatchStreams,
-    upgradeWebSocket: upgradeWebSocket as never,
-    onPeerRefused: (claimed, address, reason) =>
-      log.warn(`refused a /raft connection: ${reason ?? 'no valid cluster credential'}`, {
-        claimedId: claimed,
-        ...(reason ? { address } : {}),
-      }),
-    ...(config.clientCertAuth || config.peerClientCertAuth
+  )
+  const app = createMemberApp(
+    member,
+    config,
+    log,
+    upgradeWebSocket as never,
+    config.clientCertAuth || config.peerClientCertAuth
       ? {
-          mtls: {
-            client: config.clientCertAuth,
-            peer: config.peerClientCertAuth,
-            verifiedCn: (c, use) =>
-              tls.verifiedCn((c.env as { incoming?: { socket?: Socket } } | undefined)?.incoming?.socket, use),
-          },
+          client: config.clientCertAuth,
+          peer: config.peerClientCertAuth,
+          verifiedCn: (c, use) =>
+            tls.verifiedCn((c.env as { incoming?: { socket?: Socket } } | undefined)?.incoming?.socket, use),
         }
-      : {}),
-  })
+      : undefined,
+  )
   const servers: ServerType[] = []
   const socketServers: WebSocketServer[] = []
   const urls: string[] = []
