@@ -4,11 +4,12 @@
  * parsing with `--help`, the client, etcdctl's output helpers (hex ids, tables, Go-style JSON) and its
  * `Error: ...` reporting. Node side: the commands run under bin/edgecd.js.
  */
+import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { read } from 'read'
 import WebSocket from 'ws'
-import { Client, EtcdClientError } from '../client/index.js'
+import { Client, EtcdClientError, type TlsOptions } from '../client/index.js'
 import { type CliIo, exitUsage } from './main.js'
 
 /** A flag of a command. */
@@ -82,10 +83,16 @@ export const globalFlags: Record<string, FlagSpec> = {
     type: 'string',
     help: 'password for authentication (then --user is the whole user name; env EDGECD_PASSWORD)',
   },
-  cacert: { type: 'string', help: 'not available yet (TLS client options arrive with auth)' },
-  cert: { type: 'string', help: 'not available yet (TLS client options arrive with auth)' },
-  key: { type: 'string', help: 'not available yet (TLS client options arrive with auth)' },
-  'insecure-skip-tls-verify': { type: 'boolean', help: 'not available yet' },
+  cacert: {
+    type: 'string',
+    help: 'verify certificates of TLS-enabled secure servers using this CA bundle (env EDGECD_CACERT)',
+  },
+  cert: { type: 'string', help: 'identify secure client using this TLS certificate file (env EDGECD_CERT)' },
+  key: { type: 'string', help: 'identify secure client using this TLS key file (env EDGECD_KEY)' },
+  'insecure-skip-tls-verify': {
+    type: 'boolean',
+    help: 'skip server certificate verification (CAUTION: for testing only; env EDGECD_INSECURE_SKIP_TLS_VERIFY)',
+  },
 }
 
 /** Global flags that take a value (main.ts needs them to find where the command name starts). */
@@ -107,10 +114,37 @@ export function parseDurationMs(v: string, flag: string): number {
   return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!)
 }
 
-/** etcdctl accepts host:port endpoints; fetch needs a scheme. */
-export function normalizeEndpoint(e: string): string {
+/** etcdctl accepts host:port endpoints (https when TLS flags are given); fetch needs a scheme. */
+export function normalizeEndpoint(e: string, scheme: 'http' | 'https' = 'http'): string {
   const t = e.trim().replace(/\/+$/, '')
-  return /^[a-z]+:\/\//i.test(t) ? t : `http://${t}`
+  return /^[a-z]+:\/\//i.test(t) ? t : `${scheme}://${t}`
+}
+
+/** The TLS client options from --cacert/--cert/--key/--insecure-skip-tls-verify (files read here), if any. */
+async function tlsOf(values: Record<string, string | boolean | undefined>): Promise<TlsOptions | undefined> {
+  const file = (flag: string, envName: string) => (values[flag] as string | undefined) ?? env(envName)
+  const ca = file('cacert', 'CACERT')
+  const cert = file('cert', 'CERT')
+  const key = file('key', 'KEY')
+  const insecure =
+    values['insecure-skip-tls-verify'] === true || /^(1|true)$/i.test(env('INSECURE_SKIP_TLS_VERIFY') ?? '')
+  if (!ca && !cert && !key && !insecure) return undefined
+  if (Boolean(cert) !== Boolean(key)) throw new UsageError('--cert and --key must be given together')
+  const read = async (flag: string, path: string) => {
+    try {
+      return await readFile(path, 'utf8')
+    } catch (err) {
+      throw new UsageError(`--${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+  }
+  const tls: TlsOptions = {}
+  if (ca) tls.ca = await read('cacert', ca)
+  if (cert && key) {
+    tls.cert = await read('cert', cert)
+    tls.key = await read('key', key)
+  }
+  if (insecure) tls.rejectUnauthorized = false
+  return tls
 }
 
 function usageOf(spec: ClientCommandSpec): string {
@@ -137,7 +171,7 @@ function usageOf(spec: ClientCommandSpec): string {
     ...flagLines(globalFlags),
     '',
     'Environment: EDGECD_ENDPOINTS, EDGECD_USER, EDGECD_PASSWORD, EDGECD_TOKEN, EDGECD_WRITE_OUT, EDGECD_DIAL_TIMEOUT,',
-    'EDGECD_COMMAND_TIMEOUT (ETCDCTL_* also read).',
+    'EDGECD_COMMAND_TIMEOUT, EDGECD_CACERT, EDGECD_CERT, EDGECD_KEY, EDGECD_INSECURE_SKIP_TLS_VERIFY (ETCDCTL_* also read).',
   ].join('\n')
 }
 
@@ -276,16 +310,14 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
   process.once('SIGTERM', onSignal)
   let client: Client | undefined
   try {
-    for (const f of ['cacert', 'cert', 'key', 'insecure-skip-tls-verify'])
-      if (values[f] !== undefined)
-        throw new UsageError(`--${f} is not available in edgecd yet: TLS client options are not done (see docs/cli.md)`)
+    const tls = await tlsOf(values)
     const format = String(values['write-out'] ?? env('WRITE_OUT') ?? 'simple')
     if (format !== 'simple' && format !== 'json' && format !== 'table')
       throw new UsageError(`${format} is not a supported output format (simple, json, table)`)
     const endpoints = String(values.endpoints ?? env('ENDPOINTS') ?? 'http://127.0.0.1:2379')
       .split(',')
       .filter((e) => e.trim() !== '')
-      .map(normalizeEndpoint)
+      .map((e) => normalizeEndpoint(e, tls ? 'https' : 'http'))
     const dialTimeoutMs = parseDurationMs(String(values['dial-timeout'] ?? env('DIAL_TIMEOUT') ?? '2s'), 'dial-timeout')
     const commandTimeoutMs = parseDurationMs(
       String(values['command-timeout'] ?? env('COMMAND_TIMEOUT') ?? '5s'),
@@ -299,7 +331,7 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
       endpoints,
       signal: ac.signal,
       client() {
-        client ??= new Client({ endpoints, token, ...creds, dialTimeoutMs, commandTimeoutMs, WebSocket })
+        client ??= new Client({ endpoints, token, ...creds, tls, dialTimeoutMs, commandTimeoutMs, WebSocket })
         return client
       },
       stdin: readStdin,

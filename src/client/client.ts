@@ -21,6 +21,7 @@ import {
   type RangeOptions,
   rangeRequest,
 } from './requests.js'
+import { type TlsOptions, tlsFetch, tlsWebSocket } from './tls.js'
 import { Transport } from './transport.js'
 import { TxnBuilder } from './txn.js'
 import {
@@ -65,8 +66,13 @@ export interface ClientOptions {
   commandTimeoutMs?: number
   /** WebSocket constructor for watches; default globalThis.WebSocket (Node 20 has none: pass the `ws` package's). */
   WebSocket?: unknown
-  /** fetch to use; default globalThis.fetch. */
+  /** fetch to use; default globalThis.fetch (with `tls`: undici's, on Node). */
   fetch?: typeof fetch
+  /**
+   * TLS: CA PEM(s) to trust, a client certificate and key PEM to present (Node; watches need the `ws` package as
+   * `WebSocket`). Without it https endpoints use the runtime's trust store.
+   */
+  tls?: TlsOptions
   /** Backoff between fail-over attempts, ms (default 25 doubling up to 1,000). */
   backoffMinMs?: number
   backoffMaxMs?: number
@@ -100,9 +106,10 @@ export class Client {
       commandTimeoutMs: opts.commandTimeoutMs ?? clientDefaults.commandTimeoutMs,
       backoffMinMs: opts.backoffMinMs,
       backoffMaxMs: opts.backoffMaxMs,
-      fetch: opts.fetch,
+      fetch: opts.fetch ?? (opts.tls ? tlsFetch(opts.tls) : undefined),
     })
-    this.WS = (opts.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as WebSocketConstructor | undefined
+    const WS = (opts.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as WebSocketConstructor | undefined
+    this.WS = WS && opts.tls ? tlsWebSocket(WS, opts.tls) : WS
     this.lease = new LeaseClient(this.transport)
     this.member = new MemberClient(this.transport)
     this.auth = new AuthClient(this.transport)
@@ -200,7 +207,7 @@ export class Client {
   /** Whether an endpoint answers GET /health with health true. */
   async health(endpoint: string): Promise<{ endpoint: string; health: boolean; tookMs: number; error?: string }> {
     const start = performance.now()
-    const f = (globalThis as { fetch: typeof fetch }).fetch
+    const f = this.transport.fetch
     const ac = new AbortController()
     const timer = setTimeout(() => ac.abort(), this.transport.dialTimeoutMs)
     try {

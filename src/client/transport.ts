@@ -159,6 +159,11 @@ export class Transport {
     return Math.min(max, min * 2 ** Math.min(attempt, 16))
   }
 
+  /** The fetch calls go through (the option, or the global one). */
+  get fetch(): typeof fetch {
+    return this.opts.fetch ?? fetch
+  }
+
   get dialTimeoutMs(): number {
     return this.opts.dialTimeoutMs
   }
@@ -224,7 +229,7 @@ export class Transport {
     const timer = setTimeout(() => ac.abort(), leftMs)
     let sent = false
     try {
-      const f = this.opts.fetch ?? fetch
+      const f = this.fetch
       const res = await f(endpoint + path, {
         method: 'POST',
         headers: this.headers(token),
@@ -336,7 +341,7 @@ export class Transport {
     body: unknown,
     what: string,
   ): Promise<{ endpoint: string; response: Response; abort: () => void }> {
-    const f = this.opts.fetch ?? fetch
+    const f = this.fetch
     let lastErr: unknown
     for (let attempt = 0; attempt < this.endpoints.length * 2; attempt++) {
       const endpoint = this.current()

@@ -1,0 +1,130 @@
+/**
+ * TLS client options against a member serving https with --client-cert-auth (throwaway CA and certificates made at
+ * test time): the client's `tls` option (undici Agent for calls, `ws` options for the wss:// watch) and the CLI's
+ * --cacert/--cert/--key/--insecure-skip-tls-verify, each refused clearly without a client certificate or with an
+ * untrusted server.
+ */
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { EtcdClientError } from '../../src/client/index.js'
+import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
+import { serverDefaults } from '../../src/server/config.js'
+import { freePort } from '../diff/etcd-process.js'
+import { type CertFiles, createTlsDir, type TestCa, type TlsDir } from '../helpers/tls.js'
+import { silent, testClient, within } from './helpers.js'
+
+const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
+
+function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { timeout: 20_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
+    )
+  })
+}
+
+describe('TLS client options against a member with client certificate auth', () => {
+  let certs: TlsDir
+  let ca: TestCa
+  let other: TestCa
+  let alice: CertFiles
+  let member: RunningMember
+  let url: string
+  let dataDir: string
+  const pem = (f: string) => readFileSync(f, 'utf8')
+
+  before(async () => {
+    certs = createTlsDir()
+    ca = certs.ca('edgecd-test-ca')
+    other = certs.ca('another-ca')
+    const server = ca.issue('member')
+    alice = ca.issue('alice', { server: false })
+    dataDir = mkdtempSync(join(tmpdir(), 'edgecd-client-tls-'))
+    url = `https://127.0.0.1:${await freePort()}`
+    member = await startNodeMember(
+      {
+        ...serverDefaults,
+        dataDir,
+        listenClientUrls: [url],
+        advertiseClientUrls: [url],
+        initialAdvertisePeerUrls: [url],
+        certFile: server.certFile,
+        keyFile: server.keyFile,
+        trustedCaFile: ca.certFile,
+        clientCertAuth: true,
+        logLevel: 'error',
+      },
+      silent,
+    )
+  })
+  after(async () => {
+    await member?.stop()
+    rmSync(dataDir, { recursive: true, force: true })
+    certs?.remove()
+  })
+
+  test('client: calls and a wss:// watch with the CA and a client certificate; refused without', async () => {
+    const c = testClient([url], { tls: { ca: pem(ca.certFile), cert: pem(alice.certFile), key: pem(alice.keyFile) } })
+    const w = c.watch({ prefix: 'tls/' })
+    await within(5000, w.ready, 'watch over wss')
+    await c.put('tls/a', '1')
+    assert.equal((await c.get('tls/a'))?.value, '1')
+    const it = w.events()[Symbol.asyncIterator]()
+    const e = await within(5000, it.next(), 'event over wss')
+    assert.equal(e.value?.kv.key, 'tls/a')
+    assert.equal((await c.status()).header.memberId !== '0', true)
+    assert.equal((await c.health(url)).health, true)
+    c.close()
+
+    // No client certificate: the handshake is refused, reported as an unreachable endpoint, never retried forever.
+    const noCert = testClient([url], { tls: { ca: pem(ca.certFile) }, commandTimeoutMs: 2000 })
+    const e1 = await noCert.get('tls/a').catch((err: unknown) => err)
+    assert.ok(e1 instanceof EtcdClientError, String(e1))
+    assert.match(e1.code, /ERR_UNAVAILABLE|ERR_TIMEOUT/)
+    // A server certificate from a CA the client does not trust.
+    const wrongCa = testClient([url], {
+      tls: { ca: pem(other.certFile), cert: pem(alice.certFile), key: pem(alice.keyFile) },
+      commandTimeoutMs: 2000,
+    })
+    const e2 = await wrongCa.get('tls/a').catch((err: unknown) => err)
+    assert.ok(e2 instanceof EtcdClientError)
+    assert.match(String((e2.cause as EtcdClientError | undefined)?.message ?? e2.message), /certificate|fetch failed/)
+    // Skipping verification still presents the client certificate.
+    const insecure = testClient([url], {
+      tls: { cert: pem(alice.certFile), key: pem(alice.keyFile), rejectUnauthorized: false },
+    })
+    assert.equal((await insecure.get('tls/a'))?.value, '1')
+  })
+
+  test('CLI: --cacert, --cert, --key (and host:port means https), --insecure-skip-tls-verify', async () => {
+    const flags = ['--cacert', ca.certFile, '--cert', alice.certFile, '--key', alice.keyFile]
+    assert.equal((await cli([`--endpoints=${url}`, ...flags, 'put', 'tls/cli', 'v'])).out, 'OK\n')
+    const hostPort = url.replace('https://', '')
+    assert.equal((await cli([`--endpoints=${hostPort}`, ...flags, 'get', 'tls/cli'])).out, 'tls/cli\nv\n')
+    const insecure = await cli([
+      `--endpoints=${url}`,
+      '--insecure-skip-tls-verify',
+      '--cert',
+      alice.certFile,
+      '--key',
+      alice.keyFile,
+      'get',
+      'tls/cli',
+      '--print-value-only',
+    ])
+    assert.equal(insecure.out, 'v\n')
+    const noCert = await cli([`--endpoints=${url}`, '--cacert', ca.certFile, '--command-timeout=2s', 'get', 'x'])
+    assert.equal(noCert.code, 1)
+    assert.match(noCert.err, /^Error: /m)
+    const missing = await cli([`--endpoints=${url}`, '--cacert', '/nonexistent/ca.pem', 'get', 'x'])
+    assert.equal(missing.code, 2)
+    assert.match(missing.err, /^Error: --cacert \/nonexistent\/ca\.pem: ENOENT$/m)
+    const half = await cli([`--endpoints=${url}`, '--cert', alice.certFile, 'get', 'x'])
+    assert.match(half.err, /^Error: --cert and --key must be given together$/m)
+  })
+})
