@@ -9,14 +9,19 @@
  * usually does. Targets: one entry per save >= 90% of the raw 4 KiB sync rate; 100 per save (sequential) >= 200,000
  * entries/s.
  *
- *   node --import tsx bench/wal.ts [--quick] [--dir <dir>]     or   npm run bench -- wal
+ *   node --import tsx bench/wal.ts [--quick] [--dir <dir>] [--methods]     or   npm run bench -- wal
+ *
+ * --methods measures, instead, how the same bytes (one 100-entry save) can be made durable on this disk, all raw
+ * loops in one directory: append + fdatasync, overwrite inside a file grown by ftruncate + fdatasync, overwrite
+ * inside a file filled with zeros and synced + fdatasync, the same with one O_DSYNC pwrite, and an O_DSYNC append
+ * (docs/storage.md, "Why preallocation and O_DSYNC").
  *
  * The directory defaults to the OS temp directory (WAL_BENCH_DIR or --dir to measure another disk); every file is
  * removed afterwards. Each of the 6 phases runs for 1.5 s (0.5 s with --quick) in 5 interleaved slices, so the whole run
  * takes about 10 s.
  */
 import { constants } from 'node:fs'
-import { mkdtemp, open, rm } from 'node:fs/promises'
+import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Entry } from '../src/raft/types.js'
@@ -151,6 +156,76 @@ async function walPhase(dir: string, perSave: number, depth = 1): Promise<Phase>
   }
 }
 
+/** A raw loop writing `bytes` at successive offsets of `fh` (wrapping at `fileBytes`), with fdatasync unless O_DSYNC. */
+function overwritePhase(fh: FileHandle, bytes: number, fileBytes: number, datasync: boolean): Phase {
+  const block = new Uint8Array(bytes).fill(0x5a)
+  let at = 0
+  return phase(
+    async () => {
+      if (at + bytes > fileBytes) at = 0
+      await fh.write(block, 0, bytes, at)
+      at += bytes
+      if (datasync) await fh.datasync()
+    },
+    1,
+    () => fh.close(),
+  )
+}
+
+/** --methods: the ways to make one save's bytes durable, side by side (nothing of edgecd's code runs). */
+async function methods(root: string, ms: number): Promise<BenchResult[]> {
+  const fileBytes = 64 * 1024 * 1024
+  const zeroFilled = async (name: string, flags: number): Promise<FileHandle> => {
+    const fill = await open(join(root, name), 'w')
+    const zeros = new Uint8Array(1024 * 1024)
+    for (let at = 0; at < fileBytes; at += zeros.byteLength) await fill.write(zeros, 0, zeros.byteLength, at)
+    await fill.datasync()
+    await fill.close()
+    return open(join(root, name), flags)
+  }
+  const grown = await open(join(root, 'ftruncate'), 'w+')
+  await grown.truncate(fileBytes)
+  await grown.datasync()
+  const rows: [string, Phase][] = [
+    ['append + fdatasync', await rawPhase(root, batchSaveBytes)],
+    ['overwrite in ftruncate-grown file + fdatasync', overwritePhase(grown, batchSaveBytes, fileBytes, true)],
+    [
+      'overwrite in zero-filled file + fdatasync',
+      overwritePhase(await zeroFilled('zeros', constants.O_RDWR), batchSaveBytes, fileBytes, true),
+    ],
+    [
+      'O_DSYNC pwrite in zero-filled file',
+      overwritePhase(
+        await zeroFilled('zeros-dsync', constants.O_RDWR | constants.O_DSYNC),
+        batchSaveBytes,
+        fileBytes,
+        false,
+      ),
+    ],
+    [
+      'O_DSYNC append',
+      overwritePhase(
+        await open(join(root, 'append-dsync'), constants.O_RDWR | constants.O_CREAT | constants.O_DSYNC),
+        batchSaveBytes,
+        Number.MAX_SAFE_INTEGER,
+        false,
+      ),
+    ],
+  ]
+  try {
+    for (let slice = 0; slice < slicesMax; slice++) for (const [, p] of rows) await p.runFor(ms / slicesMax)
+  } finally {
+    for (const [, p] of rows) await p.close()
+  }
+  const base = rows[0]![1].rate()
+  return rows.map(([name, p]) => ({
+    name: `${name}, ${batchSaveBytes} B`,
+    value: Math.round(p.rate()),
+    unit: 'syncs/s',
+    note: `${((p.rate() / base) * 100).toFixed(0)}% of append + fdatasync`,
+  }))
+}
+
 export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const dirArg = opts.args.indexOf('--dir')
   const base = dirArg >= 0 ? opts.args[dirArg + 1]! : (process.env.WAL_BENCH_DIR ?? tmpdir())
@@ -158,6 +233,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const ms = opts.quick ? 500 : 1500
   const phases: Phase[] = []
   try {
+    if (opts.args.includes('--methods')) return await methods(root, ms)
     const rawP = await rawPhase(root, rawWriteBytes)
     const oneP = await walPhase(join(root, 'one'), 1)
     const batchedP = await walPhase(join(root, 'batched'), 100)
