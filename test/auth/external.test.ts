@@ -242,6 +242,12 @@ describe('outside issuer flags', () => {
       /--auth-jwks-file ".*priv.json": JWKS key 0 holds private key material/,
     )
     assert.deepEqual(parseJwks(JSON.stringify({ keys: [pub] })).keys.length, 1)
+    // and a member refuses to start with it, saying why
+    await assert.rejects(
+      startTestMember({ authJwksFile: file, authJwtIssuer: iss, authJwtAudience: aud }),
+      (e: Error) =>
+        e.name === 'ConfigError' && /--auth-jwks-file ".*priv.json": JWKS key 0 holds private/.test(e.message),
+    )
   })
 })
 
