@@ -12,13 +12,20 @@ import { spawnSync } from 'node:child_process'
 //
 // The test files are written for `node:test` + `node:assert`, which `deno test` runs natively.
 //
-//   npm run test:deno                           test/raft/**/*.test.ts, test/sim/*.test.ts and test/kv/**/*.test.ts
+// Member tests (test/deno/**) start real members, so they run in a second `deno test` with more permissions:
+// networking on loopback only (--allow-net=127.0.0.1), reads and writes in a temp dir of their own (TMPDIR, removed
+// afterwards), and running openssl (throwaway certificates), node (Node members of a mixed cluster, path in
+// EDGECD_NODE) and this deno (src/runtime/deno/main.ts as users run it).
+//
+//   npm run test:deno                           test/raft/**/*.test.ts, test/sim/*.test.ts, test/kv/**/*.test.ts
+//                                               and test/deno/**/*.test.ts
 //   npm run test:deno -- test/raft/log.test.ts  a subset (files or directories)
 //   DENO_TEST_NO_CHECK=1 npm run test:deno      skip Deno's own type-check (tsc already checks in CI)
 //
 // Simulation tests see EDGECD_SIM_SHORT=1 and should run a short schedule under Deno. The exit code is Deno's:
 // non-zero when any test fails.
-import { accessSync, constants, existsSync, readdirSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findTests } from './find-tests.mjs'
@@ -55,6 +62,7 @@ try {
     if (existsSync(join(root, 'test/sim'))) files.push(...findTests(root, ['test/sim'], { recursive: false }))
     // The KV store is pure too: it must behave the same on Deno.
     if (existsSync(join(root, 'test/kv'))) files.push(...findTests(root, ['test/kv']))
+    if (existsSync(join(root, 'test/deno'))) files.push(...findTests(root, ['test/deno']))
   }
 } catch (err) {
   console.error(`test-deno: ${err.message}`)
@@ -66,16 +74,17 @@ if (files.length === 0) {
 }
 
 const deno = denoBinary()
-const command = [
+const isMemberTest = (f) => f.startsWith('test/deno/')
+const pure = files.filter((f) => !isMemberTest(f))
+const members = files.filter(isMemberTest)
+const base = [
   'test',
   `--config=${join(root, 'deno.json')}`,
   '--no-prompt',
   '--cached-only',
   '--allow-env',
-  `--allow-read=${root}`,
   ...(process.env.DENO_TEST_NO_CHECK ? ['--no-check'] : []),
   ...denoArgs,
-  ...files,
 ]
 const env = {
   ...process.env,
@@ -84,10 +93,32 @@ const env = {
   EDGECD_SIM_SHORT: '1',
 }
 if (!process.stdout.isTTY) env.NO_COLOR = '1'
-console.log(`$ ${deno.replace(`${root}/`, '')} ${command.join(' ').replaceAll(`${root}/`, '').replaceAll(root, '.')}`)
-const result = spawnSync(deno, command, { cwd: root, env, stdio: 'inherit' })
-if (result.error) {
-  console.error(`test-deno: could not start ${deno}: ${result.error.message}`)
-  process.exit(2)
+
+function run(command, runEnv) {
+  console.log(`$ ${deno.replace(`${root}/`, '')} ${command.join(' ').replaceAll(`${root}/`, '').replaceAll(root, '.')}`)
+  const result = spawnSync(deno, command, { cwd: root, env: runEnv, stdio: 'inherit' })
+  if (result.error) {
+    console.error(`test-deno: could not start ${deno}: ${result.error.message}`)
+    process.exit(2)
+  }
+  return result.status ?? 1
 }
-process.exit(result.status ?? 1)
+
+let status = 0
+if (pure.length > 0) status = run([...base, `--allow-read=${root}`, ...pure], env)
+if (members.length > 0) {
+  const tmp = mkdtempSync(join(tmpdir(), 'edgecd-deno-test-'))
+  try {
+    const permissions = [
+      '--allow-net=127.0.0.1',
+      `--allow-read=${root},${tmp}`,
+      `--allow-write=${tmp}`,
+      `--allow-run=openssl,${process.execPath},${deno}`,
+    ]
+    const s = run([...base, ...permissions, ...members], { ...env, TMPDIR: tmp, EDGECD_NODE: process.execPath })
+    if (status === 0) status = s
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+  }
+}
+process.exit(status)
