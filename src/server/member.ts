@@ -338,7 +338,12 @@ export class Member implements MemberApi {
   // ---- KV ----
 
   async range(req: RangeRequest): Promise<RangeResponse> {
-    if (!req.serializable) await this.raft.linearizableRead()
+    if (!req.serializable) {
+      await this.raft.linearizableRead()
+      // A check with auth on waits itself and marks the read serializable (AuthService.authorize): this one was
+      // checked with auth off, and auth came on during the wait. etcd answers a request without a user so.
+      if (this.sm.auth.enabled) throw new EtcdError('ErrUserEmpty')
+    }
     return this.withHeader(this.kv.range(req))
   }
 
@@ -354,6 +359,8 @@ export class Member implements MemberApi {
     if (isReadOnlyTxn(req)) {
       // A read-only txn needs no log entry, only a linearizable read (etcd does the same).
       await this.raft.linearizableRead()
+      // Checked with auth off, and auth came on during the wait (as for range).
+      if (info === undefined && this.sm.auth.enabled) throw new EtcdError('ErrUserEmpty')
       return this.withHeader(this.kv.readTxn(req))
     }
     return this.withHeader((await this.propose({ txn: req }, info ?? authOffCaller)) as TxnResponse)

@@ -62,4 +62,34 @@ describe('a write checked with auth off, applied with auth on', () => {
     )
     assert.equal((await call(m.url, '/v3/lease/timetolive', { ID: String(lease.ID) }, root)).json.TTL > 0, true)
   })
+
+  test('a linearizable read checked with auth off and served after the enable is refused too', async () => {
+    const m2 = await startTestMember({ authPasswordIterations: 1000 })
+    try {
+      const member = m2.running.member
+      await addRoot(m2.url, 'pw')
+      assert.equal((await post(m2.url, '/v3/kv/put', { key: b64('k'), value: b64('v') })).status, 200)
+      const range = decodeMessage<never>(M.RangeRequest, { key: b64('k') })
+      const txn = decodeMessage<never>(M.TxnRequest, { success: [{ request_range: { key: b64('k') } }] })
+      assert.equal(member.authorize('Range', range, undefined), undefined)
+      assert.equal(member.authorize('Txn', txn, undefined), undefined)
+      // A lone member answers ReadIndex at once; in a cluster it takes a heartbeat round trip, during which the
+      // enable may apply. Hold the reads' waits until the enable is applied, as that round trip would.
+      const raft = member.raft as unknown as { linearizableRead(): Promise<void> }
+      const wait = raft.linearizableRead.bind(raft)
+      let release!: () => void
+      const gate = new Promise<void>((r) => {
+        release = r
+      })
+      raft.linearizableRead = () => gate.then(wait)
+      const reads = [member.range(range), member.txn(txn, undefined)]
+      raft.linearizableRead = wait
+      assert.equal((await post(m2.url, '/v3/auth/enable', {})).status, 200)
+      release()
+      for (const r of reads) await assert.rejects(r, /etcdserver: user name is empty/)
+      // a serializable read is served at once, on the state of its check: nothing to refuse
+    } finally {
+      await m2.stop()
+    }
+  })
 })
