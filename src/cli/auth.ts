@@ -3,39 +3,11 @@
  * 3.5's `auth status`. Passwords: `user add name:password`, `--new-user-password`, or asked for (twice, on a
  * terminal without echo; without a terminal `--interactive=false` reads one stdin line).
  */
-import { type Answer, type Permission, type PermissionType, prefixRangeEnd } from '../client/index.js'
-import { type ClientCommandSpec, type Ctx, goJson, needArgs, noTable, runGroup, UsageError } from './client-command.js'
+import { type Permission, type PermissionType, prefixRangeEnd } from '../client/index.js'
+import { type Ctx, runGroup, simpleCommand, UsageError } from './client-command.js'
 import type { CliIo } from './main.js'
 
 type Flags = Record<string, string | boolean | undefined>
-
-/**
- * A user or role command: checks its arguments, calls, then prints the gateway's JSON with -w json or the line(s)
- * `simple` makes of the answer (no table, as etcdctl).
- */
-function command<R extends Answer>(
-  name: string,
-  args: string,
-  summary: string,
-  nArgs: [min: number, max: number, usage: string],
-  call: (ctx: Ctx, args: string[], f: Flags) => Promise<R>,
-  simple: (r: R, args: string[], f: Flags) => string[],
-  flags: ClientCommandSpec['flags'] = {},
-): ClientCommandSpec {
-  return {
-    name,
-    args,
-    summary,
-    flags,
-    async run(ctx, argv, f) {
-      noTable(ctx)
-      needArgs(argv, ...nArgs)
-      const r = await call(ctx, argv, f)
-      for (const line of ctx.format === 'json' ? [goJson(r.raw)] : simple(r, argv, f)) ctx.io.out(line)
-      return 0
-    },
-  }
-}
 
 /** Asks for a new password twice (etcdctl's readPasswordInteractive), or once from stdin with --interactive=false. */
 async function newPassword(ctx: Ctx, name: string, interactive: boolean): Promise<string> {
@@ -66,12 +38,12 @@ function permissionLines(perm: Permission[]): string[] {
   return ['KV Read:', ...of(['READ', 'READWRITE']), 'KV Write:', ...of(['WRITE', 'READWRITE'])]
 }
 
-const userAdd = command(
-  'user add',
-  '<user name or user:password> [options]',
-  'Adds a new user',
-  [1, 1, 'user add command requires user name as its argument'],
-  async (ctx, [arg], f) => {
+const userAdd = simpleCommand({
+  name: 'user add',
+  args: '<user name or user:password> [options]',
+  summary: 'Adds a new user',
+  nArgs: [1, 1, 'user add command requires user name as its argument'],
+  call: async (ctx, [arg], f) => {
     let name = arg!
     let password: string
     const colon = name.indexOf(':')
@@ -84,115 +56,115 @@ const userAdd = command(
     const r = await ctx.client().auth.userAdd(name, password, { noPassword: f['no-password'] === true })
     return Object.assign(r, { name })
   },
-  (r) => [`User ${r.name} created`],
-  {
+  simple: (r) => [`User ${r.name} created`],
+  flags: {
     interactive: interactiveFlag,
     'new-user-password': { type: 'string', help: 'supply the password from the command line flag' },
     'no-password': { type: 'boolean', help: 'create a user without password (CN based auth only)' },
   },
-)
+})
 
-const userGet = command(
-  'user get',
-  '<user name> [options]',
-  'Gets detailed information of a user',
-  [1, 1, 'user get command requires user name as its argument'],
-  async (ctx, [name], f) => {
+const userGet = simpleCommand({
+  name: 'user get',
+  args: '<user name> [options]',
+  summary: 'Gets detailed information of a user',
+  nArgs: [1, 1, 'user get command requires user name as its argument'],
+  call: async (ctx, [name], f) => {
     const c = ctx.client()
     const r = await c.auth.userGet(name!)
     // --detail: each role's permissions too (etcdctl prints them after the user line).
     const roles = f.detail ? await Promise.all(r.roles.map((role) => c.auth.roleGet(role))) : []
     return Object.assign(r, { details: roles })
   },
-  (r, [name], f) =>
+  simple: (r, [name], f) =>
     f.detail
       ? [`User: ${name}`, ...r.roles.flatMap((role, i) => ['', `Role ${role}`, ...permissionLines(r.details[i]!.perm)])]
       : [`User: ${name}`, `Roles:${r.roles.map((x) => ` ${x}`).join('')}`],
-  { detail: { type: 'boolean', help: "show the permissions of the user's roles" } },
-)
+  flags: { detail: { type: 'boolean', help: "show the permissions of the user's roles" } },
+})
 
-const userList = command(
-  'user list',
-  '',
-  'Lists all users',
-  [0, 0, 'user list command requires no arguments'],
-  (ctx) => ctx.client().auth.userList(),
-  (r) => r.users,
-)
+const userList = simpleCommand({
+  name: 'user list',
+  args: '',
+  summary: 'Lists all users',
+  nArgs: [0, 0, 'user list command requires no arguments'],
+  call: (ctx) => ctx.client().auth.userList(),
+  simple: (r) => r.users,
+})
 
-const userDelete = command(
-  'user delete',
-  '<user name>',
-  'Deletes a user',
-  [1, 1, 'user delete command requires user name as its argument'],
-  (ctx, [name]) => ctx.client().auth.userDelete(name!),
-  (_r, [name]) => [`User ${name} deleted`],
-)
+const userDelete = simpleCommand({
+  name: 'user delete',
+  args: '<user name>',
+  summary: 'Deletes a user',
+  nArgs: [1, 1, 'user delete command requires user name as its argument'],
+  call: (ctx, [name]) => ctx.client().auth.userDelete(name!),
+  simple: (_r, [name]) => [`User ${name} deleted`],
+})
 
-const userPasswd = command(
-  'user passwd',
-  '<user name> [options]',
-  'Changes the password of a user',
-  [1, 1, 'user passwd command requires user name as its argument'],
-  async (ctx, [name], f) =>
+const userPasswd = simpleCommand({
+  name: 'user passwd',
+  args: '<user name> [options]',
+  summary: 'Changes the password of a user',
+  nArgs: [1, 1, 'user passwd command requires user name as its argument'],
+  call: async (ctx, [name], f) =>
     ctx.client().auth.userChangePassword(name!, await newPassword(ctx, name!, f.interactive !== false)),
-  () => ['Password updated'],
-  { interactive: interactiveFlag },
-)
+  simple: () => ['Password updated'],
+  flags: { interactive: interactiveFlag },
+})
 
-const userGrantRole = command(
-  'user grant-role',
-  '<user name> <role name>',
-  'Grants a role to a user',
-  [2, 2, 'user grant command requires user name and role name as its argument'],
-  (ctx, [user, role]) => ctx.client().auth.userGrantRole(user!, role!),
-  (_r, [user, role]) => [`Role ${role} is granted to user ${user}`],
-)
+const userGrantRole = simpleCommand({
+  name: 'user grant-role',
+  args: '<user name> <role name>',
+  summary: 'Grants a role to a user',
+  nArgs: [2, 2, 'user grant command requires user name and role name as its argument'],
+  call: (ctx, [user, role]) => ctx.client().auth.userGrantRole(user!, role!),
+  simple: (_r, [user, role]) => [`Role ${role} is granted to user ${user}`],
+})
 
-const userRevokeRole = command(
-  'user revoke-role',
-  '<user name> <role name>',
-  'Revokes a role from a user',
-  [2, 2, 'user revoke-role requires user name and role name as its argument'],
-  (ctx, [user, role]) => ctx.client().auth.userRevokeRole(user!, role!),
-  (_r, [user, role]) => [`Role ${role} is revoked from user ${user}`],
-)
+const userRevokeRole = simpleCommand({
+  name: 'user revoke-role',
+  args: '<user name> <role name>',
+  summary: 'Revokes a role from a user',
+  nArgs: [2, 2, 'user revoke-role requires user name and role name as its argument'],
+  call: (ctx, [user, role]) => ctx.client().auth.userRevokeRole(user!, role!),
+  simple: (_r, [user, role]) => [`Role ${role} is revoked from user ${user}`],
+})
 
-const roleAdd = command(
-  'role add',
-  '<role name>',
-  'Adds a new role',
-  [1, 1, 'role add command requires role name as its argument'],
-  (ctx, [role]) => ctx.client().auth.roleAdd(role!),
-  (_r, [role]) => [`Role ${role} created`],
-)
+const roleAdd = simpleCommand({
+  name: 'role add',
+  args: '<role name>',
+  summary: 'Adds a new role',
+  nArgs: [1, 1, 'role add command requires role name as its argument'],
+  call: (ctx, [role]) => ctx.client().auth.roleAdd(role!),
+  simple: (_r, [role]) => [`Role ${role} created`],
+})
 
-const roleGet = command(
-  'role get',
-  '<role name>',
-  'Gets detailed information of a role',
-  [1, 1, 'role get command requires role name as its argument'],
-  (ctx, [role]) => ctx.client().auth.roleGet(role!),
-  (r, [role]) => [`Role ${role}`, ...permissionLines(r.perm)],
-)
+const roleGet = simpleCommand({
+  name: 'role get',
+  args: '<role name>',
+  summary: 'Gets detailed information of a role',
+  nArgs: [1, 1, 'role get command requires role name as its argument'],
+  call: (ctx, [role]) => ctx.client().auth.roleGet(role!),
+  simple: (r, [role]) => [`Role ${role}`, ...permissionLines(r.perm)],
+})
 
-const roleList = command(
-  'role list',
-  '',
-  'Lists all roles',
-  [0, 0, 'role list command requires no arguments'],
-  (ctx) => ctx.client().auth.roleList(),
-  (r) => r.roles,
-)
+const roleList = simpleCommand({
+  name: 'role list',
+  args: '',
+  summary: 'Lists all roles',
+  nArgs: [0, 0, 'role list command requires no arguments'],
+  call: (ctx) => ctx.client().auth.roleList(),
+  simple: (r) => r.roles,
+})
 
-const roleDelete = command(
-  'role delete',
-  '<role name>',
-  'Deletes a role',
-  [1, 1, 'role delete command requires role name as its argument'],
-  (ctx, [role]) => ctx.client().auth.roleDelete(role!),
-  (_r, [role]) => [`Role ${role} deleted`],
-)
+const roleDelete = simpleCommand({
+  name: 'role delete',
+  args: '<role name>',
+  summary: 'Deletes a role',
+  nArgs: [1, 1, 'role delete command requires role name as its argument'],
+  call: (ctx, [role]) => ctx.client().auth.roleDelete(role!),
+  simple: (_r, [role]) => [`Role ${role} deleted`],
+})
 
 /** The range flags of grant-permission and revoke-permission, as etcdctl's permRange. */
 function permRange(f: Flags, rangeEnd: string | undefined) {
@@ -212,27 +184,27 @@ const rangeFlags = (verb: string) => ({
 
 const permTypes: Record<string, PermissionType> = { read: 'READ', write: 'WRITE', readwrite: 'READWRITE' }
 
-const roleGrantPermission = command(
-  'role grant-permission',
-  '[options] <role name> <permission type> <key> [endkey]',
-  'Grants a key to a role',
-  [3, 4, 'role grant command requires role name, permission type, and key [endkey] as its argument'],
-  (ctx, [role, type, key, end], f) => {
+const roleGrantPermission = simpleCommand({
+  name: 'role grant-permission',
+  args: '[options] <role name> <permission type> <key> [endkey]',
+  summary: 'Grants a key to a role',
+  nArgs: [3, 4, 'role grant command requires role name, permission type, and key [endkey] as its argument'],
+  call: (ctx, [role, type, key, end], f) => {
     const t = permTypes[type!.toLowerCase()]
     if (t === undefined) throw new UsageError(`invalid permission type: ${type}`)
     return ctx.client().auth.roleGrantPermission(role!, t, key!, permRange(f, end))
   },
-  (_r, [role]) => [`Role ${role} updated`],
-  rangeFlags('grant'),
-)
+  simple: (_r, [role]) => [`Role ${role} updated`],
+  flags: rangeFlags('grant'),
+})
 
-const roleRevokePermission = command(
-  'role revoke-permission',
-  '<role name> <key> [endkey]',
-  'Revokes a key from a role',
-  [2, 3, 'role revoke-permission command requires role name and key [endkey] as its argument'],
-  (ctx, [role, key, end], f) => ctx.client().auth.roleRevokePermission(role!, key!, permRange(f, end)),
-  (_r, [role, key, end], f) => {
+const roleRevokePermission = simpleCommand({
+  name: 'role revoke-permission',
+  args: '<role name> <key> [endkey]',
+  summary: 'Revokes a key from a role',
+  nArgs: [2, 3, 'role revoke-permission command requires role name and key [endkey] as its argument'],
+  call: (ctx, [role, key, end], f) => ctx.client().auth.roleRevokePermission(role!, key!, permRange(f, end)),
+  simple: (_r, [role, key, end], f) => {
     // etcdctl prints the range it sent: the prefix end, `<open ended` for --from-key, or the argument.
     const range = f.prefix
       ? `[${key}, ${new TextDecoder().decode(prefixRangeEnd(key!))})`
@@ -247,35 +219,35 @@ const roleRevokePermission = command(
         : `Permission of range ${range} is revoked from role ${role}`,
     ]
   },
-  rangeFlags('revoke'),
-)
+  flags: rangeFlags('revoke'),
+})
 
-const authEnable = command(
-  'auth enable',
-  '',
-  'Enables authentication',
-  [0, 0, 'auth enable command does not accept any arguments'],
-  (ctx) => ctx.client().auth.enable(),
-  () => ['Authentication Enabled'],
-)
+const authEnable = simpleCommand({
+  name: 'auth enable',
+  args: '',
+  summary: 'Enables authentication',
+  nArgs: [0, 0, 'auth enable command does not accept any arguments'],
+  call: (ctx) => ctx.client().auth.enable(),
+  simple: () => ['Authentication Enabled'],
+})
 
-const authDisable = command(
-  'auth disable',
-  '',
-  'Disables authentication',
-  [0, 0, 'auth disable command does not accept any arguments'],
-  (ctx) => ctx.client().auth.disable(),
-  () => ['Authentication Disabled'],
-)
+const authDisable = simpleCommand({
+  name: 'auth disable',
+  args: '',
+  summary: 'Disables authentication',
+  nArgs: [0, 0, 'auth disable command does not accept any arguments'],
+  call: (ctx) => ctx.client().auth.disable(),
+  simple: () => ['Authentication Disabled'],
+})
 
-const authStatus = command(
-  'auth status',
-  '',
-  "Returns authentication status (etcd 3.5's; etcdctl 3.4 has none)",
-  [0, 0, 'auth status command does not accept any arguments'],
-  (ctx) => ctx.client().auth.status(),
-  (r) => [`Authentication Status: ${r.enabled}`, `AuthRevision: ${r.authRevision}`],
-)
+const authStatus = simpleCommand({
+  name: 'auth status',
+  args: '',
+  summary: "Returns authentication status (etcd 3.5's; etcdctl 3.4 has none)",
+  nArgs: [0, 0, 'auth status command does not accept any arguments'],
+  call: (ctx) => ctx.client().auth.status(),
+  simple: (r) => [`Authentication Status: ${r.enabled}`, `AuthRevision: ${r.authRevision}`],
+})
 
 /** `edgecd user ...`. */
 export function runUser(argv: string[], io: CliIo): Promise<number> {

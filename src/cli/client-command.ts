@@ -405,6 +405,43 @@ export async function runGroup(
   return runClientCommand(spec, rest, io)
 }
 
+/** A one-shot command described by what it calls and what it prints (see `simpleCommand`). */
+export interface SimpleCommand<R> {
+  name: string
+  args: string
+  summary: string
+  flags?: Record<string, FlagSpec>
+  /** Positional arguments: at least, at most, and the usage error otherwise. */
+  nArgs: [min: number, max: number, usage: string]
+  call(ctx: Ctx, args: string[], f: Record<string, string | boolean | undefined>): Promise<R>
+  /** What -w json prints, as etcdctl's JSON (default: the gateway's answer, `raw`). */
+  json?(r: R, args: string[]): unknown
+  /** The lines -w simple prints. */
+  simple(r: R, args: string[], f: Record<string, string | boolean | undefined>): string[]
+}
+
+/**
+ * The shape most etcdctl commands share: check the arguments, make one call, print it as JSON (-w json) or as
+ * etcdctl's simple lines; no table (`Error: table not supported as output format`, as etcdctl).
+ */
+export function simpleCommand<R>(c: SimpleCommand<R>): ClientCommandSpec {
+  return {
+    name: c.name,
+    args: c.args,
+    summary: c.summary,
+    flags: c.flags ?? {},
+    async run(ctx, args, f) {
+      noTable(ctx)
+      needArgs(args, ...c.nArgs)
+      const r = await c.call(ctx, args, f)
+      const lines =
+        ctx.format === 'json' ? [goJson(c.json ? c.json(r, args) : (r as { raw?: unknown }).raw)] : c.simple(r, args, f)
+      for (const line of lines) ctx.io.out(line)
+      return 0
+    },
+  }
+}
+
 /** Checks the number of positional arguments. */
 export function needArgs(args: string[], min: number, max: number, what: string): void {
   if (args.length < min || args.length > max) throw new UsageError(`${what}`)

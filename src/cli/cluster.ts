@@ -19,6 +19,7 @@ import {
   noTable,
   parseHexId,
   runGroup,
+  simpleCommand,
   table,
   UsageError,
 } from './client-command.js'
@@ -88,7 +89,7 @@ const memberAdd: ClientCommandSpec = {
 }
 
 function memberChange(name: 'remove' | 'promote' | 'update', verb: string, summary: string): ClientCommandSpec {
-  return {
+  return simpleCommand({
     name: `member ${name}`,
     args: name === 'update' ? '<memberID> [options]' : '<memberID>',
     summary,
@@ -96,22 +97,18 @@ function memberChange(name: 'remove' | 'promote' | 'update', verb: string, summa
       name === 'update'
         ? { 'peer-urls': { type: 'string', help: 'comma separated peer URLs for the updated member' } }
         : {},
-    async run(ctx, args, f) {
-      noTable(ctx)
-      needArgs(args, 1, 1, 'member ID is not provided')
-      const id = parseHexId(args[0], 'member')
+    nArgs: [1, 1, 'member ID is not provided'],
+    call(ctx, [arg], f) {
+      const id = parseHexId(arg, 'member')
       const c = ctx.client()
-      let r: Awaited<ReturnType<typeof c.member.list>>
-      if (name === 'update') {
-        if (typeof f['peer-urls'] !== 'string') throw new UsageError('member peer urls not provided')
-        r = await c.member.update(id, f['peer-urls'].split(','))
-      } else r = name === 'remove' ? await c.member.remove(id) : await c.member.promote(id)
-      if (ctx.format === 'json') ctx.io.out(goJson(r.raw))
-      else
-        ctx.io.out(`Member ${hex(id).padStart(16, '0')} ${verb} cluster ${hex(r.header.clusterId).padStart(16, '0')}`)
-      return 0
+      if (name !== 'update') return name === 'remove' ? c.member.remove(id) : c.member.promote(id)
+      if (typeof f['peer-urls'] !== 'string') throw new UsageError('member peer urls not provided')
+      return c.member.update(id, f['peer-urls'].split(','))
     },
-  }
+    simple: (r, [arg]) => [
+      `Member ${hex(parseHexId(arg, 'member')).padStart(16, '0')} ${verb} cluster ${hex(r.header.clusterId).padStart(16, '0')}`,
+    ],
+  })
 }
 
 const memberSubs = [

@@ -18,17 +18,18 @@ import {
   needArgs,
   noTable,
   parseHexId,
+  simpleCommand,
   UsageError,
 } from './client-command.js'
 
-/** etcdctl's printKV: key line, value line. */
+/** etcdctl's printKV: key line, value line (or the value alone, or the key and an empty line). */
+function kvLines(kv: KeyValue, opts: { valueOnly?: boolean; keysOnly?: boolean } = {}): string[] {
+  if (opts.valueOnly) return [kv.value]
+  return [kv.key, opts.keysOnly ? '' : kv.value]
+}
+
 function printKv(ctx: Ctx, kv: KeyValue, opts: { valueOnly?: boolean; keysOnly?: boolean } = {}): void {
-  if (opts.valueOnly) {
-    ctx.io.out(kv.value)
-    return
-  }
-  ctx.io.out(kv.key)
-  ctx.io.out(opts.keysOnly ? '' : kv.value)
+  for (const line of kvLines(kv, opts)) ctx.io.out(line)
 }
 
 const sortTargets: Record<string, SortTarget> = {
@@ -46,7 +47,9 @@ const num = (v: string | boolean | undefined, flag: string): number => {
   return Number(v)
 }
 
-export const put: ClientCommandSpec = {
+const putUsage = 'put command needs 1 argument and input from stdin or 2 arguments'
+
+export const put = simpleCommand({
   name: 'put',
   args: '[options] <key> <value> (<value> can also be given from stdin)',
   summary: 'Puts the given key into the store',
@@ -56,28 +59,18 @@ export const put: ClientCommandSpec = {
     'ignore-value': { type: 'boolean', help: 'updates the key using its current value' },
     'ignore-lease': { type: 'boolean', help: 'updates the key using its current lease' },
   },
-  async run(ctx, args, f) {
-    noTable(ctx)
-    if (args.length === 0) throw new UsageError('put command needs 1 argument and input from stdin or 2 arguments')
-    let value = args[1]
-    if (value === undefined && !f['ignore-value']) {
-      value = (await ctx.stdin()).replace(/\n$/, '')
-    }
-    if (args.length > 2) throw new UsageError('put command needs 1 argument and input from stdin or 2 arguments')
-    const r = await ctx.client().put(args[0]!, value ?? '', {
+  nArgs: [1, 2, putUsage],
+  async call(ctx, [key, arg], f) {
+    const value = arg ?? (f['ignore-value'] ? '' : (await ctx.stdin()).replace(/\n$/, ''))
+    return ctx.client().put(key!, value, {
       lease: f.lease && f.lease !== '0' ? parseHexId(String(f.lease), 'lease') : undefined,
       prevKv: f['prev-kv'] === true,
       ignoreValue: f['ignore-value'] === true,
       ignoreLease: f['ignore-lease'] === true,
     })
-    if (ctx.format === 'json') ctx.io.out(goJson(r.raw))
-    else {
-      ctx.io.out('OK')
-      if (r.prevKv) printKv(ctx, r.prevKv)
-    }
-    return 0
   },
-}
+  simple: (r) => ['OK', ...(r.prevKv ? kvLines(r.prevKv) : [])],
+})
 
 function rangeOpts(f: Record<string, string | boolean | undefined>, rangeEnd: string | undefined): RangeOptions {
   const o: RangeOptions = {}
@@ -147,7 +140,7 @@ export const get: ClientCommandSpec = {
   },
 }
 
-export const del: ClientCommandSpec = {
+export const del = simpleCommand({
   name: 'del',
   args: '[options] <key> [range_end]',
   summary: 'Removes the specified key or range of keys [key, range_end)',
@@ -159,18 +152,10 @@ export const del: ClientCommandSpec = {
       help: 'delete keys that are greater than or equal to the given key using byte compare',
     },
   },
-  async run(ctx, args, f) {
-    noTable(ctx)
-    needArgs(args, 1, 2, 'del command needs one argument as key and an optional argument as range_end')
-    const r = await ctx.client().delete(args[0]!, { ...rangeOpts(f, args[1]), prevKv: f['prev-kv'] === true })
-    if (ctx.format === 'json') ctx.io.out(goJson(r.raw))
-    else {
-      ctx.io.out(String(r.deleted))
-      for (const kv of r.prevKvs) printKv(ctx, kv)
-    }
-    return 0
-  },
-}
+  nArgs: [1, 2, 'del command needs one argument as key and an optional argument as range_end'],
+  call: (ctx, [key, end], f) => ctx.client().delete(key!, { ...rangeOpts(f, end), prevKv: f['prev-kv'] === true }),
+  simple: (r) => [String(r.deleted), ...r.prevKvs.flatMap((kv) => kvLines(kv))],
+})
 
 export const compaction: ClientCommandSpec = {
   name: 'compaction',

@@ -9,100 +9,73 @@ import {
   noTable,
   parseHexId,
   runGroup,
+  simpleCommand,
   UsageError,
 } from './client-command.js'
 import type { CliIo } from './main.js'
 
-const grant: ClientCommandSpec = {
+const grant = simpleCommand({
   name: 'lease grant',
   args: '<ttl>',
   summary: 'Creates leases',
-  flags: {},
-  async run(ctx, args) {
-    noTable(ctx)
-    needArgs(args, 1, 1, 'lease grant command needs TTL argument')
-    if (!/^\d+$/.test(args[0]!)) throw new UsageError(`bad TTL (${args[0]})`)
-    const r = await ctx.client().lease.grant(Number(args[0]))
-    if (ctx.format === 'json') ctx.io.out(goJson({ ...flatHeader(r.raw), ID: r.id, TTL: String(r.ttl), Error: '' }))
-    else ctx.io.out(`lease ${hex16(r.id)} granted with TTL(${r.ttl}s)`)
-    return 0
+  nArgs: [1, 1, 'lease grant command needs TTL argument'],
+  call: (ctx, [ttl]) => {
+    if (!/^\d+$/.test(ttl!)) throw new UsageError(`bad TTL (${ttl})`)
+    return ctx.client().lease.grant(Number(ttl))
   },
-}
+  json: (r) => ({ ...flatHeader(r.raw), ID: r.id, TTL: String(r.ttl), Error: '' }),
+  simple: (r) => [`lease ${hex16(r.id)} granted with TTL(${r.ttl}s)`],
+})
 
-const revoke: ClientCommandSpec = {
+const revoke = simpleCommand({
   name: 'lease revoke',
   args: '<leaseID>',
   summary: 'Revokes leases',
-  flags: {},
-  async run(ctx, args) {
-    noTable(ctx)
-    needArgs(args, 1, 1, 'lease revoke command needs 1 argument')
-    const id = parseHexId(args[0], 'lease')
+  nArgs: [1, 1, 'lease revoke command needs 1 argument'],
+  async call(ctx, [id]) {
     try {
-      const r = await ctx.client().lease.revoke(id)
-      if (ctx.format === 'json') ctx.io.out(goJson(flatHeader(r.raw)))
-      else ctx.io.out(`lease ${hex16(id)} revoked`)
+      return await ctx.client().lease.revoke(parseHexId(id, 'lease'))
     } catch (err) {
       if (err instanceof EtcdClientError && err.code === 'ERR_SERVER')
         throw new Error(`failed to revoke lease (${err.message})`)
       throw err
     }
-    return 0
   },
-}
+  json: (r) => flatHeader(r.raw),
+  simple: (_r, [id]) => [`lease ${hex16(parseHexId(id, 'lease'))} revoked`],
+})
 
-const timetolive: ClientCommandSpec = {
+const timetolive = simpleCommand({
   name: 'lease timetolive',
   args: '<leaseID> [options]',
   summary: 'Get lease information',
   flags: { keys: { type: 'boolean', help: 'get keys attached to this lease' } },
-  async run(ctx, args, f) {
-    noTable(ctx)
-    needArgs(args, 1, 1, 'lease timetolive command needs lease ID as argument')
-    const id = parseHexId(args[0], 'lease')
-    const r = await ctx.client().lease.timeToLive(id, { keys: f.keys === true })
-    if (ctx.format === 'json') {
-      const raw = r.raw as Record<string, unknown>
-      ctx.io.out(
-        goJson({
-          ...flatHeader(raw),
-          id: r.id,
-          ttl: String(r.ttl),
-          'granted-ttl': String(r.grantedTtl),
-          keys: (raw.keys as unknown) ?? null,
-        }),
-      )
-      return 0
-    }
-    if (r.ttl === -1) {
-      ctx.io.out(`lease ${hex16(id)} already expired`)
-      return 0
-    }
-    let line = `lease ${hex16(id)} granted with TTL(${r.grantedTtl}s), remaining(${r.ttl}s)`
-    if (f.keys) line += `, attached keys([${r.keys.join(' ')}])`
-    ctx.io.out(line)
-    return 0
+  nArgs: [1, 1, 'lease timetolive command needs lease ID as argument'],
+  call: (ctx, [id], f) => ctx.client().lease.timeToLive(parseHexId(id, 'lease'), { keys: f.keys === true }),
+  json: (r) => ({
+    ...flatHeader(r.raw),
+    id: r.id,
+    ttl: String(r.ttl),
+    'granted-ttl': String(r.grantedTtl),
+    keys: (r.raw?.keys as unknown) ?? null,
+  }),
+  simple: (r, [id], f) => {
+    const lease = hex16(parseHexId(id, 'lease'))
+    if (r.ttl === -1) return [`lease ${lease} already expired`]
+    const line = `lease ${lease} granted with TTL(${r.grantedTtl}s), remaining(${r.ttl}s)`
+    return [f.keys ? `${line}, attached keys([${r.keys.join(' ')}])` : line]
   },
-}
+})
 
-const list: ClientCommandSpec = {
+const list = simpleCommand({
   name: 'lease list',
   args: '',
   summary: 'List all active leases',
-  flags: {},
-  async run(ctx, args) {
-    noTable(ctx)
-    needArgs(args, 0, 0, 'lease list command takes no arguments')
-    const r = await ctx.client().lease.list()
-    if (ctx.format === 'json') {
-      ctx.io.out(goJson({ ...flatHeader(r.raw), leases: r.leases.map((id) => ({ id })) }))
-      return 0
-    }
-    ctx.io.out(`found ${r.leases.length} leases`)
-    for (const id of r.leases) ctx.io.out(hex16(id))
-    return 0
-  },
-}
+  nArgs: [0, 0, 'lease list command takes no arguments'],
+  call: (ctx) => ctx.client().lease.list(),
+  json: (r) => ({ ...flatHeader(r.raw), leases: r.leases.map((id) => ({ id })) }),
+  simple: (r) => [`found ${r.leases.length} leases`, ...r.leases.map(hex16)],
+})
 
 const keepAlive: ClientCommandSpec = {
   name: 'lease keep-alive',
