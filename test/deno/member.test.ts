@@ -7,10 +7,12 @@
  *   the data dir refuses another cluster;
  * - the same over https and wss:// with a throwaway CA (openssl at test time): a client without the CA and plain
  *   http are refused;
- * - --client-cert-auth and --peer-client-cert-auth are refused with the clear error, in process and by main.ts;
+ * - --client-cert-auth and --peer-client-cert-auth are refused with the clear error, in process and by main.ts, and
+ *   a missing file, a mismatched key or a CA file without a certificate stop the start naming the flag;
  * - main.ts serves, answers, and stops cleanly on SIGTERM (exit 0);
  * - a mixed cluster over https: this Deno member and two Node members (`edgecd serve` processes) elect a leader over
- *   wss:// (the Deno member dials with --peer-trusted-ca-file) and replicate writes made through either runtime.
+ *   wss:// (the Deno member dials with --peer-trusted-ca-file) and replicate writes made through either runtime; a
+ *   lease keep-alive and time-to-live through the Deno member as a follower reach the Node leader over https.
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
@@ -256,7 +258,7 @@ if (deno) {
       }
     })
 
-    test('--client-cert-auth and --peer-client-cert-auth are refused with a clear error, before the data dir is opened', async () => {
+    test('--client-cert-auth and --peer-client-cert-auth are refused with a clear error, as are unusable files, before the data dir is opened', async () => {
       const tls = createTlsDir()
       try {
         const ca = tls.ca('deno-test-ca')
@@ -280,6 +282,25 @@ if (deno) {
           peerClientCertAuth: true,
         })
         await assert.rejects(startDenoMember(peer, silent), /^ConfigError: --peer-client-cert-auth: Deno's server/)
+        // Files that cannot be used stop the start naming the flag and the file, never key material.
+        const missing = join(tls.dir, 'missing.crt')
+        await assert.rejects(
+          startDenoMember(await oneMember(dataDir, 'https', { ...files, certFile: missing }), silent),
+          (e) =>
+            e instanceof ConfigError && e.message === `--cert-file: cannot read ${JSON.stringify(missing)} (ENOENT)`,
+        )
+        const other = ca.issue('other')
+        await assert.rejects(
+          startDenoMember(await oneMember(dataDir, 'https', { ...files, keyFile: other.keyFile }), silent),
+          (e) =>
+            e instanceof ConfigError &&
+            /^--cert-file\/--key-file: cannot use the certificates \(.*KeyMismatch\)$/.test(e.message) &&
+            !e.message.includes('PRIVATE KEY'),
+        )
+        await assert.rejects(
+          startDenoMember(await oneMember(dataDir, 'https', { ...files, peerTrustedCaFile: leaf.keyFile }), silent),
+          (e) => e instanceof ConfigError && e.message.startsWith('--peer-trusted-ca-file: no PEM certificate in'),
+        )
         assert.equal(existsSync(dataDir), false, 'nothing was written')
 
         // The entry users run says it the etcd way and exits 2, as `edgecd serve` does for a configuration error.
@@ -420,6 +441,45 @@ if (deno) {
             `from-node on ${u}`,
           )
         }
+
+        // Lease keep-alive and time-to-live through a follower are forwarded to the leader's client URL over https
+        // with the member's own client (--peer-trusted-ca-file): make the Deno member a follower and call it.
+        const denoId = status[0]!.json.header.member_id as string
+        if (status[0]!.json.leader === denoId) {
+          const moved = await post(
+            urls[0]!,
+            '/v3/maintenance/transfer-leadership',
+            {
+              targetID: status[1]!.json.header.member_id,
+            },
+            c,
+          )
+          assert.equal(moved.status, 200, JSON.stringify(moved.json))
+        }
+        await eventually(
+          async () => {
+            const leader = (await post(urls[0]!, '/v3/maintenance/status', {}, c)).json.leader
+            return leader && leader !== '0' && leader !== denoId ? true : undefined
+          },
+          10_000,
+          'a Node member leads',
+        )
+        // Forwarding needs the leader's client URL, which every member publishes through the log (etcd's publish).
+        await eventually(
+          async () => {
+            const list = await post(urls[0]!, '/v3/cluster/member/list', {}, c)
+            return list.json.members?.every((x: Json) => x.clientURLs?.length === 1) ? true : undefined
+          },
+          10_000,
+          'every member published its client URL',
+        )
+        const grant = await post(urls[0]!, '/v3/lease/grant', { TTL: 30 }, c)
+        assert.equal(grant.status, 200, JSON.stringify(grant.json))
+        const ka = await post(urls[0]!, '/v3/lease/keepalive', { ID: grant.json.ID }, c)
+        assert.equal(ka.status, 200, JSON.stringify(ka.json))
+        assert.equal(ka.json.result?.TTL, '30', JSON.stringify(ka.json))
+        const ttl = await post(urls[0]!, '/v3/lease/timetolive', { ID: grant.json.ID }, c)
+        assert.equal(ttl.json.grantedTTL, '30', JSON.stringify(ttl.json))
       } finally {
         await m?.stop()
         for (const p of procs) p.kill('SIGTERM')
