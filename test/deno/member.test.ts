@@ -10,8 +10,9 @@
  * - --client-cert-auth and --peer-client-cert-auth are refused with the clear error, in process and by main.ts, and
  *   a missing file, a mismatched key or a CA file without a certificate stop the start naming the flag;
  * - main.ts serves, answers, and stops cleanly on SIGTERM (exit 0);
- * - a mixed cluster over https: this Deno member and two Node members (`edgecd serve` processes) elect a leader over
- *   wss:// (the Deno member dials with --peer-trusted-ca-file) and replicate writes made through either runtime; a
+ * - a mixed cluster over https: this Deno member and two Node members (`edgecd serve` processes, which require a peer
+ *   certificate on /raft) elect a leader over wss:// (the Deno member dials with --peer-trusted-ca-file and presents
+ *   --peer-cert-file) and replicate writes made through either runtime; a
  *   lease keep-alive and time-to-live through the Deno member as a follower reach the Node leader over https.
  */
 import assert from 'node:assert/strict'
@@ -383,6 +384,12 @@ if (deno) {
                 certs[i]!.keyFile,
                 '--peer-trusted-ca-file',
                 ca.certFile,
+                // The Node members require a peer certificate on /raft: the Deno member presents its own.
+                '--peer-cert-file',
+                certs[i]!.certFile,
+                '--peer-key-file',
+                certs[i]!.keyFile,
+                '--peer-client-cert-auth',
               ],
             }),
             { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },
@@ -405,6 +412,8 @@ if (deno) {
             certFile: certs[0]!.certFile,
             keyFile: certs[0]!.keyFile,
             peerTrustedCaFile: ca.certFile,
+            peerCertFile: certs[0]!.certFile,
+            peerKeyFile: certs[0]!.keyFile,
             logLevel: 'error',
           },
           silent,
