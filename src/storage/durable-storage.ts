@@ -6,9 +6,11 @@ import type { Entry, HardState, Snapshot } from '../raft/types.js'
  * has put every byte on stable storage by the time its promise resolves. Every backend (memory-backed files, Node
  * files, Deno files, IndexedDB) implements it and passes the same contract suite (test/storage/contract.ts).
  *
- * Calls may overlap; they run one at a time in call order. After a write fails the storage refuses every later write
- * with the same error, because after a failed fsync the page cache can no longer be trusted (PostgreSQL's
- * "fsyncgate"): the member must stop, and recovery on the next start reads only what is really on disk.
+ * Calls may overlap; they run one at a time in call order, except that plain saves queued behind a write in flight
+ * are written together with one sync (group commit across calls), each resolving only once that write is durable.
+ * After a write fails the storage refuses every later write with the same error, because after a failed fsync the
+ * page cache can no longer be trusted (PostgreSQL's "fsyncgate"): the member must stop, and recovery on the next
+ * start reads only what is really on disk.
  */
 export interface DurableStorage extends Storage {
   /**
