@@ -4,7 +4,7 @@
  * (`npm test`) it runs itself through `npm run test:deno`, so the Deno member is tested on every `npm test` too.
  *
  * - put, range (a key and a range), the WebSocket watch over http; a restart on the same data dir keeps the data;
- *   the data dir refuses another cluster;
+ *   the data dir refuses another cluster; a data dir written by a Node member opens on Deno and back;
  * - the same over https and wss:// with a throwaway CA (openssl at test time): a client without the CA and plain
  *   http are refused;
  * - --client-cert-auth and --peer-client-cert-auth are refused with the clear error, in process and by main.ts, and
@@ -222,6 +222,59 @@ if (deno) {
         )
       } finally {
         await m?.stop()
+        rmSync(tmp, { recursive: true, force: true })
+      }
+    })
+
+    test('a data dir moves between runtimes: written on Node, read and written on Deno, read on Node again', async () => {
+      const tmp = mkdtempSync(join(tmpdir(), 'edgecd-deno-move-'))
+      let m: RunningDenoMember | undefined
+      let child: ChildProcess | undefined
+      try {
+        const config = await oneMember(join(tmp, 'data'), 'http', { heartbeatIntervalMs: 100, electionTimeoutMs: 1000 })
+        const url = config.listenClientUrls[0]!
+        const onNode = async () => {
+          child = spawn(
+            process.env.EDGECD_NODE || 'node',
+            serveArgs({
+              name: config.name,
+              dataDir: config.dataDir,
+              clientUrl: url,
+              initialCluster: config.initialCluster,
+              token: config.initialClusterToken,
+            }),
+            { cwd: root, stdio: 'ignore' },
+          )
+          await eventually(
+            async () => ((await fetch(`${url}/version`).catch(() => undefined))?.ok ? true : undefined),
+            20_000,
+            'the Node member up',
+          )
+        }
+        const stopNode = async () => {
+          const c = child!
+          const done = exited(c)
+          c.kill('SIGTERM')
+          await done
+          child = undefined
+        }
+        await onNode()
+        await put(url, 'on-node', 'n')
+        await stopNode()
+
+        m = await startDenoMember(config, silent)
+        assert.equal(await value(url, 'on-node'), 'n', 'Deno reads what Node wrote')
+        await put(url, 'on-deno', 'd')
+        await m.stop()
+        m = undefined
+
+        await onNode()
+        assert.equal(await value(url, 'on-deno'), 'd', 'Node reads what Deno wrote')
+        assert.equal(await value(url, 'on-node'), 'n')
+        await stopNode()
+      } finally {
+        await m?.stop()
+        ;(child as ChildProcess | undefined)?.kill('SIGKILL')
         rmSync(tmp, { recursive: true, force: true })
       }
     })
@@ -512,7 +565,7 @@ if (deno) {
         timeout: 240_000,
       })
       assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`)
-      assert.match(r.stdout, /ok \| 1 passed \(5 steps\) \| 0 failed/)
+      assert.match(r.stdout, /ok \| 1 passed \(6 steps\) \| 0 failed/)
     })
   })
 }
