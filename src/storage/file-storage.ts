@@ -123,6 +123,13 @@ async function openLocked(
   }
 }
 
+/** A shared all-zero buffer for preallocation, grown as needed; nothing ever writes into it. */
+let zeroChunk = new Uint8Array(0)
+function zeros(n: number): Uint8Array {
+  if (zeroChunk.byteLength < n) zeroChunk = new Uint8Array(n)
+  return zeroChunk.subarray(0, n)
+}
+
 /**
  * The WAL + snapshot files backend (docs/storage.md). The log lives in memory for Raft's reads; each write appends
  * checksummed records to the newest WAL segment and syncs once. Runtime-neutral: the runtime supplies `FileOps`.
@@ -223,7 +230,7 @@ export class FileStorage extends CachedStorage implements DurableStorage {
     if (this.allocEnd - this.activeSize >= chunk / 2 || this.allocEnd >= this.opts.walSegmentBytesMax) return
     const from = this.allocEnd
     const n = Math.min(chunk, this.opts.walSegmentBytesMax - from)
-    this.filling = file.writeDurable(new Uint8Array(n), from).then(
+    this.filling = file.writeDurable(zeros(n), from).then(
       () => {
         this.allocEnd = Math.max(this.allocEnd, from + n)
         this.filling = undefined
