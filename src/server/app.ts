@@ -59,11 +59,15 @@ type Handler = (
   certUser: string | undefined,
 ) => Promise<string>
 
-/** The client's address for authenticate's failure limits (@hono/node-server puts the socket in c.env.incoming). */
+/**
+ * The client's address for authenticate's failure limits: @hono/node-server puts the socket in c.env.incoming, the
+ * Deno entry passes Deno.serve's handler info (remoteAddr) as c.env.
+ */
 function clientAddress(c: Context): string {
-  return (
-    (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress ?? ''
-  )
+  const env = c.env as
+    | { incoming?: { socket?: { remoteAddress?: string } }; remoteAddr?: { hostname?: string } }
+    | undefined
+  return env?.incoming?.socket?.remoteAddress ?? env?.remoteAddr?.hostname ?? ''
 }
 
 /** Watch messages buffered per HTTP stream before the client counts as slow (the hub then bounds what it holds). */

@@ -3,7 +3,8 @@
  * networking, writes in a temp dir of its own and running openssl, node and deno) it runs the cases; under Node
  * (`npm test`) it runs itself through `npm run test:deno`, so the Deno member is tested on every `npm test` too.
  *
- * - put, range (a key and a range), the WebSocket watch over http; a restart on the same data dir keeps the data;
+ * - put, range (a key and a range), the WebSocket watch over http, the client address reaching authenticate's
+ *   limits; a restart on the same data dir keeps the data;
  *   the data dir refuses another cluster; a data dir written by a Node member opens on Deno and back;
  * - the same over https and wss:// with a throwaway CA (openssl at test time): a client without the CA and plain
  *   http are refused;
@@ -182,7 +183,7 @@ if (deno) {
   const { ConfigError } = await import('../../src/server/config.js')
 
   describe('a member on Deno', () => {
-    test('put, range and the WebSocket watch over http; a restart on the same data dir keeps the data', async () => {
+    test('put, range and the WebSocket watch over http, the client address for authenticate; a restart on the same data dir keeps the data', async () => {
       const tmp = mkdtempSync(join(tmpdir(), 'edgecd-deno-member-'))
       let m: RunningDenoMember | undefined
       try {
@@ -202,6 +203,16 @@ if (deno) {
           ],
         )
         assert.equal(range.json.count, '2')
+        // authenticate's failure limits are per client address: Deno.serve's remoteAddr must reach them.
+        const addresses: string[] = []
+        const auth = m.member.auth
+        const authenticate = auth.authenticate.bind(auth)
+        auth.authenticate = (req, address) => {
+          addresses.push(address)
+          return authenticate(req, address)
+        }
+        await post(base, '/v3/auth/authenticate', { name: 'nobody', password: 'x' })
+        assert.deepEqual(addresses, ['127.0.0.1'])
         const watched = await watchValues(base.replace('http:', 'ws:'), 'w', 2, undefined, async () => {
           await put(base, 'w', 'x')
           await put(base, 'w', 'y')
