@@ -340,4 +340,31 @@ describe('user, role and auth commands vs etcdctl', () => {
     const h = await edgecd(m.url, ['role', 'grant-permission', '--help'])
     assert.match(h.out, /--from-key/)
   })
+
+  test('on a terminal, --user without a password and user add ask for it without echo', async () => {
+    // script(1) gives the CLI a pseudo-terminal; each answer is typed once its prompt is on screen.
+    const onTty = (args: string[], answers: string[]) =>
+      new Promise<string>((resolve) => {
+        const cmd = [process.execPath, bin, `--endpoints=${m.url}`, ...args].map((a) => `'${a}'`).join(' ')
+        const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
+        let out = ''
+        let asked = 0
+        child.stdout.on('data', (d) => {
+          out += String(d)
+          const prompts = out.split(/[Pp]assword[^:]*: /).length - 1
+          while (asked < prompts && asked < answers.length) child.stdin.write(`${answers[asked++]}\n`)
+        })
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+        child.once('exit', () => {
+          clearTimeout(timer)
+          resolve(out)
+        })
+      })
+    const added = await onTty(['--user', 'root:rootpw', 'user', 'add', 'tty'], ['ttypw', 'ttypw'])
+    assert.match(added, /Password of tty: .*Type password of tty again for confirmation: .*User tty created/s)
+    assert.doesNotMatch(added, /ttypw/, 'no echo')
+    const listed = await onTty(['--user', 'tty', 'user', 'get', 'tty'], ['ttypw'])
+    assert.match(listed, /Password: .*User: tty/s)
+    assert.doesNotMatch(listed, /ttypw/, 'no echo')
+  })
 })

@@ -4,10 +4,12 @@
  * non-empty data dir and corrupt or truncated files are refused.
  */
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
 import { type CliIo, main } from '../../src/cli/main.js'
 import { startNodeMember } from '../../src/runtime/node/serve.js'
 import { type ServerConfig, serverDefaults } from '../../src/server/config.js'
@@ -138,6 +140,14 @@ describe('snapshot save and restore', () => {
     const tiny = join(dir, 'tiny.db')
     writeFileSync(tiny, 'abc')
     assert.match((await run('snapshot', 'restore', tiny, '--data-dir', join(dir, 'o4'))).err, /snapshot missing hash/)
+    // On a terminal (script(1) gives one) stderr gets the progress bar; captured above it did not.
+    const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
+    const cmd = `'${process.execPath}' '${bin}' --endpoints=${m.url} snapshot save '${join(dir, 'tty.db')}'`
+    const onTty = await new Promise<string>((resolve) =>
+      execFile('script', ['-qec', cmd, '/dev/null'], { timeout: 20_000 }, (_e, stdout) => resolve(stdout)),
+    )
+    assert.match(onTty, /100% \| \d+\/\d+ bytes/)
+    assert.match(onTty, /Snapshot saved at /)
     const help = await run('snapshot', 'restore', '--help')
     assert.equal(help.code, 0)
     assert.match(help.out, /--initial-cluster-token/)
