@@ -3,7 +3,10 @@
  * edgecd cluster and, with --etcd, a three-member Debian etcd 3.4 cluster on this machine, through the leader and
  * through a follower, side by side with the ratio. Server CPU is summed over the three members.
  *
- *   npm run bench -- cluster --etcd [--quick] [--seconds 3]     (also: npm run bench -- http --members 3 --etcd)
+ *   npm run bench -- cluster --etcd [--quick] [--seconds 3] [--rounds 3]   (also: npm run bench -- http --members 3 --etcd)
+ *
+ * With --rounds N every case runs N times, edgecd and etcd back to back each time, and the ratio reported is the median
+ * of the N per-round ratios (this VM's disk speed drifts over minutes, so pairs measured together compare best).
  */
 import { parseArgs } from 'node:util'
 import { type BenchCluster, startEdgecdCluster, startEtcdCluster } from './lib/clusters.js'
@@ -34,6 +37,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       quick: { type: 'boolean' },
       seconds: { type: 'string' },
       members: { type: 'string' },
+      rounds: { type: 'string' },
       json: { type: 'boolean' },
     },
     strict: false,
@@ -42,9 +46,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const quick = opts.quick || values.quick === true
   const measureMs = (values.seconds ? Number(values.seconds) : quick ? 0.5 : 3) * 1000
   const warmupMs = quick ? 200 : 1000
+  const rounds = values.rounds ? Number(values.rounds) : 1
+  if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer')
   const bodies = new Bodies()
   const clusters: BenchCluster[] = []
-  const results = new Map<string, LoadResult[]>()
+  /** results.get(cluster)[case][round] */
+  const results = new Map<string, LoadResult[][]>()
   try {
     clusters.push(await startEdgecdCluster(3))
     if (values.etcd) clusters.push(await startEtcdCluster(3))
@@ -56,47 +63,65 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       } finally {
         await pool.close()
       }
-      results.set(c.name, [])
+      results.set(
+        c.name,
+        cases.map(() => []),
+      )
     }
-    for (const cs of cases) {
-      for (const c of clusters) {
-        const r = await c.roles()
-        const pool = openPool(cs.via === 'leader' ? r.leader : r.follower, cs.w.clients)
-        try {
-          const res = await runLoad(pool, bodies, cs.w, measureMs, warmupMs, () => c.cpuSecs())
-          results.get(c.name)!.push(res)
-          console.log(
-            `  ${c.name.padEnd(7)} ${label(cs).padEnd(44)} ${Math.round(res.opsPerSec).toLocaleString('en-US').padStart(7)} ops/s  p50 ${res.p50Ms.toFixed(2)} ms  p99 ${res.p99Ms.toFixed(1)} ms  ${res.errors} errors${res.firstError ? ` (${res.firstError})` : ''}`,
-          )
-        } finally {
-          await pool.close()
+    for (let round = 0; round < rounds; round++)
+      for (const [ci, cs] of cases.entries()) {
+        for (const c of clusters) {
+          const r = await c.roles()
+          const pool = openPool(cs.via === 'leader' ? r.leader : r.follower, cs.w.clients)
+          try {
+            const res = await runLoad(pool, bodies, cs.w, measureMs, warmupMs, () => c.cpuSecs())
+            results.get(c.name)![ci]!.push(res)
+            console.log(
+              `  ${c.name.padEnd(7)} ${label(cs).padEnd(44)} ${Math.round(res.opsPerSec).toLocaleString('en-US').padStart(7)} ops/s  p50 ${res.p50Ms.toFixed(2)} ms  p99 ${res.p99Ms.toFixed(1)} ms  ${res.errors} errors${res.firstError ? ` (${res.firstError})` : ''}`,
+            )
+          } finally {
+            await pool.close()
+          }
         }
       }
-    }
   } finally {
     for (const c of clusters) await c.stop()
   }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+  const rounded = (xs: number[]) => xs.map((x) => Math.round(x).toLocaleString('en-US')).join(' / ')
   const out: BenchResult[] = []
   for (const [i, cs] of cases.entries()) {
-    const e = results.get('edgecd')![i]!
+    const es = results.get('edgecd')![i]!
+    const e = es[0]!
+    const eOps = es.map((r) => r.opsPerSec)
     out.push({
       name: `3 members edgecd ${label(cs)}`,
-      value: Math.round(e.opsPerSec),
+      value: Math.round(median(eOps)),
       unit: 'ops/s',
-      note: `p50 ${e.p50Ms.toFixed(2)} ms, p99 ${e.p99Ms.toFixed(1)} ms, ${e.errors} errors`,
+      note:
+        rounds > 1
+          ? `rounds ${rounded(eOps)}, ${es.reduce((n, r) => n + r.errors, 0)} errors`
+          : `p50 ${e.p50Ms.toFixed(2)} ms, p99 ${e.p99Ms.toFixed(1)} ms, ${e.errors} errors`,
     })
-    const t = results.get('etcd')?.[i]
-    if (t) {
+    const ts = results.get('etcd')?.[i]
+    if (ts) {
+      const t = ts[0]!
+      const tOps = ts.map((r) => r.opsPerSec)
       out.push({
         name: `3 members etcd ${label(cs)}`,
-        value: Math.round(t.opsPerSec),
+        value: Math.round(median(tOps)),
         unit: 'ops/s',
-        note: `p50 ${t.p50Ms.toFixed(2)} ms, p99 ${t.p99Ms.toFixed(1)} ms, ${t.errors} errors`,
+        note:
+          rounds > 1
+            ? `rounds ${rounded(tOps)}, ${ts.reduce((n, r) => n + r.errors, 0)} errors`
+            : `p50 ${t.p50Ms.toFixed(2)} ms, p99 ${t.p99Ms.toFixed(1)} ms, ${t.errors} errors`,
       })
+      const ratios = eOps.map((x, r) => x / tOps[r]!)
       out.push({
         name: `3 members edgecd/etcd ${label(cs)}`,
-        value: Number((e.opsPerSec / t.opsPerSec).toFixed(2)),
+        value: Number(median(ratios).toFixed(2)),
         unit: 'x',
+        note: rounds > 1 ? `median of ${ratios.map((x) => x.toFixed(2)).join(', ')}` : undefined,
       })
     }
   }
