@@ -494,6 +494,10 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
       upgrade((c) => {
         const from = c.get('peer' as never) as unknown as string
         return {
+          onOpen() {
+            // The peer is up (it just dialed us): our own connection to it need not wait out its backoff.
+            member.peerConnected?.(from)
+          },
           async onMessage(evt) {
             let d: unknown = evt.data
             if (typeof d === 'string') return

@@ -103,6 +103,8 @@ export interface MemberApi {
   verifyPeer?(headers: { authorization?: string; from?: string; cluster?: string }): Promise<string | undefined>
   /** A binary frame from an authenticated peer. */
   receivePeerFrame?(data: Uint8Array, from: string): void
+  /** An authenticated peer opened a /raft connection to this member. */
+  peerConnected?(from: string): void
   alarm(req: AlarmRequest): Promise<{ header: ResponseHeader; alarms: AlarmMember[] }>
   hash(): Promise<{ header: ResponseHeader; hash: number }>
   hashKV(req: { revision: number }): Promise<{ header: ResponseHeader; hash: number; compact_revision: number }>

@@ -29,7 +29,7 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from '../kv/types.js'
-import { type ConfChange, ConfChangeType, type NodeId, ProgressState } from '../raft/index.js'
+import { type ConfChange, ConfChangeType, type NodeId, ProgressState, StateType } from '../raft/index.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
 import { etcdVersion } from './app.js'
 import { type AuthConfig, AuthService, authConfigDefault, authOffCaller, checkWriteAtApply } from './auth-service.js'
@@ -274,9 +274,13 @@ export class Member implements MemberApi {
     updatePeers()
     member = new Member(opts, sm, raft, transport)
     member.publishTimer = setInterval(() => member!.publish(), 500)
-    raft.onLeaderChange.push((isLeader) => {
+    raft.onLeaderChange.push((isLeader, lead) => {
       if (isLeader) kv.lessor.promote(now())
       else kv.lessor.demote()
+      // etcd's "elected leader" / "lost leader" lines, so an election's timeline can be read off the logs.
+      const r = raft.node.raft
+      if (lead === '') opts.log?.('info', 'no leader', { term: r.term, state: StateType[r.state] })
+      else opts.log?.('info', isLeader ? 'elected leader' : 'following leader', { leader: lead, term: r.term })
     })
     if (raft.isLeader()) kv.lessor.promote(now())
     member.leaseTimer = setInterval(() => member!.leaseDuties(), leaseExpiryCheckMs)
@@ -613,6 +617,11 @@ export class Member implements MemberApi {
   }
 
   /** A frame from an authenticated peer socket. */
+  peerConnected(from: NodeId): void {
+    if (this.sm.cluster.removed.has(from)) return
+    this.transport?.redialNow(from)
+  }
+
   receivePeerFrame(data: Uint8Array, from: NodeId): void {
     if (this.sm.cluster.removed.has(from)) return
     this.transport?.receive(data, from)

@@ -176,7 +176,7 @@ export class PeerTransport implements Transport {
     this.o = {
       maxPeerBufferedBytes: 64 * 1024 * 1024,
       reconnectMinMs: 50,
-      reconnectMaxMs: 2000,
+      reconnectMaxMs: 1000,
       snapshotChunkBytes: 1024 * 1024,
       snapshotWindowChunks: 4,
       snapshotStallMs: 10_000,
@@ -247,6 +247,20 @@ export class PeerTransport implements Transport {
       return
     }
     p.socket = socket
+  }
+
+  /**
+   * The peer just connected to us, so it is up: if our connection to it is down and waiting out its backoff (say it
+   * was restarted), dial now. Without this a restarted member could stay unreachable for up to reconnectMaxMs, long
+   * enough to cost an election its vote.
+   */
+  redialNow(id: NodeId): void {
+    const p = this.peers.get(id)
+    if (!p || p.open || p.dialing || this.closed) return
+    if (p.timer) clearTimeout(p.timer)
+    p.timer = undefined
+    p.attempt = 0
+    this.connect(p)
   }
 
   private scheduleReconnect(p: Peer): void {

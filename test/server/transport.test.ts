@@ -23,6 +23,7 @@ class Net {
   readonly reports: { from: string; to: string; ok: boolean }[] = []
   readonly handlers = new Map<string, PeerSocketHandlers>()
   readonly t = new Map<string, PeerTransport>()
+  readonly dials: string[] = []
 
   async add(id: string, extra: Partial<PeerTransportOptions> = {}): Promise<PeerTransport> {
     this.got.set(id, [])
@@ -32,6 +33,7 @@ class Net {
       clusterToken: 'secret',
       dial: (url, _headers, h) => {
         const to = new URL(url).hostname
+        this.dials.push(`${id}->${to}`)
         this.handlers.set(`${id}->${to}`, h)
         queueMicrotask(() => h.onOpen())
         const net = this
@@ -256,5 +258,24 @@ describe('peer transport: snapshot streams', () => {
     const a = await net.add('a')
     a.send([snapMsg('a', 'b', 100)])
     assert.deepEqual(net.reports, [{ from: 'a', to: 'b', ok: false }])
+  })
+
+  it('a peer that connects to us is redialed at once instead of after its backoff', async () => {
+    const net = new Net()
+    const a = await net.add('a', { reconnectMinMs: 60_000, reconnectMaxMs: 60_000 })
+    await net.add('b')
+    await net.connect()
+    const before = net.dials.filter((d) => d === 'a->b').length
+    // b goes away: a's socket closes and a schedules a redial a minute later.
+    net.handlers.get('a->b')!.onClose()
+    assert.equal(net.dials.filter((d) => d === 'a->b').length, before)
+    // b comes back and dials a: a redials b now, and the snapshot path works again at once.
+    a.redialNow('b')
+    assert.equal(net.dials.filter((d) => d === 'a->b').length, before + 1)
+    await new Promise((r) => setImmediate(r))
+    a.send([heartbeat('a', 'b')])
+    net.deliverAll()
+    assert.equal(net.got.get('b')!.length, 1)
+    a.close()
   })
 })
