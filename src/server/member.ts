@@ -629,7 +629,10 @@ export class Member implements MemberApi {
 
   /** Client URLs of the current leader, for forwarding what only the leader can answer. */
   private leaderClientUrl(): string | undefined {
-    return this.sm.cluster.members.get(this.raft.leader())?.clientURLs[0]
+    const m = this.sm.cluster.members.get(this.raft.leader())
+    // Peers share the client listener (/raft), so a leader that has not published its client URLs yet (it does so
+    // through Raft just after it starts) is reached on its peer URL.
+    return m?.clientURLs[0] ?? m?.peerURLs[0]
   }
 
   /** Forwards a unary call to the leader's client URL and returns the parsed JSON result (etcd proxies these too). */
