@@ -38,6 +38,7 @@ import type { ServerConfig } from './config.js'
 import { computeMemberId } from './ids.js'
 import type { MemberApi, MemberInfo, StatusInfo, WatchStream } from './member-api.js'
 import { RaftMember, type StateMachine } from './raft-member.js'
+import { encodeSavedSnapshot } from './saved-snapshot.js'
 import { type DialPeer, PeerTransport, verifyPeer } from './transport.js'
 
 export interface MemberOptions {
@@ -676,9 +677,10 @@ export class Member implements MemberApi {
     return { header: this.header(), hash: r.hash, compact_revision: r.compact_revision }
   }
 
+  /** The state a restore needs (src/server/saved-snapshot.ts): the KV store and auth, without the signing key. */
   async snapshot() {
     await this.raft.linearizableRead()
-    return { header: this.header(), data: this.kv.snapshot() }
+    return { header: this.header(), data: encodeSavedSnapshot(this.kv.snapshot(), this.sm.auth.toSnapshot()) }
   }
 
   metrics(): string {

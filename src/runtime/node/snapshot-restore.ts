@@ -1,7 +1,8 @@
 /**
  * `edgecd snapshot restore`: a new data dir from a file saved by `snapshot save`, as etcdctl's restore does. The
- * file is the KV snapshot the member streamed (src/kv/snapshot.ts) followed by the SHA-256 of it (32 bytes, as etcd
- * appends to its snapshot stream). The restored member keeps every key, its history and the revision, but belongs
+ * file is the snapshot the member streamed (src/server/saved-snapshot.ts: the KV store and auth) followed by the
+ * SHA-256 of it (32 bytes, as etcd appends to its snapshot stream). The restored member keeps every key, its history
+ * and the revision, users, roles and whether auth is on (with a new token signing key), but belongs
  * to a new membership made from the flags (etcd: "restore creates new member and cluster IDs"; the old membership
  * is dropped): a Raft snapshot at index = member count and term 1 holding the member state, a hard state committing
  * it, and the identity file, so `edgecd serve` with the same --name/--initial-cluster/--initial-cluster-token starts
@@ -9,12 +10,14 @@
  */
 import { readdir, readFile } from 'node:fs/promises'
 import { encode } from 'cbor-x'
-import { AuthStore } from '../../auth/store.js'
+import { type AuthSnapshot, AuthStore } from '../../auth/store.js'
+import { generateSigningKey } from '../../auth/token.js'
 import { decodeKvSnapshot } from '../../kv/snapshot.js'
 import type { Snapshot } from '../../raft/types.js'
 import { ClusterState } from '../../server/cluster.js'
 import { parseInitialCluster, serverDefaults } from '../../server/config.js'
 import { computeClusterId, computeMemberId } from '../../server/ids.js'
+import { decodeSavedSnapshot } from '../../server/saved-snapshot.js'
 import type { MemberInfo } from '../../server/member-api.js'
 import { checkIdentity } from './identity.js'
 import { openNodeStorage } from './storage.js'
@@ -94,13 +97,20 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
   } catch (err) {
     throw new SnapshotRestoreError(`open ${o.snapshotFile}: ${(err as Error).message}`)
   }
-  const kvBytes = await verifySnapshotFile(file, o.skipHashCheck)
+  const saved = await verifySnapshotFile(file, o.skipHashCheck)
   let revision: number
+  let kvBytes: Uint8Array
+  let auth: AuthSnapshot
   try {
+    const s = decodeSavedSnapshot(saved)
+    kvBytes = s.kv
     revision = decodeKvSnapshot(kvBytes).revision
+    auth = s.auth ? { ...s.auth } : new AuthStore().toSnapshot()
   } catch (err) {
     throw new SnapshotRestoreError(`${o.snapshotFile}: ${(err as Error).message}`)
   }
+  // The signing key never leaves a member: a restored cluster with auth on signs its tokens with a new one.
+  if (auth.enabled) auth.key = await generateSigningKey('ES256')
 
   const cluster = parseInitialCluster({
     ...serverDefaults,
@@ -120,11 +130,9 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
   const memberId = members.find((m) => m.name === o.name)!.ID
   const clusterId = await computeClusterId(members.map((m) => m.ID))
 
-  // The member state as MemberStateMachine.snapshot() makes it: the KV store as saved, the new membership, and an
-  // empty auth store (the saved file holds the KV store only).
-  const data = new Uint8Array(
-    encode([memberSnapshotVersion, kvBytes, new ClusterState(members).toSnapshot(), new AuthStore().toSnapshot()]),
-  )
+  // The member state as MemberStateMachine.snapshot() makes it: the KV store and auth as saved (users, roles, the
+  // enabled flag; empty for a file of the first, KV-only format), and the new membership.
+  const data = new Uint8Array(encode([memberSnapshotVersion, kvBytes, new ClusterState(members).toSnapshot(), auth]))
   const index = members.length
   const snapshot: Snapshot = {
     data,
