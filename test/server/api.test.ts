@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { KvStore } from '../../src/kv/store.js'
+import { decodeSavedSnapshot } from '../../src/server/saved-snapshot.js'
 import { type Answer, b64, get, LineStream, post, startTestMember, type TestMember, unb64 } from './helpers.js'
 
 let m: TestMember
@@ -412,7 +413,9 @@ describe('maintenance and cluster', () => {
         Number(lines[0]!.result.remaining_bytes),
         bytes.length - Buffer.from(lines[0]!.result.blob, 'base64').length,
       )
-    const restored = KvStore.restore(new Uint8Array(bytes))
+    const saved = decodeSavedSnapshot(new Uint8Array(bytes))
+    assert.equal(saved.auth?.enabled, false, 'the auth store rides along')
+    const restored = KvStore.restore(saved.kv)
     const live = await post(m.url, '/v3/maintenance/hashkv', {})
     assert.equal(restored.revision, rev(live))
     assert.equal(restored.hashKV(0).hash, live.json.hash, 'the snapshot holds exactly the live store')
