@@ -405,7 +405,7 @@ export class RaftMember {
       for (const f of this.onLeaderChange) f(isLeader, rd.softState.lead)
       if (rd.softState.lead !== prevLead || rd.softState.lead === '') this.failReadsOnLeaderLoss()
     }
-    await this.maybeSnapshot()
+    this.maybeSnapshot()
   }
 
   private applyEntry(index: number, type: EntryType, data: Uint8Array): void {
@@ -479,18 +479,43 @@ export class RaftMember {
     this.startReadRound()
   }
 
-  private async maybeSnapshot(): Promise<void> {
-    if (this.appliedIndex - this.snapshotIndex < this.opts.snapshotCount) return
+  /** The snapshot being written, if any (one at a time). */
+  private snapshotting: Promise<void> | undefined
+
+  /**
+   * Every snapshotCount applied entries: the state machine's snapshot at the applied index, then the log behind it
+   * compacted. The state is taken here, synchronously, so it is exactly the applied index's; writing it does not hold
+   * up the Ready loop (storage writes the file alongside the WAL saves that keep coming and queues only the step that
+   * makes it current). The hard state is saved first, in order with the loop's saves, so that what is on disk never
+   * has a commit index below its snapshot (commit-only hard states are not written: see handleReady).
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.appliedIndex - this.snapshotIndex < this.opts.snapshotCount) return
     const index = this.appliedIndex
     const term = this.node.raft.raftLog.term(index)
     const data = this.opts.stateMachine.snapshot()
-    // Commit-only hard states are not written (see handleReady): record the current one before a snapshot at the
-    // applied index, so that what is on disk never has a commit index below its snapshot.
-    await this.opts.storage.save(this.node.raft.hardState(), [])
-    await this.opts.storage.saveSnapshot({ data, metadata: { index, term, confState: this.node.confState() } })
-    this.snapshotIndex = index
-    const compactTo = index - this.opts.snapshotCatchUpEntries
-    if (compactTo > this.opts.storage.firstIndex()) await this.opts.storage.compact(compactTo)
+    const confState = this.node.confState()
+    const hardSaved = this.opts.storage.save(this.node.raft.hardState(), [])
+    this.snapshotting = (async () => {
+      await hardSaved
+      try {
+        await this.opts.storage.saveSnapshot({ data, metadata: { index, term, confState } })
+      } catch (err) {
+        // A leader's newer snapshot was installed meanwhile: ours is moot.
+        if (err instanceof RaftError && err.code === 'ErrSnapOutOfDate') return
+        throw err
+      }
+      if (index > this.snapshotIndex) this.snapshotIndex = index
+      const compactTo = index - this.opts.snapshotCatchUpEntries
+      if (compactTo > this.opts.storage.firstIndex() && compactTo <= this.opts.storage.snapshot().metadata.index)
+        await this.opts.storage.compact(compactTo)
+    })()
+      .catch((err) => {
+        if (!this.stopped) this.die(err)
+      })
+      .finally(() => {
+        this.snapshotting = undefined
+      })
   }
 
   private die(err: unknown): void {
@@ -512,6 +537,7 @@ export class RaftMember {
     this.ticker = undefined
     while (this.running) await new Promise((r) => setTimeout(r, 1))
     this.stopped = true
+    await this.snapshotting
     const e = new EtcdError('ErrStopped')
     for (const w of [...this.waiters.values(), ...this.readWaiting]) {
       clearTimeout(w.timer)

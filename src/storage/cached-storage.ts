@@ -96,11 +96,43 @@ export abstract class CachedStorage implements DurableStorage {
     })
   }
 
+  /**
+   * The snapshot's bytes are written by `prepareSnapshot` alongside the queued writes (they touch no log file, and a
+   * big snapshot would otherwise hold up every save behind it); only the step that makes it current (the WAL
+   * record, the read side, retention) waits its turn in the queue. A crash in between leaves a file no record names,
+   * which the next open deletes.
+   */
   saveSnapshot(snap: Snapshot): Promise<void> {
+    if (this.closed) return Promise.reject(new StorageError('ErrClosed', this.location))
+    try {
+      this.checkWritable()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const prepared = this.persist(() => this.prepareSnapshot(snap))
+    this.preparing.add(prepared)
+    const settled = () => this.preparing.delete(prepared)
+    prepared.then(settled, settled)
+    return prepared.then(() => this.enqueueSnapshot(snap))
+  }
+
+  /** Snapshot files being written outside the queue; close() waits for them. */
+  private readonly preparing = new Set<Promise<void>>()
+
+  /**
+   * Writes a snapshot's data durably where it will live, before `persistSnapshot` makes it current; it may run while
+   * queued writes go on. The default does nothing (the backend writes everything in persistSnapshot).
+   */
+  protected async prepareSnapshot(_snap: Snapshot): Promise<void> {}
+  /** A prepared snapshot that will not be made current (a newer one came first): its data may go. */
+  protected async abandonSnapshot(_snap: Snapshot): Promise<void> {}
+
+  private enqueueSnapshot(snap: Snapshot): Promise<void> {
     return this.enqueue({
       op: async () => {
         const { index, term, confState } = snap.metadata
         if (index <= this.mem.snapshot().metadata.index) {
+          await this.abandonSnapshot(snap).catch(() => {})
           throw new RaftError('ErrSnapOutOfDate', `snapshot ${index} in ${this.location}`)
         }
         if (index > this.mem.lastIndex()) {
@@ -133,7 +165,8 @@ export abstract class CachedStorage implements DurableStorage {
     // A barrier behind every write already called; nothing can be called after it.
     const drained = this.enqueue({ op: async () => {} }).catch(() => {})
     this.closed = true
-    this.closing = drained.then(() => this.release())
+    // Snapshot files still being written outside the queue finish before the files are released.
+    this.closing = Promise.allSettled([drained, ...this.preparing]).then(() => this.release())
     return this.closing
   }
 

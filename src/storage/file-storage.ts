@@ -248,9 +248,36 @@ export class FileStorage extends CachedStorage implements DurableStorage {
     if (this.fillFailure) throw this.fillFailure
   }
 
+  /** Snapshot files written ahead by prepareSnapshot, by name: resolves true once the file is durable. */
+  private readonly prepared = new Map<string, Promise<boolean>>()
+
+  protected override async prepareSnapshot(snap: Snapshot): Promise<void> {
+    const name = snapshotFileName(snap.metadata.index, snap.metadata.term)
+    const write = writeFileAtomic(this.ops, name, encodeSnapshotFile(snap))
+    this.prepared.set(
+      name,
+      write.then(
+        () => true,
+        () => false,
+      ),
+    )
+    await write
+  }
+
+  protected override async abandonSnapshot(snap: Snapshot): Promise<void> {
+    const name = snapshotFileName(snap.metadata.index, snap.metadata.term)
+    if (!this.prepared.has(name)) return
+    this.prepared.delete(name)
+    // Only if no snapshot the storage keeps has that name (a leader's snapshot at the same index and term may).
+    if (!this.snapshots.some((x) => x.name === name)) await this.ops.unlink(name)
+  }
+
   private async writeSnapshotFile(snap: Snapshot): Promise<void> {
     const name = snapshotFileName(snap.metadata.index, snap.metadata.term)
-    await writeFileAtomic(this.ops, name, encodeSnapshotFile(snap))
+    // Written ahead (saveSnapshot), or being written ahead: never write the same file twice at once.
+    const ahead = this.prepared.get(name)
+    this.prepared.delete(name)
+    if (!ahead || !(await ahead)) await writeFileAtomic(this.ops, name, encodeSnapshotFile(snap))
     this.snapshots.push({ name, index: snap.metadata.index, term: snap.metadata.term })
   }
 

@@ -99,7 +99,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     history.faults.push({ at: now(), what })
     log(`  ${(now() / 1000).toFixed(1)}s ${what}`)
   }
-  const cluster = await ChaosCluster.start({ size: 3, heartbeatMs: 20, electionMs: 200 })
+  // Snapshots every few hundred entries (CHAOS_SNAPSHOT_COUNT), so that runs cross snapshots, log compaction and
+  // catch-up from a streamed snapshot under faults; etcd's default (100,000) would never be reached in a short run.
+  const snapshotCount = process.env.CHAOS_SNAPSHOT_COUNT ?? '500'
+  const cluster = await ChaosCluster.start({
+    size: 3,
+    heartbeatMs: 20,
+    electionMs: 200,
+    extra: ['--snapshot-count', snapshotCount],
+  })
   let workload: Workload | undefined
   try {
     await until(async () => ((await cluster.leader()) !== undefined ? true : undefined), 20_000, 'a first leader')
