@@ -89,41 +89,30 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
   const rounded = (xs: number[]) => xs.map((x) => Math.round(x).toLocaleString('en-US')).join(' / ')
+  /** One server's row for a case: the median over rounds, with every round (or one run's latency) in the note. */
+  const row = (server: string, cs: Case, rs: LoadResult[]): BenchResult => ({
+    name: `3 members ${server} ${label(cs)}`,
+    value: Math.round(median(rs.map((r) => r.opsPerSec))),
+    unit: 'ops/s',
+    note:
+      rounds > 1
+        ? `rounds ${rounded(rs.map((r) => r.opsPerSec))}, ${rs.reduce((n, r) => n + r.errors, 0)} errors`
+        : `p50 ${rs[0]!.p50Ms.toFixed(2)} ms, p99 ${rs[0]!.p99Ms.toFixed(1)} ms, ${rs[0]!.errors} errors`,
+  })
   const out: BenchResult[] = []
   for (const [i, cs] of cases.entries()) {
     const es = results.get('edgecd')![i]!
-    const e = es[0]!
-    const eOps = es.map((r) => r.opsPerSec)
-    out.push({
-      name: `3 members edgecd ${label(cs)}`,
-      value: Math.round(median(eOps)),
-      unit: 'ops/s',
-      note:
-        rounds > 1
-          ? `rounds ${rounded(eOps)}, ${es.reduce((n, r) => n + r.errors, 0)} errors`
-          : `p50 ${e.p50Ms.toFixed(2)} ms, p99 ${e.p99Ms.toFixed(1)} ms, ${e.errors} errors`,
-    })
+    out.push(row('edgecd', cs, es))
     const ts = results.get('etcd')?.[i]
-    if (ts) {
-      const t = ts[0]!
-      const tOps = ts.map((r) => r.opsPerSec)
-      out.push({
-        name: `3 members etcd ${label(cs)}`,
-        value: Math.round(median(tOps)),
-        unit: 'ops/s',
-        note:
-          rounds > 1
-            ? `rounds ${rounded(tOps)}, ${ts.reduce((n, r) => n + r.errors, 0)} errors`
-            : `p50 ${t.p50Ms.toFixed(2)} ms, p99 ${t.p99Ms.toFixed(1)} ms, ${t.errors} errors`,
-      })
-      const ratios = eOps.map((x, r) => x / tOps[r]!)
-      out.push({
-        name: `3 members edgecd/etcd ${label(cs)}`,
-        value: Number(median(ratios).toFixed(2)),
-        unit: 'x',
-        note: rounds > 1 ? `median of ${ratios.map((x) => x.toFixed(2)).join(', ')}` : undefined,
-      })
-    }
+    if (!ts) continue
+    out.push(row('etcd', cs, ts))
+    const ratios = es.map((e, r) => e.opsPerSec / ts[r]!.opsPerSec)
+    out.push({
+      name: `3 members edgecd/etcd ${label(cs)}`,
+      value: Number(median(ratios).toFixed(2)),
+      unit: 'x',
+      note: rounds > 1 ? `median of ${ratios.map((x) => x.toFixed(2)).join(', ')}` : undefined,
+    })
   }
   return out
 }
