@@ -20,7 +20,17 @@ import { fileURLToPath } from 'node:url'
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
 /** The folders that must run unchanged on Node, Deno, Workers and in a browser. */
-const portableDirs = ['src/raft', 'src/storage', 'src/kv', 'src/auth', 'src/server']
+const portableDirs = [
+  'src/raft',
+  'src/storage',
+  'src/kv',
+  'src/auth',
+  'src/etcdserver',
+  'src/raftnode',
+  'src/rafthttp',
+  'src/embed',
+  'src/api',
+]
 /** Folders that must also be deterministic: time arrives through tick() and randomness through an injected PRNG. */
 const deterministicDirs = ['src/raft']
 const sourceExtensions = ['.ts', '.tsx', '.mts', '.cts', '.js', '.mjs', '.cjs']

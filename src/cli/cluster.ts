@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto'
 import { appendFile, rename, rm, writeFile } from 'node:fs/promises'
 import { Presets, SingleBar } from 'cli-progress'
 import type { Member } from '../client/index.js'
+import { ConfigError, serverDefaults } from '../etcdserver/config.js'
 import { restoreSnapshot } from '../runtime/node/snapshot-restore.js'
-import { ConfigError, serverDefaults } from '../server/config.js'
 import {
   type ClientCommandSpec,
   type Ctx,

@@ -4,7 +4,7 @@
  * Deno provides too.
  */
 import { parseArgs } from 'node:util'
-import { ConfigError, type ServerConfig, serverDefaults } from '../server/config.js'
+import { ConfigError, type ServerConfig, serverDefaults } from '../etcdserver/config.js'
 
 type Conv = (v: string, flag: string) => unknown
 const str: Conv = (v) => v

@@ -2,9 +2,10 @@
  * `edgecd serve`: runs one member. Flags use etcd's names; each can also come from an environment variable
  * EDGECD_<FLAG> (upper case, dashes as underscores), e.g. EDGECD_DATA_DIR. A flag beats its variable.
  */
+
+import { ConfigError, type ServerConfig } from '../etcdserver/config.js'
 import { createLogger } from '../runtime/node/log.js'
 import { startNodeMember } from '../runtime/node/serve.js'
-import { ConfigError, type ServerConfig } from '../server/config.js'
 import type { CliIo } from './main.js'
 import { serveConfig, serveUsage } from './serve-flags.js'
 

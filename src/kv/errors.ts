@@ -1,7 +1,7 @@
 /**
  * etcd's server errors, with etcd's exact messages and gRPC codes (etcd's api/v3rpc/rpctypes). One registry for the
  * whole member: the KV store, leases, auth and the server throw `EtcdError`s; the HTTP layer maps the gRPC code to
- * the gateway's HTTP status in one place (src/server/errors.ts).
+ * the gateway's HTTP status in one place (src/api/http/errors.ts).
  */
 export enum GrpcCode {
   OK = 0,

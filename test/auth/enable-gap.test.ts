@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { decodeMessage } from '../../src/server/codec/decode.js'
-import * as M from '../../src/server/codec/messages.js'
+import { decodeMessage } from '../../src/api/http/codec/decode.js'
+import * as M from '../../src/api/http/codec/messages.js'
 import { b64, post, startTestMember, type TestMember } from '../server/helpers.js'
 import { addRoot, call } from './helpers.js'
 

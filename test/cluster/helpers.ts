@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { type ServerConfig, serverDefaults } from '../../src/server/config.js'
 import { freePort } from '../diff/etcd-process.js'
 
 export const silent = { debug() {}, info() {}, warn() {}, error() {} }

@@ -1,6 +1,6 @@
 /**
  * Real processes: a follower that is down (kill -9) while the others take thousands of writes comes back behind the
- * leader's compacted log, and catches up from a snapshot streamed in chunks (src/server/transport.ts); meanwhile the
+ * leader's compacted log, and catches up from a snapshot streamed in chunks (src/rafthttp/transport.ts); meanwhile the
  * cluster keeps answering writes. The snapshot here is several MiB, so it travels as several 1 MiB chunks.
  */
 import assert from 'node:assert/strict'

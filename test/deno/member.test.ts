@@ -23,8 +23,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.js'
 import type { RunningDenoMember } from '../../src/runtime/deno/serve.js'
-import { type ServerConfig, serverDefaults } from '../../src/server/config.js'
 import { b64, eventually, silent, unb64 } from '../cluster/helpers.js'
 import { serveArgs } from '../cluster/process.js'
 import { freePort } from '../diff/etcd-process.js'
@@ -180,7 +180,7 @@ const exited = (child: ChildProcess) =>
 
 if (deno) {
   const { startDenoMember } = await import('../../src/runtime/deno/serve.js')
-  const { ConfigError } = await import('../../src/server/config.js')
+  const { ConfigError } = await import('../../src/etcdserver/config.js')
 
   describe('a member on Deno', () => {
     test('put, range and the WebSocket watch over http, the client address for authenticate; a restart on the same data dir keeps the data', async () => {

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { decodeMessage, decodeMessageWithSchema } from '../../src/server/codec/decode.js'
-import * as M from '../../src/server/codec/messages.js'
+import { decodeMessage, decodeMessageWithSchema } from '../../src/api/http/codec/decode.js'
+import * as M from '../../src/api/http/codec/messages.js'
 
 /** A seeded xorshift32, so a failure replays. */
 function rng(seed: number) {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { decodeBase64, encodeBase64 } from '../../src/api/http/codec/base64.js'
+import { decodeMessage } from '../../src/api/http/codec/decode.js'
+import { encodeMessage } from '../../src/api/http/codec/encode.js'
+import * as M from '../../src/api/http/codec/messages.js'
 import { EtcdError } from '../../src/kv/errors.js'
-import { decodeBase64, encodeBase64 } from '../../src/server/codec/base64.js'
-import { decodeMessage } from '../../src/server/codec/decode.js'
-import { encodeMessage } from '../../src/server/codec/encode.js'
-import * as M from '../../src/server/codec/messages.js'
 
 const te = new TextEncoder()
 const td = new TextDecoder()

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
+import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { type ServerConfig, serverDefaults } from '../../src/server/config.js'
 import { freePort } from '../diff/etcd-process.js'
 
 export const b64 = (s: string): string => Buffer.from(s).toString('base64')

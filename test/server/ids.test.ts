@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { computeClusterId, computeMemberId, idToHex } from '../../src/server/ids.js'
+import { computeClusterId, computeMemberId, idToHex } from '../../src/etcdserver/ids.js'
 
 test("member and cluster ids equal etcd's for the same peer URLs and token", async () => {
   // etcd's default single member: --initial-advertise-peer-urls http://localhost:2380, token etcd-cluster.

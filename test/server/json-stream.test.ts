@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { JsonValueSplitter } from '../../src/server/json-stream.js'
+import { JsonValueSplitter } from '../../src/api/http/json-stream.js'
 
 /** Feeds text in chunks of `size` characters and collects every value. */
 function split(text: string, size: number): { values: string[]; rest: string } {

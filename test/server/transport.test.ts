@@ -1,5 +1,5 @@
 /**
- * The peer transport's snapshot streams (src/server/transport.ts): a MsgSnap travels as bounded chunks under a window
+ * The peer transport's snapshot streams (src/rafthttp/transport.ts): a MsgSnap travels as bounded chunks under a window
  * of unacknowledged chunks, other messages to the same peer pass between chunks, the sender reports success only
  * when the receiver has the whole snapshot, and failures (closed socket, refusal, oversize, out-of-order chunk) are
  * reported so Raft retries. Delivery is driven by hand through an in-memory network: no timers, no wall clock.
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { decode, encode } from 'cbor-x'
 import { type Message, MessageType } from '../../src/raft/index.js'
-import { type PeerSocketHandlers, PeerTransport, type PeerTransportOptions } from '../../src/server/transport.js'
+import { type PeerSocketHandlers, PeerTransport, type PeerTransportOptions } from '../../src/rafthttp/transport.js'
 
 interface Frame {
   from: string

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { serveConfig } from '../../src/cli/serve.js'
+import { ConfigError, type ServerConfig, serverDefaults, validateServerConfig } from '../../src/etcdserver/config.js'
 import { startNodeMember } from '../../src/runtime/node/serve.js'
-import { ConfigError, type ServerConfig, serverDefaults, validateServerConfig } from '../../src/server/config.js'
 import { type CertFiles, createTlsDir, type TestCa, type TlsDir } from '../helpers/tls.js'
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} }

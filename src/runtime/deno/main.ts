@@ -6,7 +6,7 @@
  */
 
 import { serveConfig, serveUsage } from '../../cli/serve-flags.js'
-import { ConfigError, type ServerConfig } from '../../server/config.js'
+import { ConfigError, type ServerConfig } from '../../etcdserver/config.js'
 import { deno, writeAllSync } from './deno-api.js'
 import { createDenoLogger, type RunningDenoMember, startDenoMember } from './serve.js'
 

@@ -1,4 +1,4 @@
-import type { DialPeer, PeerSocket } from '../../server/transport.js'
+import type { DialPeer, PeerSocket } from '../../rafthttp/transport.js'
 import type { DenoHttpClient, DenoWebSocketOptions } from './deno-api.js'
 
 /** How long a peer's WebSocket handshake may take before the dial is abandoned (and retried by the transport). */

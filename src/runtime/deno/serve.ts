@@ -1,6 +1,6 @@
 /**
  * The Deno entry point of a member, the counterpart of src/runtime/node/serve.ts: opens the data dir with Deno's file
- * API, starts the member through the shared bootstrap (src/server/bootstrap.ts), and serves the same Hono app with
+ * API, starts the member through the shared bootstrap (src/embed/bootstrap.ts), and serves the same Hono app with
  * one Deno.serve per --listen-client-urls address (https with --cert-file/--key-file). The WebSocket watch and /raft
  * go through hono/deno's upgradeWebSocket; peers are dialed with Deno's WebSocket. stop() closes the listeners, stops
  * the member (the WAL is synced) and closes the sockets still open.
@@ -8,10 +8,10 @@
 
 import { upgradeWebSocket as denoUpgradeWebSocket } from 'hono/deno'
 import { defineWebSocketHelper, type UpgradeWebSocket } from 'hono/ws'
-import { bootMember, checkMemberIdentity, createMemberApp, type MemberIdentity } from '../../server/bootstrap.js'
-import { type ServerConfig, validateServerConfig } from '../../server/config.js'
-import { createJsonLogger, type Logger } from '../../server/log.js'
-import type { Member } from '../../server/member.js'
+import { bootMember, checkMemberIdentity, createMemberApp, type MemberIdentity } from '../../embed/bootstrap.js'
+import { type ServerConfig, validateServerConfig } from '../../etcdserver/config.js'
+import { createJsonLogger, type Logger } from '../../etcdserver/log.js'
+import type { Member } from '../../etcdserver/member.js'
 import { identityFileName } from '../../storage/file-names.js'
 import { type DenoHttpServer, deno, writeAllSync } from './deno-api.js'
 import { denoPeerDialer } from './peer-dial.js'

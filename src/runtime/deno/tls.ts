@@ -8,8 +8,8 @@
  * accepted them could not enforce them. Mutual TLS needs the Node runtime.
  */
 
-import { ConfigError } from '../../server/config.js'
-import type { TlsConfig } from '../../server/tls-config.js'
+import { ConfigError } from '../../etcdserver/config.js'
+import type { TlsConfig } from '../../etcdserver/tls-config.js'
 import { type DenoFetchInit, type DenoHttpClient, deno } from './deno-api.js'
 
 export interface DenoTls {

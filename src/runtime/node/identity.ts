@@ -1,9 +1,9 @@
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { checkMemberIdentity, type MemberIdentity } from '../../server/bootstrap.js'
+import { checkMemberIdentity, type MemberIdentity } from '../../embed/bootstrap.js'
 import { identityFileName } from '../../storage/file-names.js'
 
-export type { MemberIdentity } from '../../server/bootstrap.js'
+export type { MemberIdentity } from '../../embed/bootstrap.js'
 
 /** Checks (on the first start: records) which member of which cluster a data dir belongs to; see checkMemberIdentity. */
 export function checkIdentity(dataDir: string, want: MemberIdentity): Promise<void> {

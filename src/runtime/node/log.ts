@@ -1,6 +1,6 @@
-import { createJsonLogger, type Logger, type LogLevel } from '../../server/log.js'
+import { createJsonLogger, type Logger, type LogLevel } from '../../etcdserver/log.js'
 
-export type { Logger } from '../../server/log.js'
+export type { Logger } from '../../etcdserver/log.js'
 
 /** Structured logs on stderr: one JSON object per line, as etcd's zap logger writes them. */
 export function createLogger(

@@ -1,5 +1,5 @@
 import WebSocket from 'ws'
-import type { DialPeer, PeerSocket } from '../../server/transport.js'
+import type { DialPeer, PeerSocket } from '../../rafthttp/transport.js'
 import type { PeerTlsOptions } from './tls.js'
 
 /** Largest peer frame accepted, in bytes (a MsgApp batch is bounded by Raft's maxMsgBytes; snapshots ride inline). */

@@ -1,6 +1,6 @@
 /**
  * `edgecd snapshot restore`: a new data dir from a file saved by `snapshot save`, as etcdctl's restore does. The
- * file is the snapshot the member streamed (src/server/saved-snapshot.ts: the KV store and auth) followed by the
+ * file is the snapshot the member streamed (src/etcdserver/saved-snapshot.ts: the KV store and auth) followed by the
  * SHA-256 of it (32 bytes, as etcd appends to its snapshot stream). The restored member keeps every key, its history
  * and the revision, users, roles and whether auth is on (with a new token signing key), but belongs
  * to a new membership made from the flags (etcd: "restore creates new member and cluster IDs"; the old membership
@@ -12,20 +12,20 @@ import { readdir, readFile } from 'node:fs/promises'
 import { encode } from 'cbor-x'
 import { type AuthSnapshot, AuthStore } from '../../auth/store.js'
 import { generateSigningKey } from '../../auth/token.js'
+import type { MemberInfo } from '../../etcdserver/api.js'
+import { parseInitialCluster, serverDefaults } from '../../etcdserver/config.js'
+import { computeClusterId, computeMemberId } from '../../etcdserver/ids.js'
+import { ClusterState } from '../../etcdserver/membership.js'
+import { decodeSavedSnapshot } from '../../etcdserver/saved-snapshot.js'
 import { decodeKvSnapshot } from '../../kv/snapshot.js'
 import type { Snapshot } from '../../raft/types.js'
-import { ClusterState } from '../../server/cluster.js'
-import { parseInitialCluster, serverDefaults } from '../../server/config.js'
-import { computeClusterId, computeMemberId } from '../../server/ids.js'
-import type { MemberInfo } from '../../server/member-api.js'
-import { decodeSavedSnapshot } from '../../server/saved-snapshot.js'
 import { checkIdentity } from './identity.js'
 import { openNodeStorage } from './storage.js'
 
 /** Bytes of the SHA-256 appended to a saved snapshot. */
 export const snapshotHashBytes = 32
 
-/** The member snapshot format version this writes (src/server/member.ts: [version, kv, cluster, auth]). */
+/** The member snapshot format version this writes (src/etcdserver/member.ts: [version, kv, cluster, auth]). */
 const memberSnapshotVersion = 2
 
 /** A snapshot file or data dir that restore refuses; the message says why. */

@@ -2,7 +2,7 @@
  * TLS on Node: reads --cert-file and friends (with clear errors for missing, unreadable or invalid files), builds the
  * https listener's options, checks a connection's client certificate against the CA set of a route (client routes:
  * --trusted-ca-file, /raft: --peer-trusted-ca-file), and holds the options peers are dialed with. How the client
- * and peer sets combine on the shared listener is described in src/server/tls-config.ts and docs/tls.md.
+ * and peer sets combine on the shared listener is described in src/etcdserver/tls-config.ts and docs/tls.md.
  */
 
 import { X509Certificate } from 'node:crypto'
@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs'
 import { request as httpsRequest, type ServerOptions } from 'node:https'
 import type { Socket } from 'node:net'
 import { createSecureContext, type PeerCertificate, type TLSSocket } from 'node:tls'
-import { ConfigError } from '../../server/config.js'
-import type { TlsConfig } from '../../server/tls-config.js'
+import { ConfigError } from '../../etcdserver/config.js'
+import type { TlsConfig } from '../../etcdserver/tls-config.js'
 
 /** TLS options for outbound peer connections (ws's and https' client options). */
 export interface PeerTlsOptions {

@@ -1,3 +1,9 @@
+/**
+ * Layer: src/raftnode, the Ready loop (etcd's raftNode): drives src/raft's RawNode, persists each Ready to the
+ * durable storage, sends messages through a Transport, hands committed entries to the state machine and advances.
+ * May import: src/raft, src/storage, src/kv/errors. Never src/etcdserver, src/api or src/runtime. Web-standard APIs
+ * only.
+ */
 import { decode, encode } from 'cbor-x'
 import { EtcdError } from '../kv/errors.js'
 import {
@@ -37,7 +43,7 @@ export interface Transport {
   send(msgs: Message[]): void
 }
 
-export interface RaftMemberOptions {
+export interface RaftNodeOptions {
   id: NodeId
   storage: DurableStorage
   stateMachine: StateMachine
@@ -74,9 +80,9 @@ interface Waiter {
  * ticks, proposals and linearizable reads in; each Ready persisted, sent, applied, advanced in that order.
  * Only one Ready is in flight; proposals arriving during its fsync are batched into the next (group commit).
  */
-export class RaftMember {
+export class RaftNode {
   readonly node: RawNode
-  readonly opts: RaftMemberOptions
+  readonly opts: RaftNodeOptions
   private ticker: ReturnType<typeof setInterval> | undefined
   private running = false
   private stopped = false
@@ -97,7 +103,7 @@ export class RaftMember {
   readonly onApplied: ((index: number) => void)[] = []
   readonly onConfChange: ((index: number) => void)[] = []
 
-  private constructor(opts: RaftMemberOptions) {
+  private constructor(opts: RaftNodeOptions) {
     this.opts = opts
     const snap = opts.storage.snapshot()
     this.snapshotIndex = snap.metadata.index
@@ -121,8 +127,8 @@ export class RaftMember {
   }
 
   /** Recovers from storage (snapshot + WAL tail), bootstraps a new cluster on empty storage, and starts ticking. */
-  static async start(opts: RaftMemberOptions): Promise<RaftMember> {
-    const m = new RaftMember(opts)
+  static async start(opts: RaftNodeOptions): Promise<RaftNode> {
+    const m = new RaftNode(opts)
     await m.drain()
     // A lone member campaigns at once instead of waiting an election timeout.
     if (opts.initialPeers.length === 1 && opts.initialPeers[0] === opts.id) {

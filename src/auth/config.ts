@@ -4,9 +4,9 @@
  * from the flags and the files they name (docs/auth.md). --auth-token and --auth-password-iterations stay in
  * config.ts with etcd's other flags.
  */
-import { type ExternalIssuerConfig, parseJwks } from '../auth/external.js'
-import { parseAuthTokenFlag, tokenIssuerDefault } from '../auth/token.js'
-import { type AuthConfig, authConfigDefault } from './auth-service.js'
+import { type ExternalIssuerConfig, parseJwks } from './external.js'
+import { type AuthConfig, authConfigDefault } from './service.js'
+import { parseAuthTokenFlag, tokenIssuerDefault } from './token.js'
 
 export interface ExternalIssuerFlags {
   /** --auth-jwks-file: JWKS of an outside token issuer, read at start ('' = none). */

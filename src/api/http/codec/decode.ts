@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { etcdError, GrpcCode } from '../../kv/errors.js'
+import { etcdError, GrpcCode } from '../../../kv/errors.js'
 import { Base64Error, decodeBase64 } from './base64.js'
 import type { FieldDesc, MessageDesc } from './messages.js'
 

@@ -1,4 +1,9 @@
 /**
+ * Layer: src/embed, start a member from a config (etcd's embed). Used by every runtime entry (src/runtime/*).
+ * May import: src/etcdserver, src/api/http, src/auth, src/storage. Never src/runtime (the runtime passes its
+ * storage, dialer, fetch and WebSocket upgrade in). Web-standard APIs only.
+ */
+/**
  * What every runtime's member entry does the same way (src/runtime/node/serve.ts, src/runtime/deno/serve.ts): derive
  * the member and cluster ids as etcd does, look this member up in a running cluster when it joins, check the data
  * dir's identity, build the auth configuration, start the Member, and create the Hono app with the logging the entries
@@ -6,16 +11,16 @@
  */
 
 import type { UpgradeWebSocket } from 'hono/ws'
+import { type AppOptions, createApp } from '../api/http/app.js'
+import { authConfigFromFlags } from '../auth/config.js'
+import type { AuthConfig } from '../auth/service.js'
+import type { MemberInfo } from '../etcdserver/api.js'
+import { ConfigError, parseInitialCluster, type ServerConfig } from '../etcdserver/config.js'
+import { computeClusterId, computeMemberId } from '../etcdserver/ids.js'
+import type { Logger } from '../etcdserver/log.js'
+import { Member } from '../etcdserver/member.js'
+import type { DialPeer } from '../rafthttp/transport.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
-import { type AppOptions, createApp } from './app.js'
-import { authConfigFromFlags } from './auth-config.js'
-import type { AuthConfig } from './auth-service.js'
-import { ConfigError, parseInitialCluster, type ServerConfig } from './config.js'
-import { computeClusterId, computeMemberId } from './ids.js'
-import type { Logger } from './log.js'
-import { Member } from './member.js'
-import type { MemberInfo } from './member-api.js'
-import type { DialPeer } from './transport.js'
 
 /** Asks the other members of --initial-cluster (peers share the client port) which id the cluster gave us. */
 async function lookupSelf(

@@ -1,7 +1,7 @@
 /**
  * Descriptors of etcd's protobuf messages, as much as the JSON gateway needs: each field's proto name, its kind and
  * its place (fields are listed in proto field-number order, which is the key order of the gateway's JSON). One table
- * drives both decoding (src/server/codec/decode.ts) and encoding (encode.ts).
+ * drives both decoding (src/api/http/codec/decode.ts) and encoding (encode.ts).
  */
 
 export type Kind =

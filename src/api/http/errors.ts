@@ -1,4 +1,4 @@
-import { EtcdError, etcdError, GrpcCode } from '../kv/errors.js'
+import { EtcdError, etcdError, GrpcCode } from '../../kv/errors.js'
 
 /** grpc-gateway v1's mapping from gRPC code to HTTP status, the one place it lives (etcd-api.md §4). */
 const httpStatusOf: Record<number, number> = {

@@ -1,6 +1,12 @@
+/**
+ * Layer: src/rafthttp, the peer transport (etcd's rafthttp): Raft messages and snapshot chunks between members over
+ * WebSockets. The runtime supplies the dialer; the HTTP layer feeds inbound frames.
+ * May import: src/raft, src/raftnode (the Transport interface). Never src/etcdserver, src/api or src/runtime.
+ * Web-standard APIs only.
+ */
 import { decode, encode } from 'cbor-x'
 import { type Message, MessageType, type NodeId } from '../raft/index.js'
-import type { Transport } from './raft-member.js'
+import type { Transport } from '../raftnode/raft-node.js'
 
 /**
  * Peers talk Raft over WebSockets on the client port (GET /raft), etcd's rafthttp reduced to one stream per peer:

@@ -1,3 +1,4 @@
+import type { AuthService } from '../auth/service.js'
 import type { AuthInfo } from '../auth/store.js'
 import type { AlarmRequest } from '../kv/requests.js'
 import type {
@@ -25,7 +26,6 @@ import type {
   WatchRequest,
   WatchResponse,
 } from '../kv/types.js'
-import type { AuthService } from './auth-service.js'
 
 export interface MemberInfo {
   ID: string
@@ -60,7 +60,7 @@ export interface WatchStream {
 
 /**
  * What the HTTP layer needs from a member. Every method answers with etcd's response (header filled) or throws an
- * EtcdError. Implemented by `Member` (src/server/member.ts); tests may substitute their own.
+ * EtcdError. Implemented by `Member` (src/etcdserver/member.ts); tests may substitute their own.
  */
 export interface MemberApi {
   range(req: RangeRequest): Promise<RangeResponse>
@@ -87,7 +87,7 @@ export interface MemberApi {
     authorization: string | undefined,
     certUser?: string,
   ): AuthInfo | undefined | Promise<AuthInfo | undefined>
-  /** The /v3/auth/* calls and the JWKS (src/server/auth-service.ts). */
+  /** The /v3/auth/* calls and the JWKS (src/auth/service.ts). */
   auth?: AuthService
   status(): Promise<StatusInfo>
   memberList(): Promise<{ header: ResponseHeader; members: MemberInfo[] }>

@@ -1,5 +1,13 @@
+/**
+ * Layer: src/etcdserver, the member (etcd's EtcdServer): the replicated state machine and its apply, lease duties,
+ * membership (membership.ts), forwarding to the leader, the API interface the front doors use (api.ts), ids, the
+ * server config and its validation, TLS config, the saved-snapshot format, logging and the version it answers as.
+ * May import: src/raftnode, src/rafthttp, src/raft, src/kv, src/auth, src/storage. Never src/api (front doors
+ * import the member, not the other way round) nor src/runtime. Web-standard APIs only.
+ */
 import { decode, encode } from 'cbor-x'
 import { PermType } from '../auth/permissions.js'
+import { type AuthConfig, AuthService, authConfigDefault, authOffCaller, checkWriteAtApply } from '../auth/service.js'
 import { type AuthInfo, type AuthRequest, type AuthSnapshot, AuthStore } from '../auth/store.js'
 import { EtcdError } from '../kv/errors.js'
 import type { AlarmRequest, InternalRequest } from '../kv/requests.js'
@@ -30,16 +38,15 @@ import {
   type WatchResponse,
 } from '../kv/types.js'
 import { type ConfChange, ConfChangeType, type NodeId, ProgressState, StateType } from '../raft/index.js'
+import { type DialPeer, PeerTransport, verifyPeer } from '../rafthttp/transport.js'
+import { RaftNode, type StateMachine } from '../raftnode/raft-node.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
-import { etcdVersion } from './app.js'
-import { type AuthConfig, AuthService, authConfigDefault, authOffCaller, checkWriteAtApply } from './auth-service.js'
-import { ClusterState, decodeConfChangeContext, encodeConfChangeContext, type MemberAttributes } from './cluster.js'
+import type { MemberApi, MemberInfo, StatusInfo, WatchStream } from './api.js'
 import type { ServerConfig } from './config.js'
 import { computeMemberId } from './ids.js'
-import type { MemberApi, MemberInfo, StatusInfo, WatchStream } from './member-api.js'
-import { RaftMember, type StateMachine } from './raft-member.js'
+import { ClusterState, decodeConfChangeContext, encodeConfChangeContext, type MemberAttributes } from './membership.js'
 import { encodeSavedSnapshot } from './saved-snapshot.js'
-import { type DialPeer, PeerTransport, verifyPeer } from './transport.js'
+import { etcdVersion } from './version.js'
 
 export interface MemberOptions {
   config: ServerConfig
@@ -138,7 +145,7 @@ function subTicks(heartbeatMs: number): number {
 
 export class Member implements MemberApi {
   readonly kv: KvStore
-  readonly raft: RaftMember
+  readonly raft: RaftNode
   readonly transport: PeerTransport | undefined
   private readonly sm: MemberStateMachine
   private readonly opts: MemberOptions
@@ -148,7 +155,7 @@ export class Member implements MemberApi {
   private progressTimer: ReturnType<typeof setInterval> | undefined
   private lastCheckpointMs: number
   private readonly streams = new Set<WatchStream>()
-  /** Auth: tokens, permission checks, /v3/auth/* (src/server/auth-service.ts). */
+  /** Auth: tokens, permission checks, /v3/auth/* (src/auth/service.ts). */
   readonly auth: AuthService
   /** Open watches of authenticated users, re-checked when the auth state changes. */
   private readonly authedWatches = new Map<
@@ -159,7 +166,7 @@ export class Member implements MemberApi {
   private constructor(
     opts: MemberOptions,
     sm: MemberStateMachine,
-    raft: RaftMember,
+    raft: RaftNode,
     transport: PeerTransport | undefined,
   ) {
     this.opts = opts
@@ -219,7 +226,7 @@ export class Member implements MemberApi {
     const sm = new MemberStateMachine(kv, new ClusterState(opts.members.map((m) => ({ ...m, clientURLs: [] }))))
     const now = opts.nowMs ?? (() => performance.now())
     let member: Member | undefined
-    let raftRef: RaftMember | undefined
+    let raftRef: RaftNode | undefined
     let transport: PeerTransport | undefined
     if (opts.dial) {
       transport = new PeerTransport({
@@ -249,7 +256,7 @@ export class Member implements MemberApi {
       transport.setPeers(peers)
     }
     sm.onMembershipChange = updatePeers
-    const raft = await RaftMember.start({
+    const raft = await RaftNode.start({
       id: opts.memberId,
       storage: opts.storage,
       stateMachine: sm,
@@ -677,7 +684,7 @@ export class Member implements MemberApi {
     return { header: this.header(), hash: r.hash, compact_revision: r.compact_revision }
   }
 
-  /** The state a restore needs (src/server/saved-snapshot.ts): the KV store and auth, without the signing key. */
+  /** The state a restore needs (src/etcdserver/saved-snapshot.ts): the KV store and auth, without the signing key. */
   async snapshot() {
     await this.raft.linearizableRead()
     return { header: this.header(), data: encodeSavedSnapshot(this.kv.snapshot(), this.sm.auth.toSnapshot()) }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { EtcdError } from '../../src/kv/errors.js'
-import { RaftMember, type StateMachine } from '../../src/server/raft-member.js'
+import { RaftNode, type StateMachine } from '../../src/raftnode/raft-node.js'
 import { openFileStorage } from '../../src/storage/file-storage.js'
 import { MemoryFileOps } from '../../src/storage/memory-file-ops.js'
 
@@ -22,14 +22,14 @@ class ListMachine implements StateMachine {
   }
 }
 
-const members: RaftMember[] = []
+const members: RaftNode[] = []
 after(async () => {
   for (const m of members) await m.stop().catch(() => {})
 })
 
 async function start(ops: MemoryFileOps, sm: StateMachine, snapshotCount = 10_000) {
   const storage = await openFileStorage(ops)
-  const m = await RaftMember.start({
+  const m = await RaftNode.start({
     id: '1',
     storage,
     stateMachine: sm,

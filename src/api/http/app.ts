@@ -1,20 +1,26 @@
+/**
+ * Layer: src/api/http, the HTTP front door (etcd's grpc-gateway JSON API plus /health, /metrics, /version and the
+ * /raft peer socket upgrade). Owns the Hono app, the JSON codec (codec/), the streaming JSON splitter for watch
+ * bodies (json-stream.ts), the Prometheus text rendering (metrics.ts) and the mapping of EtcdError to HTTP status and
+ * body (errors.ts). It talks to the member only through MemberApi (src/etcdserver/api.ts).
+ * May import: src/etcdserver (the API interface, version), src/auth, src/kv, src/raft types, hono. Web-standard APIs
+ * only; nothing below it imports this folder.
+ */
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { UpgradeWebSocket } from 'hono/ws'
-import type { AuthInfo } from '../auth/store.js'
-import { tokenFromSubprotocols } from '../auth/token.js'
-import { type EtcdError, etcdError, GrpcCode } from '../kv/errors.js'
-import type { WatchRequest, WatchResponse } from '../kv/types.js'
+import type { AuthInfo } from '../../auth/store.js'
+import { tokenFromSubprotocols } from '../../auth/token.js'
+import type { MemberApi } from '../../etcdserver/api.js'
+import { etcdVersion } from '../../etcdserver/version.js'
+import { type EtcdError, etcdError, GrpcCode } from '../../kv/errors.js'
+import type { WatchRequest, WatchResponse } from '../../kv/types.js'
 import { decodeMessage, parseFirstJson } from './codec/decode.js'
 import { encodeMessage } from './codec/encode.js'
 import * as M from './codec/messages.js'
 import { errorBody, httpStatus, toEtcdError } from './errors.js'
 import { JsonValueSplitter } from './json-stream.js'
-import type { MemberApi } from './member-api.js'
 import { HttpMetrics } from './metrics.js'
-
-/** The etcd version this API answers as (etcd-api.md §1). */
-export const etcdVersion = { etcdserver: '3.4.23', etcdcluster: '3.4.0' }
 
 export interface AppOptions {
   /** etcd's --max-request-bytes (default 1.5 MiB): a write request larger than this is refused. */
@@ -153,7 +159,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
     }
   }
   // Auth: `authorize` checks the call on this member (a no-op while auth is off) and names the caller, which writes
-  // carry into the log for the apply-time check (src/server/auth-service.ts).
+  // carry into the log for the apply-time check (src/auth/service.ts).
   const rpc = <Req, Res>(
     path: string,
     method: string,

@@ -4,25 +4,20 @@
  * failure limits, and the apply-time re-check of writes (`checkWriteAtApply`), which makes a permission revoked
  * between the check here and the apply count. Kept out of member.ts so the member only wires it in.
  */
-import { checkTxn } from '../auth/check.js'
-import { ExternalIssuer, type ExternalIssuerConfig } from '../auth/external.js'
-import { hashPassword, passwordBytesMax, passwordIterationsDefault, verifyPassword } from '../auth/password.js'
-import { type Permission, PermType } from '../auth/permissions.js'
-import { authFailureLimitsDefault, FailureLimiter, type FailureLimits } from '../auth/rate-limit.js'
-import type { AuthInfo, AuthRequest, AuthStore } from '../auth/store.js'
-import {
-  type AuthTokenFlag,
-  generateSigningKey,
-  TokenKeys,
-  tokenFromHeader,
-  tokenIssuerDefault,
-} from '../auth/token.js'
-import { TokenVerifier } from '../auth/verifier.js'
+
 import { keyBytes } from '../kv/bytes.js'
 import { EtcdError } from '../kv/errors.js'
 import type { InternalRequest } from '../kv/requests.js'
 import type { KvStore } from '../kv/store.js'
 import type { RangeRequest, ResponseHeader, TxnRequest } from '../kv/types.js'
+import { checkTxn } from './check.js'
+import { ExternalIssuer, type ExternalIssuerConfig } from './external.js'
+import { hashPassword, passwordBytesMax, passwordIterationsDefault, verifyPassword } from './password.js'
+import { type Permission, PermType } from './permissions.js'
+import { authFailureLimitsDefault, FailureLimiter, type FailureLimits } from './rate-limit.js'
+import type { AuthInfo, AuthRequest, AuthStore } from './store.js'
+import { type AuthTokenFlag, generateSigningKey, TokenKeys, tokenFromHeader, tokenIssuerDefault } from './token.js'
+import { TokenVerifier } from './verifier.js'
 
 const none = new Uint8Array(0)
 

@@ -2,7 +2,7 @@
  * A member's configuration: etcd's flag names, their defaults, and every limit with its unit, checked in one place
  * (`validateServerConfig`). The CLI fills it from flags and `EDGECD_*` environment variables (src/cli/serve.ts).
  */
-import { type ExternalIssuerFlags, externalIssuerDefaults, externalIssuerProblem } from './auth-config.js'
+import { type ExternalIssuerFlags, externalIssuerDefaults, externalIssuerProblem } from '../auth/config.js'
 import { type TlsConfig, tlsConfigProblem, tlsDefaults } from './tls-config.js'
 
 export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
@@ -52,7 +52,7 @@ export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
 
 export const serverDefaults: ServerConfig = {
   name: 'default',
-  dataDir: './data',
+  dataDir: '../server/data',
   listenClientUrls: ['http://127.0.0.1:2379'],
   advertiseClientUrls: ['http://127.0.0.1:2379'],
   initialAdvertisePeerUrls: ['http://127.0.0.1:2379'],
