@@ -52,7 +52,7 @@ export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
 
 export const serverDefaults: ServerConfig = {
   name: 'default',
-  dataDir: '../server/data',
+  dataDir: './data',
   listenClientUrls: ['http://127.0.0.1:2379'],
   advertiseClientUrls: ['http://127.0.0.1:2379'],
   initialAdvertisePeerUrls: ['http://127.0.0.1:2379'],
