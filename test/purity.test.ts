@@ -30,6 +30,7 @@ const portableDirs = [
   'src/rafthttp',
   'src/embed',
   'src/api',
+  'src/protocol',
 ]
 /** Folders that must also be deterministic: time arrives through tick() and randomness through an injected PRNG. */
 const deterministicDirs = ['src/raft']

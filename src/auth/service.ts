@@ -6,10 +6,10 @@
  */
 
 import { keyBytes } from '../kv/bytes.js'
-import { EtcdError } from '../kv/errors.js'
 import type { InternalRequest } from '../kv/requests.js'
 import type { KvStore } from '../kv/store.js'
-import type { RangeRequest, ResponseHeader, TxnRequest } from '../kv/types.js'
+import { EtcdError } from '../protocol/errors.js'
+import type { RangeRequest, ResponseHeader, TxnRequest } from '../protocol/types.js'
 import { checkTxn } from './check.js'
 import { ExternalIssuer, type ExternalIssuerConfig } from './external.js'
 import { hashPassword, passwordBytesMax, passwordIterationsDefault, verifyPassword } from './password.js'
