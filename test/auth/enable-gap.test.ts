@@ -8,7 +8,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { decodeMessage } from '../../src/api/http/codec/decode.js'
 import * as M from '../../src/protocol/descriptors.js'
-import { b64, post, startTestMember, type TestMember } from '../server/helpers.js'
+import { startTestMember, type TestMember } from '../server/helpers.js'
+import { b64, post } from '../support/index.js'
 import { addRoot, call } from './helpers.js'
 
 describe('a write checked with auth off, applied with auth on', () => {
