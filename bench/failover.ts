@@ -6,8 +6,8 @@
  *   npm run bench -- failover                 (5 rounds; target: at most 3 s; etcd's own election timeout is 1 s)
  *   npm run bench -- failover --rounds 20     (more rounds: the worst case is what the target is about)
  */
-import { b64, eventually, post } from '../test/cluster/helpers.js'
 import { ProcessCluster } from '../test/cluster/process.js'
+import { b64, eventually, post } from '../test/support/index.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
 async function failoverOnce(c: ProcessCluster): Promise<number> {

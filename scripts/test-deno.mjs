@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { spawnSync } from 'node:child_process'
-// `npm run test:deno`: runs the portable tests under Deno, proving the Raft core and the simulator run unchanged
+// `npm run test:deno` (node --import tsx: the Deno invocation lives in test/support/deno.ts): runs the portable tests under Deno, proving the Raft core and the simulator run unchanged
 // outside Node. It uses the Deno binary that the `deno` npm package installed (RUNTIMES.md §2), entirely offline:
 //
 //   - deno.json sets `nodeModulesDir: "manual"`, so bare imports (`pure-rand/...`, `cbor-x`) resolve from
@@ -24,30 +24,14 @@ import { spawnSync } from 'node:child_process'
 //
 // Simulation tests see EDGECD_SIM_SHORT=1 and should run a short schedule under Deno. The exit code is Deno's:
 // non-zero when any test fails.
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { denoBinary, denoEnv, denoTestArgs } from '../test/support/deno.ts'
 import { findTests } from './find-tests.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-
-/** The Deno binary from node_modules: the linked `deno/deno`, else the platform package's own copy. */
-function denoBinary() {
-  const candidates = [join(root, 'node_modules/deno/deno')]
-  const scoped = join(root, 'node_modules/@deno')
-  if (existsSync(scoped)) for (const d of readdirSync(scoped)) candidates.push(join(scoped, d, 'deno'))
-  for (const c of candidates) {
-    try {
-      accessSync(c, constants.X_OK)
-      return c
-    } catch {}
-  }
-  console.error(
-    'test-deno: no Deno binary in node_modules (looked at node_modules/deno/deno, node_modules/@deno/*/deno); run npm ci',
-  )
-  process.exit(2)
-}
 
 const args = process.argv.slice(2)
 const denoArgs = args.filter((a) => a.startsWith('-'))
@@ -74,25 +58,18 @@ if (files.length === 0) {
 }
 
 const deno = denoBinary()
+if (!deno) {
+  console.error(
+    'test-deno: no Deno binary in node_modules (looked at node_modules/deno/deno, node_modules/@deno/*/deno); run npm ci',
+  )
+  process.exit(2)
+}
 const isMemberTest = (f) => f.startsWith('test/deno/')
 const pure = files.filter((f) => !isMemberTest(f))
 const members = files.filter(isMemberTest)
-const base = [
-  'test',
-  `--config=${join(root, 'deno.json')}`,
-  '--no-prompt',
-  '--cached-only',
-  '--allow-env',
-  ...(process.env.DENO_TEST_NO_CHECK ? ['--no-check'] : []),
-  ...denoArgs,
-]
-const env = {
-  ...process.env,
-  DENO_DIR: process.env.DENO_DIR || join(root, '.deno'),
-  DENO_NO_UPDATE_CHECK: '1',
-  EDGECD_SIM_SHORT: '1',
-}
-if (!process.stdout.isTTY) env.NO_COLOR = '1'
+const base = denoTestArgs([...(process.env.DENO_TEST_NO_CHECK ? ['--no-check'] : []), ...denoArgs])
+const env = denoEnv({ EDGECD_SIM_SHORT: '1' })
+if (process.stdout.isTTY) delete env.NO_COLOR
 
 function run(command, runEnv) {
   console.log(`$ ${deno.replace(`${root}/`, '')} ${command.join(' ').replaceAll(`${root}/`, '').replaceAll(root, '.')}`)

@@ -5,8 +5,11 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { serveArgs } from '../../test/cluster/process.js'
-import { type BenchServer, freePort, processCpuSecs, startChild } from './servers.js'
+import {
+  startEdgecdCluster as startEdgecdMembers,
+  startEtcdCluster as startEtcdMembers,
+} from '../../test/support/index.js'
+import { type BenchServer, processCpuSecs } from './servers.js'
 
 export interface BenchCluster {
   name: string
@@ -54,72 +57,22 @@ function cluster(name: string, urls: string[], members: BenchServer[], dir: stri
 
 export async function startEdgecdCluster(n = 3): Promise<BenchCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'edgecd-cluster-bench-'))
-  const urls: string[] = []
-  for (let i = 0; i < n; i++) urls.push(`http://127.0.0.1:${await freePort()}`)
-  const initial = urls.map((u, i) => `m${i}=${u}`).join(',')
-  const members = await Promise.all(
-    urls.map((url, i) =>
-      startChild(
-        `edgecd-${i}`,
-        process.execPath,
-        serveArgs({
-          name: `m${i}`,
-          dataDir: join(dir, `m${i}`),
-          clientUrl: url,
-          initialCluster: initial,
-          token: 'bench-cluster',
-          logLevel: 'error',
-        }),
-        url,
-        undefined,
-      ),
-    ),
+  const members = await startEdgecdMembers(n, { baseDir: dir, token: 'bench-cluster', logLevel: 'error' })
+  return cluster(
+    'edgecd',
+    members.map((m) => m.url),
+    members.map((m, i) => ({ ...m, name: `edgecd-${i}` })),
+    dir,
   )
-  return cluster('edgecd', urls, members, dir)
 }
 
 export async function startEtcdCluster(n = 3): Promise<BenchCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'etcd-cluster-bench-'))
-  const urls: string[] = []
-  const peers: string[] = []
-  for (let i = 0; i < n; i++) {
-    urls.push(`http://127.0.0.1:${await freePort()}`)
-    peers.push(`http://127.0.0.1:${await freePort()}`)
-  }
-  const initial = peers.map((p, i) => `e${i}=${p}`).join(',')
-  const members = await Promise.all(
-    urls.map((url, i) =>
-      startChild(
-        `etcd-${i}`,
-        'etcd',
-        [
-          '--name',
-          `e${i}`,
-          '--data-dir',
-          join(dir, `e${i}`),
-          '--listen-client-urls',
-          url,
-          '--advertise-client-urls',
-          url,
-          '--listen-peer-urls',
-          peers[i]!,
-          '--initial-advertise-peer-urls',
-          peers[i]!,
-          '--initial-cluster',
-          initial,
-          '--initial-cluster-token',
-          'bench-cluster',
-          '--initial-cluster-state',
-          'new',
-          '--logger',
-          'zap',
-          '--log-level',
-          'error',
-        ],
-        url,
-        undefined,
-      ),
-    ),
+  const members = await startEtcdMembers(n, { baseDir: dir })
+  return cluster(
+    'etcd',
+    members.map((m) => m.url),
+    members,
+    dir,
   )
-  return cluster('etcd', urls, members, dir)
 }

@@ -3,7 +3,7 @@
  * delete_range → WRITE; a txn → READ on every compare's range (a compare reads), and each op of both branches
  * (etcd checks both, whatever the compares say, so the outcome cannot reveal a forbidden key), nested txns included.
  */
-import type { TxnRequest } from '../kv/types.js'
+import type { TxnRequest } from '../protocol/types.js'
 import { PermType } from './permissions.js'
 import type { AuthInfo, AuthStore } from './store.js'
 

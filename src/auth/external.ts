@@ -7,7 +7,7 @@
  * permissions, exactly as with edgecd's own tokens. Every failure is `etcdserver: invalid auth token`.
  */
 import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey, jwtVerify } from 'jose'
-import { EtcdError } from '../kv/errors.js'
+import { EtcdError } from '../protocol/errors.js'
 import { authLimits } from './store.js'
 
 /** Algorithms an outside issuer may sign with: asymmetric only (a shared secret would let any verifier mint tokens). */

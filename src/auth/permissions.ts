@@ -5,19 +5,9 @@
  * interval it touches (etcd's auth/range_perm_cache.go merges intervals the same way).
  */
 
-/** etcd's authpb.Permission_Type. */
-export enum PermType {
-  READ = 0,
-  WRITE = 1,
-  READWRITE = 2,
-}
+import { type Permission, PermType } from '../protocol/types.js'
 
-/** etcd's authpb.Permission. An empty range_end means the single key. */
-export interface Permission {
-  permType: PermType
-  key: Uint8Array
-  range_end: Uint8Array
-}
+export { type Permission, PermType }
 
 /** A half-open interval of keys; `end` null means "to the end of the key space". */
 export interface KeyInterval {

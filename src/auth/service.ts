@@ -6,14 +6,28 @@
  */
 
 import { keyBytes } from '../kv/bytes.js'
-import { EtcdError } from '../kv/errors.js'
 import type { InternalRequest } from '../kv/requests.js'
 import type { KvStore } from '../kv/store.js'
-import type { RangeRequest, ResponseHeader, TxnRequest } from '../kv/types.js'
+import { EtcdError } from '../protocol/errors.js'
+import type {
+  AuthenticateRequest,
+  AuthRoleAddRequest,
+  AuthRoleGrantPermissionRequest,
+  AuthRoleNameRequest,
+  AuthRoleRevokePermissionRequest,
+  AuthUserAddRequest,
+  AuthUserChangePasswordRequest,
+  AuthUserGrantRoleRequest,
+  AuthUserNameRequest,
+  AuthUserRevokeRoleRequest,
+  RangeRequest,
+  ResponseHeader,
+  TxnRequest,
+} from '../protocol/types.js'
 import { checkTxn } from './check.js'
 import { ExternalIssuer, type ExternalIssuerConfig } from './external.js'
 import { hashPassword, passwordBytesMax, passwordIterationsDefault, verifyPassword } from './password.js'
-import { type Permission, PermType } from './permissions.js'
+import { PermType } from './permissions.js'
 import { authFailureLimitsDefault, FailureLimiter, type FailureLimits } from './rate-limit.js'
 import type { AuthInfo, AuthRequest, AuthStore } from './store.js'
 import { type AuthTokenFlag, generateSigningKey, TokenKeys, tokenFromHeader, tokenIssuerDefault } from './token.js'
@@ -261,7 +275,7 @@ export class AuthService {
    * etcd's Authenticate: a token for a user whose password matches. Failures are limited per user and per client
    * address; a limited attempt is refused as a wrong password would be, without looking at the password.
    */
-  async authenticate(req: { name: string; password: string }, address: string) {
+  async authenticate(req: AuthenticateRequest, address: string) {
     const s = this.d.store
     if (!s.enabled) throw new EtcdError('ErrAuthNotEnabled')
     const userKey = `u:${req.name}`
@@ -286,52 +300,49 @@ export class AuthService {
     return hashPassword(password, this.d.config.passwordIterations)
   }
 
-  async userAdd(
-    req: { name: string; password: string; options?: { no_password: boolean } },
-    info: AuthInfo | undefined,
-  ) {
+  async userAdd(req: AuthUserAddRequest, info: AuthInfo | undefined) {
     this.d.store.requireAdmin(info) // before hashing: hashing is the expensive part
     if (req.name === '') throw new EtcdError('ErrUserEmpty')
     const password = req.options?.no_password ? undefined : await this.hash(req.password)
     return this.change({ user_add: { name: req.name, ...(password ? { password } : {}) } }, info)
   }
 
-  userDelete(req: { name: string }, info: AuthInfo | undefined) {
+  userDelete(req: AuthUserNameRequest, info: AuthInfo | undefined) {
     return this.change({ user_delete: { name: req.name } }, info)
   }
 
-  async userChangePassword(req: { name: string; password: string }, info: AuthInfo | undefined) {
+  async userChangePassword(req: AuthUserChangePasswordRequest, info: AuthInfo | undefined) {
     this.d.store.requireAdmin(info)
     return this.change({ user_change_password: { name: req.name, password: await this.hash(req.password) } }, info)
   }
 
-  userGrantRole(req: { user: string; role: string }, info: AuthInfo | undefined) {
+  userGrantRole(req: AuthUserGrantRoleRequest, info: AuthInfo | undefined) {
     return this.change({ user_grant_role: { user: req.user, role: req.role } }, info)
   }
 
-  userRevokeRole(req: { name: string; role: string }, info: AuthInfo | undefined) {
+  userRevokeRole(req: AuthUserRevokeRoleRequest, info: AuthInfo | undefined) {
     return this.change({ user_revoke_role: { name: req.name, role: req.role } }, info)
   }
 
-  roleAdd(req: { name: string }, info: AuthInfo | undefined) {
+  roleAdd(req: AuthRoleAddRequest, info: AuthInfo | undefined) {
     return this.change({ role_add: { name: req.name } }, info)
   }
 
-  roleDelete(req: { role: string }, info: AuthInfo | undefined) {
+  roleDelete(req: AuthRoleNameRequest, info: AuthInfo | undefined) {
     return this.change({ role_delete: { role: req.role } }, info)
   }
 
-  roleGrantPermission(req: { name: string; perm?: Permission }, info: AuthInfo | undefined) {
+  roleGrantPermission(req: AuthRoleGrantPermissionRequest, info: AuthInfo | undefined) {
     const p = req.perm ?? { permType: PermType.READ, key: none, range_end: none }
     const perm = { permType: p.permType, key: p.key, range_end: p.range_end }
     return this.change({ role_grant_permission: { name: req.name, perm } }, info)
   }
 
-  roleRevokePermission(req: { role: string; key: Uint8Array; range_end: Uint8Array }, info: AuthInfo | undefined) {
+  roleRevokePermission(req: AuthRoleRevokePermissionRequest, info: AuthInfo | undefined) {
     return this.change({ role_revoke_permission: { role: req.role, key: req.key, range_end: req.range_end } }, info)
   }
 
-  async userGet(req: { name: string }, info: AuthInfo | undefined) {
+  async userGet(req: AuthUserNameRequest, info: AuthInfo | undefined) {
     await this.d.linearizableRead()
     this.d.store.requireUserGet(info, req.name)
     return { header: this.d.header(), ...this.d.store.userGet(req.name) }
@@ -343,7 +354,7 @@ export class AuthService {
     return { header: this.d.header(), users: this.d.store.userList() }
   }
 
-  async roleGet(req: { role: string }, info: AuthInfo | undefined) {
+  async roleGet(req: AuthRoleNameRequest, info: AuthInfo | undefined) {
     await this.d.linearizableRead()
     this.d.store.requireRoleGet(info, req.role)
     return { header: this.d.header(), ...this.d.store.roleGet(req.role) }

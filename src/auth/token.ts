@@ -17,7 +17,7 @@ import {
   jwtVerify,
   SignJWT,
 } from 'jose'
-import { EtcdError, etcdError, GrpcCode } from '../kv/errors.js'
+import { EtcdError, etcdError, GrpcCode } from '../protocol/errors.js'
 import type { AuthInfo, SigningKeyRecord } from './store.js'
 
 /** etcd's default JWT TTL (its `ttl` option of --auth-token is 5 minutes). */

@@ -6,7 +6,7 @@
  * with `revision of auth store is old` anyway: it is dropped so the check decides afresh).
  */
 import { decodeJwt } from 'jose'
-import { EtcdError } from '../kv/errors.js'
+import { EtcdError } from '../protocol/errors.js'
 import type { ExternalIssuer } from './external.js'
 import type { AuthInfo } from './store.js'
 import { type TokenKeys, tokenBytesMax } from './token.js'

@@ -3,13 +3,15 @@
  * interface (AuthEnable → `enable`, UserAdd → `userAdd`, RoleGrantPermission → `roleGrantPermission`, ...). Changes
  * are writes (never retried after they may have reached a server); gets and lists are reads.
  */
+
+import type { PermType } from '../protocol/types.js'
 import { type Bytes, bytesToString, fromBase64, toBase64 } from './bytes.js'
 import { rangeEndOf } from './requests.js'
 import type { Transport } from './transport.js'
 import { type Answer, decodeHeader, type Raw, type ResponseHeader, withRaw } from './types.js'
 
-/** etcd's permission types (authpb.Permission.Type). */
-export type PermissionType = 'READ' | 'WRITE' | 'READWRITE'
+/** etcd's permission types by name (authpb.Permission.Type: 'READ' | 'WRITE' | 'READWRITE'). */
+export type PermissionType = keyof typeof PermType
 
 /** One permission of a role: a key, or a range [key, rangeEnd) (rangeEnd "\0": every key from `key` on). */
 export interface Permission {

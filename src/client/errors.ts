@@ -4,26 +4,9 @@
  * narrows, in the style of jose's error classes.
  */
 
-/** gRPC status codes that etcd's gateway reports in the `code` field of an error body. */
-export const GrpcCode = {
-  OK: 0,
-  Canceled: 1,
-  Unknown: 2,
-  InvalidArgument: 3,
-  DeadlineExceeded: 4,
-  NotFound: 5,
-  AlreadyExists: 6,
-  PermissionDenied: 7,
-  ResourceExhausted: 8,
-  FailedPrecondition: 9,
-  Aborted: 10,
-  OutOfRange: 11,
-  Unimplemented: 12,
-  Internal: 13,
-  Unavailable: 14,
-  DataLoss: 15,
-  Unauthenticated: 16,
-} as const
+import { etcdErrorMessage, GrpcCode } from '../protocol/errors.js'
+
+export { GrpcCode }
 
 /**
  * Why a call failed:
@@ -81,6 +64,6 @@ export class EtcdClientError extends Error {
 }
 
 /** etcd's message for a watch or read below the compaction revision. */
-export const compactedMessage = 'etcdserver: mvcc: required revision has been compacted'
+export const compactedMessage = etcdErrorMessage('ErrCompacted')
 /** etcd's message when a lease is unknown or expired. */
-export const leaseNotFoundMessage = 'etcdserver: requested lease not found'
+export const leaseNotFoundMessage = etcdErrorMessage('ErrLeaseNotFound')

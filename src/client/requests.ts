@@ -2,13 +2,15 @@
  * Building the gateway's request bodies from readable options: keys and values base64, range ends for prefixes
  * and "from key", enums by name.
  */
+
+import type { SortOrder as SortOrderEnum, SortTarget as SortTargetEnum } from '../protocol/types.js'
 import { type Bytes, prefixRangeEnd, toBase64, toBytes } from './bytes.js'
 import { idString, type LeaseIdLike } from './types.js'
 
-/** Sort order of a range. */
-export type SortOrder = 'NONE' | 'ASCEND' | 'DESCEND'
-/** What a range sorts by. */
-export type SortTarget = 'KEY' | 'VERSION' | 'CREATE' | 'MOD' | 'VALUE'
+/** Sort order of a range: the names of etcd's RangeRequest_SortOrder ('NONE' | 'ASCEND' | 'DESCEND'). */
+export type SortOrder = keyof typeof SortOrderEnum
+/** What a range sorts by: the names of etcd's RangeRequest_SortTarget ('KEY' | 'VERSION' | ...). */
+export type SortTarget = keyof typeof SortTargetEnum
 
 /** Every option of etcd's RangeRequest. */
 export interface RangeOptions {

@@ -5,6 +5,7 @@
  * after sending, timeout, `request timed out`) is never retried: it fails with ERR_UNKNOWN_OUTCOME, as etcd's
  * clientv3 retry policy does for non-repeatable requests.
  */
+import { etcdErrorMessage } from '../protocol/errors.js'
 import { EtcdClientError, GrpcCode } from './errors.js'
 
 /** Options shared by every call. */
@@ -45,10 +46,12 @@ export interface CallOptions {
  * once more, as etcd's clientv3 does. Each is refused before anything is applied (or, for the old revision at
  * apply, refused by the apply), so even a write may be sent again.
  */
-const tokenRefused = /^etcdserver: (invalid auth token|revision of auth store is old|user name is empty)$/
+const tokenRefused = new Set(
+  (['ErrInvalidAuthToken', 'ErrAuthOldRevision', 'ErrUserEmpty'] as const).map((c) => etcdErrorMessage(c)),
+)
 
 /** etcd's answer to authenticate while auth is off: the client then sends no token (clientv3 does the same). */
-const authNotEnabled = 'etcdserver: authentication is not enabled'
+const authNotEnabled = etcdErrorMessage('ErrAuthNotEnabled')
 
 const attemptsMax = 64
 
@@ -150,7 +153,7 @@ export class Transport {
 
   /** Whether an error is the server refusing the token (see tokenRefused). */
   static isTokenRefused(err: unknown): boolean {
-    return err instanceof EtcdClientError && err.code === 'ERR_SERVER' && tokenRefused.test(err.message)
+    return err instanceof EtcdClientError && err.code === 'ERR_SERVER' && tokenRefused.has(err.message)
   }
 
   backoffMs(attempt: number): number {

@@ -1,12 +1,16 @@
 import type { AuthService } from '../auth/service.js'
 import type { AuthInfo } from '../auth/store.js'
-import type { AlarmRequest } from '../kv/requests.js'
 import type {
   AlarmMember,
+  AlarmRequest,
   CompactionRequest,
   CompactionResponse,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  HashKVRequest,
+  HashKVResponse,
+  HashResponse,
+  HeaderResponse,
   LeaseGrantRequest,
   LeaseGrantResponse,
   LeaseKeepAliveRequest,
@@ -16,37 +20,24 @@ import type {
   LeaseRevokeResponse,
   LeaseTimeToLiveRequest,
   LeaseTimeToLiveResponse,
+  MemberAddRequest,
+  MemberAddResponse,
+  MemberIdRequest,
+  MemberListResponse,
+  MembersResponse,
+  MemberUpdateRequest,
+  MoveLeaderRequest,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
   ResponseHeader,
+  StatusResponse,
   TxnRequest,
   TxnResponse,
   WatchRequest,
   WatchResponse,
-} from '../kv/types.js'
-
-export interface MemberInfo {
-  ID: string
-  name: string
-  peerURLs: string[]
-  clientURLs: string[]
-  isLearner: boolean
-}
-
-export interface StatusInfo {
-  header: ResponseHeader
-  version: string
-  dbSize: number
-  leader: string
-  raftIndex: number
-  raftTerm: number
-  raftAppliedIndex: number
-  errors: string[]
-  dbSizeInUse: number
-  isLearner: boolean
-}
+} from '../protocol/types.js'
 
 /** One client watch stream (an HTTP stream or a WebSocket): requests in, responses out, in order. */
 export interface WatchStream {
@@ -89,16 +80,13 @@ export interface MemberApi {
   ): AuthInfo | undefined | Promise<AuthInfo | undefined>
   /** The /v3/auth/* calls and the JWKS (src/auth/service.ts). */
   auth?: AuthService
-  status(): Promise<StatusInfo>
-  memberList(): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
-  memberAdd(req: {
-    peerURLs: string[]
-    isLearner: boolean
-  }): Promise<{ header: ResponseHeader; member: MemberInfo; members: MemberInfo[] }>
-  memberRemove(req: { ID: string }): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
-  memberUpdate(req: { ID: string; peerURLs: string[] }): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
-  memberPromote(req: { ID: string }): Promise<{ header: ResponseHeader; members: MemberInfo[] }>
-  moveLeader(req: { targetID: string }): Promise<{ header: ResponseHeader }>
+  status(): Promise<StatusResponse>
+  memberList(): Promise<MemberListResponse>
+  memberAdd(req: MemberAddRequest): Promise<MemberAddResponse>
+  memberRemove(req: MemberIdRequest): Promise<MembersResponse>
+  memberUpdate(req: MemberUpdateRequest): Promise<MembersResponse>
+  memberPromote(req: MemberIdRequest): Promise<MembersResponse>
+  moveLeader(req: MoveLeaderRequest): Promise<HeaderResponse>
   /** Checks an inbound /raft connection; resolves to the peer's id, or undefined to refuse it. */
   verifyPeer?(headers: { authorization?: string; from?: string; cluster?: string }): Promise<string | undefined>
   /** A binary frame from an authenticated peer. */
@@ -106,8 +94,8 @@ export interface MemberApi {
   /** An authenticated peer opened a /raft connection to this member. */
   peerConnected?(from: string): void
   alarm(req: AlarmRequest): Promise<{ header: ResponseHeader; alarms: AlarmMember[] }>
-  hash(): Promise<{ header: ResponseHeader; hash: number }>
-  hashKV(req: { revision: number }): Promise<{ header: ResponseHeader; hash: number; compact_revision: number }>
+  hash(): Promise<HashResponse>
+  hashKV(req: HashKVRequest): Promise<HashKVResponse>
   /** A consistent snapshot of the store, as bytes. */
   snapshot(): Promise<{ header: ResponseHeader; data: Uint8Array }>
   /** Prometheus text exposition of the member's gauges (the HTTP layer adds its request metrics). */

@@ -2,16 +2,17 @@
  * Layer: src/etcdserver, the member (etcd's EtcdServer): the replicated state machine and its apply, lease duties,
  * membership (membership.ts), forwarding to the leader, the API interface the front doors use (api.ts), ids, the
  * server config and its validation, TLS config, the saved-snapshot format, logging and the version it answers as.
- * May import: src/raftnode, src/rafthttp, src/raft, src/kv, src/auth, src/storage. Never src/api (front doors
- * import the member, not the other way round) nor src/runtime. Web-standard APIs only.
+ * May import: src/protocol, src/raftnode, src/rafthttp, src/raft, src/kv, src/auth, src/storage. Never src/api
+ * (front doors import the member, not the other way round) nor src/runtime. Web-standard APIs only.
  */
 import { decode, encode } from 'cbor-x'
 import { PermType } from '../auth/permissions.js'
 import { type AuthConfig, AuthService, authConfigDefault, authOffCaller, checkWriteAtApply } from '../auth/service.js'
 import { type AuthInfo, type AuthRequest, type AuthSnapshot, AuthStore } from '../auth/store.js'
-import { EtcdError } from '../kv/errors.js'
-import type { AlarmRequest, InternalRequest } from '../kv/requests.js'
+import type { InternalRequest } from '../kv/requests.js'
 import { KvStore } from '../kv/store.js'
+import { EtcdError } from '../protocol/errors.js'
+import type { AlarmRequest, MemberInfo, StatusResponse } from '../protocol/types.js'
 import {
   AlarmAction,
   type CompactionRequest,
@@ -36,12 +37,12 @@ import {
   type TxnResponse,
   type WatchRequest,
   type WatchResponse,
-} from '../kv/types.js'
+} from '../protocol/types.js'
 import { type ConfChange, ConfChangeType, type NodeId, ProgressState, StateType } from '../raft/index.js'
 import { type DialPeer, PeerTransport, verifyPeer } from '../rafthttp/transport.js'
 import { RaftNode, type StateMachine } from '../raftnode/raft-node.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
-import type { MemberApi, MemberInfo, StatusInfo, WatchStream } from './api.js'
+import type { MemberApi, WatchStream } from './api.js'
 import type { ServerConfig } from './config.js'
 import { computeMemberId } from './ids.js'
 import { ClusterState, decodeConfChangeContext, encodeConfChangeContext, type MemberAttributes } from './membership.js'
@@ -474,7 +475,7 @@ export class Member implements MemberApi {
 
   // ---- maintenance and cluster ----
 
-  async status(): Promise<StatusInfo> {
+  async status(): Promise<StatusResponse> {
     const r = this.raft.node.raft
     return {
       header: this.header(),
@@ -612,9 +613,7 @@ export class Member implements MemberApi {
     this.removed = true
     this.stopTimers()
     for (const s of [...this.streams]) s.close()
-    this.opts.onFatal?.(
-      new EtcdError('ErrGeneric', 9, 'etcdserver: the member has been permanently removed from the cluster'),
-    )
+    this.opts.onFatal?.(new EtcdError('ErrRemoved'))
   }
 
   private removed = false

@@ -1,6 +1,6 @@
 import { decode, encode } from 'cbor-x'
+import type { MemberInfo } from '../protocol/types.js'
 import { type ConfChange, ConfChangeType, type NodeId } from '../raft/index.js'
-import type { MemberInfo } from './api.js'
 
 /** What a conf change entry's context carries: who proposed it (to answer the caller) and the member's peer URLs. */
 export interface ConfChangeContext {

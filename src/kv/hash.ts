@@ -5,9 +5,9 @@
  * history, and equal on every member holding the same state.
  */
 import CRC32C from 'crc-32/crc32c.js'
+import type { KeyValue } from '../protocol/types.js'
 import type { Change } from './key-index.js'
 import { revisionBytes } from './revision.js'
-import type { KeyValue } from './types.js'
 
 const keyBucketName = new TextEncoder().encode('key')
 

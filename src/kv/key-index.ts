@@ -1,6 +1,6 @@
 import sortedBtree from 'sorted-btree'
+import type { KeyValue } from '../protocol/types.js'
 import type { KeyRange } from './bytes.js'
-import type { KeyValue } from './types.js'
 
 // sorted-btree is CommonJS with `exports.default`; under Node's and Deno's ESM interop the default import is the
 // module object, so the class is its `default`.

@@ -9,8 +9,8 @@
  *   decided outside apply and replicated as an ordinary revoke, so apply stays deterministic.
  */
 
+import { EtcdError } from '../protocol/errors.js'
 import type { KvConfig } from './config.js'
-import { EtcdError } from './errors.js'
 import type { LeaseCheckpoint } from './requests.js'
 
 /** One lease. Fields above the line replicate; the ones below are the leader's clock and differ per member. */

@@ -5,8 +5,8 @@
  * with puts and lease grants are refused with ErrNoSpace (etcd's applierV3Capped); deletes, compaction and revokes
  * still work, so an operator can make room, then disarm the alarm.
  */
-import type { PutRequest, RequestOp, TxnRequest } from './types.js'
-import { type AlarmMember, AlarmType } from './types.js'
+import type { PutRequest, RequestOp, TxnRequest } from '../protocol/types.js'
+import { type AlarmMember, AlarmType } from '../protocol/types.js'
 
 /** Estimated bytes of one revision row beyond its key and value: revision key, KeyValue fields, B-tree slot. */
 export const changeOverheadBytes = 64

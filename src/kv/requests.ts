@@ -3,12 +3,11 @@
  * etcd's raft_internal.proto. The server encodes one of these into each proposed entry; every member decodes it and
  * calls `KvStore.apply`, which is deterministic, so all members reach the same state.
  *
- * Also the few etcd messages that src/kv/types.ts does not carry (lease checkpoint, alarm, hashKV).
+ * Also etcd's internal lease checkpoint messages (the client-facing messages are in src/protocol/types.ts).
  */
 import type {
-  AlarmAction,
-  AlarmMember,
-  AlarmType,
+  AlarmRequest,
+  AlarmResponse,
   CompactionRequest,
   CompactionResponse,
   DeleteRangeRequest,
@@ -22,7 +21,7 @@ import type {
   ResponseHeader,
   TxnRequest,
   TxnResponse,
-} from './types.js'
+} from '../protocol/types.js'
 
 /** etcd's LeaseCheckpoint: the lease's remaining TTL in seconds as the leader saw it (0 clears a checkpoint). */
 export interface LeaseCheckpoint {
@@ -36,25 +35,6 @@ export interface LeaseCheckpointRequest {
 
 export interface LeaseCheckpointResponse {
   header?: ResponseHeader
-}
-
-/** etcd's AlarmRequest (/v3/maintenance/alarm). `memberID` is a decimal uint64, 0 for "any member" in GET. */
-export interface AlarmRequest {
-  action: AlarmAction
-  memberID: string
-  alarm: AlarmType
-}
-
-export interface AlarmResponse {
-  header?: ResponseHeader
-  alarms: AlarmMember[]
-}
-
-/** etcd's HashKVResponse: CRC-32C over the key-value history up to a revision. */
-export interface HashKVResponse {
-  header?: ResponseHeader
-  hash: number
-  compact_revision: number
 }
 
 /** One replicated KV operation. Exactly one field; TypeScript narrows with `'put' in req`. */

@@ -18,17 +18,44 @@
  * Returned KeyValues are shared with the store's history and must not be mutated.
  */
 import CRC32C from 'crc-32/crc32c.js'
+import { EtcdError } from '../protocol/errors.js'
+import {
+  AlarmAction,
+  type AlarmMember,
+  type AlarmRequest,
+  type AlarmResponse,
+  AlarmType,
+  type CompactionRequest,
+  type CompactionResponse,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type HashKVResponse,
+  type KeyValue,
+  type LeaseGrantRequest,
+  type LeaseGrantResponse,
+  type LeaseLeasesResponse,
+  type LeaseRevokeRequest,
+  type LeaseRevokeResponse,
+  type LeaseTimeToLiveRequest,
+  type LeaseTimeToLiveResponse,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type RequestOp,
+  type ResponseOp,
+  SortOrder,
+  SortTarget,
+  type TxnRequest,
+  type TxnResponse,
+} from '../protocol/types.js'
 import { compareBytes, emptyBytes, type KeyRange, keyBytes, keyString, ownBytes, resolveRange } from './bytes.js'
 import { type KvConfig, validateKvConfig } from './config.js'
-import { EtcdError } from './errors.js'
 import { hashRows } from './hash.js'
 import { type Change, type KeyHistory, KeyIndex } from './key-index.js'
 import { Lessor } from './lessor.js'
 import { AlarmStore, changeOverheadBytes, costPut, costTxn, leaseOverheadBytes, quotaAlarmMemberId } from './quota.js'
 import {
-  type AlarmRequest,
-  type AlarmResponse,
-  type HashKVResponse,
   header,
   type InternalRequest,
   type LeaseCheckpointRequest,
@@ -53,33 +80,6 @@ import {
   isTxnReadOnly,
   txnHasPut,
 } from './txn.js'
-import {
-  AlarmAction,
-  type AlarmMember,
-  AlarmType,
-  type CompactionRequest,
-  type CompactionResponse,
-  type DeleteRangeRequest,
-  type DeleteRangeResponse,
-  type KeyValue,
-  type LeaseGrantRequest,
-  type LeaseGrantResponse,
-  type LeaseLeasesResponse,
-  type LeaseRevokeRequest,
-  type LeaseRevokeResponse,
-  type LeaseTimeToLiveRequest,
-  type LeaseTimeToLiveResponse,
-  type PutRequest,
-  type PutResponse,
-  type RangeRequest,
-  type RangeResponse,
-  type RequestOp,
-  type ResponseOp,
-  SortOrder,
-  SortTarget,
-  type TxnRequest,
-  type TxnResponse,
-} from './types.js'
 import { type WatchHistory, WatchHub } from './watch.js'
 
 /** One write request in progress (etcd's storeTxnWrite): its changes all get revision beginRev + 1. */

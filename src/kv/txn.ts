@@ -8,8 +8,7 @@ import { compareBytes, inRange, isFromKey, type KeyRange, keyString, resolveRang
 
 const emptyKey = new Uint8Array(0)
 
-import { EtcdError } from './errors.js'
-import type { InternalRequest } from './requests.js'
+import { EtcdError } from '../protocol/errors.js'
 import {
   type Compare,
   CompareResult,
@@ -20,7 +19,8 @@ import {
   type RangeRequest,
   type RequestOp,
   type TxnRequest,
-} from './types.js'
+} from '../protocol/types.js'
+import type { InternalRequest } from './requests.js'
 
 /** etcd's checkRangeRequest. */
 export function checkRangeRequest(r: RangeRequest): void {

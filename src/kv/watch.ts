@@ -14,12 +14,13 @@
  * the transport has drained, flushes the queue and catches up. Memory stays bounded and a write never waits for a
  * client. If the history a watcher needs is compacted meanwhile, it gets etcd's compacted cancel.
  */
+
+import { EtcdError } from '../protocol/errors.js'
+import { type Event, EventType, FilterType, type WatchCreateRequest, type WatchResponse } from '../protocol/types.js'
 import { inRange, type KeyRange, resolveRange } from './bytes.js'
 import type { KvConfig } from './config.js'
-import { EtcdError } from './errors.js'
 import type { Change } from './key-index.js'
 import { header } from './requests.js'
-import { type Event, EventType, FilterType, type WatchCreateRequest, type WatchResponse } from './types.js'
 
 /** Where a stream's messages go. Adapt it to an HTTP chunked body, a WebSocket, or a test array. */
 export interface WatchSink {

@@ -1,11 +1,11 @@
 /**
  * Layer: src/raftnode, the Ready loop (etcd's raftNode): drives src/raft's RawNode, persists each Ready to the
  * durable storage, sends messages through a Transport, hands committed entries to the state machine and advances.
- * May import: src/raft, src/storage, src/kv/errors. Never src/etcdserver, src/api or src/runtime. Web-standard APIs
+ * May import: src/raft, src/storage, src/protocol. Never src/etcdserver, src/api or src/runtime. Web-standard APIs
  * only.
  */
 import { decode, encode } from 'cbor-x'
-import { EtcdError } from '../kv/errors.js'
+import { EtcdError } from '../protocol/errors.js'
 import {
   type ConfChange,
   cryptoRand,

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { b64, post, startTestMember } from '../server/helpers.js'
+import { startTestMember } from '../server/helpers.js'
+import { b64, post } from '../support/index.js'
 import { type AuthFixture, authFixture, call } from './helpers.js'
 
 describe('auth API', () => {

@@ -13,7 +13,8 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { base64url, importPKCS8, SignJWT, UnsecuredJWT } from 'jose'
 import WebSocket from 'ws'
-import { b64, post, startTestMember, type TestMember } from '../server/helpers.js'
+import { startTestMember, type TestMember } from '../server/helpers.js'
+import { b64, post } from '../support/index.js'
 import { type AuthFixture, addRoot, authFixture, call, writeSigningKeys } from './helpers.js'
 
 const etcdMessages = new Set([

@@ -11,8 +11,8 @@ import { isRangePermitted, type Permission, PermType, prefixEnd } from '../../sr
 import { FailureLimiter } from '../../src/auth/rate-limit.js'
 import { AuthStore } from '../../src/auth/store.js'
 import { generateSigningKey, parseAuthTokenFlag, TokenKeys, tokenFromHeader } from '../../src/auth/token.js'
-import { EtcdError } from '../../src/kv/errors.js'
-import type { TxnRequest } from '../../src/kv/types.js'
+import { EtcdError } from '../../src/protocol/errors.js'
+import type { TxnRequest } from '../../src/protocol/types.js'
 
 const b = (s: string) => new TextEncoder().encode(s)
 const none = new Uint8Array(0)

@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { decodeMessage } from '../../src/api/http/codec/decode.js'
-import * as M from '../../src/api/http/codec/messages.js'
-import { b64, post, startTestMember, type TestMember } from '../server/helpers.js'
+import * as M from '../../src/protocol/descriptors.js'
+import { startTestMember, type TestMember } from '../server/helpers.js'
+import { b64, post } from '../support/index.js'
 import { addRoot, call } from './helpers.js'
 
 describe('a write checked with auth off, applied with auth on', () => {
@@ -26,7 +27,7 @@ describe('a write checked with auth off, applied with auth on', () => {
       (await call(m.url, '/v3/kv/put', { key: b64('leased'), value: b64('v'), lease: String(lease.ID) })).status,
       200,
     )
-    const d = (desc: M.MessageDesc, body: unknown) => decodeMessage<never>(desc, body)
+    const d = (desc: M.MessageDesc, body: unknown) => decodeMessage(desc, body) as never
     const writes = [
       ['Put', d(M.PutRequest, { key: b64('gap/put'), value: b64('v') }), (r: never, i: never) => member.put(r, i)],
       [
@@ -69,8 +70,8 @@ describe('a write checked with auth off, applied with auth on', () => {
       const member = m2.running.member
       await addRoot(m2.url, 'pw')
       assert.equal((await post(m2.url, '/v3/kv/put', { key: b64('k'), value: b64('v') })).status, 200)
-      const range = decodeMessage<never>(M.RangeRequest, { key: b64('k') })
-      const txn = decodeMessage<never>(M.TxnRequest, { success: [{ request_range: { key: b64('k') } }] })
+      const range = decodeMessage(M.RangeRequest, { key: b64('k') })
+      const txn = decodeMessage(M.TxnRequest, { success: [{ request_range: { key: b64('k') } }] })
       assert.equal(member.authorize('Range', range, undefined), undefined)
       assert.equal(member.authorize('Txn', txn, undefined), undefined)
       // A lone member answers ReadIndex at once; in a cluster it takes a heartbeat round trip, during which the

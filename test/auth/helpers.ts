@@ -2,7 +2,8 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { type Answer, b64, post, startTestMember, type TestMember } from '../server/helpers.js'
+import { startTestMember, type TestMember } from '../server/helpers.js'
+import { type Answer, b64, post } from '../support/index.js'
 
 export { b64 }
 

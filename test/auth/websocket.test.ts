@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test'
 import WebSocket from 'ws'
 import { tokenFromSubprotocols } from '../../src/auth/token.js'
 import { Client } from '../../src/client/index.js'
-import { b64 } from '../server/helpers.js'
+import { b64 } from '../support/index.js'
 import { type AuthFixture, authFixture, call } from './helpers.js'
 
 const denied = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied'

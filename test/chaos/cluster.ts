@@ -3,14 +3,11 @@
  * its proxy's URL as its peer URL, so every Raft link into it crosses proxies[i]. Faults: link rules on the proxies
  * (isolate, delay, cut), SIGSTOP/SIGCONT, and kill -9 with a restart on the same data dir.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { computeMemberId } from '../../src/etcdserver/ids.js'
-import { eventually } from '../cluster/helpers.js'
-import { serveArgs } from '../cluster/process.js'
-import { freePort } from '../diff/etcd-process.js'
+import { type EdgecdProcess, freePort, spawnEdgecd } from '../support/index.js'
 import { ChaosProxy } from './proxy.js'
 
 export interface ChaosClusterOptions {
@@ -20,12 +17,6 @@ export interface ChaosClusterOptions {
   /** Extra `serve` flags. */
   extra?: string[]
 }
-
-/** Every process any ChaosCluster started and has not reaped: killed on exit, whatever ends the run. */
-const live = new Set<ChildProcess>()
-process.once('exit', () => {
-  for (const p of live) p.kill('SIGKILL')
-})
 
 /** Polls with a per-request deadline, so a paused member cannot hang the caller. */
 async function postJson(url: string, path: string, body: unknown, timeoutMs: number): Promise<any> {
@@ -38,9 +29,8 @@ async function postJson(url: string, path: string, body: unknown, timeoutMs: num
 }
 
 export class ChaosCluster {
-  readonly procs: (ChildProcess | undefined)[] = []
+  readonly procs: (EdgecdProcess | undefined)[] = []
   readonly paused: boolean[] = []
-  readonly logs: string[] = []
   private constructor(
     readonly names: string[],
     readonly clientUrls: string[],
@@ -82,7 +72,7 @@ export class ChaosCluster {
 
   spawn(i: number): void {
     const initialCluster = this.names.map((nm, j) => `${nm}=${this.peerUrl(j)}`).join(',')
-    const args = serveArgs({
+    this.procs[i] = spawnEdgecd({
       name: this.names[i]!,
       dataDir: this.dirs[i]!,
       clientUrl: this.clientUrls[i]!,
@@ -96,26 +86,21 @@ export class ChaosCluster {
         String(this.opts.electionMs),
         ...(this.opts.extra ?? []),
       ],
+      logLevel: 'warn',
+      stderrMax: 8000,
     })
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
-    live.add(child)
-    child.once('exit', () => live.delete(child))
-    child.stderr!.on('data', (d) => {
-      this.logs[i] = ((this.logs[i] ?? '') + String(d)).slice(-8000)
-    })
-    this.procs[i] = child
     this.paused[i] = false
   }
 
+  /** The tail of member i's stderr (kept across a kill -9 until the restart). */
+  log(i: number): string {
+    return this.procs[i]?.stderr() ?? this.lastLogs[i] ?? ''
+  }
+
+  private readonly lastLogs: string[] = []
+
   async waitHealthy(i: number, ms = 30_000): Promise<void> {
-    await eventually(
-      async () =>
-        (await fetch(`${this.clientUrls[i]}/health`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined))?.ok
-          ? true
-          : undefined,
-      ms,
-      `member ${this.names[i]} up`,
-    )
+    await this.procs[i]!.waitReady(ms)
   }
 
   isUp(i: number): boolean {
@@ -126,6 +111,7 @@ export class ChaosCluster {
     const p = this.procs[i]
     if (!p) return
     p.kill('SIGKILL')
+    this.lastLogs[i] = p.stderr()
     this.procs[i] = undefined
     this.paused[i] = false
   }
@@ -186,11 +172,8 @@ export class ChaosCluster {
     for (let i = 0; i < this.size; i++) {
       const p = this.procs[i]
       if (!p) continue
-      const exited = new Promise<void>((resolve) =>
-        p.exitCode !== null || p.signalCode !== null ? resolve() : p.once('exit', () => resolve()),
-      )
       p.kill('SIGKILL')
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))])
+      await Promise.race([p.exited, new Promise((r) => setTimeout(r, 2000))])
       this.procs[i] = undefined
     }
     await Promise.all(this.proxies.map((p) => p.close().catch(() => {})))

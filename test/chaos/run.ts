@@ -213,7 +213,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       (report.historyPath ? `, history ${report.historyPath}` : '')
     return report
   } catch (err) {
-    const logs = cluster.logs.map((l, i) => `--- ${cluster.names[i]} stderr ---\n${(l ?? '').slice(-2000)}`).join('\n')
+    const logs = cluster.names.map((n, i) => `--- ${n} stderr ---\n${cluster.log(i).slice(-2000)}`).join('\n')
     throw new Error(`chaos seed=${o.seed}: ${(err as Error).message}\n${logs}`)
   } finally {
     await workload?.stop().catch(() => {})

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { type EtcdProcess, etcdAvailable, etcdMissing, startEtcd } from '../diff/etcd-process.js'
 import { startTestMember, type TestMember } from '../server/helpers.js'
+import { type EtcdProcess, etcdAvailable, etcdMissing, startEtcd } from '../support/index.js'
 
 const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
 const hasEtcd = etcdAvailable()

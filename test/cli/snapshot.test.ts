@@ -15,8 +15,8 @@ import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.j
 import { computeClusterId, computeMemberId } from '../../src/etcdserver/ids.js'
 import { startNodeMember } from '../../src/runtime/node/serve.js'
 import { testClient } from '../client/helpers.js'
-import { freePort } from '../diff/etcd-process.js'
-import { silent, startTestMember, type TestMember } from '../server/helpers.js'
+import { startTestMember, type TestMember } from '../server/helpers.js'
+import { freePort, silent } from '../support/index.js'
 
 async function run(...argv: string[]) {
   const stdout: string[] = []

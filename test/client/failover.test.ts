@@ -7,8 +7,8 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, test } from 'node:test'
 import { EtcdClientError } from '../../src/client/index.js'
-import { eventually, startCluster } from '../cluster/helpers.js'
-import { freePort } from '../diff/etcd-process.js'
+import { startCluster } from '../cluster/helpers.js'
+import { eventually, freePort } from '../support/index.js'
 import { sleep, startMember, testClient, within } from './helpers.js'
 
 describe('client: fail-over and resumption', () => {

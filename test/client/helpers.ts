@@ -6,9 +6,7 @@ import WebSocket from 'ws'
 import { Client, type ClientOptions } from '../../src/client/index.js'
 import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { freePort } from '../diff/etcd-process.js'
-
-export const silent = { debug() {}, info() {}, warn() {}, error() {} }
+import { freePort, silent } from '../support/index.js'
 
 export interface RestartableMember {
   url: string

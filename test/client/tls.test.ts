@@ -14,9 +14,9 @@ import { fileURLToPath } from 'node:url'
 import { EtcdClientError } from '../../src/client/index.js'
 import { serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { freePort } from '../diff/etcd-process.js'
 import { type CertFiles, createTlsDir, type TestCa, type TlsDir } from '../helpers/tls.js'
-import { silent, testClient, within } from './helpers.js'
+import { freePort, silent } from '../support/index.js'
+import { testClient, within } from './helpers.js'
 
 const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { b64, eventually, leaderIndex, post, startCluster, type TestCluster, unb64 } from './helpers.js'
+import { b64, eventually, post, unb64 } from '../support/index.js'
+import { leaderIndex, startCluster, type TestCluster } from './helpers.js'
 
 describe('a three-member cluster on loopback', () => {
   let c: TestCluster

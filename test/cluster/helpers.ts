@@ -3,11 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { freePort } from '../diff/etcd-process.js'
-
-export const silent = { debug() {}, info() {}, warn() {}, error() {} }
-export const b64 = (s: string) => Buffer.from(s).toString('base64')
-export const unb64 = (s: string) => Buffer.from(s, 'base64').toString()
+import { freePort, post, silent } from '../support/index.js'
 
 export interface TestCluster {
   names: string[]
@@ -64,39 +60,6 @@ export async function startCluster(n: number, extra: Partial<ServerConfig> = {})
   }
   await Promise.all(names.map((_, i) => c.start(i)))
   return c
-}
-
-export async function post(url: string, path: string, body: unknown): Promise<{ status: number; json: any }> {
-  const r = await fetch(url + path, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) })
-  const text = await r.text()
-  let json: unknown
-  try {
-    json = JSON.parse(text.split('\n')[0] || 'null')
-  } catch {
-    json = text
-  }
-  return { status: r.status, json }
-}
-
-/** Polls fn until it returns a value other than undefined, or throws after ms. */
-export async function eventually<T>(
-  fn: () => Promise<T | undefined> | T | undefined,
-  ms = 5000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined) return v
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
 }
 
 /** Index of the member that currently leads, by asking every running member's status. */

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { freePort } from '../diff/etcd-process.js'
-import { b64, eventually, leaderIndex, post, silent, startCluster, type TestCluster } from './helpers.js'
+import { b64, eventually, freePort, post, silent } from '../support/index.js'
+import { leaderIndex, startCluster, type TestCluster } from './helpers.js'
 
 describe('membership changes on a running cluster', () => {
   let c: TestCluster

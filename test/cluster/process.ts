@@ -1,49 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from '../diff/etcd-process.js'
-import { b64, eventually, post } from './helpers.js'
-
-/** The `node` arguments that start one `edgecd serve` member of a test cluster, with warn-level logs. */
-export function serveArgs(o: {
-  name: string
-  dataDir: string
-  clientUrl: string
-  /** Advertised peer URL when it differs from the client URL (e.g. a fault-injecting proxy in front of it). */
-  peerUrl?: string
-  initialCluster: string
-  token: string
-  /** --log-level (default warn). */
-  logLevel?: string
-  extra?: string[]
-}): string[] {
-  return [
-    '--import',
-    'tsx',
-    'src/cli/main.ts',
-    'serve',
-    '--name',
-    o.name,
-    '--data-dir',
-    o.dataDir,
-    '--listen-client-urls',
-    o.clientUrl,
-    ...(o.peerUrl ? ['--advertise-client-urls', o.clientUrl, '--initial-advertise-peer-urls', o.peerUrl] : []),
-    '--initial-cluster',
-    o.initialCluster,
-    '--initial-cluster-token',
-    o.token,
-    '--log-level',
-    o.logLevel ?? 'warn',
-    ...(o.extra ?? []),
-  ]
-}
+import { b64, type EdgecdProcess, freePort, post, spawnEdgecd } from '../support/index.js'
 
 /** A cluster of real `edgecd serve` processes on loopback, for kill -9 tests. */
 export class ProcessCluster {
-  readonly procs: (ChildProcess | undefined)[] = []
-  readonly logs: string[] = []
+  readonly procs: (EdgecdProcess | undefined)[] = []
   private constructor(
     readonly names: string[],
     readonly urls: string[],
@@ -57,33 +19,37 @@ export class ProcessCluster {
     const dirs = names.map(() => mkdtempSync(join(tmpdir(), 'edgecd-proc-')))
     const c = new ProcessCluster(names, urls, dirs, extra)
     for (let i = 0; i < n; i++) c.spawn(i)
-    await Promise.all(names.map((_, i) => c.waitHealthy(i)))
+    try {
+      await Promise.all(names.map((_, i) => c.waitHealthy(i)))
+    } catch (err) {
+      await c.close()
+      throw err
+    }
     return c
   }
 
   spawn(i: number): void {
     const initialCluster = this.names.map((nm, j) => `${nm}=${this.urls[j]}`).join(',')
-    const args = serveArgs({
+    this.procs[i] = spawnEdgecd({
       name: this.names[i]!,
       dataDir: this.dirs[i]!,
       clientUrl: this.urls[i]!,
       initialCluster,
       token: 'proc-test',
+      logLevel: 'warn',
       extra: this.extra,
+      readyPath: '/version',
+      stderrMax: 4000,
     })
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
-    child.stderr!.on('data', (d) => {
-      this.logs[i] = ((this.logs[i] ?? '') + String(d)).slice(-4000)
-    })
-    this.procs[i] = child
   }
 
-  async waitHealthy(i: number, ms = 20_000): Promise<void> {
-    await eventually(
-      async () => ((await fetch(this.urls[i]! + '/version').catch(() => undefined))?.ok ? true : undefined),
-      ms,
-      `member ${i} up`,
-    )
+  /** The tail of member i's stderr. */
+  log(i: number): string {
+    return this.procs[i]?.stderr() ?? ''
+  }
+
+  async waitHealthy(i: number, ms = 60_000): Promise<void> {
+    await this.procs[i]!.waitReady(ms)
   }
 
   kill9(i: number): void {
@@ -129,7 +95,7 @@ export class ProcessCluster {
 
   async close(): Promise<void> {
     for (const p of this.procs) p?.kill('SIGKILL')
-    await new Promise((r) => setTimeout(r, 100))
+    await Promise.all(this.procs.map((p) => p?.exited))
     for (const d of this.dirs) rmSync(d, { recursive: true, force: true })
   }
 }

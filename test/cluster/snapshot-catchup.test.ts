@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { b64, eventually, post } from './helpers.js'
+import { b64, eventually, post } from '../support/index.js'
 import { ProcessCluster } from './process.js'
 
 async function metric(url: string, name: string): Promise<number> {

@@ -17,7 +17,7 @@
  *   lease keep-alive and time-to-live through the Deno member as a follower reach the Node leader over https.
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -25,10 +25,18 @@ import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.js'
 import type { RunningDenoMember } from '../../src/runtime/deno/serve.js'
-import { b64, eventually, silent, unb64 } from '../cluster/helpers.js'
-import { serveArgs } from '../cluster/process.js'
-import { freePort } from '../diff/etcd-process.js'
 import { createTlsDir } from '../helpers/tls.js'
+import {
+  b64,
+  denoBinary,
+  denoMainArgs,
+  type EdgecdProcess,
+  eventually,
+  freePort,
+  silent,
+  spawnEdgecd,
+  unb64,
+} from '../support/index.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -149,7 +157,7 @@ interface MainProcess {
 
 function runMain(args: string[]): MainProcess {
   const child = new deno!.Command(deno!.execPath(), {
-    args: ['run', `--config=${join(root, 'deno.json')}`, '--cached-only', '-A', 'src/runtime/deno/main.ts', ...args],
+    args: denoMainArgs(args),
     cwd: root,
     stdin: 'null',
     stdout: 'piped',
@@ -173,10 +181,6 @@ function runMain(args: string[]): MainProcess {
     },
   }
 }
-
-/** Waits for a Node member process to end (only its end: under Deno the code is unreliable, see MainProcess). */
-const exited = (child: ChildProcess) =>
-  new Promise<void>((r) => (child.exitCode !== null ? r() : child.on('exit', () => r())))
 
 if (deno) {
   const { startDenoMember } = await import('../../src/runtime/deno/serve.js')
@@ -240,33 +244,26 @@ if (deno) {
     test('a data dir moves between runtimes: written on Node, read and written on Deno, read on Node again', async () => {
       const tmp = mkdtempSync(join(tmpdir(), 'edgecd-deno-move-'))
       let m: RunningDenoMember | undefined
-      let child: ChildProcess | undefined
+      let child: EdgecdProcess | undefined
       try {
         const config = await oneMember(join(tmp, 'data'), 'http', { heartbeatIntervalMs: 100, electionTimeoutMs: 1000 })
         const url = config.listenClientUrls[0]!
         const onNode = async () => {
-          child = spawn(
-            process.env.EDGECD_NODE || 'node',
-            serveArgs({
-              name: config.name,
-              dataDir: config.dataDir,
-              clientUrl: url,
-              initialCluster: config.initialCluster,
-              token: config.initialClusterToken,
-            }),
-            { cwd: root, stdio: 'ignore' },
-          )
-          await eventually(
-            async () => ((await fetch(`${url}/version`).catch(() => undefined))?.ok ? true : undefined),
-            20_000,
-            'the Node member up',
-          )
+          child = spawnEdgecd({
+            name: config.name,
+            dataDir: config.dataDir,
+            clientUrl: url,
+            initialCluster: config.initialCluster,
+            token: config.initialClusterToken,
+            logLevel: 'warn',
+            readyPath: '/version',
+          })
+          await child.waitReady(20_000)
         }
         const stopNode = async () => {
           const c = child!
-          const done = exited(c)
           c.kill('SIGTERM')
-          await done
+          await c.exited
           child = undefined
         }
         await onNode()
@@ -285,7 +282,7 @@ if (deno) {
         await stopNode()
       } finally {
         await m?.stop()
-        ;(child as ChildProcess | undefined)?.kill('SIGKILL')
+        ;(child as EdgecdProcess | undefined)?.kill('SIGKILL')
         rmSync(tmp, { recursive: true, force: true })
       }
     })
@@ -421,8 +418,7 @@ if (deno) {
 
     test('a mixed cluster over https: one Deno and two Node members elect a leader and replicate both ways', async () => {
       const tls = createTlsDir()
-      const procs: ChildProcess[] = []
-      const logs: string[] = ['', '', '']
+      const procs: EdgecdProcess[] = []
       let m: RunningDenoMember | undefined
       let client: Client | undefined
       try {
@@ -431,35 +427,30 @@ if (deno) {
         const urls = await Promise.all(names.map(async () => `https://127.0.0.1:${await freePort()}`))
         const certs = names.map((n) => ca.issue(n))
         const initialCluster = names.map((n, i) => `${n}=${urls[i]}`).join(',')
-        const node = process.env.EDGECD_NODE || 'node'
         for (const i of [1, 2]) {
-          const child = spawn(
-            node,
-            serveArgs({
-              name: names[i]!,
-              dataDir: join(tls.dir, `data-${i}`),
-              clientUrl: urls[i]!,
-              initialCluster,
-              token: 'mixed',
-              extra: [
-                '--cert-file',
-                certs[i]!.certFile,
-                '--key-file',
-                certs[i]!.keyFile,
-                '--peer-trusted-ca-file',
-                ca.certFile,
-                // The Node members require a peer certificate on /raft: the Deno member presents its own.
-                '--peer-cert-file',
-                certs[i]!.certFile,
-                '--peer-key-file',
-                certs[i]!.keyFile,
-                '--peer-client-cert-auth',
-              ],
-            }),
-            { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },
-          )
-          child.stderr!.on('data', (d) => {
-            logs[i] = (logs[i]! + String(d)).slice(-4000)
+          const child = spawnEdgecd({
+            name: names[i]!,
+            dataDir: join(tls.dir, `data-${i}`),
+            clientUrl: urls[i]!,
+            initialCluster,
+            token: 'mixed',
+            extra: [
+              '--cert-file',
+              certs[i]!.certFile,
+              '--key-file',
+              certs[i]!.keyFile,
+              '--peer-trusted-ca-file',
+              ca.certFile,
+              // The Node members require a peer certificate on /raft: the Deno member presents its own.
+              '--peer-cert-file',
+              certs[i]!.certFile,
+              '--peer-key-file',
+              certs[i]!.keyFile,
+              '--peer-client-cert-auth',
+            ],
+            logLevel: 'warn',
+            readyPath: false,
+            stderrMax: 4000,
           })
           procs.push(child)
         }
@@ -494,7 +485,7 @@ if (deno) {
               : undefined
           },
           30_000,
-          `one leader on all three members (node logs: ${logs.join(' | ')})`,
+          `one leader on all three members (node logs: ${procs.map((p) => p.stderr()).join(' | ')})`,
         )
         assert.equal(status[0]!.json.header.cluster_id, status[1]!.json.header.cluster_id, 'one cluster')
         const list = await post(urls[0]!, '/v3/cluster/member/list', {}, c)
@@ -556,7 +547,7 @@ if (deno) {
       } finally {
         await m?.stop()
         for (const p of procs) p.kill('SIGTERM')
-        await Promise.all(procs.map(exited))
+        await Promise.all(procs.map((p) => p.exited))
         client?.close()
         tls.remove()
       }
@@ -564,12 +555,11 @@ if (deno) {
   })
 } else {
   // Under Node: run this file under Deno with the permissions it needs.
-  const denoBinary = join(root, 'node_modules/deno/deno')
   describe('a member on Deno (run under Deno)', () => {
     test('npm run test:deno -- test/deno/member.test.ts', {
-      skip: existsSync(denoBinary) ? false : 'no Deno binary at node_modules/deno/deno (npm ci)',
+      skip: denoBinary() ? false : 'no Deno binary in node_modules (npm ci)',
     }, () => {
-      const r = spawnSync(process.execPath, ['scripts/test-deno.mjs', 'test/deno/member.test.ts'], {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/test-deno.mjs', 'test/deno/member.test.ts'], {
         cwd: root,
         env: { ...process.env, DENO_TEST_NO_CHECK: '1' },
         encoding: 'utf8',

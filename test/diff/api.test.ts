@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test'
 import { serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
 import { LineStream } from '../server/helpers.js'
-import { type EtcdProcess, etcdAvailable, etcdMissing, freePort, startEtcd } from './etcd-process.js'
+import { type EtcdProcess, etcdAvailable, etcdMissing, freePort, startEtcd } from '../support/index.js'
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { post, startTestMember, type TestMember } from '../server/helpers.js'
-import { type EtcdProcess, etcdAvailable, etcdMissing, startEtcd } from './etcd-process.js'
+import { startTestMember, type TestMember } from '../server/helpers.js'
+import { type EtcdProcess, etcdAvailable, etcdMissing, post, startEtcd } from '../support/index.js'
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 type Who = 'none' | 'root' | 'alice' | 'bad'

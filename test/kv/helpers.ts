@@ -2,6 +2,7 @@
 
 import type { KvConfig } from '../../src/kv/config.js'
 import { KvStore } from '../../src/kv/store.js'
+import type { WatchSink } from '../../src/kv/watch.js'
 import {
   type Compare,
   CompareResult,
@@ -17,8 +18,7 @@ import {
   type TxnRequest,
   type WatchCreateRequest,
   type WatchResponse,
-} from '../../src/kv/types.js'
-import type { WatchSink } from '../../src/kv/watch.js'
+} from '../../src/protocol/types.js'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test'
 import { defaultKvConfig, KvConfigError, validateKvConfig } from '../../src/kv/config.js'
 import { changeOverheadBytes } from '../../src/kv/quota.js'
 import { KvStore } from '../../src/kv/store.js'
-import { AlarmAction, AlarmType } from '../../src/kv/types.js'
+import { AlarmAction, AlarmType } from '../../src/protocol/types.js'
 import { CompareResult, CompareTarget, cmp, del, etcdCode, get, newStore, opGet, opPut, put, txn } from './helpers.js'
 
 const alarm = (s: KvStore, action: AlarmAction, alarm: AlarmType, memberID = '0') =>

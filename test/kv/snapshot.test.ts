@@ -6,7 +6,7 @@ import { describe, test } from 'node:test'
 import type { InternalRequest } from '../../src/kv/requests.js'
 import { KvSnapshotError } from '../../src/kv/snapshot.js'
 import { KvStore } from '../../src/kv/store.js'
-import { AlarmAction, AlarmType } from '../../src/kv/types.js'
+import { AlarmAction, AlarmType } from '../../src/protocol/types.js'
 import {
   b,
   CompareResult,

@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { defaultRangeRequest, SortOrder, SortTarget } from '../../src/kv/types.js'
+import { defaultRangeRequest, SortOrder, SortTarget } from '../../src/protocol/types.js'
 import { b, del, etcdCode, get, keysOf, kvTuple, newStore, put, str } from './helpers.js'
 
 describe('revisions', () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { KvStore } from '../../src/kv/store.js'
-import { EventType, FilterType } from '../../src/kv/types.js'
+import { EventType, FilterType } from '../../src/protocol/types.js'
 import { del, newStore, opDel, opPut, put, RecordingSink, str, txn, watchReq } from './helpers.js'
 
 function open(s: KvStore) {

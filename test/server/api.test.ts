@@ -8,7 +8,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { decodeSavedSnapshot } from '../../src/etcdserver/saved-snapshot.js'
 import { KvStore } from '../../src/kv/store.js'
-import { type Answer, b64, get, LineStream, post, startTestMember, type TestMember, unb64 } from './helpers.js'
+import { type Answer, b64, get, post, unb64 } from '../support/index.js'
+import { LineStream, startTestMember, type TestMember } from './helpers.js'
 
 let m: TestMember
 before(async () => {

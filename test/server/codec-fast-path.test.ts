@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { decodeMessage, decodeMessageWithSchema } from '../../src/api/http/codec/decode.js'
-import * as M from '../../src/api/http/codec/messages.js'
+import * as M from '../../src/protocol/descriptors.js'
 
 /** A seeded xorshift32, so a failure replays. */
 function rng(seed: number) {
@@ -101,7 +101,7 @@ function outcome(f: () => unknown): string {
   }
 }
 
-const requests: [string, M.MessageDesc][] = Object.entries(M).filter(
+const requests: [string, M.MessageDesc][] = Object.entries(M as Record<string, unknown>).filter(
   (e): e is [string, M.MessageDesc] =>
     typeof e[1] === 'object' && e[1] !== null && 'fields' in e[1] && e[0].endsWith('Request'),
 )
@@ -132,7 +132,7 @@ describe('decode fast path', () => {
       '{}',
       '',
     ]) {
-      for (const desc of [M.PutRequest, M.RangeRequest]) {
+      for (const desc of [M.PutRequest, M.RangeRequest] as M.MessageDesc[]) {
         assert.equal(
           outcome(() => decodeMessage(desc, text)),
           outcome(() => decodeMessageWithSchema(desc, text)),

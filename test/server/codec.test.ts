@@ -3,8 +3,8 @@ import { describe, test } from 'node:test'
 import { decodeBase64, encodeBase64 } from '../../src/api/http/codec/base64.js'
 import { decodeMessage } from '../../src/api/http/codec/decode.js'
 import { encodeMessage } from '../../src/api/http/codec/encode.js'
-import * as M from '../../src/api/http/codec/messages.js'
-import { EtcdError } from '../../src/kv/errors.js'
+import * as M from '../../src/protocol/descriptors.js'
+import { EtcdError } from '../../src/protocol/errors.js'
 
 const te = new TextEncoder()
 const td = new TextDecoder()
@@ -117,9 +117,12 @@ describe('response encoding (etcd-api.md §3)', () => {
     )
   })
   test('present but empty messages are {} (nested txn header); enums by name', () => {
-    assert.equal(encodeMessage(M.TxnResponse, { header: {}, succeeded: false, responses: [] }), '{"header":{}}')
     assert.equal(
-      encodeMessage(M.Event, { type: 1, kv: { key: te.encode('a'), mod_revision: 5 } }),
+      encodeMessage(M.TxnResponse, { header: {} as never, succeeded: false, responses: [] }),
+      '{"header":{}}',
+    )
+    assert.equal(
+      encodeMessage(M.Event, { type: 1, kv: { key: te.encode('a'), mod_revision: 5 } as never }),
       '{"type":"DELETE","kv":{"key":"YQ==","mod_revision":"5"}}',
     )
     assert.equal(

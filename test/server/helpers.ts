@@ -8,11 +8,7 @@ import { join } from 'node:path'
 import WebSocket from 'ws'
 import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { freePort } from '../diff/etcd-process.js'
-
-export const b64 = (s: string): string => Buffer.from(s).toString('base64')
-export const unb64 = (s: string): string => Buffer.from(s, 'base64').toString()
-export const silent = { debug() {}, info() {}, warn() {}, error() {} }
+import { freePort, silent } from '../support/index.js'
 
 export interface TestMember {
   url: string
@@ -49,58 +45,6 @@ export async function startTestMember(overrides: Partial<ServerConfig> = {}): Pr
       await running.stop()
       rmSync(dir, { recursive: true, force: true })
     },
-  }
-}
-
-export interface Answer {
-  status: number
-  headers: Headers
-  text: string
-  json: any
-}
-
-/** POSTs a body (an object is JSON-encoded, a string is sent as is) and reads the whole answer. */
-export async function post(base: string, path: string, body: unknown = {}, init: RequestInit = {}): Promise<Answer> {
-  const r = await fetch(base + path, {
-    method: 'POST',
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    ...init,
-  })
-  const text = await r.text()
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    json = undefined
-  }
-  return { status: r.status, headers: r.headers, text, json }
-}
-
-export async function get(base: string, path: string, method = 'GET'): Promise<Answer> {
-  const r = await fetch(base + path, { method })
-  const text = await r.text()
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    json = undefined
-  }
-  return { status: r.status, headers: r.headers, text, json }
-}
-
-/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  ms = 5000,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await check()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, everyMs))
   }
 }
 

@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { b64, eventually, LineStream, post, startTestMember, type TestMember, WsWatch } from './helpers.js'
+import { b64, eventually, post } from '../support/index.js'
+import { LineStream, startTestMember, type TestMember, WsWatch } from './helpers.js'
 
 const rev = (a: { json: { header: { revision: string } } }) => Number(a.json.header.revision)
 
@@ -61,12 +62,16 @@ describe('small --max-request-bytes, --max-watchers, --max-watch-streams; lease 
     await assert.rejects(WsWatch.open(m.url), /429/)
     s1.close()
     await ws.close()
-    const again = await eventually('a stream slot frees up', async () => {
-      const s = await LineStream.open(m.url, '/v3/watch', JSON.stringify({ create_request: { key: b64('x') } }))
-      if (s.status === 200) return s
-      s.close()
-      return undefined
-    })
+    const again = await eventually(
+      async () => {
+        const s = await LineStream.open(m.url, '/v3/watch', JSON.stringify({ create_request: { key: b64('x') } }))
+        if (s.status === 200) return s
+        s.close()
+        return undefined
+      },
+      5000,
+      'a stream slot frees up',
+    )
     assert.equal((await again.next()).result.created, true)
     again.close()
   })
@@ -84,12 +89,12 @@ describe('small --max-request-bytes, --max-watchers, --max-watch-streams; lease 
     )
     await w.next()
     const gone = await eventually(
-      'the leased keys to vanish',
       async () => {
         const a = await post(m.url, '/v3/kv/range', { key: b64('exp/'), range_end: b64('exp0'), count_only: true })
         return a.json.count === undefined ? Date.now() - t0 : undefined
       },
       6000,
+      'the leased keys to vanish',
       50,
     )
     assert.ok(gone >= 1900 && gone <= 4000, `expired after ${gone} ms`)

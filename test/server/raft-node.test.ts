@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
-import { EtcdError } from '../../src/kv/errors.js'
+import { EtcdError } from '../../src/protocol/errors.js'
 import { RaftNode, type StateMachine } from '../../src/raftnode/raft-node.js'
 import { openFileStorage } from '../../src/storage/file-storage.js'
 import { MemoryFileOps } from '../../src/storage/memory-file-ops.js'

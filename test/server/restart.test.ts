@@ -7,17 +7,15 @@
  * EDGECD_RESTART_ROUNDS=N (default 2).
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { seededRand } from '../../src/raft/rand.js'
-import { freePort } from '../diff/etcd-process.js'
-import { b64, eventually, LineStream, post, unb64 } from './helpers.js'
+import { b64, type EdgecdProcess, eventually, freePort, post, startEdgecd, unb64 } from '../support/index.js'
+import { LineStream } from './helpers.js'
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const children = new Set<ChildProcess>()
 const dirs: string[] = []
 after(() => {
@@ -25,61 +23,14 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
 
-interface Proc {
-  child: ChildProcess
-  url: string
-  stderr(): string
-  /** Resolves with the exit code (or signal name). */
-  exited: Promise<number | string>
-}
+type Proc = EdgecdProcess
 
 /** Starts `edgecd serve` on a data dir and waits (bounded) until /health answers. */
 async function startProc(dataDir: string, port: number, extra: string[] = []): Promise<Proc> {
-  const url = `http://127.0.0.1:${port}`
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
-      'serve',
-      '--data-dir',
-      dataDir,
-      '--listen-client-urls',
-      url,
-      '--log-level',
-      'error',
-      ...extra,
-    ],
-    { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },
-  )
-  children.add(child)
-  let err = ''
-  child.stderr!.on('data', (d) => {
-    err += String(d)
-  })
-  const exited = new Promise<number | string>((res) =>
-    child.once('exit', (code, sig) => {
-      children.delete(child)
-      res(code ?? sig ?? -1)
-    }),
-  )
-  await eventually(
-    `the member on ${url} to be healthy`,
-    async () => {
-      if (child.exitCode !== null) throw new Error(`member exited with ${child.exitCode}: ${err}`)
-      try {
-        const r = await fetch(`${url}/health`)
-        await r.text()
-        return r.ok ? true : undefined
-      } catch {
-        return undefined
-      }
-    },
-    20_000,
-    50,
-  )
-  return { child, url, stderr: () => err, exited }
+  const p = await startEdgecd({ dataDir, clientUrl: `http://127.0.0.1:${port}`, extra, timeoutMs: 20_000 })
+  children.add(p.child)
+  p.exited.then(() => children.delete(p.child))
+  return p
 }
 
 async function waitExit(p: Proc, ms = 10_000): Promise<number | string> {
@@ -156,10 +107,10 @@ test('SIGTERM: puts, txns, deletes, leases and compaction survive a clean restar
   assert.ok(Number(t102.json.TTL) > 0 && Number(t102.json.TTL) <= 5, `short lease remaining ${t102.json.TTL}`)
   // The short lease still expires after the restart (at most its full TTL later), and takes its key with it.
   await eventually(
-    'the short lease to expire after the restart',
     async () =>
       (await post(p.url, '/v3/kv/range', { key: b64('l/short') })).json.kvs === undefined ? true : undefined,
     12_000,
+    'the short lease to expire after the restart',
     100,
   )
   assert.ok(Date.now() - shortGrantedAt >= 4_500, 'not expired early')

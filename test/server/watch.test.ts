@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { b64, eventually, get, LineStream, post, startTestMember, type TestMember, WsWatch } from './helpers.js'
+import { b64, eventually, get, post } from '../support/index.js'
+import { LineStream, startTestMember, type TestMember, WsWatch } from './helpers.js'
 
 let m: TestMember
 before(async () => {
@@ -226,7 +227,7 @@ describe('POST /v3/watch', () => {
   test('a closed stream releases its watchers (metrics)', async () => {
     const gauge = async (name: string) =>
       Number(new RegExp(`^${name} (\\d+)$`, 'm').exec((await get(m.url, '/metrics')).text)?.[1])
-    await eventually('no watchers', async () => ((await gauge('edgecd_watchers')) === 0 ? true : undefined))
+    await eventually(async () => ((await gauge('edgecd_watchers')) === 0 ? true : undefined), 5000, 'no watchers')
     const s = await LineStream.open(
       m.url,
       '/v3/watch',
@@ -237,8 +238,11 @@ describe('POST /v3/watch', () => {
     assert.equal(await gauge('edgecd_watchers'), 2)
     assert.equal(await gauge('edgecd_watch_streams'), 1)
     s.close()
-    await eventually('watchers released', async () =>
-      (await gauge('edgecd_watchers')) === 0 && (await gauge('edgecd_watch_streams')) === 0 ? true : undefined,
+    await eventually(
+      async () =>
+        (await gauge('edgecd_watchers')) === 0 && (await gauge('edgecd_watch_streams')) === 0 ? true : undefined,
+      5000,
+      'watchers released',
     )
   })
 })
@@ -351,7 +355,7 @@ describe('WebSocket GET /v3/watch', () => {
   test('closing sockets releases watchers and streams', async () => {
     const gauge = async (name: string) =>
       Number(new RegExp(`^${name} (\\d+)$`, 'm').exec((await get(m.url, '/metrics')).text)?.[1])
-    await eventually('no watchers', async () => ((await gauge('edgecd_watchers')) === 0 ? true : undefined))
+    await eventually(async () => ((await gauge('edgecd_watchers')) === 0 ? true : undefined), 5000, 'no watchers')
     const sockets = await Promise.all([1, 2, 3].map(() => WsWatch.open(m.url)))
     for (const s of sockets) s.send({ create_request: { key: b64('rel') } })
     for (const s of sockets) await s.next()
@@ -360,10 +364,13 @@ describe('WebSocket GET /v3/watch', () => {
     for (const s of sockets) assert.equal((await s.next()).result.events.length, 1)
     await sockets[0]!.close()
     sockets[1]!.ws.terminate()
-    await eventually('one socket left', async () => ((await gauge('edgecd_watchers')) === 1 ? true : undefined))
+    await eventually(async () => ((await gauge('edgecd_watchers')) === 1 ? true : undefined), 5000, 'one socket left')
     await sockets[2]!.close()
-    await eventually('none left', async () =>
-      (await gauge('edgecd_watchers')) === 0 && (await gauge('edgecd_watch_streams')) === 0 ? true : undefined,
+    await eventually(
+      async () =>
+        (await gauge('edgecd_watchers')) === 0 && (await gauge('edgecd_watch_streams')) === 0 ? true : undefined,
+      5000,
+      'none left',
     )
   })
 })

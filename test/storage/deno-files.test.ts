@@ -51,7 +51,7 @@ if (deno) {
   })
 } else {
   test('storage contract: deno files (run under the Deno binary)', async (t) => {
-    const { runUnderDeno } = await import('./deno-runner.js')
+    const { runUnderDeno } = await import('../support/deno.js')
     const result = await runUnderDeno(new URL(import.meta.url).pathname)
     if (result.skipped) {
       t.skip(result.skipped)

@@ -14,8 +14,7 @@ import { openNodeStorage } from '../../src/runtime/node/storage.js'
 import { isStorageError } from '../../src/storage/errors.js'
 import { openFileStorage } from '../../src/storage/file-storage.js'
 import { MemoryFileOps } from '../../src/storage/memory-file-ops.js'
-import { serveArgs } from '../cluster/process.js'
-import { freePort } from '../diff/etcd-process.js'
+import { type EdgecdProcess, freePort, spawnEdgecd } from '../support/index.js'
 import { ents } from './contract.js'
 
 const roots: string[] = []
@@ -137,27 +136,17 @@ describe('data directory lock (real edgecd serve processes)', () => {
     first?.kill('SIGKILL')
   })
 
-  function serve(
-    dir: string,
-    url: string,
-  ): { child: ChildProcess; stderr: () => string; exit: Promise<number | null> } {
-    const args = serveArgs({ name: 'm0', dataDir: dir, clientUrl: url, initialCluster: `m0=${url}`, token: 'lock' })
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
-    let err = ''
-    child.stderr!.on('data', (d) => {
-      err += String(d)
+  function serve(dir: string, url: string): EdgecdProcess {
+    return spawnEdgecd({
+      name: 'm0',
+      dataDir: dir,
+      clientUrl: url,
+      initialCluster: `m0=${url}`,
+      token: 'lock',
+      logLevel: 'warn',
+      readyPath: '/version',
+      stderrMax: 1_000_000,
     })
-    const exit = new Promise<number | null>((r) => child.once('close', (code) => r(code)))
-    return { child, stderr: () => err, exit }
-  }
-
-  async function healthy(url: string, ms = 30_000): Promise<void> {
-    const t0 = Date.now()
-    while (Date.now() - t0 < ms) {
-      if ((await fetch(`${url}/version`).catch(() => undefined))?.ok) return
-      await new Promise((r) => setTimeout(r, 100))
-    }
-    throw new Error(`${url} not up within ${ms} ms`)
   }
 
   test('a second member on the same data dir exits with ErrLocked; after kill -9 a restart succeeds', async () => {
@@ -165,21 +154,21 @@ describe('data directory lock (real edgecd serve processes)', () => {
     const url = `http://127.0.0.1:${await freePort()}`
     const a = serve(dir, url)
     first = a.child
-    await healthy(url)
+    await a.waitReady()
 
     const b = serve(dir, `http://127.0.0.1:${await freePort()}`)
-    const code = await b.exit
+    const code = await b.exited
     assert.notEqual(code, 0)
     assert.match(b.stderr(), new RegExp(`${dir.replace(/[.+]/g, '\\$&')} is locked by process ${a.child.pid}`))
     assert.ok((await fetch(`${url}/version`)).ok, 'the first member keeps running')
 
     a.child.kill('SIGKILL')
-    await a.exit
+    await a.exited
     assert.ok((await readdir(dir)).includes('edgecd.lock'), 'kill -9 leaves the lock file behind')
     const c = serve(dir, url)
     first = c.child
-    await healthy(url)
+    await c.waitReady()
     c.child.kill('SIGTERM')
-    await c.exit
+    await c.exited
   })
 })

@@ -12,9 +12,8 @@ import { after, before, describe, test } from 'node:test'
 import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.js'
 import { peerProof } from '../../src/rafthttp/transport.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { eventually } from '../cluster/helpers.js'
-import { freePort } from '../diff/etcd-process.js'
 import { type CertFiles, createTlsDir, type TestCa, type TlsDir, tlsFetch } from '../helpers/tls.js'
+import { eventually, freePort } from '../support/index.js'
 import { b64, call, dialRaft, type Logged, recordingLogger } from './helpers.js'
 
 const n = 3

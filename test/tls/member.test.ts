@@ -13,8 +13,8 @@ import WebSocket from 'ws'
 import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.js'
 import { peerProof } from '../../src/rafthttp/transport.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { freePort } from '../diff/etcd-process.js'
 import { type CertFiles, createTlsDir, type TestCa, type TlsDir, tlsFetch, tlsOptions } from '../helpers/tls.js'
+import { freePort } from '../support/index.js'
 import { b64, call, dialRaft, type Logged, recordingLogger } from './helpers.js'
 
 /** A member on a free https port with a fresh data dir and a logger that records what it says. */

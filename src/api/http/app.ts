@@ -3,7 +3,7 @@
  * /raft peer socket upgrade). Owns the Hono app, the JSON codec (codec/), the streaming JSON splitter for watch
  * bodies (json-stream.ts), the Prometheus text rendering (metrics.ts) and the mapping of EtcdError to HTTP status and
  * body (errors.ts). It talks to the member only through MemberApi (src/etcdserver/api.ts).
- * May import: src/etcdserver (the API interface, version), src/auth, src/kv, src/raft types, hono. Web-standard APIs
+ * May import: src/protocol, src/etcdserver (the API interface, version), src/auth, src/kv, hono. Web-standard APIs
  * only; nothing below it imports this folder.
  */
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
@@ -13,12 +13,12 @@ import type { AuthInfo } from '../../auth/store.js'
 import { tokenFromSubprotocols } from '../../auth/token.js'
 import type { MemberApi } from '../../etcdserver/api.js'
 import { etcdVersion } from '../../etcdserver/version.js'
-import { type EtcdError, etcdError, GrpcCode } from '../../kv/errors.js'
-import type { WatchRequest, WatchResponse } from '../../kv/types.js'
+import * as M from '../../protocol/descriptors.js'
+import { EtcdError, etcdError, GrpcCode, httpStatus } from '../../protocol/errors.js'
+import type { WatchRequest, WatchResponse } from '../../protocol/types.js'
 import { decodeMessage, parseFirstJson } from './codec/decode.js'
 import { encodeMessage } from './codec/encode.js'
-import * as M from './codec/messages.js'
-import { errorBody, httpStatus, toEtcdError } from './errors.js'
+import { errorBody, toEtcdError } from './errors.js'
 import { JsonValueSplitter } from './json-stream.js'
 import { HttpMetrics } from './metrics.js'
 
@@ -85,8 +85,11 @@ const watchSocketHighWaterBytes = 1024 * 1024
  * The runtime-agnostic Hono app: etcd's v3 JSON gateway (unary RPCs, streaming watch and keepalive, the WebSocket
  * watch), /health, /version, /metrics. Each runtime's entry point serves `app.fetch`.
  */
-export function createApp(member: MemberApi, opts: AppOptions): Hono {
-  const app = new Hono()
+/** What the middleware hands the WebSocket handlers: the watch caller and the authenticated peer. */
+type AppEnv = { Variables: { authInfo: AuthInfo | undefined; peer: string } }
+
+export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
+  const app = new Hono<AppEnv>()
   const metrics = new HttpMetrics()
   let watchStreams = 0
 
@@ -163,91 +166,82 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
   const rpc = <Req, Res>(
     path: string,
     method: string,
-    req: M.MessageDesc,
-    res: M.MessageDesc,
-    fn: (r: Req, info: AuthInfo | undefined, address: string) => Promise<Res>,
+    req: M.MessageDesc<Req>,
+    res: M.MessageDesc<Res>,
+    fn: (r: Req, info: AuthInfo | undefined, address: string) => Promise<NoInfer<Res>>,
   ) =>
     unary(path, method, async (body, authorization, address, cn) => {
       const r = decodeMessage<Req>(req, body)
       const a = member.authorize?.(method, r, authorization, cn)
       const info = a instanceof Promise ? await a : a
-      return encodeMessage(res, (await fn(r, info, address)) as object)
+      return encodeMessage(res, await fn(r, info, address))
     })
 
-  rpc('/kv/range', 'Range', M.RangeRequest, M.RangeResponse, (r) => member.range(r as never))
-  rpc('/kv/put', 'Put', M.PutRequest, M.PutResponse, (r, i) => member.put(r as never, i))
-  rpc('/kv/deleterange', 'DeleteRange', M.DeleteRangeRequest, M.DeleteRangeResponse, (r, i) =>
-    member.deleteRange(r as never, i),
-  )
-  rpc('/kv/txn', 'Txn', M.TxnRequest, M.TxnResponse, (r, i) => member.txn(r as never, i))
-  rpc('/kv/compaction', 'Compact', M.CompactionRequest, M.HeaderOnlyResponse, (r, i) => member.compact(r as never, i))
-  rpc('/lease/grant', 'LeaseGrant', M.LeaseGrantRequest, M.LeaseGrantResponse, (r) => member.leaseGrant(r as never))
+  rpc('/kv/range', 'Range', M.RangeRequest, M.RangeResponse, (r) => member.range(r))
+  rpc('/kv/put', 'Put', M.PutRequest, M.PutResponse, (r, i) => member.put(r, i))
+  rpc('/kv/deleterange', 'DeleteRange', M.DeleteRangeRequest, M.DeleteRangeResponse, (r, i) => member.deleteRange(r, i))
+  rpc('/kv/txn', 'Txn', M.TxnRequest, M.TxnResponse, (r, i) => member.txn(r, i))
+  rpc('/kv/compaction', 'Compact', M.CompactionRequest, M.HeaderOnlyResponse, (r, i) => member.compact(r, i))
+  rpc('/lease/grant', 'LeaseGrant', M.LeaseGrantRequest, M.LeaseGrantResponse, (r) => member.leaseGrant(r))
   for (const p of ['/lease/revoke', '/kv/lease/revoke'])
-    rpc(p, 'LeaseRevoke', M.LeaseRevokeRequest, M.HeaderOnlyResponse, (r, i) => member.leaseRevoke(r as never, i))
+    rpc(p, 'LeaseRevoke', M.LeaseRevokeRequest, M.HeaderOnlyResponse, (r, i) => member.leaseRevoke(r, i))
   for (const p of ['/lease/timetolive', '/kv/lease/timetolive'])
-    rpc(p, 'LeaseTimeToLive', M.LeaseTimeToLiveRequest, M.LeaseTimeToLiveResponse, (r) =>
-      member.leaseTimeToLive(r as never),
-    )
+    rpc(p, 'LeaseTimeToLive', M.LeaseTimeToLiveRequest, M.LeaseTimeToLiveResponse, (r) => member.leaseTimeToLive(r))
   for (const p of ['/lease/leases', '/kv/lease/leases'])
     rpc(p, 'LeaseLeases', M.LeaseLeasesRequest, M.LeaseLeasesResponse, () => member.leaseLeases())
   rpc('/maintenance/status', 'Status', M.StatusRequest, M.StatusResponse, () => member.status())
   // etcd 3.4's maintenance server answers alarms without a header (`{}` when none is active).
   rpc('/maintenance/alarm', 'Alarm', M.AlarmRequest, M.AlarmResponse, (r) =>
-    member.alarm(r as never).then((x) => ({ alarms: x.alarms })),
+    member.alarm(r).then((x) => ({ alarms: x.alarms })),
   )
   rpc('/maintenance/hash', 'Hash', M.HashRequest, M.HashResponse, () => member.hash())
-  rpc('/maintenance/hashkv', 'HashKV', M.HashKVRequest, M.HashKVResponse, (r) => member.hashKV(r as never))
+  rpc('/maintenance/hashkv', 'HashKV', M.HashKVRequest, M.HashKVResponse, (r) => member.hashKV(r))
   rpc('/cluster/member/list', 'MemberList', M.MemberListRequest, M.MemberListResponse, () => member.memberList())
-  rpc('/cluster/member/add', 'MemberAdd', M.MemberAddRequest, M.MemberAddResponse, (r) => member.memberAdd(r as never))
-  rpc('/cluster/member/remove', 'MemberRemove', M.MemberRemoveRequest, M.MembersResponse, (r) =>
-    member.memberRemove(r as never),
-  )
-  rpc('/cluster/member/update', 'MemberUpdate', M.MemberUpdateRequest, M.MembersResponse, (r) =>
-    member.memberUpdate(r as never),
-  )
+  rpc('/cluster/member/add', 'MemberAdd', M.MemberAddRequest, M.MemberAddResponse, (r) => member.memberAdd(r))
+  rpc('/cluster/member/remove', 'MemberRemove', M.MemberRemoveRequest, M.MembersResponse, (r) => member.memberRemove(r))
+  rpc('/cluster/member/update', 'MemberUpdate', M.MemberUpdateRequest, M.MembersResponse, (r) => member.memberUpdate(r))
   rpc('/cluster/member/promote', 'MemberPromote', M.MemberPromoteRequest, M.MembersResponse, (r) =>
-    member.memberPromote(r as never),
+    member.memberPromote(r),
   )
   rpc('/maintenance/transfer-leadership', 'MoveLeader', M.MoveLeaderRequest, M.HeaderOnlyResponse, (r) =>
-    member.moveLeader(r as never),
+    member.moveLeader(r),
   )
 
   // ---- auth: etcd 3.4's /v3/auth/* (plus 3.5's status), and the token verification key ----
   const auth = member.auth
   if (auth) {
-    type R = never
     rpc('/auth/enable', 'AuthEnable', M.AuthEnableRequest, M.HeaderOnlyResponse, (_r, i) => auth.enable(i))
     rpc('/auth/disable', 'AuthDisable', M.AuthDisableRequest, M.HeaderOnlyResponse, (_r, i) => auth.disable(i))
     rpc('/auth/status', 'AuthStatus', M.AuthStatusRequest, M.AuthStatusResponse, () => auth.status())
     rpc('/auth/authenticate', 'Authenticate', M.AuthenticateRequest, M.AuthenticateResponse, (r, _i, address) =>
-      auth.authenticate(r as R, address),
+      auth.authenticate(r, address),
     )
-    rpc('/auth/user/add', 'UserAdd', M.AuthUserAddRequest, M.HeaderOnlyResponse, (r, i) => auth.userAdd(r as R, i))
-    rpc('/auth/user/get', 'UserGet', M.AuthUserGetRequest, M.AuthUserGetResponse, (r, i) => auth.userGet(r as R, i))
+    rpc('/auth/user/add', 'UserAdd', M.AuthUserAddRequest, M.HeaderOnlyResponse, (r, i) => auth.userAdd(r, i))
+    rpc('/auth/user/get', 'UserGet', M.AuthUserGetRequest, M.AuthUserGetResponse, (r, i) => auth.userGet(r, i))
     rpc('/auth/user/list', 'UserList', M.AuthUserListRequest, M.AuthUserListResponse, (_r, i) => auth.userList(i))
     rpc('/auth/user/delete', 'UserDelete', M.AuthUserDeleteRequest, M.HeaderOnlyResponse, (r, i) =>
-      auth.userDelete(r as R, i),
+      auth.userDelete(r, i),
     )
     rpc('/auth/user/changepw', 'UserChangePassword', M.AuthUserChangePasswordRequest, M.HeaderOnlyResponse, (r, i) =>
-      auth.userChangePassword(r as R, i),
+      auth.userChangePassword(r, i),
     )
     rpc('/auth/user/grant', 'UserGrantRole', M.AuthUserGrantRoleRequest, M.HeaderOnlyResponse, (r, i) =>
-      auth.userGrantRole(r as R, i),
+      auth.userGrantRole(r, i),
     )
     rpc('/auth/user/revoke', 'UserRevokeRole', M.AuthUserRevokeRoleRequest, M.HeaderOnlyResponse, (r, i) =>
-      auth.userRevokeRole(r as R, i),
+      auth.userRevokeRole(r, i),
     )
-    rpc('/auth/role/add', 'RoleAdd', M.AuthRoleAddRequest, M.HeaderOnlyResponse, (r, i) => auth.roleAdd(r as R, i))
-    rpc('/auth/role/get', 'RoleGet', M.AuthRoleGetRequest, M.AuthRoleGetResponse, (r, i) => auth.roleGet(r as R, i))
+    rpc('/auth/role/add', 'RoleAdd', M.AuthRoleAddRequest, M.HeaderOnlyResponse, (r, i) => auth.roleAdd(r, i))
+    rpc('/auth/role/get', 'RoleGet', M.AuthRoleGetRequest, M.AuthRoleGetResponse, (r, i) => auth.roleGet(r, i))
     rpc('/auth/role/list', 'RoleList', M.AuthRoleListRequest, M.AuthRoleListResponse, (_r, i) => auth.roleList(i))
     rpc('/auth/role/delete', 'RoleDelete', M.AuthRoleDeleteRequest, M.HeaderOnlyResponse, (r, i) =>
-      auth.roleDelete(r as R, i),
+      auth.roleDelete(r, i),
     )
     rpc('/auth/role/grant', 'RoleGrantPermission', M.AuthRoleGrantPermissionRequest, M.HeaderOnlyResponse, (r, i) =>
-      auth.roleGrantPermission(r as R, i),
+      auth.roleGrantPermission(r, i),
     )
     rpc('/auth/role/revoke', 'RoleRevokePermission', M.AuthRoleRevokePermissionRequest, M.HeaderOnlyResponse, (r, i) =>
-      auth.roleRevokePermission(r as R, i),
+      auth.roleRevokePermission(r, i),
     )
     app.get('/.well-known/jwks.json', async (c) => {
       const jwks = await auth.jwks()
@@ -282,7 +276,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
       let firstError: EtcdError | undefined
       const rest = await readValues(c.req.raw, (text, i) => {
         try {
-          const r = decodeMessage<never>(M.LeaseKeepAliveRequest, parseFirstJson(text))
+          const r = decodeMessage(M.LeaseKeepAliveRequest, parseFirstJson(text))
           pending.push(
             member.leaseKeepAlive(r).then((res) => `{"result":${encodeMessage(M.LeaseKeepAliveResponse, res)}}\n`),
           )
@@ -302,8 +296,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
     })
 
     app.post(prefix + '/watch', async (c) => {
-      if (watchStreams >= opts.maxWatchStreams)
-        return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
+      if (watchStreams >= opts.maxWatchStreams) return errorResponse(c, new EtcdError('ErrTooManyWatchStreams'))
       let info: AuthInfo | undefined
       try {
         info = await member.authorize?.('Watch', undefined, c.req.header('authorization'), certUser(c))
@@ -338,7 +331,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
       const reader = readValues(body, (text, i) => {
         let req: WatchRequest
         try {
-          req = decodeMessage<WatchRequest>(M.WatchRequest, parseFirstJson(text))
+          req = decodeMessage(M.WatchRequest, parseFirstJson(text))
         } catch (err) {
           if (i === 0) firstTexts.push(toEtcdError(err).message)
           return false
@@ -397,23 +390,19 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
         prefix + '/watch',
         async (c, next) => {
           if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return methodNotAllowed(c)
-          if (watchStreams >= opts.maxWatchStreams)
-            return errorResponse(c, etcdError(GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'))
+          if (watchStreams >= opts.maxWatchStreams) return errorResponse(c, new EtcdError('ErrTooManyWatchStreams'))
           try {
             // A browser cannot set Authorization on a WebSocket: it offers the token as a subprotocol instead.
             const authorization =
               c.req.header('authorization') ?? tokenFromSubprotocols(c.req.header('sec-websocket-protocol'))
-            c.set(
-              'authInfo' as never,
-              (await member.authorize?.('Watch', undefined, authorization, certUser(c))) as never,
-            )
+            c.set('authInfo', await member.authorize?.('Watch', undefined, authorization, certUser(c)))
           } catch (err) {
             return errorResponse(c, err)
           }
           await next()
         },
         upgrade((c) => {
-          const info = c.get('authInfo' as never) as AuthInfo | undefined
+          const info: AuthInfo | undefined = c.get('authInfo')
           let stream: ReturnType<MemberApi['openWatchStream']> | undefined
           return {
             onOpen(_evt, ws) {
@@ -447,7 +436,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
                 return
               }
               try {
-                stream?.request(decodeMessage<WatchRequest>(M.WatchRequest, parseFirstJson(evt.data)))
+                stream?.request(decodeMessage(M.WatchRequest, parseFirstJson(evt.data)))
               } catch (err) {
                 const e = toEtcdError(err)
                 ws.send(
@@ -494,11 +483,11 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono {
           opts.onPeerRefused?.(c.req.header('x-edgecd-from') ?? '', c.req.header('x-forwarded-for') ?? '')
           return c.body('peer authentication failed\n', 401, { 'Content-Type': 'text/plain; charset=utf-8' })
         }
-        c.set('peer' as never, from as never)
+        c.set('peer', from)
         await next()
       },
       upgrade((c) => {
-        const from = c.get('peer' as never) as unknown as string
+        const from: string = c.get('peer')
         return {
           onOpen() {
             // The peer is up (it just dialed us): our own connection to it need not wait out its backoff.

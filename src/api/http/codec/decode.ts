@@ -1,7 +1,7 @@
 import { z } from 'zod'
-import { etcdError, GrpcCode } from '../../../kv/errors.js'
+import type { FieldDesc, MessageDesc } from '../../../protocol/descriptors.js'
+import { etcdError, GrpcCode } from '../../../protocol/errors.js'
 import { Base64Error, decodeBase64 } from './base64.js'
-import type { FieldDesc, MessageDesc } from './messages.js'
 
 /**
  * Decoding of request bodies as etcd's gateway does it (golang/protobuf jsonpb over encoding/json): proto names and
@@ -295,7 +295,7 @@ function fastMessage(desc: MessageDesc, v: unknown): Record<string, unknown> | D
 }
 
 /** Decodes a request body into a message with every field present (zeros for unset ones). */
-export function decodeMessage<T>(desc: MessageDesc, body: string | unknown): T {
+export function decodeMessage<T>(desc: MessageDesc<T>, body: string | unknown): T {
   const value = typeof body === 'string' ? parseFirstJson(body) : body
   const fast = fastMessage(desc, value)
   if (fast !== decline) return fast as T
@@ -303,7 +303,7 @@ export function decodeMessage<T>(desc: MessageDesc, body: string | unknown): T {
 }
 
 /** The reference decoding through the zod schema (exported for the tests that compare it with the fast path). */
-export function decodeMessageWithSchema<T>(desc: MessageDesc, body: string | unknown): T {
+export function decodeMessageWithSchema<T>(desc: MessageDesc<T>, body: string | unknown): T {
   return schemaDecode<T>(desc, typeof body === 'string' ? parseFirstJson(body) : body)
 }
 

@@ -1,5 +1,5 @@
+import type { FieldDesc, MessageDesc } from '../../../protocol/descriptors.js'
 import { encodeBase64 } from './base64.js'
-import type { FieldDesc, MessageDesc } from './messages.js'
 
 /**
  * Encoding of responses as etcd's gateway does it (grpc-gateway v1: OrigName, EmitDefaults false): keys in proto
@@ -7,7 +7,7 @@ import type { FieldDesc, MessageDesc } from './messages.js'
  * that is present but empty is written `{}` (as the nested txn header). Writes the JSON text directly: this is the
  * hot path of every response.
  */
-export function encodeMessage(desc: MessageDesc, obj: Record<string, unknown> | object): string {
+export function encodeMessage<T>(desc: MessageDesc<T>, obj: NoInfer<Partial<T>>): string {
   const o = obj as Record<string, unknown>
   let out = '{'
   let first = true

@@ -1,8 +1,11 @@
 /**
- * etcd's server errors, with etcd's exact messages and gRPC codes (etcd's api/v3rpc/rpctypes). One registry for the
- * whole member: the KV store, leases, auth and the server throw `EtcdError`s; the HTTP layer maps the gRPC code to
- * the gateway's HTTP status in one place (src/api/http/errors.ts).
+ * etcd's errors, defined once for the server and the client: the gRPC status codes, and etcd's error registry (its
+ * api/v3rpc/rpctypes): for each error its stable code string, its gRPC code, etcd's exact message and the HTTP status
+ * etcd's JSON gateway answers it with. The KV store, leases, auth and the member throw `EtcdError`s; the HTTP layer
+ * writes them (src/api/http/errors.ts); the client compares server answers against the same messages.
  */
+
+/** gRPC status codes, as etcd's gateway reports them in the `code` field of an error body. */
 export enum GrpcCode {
   OK = 0,
   Canceled = 1,
@@ -89,9 +92,50 @@ const registry = {
   ErrCorrupt: [GrpcCode.DataLoss, 'etcdserver: corrupt cluster'],
   ErrBadLeaderTransferee: [GrpcCode.FailedPrecondition, 'etcdserver: bad leader transferee'],
   ErrClusterIdMismatch: [GrpcCode.FailedPrecondition, 'etcdserver: cluster ID mismatch'],
+  ErrRemoved: [GrpcCode.FailedPrecondition, 'etcdserver: the member has been permanently removed from the cluster'],
+  /** edgecd's own: the member's bound on concurrent watch streams (--max-watch-streams) is reached. */
+  ErrTooManyWatchStreams: [GrpcCode.ResourceExhausted, 'etcdserver: too many watch streams'],
+  /** An unexpected failure, answered without leaking internals. */
+  ErrInternal: [GrpcCode.Internal, 'etcdserver: internal error'],
 } as const satisfies Record<string, readonly [GrpcCode, string]>
 
 export type EtcdErrorCode = keyof typeof registry
+
+/** etcd's exact message for an error code (e.g. `etcdErrorMessage('ErrCompacted')`). */
+export function etcdErrorMessage(code: EtcdErrorCode): string {
+  return registry[code][1]
+}
+
+/** etcd's gRPC code for an error code. */
+export function etcdErrorGrpcCode(code: EtcdErrorCode): GrpcCode {
+  return registry[code][0]
+}
+
+/** grpc-gateway v1's mapping from gRPC code to HTTP status, the one place it lives (etcd-api.md §4). */
+const httpStatusOf: Record<number, number> = {
+  [GrpcCode.OK]: 200,
+  [GrpcCode.Canceled]: 408,
+  [GrpcCode.Unknown]: 500,
+  [GrpcCode.InvalidArgument]: 400,
+  [GrpcCode.DeadlineExceeded]: 504,
+  [GrpcCode.NotFound]: 404,
+  [GrpcCode.AlreadyExists]: 409,
+  [GrpcCode.PermissionDenied]: 403,
+  [GrpcCode.ResourceExhausted]: 429,
+  [GrpcCode.FailedPrecondition]: 412,
+  [GrpcCode.Aborted]: 409,
+  [GrpcCode.OutOfRange]: 400,
+  [GrpcCode.Unimplemented]: 501,
+  [GrpcCode.Internal]: 500,
+  [GrpcCode.Unavailable]: 503,
+  [GrpcCode.DataLoss]: 500,
+  [GrpcCode.Unauthenticated]: 401,
+}
+
+/** The HTTP status etcd's JSON gateway answers a gRPC code with. */
+export function httpStatus(code: GrpcCode): number {
+  return httpStatusOf[code] ?? 500
+}
 
 /**
  * An error answered to a client with etcd's message and gRPC code. `code` is the stable string name

@@ -1,6 +1,13 @@
 /**
- * etcd's v3 KV, lease, watch and maintenance messages (etcdserverpb / mvccpb), with etcd's proto field names word for
- * word, so that the JSON gateway codec maps them mechanically and a reader who knows etcd recognises every field.
+ * Layer: src/protocol, etcd's wire protocol shared by the server and the client: message types (types.ts), the
+ * JSON gateway's message descriptors (descriptors.ts) and etcd's error registry with the gRPC codes and HTTP statuses
+ * (errors.ts). A leaf: imports nothing from this project. Web-standard APIs only.
+ */
+/**
+ * etcd's v3 messages (etcdserverpb / mvccpb / authpb) as the server handles them, defined once for every layer: KV,
+ * lease, watch, maintenance, cluster and auth, with etcd's proto field names word for word, so that the JSON gateway
+ * codec (src/protocol/descriptors.ts drives it) maps them mechanically and a reader who knows etcd recognises every
+ * field. The client's readable camelCase shapes (src/client/types.ts) are decoded from the same wire messages.
  *
  * Representation: keys and values are bytes (Uint8Array); revisions, versions, counts and TTLs are JS numbers (exact
  * up to 2^53, far beyond any revision); lease ids are bigint, because etcd's int64 lease ids (random, or chosen by the
@@ -271,6 +278,209 @@ export enum AlarmAction {
 export interface AlarmMember {
   memberID: string
   alarm: AlarmType
+}
+
+/** etcd's AlarmRequest (/v3/maintenance/alarm). `memberID` is a decimal uint64, 0 for "any member" in GET. */
+export interface AlarmRequest {
+  action: AlarmAction
+  memberID: string
+  alarm: AlarmType
+}
+
+export interface AlarmResponse {
+  header?: ResponseHeader
+  alarms: AlarmMember[]
+}
+
+/** etcd's HashKVResponse: CRC-32C over the key-value history up to a revision. */
+export interface HashKVResponse {
+  header?: ResponseHeader
+  hash: number
+  compact_revision: number
+}
+
+/** etcd's etcdserverpb.Member. */
+export interface MemberInfo {
+  ID: string
+  name: string
+  peerURLs: string[]
+  clientURLs: string[]
+  isLearner: boolean
+}
+
+/** etcd's StatusResponse (/v3/maintenance/status). */
+export interface StatusResponse {
+  header: ResponseHeader
+  version: string
+  dbSize: number
+  leader: string
+  raftIndex: number
+  raftTerm: number
+  raftAppliedIndex: number
+  errors: string[]
+  dbSizeInUse: number
+  isLearner: boolean
+}
+
+/** A response that carries only its header (etcd's Compaction-, LeaseRevoke-, MoveLeader-, Auth*Response...). */
+export interface HeaderResponse {
+  header?: ResponseHeader
+}
+
+/** A request without fields (etcd's StatusRequest, MemberListRequest, AuthEnableRequest, ...). */
+export type EmptyRequest = Record<string, never>
+
+export interface HashResponse {
+  header?: ResponseHeader
+  hash: number
+}
+
+export interface HashKVRequest {
+  revision: number
+}
+
+export interface SnapshotResponse {
+  header?: ResponseHeader
+  remaining_bytes: number
+  blob: Uint8Array
+}
+
+export interface MemberListResponse {
+  header?: ResponseHeader
+  members: MemberInfo[]
+}
+
+export interface MemberAddRequest {
+  peerURLs: string[]
+  isLearner: boolean
+}
+
+export interface MemberAddResponse {
+  header?: ResponseHeader
+  member: MemberInfo
+  members: MemberInfo[]
+}
+
+/** etcd's MemberRemoveRequest and MemberPromoteRequest. */
+export interface MemberIdRequest {
+  ID: string
+}
+
+export interface MemberUpdateRequest {
+  ID: string
+  peerURLs: string[]
+}
+
+/** etcd's MemberRemoveResponse, MemberUpdateResponse and MemberPromoteResponse. */
+export interface MembersResponse {
+  header?: ResponseHeader
+  members: MemberInfo[]
+}
+
+export interface MoveLeaderRequest {
+  targetID: string
+}
+
+// ---- auth (etcd 3.4's rpc.proto and authpb) ----
+
+/** etcd's authpb.Permission_Type. */
+export enum PermType {
+  READ = 0,
+  WRITE = 1,
+  READWRITE = 2,
+}
+
+/** etcd's authpb.Permission. An empty range_end means the single key. */
+export interface Permission {
+  permType: PermType
+  key: Uint8Array
+  range_end: Uint8Array
+}
+
+export interface AuthStatusResponse {
+  header?: ResponseHeader
+  enabled: boolean
+  authRevision: number
+}
+
+export interface AuthenticateRequest {
+  name: string
+  password: string
+}
+
+export interface AuthenticateResponse {
+  header?: ResponseHeader
+  token: string
+}
+
+export interface UserAddOptions {
+  no_password: boolean
+}
+
+export interface AuthUserAddRequest {
+  name: string
+  password: string
+  options?: UserAddOptions
+}
+
+/** etcd's AuthUserGetRequest and AuthUserDeleteRequest. */
+export interface AuthUserNameRequest {
+  name: string
+}
+
+export interface AuthUserGetResponse {
+  header?: ResponseHeader
+  roles: string[]
+}
+
+export interface AuthUserChangePasswordRequest {
+  name: string
+  password: string
+}
+
+export interface AuthUserGrantRoleRequest {
+  user: string
+  role: string
+}
+
+export interface AuthUserRevokeRoleRequest {
+  name: string
+  role: string
+}
+
+export interface AuthUserListResponse {
+  header?: ResponseHeader
+  users: string[]
+}
+
+export interface AuthRoleAddRequest {
+  name: string
+}
+
+/** etcd's AuthRoleGetRequest and AuthRoleDeleteRequest. */
+export interface AuthRoleNameRequest {
+  role: string
+}
+
+export interface AuthRoleGetResponse {
+  header?: ResponseHeader
+  perm: Permission[]
+}
+
+export interface AuthRoleListResponse {
+  header?: ResponseHeader
+  roles: string[]
+}
+
+export interface AuthRoleGrantPermissionRequest {
+  name: string
+  perm?: Permission
+}
+
+export interface AuthRoleRevokePermissionRequest {
+  role: string
+  key: Uint8Array
+  range_end: Uint8Array
 }
 
 export const emptyKey: Uint8Array = new Uint8Array(0)
