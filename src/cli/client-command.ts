@@ -7,8 +7,6 @@
 import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { read } from 'read'
-import WebSocket from 'ws'
 import { Client, EtcdClientError, type TlsOptions } from '../client/index.js'
 import { type FlagSpec, globalFlags, globalValueFlags } from './global-flags.js'
 import { type CliIo, exitBadArgs, exitBadFeature, exitError } from './main.js'
@@ -49,6 +47,9 @@ export interface ClientCommandSpec {
   passthroughAfter?: number
   run(ctx: Ctx, args: string[], flags: Record<string, string | boolean | undefined>): Promise<number>
 }
+
+/** The commands that open a watch (and so need a WebSocket: the `ws` package on Node 20). */
+const watchingCommands = new Set(['watch', 'lock', 'elect'])
 
 /**
  * A bad argument or flag value, exiting as etcdctl does: 128 (its ExitBadArgs) unless another of etcdctl's codes is
@@ -158,7 +159,10 @@ function stdinLines(): AsyncIterable<string> {
 }
 
 async function askSecret(io: CliIo, prompt: string): Promise<string> {
-  if (process.stdin.isTTY) return read({ prompt, silent: true, replace: '', output: process.stderr })
+  if (process.stdin.isTTY) {
+    const { read } = await import('read')
+    return read({ prompt, silent: true, replace: '', output: process.stderr })
+  }
   if (prompt !== '') io.out(prompt)
   const { value, done } = await stdinLines()[Symbol.asyncIterator]().next()
   if (done) throw new Error('EOF')
@@ -285,6 +289,8 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
     )
     const token = (values.token as string | undefined) ?? env('TOKEN')
     const creds = await credentials(io, values)
+    // ws costs about as much to load as the rest of the CLI: only the commands that watch load it.
+    const WebSocket = watchingCommands.has(spec.name) ? (await import('ws')).default : undefined
     const ctx: Ctx = {
       io,
       format,
