@@ -1,8 +1,31 @@
 #!/usr/bin/env node
-// The `edgecd` command. The CLI is TypeScript (src/cli/main.ts), so this registers tsx's ESM loader in-process and
-// imports it: one process, no build step, and the same code `npm start` runs.
-import { register } from 'tsx/esm/api'
+// The `edgecd` command. It runs the compiled CLI (dist/cli/main.js, made by `npm run build`, which `npm ci`,
+// `npm install` and `npm pack` run through `prepare`). In a checkout whose sources are newer than the last build it
+// runs the sources through tsx instead, so it never runs stale output (the check costs about a millisecond).
+import { existsSync, readdirSync, statSync } from 'node:fs'
 
-register()
-const { main } = await import('../src/cli/main.ts')
+const root = new URL('../', import.meta.url)
+const stamp = new URL('dist/.build-stamp', root)
+const src = new URL('src/', root)
+
+/** Newest modification time under a directory, in ms. */
+function newest(dir) {
+  let t = 0
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = `${dir}/${e.name}`
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs)
+  }
+  return t
+}
+
+const built = existsSync(stamp)
+const fresh = built && (!existsSync(src) || statSync(stamp).mtimeMs >= newest(src.pathname.replace(/\/$/, '')))
+let main
+if (fresh) {
+  ;({ main } = await import('../dist/cli/main.js'))
+} else {
+  const { register } = await import('tsx/esm/api')
+  register()
+  ;({ main } = await import('../src/cli/main.ts'))
+}
 process.exitCode = await main(process.argv.slice(2))

@@ -7,18 +7,11 @@
 import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { read } from 'read'
-import WebSocket from 'ws'
 import { Client, EtcdClientError, type TlsOptions } from '../client/index.js'
-import { type CliIo, exitUsage } from './main.js'
+import { type FlagSpec, globalFlags, globalValueFlags } from './global-flags.js'
+import { type CliIo, exitBadArgs, exitBadFeature, exitError } from './main.js'
 
-/** A flag of a command. */
-export interface FlagSpec {
-  type: 'string' | 'boolean'
-  short?: string
-  help: string
-  default?: string
-}
+export { type FlagSpec, globalFlags, globalValueFlags }
 
 /** What a command gets besides its arguments. */
 export interface Ctx {
@@ -55,55 +48,21 @@ export interface ClientCommandSpec {
   run(ctx: Ctx, args: string[], flags: Record<string, string | boolean | undefined>): Promise<number>
 }
 
-/** Global flags of every client command (as etcdctl's). */
-export const globalFlags: Record<string, FlagSpec> = {
-  endpoints: {
-    type: 'string',
-    help: 'comma-separated member URLs (env EDGECD_ENDPOINTS)',
-    default: 'http://127.0.0.1:2379',
-  },
-  token: { type: 'string', help: 'bearer token sent with every request (env EDGECD_TOKEN)' },
-  'write-out': {
-    type: 'string',
-    short: 'w',
-    help: 'output format: simple, json or table (env EDGECD_WRITE_OUT)',
-    default: 'simple',
-  },
-  'dial-timeout': { type: 'string', help: 'timeout to reach an endpoint (env EDGECD_DIAL_TIMEOUT)', default: '2s' },
-  'command-timeout': {
-    type: 'string',
-    help: 'timeout of a short command, retries included (env EDGECD_COMMAND_TIMEOUT)',
-    default: '5s',
-  },
-  user: {
-    type: 'string',
-    help: 'username[:password] for authentication (prompts for the password on a terminal if not given; env EDGECD_USER)',
-  },
-  password: {
-    type: 'string',
-    help: 'password for authentication (then --user is the whole user name; env EDGECD_PASSWORD)',
-  },
-  cacert: {
-    type: 'string',
-    help: 'verify certificates of TLS-enabled secure servers using this CA bundle (env EDGECD_CACERT)',
-  },
-  cert: { type: 'string', help: 'identify secure client using this TLS certificate file (env EDGECD_CERT)' },
-  key: { type: 'string', help: 'identify secure client using this TLS key file (env EDGECD_KEY)' },
-  'insecure-skip-tls-verify': {
-    type: 'boolean',
-    help: 'skip server certificate verification (CAUTION: for testing only; env EDGECD_INSECURE_SKIP_TLS_VERIFY)',
-  },
+/** The commands that open a watch (and so need a WebSocket: the `ws` package on Node 20). */
+const watchingCommands = new Set(['watch', 'lock', 'elect'])
+
+/**
+ * A bad argument or flag value, exiting as etcdctl does: 128 (its ExitBadArgs) unless another of etcdctl's codes is
+ * given (4 for an unsupported output format, 1 where etcdctl fails the command itself).
+ */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = exitBadArgs,
+  ) {
+    super(message)
+  }
 }
-
-/** Global flags that take a value (main.ts needs them to find where the command name starts). */
-export const globalValueFlags = new Set(
-  Object.entries(globalFlags)
-    .filter(([, f]) => f.type === 'string')
-    .flatMap(([n, f]) => [`--${n}`, ...(f.short ? [`-${f.short}`] : [])]),
-)
-
-/** A usage error (exit 2). */
-export class UsageError extends Error {}
 
 /** Parses Go-style durations as etcdctl takes them: 5s, 500ms, 1m, or plain seconds. */
 export function parseDurationMs(v: string, flag: string): number {
@@ -200,7 +159,10 @@ function stdinLines(): AsyncIterable<string> {
 }
 
 async function askSecret(io: CliIo, prompt: string): Promise<string> {
-  if (process.stdin.isTTY) return read({ prompt, silent: true, replace: '', output: process.stderr })
+  if (process.stdin.isTTY) {
+    const { read } = await import('read')
+    return read({ prompt, silent: true, replace: '', output: process.stderr })
+  }
   if (prompt !== '') io.out(prompt)
   const { value, done } = await stdinLines()[Symbol.asyncIterator]().next()
   if (done) throw new Error('EOF')
@@ -227,6 +189,7 @@ async function credentials(
   if (!process.stdin.isTTY)
     throw new UsageError(
       `no password for user ${user}: give --user ${user}:<password>, --password or EDGECD_PASSWORD (stdin is not a terminal to ask on)`,
+      exitError,
     )
   return { username: user, password: await askSecret(io, 'Password: ') }
 }
@@ -298,7 +261,8 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
     const flag = /'(-[^']+)'/.exec(msg)?.[1]
     io.err(flag && /Unknown option/.test(msg) ? `Error: unknown flag: ${flag}` : `Error: ${msg}`)
     io.err(`Run 'edgecd ${spec.name} --help' for usage.`)
-    return exitUsage
+    // etcdctl (cobra) fails an unknown flag or an unparsable flag value with ExitError.
+    return exitError
   }
   if (values.help) {
     io.out(usageOf(spec))
@@ -313,7 +277,7 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
     const tls = await tlsOf(values)
     const format = String(values['write-out'] ?? env('WRITE_OUT') ?? 'simple')
     if (format !== 'simple' && format !== 'json' && format !== 'table')
-      throw new UsageError(`${format} is not a supported output format (simple, json, table)`)
+      throw new UsageError(`unsupported output format ${format} (simple, json, table)`, exitBadFeature)
     const endpoints = String(values.endpoints ?? env('ENDPOINTS') ?? 'http://127.0.0.1:2379')
       .split(',')
       .filter((e) => e.trim() !== '')
@@ -325,6 +289,8 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
     )
     const token = (values.token as string | undefined) ?? env('TOKEN')
     const creds = await credentials(io, values)
+    // ws costs about as much to load as the rest of the CLI: only the commands that watch load it.
+    const WebSocket = watchingCommands.has(spec.name) ? (await import('ws')).default : undefined
     const ctx: Ctx = {
       io,
       format,
@@ -342,7 +308,7 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`Error: ${err.message}`)
-      return exitUsage
+      return err.exitCode
     }
     io.err(`Error: ${err instanceof EtcdClientError || err instanceof Error ? err.message : String(err)}`)
     return 1
@@ -392,15 +358,11 @@ export async function runGroup(
   }
   const sub = at < 0 ? undefined : argv[at]
   const rest = at < 0 ? argv : [...argv.slice(0, at), ...argv.slice(at + 1)]
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-    ;(sub === undefined ? io.err : io.out)(groupUsage(group, summary, subs))
-    return sub === undefined ? exitUsage : 0
-  }
   const spec = subs.find((s) => s.name === `${group} ${sub}`)
   if (spec === undefined) {
-    io.err(`Error: unknown command "${sub}" for "edgecd ${group}"`)
-    io.err(`Run 'edgecd ${group} --help' for usage.`)
-    return exitUsage
+    // As etcdctl: a group without a known subcommand prints its help on stdout and succeeds.
+    io.out(groupUsage(group, summary, subs))
+    return 0
   }
   return runClientCommand(spec, rest, io)
 }

@@ -7,16 +7,14 @@
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { runAuth, runRole, runUser } from './auth.js'
-import { type ClientCommandSpec, globalFlags, globalValueFlags, runClientCommand } from './client-command.js'
-import { runEndpoint, runMember, runSnapshot } from './cluster.js'
-import { compaction, del, get, put, txn, watch } from './kv.js'
-import { runLease } from './lease.js'
-import { elect, lock } from './lock-elect.js'
-import { runServe } from './serve.js'
+import { globalFlags, globalValueFlags } from './global-flags.js'
 
-/** Exit status for a bad command line (unknown command or option), as getopt-style tools do. */
+/** Exit status of `edgecd serve` for a bad flag or value (etcd itself exits 2 there, as Go's flag package does). */
 export const exitUsage = 2
+/** etcdctl's exit codes (etcdctl/ctlv3/command/error.go): a failed command, an unsupported feature, bad arguments. */
+export const exitError = 1
+export const exitBadFeature = 4
+export const exitBadArgs = 128
 
 /** What a command writes and which streams it writes to; injected so tests can capture output. */
 export interface CliIo {
@@ -42,41 +40,83 @@ interface Command {
   client?: boolean
 }
 
-/** A client command from its spec (see client-command.ts). */
-const clientCommand = (spec: ClientCommandSpec): Command => ({
-  summary: spec.summary,
+/**
+ * A client command whose spec lives in another module (see client-command.ts). Every command's module is imported
+ * only when that command runs, so `edgecd get` never loads the member, hono or ws: start-up time is what etcdctl
+ * users compare us with.
+ */
+const clientCommand = (
+  summary: string,
+  load: () => Promise<import('./client-command.js').ClientCommandSpec>,
+): Command => ({
+  summary,
   client: true,
-  run: (args, io) => runClientCommand(spec, args, io),
+  run: async (args, io) => {
+    const [spec, { runClientCommand }] = await Promise.all([load(), import('./client-command.js')])
+    return runClientCommand(spec, args, io)
+  },
 })
 
 const commands: Record<string, Command> = {
   serve: {
     summary: 'run one member (etcd flags: --name, --data-dir, --listen-client-urls, ...; see serve --help)',
-    run: (args, io) => runServe(args, io),
+    run: async (args, io) => (await import('./serve.js')).runServe(args, io),
   },
-  put: clientCommand(put),
-  get: clientCommand(get),
-  del: clientCommand(del),
-  txn: clientCommand(txn),
-  watch: clientCommand(watch),
-  compaction: clientCommand(compaction),
-  lease: { summary: 'lease grant|revoke|timetolive|list|keep-alive', client: true, run: runLease },
-  member: { summary: 'member list|add|remove|promote|update', client: true, run: runMember },
-  endpoint: { summary: 'endpoint status|health (over every --endpoints)', client: true, run: runEndpoint },
-  snapshot: { summary: 'snapshot save FILE', client: true, run: runSnapshot },
-  lock: clientCommand(lock),
-  elect: clientCommand(elect),
+  put: clientCommand('Puts the given key into the store', async () => (await import('./kv.js')).put),
+  get: clientCommand('Gets the key or a range of keys', async () => (await import('./kv.js')).get),
+  del: clientCommand(
+    'Removes the specified key or range of keys [key, range_end)',
+    async () => (await import('./kv.js')).del,
+  ),
+  txn: clientCommand('Txn processes all the requests in one transaction', async () => (await import('./kv.js')).txn),
+  watch: clientCommand(
+    'Watches events stream on keys or prefixes (until Ctrl-C)',
+    async () => (await import('./kv.js')).watch,
+  ),
+  compaction: clientCommand('Compacts the event history in etcd', async () => (await import('./kv.js')).compaction),
+  lease: {
+    summary: 'lease grant|revoke|timetolive|list|keep-alive',
+    client: true,
+    run: async (args, io) => (await import('./lease.js')).runLease(args, io),
+  },
+  member: {
+    summary: 'member list|add|remove|promote|update',
+    client: true,
+    run: async (args, io) => (await import('./cluster.js')).runMember(args, io),
+  },
+  endpoint: {
+    summary: 'endpoint status|health (over every --endpoints)',
+    client: true,
+    run: async (args, io) => (await import('./cluster.js')).runEndpoint(args, io),
+  },
+  snapshot: {
+    summary: 'snapshot save FILE',
+    client: true,
+    run: async (args, io) => (await import('./cluster.js')).runSnapshot(args, io),
+  },
+  lock: clientCommand(
+    'Acquires a named lock (prints the lock key and holds it until Ctrl-C, or runs the command while holding it)',
+    async () => (await import('./lock-elect.js')).lock,
+  ),
+  elect: clientCommand(
+    'Observes and participates in leader election (campaigns with the proposal, or observes with -l)',
+    async () => (await import('./lock-elect.js')).elect,
+  ),
   user: {
     summary: 'user add|get|list|delete|passwd|grant-role|revoke-role',
     client: true,
-    run: runUser,
+    run: async (args, io) => (await import('./auth.js')).runUser(args, io),
   },
   role: {
     summary: 'role add|get|list|delete|grant-permission|revoke-permission',
     client: true,
-    run: runRole,
+    run: async (args, io) => (await import('./auth.js')).runRole(args, io),
   },
-  auth: { summary: 'auth enable|disable|status', client: true, run: runAuth },
+  auth: {
+    summary: 'auth enable|disable|status',
+    client: true,
+    run: async (args, io) => (await import('./auth.js')).runAuth(args, io),
+  },
   help: {
     summary: 'show this help',
     run(_args, io) {
@@ -133,9 +173,9 @@ export async function main(argv: string[], io: CliIo = consoleIo): Promise<numbe
   try {
     values = parseGlobal(globalArgs).values
   } catch (err) {
-    io.err(`edgecd: ${(err as Error).message}`)
+    io.err(`Error: ${(err as Error).message}`)
     io.err("Run 'edgecd --help' for usage.")
-    return exitUsage
+    return exitError
   }
   if (values.version) {
     io.out(version())
@@ -146,18 +186,19 @@ export async function main(argv: string[], io: CliIo = consoleIo): Promise<numbe
     return 0
   }
   if (name === undefined) {
-    io.err(usage())
-    return exitUsage
+    // As etcdctl: no command prints the help on stdout and succeeds.
+    io.out(usage())
+    return 0
   }
   const command = commands[name]
   if (command === undefined) {
-    io.err(`edgecd: unknown command '${name}'`)
+    io.err(`Error: unknown command "${name}" for "edgecd"`)
     io.err(`Commands: ${Object.keys(commands).join(', ')}. Run 'edgecd --help' for usage.`)
-    return exitUsage
+    return exitError
   }
   if (clientArgs.length > 0 && !command.client) {
-    io.err(`edgecd: '${name}' takes no client flags (${clientArgs.join(' ')})`)
-    return exitUsage
+    io.err(`Error: '${name}' takes no client flags (${clientArgs.join(' ')})`)
+    return exitError
   }
   return command.run(command.client ? [...clientArgs, ...rest] : rest, io)
 }

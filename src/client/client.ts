@@ -47,6 +47,7 @@ import {
 } from './types.js'
 import { Watcher, type WatchOptions, type WatchTarget } from './watch.js'
 import { WatchStream, type WebSocketConstructor } from './watch-stream.js'
+import { chooseWebSocket } from './websocket.js'
 
 /** Options of a Client. */
 export interface ClientOptions {
@@ -64,7 +65,10 @@ export interface ClientOptions {
   dialTimeoutMs?: number
   /** Bound on one call including its retries, ms; default 10,000. */
   commandTimeoutMs?: number
-  /** WebSocket constructor for watches; default globalThis.WebSocket (Node 20 has none: pass the `ws` package's). */
+  /**
+   * WebSocket constructor for watches; default globalThis.WebSocket, or on Node (through the package's `edgecd` import)
+   * the `ws` package where there is no global one or where `tls` is set.
+   */
   WebSocket?: unknown
   /** fetch to use; default globalThis.fetch (with `tls`: undici's, on Node). */
   fetch?: typeof fetch
@@ -108,7 +112,7 @@ export class Client {
       backoffMaxMs: opts.backoffMaxMs,
       fetch: opts.fetch ?? (opts.tls ? tlsFetch(opts.tls) : undefined),
     })
-    const WS = (opts.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as WebSocketConstructor | undefined
+    const WS = chooseWebSocket(opts.WebSocket, opts.tls !== undefined)
     this.WS = WS && opts.tls ? tlsWebSocket(WS, opts.tls) : WS
     this.lease = new LeaseClient(this.transport)
     this.member = new MemberClient(this.transport)
@@ -183,7 +187,7 @@ export class Client {
       throw new EtcdClientError(
         'ERR_CLOSED',
         GrpcCode.Unimplemented,
-        'edgecd client: no WebSocket in this runtime; pass the WebSocket option (on Node 20: the ws package)',
+        "edgecd client: no WebSocket in this runtime; pass the WebSocket option, or import the package's Node entry ('edgecd' under Node picks the ws package itself)",
       )
     this.watchStream ??= new WatchStream(this.transport, this.WS)
     const w = new Watcher(this.watchStream, target, opts)

@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { type CliIo, exitUsage, main, version } from '../../src/cli/main.js'
+import { type CliIo, exitBadArgs, exitError, exitUsage, main, version } from '../../src/cli/main.js'
 
 function capture(): CliIo & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = []
@@ -77,28 +77,43 @@ describe('edgecd CLI', () => {
     assert.match(url.err, /scheme must be http or https/)
   })
 
-  test('an unknown command or option is a usage error with a hint', async () => {
+  test("an unknown command or option fails as etcdctl's do (exit 1) with a hint", async () => {
     const cmd = await run('frobnicate')
-    assert.equal(cmd.code, exitUsage)
-    assert.match(cmd.err, /unknown command 'frobnicate'/)
+    assert.equal(cmd.code, exitError)
+    assert.match(cmd.err, /Error: unknown command "frobnicate" for "edgecd"/)
     assert.match(cmd.err, /edgecd --help/)
     const opt = await run('--frobnicate')
-    assert.equal(opt.code, exitUsage)
+    assert.equal(opt.code, exitError)
     assert.match(opt.err, /--frobnicate/)
     assert.match(opt.err, /edgecd --help/)
   })
 
-  test('no command prints usage to stderr and is a usage error', async () => {
-    const r = await run()
-    assert.equal(r.code, exitUsage)
-    assert.match(r.err, /Usage:/)
+  test("bad arguments exit 128 and a bad output format 4, as etcdctl's ExitBadArgs and ExitBadFeature", async () => {
+    const args = await run('get')
+    assert.equal(args.code, exitBadArgs)
+    assert.match(args.err, /get command needs one argument/)
+    const ttl = await run('lease', 'grant', 'abc')
+    assert.equal(ttl.code, exitBadArgs)
+    assert.match(ttl.err, /bad TTL/)
+    const format = await run('-w', 'yaml', 'get', 'a')
+    assert.equal(format.code, 4)
+    assert.match(format.err, /unsupported output format/)
+    const group = await run('lease')
+    assert.equal(group.code, 0, 'a command group without a subcommand prints its help, as etcdctl')
+    assert.match(group.out, /lease grant/)
   })
 
-  test('bin/edgecd.js runs the CLI through tsx and passes the exit code on', () => {
+  test('no command prints usage on stdout and succeeds, as etcdctl', async () => {
+    const r = await run()
+    assert.equal(r.code, 0)
+    assert.match(r.out, /Usage:/)
+  })
+
+  test('bin/edgecd.js runs the CLI (compiled, or the sources through tsx) and passes the exit code on', () => {
     const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
     assert.match(execFileSync(bin, ['--help'], { encoding: 'utf8' }), /edgecd <command>/)
     const bad = spawnSync(bin, ['frobnicate'], { encoding: 'utf8' })
-    assert.equal(bad.status, exitUsage)
+    assert.equal(bad.status, exitError)
     assert.match(bad.stderr, /unknown command/)
   })
 })

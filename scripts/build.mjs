@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// `npm run build` (also run by `prepare`, so `npm ci` and `npm pack` build): compiles src/ to JavaScript with type
+// declarations in dist/ (tsc -p tsconfig.build.json), then bundles the browser builds with esbuild:
+//   dist/browser/edgecd-client.js   the client as one self-contained ES module
+// and writes dist/.build-stamp last. bin/edgecd.js runs dist/ when the stamp is newer than every file under src/
+// (an installed package has no src/), and the sources through tsx otherwise, so a checkout never runs stale output.
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const dist = resolve(root, 'dist')
+
+rmSync(dist, { recursive: true, force: true })
+// typescript's package exports hide bin/tsc from require.resolve; its file path is stable.
+const tsc = resolve(root, 'node_modules/typescript/bin/tsc')
+const r = spawnSync(process.execPath, [tsc, '-p', resolve(root, 'tsconfig.build.json')], {
+  cwd: root,
+  stdio: 'inherit',
+})
+if (r.status !== 0) {
+  console.error('build: tsc failed')
+  process.exit(r.status ?? 1)
+}
+
+const { build } = await import('esbuild')
+/** One self-contained browser ES module (no bare imports) per entry. */
+const browserBundles = [{ entry: 'src/client/index.ts', out: 'browser/edgecd-client.js' }]
+mkdirSync(resolve(dist, 'browser'), { recursive: true })
+for (const b of browserBundles) {
+  await build({
+    entryPoints: [resolve(root, b.entry)],
+    outfile: resolve(dist, b.out),
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    logLevel: 'warning',
+  })
+}
+writeFileSync(resolve(dist, '.build-stamp'), `${new Date().toISOString()}\n`)
+console.error(`build: dist/ (JavaScript, declarations, ${browserBundles.length} browser bundle(s))`)

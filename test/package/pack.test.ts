@@ -1,0 +1,204 @@
+/**
+ * The package as a user gets it: `npm pack` (which builds dist/ through `prepare`), the tarball installed into an
+ * empty project with no dev dependencies, then every public import path and the CLI exercised from there:
+ *   - `npx edgecd --version` and `edgecd serve` / `edgecd put` / `edgecd get` from the installed bin,
+ *   - `import { Client } from 'edgecd'` on this Node (20: no global WebSocket) with a watch, passing no WebSocket,
+ *   - `import { startMember } from 'edgecd/server'` (an embedded member on port 0),
+ *   - the same client from Deno through the project's node_modules (`npm:`-style bare import),
+ *   - the browser bundle `edgecd/browser/client.js`: self-contained (no bare imports),
+ *   - the type declarations: a TypeScript file using the client and the embedding API type-checks.
+ */
+import assert from 'node:assert/strict'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { freePort } from '../diff/etcd-process.js'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string; version: string }
+const deno = join(root, 'node_modules/deno/deno')
+
+let dir: string
+let project: string
+let member: ChildProcess | undefined
+let endpoint: string
+
+/** Runs a command in the project and returns its stdout; a failure shows its stderr. */
+function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}) {
+  try {
+    return execFileSync(cmd, args, {
+      cwd: opts.cwd ?? project,
+      env: { ...process.env, ...opts.env },
+      encoding: 'utf8',
+      input: opts.input,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: 120_000,
+    })
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string; message: string }
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`)
+  }
+}
+
+describe('the packed package in an empty project', { timeout: 600_000 }, () => {
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'edgecd-pack-'))
+    project = join(dir, 'app')
+    // npm pack runs `prepare` (the build) first, so the tarball holds dist/ as built from these sources.
+    const packOut = run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: root })
+    const packed = JSON.parse(packOut.slice(packOut.indexOf('['))) as {
+      filename: string
+      files: { path: string }[]
+    }[]
+    const files = packed[0]!.files.map((f) => f.path)
+    assert.ok(files.includes('dist/client/index.js'), 'the tarball holds the compiled client')
+    assert.ok(files.includes('dist/client/index.d.ts'), 'and its type declarations')
+    assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), 'and no sources or tests')
+    run('mkdir', ['-p', project], { cwd: dir })
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
+    // Production dependencies only, as a user's `npm install edgecd` gets them (from the local npm cache when it can).
+    run('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', join(dir, packed[0]!.filename)])
+    const port = await freePort()
+    endpoint = `http://127.0.0.1:${port}`
+    member = spawn(
+      join(project, 'node_modules/.bin/edgecd'),
+      ['serve', '--data-dir', join(dir, 'data'), '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint],
+      { cwd: project, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let out = ''
+    member.stdout!.on('data', (d) => {
+      out += d
+    })
+    member.stderr!.on('data', (d) => {
+      out += d
+    })
+    const started = Date.now()
+    while (!out.includes('serving on')) {
+      if (member.exitCode !== null) throw new Error(`edgecd serve exited ${member.exitCode}:\n${out}`)
+      if (Date.now() - started > 60_000) throw new Error(`edgecd serve did not start:\n${out}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  })
+
+  after(() => {
+    member?.kill('SIGTERM')
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('npx edgecd --version prints the package version', () => {
+    assert.equal(run('npx', ['--no-install', 'edgecd', '--version']).trim(), pkg.version)
+  })
+
+  test('the installed CLI puts and gets with etcdctl output, and exits as etcdctl does', () => {
+    const bin = join(project, 'node_modules/.bin/edgecd')
+    assert.equal(run(bin, ['--endpoints', endpoint, 'put', 'cli/k', 'v1']).trim(), 'OK')
+    assert.equal(run(bin, ['--endpoints', endpoint, 'get', 'cli/k']).trim(), 'cli/k\nv1')
+    assert.throws(() => run(bin, ['--endpoints', endpoint, 'no-such-command']), /failed/)
+  })
+
+  test("import { Client } from 'edgecd' watches on Node without being given a WebSocket", () => {
+    writeFileSync(
+      join(project, 'client.mjs'),
+      `import { Client } from 'edgecd'
+const client = new Client({ endpoints: [${JSON.stringify(endpoint)}] })
+const w = client.watch({ prefix: 'node/' })
+await w.ready
+await client.put('node/a', '1')
+for await (const resp of w) { const ev = resp.events[0]; console.log(JSON.stringify({ type: ev.type, key: ev.kv.key, value: ev.kv.value })); break }
+console.log((await client.get('node/a')).value)
+client.close()
+`,
+    )
+    const out = run(process.execPath, ['client.mjs']).trim().split('\n')
+    assert.deepEqual(JSON.parse(out[0]!), { type: 'PUT', key: 'node/a', value: '1' })
+    assert.equal(out[1], '1')
+  })
+
+  test("import { startMember } from 'edgecd/server' runs a member in-process", () => {
+    writeFileSync(
+      join(project, 'embed.mjs'),
+      `import { startMember } from 'edgecd/server'
+import { Client } from 'edgecd'
+const m = await startMember({ name: 'embedded', dataDir: ${JSON.stringify(join(dir, 'embedded'))}, listenClientUrls: ['http://127.0.0.1:0'], log: 'silent' })
+const client = new Client({ endpoints: [m.url] })
+await client.put('e', 'mbedded')
+console.log(m.name, (await client.get('e')).value, m.url.startsWith('http://127.0.0.1:'))
+client.close()
+await m.stop()
+`,
+    )
+    assert.equal(run(process.execPath, ['embed.mjs']).trim(), 'embedded mbedded true')
+  })
+
+  test('Deno imports the client from the installed package', () => {
+    writeFileSync(join(project, 'deno.json'), JSON.stringify({ nodeModulesDir: 'manual', lock: false }))
+    writeFileSync(
+      join(project, 'deno-client.ts'),
+      `import { Client } from 'edgecd'
+const client = new Client({ endpoints: [${JSON.stringify(endpoint)}] })
+await client.put('deno/k', 'from deno')
+console.log((await client.get('deno/k'))?.value)
+client.close()
+`,
+    )
+    const out = run(
+      deno,
+      ['run', '--quiet', '--cached-only', '--allow-net=127.0.0.1', '--allow-env', '--allow-read', 'deno-client.ts'],
+      {
+        env: { DENO_NO_UPDATE_CHECK: '1', DENO_DIR: join(dir, '.deno') },
+      },
+    )
+    assert.equal(out.trim(), 'from deno')
+  })
+
+  test('the browser bundle is one self-contained ES module that talks to a member', () => {
+    const file = join(project, 'node_modules/edgecd/dist/browser/edgecd-client.js')
+    const code = readFileSync(file, 'utf8')
+    assert.doesNotMatch(code, /\bfrom\s*["'][^./"'][^"']*["']/, 'no bare imports')
+    assert.doesNotMatch(code, /\brequire\(/, 'no require')
+    writeFileSync(
+      join(project, 'bundle.mjs'),
+      `import { Client } from 'edgecd/browser/client.js'
+const client = new Client({ endpoints: [${JSON.stringify(endpoint)}] })
+await client.put('browser/k', 'bundled')
+console.log((await client.get('browser/k')).value)
+`,
+    )
+    assert.equal(run(process.execPath, ['bundle.mjs']).trim(), 'bundled')
+  })
+
+  test('the type declarations describe the public API', () => {
+    writeFileSync(
+      join(project, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          types: [],
+          lib: ['ES2022', 'DOM'],
+        },
+        include: ['typed.ts'],
+      }),
+    )
+    writeFileSync(
+      join(project, 'typed.ts'),
+      `import { Client, type KeyValue } from 'edgecd'
+import { startMember, type MemberHandle } from 'edgecd/server'
+const client: Client = new Client({ endpoints: ['http://127.0.0.1:2379'] })
+export async function f(): Promise<string | undefined> { const kv: KeyValue | undefined = await client.get('k'); return kv?.value }
+export const start: (o: { name: string }) => Promise<MemberHandle> = startMember
+`,
+    )
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'app', private: true, type: 'module', dependencies: { edgecd: '*' } }),
+    )
+    run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(project, 'tsconfig.json')])
+  })
+})
