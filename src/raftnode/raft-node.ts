@@ -114,6 +114,12 @@ export class RaftNode {
   private stopped = false
   private fatal: unknown
   private reqSeq = 0
+  /**
+   * Request ids are `member:start:seq`. `start` differs between runs of this member, so that an entry proposed before
+   * a restart, committed and applied after it, never answers a new request that happens to reuse its sequence number
+   * (etcd's idutil.Generator puts a timestamp in its ids for the same reason). The simulator found this one.
+   */
+  private readonly reqPrefix: string
   private readonly waiters = new Map<string, Waiter>()
   /** Reads waiting for the next ReadIndex round, and the round in flight. */
   private readWaiting: ReadWaiter[] = []
@@ -134,6 +140,7 @@ export class RaftNode {
     this.clock = opts.clock ?? realClock
     this.proposalsPendingCountMax = opts.proposalsPendingCountMax ?? raftNodeLimitsDefault.proposalsPendingCountMax
     this.readsPendingCountMax = opts.readsPendingCountMax ?? raftNodeLimitsDefault.readsPendingCountMax
+    this.reqPrefix = `${opts.id}:${(opts.rand ?? cryptoRand()).intn(0x7fffffff).toString(36)}:`
     const snap = opts.storage.snapshot()
     this.snapshotIndex = snap.metadata.index
     if (snap.metadata.index > 0) opts.stateMachine.restore(snap.data)
@@ -217,7 +224,7 @@ export class RaftNode {
   propose(data: Uint8Array): Promise<unknown> {
     this.checkServing()
     if (this.waiters.size >= this.proposalsPendingCountMax) throw new EtcdError('ErrTooManyRequests')
-    const id = `${this.opts.id}:${++this.reqSeq}`
+    const id = this.reqPrefix + ++this.reqSeq
     const entry = encode([id, data]) as Uint8Array
     return new Promise((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
@@ -283,7 +290,7 @@ export class RaftNode {
 
   /** A fresh request id for proposals made on this member. */
   nextRequestId(): string {
-    return `${this.opts.id}:${++this.reqSeq}`
+    return this.reqPrefix + ++this.reqSeq
   }
 
   confChangeReqIdOf?: (cc: ConfChange) => string | undefined
@@ -363,7 +370,7 @@ export class RaftNode {
 
   private startReadRound(): void {
     if (this.readInFlight || this.readWaiting.length === 0) return
-    const ctx = `${this.opts.id}:r${++this.reqSeq}`
+    const ctx = `${this.reqPrefix}r${++this.reqSeq}`
     const waiters = this.readWaiting
     this.readWaiting = []
     this.readInFlight = { ctx, waiters }

@@ -8,6 +8,8 @@ interface MemFile {
 }
 
 /** A durable write that has started and not yet returned: what `crash()` may tear. */
+const sectorBytes = 512
+
 interface WriteInFlight {
   file: MemFile
   position: number
@@ -135,11 +137,14 @@ export class MemoryFileOps implements FileOps {
 
   /**
    * Loses every directory change not synced, as a power cut would; releases the lock. Open files must not be used
-   * afterwards. A write still in flight keeps only `tear(length)` of its bytes (default: none), newest write first.
+   * afterwards. A write still in flight keeps only `tear(length)` of its bytes (default: none), rounded down to a
+   * 512-byte sector boundary of the file (a sector is written whole or not at all), newest write first.
    */
   crash(tear?: (length: number) => number): void {
     for (const w of [...this.writesInFlight].reverse()) {
-      const keep = Math.max(0, Math.min(w.length, tear ? tear(w.length) : 0))
+      let keep = Math.max(0, Math.min(w.length, tear ? tear(w.length) : 0))
+      // A disk writes whole sectors atomically: a torn write keeps whole 512-byte sectors (storage/format.ts).
+      if (keep < w.length) keep = Math.max(0, Math.floor((w.position + keep) / sectorBytes) * sectorBytes - w.position)
       const f = w.file
       const from = w.position + keep
       const end = w.position + w.length
