@@ -37,7 +37,15 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from '../kv/types.js'
-import { type ConfChange, ConfChangeType, type NodeId, ProgressState, type Rand, StateType } from '../raft/index.js'
+import {
+  type ConfChange,
+  ConfChangeType,
+  MessageType,
+  type NodeId,
+  ProgressState,
+  type Rand,
+  StateType,
+} from '../raft/index.js'
 import { type DialPeer, PeerTransport, verifyPeer } from '../rafthttp/transport.js'
 import { assert, type Clock, realClock, sleep, type TimerHandle } from '../raftnode/clock.js'
 import { RaftNode, type StateMachine, type Transport } from '../raftnode/raft-node.js'
@@ -269,11 +277,16 @@ export class Member implements MemberApi {
       })
       await transport.start()
     }
+    let removalScheduled = false
     const updatePeers = () => {
-      // Removed for good: this member must not serve or disturb the cluster any more (etcd exits the same way).
-      if (sm.cluster.removed.has(opts.memberId) && !sm.cluster.members.has(opts.memberId)) {
+      // Removed for good: this member must not serve or disturb the cluster any more (etcd exits the same way). As
+      // etcd's stopWithDelay, it stops ten heartbeats later, not at once: a leader that removed itself has yet to send
+      // MsgTimeoutNow to its successor (raft.ts applyConfChange), and the commit of its removal has yet to reach the
+      // others. Stopping at once lost the handover (found by the member-level simulator, test/sim/member).
+      if (sm.cluster.removed.has(opts.memberId) && !sm.cluster.members.has(opts.memberId) && !removalScheduled) {
+        removalScheduled = true
         opts.log?.('warn', 'this member was removed from the cluster; stopping')
-        queueMicrotask(() => void member?.removedFromCluster())
+        clock.setTimeout(() => void member?.removedFromCluster(), 10 * c.heartbeatIntervalMs)
       }
       if (!transport) return
       const peers = new Map<NodeId, string[]>()
@@ -663,8 +676,10 @@ export class Member implements MemberApi {
   }
 
   receivePeerFrame(data: Uint8Array, from: NodeId): void {
-    if (this.sm.cluster.removed.has(from)) return
-    this.transport?.receive(data, from)
+    // A removed member is not heard any more (etcd's rafthttp refuses it), except for its MsgTimeoutNow: a leader that
+    // removed itself hands leadership over with it, possibly after this member applied the removal.
+    if (this.sm.cluster.removed.has(from)) this.transport?.receive(data, from, MessageType.MsgTimeoutNow)
+    else this.transport?.receive(data, from)
   }
 
   /** Client URLs of the current leader, for forwarding what only the leader can answer. */

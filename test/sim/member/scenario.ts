@@ -124,9 +124,13 @@ export async function runMemberSeed(o: MemberSimOptions): Promise<MemberSimResul
   const keys = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7'].map((k) => prefix + k)
   const leaseKeys = ['l0', 'l1'].map((k) => prefix + k)
 
-  /** A member to talk to: a live one, chosen at random. */
+  /**
+   * A member to talk to: a live one, chosen at random among the cluster's members, as a client's endpoint list
+   * (a member whose addition never committed runs, idle, outside the cluster: etcd would not let it serve either).
+   */
   const pickMember = (r: SimRand): SimMember | undefined => {
-    const up = world.up()
+    const cm = clusterMembers()
+    const up = world.up().filter((m) => cm.has(m.id))
     return up.length === 0 ? undefined : r.pick(up)
   }
 

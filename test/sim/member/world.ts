@@ -461,7 +461,7 @@ export class World {
       this.isUp(to) &&
       !lost &&
       this.connected(from.id, to.id) &&
-      !internals(to.member!).sm.cluster.removed.has(from.id)
+      (m.type === MessageType.MsgTimeoutNow || !internals(to.member!).sm.cluster.removed.has(from.id))
     if (!ok) {
       this.stats.dropped++
       if (!sender) return
