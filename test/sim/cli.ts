@@ -11,6 +11,7 @@
  *   npm run sim -- --level member --seed 42 --verbose   replays one seed and prints its trace
  *   npm run sim -- --level member --bug skip-fsync      runs with a deliberate bug, to see the checkers fire
  *   npm run sim -- --level member --fault-ms 5000       a longer fault phase (virtual ms; default 2500)
+ *   npm run sim -- --seed 42                           without --level, --seed and --bug mean the raft level
  *
  * Every failing seed prints its violation and the command that replays it. The last line is always
  * `sim: N seeds, S steps, V violations` (both levels summed), and the exit code is 0 only when V is 0.
@@ -53,7 +54,8 @@ async function main(): Promise<number> {
     if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`)
     return n
   }
-  const level = values.level ?? 'both'
+  // Without --level: both levels, except that --seed and --bug alone mean the raft level (as before there were two).
+  const level = values.level ?? (values.seed !== undefined || values.bug !== undefined ? 'raft' : 'both')
   if (!['raft', 'member', 'both'].includes(level)) throw new Error(`--level must be raft, member or both, got ${level}`)
   const bug = values.bug
   if (bug !== undefined) {

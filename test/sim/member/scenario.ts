@@ -530,6 +530,10 @@ export async function runMemberSeed(o: MemberSimOptions): Promise<MemberSimResul
     return false
   }
   let converged = await converge()
+  // Members removed meanwhile (a removed member stops ten heartbeats after applying its removal) are gone for good
+  // now; their watchers resume on the others before the clients stop.
+  for (const m of world.up()) if (world.removedAnywhere(m.id)) world.stopRemoved(m)
+  await sched.run(sched.now + 200)
   // Clients stop (those in flight finish or time out); then the cluster settles again, and the watchers' open
   // sessions get a last progress notification at the final revision.
   stopping = true
