@@ -3,6 +3,7 @@
  * (`validateServerConfig`). The CLI fills it from flags and `EDGECD_*` environment variables (src/cli/serve.ts).
  */
 import { type ExternalIssuerFlags, externalIssuerDefaults, externalIssuerProblem } from '../auth/config.js'
+import { raftNodeLimitsDefault } from '../raftnode/raft-node.js'
 import { type TlsConfig, tlsConfigProblem, tlsDefaults } from './tls-config.js'
 
 export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
@@ -48,6 +49,13 @@ export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
   authToken: string
   /** --auth-password-iterations: PBKDF2-SHA256 iterations for new password hashes. */
   authPasswordIterations: number
+  /**
+   * Proposals (writes, lease and membership changes) in flight on this member, waiting to be applied; past it a new
+   * one fails at once with "etcdserver: too many requests" (no etcd flag: etcd bounds them by its gRPC stream limits).
+   */
+  proposalsPendingCountMax: number
+  /** Linearizable reads in flight on this member (waiting for a ReadIndex or for apply); past it, the same error. */
+  readsPendingCountMax: number
 }
 
 export const serverDefaults: ServerConfig = {
@@ -72,6 +80,7 @@ export const serverDefaults: ServerConfig = {
   logLevel: 'info',
   authToken: 'simple',
   authPasswordIterations: 600_000,
+  ...raftNodeLimitsDefault,
   ...externalIssuerDefaults,
   ...tlsDefaults,
 }
@@ -152,6 +161,12 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
   posInt('max-watch-streams', c.maxWatchStreams)
   posInt('request-timeout', c.requestTimeoutMs, 100)
   posInt('watch-progress-notify-interval', c.watchProgressNotifyIntervalMs, 100)
+  // Every queue of the Ready loop has a bound, checked here with the flags (TigerBeetle's habit: a limit per queue).
+  for (const [name, v] of [
+    ['proposalsPendingCountMax', c.proposalsPendingCountMax],
+    ['readsPendingCountMax', c.readsPendingCountMax],
+  ] as const)
+    if (!Number.isSafeInteger(v) || v < 1) throw new ConfigError(`${name} must be an integer >= 1, got ${v}`)
   if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel))
     throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(c.logLevel)}`)
   const tls = tlsConfigProblem(c, c.listenClientUrls)

@@ -38,9 +38,18 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from '../protocol/types.js'
-import { type ConfChange, ConfChangeType, type NodeId, ProgressState, StateType } from '../raft/index.js'
+import {
+  type ConfChange,
+  ConfChangeType,
+  MessageType,
+  type NodeId,
+  ProgressState,
+  type Rand,
+  StateType,
+} from '../raft/index.js'
 import { type DialPeer, PeerTransport, verifyPeer } from '../rafthttp/transport.js'
-import { RaftNode, type StateMachine } from '../raftnode/raft-node.js'
+import { assert, type Clock, realClock, sleep, type TimerHandle } from '../raftnode/clock.js'
+import { RaftNode, type StateMachine, type Transport } from '../raftnode/raft-node.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
 import type { MemberApi, WatchStream } from './api.js'
 import type { ServerConfig } from './config.js'
@@ -63,8 +72,21 @@ export interface MemberOptions {
   /** Calls other members' client URLs (forwarding to the leader); the runtime's, with its TLS options. */
   fetch?: typeof fetch
   log?: (level: 'debug' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
-  /** A monotonic clock in ms (performance.now by default): lease expiry is decided by the leader's clock. */
+  /** A monotonic clock in ms (the clock's now by default): lease expiry is decided by the leader's clock. */
   nowMs?: () => number
+  /**
+   * Time and timers for the member and its Ready loop (realClock by default). The deterministic simulator passes a
+   * virtual clock (test/sim/member/), so that a whole member runs on virtual time.
+   */
+  clock?: Clock
+  /** Randomness for Raft's election timeouts and lease ids (crypto by default; seeded under simulation). */
+  rand?: Rand
+  /** Without `dial`: how Raft messages leave this member (the simulator's network). */
+  raftTransport?: Transport
+  /** Entries kept behind a snapshot for slow followers (etcd's SnapshotCatchUpEntries, 5,000 by default). */
+  snapshotCatchUpEntries?: number
+  /** A new member's id from its peer URLs and a salt (computeMemberId, SHA-1 by Web Crypto, by default). */
+  memberIdOf?: (peerURLs: string[], salt: string) => Promise<NodeId>
   onFatal?: (err: unknown) => void
   /** Auth: token keys, hashing cost, failure limits (authConfigDefault when absent). */
   auth?: AuthConfig
@@ -106,7 +128,14 @@ class MemberStateMachine implements StateMachine {
       delete req.auth_info
       checkWriteAtApply(this.auth, this.kv, req, info)
     }
-    return this.kv.apply(req)
+    const before = this.kv.revision
+    const resp = this.kv.apply(req)
+    // The store's revision moves by exactly one per write that changed something (a txn counts as one), never more,
+    // never back: anything else means apply diverged and the member must stop (src/raftnode/clock.ts, assert).
+    const moved = this.kv.revision - before
+    if (moved !== ('put' in req ? 1 : moved === 0 ? 0 : 1))
+      assert(false, () => `revision moved by ${moved} (from ${before}) in one apply of ${Object.keys(req)[0]}`)
+    return resp
   }
   applyConfChange(cc: ConfChange): boolean {
     const ok = this.cluster.applyConfChange(cc)
@@ -150,10 +179,11 @@ export class Member implements MemberApi {
   readonly transport: PeerTransport | undefined
   private readonly sm: MemberStateMachine
   private readonly opts: MemberOptions
-  private publishTimer: ReturnType<typeof setInterval> | undefined
+  private publishTimer: TimerHandle | undefined
   private readonly now: () => number
-  private leaseTimer: ReturnType<typeof setInterval> | undefined
-  private progressTimer: ReturnType<typeof setInterval> | undefined
+  private readonly clock: Clock
+  private leaseTimer: TimerHandle | undefined
+  private progressTimer: TimerHandle | undefined
   private lastCheckpointMs: number
   private readonly streams = new Set<WatchStream>()
   /** Auth: tokens, permission checks, /v3/auth/* (src/auth/service.ts). */
@@ -175,7 +205,9 @@ export class Member implements MemberApi {
     this.kv = sm.kv
     this.raft = raft
     this.transport = transport
-    this.now = opts.nowMs ?? (() => performance.now())
+    this.clock = opts.clock ?? realClock
+    const clock = this.clock
+    this.now = opts.nowMs ?? (() => clock.now())
     this.lastCheckpointMs = this.now()
     this.auth = new AuthService({
       store: sm.auth,
@@ -184,7 +216,7 @@ export class Member implements MemberApi {
       propose: (req) => this.propose(req as InternalRequest),
       linearizableRead: () => this.raft.linearizableRead(),
       header: () => this.header(),
-      nowSeconds: () => Math.floor(Date.now() / 1000),
+      nowSeconds: () => Math.floor(clock.wallMs() / 1000),
       nowMs: this.now,
     })
     sm.auth.onChange = () => this.recheckWatches()
@@ -225,7 +257,8 @@ export class Member implements MemberApi {
     })
     // Client URLs are not known alike on every member at bootstrap: they arrive through publish (see publish()).
     const sm = new MemberStateMachine(kv, new ClusterState(opts.members.map((m) => ({ ...m, clientURLs: [] }))))
-    const now = opts.nowMs ?? (() => performance.now())
+    const clock = opts.clock ?? realClock
+    const now = opts.nowMs ?? (() => clock.now())
     let member: Member | undefined
     let raftRef: RaftNode | undefined
     let transport: PeerTransport | undefined
@@ -245,11 +278,16 @@ export class Member implements MemberApi {
       })
       await transport.start()
     }
+    let removalScheduled = false
     const updatePeers = () => {
-      // Removed for good: this member must not serve or disturb the cluster any more (etcd exits the same way).
-      if (sm.cluster.removed.has(opts.memberId) && !sm.cluster.members.has(opts.memberId)) {
+      // Removed for good: this member must not serve or disturb the cluster any more (etcd exits the same way). As
+      // etcd's stopWithDelay, it stops ten heartbeats later, not at once: a leader that removed itself has yet to send
+      // MsgTimeoutNow to its successor (raft.ts applyConfChange), and the commit of its removal has yet to reach the
+      // others. Stopping at once lost the handover (found by the member-level simulator, test/sim/member).
+      if (sm.cluster.removed.has(opts.memberId) && !sm.cluster.members.has(opts.memberId) && !removalScheduled) {
+        removalScheduled = true
         opts.log?.('warn', 'this member was removed from the cluster; stopping')
-        queueMicrotask(() => void member?.removedFromCluster())
+        clock.setTimeout(() => void member?.removedFromCluster(), 10 * c.heartbeatIntervalMs)
       }
       if (!transport) return
       const peers = new Map<NodeId, string[]>()
@@ -268,10 +306,14 @@ export class Member implements MemberApi {
       heartbeatTicks: subTicks(c.heartbeatIntervalMs),
       electionTicks: Math.round((c.electionTimeoutMs * subTicks(c.heartbeatIntervalMs)) / c.heartbeatIntervalMs),
       snapshotCount: c.snapshotCount,
-      snapshotCatchUpEntries: 5000,
+      snapshotCatchUpEntries: opts.snapshotCatchUpEntries ?? 5000,
       requestTimeoutMs: c.requestTimeoutMs,
       initialPeers: opts.join ? [] : opts.members.map((m) => m.ID),
-      transport,
+      transport: transport ?? opts.raftTransport,
+      clock,
+      rand: opts.rand,
+      proposalsPendingCountMax: c.proposalsPendingCountMax,
+      readsPendingCountMax: c.readsPendingCountMax,
       onFatal: (err) => {
         member?.stopTimers()
         transport?.close()
@@ -282,7 +324,7 @@ export class Member implements MemberApi {
     raft.confChangeReqIdOf = (cc) => decodeConfChangeContext(cc.context).reqId || undefined
     updatePeers()
     member = new Member(opts, sm, raft, transport)
-    member.publishTimer = setInterval(() => member!.publish(), 500)
+    member.publishTimer = clock.setInterval(() => member!.publish(), 500)
     raft.onLeaderChange.push((isLeader, lead) => {
       if (isLeader) kv.lessor.promote(now())
       else kv.lessor.demote()
@@ -292,15 +334,15 @@ export class Member implements MemberApi {
       else opts.log?.('info', isLeader ? 'elected leader' : 'following leader', { leader: lead, term: r.term })
     })
     if (raft.isLeader()) kv.lessor.promote(now())
-    member.leaseTimer = setInterval(() => member!.leaseDuties(), leaseExpiryCheckMs)
-    member.progressTimer = setInterval(() => kv.watchHub.progressNotify(), c.watchProgressNotifyIntervalMs)
+    member.leaseTimer = clock.setInterval(() => member!.leaseDuties(), leaseExpiryCheckMs)
+    member.progressTimer = clock.setInterval(() => kv.watchHub.progressNotify(), c.watchProgressNotifyIntervalMs)
     return member
   }
 
   private stopTimers(): void {
-    if (this.leaseTimer) clearInterval(this.leaseTimer)
-    if (this.progressTimer) clearInterval(this.progressTimer)
-    if (this.publishTimer) clearInterval(this.publishTimer)
+    if (this.leaseTimer) this.clock.clearInterval(this.leaseTimer)
+    if (this.progressTimer) this.clock.clearInterval(this.progressTimer)
+    if (this.publishTimer) this.clock.clearInterval(this.publishTimer)
     this.publishTimer = undefined
     this.leaseTimer = undefined
     this.progressTimer = undefined
@@ -387,7 +429,7 @@ export class Member implements MemberApi {
 
   async leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
     // The id is chosen here, before proposing, so that applying stays deterministic on every member.
-    const ID = req.ID !== 0n ? req.ID : randomLeaseId()
+    const ID = req.ID !== 0n ? req.ID : randomLeaseId(this.opts.rand)
     return this.withHeader((await this.propose({ lease_grant: { TTL: req.TTL, ID } })) as LeaseGrantResponse)
   }
 
@@ -503,7 +545,7 @@ export class Member implements MemberApi {
     const want = this.opts.members.find((m) => m.ID === this.opts.memberId)
     if (!want || this.raft.leader() === '') return
     if (me && me.name === want.name && me.clientURLs.join(',') === want.clientURLs.join(',')) {
-      if (this.publishTimer) clearInterval(this.publishTimer)
+      if (this.publishTimer) this.clock.clearInterval(this.publishTimer)
       this.publishTimer = undefined
       return
     }
@@ -518,7 +560,10 @@ export class Member implements MemberApi {
     if (urls.length === 0 || urls.some((u) => !/^https?:\/\/[^/]+:\d+\/?$/.test(u)))
       throw new EtcdError('ErrMemberBadURLs')
     if (this.sm.cluster.peerURLsInUse(urls)) throw new EtcdError('ErrPeerURLExist')
-    const ID = await computeMemberId(urls, this.opts.config.initialClusterToken + String(Date.now()))
+    const ID = await (this.opts.memberIdOf ?? computeMemberId)(
+      urls,
+      this.opts.config.initialClusterToken + String(this.clock.wallMs()),
+    )
     if (this.sm.cluster.members.has(ID)) throw new EtcdError('ErrMemberExist')
     const reqId = this.raft.nextRequestId()
     const type = req.isLearner ? ConfChangeType.ConfChangeAddLearnerNode : ConfChangeType.ConfChangeAddNode
@@ -630,8 +675,10 @@ export class Member implements MemberApi {
   }
 
   receivePeerFrame(data: Uint8Array, from: NodeId): void {
-    if (this.sm.cluster.removed.has(from)) return
-    this.transport?.receive(data, from)
+    // A removed member is not heard any more (etcd's rafthttp refuses it), except for its MsgTimeoutNow: a leader that
+    // removed itself hands leadership over with it, possibly after this member applied the removal.
+    if (this.sm.cluster.removed.has(from)) this.transport?.receive(data, from, MessageType.MsgTimeoutNow)
+    else this.transport?.receive(data, from)
   }
 
   /** Client URLs of the current leader, for forwarding what only the leader can answer. */
@@ -732,8 +779,7 @@ export class Member implements MemberApi {
    */
   async stop(): Promise<void> {
     this.stopTimers()
-    const bounded = (p: Promise<unknown>, ms: number) =>
-      Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, ms))])
+    const bounded = (p: Promise<unknown>, ms: number) => Promise.race([p.catch(() => {}), sleep(this.clock, ms)])
     if (this.raft.isLeader()) {
       await bounded(this.checkpointLeases(), 1000)
       // As etcd does on a graceful stop: hand leadership to the most caught-up voter so clients see no election.
@@ -762,9 +808,10 @@ function isReadOnlyTxn(t: TxnRequest): boolean {
 }
 
 /** A random positive int64 lease id (etcd's are random too; never 0, which means "pick one"). */
-function randomLeaseId(): bigint {
+function randomLeaseId(rand: Rand | undefined): bigint {
   const b = new Uint8Array(8)
-  crypto.getRandomValues(b)
+  if (rand) for (let i = 0; i < 8; i++) b[i] = rand.intn(256)
+  else crypto.getRandomValues(b)
   let v = 0n
   for (const x of b) v = (v << 8n) | BigInt(x)
   v &= (1n << 63n) - 1n

@@ -79,6 +79,7 @@ const registry = {
   ErrLeaderChanged: [GrpcCode.Unavailable, 'etcdserver: leader changed'],
   ErrNotCapable: [GrpcCode.Unavailable, 'etcdserver: not capable'],
   ErrStopped: [GrpcCode.Unavailable, 'etcdserver: server stopped'],
+  ErrTooManyRequests: [GrpcCode.ResourceExhausted, 'etcdserver: too many requests'],
   ErrTimeout: [GrpcCode.Unavailable, 'etcdserver: request timed out'],
   ErrTimeoutDueToLeaderFail: [
     GrpcCode.Unavailable,

@@ -477,7 +477,7 @@ export class PeerTransport implements Transport {
   }
 
   /** An inbound frame from an authenticated peer socket. Malformed frames are dropped, never thrown. */
-  receive(data: Uint8Array, fromPeer?: NodeId): void {
+  receive(data: Uint8Array, fromPeer?: NodeId, onlyType?: MessageType): void {
     let frame: unknown
     try {
       frame = decode(data)
@@ -500,6 +500,11 @@ export class PeerTransport implements Transport {
       (m) =>
         m && m.to === this.o.selfId && m.from === from && typeof m.type === 'number' && m.type !== MessageType.MsgSnap,
     )
+    if (onlyType !== undefined) {
+      const only = msgs.filter((m) => m.type === onlyType)
+      if (only.length > 0) this.o.onMessages(only)
+      return
+    }
     if (msgs.length > 0) this.o.onMessages(msgs)
     const control = frame[4] as SnapChunk | SnapAck | undefined
     if (control && typeof control === 'object') {

@@ -15,11 +15,13 @@ import {
   MessageType,
   type NodeId,
   RaftError,
+  type Rand,
   RawNode,
   type Ready,
   StateType,
 } from '../raft/index.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
+import { assert, type Clock, realClock, sleep, type TimerHandle } from './clock.js'
 
 /**
  * The application state a member replicates: it applies committed entries in order, and can be snapshotted and
@@ -64,7 +66,21 @@ export interface RaftNodeOptions {
   transport?: Transport
   /** Called on fatal errors (a failed fsync): the member has stopped and must not serve. */
   onFatal?: (err: unknown) => void
+  /** Time and timers (realClock by default; the simulator's virtual clock under simulation). */
+  clock?: Clock
+  /** Raft's randomness (election timeouts); seeded from crypto by default, from the run's seed under simulation. */
+  rand?: Rand
+  /** Proposals (and membership changes) waiting to be applied here; past it a new one fails with "too many requests". */
+  proposalsPendingCountMax?: number
+  /** Linearizable reads waiting for their ReadIndex or for apply to reach it; past it a new one fails the same way. */
+  readsPendingCountMax?: number
 }
+
+/** The default bounds of the Ready loop's queues (ServerConfig carries them, validated in validateServerConfig). */
+export const raftNodeLimitsDefault = {
+  proposalsPendingCountMax: 100_000,
+  readsPendingCountMax: 100_000,
+} as const
 
 /** Messages a leader may send before its own disk write completes. */
 const leaderEarlyTypes = new Set<MessageType>([MessageType.MsgApp, MessageType.MsgHeartbeat, MessageType.MsgSnap])
@@ -72,7 +88,12 @@ const leaderEarlyTypes = new Set<MessageType>([MessageType.MsgApp, MessageType.M
 interface Waiter {
   resolve(v: unknown): void
   reject(e: unknown): void
-  timer: ReturnType<typeof setTimeout>
+  timer: TimerHandle
+}
+
+/** A linearizable read; `timedOut` once its caller was answered by the timeout while it sat in a round. */
+interface ReadWaiter extends Waiter {
+  timedOut: boolean
 }
 
 /**
@@ -83,17 +104,28 @@ interface Waiter {
 export class RaftNode {
   readonly node: RawNode
   readonly opts: RaftNodeOptions
-  private ticker: ReturnType<typeof setInterval> | undefined
+  private readonly clock: Clock
+  private readonly proposalsPendingCountMax: number
+  private readonly readsPendingCountMax: number
+  /** Reads queued, in a ReadIndex round or waiting for apply (the sum of the three queues below). */
+  private readsPending = 0
+  private ticker: TimerHandle | undefined
   private running = false
   private stopped = false
   private fatal: unknown
   private reqSeq = 0
+  /**
+   * Request ids are `member:start:seq`. `start` differs between runs of this member, so that an entry proposed before
+   * a restart, committed and applied after it, never answers a new request that happens to reuse its sequence number
+   * (etcd's idutil.Generator puts a timestamp in its ids for the same reason). The simulator found this one.
+   */
+  private readonly reqPrefix: string
   private readonly waiters = new Map<string, Waiter>()
   /** Reads waiting for the next ReadIndex round, and the round in flight. */
-  private readWaiting: Waiter[] = []
-  private readInFlight: { ctx: string; waiters: Waiter[] } | undefined
+  private readWaiting: ReadWaiter[] = []
+  private readInFlight: { ctx: string; waiters: ReadWaiter[] } | undefined
   /** Reads whose read index is known, waiting for apply to reach it. */
-  private readApplyWait: { index: number; waiters: Waiter[] }[] = []
+  private readApplyWait: { index: number; waiters: ReadWaiter[] }[] = []
   private appliedIndex = 0
   private snapshotIndex = 0
   private readonly te = new TextEncoder()
@@ -105,6 +137,10 @@ export class RaftNode {
 
   private constructor(opts: RaftNodeOptions) {
     this.opts = opts
+    this.clock = opts.clock ?? realClock
+    this.proposalsPendingCountMax = opts.proposalsPendingCountMax ?? raftNodeLimitsDefault.proposalsPendingCountMax
+    this.readsPendingCountMax = opts.readsPendingCountMax ?? raftNodeLimitsDefault.readsPendingCountMax
+    this.reqPrefix = `${opts.id}:${(opts.rand ?? cryptoRand()).intn(0x7fffffff).toString(36)}:`
     const snap = opts.storage.snapshot()
     this.snapshotIndex = snap.metadata.index
     if (snap.metadata.index > 0) opts.stateMachine.restore(snap.data)
@@ -112,7 +148,7 @@ export class RaftNode {
     this.node = new RawNode({
       id: opts.id,
       storage: opts.storage,
-      rand: cryptoRand(),
+      rand: opts.rand ?? cryptoRand(),
       electionTicks: opts.electionTicks,
       heartbeatTicks: opts.heartbeatTicks ?? 1,
       // Five seconds' worth of etcd's ticks before an unreported snapshot is retried, whatever the tick.
@@ -139,11 +175,12 @@ export class RaftNode {
     // due by the clock instead. A long stall (a paused process) is not made up beyond one heartbeat's worth: a
     // leader must not count its own pause as silence from its followers (etcd's ticker drops ticks the same way).
     const catchUpMax = opts.heartbeatTicks ?? 1
-    let last = performance.now()
+    const clock = m.clock
+    let last = clock.now()
     let owed = 0
-    m.ticker = setInterval(() => {
+    m.ticker = clock.setInterval(() => {
       if (m.stopped) return
-      const now = performance.now()
+      const now = clock.now()
       owed += (now - last) / opts.tickMs
       last = now
       let n = Math.floor(owed)
@@ -186,10 +223,11 @@ export class RaftNode {
    */
   propose(data: Uint8Array): Promise<unknown> {
     this.checkServing()
-    const id = `${this.opts.id}:${++this.reqSeq}`
+    if (this.waiters.size >= this.proposalsPendingCountMax) throw new EtcdError('ErrTooManyRequests')
+    const id = this.reqPrefix + ++this.reqSeq
     const entry = encode([id, data]) as Uint8Array
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.waiters.delete(id)
         reject(new EtcdError('ErrTimeout'))
       }, this.opts.requestTimeoutMs)
@@ -217,7 +255,7 @@ export class RaftNode {
         const w = this.waiters.get(p.id)
         if (!w) continue
         this.waiters.delete(p.id)
-        clearTimeout(w.timer)
+        this.clock.clearTimeout(w.timer)
         w.reject(e)
       }
     }
@@ -229,8 +267,9 @@ export class RaftNode {
    */
   proposeConfChange(cc: ConfChange, reqId: string): Promise<ConfChange> {
     this.checkServing()
+    if (this.waiters.size >= this.proposalsPendingCountMax) throw new EtcdError('ErrTooManyRequests')
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.waiters.delete(reqId)
         reject(new EtcdError('ErrTimeout'))
       }, this.opts.requestTimeoutMs)
@@ -238,7 +277,7 @@ export class RaftNode {
       try {
         this.node.proposeConfChange(cc)
       } catch (err) {
-        clearTimeout(timer)
+        this.clock.clearTimeout(timer)
         this.waiters.delete(reqId)
         if (err instanceof RaftError && err.code === 'ErrProposalDropped')
           reject(new EtcdError(this.node.raft.lead === '' ? 'ErrNoLeader' : 'ErrMemberNotEnoughStarted'))
@@ -251,7 +290,7 @@ export class RaftNode {
 
   /** A fresh request id for proposals made on this member. */
   nextRequestId(): string {
-    return `${this.opts.id}:${++this.reqSeq}`
+    return this.reqPrefix + ++this.reqSeq
   }
 
   confChangeReqIdOf?: (cc: ConfChange) => string | undefined
@@ -265,10 +304,10 @@ export class RaftNode {
     this.checkServing()
     this.node.transferLeader(transferee)
     this.kick()
-    const deadline = performance.now() + this.opts.requestTimeoutMs
+    const deadline = this.clock.now() + this.opts.requestTimeoutMs
     while (this.node.raft.lead !== transferee) {
-      if (performance.now() > deadline) throw new EtcdError('ErrTimeoutDueToLeaderFail')
-      await new Promise((r) => setTimeout(r, this.opts.tickMs))
+      if (this.clock.now() > deadline) throw new EtcdError('ErrTimeoutDueToLeaderFail')
+      await sleep(this.clock, this.opts.tickMs)
     }
   }
 
@@ -290,7 +329,7 @@ export class RaftNode {
         const w = typeof id === 'string' ? this.waiters.get(id) : undefined
         if (!w) continue
         this.waiters.delete(id as string)
-        clearTimeout(w.timer)
+        this.clock.clearTimeout(w.timer)
         w.reject(new EtcdError('ErrNoLeader'))
       }
     }
@@ -313,12 +352,17 @@ export class RaftNode {
     if (this.isLeader() && this.node.raft.isSingleton() && this.node.raft.raftLog.committed <= this.appliedIndex) {
       return Promise.resolve()
     }
+    if (this.readsPending >= this.readsPendingCountMax) throw new EtcdError('ErrTooManyRequests')
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
+        // It may sit in any of the three queues; whichever holds it skips it afterwards (settleRead).
         this.readWaiting = this.readWaiting.filter((w) => w !== waiter)
+        waiter.timedOut = true
+        this.readsPending--
         reject(new EtcdError('ErrTimeout'))
       }, this.opts.requestTimeoutMs)
-      const waiter: Waiter = { resolve: () => resolve(), reject, timer }
+      const waiter: ReadWaiter = { resolve: () => resolve(), reject, timer, timedOut: false }
+      this.readsPending++
       this.readWaiting.push(waiter)
       this.startReadRound()
     })
@@ -326,7 +370,7 @@ export class RaftNode {
 
   private startReadRound(): void {
     if (this.readInFlight || this.readWaiting.length === 0) return
-    const ctx = `${this.opts.id}:r${++this.reqSeq}`
+    const ctx = `${this.reqPrefix}r${++this.reqSeq}`
     const waiters = this.readWaiting
     this.readWaiting = []
     this.readInFlight = { ctx, waiters }
@@ -335,13 +379,20 @@ export class RaftNode {
     } catch (err) {
       this.readInFlight = undefined
       const e = err instanceof RaftError && err.code === 'ErrProposalDropped' ? new EtcdError('ErrNoLeader') : err
-      for (const w of waiters) {
-        clearTimeout(w.timer)
-        w.reject(e)
-      }
+      for (const w of waiters) this.settleRead(w, e)
       return
     }
     this.kick()
+  }
+
+  /** Answers a read once: a read that timed out was answered and counted out already. */
+  private settleRead(w: ReadWaiter, err?: unknown): void {
+    if (w.timedOut) return
+    w.timedOut = true
+    this.readsPending--
+    this.clock.clearTimeout(w.timer)
+    if (err === undefined) w.resolve(undefined)
+    else w.reject(err)
   }
 
   private checkServing(): void {
@@ -395,6 +446,8 @@ export class RaftNode {
     if (later.length > 0) this.opts.transport?.send(later)
     // 3. Apply.
     if (rd.snapshot) {
+      const si = rd.snapshot.metadata.index
+      if (si <= this.appliedIndex) assert(false, () => `snapshot at ${si} is not past applied ${this.appliedIndex}`)
       this.opts.stateMachine.restore(rd.snapshot.data)
       this.appliedIndex = rd.snapshot.metadata.index
       this.snapshotIndex = rd.snapshot.metadata.index
@@ -415,6 +468,9 @@ export class RaftNode {
   }
 
   private applyEntry(index: number, type: EntryType, data: Uint8Array): void {
+    // Applied indexes are contiguous: a gap or a repeat means the state machine diverged from the log.
+    if (index !== this.appliedIndex + 1)
+      assert(false, () => `applied index ${index} does not follow ${this.appliedIndex} on ${this.opts.id}`)
     this.appliedIndex = index
     if (type === EntryType.EntryConfChange) {
       const cc = decodeConfChange(data)
@@ -424,7 +480,7 @@ export class RaftNode {
       const w = reqId ? this.waiters.get(reqId) : undefined
       if (w) {
         this.waiters.delete(reqId!)
-        clearTimeout(w.timer)
+        this.clock.clearTimeout(w.timer)
         if (ok) w.resolve(cc)
         else w.reject(new EtcdError('ErrMemberNotFound'))
       }
@@ -443,7 +499,7 @@ export class RaftNode {
     const w = this.waiters.get(id)
     if (!w) return
     this.waiters.delete(id)
-    clearTimeout(w.timer)
+    this.clock.clearTimeout(w.timer)
     if (error) w.reject(error)
     else w.resolve(result)
   }
@@ -459,16 +515,13 @@ export class RaftNode {
 
   private releaseReads(): void {
     if (this.readApplyWait.length === 0) return
-    const keep: { index: number; waiters: Waiter[] }[] = []
+    const keep: { index: number; waiters: ReadWaiter[] }[] = []
     for (const r of this.readApplyWait) {
       if (r.index > this.appliedIndex) {
         keep.push(r)
         continue
       }
-      for (const w of r.waiters) {
-        clearTimeout(w.timer)
-        w.resolve(undefined)
-      }
+      for (const w of r.waiters) this.settleRead(w)
     }
     this.readApplyWait = keep
   }
@@ -478,10 +531,7 @@ export class RaftNode {
     const round = this.readInFlight
     if (!round) return
     this.readInFlight = undefined
-    for (const w of round.waiters) {
-      clearTimeout(w.timer)
-      w.reject(new EtcdError('ErrLeaderChanged'))
-    }
+    for (const w of round.waiters) this.settleRead(w, new EtcdError('ErrLeaderChanged'))
     this.startReadRound()
   }
 
@@ -527,10 +577,10 @@ export class RaftNode {
   private die(err: unknown): void {
     this.fatal = err
     this.stopped = true
-    if (this.ticker) clearInterval(this.ticker)
+    if (this.ticker) this.clock.clearInterval(this.ticker)
     const e = new EtcdError('ErrStopped')
     for (const w of this.waiters.values()) {
-      clearTimeout(w.timer)
+      this.clock.clearTimeout(w.timer)
       w.reject(e)
     }
     this.waiters.clear()
@@ -539,18 +589,26 @@ export class RaftNode {
 
   /** Stops ticking, lets the Ready in flight finish (so what was acknowledged is synced), then closes storage. */
   async stop(): Promise<void> {
-    if (this.ticker) clearInterval(this.ticker)
+    if (this.ticker) this.clock.clearInterval(this.ticker)
     this.ticker = undefined
-    while (this.running) await new Promise((r) => setTimeout(r, 1))
+    while (this.running) await sleep(this.clock, 1)
     this.stopped = true
     await this.snapshotting
     const e = new EtcdError('ErrStopped')
-    for (const w of [...this.waiters.values(), ...this.readWaiting]) {
-      clearTimeout(w.timer)
+    for (const w of this.waiters.values()) {
+      this.clock.clearTimeout(w.timer)
       w.reject(e)
     }
     this.waiters.clear()
+    const reads = [
+      ...this.readWaiting,
+      ...(this.readInFlight?.waiters ?? []),
+      ...this.readApplyWait.flatMap((r) => r.waiters),
+    ]
     this.readWaiting = []
+    this.readInFlight = undefined
+    this.readApplyWait = []
+    for (const w of reads) this.settleRead(w, e)
     await this.opts.storage.close()
   }
 

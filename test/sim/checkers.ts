@@ -31,6 +31,11 @@ export type ViolationKind =
   | 'read-index'
   | 'liveness'
   | 'exception'
+  // member-level (test/sim/member/)
+  | 'linearizability'
+  | 'watch'
+  | 'kv-hash'
+  | 'assertion'
 
 export interface Violation {
   kind: ViolationKind

@@ -20,7 +20,10 @@ describe('simulation', () => {
   test(`${testSeeds} seeds x ${stepsDefault} ticks: no violation`, () => {
     const b = runBatch({ firstSeed: 1, seeds: testSeeds, steps: stepsDefault })
     const report = b.failures
-      .map((f) => `seed ${f.seed}: ${formatViolation(f.violations[0]!)}\n  replay: npm run sim -- --seed ${f.seed}`)
+      .map(
+        (f) =>
+          `seed ${f.seed}: ${formatViolation(f.violations[0]!)}\n  replay: npm run sim -- --level raft --seed ${f.seed}`,
+      )
       .join('\n')
     assert.equal(b.violations, 0, report)
     // The runs did exercise the cluster: leaders came and went, entries committed, snapshots and members moved.
