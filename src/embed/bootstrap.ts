@@ -201,6 +201,7 @@ export function createMemberApp(
   log: Logger,
   upgradeWebSocket: UpgradeWebSocket<any>,
   mtls?: AppOptions['mtls'],
+  processStats?: AppOptions['processStats'],
 ): ReturnType<typeof createApp> {
   return createApp(member, {
     maxRequestBytes: config.maxRequestBytes,
@@ -212,5 +213,6 @@ export function createMemberApp(
         ...(reason ? { address } : {}),
       }),
     ...(mtls ? { mtls } : {}),
+    ...(processStats ? { processStats } : {}),
   })
 }

@@ -11,6 +11,7 @@ import { type AuthConfig, AuthService, authConfigDefault, authOffCaller, checkWr
 import { type AuthInfo, type AuthRequest, type AuthSnapshot, AuthStore } from '../auth/store.js'
 import type { InternalRequest } from '../kv/requests.js'
 import { KvStore } from '../kv/store.js'
+import { Registry } from '../metrics/registry.js'
 import { EtcdError } from '../protocol/errors.js'
 import type { AlarmRequest, MemberInfo, StatusResponse } from '../protocol/types.js'
 import {
@@ -47,7 +48,7 @@ import {
   type Rand,
   StateType,
 } from '../raft/index.js'
-import { type DialPeer, PeerTransport, verifyPeer } from '../rafthttp/transport.js'
+import { type DialPeer, idLabel, PeerTransport, verifyPeer } from '../rafthttp/transport.js'
 import { assert, type Clock, realClock, sleep, type TimerHandle } from '../raftnode/clock.js'
 import { RaftNode, type StateMachine, type Transport } from '../raftnode/raft-node.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
@@ -736,37 +737,108 @@ export class Member implements MemberApi {
     return { header: this.header(), data: encodeSavedSnapshot(this.kv.snapshot(), this.sm.auth.toSnapshot()) }
   }
 
+  /** The member's own families (etcd_server_*, etcd_mvcc_*, edgecd_*), made on the first scrape. */
+  private registry: Registry | undefined
+
+  /**
+   * Prometheus text of the member: etcd's names where edgecd has the same thing (docs/metrics.md), read at scrape
+   * time, then the Ready loop's and the peer transport's families.
+   */
   metrics(): string {
-    const r = this.raft.node.raft
-    const g = (name: string, help: string, v: number) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${v}\n`
+    this.registry ??= this.memberRegistry()
     return (
-      g('edgecd_server_has_leader', 'Whether a leader is known (1) or not (0).', r.lead === '' ? 0 : 1) +
-      g('edgecd_server_is_leader', 'Whether this member is the leader.', this.raft.isLeader() ? 1 : 0) +
-      g('edgecd_raft_term', 'The current Raft term.', r.term) +
-      g('edgecd_raft_committed_index', 'The Raft commit index.', r.raftLog.committed) +
-      g('edgecd_raft_applied_index', 'The index applied to the KV store.', this.raft.applied) +
-      g('edgecd_mvcc_db_total_size_in_bytes', 'Estimated size of the KV store.', this.kv.sizeBytes) +
-      g('edgecd_mvcc_revision', 'The current store revision.', this.kv.revision) +
-      g('edgecd_watchers', 'Open watchers.', this.kv.watchHub.watcherCount) +
-      g('edgecd_watch_streams', 'Open watch streams.', this.streams.size) +
-      g('edgecd_leases', 'Granted leases.', this.kv.lessor.size) +
-      this.snapshotMetrics()
+      this.registry.render() + this.raft.metrics.registry.render() + (this.transport?.metrics.registry.render() ?? '')
     )
   }
 
-  /** Snapshot streams between peers, as etcd's etcd_network_snapshot_* counters. */
-  private snapshotMetrics(): string {
-    const s = this.transport?.snapshotStats
-    if (!s) return ''
-    const c = (name: string, help: string, v: number) =>
-      `# HELP ${name} ${help}\n# TYPE ${name} counter\n${name} ${v}\n`
-    return (
-      c('edgecd_network_snapshot_send_success', 'Snapshots sent to peers and acknowledged whole.', s.sendSuccess) +
-      c('edgecd_network_snapshot_send_failures', 'Snapshot streams to peers that failed.', s.sendFailures) +
-      c('edgecd_network_snapshot_receive_success', 'Snapshots received whole from peers.', s.receiveSuccess) +
-      c('edgecd_network_snapshot_receive_failures', 'Snapshot chunks from peers refused.', s.receiveFailures) +
-      c('edgecd_network_snapshot_chunks_received', 'Snapshot chunks received from peers.', s.chunksReceived)
+  private memberRegistry(): Registry {
+    const r = new Registry()
+    const raft = () => this.raft.node.raft
+    r.gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', [], () =>
+      raft().lead === '' ? 0 : 1,
     )
+    r.gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', [], () =>
+      this.raft.isLeader() ? 1 : 0,
+    )
+    r.gauge('etcd_server_is_learner', 'Whether or not this member is a learner. 1 if is, 0 otherwise.', [], () =>
+      this.sm.cluster.members.get(this.opts.memberId)?.isLearner ? 1 : 0,
+    )
+    // etcd's committed and applied "totals" are gauges set to the Raft indexes.
+    r.gauge('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', [], () =>
+      Math.max(raft().raftLog.committed, this.raft.applied),
+    )
+    r.gauge(
+      'etcd_server_proposals_applied_total',
+      'The total number of consensus proposals applied.',
+      [],
+      () => this.raft.applied,
+    )
+    r.gauge(
+      'etcd_server_quota_backend_bytes',
+      'Current backend storage quota size in bytes.',
+      [],
+      () => this.opts.config.quotaBackendBytes,
+    )
+    r.gauge(
+      'etcd_server_id',
+      "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
+      ['server_id'],
+      () => [[[idLabel(this.opts.memberId)], 1]],
+    )
+    r.gauge(
+      'etcd_server_version',
+      "Which version is running. 1 for 'server_version' label with current version.",
+      ['server_version'],
+      () => [[[etcdVersion.etcdserver], 1]],
+    )
+    r.gauge(
+      'etcd_cluster_version',
+      "Which version is running. 1 for 'cluster_version' label with current cluster version",
+      ['cluster_version'],
+      () => [[[etcdVersion.etcdcluster.replace(/\.\d+$/, '')], 1]],
+    )
+    // edgecd's store is in memory: the estimate the quota is checked against is both the "file" and what is in use.
+    r.gauge(
+      'etcd_mvcc_db_total_size_in_bytes',
+      'Total size of the underlying database physically allocated in bytes.',
+      [],
+      () => this.kv.sizeBytes,
+    )
+    r.gauge(
+      'etcd_mvcc_db_total_size_in_use_in_bytes',
+      'Total size of the underlying database logically in use in bytes.',
+      [],
+      () => this.kv.sizeBytes,
+    )
+    r.gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', [], () => this.kv.revision)
+    r.gauge(
+      'etcd_debugging_mvcc_compact_revision',
+      'The revision of the last compaction in store.',
+      [],
+      () => this.kv.compactRevision,
+    )
+    r.gauge('etcd_debugging_mvcc_keys_total', 'Total number of keys.', [], () => this.kv.keyCount)
+    r.gauge('etcd_debugging_mvcc_watcher_total', 'Total number of watchers.', [], () => this.kv.watchHub.watcherCount)
+    r.gauge('etcd_debugging_mvcc_watch_stream_total', 'Total number of watch streams.', [], () => this.streams.size)
+    r.gauge(
+      'etcd_server_alarms',
+      'Active alarms on this member, by type (edgecd; etcd lists them in Status).',
+      ['alarm'],
+      () => {
+        const by = new Map<string, number>()
+        for (const a of this.kv.activeAlarms()) {
+          const name = a.alarm === 1 ? 'NOSPACE' : a.alarm === 2 ? 'CORRUPT' : 'UNKNOWN'
+          by.set(name, (by.get(name) ?? 0) + 1)
+        }
+        return [...by].map(([k, v]) => [[k], v] as [string[], number])
+      },
+    )
+    // edgecd's own: Raft state etcd shows only through Status.
+    r.gauge('edgecd_raft_term', 'The current Raft term.', [], () => raft().term)
+    r.gauge('edgecd_raft_committed_index', 'The Raft commit index.', [], () => raft().raftLog.committed)
+    r.gauge('edgecd_raft_applied_index', 'The index applied to the KV store.', [], () => this.raft.applied)
+    r.gauge('edgecd_leases', 'Granted leases.', [], () => this.kv.lessor.size)
+    return r
   }
 
   healthy(): boolean {

@@ -5,6 +5,7 @@
  * Web-standard APIs only.
  */
 import { decode, encode } from 'cbor-x'
+import { type Counter, exponentialBuckets, type Gauge, type Histogram, Registry } from '../metrics/registry.js'
 import { type Message, MessageType, type NodeId } from '../raft/index.js'
 import type { Transport } from '../raftnode/raft-node.js'
 
@@ -72,6 +73,113 @@ export interface PeerTransportOptions {
   snapshotStallMs?: number
   /** The largest snapshot this member accepts from a peer, in bytes. */
   maxSnapshotBytes?: number
+  /** How often each connected peer is probed for its round-trip time (etcd's rafthttp proberInterval: 4 s). */
+  probeIntervalMs?: number
+  /**
+   * How often each peer's smoothed round-trip time is recorded in etcd_network_peer_round_trip_time_seconds (etcd's
+   * statusMonitoringInterval: 30 s).
+   */
+  rttRecordIntervalMs?: number
+}
+
+/** A probe of the peer's round-trip time (etcd's /raft/probing), answered at once with a ProbeAck carrying `t`. */
+interface Probe {
+  k: 'probe'
+  /** The sender's monotonic clock (ms) when it sent the probe. */
+  t: number
+}
+
+interface ProbeAck {
+  k: 'probeAck'
+  t: number
+}
+
+type Control = SnapChunk | SnapAck | Probe | ProbeAck
+
+/** Weight of a new sample in the smoothed round-trip time (the probing library etcd uses: α = 0.125). */
+const srttAlpha = 0.125
+
+/** A member id as etcd's metrics label it (types.ID.String(): lowercase hex). */
+export function idLabel(id: NodeId): string {
+  try {
+    return BigInt(id).toString(16)
+  } catch {
+    return id
+  }
+}
+
+/** etcd's rafthttp metrics (etcd_network_*), labelled with the peer's hex id. */
+export class PeerMetrics {
+  readonly registry = new Registry()
+  readonly activePeers: Gauge
+  readonly disconnectedPeers: Counter
+  readonly sentBytes: Counter
+  readonly receivedBytes: Counter
+  readonly sentFailures: Counter
+  readonly receivedFailures: Counter
+  readonly snapshotSend: Counter
+  readonly snapshotSendFailures: Counter
+  readonly snapshotReceive: Counter
+  readonly snapshotReceiveFailures: Counter
+  readonly roundTrip: Histogram
+  readonly snapshotChunksReceived: Counter
+  constructor() {
+    const r = this.registry
+    this.activePeers = r.gauge('etcd_network_active_peers', 'The current number of active peer connections.', [
+      'Local',
+      'Remote',
+    ])
+    this.disconnectedPeers = r.counter(
+      'etcd_network_disconnected_peers_total',
+      'The total number of disconnected peers.',
+      ['Local', 'Remote'],
+    )
+    this.sentBytes = r.counter('etcd_network_peer_sent_bytes_total', 'The total number of bytes sent to peers.', ['To'])
+    this.receivedBytes = r.counter(
+      'etcd_network_peer_received_bytes_total',
+      'The total number of bytes received from peers.',
+      ['From'],
+    )
+    this.sentFailures = r.counter(
+      'etcd_network_peer_sent_failures_total',
+      'The total number of send failures from peers.',
+      ['To'],
+    )
+    this.receivedFailures = r.counter(
+      'etcd_network_peer_received_failures_total',
+      'The total number of receive failures from peers.',
+      ['From'],
+    )
+    this.snapshotSend = r.counter('etcd_network_snapshot_send_success', 'Total number of successful snapshot sends', [
+      'To',
+    ])
+    this.snapshotSendFailures = r.counter(
+      'etcd_network_snapshot_send_failures',
+      'Total number of snapshot send failures',
+      ['To'],
+    )
+    this.snapshotReceive = r.counter(
+      'etcd_network_snapshot_receive_success',
+      'Total number of successful snapshot receives',
+      ['From'],
+    )
+    this.snapshotReceiveFailures = r.counter(
+      'etcd_network_snapshot_receive_failures',
+      'Total number of snapshot receive failures',
+      ['From'],
+    )
+    this.snapshotChunksReceived = r.counter(
+      'edgecd_network_snapshot_chunks_received_total',
+      'Snapshot chunks received from peers (edgecd streams a snapshot in chunks).',
+      ['From'],
+    )
+    this.roundTrip = r.histogram(
+      'etcd_network_peer_round_trip_time_seconds',
+      'Round-Trip-Time histogram between peers',
+      exponentialBuckets(0.0001, 2, 16),
+      ['To'],
+    )
+  }
 }
 
 /** One chunk of a snapshot stream. The first (seq 0) carries the MsgSnap itself, its data left empty. */
@@ -163,6 +271,9 @@ interface Peer {
   dialing: boolean
   attempt: number
   timer?: ReturnType<typeof setTimeout>
+  /** Smoothed round-trip time in ms (0 until the first probe answer), and whether a probe was answered lately. */
+  srttMs: number
+  probed: boolean
 }
 
 export class PeerTransport implements Transport {
@@ -177,9 +288,15 @@ export class PeerTransport implements Transport {
   private nextSnapId = 1
   /** Counters for /metrics (etcd's etcd_network_snapshot_* under edgecd's prefix). */
   readonly snapshotStats = { sendSuccess: 0, sendFailures: 0, receiveSuccess: 0, receiveFailures: 0, chunksReceived: 0 }
+  /** etcd's etcd_network_* families for /metrics. */
+  readonly metrics = new PeerMetrics()
+  private probeTimer: ReturnType<typeof setInterval> | undefined
+  private rttTimer: ReturnType<typeof setInterval> | undefined
 
   constructor(opts: PeerTransportOptions) {
     this.o = {
+      probeIntervalMs: 4000,
+      rttRecordIntervalMs: 30_000,
       maxPeerBufferedBytes: 64 * 1024 * 1024,
       reconnectMinMs: 50,
       reconnectMaxMs: 1000,
@@ -193,6 +310,43 @@ export class PeerTransport implements Transport {
 
   async start(): Promise<void> {
     this.proof = await peerProof(this.o.clusterToken, this.o.clusterId, this.o.selfId)
+    // etcd's rafthttp prober: every peer is probed every probeIntervalMs; its smoothed round-trip time goes into the
+    // histogram every rttRecordIntervalMs while it answers.
+    // Neither timer keeps a process alive on its own (Node and Deno timers have unref; browsers have no such notion).
+    this.probeTimer = setInterval(() => this.probe(), this.o.probeIntervalMs)
+    this.rttTimer = setInterval(() => this.recordRoundTrips(), this.o.rttRecordIntervalMs)
+    for (const t of [this.probeTimer, this.rttTimer]) (t as { unref?: () => void }).unref?.()
+  }
+
+  /** Sends a probe to every connected peer (the timer calls this every probeIntervalMs). */
+  probe(): void {
+    for (const p of this.peers.values())
+      if (p.open) this.sendFrame(p.id, [], { k: 'probe', t: performance.now() } satisfies Probe)
+  }
+
+  /** Records each answering peer's smoothed round-trip time in the histogram (every rttRecordIntervalMs). */
+  recordRoundTrips(): void {
+    for (const p of this.peers.values()) {
+      if (!p.probed) continue
+      p.probed = false
+      this.metrics.roundTrip.observe(p.srttMs / 1000, idLabel(p.id))
+    }
+  }
+
+  private onProbeAck(from: NodeId, a: ProbeAck): void {
+    const p = this.peers.get(from)
+    if (!p || typeof a.t !== 'number') return
+    const rtt = performance.now() - a.t
+    if (!(rtt >= 0) || rtt > 60_000) return
+    p.srttMs = (1 - srttAlpha) * p.srttMs + srttAlpha * rtt
+    p.probed = true
+  }
+
+  /** Smoothed round-trip time to each peer that answered a probe, in ms (for status and tests). */
+  roundTripTimes(): Map<NodeId, number> {
+    const out = new Map<NodeId, number>()
+    for (const p of this.peers.values()) if (p.srttMs > 0) out.set(p.id, p.srttMs)
+    return out
   }
 
   /** Sets the peers (every member but this one) and their peer URLs; connects to new ones, drops removed ones. */
@@ -200,6 +354,7 @@ export class PeerTransport implements Transport {
     for (const [id, p] of this.peers) {
       if (peers.has(id)) continue
       this.peers.delete(id)
+      this.metrics.activePeers.remove(idLabel(this.o.selfId), idLabel(id))
       this.abortOutSnap(id, 'peer removed', false)
       this.inSnaps.delete(id)
       if (p.timer) clearTimeout(p.timer)
@@ -212,8 +367,14 @@ export class PeerTransport implements Transport {
         p.urls = urls
         continue
       }
-      const np: Peer = { id, urls, open: false, dialing: false, attempt: 0 }
+      const np: Peer = { id, urls, open: false, dialing: false, attempt: 0, srttMs: 0, probed: false }
       this.peers.set(id, np)
+      // The peer's series exist from the start, at zero (a dashboard shows 0, not "no data").
+      const to = idLabel(id)
+      this.metrics.sentBytes.init(to)
+      this.metrics.receivedBytes.init(to)
+      this.metrics.sentFailures.init(to)
+      this.metrics.roundTrip.init(to)
       this.connect(np)
     }
   }
@@ -233,6 +394,7 @@ export class PeerTransport implements Transport {
             p.open = true
             p.dialing = false
             p.attempt = 0
+            this.metrics.activePeers.set(1, idLabel(this.o.selfId), idLabel(p.id))
             this.o.log?.('info', 'peer connected', { peer: p.id, url })
           },
           onMessage: (data) => this.receive(data),
@@ -241,7 +403,11 @@ export class PeerTransport implements Transport {
             p.open = false
             p.dialing = false
             p.socket = undefined
-            if (was) this.o.log?.('warn', 'peer disconnected', { peer: p.id })
+            if (was) {
+              this.metrics.activePeers.set(0, idLabel(this.o.selfId), idLabel(p.id))
+              this.metrics.disconnectedPeers.inc(1, idLabel(this.o.selfId), idLabel(p.id))
+              this.o.log?.('warn', 'peer disconnected', { peer: p.id })
+            }
             this.abortOutSnap(p.id, 'connection closed')
             this.scheduleReconnect(p)
           },
@@ -301,16 +467,22 @@ export class PeerTransport implements Transport {
   }
 
   /** Hands one frame to the peer's socket; false when it certainly did not go (no socket, full buffer, error). */
-  private sendFrame(to: NodeId, batch: Message[], control?: SnapChunk | SnapAck): boolean {
+  private sendFrame(to: NodeId, batch: Message[], control?: Control): boolean {
     const p = this.peers.get(to)
     const sock = p?.open ? p.socket : undefined
-    if (!sock || sock.bufferedAmount > this.o.maxPeerBufferedBytes) return false
+    if (!sock || sock.bufferedAmount > this.o.maxPeerBufferedBytes) {
+      if (p) this.metrics.sentFailures.inc(1, idLabel(to))
+      return false
+    }
     const frame: unknown[] = [peerFrameVersion, this.o.clusterId, this.o.selfId, batch]
     if (control) frame.push(control)
     try {
-      sock.send(encode(frame) as Uint8Array)
+      const bytes = encode(frame) as Uint8Array
+      sock.send(bytes)
+      this.metrics.sentBytes.inc(bytes.length, idLabel(to))
       return true
     } catch {
+      this.metrics.sentFailures.inc(1, idLabel(to))
       return false
     }
   }
@@ -392,6 +564,7 @@ export class PeerTransport implements Transport {
     if (s.timer) clearTimeout(s.timer)
     this.o.log?.('warn', 'snapshot stream failed', { peer: to, reason, chunksAcked: s.acked, chunks: s.chunks })
     this.snapshotStats.sendFailures++
+    this.metrics.snapshotSendFailures.inc(1, idLabel(to))
     if (report) this.o.reportSnapshot(to, false)
   }
 
@@ -409,6 +582,7 @@ export class PeerTransport implements Transport {
       if (s.timer) clearTimeout(s.timer)
       this.o.log?.('info', 'snapshot sent', { peer: from, index: s.msg.snapshot?.metadata.index, bytes: s.data.length })
       this.snapshotStats.sendSuccess++
+      this.metrics.snapshotSend.inc(1, idLabel(from))
       this.o.reportSnapshot(from, true)
       return
     }
@@ -419,7 +593,10 @@ export class PeerTransport implements Transport {
 
   private onSnapChunk(from: NodeId, c: SnapChunk): void {
     const ack = (ok: boolean, done = false) => {
-      if (!ok) this.snapshotStats.receiveFailures++
+      if (!ok) {
+        this.snapshotStats.receiveFailures++
+        this.metrics.snapshotReceiveFailures.inc(1, idLabel(from))
+      }
       this.sendFrame(from, [], { k: 'snapAck', id: c.id, seq: c.seq, ok, done } satisfies SnapAck)
     }
     if (
@@ -460,12 +637,14 @@ export class PeerTransport implements Transport {
     s.received += c.data.length
     s.nextSeq++
     this.snapshotStats.chunksReceived++
+    this.metrics.snapshotChunksReceived.inc(1, idLabel(from))
     if (s.received < s.data.length) {
       ack(true)
       return
     }
     this.inSnaps.delete(from)
     this.snapshotStats.receiveSuccess++
+    this.metrics.snapshotReceive.inc(1, idLabel(from))
     this.o.log?.('info', 'received a snapshot', {
       peer: from,
       index: s.msg.snapshot?.metadata.index,
@@ -482,6 +661,7 @@ export class PeerTransport implements Transport {
     try {
       frame = decode(data)
     } catch {
+      if (fromPeer) this.metrics.receivedFailures.inc(1, idLabel(fromPeer))
       this.o.log?.('warn', 'dropped a malformed peer frame')
       return
     }
@@ -496,6 +676,7 @@ export class PeerTransport implements Transport {
     }
     // Only messages to us, from the peer the socket authenticated as.
     const from = fromPeer ?? (frame[2] as string)
+    if (this.peers.has(from)) this.metrics.receivedBytes.inc(data.length, idLabel(from))
     const msgs = (frame[3] as Message[]).filter(
       (m) =>
         m && m.to === this.o.selfId && m.from === from && typeof m.type === 'number' && m.type !== MessageType.MsgSnap,
@@ -506,10 +687,12 @@ export class PeerTransport implements Transport {
       return
     }
     if (msgs.length > 0) this.o.onMessages(msgs)
-    const control = frame[4] as SnapChunk | SnapAck | undefined
+    const control = frame[4] as Control | undefined
     if (control && typeof control === 'object') {
       if (control.k === 'snap') this.onSnapChunk(from, control)
       else if (control.k === 'snapAck') this.onSnapAck(from, control)
+      else if (control.k === 'probe') this.sendFrame(from, [], { k: 'probeAck', t: control.t } satisfies ProbeAck)
+      else if (control.k === 'probeAck') this.onProbeAck(from, control)
     }
   }
 
@@ -520,6 +703,8 @@ export class PeerTransport implements Transport {
 
   close(): void {
     this.closed = true
+    if (this.probeTimer) clearInterval(this.probeTimer)
+    if (this.rttTimer) clearInterval(this.rttTimer)
     for (const s of this.outSnaps.values()) if (s.timer) clearTimeout(s.timer)
     this.outSnaps.clear()
     this.inSnaps.clear()

@@ -1,10 +1,11 @@
 /**
  * Layer: src/raftnode, the Ready loop (etcd's raftNode): drives src/raft's RawNode, persists each Ready to the
  * durable storage, sends messages through a Transport, hands committed entries to the state machine and advances.
- * May import: src/raft, src/storage, src/protocol. Never src/etcdserver, src/api or src/runtime. Web-standard APIs
+ * May import: src/raft, src/storage, src/protocol, src/metrics. Never src/etcdserver, src/api or src/runtime. Web-standard APIs
  * only.
  */
 import { decode, encode } from 'cbor-x'
+import { exponentialBuckets, Registry } from '../metrics/registry.js'
 import { EtcdError } from '../protocol/errors.js'
 import {
   type ConfChange,
@@ -82,6 +83,40 @@ export const raftNodeLimitsDefault = {
   readsPendingCountMax: 100_000,
 } as const
 
+/** etcd's metrics of the Ready loop (etcdserver/metrics.go, wal/metrics.go, backend/metrics.go). */
+export class RaftNodeMetrics {
+  readonly registry = new Registry()
+  readonly leaderChanges = this.registry.counter(
+    'etcd_server_leader_changes_seen_total',
+    'The number of leader changes seen.',
+  )
+  readonly proposalsPending = this.registry.gauge(
+    'etcd_server_proposals_pending',
+    'The current number of pending proposals to commit.',
+  )
+  readonly proposalsFailed = this.registry.counter(
+    'etcd_server_proposals_failed_total',
+    'The total number of failed proposals seen.',
+  )
+  /** Each durable save of a Ready (write + sync of the WAL records): etcd times the fsync alone. */
+  readonly walFsync = this.registry.histogram(
+    'etcd_disk_wal_fsync_duration_seconds',
+    'The latency distributions of fsync called by WAL.',
+    exponentialBuckets(0.001, 2, 14),
+  )
+  /** Each Ready's committed entries applied to the store (edgecd's backend is the in-memory store; see metrics.md). */
+  readonly backendCommit = this.registry.histogram(
+    'etcd_disk_backend_commit_duration_seconds',
+    'The latency distributions of commit called by backend.',
+    exponentialBuckets(0.001, 2, 14),
+  )
+  readonly snapshotSave = this.registry.histogram(
+    'etcd_debugging_snap_save_total_duration_seconds',
+    'The total latency distributions of save called by snapshot.',
+    exponentialBuckets(0.001, 2, 14),
+  )
+}
+
 /** Messages a leader may send before its own disk write completes. */
 const leaderEarlyTypes = new Set<MessageType>([MessageType.MsgApp, MessageType.MsgHeartbeat, MessageType.MsgSnap])
 
@@ -134,6 +169,9 @@ export class RaftNode {
   readonly onLeaderChange: ((isLeader: boolean, lead: NodeId) => void)[] = []
   readonly onApplied: ((index: number) => void)[] = []
   readonly onConfChange: ((index: number) => void)[] = []
+  readonly metrics = new RaftNodeMetrics()
+  /** The leader last seen in a Ready (etcd's raftNode getLead), for counting leader changes. */
+  private lastLead: NodeId = ''
 
   private constructor(opts: RaftNodeOptions) {
     this.opts = opts
@@ -226,9 +264,12 @@ export class RaftNode {
     if (this.waiters.size >= this.proposalsPendingCountMax) throw new EtcdError('ErrTooManyRequests')
     const id = this.reqPrefix + ++this.reqSeq
     const entry = encode([id, data]) as Uint8Array
-    return new Promise((resolve, reject) => {
+    const pending = this.metrics.proposalsPending
+    pending.inc()
+    return new Promise<unknown>((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
         this.waiters.delete(id)
+        this.metrics.proposalsFailed.inc()
         reject(new EtcdError('ErrTimeout'))
       }, this.opts.requestTimeoutMs)
       this.waiters.set(id, { resolve, reject, timer })
@@ -237,7 +278,7 @@ export class RaftNode {
       this.pendingProposals.push({ id, entry })
       if (!this.running) this.flushProposals()
       this.kick()
-    })
+    }).finally(() => pending.dec())
   }
 
   private pendingProposals: { id: string; entry: Uint8Array }[] = []
@@ -254,6 +295,7 @@ export class RaftNode {
       for (const p of batch) {
         const w = this.waiters.get(p.id)
         if (!w) continue
+        this.metrics.proposalsFailed.inc()
         this.waiters.delete(p.id)
         this.clock.clearTimeout(w.timer)
         w.reject(e)
@@ -440,8 +482,11 @@ export class RaftNode {
     // 1. Persist (a vote or an acknowledged entry must be on disk before any message that depends on it leaves). A
     // Ready whose only change is the commit index needs no sync: Raft relearns commit after a restart (etcd's
     // MustSync), so it is not written at all; the next synced save carries the then-current hard state.
-    if (rd.snapshot || rd.entries.length > 0 || rd.mustSync)
+    if (rd.snapshot || rd.entries.length > 0 || rd.mustSync) {
+      const t0 = this.clock.now()
       await this.opts.storage.save(rd.hardState, rd.entries, rd.snapshot)
+      this.metrics.walFsync.observe((this.clock.now() - t0) / 1000)
+    }
     // 2. Send.
     if (later.length > 0) this.opts.transport?.send(later)
     // 3. Apply.
@@ -452,7 +497,11 @@ export class RaftNode {
       this.appliedIndex = rd.snapshot.metadata.index
       this.snapshotIndex = rd.snapshot.metadata.index
     }
-    for (const e of rd.committedEntries) this.applyEntry(e.index, e.type, e.data)
+    if (rd.committedEntries.length > 0) {
+      const t0 = this.clock.now()
+      for (const e of rd.committedEntries) this.applyEntry(e.index, e.type, e.data)
+      this.metrics.backendCommit.observe((this.clock.now() - t0) / 1000)
+    }
     for (const rs of rd.readStates) this.onReadState(this.td.decode(rs.requestCtx), rs.index)
     this.node.advance(rd)
     if (rd.committedEntries.length > 0 || rd.snapshot) {
@@ -460,6 +509,9 @@ export class RaftNode {
       this.releaseReads()
     }
     if (rd.softState) {
+      const lead = rd.softState.lead
+      if (lead !== '' && lead !== this.lastLead) this.metrics.leaderChanges.inc()
+      this.lastLead = lead
       const isLeader = rd.softState.raftState === StateType.StateLeader
       for (const f of this.onLeaderChange) f(isLeader, rd.softState.lead)
       if (rd.softState.lead !== prevLead || rd.softState.lead === '') this.failReadsOnLeaderLoss()
@@ -555,7 +607,9 @@ export class RaftNode {
     this.snapshotting = (async () => {
       await hardSaved
       try {
+        const t0 = this.clock.now()
         await this.opts.storage.saveSnapshot({ data, metadata: { index, term, confState } })
+        this.metrics.snapshotSave.observe((this.clock.now() - t0) / 1000)
       } catch (err) {
         // A leader's newer snapshot was installed meanwhile: ours is moot.
         if (err instanceof RaftError && err.code === 'ErrSnapOutOfDate') return

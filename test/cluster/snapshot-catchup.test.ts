@@ -10,8 +10,9 @@ import { ProcessCluster } from './process.js'
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(url + '/metrics')).text()
-  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text)
-  return m ? Number(m[1]) : Number.NaN
+  // Summed over the family's label values (To/From a peer).
+  const ms = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, 'gm'))]
+  return ms.length > 0 ? ms.reduce((n, m) => n + Number(m[1]), 0) : Number.NaN
 }
 
 describe('snapshot catch-up of a member that was down for thousands of writes', () => {
@@ -63,10 +64,10 @@ describe('snapshot catch-up of a member that was down for thousands of writes', 
       'the restarted follower to hold every key',
     )
     assert.equal(count, total + 1)
-    assert.ok((await metric(c.urls[fi]!, 'edgecd_network_snapshot_receive_success')) >= 1, 'caught up by snapshot')
-    const chunks = await metric(c.urls[fi]!, 'edgecd_network_snapshot_chunks_received')
+    assert.ok((await metric(c.urls[fi]!, 'etcd_network_snapshot_receive_success')) >= 1, 'caught up by snapshot')
+    const chunks = await metric(c.urls[fi]!, 'edgecd_network_snapshot_chunks_received_total')
     assert.ok(chunks >= 4, `the snapshot came in several chunks (${chunks})`)
-    assert.ok((await metric(c.urls[li]!, 'edgecd_network_snapshot_send_success')) >= 1)
+    assert.ok((await metric(c.urls[li]!, 'etcd_network_snapshot_send_success')) >= 1)
     // The same revision everywhere.
     const revs = await Promise.all(
       c.urls.map(async (u) => (await post(u, '/v3/kv/range', { key: b64('snap/during') })).json.header.revision),

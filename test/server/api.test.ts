@@ -442,11 +442,13 @@ describe('transport', () => {
     assert.deepEqual(v.json, { etcdserver: '3.4.23', etcdcluster: '3.4.0' })
   })
 
-  test('/metrics: Prometheus text with request counts by method and code, and raft gauges', async () => {
-    const count = (text: string, method: string, code: number) =>
+  test("/metrics: Prometheus text under etcd's names: gRPC calls by method and code, raft and mvcc gauges", async () => {
+    const count = (text: string, method: string, code: string) =>
       Number(
-        new RegExp(`^edgecd_requests_total\\{method="${method}",grpc_code="${code}"\\} (\\d+)$`, 'm').exec(text)?.[1] ??
-          0,
+        new RegExp(
+          `^grpc_server_handled_total\\{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="${method}",grpc_code="${code}"\\} (\\d+)$`,
+          'm',
+        ).exec(text)?.[1] ?? 0,
       )
     const before = await get(m.url, '/metrics')
     assert.equal(before.status, 200)
@@ -456,19 +458,22 @@ describe('transport', () => {
     await post(m.url, '/v3/kv/put', { value: b64('no key') })
     const r = await post(m.url, '/v3/kv/range', { key: b64('metric') })
     const after = (await get(m.url, '/metrics')).text
-    assert.equal(count(after, 'Put', 0) - count(before.text, 'Put', 0), 2)
-    assert.equal(count(after, 'Put', 3) - count(before.text, 'Put', 3), 1)
-    assert.equal(count(after, 'Range', 0) - count(before.text, 'Range', 0), 1)
-    assert.match(after, /^# TYPE edgecd_requests_total counter$/m)
-    assert.match(after, /^edgecd_request_duration_seconds_count\{method="Put"\} \d+$/m)
-    assert.match(after, /^edgecd_server_has_leader 1$/m)
-    assert.match(after, /^edgecd_server_is_leader 1$/m)
+    assert.equal(count(after, 'Put', 'OK') - count(before.text, 'Put', 'OK'), 2)
+    assert.equal(count(after, 'Put', 'InvalidArgument') - count(before.text, 'Put', 'InvalidArgument'), 1)
+    assert.equal(count(after, 'Range', 'OK') - count(before.text, 'Range', 'OK'), 1)
+    assert.match(after, /^# TYPE grpc_server_handled_total counter$/m)
+    assert.match(
+      after,
+      /^grpc_server_handling_seconds_count\{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put"\} \d+$/m,
+    )
+    assert.match(after, /^etcd_server_has_leader 1$/m)
+    assert.match(after, /^etcd_server_is_leader 1$/m)
     assert.match(after, new RegExp(`^edgecd_raft_term ${r.json.header.raft_term}$`, 'm'))
-    assert.match(after, new RegExp(`^edgecd_mvcc_revision ${rev(r)}$`, 'm'))
+    assert.match(after, new RegExp(`^etcd_debugging_mvcc_current_revision ${rev(r)}$`, 'm'))
     assert.match(after, /^edgecd_raft_applied_index \d+$/m)
     // Every sample line is `name{labels} value` or `name value`.
     for (const line of after.split('\n'))
-      if (line && !line.startsWith('#')) assert.match(line, /^[a-z_]+(\{[^}]*\})? -?[\d.e+-]+$/, line)
+      if (line && !line.startsWith('#')) assert.match(line, /^[a-z_]+(\{[^}]*\})? -?[\d.e+-]+$|^.* (\+Inf|NaN)$/, line)
   })
 
   test('CORS headers on success, error, 404 and stream responses; OPTIONS is 200 with no body', async () => {

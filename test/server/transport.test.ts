@@ -279,3 +279,41 @@ describe('peer transport: snapshot streams', () => {
     a.close()
   })
 })
+
+describe('peer transport: metrics and the round-trip prober', () => {
+  it('counts bytes both ways and send failures per peer, and records the smoothed round-trip time of probes', async () => {
+    const net = new Net()
+    const a = await net.add('a')
+    const b = await net.add('b')
+    await net.connect()
+    const text = () => a.metrics.registry.render()
+    // Series exist from the start at zero.
+    assert.match(text(), /^etcd_network_peer_sent_bytes_total\{To="b"\} 0$/m)
+    assert.match(text(), /^etcd_network_peer_round_trip_time_seconds_count\{To="b"\} 0$/m)
+    assert.match(text(), /^etcd_network_active_peers\{Local="a",Remote="b"\} 1$/m)
+    a.send([heartbeat('a', 'b')])
+    const frameBytes = net.queue[0]!.bytes.length
+    net.deliverAll()
+    assert.equal(a.metrics.sentBytes.get('b'), frameBytes)
+    assert.equal(b.metrics.receivedBytes.get('a'), frameBytes)
+    // A probe goes out, b answers it, a smooths the round trip (α = 1/8 from 0) and records it on the next tick.
+    a.probe()
+    assert.equal(net.queue.length, 1)
+    net.deliverAll()
+    const srtt = a.roundTripTimes().get('b')
+    assert.ok(srtt !== undefined && srtt >= 0)
+    a.recordRoundTrips()
+    assert.match(text(), /^etcd_network_peer_round_trip_time_seconds_count\{To="b"\} 1$/m)
+    // No answer since: nothing is recorded on the next tick (etcd records only healthy peers).
+    a.recordRoundTrips()
+    assert.match(text(), /^etcd_network_peer_round_trip_time_seconds_count\{To="b"\} 1$/m)
+    // b goes away: sends to it fail and are counted.
+    net.handlers.get('a->b')!.onClose()
+    a.send([heartbeat('a', 'b')])
+    assert.equal(a.metrics.sentFailures.get('b'), 1)
+    assert.match(text(), /^etcd_network_active_peers\{Local="a",Remote="b"\} 0$/m)
+    assert.match(text(), /^etcd_network_disconnected_peers_total\{Local="a",Remote="b"\} 1$/m)
+    a.close()
+    b.close()
+  })
+})

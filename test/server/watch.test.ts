@@ -227,7 +227,11 @@ describe('POST /v3/watch', () => {
   test('a closed stream releases its watchers (metrics)', async () => {
     const gauge = async (name: string) =>
       Number(new RegExp(`^${name} (\\d+)$`, 'm').exec((await get(m.url, '/metrics')).text)?.[1])
-    await eventually(async () => ((await gauge('edgecd_watchers')) === 0 ? true : undefined), 5000, 'no watchers')
+    await eventually(
+      async () => ((await gauge('etcd_debugging_mvcc_watcher_total')) === 0 ? true : undefined),
+      5000,
+      'no watchers',
+    )
     const s = await LineStream.open(
       m.url,
       '/v3/watch',
@@ -235,12 +239,15 @@ describe('POST /v3/watch', () => {
     )
     await s.next()
     await s.next()
-    assert.equal(await gauge('edgecd_watchers'), 2)
-    assert.equal(await gauge('edgecd_watch_streams'), 1)
+    assert.equal(await gauge('etcd_debugging_mvcc_watcher_total'), 2)
+    assert.equal(await gauge('etcd_debugging_mvcc_watch_stream_total'), 1)
     s.close()
     await eventually(
       async () =>
-        (await gauge('edgecd_watchers')) === 0 && (await gauge('edgecd_watch_streams')) === 0 ? true : undefined,
+        (await gauge('etcd_debugging_mvcc_watcher_total')) === 0 &&
+        (await gauge('etcd_debugging_mvcc_watch_stream_total')) === 0
+          ? true
+          : undefined,
       5000,
       'watchers released',
     )
@@ -355,20 +362,31 @@ describe('WebSocket GET /v3/watch', () => {
   test('closing sockets releases watchers and streams', async () => {
     const gauge = async (name: string) =>
       Number(new RegExp(`^${name} (\\d+)$`, 'm').exec((await get(m.url, '/metrics')).text)?.[1])
-    await eventually(async () => ((await gauge('edgecd_watchers')) === 0 ? true : undefined), 5000, 'no watchers')
+    await eventually(
+      async () => ((await gauge('etcd_debugging_mvcc_watcher_total')) === 0 ? true : undefined),
+      5000,
+      'no watchers',
+    )
     const sockets = await Promise.all([1, 2, 3].map(() => WsWatch.open(m.url)))
     for (const s of sockets) s.send({ create_request: { key: b64('rel') } })
     for (const s of sockets) await s.next()
-    assert.equal(await gauge('edgecd_watchers'), 3)
+    assert.equal(await gauge('etcd_debugging_mvcc_watcher_total'), 3)
     await put('rel', 'x')
     for (const s of sockets) assert.equal((await s.next()).result.events.length, 1)
     await sockets[0]!.close()
     sockets[1]!.ws.terminate()
-    await eventually(async () => ((await gauge('edgecd_watchers')) === 1 ? true : undefined), 5000, 'one socket left')
+    await eventually(
+      async () => ((await gauge('etcd_debugging_mvcc_watcher_total')) === 1 ? true : undefined),
+      5000,
+      'one socket left',
+    )
     await sockets[2]!.close()
     await eventually(
       async () =>
-        (await gauge('edgecd_watchers')) === 0 && (await gauge('edgecd_watch_streams')) === 0 ? true : undefined,
+        (await gauge('etcd_debugging_mvcc_watcher_total')) === 0 &&
+        (await gauge('etcd_debugging_mvcc_watch_stream_total')) === 0
+          ? true
+          : undefined,
       5000,
       'none left',
     )

@@ -20,7 +20,7 @@ import { decodeMessage, parseFirstJson } from './codec/decode.js'
 import { encodeMessage } from './codec/encode.js'
 import { errorBody, toEtcdError } from './errors.js'
 import { JsonValueSplitter } from './json-stream.js'
-import { HttpMetrics } from './metrics.js'
+import { HttpMetrics, type ProcessStats } from './metrics.js'
 
 export interface AppOptions {
   /** etcd's --max-request-bytes (default 1.5 MiB): a write request larger than this is refused. */
@@ -38,6 +38,8 @@ export interface AppOptions {
    * acts as the user its CN names (etcd's AuthInfoFromTLS).
    */
   mtls?: { client: boolean; peer: boolean; verifiedCn(c: Context, use: 'client' | 'peer'): string | undefined }
+  /** The runtime's process figures for process_* in /metrics (resident memory, CPU seconds, start time). */
+  processStats?: () => ProcessStats
 }
 
 /** gRPC's receive limit in etcd: the request limit plus 512 KiB of overhead (2 MiB by default). */
@@ -90,7 +92,7 @@ type AppEnv = { Variables: { authInfo: AuthInfo | undefined; peer: string } }
 
 export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
-  const metrics = new HttpMetrics()
+  const metrics = new HttpMetrics(opts.processStats)
   let watchStreams = 0
 
   app.use('*', async (c, next) => {
@@ -115,14 +117,18 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
 
   app.get('/version', (c) => c.json(etcdVersion))
   // etcd 3.4 writes /health without a content type, so Go sniffs text/plain.
-  app.get('/health', (c) =>
-    member.healthy()
-      ? c.body('{"health":"true"}', 200, { 'Content-Type': 'text/plain; charset=utf-8' })
-      : c.body('{"health":"false"}', 503, { 'Content-Type': 'text/plain; charset=utf-8' }),
-  )
+  app.get('/health', (c) => {
+    if (member.healthy()) {
+      metrics.healthSuccess.inc()
+      return c.body('{"health":"true"}', 200, { 'Content-Type': 'text/plain; charset=utf-8' })
+    }
+    metrics.healthFailures.inc()
+    return c.body('{"health":"false"}', 503, { 'Content-Type': 'text/plain; charset=utf-8' })
+  })
   app.get('/metrics', (c) =>
-    c.text(metrics.render() + member.metrics(), 200, { 'Content-Type': 'text/plain; version=0.0.4' }),
+    c.text(member.metrics() + metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }),
   )
+  installHealthChecks(app, member, metrics)
 
   const recvMax = grpcRecvBytesMax(opts.maxRequestBytes)
   const tooLarge = (c: Context) => {
@@ -148,14 +154,17 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
   const unary = (path: string, method: string, handler: Handler) => {
     for (const prefix of ['/v3', '/v3beta']) {
       app.post(prefix + path, limit, async (c) => {
-        const t0 = performance.now()
+        const call = metrics.start(method)
         try {
-          const out = await handler(await c.req.text(), c.req.header('authorization'), clientAddress(c), certUser(c))
-          metrics.observe(method, performance.now() - t0, 0)
+          const body = await c.req.text()
+          call.received(body.length)
+          const out = await handler(body, c.req.header('authorization'), clientAddress(c), certUser(c))
+          call.sent(out.length)
+          call.end(0)
           return c.body(out, 200, jsonHeaders)
         } catch (err) {
           const e = toEtcdError(err)
-          metrics.observe(method, performance.now() - t0, e.grpcCode)
+          call.end(e.grpcCode)
           return errorResponse(c, e)
         }
       })
@@ -274,8 +283,10 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       const enc = new TextEncoder()
       const pending: Promise<string>[] = []
       let firstError: EtcdError | undefined
+      const call = metrics.start('LeaseKeepAlive')
       const rest = await readValues(c.req.raw, (text, i) => {
         try {
+          call.received(text.length)
           const r = decodeMessage(M.LeaseKeepAliveRequest, parseFirstJson(text))
           pending.push(
             member.leaseKeepAlive(r).then((res) => `{"result":${encodeMessage(M.LeaseKeepAliveResponse, res)}}\n`),
@@ -288,9 +299,12 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       })
       if (firstError || (pending.length === 0 && rest !== '')) {
         const e = firstError ?? etcdError(GrpcCode.Unknown, 'unexpected EOF')
+        call.end(e.grpcCode)
         return c.body(errorBody(e), 500, { 'Content-Type': 'application/json' })
       }
       const lines = await Promise.allSettled(pending)
+      for (const l of lines) if (l.status === 'fulfilled') call.sent(l.value.length)
+      call.end(0)
       const out = lines.map((l) => (l.status === 'fulfilled' ? l.value : '')).join('')
       return c.body(enc.encode(out), 200, { 'Content-Type': 'application/json' })
     })
@@ -307,10 +321,13 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       let controller!: ReadableStreamDefaultController<Uint8Array>
       let closed = false
       watchStreams++
+      const call = metrics.start('Watch')
       const stream = member.openWatchStream((resp: WatchResponse) => {
         if (closed) return true
         try {
-          controller.enqueue(enc.encode(`{"result":${encodeMessage(M.WatchResponse, resp)}}\n`))
+          const bytes = enc.encode(`{"result":${encodeMessage(M.WatchResponse, resp)}}\n`)
+          controller.enqueue(bytes)
+          call.sent(bytes.length)
         } catch {
           finish()
           return true
@@ -318,13 +335,14 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
         // Past the stream's high-water mark the client is slow: the hub holds events back until pull() resumes it.
         return (controller.desiredSize ?? 1) > 0
       }, info)
-      const finish = () => {
+      const finish = (code = GrpcCode.Canceled as number) => {
         if (closed) return
         closed = true
         watchStreams--
+        call.end(code)
         stream.close()
       }
-      c.req.raw.signal?.addEventListener('abort', finish)
+      c.req.raw.signal?.addEventListener('abort', () => finish())
       // The first message must decode, or the whole call fails (HTTP 500, code 2), as etcd's gateway does.
       const body = c.req.raw
       const firstTexts: string[] = []
@@ -336,6 +354,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
           if (i === 0) firstTexts.push(toEtcdError(err).message)
           return false
         }
+        call.received(text.length)
         stream.request(req)
         return true
       })
@@ -356,7 +375,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       // Give the first message a chance to fail before answering 200.
       await Promise.race([reader, new Promise((r) => setTimeout(r, 0))])
       if (firstTexts.length > 0) {
-        finish()
+        finish(GrpcCode.Unknown)
         return c.body(errorBody(etcdError(GrpcCode.Unknown, firstTexts[0]!)), 500, {
           'Content-Type': 'application/json',
         })
@@ -365,6 +384,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
     })
 
     app.post(prefix + '/maintenance/snapshot', async (c) => {
+      const call = metrics.start('Snapshot')
       try {
         await member.authorize?.('Snapshot', undefined, c.req.header('authorization'), certUser(c))
         const { header, data } = await member.snapshot()
@@ -375,8 +395,11 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
           out += `{"result":${encodeMessage(M.SnapshotResponse, { header, remaining_bytes: data.length - off - blob.length, blob })}}\n`
           if (data.length === 0) break
         }
+        call.sent(out.length)
+        call.end(0)
         return c.body(out, 200, { 'Content-Type': 'application/json' })
       } catch (err) {
+        call.end(toEtcdError(err).grpcCode)
         return errorResponse(c, err)
       }
     })
@@ -404,6 +427,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
         upgrade((c) => {
           const info: AuthInfo | undefined = c.get('authInfo')
           let stream: ReturnType<MemberApi['openWatchStream']> | undefined
+          const call = metrics.start('Watch')
           return {
             onOpen(_evt, ws) {
               watchStreams++
@@ -411,7 +435,9 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               const buffered = () => (ws.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0
               stream = member.openWatchStream((resp) => {
                 try {
-                  ws.send(`{"result":${encodeMessage(M.WatchResponse, resp)}}`)
+                  const text = `{"result":${encodeMessage(M.WatchResponse, resp)}}`
+                  ws.send(text)
+                  call.sent(text.length)
                 } catch {
                   return true
                 }
@@ -435,6 +461,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
                 )
                 return
               }
+              call.received(evt.data.length)
               try {
                 stream?.request(decodeMessage(M.WatchRequest, parseFirstJson(evt.data)))
               } catch (err) {
@@ -445,6 +472,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               }
             },
             onClose() {
+              call.end(GrpcCode.Canceled)
               if (stream) {
                 stream.close()
                 stream = undefined
@@ -452,6 +480,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               }
             },
             onError() {
+              call.end(GrpcCode.Unavailable)
               if (stream) {
                 stream.close()
                 stream = undefined
@@ -526,4 +555,64 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
     })
   })
   return app
+}
+
+/** etcd 3.5's /livez and /readyz checks (etcdhttp/health.go): name -> the check, which throws its failure. */
+function healthChecks(member: MemberApi): Record<'livez' | 'readyz', Record<string, () => Promise<void>>> {
+  // etcd reads as root (auth does not apply): keys only, one key, serializable or linearizable.
+  const read = (serializable: boolean) => async () => {
+    const req = decodeMessage(
+      M.RangeRequest,
+      `{"key":"AA==","keys_only":true,"limit":1,"serializable":${serializable}}`,
+    )
+    await member.range(req as never)
+  }
+  const corruption = async () => {
+    const { alarms } = await member.alarm({ action: 0, memberID: '0', alarm: 0 } as never)
+    if (alarms.some((a) => a.alarm === 2)) throw new Error('alarm activated: CORRUPT')
+  }
+  return {
+    livez: { serializable_read: read(true) },
+    readyz: { data_corruption: corruption, linearizable_read: read(false), serializable_read: read(true) },
+  }
+}
+
+/**
+ * GET /livez and /readyz, and one path per check (/readyz/linearizable_read): 200 "ok" when every check passes
+ * (`?verbose` lists them, `?exclude=name` skips one), else 503 with the list, as etcd 3.5 answers them.
+ */
+function installHealthChecks(app: Hono<any>, member: MemberApi, metrics: HttpMetrics): void {
+  const text = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }
+  const run = async (type: string, checks: Record<string, () => Promise<void>>, names: string[]) => {
+    let ok = true
+    let reason = ''
+    for (const name of names) {
+      try {
+        await checks[name]!()
+        reason += `[+]${name} ok\n`
+        metrics.healthChecked(type, name, true)
+      } catch (err) {
+        ok = false
+        reason += `[-]${name} failed: ${(err as Error).message}\n`
+        metrics.healthChecked(type, name, false)
+      }
+    }
+    return { ok, reason }
+  }
+  const handler = (type: string, checks: Record<string, () => Promise<void>>, only?: string) => async (c: Context) => {
+    if (c.req.method !== 'GET') return c.body('Method Not Allowed\n', 405, { ...text, Allow: 'GET' })
+    let names = only ? [only] : Object.keys(checks).sort()
+    if (!only) {
+      const excluded = new Set((c.req.queries('exclude') ?? []).filter((x) => x !== ''))
+      names = names.filter((n) => !excluded.has(n))
+    }
+    const { ok, reason } = await run(type, checks, names)
+    if (!ok) return c.body(reason + '\n', 503, text)
+    const verbose = new URL(c.req.url).searchParams.has('verbose')
+    return c.body((verbose ? reason : '') + 'ok\n', 200, text)
+  }
+  for (const [type, checks] of Object.entries(healthChecks(member))) {
+    app.all('/' + type, handler(type, checks))
+    for (const name of Object.keys(checks)) app.all(`/${type}/${name}`, handler(type, checks, name))
+  }
 }

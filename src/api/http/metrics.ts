@@ -1,49 +1,231 @@
 /**
- * Request counts and latency histograms by method, in Prometheus' text format (exposition 0.0.4). Hand-written
- * because the usual client (prom-client) is Node-only and this layer runs on every runtime; it is a few counters.
+ * The HTTP layer's metrics under etcd's names: the JSON gateway's calls counted as the gRPC calls they map to
+ * (go-grpc-prometheus' grpc_server_* families with grpc_type, grpc_service and grpc_method, as etcd labels its own
+ * gateway traffic), client bytes (etcd_network_client_grpc_*), the health endpoints' counters, and the process
+ * metrics the runtime reports. The families are src/metrics' (hand-written: prom-client is Node-only).
  */
-const bucketsMs = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]
+import { type Counter, defBuckets, Gauge, type Histogram, Registry } from '../../metrics/registry.js'
 
-interface MethodStats {
-  counts: Map<number, number>
-  buckets: number[]
-  sumMs: number
-  n: number
+export type GrpcType = 'unary' | 'server_stream' | 'client_stream' | 'bidi_stream'
+
+/** gRPC status codes by number, as go-grpc-prometheus labels them (codes.Code.String()). */
+export const grpcCodeNames = [
+  'OK',
+  'Canceled',
+  'Unknown',
+  'InvalidArgument',
+  'DeadlineExceeded',
+  'NotFound',
+  'AlreadyExists',
+  'PermissionDenied',
+  'ResourceExhausted',
+  'FailedPrecondition',
+  'Aborted',
+  'OutOfRange',
+  'Unimplemented',
+  'Internal',
+  'Unavailable',
+  'DataLoss',
+  'Unauthenticated',
+] as const
+
+/** etcd's gRPC services and their methods (api/etcdserverpb/rpc.proto), as the gateway maps its paths to them. */
+const services: Record<string, { unary: string[]; streams?: Record<string, GrpcType> }> = {
+  'etcdserverpb.KV': { unary: ['Range', 'Put', 'DeleteRange', 'Txn', 'Compact'] },
+  'etcdserverpb.Watch': { unary: [], streams: { Watch: 'bidi_stream' } },
+  'etcdserverpb.Lease': {
+    unary: ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases'],
+    streams: { LeaseKeepAlive: 'bidi_stream' },
+  },
+  'etcdserverpb.Cluster': { unary: ['MemberAdd', 'MemberRemove', 'MemberUpdate', 'MemberList', 'MemberPromote'] },
+  'etcdserverpb.Maintenance': {
+    unary: ['Alarm', 'Status', 'Defragment', 'Hash', 'HashKV', 'MoveLeader'],
+    streams: { Snapshot: 'server_stream' },
+  },
+  'etcdserverpb.Auth': {
+    unary: [
+      'AuthEnable',
+      'AuthDisable',
+      'AuthStatus',
+      'Authenticate',
+      'UserAdd',
+      'UserGet',
+      'UserList',
+      'UserDelete',
+      'UserChangePassword',
+      'UserGrantRole',
+      'UserRevokeRole',
+      'RoleAdd',
+      'RoleGet',
+      'RoleList',
+      'RoleDelete',
+      'RoleGrantPermission',
+      'RoleRevokePermission',
+    ],
+  },
+}
+
+/** method -> [service, type], for every method above. */
+const methodIndex = new Map<string, [string, GrpcType]>()
+for (const [service, d] of Object.entries(services)) {
+  for (const m of d.unary) methodIndex.set(m, [service, 'unary'])
+  for (const [m, t] of Object.entries(d.streams ?? {})) methodIndex.set(m, [service, t])
+}
+
+/** The gRPC service and call type of a method name ('Range' -> etcdserverpb.KV, unary). */
+export function grpcServiceOf(method: string): [string, GrpcType] {
+  return methodIndex.get(method) ?? ['etcdserverpb.Unknown', 'unary']
+}
+
+/** What the runtime knows about its process (Node: process.memoryUsage, Deno: Deno.memoryUsage), for process_*. */
+export interface ProcessStats {
+  residentMemoryBytes?: number
+  cpuSecondsTotal?: number
+  startTimeSeconds?: number
+  heapBytes?: number
+  openFds?: number
+  maxFds?: number
+}
+
+/** One call in flight: its labels and start time; `end` records it once. */
+export interface CallTimer {
+  /** A message received from the client on a stream (counted once per request body on unary calls). */
+  received(bytes: number): void
+  /** A message sent to the client. */
+  sent(bytes: number): void
+  end(code: number): void
 }
 
 export class HttpMetrics {
-  private readonly byMethod = new Map<string, MethodStats>()
+  readonly registry = new Registry()
+  private readonly started: Counter
+  private readonly handled: Counter
+  private readonly msgReceived: Counter
+  private readonly msgSent: Counter
+  private readonly handling: Histogram
+  private readonly clientSent: Counter
+  private readonly clientReceived: Counter
+  readonly healthSuccess: Counter
+  readonly healthFailures: Counter
+  private readonly healthcheck: Gauge
+  private readonly healthchecks: Counter
 
-  observe(method: string, ms: number, grpcCode: number): void {
-    let s = this.byMethod.get(method)
-    if (!s) {
-      s = { counts: new Map(), buckets: new Array(bucketsMs.length).fill(0), sumMs: 0, n: 0 }
-      this.byMethod.set(method, s)
+  constructor(processStats?: () => ProcessStats) {
+    const r = this.registry
+    const labels = ['grpc_type', 'grpc_service', 'grpc_method']
+    this.started = r.counter('grpc_server_started_total', 'Total number of RPCs started on the server.', labels)
+    this.handled = r.counter(
+      'grpc_server_handled_total',
+      'Total number of RPCs completed on the server, regardless of success or failure.',
+      [...labels, 'grpc_code'],
+    )
+    this.msgReceived = r.counter(
+      'grpc_server_msg_received_total',
+      'Total number of RPC stream messages received on the server.',
+      labels,
+    )
+    this.msgSent = r.counter(
+      'grpc_server_msg_sent_total',
+      'Total number of gRPC stream messages sent by the server.',
+      labels,
+    )
+    this.handling = r.histogram(
+      'grpc_server_handling_seconds',
+      'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.',
+      defBuckets,
+      labels,
+    )
+    this.clientSent = r.counter(
+      'etcd_network_client_grpc_sent_bytes_total',
+      'The total number of bytes sent to grpc clients.',
+    )
+    this.clientReceived = r.counter(
+      'etcd_network_client_grpc_received_bytes_total',
+      'The total number of bytes received from grpc clients.',
+    )
+    this.healthSuccess = r.counter('etcd_server_health_success', 'The total number of successful health checks')
+    this.healthFailures = r.counter('etcd_server_health_failures', 'The total number of failed health checks')
+    this.healthcheck = r.gauge('etcd_server_healthcheck', 'The result of each kind of healthcheck.', ['type', 'name'])
+    this.healthchecks = r.counter('etcd_server_healthchecks_total', 'The total number of each kind of healthcheck.', [
+      'type',
+      'name',
+      'status',
+    ])
+    // As go-grpc-prometheus' InitializeMetrics (etcd calls it): every method's counters exist from the start at 0.
+    for (const [method, [service, type]] of methodIndex) {
+      this.started.init(type, service, method)
+      this.msgReceived.init(type, service, method)
+      this.msgSent.init(type, service, method)
+      for (const code of grpcCodeNames) this.handled.init(type, service, method, code)
     }
-    s.counts.set(grpcCode, (s.counts.get(grpcCode) ?? 0) + 1)
-    for (let i = 0; i < bucketsMs.length; i++) if (ms <= bucketsMs[i]!) s.buckets[i]!++
-    s.sumMs += ms
-    s.n++
+    if (processStats) {
+      // Each is written only when the runtime reports it.
+      const optional = (name: string, help: string, k: keyof ProcessStats, kind: 'gauge' | 'counter' = 'gauge') =>
+        r.register(
+          new Gauge(
+            name,
+            help,
+            [],
+            () => {
+              const v = processStats()[k]
+              return v === undefined ? [] : v
+            },
+            kind,
+          ),
+        )
+      optional('process_resident_memory_bytes', 'Resident memory size in bytes.', 'residentMemoryBytes')
+      optional(
+        'process_cpu_seconds_total',
+        'Total user and system CPU time spent in seconds.',
+        'cpuSecondsTotal',
+        'counter',
+      )
+      optional(
+        'process_start_time_seconds',
+        'Start time of the process since unix epoch in seconds.',
+        'startTimeSeconds',
+      )
+      optional('process_open_fds', 'Number of open file descriptors.', 'openFds')
+      optional('process_max_fds', 'Maximum number of open file descriptors.', 'maxFds')
+      optional(
+        'edgecd_runtime_heap_used_bytes',
+        'JavaScript heap in use, in bytes, as the runtime reports it.',
+        'heapBytes',
+      )
+    }
+  }
+
+  /** Starts counting one call of `method` (etcd's gRPC method name). */
+  start(method: string): CallTimer {
+    const [service, type] = grpcServiceOf(method)
+    const t0 = performance.now()
+    this.started.inc(1, type, service, method)
+    let done = false
+    return {
+      received: (bytes) => {
+        this.msgReceived.inc(1, type, service, method)
+        this.clientReceived.inc(bytes)
+      },
+      sent: (bytes) => {
+        this.msgSent.inc(1, type, service, method)
+        this.clientSent.inc(bytes)
+      },
+      end: (code) => {
+        if (done) return
+        done = true
+        this.handled.inc(1, type, service, method, grpcCodeNames[code] ?? 'Unknown')
+        this.handling.observe((performance.now() - t0) / 1000, type, service, method)
+      },
+    }
+  }
+
+  /** Records one /livez or /readyz check's result, as etcd 3.6's etcd_server_healthcheck{,s_total}. */
+  healthChecked(type: string, name: string, ok: boolean): void {
+    this.healthcheck.set(ok ? 1 : 0, type, name)
+    this.healthchecks.inc(1, type, name, ok ? 'success' : 'error')
   }
 
   render(): string {
-    const lines: string[] = [
-      '# HELP edgecd_requests_total Requests handled, by gRPC method and gRPC code.',
-      '# TYPE edgecd_requests_total counter',
-    ]
-    for (const [m, s] of this.byMethod)
-      for (const [code, n] of s.counts) lines.push(`edgecd_requests_total{method="${m}",grpc_code="${code}"} ${n}`)
-    lines.push(
-      '# HELP edgecd_request_duration_seconds Request latency, by gRPC method.',
-      '# TYPE edgecd_request_duration_seconds histogram',
-    )
-    for (const [m, s] of this.byMethod) {
-      for (let i = 0; i < bucketsMs.length; i++)
-        lines.push(`edgecd_request_duration_seconds_bucket{method="${m}",le="${bucketsMs[i]! / 1000}"} ${s.buckets[i]}`)
-      lines.push(`edgecd_request_duration_seconds_bucket{method="${m}",le="+Inf"} ${s.n}`)
-      lines.push(`edgecd_request_duration_seconds_sum{method="${m}"} ${s.sumMs / 1000}`)
-      lines.push(`edgecd_request_duration_seconds_count{method="${m}"} ${s.n}`)
-    }
-    return lines.join('\n') + '\n'
+    return this.registry.render()
   }
 }

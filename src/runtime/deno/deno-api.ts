@@ -54,6 +54,7 @@ export interface DenoApi {
   readonly args: string[]
   readonly pid: number
   exit(code?: number): never
+  memoryUsage(): { rss: number; heapUsed: number }
 }
 
 /** The Deno global (undefined outside Deno: only call this from Deno code paths). */

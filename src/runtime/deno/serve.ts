@@ -111,7 +111,11 @@ export async function startDenoMember(
     },
   )
   const sockets = new Set<WebSocket>()
-  const app = createMemberApp(member, config, log, trackedUpgrade(sockets))
+  const startTimeSeconds = Date.now() / 1000 - performance.now() / 1000
+  const app = createMemberApp(member, config, log, trackedUpgrade(sockets), undefined, () => {
+    const m = deno.memoryUsage()
+    return { residentMemoryBytes: m.rss, heapBytes: m.heapUsed, startTimeSeconds }
+  })
   const servers: DenoHttpServer[] = []
   const urls: string[] = []
 

@@ -15,6 +15,7 @@ import type { Member } from '../../etcdserver/member.js'
 import { checkIdentity } from './identity.js'
 import { createLogger, type Logger } from './log.js'
 import { nodePeerDialer, peerFrameBytesMax } from './peer-dial.js'
+import { nodeProcessStats } from './process-stats.js'
 import { openNodeStorage } from './storage.js'
 import { loadNodeTls } from './tls.js'
 
@@ -88,6 +89,7 @@ export async function startNodeMember(
             tls.verifiedCn((c.env as { incoming?: { socket?: Socket } } | undefined)?.incoming?.socket, use),
         }
       : undefined,
+    nodeProcessStats(),
   )
   const servers: ServerType[] = []
   const socketServers: WebSocketServer[] = []
