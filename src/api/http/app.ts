@@ -18,6 +18,7 @@ import { EtcdError, etcdError, GrpcCode, httpStatus } from '../../protocol/error
 import type { WatchRequest, WatchResponse } from '../../protocol/types.js'
 import { decodeMessage, parseFirstJson } from './codec/decode.js'
 import { encodeMessage } from './codec/encode.js'
+import { installConsole } from './console.js'
 import { errorBody, toEtcdError } from './errors.js'
 import { JsonValueSplitter } from './json-stream.js'
 import { HttpMetrics, type ProcessStats } from './metrics.js'
@@ -129,6 +130,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
     c.text(member.metrics() + metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }),
   )
   installHealthChecks(app, member, metrics)
+  installConsole(app)
 
   const recvMax = grpcRecvBytesMax(opts.maxRequestBytes)
   const tooLarge = (c: Context) => {
