@@ -284,3 +284,100 @@ describe('console in Chromium against a three-member cluster', { skip, timeout: 
     if (shots) await page.screenshot({ path: shot('offline'), fullPage: true })
   })
 })
+
+describe('console in Chromium against a single member with auth on', { skip, timeout: 180_000 }, () => {
+  let c: TestCluster
+  let browser: import('playwright-core').Browser
+  let page: Page
+  const errors: string[] = []
+  const password = 'console-root-pw'
+
+  before(async () => {
+    c = await startCluster(1, { authPasswordIterations: 1000 })
+    await eventually(() => leaderIndex(c), 10_000, 'a leader')
+    const url = c.urls[0]!
+    const must = async (path: string, body: unknown) => assert.equal((await post(url, path, body)).status, 200, path)
+    await must('/v3/auth/user/add', { name: 'root', password })
+    await must('/v3/auth/user/grant', { user: 'root', role: 'root' })
+    await must('/v3/auth/role/add', { name: 'app' })
+    await must('/v3/auth/role/grant', {
+      name: 'app',
+      perm: { permType: 'READWRITE', key: b64('app/'), range_end: b64('app0') },
+    })
+    await must('/v3/auth/user/add', { name: 'alice', password: 'alice-pw' })
+    await must('/v3/auth/user/grant', { user: 'alice', role: 'app' })
+    await must('/v3/auth/enable', {})
+    const { chromium } = await import('playwright-core')
+    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs })
+    page = await browser.newPage({ viewport: { width: 1200, height: 700 } })
+    page.on('pageerror', (e) => errors.push(String(e)))
+    page.on('dialog', (d) => void d.accept())
+  })
+
+  after(async () => {
+    await browser?.close().catch(() => {})
+    await c?.close()
+  })
+
+  test('a call refused for want of a token opens the login form; the password is kept nowhere', async () => {
+    await page.goto(c.urls[0] + '/ui/#/keys')
+    await page.waitForSelector('#h-login')
+    if (shots) await page.screenshot({ path: shot('login') })
+    await page.fill('[data-testid=login-user]', 'root')
+    await page.fill('[data-testid=login-password]', password)
+    await page.click('button:has-text("Log in") >> nth=1')
+    await page.waitForSelector('#h-keys')
+    const stored = await page.evaluate(() => JSON.stringify({ ...sessionStorage, ...localStorage }))
+    assert.ok(!stored.includes(password), 'the password is not stored')
+    assert.match(stored, /edgecd-console-token/)
+    // Root writes through the page; the key is there for curl with a root token.
+    await page.fill('[data-testid=prefix]', 'app/')
+    await page.fill('[data-testid=put-key]', 'app/secret')
+    await page.fill('[data-testid=put-value]', 's3cr3t')
+    await page.click('button:has-text("Put…")')
+    await page.waitForSelector('[data-testid=keys] tr[data-key="app/secret"]')
+    const token = (await post(c.urls[0]!, '/v3/auth/authenticate', { name: 'root', password })).json.token
+    const r = await post(c.urls[0]!, '/v3/kv/range', { key: b64('app/secret') }, { headers: { Authorization: token } })
+    assert.equal(unb64(r.json.kvs[0].value), 's3cr3t')
+  })
+
+  test('users and roles as root: the same users, roles and permissions as the gateway lists', async () => {
+    await page.goto(c.urls[0] + '/ui/#/auth')
+    await page.waitForSelector('[data-testid=users] tbody tr >> nth=1')
+    assert.equal(await page.textContent('[data-testid=auth-enabled]'), 'enabled')
+    const users = await page.$$eval('[data-testid=users] tbody tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+    )
+    assert.deepEqual(users, [
+      ['alice', 'app'],
+      ['root', 'root'],
+    ])
+    // etcd lists only roles that were added: root's role is implicit.
+    await page.waitForSelector('[data-testid=roles] tbody tr')
+    const roles = await page.$$eval('[data-testid=roles] tbody tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+    )
+    assert.deepEqual(roles, [['app', 'READWRITE app/ .. app0']])
+    if (shots) await page.screenshot({ path: shot('users'), fullPage: true })
+    // The cluster view of a single member.
+    await page.goto(c.urls[0] + '/ui/#/cluster')
+    await page.waitForSelector('[data-testid=members] tbody tr[data-member=m0]')
+    await page.waitForFunction(() => document.querySelector('[data-testid=leader]')?.textContent === 'm0')
+    assert.deepEqual(errors, [])
+  })
+
+  test('log out, then a user without root: the keys it may read, and permission denied for users', async () => {
+    await page.click('button:has-text("Log out")')
+    await page.goto(c.urls[0] + '/ui/#/keys')
+    await page.waitForSelector('#h-login')
+    await page.fill('[data-testid=login-user]', 'alice')
+    await page.fill('[data-testid=login-password]', 'alice-pw')
+    await page.click('button:has-text("Log in") >> nth=1')
+    await page.waitForSelector('#h-keys')
+    await page.fill('[data-testid=prefix]', 'app/')
+    await page.waitForSelector('[data-testid=keys] tr[data-key="app/secret"]')
+    await page.goto(c.urls[0] + '/ui/#/auth')
+    await page.waitForSelector('.error')
+    assert.match((await page.textContent('.error')) ?? '', /permission denied/)
+  })
+})
