@@ -199,6 +199,21 @@ export class Client {
     return w
   }
 
+  /**
+   * @internal The WebSocket watch stream shared by every watch of this client (the replica drives its own watches
+   * on it). Throws when the runtime has no WebSocket.
+   */
+  sharedWatchStream(): WatchStream {
+    if (this.WS === undefined)
+      throw new EtcdClientError(
+        'ERR_CLOSED',
+        GrpcCode.Unimplemented,
+        'edgecd client: no WebSocket in this runtime; pass the WebSocket option (on Node 20: the ws package)',
+      )
+    this.watchStream ??= new WatchStream(this.transport, this.WS)
+    return this.watchStream
+  }
+
   /** Status of one member: the given endpoint, or whichever the client reaches. */
   async status(endpoint?: string): Promise<StatusResponse & { endpoint: string }> {
     const ep = endpoint ?? this.transport.current()

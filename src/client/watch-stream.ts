@@ -43,6 +43,12 @@ export interface StreamWatch {
   onReconnectFailed(): boolean
   /** The stream cannot carry it any more (bad frame from the server). */
   onStreamError(e: EtcdClientError): void
+  /**
+   * Optional: a progress answer (watch_id -1) to requestProgress() arrived on the socket this watch was created on:
+   * every event of this watch up to `revision` has been delivered before it (the member defers the answer until
+   * every watch of the stream is synced and drained).
+   */
+  onProgress?(revision: number): void
 }
 
 /** One socket shared by every watch of a client. */
@@ -62,6 +68,8 @@ export class WatchStream {
   private connecting = false
   /** How many sockets were opened after the first (for tests and status). */
   reconnects = 0
+  /** Callers of requestProgress() waiting for the answer on the open socket, oldest first. */
+  private progressWaiters: { resolve: (rev: number) => void; reject: (e: unknown) => void }[] = []
 
   constructor(
     private readonly t: Transport,
@@ -89,6 +97,34 @@ export class WatchStream {
         if (this.open) this.send({ cancel_request: { watch_id: String(id) } })
       }
     if (this.byId.size === 0 && this.waiting.size === 0) this.closeSocket()
+  }
+
+  /**
+   * etcd's progress_request on the open socket: resolves with the revision of the answer, once every watch created
+   * on the socket has been told of every event up to it (see StreamWatch.onProgress). Rejects when the socket is not
+   * open or closes before the answer.
+   */
+  requestProgress(): Promise<number> {
+    if (!this.open || !this.ws)
+      return Promise.reject(
+        new EtcdClientError('ERR_UNAVAILABLE', GrpcCode.Unavailable, 'watch: the stream is not open'),
+      )
+    return new Promise<number>((resolve, reject) => {
+      this.progressWaiters.push({ resolve, reject })
+      this.send({ progress_request: {} })
+    })
+  }
+
+  /** Whether the socket is open now. */
+  get isOpen(): boolean {
+    return this.open
+  }
+
+  private failProgress(): void {
+    const ws = this.progressWaiters
+    this.progressWaiters = []
+    for (const w of ws)
+      w.reject(new EtcdClientError('ERR_UNAVAILABLE', GrpcCode.Unavailable, 'watch: the stream closed before progress'))
   }
 
   private send(msg: unknown): void {
@@ -182,6 +218,7 @@ export class WatchStream {
       this.ws = undefined
       this.open = false
       this.pending.length = 0
+      this.failProgress()
       // Every live watch goes back to waiting, to be created again (from its own next revision) on a new socket.
       for (const w of this.byId.values()) {
         w.onDisconnected()
@@ -197,6 +234,13 @@ export class WatchStream {
 
   private dispatch(r: Raw): void {
     const id = Number(r.watch_id ?? 0)
+    if (id === -1 && !r.created) {
+      // A progress answer: for every watch created on this socket (not those whose create is still unanswered).
+      const rev = Number(r.header?.revision ?? 0)
+      for (const [wid, w] of this.byId) if (!this.pending.includes(wid)) w.onProgress?.(rev)
+      this.progressWaiters.shift()?.resolve(rev)
+      return
+    }
     if (r.created) {
       // Answers to creates come in the order the creates were sent; -1 is a refusal of the oldest one.
       const key = id === -1 ? this.pending[0] : id
@@ -248,6 +292,7 @@ export class WatchStream {
     this.ws = undefined
     this.open = false
     this.pending.length = 0
+    this.failProgress()
     ws?.close()
   }
 

@@ -1,0 +1,878 @@
+/**
+ * The replica's sync engine and local copy. For each followed range:
+ *
+ *   copy    a consistent copy in bounded pages, every page read at one pinned revision R (the first page's header),
+ *           each page stored with the cursor after it, so a restart resumes at the next page; the complete copy is
+ *           swapped in at once (in memory and in storage), so no reader ever sees a half-copied range;
+ *   follow  a watch from R+1 on the client's shared watch stream; every response is applied to the in-memory tree and
+ *           stored, so a restart resumes from the stored revision. Events at or below the applied revision are
+ *           dropped (repeated deliveries), callbacks of a replaced watch are ignored (late deliveries);
+ *   resync  when the watch (or a pinned page) answers that the revision was compacted, a new copy is made beside the
+ *           current one (which keeps answering reads at its revision) and swapped in;
+ *   denied  when the server refuses the range for permission, its local data is deleted and the range stops.
+ *
+ * Reads answer from the in-memory tree. Linearizable (the default while online): one quorum read of the range's
+ * revision (a count-only range), then the answer once the range has applied up to it (a progress request on the
+ * watch stream brings it there when nothing in the range changed). Offline: the local copy, marked stale.
+ *
+ * The engine runs where the sync is led (one tab of an origin, see src/runtime/browser/replica.ts); other tabs run a
+ * Replica without a source that applies the leader's committed ops (`applyRemote`).
+ */
+import { describeRange, rangeId } from './keys.js'
+import {
+  type KvTree,
+  type LocalAnswer,
+  type LocalQuery,
+  newTree,
+  queryTree,
+  type StoredKv,
+  within,
+} from './local-index.js'
+import { classify, type ReplicaSource, type SourceError, type SourceEvent, type SourceWatch } from './source.js'
+import { type CopyState, type RangeMeta, ReplicaError, type ReplicaStorage, type StorageOp } from './storage.js'
+
+/** The state of one followed range, and of the replica as a whole (the most urgent of its ranges'). */
+export type ReplicaState = 'loading' | 'syncing' | 'resyncing' | 'live' | 'offline' | 'denied' | 'error' | 'closed'
+
+export interface RangeStatus {
+  id: string
+  /** Readable range, e.g. `prefix "app/"`. */
+  range: string
+  state: ReplicaState
+  /** The revision the local copy of this range reflects (0: no complete copy yet). */
+  revision: number
+  /** Copy progress while syncing or resyncing. */
+  copied?: number
+  total?: number
+}
+
+export interface ReplicaStatus {
+  state: ReplicaState
+  /** The lowest revision any followed range reflects. */
+  revision: number
+  /** The highest cluster revision seen in an answer. */
+  clusterRevision: number
+  /** clusterRevision - revision: revisions of the whole key space not yet known to be reflected (see docs). */
+  lag: number
+  /** When the replica last heard from the cluster (ms since the epoch), undefined if never. */
+  lastContact: number | undefined
+  /** Whether this replica leads the sync (false: a follower tab fed by the leader). */
+  leader: boolean
+  error?: ReplicaError | undefined
+  ranges: RangeStatus[]
+}
+
+/** One change to the local copy, delivered to subscribers. */
+export interface LocalChange {
+  type: 'PUT' | 'DELETE'
+  kv: StoredKv
+}
+
+export interface ChangeBatch {
+  /** The range's revision after the changes. */
+  revision: number
+  changes: LocalChange[]
+  /** Why: live events, or a re-copy swapped in (the difference between the old and the new copy). */
+  cause: 'events' | 'resync' | 'removed'
+}
+
+/** How a read may be answered. */
+export type Consistency = 'linearizable' | 'linearizable-only' | 'local'
+
+export interface EngineOptions {
+  storage: ReplicaStorage
+  /** The followed ranges as binary strings [key, end). */
+  ranges: { key: string; end: string }[]
+  /** The cluster; undefined for a follower tab (no sync of its own). */
+  source?: ReplicaSource | undefined
+  /** Keys per copy page (default 1,000). */
+  pageSize?: number
+  /** Bound on a linearizable read's round trip before it answers stale (default 3,000 ms). */
+  readTimeoutMs?: number
+  /** Backoff before retrying after the cluster was unreachable, by attempt (default 100 ms doubling to 5 s). */
+  backoffMs?: (attempt: number) => number
+  now?: () => number
+  /** Called with each batch of ops once stored (the browser leader broadcasts them to the other tabs). */
+  onCommitted?: (ops: StorageOp[]) => void
+  /** For a follower: asks the leader to request progress (so a linearizable read can complete). */
+  askProgress?: () => void
+  /** Copy pages stored but not yet committed before the copy waits for storage (default 4). */
+  pagesAhead?: number
+}
+
+interface Followed {
+  meta: RangeMeta
+  tree: KvTree
+  staged: KvTree | undefined
+  state: ReplicaState
+  watch: SourceWatch | undefined
+  /** Identity of the current watch: callbacks of an older one are ignored. */
+  watchToken: object | undefined
+  waiters: { revision: number; resolve: () => void }[]
+  deniedError?: ReplicaError
+}
+
+type Listener<T> = (v: T) => void
+
+const sleep = (ms: number, cancel?: Promise<void>) =>
+  new Promise<void>((r) => {
+    const t = setTimeout(r, ms)
+    void cancel?.then(() => {
+      clearTimeout(t)
+      r()
+    })
+  })
+
+/** Merges consecutive 'events' ops of one range (each key's last state wins). */
+export function mergeOps(ops: StorageOp[]): StorageOp[] {
+  const out: StorageOp[] = []
+  for (const op of ops) {
+    const last = out[out.length - 1]
+    if (op.kind === 'events' && last?.kind === 'events' && last.range === op.range) {
+      const m = new Map<string, StoredKv | null>()
+      for (const k of last.deletes) m.set(k, null)
+      for (const kv of last.puts) m.set(kv.key, kv)
+      for (const k of op.deletes) m.set(k, null)
+      for (const kv of op.puts) m.set(kv.key, kv)
+      const puts: StoredKv[] = []
+      const deletes: string[] = []
+      for (const [k, v] of m) v === null ? deletes.push(k) : puts.push(v)
+      out[out.length - 1] = {
+        kind: 'events',
+        range: op.range,
+        revision: Math.max(op.revision, last.revision),
+        puts,
+        deletes,
+        lastContact: op.lastContact ?? last.lastContact,
+      }
+    } else out.push(op)
+  }
+  return out
+}
+
+export class ReplicaEngine {
+  readonly ranges = new Map<string, Followed>()
+  private readonly order: string[] = []
+  private readonly pageSize: number
+  private readonly readTimeoutMs: number
+  private readonly now: () => number
+  private readonly backoff: (attempt: number) => number
+  private closed = false
+  private fatal: ReplicaError | undefined
+  private lastContact: number | undefined
+  private clusterRevision = 0
+  private queue: StorageOp[] = []
+  private flushing: Promise<void> | undefined
+  private readonly statusListeners = new Set<Listener<ReplicaStatus>>()
+  private readonly progressListeners = new Set<Listener<RangeStatus>>()
+  private readonly subscribers = new Set<{ key: string; end: string; fn: Listener<ChangeBatch> }>()
+  private lastStatusKey = ''
+  private source: ReplicaSource | undefined
+  private runs: Promise<void>[] = []
+  private readyWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = []
+  private closeSignal!: () => void
+  private readonly closing = new Promise<void>((r) => {
+    this.closeSignal = r
+  })
+
+  constructor(private readonly opts: EngineOptions) {
+    this.pageSize = opts.pageSize ?? 1000
+    this.readTimeoutMs = opts.readTimeoutMs ?? 3000
+    this.now = opts.now ?? Date.now
+    this.backoff = opts.backoffMs ?? ((a) => Math.min(5000, 100 * 2 ** Math.min(a, 6)))
+    this.source = opts.source
+    for (const r of opts.ranges) {
+      const id = rangeId(r.key, r.end)
+      if (this.ranges.has(id)) continue
+      this.ranges.set(id, {
+        meta: { id, key: r.key, end: r.end, gen: 0, revision: 0 },
+        tree: newTree(),
+        staged: undefined,
+        state: 'loading',
+        watch: undefined,
+        watchToken: undefined,
+        waiters: [],
+      })
+      this.order.push(id)
+    }
+  }
+
+  /** Loads the stored copy (dropping stored ranges no longer followed) and, with a source, starts syncing. */
+  async start(): Promise<void> {
+    await this.load()
+    if (this.source) this.lead(this.source)
+    this.emitStatus()
+  }
+
+  private async load(): Promise<void> {
+    const loaded = await this.opts.storage.load()
+    const ops: StorageOp[] = []
+    const found = new Set<string>()
+    for (const l of loaded) {
+      const f = this.ranges.get(l.meta.id)
+      if (!f) {
+        // Stored by an earlier run that followed other ranges.
+        if (this.source) ops.push({ kind: 'drop', range: l.meta.id })
+        continue
+      }
+      found.add(l.meta.id)
+      const old = f.tree
+      f.meta = l.meta
+      f.tree = newTree(l.kvs)
+      f.staged = l.meta.copy ? newTree(l.staged) : undefined
+      if (!this.source && f.state !== 'denied') f.state = l.meta.gen > 0 ? 'live' : 'syncing'
+      if (l.meta.lastContact !== undefined) this.lastContact = Math.max(this.lastContact ?? 0, l.meta.lastContact)
+      if (old.size > 0) this.emitDiff(f, old, 'resync')
+      this.wake(f)
+    }
+    for (const f of this.ranges.values())
+      if (!found.has(f.meta.id) && this.source && f.state !== 'denied') ops.push({ kind: 'meta', meta: { ...f.meta } })
+    if (ops.length > 0) await this.persist(ops)
+  }
+
+  /** Starts leading the sync with `source` (a follower tab that won the lock reloads the store first). */
+  async promote(source: ReplicaSource): Promise<void> {
+    if (this.source || this.closed) return
+    this.source = source
+    await this.load()
+    this.lead(source)
+    this.emitStatus()
+  }
+
+  private lead(source: ReplicaSource): void {
+    for (const id of this.order) {
+      const f = this.ranges.get(id)!
+      this.runs.push(this.run(f, source))
+    }
+  }
+
+  get isLeader(): boolean {
+    return this.source !== undefined
+  }
+
+  // ------------------------------------------------------------------ sync
+
+  private async run(f: Followed, source: ReplicaSource): Promise<void> {
+    let attempt = 0
+    let restartCopy = false
+    while (!this.closed && !this.fatal && f.state !== 'denied') {
+      try {
+        if (f.meta.gen === 0 || f.meta.copy || restartCopy) {
+          await this.copy(f, source, restartCopy)
+          restartCopy = false
+        }
+        attempt = 0
+        await this.follow(f, source)
+        return
+      } catch (e) {
+        if (this.closed) return
+        if (e instanceof ReplicaError) {
+          this.fail(e)
+          return
+        }
+        const err = classify(e)
+        if (err.kind === 'denied') {
+          await this.deny(f, err)
+          return
+        }
+        if (err.kind === 'compacted') {
+          restartCopy = true
+          continue
+        }
+        if (f.meta.gen > 0 || err.kind === 'unavailable') this.setState(f, 'offline')
+        await sleep(this.backoff(attempt++), this.closing)
+      }
+    }
+  }
+
+  /** Copies the range at one pinned revision into a new generation, page by page, then swaps it in. */
+  private async copy(f: Followed, source: ReplicaSource, restart: boolean): Promise<void> {
+    const resync = f.meta.gen > 0
+    this.setState(f, resync ? 'resyncing' : 'syncing')
+    let c: CopyState | undefined = restart ? undefined : f.meta.copy
+    if (c && c.revision === 0) c = undefined
+    if (!c) {
+      c = {
+        gen: Math.max(f.meta.gen, f.meta.copy?.gen ?? 0) + 1,
+        revision: 0,
+        nextKey: f.meta.key,
+        copied: 0,
+        total: 0,
+      }
+      this.apply([{ kind: 'copy-start', range: f.meta.id, copy: { ...c } }])
+    }
+    let inFlight: Promise<void>[] = []
+    const ahead = this.opts.pagesAhead ?? 4
+    while (c.nextKey !== null) {
+      if (this.closed) return
+      const page = await source.range({
+        key: c.nextKey,
+        end: f.meta.end,
+        revision: c.revision || undefined,
+        limit: this.pageSize,
+      })
+      this.contact(page.revision)
+      const next: CopyState = { ...c }
+      if (next.revision === 0) {
+        next.revision = page.revision
+        next.total = page.count
+      }
+      next.copied += page.kvs.length
+      const last = page.kvs[page.kvs.length - 1]
+      next.nextKey = page.more && last ? `${last.key}\0` : null
+      c = next
+      inFlight.push(this.apply([{ kind: 'copy-page', range: f.meta.id, copy: { ...c }, puts: page.kvs }]))
+      if (inFlight.length >= ahead) {
+        await Promise.all(inFlight)
+        inFlight = []
+      }
+      for (const l of this.progressListeners) l(this.rangeStatus(f))
+    }
+    await Promise.all(inFlight)
+    await this.apply([{ kind: 'swap', range: f.meta.id, gen: c.gen, revision: c.revision, lastContact: this.now() }])
+  }
+
+  private follow(f: Followed, source: ReplicaSource): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const token = {}
+      f.watchToken = token
+      const current = () => f.watchToken === token && !this.closed
+      const stop = (err?: SourceError) => {
+        if (f.watchToken === token) {
+          f.watchToken = undefined
+          f.watch = undefined
+        }
+        err ? reject(err) : resolve()
+      }
+      f.watch = source.watch(f.meta.key, f.meta.end, f.meta.revision + 1, {
+        created: (rev) => {
+          if (!current()) return
+          this.contact(rev)
+          this.setState(f, 'live')
+        },
+        events: (events, headerRev) => {
+          if (!current()) return
+          this.contact(headerRev)
+          if (f.state !== 'live') this.setState(f, 'live')
+          this.applyEvents(f, events)
+        },
+        progress: (rev) => {
+          if (!current()) return
+          this.contact(rev)
+          if (rev > f.meta.revision)
+            void this.apply([
+              { kind: 'events', range: f.meta.id, revision: rev, puts: [], deletes: [], lastContact: this.now() },
+            ]).catch(() => {})
+        },
+        disconnected: () => {
+          if (!current()) return
+          this.setState(f, 'offline')
+        },
+        failed: (err) => {
+          if (!current()) return
+          stop(err)
+        },
+      })
+      if (this.closed) stop()
+    })
+  }
+
+  private applyEvents(f: Followed, events: SourceEvent[]): void {
+    const m = new Map<string, StoredKv | null>()
+    let rev = f.meta.revision
+    for (const e of events) {
+      // A repeated delivery (an older watch's late answer, a resumed watch starting early) is dropped.
+      if (e.kv.modRevision <= f.meta.revision) continue
+      m.set(e.kv.key, e.type === 'DELETE' ? null : e.kv)
+      if (e.kv.modRevision > rev) rev = e.kv.modRevision
+    }
+    if (rev === f.meta.revision) return
+    const puts: StoredKv[] = []
+    const deletes: string[] = []
+    for (const [k, v] of m) v === null ? deletes.push(k) : puts.push(v)
+    void this.apply([
+      { kind: 'events', range: f.meta.id, revision: rev, puts, deletes, lastContact: this.now() },
+    ]).catch(() => {})
+  }
+
+  private async deny(f: Followed, err: SourceError): Promise<void> {
+    f.watchToken = undefined
+    f.watch?.cancel()
+    f.watch = undefined
+    f.deniedError = new ReplicaError(
+      'ERR_PERMISSION_DENIED',
+      `${describeRange(f.meta.key, f.meta.end)}: ${err.message}; its local copy was deleted`,
+      { cause: err },
+    )
+    f.state = 'denied'
+    try {
+      await this.apply([{ kind: 'drop', range: f.meta.id }])
+    } catch {}
+    this.emitStatus()
+    this.checkReady()
+  }
+
+  private contact(revision: number): void {
+    this.lastContact = this.now()
+    if (revision > this.clusterRevision) this.clusterRevision = revision
+  }
+
+  // ------------------------------------------------------------------ applying and storing
+
+  /** Applies ops to memory now, stores them (in order, merged), and resolves once stored. */
+  private apply(ops: StorageOp[]): Promise<void> {
+    this.applyLocal(ops)
+    return this.persist(ops)
+  }
+
+  /** A follower tab: ops the leader stored. */
+  applyRemote(ops: StorageOp[]): void {
+    if (this.source || this.closed) return
+    this.applyLocal(ops)
+  }
+
+  private applyLocal(ops: StorageOp[]): void {
+    for (const op of ops) {
+      if (op.kind === 'meta') {
+        const f = this.ranges.get(op.meta.id)
+        if (f) f.meta = { ...op.meta }
+        continue
+      }
+      const f = this.ranges.get(op.range)
+      if (!f) continue
+      if ('lastContact' in op && op.lastContact !== undefined) {
+        f.meta.lastContact = op.lastContact
+        if (!this.source) this.lastContact = Math.max(this.lastContact ?? 0, op.lastContact)
+      }
+      switch (op.kind) {
+        case 'events': {
+          if (op.revision <= f.meta.revision && op.puts.length === 0 && op.deletes.length === 0) break
+          const changes: LocalChange[] = []
+          for (const k of op.deletes) {
+            const old = f.tree.get(k)
+            if (old) {
+              f.tree.delete(k)
+              changes.push({ type: 'DELETE', kv: { ...old, modRevision: op.revision, value: new Uint8Array(0) } })
+            }
+          }
+          for (const kv of op.puts) {
+            f.tree.set(kv.key, kv)
+            changes.push({ type: 'PUT', kv })
+          }
+          f.meta.revision = Math.max(f.meta.revision, op.revision)
+          if (changes.length) this.notify(f, { revision: f.meta.revision, changes, cause: 'events' })
+          this.wake(f)
+          if (!this.source) this.emitStatus()
+          break
+        }
+        case 'copy-start':
+          f.staged = newTree()
+          f.meta.copy = { ...op.copy }
+          break
+        case 'copy-page':
+          f.staged ??= newTree()
+          for (const kv of op.puts) f.staged.set(kv.key, kv)
+          f.meta.copy = { ...op.copy }
+          break
+        case 'swap': {
+          const old = f.tree
+          f.tree = f.staged ?? newTree()
+          f.staged = undefined
+          f.meta.gen = op.gen
+          f.meta.revision = op.revision
+          f.meta.copy = undefined
+          if (!this.source && f.state !== 'denied') f.state = 'live'
+          this.emitDiff(f, old, 'resync')
+          this.wake(f)
+          this.emitStatus()
+          break
+        }
+        case 'drop': {
+          const old = f.tree
+          f.tree = newTree()
+          f.staged = undefined
+          f.meta = { ...f.meta, gen: 0, revision: 0, copy: undefined }
+          this.emitDiff(f, old, 'removed')
+          if (!this.source && f.state !== 'denied') {
+            f.state = 'denied'
+            f.deniedError = new ReplicaError(
+              'ERR_PERMISSION_DENIED',
+              `${describeRange(f.meta.key, f.meta.end)}: permission denied; its local copy was deleted`,
+            )
+            this.emitStatus()
+          }
+          break
+        }
+      }
+    }
+  }
+
+  private persist(ops: StorageOp[]): Promise<void> {
+    if (this.fatal) {
+      const p = Promise.reject(this.fatal)
+      p.catch(() => {})
+      return p
+    }
+    this.queue.push(...ops)
+    this.flushing ??= this.flush()
+    // Callers that do not wait (live events) must not leave an unhandled rejection: fail() reports the error.
+    this.flushing.catch(() => {})
+    return this.flushing
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const ops = mergeOps(this.queue.splice(0))
+        try {
+          await this.opts.storage.commit(ops)
+        } catch (err) {
+          const quota = /quota/i.test(String((err as Error)?.message)) || (err as Error)?.name === 'QuotaExceededError'
+          const e = new ReplicaError(
+            quota ? 'ERR_QUOTA' : 'ERR_STORAGE',
+            quota
+              ? `${this.opts.storage.name}: the storage quota is exhausted; the replica stopped syncing (nothing stored was lost; free space and open it again)`
+              : `${this.opts.storage.name}: storing the replica failed: ${(err as Error)?.message ?? err}; the replica stopped syncing`,
+            { cause: err },
+          )
+          this.fail(e)
+          throw e
+        }
+        this.opts.onCommitted?.(ops)
+      }
+    } finally {
+      this.flushing = undefined
+    }
+  }
+
+  /** Resolves once everything applied so far is stored. */
+  async flushed(): Promise<void> {
+    while (this.flushing) await this.flushing.catch(() => {})
+    if (this.fatal) throw this.fatal
+  }
+
+  /** Enters the error state: sync stops; reads answer from memory, marked stale. */
+  private fail(e: ReplicaError): void {
+    if (this.fatal) return
+    this.fatal = e
+    this.queue = []
+    for (const f of this.ranges.values()) {
+      f.watchToken = undefined
+      f.watch?.cancel()
+      f.watch = undefined
+      if (f.state !== 'denied') f.state = 'error'
+    }
+    for (const w of this.readyWaiters.splice(0)) w.reject(e)
+    this.emitStatus()
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  /** The followed range that contains [key, end), or an error. */
+  private rangeFor(key: string, end: string): Followed {
+    for (const id of this.order) {
+      const f = this.ranges.get(id)!
+      if (within(key, end, f.meta.key, f.meta.end)) {
+        if (f.state === 'denied') throw f.deniedError!
+        return f
+      }
+    }
+    throw new ReplicaError(
+      'ERR_NOT_FOLLOWED',
+      `${end === '' ? `key ${describeRange(key, `${key}\0`).replace(/^\[|, .*$/g, '')}` : describeRange(key, end)} is not inside a range this replica follows`,
+    )
+  }
+
+  /**
+   * A range read on the local copy. `linearizable` (default): when online, one quorum round trip and then the answer
+   * once the copy reflects it; offline (or not answered within readTimeoutMs) the local copy with stale: true.
+   * `linearizable-only`: the same, but an error instead of a stale answer. `local`: the copy now, no round trip.
+   */
+  async read(
+    q: LocalQuery,
+    consistency: Consistency = 'linearizable',
+  ): Promise<LocalAnswer & { revision: number; stale: boolean; lastContact: number | undefined }> {
+    if (this.closed) throw new ReplicaError('ERR_CLOSED', 'replica: closed')
+    const f = this.rangeFor(q.key, q.end)
+    let stale = true
+    if (consistency !== 'local') {
+      try {
+        await this.catchUp(f)
+        stale = false
+      } catch (err) {
+        if (err instanceof ReplicaError && err.code === 'ERR_PERMISSION_DENIED') throw err
+        if (consistency === 'linearizable-only') throw err
+      }
+    }
+    if (f.meta.gen === 0) {
+      if (f.state === 'denied') throw f.deniedError!
+      throw new ReplicaError('ERR_NOT_READY', `${describeRange(f.meta.key, f.meta.end)}: no local copy yet`)
+    }
+    const ans = queryTree(f.tree, q)
+    return { ...ans, revision: f.meta.revision, stale, lastContact: f.meta.lastContact ?? this.lastContact }
+  }
+
+  /** Waits until `f` reflects the cluster's current revision (one quorum read, then progress if needed). */
+  private async catchUp(f: Followed): Promise<void> {
+    if (this.fatal) throw this.fatal
+    const source = this.source ?? this.readSource
+    if (!source) throw new ReplicaError('ERR_OFFLINE', 'replica: no connection to the cluster')
+    if (this.source && f.state !== 'live')
+      throw new ReplicaError(
+        'ERR_OFFLINE',
+        `replica: ${describeRange(f.meta.key, f.meta.end)} is ${f.state}, not live; a linearizable read is not possible now`,
+      )
+    const deadline = this.now() + this.readTimeoutMs
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, rej) => {
+      timer = setTimeout(
+        () =>
+          rej(
+            new ReplicaError(
+              'ERR_OFFLINE',
+              `replica: the cluster did not confirm the current revision within ${this.readTimeoutMs} ms`,
+            ),
+          ),
+        this.readTimeoutMs,
+      )
+    })
+    timeout.catch(() => {})
+    try {
+      let rc: number
+      try {
+        const page = await Promise.race([source.range({ key: f.meta.key, end: f.meta.end, countOnly: true }), timeout])
+        rc = page.revision
+        this.contact(rc)
+      } catch (err) {
+        if (err instanceof ReplicaError) throw err
+        const e = classify(err)
+        if (e.kind === 'denied' && this.source) {
+          await this.deny(f, e)
+          throw f.deniedError!
+        }
+        throw new ReplicaError('ERR_OFFLINE', `replica: the cluster is unreachable: ${e.message}`, { cause: err })
+      }
+      while (f.meta.revision < rc) {
+        if (this.fatal) throw this.fatal
+        if (f.state === 'denied') throw f.deniedError!
+        const reached = this.waitRevision(f, rc)
+        if (this.source) {
+          await Promise.race([
+            reached,
+            timeout,
+            this.source.progress().then(
+              () => {},
+              () => sleep(Math.min(50, Math.max(0, deadline - this.now()))),
+            ),
+          ])
+        } else {
+          this.opts.askProgress?.()
+          await Promise.race([reached, timeout, sleep(100)])
+        }
+      }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** A follower's source for quorum reads (no watches). */
+  readSource: ReplicaSource | undefined
+
+  private waitRevision(f: Followed, revision: number): Promise<void> {
+    if (f.meta.revision >= revision) return Promise.resolve()
+    return new Promise((resolve) => f.waiters.push({ revision, resolve }))
+  }
+
+  private wake(f: Followed): void {
+    if (f.waiters.length === 0) return
+    const keep: Followed['waiters'] = []
+    for (const w of f.waiters) f.meta.revision >= w.revision ? w.resolve() : keep.push(w)
+    f.waiters = keep
+    this.checkReady()
+  }
+
+  /** Leader side of a follower's askProgress: one progress request (its result reaches followers as ops). */
+  async progressForFollowers(): Promise<void> {
+    await this.source?.progress().catch(() => {})
+  }
+
+  // ------------------------------------------------------------------ readiness, status, subscriptions
+
+  /**
+   * Resolves once every range can answer: a complete copy, and either live or offline (loaded from storage while
+   * the cluster is unreachable). Rejects on a permission refusal or storage error, or after `timeoutMs` without.
+   */
+  ready(timeoutMs: number): Promise<void> {
+    if (this.fatal) return Promise.reject(this.fatal)
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const w = this.readyWaiters.indexOf(entry)
+        if (w >= 0) this.readyWaiters.splice(w, 1)
+        const missing = [...this.ranges.values()].filter((f) => f.meta.gen === 0)
+        reject(
+          new ReplicaError(
+            'ERR_OFFLINE',
+            `replica: no local copy of ${missing.map((f) => describeRange(f.meta.key, f.meta.end)).join(', ') || 'every range'} and the cluster did not answer within ${timeoutMs} ms`,
+          ),
+        )
+      }, timeoutMs)
+      const entry = {
+        resolve: () => {
+          clearTimeout(timer)
+          resolve()
+        },
+        reject: (e: unknown) => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      }
+      this.readyWaiters.push(entry)
+      this.checkReady()
+    })
+  }
+
+  private checkReady(): void {
+    if (this.readyWaiters.length === 0) return
+    for (const f of this.ranges.values()) {
+      if (f.state === 'denied') {
+        for (const w of this.readyWaiters.splice(0)) w.reject(f.deniedError)
+        return
+      }
+    }
+    const ok = [...this.ranges.values()].every(
+      (f) => f.meta.gen > 0 && (f.state === 'live' || f.state === 'offline' || (!this.source && f.state !== 'loading')),
+    )
+    const followerOk = !this.source && [...this.ranges.values()].every((f) => f.meta.gen > 0)
+    if (ok || followerOk) for (const w of this.readyWaiters.splice(0)) w.resolve()
+  }
+
+  private setState(f: Followed, s: ReplicaState): void {
+    if (f.state === s || f.state === 'denied' || f.state === 'error') return
+    f.state = s
+    this.emitStatus()
+    this.checkReady()
+  }
+
+  private rangeStatus(f: Followed): RangeStatus {
+    const s: RangeStatus = {
+      id: f.meta.id,
+      range: describeRange(f.meta.key, f.meta.end),
+      state: f.state,
+      revision: f.meta.revision,
+    }
+    if (f.meta.copy) {
+      s.copied = f.meta.copy.copied
+      s.total = f.meta.copy.total
+    }
+    return s
+  }
+
+  status(): ReplicaStatus {
+    const ranges = this.order.map((id) => this.rangeStatus(this.ranges.get(id)!))
+    const rank: ReplicaState[] = ['closed', 'error', 'offline', 'loading', 'resyncing', 'syncing', 'live', 'denied']
+    let state: ReplicaState = this.closed ? 'closed' : this.fatal ? 'error' : 'live'
+    if (!this.closed && !this.fatal)
+      for (const r of ranges) if (rank.indexOf(r.state) < rank.indexOf(state)) state = r.state
+    if (!this.source && !this.closed && !this.fatal && ranges.every((r) => r.state === 'loading'))
+      state = ranges.every((r) => r.revision > 0) ? 'live' : 'syncing'
+    const live = ranges.filter((r) => r.state !== 'denied')
+    const revision = live.length ? Math.min(...live.map((r) => r.revision)) : 0
+    const cluster = Math.max(this.clusterRevision, revision)
+    return {
+      state,
+      revision,
+      clusterRevision: cluster,
+      lag: cluster - revision,
+      lastContact: this.lastContact,
+      leader: this.source !== undefined,
+      error: this.fatal ?? ranges.map((r) => this.ranges.get(r.id)!.deniedError).find((e) => e !== undefined),
+      ranges,
+    }
+  }
+
+  private emitStatus(): void {
+    if (this.statusListeners.size === 0) return
+    const s = this.status()
+    const key = `${s.state}|${s.revision}|${s.ranges.map((r) => r.state).join(',')}`
+    if (key === this.lastStatusKey) return
+    this.lastStatusKey = key
+    for (const l of this.statusListeners) l(s)
+  }
+
+  onStatus(fn: Listener<ReplicaStatus>): () => void {
+    this.statusListeners.add(fn)
+    return () => this.statusListeners.delete(fn)
+  }
+
+  onProgress(fn: Listener<RangeStatus>): () => void {
+    this.progressListeners.add(fn)
+    return () => this.progressListeners.delete(fn)
+  }
+
+  /** Calls fn with every change to keys in [key, end) of the local copy. */
+  subscribe(key: string, end: string, fn: Listener<ChangeBatch>): () => void {
+    this.rangeFor(key, end)
+    const s = { key, end, fn }
+    this.subscribers.add(s)
+    return () => this.subscribers.delete(s)
+  }
+
+  private notify(f: Followed, batch: ChangeBatch): void {
+    for (const s of this.subscribers) {
+      if (!within(s.key, s.end, f.meta.key, f.meta.end)) continue
+      const changes = batch.changes.filter((c) =>
+        s.end === '' ? c.kv.key === s.key : c.kv.key >= s.key && (s.end === '\0' || c.kv.key < s.end),
+      )
+      if (changes.length) s.fn({ ...batch, changes })
+    }
+  }
+
+  /** Tells subscribers what differs between the old and the current tree (after a swap, reload or drop). */
+  private emitDiff(f: Followed, old: KvTree, cause: ChangeBatch['cause']): void {
+    if (this.subscribers.size === 0) return
+    const changes: LocalChange[] = []
+    const a = old.entries()
+    const b = f.tree.entries()
+    let x = a.next()
+    let y = b.next()
+    while (!x.done || !y.done) {
+      if (y.done || (!x.done && x.value[0] < y.value[0])) {
+        changes.push({ type: 'DELETE', kv: { ...x.value[1], value: new Uint8Array(0), modRevision: f.meta.revision } })
+        x = a.next()
+      } else if (x.done || y.value[0] < x.value[0]) {
+        changes.push({ type: 'PUT', kv: y.value[1] })
+        y = b.next()
+      } else {
+        if (x.value[1].modRevision !== y.value[1].modRevision) changes.push({ type: 'PUT', kv: y.value[1] })
+        x = a.next()
+        y = b.next()
+      }
+    }
+    if (changes.length) this.notify(f, { revision: f.meta.revision, changes, cause })
+  }
+
+  /** Every key of a range's copy in order, with the revision it reflects (tests compare it with the server). */
+  snapshot(id?: string): { revision: number; kvs: StoredKv[] } {
+    const f = id ? this.ranges.get(id) : this.ranges.get(this.order[0]!)
+    if (!f) throw new ReplicaError('ERR_NOT_FOLLOWED', `replica: no range ${id}`)
+    return { revision: f.meta.revision, kvs: [...f.tree.values()] }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.closeSignal()
+    for (const f of this.ranges.values()) {
+      f.watchToken = undefined
+      f.watch?.cancel()
+      f.watch = undefined
+      for (const w of f.waiters) w.resolve()
+      f.waiters = []
+    }
+    for (const w of this.readyWaiters.splice(0)) w.reject(new ReplicaError('ERR_CLOSED', 'replica: closed'))
+    this.source?.close()
+    await this.flushed().catch(() => {})
+    await this.opts.storage.close()
+    this.emitStatus()
+  }
+}

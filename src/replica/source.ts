@@ -1,0 +1,232 @@
+/**
+ * What the sync engine needs from a cluster: paginated ranges (optionally pinned to a revision), a watch per range
+ * that resumes by itself after disconnects, and a progress request. ClientSource implements it over edgecd's client
+ * (the JSON gateway and the client's one shared WebSocket watch stream); tests implement it with a scripted server.
+ */
+import { fromBase64 } from '../client/bytes.js'
+import type { Client } from '../client/client.js'
+import { EtcdClientError, GrpcCode } from '../client/errors.js'
+import type { Raw } from '../client/types.js'
+import type { StreamWatch } from '../client/watch-stream.js'
+import type { StoredKv } from './local-index.js'
+
+export interface SourceRange {
+  /** First key and range end as binary strings ('\0' end: every key from key up). */
+  key: string
+  end: string
+  /** Read at this revision (pinned copy pages); undefined: now, linearizable. */
+  revision?: number | undefined
+  limit?: number | undefined
+  countOnly?: boolean | undefined
+}
+
+export interface SourcePage {
+  /** The revision the answer reflects (the header's). */
+  revision: number
+  kvs: StoredKv[]
+  more: boolean
+  count: number
+}
+
+export interface SourceEvent {
+  type: 'PUT' | 'DELETE'
+  kv: StoredKv
+}
+
+/** How a source call or watch failed. */
+export type SourceErrorKind = 'compacted' | 'denied' | 'unavailable' | 'canceled' | 'other'
+
+export class SourceError extends Error {
+  override readonly name = 'SourceError'
+  constructor(
+    readonly kind: SourceErrorKind,
+    message: string,
+    opts?: { cause?: unknown },
+  ) {
+    super(message, opts)
+  }
+}
+
+/** Callbacks of one range watch. The source resumes the watch after disconnects from the revision after the last one delivered. */
+export interface WatchSink {
+  /** The watch was (re)created; the header revision of the answer. */
+  created(revision: number): void
+  /** Events of one watch response, in revision order. */
+  events(events: SourceEvent[], headerRevision: number): void
+  /** Every event up to `revision` has been delivered. */
+  progress(revision: number): void
+  /** The connection is down; the source keeps trying to resume. */
+  disconnected(): void
+  /** The watch ended for good (compacted, permission denied, canceled). */
+  failed(err: SourceError): void
+}
+
+export interface SourceWatch {
+  cancel(): void
+}
+
+export interface ReplicaSource {
+  range(r: SourceRange): Promise<SourcePage>
+  watch(key: string, end: string, startRevision: number, sink: WatchSink): SourceWatch
+  /** Asks for progress on the watch connection: resolves with a revision every live watch has been brought up to. */
+  progress(): Promise<number>
+  close(): void
+}
+
+/** Binary string (one char per byte) of standard base64. */
+export const binFromBase64 = (s: string | undefined): string => (s ? atob(s) : '')
+/** Standard base64 of a binary string. */
+export const base64FromBin = (s: string): string => btoa(s)
+
+export function decodeStoredKv(k: Raw): StoredKv {
+  return {
+    key: binFromBase64(k.key),
+    value: fromBase64(k.value),
+    createRevision: Number(k.create_revision ?? 0),
+    modRevision: Number(k.mod_revision ?? 0),
+    version: Number(k.version ?? 0),
+    lease: k.lease === undefined ? '0' : String(k.lease),
+  }
+}
+
+/** Classifies a client error for the engine. */
+export function classify(err: unknown): SourceError {
+  if (err instanceof SourceError) return err
+  if (err instanceof EtcdClientError) {
+    if (err.code === 'ERR_COMPACTED' || (err.grpcCode === GrpcCode.OutOfRange && /compacted/.test(err.message)))
+      return new SourceError('compacted', err.message, { cause: err })
+    if (err.grpcCode === GrpcCode.PermissionDenied) return new SourceError('denied', err.message, { cause: err })
+    if (err.code === 'ERR_UNAVAILABLE' || err.code === 'ERR_TIMEOUT' || err.grpcCode === GrpcCode.Unavailable)
+      return new SourceError('unavailable', err.message, { cause: err })
+    return new SourceError('other', err.message, { cause: err })
+  }
+  return new SourceError('unavailable', String((err as Error)?.message ?? err), { cause: err })
+}
+
+/** One range watch on the client's shared stream, resuming from its own next revision. */
+class ClientWatch implements StreamWatch {
+  private done = false
+  constructor(
+    private readonly key: string,
+    private readonly end: string,
+    private next: number,
+    private readonly sink: WatchSink,
+    private readonly onDone: (w: ClientWatch) => void,
+  ) {}
+
+  createRequest(): Record<string, unknown> {
+    return { key: base64FromBin(this.key), range_end: base64FromBin(this.end), start_revision: String(this.next) }
+  }
+
+  onCreated(r: Raw): void {
+    this.sink.created(Number(r.header?.revision ?? 0))
+  }
+
+  onResult(r: Raw): void {
+    if (this.done) return
+    if (r.canceled) {
+      const compactRev = Number(r.compact_revision ?? 0)
+      const reason = String(r.cancel_reason ?? '')
+      const err =
+        compactRev > 0
+          ? new SourceError('compacted', 'etcdserver: mvcc: required revision has been compacted')
+          : /permission denied/.test(reason)
+            ? new SourceError('denied', reason)
+            : new SourceError('canceled', reason || 'watch canceled by the server')
+      this.finish()
+      this.sink.failed(err)
+      return
+    }
+    const raw = (r.events ?? []) as Raw[]
+    if (raw.length === 0) {
+      const rev = Number(r.header?.revision ?? 0)
+      if (rev + 1 > this.next) this.next = rev + 1
+      this.sink.progress(rev)
+      return
+    }
+    const events: SourceEvent[] = []
+    for (const e of raw) {
+      const kv = decodeStoredKv(e.kv ?? {})
+      if (kv.modRevision < this.next) continue
+      events.push({ type: e.type === 'DELETE' || e.type === 1 ? 'DELETE' : 'PUT', kv })
+    }
+    if (events.length === 0) return
+    this.next = events[events.length - 1]!.kv.modRevision + 1
+    this.sink.events(events, Number(r.header?.revision ?? 0))
+  }
+
+  onProgress(revision: number): void {
+    if (this.done) return
+    if (revision + 1 > this.next) this.next = revision + 1
+    this.sink.progress(revision)
+  }
+
+  onDisconnected(): void {
+    if (!this.done) this.sink.disconnected()
+  }
+
+  onReconnectFailed(): boolean {
+    if (this.done) return false
+    this.sink.disconnected()
+    return true
+  }
+
+  onStreamError(e: EtcdClientError): void {
+    if (this.done) return
+    this.finish()
+    this.sink.failed(classify(e))
+  }
+
+  finish(): void {
+    this.done = true
+    this.onDone(this)
+  }
+}
+
+/** The engine's source over an edgecd (or etcd gateway) client. */
+export class ClientSource implements ReplicaSource {
+  private readonly watches = new Set<ClientWatch>()
+  constructor(private readonly client: Client) {}
+
+  async range(r: SourceRange): Promise<SourcePage> {
+    const body: Record<string, unknown> = { key: base64FromBin(r.key), range_end: base64FromBin(r.end) }
+    if (r.revision) body.revision = String(r.revision)
+    if (r.limit) body.limit = String(r.limit)
+    if (r.countOnly) body.count_only = true
+    let ans: Raw
+    try {
+      ans = await this.client.transport.call('/v3/kv/range', body, { idempotent: true, what: 'replica range' })
+    } catch (err) {
+      throw classify(err)
+    }
+    return {
+      revision: Number(ans.header?.revision ?? 0),
+      kvs: ((ans.kvs ?? []) as Raw[]).map(decodeStoredKv),
+      more: ans.more === true,
+      count: Number(ans.count ?? 0),
+    }
+  }
+
+  watch(key: string, end: string, startRevision: number, sink: WatchSink): SourceWatch {
+    const stream = this.client.sharedWatchStream()
+    const w = new ClientWatch(key, end, startRevision, sink, (x) => {
+      this.watches.delete(x)
+      stream.remove(x)
+    })
+    this.watches.add(w)
+    stream.add(w)
+    return { cancel: () => w.finish() }
+  }
+
+  async progress(): Promise<number> {
+    try {
+      return await this.client.sharedWatchStream().requestProgress()
+    } catch (err) {
+      throw classify(err)
+    }
+  }
+
+  close(): void {
+    for (const w of [...this.watches]) w.finish()
+  }
+}
