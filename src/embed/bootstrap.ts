@@ -202,6 +202,7 @@ export function createMemberApp(
   upgradeWebSocket: UpgradeWebSocket<any>,
   mtls?: AppOptions['mtls'],
   processStats?: AppOptions['processStats'],
+  uiReplicaScript?: AppOptions['uiReplicaScript'],
 ): ReturnType<typeof createApp> {
   return createApp(member, {
     maxRequestBytes: config.maxRequestBytes,
@@ -214,5 +215,6 @@ export function createMemberApp(
       }),
     ...(mtls ? { mtls } : {}),
     ...(processStats ? { processStats } : {}),
+    ...(uiReplicaScript ? { uiReplicaScript } : {}),
   })
 }

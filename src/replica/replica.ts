@@ -220,7 +220,7 @@ export class ReplicaEngine {
       f.meta = l.meta
       f.tree = newTree(l.kvs)
       f.staged = l.meta.copy ? newTree(l.staged) : undefined
-      if (!this.source && f.state !== 'denied') f.state = l.meta.gen > 0 ? 'live' : 'syncing'
+      if (!this.source && f.state !== 'denied') f.state = l.meta.gen > 0 ? 'loading' : 'syncing'
       if (l.meta.lastContact !== undefined) this.lastContact = Math.max(this.lastContact ?? 0, l.meta.lastContact)
       if (old.size > 0) this.emitDiff(f, old, 'resync')
       this.wake(f)
@@ -481,7 +481,7 @@ export class ReplicaEngine {
           f.meta.gen = op.gen
           f.meta.revision = op.revision
           f.meta.copy = undefined
-          if (!this.source && f.state !== 'denied') f.state = 'live'
+          if (!this.source && f.state !== 'denied') f.state = 'loading'
           this.emitDiff(f, old, 'resync')
           this.wake(f)
           this.emitStatus()
@@ -527,7 +527,10 @@ export class ReplicaEngine {
         try {
           await this.opts.storage.commit(ops)
         } catch (err) {
-          const quota = /quota/i.test(String((err as Error)?.message)) || (err as Error)?.name === 'QuotaExceededError'
+          const quota =
+            (err instanceof ReplicaError && err.code === 'ERR_QUOTA') ||
+            /quota/i.test(String((err as Error)?.message)) ||
+            (err as Error)?.name === 'QuotaExceededError'
           const e = new ReplicaError(
             quota ? 'ERR_QUOTA' : 'ERR_STORAGE',
             quota
@@ -677,6 +680,13 @@ export class ReplicaEngine {
 
   /** A follower's source for quorum reads (no watches). */
   readSource: ReplicaSource | undefined
+  /** A follower's view of the leader's status (its state, contact and cluster revision). */
+  remoteStatus: (() => ReplicaStatus | undefined) | undefined
+
+  /** A follower: the leader's status changed. */
+  statusChanged(): void {
+    this.emitStatus()
+  }
 
   private waitRevision(f: Followed, revision: number): Promise<void> {
     if (f.meta.revision >= revision) return Promise.resolve()
@@ -773,10 +783,22 @@ export class ReplicaEngine {
     let state: ReplicaState = this.closed ? 'closed' : this.fatal ? 'error' : 'live'
     if (!this.closed && !this.fatal)
       for (const r of ranges) if (rank.indexOf(r.state) < rank.indexOf(state)) state = r.state
-    if (!this.source && !this.closed && !this.fatal && ranges.every((r) => r.state === 'loading'))
-      state = ranges.every((r) => r.revision > 0) ? 'live' : 'syncing'
     const live = ranges.filter((r) => r.state !== 'denied')
     const revision = live.length ? Math.min(...live.map((r) => r.revision)) : 0
+    const remote = this.source ? undefined : this.remoteStatus?.()
+    if (remote && !this.closed && !this.fatal) {
+      const cluster = Math.max(remote.clusterRevision, revision)
+      return {
+        state: remote.state === 'live' && revision < remote.revision ? 'syncing' : remote.state,
+        revision,
+        clusterRevision: cluster,
+        lag: cluster - revision,
+        lastContact: remote.lastContact,
+        leader: false,
+        error: remote.error,
+        ranges,
+      }
+    }
     const cluster = Math.max(this.clusterRevision, revision)
     return {
       state,

@@ -41,6 +41,8 @@ export interface AppOptions {
   mtls?: { client: boolean; peer: boolean; verifiedCn(c: Context, use: 'client' | 'peer'): string | undefined }
   /** The runtime's process figures for process_* in /metrics (resident memory, CPU seconds, start time). */
   processStats?: () => ProcessStats
+  /** The browser replica's ES module for GET /ui/replica.js (docs/replica.md); without it the route answers 404. */
+  uiReplicaScript?: () => Promise<string>
 }
 
 /** gRPC's receive limit in etcd: the request limit plus 512 KiB of overhead (2 MiB by default). */
@@ -131,6 +133,20 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
   )
   installHealthChecks(app, member, metrics)
   installConsole(app)
+
+  // The browser replica (docs/replica.md): one self-contained ES module, provided by the runtime.
+  app.get('/ui/replica.js', async (c) => {
+    if (!opts.uiReplicaScript)
+      return c.body('404 page not found\n', 404, { 'Content-Type': 'text/plain; charset=utf-8' })
+    try {
+      const js = await opts.uiReplicaScript()
+      return c.body(js, 200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'no-cache' })
+    } catch (err) {
+      return c.body(`replica.js is not available: ${(err as Error)?.message ?? err}\n`, 500, {
+        'Content-Type': 'text/plain; charset=utf-8',
+      })
+    }
+  })
 
   const recvMax = grpcRecvBytesMax(opts.maxRequestBytes)
   const tooLarge = (c: Context) => {

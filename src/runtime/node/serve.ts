@@ -18,6 +18,7 @@ import { nodePeerDialer, peerFrameBytesMax } from './peer-dial.js'
 import { nodeProcessStats } from './process-stats.js'
 import { openNodeStorage } from './storage.js'
 import { loadNodeTls } from './tls.js'
+import { replicaScript } from './ui-assets.js'
 
 // Node 20 lacks ErrorEvent/CloseEvent, which hono's WebSocket helpers construct: without them onError never runs.
 const g = globalThis as Record<string, unknown>
@@ -90,6 +91,7 @@ export async function startNodeMember(
         }
       : undefined,
     nodeProcessStats(),
+    replicaScript,
   )
   const servers: ServerType[] = []
   const socketServers: WebSocketServer[] = []

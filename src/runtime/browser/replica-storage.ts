@@ -1,0 +1,190 @@
+/**
+ * The replica's copy in IndexedDB (database `edgecd-replica:<name>`):
+ *
+ *   ranges  RangeMeta by range id
+ *   kv      StoredKv by [range id, generation, key]   (keys are binary strings, so IndexedDB's order is etcd's)
+ *
+ * Each commit is one readwrite transaction with `durability: 'strict'` (completes only once flushed to disk), so a
+ * crash keeps all of a commit or none of it; a re-copy fills a new generation beside the current one and the swap
+ * switches the meta in one transaction. A full disk or an exhausted origin quota aborts the transaction with
+ * QuotaExceededError: the replica then stops in its error state with what was stored before intact.
+ */
+import { promisifyRequest } from 'idb-keyval'
+import type { StoredKv } from '../../replica/local-index.js'
+import {
+  type LoadedRange,
+  type RangeMeta,
+  ReplicaError,
+  type ReplicaStorage,
+  type StorageOp,
+} from '../../replica/storage.js'
+
+const rangesStore = 'ranges'
+const kvStore = 'kv'
+
+/** Every kv record of one generation of a range. */
+const genRange = (id: string, gen: number) => IDBKeyRange.bound([id, gen], [id, gen, []])
+
+export class IndexedDbReplicaStorage implements ReplicaStorage {
+  readonly name: string
+  /** The metas as stored (commits need each range's current generation). */
+  private readonly metas = new Map<string, RangeMeta>()
+
+  private constructor(
+    private readonly db: IDBDatabase,
+    dbName: string,
+  ) {
+    this.name = `IndexedDB ${dbName}`
+  }
+
+  static async open(dbName: string): Promise<IndexedDbReplicaStorage> {
+    const req = indexedDB.open(dbName, 1)
+    req.onupgradeneeded = () => {
+      const db = req.result
+      if (!db.objectStoreNames.contains(rangesStore)) db.createObjectStore(rangesStore)
+      if (!db.objectStoreNames.contains(kvStore)) db.createObjectStore(kvStore)
+    }
+    let db: IDBDatabase
+    try {
+      db = await promisifyRequest(req)
+    } catch (err) {
+      throw new ReplicaError('ERR_STORAGE', `IndexedDB ${dbName}: cannot open: ${(err as Error)?.message ?? err}`, {
+        cause: err,
+      })
+    }
+    return new IndexedDbReplicaStorage(db, dbName)
+  }
+
+  private tx(mode: IDBTransactionMode): IDBTransaction {
+    return this.db.transaction([rangesStore, kvStore], mode, { durability: 'strict' })
+  }
+
+  async load(): Promise<LoadedRange[]> {
+    const t = this.tx('readonly')
+    const metas = (await promisifyRequest(t.objectStore(rangesStore).getAll())) as RangeMeta[]
+    const kv = t.objectStore(kvStore)
+    const out = await Promise.all(
+      metas.map(async (meta) => {
+        const [kvs, staged] = await Promise.all([
+          meta.gen > 0 ? (promisifyRequest(kv.getAll(genRange(meta.id, meta.gen))) as Promise<StoredKv[]>) : [],
+          meta.copy ? (promisifyRequest(kv.getAll(genRange(meta.id, meta.copy.gen))) as Promise<StoredKv[]>) : [],
+        ])
+        return { meta, kvs, staged }
+      }),
+    )
+    this.metas.clear()
+    for (const m of metas) this.metas.set(m.id, structuredClone(m))
+    return out
+  }
+
+  async commit(ops: StorageOp[]): Promise<void> {
+    const t = this.tx('readwrite')
+    const ranges = t.objectStore(rangesStore)
+    const kv = t.objectStore(kvStore)
+    const metas = new Map(this.metas)
+    const touched = new Set<string>()
+    const meta = (id: string): RangeMeta | undefined => {
+      const m = metas.get(id)
+      if (!m) return undefined
+      // Copy on first change: this.metas is updated only once the transaction completed.
+      if (!touched.has(id)) {
+        const c = structuredClone(m)
+        metas.set(id, c)
+        touched.add(id)
+        return c
+      }
+      return m
+    }
+    try {
+      for (const op of ops) {
+        switch (op.kind) {
+          case 'meta':
+            metas.set(op.meta.id, structuredClone(op.meta))
+            touched.add(op.meta.id)
+            break
+          case 'events': {
+            const m = meta(op.range)
+            if (!m) break
+            for (const k of op.deletes) kv.delete([m.id, m.gen, k])
+            for (const x of op.puts) kv.put(x, [m.id, m.gen, x.key])
+            m.revision = Math.max(m.revision, op.revision)
+            if (op.lastContact !== undefined) m.lastContact = op.lastContact
+            break
+          }
+          case 'copy-start': {
+            const m = meta(op.range)
+            if (!m) break
+            kv.delete(IDBKeyRange.bound([m.id, -Infinity], [m.id, m.gen], false, true))
+            kv.delete(IDBKeyRange.bound([m.id, m.gen, []], [m.id, Infinity]))
+            m.copy = { ...op.copy }
+            break
+          }
+          case 'copy-page': {
+            const m = meta(op.range)
+            if (!m) break
+            for (const x of op.puts) kv.put(x, [m.id, op.copy.gen, x.key])
+            m.copy = { ...op.copy }
+            break
+          }
+          case 'swap': {
+            const m = meta(op.range)
+            if (!m) break
+            if (m.gen !== op.gen) kv.delete(genRange(m.id, m.gen))
+            m.gen = op.gen
+            m.revision = op.revision
+            m.copy = undefined
+            if (op.lastContact !== undefined) m.lastContact = op.lastContact
+            break
+          }
+          case 'drop':
+            kv.delete(IDBKeyRange.bound([op.range], [op.range, []]))
+            ranges.delete(op.range)
+            metas.delete(op.range)
+            touched.delete(op.range)
+            break
+        }
+      }
+      for (const id of touched) {
+        const m = metas.get(id)
+        if (m) ranges.put(m, id)
+      }
+      await promisifyRequest(t)
+    } catch (err) {
+      try {
+        t.abort()
+      } catch {}
+      const e = (t.error ?? err) as DOMException
+      const quota = e?.name === 'QuotaExceededError'
+      throw new ReplicaError(
+        quota ? 'ERR_QUOTA' : 'ERR_STORAGE',
+        `${this.name}: ${quota ? 'the storage quota is exhausted (QuotaExceededError)' : (e?.message ?? String(err))}`,
+        { cause: e },
+      )
+    }
+    this.metas.clear()
+    for (const [id, m] of metas) this.metas.set(id, m)
+  }
+
+  async close(): Promise<void> {
+    this.db.close()
+  }
+}
+
+/** Asks the browser to keep this origin's storage under pressure (navigator.storage.persist); false if refused. */
+export async function requestPersistentStorage(): Promise<boolean> {
+  const s = (globalThis as { navigator?: { storage?: StorageManager } }).navigator?.storage
+  if (!s?.persist) return false
+  try {
+    return (await s.persisted?.()) || (await s.persist())
+  } catch {
+    return false
+  }
+}
+
+/** The origin's storage usage and quota (navigator.storage.estimate), when the browser tells. */
+export async function storageEstimate(): Promise<{ usage: number; quota: number } | undefined> {
+  const s = (globalThis as { navigator?: { storage?: StorageManager } }).navigator?.storage
+  if (!s?.estimate) return undefined
+  const e = await s.estimate()
+  return { usage: e.usage ?? 0, quota: e.quota ?? 0 }
+}
