@@ -109,7 +109,6 @@ describe('browser replica in Chromium', { skip }, () => {
   }
   const get = (p: Page, k: string, o?: unknown) =>
     p.evaluate(([k, o]) => (globalThis as unknown as W).r.get(k as string, o), [k, o] as const)
-  const status = (p: Page) => p.evaluate(() => (globalThis as unknown as W).r.status)
 
   test('openReplica + get, live changes, offline reload from IndexedDB (stale), catch-up, compaction while away', async () => {
     for (let i = 0; i < 50; i++) await c.put(`app/${i}`, `v${i}`)
