@@ -21,6 +21,7 @@ export {
   type ReplicaKv,
   type ReplicaOptions,
 } from './api.js'
+export { FileReplicaStorage } from './file-storage.js'
 export type { KeySpan } from './keys.js'
 export type { SortOrder, SortTarget, StoredKv } from './local-index.js'
 export type { Consistency, RangeStatus, ReplicaState, ReplicaStatus } from './replica.js'
