@@ -1,0 +1,299 @@
+/**
+ * The replica (docs/replica.md):
+ *
+ *   browser  one member; 100,000 keys of 256 B under `r/`; Chromium (Debian's, playwright-core) opens the replica
+ *            from /ui/replica.js with IndexedDB storage: time of the initial copy (openReplica until it resolves);
+ *            then the replica is closed, 10,000 puts are made, and it is opened again: time until it reflects the
+ *            last one (catch-up from IndexedDB + watch replay); local get time in the page (batched: the page's
+ *            clock is coarse) and, with the same engine on Node, the p50/p99 of single local gets
+ *   fanout   a three-member cluster; R Node replicas (memory storage, one WebSocket each) follow `bench/key/00` (100
+ *            keys, 1% of the writes) on a follower while 64 clients put 256 B values over bench/key/* on the leader:
+ *            put throughput with the replicas against the same run without them (before and after), and the time
+ *            from the end of the writes until every replica reflects the last write of its range
+ *
+ *   npm run bench -- replica [--quick] [--parts browser,fanout] [--keys 100000] [--offline-writes 10000]
+ *                            [--replicas 1000] [--seconds 10]
+ *
+ * --quick: 10,000 keys, 1,000 offline writes, 100 replicas, 3 s. Every wait is bounded; servers and the browser are
+ * stopped at the end, also on failure.
+ */
+import { createServer, type Server } from 'node:http'
+import { cpus, loadavg } from 'node:os'
+import { parseArgs } from 'node:util'
+import WebSocket from 'ws'
+import { openReplica, type Replica } from '../src/replica/index.js'
+import { startEdgecdCluster } from './lib/clusters.js'
+import { Bodies, openPool, preload, runLoad } from './lib/load.js'
+import { startEdgecd } from './lib/servers.js'
+import type { BenchOptions, BenchResult } from './types.js'
+
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const chromiumArgs = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+]
+const b64 = (s: string | Uint8Array) => Buffer.from(s).toString('base64')
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function call(url: string, path: string, body: unknown): Promise<any> {
+  let r: Response | undefined
+  // A kept-alive connection the server closed meanwhile fails a POST once ("other side closed"): send it again
+  // (the bench's writes set fixed values, so a repeat changes nothing but the revision).
+  for (let attempt = 0; r === undefined; attempt++) {
+    try {
+      r = await fetch(url + path, { method: 'POST', body: JSON.stringify(body) })
+    } catch (err) {
+      if (attempt >= 3)
+        throw new Error(`${url}${path}: ${(err as Error).message}: ${String((err as { cause?: unknown }).cause)}`)
+      await sleep(50)
+    }
+  }
+  const j = await r.json()
+  if (r.status !== 200) throw new Error(`${path}: ${JSON.stringify(j)}`)
+  return j
+}
+
+/** Writes `n` keys `<prefix><i>` of 256 B in txns of 128 puts, 8 at a time. */
+async function fill(url: string, prefix: string, n: number): Promise<number> {
+  const value = b64(new Uint8Array(256).fill(120))
+  let next = 0
+  let rev = 0
+  const writer = async () => {
+    while (next < n) {
+      const from = next
+      next = Math.min(n, next + 128)
+      const success = []
+      for (let i = from; i < next; i++)
+        success.push({ request_put: { key: b64(`${prefix}${String(i).padStart(6, '0')}`), value } })
+      const j = await call(url, '/v3/kv/txn', { success })
+      rev = Math.max(rev, Number(j.header.revision))
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, writer))
+  return rev
+}
+
+function serveStatic(js: string): Promise<{ server: Server; url: string }> {
+  const html = `<!doctype html><meta charset="utf-8"><script type="module">import * as R from '/replica.js'; window.R = R; window.loaded = true</script>`
+  const server = createServer((req, res) => {
+    if (req.url === '/replica.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(js)
+    else res.writeHead(200, { 'content-type': 'text/html' }).end(html)
+  })
+  return new Promise((ok) =>
+    server.listen(0, '127.0.0.1', () =>
+      ok({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/` }),
+    ),
+  )
+}
+
+async function browserPart(keys: number, offlineWrites: number): Promise<BenchResult[]> {
+  const out: BenchResult[] = []
+  const member = await startEdgecd()
+  const { chromium } = await import('playwright-core')
+  let browser: import('playwright-core').Browser | undefined
+  let site: { server: Server; url: string } | undefined
+  try {
+    await fill(member.url, 'r/', keys)
+    const js = await (await fetch(`${member.url}/ui/replica.js`)).text()
+    site = await serveStatic(js)
+    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs })
+    const page = await browser.newPage()
+    await page.goto(site.url)
+    await page.waitForFunction('window.loaded === true', undefined, { timeout: 30_000 })
+    const opts = JSON.stringify({ endpoint: member.url, prefix: 'r/', shareTabs: false, openTimeoutMs: 600_000 })
+    const copyMs = (await page.evaluate(
+      `(async () => { const t = performance.now(); window.r = await R.openReplica(${opts}); return performance.now() - t })()`,
+    )) as number
+    const count = (await page.evaluate(
+      `r.range({ prefix: 'r/' }, { countOnly: true, consistency: 'local' }).then((x) => x.count)`,
+    )) as number
+    if (count !== keys) throw new Error(`the browser replica has ${count} keys, not ${keys}`)
+    out.push({
+      name: `browser: initial copy of ${keys.toLocaleString('en-US')} keys x 256 B into IndexedDB`,
+      value: copyMs / 1000,
+      unit: 's',
+      note: 'target < 10 s; pages of 1,000 keys',
+    })
+
+    // Local gets in the page: batches of 1,000 (the page's clock is coarse), mean per get.
+    const perGetUs = (await page.evaluate(`(async () => {
+      const keys = []
+      for (let i = 0; i < 1000; i++) keys.push('r/' + String(Math.floor(Math.random() * ${keys})).padStart(6, '0'))
+      for (const k of keys) await r.get(k, { consistency: 'local' })
+      const t = performance.now()
+      for (let round = 0; round < 20; round++) for (const k of keys) await r.get(k, { consistency: 'local' })
+      return (performance.now() - t) * 1000 / 20000
+    })()`)) as number
+    out.push({ name: 'browser: local get (mean, 20,000 gets)', value: perGetUs, unit: 'µs', note: 'consistency local' })
+
+    // Offline writes, then catch-up.
+    await page.evaluate('r.close()')
+    const pool = openPool(member.url, 64)
+    const value = b64(new Uint8Array(256).fill(121))
+    let next = 0
+    let last = 0
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (next < offlineWrites) {
+          const i = next++
+          const body = JSON.stringify({ key: b64(`r/${String(i % keys).padStart(6, '0')}`), value })
+          const res = await pool.request({ path: '/v3/kv/put', method: 'POST', body })
+          const j = (await res.body.json()) as { header: { revision: string } }
+          last = Math.max(last, Number(j.header.revision))
+        }
+      }),
+    )
+    await pool.close()
+    const catchUpMs = (await page.evaluate(`(async () => {
+      const t = performance.now()
+      window.r = await R.openReplica(${opts})
+      while (r.status.revision < ${last}) await new Promise((res) => setTimeout(res, 5))
+      return performance.now() - t
+    })()`)) as number
+    out.push({
+      name: `browser: catch-up after ${offlineWrites.toLocaleString('en-US')} writes while closed`,
+      value: catchUpMs / 1000,
+      unit: 's',
+      note: 'target < 2 s; open from IndexedDB + watch replay',
+    })
+    await page.evaluate('r.close()')
+  } finally {
+    await browser?.close().catch(() => {})
+    site?.server.close()
+    await member.stop()
+  }
+  return out
+}
+
+/** p50/p99 of single local gets with the same engine on Node (memory storage, fine clock). */
+async function nodeReads(keys: number): Promise<BenchResult[]> {
+  const member = await startEdgecd()
+  try {
+    await fill(member.url, 'r/', keys)
+    const r = await openReplica({ endpoint: member.url, prefix: 'r/', WebSocket })
+    const samples: number[] = []
+    for (let i = 0; i < 50_000; i++) {
+      const k = `r/${String(Math.floor(Math.random() * keys)).padStart(6, '0')}`
+      const t = performance.now()
+      await r.get(k, { consistency: 'local' })
+      samples.push(performance.now() - t)
+    }
+    await r.close()
+    samples.sort((a, b) => a - b)
+    const p = (q: number) => samples[Math.floor(q * (samples.length - 1))]! * 1000
+    return [
+      { name: `node: local get p50 (${keys.toLocaleString('en-US')} keys)`, value: p(0.5), unit: 'µs' },
+      {
+        name: `node: local get p99 (${keys.toLocaleString('en-US')} keys)`,
+        value: p(0.99),
+        unit: 'µs',
+        note: 'target < 100 µs',
+      },
+    ]
+  } finally {
+    await member.stop()
+  }
+}
+
+async function fanoutPart(replicas: number, seconds: number): Promise<BenchResult[]> {
+  const out: BenchResult[] = []
+  const cluster = await startEdgecdCluster(3)
+  const opened: Replica[] = []
+  try {
+    const { leader, follower } = await cluster.roles()
+    const bodies = new Bodies()
+    const pool = openPool(leader, 64)
+    await preload(pool, bodies, 64)
+    const run = () => runLoad(pool, bodies, { kind: 'put', clients: 64 }, seconds * 1000, 500, () => cluster.cpuSecs())
+    const before = await run()
+    const openStart = performance.now()
+    for (let i = 0; i < replicas; i += 50) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(50, replicas - i) }, () =>
+          openReplica({ endpoint: follower, prefix: 'bench/key/00', WebSocket, openTimeoutMs: 120_000 }),
+        ),
+      )
+      opened.push(...batch)
+    }
+    const openSecs = (performance.now() - openStart) / 1000
+    const withReplicas = await run()
+    // The last write of the followed range, on the cluster.
+    const tail = await call(leader, '/v3/kv/range', {
+      key: b64('bench/key/00'),
+      range_end: b64('bench/key/01'),
+      sort_order: 'DESCEND',
+      sort_target: 'MOD',
+      limit: 1,
+    })
+    const target = Number(tail.kvs?.[0]?.mod_revision ?? 0)
+    const t0 = performance.now()
+    for (let i = 0; i < 30_000 && opened.some((r) => r.status.revision < target); i++) await sleep(2)
+    const convergeMs = performance.now() - t0
+    const behind = opened.filter((r) => r.status.revision < target).length
+    for (const r of opened.splice(0)) await r.close()
+    const afterRun = await run()
+    await pool.close()
+    const base = (before.opsPerSec + afterRun.opsPerSec) / 2
+    out.push(
+      {
+        name: 'fanout: put throughput, no replicas (before)',
+        value: before.opsPerSec,
+        unit: 'ops/s',
+        note: '64 clients',
+      },
+      {
+        name: `fanout: put throughput with ${replicas.toLocaleString('en-US')} replicas`,
+        value: withReplicas.opsPerSec,
+        unit: 'ops/s',
+        note: `${((withReplicas.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%`,
+      },
+      { name: 'fanout: put throughput, no replicas (after)', value: afterRun.opsPerSec, unit: 'ops/s' },
+      {
+        name: `fanout: every replica at the last revision of its range after writes stop`,
+        value: convergeMs,
+        unit: 'ms',
+        note: `target < 1,000 ms; ${behind} behind after the wait`,
+      },
+      { name: `fanout: open ${replicas.toLocaleString('en-US')} replicas (100 keys each)`, value: openSecs, unit: 's' },
+    )
+  } finally {
+    for (const r of opened) await r.close().catch(() => {})
+    await cluster.stop()
+  }
+  return out
+}
+
+export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+  const { values } = parseArgs({
+    args: opts.args,
+    options: {
+      parts: { type: 'string' },
+      keys: { type: 'string' },
+      'offline-writes': { type: 'string' },
+      replicas: { type: 'string' },
+      seconds: { type: 'string' },
+    },
+    strict: false,
+  })
+  const q = opts.quick
+  const parts = String(values.parts ?? 'browser,reads,fanout').split(',')
+  const keys = Number(values.keys ?? (q ? 10_000 : 100_000))
+  const offline = Number(values['offline-writes'] ?? (q ? 1_000 : 10_000))
+  const replicas = Number(values.replicas ?? (q ? 100 : 1_000))
+  const seconds = Number(values.seconds ?? (q ? 3 : 10))
+  const out: BenchResult[] = []
+  const load = () => `load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`
+  if (parts.includes('browser'))
+    out.push(...(await browserPart(keys, offline)).map((r) => ({ ...r, note: `${r.note ?? ''}; ${load()}` })))
+  if (parts.includes('reads')) out.push(...(await nodeReads(keys)))
+  if (parts.includes('fanout'))
+    out.push(...(await fanoutPart(replicas, seconds)).map((r) => ({ ...r, note: `${r.note ?? ''}; ${load()}` })))
+  return out
+}
