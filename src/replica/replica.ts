@@ -310,6 +310,9 @@ export class ReplicaEngine {
         end: f.meta.end,
         revision: c.revision || undefined,
         limit: this.pageSize,
+        // After the first page the revision is known to be committed: a member that has applied it answers the
+        // same without a ReadIndex round (one that has not answers "future revision", and the page is retried).
+        serializable: c.revision > 0,
       })
       this.contact(page.revision)
       const next: CopyState = { ...c }

@@ -18,6 +18,8 @@ export interface SourceRange {
   revision?: number | undefined
   limit?: number | undefined
   countOnly?: boolean | undefined
+  /** Answer from the member's applied state (no ReadIndex round): enough for a page at a revision already known. */
+  serializable?: boolean | undefined
 }
 
 export interface SourcePage {
@@ -193,6 +195,7 @@ export class ClientSource implements ReplicaSource {
     if (r.revision) body.revision = String(r.revision)
     if (r.limit) body.limit = String(r.limit)
     if (r.countOnly) body.count_only = true
+    if (r.serializable) body.serializable = true
     let ans: Raw
     try {
       ans = await this.client.transport.call('/v3/kv/range', body, { idempotent: true, what: 'replica range' })

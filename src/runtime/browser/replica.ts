@@ -70,14 +70,17 @@ function defaultName(opts: BrowserReplicaOptions): string {
  */
 export async function openReplica(opts: BrowserReplicaOptions): Promise<BrowserReplica> {
   const name = opts.name ?? defaultName(opts)
-  const persisted = opts.persist === false ? false : await requestPersistentStorage()
+  // Asked in parallel: some browsers take a while (or ask the user) before answering.
+  const persisting = opts.persist === false ? Promise.resolve(false) : requestPersistentStorage()
   const storage: ReplicaStorage = opts.storage ?? (await IndexedDbReplicaStorage.open(name))
   const g = globalThis as { navigator?: { locks?: LockManager }; BroadcastChannel?: typeof BroadcastChannel }
   const share = opts.shareTabs !== false && g.navigator?.locks !== undefined && g.BroadcastChannel !== undefined
   if (!share || opts.source) {
     const r = await openPlain({ ...opts, storage })
     const b = new BrowserReplica(r.engine, { consistency: opts.consistency ?? 'linearizable' }, () => r.close())
-    b.persisted = persisted
+    void persisting.then((p) => {
+      b.persisted = p
+    })
     b.name = name
     return b
   }
@@ -129,7 +132,9 @@ export async function openReplica(opts: BrowserReplicaOptions): Promise<BrowserR
     channel.close()
     client.close()
   })
-  replica.persisted = persisted
+  void persisting.then((p) => {
+    replica.persisted = p
+  })
   replica.name = name
   try {
     await engine.start()
