@@ -115,7 +115,7 @@ export async function startDenoMember(
   const app = createMemberApp(member, config, log, trackedUpgrade(sockets), undefined, () => {
     const m = deno.memoryUsage()
     return { residentMemoryBytes: m.rss, heapBytes: m.heapUsed, startTimeSeconds }
-  })
+  }, denoReplicaScript)
   const servers: DenoHttpServer[] = []
   const urls: string[] = []
 
@@ -160,4 +160,17 @@ export async function startDenoMember(
   }
   log.info('serving client requests', { name: config.name, memberId, clusterId, urls, dataDir: config.dataDir })
   return { member, urls, stop }
+}
+
+/** GET /ui/replica.js on Deno: the prebuilt dist/replica.js (`node scripts/build-replica.mjs`), read once. */
+let replicaScriptText: Promise<string> | undefined
+function denoReplicaScript(): Promise<string> {
+  const p =
+    replicaScriptText ??
+    deno.readTextFile(new URL('../../../dist/replica.js', import.meta.url).pathname).catch((err: unknown) => {
+      replicaScriptText = undefined
+      throw new Error(`dist/replica.js was not built (node scripts/build-replica.mjs): ${(err as Error).message}`)
+    })
+  replicaScriptText = p
+  return p
 }
