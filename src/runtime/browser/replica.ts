@@ -137,12 +137,13 @@ export async function openReplica(opts: BrowserReplicaOptions): Promise<BrowserR
   })
   replica.name = name
   try {
-    await engine.start()
     const locks = g.navigator!.locks!
-    // Lead now if no other tab does; else follow (asking the leader for its status) and lead once it goes away.
+    // Lead now if no other tab does (loading the store once, as the leader); else follow: load the store, ask the
+    // leader for its status, and lead once it goes away (reloading the store it left).
+    let promoted: Promise<void> | undefined
     const lead = async (lock: Lock | null, got?: (led: boolean) => void) => {
       if (!lock || closed) return got?.(false)
-      const promoted = engine.promote(new ClientSource(client))
+      promoted = engine.promote(new ClientSource(client))
       got?.(true)
       await promoted.catch(() => {})
       await held
@@ -150,7 +151,9 @@ export async function openReplica(opts: BrowserReplicaOptions): Promise<BrowserR
     const led = await new Promise<boolean>((resolve) => {
       locks.request(name, { ifAvailable: true }, (lock) => lead(lock, resolve)).catch(() => resolve(false))
     })
-    if (!led) {
+    if (led) await promoted
+    else {
+      await engine.start()
       channel.postMessage({ type: 'hello' } satisfies Message)
       void locks.request(name, (lock) => lead(lock)).catch(() => {})
     }
