@@ -1,0 +1,83 @@
+/**
+ * The replica's IndexedDB storage (under fake-indexeddb in Node; in Chromium in chromium.test.ts): for seeded random
+ * runs of writes, deletes, compactions (re-copies) and restarts against the scripted server, what it loads equals
+ * what the memory storage loads after the same ops, and equals the server at the stored revision.
+ */
+import 'fake-indexeddb/auto'
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { followedSpan } from '../../src/replica/keys.js'
+import type { StoredKv } from '../../src/replica/local-index.js'
+import { ReplicaEngine } from '../../src/replica/replica.js'
+import { MemoryReplicaStorage, type ReplicaStorage, type StorageOp } from '../../src/replica/storage.js'
+import { IndexedDbReplicaStorage } from '../../src/runtime/browser/replica-storage.js'
+import { rng, ScriptedServer } from './scripted-server.js'
+
+const P = followedSpan({ prefix: 'p/' })
+const text = (kvs: StoredKv[]) =>
+  [...kvs]
+    .sort((a, b) => (a.key < b.key ? -1 : 1))
+    .map((kv) => `${kv.key}=${new TextDecoder().decode(kv.value)}@${kv.modRevision}`)
+const tick = () => new Promise((r) => setImmediate(r))
+
+/** Commits to the IndexedDB storage and mirrors every committed batch into a memory storage. */
+class Mirrored implements ReplicaStorage {
+  readonly name = 'mirrored'
+  constructor(
+    readonly idb: IndexedDbReplicaStorage,
+    readonly mem: MemoryReplicaStorage,
+  ) {}
+  load() {
+    return this.idb.load()
+  }
+  async commit(ops: StorageOp[]) {
+    await this.idb.commit(ops)
+    await this.mem.commit(structuredClone(ops))
+  }
+  close() {
+    return this.idb.close()
+  }
+}
+
+for (const seed of [1, 2, 3, 4]) {
+  test(`IndexedDB replica storage, seed ${seed}: loads what the memory storage loads, equal to the server`, async () => {
+    const rand = rng(seed)
+    const server = new ScriptedServer(rng(seed + 50))
+    for (let i = 0; i < 25; i++) server.put(`p/${i}`, `v${i}`)
+    const mem = new MemoryReplicaStorage()
+    const name = `replica-test-${seed}`
+    let e: ReplicaEngine | undefined
+    for (let round = 0; round < 4; round++) {
+      const storage = new Mirrored(await IndexedDbReplicaStorage.open(name), mem)
+      e = new ReplicaEngine({ storage, ranges: [P], source: server, pageSize: 3, backoffMs: () => 1 })
+      await e.start()
+      await e.ready(10_000)
+      for (let i = 0; i < 30; i++) {
+        const x = rand()
+        if (x < 0.7) server.put(`p/${Math.floor(rand() * 30)}`, `r${round}-${i}`)
+        else if (x < 0.9) server.delete(`p/${Math.floor(rand() * 30)}`)
+        else if (round % 2 === 1) server.compact(server.revision)
+        if (rand() < 0.5) await tick()
+      }
+      for (let i = 0; i < 20_000 && e.status().state !== 'live'; i++) await tick()
+      const r = await e.read({ key: P.key, end: P.end }, 'linearizable-only')
+      assert.equal(r.revision, server.revision)
+      await e.flushed()
+      await e.close()
+      const [fromIdb] = await (async () => {
+        const s = await IndexedDbReplicaStorage.open(name)
+        try {
+          return await s.load()
+        } finally {
+          await s.close()
+        }
+      })()
+      const [fromMem] = await mem.load()
+      assert.equal(fromIdb!.meta.revision, fromMem!.meta.revision, `round ${round}`)
+      assert.equal(fromIdb!.meta.gen, fromMem!.meta.gen)
+      assert.deepEqual(text(fromIdb!.kvs), text(fromMem!.kvs), `round ${round}`)
+      assert.deepEqual(text(fromIdb!.kvs), text(server.stateAt(fromIdb!.meta.revision, P.key, P.end)))
+      assert.equal(fromIdb!.meta.revision, server.revision)
+    }
+  })
+}
