@@ -221,6 +221,20 @@ describe('browser replica in Chromium', { skip }, () => {
     await follow.close()
   })
 
+  test('a page on another origin imports the module straight from the member (the example page does)', async () => {
+    const page = await openPage()
+    const g = (await page.evaluate(`(async () => {
+      const R = await import(${JSON.stringify(`${m.url}/ui/replica.js`)})
+      const r = await R.openReplica({ endpoint: ${JSON.stringify(m.url)}, prefix: 'app/', name: 'direct-import' })
+      const g = await r.get('app/7')
+      await r.close()
+      return { value: g.value, stale: g.stale, revision: g.revision }
+    })()`)) as { value: string; stale: boolean; revision: number }
+    assert.equal(g.stale, false)
+    assert.equal(g.value, (await c.get('app/7'))?.value)
+    await page.close()
+  })
+
   test('persistent storage is requested; a quota error is a clear error state', async () => {
     const page = await openPage()
     // A string, not a function: tsx would wrap named functions with a helper the page does not have.
