@@ -623,6 +623,12 @@ export class ReplicaEngine {
     if (this.fatal) throw this.fatal
     const source = this.source ?? this.readSource
     if (!source) throw new ReplicaError('ERR_OFFLINE', 'replica: no connection to the cluster')
+    const leaderState = this.source ? undefined : this.remoteStatus?.()?.state
+    if (leaderState === 'offline' || leaderState === 'error')
+      throw new ReplicaError(
+        'ERR_OFFLINE',
+        `replica: the leading tab is ${leaderState}; a linearizable read is not possible now`,
+      )
     if (this.source && f.state !== 'live')
       throw new ReplicaError(
         'ERR_OFFLINE',
