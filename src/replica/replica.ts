@@ -204,7 +204,28 @@ export class ReplicaEngine {
     this.emitStatus()
   }
 
+  /**
+   * A follower's ops that arrive while it loads the store: the load's snapshot may or may not include them, so they
+   * are applied again after it (in order; replaying a contiguous run of changes over a snapshot taken inside it ends
+   * in the right state). A copy, swap or drop among them makes the load start over instead.
+   */
+  private remoteDuringLoad: StorageOp[][] | undefined
+
   private async load(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      this.remoteDuringLoad = this.source ? undefined : []
+      await this.loadOnce()
+      const during = this.remoteDuringLoad ?? []
+      this.remoteDuringLoad = undefined
+      const structural = during.some((ops) => ops.some((op) => op.kind !== 'events'))
+      if (!structural || attempt >= 5) {
+        for (const ops of during) this.applyLocal(ops)
+        return
+      }
+    }
+  }
+
+  private async loadOnce(): Promise<void> {
     const loaded = await this.opts.storage.load()
     const ops: StorageOp[] = []
     const found = new Set<string>()
@@ -431,7 +452,8 @@ export class ReplicaEngine {
   /** A follower tab: ops the leader stored. */
   applyRemote(ops: StorageOp[]): void {
     if (this.source || this.closed) return
-    this.applyLocal(ops)
+    if (this.remoteDuringLoad) this.remoteDuringLoad.push(ops)
+    else this.applyLocal(ops)
   }
 
   private applyLocal(ops: StorageOp[]): void {
