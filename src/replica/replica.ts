@@ -684,6 +684,11 @@ export class ReplicaEngine {
           await this.deny(f, e)
           throw f.deniedError!
         }
+        // A follower tab: the leader (whose own requests are refused too) deletes the range and tells every tab.
+        if (e.kind === 'denied')
+          throw new ReplicaError('ERR_PERMISSION_DENIED', `${describeRange(f.meta.key, f.meta.end)}: ${e.message}`, {
+            cause: err,
+          })
         throw new ReplicaError('ERR_OFFLINE', `replica: the cluster is unreachable: ${e.message}`, { cause: err })
       }
       while (f.meta.revision < rc) {
