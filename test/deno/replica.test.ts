@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { serverDefaults } from '../../src/etcdserver/config.js'
-import { b64, silent } from '../cluster/helpers.js'
-import { freePort } from '../diff/etcd-process.js'
+import { b64, silent } from '../support/http.js'
+import { freePort } from '../support/ports.js'
 
 const deno = 'Deno' in globalThis
 
