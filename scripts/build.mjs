@@ -2,6 +2,7 @@
 // `npm run build` (also run by `prepare`, so `npm ci` and `npm pack` build): compiles src/ to JavaScript with type
 // declarations in dist/ (tsc -p tsconfig.build.json), then bundles the browser builds with esbuild:
 //   dist/browser/edgecd-client.js   the client as one self-contained ES module
+//   dist/browser/replica.js         the browser replica (what members serve at GET /ui/replica.js)
 // and writes dist/.build-stamp last. bin/edgecd.js runs dist/ when the stamp is newer than every file under src/
 // (an installed package has no src/), and the sources through tsx otherwise, so a checkout never runs stale output.
 import { spawnSync } from 'node:child_process'
@@ -26,7 +27,10 @@ if (r.status !== 0) {
 
 const { build } = await import('esbuild')
 /** One self-contained browser ES module (no bare imports) per entry. */
-const browserBundles = [{ entry: 'src/client/index.ts', out: 'browser/edgecd-client.js' }]
+const browserBundles = [
+  { entry: 'src/client/index.ts', out: 'browser/edgecd-client.js' },
+  { entry: 'src/runtime/browser/replica-entry.ts', out: 'browser/replica.js' },
+]
 mkdirSync(resolve(dist, 'browser'), { recursive: true })
 for (const b of browserBundles) {
   await build({

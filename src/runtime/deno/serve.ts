@@ -162,14 +162,16 @@ export async function startDenoMember(
   return { member, urls, stop }
 }
 
-/** GET /ui/replica.js on Deno: the prebuilt dist/replica.js (`node scripts/build-replica.mjs`), read once. */
+/** GET /ui/replica.js on Deno: the prebuilt dist/browser/replica.js (`node scripts/build-replica.mjs`), read once. */
 let replicaScriptText: Promise<string> | undefined
 function denoReplicaScript(): Promise<string> {
   const p =
     replicaScriptText ??
-    deno.readTextFile(new URL('../../../dist/replica.js', import.meta.url).pathname).catch((err: unknown) => {
+    deno.readTextFile(new URL('../../../dist/browser/replica.js', import.meta.url).pathname).catch((err: unknown) => {
       replicaScriptText = undefined
-      throw new Error(`dist/replica.js was not built (node scripts/build-replica.mjs): ${(err as Error).message}`)
+      throw new Error(
+        `dist/browser/replica.js was not built (node scripts/build-replica.mjs): ${(err as Error).message}`,
+      )
     })
   replicaScriptText = p
   return p
