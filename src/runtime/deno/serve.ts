@@ -112,10 +112,18 @@ export async function startDenoMember(
   )
   const sockets = new Set<WebSocket>()
   const startTimeSeconds = Date.now() / 1000 - performance.now() / 1000
-  const app = createMemberApp(member, config, log, trackedUpgrade(sockets), undefined, () => {
-    const m = deno.memoryUsage()
-    return { residentMemoryBytes: m.rss, heapBytes: m.heapUsed, startTimeSeconds }
-  }, denoReplicaScript)
+  const app = createMemberApp(
+    member,
+    config,
+    log,
+    trackedUpgrade(sockets),
+    undefined,
+    () => {
+      const m = deno.memoryUsage()
+      return { residentMemoryBytes: m.rss, heapBytes: m.heapUsed, startTimeSeconds }
+    },
+    denoReplicaScript,
+  )
   const servers: DenoHttpServer[] = []
   const urls: string[] = []
 
