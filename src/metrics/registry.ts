@@ -48,7 +48,8 @@ function labelText(names: readonly string[], values: readonly string[], extra?: 
 }
 
 abstract class Family<S> {
-  protected readonly series = new Map<string, { values: string[]; s: S }>()
+  /** Each label combination's values, its `{...}` text (made once: a scrape writes hundreds), and its state. */
+  protected readonly series = new Map<string, { values: string[]; text: string; s: S }>()
   constructor(
     readonly name: string,
     readonly help: string,
@@ -66,7 +67,7 @@ abstract class Family<S> {
     const key = values.join('\u0000')
     let e = this.series.get(key)
     if (!e) {
-      e = { values: [...values], s: this.fresh() }
+      e = { values: [...values], text: labelText(this.labelNames, values), s: this.fresh() }
       this.series.set(key, e)
     }
     return e.s
@@ -118,8 +119,7 @@ export class Counter extends Family<{ v: number }> {
     return this.series.get(values.join('\u0000'))?.s.v ?? 0
   }
   samples(out: string[]): void {
-    for (const { values, s } of this.series.values())
-      out.push(`${this.name}${labelText(this.labelNames, values)} ${formatValue(s.v)}`)
+    for (const { text, s } of this.series.values()) out.push(`${this.name}${text} ${formatValue(s.v)}`)
   }
 }
 
@@ -157,8 +157,7 @@ export class Gauge extends Family<{ v: number }> {
       else for (const [values, v] of r) out.push(`${this.name}${labelText(this.labelNames, values)} ${formatValue(v)}`)
       return
     }
-    for (const { values, s } of this.series.values())
-      out.push(`${this.name}${labelText(this.labelNames, values)} ${formatValue(s.v)}`)
+    for (const { text, s } of this.series.values()) out.push(`${this.name}${text} ${formatValue(s.v)}`)
   }
 }
 

@@ -402,6 +402,14 @@ if (deno) {
         assert.match(out.text, new RegExp(`edgecd: member c0 serving on ${url} \\(data in .*\\) on Deno`))
         await put(url, 'x', 'y')
         assert.equal(await value(url, 'x'), 'y')
+        // etcd's metrics with Deno's process figures, etcd 3.5's readiness, and the console, on Deno too.
+        const metrics = await (await fetch(url + '/metrics')).text()
+        assert.match(metrics, /^etcd_server_has_leader 1$/m)
+        assert.ok(Number(/^process_resident_memory_bytes (\d+)$/m.exec(metrics)?.[1]) > 1e6, 'resident memory')
+        assert.equal(await (await fetch(url + '/readyz')).text(), 'ok\n')
+        const ui = await fetch(url + '/ui/')
+        assert.equal(ui.status, 200)
+        assert.match(await ui.text(), /<div id="app">/)
         main.kill('SIGTERM')
         assert.equal(await main.code(), 0, out.text)
         main = undefined
