@@ -99,7 +99,7 @@ export class ChaosCluster {
 
   private readonly lastLogs: string[] = []
 
-  async waitHealthy(i: number, ms = 30_000): Promise<void> {
+  async waitHealthy(i: number, ms = 60_000): Promise<void> {
     await this.procs[i]!.waitReady(ms)
   }
 

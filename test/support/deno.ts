@@ -4,7 +4,7 @@
  * Used by scripts/test-deno.mjs (`npm run test:deno`), tests that run one file under Deno, and Deno members.
  */
 import { spawn } from 'node:child_process'
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { repoRoot } from './process.js'
@@ -17,7 +17,8 @@ export function denoBinary(): string | undefined {
   for (const c of candidates) {
     try {
       accessSync(c, constants.X_OK)
-      return c
+      // The real path: Deno.execPath() reports it, and --allow-run must name the same file (node_modules may be a link).
+      return realpathSync(c)
     } catch {}
   }
   return undefined
