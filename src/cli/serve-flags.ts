@@ -24,6 +24,23 @@ const int: Conv = (v, flag) => {
     throw new ConfigError(`--${flag} must be a non-negative integer, got ${JSON.stringify(v)}`)
   return Number(v)
 }
+/** A Go duration as etcd's flags take them ("5s", "2h0m0s", "500ms", "1.5m"), in ms. */
+const goDurationUnits: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+}
+const duration: Conv = (v, flag) => {
+  const t = v.trim()
+  const parts = [...t.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)]
+  if (t === '' || parts.map((p) => p[0]).join('') !== t)
+    throw new ConfigError(`--${flag} must be a duration such as 5s, 2h or 500ms, got ${JSON.stringify(v)}`)
+  return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * goDurationUnits[p[2]!]!, 0))
+}
 
 /** flag name -> [config field, converter, help]. */
 export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
@@ -47,6 +64,26 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
   'max-txn-ops': ['maxTxnOps', int, 'maximum number of operations permitted in a transaction'],
   'max-watchers': ['maxWatchers', int, 'maximum number of watchers open at once on this member'],
   'max-watch-streams': ['maxWatchStreams', int, 'maximum number of concurrent watch streams on this member'],
+  'max-concurrent-streams': [
+    'maxConcurrentStreams',
+    int,
+    'maximum number of concurrent HTTP/2 streams (gRPC calls) per client connection',
+  ],
+  'grpc-keepalive-min-time': [
+    'grpcKeepaliveMinTimeMs',
+    duration,
+    'minimum duration a client should wait before pinging the server (e.g. 5s)',
+  ],
+  'grpc-keepalive-interval': [
+    'grpcKeepaliveIntervalMs',
+    duration,
+    'frequency of server-to-client pings to check if a connection is alive (e.g. 2h)',
+  ],
+  'grpc-keepalive-timeout': [
+    'grpcKeepaliveTimeoutMs',
+    duration,
+    'additional wait before closing a non-responsive connection (e.g. 20s)',
+  ],
   'request-timeout': [
     'requestTimeoutMs',
     int,

@@ -56,6 +56,14 @@ export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
   proposalsPendingCountMax: number
   /** Linearizable reads in flight on this member (waiting for a ReadIndex or for apply); past it, the same error. */
   readsPendingCountMax: number
+  /** --max-concurrent-streams: concurrent HTTP/2 streams per gRPC client connection (etcd's default: 2^32-1). */
+  maxConcurrentStreams: number
+  /** --grpc-keepalive-min-time: ms a client should wait between pings; more frequent pings close the connection. */
+  grpcKeepaliveMinTimeMs: number
+  /** --grpc-keepalive-interval: ms of silence on a gRPC connection after which the server pings the client. */
+  grpcKeepaliveIntervalMs: number
+  /** --grpc-keepalive-timeout: ms the server waits for that ping's answer before closing the connection. */
+  grpcKeepaliveTimeoutMs: number
 }
 
 export const serverDefaults: ServerConfig = {
@@ -81,6 +89,10 @@ export const serverDefaults: ServerConfig = {
   authToken: 'simple',
   authPasswordIterations: 600_000,
   ...raftNodeLimitsDefault,
+  maxConcurrentStreams: 2 ** 32 - 1,
+  grpcKeepaliveMinTimeMs: 5_000,
+  grpcKeepaliveIntervalMs: 2 * 60 * 60 * 1000,
+  grpcKeepaliveTimeoutMs: 20_000,
   ...externalIssuerDefaults,
   ...tlsDefaults,
 }
@@ -160,6 +172,11 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
   posInt('max-watchers', c.maxWatchers)
   posInt('max-watch-streams', c.maxWatchStreams)
   posInt('request-timeout', c.requestTimeoutMs, 100)
+  posInt('max-concurrent-streams', c.maxConcurrentStreams)
+  if (c.maxConcurrentStreams > 2 ** 32 - 1) throw new ConfigError('--max-concurrent-streams must be at most 4294967295')
+  posInt('grpc-keepalive-min-time', c.grpcKeepaliveMinTimeMs)
+  posInt('grpc-keepalive-interval', c.grpcKeepaliveIntervalMs)
+  posInt('grpc-keepalive-timeout', c.grpcKeepaliveTimeoutMs)
   posInt('watch-progress-notify-interval', c.watchProgressNotifyIntervalMs, 100)
   // Every queue of the Ready loop has a bound, checked here with the flags (TigerBeetle's habit: a limit per queue).
   for (const [name, v] of [

@@ -5,13 +5,15 @@
  */
 
 import { readFileSync } from 'node:fs'
-import { createServer as createHttpsServer } from 'node:https'
-import type { Socket } from 'node:net'
-import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
+import type { Server as HttpServer } from 'node:http'
+import type { ServerHttp2Session } from 'node:http2'
+import type { Server as NetServer, Socket } from 'node:net'
+import { createAdaptorServer, getRequestListener, upgradeWebSocket } from '@hono/node-server'
 import { WebSocketServer } from 'ws'
 import { bootMember, createMemberApp } from '../../embed/bootstrap.js'
 import { type ServerConfig, validateServerConfig } from '../../etcdserver/config.js'
 import type { Member } from '../../etcdserver/member.js'
+import { createFrontListener, createGrpcServer } from './grpc.js'
 import { checkIdentity } from './identity.js'
 import { createLogger, type Logger } from './log.js'
 import { nodePeerDialer, peerFrameBytesMax } from './peer-dial.js'
@@ -93,39 +95,50 @@ export async function startNodeMember(
     nodeProcessStats(),
     replicaScript,
   )
-  const servers: ServerType[] = []
+  const servers: HttpServer[] = []
+  const fronts: NetServer[] = []
+  const h2Sessions: Set<ServerHttp2Session>[] = []
   const socketServers: WebSocketServer[] = []
   const urls: string[] = []
+  // The HTTP and gRPC front doors share the member's bound on watch streams.
+  const watchStreams = { n: 0 }
   for (const u of config.listenClientUrls) {
     const url = new URL(u)
     // One WebSocket server per listener serves both the client watch and /raft, so its frame limit is the peers'.
     const wss = new WebSocketServer({ noServer: true, maxPayload: peerFrameBytesMax, perMessageDeflate: false })
     socketServers.push(wss)
-    const server = await new Promise<ServerType>((resolve, reject) => {
-      const https = url.protocol === 'https:' ? { createServer: createHttpsServer, serverOptions: tls.server } : {}
-      const s = serve(
-        {
-          fetch: app.fetch,
-          hostname: url.hostname,
-          port: Number(url.port),
-          websocket: { server: wss as never },
-          ...https,
-        },
-        (info) => {
-          urls.push(`${url.protocol}//${url.hostname}:${info.port}`)
-          resolve(s)
-        },
-      )
-      s.once('error', reject)
-      // As etcd's "rejected connection" warnings: plain HTTP, a missing or untrusted client certificate.
-      s.on('tlsClientError', (err: Error, socket: Socket) =>
-        log.warn('rejected connection: TLS handshake failed', {
-          address: socket.remoteAddress,
-          error: (err as { code?: string }).code ?? err.message,
-        }),
-      )
+    // HTTP/1.1: the Hono app (never listens itself; the front listener hands it its connections, TLS already done).
+    const h1 = createAdaptorServer({
+      fetch: app.fetch,
+      hostname: url.hostname,
+      websocket: { server: wss as never },
+    }) as HttpServer
+    const { server: h2, sessions } = createGrpcServer({
+      config,
+      member,
+      appListener: getRequestListener(app.fetch, { hostname: url.hostname }) as never,
+      verifiedCn: tls.verifiedCn,
+      watchStreams,
     })
-    servers.push(server)
+    // As etcd's "rejected connection" warnings: plain HTTP, a missing or untrusted client certificate.
+    const front = createFrontListener(h1, h2, url.protocol === 'https:' ? tls.server : undefined, (err, socket) =>
+      log.warn('rejected connection: TLS handshake failed', {
+        address: socket.remoteAddress,
+        error: (err as { code?: string }).code ?? err.message,
+      }),
+    )
+    await new Promise<void>((resolve, reject) => {
+      front.once('error', reject)
+      front.listen(Number(url.port), url.hostname, () => {
+        const addr = front.address()
+        const port = typeof addr === 'object' && addr ? addr.port : Number(url.port)
+        urls.push(`${url.protocol}//${url.hostname}:${port}`)
+        resolve()
+      })
+    })
+    servers.push(h1)
+    fronts.push(front)
+    h2Sessions.push(sessions)
   }
   log.info('serving client requests', { name: config.name, memberId, clusterId, urls, dataDir: config.dataDir })
 
@@ -133,13 +146,15 @@ export async function startNodeMember(
     stopping ??= (async () => {
       log.info('stopping', { name: config.name })
       // Stop accepting; idle keep-alive connections go now, busy ones once their response is written.
-      const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))
-      for (const s of servers) (s as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.()
+      const closed = fronts.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))
+      for (const s of servers) s.closeIdleConnections()
+      for (const set of h2Sessions) for (const session of set) session.close()
       // Hand leadership over and checkpoint leases while peers are still connected, then sync and stop.
       await member.stop()
       // Sockets (watch streams, peers) never finish on their own: end them.
       for (const wss of socketServers) for (const ws of wss.clients) ws.terminate()
-      for (const s of servers) (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+      for (const s of servers) s.closeAllConnections()
+      for (const set of h2Sessions) for (const session of set) session.destroy()
       await Promise.all(closed)
       log.info('stopped', { name: config.name })
     })()

@@ -1,0 +1,337 @@
+/**
+ * etcd's gRPC front door (etcd's api/v3rpc): the etcdserverpb services KV, Watch, Lease, Cluster, Maintenance and
+ * Auth, and the v3lock and v3election services, as ConnectRPC routes over the same member methods as the JSON
+ * gateway (src/server/app.ts). Only the mapping lives here: each RPC converts its request (./convert.ts), asks the
+ * member, converts the answer. Errors are the member's EtcdErrors with etcd's gRPC code and message.
+ *
+ * Web-standard only: the runtime serves these routes over HTTP/2 (src/runtime/node/grpc.ts) and passes the caller's
+ * connection facts (certificate CN, address) as context values.
+ */
+
+import type { DescMessage } from '@bufbuild/protobuf'
+import { Code, ConnectError, type ConnectRouter, createContextKey, type HandlerContext } from '@connectrpc/connect'
+import type { AuthInfo } from '../../auth/store.js'
+import type { MemberApi } from '../../etcdserver/api.js'
+import { EtcdError, etcdError, GrpcCode } from '../../kv/errors.js'
+import type { WatchRequest, WatchResponse } from '../../kv/types.js'
+import { type ConcurrencyApi, memberConcurrency } from './concurrency.js'
+import { fromProto, toProto } from './convert.js'
+import * as election from './gen/etcd/etcdserver/api/v3election/v3electionpb/v3election_pb.js'
+import * as lock from './gen/etcd/etcdserver/api/v3lock/v3lockpb/v3lock_pb.js'
+import * as pb from './gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
+
+/** What the runtime knows about a call's connection. */
+export interface GrpcPeer {
+  /** The CN of the verified client certificate (--client-cert-auth), the caller when no token is given. */
+  certUser?: string | undefined
+  /** The client's address, for authenticate's per-address failure limits. */
+  address: string
+}
+
+export const grpcPeerKey = createContextKey<GrpcPeer>({ address: '' }, { description: 'edgecd gRPC peer' })
+
+export interface GrpcOptions {
+  /** Upper bound of concurrent watch streams per member, shared with the HTTP front door when given the same counter. */
+  maxWatchStreams: number
+  /** The shared count of open watch streams (the HTTP and gRPC front doors together). */
+  watchStreams?: { n: number }
+}
+
+/** Watch responses queued per gRPC stream before the client counts as slow (the hub then holds events back). */
+const watchStreamHighWaterMessages = 64
+
+/** The snapshot's chunk size, as etcd's (32 KiB). */
+const snapshotChunkBytes = 32 * 1024
+
+/** Any thrown value as a ConnectError with etcd's code and exact message (unknown failures: code 13). */
+export function grpcError(err: unknown): ConnectError {
+  if (err instanceof ConnectError) return err
+  const e = err instanceof EtcdError ? err : etcdError(GrpcCode.Internal, 'etcdserver: internal error')
+  return new ConnectError(e.message, e.grpcCode as number as Code)
+}
+
+/** The routes of every etcd service over `member`. */
+export function grpcRoutes(member: MemberApi, opts: GrpcOptions): (router: ConnectRouter) => void {
+  const watchStreams = opts.watchStreams ?? { n: 0 }
+  const authorize = async (method: string, req: unknown, ctx: HandlerContext): Promise<AuthInfo | undefined> => {
+    const peer = ctx.values.get(grpcPeerKey)
+    const a = member.authorize?.(method, req, ctx.requestHeader.get('token') ?? undefined, peer.certUser)
+    return a instanceof Promise ? await a : a
+  }
+  /** A unary RPC: convert, authorize, call, convert back; errors as etcd's. */
+  const unary =
+    <Req, Res extends DescMessage>(
+      method: string,
+      reqDesc: DescMessage,
+      resDesc: Res,
+      fn: (r: Req, info: AuthInfo | undefined, ctx: HandlerContext) => Promise<object>,
+    ) =>
+    async (msg: object, ctx: HandlerContext) => {
+      try {
+        const r = fromProto<Req>(reqDesc, msg)
+        const info = await authorize(method, r, ctx)
+        return toProto(resDesc, await fn(r, info, ctx))
+      } catch (err) {
+        throw grpcError(err)
+      }
+    }
+  const conc: ConcurrencyApi = memberConcurrency(member)
+
+  return (router) => {
+    router.service(pb.KV, {
+      range: unary('Range', pb.RangeRequestSchema, pb.RangeResponseSchema, (r) => member.range(r as never)),
+      put: unary('Put', pb.PutRequestSchema, pb.PutResponseSchema, (r, i) => member.put(r as never, i)),
+      deleteRange: unary('DeleteRange', pb.DeleteRangeRequestSchema, pb.DeleteRangeResponseSchema, (r, i) =>
+        member.deleteRange(r as never, i),
+      ),
+      txn: unary('Txn', pb.TxnRequestSchema, pb.TxnResponseSchema, (r, i) => member.txn(r as never, i)),
+      compact: unary('Compact', pb.CompactionRequestSchema, pb.CompactionResponseSchema, (r, i) =>
+        member.compact(r as never, i),
+      ),
+    })
+
+    router.service(pb.Lease, {
+      leaseGrant: unary('LeaseGrant', pb.LeaseGrantRequestSchema, pb.LeaseGrantResponseSchema, (r) =>
+        member.leaseGrant(r as never),
+      ),
+      leaseRevoke: unary('LeaseRevoke', pb.LeaseRevokeRequestSchema, pb.LeaseRevokeResponseSchema, (r, i) =>
+        member.leaseRevoke(r as never, i),
+      ),
+      leaseTimeToLive: unary(
+        'LeaseTimeToLive',
+        pb.LeaseTimeToLiveRequestSchema,
+        pb.LeaseTimeToLiveResponseSchema,
+        (r) => member.leaseTimeToLive(r as never),
+      ),
+      leaseLeases: unary('LeaseLeases', pb.LeaseLeasesRequestSchema, pb.LeaseLeasesResponseSchema, () =>
+        member.leaseLeases(),
+      ),
+      // One renewal per request, answered in order; a lease that is gone answers TTL 0 (etcd's leaseKeepAlive).
+      async *leaseKeepAlive(reqs) {
+        try {
+          for await (const msg of reqs) {
+            const res = await member.leaseKeepAlive(fromProto(pb.LeaseKeepAliveRequestSchema, msg))
+            yield toProto(pb.LeaseKeepAliveResponseSchema, res)
+          }
+        } catch (err) {
+          throw grpcError(err)
+        }
+      },
+    })
+
+    router.service(pb.Watch, {
+      async *watch(reqs, ctx) {
+        let info: AuthInfo | undefined
+        try {
+          info = await authorize('Watch', undefined, ctx)
+        } catch (err) {
+          throw grpcError(err)
+        }
+        if (watchStreams.n >= opts.maxWatchStreams)
+          throw new ConnectError('etcdserver: too many watch streams', Code.ResourceExhausted)
+        watchStreams.n++
+        const queue: WatchResponse[] = []
+        let held = false
+        let failed: unknown
+        let wake: (() => void) | undefined
+        const stream = member.openWatchStream((resp) => {
+          queue.push(resp)
+          wake?.()
+          if (queue.length < watchStreamHighWaterMessages) return true
+          held = true
+          return false
+        }, info)
+        // Requests are read alongside: a half-closed request side leaves the watches running, as etcd's recvLoop.
+        void (async () => {
+          try {
+            for await (const msg of reqs) stream.request(fromProto<WatchRequest>(pb.WatchRequestSchema, msg))
+          } catch (err) {
+            failed = err
+            wake?.()
+          }
+        })()
+        const aborted = () => wake?.()
+        ctx.signal.addEventListener('abort', aborted)
+        try {
+          for (;;) {
+            while (queue.length > 0) {
+              const batch = queue.splice(0, queue.length)
+              for (const r of batch) yield toProto(pb.WatchResponseSchema, r)
+            }
+            if (held) {
+              held = false
+              stream.resume()
+              continue
+            }
+            if (failed !== undefined) throw grpcError(failed)
+            if (ctx.signal.aborted) return
+            await new Promise<void>((resolve) => {
+              wake = resolve
+            })
+            wake = undefined
+          }
+        } finally {
+          ctx.signal.removeEventListener('abort', aborted)
+          stream.close()
+          watchStreams.n--
+        }
+      },
+    })
+
+    router.service(pb.Cluster, {
+      memberAdd: unary('MemberAdd', pb.MemberAddRequestSchema, pb.MemberAddResponseSchema, (r) =>
+        member.memberAdd(r as never),
+      ),
+      memberRemove: unary('MemberRemove', pb.MemberRemoveRequestSchema, pb.MemberRemoveResponseSchema, (r) =>
+        member.memberRemove(r as never),
+      ),
+      memberUpdate: unary('MemberUpdate', pb.MemberUpdateRequestSchema, pb.MemberUpdateResponseSchema, (r) =>
+        member.memberUpdate(r as never),
+      ),
+      memberList: unary('MemberList', pb.MemberListRequestSchema, pb.MemberListResponseSchema, () =>
+        member.memberList(),
+      ),
+      memberPromote: unary('MemberPromote', pb.MemberPromoteRequestSchema, pb.MemberPromoteResponseSchema, (r) =>
+        member.memberPromote(r as never),
+      ),
+    })
+
+    router.service(pb.Maintenance, {
+      // etcd 3.4's maintenance server answers alarms without a header.
+      alarm: unary('Alarm', pb.AlarmRequestSchema, pb.AlarmResponseSchema, (r) =>
+        member.alarm(r as never).then((x) => ({ alarms: x.alarms })),
+      ),
+      status: unary('Status', pb.StatusRequestSchema, pb.StatusResponseSchema, () => member.status()),
+      defragment: unary('Defragment', pb.DefragmentRequestSchema, pb.DefragmentResponseSchema, async () => {
+        // Nothing to defragment (no bolt file): answered as etcd answers a defragment that freed nothing.
+        const s = await member.status()
+        return { header: s.header }
+      }),
+      hash: unary('Hash', pb.HashRequestSchema, pb.HashResponseSchema, () => member.hash()),
+      hashKV: unary('HashKV', pb.HashKVRequestSchema, pb.HashKVResponseSchema, (r) => member.hashKV(r as never)),
+      moveLeader: unary('MoveLeader', pb.MoveLeaderRequestSchema, pb.MoveLeaderResponseSchema, (r) =>
+        member.moveLeader(r as never),
+      ),
+      async *snapshot(_req, ctx) {
+        let snap: Awaited<ReturnType<MemberApi['snapshot']>>
+        try {
+          await authorize('Snapshot', undefined, ctx)
+          snap = await member.snapshot()
+        } catch (err) {
+          throw grpcError(err)
+        }
+        const { header, data } = snap
+        let off = 0
+        do {
+          const blob = data.subarray(off, Math.min(off + snapshotChunkBytes, data.length))
+          off += blob.length
+          yield toProto(pb.SnapshotResponseSchema, { header, remaining_bytes: data.length - off, blob })
+        } while (off < data.length)
+      },
+    })
+
+    const auth = member.auth
+    const noAuth = async (): Promise<never> => {
+      throw new EtcdError('ErrAuthNotEnabled')
+    }
+    type R = never
+    router.service(pb.Auth, {
+      authEnable: unary('AuthEnable', pb.AuthEnableRequestSchema, pb.AuthEnableResponseSchema, (_r, i) =>
+        auth ? auth.enable(i) : noAuth(),
+      ),
+      authDisable: unary('AuthDisable', pb.AuthDisableRequestSchema, pb.AuthDisableResponseSchema, (_r, i) =>
+        auth ? auth.disable(i) : noAuth(),
+      ),
+      authenticate: unary('Authenticate', pb.AuthenticateRequestSchema, pb.AuthenticateResponseSchema, (r, _i, c) =>
+        auth ? auth.authenticate(r as R, c.values.get(grpcPeerKey).address) : noAuth(),
+      ),
+      userAdd: unary('UserAdd', pb.AuthUserAddRequestSchema, pb.AuthUserAddResponseSchema, (r, i) =>
+        auth ? auth.userAdd(r as R, i) : noAuth(),
+      ),
+      userGet: unary('UserGet', pb.AuthUserGetRequestSchema, pb.AuthUserGetResponseSchema, (r, i) =>
+        auth ? auth.userGet(r as R, i) : noAuth(),
+      ),
+      userList: unary('UserList', pb.AuthUserListRequestSchema, pb.AuthUserListResponseSchema, (_r, i) =>
+        auth ? auth.userList(i) : noAuth(),
+      ),
+      userDelete: unary('UserDelete', pb.AuthUserDeleteRequestSchema, pb.AuthUserDeleteResponseSchema, (r, i) =>
+        auth ? auth.userDelete(r as R, i) : noAuth(),
+      ),
+      userChangePassword: unary(
+        'UserChangePassword',
+        pb.AuthUserChangePasswordRequestSchema,
+        pb.AuthUserChangePasswordResponseSchema,
+        (r, i) => (auth ? auth.userChangePassword(r as R, i) : noAuth()),
+      ),
+      userGrantRole: unary(
+        'UserGrantRole',
+        pb.AuthUserGrantRoleRequestSchema,
+        pb.AuthUserGrantRoleResponseSchema,
+        (r, i) => (auth ? auth.userGrantRole(r as R, i) : noAuth()),
+      ),
+      userRevokeRole: unary(
+        'UserRevokeRole',
+        pb.AuthUserRevokeRoleRequestSchema,
+        pb.AuthUserRevokeRoleResponseSchema,
+        (r, i) => (auth ? auth.userRevokeRole(r as R, i) : noAuth()),
+      ),
+      roleAdd: unary('RoleAdd', pb.AuthRoleAddRequestSchema, pb.AuthRoleAddResponseSchema, (r, i) =>
+        auth ? auth.roleAdd(r as R, i) : noAuth(),
+      ),
+      roleGet: unary('RoleGet', pb.AuthRoleGetRequestSchema, pb.AuthRoleGetResponseSchema, (r, i) =>
+        auth ? auth.roleGet(r as R, i) : noAuth(),
+      ),
+      roleList: unary('RoleList', pb.AuthRoleListRequestSchema, pb.AuthRoleListResponseSchema, (_r, i) =>
+        auth ? auth.roleList(i) : noAuth(),
+      ),
+      roleDelete: unary('RoleDelete', pb.AuthRoleDeleteRequestSchema, pb.AuthRoleDeleteResponseSchema, (r, i) =>
+        auth ? auth.roleDelete(r as R, i) : noAuth(),
+      ),
+      roleGrantPermission: unary(
+        'RoleGrantPermission',
+        pb.AuthRoleGrantPermissionRequestSchema,
+        pb.AuthRoleGrantPermissionResponseSchema,
+        (r, i) => (auth ? auth.roleGrantPermission(r as R, i) : noAuth()),
+      ),
+      roleRevokePermission: unary(
+        'RoleRevokePermission',
+        pb.AuthRoleRevokePermissionRequestSchema,
+        pb.AuthRoleRevokePermissionResponseSchema,
+        (r, i) => (auth ? auth.roleRevokePermission(r as R, i) : noAuth()),
+      ),
+    })
+
+    router.service(lock.Lock, {
+      lock: unary('Lock', lock.LockRequestSchema, lock.LockResponseSchema, (r, i, c) =>
+        conc.lock(r as never, i, c.signal),
+      ),
+      unlock: unary('Unlock', lock.UnlockRequestSchema, lock.UnlockResponseSchema, (r, i) =>
+        conc.unlock(r as never, i),
+      ),
+    })
+
+    router.service(election.Election, {
+      campaign: unary('Campaign', election.CampaignRequestSchema, election.CampaignResponseSchema, (r, i, c) =>
+        conc.campaign(r as never, i, c.signal),
+      ),
+      proclaim: unary('Proclaim', election.ProclaimRequestSchema, election.ProclaimResponseSchema, (r, i) =>
+        conc.proclaim(r as never, i),
+      ),
+      leader: unary('Leader', election.LeaderRequestSchema, election.LeaderResponseSchema, (r) =>
+        conc.leader(r as never),
+      ),
+      resign: unary('Resign', election.ResignRequestSchema, election.ResignResponseSchema, (r, i) =>
+        conc.resign(r as never, i),
+      ),
+      async *observe(req, ctx) {
+        try {
+          for await (const res of conc.observe(fromProto(election.LeaderRequestSchema, req), ctx.signal))
+            yield toProto(election.LeaderResponseSchema, res)
+        } catch (err) {
+          if (ctx.signal.aborted) return
+          throw grpcError(err)
+        }
+      },
+    })
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * One listener per client URL on Node, as etcd's: HTTP/1.1 (the Hono app: JSON gateway, WebSocket watch, /raft,
+ * /metrics) and HTTP/2 (gRPC, and the app for any other HTTP/2 request) on the same port. In plain text the two are
+ * told apart by the connection preface (`PRI * HTTP/2.0`, h2c with prior knowledge, which is how gRPC clients
+ * speak); over TLS by ALPN (`h2` or `http/1.1`). The gRPC services themselves are runtime-agnostic
+ * (src/api/grpc/services.ts); this file only adapts Node's http2 streams to them and enforces etcd's transport
+ * limits: message size, concurrent streams and keep-alive.
+ */
+
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http'
+import {
+  createServer as createH2Server,
+  type Http2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  constants as h2constants,
+  type ServerHttp2Session,
+} from 'node:http2'
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
+import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls'
+import { createContextValues } from '@connectrpc/connect'
+import { connectNodeAdapter } from '@connectrpc/connect-node'
+import { grpcPeerKey, grpcRoutes } from '../../api/grpc/services.js'
+import { grpcRecvBytesMax } from '../../api/http/app.js'
+import type { MemberApi } from '../../etcdserver/api.js'
+import type { ServerConfig } from '../../etcdserver/config.js'
+
+const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+
+type H2Handler = (req: Http2ServerRequest, res: Http2ServerResponse) => void
+
+export interface GrpcListenerOptions {
+  config: ServerConfig
+  member: MemberApi
+  /** The app's listener for HTTP/2 requests that are not gRPC (curl --http2, h2 JSON clients). */
+  appListener: H2Handler
+  /** The CN of a connection's verified client certificate for `use`, or undefined. */
+  verifiedCn(socket: Socket | undefined, use: 'client' | 'peer'): string | undefined
+  /** The count of open watch streams, shared with the HTTP front door. */
+  watchStreams: { n: number }
+}
+
+/** The HTTP/2 server gRPC calls reach (never listens itself: the front listener hands it connections). */
+export function createGrpcServer(opts: GrpcListenerOptions): {
+  server: Http2Server
+  sessions: Set<ServerHttp2Session>
+} {
+  const { config } = opts
+  const mtls = config.clientCertAuth
+  const grpc = connectNodeAdapter({
+    routes: grpcRoutes(opts.member, { maxWatchStreams: config.maxWatchStreams, watchStreams: opts.watchStreams }),
+    grpc: true,
+    connect: false,
+    grpcWeb: false,
+    // etcd's gRPC receive limit: --max-request-bytes plus 512 KiB (grpcOverheadBytes); sends are unbounded.
+    readMaxBytes: grpcRecvBytesMax(config.maxRequestBytes),
+    contextValues: (req) => {
+      const socket = (req as Http2ServerRequest).stream?.session?.socket as Socket | undefined
+      return createContextValues().set(grpcPeerKey, {
+        address: socket?.remoteAddress ?? '',
+        certUser: mtls ? opts.verifiedCn(socket, 'client') : undefined,
+      })
+    },
+  })
+  const handler: H2Handler = (req, res) => {
+    const ct = req.headers['content-type'] ?? ''
+    if (!ct.startsWith('application/grpc')) {
+      opts.appListener(req, res)
+      return
+    }
+    // --client-cert-auth: a gRPC call needs a certificate from --trusted-ca-file (or a peer's), as the JSON routes.
+    if (mtls) {
+      const socket = req.stream?.session?.socket as Socket | undefined
+      if (opts.verifiedCn(socket, 'client') === undefined && opts.verifiedCn(socket, 'peer') === undefined) {
+        res.writeHead(200, {
+          'content-type': 'application/grpc',
+          'grpc-status': '16',
+          'grpc-message': 'client certificate required',
+        })
+        res.end()
+        return
+      }
+    }
+    grpc(req as never, res as never)
+  }
+  const server = createH2Server(
+    {
+      settings: { maxConcurrentStreams: config.maxConcurrentStreams },
+      // The peer's frames may carry a message up to the receive limit; sessions hold a few of them.
+      maxSessionMemory: 64,
+    },
+    handler,
+  )
+  const sessions = new Set<ServerHttp2Session>()
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session)
+    session.once('close', () => sessions.delete(session))
+    session.on('error', () => undefined)
+    enforceKeepalive(session, config)
+  })
+  return { server, sessions }
+}
+
+/**
+ * etcd's keep-alive (grpc-go's ServerParameters and EnforcementPolicy with PermitWithoutStream false): pings from a
+ * client more often than --grpc-keepalive-min-time earn a strike, and past two strikes the server says GOAWAY
+ * ENHANCE_YOUR_CALM "too_many_pings"; a connection silent for --grpc-keepalive-interval is pinged and closed when
+ * the answer does not come within --grpc-keepalive-timeout.
+ */
+function enforceKeepalive(session: ServerHttp2Session, config: ServerConfig): void {
+  let lastPing = 0
+  let strikes = 0
+  let lastActivity = performance.now()
+  session.on('ping', () => {
+    const now = performance.now()
+    if (lastPing !== 0 && now - lastPing < config.grpcKeepaliveMinTimeMs) {
+      strikes++
+      if (strikes > 2) {
+        session.goaway(h2constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, Buffer.from('too_many_pings'))
+        session.close()
+      }
+    }
+    lastPing = now
+  })
+  // A new call is activity (a stream's data is not observed here: a 'data' listener would take it from the handler).
+  session.on('stream', () => {
+    lastActivity = performance.now()
+    strikes = 0
+  })
+  const interval = Math.min(config.grpcKeepaliveIntervalMs, 2 ** 31 - 1)
+  const timer = setInterval(
+    () => {
+      if (session.closed || session.destroyed) return clearInterval(timer)
+      if (performance.now() - lastActivity < interval) return
+      const deadline = setTimeout(() => session.destroy(), config.grpcKeepaliveTimeoutMs)
+      deadline.unref?.()
+      const ok = session.ping((err) => {
+        clearTimeout(deadline)
+        if (err) session.destroy()
+        else lastActivity = performance.now()
+      })
+      if (!ok) clearTimeout(deadline)
+    },
+    Math.max(1000, Math.min(interval, 60_000)),
+  )
+  timer.unref?.()
+  session.once('close', () => clearInterval(timer))
+}
+
+/**
+ * The front listener of one client URL: a TCP server that hands each connection to the HTTP/1.1 server or to the
+ * HTTP/2 server by its first bytes, or a TLS server that does the same by ALPN. Errors on a connection before it is
+ * handed over (a reset, a handshake failure) end that connection only.
+ */
+export function createFrontListener(
+  h1: HttpServer<typeof IncomingMessage, typeof ServerResponse>,
+  h2: Http2Server,
+  tls: TlsOptions | undefined,
+  onTlsError?: (err: Error, socket: Socket) => void,
+): NetServer {
+  if (tls) {
+    const server = createTlsServer({ ...tls, ALPNProtocols: ['h2', 'http/1.1'] }, (socket: TLSSocket) => {
+      if (socket.alpnProtocol === 'h2') h2.emit('connection', socket)
+      else h1.emit('connection', socket)
+    })
+    if (onTlsError) server.on('tlsClientError', onTlsError)
+    return server
+  }
+  return createNetServer((socket) => {
+    let head: Buffer = Buffer.alloc(0)
+    const onData = (chunk: Buffer) => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk])
+      const n = Math.min(head.length, preface.length)
+      const isH2 = head.subarray(0, n).equals(preface.subarray(0, n))
+      if (isH2 && head.length < preface.length) return
+      socket.off('data', onData)
+      socket.off('error', onError)
+      socket.pause()
+      socket.unshift(head)
+      if (isH2) {
+        // The HTTP/2 session reads what is buffered on the socket itself, then reads the socket directly.
+        h2.emit('connection', socket)
+      } else {
+        h1.emit('connection', socket)
+        socket.resume()
+      }
+    }
+    const onError = () => socket.destroy()
+    socket.on('data', onData)
+    socket.on('error', onError)
+  })
+}
