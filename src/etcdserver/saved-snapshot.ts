@@ -21,9 +21,27 @@ export interface SavedSnapshot {
   auth?: Omit<AuthSnapshot, 'key'>
 }
 
+/**
+ * The saved form's length is a multiple of 512 bytes, as etcd's (a bolt file of 4 KiB pages): etcdctl 3.4's
+ * `snapshot save` takes a stream whose length is not 512*n + 32 (the file and etcd's trailing SHA-256) for one that
+ * lacks the hash. A `pad` byte string inside the CBOR map makes up the difference; readers ignore it.
+ */
+export const savedSnapshotAlignBytes = 512
+
 export function encodeSavedSnapshot(kv: Uint8Array, auth: AuthSnapshot): Uint8Array {
   const { key: _key, ...withoutKey } = auth
-  return new Uint8Array(encode({ format: savedSnapshotFormat, version: savedSnapshotVersion, kv, auth: withoutKey }))
+  const body = { format: savedSnapshotFormat, version: savedSnapshotVersion, kv, auth: withoutKey }
+  // The length with a pad of k bytes is the length with an empty pad, plus k, plus the growth of the byte string's
+  // head (1 byte below 24, 2 below 256, 3 below 65536); checked on the encoding itself.
+  const head = (k: number) => (k < 24 ? 1 : k < 256 ? 2 : 3)
+  const base = encode({ ...body, pad: new Uint8Array(0) }).length
+  for (let k = 0; k < 2 * savedSnapshotAlignBytes; k++) {
+    if ((base + k + head(k) - 1) % savedSnapshotAlignBytes !== 0) continue
+    const padded = new Uint8Array(encode({ ...body, pad: new Uint8Array(k) }))
+    if (padded.length % savedSnapshotAlignBytes === 0) return padded
+  }
+  const plain = new Uint8Array(encode(body))
+  return plain
 }
 
 /** Reads a saved snapshot, or a bare KV snapshot of the first format; throws on anything else. */

@@ -220,13 +220,16 @@ export function grpcRoutes(member: MemberApi, opts: GrpcOptions): (router: Conne
         } catch (err) {
           throw grpcError(err)
         }
-        const { header, data } = snap
-        let off = 0
-        do {
+        // As etcd 3.4: 32 KiB chunks counting down remaining_bytes (no header), then the SHA-256 of the whole as
+        // one last message, which etcdctl checks (the snapshot's length is a multiple of 512: saved-snapshot.ts).
+        const { data } = snap
+        const sha = new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>))
+        for (let off = 0; off < data.length; ) {
           const blob = data.subarray(off, Math.min(off + snapshotChunkBytes, data.length))
           off += blob.length
-          yield toProto(pb.SnapshotResponseSchema, { header, remaining_bytes: data.length - off, blob })
-        } while (off < data.length)
+          yield toProto(pb.SnapshotResponseSchema, { remaining_bytes: data.length - off, blob })
+        }
+        yield toProto(pb.SnapshotResponseSchema, { remaining_bytes: 0, blob: sha })
       },
     })
 

@@ -24,6 +24,7 @@ import { grpcPeerKey, grpcRoutes } from '../../api/grpc/services.js'
 import { grpcRecvBytesMax } from '../../api/http/app.js'
 import type { MemberApi } from '../../etcdserver/api.js'
 import type { ServerConfig } from '../../etcdserver/config.js'
+import { authorityRewritingSocket, probeH2c } from './h2c-authority.js'
 
 const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
 
@@ -175,12 +176,22 @@ export function createFrontListener(
       if (isH2 && head.length < preface.length) return
       socket.off('data', onData)
       socket.off('error', onError)
-      socket.pause()
-      socket.unshift(head)
       if (isH2) {
-        // The HTTP/2 session reads what is buffered on the socket itself, then reads the socket directly.
-        h2.emit('connection', socket)
+        // Go clients may name the URL as :authority, which Node refuses: see h2c-authority.ts.
+        probeH2c(socket, head, ({ bytes, ackCut, authorityOk }) => {
+          if (socket.destroyed) return
+          if (authorityOk && ackCut) {
+            // The HTTP/2 session reads what is buffered on the socket itself, then reads the socket directly.
+            socket.pause()
+            socket.unshift(bytes)
+            h2.emit('connection', socket)
+          } else {
+            h2.emit('connection', authorityRewritingSocket(socket, bytes, !ackCut))
+          }
+        })
       } else {
+        socket.pause()
+        socket.unshift(head)
         h1.emit('connection', socket)
         socket.resume()
       }
