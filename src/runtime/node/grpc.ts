@@ -82,6 +82,7 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
         return
       }
     }
+    specGrpcMessage(res)
     grpc(req as never, res as never)
   }
   const server = createH2Server(
@@ -100,6 +101,39 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
     enforceKeepalive(session, config)
   })
   return { server, sessions }
+}
+
+/**
+ * grpc-message as the gRPC spec encodes it: only bytes outside printable ASCII and '%' are percent-encoded.
+ * ConnectRPC encodes it with encodeURIComponent (': ' as '%3A%20'), which Go clients decode but grpc-js (decodeURI)
+ * leaves as '%3A': the `etcd3` client then no longer recognises "etcdserver: requested lease not found".
+ */
+function specGrpcMessage(res: Http2ServerResponse): void {
+  const fix = (h: Record<string, unknown> | undefined) => {
+    const v = h?.['grpc-message']
+    if (typeof v !== 'string') return
+    let text: string
+    try {
+      text = decodeURIComponent(v)
+    } catch {
+      return
+    }
+    h!['grpc-message'] = Array.from(new TextEncoder().encode(text), (b) =>
+      b >= 0x20 && b <= 0x7e && b !== 0x25
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, '0')}`,
+    ).join('')
+  }
+  const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => Http2ServerResponse
+  res.writeHead = ((status: number, ...rest: unknown[]) => {
+    fix(rest[rest.length - 1] as Record<string, unknown> | undefined)
+    return writeHead(status, ...rest)
+  }) as never
+  const addTrailers = res.addTrailers.bind(res)
+  res.addTrailers = (t) => {
+    fix(t as Record<string, unknown>)
+    addTrailers(t)
+  }
 }
 
 /**
