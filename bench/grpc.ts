@@ -1,0 +1,254 @@
+/**
+ * gRPC throughput and latency of a member through its gRPC front door, optionally side by side with Debian's etcd on
+ * the same machine under the same load. Closed loop: N clients sharing ceil(N/16) HTTP/2 connections (as Go clients
+ * multiplex calls on few connections), each sending its next call when the previous answer is read; 256-byte values
+ * over 1,000 keys (preloaded). The load generator is this process, with @grpc/grpc-js and the generated messages.
+ *
+ *   npm run bench -- grpc [--etcd] [--trivial] [--quick] [--seconds 3]
+ *
+ *   --etcd      also run the load against etcd 3.4 and print edgecd/etcd per row
+ *   --trivial   also against do-nothing KV servers (bench/lib/grpc-trivial.ts) on ConnectRPC (edgecd's stack) and
+ *               on @grpc/grpc-js: the generator's own ceiling and the two libraries' ceilings
+ *   --quick     0.5 s per run
+ *
+ * Rows: put with 1 and 64 clients, linearizable and serializable range with 64. Every run is bounded by time and by
+ * a call count; servers are child processes, stopped (and their directories removed) at the end, also on failure.
+ */
+import { spawn } from 'node:child_process'
+import { loadavg } from 'node:os'
+import { parseArgs } from 'node:util'
+import { create, type DescMessage, fromBinary, toBinary } from '@bufbuild/protobuf'
+import * as grpc from '@grpc/grpc-js'
+import {
+  PutRequestSchema,
+  PutResponseSchema,
+  RangeRequestSchema,
+  RangeResponseSchema,
+} from '../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
+import { type BenchServer, freePort, startEdgecd, startEtcd } from './lib/servers.js'
+import type { BenchOptions, BenchResult } from './types.js'
+
+const keyCount = 1000
+const valueBytes = 256
+const callsMax = 5_000_000
+
+type Kind = 'put' | 'range-linearizable' | 'range-serializable'
+const rows: [Kind, number][] = [
+  ['put', 1],
+  ['put', 64],
+  ['range-linearizable', 64],
+  ['range-serializable', 64],
+]
+
+interface Target {
+  name: string
+  address: string
+  stop(): Promise<void>
+}
+
+const enc = new TextEncoder()
+const keys = Array.from({ length: keyCount }, (_, i) => enc.encode(`bench/${String(i).padStart(6, '0')}`))
+const value = new Uint8Array(valueBytes).fill(0x61)
+
+function codec(d: DescMessage) {
+  return {
+    ser: (m: unknown) => Buffer.from(toBinary(d, m as never)),
+    de: (b: Buffer) => fromBinary(d, b),
+  }
+}
+const putReq = codec(PutRequestSchema)
+const putRes = codec(PutResponseSchema)
+const rangeReq = codec(RangeRequestSchema)
+const rangeRes = codec(RangeResponseSchema)
+
+function call(client: grpc.Client, kind: Kind, key: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cb = (err: grpc.ServiceError | null) => (err ? reject(err) : resolve())
+    if (kind === 'put')
+      client.makeUnaryRequest(
+        '/etcdserverpb.KV/Put',
+        putReq.ser,
+        putRes.de,
+        create(PutRequestSchema, { key, value }),
+        cb,
+      )
+    else
+      client.makeUnaryRequest(
+        '/etcdserverpb.KV/Range',
+        rangeReq.ser,
+        rangeRes.de,
+        create(RangeRequestSchema, { key, serializable: kind === 'range-serializable' }),
+        cb,
+      )
+  })
+}
+
+function clients(address: string, n: number): grpc.Client[] {
+  return Array.from(
+    { length: n },
+    (_, i) =>
+      new grpc.Client(address, grpc.credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+        // a distinct channel per connection
+        'grpc.channel_id': i,
+      } as grpc.ChannelOptions),
+  )
+}
+
+interface Run {
+  ops: number
+  p50: number
+  p99: number
+  errors: number
+  firstError?: string
+}
+
+async function load(address: string, kind: Kind, n: number, ms: number, warmupMs: number): Promise<Run> {
+  const conns = clients(address, Math.ceil(n / 16))
+  const lat: number[] = []
+  let ops = 0
+  let errors = 0
+  let firstError: string | undefined
+  const t0 = performance.now()
+  const tMeasure = t0 + warmupMs
+  const tEnd = tMeasure + ms
+  async function worker(id: number) {
+    let x = (id * 104729 + 7) >>> 0 || 1
+    const client = conns[id % conns.length]!
+    for (let i = 0; i < callsMax; i++) {
+      const s = performance.now()
+      if (s >= tEnd) return
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      try {
+        await call(client, kind, keys[(x >>> 0) % keyCount]!)
+      } catch (err) {
+        errors++
+        firstError ??= (err as Error).message
+        continue
+      }
+      const e = performance.now()
+      if (s >= tMeasure && e <= tEnd) {
+        ops++
+        lat.push(e - s)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: n }, (_, i) => worker(i)))
+  for (const c of conns) c.close()
+  lat.sort((a, b) => a - b)
+  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? Number.NaN
+  return { ops: ops / (ms / 1000), p50: q(0.5), p99: q(0.99), errors, ...(firstError ? { firstError } : {}) }
+}
+
+async function preload(address: string): Promise<void> {
+  const [c] = clients(address, 1)
+  for (let i = 0; i < keyCount; i += 64) await Promise.all(keys.slice(i, i + 64).map((k) => call(c!, 'put', k)))
+  c!.close()
+}
+
+async function ready(address: string): Promise<void> {
+  const deadline = performance.now() + 30_000
+  for (;;) {
+    const [c] = clients(address, 1)
+    try {
+      await call(c!, 'range-serializable', keys[0]!)
+      return
+    } catch (err) {
+      if (performance.now() > deadline) throw err
+    } finally {
+      c!.close()
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+async function trivial(kind: 'connect' | 'grpc-js'): Promise<Target> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/grpc-trivial.ts', kind, String(port)], {
+    stdio: 'ignore',
+  })
+  const stop = async () => {
+    if (child.exitCode !== null) return
+    await new Promise((r) => {
+      child.once('exit', r)
+      child.kill('SIGTERM')
+    })
+  }
+  const address = `127.0.0.1:${port}`
+  try {
+    await ready(address)
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { name: `trivial-${kind}`, address, stop }
+}
+
+const fromServer = (s: BenchServer): Target => ({ name: s.name, address: new URL(s.url).host, stop: () => s.stop() })
+
+export async function run(opts: BenchOptions): Promise<BenchResult[]> {
+  const { values } = parseArgs({
+    args: opts.args,
+    options: {
+      etcd: { type: 'boolean' },
+      trivial: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      json: { type: 'boolean' },
+      seconds: { type: 'string' },
+    },
+    strict: true,
+  })
+  const quick = opts.quick || values.quick === true
+  const ms = quick ? 500 : Number(values.seconds ?? 3) * 1000
+  const warmupMs = quick ? 200 : 1000
+  const out: BenchResult[] = []
+  const targets: (() => Promise<Target>)[] = [async () => fromServer(await startEdgecd())]
+  if (values.etcd) targets.push(async () => fromServer(await startEtcd()))
+  if (values.trivial)
+    targets.push(
+      () => trivial('connect'),
+      () => trivial('grpc-js'),
+    )
+  const results = new Map<string, Run>()
+  for (const start of targets) {
+    const t = await start()
+    try {
+      if (!t.name.startsWith('trivial')) {
+        await ready(t.address).catch(() => undefined)
+        await preload(t.address)
+      }
+      for (const [kind, n] of rows) {
+        const r = await load(t.address, kind, n, ms, warmupMs)
+        results.set(`${t.name} ${kind} ${n}`, r)
+        out.push({
+          name: `${t.name} ${kind}, ${n} clients`,
+          value: r.ops,
+          unit: 'ops/s',
+          note: `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${r.errors ? `, ${r.errors} errors (${r.firstError})` : ''}, load ${loadavg()[0]!.toFixed(1)}`,
+        })
+      }
+    } finally {
+      await t.stop()
+    }
+  }
+  if (values.etcd)
+    for (const [kind, n] of rows) {
+      const a = results.get(`edgecd ${kind} ${n}`)
+      const b = results.get(`etcd ${kind} ${n}`)
+      if (a && b)
+        out.push({
+          name: `edgecd/etcd ${kind}, ${n} clients`,
+          value: a.ops / b.ops,
+          unit: 'ratio',
+          note: `p99 ${a.p99.toFixed(2)} vs ${b.p99.toFixed(2)} ms`,
+        })
+    }
+  return out
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const results = await run({ quick: false, args: process.argv.slice(2) })
+  for (const r of results) console.log(`${r.name}\t${r.value.toFixed(2)} ${r.unit}\t${r.note ?? ''}`)
+}
