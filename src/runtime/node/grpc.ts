@@ -20,6 +20,9 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls'
 import { createContextValues } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
+import * as election from '../../api/grpc/gen/etcd/etcdserver/api/v3election/v3electionpb/v3election_pb.js'
+import * as lock from '../../api/grpc/gen/etcd/etcdserver/api/v3lock/v3lockpb/v3lock_pb.js'
+import * as pb from '../../api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
 import { grpcPeerKey, grpcRoutes } from '../../api/grpc/services.js'
 import { grpcRecvBytesMax } from '../../api/http/app.js'
 import type { MemberApi } from '../../etcdserver/api.js'
@@ -55,6 +58,7 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
     grpcWeb: false,
     // etcd's gRPC receive limit: --max-request-bytes plus 512 KiB (grpcOverheadBytes); sends are unbounded.
     readMaxBytes: grpcRecvBytesMax(config.maxRequestBytes),
+    fallback: unknownMethod as never,
     contextValues: (req) => {
       const socket = (req as Http2ServerRequest).stream?.session?.socket as Socket | undefined
       return createContextValues().set(grpcPeerKey, {
@@ -73,12 +77,7 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
     if (mtls) {
       const socket = req.stream?.session?.socket as Socket | undefined
       if (opts.verifiedCn(socket, 'client') === undefined && opts.verifiedCn(socket, 'peer') === undefined) {
-        res.writeHead(200, {
-          'content-type': 'application/grpc',
-          'grpc-status': '16',
-          'grpc-message': 'client certificate required',
-        })
-        res.end()
+        grpcStatus(res, 16, 'client certificate required')
         return
       }
     }
@@ -103,6 +102,51 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
   return { server, sessions }
 }
 
+/** ConnectRPC's texts for transport-level failures, as grpc-go (etcd's server) words them. */
+function etcdTransportMessage(text: string): string {
+  const size = /^message size (\d+) is larger than configured readMaxBytes (\d+)$/.exec(text)
+  if (size) return `grpc: received message larger than max (${size[1]} vs. ${size[2]})`
+  const parse = /^parse binary: (.*)$/.exec(text)
+  if (parse) return `grpc: error unmarshalling request: ${parse[1] === 'premature EOF' ? 'unexpected EOF' : parse[1]}`
+  return text
+}
+
+/** etcd's services and their methods, for grpc-go's answer to an unknown one. */
+const knownMethods = new Map<string, Set<string>>(
+  [pb.KV, pb.Watch, pb.Lease, pb.Cluster, pb.Maintenance, pb.Auth, lock.Lock, election.Election].map((s) => [
+    s.typeName,
+    new Set(s.methods.map((m) => m.name)),
+  ]),
+)
+
+/** Percent-encoding as the gRPC spec says: bytes outside printable ASCII, and '%'. */
+function grpcPercentEncode(text: string): string {
+  return Array.from(new TextEncoder().encode(text), (b) =>
+    b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`,
+  ).join('')
+}
+
+/** A trailers-only gRPC answer (one HEADERS frame that ends the stream). */
+function grpcStatus(res: Http2ServerResponse, code: number, message: string): void {
+  res.stream.respond(
+    {
+      ':status': 200,
+      'content-type': 'application/grpc',
+      'grpc-status': String(code),
+      'grpc-message': grpcPercentEncode(message),
+    },
+    { endStream: true },
+  )
+}
+
+/** grpc-go's answer to a path no service serves: Unimplemented, naming the unknown service or method. */
+function unknownMethod(req: Http2ServerRequest, res: Http2ServerResponse): void {
+  const [, service = '', method = ''] = /^\/([^/]*)\/([^/]*)$/.exec(req.url ?? '') ?? []
+  const methods = knownMethods.get(service)
+  const message = methods ? `unknown method ${method} for service ${service}` : `unknown service ${service}`
+  grpcStatus(res, 12, message)
+}
+
 /**
  * grpc-message as the gRPC spec encodes it: only bytes outside printable ASCII and '%' are percent-encoded.
  * ConnectRPC encodes it with encodeURIComponent (': ' as '%3A%20'), which Go clients decode but grpc-js (decodeURI)
@@ -114,7 +158,7 @@ function specGrpcMessage(res: Http2ServerResponse): void {
     if (typeof v !== 'string') return
     let text: string
     try {
-      text = decodeURIComponent(v)
+      text = etcdTransportMessage(decodeURIComponent(v))
     } catch {
       return
     }

@@ -1,0 +1,94 @@
+/**
+ * Bad input on the gRPC front door gets etcd's status and text (as read off etcd 3.4.23 with the same bytes), and
+ * the member goes on serving: malformed protobuf, an unknown method or service, a message over the receive limit
+ * (--max-request-bytes + 512 KiB), a request over --max-request-bytes. And the gRPC flags parse as etcd's.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import * as grpc from '@grpc/grpc-js'
+import { serveConfig } from '../../src/cli/serve-flags.js'
+import { type ServerConfig, validateServerConfig } from '../../src/etcdserver/config.js'
+import { startTestMember, type TestMember } from '../server/helpers.js'
+
+const raw = (b: Buffer) => b
+
+function call(address: string, path: string, body: Buffer): Promise<{ code: number; message: string }> {
+  const c = new grpc.Client(address, grpc.credentials.createInsecure())
+  return new Promise((resolve) => {
+    c.makeUnaryRequest(path, raw, raw, body, (err) => {
+      c.close()
+      resolve(err ? { code: err.code, message: err.details } : { code: 0, message: '' })
+    })
+  })
+}
+
+/** A PutRequest with key "a" and a value of `n` bytes (field 2, length as a 3-byte varint). */
+function putOf(n: number): Buffer {
+  const len = [(n & 0x7f) | 0x80, ((n >> 7) & 0x7f) | 0x80, n >> 14]
+  return Buffer.concat([Buffer.from([0x0a, 0x01, 0x61, 0x12, ...len]), Buffer.alloc(n, 0x61)])
+}
+
+describe('gRPC bad input: etcd status and text, never a crash', () => {
+  let m: TestMember
+  let address: string
+  before(async () => {
+    m = await startTestMember()
+    address = new URL(m.url).host
+  })
+  after(async () => {
+    await m?.stop()
+  })
+
+  test('malformed protobuf, unknown method and service, oversized message, too large request', async () => {
+    assert.deepEqual(await call(address, '/etcdserverpb.KV/Range', Buffer.from([0x0a, 0xff, 0xff])), {
+      code: 13,
+      message: 'grpc: error unmarshalling request: unexpected EOF',
+    })
+    assert.deepEqual(await call(address, '/etcdserverpb.KV/Nope', Buffer.alloc(0)), {
+      code: 12,
+      message: 'unknown method Nope for service etcdserverpb.KV',
+    })
+    assert.deepEqual(await call(address, '/etcdserverpb.Nope/Range', Buffer.alloc(0)), {
+      code: 12,
+      message: 'unknown service etcdserverpb.Nope',
+    })
+    // 2.5 MiB: over the 2 MiB receive limit (1.5 MiB + 512 KiB), refused before it is decoded.
+    const huge = putOf(0x280000 - 8)
+    assert.deepEqual(await call(address, '/etcdserverpb.KV/Put', huge), {
+      code: 8,
+      message: `grpc: received message larger than max (${huge.length} vs. 2097152)`,
+    })
+    // 1.6 MiB: under the receive limit, over --max-request-bytes: the member refuses it.
+    assert.deepEqual(await call(address, '/etcdserverpb.KV/Put', putOf(0x1a0000)), {
+      code: 3,
+      message: 'etcdserver: request is too large',
+    })
+    // Still serving, and errors keep their exact text for grpc-js clients (no '%3A').
+    assert.deepEqual(await call(address, '/etcdserverpb.KV/Range', Buffer.alloc(0)), {
+      code: 3,
+      message: 'etcdserver: key is not provided',
+    })
+    assert.equal((await call(address, '/etcdserverpb.KV/Put', putOf(10))).code, 0)
+  })
+})
+
+test('gRPC flags: Go durations as etcd takes them, and bounds', () => {
+  const c = serveConfig(
+    [
+      '--grpc-keepalive-min-time=5s',
+      '--grpc-keepalive-interval=2h0m0s',
+      '--grpc-keepalive-timeout=1.5s',
+      '--max-concurrent-streams=100',
+    ],
+    {},
+  )
+  assert.notEqual(c, 'help')
+  if (c === 'help') return
+  assert.equal(c.grpcKeepaliveMinTimeMs, 5000)
+  assert.equal(c.grpcKeepaliveIntervalMs, 7_200_000)
+  assert.equal(c.grpcKeepaliveTimeoutMs, 1500)
+  assert.equal(c.maxConcurrentStreams, 100)
+  assert.throws(() => serveConfig(['--grpc-keepalive-min-time=5'], {}), /duration/)
+  const zero = serveConfig(['--max-concurrent-streams=0'], {})
+  assert.throws(() => validateServerConfig(zero as ServerConfig), /max-concurrent-streams/)
+})
