@@ -237,15 +237,8 @@ export function createFrontListener(
   tls: TlsOptions | undefined,
   onTlsError?: (err: Error, socket: Socket) => void,
 ): NetServer {
-  if (tls) {
-    const server = createTlsServer({ ...tls, ALPNProtocols: ['h2', 'http/1.1'] }, (socket: TLSSocket) => {
-      if (socket.alpnProtocol === 'h2') h2.emit('connection', socket)
-      else h1.emit('connection', socket)
-    })
-    if (onTlsError) server.on('tlsClientError', onTlsError)
-    return server
-  }
-  return createNetServer((socket) => {
+  /** Reads the first bytes: the HTTP/2 preface goes to the probe and then to `h2`, anything else to `h1`. */
+  const route = (socket: Socket, http1Allowed: boolean) => {
     let head: Buffer = Buffer.alloc(0)
     const onData = (chunk: Buffer) => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk])
@@ -267,15 +260,26 @@ export function createFrontListener(
             h2.emit('connection', authorityRewritingSocket(socket, bytes, !ackCut))
           }
         })
-      } else {
+      } else if (http1Allowed) {
         socket.pause()
         socket.unshift(head)
         h1.emit('connection', socket)
         socket.resume()
+      } else {
+        socket.destroy()
       }
     }
     const onError = () => socket.destroy()
     socket.on('data', onData)
     socket.on('error', onError)
-  })
+  }
+  if (tls) {
+    const server = createTlsServer({ ...tls, ALPNProtocols: ['h2', 'http/1.1'] }, (socket: TLSSocket) => {
+      if (socket.alpnProtocol === 'h2') route(socket, false)
+      else h1.emit('connection', socket)
+    })
+    if (onTlsError) server.on('tlsClientError', onTlsError)
+    return server
+  }
+  return createNetServer((socket) => route(socket, true))
 }
