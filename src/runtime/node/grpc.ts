@@ -59,6 +59,8 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
     // etcd's gRPC receive limit: --max-request-bytes plus 512 KiB (grpcOverheadBytes); sends are unbounded.
     readMaxBytes: grpcRecvBytesMax(config.maxRequestBytes),
     fallback: unknownMethod as never,
+    // etcd's server compresses nothing; gzip of large ranges would only cost CPU on a loopback or LAN link.
+    acceptCompression: [],
     contextValues: (req) => {
       const socket = (req as Http2ServerRequest).stream?.session?.socket as Socket | undefined
       return createContextValues().set(grpcPeerKey, {
