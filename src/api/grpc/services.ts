@@ -1,7 +1,7 @@
 /**
  * etcd's gRPC front door (etcd's api/v3rpc): the etcdserverpb services KV, Watch, Lease, Cluster, Maintenance and
  * Auth, and the v3lock and v3election services, as ConnectRPC routes over the same member methods as the JSON
- * gateway (src/server/app.ts). Only the mapping lives here: each RPC converts its request (./convert.ts), asks the
+ * gateway (src/api/http/app.ts). Only the mapping lives here: each RPC converts its request (./convert.ts), asks the
  * member, converts the answer. Errors are the member's EtcdErrors with etcd's gRPC code and message.
  *
  * Web-standard only: the runtime serves these routes over HTTP/2 (src/runtime/node/grpc.ts) and passes the caller's
@@ -127,6 +127,9 @@ export function grpcRoutes(member: MemberApi, opts: GrpcOptions): (router: Conne
         } catch (err) {
           throw grpcError(err)
         }
+        // clientv3's WithRequireLeader (etcdctl watch sends it): no stream while the member knows no leader.
+        if (ctx.requestHeader.get('hasleader') === 'true' && !member.healthy())
+          throw grpcError(new EtcdError('ErrNoLeader'))
         if (watchStreams.n >= opts.maxWatchStreams)
           throw new ConnectError('etcdserver: too many watch streams', Code.ResourceExhausted)
         watchStreams.n++
