@@ -25,7 +25,7 @@ import {
   RangeRequestSchema,
   RangeResponseSchema,
 } from '../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
-import { type BenchServer, freePort, startEdgecd, startEtcd } from './lib/servers.js'
+import { type BenchServer, freePort, processCpuSecs, startEdgecd, startEtcd } from './lib/servers.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
 const keyCount = 1000
@@ -43,6 +43,7 @@ const rows: [Kind, number][] = [
 interface Target {
   name: string
   address: string
+  pid: number
   stop(): Promise<void>
 }
 
@@ -96,6 +97,8 @@ function clients(address: string, n: number): grpc.Client[] {
 }
 
 interface Run {
+  /** Server CPU time per call (user + system), µs: robust to a loaded machine where ops/s is not. */
+  cpuUsPerCall: number
   ops: number
   p50: number
   p99: number
@@ -103,7 +106,7 @@ interface Run {
   firstError?: string
 }
 
-async function load(address: string, kind: Kind, n: number, ms: number, warmupMs: number): Promise<Run> {
+async function load(address: string, kind: Kind, n: number, ms: number, warmupMs: number, pid: number): Promise<Run> {
   const conns = clients(address, Math.ceil(n / 16))
   const lat: number[] = []
   let ops = 0
@@ -112,6 +115,14 @@ async function load(address: string, kind: Kind, n: number, ms: number, warmupMs
   const t0 = performance.now()
   const tMeasure = t0 + warmupMs
   const tEnd = tMeasure + ms
+  let cpuAt = Number.NaN
+  let cpuEnd = Number.NaN
+  const measureTimer = setTimeout(() => {
+    cpuAt = processCpuSecs(pid)
+  }, warmupMs)
+  const endTimer = setTimeout(() => {
+    cpuEnd = processCpuSecs(pid)
+  }, warmupMs + ms)
   async function worker(id: number) {
     let x = (id * 104729 + 7) >>> 0 || 1
     const client = conns[id % conns.length]!
@@ -136,10 +147,19 @@ async function load(address: string, kind: Kind, n: number, ms: number, warmupMs
     }
   }
   await Promise.all(Array.from({ length: n }, (_, i) => worker(i)))
+  clearTimeout(measureTimer)
+  clearTimeout(endTimer)
   for (const c of conns) c.close()
   lat.sort((a, b) => a - b)
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? Number.NaN
-  return { ops: ops / (ms / 1000), p50: q(0.5), p99: q(0.99), errors, ...(firstError ? { firstError } : {}) }
+  return {
+    ops: ops / (ms / 1000),
+    cpuUsPerCall: ((cpuEnd - cpuAt) * 1e6) / Math.max(1, ops),
+    p50: q(0.5),
+    p99: q(0.99),
+    errors,
+    ...(firstError ? { firstError } : {}),
+  }
 }
 
 async function preload(address: string): Promise<void> {
@@ -183,10 +203,15 @@ async function trivial(kind: 'connect' | 'grpc-js'): Promise<Target> {
     await stop()
     throw err
   }
-  return { name: `trivial-${kind}`, address, stop }
+  return { name: `trivial-${kind}`, address, pid: child.pid!, stop }
 }
 
-const fromServer = (s: BenchServer): Target => ({ name: s.name, address: new URL(s.url).host, stop: () => s.stop() })
+const fromServer = (s: BenchServer): Target => ({
+  name: s.name,
+  address: new URL(s.url).host,
+  pid: s.pid,
+  stop: () => s.stop(),
+})
 
 export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const { values } = parseArgs({
@@ -220,13 +245,13 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         await preload(t.address)
       }
       for (const [kind, n] of rows) {
-        const r = await load(t.address, kind, n, ms, warmupMs)
+        const r = await load(t.address, kind, n, ms, warmupMs, t.pid)
         results.set(`${t.name} ${kind} ${n}`, r)
         out.push({
           name: `${t.name} ${kind}, ${n} clients`,
           value: r.ops,
           unit: 'ops/s',
-          note: `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${r.errors ? `, ${r.errors} errors (${r.firstError})` : ''}, load ${loadavg()[0]!.toFixed(1)}`,
+          note: `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, server CPU ${r.cpuUsPerCall.toFixed(0)} µs/call${r.errors ? `, ${r.errors} errors (${r.firstError})` : ''}, load ${loadavg()[0]!.toFixed(1)}`,
         })
       }
     } finally {

@@ -8,8 +8,15 @@
  * connection facts (certificate CN, address) as context values.
  */
 
-import type { DescMessage } from '@bufbuild/protobuf'
-import { Code, ConnectError, type ConnectRouter, createContextKey, type HandlerContext } from '@connectrpc/connect'
+import type { DescMessage, DescService } from '@bufbuild/protobuf'
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextKey,
+  type HandlerContext,
+  type ServiceImpl,
+} from '@connectrpc/connect'
 import type { AuthInfo } from '../../auth/store.js'
 import type { MemberApi } from '../../etcdserver/api.js'
 import { EtcdError, etcdError, GrpcCode } from '../../kv/errors.js'
@@ -50,8 +57,19 @@ export function grpcError(err: unknown): ConnectError {
   return new ConnectError(e.message, e.grpcCode as number as Code)
 }
 
-/** The routes of every etcd service over `member`. */
+/** A service and its implementation (what `ConnectRouter.service` takes). */
+export type GrpcService = [DescService, Partial<ServiceImpl<any>>]
+
+/** The routes of every etcd service over `member`, for a ConnectRPC router. */
 export function grpcRoutes(member: MemberApi, opts: GrpcOptions): (router: ConnectRouter) => void {
+  const services = grpcServices(member, opts)
+  return (router) => {
+    for (const [desc, impl] of services) router.service(desc, impl)
+  }
+}
+
+/** Every etcd service over `member`, with its implementation. */
+export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[] {
   const watchStreams = opts.watchStreams ?? { n: 0 }
   const authorize = async (method: string, req: unknown, ctx: HandlerContext): Promise<AuthInfo | undefined> => {
     const peer = ctx.values.get(grpcPeerKey)
@@ -77,7 +95,13 @@ export function grpcRoutes(member: MemberApi, opts: GrpcOptions): (router: Conne
     }
   const conc: ConcurrencyApi = memberConcurrency(member)
 
-  return (router) => {
+  const services: GrpcService[] = []
+  const router = {
+    service<D extends DescService>(desc: D, impl: Partial<ServiceImpl<D>>) {
+      services.push([desc, impl as Partial<ServiceImpl<any>>])
+    },
+  }
+  {
     router.service(pb.KV, {
       range: unary('Range', pb.RangeRequestSchema, pb.RangeResponseSchema, (r) => member.range(r as never)),
       put: unary('Put', pb.PutRequestSchema, pb.PutResponseSchema, (r, i) => member.put(r as never, i)),
@@ -340,4 +364,5 @@ export function grpcRoutes(member: MemberApi, opts: GrpcOptions): (router: Conne
       },
     })
   }
+  return services
 }

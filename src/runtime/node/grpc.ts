@@ -18,12 +18,13 @@ import {
 } from 'node:http2'
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls'
-import { createContextValues } from '@connectrpc/connect'
+import { create, type DescMethod, fromBinary, toBinary } from '@bufbuild/protobuf'
+import { createContextValues, type HandlerContext } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
 import * as election from '../../api/grpc/gen/etcd/etcdserver/api/v3election/v3electionpb/v3election_pb.js'
 import * as lock from '../../api/grpc/gen/etcd/etcdserver/api/v3lock/v3lockpb/v3lock_pb.js'
 import * as pb from '../../api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
-import { grpcPeerKey, grpcRoutes } from '../../api/grpc/services.js'
+import { type GrpcPeer, type GrpcService, grpcError, grpcPeerKey, grpcServices } from '../../api/grpc/services.js'
 import { grpcRecvBytesMax } from '../../api/http/app.js'
 import type { MemberApi } from '../../etcdserver/api.js'
 import type { ServerConfig } from '../../etcdserver/config.js'
@@ -51,8 +52,20 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
 } {
   const { config } = opts
   const mtls = config.clientCertAuth
+  const services = grpcServices(opts.member, {
+    maxWatchStreams: config.maxWatchStreams,
+    watchStreams: opts.watchStreams,
+  })
+  const recvMax = grpcRecvBytesMax(config.maxRequestBytes)
+  const unary = unaryTable(services)
+  const peerOf = (socket: Socket | undefined): GrpcPeer => ({
+    address: socket?.remoteAddress ?? '',
+    certUser: mtls ? opts.verifiedCn(socket, 'client') : undefined,
+  })
   const grpc = connectNodeAdapter({
-    routes: grpcRoutes(opts.member, { maxWatchStreams: config.maxWatchStreams, watchStreams: opts.watchStreams }),
+    routes: (router) => {
+      for (const [desc, impl] of services) router.service(desc, impl)
+    },
     grpc: true,
     connect: false,
     grpcWeb: false,
@@ -61,13 +74,11 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
     fallback: unknownMethod as never,
     // etcd's server compresses nothing; gzip of large ranges would only cost CPU on a loopback or LAN link.
     acceptCompression: [],
-    contextValues: (req) => {
-      const socket = (req as Http2ServerRequest).stream?.session?.socket as Socket | undefined
-      return createContextValues().set(grpcPeerKey, {
-        address: socket?.remoteAddress ?? '',
-        certUser: mtls ? opts.verifiedCn(socket, 'client') : undefined,
-      })
-    },
+    contextValues: (req) =>
+      createContextValues().set(
+        grpcPeerKey,
+        peerOf((req as Http2ServerRequest).stream?.session?.socket as Socket | undefined),
+      ),
   })
   const handler: H2Handler = (req, res) => {
     const ct = req.headers['content-type'] ?? ''
@@ -82,6 +93,15 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
         grpcStatus(res, 16, 'client certificate required')
         return
       }
+    }
+    const fast = unary.get(req.url)
+    const encoding = req.headers['grpc-encoding']
+    if (fast && (encoding === undefined || encoding === 'identity')) {
+      // Never an unhandled rejection (a member must not crash on one call): a failure ends that stream.
+      unaryCall(fast, req, res, recvMax, () => peerOf(req.stream?.session?.socket as Socket | undefined)).catch(() =>
+        res.stream.destroy(),
+      )
+      return
     }
     specGrpcMessage(res)
     grpc(req as never, res as never)
@@ -102,6 +122,118 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
     enforceKeepalive(session, config)
   })
   return { server, sessions }
+}
+
+type UnaryFn = (req: unknown, ctx: HandlerContext) => Promise<unknown>
+interface UnaryMethod {
+  method: DescMethod
+  fn: UnaryFn
+}
+
+/** The unary methods by path (`/etcdserverpb.KV/Range`). */
+function unaryTable(services: GrpcService[]): Map<string, UnaryMethod> {
+  const table = new Map<string, UnaryMethod>()
+  for (const [desc, impl] of services)
+    for (const m of desc.methods) {
+      const fn = (impl as Record<string, unknown>)[m.localName]
+      if (m.methodKind === 'unary' && typeof fn === 'function')
+        table.set(`/${desc.typeName}/${m.name}`, { method: m, fn: fn as UnaryFn })
+    }
+  return table
+}
+
+/**
+ * A unary gRPC call served directly on the HTTP/2 stream: read the one message, decode, call the same service
+ * implementation ConnectRPC would, answer message and trailers. ConnectRPC's Node adapter costs several times the
+ * member's own work per call (web Headers, an AbortController, async-iterable pipelines for a single message; see
+ * docs/grpc.md); streams still go through it. Errors as grpc-go words them.
+ */
+async function unaryCall(
+  u: UnaryMethod,
+  req: Http2ServerRequest,
+  res: Http2ServerResponse,
+  recvMax: number,
+  peer: () => GrpcPeer,
+): Promise<void> {
+  const stream = res.stream
+  const fail = (code: number, message: string) => {
+    if (!stream.destroyed && !stream.headersSent) grpcStatus(res, code, message)
+  }
+  // The body: one enveloped message; refused as soon as its declared length is over the receive limit.
+  const body = await new Promise<Buffer | undefined>((resolve) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (c: Buffer) => {
+      chunks.push(c)
+      size += c.length
+      if (size >= 5) {
+        const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+        const declared = head.readUInt32BE(1)
+        if (declared > recvMax) {
+          req.off('data', onData)
+          fail(8, `grpc: received message larger than max (${declared} vs. ${recvMax})`)
+          resolve(undefined)
+        }
+      }
+    }
+    req.on('data', onData)
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
+    req.once('error', () => resolve(undefined))
+  })
+  if (body === undefined) return
+  if (body.length < 5 || body.length !== 5 + body.readUInt32BE(1) || (body[0]! & 1) !== 0) {
+    fail(13, 'grpc: error unmarshalling request: unexpected EOF')
+    return
+  }
+  let msg: unknown
+  try {
+    msg = fromBinary(u.method.input, body.subarray(5))
+  } catch (err) {
+    const m = (err as Error).message.replace(/^premature EOF$/, 'unexpected EOF')
+    fail(13, `grpc: error unmarshalling request: ${m}`)
+    return
+  }
+  let controller: AbortController | undefined
+  const ctx = {
+    method: u.method,
+    service: u.method.parent,
+    requestMethod: 'POST',
+    url: req.url,
+    peer: { addr: req.socket?.remoteAddress ?? '' },
+    requestHeader: { get: (name: string) => (req.headers[name.toLowerCase()] as string | undefined) ?? null },
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    timeoutMs: () => undefined,
+    values: { get: (key: { id: symbol }) => (key.id === grpcPeerKey.id ? peer() : undefined) },
+    // Lock and Campaign wait: they end when the caller goes away.
+    get signal() {
+      if (!controller) {
+        const c = new AbortController()
+        controller = c
+        stream.once('close', () => c.abort())
+      }
+      return controller.signal
+    },
+  } as unknown as HandlerContext
+  let out: Uint8Array
+  try {
+    const answer = (await u.fn(msg, ctx)) as object
+    const m = '$typeName' in answer ? answer : create(u.method.output, answer as never)
+    out = toBinary(u.method.output, m as never)
+  } catch (err) {
+    const e = grpcError(err)
+    fail(e.code, e.rawMessage)
+    return
+  }
+  if (stream.destroyed || stream.closed) return
+  const frame = Buffer.allocUnsafe(5 + out.length)
+  frame[0] = 0
+  frame.writeUInt32BE(out.length, 1)
+  frame.set(out, 5)
+  // Through the compatibility response, which owns the stream's trailers.
+  res.writeHead(200, { 'content-type': 'application/grpc' })
+  res.addTrailers({ 'grpc-status': '0' })
+  res.end(frame)
 }
 
 /** ConnectRPC's texts for transport-level failures, as grpc-go (etcd's server) words them. */
