@@ -4,6 +4,7 @@
  * (--max-request-bytes + 512 KiB), a request over --max-request-bytes. And the gRPC flags parse as etcd's.
  */
 import assert from 'node:assert/strict'
+import { connect, constants } from 'node:http2'
 import { after, before, describe, test } from 'node:test'
 import * as grpc from '@grpc/grpc-js'
 import { serveConfig } from '../../src/cli/serve-flags.js'
@@ -91,4 +92,53 @@ test('gRPC flags: Go durations as etcd takes them, and bounds', () => {
   assert.throws(() => serveConfig(['--grpc-keepalive-min-time=5'], {}), /duration/)
   const zero = serveConfig(['--max-concurrent-streams=0'], {})
   assert.throws(() => validateServerConfig(zero as ServerConfig), /max-concurrent-streams/)
+})
+
+describe('gRPC keep-alive as grpc-go enforces it', () => {
+  let m: TestMember
+  before(async () => {
+    m = await startTestMember({
+      grpcKeepaliveMinTimeMs: 5000,
+      grpcKeepaliveIntervalMs: 1000,
+      grpcKeepaliveTimeoutMs: 2000,
+    })
+  })
+  after(async () => {
+    await m?.stop()
+  })
+
+  test('pings more often than --grpc-keepalive-min-time: GOAWAY ENHANCE_YOUR_CALM too_many_pings', async () => {
+    const session = connect(m.url)
+    session.on('error', () => undefined) // the GOAWAY's error code surfaces here too
+    try {
+      const goaway = new Promise<{ code: number; data: string }>((resolve) =>
+        session.once('goaway', (code: number, _last: number, data?: Buffer) =>
+          resolve({ code, data: data?.toString() ?? '' }),
+        ),
+      )
+      await new Promise<void>((resolve) => session.once('connect', () => resolve()))
+      for (let i = 0; i < 4; i++) await new Promise<void>((resolve) => session.ping(() => resolve()))
+      const timeout = new Promise((resolve) => setTimeout(() => resolve('no GOAWAY'), 10_000).unref())
+      assert.deepEqual(await Promise.race([goaway, timeout]), {
+        code: constants.NGHTTP2_ENHANCE_YOUR_CALM,
+        data: 'too_many_pings',
+      })
+    } finally {
+      session.destroy()
+    }
+  })
+
+  test('a silent connection is pinged after --grpc-keepalive-interval', async () => {
+    const session = connect(m.url)
+    session.on('error', () => undefined) // the GOAWAY's error code surfaces here too
+    try {
+      const pinged = new Promise<void>((resolve) => session.once('ping', () => resolve()))
+      await Promise.race([
+        pinged,
+        new Promise((_, reject) => setTimeout(() => reject(new Error('no ping from the server')), 10_000)),
+      ])
+    } finally {
+      session.destroy()
+    }
+  })
 })
