@@ -25,7 +25,8 @@ import {
   RangeRequestSchema,
   RangeResponseSchema,
 } from '../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
-import { type BenchServer, freePort, processCpuSecs, startEdgecd, startEtcd } from './lib/servers.js'
+import { freePort } from '../test/support/index.js'
+import { type BenchServer, processCpuSecs, startEdgecd, startEtcd } from './lib/servers.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
 const keyCount = 1000

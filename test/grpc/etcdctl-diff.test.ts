@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { type EtcdProcess, etcdAvailable, etcdMissing, freePort, startEtcd } from '../diff/etcd-process.js'
+import { type EtcdProcess, etcdAvailable, etcdMissing, freePort, startEtcd } from '../support/index.js'
 
 function etcdctlAvailable(): boolean {
   try {

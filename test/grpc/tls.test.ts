@@ -11,8 +11,8 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { freePort } from '../diff/etcd-process.js'
 import { createTlsDir, type TestCa, type TlsDir, tlsFetch } from '../helpers/tls.js'
+import { freePort } from '../support/index.js'
 
 interface Out {
   code: number

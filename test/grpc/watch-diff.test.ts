@@ -19,7 +19,7 @@ import {
 } from '../../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
 import { serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { type EtcdProcess, etcdAvailable, etcdMissing, freePort, startEtcd } from '../diff/etcd-process.js'
+import { type EtcdProcess, etcdAvailable, etcdMissing, freePort, startEtcd } from '../support/index.js'
 
 const enc = new TextEncoder()
 type Req = MessageInitShape<typeof WatchRequestSchema>

@@ -7,7 +7,7 @@
 
 import type { AuthInfo } from '../../auth/store.js'
 import type { MemberApi } from '../../etcdserver/api.js'
-import { etcdError, GrpcCode } from '../../kv/errors.js'
+import { etcdError, GrpcCode } from '../../protocol/errors.js'
 import {
   defaultPutRequest,
   defaultRangeRequest,
@@ -19,7 +19,7 @@ import {
   SortTarget,
   type TxnResponse,
   type WatchResponse,
-} from '../../kv/types.js'
+} from '../../protocol/types.js'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
