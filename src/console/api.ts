@@ -140,3 +140,70 @@ export function parseMetrics(t: string): Map<string, number> {
   }
   return out
 }
+
+/** What the console uses of the browser replica's module (/ui/replica.js, src/runtime/browser/replica-entry.ts). */
+interface ReplicaModule {
+  openReplica(o: { endpoint: string; prefix: string; token?: string; openTimeoutMs?: number }): Promise<{
+    range(
+      span: { prefix: string },
+      o: { limit: number },
+    ): Promise<{
+      kvs: {
+        keyBytes: Uint8Array
+        valueBytes: Uint8Array
+        createRevision: number
+        modRevision: number
+        version: number
+        lease: string
+      }[]
+      revision: number
+      count: number
+      stale: boolean
+    }>
+    close(): Promise<void>
+  }>
+}
+
+/**
+ * The keys view on the browser replica (docs/replica.md): one replica per prefix shown (the last one kept open, its
+ * copy in IndexedDB), read linearizably when the member answers and from the stored copy, stale, when it does not.
+ * A replica that cannot open (no stored copy and no member, or refused) leaves the read to the gateway source.
+ */
+export function replicaSource(mod: ReplicaModule, endpoint: string): KeySource {
+  let current: { prefix: string; token: string | undefined; r: ReturnType<ReplicaModule['openReplica']> } | undefined
+  return {
+    async list(prefix, limit) {
+      if (!current || current.prefix !== prefix || current.token !== token) {
+        const old = current
+        current = {
+          prefix,
+          token,
+          r: mod.openReplica({ endpoint, prefix, ...(token ? { token } : {}), openTimeoutMs: 5000 }),
+        }
+        void old?.r.then((r) => r.close()).catch(() => {})
+      }
+      const mine = current
+      let res: Awaited<ReturnType<Awaited<ReturnType<ReplicaModule['openReplica']>>['range']>>
+      try {
+        res = await (await mine.r).range({ prefix }, { limit })
+      } catch {
+        if (current === mine) current = undefined
+        return gatewaySource.list(prefix, limit)
+      }
+      return {
+        kvs: res.kvs.map((kv) => ({
+          key: b64(kv.keyBytes),
+          value: b64(kv.valueBytes),
+          create_revision: String(kv.createRevision),
+          mod_revision: String(kv.modRevision),
+          version: String(kv.version),
+          ...(kv.lease && kv.lease !== '0' ? { lease: kv.lease } : {}),
+        })),
+        revision: res.revision,
+        count: res.count,
+        stale: res.stale,
+        source: 'browser replica',
+      }
+    },
+  }
+}

@@ -17,6 +17,7 @@ import {
   type KeyValue,
   parseMetrics,
   prefixEnd,
+  replicaSource,
   setToken,
   text,
   unb64,
@@ -38,10 +39,10 @@ const currentView = (): View => {
 }
 
 /**
- * Where the keys view reads. The gateway (with its last-known copy per prefix) for now; the browser replica
- * (src/replica, openReplica) plugs in here as another KeySource once it is on main.
+ * Where the keys view reads: the browser replica that the member serves at /ui/replica.js (src/replica), or, when
+ * that module is not there, the gateway with its last-known copy per prefix.
  */
-const keySource: KeySource = gatewaySource
+let keySource: KeySource = gatewaySource
 
 function fmtBytes(n: number): string {
   if (!Number.isFinite(n)) return '?'
@@ -425,7 +426,7 @@ function Keys({ onAuthError }: { onAuthError: (e: unknown) => void }) {
       ${
         listing &&
         html`<span class=${listing.stale ? 'badge stale' : 'muted'} data-testid="listing-state">
-          ${listing.stale ? `stale: last known at revision ${listing.revision} (${listing.source})` : `revision ${listing.revision} · ${listing.count} keys`}
+          ${listing.stale ? `stale: last known at revision ${listing.revision} (${listing.source})` : `revision ${listing.revision} · ${listing.count} keys · ${listing.source}`}
         </span>`
       }
     </form>
@@ -773,11 +774,16 @@ function App() {
     <main id="main">${body}</main>`
 }
 
-function start(): void {
+async function start(): Promise<void> {
+  try {
+    // Loaded from the member at run time, not bundled: the page stays small and uses the member's own build.
+    const url = '/ui/replica.js'
+    keySource = replicaSource(await import(/* @vite-ignore */ url), location.origin)
+  } catch {}
   const root = document.getElementById('app')!
   root.textContent = ''
   render(html`<${App} />`, root)
   if ('serviceWorker' in navigator) navigator.serviceWorker.register('/ui/sw.js', { scope: '/ui/' }).catch(() => {})
 }
 
-start()
+void start()

@@ -9,12 +9,14 @@ declare const BUILD: string
 
 const cacheName = `edgecd-console-${BUILD}`
 const shell = ['/ui/', '/ui/app.js', '/ui/app.css']
+/** Kept too when the member serves it (the browser replica's module, which the keys view reads through). */
+const optional = ['/ui/replica.js']
 
 self.addEventListener('install', (e) => {
   e.waitUntil(
     caches
       .open(cacheName)
-      .then((c) => c.addAll(shell))
+      .then((c) => Promise.all([c.addAll(shell), ...optional.map((u) => c.add(u).catch(() => {}))]))
       .then(() => self.skipWaiting()),
   )
 })
@@ -39,7 +41,8 @@ self.addEventListener('fetch', (e) => {
   e.respondWith(
     fetch(e.request)
       .then(async (r) => {
-        if (r.ok && shell.includes(key)) await (await caches.open(cacheName)).put(key, r.clone())
+        if (r.ok && (shell.includes(key) || optional.includes(key)))
+          await (await caches.open(cacheName)).put(key, r.clone())
         return r
       })
       .catch(async () => (await caches.match(key)) ?? new Response('offline', { status: 503 })),

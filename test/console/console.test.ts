@@ -152,10 +152,12 @@ describe('console in Chromium against a three-member cluster', { skip, timeout: 
       ]),
     )
     assert.deepEqual(got, want)
-    assert.match(
-      (await page.textContent('[data-testid=listing-state]')) ?? '',
-      new RegExp(`revision ${range.json.header.revision}`),
+    // Read through the browser replica (the member serves /ui/replica.js), linearizably: the revision is current.
+    await page.waitForFunction(
+      (r) => document.querySelector('[data-testid=listing-state]')?.textContent?.includes(`revision ${r} `),
+      range.json.header.revision,
     )
+    assert.match((await page.textContent('[data-testid=listing-state]')) ?? '', /· browser replica$/)
     const lease = await page.textContent('[data-testid=keys] tbody tr[data-key="app/session/alice"] td:nth-child(5)')
     assert.equal(lease?.trim(), leaseId)
     // A JSON value, pretty-printed, and its history (two versions).
@@ -275,7 +277,7 @@ describe('console in Chromium against a three-member cluster', { skip, timeout: 
     await page.waitForSelector('[data-testid=listing-state].stale', { timeout: 15_000 })
     assert.equal(
       await page.textContent('[data-testid=listing-state]'),
-      `stale: last known at revision ${revision} (browser copy)`,
+      `stale: last known at revision ${revision} (browser replica)`,
     )
     assert.deepEqual(
       await page.$$eval('[data-testid=keys] tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-key'))),
