@@ -31,7 +31,7 @@ export const chromiumArgs = [
 const skip = existsSync(chromiumPath)
   ? false
   : `no Chromium at ${chromiumPath}: run scripts/setup-chromium.sh (apt-get install chromium) to run this test`
-const shots = process.env.EDGECD_CONSOLE_SHOTS !== '0'
+const shots = process.env.EDGECD_CONSOLE_SHOTS === '1'
 const shot = (name: string) => join(repoRoot, 'docs/console', `${name}.png`)
 
 type Page = import('playwright-core').Page
