@@ -1,0 +1,159 @@
+/**
+ * `edgecd serve --runtime workerd`: runs one member as a Durable Object in a local workerd process, through
+ * Miniflare's API from Node. The member code is the Worker of src/runtime/workers (bundled here with esbuild, cbor-x's
+ * no-eval build); this file only starts and stops it:
+ *
+ * - the Worker serves one member (EDGECD_MEMBER) on the first --listen-client-urls address, paths unchanged, so the
+ *   member looks to clients and peers exactly like a Node or Deno member;
+ * - the configuration is the one the flags and EDGECD_* variables gave, passed whole as EDGECD_CONFIG; files that
+ *   flags name (JWT keys, a JWKS) are read here and passed as EDGECD_FILES (a Worker has no file system);
+ * - the object's SQLite database lives under --data-dir (Miniflare's durableObjectsPersist), which this process locks
+ *   as a Node member does, so a kill -9 and a restart with the same flags keeps the data;
+ * - workerd is a child process: a watchdog kills it when this process dies, even by SIGKILL, so a killed member
+ *   really stops serving.
+ *
+ * Nothing reaches the network: Miniflare gets `cf: false` (no Request.cf download) and wrangler is not involved.
+ */
+import { spawn } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import type { Readable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import type { Miniflare } from 'miniflare'
+import { authConfigFromFlags } from '../../auth/config.js'
+import { ConfigError, type ServerConfig, validateServerConfig } from '../../etcdserver/config.js'
+import type { Logger } from '../../etcdserver/log.js'
+import { NodeFileOps } from './file-ops.js'
+import { bundleWorkerEntry } from './workerd-bundle.js'
+
+/** The compatibility date of the member Worker: at most the installed workerd's build date (RUNTIMES.md §3). */
+export const workerdCompatibilityDate = '2026-04-20'
+
+const workerEntry = join(dirname(fileURLToPath(import.meta.url)), '../workers/worker.ts')
+
+export interface RunningWorkerdMember {
+  urls: string[]
+  stop(): Promise<void>
+}
+
+/** Checks what a workerd member cannot do, before anything starts. */
+function checkWorkerdConfig(c: ServerConfig): void {
+  if (c.listenClientUrls.length !== 1)
+    throw new ConfigError('--runtime workerd listens on exactly one --listen-client-urls address')
+  if (new URL(c.listenClientUrls[0]!).protocol !== 'http:')
+    throw new ConfigError('--runtime workerd serves http only (on Cloudflare the platform terminates TLS)')
+  const tls = [c.certFile, c.keyFile, c.trustedCaFile, c.peerCertFile, c.peerKeyFile, c.peerTrustedCaFile]
+  if (tls.some((f) => f !== '') || c.clientCertAuth || c.peerClientCertAuth)
+    throw new ConfigError('--runtime workerd does not take the TLS flags (see docs/workers.md)')
+}
+
+/** The pids of this process's children whose command is workerd (Linux /proc). */
+function workerdChildren(): number[] {
+  const out: number[] = []
+  let entries: string[] = []
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return out
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
+      // pid (comm) state ppid ...
+      const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat)
+      if (m && Number(m[2]) === process.pid && m[1]!.startsWith('workerd')) out.push(Number(e))
+    } catch {}
+  }
+  return out
+}
+
+/**
+ * Kills `pids` when this process dies, however it dies: a detached shell polls this process and sends SIGKILL to
+ * the children once it is gone (and exits by itself when they are gone).
+ */
+function guardChildren(pids: number[]): void {
+  if (pids.length === 0) return
+  const list = pids.join(' ')
+  const script = `while kill -0 ${process.pid} 2>/dev/null; do alive=0; for p in ${list}; do kill -0 $p 2>/dev/null && alive=1; done; [ $alive = 0 ] && exit 0; sleep 0.3; done; kill -9 ${list} 2>/dev/null; exit 0`
+  const guard = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' })
+  guard.unref()
+}
+
+/** Starts the member in a local workerd; resolves once it listens and the member object has started. */
+export async function startWorkerdMember(config: ServerConfig, log: Logger): Promise<RunningWorkerdMember> {
+  validateServerConfig(config)
+  checkWorkerdConfig(config)
+  const files: Record<string, string> = {}
+  try {
+    authConfigFromFlags(config, (path) => {
+      const text = readFileSync(path, 'utf8')
+      files[path] = text
+      return text
+    })
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
+  }
+  const dataDir = resolve(config.dataDir)
+  mkdirSync(dataDir, { recursive: true })
+  const unlock = await new NodeFileOps(dataDir).lock()
+  let mf: Miniflare | undefined
+  try {
+    const script = await bundleWorkerEntry(workerEntry)
+    const listen = new URL(config.listenClientUrls[0]!)
+    const { Miniflare, Log, LogLevel } = await import('miniflare')
+    mf = new Miniflare({
+      modules: true,
+      script,
+      scriptPath: 'edgecd-worker.js',
+      compatibilityDate: workerdCompatibilityDate,
+      durableObjects: { MEMBER: { className: 'EdgecdMember', useSQLite: true } },
+      bindings: {
+        EDGECD_MEMBER: config.name,
+        EDGECD_CONFIG: JSON.stringify(config),
+        EDGECD_FILES: JSON.stringify(files),
+      },
+      durableObjectsPersist: join(dataDir, 'workerd'),
+      cf: false,
+      host: listen.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: Number(listen.port),
+      log: new Log(LogLevel.WARN),
+      // The member's JSON log lines (console.log in the object) go to stderr, as on Node and Deno.
+      handleRuntimeStdio(stdout: Readable, stderr: Readable) {
+        stdout.pipe(process.stderr)
+        stderr.pipe(process.stderr)
+      },
+    })
+    const url = await mf.ready
+    guardChildren(workerdChildren())
+    // The member starts with the object's first request; ask for /health until it answers (or says why not).
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      const r = await mf.dispatchFetch('http://localhost/health')
+      const text = await r.text()
+      if (r.status === 200 || (r.status === 503 && text.startsWith('{'))) break
+      if (r.status === 404 || Date.now() > deadline) throw new ConfigError(text.trim())
+      await new Promise((res) => setTimeout(res, 100))
+    }
+    const base = `http://${listen.hostname}:${url.port}`
+    log.info('serving client requests', { name: config.name, runtime: 'workerd', urls: [base], dataDir })
+    let stopping: Promise<void> | undefined
+    const running = mf
+    return {
+      urls: [base],
+      stop() {
+        stopping ??= (async () => {
+          log.info('stopping', { name: config.name })
+          await running.dispose()
+          await unlock()
+          log.info('stopped', { name: config.name })
+        })()
+        return stopping
+      },
+    }
+  } catch (err) {
+    await mf?.dispose().catch(() => {})
+    await unlock()
+    throw err
+  }
+}
