@@ -14,8 +14,7 @@
  *
  * Nothing reaches the network: Miniflare gets `cf: false` (no Request.cf download) and wrangler is not involved.
  */
-import { spawn } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -23,6 +22,7 @@ import type { Miniflare } from 'miniflare'
 import { authConfigFromFlags } from '../../auth/config.js'
 import { ConfigError, type ServerConfig, validateServerConfig } from '../../etcdserver/config.js'
 import type { Logger } from '../../etcdserver/log.js'
+import { childrenNamed, guardChildren } from './child-guard.js'
 import { NodeFileOps } from './file-ops.js'
 import { bundleWorkerEntry } from './workerd-bundle.js'
 
@@ -45,39 +45,6 @@ function checkWorkerdConfig(c: ServerConfig): void {
   const tls = [c.certFile, c.keyFile, c.trustedCaFile, c.peerCertFile, c.peerKeyFile, c.peerTrustedCaFile]
   if (tls.some((f) => f !== '') || c.clientCertAuth || c.peerClientCertAuth)
     throw new ConfigError('--runtime workerd does not take the TLS flags (see docs/workers.md)')
-}
-
-/** The pids of this process's children whose command is workerd (Linux /proc). */
-function workerdChildren(): number[] {
-  const out: number[] = []
-  let entries: string[] = []
-  try {
-    entries = readdirSync('/proc')
-  } catch {
-    return out
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
-      // pid (comm) state ppid ...
-      const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat)
-      if (m && Number(m[2]) === process.pid && m[1]!.startsWith('workerd')) out.push(Number(e))
-    } catch {}
-  }
-  return out
-}
-
-/**
- * Kills `pids` when this process dies, however it dies: a detached shell polls this process and sends SIGKILL to
- * the children once it is gone (and exits by itself when they are gone).
- */
-function guardChildren(pids: number[]): void {
-  if (pids.length === 0) return
-  const list = pids.join(' ')
-  const script = `while kill -0 ${process.pid} 2>/dev/null; do alive=0; for p in ${list}; do kill -0 $p 2>/dev/null && alive=1; done; [ $alive = 0 ] && exit 0; sleep 0.3; done; kill -9 ${list} 2>/dev/null; exit 0`
-  const guard = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' })
-  guard.unref()
 }
 
 /** Starts the member in a local workerd; resolves once it listens and the member object has started. */
@@ -125,7 +92,7 @@ export async function startWorkerdMember(config: ServerConfig, log: Logger): Pro
       },
     })
     const url = await mf.ready
-    guardChildren(workerdChildren())
+    guardChildren(childrenNamed('workerd'))
     // The member starts with the object's first request; ask for /health until it answers (or says why not).
     const deadline = Date.now() + 30_000
     for (;;) {
