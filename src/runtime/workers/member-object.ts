@@ -110,7 +110,11 @@ export class EdgecdMember {
   async fetch(req: Request): Promise<Response> {
     let r: Running
     try {
+      const booting = this.running === undefined
       r = await this.start(req.headers.get(memberNameHeader) ?? undefined)
+      // An object starts with its first request (after `wrangler dev`, a deploy or an eviction): give the cluster
+      // a few election timeouts to find a leader before answering it, rather than "no leader" at once.
+      if (booting) await untilHealthy(r.member, 3 * r.config.electionTimeoutMs)
     } catch (err) {
       const e = err as Error
       return new Response(`edgecd: member cannot start: ${e.message}\n`, {
@@ -203,6 +207,11 @@ export class EdgecdMember {
       return fetch(input, init)
     }
   }
+}
+
+async function untilHealthy(member: Member, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!member.healthy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
 }
 
 function parseFiles(raw: unknown): Record<string, string> {
