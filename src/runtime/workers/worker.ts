@@ -44,11 +44,22 @@ function memberNames(env: WorkerEnv): string[] {
   return names
 }
 
-function toMember(env: WorkerEnv, name: string, req: Request, path: string): Promise<Response> {
+/** The endpoints whose response is a stream of messages: watch, lease keep-alive, snapshot. */
+const streamPaths = /^\/v3(beta)?\/(watch|lease\/keepalive|maintenance\/snapshot)$/
+
+async function toMember(env: WorkerEnv, name: string, req: Request, path: string): Promise<Response> {
   const url = new URL(req.url)
   const forwarded = new Request(`http://member${path}${url.search}`, req)
   forwarded.headers.set(memberNameHeader, name)
-  return env.MEMBER.get(env.MEMBER.idFromName(name)).fetch(forwarded)
+  const res = await env.MEMBER.get(env.MEMBER.idFromName(name)).fetch(forwarded)
+  if (res.status === 101 || !streamPaths.test(path) || res.headers.has('content-encoding')) return res
+  // The platform gzips a JSON response for a client that accepts it (Cloudflare's edge, and Miniflare copying it),
+  // and a compressor holds a stream's messages back until it has a block: a watch would see nothing. A stream goes
+  // out as is, as etcd's gateway sends it.
+  const out = new Response(res.body, res)
+  out.headers.set('Content-Encoding', 'identity')
+  out.headers.set('Cache-Control', 'no-transform')
+  return out
 }
 
 export default {
