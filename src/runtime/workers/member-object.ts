@@ -72,7 +72,9 @@ export function memberConfig(env: MemberEnv, name: string): ServerConfig {
     if (!mine) throw new ConfigError(`no member named ${JSON.stringify(name)} in EDGECD_INITIAL_CLUSTER`)
     c.initialAdvertisePeerUrls = mine
     c.advertiseClientUrls = mine
-    c.listenClientUrls = mine
+    // An object listens on nothing itself (the Worker's URL is the platform's, which also terminates TLS): the
+    // listen URLs only pass validation, so they say http (an https listener would ask for --cert-file).
+    c.listenClientUrls = mine.map((u) => u.replace(/^https:/, 'http:'))
     c.dataDir = `durable-object:${name}`
   }
   if (c.name !== name)
