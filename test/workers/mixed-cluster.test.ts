@@ -16,9 +16,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { b64, eventually, post } from '../cluster/helpers.js'
-import { serveArgs } from '../cluster/process.js'
-import { freePort } from '../diff/etcd-process.js'
+import { b64, eventually, freePort, post, serveFlags } from '../support/index.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..')
 const runtimes = ['node', 'deno', 'workerd'] as const
@@ -55,14 +53,20 @@ class MixedCluster {
 
   spawn(m: Proc): void {
     const initialCluster = this.members.map((x) => `${x.name}=${x.url}`).join(',')
-    const args = serveArgs({
-      name: m.name,
-      dataDir: m.dir,
-      clientUrl: m.url,
-      initialCluster,
-      token: 'mixed-test',
-      extra: ['--runtime', m.runtime],
-    })
+    const args = [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'serve',
+      ...serveFlags({
+        name: m.name,
+        dataDir: m.dir,
+        clientUrl: m.url,
+        initialCluster,
+        token: 'mixed-test',
+        extra: ['--runtime', m.runtime],
+      }),
+    ]
     m.child = spawn(process.execPath, args, {
       cwd: root,
       detached: true,

@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { b64, eventually, post } from '../cluster/helpers.js'
-import { freePort } from '../diff/etcd-process.js'
+import { b64, eventually, freePort, post } from '../support/index.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..')
 const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' }

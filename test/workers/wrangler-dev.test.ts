@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { freePort } from '../diff/etcd-process.js'
-import { b64, eventually, get, post, WsWatch } from '../server/helpers.js'
+import { WsWatch } from '../server/helpers.js'
+import { b64, eventually, freePort, get, post } from '../support/index.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -62,9 +62,9 @@ describe('wrangler dev: a three-member cluster of Durable Objects', { timeout: 1
       output += d
     })
     await eventually(
-      'wrangler dev to answer',
       async () => ((await get(base, '/version').catch(() => undefined))?.status === 200 ? true : undefined),
       90_000,
+      'wrangler dev to answer',
       250,
     ).catch((err) => {
       throw new Error(`${(err as Error).message}\n${output}`)
@@ -86,12 +86,12 @@ describe('wrangler dev: a three-member cluster of Durable Objects', { timeout: 1
 
   test('put on the front member, linearizable reads on every member, watch across members', async () => {
     const put = await eventually(
-      'the first put',
       async () => {
         const a = await post(base, '/v3/kv/put', { key: b64('foo'), value: b64('bar') })
         return a.status === 200 ? a : undefined
       },
       30_000,
+      'the first put',
       200,
     )
     const rev = Number(put.json.header.revision)
