@@ -8,6 +8,7 @@
  * SIGKILL.
  */
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, type ServerConfig } from '../etcdserver/config.js'
@@ -63,6 +64,12 @@ function untilSignal(log: { info(m: string, f?: Record<string, unknown>): void }
   })
 }
 
+/** The Deno entry: the TypeScript source in a checkout, the compiled module in an installed package. */
+function denoMain(): string {
+  const src = join(repoRoot, 'src/runtime/deno/main.ts')
+  return existsSync(src) ? src : join(repoRoot, 'dist/runtime/deno/main.js')
+}
+
 /** Runs src/runtime/deno/main.ts with the same arguments in a Deno child; its exit code is ours. */
 function runDeno(rest: string[]): Promise<number> {
   const deno = process.env.EDGECD_DENO_BIN ?? join(repoRoot, 'node_modules/.bin/deno')
@@ -77,7 +84,7 @@ function runDeno(rest: string[]): Promise<number> {
       '--allow-write',
       '--allow-env',
       '--allow-ffi',
-      join(repoRoot, 'src/runtime/deno/main.ts'),
+      denoMain(),
       'serve',
       ...rest,
     ],

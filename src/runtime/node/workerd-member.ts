@@ -14,7 +14,7 @@
  *
  * Nothing reaches the network: Miniflare gets `cf: false` (no Request.cf download) and wrangler is not involved.
  */
-import { mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -29,7 +29,10 @@ import { bundleWorkerEntry } from './workerd-bundle.js'
 /** The compatibility date of the member Worker: at most the installed workerd's build date (RUNTIMES.md §3). */
 export const workerdCompatibilityDate = '2026-04-20'
 
-const workerEntry = join(dirname(fileURLToPath(import.meta.url)), '../workers/worker.ts')
+/** The Worker's entry: the TypeScript source in a checkout, the compiled module when this runs from dist/. */
+const workerEntry = ['worker.ts', 'worker.js']
+  .map((f) => join(dirname(fileURLToPath(import.meta.url)), '../workers', f))
+  .find((p) => existsSync(p))!
 
 export interface RunningWorkerdMember {
   urls: string[]
