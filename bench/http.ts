@@ -16,6 +16,8 @@
  *   --quick      CI smoke: put 1 and 64 clients, the rest with 64, 0.5 s each (a few seconds per server)
  *   --profile d  start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
  *   --edgecd-flag=--snapshot-count=100000   an extra `edgecd serve` flag (repeatable), for what-if runs
+ *   --runtime r  run the edgecd member with `edgecd serve --runtime r` (node, deno or workerd); CPU per op counts the
+ *                launcher and its child (deno, workerd)
  *   --members n  1 (default) or 3: three members against three members (bench/cluster.ts)
  *   --auth       a second member with auth on, every request carrying `Authorization: Bearer <jwt>` of a non-root
  *                user with READWRITE on the bench's keys, next to the first with auth off: prints auth/off per
@@ -28,7 +30,7 @@ import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { benchToken, enableBenchAuth } from './lib/auth.js'
 import { Bodies, type LoadResult, openPool, preload, runLoad, type Workload, type WorkloadKind } from './lib/load.js'
-import { type BenchServer, processCpuSecs, startEdgecd, startEtcd, startTrivial } from './lib/servers.js'
+import { type BenchServer, startEdgecd, startEtcd, startTrivial, treeCpuSecs } from './lib/servers.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
 const allKinds: WorkloadKind[] = ['put', 'range-linearizable', 'range-serializable', 'mix-90-10']
@@ -66,6 +68,7 @@ function plan(opts: BenchOptions): Plan {
       workloads: { type: 'string' },
       profile: { type: 'string' },
       'edgecd-flag': { type: 'string', multiple: true },
+      runtime: { type: 'string', default: 'node' },
     },
     strict: true,
     allowPositionals: false,
@@ -99,7 +102,10 @@ function plan(opts: BenchOptions): Plan {
     trivial: values.trivial === true,
     auth: values.auth === true,
     ...(values.profile ? { profileDir: values.profile } : {}),
-    edgecdFlags: values['edgecd-flag'] ?? [],
+    edgecdFlags: [
+      ...(values.runtime !== 'node' ? ['--runtime', values.runtime!] : []),
+      ...(values['edgecd-flag'] ?? []),
+    ],
   }
 }
 
@@ -213,7 +219,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
               w,
               p.measureMs,
               p.warmupMs,
-              () => processCpuSecs(s.pid),
+              () => treeCpuSecs(s.pid),
               undefined,
               headers,
             )

@@ -190,12 +190,22 @@ export async function runLoad(
 export async function preload(pool: Pool, bodies: Bodies, clients: number, deadlineMs = 120_000): Promise<void> {
   let next = 0
   let failures = 0
+  /** Keys whose put failed in transport, written again. */
+  const retry: number[] = []
   const deadline = performance.now() + deadlineMs
   async function writer(): Promise<void> {
-    while (next < keyCount) {
+    while (next < keyCount || retry.length > 0) {
       if (performance.now() > deadline) throw new Error(`preload did not finish in ${deadlineMs} ms`)
-      const k = next++
-      const res = await pool.request({ path: '/v3/kv/put', method: 'POST', body: bodies.put[k]!, headers: jsonHeaders })
+      const k = retry.pop() ?? next++
+      let res: Awaited<ReturnType<Pool['request']>>
+      try {
+        res = await pool.request({ path: '/v3/kv/put', method: 'POST', body: bodies.put[k]!, headers: jsonHeaders })
+      } catch (err) {
+        // A connection the server closed (workerd resets a few under load): the key is written again later.
+        if (++failures > 1000) throw err
+        retry.push(k)
+        continue
+      }
       const text = await res.body.text()
       if (res.statusCode !== 200 && ++failures > 10)
         throw new Error(`preload: HTTP ${res.statusCode}: ${text.slice(0, 200)}`)

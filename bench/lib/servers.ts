@@ -4,7 +4,7 @@
  * (to show the load generator's own ceiling). Every start waits for /health (or a first answer) with a deadline, and
  * `stop()` ends the child and removes its directory.
  */
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import {
   freePort,
   startEdgecd as startEdgecdMember,
@@ -33,6 +33,28 @@ export function processCpuSecs(pid: number): number {
   } catch {
     return Number.NaN
   }
+}
+
+/**
+ * CPU seconds of a process and its children (Linux /proc): `edgecd serve --runtime workerd|deno` runs the member in
+ * a child (workerd, deno), whose CPU belongs to the member.
+ */
+export function treeCpuSecs(pid: number): number {
+  let total = processCpuSecs(pid)
+  let entries: string[] = []
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return total
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) total += processCpuSecs(Number(e))
+    } catch {}
+  }
+  return total
 }
 
 export interface EdgecdOptions {

@@ -115,7 +115,9 @@ function checkUrls(flag: string, urls: string[]): void {
     }
     if (p.protocol !== 'http:' && p.protocol !== 'https:')
       throw new ConfigError(`--${flag}: URL scheme must be http or https, got ${JSON.stringify(u)}`)
-    if (!p.port) throw new ConfigError(`--${flag}: URL must have a port: ${JSON.stringify(u)}`)
+    // As etcd: the port is explicit. Read from the text, since URL drops a scheme's default port (https://h:443).
+    if (!/^[a-z]+:\/\/(\[[^\]]*\]|[^/:@]*):\d+(\/|$)/i.test(u.trim()))
+      throw new ConfigError(`--${flag}: URL must have a port: ${JSON.stringify(u)}`)
   }
 }
 

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test'
 import { decodeSavedSnapshot } from '../../src/etcdserver/saved-snapshot.js'
 import { KvStore } from '../../src/kv/store.js'
 import { type Answer, b64, get, post, unb64 } from '../support/index.js'
-import { LineStream, startTestMember, type TestMember } from './helpers.js'
+import { LineStream, notOnWorkerd, startTestMember, type TestMember } from './helpers.js'
 
 let m: TestMember
 before(async () => {
@@ -476,7 +476,9 @@ describe('transport', () => {
       if (line && !line.startsWith('#')) assert.match(line, /^[a-z_]+(\{[^}]*\})? -?[\d.e+-]+$|^.* (\+Inf|NaN)$/, line)
   })
 
-  test('CORS headers on success, error, 404 and stream responses; OPTIONS is 200 with no body', async () => {
+  test('CORS headers on success, error, 404 and stream responses; OPTIONS is 200 with no body', {
+    skip: notOnWorkerd("workerd's HTTP server sends no Content-Length: 0 on an empty OPTIONS answer"),
+  }, async () => {
     const cors = (a: { headers: Headers }) => {
       assert.equal(a.headers.get('access-control-allow-origin'), '*')
       assert.equal(a.headers.get('access-control-allow-methods'), 'POST, GET, OPTIONS, PUT, DELETE')
@@ -515,7 +517,9 @@ describe('transport', () => {
     assert.equal((await post(m.url, '/v3/kv/range', { key: b64('big') })).json.kvs, undefined)
   })
 
-  test('after a 429 the connection is closed (not reused half-drained): the next large requests still work', async () => {
+  test('after a 429 the connection is closed (not reused half-drained): the next large requests still work', {
+    skip: notOnWorkerd('workerd owns the connection: a Worker cannot send Connection: close'),
+  }, async () => {
     // Regression: the 429 said keep-alive while the server dropped the socket 500 ms later, mid-request.
     const big = JSON.stringify({ key: b64('big'), value: 'A'.repeat(2 * 1024 * 1024) })
     const a = await post(m.url, '/v3/kv/put', big)

@@ -13,27 +13,60 @@ import { freePort, silent } from '../support/index.js'
 export interface TestMember {
   url: string
   dir: string
-  running: RunningMember
+  /** The in-process Node member (on workerd there is none: reading it throws). */
+  readonly running: RunningMember
   stop(): Promise<void>
 }
 
-/** Starts a member in this process on a free port, data in a fresh temp dir (removed by stop()). */
-export async function startTestMember(overrides: Partial<ServerConfig> = {}): Promise<TestMember> {
+/** Where startTestMember runs the member: 'node' in this process, 'workerd' as a Durable Object in a local workerd. */
+export type TestRuntime = 'node' | 'workerd'
+
+/** The runtime of the API tests: EDGECD_TEST_RUNTIME (default node), so one suite runs against several runtimes. */
+export function testRuntime(): TestRuntime {
+  return process.env.EDGECD_TEST_RUNTIME === 'workerd' ? 'workerd' : 'node'
+}
+
+/** A test's `skip` option: the reason when the suite runs on workerd (docs/workers.md lists the differences). */
+export function notOnWorkerd(why: string): string | false {
+  return testRuntime() === 'workerd' ? why : false
+}
+
+/** Starts a member on a free port, data in a fresh temp dir (removed by stop()): in this process, or in workerd. */
+export async function startTestMember(
+  overrides: Partial<ServerConfig> = {},
+  runtime: TestRuntime = testRuntime(),
+): Promise<TestMember> {
   const dir = mkdtempSync(join(tmpdir(), 'edgecd-api-'))
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const running = await startNodeMember(
-    {
-      ...serverDefaults,
-      dataDir: dir,
-      listenClientUrls: [url],
-      advertiseClientUrls: [url],
-      initialAdvertisePeerUrls: [url],
-      logLevel: 'error',
-      ...overrides,
-    },
-    silent,
-  )
+  const config: ServerConfig = {
+    ...serverDefaults,
+    dataDir: dir,
+    listenClientUrls: [url],
+    advertiseClientUrls: [url],
+    initialAdvertisePeerUrls: [url],
+    logLevel: 'error',
+    ...overrides,
+  }
+  if (runtime === 'workerd') {
+    const { startWorkerdMember } = await import('../../src/runtime/node/workerd-member.js')
+    const w = await startWorkerdMember(config, silent)
+    let stopped = false
+    return {
+      url: w.urls[0]!,
+      dir,
+      get running(): RunningMember {
+        throw new Error('a workerd test member has no in-process member: this test runs on Node only')
+      },
+      async stop() {
+        if (stopped) return
+        stopped = true
+        await w.stop()
+        rmSync(dir, { recursive: true, force: true })
+      },
+    }
+  }
+  const running = await startNodeMember(config, silent)
   let stopped = false
   return {
     url: running.urls[0]!,
