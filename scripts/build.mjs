@@ -2,11 +2,14 @@
 // `npm run build` (also run by `prepare`, so `npm ci` and `npm pack` build): compiles src/ to JavaScript with type
 // declarations in dist/ (tsc -p tsconfig.build.json), then bundles the browser builds with esbuild:
 //   dist/browser/edgecd-client.js   the client as one self-contained ES module
+//   dist/browser/replica.js         the browser replica (also served by members at /ui/replica.js)
+//   dist/worker/worker.js           the Worker and its Durable Object member class, for workerd
 //   dist/browser/replica.js         the browser replica (what members serve at GET /ui/replica.js)
 // and writes dist/.build-stamp last. bin/edgecd.js runs dist/ when the stamp is newer than every file under src/
 // (an installed package has no src/), and the sources through tsx otherwise, so a checkout never runs stale output.
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -44,5 +47,23 @@ for (const b of browserBundles) {
     logLevel: 'warning',
   })
 }
+// The Worker (the package's `edgecd/worker`, wrangler's `main` for a deploy from node_modules, and what
+// `edgecd serve --runtime workerd` runs from an installed package): one ES module for workerd with only `cloudflare:*`
+// left as imports, and cbor-x's no-eval build (workerd forbids code generation in handlers; RUNTIMES.md §3, §5). The
+// same options as src/runtime/node/workerd-bundle.ts.
+await build({
+  entryPoints: [resolve(root, 'src/runtime/workers/worker.ts')],
+  outfile: resolve(dist, 'worker/worker.js'),
+  bundle: true,
+  format: 'esm',
+  platform: 'neutral',
+  target: 'es2022',
+  conditions: ['workerd', 'worker', 'browser'],
+  mainFields: ['module', 'main'],
+  external: ['cloudflare:*'],
+  alias: { 'cbor-x': createRequire(import.meta.url).resolve('cbor-x/index-no-eval') },
+  define: { 'process.env.NODE_DEBUG': 'false', 'process.env.NODE_ENV': '"production"' },
+  logLevel: 'warning',
+})
 writeFileSync(resolve(dist, '.build-stamp'), `${new Date().toISOString()}\n`)
-console.error(`build: dist/ (JavaScript, declarations, ${browserBundles.length} browser bundle(s))`)
+console.error(`build: dist/ (JavaScript, declarations, ${browserBundles.length} browser bundle(s), the Worker)`)

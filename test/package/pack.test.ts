@@ -6,6 +6,7 @@
  *   - `import { startMember } from 'edgecd/server'` (an embedded member on port 0),
  *   - the same client from Deno through the project's node_modules (`npm:`-style bare import),
  *   - the browser bundle `edgecd/browser/client.js`: self-contained (no bare imports),
+ *   - the Worker `edgecd/worker` (only `cloudflare:*` imports), run by `edgecd serve --runtime workerd`,
  *   - the type declarations: a TypeScript file using the client and the embedding API type-checks.
  */
 import assert from 'node:assert/strict'
@@ -168,6 +169,49 @@ console.log((await client.get('browser/k')).value)
 `,
     )
     assert.equal(run(process.execPath, ['bundle.mjs']).trim(), 'bundled')
+  })
+
+  test('edgecd/worker is one workerd module, and `edgecd serve --runtime workerd` runs it from the package', async () => {
+    const file = join(project, 'node_modules/edgecd/dist/worker/worker.js')
+    const code = readFileSync(file, 'utf8')
+    assert.doesNotMatch(
+      code,
+      /^import\s[^\n]*?["'](?!cloudflare:)[^./"'][^"']*["'];?$/m,
+      'only cloudflare:* imports',
+    )
+    assert.match(code, /export \{[^}]*\bEdgecdMember\b/)
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    const child = spawn(
+      join(project, 'node_modules/.bin/edgecd'),
+      ['serve', '--runtime', 'workerd', '--data-dir', join(dir, 'workerd'), '--listen-client-urls', url],
+      {
+        cwd: project,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
+      },
+    )
+    let out = ''
+    child.stdout!.on('data', (d) => {
+      out += d
+    })
+    child.stderr!.on('data', (d) => {
+      out += d
+    })
+    try {
+      const started = Date.now()
+      while (!out.includes('serving on')) {
+        if (child.exitCode !== null) throw new Error(`edgecd serve --runtime workerd exited ${child.exitCode}:\n${out}`)
+        if (Date.now() - started > 90_000) throw new Error(`edgecd serve --runtime workerd did not start:\n${out}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      const bin = join(project, 'node_modules/.bin/edgecd')
+      assert.equal(run(bin, ['--endpoints', url, 'put', 'w', 'orkerd']).trim(), 'OK')
+      assert.equal(run(bin, ['--endpoints', url, 'get', 'w']).trim(), 'w\norkerd')
+    } finally {
+      child.kill('SIGTERM')
+      await new Promise((r) => child.once('exit', r))
+    }
   })
 
   test('the type declarations describe the public API', () => {

@@ -34,6 +34,17 @@ const workerEntry = ['worker.ts', 'worker.js']
   .map((f) => join(dirname(fileURLToPath(import.meta.url)), '../workers', f))
   .find((p) => existsSync(p))!
 
+/**
+ * The Worker already bundled by `npm run build` (dist/worker/worker.js, the package's `edgecd/worker`), used when this
+ * runs from dist/: an installed package has no esbuild (a dev dependency) to bundle with.
+ */
+const prebuiltWorker = join(dirname(fileURLToPath(import.meta.url)), '../../worker/worker.js')
+
+async function workerScript(): Promise<string> {
+  if (workerEntry.endsWith('.js') && existsSync(prebuiltWorker)) return readFileSync(prebuiltWorker, 'utf8')
+  return bundleWorkerEntry(workerEntry)
+}
+
 export interface RunningWorkerdMember {
   urls: string[]
   stop(): Promise<void>
@@ -69,7 +80,7 @@ export async function startWorkerdMember(config: ServerConfig, log: Logger): Pro
   const unlock = await new NodeFileOps(dataDir).lock()
   let mf: Miniflare | undefined
   try {
-    const script = await bundleWorkerEntry(workerEntry)
+    const script = await workerScript()
     const listen = new URL(config.listenClientUrls[0]!)
     const { Miniflare, Log, LogLevel } = await import('miniflare')
     mf = new Miniflare({
