@@ -174,11 +174,7 @@ console.log((await client.get('browser/k')).value)
   test('edgecd/worker is one workerd module, and `edgecd serve --runtime workerd` runs it from the package', async () => {
     const file = join(project, 'node_modules/edgecd/dist/worker/worker.js')
     const code = readFileSync(file, 'utf8')
-    assert.doesNotMatch(
-      code,
-      /^import\s[^\n]*?["'](?!cloudflare:)[^./"'][^"']*["'];?$/m,
-      'only cloudflare:* imports',
-    )
+    assert.doesNotMatch(code, /^import\s[^\n]*?["'](?!cloudflare:)[^./"'][^"']*["'];?$/m, 'only cloudflare:* imports')
     assert.match(code, /export \{[^}]*\bEdgecdMember\b/)
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
