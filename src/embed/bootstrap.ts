@@ -203,6 +203,7 @@ export function createMemberApp(
   mtls?: AppOptions['mtls'],
   processStats?: AppOptions['processStats'],
   uiReplicaScript?: AppOptions['uiReplicaScript'],
+  metrics?: AppOptions['metrics'],
 ): ReturnType<typeof createApp> {
   return createApp(member, {
     maxRequestBytes: config.maxRequestBytes,
@@ -216,5 +217,6 @@ export function createMemberApp(
     ...(mtls ? { mtls } : {}),
     ...(processStats ? { processStats } : {}),
     ...(uiReplicaScript ? { uiReplicaScript } : {}),
+    ...(metrics ? { metrics } : {}),
   })
 }

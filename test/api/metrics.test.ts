@@ -6,12 +6,22 @@
  * with the failed check when there is no leader).
  */
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { leaderIndex, startCluster, type TestCluster } from '../cluster/helpers.js'
-import { b64, eventually, post } from '../support/index.js'
+import { b64, eventually, post, startEdgecd } from '../support/index.js'
 import { prometheusMissing, promtoolCheckMetrics } from '../support/prometheus.js'
 
 let c: TestCluster
+
+function etcdctlMissing(): string | false {
+  try {
+    execFileSync('etcdctl', ['version'], { stdio: 'pipe', env: { ...process.env, ETCDCTL_API: '3' } })
+    return false
+  } catch {
+    return 'etcdctl is not installed (scripts/setup-etcd.sh)'
+  }
+}
 
 before(async () => {
   c = await startCluster(3)
@@ -121,6 +131,27 @@ describe('/metrics', () => {
     )
     const status = await post(c.urls[1]!, '/v3/maintenance/status', {})
     assert.equal(sample(after, 'edgecd_raft_term'), Number(status.json.raftTerm ?? status.json.header.raft_term))
+  })
+
+  test('calls on the gRPC front door (etcdctl) count in the same grpc_server_* series', {
+    skip: etcdctlMissing(),
+  }, async () => {
+    // A member process (as users run it): etcdctl's gRPC against it, then its /metrics.
+    const m = await startEdgecd()
+    try {
+      const ok =
+        'grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"}'
+      const text = async () => (await fetch(m.url + '/metrics')).text()
+      const before = sample(await text(), ok)!
+      execFileSync('etcdctl', ['--endpoints', m.url, '--command-timeout=20s', 'put', 'grpc-metrics', 'v'], {
+        env: { ...process.env, ETCDCTL_API: '3' },
+        stdio: 'pipe',
+        timeout: 30_000,
+      })
+      assert.equal(sample(await text(), ok), before + 1)
+    } finally {
+      await m.stop()
+    }
   })
 
   test('a watch stream counts as a gRPC bidi stream of etcdserverpb.Watch while it is open', async () => {

@@ -42,6 +42,10 @@ export interface GrpcOptions {
   maxWatchStreams: number
   /** The shared count of open watch streams (the HTTP and gRPC front doors together). */
   watchStreams?: { n: number }
+  /** The member's grpc_server_* counters (src/api/http/metrics.ts), shared with the JSON gateway's calls. */
+  metrics?: {
+    start(method: string): { received(bytes: number): void; sent(bytes: number): void; end(code: number): void }
+  }
 }
 
 /** Watch responses queued per gRPC stream before the client counts as slow (the hub then holds events back). */
@@ -85,12 +89,19 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
       fn: (r: Req, info: AuthInfo | undefined, ctx: HandlerContext) => Promise<object>,
     ) =>
     async (msg: object, ctx: HandlerContext) => {
+      const call = opts.metrics?.start(method)
+      call?.received(0)
       try {
         const r = fromProto<Req>(reqDesc, msg)
         const info = await authorize(method, r, ctx)
-        return toProto(resDesc, await fn(r, info, ctx))
+        const out = toProto(resDesc, await fn(r, info, ctx))
+        call?.sent(0)
+        call?.end(0)
+        return out
       } catch (err) {
-        throw grpcError(err)
+        const e = grpcError(err)
+        call?.end(e.code)
+        throw e
       }
     }
   const conc: ConcurrencyApi = memberConcurrency(member)

@@ -43,6 +43,8 @@ export interface AppOptions {
   processStats?: () => ProcessStats
   /** The browser replica's ES module for GET /ui/replica.js (docs/replica.md); without it the route answers 404. */
   uiReplicaScript?: () => Promise<string>
+  /** The gRPC and gateway counters, when the runtime shares them with its gRPC front door; else the app makes its own. */
+  metrics?: HttpMetrics
 }
 
 /** gRPC's receive limit in etcd: the request limit plus 512 KiB of overhead (2 MiB by default). */
@@ -95,7 +97,7 @@ type AppEnv = { Variables: { authInfo: AuthInfo | undefined; peer: string } }
 
 export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
-  const metrics = new HttpMetrics(opts.processStats)
+  const metrics = opts.metrics ?? new HttpMetrics(opts.processStats)
   let watchStreams = 0
 
   app.use('*', async (c, next) => {

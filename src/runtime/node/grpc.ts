@@ -24,7 +24,14 @@ import { connectNodeAdapter } from '@connectrpc/connect-node'
 import * as election from '../../api/grpc/gen/etcd/etcdserver/api/v3election/v3electionpb/v3election_pb.js'
 import * as lock from '../../api/grpc/gen/etcd/etcdserver/api/v3lock/v3lockpb/v3lock_pb.js'
 import * as pb from '../../api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
-import { type GrpcPeer, type GrpcService, grpcError, grpcPeerKey, grpcServices } from '../../api/grpc/services.js'
+import {
+  type GrpcOptions,
+  type GrpcPeer,
+  type GrpcService,
+  grpcError,
+  grpcPeerKey,
+  grpcServices,
+} from '../../api/grpc/services.js'
 import { grpcRecvBytesMax } from '../../api/http/app.js'
 import type { MemberApi } from '../../etcdserver/api.js'
 import type { ServerConfig } from '../../etcdserver/config.js'
@@ -43,6 +50,8 @@ export interface GrpcListenerOptions {
   verifiedCn(socket: Socket | undefined, use: 'client' | 'peer'): string | undefined
   /** The count of open watch streams, shared with the HTTP front door. */
   watchStreams: { n: number }
+  /** The member's grpc_server_* counters, shared with the HTTP front door. */
+  metrics?: GrpcOptions['metrics']
 }
 
 /** The HTTP/2 server gRPC calls reach (never listens itself: the front listener hands it connections). */
@@ -55,6 +64,7 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
   const services = grpcServices(opts.member, {
     maxWatchStreams: config.maxWatchStreams,
     watchStreams: opts.watchStreams,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   })
   const recvMax = grpcRecvBytesMax(config.maxRequestBytes)
   const unary = unaryTable(services)

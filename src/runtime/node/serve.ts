@@ -10,6 +10,7 @@ import type { ServerHttp2Session } from 'node:http2'
 import type { Server as NetServer, Socket } from 'node:net'
 import { createAdaptorServer, getRequestListener, upgradeWebSocket } from '@hono/node-server'
 import { WebSocketServer } from 'ws'
+import { HttpMetrics } from '../../api/http/metrics.js'
 import { bootMember, createMemberApp } from '../../embed/bootstrap.js'
 import { type ServerConfig, validateServerConfig } from '../../etcdserver/config.js'
 import type { Member } from '../../etcdserver/member.js'
@@ -79,6 +80,7 @@ export async function startNodeMember(
       void stop()
     },
   )
+  const metrics = new HttpMetrics(nodeProcessStats())
   const app = createMemberApp(
     member,
     config,
@@ -92,8 +94,10 @@ export async function startNodeMember(
             tls.verifiedCn((c.env as { incoming?: { socket?: Socket } } | undefined)?.incoming?.socket, use),
         }
       : undefined,
-    nodeProcessStats(),
+    undefined,
     replicaScript,
+    // One set of grpc_server_* counters for the JSON gateway's calls and the gRPC front door's.
+    metrics,
   )
   const servers: HttpServer[] = []
   const fronts: NetServer[] = []
@@ -119,6 +123,7 @@ export async function startNodeMember(
       appListener: getRequestListener(app.fetch, { hostname: url.hostname }) as never,
       verifiedCn: tls.verifiedCn,
       watchStreams,
+      metrics,
     })
     // As etcd's "rejected connection" warnings: plain HTTP, a missing or untrusted client certificate.
     const front = createFrontListener(h1, h2, url.protocol === 'https:' ? tls.server : undefined, (err, socket) =>
