@@ -16,7 +16,7 @@ import { etcdVersion } from '../../etcdserver/version.js'
 import * as M from '../../protocol/descriptors.js'
 import { EtcdError, etcdError, GrpcCode, httpStatus } from '../../protocol/errors.js'
 import type { WatchRequest, WatchResponse } from '../../protocol/types.js'
-import { decodeMessage, parseFirstJson } from './codec/decode.js'
+import { decodeMessage } from './codec/decode.js'
 import { encodeMessage } from './codec/encode.js'
 import { installConsole } from './console.js'
 import { errorBody, toEtcdError } from './errors.js'
@@ -305,7 +305,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       const rest = await readValues(c.req.raw, (text, i) => {
         try {
           call.received(text.length)
-          const r = decodeMessage(M.LeaseKeepAliveRequest, parseFirstJson(text))
+          const r = decodeMessage(M.LeaseKeepAliveRequest, text)
           pending.push(
             member.leaseKeepAlive(r).then((res) => `{"result":${encodeMessage(M.LeaseKeepAliveResponse, res)}}\n`),
           )
@@ -367,7 +367,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       const reader = readValues(body, (text, i) => {
         let req: WatchRequest
         try {
-          req = decodeMessage(M.WatchRequest, parseFirstJson(text))
+          req = decodeMessage(M.WatchRequest, text)
         } catch (err) {
           if (i === 0) firstTexts.push(toEtcdError(err).message)
           return false
@@ -481,7 +481,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               }
               call.received(evt.data.length)
               try {
-                stream?.request(decodeMessage(M.WatchRequest, parseFirstJson(evt.data)))
+                stream?.request(decodeMessage(M.WatchRequest, evt.data))
               } catch (err) {
                 const e = toEtcdError(err)
                 ws.send(
