@@ -15,6 +15,7 @@ import {
   type Message,
   MessageType,
   type NodeId,
+  None,
   RaftError,
   type Rand,
   RawNode,
@@ -242,6 +243,19 @@ export class RaftNode {
 
   leader(): NodeId {
     return this.node.raft.lead
+  }
+
+  /**
+   * Whether this member has a leader it heard from within an election timeout: a follower counts the ticks since the
+   * leader's last message (raft resets electionElapsed on each), a leader is one while CheckQuorum keeps it (it steps
+   * down after an election timeout without a quorum). A follower cut off from its leader keeps naming it until its
+   * own randomized timeout (up to twice the election timeout) runs out; /health must not call it healthy till then.
+   */
+  hasRecentLeader(): boolean {
+    const r = this.node.raft
+    if (r.lead === None) return false
+    if (r.state === StateType.StateLeader) return true
+    return r.state === StateType.StateFollower && r.electionElapsed < this.opts.electionTicks
   }
 
   /** Feeds a message from a peer. */

@@ -118,15 +118,34 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
     })
   const certUser = (c: Context) => (mtls?.client ? mtls.verifiedCn(c, 'client') : undefined)
 
+  // etcd serves clients only once the member has published its name and client URLs through the log (ReadyNotify),
+  // so a member that answers is in the member list with its client URLs. Peers (/raft) and the member's own
+  // /health, /version and /metrics do not wait. etcd leaves the connection waiting; here it waits at most the
+  // request timeout, then gets etcd's "request timed out".
+  const clientReady: MiddlewareHandler = async (c, next) => {
+    if (member.isReady === undefined || member.isReady()) return next()
+    const p = c.req.path
+    if (p === '/raft' || p === '/health' || p === '/version' || p === '/metrics' || c.req.method === 'OPTIONS')
+      return next()
+    if (await member.whenReady!()) return next()
+    return errorResponse(c, new EtcdError('ErrTimeout'))
+  }
+  app.use('*', clientReady)
+
   app.get('/version', (c) => c.json(etcdVersion))
-  // etcd 3.4 writes /health without a content type, so Go sniffs text/plain.
+  // etcd 3.4 writes a healthy answer without a content type (Go sniffs text/plain), an unhealthy one with http.Error
+  // (a newline, nosniff), and says why in neither: false without a leader heard from within an election timeout,
+  // with an active alarm, and before the member has published itself.
   app.get('/health', (c) => {
     if (member.healthy()) {
       metrics.healthSuccess.inc()
       return c.body('{"health":"true"}', 200, { 'Content-Type': 'text/plain; charset=utf-8' })
     }
     metrics.healthFailures.inc()
-    return c.body('{"health":"false"}', 503, { 'Content-Type': 'text/plain; charset=utf-8' })
+    return c.body('{"health":"false"}\n', 503, {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'X-Content-Type-Options': 'nosniff',
+    })
   })
   app.get('/metrics', (c) =>
     c.text(member.metrics() + metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }),
