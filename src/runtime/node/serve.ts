@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
+import type { Hono } from 'hono'
 import { WebSocketServer } from 'ws'
 import { bootMember, createMemberApp } from '../../embed/bootstrap.js'
 import { type ServerConfig, validateServerConfig } from '../../etcdserver/config.js'
@@ -53,7 +54,11 @@ export interface RunningMember {
   stop(): Promise<void>
 }
 
-/** Starts a member from a configuration; resolves once it listens. */
+/**
+ * Starts a member from a configuration; resolves once it listens. As etcd, it binds its listeners first: a taken port
+ * fails the start before the data dir is locked or Raft runs. Any failure on the way (a port, the data dir's lock,
+ * its identity, a flag's file) releases whatever was taken (listeners, lock, timers) and rejects with the cause.
+ */
 export async function startNodeMember(
   config: ServerConfig,
   log: Logger = createLogger(config.logLevel),
@@ -62,22 +67,86 @@ export async function startNodeMember(
   validateServerConfig(config)
   const tls = loadNodeTls(config)
   let stopping: Promise<void> | undefined
-  const { member, memberId, clusterId } = await bootMember(
-    config,
-    log,
-    {
-      openStorage: openNodeStorage,
-      checkIdentity,
-      readText: (path) => readFileSync(path, 'utf8'),
-      dial: nodePeerDialer(tls.peer),
-      fetch: tls.fetch,
-    },
-    (err) => {
-      hooks.onFatal?.(err)
-      void stop()
-    },
-  )
-  const app = createMemberApp(
+  // Requests that arrive between the bind and the member's start wait for the app (the member then holds them until
+  // it has published itself, as every request before that).
+  let resolveApp!: (app: Hono) => void
+  let rejectApp!: (err: unknown) => void
+  const appReady = new Promise<Hono>((resolve, reject) => {
+    resolveApp = resolve
+    rejectApp = reject
+  })
+  appReady.catch(() => {})
+  let app: Hono | undefined
+  const fetch = async (req: Request, env: unknown) => (app ?? (await appReady)).fetch(req, env as never)
+  const servers: ServerType[] = []
+  const socketServers: WebSocketServer[] = []
+  const urls: string[] = []
+  const closeListeners = async () => {
+    const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))
+    for (const wss of socketServers) for (const ws of wss.clients) ws.terminate()
+    for (const s of servers) (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+    await Promise.all(closed)
+  }
+  let member: Member
+  let memberId: string
+  let clusterId: string
+  try {
+    for (const u of config.listenClientUrls) {
+      const url = new URL(u)
+      // One WebSocket server per listener serves both the client watch and /raft, so its frame limit is the peers'.
+      const wss = new WebSocketServer({ noServer: true, maxPayload: peerFrameBytesMax, perMessageDeflate: false })
+      socketServers.push(wss)
+      const server = await new Promise<ServerType>((resolve, reject) => {
+        const https = url.protocol === 'https:' ? { createServer: createHttpsServer, serverOptions: tls.server } : {}
+        const s = serve(
+          {
+            fetch,
+            hostname: url.hostname,
+            port: Number(url.port),
+            websocket: { server: wss as never },
+            ...https,
+          },
+          (info) => {
+            urls.push(`${url.protocol}//${url.hostname}:${info.port}`)
+            resolve(s)
+          },
+        )
+        s.once('error', (err: Error) => {
+          // A server that failed to bind is not listening: nothing to close but the handle.
+          s.close()
+          reject(new Error(`cannot listen on ${u} (--listen-client-urls): ${err.message}`))
+        })
+        // As etcd's "rejected connection" warnings: plain HTTP, a missing or untrusted client certificate.
+        s.on('tlsClientError', (err: Error, socket: Socket) =>
+          log.warn('rejected connection: TLS handshake failed', {
+            address: socket.remoteAddress,
+            error: (err as { code?: string }).code ?? err.message,
+          }),
+        )
+      })
+      servers.push(server)
+    }
+    ;({ member, memberId, clusterId } = await bootMember(
+      config,
+      log,
+      {
+        openStorage: openNodeStorage,
+        checkIdentity,
+        readText: (path) => readFileSync(path, 'utf8'),
+        dial: nodePeerDialer(tls.peer),
+        fetch: tls.fetch,
+      },
+      (err) => {
+        hooks.onFatal?.(err)
+        void stop()
+      },
+    ))
+  } catch (err) {
+    rejectApp(err)
+    await closeListeners()
+    throw err
+  }
+  app = createMemberApp(
     member,
     config,
     log,
@@ -93,40 +162,7 @@ export async function startNodeMember(
     nodeProcessStats(),
     replicaScript,
   )
-  const servers: ServerType[] = []
-  const socketServers: WebSocketServer[] = []
-  const urls: string[] = []
-  for (const u of config.listenClientUrls) {
-    const url = new URL(u)
-    // One WebSocket server per listener serves both the client watch and /raft, so its frame limit is the peers'.
-    const wss = new WebSocketServer({ noServer: true, maxPayload: peerFrameBytesMax, perMessageDeflate: false })
-    socketServers.push(wss)
-    const server = await new Promise<ServerType>((resolve, reject) => {
-      const https = url.protocol === 'https:' ? { createServer: createHttpsServer, serverOptions: tls.server } : {}
-      const s = serve(
-        {
-          fetch: app.fetch,
-          hostname: url.hostname,
-          port: Number(url.port),
-          websocket: { server: wss as never },
-          ...https,
-        },
-        (info) => {
-          urls.push(`${url.protocol}//${url.hostname}:${info.port}`)
-          resolve(s)
-        },
-      )
-      s.once('error', reject)
-      // As etcd's "rejected connection" warnings: plain HTTP, a missing or untrusted client certificate.
-      s.on('tlsClientError', (err: Error, socket: Socket) =>
-        log.warn('rejected connection: TLS handshake failed', {
-          address: socket.remoteAddress,
-          error: (err as { code?: string }).code ?? err.message,
-        }),
-      )
-    })
-    servers.push(server)
-  }
+  resolveApp(app)
   log.info('serving client requests', { name: config.name, memberId, clusterId, urls, dataDir: config.dataDir })
 
   async function stop(): Promise<void> {
