@@ -172,6 +172,9 @@ class MemberStateMachine implements StateMachine {
  * One edgecd member: the KV store replicated through Raft, answering etcd's API (MemberApi). Every write goes
  * through the log, even on a single member; linearizable reads use ReadIndex, serializable reads are local.
  */
+/** What a proposal's CBOR encoding may exceed --max-request-bytes by (field names; etcd measures protobuf). */
+const proposalSlackBytes = 64 * 1024
+
 /** Raft ticks per heartbeat interval: ten, with a tick of at least 10 ms. */
 function subTicks(heartbeatMs: number): number {
   return Math.max(1, Math.min(10, Math.floor(heartbeatMs / 10)))
@@ -388,13 +391,15 @@ export class Member implements MemberApi {
   }
 
   /**
-   * Proposes a write; refuses one whose encoding exceeds --max-request-bytes, as etcd does. With `info` the caller
+   * Proposes a write; refuses one whose encoding exceeds --max-request-bytes (with slack, see proposalSlackBytes). With `info` the caller
    * rides along so that apply checks the write again: the user (auth on at the serving check) or authOffCaller (auth
    * off then: refused if auth is on by the time it applies). Internal proposals (lease expiry, checkpoints) carry none.
    */
   private async propose(req: InternalRequest, info?: AuthInfo): Promise<unknown> {
     const data = encode(info ? { ...req, auth_info: info } : req) as Uint8Array
-    if (data.length > this.opts.config.maxRequestBytes) throw new EtcdError('ErrRequestTooLarge')
+    // The front doors measure a request as etcd does (its protobuf raft request); this CBOR check is the backstop, with
+    // room for CBOR's field names, so that it never refuses what etcd accepts.
+    if (data.length > this.opts.config.maxRequestBytes + proposalSlackBytes) throw new EtcdError('ErrRequestTooLarge')
     return this.raft.propose(data)
   }
 

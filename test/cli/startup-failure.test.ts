@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { freePort } from '../diff/etcd-process.js'
+import { freePort } from '../support/index.js'
 
 const dirs: string[] = []
 const procs: ChildProcess[] = []

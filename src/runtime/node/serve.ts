@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs'
 import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { type ServerType, serve, upgradeWebSocket } from '@hono/node-server'
-import type { Hono } from 'hono'
 import { WebSocketServer } from 'ws'
 import { bootMember, createMemberApp } from '../../embed/bootstrap.js'
 import { type ServerConfig, validateServerConfig } from '../../etcdserver/config.js'
@@ -69,14 +68,15 @@ export async function startNodeMember(
   let stopping: Promise<void> | undefined
   // Requests that arrive between the bind and the member's start wait for the app (the member then holds them until
   // it has published itself, as every request before that).
-  let resolveApp!: (app: Hono) => void
+  type App = ReturnType<typeof createMemberApp>
+  let resolveApp!: (app: App) => void
   let rejectApp!: (err: unknown) => void
-  const appReady = new Promise<Hono>((resolve, reject) => {
+  const appReady = new Promise<App>((resolve, reject) => {
     resolveApp = resolve
     rejectApp = reject
   })
   appReady.catch(() => {})
-  let app: Hono | undefined
+  let app: App | undefined
   const fetch = async (req: Request, env: unknown) => (app ?? (await appReady)).fetch(req, env as never)
   const servers: ServerType[] = []
   const socketServers: WebSocketServer[] = []
