@@ -91,7 +91,19 @@ export async function startNodeMember(
   let memberId: string
   let clusterId: string
   try {
-    for (const u of config.listenClientUrls) {
+    // --listen-peer-urls adds listeners (peers are served on every listener, the client ones included).
+    const same = (a: string, b: string) => {
+      const x = new URL(a)
+      const y = new URL(b)
+      return x.protocol === y.protocol && x.hostname === y.hostname && x.port === y.port
+    }
+    const listeners: [string, string][] = [
+      ...config.listenClientUrls.map((u): [string, string] => [u, 'listen-client-urls']),
+      ...config.listenPeerUrls
+        .filter((u) => !config.listenClientUrls.some((c) => same(c, u)))
+        .map((u): [string, string] => [u, 'listen-peer-urls']),
+    ]
+    for (const [u, flag] of listeners) {
       const url = new URL(u)
       // One WebSocket server per listener serves both the client watch and /raft, so its frame limit is the peers'.
       const wss = new WebSocketServer({ noServer: true, maxPayload: peerFrameBytesMax, perMessageDeflate: false })
@@ -107,14 +119,14 @@ export async function startNodeMember(
             ...https,
           },
           (info) => {
-            urls.push(`${url.protocol}//${url.hostname}:${info.port}`)
+            if (flag === 'listen-client-urls') urls.push(`${url.protocol}//${url.hostname}:${info.port}`)
             resolve(s)
           },
         )
         s.once('error', (err: Error) => {
           // A server that failed to bind is not listening: nothing to close but the handle.
           s.close()
-          reject(new Error(`cannot listen on ${u} (--listen-client-urls): ${err.message}`))
+          reject(new Error(`cannot listen on ${u} (--${flag}): ${err.message}`))
         })
         // As etcd's "rejected connection" warnings: plain HTTP, a missing or untrusted client certificate.
         s.on('tlsClientError', (err: Error, socket: Socket) =>
