@@ -10,8 +10,7 @@ import { test } from 'node:test'
 import { serveConfig, suggestFlag } from '../../src/cli/serve-flags.js'
 import { ConfigError, validateServerConfig } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { b64, eventually, post, silent } from '../cluster/helpers.js'
-import { freePort } from '../diff/etcd-process.js'
+import { b64, eventually, freePort, post, silent } from '../support/index.js'
 
 test('single-dash flags as Go takes them: -data-dir x, -name=y, -h', () => {
   const c = serveConfig(['-data-dir', '/tmp/x', '-name=y', '-listen-client-urls', 'http://127.0.0.1:1234'], {})
