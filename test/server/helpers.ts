@@ -18,7 +18,10 @@ export interface TestMember {
 }
 
 /** Starts a member in this process on a free port, data in a fresh temp dir (removed by stop()). */
-export async function startTestMember(overrides: Partial<ServerConfig> = {}): Promise<TestMember> {
+export async function startTestMember(
+  overrides: Partial<ServerConfig> = {},
+  hooks: { nowMs?: () => number } = {},
+): Promise<TestMember> {
   const dir = mkdtempSync(join(tmpdir(), 'edgecd-api-'))
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
@@ -33,6 +36,7 @@ export async function startTestMember(overrides: Partial<ServerConfig> = {}): Pr
       ...overrides,
     },
     silent,
+    hooks,
   )
   let stopped = false
   return {
@@ -113,11 +117,16 @@ export class LineStream {
   }
 
   /** Asserts that nothing arrives within `ms` (returns the unexpected message, or undefined). */
+  /**
+   * Undefined when no line arrives within `ms` while the stream stays open; a line if one arrives. A stream the
+   * server ended is not quiet: it throws (a test asserting silence must not pass on a dead stream).
+   */
   async quiet(ms = 300): Promise<unknown> {
     try {
       return await this.next(ms)
-    } catch {
-      return undefined
+    } catch (err) {
+      if ((err as Error).message.startsWith('no stream message within')) return undefined
+      throw err
     }
   }
 
@@ -197,11 +206,13 @@ export class WsWatch {
     return this.frames.shift()
   }
 
+  /** Undefined when no frame arrives within `ms` while the socket stays open; a closed socket throws. */
   async quiet(ms = 300): Promise<unknown> {
     try {
       return await this.next(ms)
-    } catch {
-      return undefined
+    } catch (err) {
+      if ((err as Error).message.startsWith('no WebSocket frame within')) return undefined
+      throw err
     }
   }
 

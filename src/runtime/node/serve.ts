@@ -61,7 +61,7 @@ export interface RunningMember {
 export async function startNodeMember(
   config: ServerConfig,
   log: Logger = createLogger(config.logLevel),
-  hooks: { onFatal?: (err: unknown) => void } = {},
+  hooks: { onFatal?: (err: unknown) => void; nowMs?: () => number } = {},
 ): Promise<RunningMember> {
   validateServerConfig(config)
   const tls = loadNodeTls(config)
@@ -152,6 +152,7 @@ export async function startNodeMember(
         hooks.onFatal?.(err)
         void stop()
       },
+      hooks.nowMs,
     ))
   } catch (err) {
     rejectApp(err)
