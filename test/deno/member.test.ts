@@ -28,7 +28,6 @@ import type { RunningDenoMember } from '../../src/runtime/deno/serve.js'
 import { createTlsDir } from '../helpers/tls.js'
 import {
   b64,
-  denoBinary,
   denoMainArgs,
   type EdgecdProcess,
   eventually,
