@@ -25,7 +25,7 @@ function tempDir(): string {
   return d
 }
 
-/** Starts `edgecd serve`; `exited` resolves with its status and stderr (or rejects after 30 s: it hangs). */
+/** Starts `edgecd serve`; `exited` resolves with its status and stderr (or rejects after 90 s: it hangs; generous for a loaded machine). */
 function serve(dataDir: string, url: string) {
   const p = spawn(
     process.execPath,
@@ -57,7 +57,7 @@ function serve(dataDir: string, url: string) {
   p.stderr!.on('data', (d) => (stderr += d))
   p.stdout!.on('data', (d) => (stdout += d))
   const exited = new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`still running after 30 s; stderr: ${stderr}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`still running after 90 s; stderr: ${stderr}`)), 90_000)
     p.once('exit', (code) => {
       clearTimeout(timer)
       resolve({ code, stderr })
@@ -65,13 +65,15 @@ function serve(dataDir: string, url: string) {
   })
   exited.catch(() => {})
   const serving = async () => {
-    for (let i = 0; i < 300 && !stdout.includes('serving on'); i++) await new Promise((r) => setTimeout(r, 100))
+    for (let i = 0; i < 900 && !stdout.includes('serving on'); i++) await new Promise((r) => setTimeout(r, 100))
     assert.match(stdout, /serving on/, stderr)
   }
   return { p, exited, serving }
 }
 
-test('a taken client port: exit 1 at once naming the URL, the data dir left unlocked', async () => {
+test('a taken client port: exit 1 at once naming the URL, the data dir left unlocked', {
+  timeout: 200_000,
+}, async () => {
   const port = await freePort()
   const holder: Server = createServer()
   await new Promise<void>((r) => holder.listen(port, '127.0.0.1', () => r()))
@@ -87,7 +89,9 @@ test('a taken client port: exit 1 at once naming the URL, the data dir left unlo
   }
 })
 
-test('a data dir locked by a running member: exit 1 naming the holder, the port released', async () => {
+test('a data dir locked by a running member: exit 1 naming the holder, the port released', {
+  timeout: 200_000,
+}, async () => {
   const dir = tempDir()
   const first = serve(dir, `http://127.0.0.1:${await freePort()}`)
   await first.serving()
