@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// `npm run cluster`: a local three-member cluster on 2379, 22379 and 32379 (data under ./data/<name>), in the
-// foreground with prefixed logs. Ctrl-C (or SIGTERM) stops every member cleanly.
+// `npm run cluster`: a local three-member cluster on 2379, 22379 and 32379 (data under ./data-cluster/<name>, apart
+// from `npm start`'s ./data; EDGECD_CLUSTER_DATA_DIR moves it), in the foreground with prefixed logs. Ctrl-C (or
+// SIGTERM) stops every member cleanly. `--dry-run` prints each member's command and exits; any other argument is
+// passed to every member's `edgecd serve`.
 import { spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { createInterface } from 'node:readline'
@@ -12,13 +14,14 @@ const members = [
 ]
 const url = (port) => `http://127.0.0.1:${port}`
 const initialCluster = members.map(([n, p]) => `${n}=${url(p)}`).join(',')
-const extra = process.argv.slice(2)
+const dataRoot = process.env.EDGECD_CLUSTER_DATA_DIR || './data-cluster'
+const dryRun = process.argv.includes('--dry-run')
+const extra = process.argv.slice(2).filter((a) => a !== '--dry-run')
 const colors = ['\x1b[36m', '\x1b[35m', '\x1b[33m']
 const children = []
 
 for (const [i, [name, port]] of members.entries()) {
-  const dataDir = `./data/${name}`
-  mkdirSync(dataDir, { recursive: true })
+  const dataDir = `${dataRoot}/${name}`
   const args = [
     '--import',
     'tsx',
@@ -36,6 +39,11 @@ for (const [i, [name, port]] of members.entries()) {
     'edgecd-local-cluster',
     ...extra,
   ]
+  if (dryRun) {
+    process.stdout.write(`${name}: node ${args.join(' ')}\n`)
+    continue
+  }
+  mkdirSync(dataDir, { recursive: true })
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const prefix = `${process.stdout.isTTY ? colors[i] : ''}${name.padEnd(7)}|${process.stdout.isTTY ? '\x1b[0m' : ''} `
   for (const stream of [child.stdout, child.stderr])

@@ -7,10 +7,16 @@
 //   EDGECD_TESTS="test/raft test/kv" npm test  the same subset chosen through the environment (space-separated)
 //   TEST_REPORTER=spec npm test               another reporter (default: tap)
 //
+// Tests that need programs beyond npm's packages (Debian's etcd and Chromium: test/support/requirements.ts) are never
+// skipped silently. Before the run, a missing one is installed with its setup script when this process may do it
+// (root, Debian's apt-get: as .ci/run does); otherwise the run stops with the exact command to run. A developer who
+// cannot install them sets EDGECD_ALLOW_MISSING=1 (ignored under CI=true): those tests are then skipped, saying why.
+//
 // The default reporter is TAP on every terminal, so the run always ends with node's `# pass N` / `# fail N` summary
 // lines, which CI parses (the spec reporter prints `ℹ pass N` instead). The exit code is node's: non-zero when any
 // test fails.
-import { spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findTests } from './find-tests.mjs'
@@ -31,6 +37,46 @@ try {
 }
 if (files.length === 0) {
   console.error(`run-tests: no *.test.ts files under ${paths.join(', ')}`)
+  process.exit(2)
+}
+
+const programs = {
+  etcd: {
+    present: () => {
+      try {
+        execFileSync('etcd', ['--version'], { stdio: 'pipe' })
+        return true
+      } catch {
+        return false
+      }
+    },
+    setup: ['bash', 'scripts/setup-etcd.sh'],
+  },
+  chromium: { present: () => existsSync('/usr/bin/chromium'), setup: ['sh', 'scripts/setup-chromium.sh'] },
+}
+const allowMissing = process.env.EDGECD_ALLOW_MISSING === '1' && process.env.CI !== 'true'
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
+const hasApt = existsSync('/usr/bin/apt-get')
+for (const [name, p] of Object.entries(programs)) {
+  const needed = files.some((f) => readFileSync(resolve(root, f), 'utf8').includes(`requires('${name}')`))
+  if (!needed || p.present()) continue
+  const command = p.setup.join(' ')
+  if (allowMissing) {
+    console.error(
+      `run-tests: ${name} is missing; its tests are skipped (EDGECD_ALLOW_MISSING=1). To run them: ${command}`,
+    )
+    continue
+  }
+  if (isRoot && hasApt) {
+    console.error(`run-tests: ${name} is missing; installing it: ${command}`)
+    const r = spawnSync(p.setup[0], p.setup.slice(1), { cwd: root, stdio: 'inherit' })
+    if (r.status === 0 && p.present()) continue
+    console.error(`run-tests: ${command} failed (exit ${r.status})`)
+  }
+  console.error(
+    `run-tests: ${name} is missing and some tests need it. Run (as root):\n  ${command}\n` +
+      'or set EDGECD_ALLOW_MISSING=1 to skip those tests on this machine (not under CI).',
+  )
   process.exit(2)
 }
 

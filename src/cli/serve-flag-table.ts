@@ -47,6 +47,11 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
   name: ['name', str, 'human-readable name for this member'],
   'data-dir': ['dataDir', str, 'path to the data directory (WAL and snapshots)'],
   'listen-client-urls': ['listenClientUrls', list, 'URLs to listen on for client (and peer) traffic'],
+  'listen-peer-urls': [
+    'listenPeerUrls',
+    list,
+    'more URLs to listen on; peers (GET /raft) are served on every listener, the client ones included',
+  ],
   'advertise-client-urls': ['advertiseClientUrls', list, "this member's client URLs to advertise to the cluster"],
   'initial-advertise-peer-urls': [
     'initialAdvertisePeerUrls',

@@ -4,7 +4,7 @@
  * Deno provides too.
  */
 import { parseArgs } from 'node:util'
-import { type ServerConfig, serverDefaults } from '../etcdserver/config.js'
+import { ConfigError, type ServerConfig, serverDefaults } from '../etcdserver/config.js'
 import { bool, envName, serveFlags } from './serve-flag-table.js'
 
 export { configFromEnv, envName, serveFlags } from './serve-flag-table.js'
@@ -26,6 +26,44 @@ export function serveUsage(command = 'edgecd serve'): string {
   ].join('\n')
 }
 
+/**
+ * etcd's flags as people type them: Go's flag package takes `-flag` as well as `--flag` (`-data-dir=x`, `-name x`).
+ * A single dash before a word becomes two; `-h` stays the short help.
+ */
+function normalizeDashes(argv: string[]): string[] {
+  return argv.map((a) => {
+    // Any single-dash word of two or more letters is a long flag to Go (a mistyped one then gets its suggestion).
+    return /^-[a-z][a-z0-9-]+(=.*)?$/.test(a) ? `-${a}` : a
+  })
+}
+
+/** Levenshtein distance, for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    prev = cur
+  }
+  return prev[b.length]!
+}
+
+/** The known flag closest to a mistyped one, when it is close enough to be what was meant. */
+export function suggestFlag(typed: string): string | undefined {
+  const name = typed.replace(/^-+/, '').replace(/=.*$/, '')
+  let best: string | undefined
+  let bestD = Number.POSITIVE_INFINITY
+  for (const f of [...Object.keys(serveFlags), 'help']) {
+    const d = editDistance(name, f)
+    if (d < bestD) {
+      best = f
+      bestD = d
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 4)) ? `--${best}` : undefined
+}
+
 /** Builds the configuration from argv and the environment; throws ConfigError or parseArgs' errors. */
 export function serveConfig(argv: string[], env: Record<string, string | undefined>): ServerConfig | 'help' {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
@@ -33,10 +71,21 @@ export function serveConfig(argv: string[], env: Record<string, string | undefin
   }
   for (const flag of Object.keys(serveFlags)) options[flag] = { type: 'string' }
   // Boolean flags as Go's flag package takes them: `--client-cert-auth` alone means true, or `--flag=true|false`.
-  const args = argv.map((a) =>
+  const args = normalizeDashes(argv).map((a) =>
     /^--?[a-z-]+$/.test(a) && serveFlags[a.replace(/^--?/, '')]?.[1] === bool ? `${a}=true` : a,
   )
-  const { values } = parseArgs({ args, options, strict: true, allowPositionals: false })
+  let values: Record<string, string | boolean | undefined>
+  try {
+    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values as typeof values
+  } catch (err) {
+    const e = err as Error & { code?: string }
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const typed = /'([^']+)'/.exec(e.message)?.[1] ?? ''
+      const hint = suggestFlag(typed)
+      throw new ConfigError(`unknown flag ${typed}${hint ? ` (did you mean ${hint}?)` : ''}`)
+    }
+    throw err
+  }
   if (values.help) return 'help'
   const c: ServerConfig = { ...serverDefaults }
   for (const [flag, [field, conv]] of Object.entries(serveFlags)) {

@@ -159,6 +159,8 @@ export async function bootMember(
   log: Logger,
   rt: MemberRuntime,
   onFatal: (err: unknown) => void,
+  /** The member's clock for lease TTLs (tests inject one); performance.now by default. */
+  nowMs?: () => number,
 ): Promise<{ member: Member; memberId: string; clusterId: string }> {
   const { members, memberId, clusterId } = await resolveClusterIdentity(config, rt.fetch)
   const storage = await rt.openStorage(config.dataDir)
@@ -183,6 +185,7 @@ export async function bootMember(
     clusterId,
     members,
     join: config.initialClusterState === 'existing',
+    ...(nowMs ? { nowMs } : {}),
     dial: rt.dial,
     fetch: rt.fetch,
     log: (level, msg, fields) => log[level](msg, fields),

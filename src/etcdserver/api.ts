@@ -102,4 +102,10 @@ export interface MemberApi {
   metrics(): string
   /** Whether the member has a leader and is serving (GET /health). */
   healthy(): boolean
+  /**
+   * Whether the member has published its attributes (etcd's ReadyNotify): until then client requests wait for
+   * whenReady, which resolves false after the request timeout.
+   */
+  isReady?(): boolean
+  whenReady?(): Promise<boolean>
 }

@@ -17,6 +17,11 @@ export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
   advertiseClientUrls: string[]
   /** --initial-advertise-peer-urls: this member's peer URLs (edgecd serves peers on the client port, /raft). */
   initialAdvertisePeerUrls: string[]
+  /**
+   * --listen-peer-urls: more addresses to listen on. Peers share the client listener (GET /raft), so these are
+   * optional; each listener serves the whole app (peers, and clients too), as etcd's peer port answers clients' HTTP.
+   */
+  listenPeerUrls: string[]
   /** --initial-cluster: name=peerURL,... of the cluster at bootstrap. */
   initialCluster: string
   /** --initial-cluster-state: new | existing. */
@@ -72,6 +77,7 @@ export const serverDefaults: ServerConfig = {
   listenClientUrls: ['http://127.0.0.1:2379'],
   advertiseClientUrls: ['http://127.0.0.1:2379'],
   initialAdvertisePeerUrls: ['http://127.0.0.1:2379'],
+  listenPeerUrls: [],
   initialCluster: '',
   initialClusterState: 'new',
   initialClusterToken: 'etcd-cluster',
@@ -148,6 +154,7 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
   checkUrls('listen-client-urls', c.listenClientUrls)
   checkUrls('advertise-client-urls', c.advertiseClientUrls)
   checkUrls('initial-advertise-peer-urls', c.initialAdvertisePeerUrls)
+  if (c.listenPeerUrls.length > 0) checkUrls('listen-peer-urls', c.listenPeerUrls)
   if (c.initialClusterState !== 'new' && c.initialClusterState !== 'existing')
     throw new ConfigError(
       `--initial-cluster-state must be "new" or "existing", got ${JSON.stringify(c.initialClusterState)}`,

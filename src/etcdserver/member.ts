@@ -108,6 +108,8 @@ const memberSnapshotVersion = 2
  */
 class MemberStateMachine implements StateMachine {
   onMembershipChange: () => void = () => {}
+  /** Called after a member's attributes (name, client URLs) are applied. */
+  onAttributes: () => void = () => {}
   readonly auth = new AuthStore()
   constructor(
     public kv: KvStore,
@@ -120,6 +122,7 @@ class MemberStateMachine implements StateMachine {
       | { auth: AuthRequest; auth_info?: AuthInfo }
     if ('member_attr' in req) {
       this.cluster.applyAttributes(req.member_attr)
+      this.onAttributes()
       return {}
     }
     if ('auth' in req) return this.auth.apply(req.auth, req.auth_info)
@@ -169,6 +172,9 @@ class MemberStateMachine implements StateMachine {
  * One edgecd member: the KV store replicated through Raft, answering etcd's API (MemberApi). Every write goes
  * through the log, even on a single member; linearizable reads use ReadIndex, serializable reads are local.
  */
+/** What a proposal's CBOR encoding may exceed --max-request-bytes by (field names; etcd measures protobuf). */
+const proposalSlackBytes = 64 * 1024
+
 /** Raft ticks per heartbeat interval: ten, with a tick of at least 10 ms. */
 function subTicks(heartbeatMs: number): number {
   return Math.max(1, Math.min(10, Math.floor(heartbeatMs / 10)))
@@ -296,6 +302,7 @@ export class Member implements MemberApi {
       transport.setPeers(peers)
     }
     sm.onMembershipChange = updatePeers
+    sm.onAttributes = () => member?.checkPublished()
     const raft = await RaftNode.start({
       id: opts.memberId,
       storage: opts.storage,
@@ -326,7 +333,9 @@ export class Member implements MemberApi {
     updatePeers()
     member = new Member(opts, sm, raft, transport)
     member.publishTimer = clock.setInterval(() => member!.publish(), 500)
+    member.publish()
     raft.onLeaderChange.push((isLeader, lead) => {
+      if (lead !== '') member!.publish()
       if (isLeader) kv.lessor.promote(now())
       else kv.lessor.demote()
       // etcd's "elected leader" / "lost leader" lines, so an election's timeline can be read off the logs.
@@ -341,6 +350,7 @@ export class Member implements MemberApi {
   }
 
   private stopTimers(): void {
+    for (const w of [...this.readyWaiters]) w(false)
     if (this.leaseTimer) this.clock.clearInterval(this.leaseTimer)
     if (this.progressTimer) this.clock.clearInterval(this.progressTimer)
     if (this.publishTimer) this.clock.clearInterval(this.publishTimer)
@@ -381,13 +391,15 @@ export class Member implements MemberApi {
   }
 
   /**
-   * Proposes a write; refuses one whose encoding exceeds --max-request-bytes, as etcd does. With `info` the caller
+   * Proposes a write; refuses one whose encoding exceeds --max-request-bytes (with slack, see proposalSlackBytes). With `info` the caller
    * rides along so that apply checks the write again: the user (auth on at the serving check) or authOffCaller (auth
    * off then: refused if auth is on by the time it applies). Internal proposals (lease expiry, checkpoints) carry none.
    */
   private async propose(req: InternalRequest, info?: AuthInfo): Promise<unknown> {
     const data = encode(info ? { ...req, auth_info: info } : req) as Uint8Array
-    if (data.length > this.opts.config.maxRequestBytes) throw new EtcdError('ErrRequestTooLarge')
+    // The front doors measure a request as etcd does (its protobuf raft request); this CBOR check is the backstop, with
+    // room for CBOR's field names, so that it never refuses what etcd accepts.
+    if (data.length > this.opts.config.maxRequestBytes + proposalSlackBytes) throw new EtcdError('ErrRequestTooLarge')
     return this.raft.propose(data)
   }
 
@@ -540,19 +552,69 @@ export class Member implements MemberApi {
     return { header: { ...this.header(), revision: 0 }, members: this.sm.cluster.list() }
   }
 
-  /** etcd's publish: tells the cluster this member's name and client URLs, through the log, until it sticks. */
+  /**
+   * etcd's publish: tells the cluster this member's name and client URLs, through the log, until it sticks. Until
+   * then the member serves no client request (etcd's ReadyNotify): a member that answers is listed with its client
+   * URLs by itself and by every member that applied as far.
+   */
   private publish(): void {
-    const me = this.sm.cluster.members.get(this.opts.memberId)
-    const want = this.opts.members.find((m) => m.ID === this.opts.memberId)
-    if (!want || this.raft.leader() === '') return
-    if (me && me.name === want.name && me.clientURLs.join(',') === want.clientURLs.join(',')) {
-      if (this.publishTimer) this.clock.clearInterval(this.publishTimer)
-      this.publishTimer = undefined
-      return
-    }
+    if (this.checkPublished() || this.raft.leader() === '') return
+    const want = this.attributes()
     const attrs: MemberAttributes = { ID: this.opts.memberId, name: want.name, clientURLs: want.clientURLs }
     const data = encode({ member_attr: attrs }) as Uint8Array
-    this.raft.propose(data).catch(() => {})
+    this.raft.propose(data).then(
+      () => this.checkPublished(),
+      () => {},
+    )
+  }
+
+  /** Whether this member's attributes are applied; the first time they are, wakes the requests waiting for it. */
+  private checkPublished(): boolean {
+    if (this.published) return true
+    // A restarted member finds its attributes in the log it replays, but serves only once it knows a leader too.
+    if (this.raft.leader() === '') return false
+    const me = this.sm.cluster.members.get(this.opts.memberId)
+    const want = this.attributes()
+    if (!me || me.name !== want.name || me.clientURLs.join(',') !== want.clientURLs.join(',')) return false
+    this.published = true
+    if (this.publishTimer) this.clock.clearInterval(this.publishTimer)
+    this.publishTimer = undefined
+    for (const w of [...this.readyWaiters]) w(true)
+    return true
+  }
+
+  /**
+   * What this member publishes: its --name and --advertise-client-urls (a joining member's id is the one `member add`
+   * gave it, which is not in the --initial-cluster list the ids were derived from).
+   */
+  private attributes(): { name: string; clientURLs: string[] } {
+    return { name: this.opts.config.name, clientURLs: this.opts.config.advertiseClientUrls }
+  }
+
+  private published = false
+  private readonly readyWaiters: ((ok: boolean) => void)[] = []
+
+  /** Whether the member has published its attributes and serves clients (etcd's ReadyNotify has fired). */
+  isReady(): boolean {
+    return this.published
+  }
+
+  /**
+   * Resolves true once the member is ready (see publish), or false after the request timeout: where etcd leaves a
+   * client's connection waiting indefinitely, a request here gets an error after --request-timeout.
+   */
+  whenReady(): Promise<boolean> {
+    if (this.published) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        this.clock.clearTimeout(timer)
+        const i = this.readyWaiters.indexOf(done)
+        if (i >= 0) this.readyWaiters.splice(i, 1)
+        resolve(ok)
+      }
+      const timer = this.clock.setTimeout(() => done(false), this.opts.config.requestTimeoutMs)
+      this.readyWaiters.push(done)
+    })
   }
 
   /** etcd's MemberAdd: a new member (a learner when asked), id derived from its peer URLs, the token and the time. */
@@ -842,7 +904,22 @@ export class Member implements MemberApi {
   }
 
   healthy(): boolean {
-    return !this.removed && this.raft.leader() !== '' && this.raft.fatalError() === undefined
+    return this.unhealthyReason() === undefined
+  }
+
+  /**
+   * Why GET /health answers false, in etcd 3.5's words where it has them (etcd 3.4 checks the same but does not
+   * say why), or undefined when healthy: an active alarm, no leader heard from within an election timeout, not yet
+   * published (etcd would not answer at all), removed or stopped on a fatal error.
+   */
+  unhealthyReason(): string | undefined {
+    if (this.removed) return 'REMOVED'
+    if (this.raft.fatalError() !== undefined) return 'FATAL ERROR'
+    const alarm = this.kv.activeAlarms()[0]
+    if (alarm) return `ALARM ${['NONE', 'NOSPACE', 'CORRUPT'][alarm.alarm] ?? 'UNKNOWN'}`
+    if (!this.raft.hasRecentLeader()) return 'RAFT NO LEADER'
+    if (!this.published) return 'NOT PUBLISHED'
+    return undefined
   }
 
   /**

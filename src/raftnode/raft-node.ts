@@ -15,6 +15,7 @@ import {
   type Message,
   MessageType,
   type NodeId,
+  None,
   RaftError,
   type Rand,
   RawNode,
@@ -131,6 +132,9 @@ interface ReadWaiter extends Waiter {
   timedOut: boolean
 }
 
+/** How long a read index round waits for its answer before asking again (etcd 3.5's readIndexRetryTime). */
+const readIndexRetryMs = 500
+
 /**
  * The run loop that glues Raft, durable storage and the state machine (etcd's raftNode + EtcdServer.apply):
  * ticks, proposals and linearizable reads in; each Ready persisted, sent, applied, advanced in that order.
@@ -158,7 +162,7 @@ export class RaftNode {
   private readonly waiters = new Map<string, Waiter>()
   /** Reads waiting for the next ReadIndex round, and the round in flight. */
   private readWaiting: ReadWaiter[] = []
-  private readInFlight: { ctx: string; waiters: ReadWaiter[] } | undefined
+  private readInFlight: { ctx: string; waiters: ReadWaiter[]; retry?: TimerHandle } | undefined
   /** Reads whose read index is known, waiting for apply to reach it. */
   private readApplyWait: { index: number; waiters: ReadWaiter[] }[] = []
   private appliedIndex = 0
@@ -242,6 +246,19 @@ export class RaftNode {
 
   leader(): NodeId {
     return this.node.raft.lead
+  }
+
+  /**
+   * Whether this member has a leader it heard from within an election timeout: a follower counts the ticks since the
+   * leader's last message (raft resets electionElapsed on each), a leader is one while CheckQuorum keeps it (it steps
+   * down after an election timeout without a quorum). A follower cut off from its leader keeps naming it until its
+   * own randomized timeout (up to twice the election timeout) runs out; /health must not call it healthy till then.
+   */
+  hasRecentLeader(): boolean {
+    const r = this.node.raft
+    if (r.lead === None) return false
+    if (r.state === StateType.StateLeader) return true
+    return r.state === StateType.StateFollower && r.electionElapsed < this.opts.electionTicks
   }
 
   /** Feeds a message from a peer. */
@@ -412,10 +429,21 @@ export class RaftNode {
 
   private startReadRound(): void {
     if (this.readInFlight || this.readWaiting.length === 0) return
-    const ctx = `${this.reqPrefix}r${++this.reqSeq}`
     const waiters = this.readWaiting
     this.readWaiting = []
-    this.readInFlight = { ctx, waiters }
+    this.sendReadIndex(waiters, this.clock.now())
+  }
+
+  /**
+   * Asks Raft for a read index for `waiters`. A request or answer can be lost without a word (a follower that just
+   * learned its leader may have no socket to it yet; raft drops a ReadIndex it cannot forward): as etcd 3.5 does
+   * (readIndexRetryTime), the round is asked again every readIndexRetryMs with a fresh context, until the request
+   * timeout, after which its waiters have failed and the next round starts.
+   */
+  private sendReadIndex(waiters: ReadWaiter[], since: number): void {
+    const ctx = `${this.reqPrefix}r${++this.reqSeq}`
+    const round: { ctx: string; waiters: ReadWaiter[]; retry?: TimerHandle } = { ctx, waiters }
+    this.readInFlight = round
     try {
       this.node.readIndex(this.te.encode(ctx))
     } catch (err) {
@@ -424,6 +452,15 @@ export class RaftNode {
       for (const w of waiters) this.settleRead(w, e)
       return
     }
+    round.retry = this.clock.setTimeout(() => {
+      if (this.readInFlight !== round || this.stopped) return
+      if (this.clock.now() - since >= this.opts.requestTimeoutMs) {
+        this.readInFlight = undefined
+        this.startReadRound()
+        return
+      }
+      this.sendReadIndex(waiters, since)
+    }, readIndexRetryMs)
     this.kick()
   }
 
@@ -559,6 +596,7 @@ export class RaftNode {
   private onReadState(ctx: string, index: number): void {
     const round = this.readInFlight
     if (!round || round.ctx !== ctx) return
+    this.clock.clearTimeout(round.retry)
     this.readInFlight = undefined
     this.readApplyWait.push({ index, waiters: round.waiters })
     this.releaseReads()
@@ -582,6 +620,7 @@ export class RaftNode {
   private failReadsOnLeaderLoss(): void {
     const round = this.readInFlight
     if (!round) return
+    this.clock.clearTimeout(round.retry)
     this.readInFlight = undefined
     for (const w of round.waiters) this.settleRead(w, new EtcdError('ErrLeaderChanged'))
     this.startReadRound()
@@ -660,6 +699,7 @@ export class RaftNode {
       ...this.readApplyWait.flatMap((r) => r.waiters),
     ]
     this.readWaiting = []
+    if (this.readInFlight) this.clock.clearTimeout(this.readInFlight.retry)
     this.readInFlight = undefined
     this.readApplyWait = []
     for (const w of reads) this.settleRead(w, e)

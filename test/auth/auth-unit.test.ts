@@ -270,7 +270,30 @@ describe('auth store', () => {
 })
 
 describe('passwords', () => {
-  test('hash and verify; salt is random; unknown user spends the same work', async () => {
+  test('an unknown user spends the same work as a known one: one PBKDF2 derivation, same iterations', async () => {
+    // Counted, not timed: every derivation goes through crypto.subtle.deriveBits; record its PBKDF2 parameters.
+    const subtle = crypto.subtle as { deriveBits: SubtleCrypto['deriveBits'] }
+    const original = subtle.deriveBits
+    const calls: { iterations: number; bits: number }[] = []
+    subtle.deriveBits = function (this: SubtleCrypto, alg, key, length) {
+      calls.push({ iterations: (alg as Pbkdf2Params).iterations, bits: length ?? 0 })
+      return original.call(this, alg, key, length)
+    }
+    try {
+      const known = await hashPassword('secret', 2000)
+      calls.length = 0
+      assert.ok(!(await verifyPassword('wrong', known, 2000)))
+      const knownCalls = [...calls]
+      calls.length = 0
+      assert.ok(!(await verifyPassword('wrong', undefined, 2000)))
+      assert.deepEqual(calls, knownCalls)
+      assert.deepEqual(knownCalls, [{ iterations: 2000, bits: knownCalls[0]!.bits }])
+    } finally {
+      subtle.deriveBits = original
+    }
+  })
+
+  test('hash and verify; salt is random', async () => {
     const h1 = await hashPassword('secret', 1000)
     const h2 = await hashPassword('secret', 1000)
     assert.notDeepEqual(h1.salt, h2.salt)

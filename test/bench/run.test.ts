@@ -1,7 +1,8 @@
 /** The bench runner: discovery, running modules (good, broken, missing run()), and the table it prints. */
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { arch, cpus, platform, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { discover, formatTable, formatValue, machine, runBenches } from '../../bench/run.js'
@@ -48,8 +49,13 @@ describe('bench runner', () => {
 
   test('describes the machine', () => {
     const m = machine()
-    assert.equal(m.node, process.version)
+    // Each field checked against a source of its own (it used to compare process.version with itself).
+    assert.equal(m.node, execFileSync(process.execPath, ['--version'], { encoding: 'utf8' }).trim())
+    assert.equal(Number(m.cores), cpus().length)
     assert.ok(Number(m.cores) >= 1)
-    assert.ok(m.cpu)
+    assert.equal(m.cpu, cpus()[0]!.model.trim())
+    assert.match(m.memory!, /^\d+ GiB$/)
+    assert.equal(m.os, `${platform()} ${arch()}`)
+    assert.match(m.commit!, /^([0-9a-f]{7,}( \(modified\))?|unknown)$/)
   })
 })

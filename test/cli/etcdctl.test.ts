@@ -8,11 +8,13 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { startTestMember, type TestMember } from '../server/helpers.js'
-import { type EtcdProcess, etcdAvailable, etcdMissing, startEtcd } from '../support/index.js'
+import { type EtcdProcess, startEtcd } from '../support/index.js'
+import { requires } from '../support/requirements.js'
 
 const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
-const hasEtcd = etcdAvailable()
-if (!hasEtcd) console.log(`# etcdctl comparison skipped: ${etcdMissing}`)
+const etcdSkip = requires('etcd')
+const hasEtcd = etcdSkip === false
+if (etcdSkip) console.log(`# etcdctl comparison skipped: ${etcdSkip}`)
 
 interface Run {
   code: number

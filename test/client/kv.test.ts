@@ -106,7 +106,9 @@ describe('client: one member', () => {
     const ka = await c.lease.keepAlive(g.id, { intervalMs: 100 })
     let renewals = 0
     ka.onRenew = () => renewals++
-    await new Promise((r) => setTimeout(r, 350))
+    // Wait (bounded) for two renewals rather than a fixed sleep that a loaded machine may not honour.
+    const deadline = Date.now() + 10_000
+    while (renewals < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     ka.stop()
     assert.equal(await ka.done, undefined)
     assert.ok(renewals >= 2, `renewals ${renewals}`)

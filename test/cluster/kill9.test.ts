@@ -66,7 +66,9 @@ describe('kill -9 of real members (default timeouts)', () => {
     await new Promise((r) => setTimeout(r, 500))
     const t0 = Date.now()
     c.kill9(li)
-    const failoverMs = await c.timeToFirstWrite(survivors, t0, 10_000)
+    // Wait longer than the bound asserted below, so that a slow fail-over is reported as what it took (the bound
+    // must be able to fail: waiting only as long as the bound made it always hold).
+    const failoverMs = await c.timeToFirstWrite(survivors, t0, 30_000)
     console.log(`# fail-over: ${failoverMs} ms from kill -9 of the leader to a successful write`)
     // The 3 s target is measured by `npm run bench -- failover`; here, under a loaded test run, only a loose bound.
     assert.ok(failoverMs <= 10_000, `fail-over took ${failoverMs} ms`)

@@ -28,7 +28,6 @@ import type { RunningDenoMember } from '../../src/runtime/deno/serve.js'
 import { createTlsDir } from '../helpers/tls.js'
 import {
   b64,
-  denoBinary,
   denoMainArgs,
   type EdgecdProcess,
   eventually,
@@ -37,6 +36,7 @@ import {
   spawnEdgecd,
   unb64,
 } from '../support/index.js'
+import { requires } from '../support/requirements.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -565,7 +565,7 @@ if (deno) {
   // Under Node: run this file under Deno with the permissions it needs.
   describe('a member on Deno (run under Deno)', () => {
     test('npm run test:deno -- test/deno/member.test.ts', {
-      skip: denoBinary() ? false : 'no Deno binary in node_modules (npm ci)',
+      skip: requires('deno'),
     }, () => {
       const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/test-deno.mjs', 'test/deno/member.test.ts'], {
         cwd: root,

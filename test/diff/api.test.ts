@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test'
 import { serverDefaults } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
 import { LineStream } from '../server/helpers.js'
-import { type EtcdProcess, etcdAvailable, etcdMissing, freePort, startEtcd } from '../support/index.js'
+import { type EtcdProcess, freePort, startEtcd } from '../support/index.js'
+import { requires } from '../support/requirements.js'
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
@@ -41,10 +42,10 @@ function normalize(a: Answer): Answer {
   }
 }
 
-const available = etcdAvailable()
+const etcdSkip = requires('etcd')
 
 describe('differential: etcd 3.4 vs edgecd, same requests, same answers', {
-  skip: available ? false : etcdMissing,
+  skip: etcdSkip,
 }, () => {
   let etcd: EtcdProcess
   let edge: RunningMember

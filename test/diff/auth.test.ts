@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { startTestMember, type TestMember } from '../server/helpers.js'
-import { type EtcdProcess, etcdAvailable, etcdMissing, post, startEtcd } from '../support/index.js'
+import { type EtcdProcess, post, startEtcd } from '../support/index.js'
+import { requires } from '../support/requirements.js'
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 type Who = 'none' | 'root' | 'alice' | 'bad'
@@ -127,7 +128,7 @@ async function run(url: string): Promise<Norm[]> {
   return out
 }
 
-describe('auth: differential against etcd 3.4', { skip: etcdAvailable() ? false : etcdMissing }, () => {
+describe('auth: differential against etcd 3.4', { skip: requires('etcd') }, () => {
   let etcd: EtcdProcess
   let m: TestMember
   before(async () => {

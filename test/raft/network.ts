@@ -32,8 +32,12 @@ export class Network {
   private readonly ignored = new Set<MessageType>()
   /** Messages delivered, by type, for assertions on traffic. */
   readonly delivered: Message[] = []
+  /** Messages dropped or ignored (recorded with recordTraffic too). */
+  readonly lost: Message[] = []
   recordTraffic = false
   private seed: number
+  /** Decides probabilistic drops (drop(from, to, perc < 1)), seeded so that a run replays. */
+  private readonly dropRand: ReturnType<typeof seededRand>
 
   constructor(
     ids: NodeId[],
@@ -41,6 +45,7 @@ export class Network {
     seed = 1,
   ) {
     this.seed = seed
+    this.dropRand = seededRand(seed ^ 0x5eed5eed)
     for (const id of ids) this.add(id, true, ids)
   }
 
@@ -133,7 +138,10 @@ export class Network {
     while (this.outbox.length > 0) {
       if (++rounds > 100_000) throw new Error('network did not settle')
       const m = this.outbox.shift()!
-      if (this.filtered(m)) continue
+      if (this.filtered(m)) {
+        if (this.recordTraffic) this.lost.push(m)
+        continue
+      }
       const to = this.nodes.get(m.to)
       if (!to) continue
       if (this.recordTraffic) this.delivered.push(m)
@@ -149,7 +157,8 @@ export class Network {
   private filtered(m: Message): boolean {
     if (this.ignored.has(m.type)) return true
     const p = this.dropped.get(`${m.from}>${m.to}`)
-    return p !== undefined && p >= 1
+    if (p === undefined || p <= 0) return false
+    return p >= 1 || this.dropRand.intn(1_000_000) < p * 1_000_000
   }
 
   /** Ticks every node n times, delivering messages after each tick. */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { decodeSavedSnapshot } from '../../src/etcdserver/saved-snapshot.js'
 import { KvStore } from '../../src/kv/store.js'
-import { type Answer, b64, get, post, unb64 } from '../support/index.js'
+import { type Answer, b64, eventually, get, post, unb64 } from '../support/index.js'
 import { LineStream, notOnWorkerd, startTestMember, type TestMember } from './helpers.js'
 
 let m: TestMember
@@ -334,14 +334,27 @@ describe('leases', () => {
   })
 
   test('keepalive renews: the remaining TTL goes back to the granted TTL', async () => {
-    await post(m.url, '/v3/lease/grant', { TTL: 3, ID: 88 })
-    await new Promise((r) => setTimeout(r, 1100))
-    const before = await post(m.url, '/v3/lease/timetolive', { ID: 88 })
-    assert.ok(Number(before.json.TTL) <= 2, before.text)
-    const ka = await post(m.url, '/v3/lease/keepalive', { ID: 88 })
-    assert.equal(JSON.parse(ka.text.trim()).result.TTL, '3')
-    const afterKa = await post(m.url, '/v3/lease/timetolive', { ID: 88 })
-    assert.ok(Number(afterKa.json.TTL) >= 2, afterKa.text)
+    // The member's lease clock is injected: a second and a bit passes without sleeping.
+    let clock = 1_000_000
+    const fm = await startTestMember({}, { nowMs: () => clock })
+    try {
+      await eventually(
+        async () => (await post(fm.url, '/v3/lease/grant', { TTL: 3, ID: 88 })).status === 200 || undefined,
+        5000,
+        'the member to serve',
+      )
+      // The first reading starts the lease's clock (as etcd's lessor on the primary); then 1.1 s pass.
+      assert.equal((await post(fm.url, '/v3/lease/timetolive', { ID: 88 })).json.TTL, '3')
+      clock += 1100
+      const before = await post(fm.url, '/v3/lease/timetolive', { ID: 88 })
+      assert.equal(before.json.TTL, '1', before.text) // 1.9 s left, in whole seconds as etcd
+      const ka = await post(fm.url, '/v3/lease/keepalive', { ID: 88 })
+      assert.equal(JSON.parse(ka.text.trim()).result.TTL, '3')
+      const afterKa = await post(fm.url, '/v3/lease/timetolive', { ID: 88 })
+      assert.equal(afterKa.json.TTL, '3', afterKa.text) // the clock has not moved since the keepalive
+    } finally {
+      await fm.stop()
+    }
   })
 
   test('legacy aliases /v3/kv/lease/{revoke,timetolive,leases} and /v3beta', async () => {
@@ -510,10 +523,10 @@ describe('transport', () => {
     assert.equal(alpha.text, '404 page not found\n')
   })
 
-  test('a body over 2 MiB is 429 "received message larger than max"', async () => {
-    const body = JSON.stringify({ key: b64('big'), value: 'A'.repeat(2 * 1024 * 1024) })
+  test('a message over 2 MiB is 429 "received message larger than max" (its protobuf length, as etcd)', async () => {
+    const body = JSON.stringify({ key: b64('big'), value: Buffer.alloc(2 * 1024 * 1024).toString('base64') })
     const a = await post(m.url, '/v3/kv/put', body)
-    assertError(a, 429, 8, `grpc: received message larger than max (${body.length} vs. 2097152)`)
+    assertError(a, 429, 8, 'grpc: received message larger than max (2097162 vs. 2097152)')
     assert.equal((await post(m.url, '/v3/kv/range', { key: b64('big') })).json.kvs, undefined)
   })
 
@@ -521,7 +534,8 @@ describe('transport', () => {
     skip: notOnWorkerd('workerd owns the connection: a Worker cannot send Connection: close'),
   }, async () => {
     // Regression: the 429 said keep-alive while the server dropped the socket 500 ms later, mid-request.
-    const big = JSON.stringify({ key: b64('big'), value: 'A'.repeat(2 * 1024 * 1024) })
+    // A body past 3 x 2 MiB is refused unread.
+    const big = JSON.stringify({ key: b64('big'), value: 'A'.repeat(6 * 1024 * 1024 + 4) })
     const a = await post(m.url, '/v3/kv/put', big)
     assert.equal(a.status, 429)
     assert.equal(a.headers.get('connection'), 'close')

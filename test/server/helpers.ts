@@ -31,10 +31,13 @@ export function notOnWorkerd(why: string): string | false {
   return testRuntime() === 'workerd' ? why : false
 }
 
-/** Starts a member on a free port, data in a fresh temp dir (removed by stop()): in this process, or in workerd. */
+/**
+ * Starts a member on a free port, data in a fresh temp dir (removed by stop()): in this process, or in workerd.
+ * `nowMs` injects the member's lease clock (Node only).
+ */
 export async function startTestMember(
   overrides: Partial<ServerConfig> = {},
-  runtime: TestRuntime = testRuntime(),
+  hooks: { nowMs?: () => number; runtime?: TestRuntime } = {},
 ): Promise<TestMember> {
   const dir = mkdtempSync(join(tmpdir(), 'edgecd-api-'))
   const port = await freePort()
@@ -48,7 +51,7 @@ export async function startTestMember(
     logLevel: 'error',
     ...overrides,
   }
-  if (runtime === 'workerd') {
+  if ((hooks.runtime ?? testRuntime()) === 'workerd') {
     const { startWorkerdMember } = await import('../../src/runtime/node/workerd-member.js')
     const w = await startWorkerdMember(config, silent)
     let stopped = false
@@ -66,7 +69,8 @@ export async function startTestMember(
       },
     }
   }
-  const running = await startNodeMember(config, silent)
+  const { runtime: _runtime, ...nodeHooks } = hooks
+  const running = await startNodeMember(config, silent, nodeHooks)
   let stopped = false
   return {
     url: running.urls[0]!,
@@ -146,11 +150,16 @@ export class LineStream {
   }
 
   /** Asserts that nothing arrives within `ms` (returns the unexpected message, or undefined). */
+  /**
+   * Undefined when no line arrives within `ms` while the stream stays open; a line if one arrives. A stream the
+   * server ended is not quiet: it throws (a test asserting silence must not pass on a dead stream).
+   */
   async quiet(ms = 300): Promise<unknown> {
     try {
       return await this.next(ms)
-    } catch {
-      return undefined
+    } catch (err) {
+      if ((err as Error).message.startsWith('no stream message within')) return undefined
+      throw err
     }
   }
 
@@ -230,11 +239,13 @@ export class WsWatch {
     return this.frames.shift()
   }
 
+  /** Undefined when no frame arrives within `ms` while the socket stays open; a closed socket throws. */
   async quiet(ms = 300): Promise<unknown> {
     try {
       return await this.next(ms)
-    } catch {
-      return undefined
+    } catch (err) {
+      if ((err as Error).message.startsWith('no WebSocket frame within')) return undefined
+      throw err
     }
   }
 

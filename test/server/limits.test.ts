@@ -18,7 +18,7 @@ describe('small --max-request-bytes, --max-watchers, --max-watch-streams; lease 
     await m?.stop()
   })
 
-  test('a write larger than --max-request-bytes is 400 "request is too large"; the body limit is that + 512 KiB', async () => {
+  test('a write larger than --max-request-bytes is 400 "request is too large"; the message limit is that + 512 KiB', async () => {
     const ok = await post(m.url, '/v3/kv/put', { key: b64('small'), value: Buffer.alloc(4096).toString('base64') })
     assert.equal(ok.status, 200)
     const big = await post(m.url, '/v3/kv/put', { key: b64('large'), value: Buffer.alloc(10_000).toString('base64') })
@@ -34,10 +34,19 @@ describe('small --max-request-bytes, --max-watchers, --max-watch-streams; lease 
     })
     assert.equal(txn.json?.message, 'etcdserver: request is too large')
     assert.equal((await post(m.url, '/v3/kv/range', { key: b64('large') })).json.kvs, undefined)
-    const body = JSON.stringify({ key: b64('huge'), value: 'A'.repeat(8192 + 512 * 1024) })
-    const huge = await post(m.url, '/v3/kv/put', body)
+    // gRPC's limit is on the protobuf message (as etcd): a 532,481-byte value makes a 532,491-byte PutRequest.
+    const value = Buffer.alloc(8192 + 512 * 1024 + 1).toString('base64')
+    const huge = await post(m.url, '/v3/kv/put', { key: b64('huge'), value })
     assert.equal(huge.status, 429)
-    assert.equal(huge.json.message, `grpc: received message larger than max (${body.length} vs. ${8192 + 512 * 1024})`)
+    assert.equal(huge.json.message, `grpc: received message larger than max (532491 vs. ${8192 + 512 * 1024})`)
+    // A body past three times that limit is refused unread, measured by its length.
+    const body = JSON.stringify({ key: b64('huge'), value: 'A'.repeat(3 * (8192 + 512 * 1024)) })
+    const unread = await post(m.url, '/v3/kv/put', body)
+    assert.equal(unread.status, 429)
+    assert.equal(
+      unread.json.message,
+      `grpc: received message larger than max (${body.length} vs. ${8192 + 512 * 1024})`,
+    )
   })
 
   test('--max-watchers: the watcher past the limit is refused; --max-watch-streams: the stream past it is 429', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { EtcdError } from '../../src/protocol/errors.js'
+import { EntryType, type Message, MessageType, newMessage } from '../../src/raft/index.js'
 import { RaftNode, type StateMachine } from '../../src/raftnode/raft-node.js'
 import { openFileStorage } from '../../src/storage/file-storage.js'
 import { MemoryFileOps } from '../../src/storage/memory-file-ops.js'
@@ -73,4 +74,74 @@ test('a restarted member recovers its state from snapshot + WAL, with nothing ac
   await m2.propose(new TextEncoder().encode('after'))
   assert.equal(sm2.items.at(-1), 'after')
   await m2.stop()
+})
+
+test('a follower that has not heard from its leader for an election timeout has no recent leader (/health)', async () => {
+  // No timer ticks (an hour per tick): the test ticks by hand.
+  const storage = await openFileStorage(new MemoryFileOps())
+  const m = await RaftNode.start({
+    id: '1',
+    storage,
+    stateMachine: new ListMachine(),
+    tickMs: 3_600_000,
+    electionTicks: 10,
+    snapshotCount: 10_000,
+    snapshotCatchUpEntries: 5,
+    requestTimeoutMs: 2000,
+    initialPeers: ['1', '2'],
+  })
+  members.push(m)
+  m.step(newMessage({ type: MessageType.MsgHeartbeat, from: '2', to: '1', term: 5 }))
+  assert.equal(m.leader(), '2')
+  assert.equal(m.hasRecentLeader(), true)
+  // The follower's own randomized timeout is at its longest (2x - 1 ticks): it still names the leader after one
+  // election timeout of silence, but that leader is not one it heard from recently.
+  m.node.raft.randomizedElectionTimeout = 19
+  for (let i = 0; i < 9; i++) m.node.tick()
+  assert.equal(m.hasRecentLeader(), true)
+  m.node.tick()
+  assert.equal(m.leader(), '2')
+  assert.equal(m.hasRecentLeader(), false)
+  // A message from the leader makes it recent again.
+  m.step(newMessage({ type: MessageType.MsgHeartbeat, from: '2', to: '1', term: 5 }))
+  assert.equal(m.hasRecentLeader(), true)
+  await m.stop()
+})
+
+test('a lost ReadIndex is asked again (etcd 3.5 readIndexRetryTime) and the read completes', async () => {
+  const sent: Message[] = []
+  const storage = await openFileStorage(new MemoryFileOps())
+  const m = await RaftNode.start({
+    id: '1',
+    storage,
+    stateMachine: new ListMachine(),
+    tickMs: 3_600_000,
+    electionTicks: 10,
+    snapshotCount: 10_000,
+    snapshotCatchUpEntries: 5,
+    requestTimeoutMs: 5000,
+    initialPeers: ['1', '2'],
+    transport: { send: (msgs) => sent.push(...msgs) },
+  })
+  members.push(m)
+  m.step(newMessage({ type: MessageType.MsgHeartbeat, from: '2', to: '1', term: 5 }))
+  const read = m.linearizableRead()
+  const asks = () => sent.filter((x) => x.type === MessageType.MsgReadIndex)
+  const deadline = Date.now() + 4000
+  // The first MsgReadIndex is lost (never answered); a second one follows within the retry interval.
+  while (asks().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  assert.ok(asks().length >= 2, `asked ${asks().length} time(s)`)
+  const last = asks().at(-1)!
+  m.step(
+    newMessage({
+      type: MessageType.MsgReadIndexResp,
+      from: '2',
+      to: '1',
+      term: 5,
+      index: 0,
+      entries: [{ term: 0, index: 0, type: EntryType.EntryNormal, data: last.entries[0]!.data }],
+    }),
+  )
+  await read
+  await m.stop()
 })

@@ -9,13 +9,13 @@
  * Chromium is not installed: `scripts/setup-chromium.sh`.
  */
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { requires } from '../support/requirements.js'
 import { contractCases } from './contract.js'
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -32,9 +32,7 @@ const chromiumArgs = [
   '--disable-dev-shm-usage',
   '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
 ]
-const skip = existsSync(chromiumPath)
-  ? false
-  : `no Chromium at ${chromiumPath}: run scripts/setup-chromium.sh (apt-get install chromium) to run this test`
+const skip = requires('chromium')
 
 async function bundle(page: string): Promise<string> {
   const { build } = await import('esbuild')

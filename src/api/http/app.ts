@@ -15,9 +15,10 @@ import type { MemberApi } from '../../etcdserver/api.js'
 import { etcdVersion } from '../../etcdserver/version.js'
 import * as M from '../../protocol/descriptors.js'
 import { EtcdError, etcdError, GrpcCode, httpStatus } from '../../protocol/errors.js'
-import type { WatchRequest, WatchResponse } from '../../protocol/types.js'
-import { decodeMessage, parseFirstJson } from './codec/decode.js'
+import type { TxnRequest, WatchRequest, WatchResponse } from '../../protocol/types.js'
+import { decodeMessage } from './codec/decode.js'
 import { encodeMessage } from './codec/encode.js'
+import { protoSize, raftRequestSize } from './codec/proto-size.js'
 import { installConsole } from './console.js'
 import { errorBody, toEtcdError } from './errors.js'
 import { JsonValueSplitter } from './json-stream.js'
@@ -88,6 +89,24 @@ const watchStreamHighWaterMessages = 64
 /** Bytes buffered on a watch WebSocket before the client counts as slow. */
 const watchSocketHighWaterBytes = 1024 * 1024
 
+/** Writes etcd proposes through Raft, by the width of their InternalRaftRequest tag; others are not measured. */
+const proposedNarrow = new Set(['Put', 'DeleteRange', 'Txn', 'Compact', 'LeaseGrant', 'LeaseRevoke', 'Alarm'])
+
+function proposedTag(method: string, r: unknown): 'narrow' | 'wide' | undefined {
+  if (method === 'Txn') return isReadOnlyTxn(r as TxnRequest) ? undefined : 'narrow'
+  if (proposedNarrow.has(method)) return 'narrow'
+  if (method.startsWith('Auth') || method.startsWith('User') || method.startsWith('Role'))
+    return method === 'AuthStatus' ? undefined : 'wide'
+  return undefined
+}
+
+/** etcd serves a txn of ranges only (nested too) without Raft. */
+function isReadOnlyTxn(t: TxnRequest): boolean {
+  const ro = (ops: TxnRequest['success']): boolean =>
+    ops.every((op) => op.request_range !== undefined || (op.request_txn !== undefined && isReadOnlyTxn(op.request_txn)))
+  return ro(t.success) && ro(t.failure)
+}
+
 /**
  * The runtime-agnostic Hono app: etcd's v3 JSON gateway (unary RPCs, streaming watch and keepalive, the WebSocket
  * watch), /health, /version, /metrics. Each runtime's entry point serves `app.fetch`.
@@ -120,15 +139,34 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
     })
   const certUser = (c: Context) => (mtls?.client ? mtls.verifiedCn(c, 'client') : undefined)
 
+  // etcd serves clients only once the member has published its name and client URLs through the log (ReadyNotify),
+  // so a member that answers is in the member list with its client URLs. Peers (/raft) and the member's own
+  // /health, /version and /metrics do not wait. etcd leaves the connection waiting; here it waits at most the
+  // request timeout, then gets etcd's "request timed out".
+  const clientReady: MiddlewareHandler = async (c, next) => {
+    if (member.isReady === undefined || member.isReady()) return next()
+    const p = c.req.path
+    if (p === '/raft' || p === '/health' || p === '/version' || p === '/metrics' || c.req.method === 'OPTIONS')
+      return next()
+    if (await member.whenReady!()) return next()
+    return errorResponse(c, new EtcdError('ErrTimeout'))
+  }
+  app.use('*', clientReady)
+
   app.get('/version', (c) => c.json(etcdVersion))
-  // etcd 3.4 writes /health without a content type, so Go sniffs text/plain.
+  // etcd 3.4 writes a healthy answer without a content type (Go sniffs text/plain), an unhealthy one with http.Error
+  // (a newline, nosniff), and says why in neither: false without a leader heard from within an election timeout,
+  // with an active alarm, and before the member has published itself.
   app.get('/health', (c) => {
     if (member.healthy()) {
       metrics.healthSuccess.inc()
       return c.body('{"health":"true"}', 200, { 'Content-Type': 'text/plain; charset=utf-8' })
     }
     metrics.healthFailures.inc()
-    return c.body('{"health":"false"}', 503, { 'Content-Type': 'text/plain; charset=utf-8' })
+    return c.body('{"health":"false"}\n', 503, {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'X-Content-Type-Options': 'nosniff',
+    })
   })
   app.get('/metrics', (c) =>
     c.text(member.metrics() + metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }),
@@ -151,12 +189,16 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
   })
 
   const recvMax = grpcRecvBytesMax(opts.maxRequestBytes)
+  // etcd limits the protobuf message, which the gateway builds from any JSON body; here the decoded request is
+  // measured the same way (protoSize below), and the body itself is bounded, for memory, at three times the limit
+  // (base64 makes a message's bytes 4/3 as long in JSON). A body past that is refused unread.
+  const bodyMax = 3 * recvMax
   const tooLarge = (c: Context) => {
-    const n = Number(c.req.header('content-length') ?? recvMax + 1)
+    const n = Number(c.req.header('content-length') ?? bodyMax + 1)
     const e = etcdError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${n} vs. ${recvMax})`)
     return c.body(errorBody(e), 429, { 'Content-Type': 'application/json', Connection: 'close' })
   }
-  const streamedLimit = bodyLimit({ maxSize: recvMax, onError: tooLarge })
+  const streamedLimit = bodyLimit({ maxSize: bodyMax, onError: tooLarge })
   // hono's bodyLimit decides the same way for a body with a Content-Length, but first asks for `c.req.raw.body`,
   // which makes @hono/node-server build a full web Request (a web stream over the socket, an AbortController) for
   // every call: a quarter of the CPU of a small request. Reading the headers instead keeps its lightweight request,
@@ -164,7 +206,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
   const limit: MiddlewareHandler = async (c, next) => {
     const length = c.req.header('content-length')
     if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
-      if (Number.parseInt(length, 10) > recvMax) return tooLarge(c)
+      if (Number.parseInt(length, 10) > bodyMax) return tooLarge(c)
       await next()
       return
     }
@@ -190,6 +232,8 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       })
     }
   }
+  /** A body this short cannot come near either limit: not measured. */
+  const smallBody = Math.min(opts.maxRequestBytes, 1024) / 2
   // Auth: `authorize` checks the call on this member (a no-op while auth is off) and names the caller, which writes
   // carry into the log for the apply-time check (src/auth/service.ts).
   const rpc = <Req, Res>(
@@ -201,8 +245,19 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
   ) =>
     unary(path, method, async (body, authorization, address, cn) => {
       const r = decodeMessage<Req>(req, body)
+      // gRPC's receive limit, on the request's protobuf length (etcd: ResourceExhausted, before anything else).
+      const size = body.length > smallBody ? protoSize(req, r as Record<string, unknown>) : 0
+      if (size > recvMax)
+        throw etcdError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${size} vs. ${recvMax})`)
       const a = member.authorize?.(method, r, authorization, cn)
       const info = a instanceof Promise ? await a : a
+      // --max-request-bytes, on the raft request etcd would propose for a write (its header names the user).
+      const tag = proposedTag(method, r)
+      if (size > 0 && tag !== undefined) {
+        const user = info ? { name: info.user, rev: info.rev } : undefined
+        if (raftRequestSize(size, tag === 'wide', user) > opts.maxRequestBytes)
+          throw new EtcdError('ErrRequestTooLarge')
+      }
       return encodeMessage(res, await fn(r, info, address))
     })
 
@@ -307,7 +362,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       const rest = await readValues(c.req.raw, (text, i) => {
         try {
           call.received(text.length)
-          const r = decodeMessage(M.LeaseKeepAliveRequest, parseFirstJson(text))
+          const r = decodeMessage(M.LeaseKeepAliveRequest, text)
           pending.push(
             member.leaseKeepAlive(r).then((res) => `{"result":${encodeMessage(M.LeaseKeepAliveResponse, res)}}\n`),
           )
@@ -317,6 +372,13 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
           return false
         }
       })
+      if (!firstError && pending.length === 0 && rest !== '') {
+        try {
+          decodeMessage(M.LeaseKeepAliveRequest, rest)
+        } catch (err) {
+          firstError = etcdError(GrpcCode.Unknown, toEtcdError(err).message)
+        }
+      }
       if (firstError || (pending.length === 0 && rest !== '')) {
         const e = firstError ?? etcdError(GrpcCode.Unknown, 'unexpected EOF')
         call.end(e.grpcCode)
@@ -363,21 +425,47 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
         stream.close()
       }
       c.req.raw.signal?.addEventListener('abort', () => finish())
-      // The first message must decode, or the whole call fails (HTTP 500, code 2), as etcd's gateway does.
+      // The first message must decode, or the whole call fails (HTTP 500, code 2), as etcd's gateway does. The answer
+      // waits for that message, or for the end of the body: a body that ends inside its first value (truncated) or
+      // holds no JSON value at all gets Go's error for it at once.
       const body = c.req.raw
       const firstTexts: string[] = []
-      const reader = readValues(body, (text, i) => {
+      let firstSeen!: () => void
+      const first = new Promise<void>((r) => {
+        firstSeen = r
+      })
+      let values = 0
+      void readValues(body, (text, i) => {
+        values++
         let req: WatchRequest
         try {
-          req = decodeMessage(M.WatchRequest, parseFirstJson(text))
+          req = decodeMessage(M.WatchRequest, text)
         } catch (err) {
           if (i === 0) firstTexts.push(toEtcdError(err).message)
+          firstSeen()
           return false
         }
         call.received(text.length)
         stream.request(req)
+        firstSeen()
         return true
-      })
+      }).then(
+        (rest) => {
+          if (values === 0 && rest !== '') {
+            try {
+              decodeMessage(M.WatchRequest, rest)
+            } catch (err) {
+              firstTexts.push(toEtcdError(err).message)
+            }
+          }
+          firstSeen()
+          return rest
+        },
+        () => {
+          firstSeen()
+          return ''
+        },
+      )
       const rs = new ReadableStream<Uint8Array>(
         {
           start(ctl) {
@@ -392,8 +480,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
         },
         { highWaterMark: watchStreamHighWaterMessages },
       )
-      // Give the first message a chance to fail before answering 200.
-      await Promise.race([reader, new Promise((r) => setTimeout(r, 0))])
+      await first
       if (firstTexts.length > 0) {
         finish(GrpcCode.Unknown)
         return c.body(errorBody(etcdError(GrpcCode.Unknown, firstTexts[0]!)), 500, {
@@ -483,7 +570,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               }
               call.received(evt.data.length)
               try {
-                stream?.request(decodeMessage(M.WatchRequest, parseFirstJson(evt.data)))
+                stream?.request(decodeMessage(M.WatchRequest, evt.data))
               } catch (err) {
                 const e = toEtcdError(err)
                 ws.send(

@@ -143,7 +143,13 @@ export async function startDenoMember(
     return stopping
   }
 
-  for (const u of config.listenClientUrls) {
+  // --listen-peer-urls adds listeners (peers are served on every listener), as on Node.
+  const key = (u: string) => {
+    const x = new URL(u)
+    return `${x.protocol}//${x.hostname}:${x.port}`
+  }
+  const clientKeys = new Set(config.listenClientUrls.map(key))
+  for (const u of [...config.listenClientUrls, ...config.listenPeerUrls.filter((p) => !clientKeys.has(key(p)))]) {
     const url = new URL(u)
     const https = url.protocol === 'https:'
     try {

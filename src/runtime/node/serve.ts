@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs'
 import type { Server as HttpServer } from 'node:http'
-import type { ServerHttp2Session } from 'node:http2'
+import type { Http2Server, ServerHttp2Session } from 'node:http2'
 import type { Server as NetServer, Socket } from 'node:net'
 import { createAdaptorServer, getRequestListener, upgradeWebSocket } from '@hono/node-server'
 import { WebSocketServer } from 'ws'
@@ -56,32 +56,136 @@ export interface RunningMember {
   stop(): Promise<void>
 }
 
-/** Starts a member from a configuration; resolves once it listens. */
+/**
+ * Starts a member from a configuration; resolves once it listens. As etcd, it binds every listener first, so a port
+ * in use fails the start before the data dir is locked or a peer dialed; a failure later in the start closes the
+ * listeners again. Requests that arrive before the member is up wait for it (HTTP/1.1) or are refused at the
+ * connection (gRPC: clients reconnect with backoff, as to an etcd that is not ready yet).
+ */
 export async function startNodeMember(
   config: ServerConfig,
   log: Logger = createLogger(config.logLevel),
-  hooks: { onFatal?: (err: unknown) => void } = {},
+  hooks: { onFatal?: (err: unknown) => void; nowMs?: () => number } = {},
 ): Promise<RunningMember> {
   validateServerConfig(config)
   const tls = loadNodeTls(config)
   let stopping: Promise<void> | undefined
-  const { member, memberId, clusterId } = await bootMember(
-    config,
-    log,
-    {
-      openStorage: openNodeStorage,
-      checkIdentity,
-      readText: (path) => readFileSync(path, 'utf8'),
-      dial: nodePeerDialer(tls.peer),
-      fetch: tls.fetch,
-    },
-    (err) => {
-      hooks.onFatal?.(err)
-      void stop()
-    },
-  )
+  type App = ReturnType<typeof createMemberApp>
+  let resolveApp!: (app: App) => void
+  let rejectApp!: (err: unknown) => void
+  const appReady = new Promise<App>((resolve, reject) => {
+    resolveApp = resolve
+    rejectApp = reject
+  })
+  appReady.catch(() => {})
+  let app: App | undefined
+  const fetch = async (req: Request, env: unknown) => (app ?? (await appReady)).fetch(req, env as never)
   const metrics = new HttpMetrics(nodeProcessStats())
-  const app = createMemberApp(
+  const servers: HttpServer[] = []
+  const fronts: NetServer[] = []
+  const h2Sessions: Set<ServerHttp2Session>[] = []
+  const socketServers: WebSocketServer[] = []
+  const urls: string[] = []
+  /** Per listener: installs its gRPC server once the member exists. */
+  const installGrpc: ((member: Member, app: App) => void)[] = []
+  // The HTTP and gRPC front doors share the member's bound on watch streams.
+  const watchStreams = { n: 0 }
+  const closeListeners = async () => {
+    const closed = fronts.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))
+    for (const wss of socketServers) for (const ws of wss.clients) ws.terminate()
+    for (const s of servers) s.closeAllConnections()
+    for (const set of h2Sessions) for (const session of set) session.destroy()
+    await Promise.all(closed)
+  }
+  let member: Member
+  let memberId: string
+  let clusterId: string
+  try {
+    // --listen-peer-urls adds listeners (peers are served on every listener, the client ones included).
+    const same = (a: string, b: string) => {
+      const x = new URL(a)
+      const y = new URL(b)
+      return x.protocol === y.protocol && x.hostname === y.hostname && x.port === y.port
+    }
+    const listeners: [string, string][] = [
+      ...config.listenClientUrls.map((u): [string, string] => [u, 'listen-client-urls']),
+      ...config.listenPeerUrls
+        .filter((u) => !config.listenClientUrls.some((c) => same(c, u)))
+        .map((u): [string, string] => [u, 'listen-peer-urls']),
+    ]
+    for (const [u, flag] of listeners) {
+      const url = new URL(u)
+      // One WebSocket server per listener serves both the client watch and /raft, so its frame limit is the peers'.
+      const wss = new WebSocketServer({ noServer: true, maxPayload: peerFrameBytesMax, perMessageDeflate: false })
+      socketServers.push(wss)
+      // HTTP/1.1: the Hono app (never listens itself; the front listener hands it its connections, TLS already done).
+      const h1 = createAdaptorServer({
+        fetch,
+        hostname: url.hostname,
+        websocket: { server: wss as never },
+      }) as HttpServer
+      // HTTP/2 (gRPC): the real server exists once the member does; until then a connection is refused.
+      let h2: Http2Server | undefined
+      const h2Gate = {
+        emit: (event: string, socket: Socket) => (h2 ? h2.emit(event, socket) : (socket.destroy(), false)),
+      } as unknown as Http2Server
+      installGrpc.push((m, a) => {
+        const g = createGrpcServer({
+          config,
+          member: m,
+          appListener: getRequestListener(a.fetch, { hostname: url.hostname }) as never,
+          verifiedCn: tls.verifiedCn,
+          watchStreams,
+          metrics,
+        })
+        h2Sessions.push(g.sessions)
+        h2 = g.server
+      })
+      // As etcd's "rejected connection" warnings: plain HTTP, a missing or untrusted client certificate.
+      const front = createFrontListener(h1, h2Gate, url.protocol === 'https:' ? tls.server : undefined, (err, socket) =>
+        log.warn('rejected connection: TLS handshake failed', {
+          address: socket.remoteAddress,
+          error: (err as { code?: string }).code ?? err.message,
+        }),
+      )
+      servers.push(h1)
+      fronts.push(front)
+      await new Promise<void>((resolve, reject) => {
+        front.once('error', (err: Error) => {
+          // A server that failed to bind is not listening: nothing to close but the handle.
+          front.close()
+          reject(new Error(`cannot listen on ${u} (--${flag}): ${err.message}`))
+        })
+        front.listen(Number(url.port), url.hostname, () => {
+          const addr = front.address()
+          const port = typeof addr === 'object' && addr ? addr.port : Number(url.port)
+          if (flag === 'listen-client-urls') urls.push(`${url.protocol}//${url.hostname}:${port}`)
+          resolve()
+        })
+      })
+    }
+    ;({ member, memberId, clusterId } = await bootMember(
+      config,
+      log,
+      {
+        openStorage: openNodeStorage,
+        checkIdentity,
+        readText: (path) => readFileSync(path, 'utf8'),
+        dial: nodePeerDialer(tls.peer),
+        fetch: tls.fetch,
+      },
+      (err) => {
+        hooks.onFatal?.(err)
+        void stop()
+      },
+      hooks.nowMs,
+    ))
+  } catch (err) {
+    rejectApp(err)
+    await closeListeners()
+    throw err
+  }
+  app = createMemberApp(
     member,
     config,
     log,
@@ -99,52 +203,8 @@ export async function startNodeMember(
     // One set of grpc_server_* counters for the JSON gateway's calls and the gRPC front door's.
     metrics,
   )
-  const servers: HttpServer[] = []
-  const fronts: NetServer[] = []
-  const h2Sessions: Set<ServerHttp2Session>[] = []
-  const socketServers: WebSocketServer[] = []
-  const urls: string[] = []
-  // The HTTP and gRPC front doors share the member's bound on watch streams.
-  const watchStreams = { n: 0 }
-  for (const u of config.listenClientUrls) {
-    const url = new URL(u)
-    // One WebSocket server per listener serves both the client watch and /raft, so its frame limit is the peers'.
-    const wss = new WebSocketServer({ noServer: true, maxPayload: peerFrameBytesMax, perMessageDeflate: false })
-    socketServers.push(wss)
-    // HTTP/1.1: the Hono app (never listens itself; the front listener hands it its connections, TLS already done).
-    const h1 = createAdaptorServer({
-      fetch: app.fetch,
-      hostname: url.hostname,
-      websocket: { server: wss as never },
-    }) as HttpServer
-    const { server: h2, sessions } = createGrpcServer({
-      config,
-      member,
-      appListener: getRequestListener(app.fetch, { hostname: url.hostname }) as never,
-      verifiedCn: tls.verifiedCn,
-      watchStreams,
-      metrics,
-    })
-    // As etcd's "rejected connection" warnings: plain HTTP, a missing or untrusted client certificate.
-    const front = createFrontListener(h1, h2, url.protocol === 'https:' ? tls.server : undefined, (err, socket) =>
-      log.warn('rejected connection: TLS handshake failed', {
-        address: socket.remoteAddress,
-        error: (err as { code?: string }).code ?? err.message,
-      }),
-    )
-    await new Promise<void>((resolve, reject) => {
-      front.once('error', reject)
-      front.listen(Number(url.port), url.hostname, () => {
-        const addr = front.address()
-        const port = typeof addr === 'object' && addr ? addr.port : Number(url.port)
-        urls.push(`${url.protocol}//${url.hostname}:${port}`)
-        resolve()
-      })
-    })
-    servers.push(h1)
-    fronts.push(front)
-    h2Sessions.push(sessions)
-  }
+  for (const install of installGrpc) install(member, app)
+  resolveApp(app)
   log.info('serving client requests', { name: config.name, memberId, clusterId, urls, dataDir: config.dataDir })
 
   async function stop(): Promise<void> {

@@ -1,3 +1,4 @@
+import { isLosslessNumber, isSafeNumber, LosslessNumber, parse as parseLossless } from 'lossless-json'
 import { z } from 'zod'
 import type { FieldDesc, MessageDesc } from '../../../protocol/descriptors.js'
 import { etcdError, GrpcCode } from '../../../protocol/errors.js'
@@ -7,6 +8,8 @@ import { Base64Error, decodeBase64 } from './base64.js'
  * Decoding of request bodies as etcd's gateway does it (golang/protobuf jsonpb over encoding/json): proto names and
  * lowerCamel names both accepted (case-sensitive), unknown fields ignored, null means unset, bytes as padded
  * standard base64, int64 as a JSON number or a decimal string, bools only true/false, enums by name or number.
+ * int64 and uint64 given as JSON numbers are exact at any size, as Go reads them: a body whose numbers do not all fit
+ * a double is parsed again with lossless-json, which keeps their text (the common body pays nothing for it).
  * The shapes are zod schemas generated from the message descriptors; errors carry Go's messages, since clients
  * see them verbatim (etcd-api.md §2).
  */
@@ -17,6 +20,7 @@ const uint64Max = (1n << 64n) - 1n
 
 function jsonKind(v: unknown): string {
   if (v === null) return 'null'
+  if (isLosslessNumber(v)) return 'number'
   if (Array.isArray(v)) return 'array'
   if (typeof v === 'object') return 'object'
   return typeof v === 'boolean' ? 'bool' : typeof v
@@ -30,7 +34,12 @@ function cannotUnmarshal(v: unknown, goType: string): string {
 
 /** Parses an int64/uint64 given as a JSON number or a decimal string, with Go's errors. */
 function parseInteger(v: unknown, goType: 'int64' | 'uint64'): bigint | string {
-  if (typeof v === 'number') {
+  if (isLosslessNumber(v)) {
+    // A number too long for a double, as written: Go reads integer text exactly and names anything else by its text.
+    const s = (v as LosslessNumber).value
+    if (!/^-?\d+$/.test(s)) return `json: cannot unmarshal number ${s} into Go value of type ${goType}`
+    v = BigInt(s)
+  } else if (typeof v === 'number') {
     if (!Number.isInteger(v)) return `json: cannot unmarshal number ${v} into Go value of type ${goType}`
     v = BigInt(v)
   } else if (typeof v === 'string') {
@@ -143,6 +152,7 @@ export function messageSchema(desc: MessageDesc): z.ZodType {
     .preprocess(
       (v) => {
         if (v === null || v === undefined) return {}
+        if (isLosslessNumber(v)) return Number((v as LosslessNumber).value)
         if (typeof v !== 'object' || Array.isArray(v)) return v
         const out: Record<string, unknown> = {}
         for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
@@ -169,17 +179,51 @@ export function messageSchema(desc: MessageDesc): z.ZodType {
 
 /**
  * Parses the first JSON value of a body, as Go's json.Decoder does for unary calls (anything after it is ignored),
- * with Go's messages for malformed input.
+ * with Go's messages for malformed input. Numbers are doubles: decodeMessage re-reads a body with longer ones.
  */
 export function parseFirstJson(text: string): unknown {
-  if (text.trim() === '') return {}
+  return parseFirst(text).value
+}
+
+function parseFirst(text: string): { value: unknown; text: string } {
+  if (text.trim() === '') return { value: {}, text: '{}' }
   try {
-    return JSON.parse(text)
+    return { value: JSON.parse(text), text }
   } catch (err) {
     const msg = (err as Error).message
     const after = /non-whitespace character after JSON at position (\d+)/.exec(msg)
-    if (after) return parseFirstJson(text.slice(0, Number(after[1])))
+    if (after) return parseFirst(text.slice(0, Number(after[1])))
     throw etcdError(GrpcCode.InvalidArgument, goJsonError(text, msg))
+  }
+}
+
+/** Whether a parsed value holds a number that its JSON text may not have said exactly (an integer past 2^53, ...). */
+function hasInexactNumber(root: unknown): boolean {
+  // Iterative: a body may nest thousands deep.
+  const todo: unknown[] = [root]
+  while (todo.length > 0) {
+    const v = todo.pop()
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) return true
+    } else if (Array.isArray(v)) {
+      for (const x of v) todo.push(x)
+    } else if (v !== null && typeof v === 'object') {
+      for (const k in v as Record<string, unknown>) todo.push((v as Record<string, unknown>)[k])
+    }
+  }
+  return false
+}
+
+/**
+ * The same JSON text (already known to be valid) with every number that a double cannot hold exactly kept as its text
+ * (a LosslessNumber). lossless-json refuses duplicate keys with different values, where Go keeps the last one: such
+ * a body keeps its double-parsed value.
+ */
+function reparseLossless(text: string, fallback: unknown): unknown {
+  try {
+    return parseLossless(text, null, (s) => (isSafeNumber(s) ? Number(s) : new LosslessNumber(s)))
+  } catch {
+    return fallback
   }
 }
 
@@ -220,10 +264,12 @@ function fastLeaf(f: FieldDesc, v: unknown): unknown {
     case 'int64':
     case 'int32':
       // A safe integer is its own value; anything else takes the general (bigint) route below.
-      if (typeof v === 'number' && Number.isSafeInteger(v)) return v
+      if (typeof v === 'number') return Number.isSafeInteger(v) ? v : decline
       return fastInteger(f, v)
     case 'int64big':
     case 'uint64str':
+      // A number past 2^53 may have been rounded by JSON.parse: decodeMessage reads the text again.
+      if (typeof v === 'number' && !Number.isSafeInteger(v)) return decline
       return fastInteger(f, v)
     case 'enum':
       if (typeof v === 'number' && Number.isInteger(v)) return v
@@ -253,7 +299,7 @@ function fastInteger(f: FieldDesc, v: unknown): unknown {
  */
 function fastMessage(desc: MessageDesc, v: unknown): Record<string, unknown> | Declined {
   if (v === null || v === undefined) v = {}
-  if (typeof v !== 'object' || Array.isArray(v)) return decline
+  if (typeof v !== 'object' || Array.isArray(v) || isLosslessNumber(v)) return decline
   const input = v as Record<string, unknown>
   // As the schema's preprocess: aliases folded to proto names (the last one wins), nulls dropped, unknown keys ignored.
   let raw: Map<FieldDesc, unknown> | undefined
@@ -294,17 +340,33 @@ function fastMessage(desc: MessageDesc, v: unknown): Record<string, unknown> | D
   return out
 }
 
-/** Decodes a request body into a message with every field present (zeros for unset ones). */
+/**
+ * Decodes a request body (its JSON text, or a value parsed already) into a message with every field present (zeros
+ * for unset ones). Given text, integers are exact at any length.
+ */
 export function decodeMessage<T>(desc: MessageDesc<T>, body: string | unknown): T {
-  const value = typeof body === 'string' ? parseFirstJson(body) : body
+  if (typeof body !== 'string') {
+    const fast = fastMessage(desc, body)
+    return fast !== decline ? (fast as T) : schemaDecode<T>(desc, body)
+  }
+  const first = parseFirst(body)
+  let value = first.value
   const fast = fastMessage(desc, value)
   if (fast !== decline) return fast as T
+  if (hasInexactNumber(value)) {
+    value = reparseLossless(first.text, value)
+    const again = fastMessage(desc, value)
+    if (again !== decline) return again as T
+  }
   return schemaDecode<T>(desc, value)
 }
 
 /** The reference decoding through the zod schema (exported for the tests that compare it with the fast path). */
 export function decodeMessageWithSchema<T>(desc: MessageDesc<T>, body: string | unknown): T {
-  return schemaDecode<T>(desc, typeof body === 'string' ? parseFirstJson(body) : body)
+  if (typeof body !== 'string') return schemaDecode<T>(desc, body)
+  const first = parseFirst(body)
+  const value = hasInexactNumber(first.value) ? reparseLossless(first.text, first.value) : first.value
+  return schemaDecode<T>(desc, value)
 }
 
 function schemaDecode<T>(desc: MessageDesc, value: unknown): T {

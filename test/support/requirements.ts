@@ -1,0 +1,60 @@
+/**
+ * Programs some tests need beyond npm's packages: Debian's etcd 3.4 (differential tests, etcdctl), Debian's Chromium
+ * (the real-browser tests) and the Deno binary that `npm ci` installs. A default run never skips those tests
+ * silently: `npm test` installs etcd and Chromium first when it can (scripts/run-tests.mjs), and a test file whose
+ * program is still missing adds one failing test naming the command that installs it. A developer who cannot install
+ * them opts out with EDGECD_ALLOW_MISSING=1 (never honoured under CI=true): the tests are then skipped, with the
+ * reason printed.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { test } from 'node:test'
+import { denoBinary } from './deno.js'
+
+export type Program = 'etcd' | 'chromium' | 'deno'
+
+export const chromiumPath = '/usr/bin/chromium'
+
+/** How to install each program, as the message prints it. */
+export const installCommand: Record<Program, string> = {
+  etcd: 'bash scripts/setup-etcd.sh   (apt-get install etcd-server etcd-client)',
+  chromium: 'sh scripts/setup-chromium.sh   (apt-get install chromium)',
+  deno: 'npm ci   (the deno package ships the binary at node_modules/deno/deno)',
+}
+
+export function programPresent(p: Program): boolean {
+  if (p === 'chromium') return existsSync(chromiumPath)
+  if (p === 'deno') return denoBinary() !== undefined
+  try {
+    execFileSync('etcd', ['--version'], { stdio: 'pipe' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Whether a developer opted out of the tests whose programs are missing (ignored under CI). */
+export function missingAllowed(env: Record<string, string | undefined> = process.env): boolean {
+  return env.EDGECD_ALLOW_MISSING === '1' && env.CI !== 'true'
+}
+
+const reported = new Set<Program>()
+
+/**
+ * For a test file that needs `p`: false when it is installed (run the tests). When it is missing, a reason to skip
+ * the file's tests, and, unless the developer opted out, one failing test (per file) with the install command.
+ */
+export function requires(p: Program): false | string {
+  if (programPresent(p)) return false
+  const how = installCommand[p]
+  if (missingAllowed()) return `${p} is missing, skipped (EDGECD_ALLOW_MISSING=1): ${how}`
+  if (!reported.has(p)) {
+    reported.add(p)
+    test(`${p} is installed (needed by this file's tests)`, () => {
+      throw new Error(
+        `${p} is missing: run  ${how}  (or set EDGECD_ALLOW_MISSING=1 to skip the tests that need it locally)`,
+      )
+    })
+  }
+  return `${p} is missing: see the failing test "${p} is installed"`
+}
