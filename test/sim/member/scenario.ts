@@ -534,6 +534,16 @@ export async function runMemberSeed(o: MemberSimOptions): Promise<MemberSimResul
   // now; their watchers resume on the others before the clients stop.
   for (const m of world.up()) if (world.removedAnywhere(m.id)) world.stopRemoved(m)
   await sched.run(sched.now + 200)
+  // Every watcher has a stream open on a member of the cluster before the end (one between sessions reconnects).
+  for (let i = 0; i < 20; i++) {
+    const cm = clusterMembers()
+    const ready = watchers.every((w) => {
+      const o = openSessions.get(w)
+      return o !== undefined && world.isUp(o.member) && cm.has(o.member.id)
+    })
+    if (ready) break
+    await sched.run(sched.now + 100)
+  }
   // Clients stop (those in flight finish or time out); then the cluster settles again, and the watchers' open
   // sessions get a last progress notification at the final revision.
   stopping = true
