@@ -87,3 +87,25 @@ test('an applied index that does not follow the last one stops the member (asser
   assert.match((fatal as Error).message, /applied index \d+ does not follow/)
   await assert.rejects(async () => m.propose(new Uint8Array([2])), /server stopped/)
 })
+
+test('a snapshot that is not past the applied index stops the member (assertion)', async () => {
+  const m = await start({})
+  for (let i = 0; i < 5; i++) await m.propose(new Uint8Array([i]))
+  const applied = m.applied
+  assert.ok(applied >= 5)
+  // Inject the bug: a Ready carries a snapshot below what was applied (storage accepts it: it has no snapshot yet).
+  const rd = {
+    snapshot: { data: new Uint8Array(0), metadata: { index: applied - 2, term: 1, confState: m.node.confState() } },
+    entries: [],
+    committedEntries: [],
+    messages: [],
+    readStates: [],
+    mustSync: true,
+  }
+  const handleReady = (m as unknown as { handleReady: (r: unknown) => Promise<void> }).handleReady.bind(m)
+  await assert.rejects(
+    handleReady(rd),
+    (e: unknown) => e instanceof AssertionFailed && /is not past applied/.test(e.message),
+  )
+  await m.stop().catch(() => {})
+})
