@@ -3,6 +3,7 @@
  * delete_range → WRITE; a txn → READ on every compare's range (a compare reads), and each op of both branches
  * (etcd checks both, whatever the compares say, so the outcome cannot reveal a forbidden key), nested txns included.
  */
+import { EtcdError } from '../protocol/errors.js'
 import type { TxnRequest } from '../protocol/types.js'
 import { PermType } from './permissions.js'
 import type { AuthInfo, AuthStore } from './store.js'
@@ -21,7 +22,8 @@ export function checkTxn(
   if (!store.enabled) return
   store.checkUser(info)
   if (store.isRoot(info)) return
-  if (depth > 64) throw new Error('auth: txn nested too deep')
+  // The member checked the op count (each nested txn counts) before this; a deeper txn is refused as etcd does.
+  if (depth > 10_000) throw new EtcdError('ErrTooManyOps')
   for (const c of txn.compare) store.checkRange(info, PermType.READ, c.key, c.range_end)
   for (const op of [...txn.success, ...txn.failure]) {
     if (op.request_range) store.checkRange(info, PermType.READ, op.request_range.key, op.request_range.range_end)

@@ -8,6 +8,7 @@
 import { keyBytes } from '../kv/bytes.js'
 import type { InternalRequest } from '../kv/requests.js'
 import type { KvStore } from '../kv/store.js'
+import { checkTxnRequest } from '../kv/txn.js'
 import { EtcdError } from '../protocol/errors.js'
 import type {
   AuthenticateRequest,
@@ -232,6 +233,7 @@ export class AuthService {
         )
         break
       case 'Txn':
+        checkTxnRequest(req as TxnRequest, this.d.kv.config.maxTxnOps)
         await this.d.linearizableRead()
         checkTxn(s, info, req as TxnRequest, (id) => leaseKeys(this.d.kv, id))
         break

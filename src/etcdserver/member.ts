@@ -11,6 +11,7 @@ import { type AuthConfig, AuthService, authConfigDefault, authOffCaller, checkWr
 import { type AuthInfo, type AuthRequest, type AuthSnapshot, AuthStore } from '../auth/store.js'
 import type { InternalRequest } from '../kv/requests.js'
 import { KvStore } from '../kv/store.js'
+import { checkTxnRequest } from '../kv/txn.js'
 import { Registry } from '../metrics/registry.js'
 import { EtcdError } from '../protocol/errors.js'
 import type { AlarmRequest, MemberInfo, StatusResponse } from '../protocol/types.js'
@@ -438,6 +439,8 @@ export class Member implements MemberApi {
   }
 
   async txn(req: TxnRequest, info?: AuthInfo): Promise<TxnResponse> {
+    // etcd's v3rpc checks the op count (nested txns included) before anything walks the request.
+    checkTxnRequest(req, this.opts.config.maxTxnOps)
     if (isReadOnlyTxn(req)) {
       // A read-only txn needs no log entry, only a linearizable read (etcd does the same).
       await this.raft.linearizableRead()

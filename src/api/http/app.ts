@@ -84,6 +84,15 @@ function clientAddress(c: Context): string {
   return env?.incoming?.socket?.remoteAddress ?? env?.remoteAddr?.hostname ?? ''
 }
 
+/** The size in bytes of a WebSocket message (UTF-8 for text; encoded only when it could be large). */
+function frameBytes(data: unknown): number {
+  if (typeof data === 'string') return data.length * 3 < 64 * 1024 ? data.length : new TextEncoder().encode(data).length
+  if (data instanceof ArrayBuffer) return data.byteLength
+  if (ArrayBuffer.isView(data)) return data.byteLength
+  if (data instanceof Blob) return data.size
+  return 0
+}
+
 /** Watch messages buffered per HTTP stream before the client counts as slow (the hub then bounds what it holds). */
 const watchStreamHighWaterMessages = 64
 /** Bytes buffered on a watch WebSocket before the client counts as slow. */
@@ -572,6 +581,20 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               }, info)
             },
             onMessage(evt, ws) {
+              // A watch request is a client request: --max-request-bytes applies (as gRPC's receive limit in etcd),
+              // not the peers' frame limit of the shared WebSocket server. Too large: etcd's error, then close.
+              const size = frameBytes(evt.data)
+              if (size > recvMax) {
+                const e = etcdError(
+                  GrpcCode.ResourceExhausted,
+                  `grpc: received message larger than max (${size} vs. ${recvMax})`,
+                )
+                ws.send(
+                  `{"error":{"grpc_code":${e.grpcCode},"http_code":${httpStatus(e.grpcCode)},"message":${JSON.stringify(e.message)},"http_status":"Too Many Requests"}}`,
+                )
+                ws.close(1009, 'message too big')
+                return
+              }
               if (typeof evt.data !== 'string') {
                 ws.send(
                   `{"error":{"grpc_code":3,"http_code":400,"message":"binary frames are not supported","http_status":"Bad Request"}}`,
