@@ -17,6 +17,7 @@ const initialCluster = members.map(([n, p]) => `${n}=${url(p)}`).join(',')
 const dataRoot = process.env.EDGECD_CLUSTER_DATA_DIR || './data-cluster'
 const dryRun = process.argv.includes('--dry-run')
 const extra = process.argv.slice(2).filter((a) => a !== '--dry-run')
+const peerSecret = process.env.EDGECD_PEER_SECRET ?? `local-${Date.now()}-${Math.random().toString(36).slice(2)}`
 const colors = ['\x1b[36m', '\x1b[35m', '\x1b[33m']
 const children = []
 
@@ -37,6 +38,9 @@ for (const [i, [name, port]] of members.entries()) {
     initialCluster,
     '--initial-cluster-token',
     'edgecd-local-cluster',
+    // The peers' secret (docs/security.md): a fresh one per run of this local cluster.
+    '--peer-secret',
+    peerSecret,
     ...extra,
   ]
   if (dryRun) {

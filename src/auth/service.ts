@@ -8,6 +8,7 @@
 import { keyBytes } from '../kv/bytes.js'
 import type { InternalRequest } from '../kv/requests.js'
 import type { KvStore } from '../kv/store.js'
+import { checkTxnRequest } from '../kv/txn.js'
 import { EtcdError } from '../protocol/errors.js'
 import type {
   AuthenticateRequest,
@@ -24,7 +25,7 @@ import type {
   ResponseHeader,
   TxnRequest,
 } from '../protocol/types.js'
-import { checkTxn } from './check.js'
+import { checkLeaseKeys, checkTxn } from './check.js'
 import { ExternalIssuer, type ExternalIssuerConfig } from './external.js'
 import { hashPassword, passwordBytesMax, passwordIterationsDefault, verifyPassword } from './password.js'
 import { PermType } from './permissions.js'
@@ -104,11 +105,13 @@ export function checkWriteAtApply(
   if ('put' in req) {
     store.checkRange(info, PermType.WRITE, req.put.key, none)
     if (req.put.prev_kv) store.checkRange(info, PermType.READ, req.put.key, none)
+    // etcd's checkLeasePuts: attaching a lease that holds keys the user may not write would let her revoke them.
+    if (req.put.lease) checkLeaseKeys(store, info, leaseKeys(kv, req.put.lease), PermType.WRITE)
   } else if ('delete_range' in req) {
     const d = req.delete_range
     store.checkRange(info, PermType.WRITE, d.key, d.range_end)
     if (d.prev_kv) store.checkRange(info, PermType.READ, d.key, d.range_end)
-  } else if ('txn' in req) checkTxn(store, info, req.txn)
+  } else if ('txn' in req) checkTxn(store, info, req.txn, (id) => leaseKeys(kv, id))
   else if ('lease_revoke' in req) checkLeaseRevoke(store, kv, info, req.lease_revoke.ID)
   else if ('compaction' in req || 'alarm' in req) {
     store.checkUser(info)
@@ -116,13 +119,18 @@ export function checkWriteAtApply(
   }
 }
 
+/** The keys a lease holds, as bytes (undefined for a lease that does not exist). */
+function leaseKeys(kv: KvStore, id: bigint): Iterable<Uint8Array> | undefined {
+  const lease = kv.lessor.lookup(id)
+  if (!lease) return undefined
+  return (function* () {
+    for (const k of lease.keys) yield keyBytes(k)
+  })()
+}
+
 /** etcd's checkLeasePuts: revoking a lease deletes its keys, so the caller must be allowed to write each of them. */
 function checkLeaseRevoke(store: AuthStore, kv: KvStore, info: AuthInfo | undefined, id: bigint): void {
-  store.checkUser(info)
-  if (store.isRoot(info)) return
-  const lease = kv.lessor.lookup(id)
-  if (!lease) return
-  for (const k of lease.keys) store.checkRange(info, PermType.WRITE, keyBytes(k), none)
+  checkLeaseKeys(store, info, leaseKeys(kv, id), PermType.WRITE)
 }
 
 /** The serving member's side of auth. */
@@ -225,12 +233,32 @@ export class AuthService {
         )
         break
       case 'Txn':
+        checkTxnRequest(req as TxnRequest, this.d.kv.config.maxTxnOps)
         await this.d.linearizableRead()
-        checkTxn(s, info, req as TxnRequest)
+        checkTxn(s, info, req as TxnRequest, (id) => leaseKeys(this.d.kv, id))
         break
       case 'LeaseRevoke':
         checkLeaseRevoke(s, this.d.kv, info, (req as { ID: bigint }).ID)
         break
+      // etcd 3.4.26+ / 3.5.9+ (CVE-2023-32082): timetolive with keys needs a user with READ on every key of the
+      // lease (root passes). Without keys etcd 3.4 asks nothing.
+      case 'LeaseTimeToLive': {
+        const r = req as { ID: bigint; keys?: boolean }
+        if (r.keys) {
+          s.checkUser(info)
+          await this.d.linearizableRead()
+          checkLeaseKeys(s, info, leaseKeys(this.d.kv, r.ID), PermType.READ)
+        }
+        break
+      }
+      // etcd's checkLeaseLeases (3.4.42+, 3.5.28+): listing leases needs a user with READ on every key of every lease.
+      case 'LeaseLeases': {
+        s.checkUser(info)
+        if (s.isRoot(info)) break
+        await this.d.linearizableRead()
+        for (const id of this.d.kv.lessor.ids()) checkLeaseKeys(s, info, leaseKeys(this.d.kv, id), PermType.READ)
+        break
+      }
       case 'Alarm':
         if ((req as { action: number }).action !== 0) {
           s.checkUser(info)

@@ -61,6 +61,12 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
   'initial-cluster': ['initialCluster', str, 'initial cluster configuration for bootstrapping: name=url,...'],
   'initial-cluster-state': ['initialClusterState', str, 'initial cluster state: new or existing'],
   'initial-cluster-token': ['initialClusterToken', str, 'initial cluster token for the cluster during bootstrap'],
+  'peer-secret': [
+    'peerSecret',
+    str,
+    'secret (16+ characters, the same on every member) peers prove on /raft; prefer EDGECD_PEER_SECRET or --peer-secret-file',
+  ],
+  'peer-secret-file': ['peerSecretFile', str, 'file holding the peer secret (required to serve peers off loopback)'],
   'heartbeat-interval': ['heartbeatIntervalMs', int, 'time (in milliseconds) of a heartbeat interval'],
   'election-timeout': ['electionTimeoutMs', int, 'time (in milliseconds) for an election to timeout'],
   'snapshot-count': ['snapshotCount', int, 'number of committed transactions to trigger a snapshot to disk'],

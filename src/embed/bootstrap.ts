@@ -14,7 +14,7 @@ import type { UpgradeWebSocket } from 'hono/ws'
 import { type AppOptions, createApp } from '../api/http/app.js'
 import { authConfigFromFlags } from '../auth/config.js'
 import type { AuthConfig } from '../auth/service.js'
-import { ConfigError, parseInitialCluster, type ServerConfig } from '../etcdserver/config.js'
+import { ConfigError, parseInitialCluster, resolvePeerSecret, type ServerConfig } from '../etcdserver/config.js'
 import { computeClusterId, computeMemberId } from '../etcdserver/ids.js'
 import type { Logger } from '../etcdserver/log.js'
 import { Member } from '../etcdserver/member.js'
@@ -162,6 +162,9 @@ export async function bootMember(
   /** The member's clock for lease TTLs (tests inject one); performance.now by default. */
   nowMs?: () => number,
 ): Promise<{ member: Member; memberId: string; clusterId: string }> {
+  // Before anything else: a member exposed to the internet without a peer secret does not start.
+  const peer = resolvePeerSecret(config, rt.readText)
+  if (peer.warning) log.warn(peer.warning)
   const { members, memberId, clusterId } = await resolveClusterIdentity(config, rt.fetch)
   const storage = await rt.openStorage(config.dataDir)
   try {
@@ -187,6 +190,7 @@ export async function bootMember(
     join: config.initialClusterState === 'existing',
     ...(nowMs ? { nowMs } : {}),
     dial: rt.dial,
+    ...(peer.secret ? { peerSecret: peer.secret } : {}),
     fetch: rt.fetch,
     log: (level, msg, fields) => log[level](msg, fields),
     onFatal: (err) => {
@@ -215,7 +219,7 @@ export function createMemberApp(
     onPeerRefused: (claimed, address, reason) =>
       log.warn(`refused a /raft connection: ${reason ?? 'no valid cluster credential'}`, {
         claimedId: claimed,
-        ...(reason ? { address } : {}),
+        address,
       }),
     ...(mtls ? { mtls } : {}),
     ...(processStats ? { processStats } : {}),

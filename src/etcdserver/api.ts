@@ -38,6 +38,7 @@ import type {
   WatchRequest,
   WatchResponse,
 } from '../protocol/types.js'
+import type { PeerSession, PeerSocket, PeerUpgradeHeaders } from '../rafthttp/transport.js'
 
 /** One client watch stream (an HTTP stream or a WebSocket): requests in, responses out, in order. */
 export interface WatchStream {
@@ -62,8 +63,9 @@ export interface MemberApi {
   compact(req: CompactionRequest, info?: AuthInfo): Promise<CompactionResponse>
   leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse>
   leaseRevoke(req: LeaseRevokeRequest, info?: AuthInfo): Promise<LeaseRevokeResponse>
-  leaseKeepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse>
-  leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>
+  /** `authorization`: the caller's header, passed on when the call is forwarded to the leader. */
+  leaseKeepAlive(req: LeaseKeepAliveRequest, authorization?: string): Promise<LeaseKeepAliveResponse>
+  leaseTimeToLive(req: LeaseTimeToLiveRequest, authorization?: string): Promise<LeaseTimeToLiveResponse>
   leaseLeases(): Promise<LeaseLeasesResponse>
   /** `send` returns false when the transport is congested; call `resume()` on the stream once it drains. */
   openWatchStream(send: (resp: WatchResponse) => boolean | undefined, info?: AuthInfo): WatchStream
@@ -87,12 +89,13 @@ export interface MemberApi {
   memberUpdate(req: MemberUpdateRequest): Promise<MembersResponse>
   memberPromote(req: MemberIdRequest): Promise<MembersResponse>
   moveLeader(req: MoveLeaderRequest): Promise<HeaderResponse>
-  /** Checks an inbound /raft connection; resolves to the peer's id, or undefined to refuse it. */
-  verifyPeer?(headers: { authorization?: string; from?: string; cluster?: string }): Promise<string | undefined>
-  /** A binary frame from an authenticated peer. */
-  receivePeerFrame?(data: Uint8Array, from: string): void
-  /** An authenticated peer opened a /raft connection to this member. */
-  peerConnected?(from: string): void
+  /**
+   * Checks an inbound /raft upgrade before it is accepted (the sender must be a current member of this member's
+   * configuration): the claimed id, or why it is refused.
+   */
+  admitPeer?(headers: PeerUpgradeHeaders): { from: string } | { refused: string }
+  /** An admitted /raft socket; the transport authenticates it (challenge-response) before taking Raft frames. */
+  acceptPeer?(from: string, nonce: string, socket: PeerSocket): PeerSession
   alarm(req: AlarmRequest): Promise<{ header: ResponseHeader; alarms: AlarmMember[] }>
   hash(): Promise<HashResponse>
   hashKV(req: HashKVRequest): Promise<HashKVResponse>

@@ -26,8 +26,15 @@ export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
   initialCluster: string
   /** --initial-cluster-state: new | existing. */
   initialClusterState: 'new' | 'existing'
-  /** --initial-cluster-token: part of the member and cluster ids; also the peers' shared secret at minimum. */
+  /** --initial-cluster-token: part of the member and cluster ids (as etcd's). Not a secret: see peerSecret. */
   initialClusterToken: string
+  /**
+   * --peer-secret: the secret peers prove on /raft (challenge-response, docs/security.md); at least 16 characters,
+   * the same on every member. Prefer --peer-secret-file or EDGECD_PEER_SECRET: a flag shows in the process list.
+   */
+  peerSecret: string
+  /** --peer-secret-file: a file whose content (trailing newline trimmed) is the peer secret. */
+  peerSecretFile: string
   /** --heartbeat-interval, in ms. */
   heartbeatIntervalMs: number
   /** --election-timeout, in ms; a multiple of the heartbeat interval. */
@@ -81,6 +88,8 @@ export const serverDefaults: ServerConfig = {
   initialCluster: '',
   initialClusterState: 'new',
   initialClusterToken: 'etcd-cluster',
+  peerSecret: '',
+  peerSecretFile: '',
   heartbeatIntervalMs: 100,
   electionTimeoutMs: 1000,
   snapshotCount: 100_000,
@@ -195,10 +204,75 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
     if (!Number.isSafeInteger(v) || v < 1) throw new ConfigError(`${name} must be an integer >= 1, got ${v}`)
   if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel))
     throw new ConfigError(`--log-level must be debug, info, warn or error, got ${JSON.stringify(c.logLevel)}`)
+  if (c.peerSecret !== '' && c.peerSecretFile !== '')
+    throw new ConfigError('--peer-secret and --peer-secret-file are exclusive: give one')
+  if (c.peerSecret !== '') checkPeerSecret('--peer-secret', c.peerSecret)
   const tls = tlsConfigProblem(c, c.listenClientUrls)
   if (tls) throw new ConfigError(tls)
   const external = externalIssuerProblem(c)
   if (external) throw new ConfigError(external)
   parseInitialCluster(c)
   return c
+}
+
+/** The shortest peer secret accepted, in characters. */
+export const peerSecretMinLength = 16
+
+function checkPeerSecret(flag: string, secret: string): void {
+  if (secret.length < peerSecretMinLength)
+    throw new ConfigError(`${flag} must be at least ${peerSecretMinLength} characters (it is the peers' only secret)`)
+}
+
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h)
+}
+
+/**
+ * The secret this member's peers prove on /raft, and what to tell the operator. Peers share the client listener, so
+ * a listener on a non-loopback address is open to the internet's Raft messages unless the peers hold a secret:
+ * - --peer-secret / --peer-secret-file: that secret;
+ * - peer mutual TLS (--peer-client-cert-auth): the certificate authenticates the peer, the proof keyed with
+ *   --initial-cluster-token still binds the connection to the cluster and the member ids;
+ * - neither, every listener on loopback: --initial-cluster-token, with a warning (the default is public);
+ * - neither, a listener elsewhere, peers configured (--initial-cluster of more than this member, or joining): a
+ *   ConfigError naming the flag, so the member does not start;
+ * - neither, a listener elsewhere, a single member: no peers at all (/raft refuses everyone), with a warning.
+ */
+export function resolvePeerSecret(
+  c: ServerConfig,
+  readText: (path: string) => string,
+): { secret: string | undefined; warning?: string } {
+  if (c.peerSecret !== '') return { secret: c.peerSecret }
+  if (c.peerSecretFile !== '') {
+    let text: string
+    try {
+      text = readText(c.peerSecretFile)
+    } catch (err) {
+      throw new ConfigError(`--peer-secret-file ${c.peerSecretFile}: ${(err as Error).message}`)
+    }
+    const secret = text.replace(/\r?\n$/, '')
+    checkPeerSecret(`--peer-secret-file ${c.peerSecretFile}`, secret)
+    return { secret }
+  }
+  if (c.peerClientCertAuth) return { secret: c.initialClusterToken }
+  const exposed = c.listenClientUrls.filter((u) => !isLoopbackHost(new URL(u).hostname))
+  if (exposed.length === 0)
+    return {
+      secret: c.initialClusterToken,
+      warning:
+        'no --peer-secret: peers prove --initial-cluster-token, which is not a secret (safe on loopback only; set --peer-secret-file before listening elsewhere)',
+    }
+  const peers = c.initialClusterState === 'existing' || parseInitialCluster(c).size > 1
+  if (peers)
+    throw new ConfigError(
+      `--listen-client-urls ${exposed[0]} serves peers (/raft) on a non-loopback address, but no peer secret is set: ` +
+        'set --peer-secret-file (or EDGECD_PEER_SECRET) to the same secret of at least 16 characters on every member, ' +
+        'or use peer mutual TLS (--peer-client-cert-auth); see docs/security.md',
+    )
+  return {
+    secret: undefined,
+    warning:
+      'no --peer-secret: this single member refuses every /raft connection; set --peer-secret-file on every member before adding one',
+  }
 }

@@ -11,6 +11,7 @@ import { type AuthConfig, AuthService, authConfigDefault, authOffCaller, checkWr
 import { type AuthInfo, type AuthRequest, type AuthSnapshot, AuthStore } from '../auth/store.js'
 import type { InternalRequest } from '../kv/requests.js'
 import { KvStore } from '../kv/store.js'
+import { checkTxnRequest } from '../kv/txn.js'
 import { Registry } from '../metrics/registry.js'
 import { EtcdError } from '../protocol/errors.js'
 import type { AlarmRequest, MemberInfo, StatusResponse } from '../protocol/types.js'
@@ -48,7 +49,14 @@ import {
   type Rand,
   StateType,
 } from '../raft/index.js'
-import { type DialPeer, idLabel, PeerTransport, verifyPeer } from '../rafthttp/transport.js'
+import {
+  type DialPeer,
+  idLabel,
+  type PeerSession,
+  type PeerSocket,
+  PeerTransport,
+  type PeerUpgradeHeaders,
+} from '../rafthttp/transport.js'
 import { assert, type Clock, realClock, sleep, type TimerHandle } from '../raftnode/clock.js'
 import { RaftNode, type StateMachine, type Transport } from '../raftnode/raft-node.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
@@ -70,6 +78,11 @@ export interface MemberOptions {
   join?: boolean
   /** Opens outbound peer sockets (runtime-specific); without it the member cannot reach peers. */
   dial?: DialPeer
+  /**
+   * The peers' shared secret (--peer-secret / --peer-secret-file, or --initial-cluster-token on loopback). Without it
+   * this member refuses every /raft connection and dials no peer (fine for a single member).
+   */
+  peerSecret?: string
   /** Calls other members' client URLs (forwarding to the leader); the runtime's, with its TLS options. */
   fetch?: typeof fetch
   log?: (level: 'debug' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
@@ -269,11 +282,13 @@ export class Member implements MemberApi {
     let member: Member | undefined
     let raftRef: RaftNode | undefined
     let transport: PeerTransport | undefined
-    if (opts.dial) {
+    if (opts.dial && opts.peerSecret) {
       transport = new PeerTransport({
         selfId: opts.memberId,
         clusterId: opts.clusterId,
-        clusterToken: c.initialClusterToken,
+        peerSecret: opts.peerSecret,
+        maxSnapshotBytes: 2 * c.quotaBackendBytes,
+        onPeerAuthenticated: (id) => transport?.redialNow(id),
         dial: opts.dial,
         onMessages: (msgs) => {
           for (const m of msgs) raftRef?.step(m)
@@ -424,6 +439,8 @@ export class Member implements MemberApi {
   }
 
   async txn(req: TxnRequest, info?: AuthInfo): Promise<TxnResponse> {
+    // etcd's v3rpc checks the op count (nested txns included) before anything walks the request.
+    checkTxnRequest(req, this.opts.config.maxTxnOps)
     if (isReadOnlyTxn(req)) {
       // A read-only txn needs no log entry, only a linearizable read (etcd does the same).
       await this.raft.linearizableRead()
@@ -450,10 +467,11 @@ export class Member implements MemberApi {
     return this.withHeader((await this.propose({ lease_revoke: req }, info ?? authOffCaller)) as LeaseRevokeResponse)
   }
 
-  async leaseKeepAlive(req: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
+  async leaseKeepAlive(req: LeaseKeepAliveRequest, authorization?: string): Promise<LeaseKeepAliveResponse> {
     if (!this.raft.isLeader()) {
-      // Only the leader's clock renews leases: forward the keepalive to it.
-      const r = await this.forwardToLeader('/v3/lease/keepalive', JSON.stringify({ ID: String(req.ID) }))
+      // Only the leader's clock renews leases: forward the keepalive to it, with the caller's token (auth on, the
+      // leader checks it again).
+      const r = await this.forwardToLeader('/v3/lease/keepalive', JSON.stringify({ ID: String(req.ID) }), authorization)
       return { header: this.header(), ID: req.ID, TTL: Number(r.TTL ?? 0) }
     }
     // Make sure the grant (possibly just acknowledged) is applied here before renewing.
@@ -462,13 +480,14 @@ export class Member implements MemberApi {
     return { header: this.header(), ID: req.ID, TTL: Math.max(ttl, 0) }
   }
 
-  async leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+  async leaseTimeToLive(req: LeaseTimeToLiveRequest, authorization?: string): Promise<LeaseTimeToLiveResponse> {
     await this.raft.linearizableRead()
     if (!this.raft.isLeader() && this.kv.lessor.lookup(req.ID)) {
       // The remaining TTL is the leader's to tell; the keys are the same everywhere.
       const local = this.kv.leaseTimeToLive(req)
       try {
-        const r = await this.forwardToLeader('/v3/lease/timetolive', JSON.stringify({ ID: String(req.ID) }))
+        const body = JSON.stringify({ ID: String(req.ID) })
+        const r = await this.forwardToLeader('/v3/lease/timetolive', body, authorization)
         if (r.TTL !== undefined) local.TTL = Number(r.TTL)
       } catch {}
       return this.withHeader(local)
@@ -726,22 +745,18 @@ export class Member implements MemberApi {
 
   private removed = false
 
-  /** Checks an inbound /raft connection's credentials; the peer's id, or undefined to refuse it. */
-  verifyPeer(headers: { authorization?: string; from?: string; cluster?: string }): Promise<NodeId | undefined> {
-    return verifyPeer(this.opts.config.initialClusterToken, this.opts.clusterId, headers)
+  /**
+   * Whether an inbound /raft upgrade may proceed: peers configured (a secret), and the sender a current member of
+   * this member's configuration other than itself. The claimed id, or why it is refused.
+   */
+  admitPeer(headers: PeerUpgradeHeaders): { from: NodeId } | { refused: string } {
+    if (!this.transport) return { refused: 'peers are off on this member (no --peer-secret)' }
+    return this.transport.admit(headers)
   }
 
-  /** A frame from an authenticated peer socket. */
-  peerConnected(from: NodeId): void {
-    if (this.sm.cluster.removed.has(from)) return
-    this.transport?.redialNow(from)
-  }
-
-  receivePeerFrame(data: Uint8Array, from: NodeId): void {
-    // A removed member is not heard any more (etcd's rafthttp refuses it), except for its MsgTimeoutNow: a leader that
-    // removed itself hands leadership over with it, possibly after this member applied the removal.
-    if (this.sm.cluster.removed.has(from)) this.transport?.receive(data, from, MessageType.MsgTimeoutNow)
-    else this.transport?.receive(data, from)
+  /** An admitted /raft socket: the transport challenges it and takes its frames once it proved the secret. */
+  acceptPeer(from: NodeId, nonce: string, socket: PeerSocket): PeerSession {
+    return this.transport!.accept(from, nonce, socket)
   }
 
   /** Client URLs of the current leader, for forwarding what only the leader can answer. */
@@ -753,7 +768,7 @@ export class Member implements MemberApi {
   }
 
   /** Forwards a unary call to the leader's client URL and returns the parsed JSON result (etcd proxies these too). */
-  private async forwardToLeader(path: string, body: string): Promise<Record<string, unknown>> {
+  private async forwardToLeader(path: string, body: string, authorization?: string): Promise<Record<string, unknown>> {
     const url = this.leaderClientUrl()
     if (!url) throw new EtcdError(this.raft.leader() === '' ? 'ErrNoLeader' : 'ErrNotLeader')
     let text: string
@@ -761,6 +776,7 @@ export class Member implements MemberApi {
       const r = await (this.opts.fetch ?? fetch)(url.replace(/\/$/, '') + path, {
         method: 'POST',
         body,
+        ...(authorization ? { headers: { authorization } } : {}),
         signal: AbortSignal.timeout(this.opts.config.requestTimeoutMs),
       })
       text = await r.text()

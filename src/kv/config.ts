@@ -14,6 +14,15 @@ export interface KvConfig {
    * memory stays bounded and writes never wait for a slow client.
    */
   watcherQueueEventsMax: number
+  /**
+   * Bytes of events (keys, values, prev values, plus 64 each) the watchers of one congested stream may have waiting.
+   * Past it (or past watchQueueBytesMax for the member) a watcher that gets a new event drops its queue and becomes
+   * unsynced, as with watcherQueueEventsMax: a stream whose client does not read costs its watchers' positions, not
+   * the events.
+   */
+  watchStreamQueueBytesMax: number
+  /** Bytes of events waiting on congested streams, all streams of the member together. */
+  watchQueueBytesMax: number
   /** Most revisions replayed in one watch message while catching up (etcd's watchBatchMaxRevs). */
   watchBatchRevisionsMax: number
   /** The storage quota: a write that would take the estimated size past it raises the NOSPACE alarm (etcd --quota-backend-bytes). */
@@ -33,6 +42,8 @@ export const defaultKvConfig: Readonly<KvConfig> = Object.freeze({
   maxTxnOps: 128,
   maxWatchers: 100_000,
   watcherQueueEventsMax: 1024,
+  watchStreamQueueBytesMax: 4 * 1024 * 1024,
+  watchQueueBytesMax: 64 * 1024 * 1024,
   watchBatchRevisionsMax: 1000,
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   minLeaseTtlSeconds: 2,

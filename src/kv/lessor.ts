@@ -46,6 +46,8 @@ export interface LeaseTimeToLive {
 /** The leases of the store, see the module comment. */
 export class Lessor {
   private readonly leases = new Map<bigint, Lease>()
+  /** Leases whose clock waits for the next clock reading (expiryPending), so that reading visits only them. */
+  private readonly pending = new Set<Lease>()
   private primary = false
 
   constructor(private readonly config: KvConfig) {}
@@ -97,6 +99,7 @@ export class Lessor {
     const l = this.leases.get(id)
     if (l === undefined) throw new EtcdError('ErrLeaseNotFound')
     this.leases.delete(id)
+    this.pending.delete(l)
     return l
   }
 
@@ -133,6 +136,7 @@ export class Lessor {
   /** This member is no longer leader: leases stop expiring here (etcd's Demote sets them to "forever"). */
   demote(): void {
     this.primary = false
+    this.pending.clear()
     for (const l of this.leases.values()) {
       l.expiryMs = undefined
       l.revokeRetryMs = undefined
@@ -227,16 +231,24 @@ export class Lessor {
     if (nowMs === undefined) {
       l.expiryMs = undefined
       l.expiryPending = true
+      this.pending.add(l)
       return
     }
     l.expiryPending = false
+    this.pending.delete(l)
     l.revokeRetryMs = undefined
     l.expiryMs = nowMs + (l.remainingTTL > 0 ? l.remainingTTL : l.ttl) * 1000
     this.scheduleCheckpoint(l, nowMs)
   }
 
+  /**
+   * Starts the clocks left pending (granted or restored without a clock reading). Only those leases are visited, so a
+   * keepalive or timetolive costs O(1) in the number of leases.
+   */
   private resolvePending(nowMs: number): void {
-    for (const l of this.leases.values()) if (l.expiryPending) this.startClock(l, nowMs)
+    if (this.pending.size === 0) return
+    for (const l of [...this.pending]) if (this.leases.get(l.ID) === l) this.startClock(l, nowMs)
+    this.pending.clear()
   }
 
   /** etcd's scheduleCheckpointIfNeeded: only leases with more left than one interval get a checkpoint. */
@@ -260,6 +272,7 @@ export class Lessor {
   loadSnapshot(rows: [string, number, number][]): void {
     const wasPrimary = this.primary
     this.leases.clear()
+    this.pending.clear()
     for (const [id, ttl, remainingTTL] of rows) {
       this.leases.set(BigInt(id), {
         ID: BigInt(id),
@@ -272,6 +285,7 @@ export class Lessor {
         checkpointDueMs: undefined,
         clearCheckpoint: false,
       })
+      if (wasPrimary) this.pending.add(this.leases.get(BigInt(id))!)
     }
   }
 }

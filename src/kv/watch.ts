@@ -64,6 +64,17 @@ interface Queued {
   rev: number
   resp: WatchResponse
   events: number
+  bytes: number
+}
+
+/** What a queued event costs in memory, roughly: its keys and values and a fixed overhead. */
+function eventBytes(events: Event[]): number {
+  let n = 0
+  for (const e of events) {
+    n += 64 + (e.kv?.key.length ?? 0) + (e.kv?.value.length ?? 0)
+    if (e.prev_kv) n += 64 + e.prev_kv.key.length + e.prev_kv.value.length
+  }
+  return n
 }
 
 /** One watcher. Internal to the hub; the server only sees watch ids. */
@@ -264,16 +275,36 @@ export class WatchStream {
       this.deliver(resp)
       return
     }
-    if (w.queuedEvents + events.length > this.hub.config.watcherQueueEventsMax) {
-      // Overflow: forget the queue and catch up from history later, starting at its first revision.
+    const bytes = eventBytes(events)
+    const c = this.hub.config
+    if (
+      w.queuedEvents + events.length > c.watcherQueueEventsMax ||
+      this.queuedBytes + bytes > c.watchStreamQueueBytesMax ||
+      this.hub.queuedBytes + bytes > c.watchQueueBytesMax
+    ) {
+      // Overflow: forget the queue and catch up from history later, starting at its first revision (etcd's victims
+      // and unsynced group). What stays in memory is the watcher's position, not its events.
       w.nextRev = w.queue[0]?.rev ?? rev
-      w.queue.length = 0
-      w.queuedEvents = 0
+      this.dropQueue(w)
       w.synced = false
       return
     }
-    w.queue.push({ rev, resp, events: events.length })
+    w.queue.push({ rev, resp, events: events.length, bytes })
     w.queuedEvents += events.length
+    this.queuedBytes += bytes
+    this.hub.queuedBytes += bytes
+  }
+
+  /** Bytes of events queued on this stream's watchers (bounded by watchStreamQueueBytesMax). */
+  queuedBytes = 0
+
+  private dropQueue(w: Watcher): void {
+    let bytes = 0
+    for (const q of w.queue) bytes += q.bytes
+    this.queuedBytes -= bytes
+    this.hub.queuedBytes -= bytes
+    w.queue.length = 0
+    w.queuedEvents = 0
   }
 
   /** @internal Sends progress to synced watchers that asked for progress_notify and have nothing pending. */
@@ -296,6 +327,8 @@ export class WatchStream {
     while (w.queue.length > 0 && !this.blocked && !this.closed) {
       const q = w.queue.shift()!
       w.queuedEvents -= q.events
+      this.queuedBytes -= q.bytes
+      this.hub.queuedBytes -= q.bytes
       this.deliver(q.resp)
     }
   }
@@ -329,6 +362,7 @@ export class WatchStream {
 
   private remove(w: Watcher): void {
     if (this.watchers.get(w.id) !== w) return
+    this.dropQueue(w)
     this.watchers.delete(w.id)
     this.hub.delete(w)
   }
@@ -353,6 +387,8 @@ export class WatchHub {
   private readonly ranged = new Set<Watcher>()
   private readonly streams = new Set<WatchStream>()
   private count = 0
+  /** Bytes of events queued on congested streams, all together (bounded by watchQueueBytesMax). */
+  queuedBytes = 0
 
   constructor(
     readonly config: KvConfig,

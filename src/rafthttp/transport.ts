@@ -23,12 +23,21 @@ import type { Transport } from '../raftnode/raft-node.js'
  * it when the receiver's HTTP handler returns), and as failed when the socket closes or the receiver goes quiet for
  * `snapshotStallMs`.
  *
- * Peers prove they belong to the cluster with `Authorization: Bearer <proof>`, the HMAC-SHA256 of
- * "edgecd-peer:<clusterId>:<fromId>" keyed with --initial-cluster-token: the token itself never crosses the wire,
- * and a proof made for one member id does not work for another.
+ * Peers authenticate each other with a challenge-response over the socket, keyed with the cluster's peer secret
+ * (--peer-secret / --peer-secret-file; see docs/security.md). The dialer A opens /raft with `x-edgecd-from: A`,
+ * `x-edgecd-to: B`, `x-edgecd-cluster` and a fresh random `x-edgecd-nonce: nA`. The receiver B admits the upgrade only
+ * when A is a current member of B's configuration other than B itself (a single-member cluster admits nobody), then
+ * sends a challenge frame: a fresh random nonce nB and HMAC(secret, "challenge", cluster, A, B, nA, nB), which proves
+ * B knows the secret. A checks it and answers HMAC(secret, "auth", cluster, A, B, nA, nB). Only then does either side
+ * take Raft messages from the socket, and then only messages `from` the authenticated id and `to` itself. Each proof
+ * is bound to both ids, the cluster and both fresh nonces, so a recorded handshake replays nowhere; the secret never
+ * crosses the wire. A socket that does not complete the handshake within `handshakeTimeoutMs` is closed.
  */
 
-export const peerFrameVersion = 1
+export const peerFrameVersion = 2
+
+/** WebSocket close code for a peer that failed authentication (4000-4999 is the application range). */
+export const peerAuthFailedCloseCode = 4401
 
 /** A connected socket as the transport needs it: the subset of WebSocket that every runtime has. */
 export interface PeerSocket {
@@ -50,8 +59,8 @@ export type DialPeer = (url: string, headers: Record<string, string>, handlers: 
 export interface PeerTransportOptions {
   selfId: NodeId
   clusterId: string
-  /** --initial-cluster-token: the shared secret peers prove knowledge of. */
-  clusterToken: string
+  /** The peers' shared secret (--peer-secret, or on loopback without one --initial-cluster-token). */
+  peerSecret: string
   dial: DialPeer
   /** Delivers messages received from peers to Raft. */
   onMessages(msgs: Message[]): void
@@ -71,8 +80,19 @@ export interface PeerTransportOptions {
   snapshotWindowChunks?: number
   /** A snapshot stream whose receiver acknowledges nothing for this long (ms) is abandoned and reported failed. */
   snapshotStallMs?: number
-  /** The largest snapshot this member accepts from a peer, in bytes. */
+  /**
+   * The largest snapshot this member accepts from a peer, in bytes. Memory is taken as chunks arrive, never on the
+   * announcement, so a stream costs at most what was actually received and never more than this.
+   */
   maxSnapshotBytes?: number
+  /** The largest chunk accepted, in bytes (a peer sends snapshotChunkBytes). */
+  snapshotChunkBytesMax?: number
+  /** A peer socket that has not completed the handshake within this many ms is closed. */
+  handshakeTimeoutMs?: number
+  /** Inbound sockets admitted but not yet authenticated, at most (more are closed at once). */
+  maxPendingHandshakes?: number
+  /** An authenticated peer connected to us (it is up: redial it now if our own connection to it is down). */
+  onPeerAuthenticated?(id: NodeId): void
   /** How often each connected peer is probed for its round-trip time (etcd's rafthttp proberInterval: 4 s). */
   probeIntervalMs?: number
   /**
@@ -182,6 +202,33 @@ export class PeerMetrics {
   }
 }
 
+/** The receiver's challenge: its nonce, and its proof over both nonces (it knows the secret too). */
+interface PeerChallenge {
+  k: 'challenge'
+  nonce: Uint8Array
+  proof: Uint8Array
+}
+
+/** The dialer's answer to a challenge. */
+interface PeerAuth {
+  k: 'auth'
+  proof: Uint8Array
+}
+
+/** What an inbound /raft socket needs from the transport: feed it frames, tell it when the socket closes. */
+export interface PeerSession {
+  onMessage(data: Uint8Array): void
+  onClose(): void
+}
+
+/** The headers of an inbound /raft upgrade that the transport checks before admitting it. */
+export interface PeerUpgradeHeaders {
+  from?: string
+  to?: string
+  cluster?: string
+  nonce?: string
+}
+
 /** One chunk of a snapshot stream. The first (seq 0) carries the MsgSnap itself, its data left empty. */
 interface SnapChunk {
   k: 'snap'
@@ -219,54 +266,79 @@ interface OutboundSnap {
 interface InboundSnap {
   id: number
   msg: Message
-  data: Uint8Array
+  /** The announced size; memory is taken only as chunks arrive (a forged announcement reserves nothing). */
+  total: number
+  chunks: Uint8Array[]
   received: number
   nextSeq: number
 }
 
-async function hmacHex(key: string, msg: string): Promise<string> {
-  const k = await crypto.subtle.importKey(
-    'raw',
-    new TextEncoder().encode(key),
-    { name: 'HMAC', hash: 'SHA-256' },
-    false,
-    ['sign'],
-  )
-  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', k, new TextEncoder().encode(msg)))
-  let s = ''
-  for (const b of sig) s += b.toString(16).padStart(2, '0')
-  return s
+const nonceBytes = 32
+/** Frames an inbound socket may send between its handshake answer and the answer's check (a few ms). */
+const maxHeldFrames = 64
+
+function hexBytes(h: string): Uint8Array {
+  const b = new Uint8Array(h.length / 2)
+  for (let i = 0; i < b.length; i++) b[i] = Number.parseInt(h.slice(2 * i, 2 * i + 2), 16)
+  return b
+}
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
+
+function randomNonce(): Uint8Array {
+  const b = new Uint8Array(nonceBytes)
+  crypto.getRandomValues(b)
+  return b
 }
 
-/** The proof a member with `fromId` presents to its peers. */
-export function peerProof(clusterToken: string, clusterId: string, fromId: NodeId): Promise<string> {
-  return hmacHex(clusterToken, `edgecd-peer:${clusterId}:${fromId}`)
+/** The HMAC-SHA256 key of a peer secret. */
+export function peerKey(secret: string): Promise<CryptoKey> {
+  return crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+    'sign',
+    'verify',
+  ])
 }
 
-function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false
-  let d = 0
-  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i)
-  return d === 0
+/** The string a handshake proof signs: the step, the cluster, both ids, both nonces. */
+function proofInput(step: 'challenge' | 'auth', clusterId: string, from: NodeId, to: NodeId, nA: string, nB: string) {
+  return new TextEncoder().encode(['edgecd-peer-v2', step, clusterId, from, to, nA, nB].join('\n'))
 }
 
-/** Checks an inbound /raft request's credentials; returns the peer's id or undefined. */
-export async function verifyPeer(
-  clusterToken: string,
+/**
+ * A handshake proof: `step` 'challenge' is the receiver's (it proves it holds the secret), 'auth' the dialer's.
+ * `from` is the dialer, `to` the receiver, `nA` / `nB` their nonces in hex.
+ */
+export async function peerHandshakeProof(
+  key: CryptoKey,
+  step: 'challenge' | 'auth',
   clusterId: string,
-  headers: { authorization?: string; from?: string; cluster?: string },
-): Promise<NodeId | undefined> {
-  const from = headers.from ?? ''
-  if (!/^\d{1,20}$/.test(from) || headers.cluster !== clusterId) return undefined
-  const m = /^Bearer ([0-9a-f]{64})$/.exec(headers.authorization ?? '')
-  if (!m) return undefined
-  return constantTimeEqual(m[1]!, await peerProof(clusterToken, clusterId, from)) ? from : undefined
+  from: NodeId,
+  to: NodeId,
+  nA: string,
+  nB: string,
+): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.sign('HMAC', key, proofInput(step, clusterId, from, to, nA, nB)))
+}
+
+/** Checks a proof in constant time (Web Crypto's verify). */
+async function checkProof(
+  key: CryptoKey,
+  proof: unknown,
+  step: 'challenge' | 'auth',
+  clusterId: string,
+  from: NodeId,
+  to: NodeId,
+  nA: string,
+  nB: string,
+): Promise<boolean> {
+  if (!(proof instanceof Uint8Array) || proof.length !== 32) return false
+  return crypto.subtle.verify('HMAC', key, proof.slice(), proofInput(step, clusterId, from, to, nA, nB))
 }
 
 interface Peer {
   id: NodeId
   urls: string[]
   socket?: PeerSocket
+  /** Authenticated both ways: Raft messages may go out. */
   open: boolean
   dialing: boolean
   attempt: number
@@ -274,14 +346,18 @@ interface Peer {
   /** Smoothed round-trip time in ms (0 until the first probe answer), and whether a probe was answered lately. */
   srttMs: number
   probed: boolean
+  /** Our nonce of the dial under way. */
+  nonce?: string
+  handshakeTimer?: ReturnType<typeof setTimeout>
 }
 
 export class PeerTransport implements Transport {
   private readonly peers = new Map<NodeId, Peer>()
-  private proof = ''
+  private key: CryptoKey | undefined
   private closed = false
-  private readonly o: Required<Omit<PeerTransportOptions, 'log' | 'onDropped'>> &
-    Pick<PeerTransportOptions, 'log' | 'onDropped'>
+  private pendingHandshakes = 0
+  private readonly o: Required<Omit<PeerTransportOptions, 'log' | 'onDropped' | 'onPeerAuthenticated'>> &
+    Pick<PeerTransportOptions, 'log' | 'onDropped' | 'onPeerAuthenticated'>
   /** Snapshot streams this member is sending (one per peer) and receiving (one per peer). */
   private readonly outSnaps = new Map<NodeId, OutboundSnap>()
   private readonly inSnaps = new Map<NodeId, InboundSnap>()
@@ -304,12 +380,15 @@ export class PeerTransport implements Transport {
       snapshotWindowChunks: 4,
       snapshotStallMs: 10_000,
       maxSnapshotBytes: 4 * 1024 * 1024 * 1024 - 1,
+      snapshotChunkBytesMax: 16 * 1024 * 1024,
+      handshakeTimeoutMs: 5000,
+      maxPendingHandshakes: 64,
       ...opts,
     }
   }
 
   async start(): Promise<void> {
-    this.proof = await peerProof(this.o.clusterToken, this.o.clusterId, this.o.selfId)
+    this.key = await peerKey(this.o.peerSecret)
     // etcd's rafthttp prober: every peer is probed every probeIntervalMs; its smoothed round-trip time goes into the
     // histogram every rttRecordIntervalMs while it answers.
     // Neither timer keeps a process alive on its own (Node and Deno timers have unref; browsers have no such notion).
@@ -349,6 +428,108 @@ export class PeerTransport implements Transport {
     return out
   }
 
+  /**
+   * Whether an inbound /raft upgrade may proceed to the handshake: the sender must claim to be a current member of
+   * this member's configuration other than itself, of this cluster, addressing this member, with a nonce. Returns the
+   * claimed id, or the reason for refusing.
+   */
+  admit(h: PeerUpgradeHeaders): { from: NodeId } | { refused: string } {
+    const from = h.from ?? ''
+    if (!/^[0-9A-Za-z]{1,20}$/.test(from)) return { refused: 'no sender id' }
+    if (h.cluster !== this.o.clusterId) return { refused: 'another cluster' }
+    if (h.to !== undefined && h.to !== this.o.selfId) return { refused: 'addressed to another member' }
+    if (!/^[0-9a-f]{64}$/.test(h.nonce ?? '')) return { refused: 'no nonce' }
+    if (from === this.o.selfId || !this.peers.has(from)) return { refused: 'not a member of this cluster' }
+    if (this.closed || !this.key) return { refused: 'transport closed' }
+    if (this.pendingHandshakes >= this.o.maxPendingHandshakes) return { refused: 'too many pending handshakes' }
+    return { from }
+  }
+
+  /**
+   * An admitted inbound socket: challenges the dialer at once, and passes its frames to Raft only once it proved the
+   * secret for this pair of ids and these nonces.
+   */
+  accept(from: NodeId, dialerNonce: string, socket: PeerSocket): PeerSession {
+    const nB = hex(randomNonce())
+    let state: 'challenged' | 'verifying' | 'ready' | 'closed' = 'challenged'
+    const held: Uint8Array[] = []
+    this.pendingHandshakes++
+    const settle = () => {
+      if (state === 'challenged' || state === 'verifying') this.pendingHandshakes--
+    }
+    const fail = (why: string) => {
+      if (state === 'closed') return
+      settle()
+      state = 'closed'
+      held.length = 0
+      clearTimeout(timer)
+      this.o.log?.('warn', 'refused a /raft connection: peer authentication failed', { claimedId: from, reason: why })
+      try {
+        socket.close(peerAuthFailedCloseCode, 'peer authentication failed')
+      } catch {}
+    }
+    const timer = setTimeout(() => fail('handshake timed out'), this.o.handshakeTimeoutMs)
+    const key = this.key!
+    void peerHandshakeProof(key, 'challenge', this.o.clusterId, from, this.o.selfId, dialerNonce, nB).then((proof) => {
+      if (state !== 'challenged') return
+      const c: PeerChallenge = { k: 'challenge', nonce: hexBytes(nB), proof }
+      try {
+        socket.send(encode([peerFrameVersion, this.o.clusterId, this.o.selfId, [], c]) as Uint8Array)
+      } catch {
+        fail('could not send the challenge')
+      }
+    })
+    return {
+      onMessage: (data) => {
+        if (state === 'ready') {
+          // A peer removed since it authenticated is not heard any more, except for its MsgTimeoutNow: a leader that
+          // removed itself hands leadership over with it, possibly after this member applied the removal.
+          if (this.peers.has(from)) this.receive(data, from)
+          else this.receive(data, from, MessageType.MsgTimeoutNow)
+          return
+        }
+        if (state === 'verifying') {
+          // The dialer sends right after its answer; hold those frames (a bounded few) until the answer is checked.
+          if (held.length >= maxHeldFrames) fail('too many frames before the handshake completed')
+          else held.push(data)
+          return
+        }
+        if (state !== 'challenged') return
+        let frame: unknown
+        try {
+          frame = decode(data)
+        } catch {
+          fail('malformed handshake frame')
+          return
+        }
+        const auth =
+          Array.isArray(frame) && frame[0] === peerFrameVersion ? (frame[4] as PeerAuth | undefined) : undefined
+        if (!auth || typeof auth !== 'object' || auth.k !== 'auth') {
+          fail('expected the handshake answer')
+          return
+        }
+        state = 'verifying'
+        void checkProof(key, auth.proof, 'auth', this.o.clusterId, from, this.o.selfId, dialerNonce, nB).then((ok) => {
+          if (state !== 'verifying') return
+          if (!ok || !this.peers.has(from)) {
+            fail(ok ? 'no longer a member' : 'wrong proof (another peer secret?)')
+            return
+          }
+          settle()
+          state = 'ready'
+          clearTimeout(timer)
+          this.o.onPeerAuthenticated?.(from)
+          for (const f of held.splice(0)) if (state === 'ready') this.receive(f, from)
+        })
+      },
+      onClose: () => {
+        settle()
+        state = 'closed'
+        clearTimeout(timer)
+      },
+    }
+  }
+
   /** Sets the peers (every member but this one) and their peer URLs; connects to new ones, drops removed ones. */
   setPeers(peers: Map<NodeId, string[]>): void {
     for (const [id, p] of this.peers) {
@@ -358,6 +539,7 @@ export class PeerTransport implements Transport {
       this.abortOutSnap(id, 'peer removed', false)
       this.inSnaps.delete(id)
       if (p.timer) clearTimeout(p.timer)
+      if (p.handshakeTimer) clearTimeout(p.handshakeTimer)
       p.socket?.close(1000, 'removed')
     }
     for (const [id, urls] of peers) {
@@ -384,22 +566,74 @@ export class PeerTransport implements Transport {
     p.dialing = true
     const base = p.urls[p.attempt % p.urls.length]!
     const url = base.replace(/^http/, 'ws').replace(/\/$/, '') + '/raft'
-    let socket: PeerSocket
+    const nA = hex(randomNonce())
+    p.nonce = nA
+    let socket: PeerSocket | undefined
+    let challenged = false
+    const key = this.key!
+    const close = (why: string) => {
+      this.o.log?.('warn', 'closing a peer connection', { peer: p.id, url, reason: why })
+      try {
+        socket?.close(peerAuthFailedCloseCode, 'peer authentication failed')
+      } catch {}
+    }
     try {
       socket = this.o.dial(
         url,
-        { authorization: `Bearer ${this.proof}`, 'x-edgecd-from': this.o.selfId, 'x-edgecd-cluster': this.o.clusterId },
         {
-          onOpen: () => {
-            p.open = true
-            p.dialing = false
-            p.attempt = 0
-            this.metrics.activePeers.set(1, idLabel(this.o.selfId), idLabel(p.id))
-            this.o.log?.('info', 'peer connected', { peer: p.id, url })
+          'x-edgecd-from': this.o.selfId,
+          'x-edgecd-to': p.id,
+          'x-edgecd-cluster': this.o.clusterId,
+          'x-edgecd-nonce': nA,
+        },
+        {
+          onOpen: () => {},
+          onMessage: (data) => {
+            if (p.open && p.socket === socket) {
+              this.receive(data, p.id)
+              return
+            }
+            if (challenged || p.socket !== socket) return
+            challenged = true
+            let frame: unknown
+            try {
+              frame = decode(data)
+            } catch {
+              return close('malformed handshake frame')
+            }
+            const c =
+              Array.isArray(frame) && frame[0] === peerFrameVersion
+                ? (frame[4] as PeerChallenge | undefined)
+                : undefined
+            if (!c || typeof c !== 'object' || c.k !== 'challenge' || !(c.nonce instanceof Uint8Array))
+              return close('expected a challenge (a member of another version?)')
+            const nB = hex(c.nonce)
+            void (async () => {
+              const ok = await checkProof(key, c.proof, 'challenge', this.o.clusterId, this.o.selfId, p.id, nA, nB)
+              if (p.socket !== socket || this.closed) return
+              if (!ok) return close('the peer failed to prove the peer secret (another --peer-secret?)')
+              const proof = await peerHandshakeProof(key, 'auth', this.o.clusterId, this.o.selfId, p.id, nA, nB)
+              if (p.socket !== socket || this.closed) return
+              const auth: PeerAuth = { k: 'auth', proof }
+              try {
+                socket!.send(encode([peerFrameVersion, this.o.clusterId, this.o.selfId, [], auth]) as Uint8Array)
+              } catch {
+                return close('could not answer the challenge')
+              }
+              if (p.handshakeTimer) clearTimeout(p.handshakeTimer)
+              p.handshakeTimer = undefined
+              p.open = true
+              p.dialing = false
+              p.attempt = 0
+              this.metrics.activePeers.set(1, idLabel(this.o.selfId), idLabel(p.id))
+              this.o.log?.('info', 'peer connected', { peer: p.id, url })
+            })()
           },
-          onMessage: (data) => this.receive(data),
           onClose: () => {
+            if (p.socket !== socket) return
             const was = p.open
+            if (p.handshakeTimer) clearTimeout(p.handshakeTimer)
+            p.handshakeTimer = undefined
             p.open = false
             p.dialing = false
             p.socket = undefined
@@ -419,6 +653,10 @@ export class PeerTransport implements Transport {
       return
     }
     p.socket = socket
+    p.handshakeTimer = setTimeout(() => {
+      p.handshakeTimer = undefined
+      if (p.socket === socket && !p.open) close('handshake timed out')
+    }, this.o.handshakeTimeoutMs)
   }
 
   /**
@@ -624,25 +862,39 @@ export class PeerTransport implements Transport {
         ack(false)
         return
       }
-      s = { id: c.id, msg: m, data: new Uint8Array(c.total), received: 0, nextSeq: 0 }
+      s = { id: c.id, msg: m, total: c.total, chunks: [], received: 0, nextSeq: 0 }
       this.inSnaps.set(from, s)
     }
-    if (!s || s.id !== c.id || c.seq !== s.nextSeq || s.received + c.data.length > s.data.length) {
+    if (
+      !s ||
+      s.id !== c.id ||
+      c.seq !== s.nextSeq ||
+      s.received + c.data.length > s.total ||
+      c.data.length > this.o.snapshotChunkBytesMax
+    ) {
       // Out of order or of a stream we dropped: the sender learns, abandons it, and Raft retries.
       if (s && s.id === c.id) this.inSnaps.delete(from)
       ack(false)
       return
     }
-    s.data.set(c.data, s.received)
+    // A copy: the chunk may be a view into the socket's frame buffer.
+    s.chunks.push(c.data.slice())
     s.received += c.data.length
     s.nextSeq++
     this.snapshotStats.chunksReceived++
     this.metrics.snapshotChunksReceived.inc(1, idLabel(from))
-    if (s.received < s.data.length) {
+    if (s.received < s.total) {
       ack(true)
       return
     }
     this.inSnaps.delete(from)
+    const data = new Uint8Array(s.total)
+    let off = 0
+    for (const ch of s.chunks) {
+      data.set(ch, off)
+      off += ch.length
+    }
+    s.chunks = []
     this.snapshotStats.receiveSuccess++
     this.metrics.snapshotReceive.inc(1, idLabel(from))
     this.o.log?.('info', 'received a snapshot', {
@@ -651,12 +903,12 @@ export class PeerTransport implements Transport {
       bytes: s.received,
     })
     const snapshot = s.msg.snapshot!
-    this.o.onMessages([{ ...s.msg, snapshot: { ...snapshot, data: s.data } }])
+    this.o.onMessages([{ ...s.msg, snapshot: { ...snapshot, data } }])
     ack(true, true)
   }
 
   /** An inbound frame from an authenticated peer socket. Malformed frames are dropped, never thrown. */
-  receive(data: Uint8Array, fromPeer?: NodeId, onlyType?: MessageType): void {
+  receive(data: Uint8Array, fromPeer: NodeId, onlyType?: MessageType): void {
     let frame: unknown
     try {
       frame = decode(data)
@@ -675,7 +927,7 @@ export class PeerTransport implements Transport {
       return
     }
     // Only messages to us, from the peer the socket authenticated as.
-    const from = fromPeer ?? (frame[2] as string)
+    const from = fromPeer
     if (this.peers.has(from)) this.metrics.receivedBytes.inc(data.length, idLabel(from))
     const msgs = (frame[3] as Message[]).filter(
       (m) =>
@@ -696,6 +948,16 @@ export class PeerTransport implements Transport {
     }
   }
 
+  /** Peers whose connection from this member is authenticated and open. */
+  connectedPeers(): NodeId[] {
+    return [...this.peers.values()].filter((p) => p.open).map((p) => p.id)
+  }
+
+  /** Inbound sockets admitted whose handshake is not done yet. */
+  handshakesPending(): number {
+    return this.pendingHandshakes
+  }
+
   /** Snapshot streams under way, for tests and metrics. */
   snapshotStreams(): { sending: number; receiving: number } {
     return { sending: this.outSnaps.size, receiving: this.inSnaps.size }
@@ -710,6 +972,7 @@ export class PeerTransport implements Transport {
     this.inSnaps.clear()
     for (const p of this.peers.values()) {
       if (p.timer) clearTimeout(p.timer)
+      if (p.handshakeTimer) clearTimeout(p.handshakeTimer)
       p.socket?.close(1000, 'shutdown')
     }
     this.peers.clear()

@@ -32,6 +32,7 @@ export async function startCluster(n: number, extra: Partial<ServerConfig> = {})
     initialAdvertisePeerUrls: [urls[i]!],
     initialCluster,
     initialClusterToken: 'test-token',
+    peerSecret: 'test-token-peer-secret',
     heartbeatIntervalMs: 20,
     electionTimeoutMs: 200,
     requestTimeoutMs: 3000,

@@ -472,6 +472,8 @@ if (deno) {
             initialAdvertisePeerUrls: [urls[0]!],
             initialCluster,
             initialClusterToken: 'mixed',
+            // The launcher gives the Node members `${token}-peer-secret-for-tests`; peers must share it.
+            peerSecret: 'mixed-peer-secret-for-tests',
             certFile: certs[0]!.certFile,
             keyFile: certs[0]!.keyFile,
             peerTrustedCaFile: ca.certFile,

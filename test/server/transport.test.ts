@@ -5,18 +5,46 @@
  * reported so Raft retries. Delivery is driven by hand through an in-memory network: no timers, no wall clock.
  */
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import { decode, encode } from 'cbor-x'
 import { type Message, MessageType } from '../../src/raft/index.js'
-import { type PeerSocketHandlers, PeerTransport, type PeerTransportOptions } from '../../src/rafthttp/transport.js'
+import {
+  type PeerSocketHandlers,
+  PeerTransport,
+  type PeerTransportOptions,
+  peerAuthFailedCloseCode,
+  peerFrameVersion,
+  peerHandshakeProof,
+  peerKey,
+} from '../../src/rafthttp/transport.js'
+
+async function eventually<T>(fn: () => T | undefined, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = fn()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 2))
+  }
+}
 
 interface Frame {
   from: string
   to: string
   bytes: Uint8Array
+  deliver(): void
 }
 
-/** Members "a" and "b" joined by sockets whose frames wait in `queue` until `deliver` hands them over. */
+/**
+ * Members joined by sockets whose frames wait in `queue` until `deliver` hands them over. A dial from a to b is
+ * admitted by b's transport and runs the challenge-response handshake through the same queue (`settle` pumps it).
+ */
+/** Every transport the tests made, closed at the end (their timers must not keep the process alive). */
+const allTransports: PeerTransport[] = []
+after(() => {
+  for (const t of allTransports) t.close()
+})
+
 class Net {
   readonly queue: Frame[] = []
   readonly got = new Map<string, Message[]>()
@@ -24,26 +52,64 @@ class Net {
   readonly handlers = new Map<string, PeerSocketHandlers>()
   readonly t = new Map<string, PeerTransport>()
   readonly dials: string[] = []
+  readonly refusals: string[] = []
 
   async add(id: string, extra: Partial<PeerTransportOptions> = {}): Promise<PeerTransport> {
     this.got.set(id, [])
     const tr = new PeerTransport({
       selfId: id,
       clusterId: 'c1',
-      clusterToken: 'secret',
-      dial: (url, _headers, h) => {
+      peerSecret: 'a-secret-of-16-chars-or-more',
+      dial: (url, headers, h) => {
         const to = new URL(url).hostname
         this.dials.push(`${id}->${to}`)
         this.handlers.set(`${id}->${to}`, h)
-        queueMicrotask(() => h.onOpen())
-        const net = this
-        return {
-          send: (bytes) => void net.queue.push({ from: id, to, bytes }),
-          close: () => h.onClose(),
+        let closed = false
+        const inFlight = (from: string, dest: string) =>
+          this.queue.filter((f) => f.from === from && f.to === dest).reduce((n, f) => n + f.bytes.length, 0)
+        const dialer = {
+          send: (bytes: Uint8Array) => {
+            if (closed) return
+            this.queue.push({ from: id, to, bytes, deliver: () => !closed && session?.onMessage(bytes) })
+          },
+          close: () => {
+            if (closed) return
+            closed = true
+            session?.onClose()
+            h.onClose()
+          },
           get bufferedAmount() {
-            return net.queue.filter((f) => f.from === id && f.to === to).reduce((n, f) => n + f.bytes.length, 0)
+            return inFlight(id, to)
           },
         }
+        let session: ReturnType<PeerTransport['accept']> | undefined
+        // The upgrade reaches the receiver a moment later, as over a network.
+        queueMicrotask(() => {
+          const receiver = this.t.get(to)
+          const admitted = receiver?.admit({
+            from: headers['x-edgecd-from'],
+            to: headers['x-edgecd-to'],
+            cluster: headers['x-edgecd-cluster'],
+            nonce: headers['x-edgecd-nonce'],
+          })
+          if (!receiver || !admitted || 'refused' in admitted) {
+            this.refusals.push(`${id}->${to}: ${admitted && 'refused' in admitted ? admitted.refused : 'no member'}`)
+            dialer.close()
+            return
+          }
+          h.onOpen()
+          session = receiver.accept(admitted.from, headers['x-edgecd-nonce']!, {
+            send: (bytes) => {
+              if (closed) return
+              this.queue.push({ from: to, to: id, bytes, deliver: () => !closed && h.onMessage(bytes) })
+            },
+            close: () => dialer.close(),
+            get bufferedAmount() {
+              return inFlight(to, id)
+            },
+          })
+        })
+        return dialer
       },
       onMessages: (msgs) => this.got.get(id)!.push(...msgs),
       reportUnreachable: () => {},
@@ -54,6 +120,7 @@ class Net {
     })
     await tr.start()
     this.t.set(id, tr)
+    allTransports.push(tr)
     return tr
   }
 
@@ -62,7 +129,22 @@ class Net {
       const others = new Map([...this.t.keys()].filter((o) => o !== id).map((o) => [o, [`http://${o}:1`]]))
       tr.setPeers(others)
     }
-    await new Promise((r) => setImmediate(r))
+    await this.settle()
+  }
+
+  /**
+   * Runs handshakes to the end: delivers frames and lets the HMACs (asynchronous Web Crypto, on libuv's thread pool)
+   * finish, until every transport is connected to every other one.
+   */
+  async settle(): Promise<void> {
+    const n = this.t.size
+    for (let i = 0; i < 2000; i++) {
+      this.deliverAll()
+      const done = [...this.t.values()].every((t) => t.connectedPeers().length === n - 1 && t.handshakesPending() === 0)
+      if (done && this.queue.length === 0) return
+      await new Promise((r) => setTimeout(r, 1))
+    }
+    throw new Error('handshakes did not complete')
   }
 
   /** Delivers the oldest queued frame; false when nothing is queued. */
@@ -70,7 +152,7 @@ class Net {
     const i = this.queue.findIndex(filter)
     if (i < 0) return false
     const [f] = this.queue.splice(i, 1)
-    this.t.get(f!.to)!.receive(f!.bytes, f!.from)
+    f!.deliver()
     return true
   }
 
@@ -244,12 +326,18 @@ describe('peer transport: snapshot streams', () => {
       snapshot: { ...snapMsg('a', 'x', 10).snapshot!, data: new Uint8Array(0) },
     }
     b.receive(
-      encode([1, 'c1', 'a', [], { k: 'snap', id: 99, seq: 0, total: 10, msg: other, data: new Uint8Array(10) }]),
+      encode([
+        peerFrameVersion,
+        'c1',
+        'a',
+        [],
+        { k: 'snap', id: 99, seq: 0, total: 10, msg: other, data: new Uint8Array(10) },
+      ]),
       'a',
     )
-    b.receive(encode([1, 'c1', 'a', [], { k: 'snap', id: 'x', seq: -1, total: 'big', data: 5 }]), 'a')
+    b.receive(encode([peerFrameVersion, 'c1', 'a', [], { k: 'snap', id: 'x', seq: -1, total: 'big', data: 5 }]), 'a')
     // A bare MsgSnap inside a message batch is not accepted either: snapshots only come as streams.
-    b.receive(encode([1, 'c1', 'a', [snapMsg('a', 'b', 10)]]), 'a')
+    b.receive(encode([peerFrameVersion, 'c1', 'a', [snapMsg('a', 'b', 10)]]), 'a')
     assert.equal(net.got.get('b')!.length, 0)
   })
 
@@ -272,7 +360,7 @@ describe('peer transport: snapshot streams', () => {
     // b comes back and dials a: a redials b now, and the snapshot path works again at once.
     a.redialNow('b')
     assert.equal(net.dials.filter((d) => d === 'a->b').length, before + 1)
-    await new Promise((r) => setImmediate(r))
+    await net.settle()
     a.send([heartbeat('a', 'b')])
     net.deliverAll()
     assert.equal(net.got.get('b')!.length, 1)
@@ -315,5 +403,100 @@ describe('peer transport: metrics and the round-trip prober', () => {
     assert.match(text(), /^etcd_network_disconnected_peers_total\{Local="a",Remote="b"\} 1$/m)
     a.close()
     b.close()
+  })
+})
+
+describe('peer transport: authentication (issue 17)', () => {
+  it('peers with another secret never connect, and no frame of theirs reaches Raft', async () => {
+    const net = new Net()
+    const a = await net.add('a')
+    await net.add('b', { peerSecret: 'another-secret-of-16-chars' })
+    for (const [id, tr] of net.t)
+      tr.setPeers(new Map([[id === 'a' ? 'b' : 'a', [`http://${id === 'a' ? 'b' : 'a'}:1`]]]))
+    await assert.rejects(net.settle(), /handshakes did not complete/)
+    assert.deepEqual(a.connectedPeers(), [])
+    a.send([heartbeat('a', 'b')])
+    net.deliverAll()
+    assert.equal(net.got.get('b')!.length, 0)
+    a.close()
+    net.t.get('b')!.close()
+  })
+
+  it('admits only current members other than itself, of this cluster, with a nonce', async () => {
+    const net = new Net()
+    const a = await net.add('a')
+    await net.add('b')
+    await net.connect()
+    const nonce = 'ab'.repeat(32)
+    assert.deepEqual(a.admit({ from: 'b', to: 'a', cluster: 'c1', nonce }), { from: 'b' })
+    assert.deepEqual(a.admit({ from: 'x', to: 'a', cluster: 'c1', nonce }), { refused: 'not a member of this cluster' })
+    assert.deepEqual(a.admit({ from: 'a', to: 'a', cluster: 'c1', nonce }), { refused: 'not a member of this cluster' })
+    assert.deepEqual(a.admit({ from: 'b', to: 'a', cluster: 'c2', nonce }), { refused: 'another cluster' })
+    assert.deepEqual(a.admit({ from: 'b', to: 'z', cluster: 'c1', nonce }), { refused: 'addressed to another member' })
+    assert.deepEqual(a.admit({ from: 'b', to: 'a', cluster: 'c1' }), { refused: 'no nonce' })
+    // A single member (no peers) admits nobody.
+    const lone = await new Net().add('s')
+    assert.ok('refused' in lone.admit({ from: 'b', to: 's', cluster: 'c1', nonce }))
+  })
+
+  it('an answer recorded from one handshake does not authenticate another (fresh receiver nonce)', async () => {
+    const net = new Net()
+    await net.add('a')
+    const b = await net.add('b')
+    await net.connect()
+    // Replay: the same dialer nonce, and an answer that was valid for an earlier challenge of b.
+    const sent: Uint8Array[] = []
+    let closedWith: number | undefined
+    const nonce = 'cd'.repeat(32)
+    const session = b.accept('a', nonce, {
+      send: (d) => void sent.push(d),
+      close: (code) => {
+        closedWith = code
+      },
+      bufferedAmount: 0,
+    })
+    await eventually(() => (sent.length > 0 ? true : undefined))
+    const first = decode(sent[0]!) as unknown[]
+    const nB1 = Buffer.from((first[4] as { nonce: Uint8Array }).nonce).toString('hex')
+    const key = await peerKey('a-secret-of-16-chars-or-more')
+    const answer1 = await peerHandshakeProof(key, 'auth', 'c1', 'a', 'b', nonce, nB1)
+    // A second connection with the same dialer nonce gets another challenge; the first answer fails it.
+    const sent2: Uint8Array[] = []
+    const s2 = b.accept('a', nonce, {
+      send: (d) => void sent2.push(d),
+      close: (code) => {
+        closedWith = code
+      },
+      bufferedAmount: 0,
+    })
+    await eventually(() => (sent2.length > 0 ? true : undefined))
+    s2.onMessage(encode([peerFrameVersion, 'c1', 'a', [], { k: 'auth', proof: answer1 }]))
+    s2.onMessage(encode([peerFrameVersion, 'c1', 'a', [heartbeat('a', 'b')]]))
+    await eventually(() => closedWith)
+    assert.equal(closedWith, peerAuthFailedCloseCode)
+    assert.equal(net.got.get('b')!.length, 0)
+    session.onClose()
+  })
+
+  it('a forged snapshot announcing 4 GiB takes memory only as chunks arrive', async () => {
+    const net = new Net()
+    await net.add('a')
+    const b = await net.add('b')
+    await net.connect()
+    const before = process.memoryUsage().arrayBuffers
+    const m = snapMsg('a', 'b', 0)
+    b.receive(
+      encode([
+        peerFrameVersion,
+        'c1',
+        'a',
+        [],
+        { k: 'snap', id: 1, seq: 0, total: 4 * 1024 * 1024 * 1024 - 2, msg: m, data: new Uint8Array(1000) },
+      ]),
+      'a',
+    )
+    assert.equal(b.snapshotStreams().receiving, 1)
+    const grew = process.memoryUsage().arrayBuffers - before
+    assert.ok(grew < 64 * 1024 * 1024, `array buffers grew by ${grew} bytes`)
   })
 })

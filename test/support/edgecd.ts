@@ -19,6 +19,8 @@ export interface ServeFlags {
   peerUrl?: string
   initialCluster?: string
   token?: string
+  /** --peer-secret (default derived from the token when a token is given). */
+  peerSecret?: string
   /** --log-level (default warn). */
   logLevel?: string
   extra?: string[]
@@ -35,6 +37,8 @@ export function serveFlags(o: ServeFlags): string[] {
     ...(o.peerUrl ? ['--advertise-client-urls', o.clientUrl, '--initial-advertise-peer-urls', o.peerUrl] : []),
     ...(o.initialCluster ? ['--initial-cluster', o.initialCluster] : []),
     ...(o.token ? ['--initial-cluster-token', o.token] : []),
+    // The peers' secret (docs/security.md): loopback would do without one, but launchers pass it as a real cluster must.
+    ...(o.peerSecret || o.token ? ['--peer-secret', o.peerSecret ?? `${o.token}-peer-secret-for-tests`] : []),
     '--log-level',
     o.logLevel ?? 'warn',
     ...(o.extra ?? []),

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { type ServerConfig, serverDefaults } from '../../src/etcdserver/config.js'
-import { peerProof } from '../../src/rafthttp/transport.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
 import { type CertFiles, createTlsDir, type TestCa, type TlsDir, tlsFetch } from '../helpers/tls.js'
 import { eventually, freePort } from '../support/index.js'
@@ -138,8 +137,7 @@ describe('three members over TLS with client and peer certificate auth', () => {
     const status = await callAt(1, '/v3/maintenance/status', {})
     const clusterId = status.json.header.cluster_id as string
     const fromId = String(members[0]!.member.raft.node.raft.id)
-    const proof = await peerProof('tls-cluster', clusterId, fromId)
-    const headers = { authorization: `Bearer ${proof}`, 'x-edgecd-from': fromId, 'x-edgecd-cluster': clusterId }
+    const headers = { 'x-edgecd-from': fromId, 'x-edgecd-cluster': clusterId, 'x-edgecd-nonce': 'ab'.repeat(32) }
     const result = await dialRaft(urls[1]!, headers, {
       ca: peerCa.certFile,
       cert: clientCert.certFile,

@@ -31,7 +31,7 @@ export interface AppOptions {
   upgradeWebSocket?: UpgradeWebSocket<any>
   /** Upper bound of concurrent watch streams (HTTP and WebSocket) per member. */
   maxWatchStreams: number
-  /** Called when a /raft connection is refused (wrong or missing cluster credential or peer certificate), for the log. */
+  /** Called when a /raft upgrade is refused (not a member, another cluster, no peer certificate), for the log. */
   onPeerRefused?: (claimedId: string, address: string, reason?: string) => void
   /**
    * Mutual TLS, read by the runtime from the connection: the CN of the request's client certificate when it chains
@@ -82,6 +82,15 @@ function clientAddress(c: Context): string {
     | { incoming?: { socket?: { remoteAddress?: string } }; remoteAddr?: { hostname?: string } }
     | undefined
   return env?.incoming?.socket?.remoteAddress ?? env?.remoteAddr?.hostname ?? ''
+}
+
+/** The size in bytes of a WebSocket message (UTF-8 for text; encoded only when it could be large). */
+function frameBytes(data: unknown): number {
+  if (typeof data === 'string') return data.length * 3 < 64 * 1024 ? data.length : new TextEncoder().encode(data).length
+  if (data instanceof ArrayBuffer) return data.byteLength
+  if (ArrayBuffer.isView(data)) return data.byteLength
+  if (data instanceof Blob) return data.size
+  return 0
 }
 
 /** Watch messages buffered per HTTP stream before the client counts as slow (the hub then bounds what it holds). */
@@ -241,7 +250,12 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
     method: string,
     req: M.MessageDesc<Req>,
     res: M.MessageDesc<Res>,
-    fn: (r: Req, info: AuthInfo | undefined, address: string) => Promise<NoInfer<Res>>,
+    fn: (
+      r: Req,
+      info: AuthInfo | undefined,
+      address: string,
+      authorization: string | undefined,
+    ) => Promise<NoInfer<Res>>,
   ) =>
     unary(path, method, async (body, authorization, address, cn) => {
       const r = decodeMessage<Req>(req, body)
@@ -258,7 +272,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
         if (raftRequestSize(size, tag === 'wide', user) > opts.maxRequestBytes)
           throw new EtcdError('ErrRequestTooLarge')
       }
-      return encodeMessage(res, await fn(r, info, address))
+      return encodeMessage(res, await fn(r, info, address, authorization))
     })
 
   rpc('/kv/range', 'Range', M.RangeRequest, M.RangeResponse, (r) => member.range(r))
@@ -270,7 +284,9 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
   for (const p of ['/lease/revoke', '/kv/lease/revoke'])
     rpc(p, 'LeaseRevoke', M.LeaseRevokeRequest, M.HeaderOnlyResponse, (r, i) => member.leaseRevoke(r, i))
   for (const p of ['/lease/timetolive', '/kv/lease/timetolive'])
-    rpc(p, 'LeaseTimeToLive', M.LeaseTimeToLiveRequest, M.LeaseTimeToLiveResponse, (r) => member.leaseTimeToLive(r))
+    rpc(p, 'LeaseTimeToLive', M.LeaseTimeToLiveRequest, M.LeaseTimeToLiveResponse, (r, _i, _a, authorization) =>
+      member.leaseTimeToLive(r, authorization),
+    )
   for (const p of ['/lease/leases', '/kv/lease/leases'])
     rpc(p, 'LeaseLeases', M.LeaseLeasesRequest, M.LeaseLeasesResponse, () => member.leaseLeases())
   rpc('/maintenance/status', 'Status', M.StatusRequest, M.StatusResponse, () => member.status())
@@ -359,12 +375,15 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       const pending: Promise<string>[] = []
       let firstError: EtcdError | undefined
       const call = metrics.start('LeaseKeepAlive')
+      const authorization = c.req.header('authorization')
       const rest = await readValues(c.req.raw, (text, i) => {
         try {
           call.received(text.length)
           const r = decodeMessage(M.LeaseKeepAliveRequest, text)
           pending.push(
-            member.leaseKeepAlive(r).then((res) => `{"result":${encodeMessage(M.LeaseKeepAliveResponse, res)}}\n`),
+            member
+              .leaseKeepAlive(r, authorization)
+              .then((res) => `{"result":${encodeMessage(M.LeaseKeepAliveResponse, res)}}\n`),
           )
           return true
         } catch (err) {
@@ -562,6 +581,20 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               }, info)
             },
             onMessage(evt, ws) {
+              // A watch request is a client request: --max-request-bytes applies (as gRPC's receive limit in etcd),
+              // not the peers' frame limit of the shared WebSocket server. Too large: etcd's error, then close.
+              const size = frameBytes(evt.data)
+              if (size > recvMax) {
+                const e = etcdError(
+                  GrpcCode.ResourceExhausted,
+                  `grpc: received message larger than max (${size} vs. ${recvMax})`,
+                )
+                ws.send(
+                  `{"error":{"grpc_code":${e.grpcCode},"http_code":${httpStatus(e.grpcCode)},"message":${JSON.stringify(e.message)},"http_status":"Too Many Requests"}}`,
+                )
+                ws.close(1009, 'message too big')
+                return
+              }
               if (typeof evt.data !== 'string') {
                 ws.send(
                   `{"error":{"grpc_code":3,"http_code":400,"message":"binary frames are not supported","http_status":"Bad Request"}}`,
@@ -600,41 +633,54 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
     }
   }
 
-  // ---- peers: Raft over a WebSocket on the client port, authenticated with the cluster credential ----
-  if (opts.upgradeWebSocket && member.verifyPeer && member.receivePeerFrame) {
+  // ---- peers: Raft over a WebSocket on the client port; the sender must be a member, then prove the peer secret ----
+  if (opts.upgradeWebSocket && member.admitPeer && member.acceptPeer) {
     const upgrade = opts.upgradeWebSocket
+    const refuse = (c: Context, reason: string) => {
+      opts.onPeerRefused?.(c.req.header('x-edgecd-from') ?? '', clientAddress(c), reason)
+      return c.body('peer authentication failed\n', 401, { 'Content-Type': 'text/plain; charset=utf-8' })
+    }
     app.get(
       '/raft',
       async (c, next) => {
-        if (mtls?.peer && mtls.verifiedCn(c, 'peer') === undefined) {
-          opts.onPeerRefused?.(c.req.header('x-edgecd-from') ?? '', clientAddress(c), 'no valid peer certificate')
-          return c.body('peer certificate required\n', 401, { 'Content-Type': 'text/plain; charset=utf-8' })
-        }
-        const from = await member.verifyPeer!({
-          authorization: c.req.header('authorization'),
+        if (mtls?.peer && mtls.verifiedCn(c, 'peer') === undefined) return refuse(c, 'no valid peer certificate')
+        if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return refuse(c, 'not a WebSocket upgrade')
+        const admitted = member.admitPeer!({
           from: c.req.header('x-edgecd-from'),
+          to: c.req.header('x-edgecd-to'),
           cluster: c.req.header('x-edgecd-cluster'),
+          nonce: c.req.header('x-edgecd-nonce'),
         })
-        if (!from) {
-          opts.onPeerRefused?.(c.req.header('x-edgecd-from') ?? '', c.req.header('x-forwarded-for') ?? '')
-          return c.body('peer authentication failed\n', 401, { 'Content-Type': 'text/plain; charset=utf-8' })
-        }
-        c.set('peer', from)
+        if ('refused' in admitted) return refuse(c, admitted.refused)
+        c.set('peer', admitted.from)
         await next()
       },
       upgrade((c) => {
         const from: string = c.get('peer')
+        const nonce = c.req.header('x-edgecd-nonce') ?? ''
+        let session: ReturnType<NonNullable<MemberApi['acceptPeer']>> | undefined
         return {
-          onOpen() {
-            // The peer is up (it just dialed us): our own connection to it need not wait out its backoff.
-            member.peerConnected?.(from)
+          onOpen(_evt, ws) {
+            session = member.acceptPeer!(from, nonce, {
+              send: (data) => ws.send(data as Uint8Array<ArrayBuffer>),
+              close: (code, reason) => ws.close(code, reason),
+              get bufferedAmount() {
+                return (ws.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0
+              },
+            })
           },
           async onMessage(evt) {
             let d: unknown = evt.data
             if (typeof d === 'string') return
             if (d instanceof Blob) d = await d.arrayBuffer()
             const bytes = d instanceof Uint8Array ? d : new Uint8Array(d as ArrayBuffer)
-            member.receivePeerFrame!(bytes, from)
+            session?.onMessage(bytes)
+          },
+          onClose() {
+            session?.onClose()
+          },
+          onError() {
+            session?.onClose()
           },
         }
       }),

@@ -345,6 +345,17 @@ function fastMessage(desc: MessageDesc, v: unknown): Record<string, unknown> | D
  * for unset ones). Given text, integers are exact at any length.
  */
 export function decodeMessage<T>(desc: MessageDesc<T>, body: string | unknown): T {
+  try {
+    return decodeBody<T>(desc, body)
+  } catch (err) {
+    // A body nested deeper than the decoder's stack (a txn nested thousands deep): etcd's gateway refuses JSON
+    // nested past Go's limit the same way, with code 3 and HTTP 400.
+    if (err instanceof RangeError) throw etcdError(GrpcCode.InvalidArgument, "invalid character '[' exceeded max depth")
+    throw err
+  }
+}
+
+function decodeBody<T>(desc: MessageDesc<T>, body: string | unknown): T {
   if (typeof body !== 'string') {
     const fast = fastMessage(desc, body)
     return fast !== decline ? (fast as T) : schemaDecode<T>(desc, body)
