@@ -124,7 +124,13 @@ describe(`fuzz (seed ${seed})`, () => {
     // An unauthenticated socket's handshake under the same inputs: never throws, always ends closed or waiting.
     for (let i = 0; i < 200; i++) {
       let closed = false
-      const s = t.accept('a', 'ab'.repeat(32), { send() {}, close: () => void (closed = true), bufferedAmount: 0 })
+      const s = t.accept('a', 'ab'.repeat(32), {
+        send() {},
+        close: () => {
+          closed = true
+        },
+        bufferedAmount: 0,
+      })
       const bytes = mutate(r, valid[Math.floor(r() * valid.length)]!)
       try {
         s.onMessage(bytes)
