@@ -260,7 +260,15 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
     unary(path, method, async (body, authorization, address, cn) => {
       const r = decodeMessage<Req>(req, body)
       // gRPC's receive limit, on the request's protobuf length (etcd: ResourceExhausted, before anything else).
-      const size = body.length > smallBody ? protoSize(req, r as Record<string, unknown>) : 0
+      let size = 0
+      try {
+        size = body.length > smallBody ? protoSize(req, r as Record<string, unknown>) : 0
+      } catch (err) {
+        // Nested past the sizer's stack: only a txn nests, and one nested that deep has more ops than etcd allows
+        // (each level counts against the one above); etcd answers it so.
+        if (err instanceof RangeError) throw new EtcdError('ErrTooManyOps')
+        throw err
+      }
       if (size > recvMax)
         throw etcdError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${size} vs. ${recvMax})`)
       const a = member.authorize?.(method, r, authorization, cn)
