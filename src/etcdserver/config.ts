@@ -256,7 +256,7 @@ export function resolvePeerSecret(
     return { secret }
   }
   if (c.peerClientCertAuth) return { secret: c.initialClusterToken }
-  const exposed = c.listenClientUrls.filter((u) => !isLoopbackHost(new URL(u).hostname))
+  const exposed = [...c.listenClientUrls, ...c.listenPeerUrls].filter((u) => !isLoopbackHost(new URL(u).hostname))
   if (exposed.length === 0)
     return {
       secret: c.initialClusterToken,
@@ -266,7 +266,7 @@ export function resolvePeerSecret(
   const peers = c.initialClusterState === 'existing' || parseInitialCluster(c).size > 1
   if (peers)
     throw new ConfigError(
-      `--listen-client-urls ${exposed[0]} serves peers (/raft) on a non-loopback address, but no peer secret is set: ` +
+      `${exposed[0]} serves peers (/raft) on a non-loopback address, but no peer secret is set: ` +
         'set --peer-secret-file (or EDGECD_PEER_SECRET) to the same secret of at least 16 characters on every member, ' +
         'or use peer mutual TLS (--peer-client-cert-auth); see docs/security.md',
     )
