@@ -90,10 +90,21 @@ export async function startNodeMember(
   const installGrpc: ((member: Member, app: App) => void)[] = []
   // The HTTP and gRPC front doors share the member's bound on watch streams.
   const watchStreams = { n: 0 }
+  /**
+   * Every connection the front listeners accepted. The HTTP/1.1 servers never listen themselves (the front listener
+   * hands them their connections), and Node tracks an http.Server's connections only from its 'listening' event, so
+   * their closeAllConnections() sees none: stop() ends these sockets itself.
+   */
+  const accepted = new Set<Socket>()
+  const destroyAccepted = () => {
+    for (const socket of accepted) socket.destroy()
+    accepted.clear()
+  }
   const closeListeners = async () => {
     const closed = fronts.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))
     for (const wss of socketServers) for (const ws of wss.clients) ws.terminate()
     for (const s of servers) s.closeAllConnections()
+    destroyAccepted()
     for (const set of h2Sessions) for (const session of set) session.destroy()
     await Promise.all(closed)
   }
@@ -148,6 +159,10 @@ export async function startNodeMember(
           error: (err as { code?: string }).code ?? err.message,
         }),
       )
+      front.on('connection', (socket: Socket) => {
+        accepted.add(socket)
+        socket.once('close', () => accepted.delete(socket))
+      })
       servers.push(h1)
       fronts.push(front)
       await new Promise<void>((resolve, reject) => {
@@ -220,6 +235,7 @@ export async function startNodeMember(
       for (const wss of socketServers) for (const ws of wss.clients) ws.terminate()
       for (const s of servers) s.closeAllConnections()
       for (const set of h2Sessions) for (const session of set) session.destroy()
+      destroyAccepted()
       await Promise.all(closed)
       log.info('stopped', { name: config.name })
     })()
