@@ -333,11 +333,7 @@ describe('leases', () => {
     assert.equal(bad.json.code, 2)
   })
 
-  // KNOWN REGRESSION at the end of session 3: after the O(1) keepalive lessor (issue 17) met the injected lease clock
-  // (issue 11 §3), timetolive answered TTL 2 where etcd truncates 1.9 s to 1. Skipped until found.
-  test('keepalive renews: the remaining TTL goes back to the granted TTL', {
-    skip: 'regressed when the O(1) lessor met the injected lease clock (TTL 2 for 1.9 s left; etcd answers 1)',
-  }, async () => {
+  test('keepalive renews: the remaining TTL goes back to the granted TTL', async () => {
     // The member's lease clock is injected: a second and a bit passes without sleeping.
     let clock = 1_000_000
     const fm = await startTestMember({}, { nowMs: () => clock })
