@@ -75,6 +75,11 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
   'max-txn-ops': ['maxTxnOps', int, 'maximum number of operations permitted in a transaction'],
   'max-watchers': ['maxWatchers', int, 'maximum number of watchers open at once on this member'],
   'max-watch-streams': ['maxWatchStreams', int, 'maximum number of concurrent watch streams on this member'],
+  'max-watchers-per-stream': [
+    'maxWatchersPerStream',
+    int,
+    'maximum number of watchers open at once on one watch stream',
+  ],
   'max-concurrent-streams': [
     'maxConcurrentStreams',
     int,

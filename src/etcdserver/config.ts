@@ -51,6 +51,8 @@ export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
   maxWatchers: number
   /** --max-watch-streams: concurrent watch streams (HTTP and WebSocket) per member. */
   maxWatchStreams: number
+  /** --max-watchers-per-stream: watchers open at once on one watch stream (edgecd's; etcd has no such bound). */
+  maxWatchersPerStream: number
   /** --request-timeout: ms before a proposal or read fails with "request timed out". */
   requestTimeoutMs: number
   /** --watch-progress-notify-interval: ms between progress notifications to watchers that asked for them. */
@@ -98,6 +100,7 @@ export const serverDefaults: ServerConfig = {
   maxTxnOps: 128,
   maxWatchers: 10_000,
   maxWatchStreams: 1_000,
+  maxWatchersPerStream: 10_000,
   requestTimeoutMs: 7_000,
   watchProgressNotifyIntervalMs: 10 * 60 * 1000,
   logLevel: 'info',
@@ -189,6 +192,7 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
   posInt('max-txn-ops', c.maxTxnOps)
   posInt('max-watchers', c.maxWatchers)
   posInt('max-watch-streams', c.maxWatchStreams)
+  posInt('max-watchers-per-stream', c.maxWatchersPerStream)
   posInt('request-timeout', c.requestTimeoutMs, 100)
   posInt('max-concurrent-streams', c.maxConcurrentStreams)
   if (c.maxConcurrentStreams > 2 ** 32 - 1) throw new ConfigError('--max-concurrent-streams must be at most 4294967295')

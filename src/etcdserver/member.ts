@@ -272,6 +272,7 @@ export class Member implements MemberApi {
     const kv = new KvStore({
       maxTxnOps: c.maxTxnOps,
       maxWatchers: c.maxWatchers,
+      maxWatchersPerStream: c.maxWatchersPerStream,
       quotaBackendBytes: c.quotaBackendBytes,
       minLeaseTtlSeconds: Math.ceil((1.5 * c.electionTimeoutMs) / 1000),
     })
@@ -400,6 +401,16 @@ export class Member implements MemberApi {
     }
   }
 
+  private lastWatchHeader: ResponseHeader | undefined
+
+  /** this.header(revision), the same object while the revision and term stay the same (watch fan-out). */
+  private watchHeader(revision: number): ResponseHeader {
+    const h = this.lastWatchHeader
+    if (h !== undefined && h.revision === revision && h.raft_term === this.raft.node.raft.term) return h
+    this.lastWatchHeader = this.header(revision)
+    return this.lastWatchHeader
+  }
+
   private withHeader<T extends { header?: ResponseHeader }>(resp: T): T {
     resp.header = this.header(resp.header?.revision ?? this.kv.revision)
     return resp
@@ -507,7 +518,8 @@ export class Member implements MemberApi {
     const stream = this.kv.watchHub.openStream({
       send: (resp) => {
         // The hub fills the revision; the rest of the header is the member's. A compacted cancel carries no revision.
-        resp.header = this.header(resp.header?.revision ?? 0)
+        // Messages of one revision share one header object (a transport may cache its encoding by identity).
+        resp.header = this.watchHeader(resp.header?.revision ?? 0)
         return send(resp) !== false
       },
     })

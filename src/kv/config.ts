@@ -8,6 +8,8 @@ export interface KvConfig {
   maxTxnOps: number
   /** Most watchers open at once across all streams; past it a create is answered with ErrTooManyWatchers. */
   maxWatchers: number
+  /** Most watchers open at once on one stream (one WebSocket, one POST /v3/watch, one gRPC Watch call); past it a create is answered with ErrTooManyWatchersPerStream. */
+  maxWatchersPerStream: number
   /**
    * Events a watcher may have waiting while its stream is congested. When a write would pass it, the queue is dropped
    * and the watcher becomes unsynced: it catches up from history once the stream drains (etcd's unsynced group), so
@@ -41,6 +43,7 @@ export interface KvConfig {
 export const defaultKvConfig: Readonly<KvConfig> = Object.freeze({
   maxTxnOps: 128,
   maxWatchers: 100_000,
+  maxWatchersPerStream: 100_000,
   watcherQueueEventsMax: 1024,
   watchStreamQueueBytesMax: 4 * 1024 * 1024,
   watchQueueBytesMax: 64 * 1024 * 1024,

@@ -33,6 +33,78 @@ export interface Lease {
   checkpointDueMs: number | undefined
   /** Renewed after a checkpoint: the leader must checkpoint remaining_TTL 0 so a new leader grants the full TTL. */
   clearCheckpoint: boolean
+  /** When expired() should look at this lease next (its expiry, or its revoke retry): its live entry in the heap. */
+  heapAt: number | undefined
+}
+
+/** An entry of the expiry heap; stale (skipped) once the lease is gone or its heapAt moved on. */
+interface HeapEntry {
+  at: number
+  lease: Lease
+}
+
+/**
+ * A binary min-heap of (at, lease ID), with lazy deletion: a renew pushes a new entry instead of finding the old one,
+ * so a renew is O(log n) and expired() pops only what is due (etcd's LeaseQueue, lease/lease_queue.go).
+ */
+class ExpiryHeap {
+  private readonly a: HeapEntry[] = []
+
+  get size(): number {
+    return this.a.length
+  }
+
+  clear(): void {
+    this.a.length = 0
+  }
+
+  peek(): HeapEntry | undefined {
+    return this.a[0]
+  }
+
+  push(e: HeapEntry): void {
+    const a = this.a
+    a.push(e)
+    let i = a.length - 1
+    while (i > 0) {
+      const p = (i - 1) >> 1
+      if (!less(a[i]!, a[p]!)) break
+      ;[a[i], a[p]] = [a[p]!, a[i]!]
+      i = p
+    }
+  }
+
+  pop(): HeapEntry | undefined {
+    const a = this.a
+    const top = a[0]
+    const last = a.pop()
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let m = i
+        if (l < a.length && less(a[l]!, a[m]!)) m = l
+        if (r < a.length && less(a[r]!, a[m]!)) m = r
+        if (m === i) break
+        ;[a[i], a[m]] = [a[m]!, a[i]!]
+        i = m
+      }
+    }
+    return top
+  }
+
+  /** Keeps only the entries `live` accepts (O(n)); used when stale entries outnumber live ones. */
+  rebuild(live: (e: HeapEntry) => boolean): void {
+    const keep = this.a.filter(live)
+    this.a.length = 0
+    for (const e of keep) this.push(e)
+  }
+}
+
+function less(x: HeapEntry, y: HeapEntry): boolean {
+  return x.at < y.at || (x.at === y.at && x.lease.ID < y.lease.ID)
 }
 
 /** The TimeToLive answer for a lease that exists. */
@@ -48,6 +120,8 @@ export class Lessor {
   private readonly leases = new Map<bigint, Lease>()
   /** Leases whose clock waits for the next clock reading (expiryPending), so that reading visits only them. */
   private readonly pending = new Set<Lease>()
+  /** The leader's expiry queue (empty on a follower). */
+  private readonly heap = new ExpiryHeap()
   private primary = false
 
   constructor(private readonly config: KvConfig) {}
@@ -88,6 +162,7 @@ export class Lessor {
       expiryPending: false,
       checkpointDueMs: undefined,
       clearCheckpoint: false,
+      heapAt: undefined,
     }
     this.leases.set(id, l)
     if (this.primary) this.startClock(l, nowMs)
@@ -137,7 +212,9 @@ export class Lessor {
   demote(): void {
     this.primary = false
     this.pending.clear()
+    this.heap.clear()
     for (const l of this.leases.values()) {
+      l.heapAt = undefined
       l.expiryMs = undefined
       l.revokeRetryMs = undefined
       l.expiryPending = false
@@ -158,6 +235,7 @@ export class Lessor {
     if (l === undefined) return 0
     if (l.expiryMs !== undefined && l.expiryMs <= nowMs) return 0
     l.expiryMs = nowMs + l.ttl * 1000
+    this.schedule(l, l.expiryMs)
     // A checkpointed remaining TTL would shorten the lease after a leader change; have the leader clear it
     // (etcd clears it on renew, so at most two Raft entries per lease per checkpoint interval).
     if (l.remainingTTL > 0) l.clearCheckpoint = true
@@ -167,22 +245,38 @@ export class Lessor {
 
   /**
    * The leases whose time is up, oldest expiry first, at most `max` (etcd revokes at most 1000 a second, checking
-   * every 500 ms). The leader proposes a revoke for each. A lease handed out is handed out again only after
+   * every 500 ms), from the expiry heap. The leader proposes a revoke for each. A lease handed out is handed out again only after
    * leaseRevokeRetryMs, in case its revoke got lost (etcd's expiredLeaseRetryInterval). Empty on a follower.
    */
   expired(nowMs: number, max = 500): bigint[] {
     if (!this.primary) return []
     this.resolvePending(nowMs)
-    const due: Lease[] = []
-    for (const l of this.leases.values()) {
+    const out: bigint[] = []
+    // Pops only what is due (and stale entries): O((expired + stale) log n), not a walk over every lease.
+    for (let top = this.heap.peek(); top !== undefined && top.at <= nowMs && out.length < max; top = this.heap.peek()) {
+      this.heap.pop()
+      const l = top.lease
+      if (this.leases.get(l.ID) !== l || l.heapAt !== top.at) continue // revoked, renewed or rescheduled since
       if (l.expiryMs === undefined || l.expiryMs > nowMs) continue
-      if (l.revokeRetryMs !== undefined && l.revokeRetryMs > nowMs) continue
-      due.push(l)
+      l.revokeRetryMs = nowMs + this.config.leaseRevokeRetryMs
+      this.schedule(l, l.revokeRetryMs)
+      out.push(l.ID)
     }
-    due.sort((a, b) => a.expiryMs! - b.expiryMs! || (a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0))
-    const out = due.slice(0, max)
-    for (const l of out) l.revokeRetryMs = nowMs + this.config.leaseRevokeRetryMs
-    return out.map((l) => l.ID)
+    return out
+  }
+
+  /** Entries in the expiry heap, live and stale (tests check it stays bounded). */
+  get heapSize(): number {
+    return this.heap.size
+  }
+
+  /** Makes `at` the time expired() next looks at l; drops stale entries when they outnumber live ones. */
+  private schedule(l: Lease, at: number): void {
+    l.heapAt = at
+    this.heap.push({ at, lease: l })
+    if (this.heap.size > 2 * this.leases.size + 1024) {
+      this.heap.rebuild((e) => this.leases.get(e.lease.ID) === e.lease && e.lease.heapAt === e.at)
+    }
   }
 
   /**
@@ -238,6 +332,7 @@ export class Lessor {
     this.pending.delete(l)
     l.revokeRetryMs = undefined
     l.expiryMs = nowMs + (l.remainingTTL > 0 ? l.remainingTTL : l.ttl) * 1000
+    this.schedule(l, l.expiryMs)
     this.scheduleCheckpoint(l, nowMs)
   }
 
@@ -273,6 +368,7 @@ export class Lessor {
     const wasPrimary = this.primary
     this.leases.clear()
     this.pending.clear()
+    this.heap.clear()
     for (const [id, ttl, remainingTTL] of rows) {
       this.leases.set(BigInt(id), {
         ID: BigInt(id),
@@ -284,6 +380,7 @@ export class Lessor {
         expiryPending: wasPrimary,
         checkpointDueMs: undefined,
         clearCheckpoint: false,
+        heapAt: undefined,
       })
       if (wasPrimary) this.pending.add(this.leases.get(BigInt(id))!)
     }

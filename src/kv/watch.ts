@@ -77,6 +77,11 @@ function eventBytes(events: Event[]): number {
   return n
 }
 
+/** A range as a Map key (keys are binary strings and may hold any byte, hence JSON). */
+function rangeKey(r: KeyRange): string {
+  return JSON.stringify([r.start, r.end ?? null])
+}
+
 /** One watcher. Internal to the hub; the server only sees watch ids. */
 class Watcher {
   /** The next revision not yet sent or queued. */
@@ -84,6 +89,11 @@ class Watcher {
   synced: boolean
   readonly queue: Queued[] = []
   queuedEvents = 0
+  /**
+   * What decides this watcher's events for a revision: its range and filters. Watchers of one shape get the very same
+   * Event[] from WatchHub.notify, so a transport can encode it once per shape (see the sinks) rather than per watcher.
+   */
+  readonly shape: string
 
   constructor(
     readonly id: number,
@@ -97,6 +107,7 @@ class Watcher {
   ) {
     this.nextRev = startRev
     this.synced = false
+    this.shape = `${prevKv ? 1 : 0}${noPut ? 1 : 0}${noDelete ? 1 : 0}${rangeKey(range)}`
   }
 
   /** This watcher's events among one revision's changes, in change order. */
@@ -159,6 +170,9 @@ export class WatchStream {
     const range = resolveRange(req.key, req.range_end)
     if (range.empty) return refuse(errEmptyWatcherRange)
     if (hub.watcherCount >= hub.config.maxWatchers) return refuse(new EtcdError('ErrTooManyWatchers').message)
+    if (this.watchers.size >= hub.config.maxWatchersPerStream) {
+      return refuse(new EtcdError('ErrTooManyWatchersPerStream').message)
+    }
     let id = req.watch_id
     if (id === 0) {
       // etcd's AutoWatchID is 0: the stream picks the lowest free id from its counter.
@@ -384,7 +398,8 @@ export class WatchStream {
 /** Every watcher of the member, indexed for notification: single keys in a map, ranges in a list. */
 export class WatchHub {
   private readonly byKey = new Map<string, Set<Watcher>>()
-  private readonly ranged = new Set<Watcher>()
+  /** Range watchers grouped by their range, so a write is checked once per distinct range, not per watcher. */
+  private readonly ranged = new Map<string, { range: KeyRange; watchers: Set<Watcher> }>()
   private readonly streams = new Set<WatchStream>()
   private count = 0
   /** Bytes of events queued on congested streams, all together (bounded by watchQueueBytesMax). */
@@ -413,23 +428,52 @@ export class WatchHub {
     for (const s of this.streams) s.notifyProgress(rev)
   }
 
-  /** @internal Called by the store after each revision is applied, with all its changes (one txn = one message). */
+  /**
+   * @internal Called by the store after each revision is applied, with all its changes (one txn = one message).
+   * Cost: O(changes) lookups of single-key watchers, O(distinct ranges) for range watchers, then O(matches); the
+   * events of one watch shape (range and filters) are computed once and the same array is shared by every watcher of
+   * that shape, which lets a sink encode them once (issue 17: one encode per shape, not per watcher).
+   */
   notify(rev: number, changes: readonly Change[]): void {
     if (this.count === 0) return
-    const pending = new Map<Watcher, Event[]>()
+    const byShape = new Map<string, Event[]>()
+    const matched: Watcher[] = []
+    const evsOf: Event[][] = []
+    const seen = changes.length > 1 ? new Set<Watcher>() : undefined
     const consider = (w: Watcher) => {
       // A watcher created with a future start_revision skips the revisions before it.
-      if (!w.synced || rev < w.nextRev || pending.has(w)) return
-      const evs = w.events(changes)
-      if (evs.length > 0) pending.set(w, evs)
-      else w.nextRev = rev + 1
+      if (!w.synced || rev < w.nextRev) return
+      if (seen !== undefined) {
+        if (seen.has(w)) return
+        seen.add(w)
+      }
+      let evs = byShape.get(w.shape)
+      if (evs === undefined) {
+        evs = w.events(changes)
+        byShape.set(w.shape, evs)
+      }
+      if (evs.length > 0) {
+        matched.push(w)
+        evsOf.push(evs)
+      } else w.nextRev = rev + 1
     }
-    for (const w of this.ranged) consider(w)
+    for (const group of this.ranged.values()) {
+      let hit = false
+      for (const c of changes) {
+        if (inRange(group.range, c.key)) {
+          hit = true
+          break
+        }
+      }
+      // A watcher no change touches keeps its nextRev, as single-key watchers always did: it only matters once the
+      // watcher is unsynced, and live() sets it then.
+      if (hit) for (const w of group.watchers) consider(w)
+    }
     for (const c of changes) {
       const ws = this.byKey.get(c.key)
       if (ws !== undefined) for (const w of ws) consider(w)
     }
-    for (const [w, evs] of pending) w.stream.live(w, rev, evs)
+    for (let i = 0; i < matched.length; i++) matched[i]!.stream.live(matched[i]!, rev, evsOf[i]!)
   }
 
   /** @internal After the store was replaced by a snapshot. */
@@ -453,7 +497,13 @@ export class WatchHub {
       }
       set.add(w)
     } else {
-      this.ranged.add(w)
+      const k = rangeKey(w.range)
+      let g = this.ranged.get(k)
+      if (g === undefined) {
+        g = { range: w.range, watchers: new Set() }
+        this.ranged.set(k, g)
+      }
+      g.watchers.add(w)
     }
   }
 
@@ -465,7 +515,10 @@ export class WatchHub {
       set?.delete(w)
       if (set?.size === 0) this.byKey.delete(w.range.start)
     } else {
-      this.ranged.delete(w)
+      const k = rangeKey(w.range)
+      const g = this.ranged.get(k)
+      g?.watchers.delete(w)
+      if (g?.watchers.size === 0) this.ranged.delete(k)
     }
   }
 }

@@ -44,6 +44,8 @@ const registry = {
   ErrLeaseTTLTooLarge: [GrpcCode.OutOfRange, 'etcdserver: too large lease TTL'],
   ErrWatchDuplicateID: [GrpcCode.InvalidArgument, 'mvcc: duplicate watch ID provided on the WatchStream'],
   ErrTooManyWatchers: [GrpcCode.ResourceExhausted, 'etcdserver: too many watchers'],
+  /** edgecd's own: the bound on watchers of one stream (--max-watchers-per-stream) is reached. */
+  ErrTooManyWatchersPerStream: [GrpcCode.ResourceExhausted, 'etcdserver: too many watchers on this stream'],
   ErrMemberExist: [GrpcCode.FailedPrecondition, 'etcdserver: member ID already exist'],
   ErrPeerURLExist: [GrpcCode.FailedPrecondition, 'etcdserver: Peer URLs already exists'],
   ErrMemberNotEnoughStarted: [

@@ -26,6 +26,7 @@ import { fromProto, toProto } from './convert.js'
 import * as election from './gen/etcd/etcdserver/api/v3election/v3electionpb/v3election_pb.js'
 import * as lock from './gen/etcd/etcdserver/api/v3lock/v3lockpb/v3lock_pb.js'
 import * as pb from './gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
+import { watchResponseToProto } from './watch-proto.js'
 
 /** What the runtime knows about a call's connection. */
 export interface GrpcPeer {
@@ -194,7 +195,7 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           for (;;) {
             while (queue.length > 0) {
               const batch = queue.splice(0, queue.length)
-              for (const r of batch) yield toProto(pb.WatchResponseSchema, r)
+              for (const r of batch) yield watchResponseToProto(r)
             }
             if (held) {
               held = false

@@ -19,6 +19,7 @@ import type { TxnRequest, WatchRequest, WatchResponse } from '../../protocol/typ
 import { decodeMessage } from './codec/decode.js'
 import { encodeMessage } from './codec/encode.js'
 import { protoSize, raftRequestSize } from './codec/proto-size.js'
+import { watchResultJson } from './codec/watch-json.js'
 import { installConsole } from './console.js'
 import { errorBody, toEtcdError } from './errors.js'
 import { JsonValueSplitter } from './json-stream.js'
@@ -434,7 +435,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       const stream = member.openWatchStream((resp: WatchResponse) => {
         if (closed) return true
         try {
-          const bytes = enc.encode(`{"result":${encodeMessage(M.WatchResponse, resp)}}\n`)
+          const bytes = enc.encode(`${watchResultJson(resp)}\n`)
           controller.enqueue(bytes)
           call.sent(bytes.length)
         } catch {
@@ -569,7 +570,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               const buffered = () => (ws.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0
               stream = member.openWatchStream((resp) => {
                 try {
-                  const text = `{"result":${encodeMessage(M.WatchResponse, resp)}}`
+                  const text = watchResultJson(resp)
                   ws.send(text)
                   call.sent(text.length)
                 } catch {
