@@ -45,6 +45,8 @@ const registry = {
   ErrWatchDuplicateID: [GrpcCode.InvalidArgument, 'mvcc: duplicate watch ID provided on the WatchStream'],
   ErrTooManyWatchers: [GrpcCode.ResourceExhausted, 'etcdserver: too many watchers'],
   /** edgecd's own: the bound on watchers of one stream (--max-watchers-per-stream) is reached. */
+  /** edgecd's own: a POST /v3/lease/keepalive body names more leases than leaseKeepAlivesPerRequestMax. */
+  ErrTooManyLeaseKeepAlives: [GrpcCode.ResourceExhausted, 'etcdserver: too many lease keepalives in one request'],
   ErrTooManyWatchersPerStream: [GrpcCode.ResourceExhausted, 'etcdserver: too many watchers on this stream'],
   ErrMemberExist: [GrpcCode.FailedPrecondition, 'etcdserver: member ID already exist'],
   ErrPeerURLExist: [GrpcCode.FailedPrecondition, 'etcdserver: Peer URLs already exists'],

@@ -5,9 +5,12 @@
  * does not decide the outcome.
  */
 import assert from 'node:assert/strict'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { describe, test } from 'node:test'
 import { validateKvConfig } from '../../src/kv/config.js'
 import { Lessor } from '../../src/kv/lessor.js'
+import { startTestMember } from '../server/helpers.js'
+import { post } from '../support/index.js'
 
 function lessorWith(n: number): Lessor {
   const l = new Lessor(validateKvConfig({}))
@@ -101,5 +104,36 @@ describe('lease expiry on a heap (issue 17, finding 3)', () => {
     for (let k = 0; k < 100_000; k++) l.renew(1n, 10_000 + k)
     assert.ok(l.heapSize <= 2 * l.size + 1025, `heap ${l.heapSize} for ${l.size} leases`)
     assert.ok(!l.expired(69_000, 100_000).includes(1n), 'renewed at 110 s: due at 170 s')
+  })
+})
+
+describe('keepalive bodies are bounded (issue 17, finding 3)', () => {
+  test('a body of 1,000 keepalives is answered line by line; 1,001 is 429 with a clear error; the loop stays responsive', async () => {
+    const m = await startTestMember()
+    try {
+      for (let i = 1; i <= 1000; i++) {
+        const g = await post(m.url, '/v3/lease/grant', { TTL: 60, ID: i })
+        assert.equal(g.status, 200, g.text)
+      }
+      const body = (n: number) => Array.from({ length: n }, (_, i) => `{"ID":${(i % 1000) + 1}}`).join('\n')
+      const lag = monitorEventLoopDelay({ resolution: 5 })
+      lag.enable()
+      const ok = await post(m.url, '/v3/lease/keepalive', body(1000))
+      lag.disable()
+      assert.equal(ok.status, 200)
+      const lines = ok.text.trim().split('\n')
+      assert.equal(lines.length, 1000)
+      assert.equal(JSON.parse(lines[999]!).result.TTL, '60')
+      // The member runs in this process: 1,000 renewals never hold the loop for long (generous for a loaded machine).
+      assert.ok(lag.max / 1e6 < 500, `event loop blocked ${(lag.max / 1e6).toFixed(0)} ms`)
+      const over = await post(m.url, '/v3/lease/keepalive', body(1001))
+      assert.equal(over.status, 429, over.text)
+      assert.equal(over.json.message, 'etcdserver: too many lease keepalives in one request')
+      assert.equal(over.json.code, 8)
+      // The member goes on serving.
+      assert.equal((await post(m.url, '/v3/lease/timetolive', { ID: 5 })).json.grantedTTL, '60')
+    } finally {
+      await m.stop()
+    }
   })
 })

@@ -358,6 +358,9 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
     })
   }
 
+  /** Keepalives in one POST /v3/lease/keepalive body (edgecd's bound; etcd's gateway has none). */
+  const leaseKeepAlivesPerRequestMax = 1000
+
   // ---- streams: etcd's gateway answers `{"result":...}\n` lines, chunked ----
 
   /** Reads a request body incrementally, calling onValue for each JSON value; resolves at end of body. */
@@ -386,6 +389,11 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       const call = metrics.start('LeaseKeepAlive')
       const authorization = c.req.header('authorization')
       const rest = await readValues(c.req.raw, (text, i) => {
+        if (i >= leaseKeepAlivesPerRequestMax) {
+          // A body of a million ids would hold a million renewals in flight: refuse it with a clear error.
+          firstError = new EtcdError('ErrTooManyLeaseKeepAlives')
+          return false
+        }
         try {
           call.received(text.length)
           const r = decodeMessage(M.LeaseKeepAliveRequest, text)
@@ -410,7 +418,8 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       if (firstError || (pending.length === 0 && rest !== '')) {
         const e = firstError ?? etcdError(GrpcCode.Unknown, 'unexpected EOF')
         call.end(e.grpcCode)
-        return c.body(errorBody(e), 500, { 'Content-Type': 'application/json' })
+        const status = e.grpcCode === GrpcCode.ResourceExhausted ? 429 : 500
+        return c.body(errorBody(e), status, { 'Content-Type': 'application/json' })
       }
       const lines = await Promise.allSettled(pending)
       for (const l of lines) if (l.status === 'fulfilled') call.sent(l.value.length)
