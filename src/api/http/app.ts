@@ -50,6 +50,12 @@ export interface AppOptions {
 }
 
 /** gRPC's receive limit in etcd: the request limit plus 512 KiB of overhead (2 MiB by default). */
+/** The frame a WebSocket watch client gets for a message over the receive limit (etcd's ResourceExhausted). */
+export function oversizeWatchFrame(size: number, recvMax: number): string {
+  const e = etcdError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${size} vs. ${recvMax})`)
+  return `{"error":{"grpc_code":${e.grpcCode},"http_code":${httpStatus(e.grpcCode)},"message":${JSON.stringify(e.message)},"http_status":"Too Many Requests"}}`
+}
+
 export function grpcRecvBytesMax(maxRequestBytes: number): number {
   return maxRequestBytes + 512 * 1024
 }
@@ -603,13 +609,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               // not the peers' frame limit of the shared WebSocket server. Too large: etcd's error, then close.
               const size = frameBytes(evt.data)
               if (size > recvMax) {
-                const e = etcdError(
-                  GrpcCode.ResourceExhausted,
-                  `grpc: received message larger than max (${size} vs. ${recvMax})`,
-                )
-                ws.send(
-                  `{"error":{"grpc_code":${e.grpcCode},"http_code":${httpStatus(e.grpcCode)},"message":${JSON.stringify(e.message)},"http_status":"Too Many Requests"}}`,
-                )
+                ws.send(oversizeWatchFrame(size, recvMax))
                 ws.close(1009, 'message too big')
                 return
               }

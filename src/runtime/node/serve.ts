@@ -9,7 +9,8 @@ import type { Server as HttpServer } from 'node:http'
 import type { Http2Server, ServerHttp2Session } from 'node:http2'
 import type { Server as NetServer, Socket } from 'node:net'
 import { createAdaptorServer, getRequestListener, upgradeWebSocket } from '@hono/node-server'
-import { WebSocketServer } from 'ws'
+import type { WebSocketServer } from 'ws'
+import { grpcRecvBytesMax } from '../../api/http/app.js'
 import { HttpMetrics } from '../../api/http/metrics.js'
 import { bootMember, createMemberApp } from '../../embed/bootstrap.js'
 import { type ServerConfig, validateServerConfig } from '../../etcdserver/config.js'
@@ -19,6 +20,7 @@ import { checkIdentity } from './identity.js'
 import { createLogger, type Logger } from './log.js'
 import { nodePeerDialer, peerFrameBytesMax } from './peer-dial.js'
 import { nodeProcessStats } from './process-stats.js'
+import { SplitWebSocketServer } from './split-wss.js'
 import { openNodeStorage } from './storage.js'
 import { loadNodeTls } from './tls.js'
 import { replicaScript } from './ui-assets.js'
@@ -126,9 +128,9 @@ export async function startNodeMember(
     ]
     for (const [u, flag] of listeners) {
       const url = new URL(u)
-      // One WebSocket server per listener serves both the client watch and /raft, so its frame limit is the peers'.
-      const wss = new WebSocketServer({ noServer: true, maxPayload: peerFrameBytesMax, perMessageDeflate: false })
-      socketServers.push(wss)
+      // One WebSocket server per listener serves the client watch and /raft, each with its own frame limit.
+      const wss = new SplitWebSocketServer(peerFrameBytesMax, grpcRecvBytesMax(config.maxRequestBytes))
+      socketServers.push(wss, wss.clients2)
       // HTTP/1.1: the Hono app (never listens itself; the front listener hands it its connections, TLS already done).
       const h1 = createAdaptorServer({
         fetch,

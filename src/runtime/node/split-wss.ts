@@ -1,0 +1,62 @@
+/**
+ * One WebSocket server per listener for @hono/node-server, with two frame limits: peers on `/raft` may send frames up
+ * to peerFrameBytesMax (snapshot chunks), every other WebSocket (the client watch) only up to the client receive
+ * limit (--max-request-bytes + 512 KiB, etcd's gRPC limit). The ws library checks a frame's announced length before
+ * reading its payload, so an oversize client frame is refused without being buffered (issue 17 §5): the client first
+ * gets etcd's ResourceExhausted error frame, then the close (1009), as the app's own check answers.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { type WebSocket, WebSocketServer } from 'ws'
+import { oversizeWatchFrame } from '../../api/http/app.js'
+
+export class SplitWebSocketServer extends WebSocketServer {
+  /** The server of client sockets (everything but /raft). */
+  readonly clients2: WebSocketServer
+
+  constructor(
+    peerFrameBytesMax: number,
+    private readonly clientFrameBytesMax: number,
+  ) {
+    super({ noServer: true, maxPayload: peerFrameBytesMax, perMessageDeflate: false })
+    this.clients2 = new WebSocketServer({ noServer: true, maxPayload: clientFrameBytesMax, perMessageDeflate: false })
+    // @hono/node-server adds its response headers (CORS, subprotocol) through this server's 'headers' event.
+    this.clients2.on('headers', (headers, req) => this.emit('headers', headers, req))
+  }
+
+  override handleUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    cb: (ws: WebSocket, req: IncomingMessage) => void,
+  ): void {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path === '/raft') {
+      super.handleUpgrade(req, socket, head, cb)
+      return
+    }
+    this.clients2.handleUpgrade(req, socket, head, (ws, r) => {
+      answerOversizeFrames(ws, this.clientFrameBytesMax)
+      cb(ws, r)
+    })
+  }
+
+  override close(cb?: (err?: Error) => void): void {
+    this.clients2.close()
+    super.close(cb)
+  }
+}
+
+/**
+ * Before ws closes a socket whose frame announced more than maxPayload (1009), send etcd's error frame. ws offers no
+ * hook for this: its receiver's 'error' is where the length check fails, and the socket is still open there.
+ */
+function answerOversizeFrames(ws: WebSocket, max: number): void {
+  const receiver = (ws as unknown as { _receiver?: NodeJS.EventEmitter & { _totalPayloadLength?: number } })._receiver
+  receiver?.prependListener('error', (err: Error & { code?: string }) => {
+    if (err.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return
+    try {
+      ws.send(oversizeWatchFrame(receiver._totalPayloadLength ?? max + 1, max))
+    } catch {}
+  })
+}
