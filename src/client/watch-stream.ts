@@ -11,9 +11,18 @@
  * exponential backoff) and creates every live watch again from its own next revision (see Watcher), so each resumes
  * without losing or repeating events. The socket is closed when no watch is left and opened again on demand.
  */
+import { grpcStatusText } from '../protocol/errors.js'
 import { EtcdClientError, GrpcCode } from './errors.js'
 import type { Transport } from './transport.js'
 import type { Raw } from './types.js'
+
+/**
+ * cancel_reasons of a refused create that mean "this token will not do" (etcd 3.5's watch server answers them for
+ * ErrInvalidAuthToken and ErrAuthOldRevision, and its clientv3 then renews the token and opens the stream again).
+ */
+const tokenRefusedReasons = new Set(
+  (['ErrInvalidAuthToken', 'ErrAuthOldRevision'] as const).map((c) => grpcStatusText(c)),
+)
 
 /** The part of the WHATWG WebSocket the client uses (browsers, Deno, Workers, and the `ws` package on Node). */
 export interface WebSocketLike {
@@ -66,6 +75,8 @@ export class WatchStream {
   private failedAttempts = 0
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private connecting = false
+  /** The token the open socket was upgraded with (to forget when the member refuses it). */
+  private socketToken: string | undefined
   /** How many sockets were opened after the first (for tests and status). */
   reconnects = 0
   /** Callers of requestProgress() waiting for the answer on the open socket, oldest first. */
@@ -161,6 +172,7 @@ export class WatchStream {
 
   private openSocket(token: string | undefined, protocols: string[] | undefined): void {
     if (this.waiting.size === 0 && this.byId.size === 0) return
+    this.socketToken = token
     this.endpoint = this.t.current()
     const url = `${this.endpoint.replace(/^http/, 'ws')}/v3/watch`
     let ws: WebSocketLike
@@ -249,7 +261,15 @@ export class WatchStream {
       this.pending.splice(at, 1)
       const w = this.byId.get(key!)
       if (w === undefined) return
-      this.failedAttempts = 0
+      if (r.canceled && this.t.hasCredentials && tokenRefusedReasons.has(String(r.cancel_reason ?? ''))) {
+        // The member took the socket's token at the upgrade but refused it for this create (it is older than the
+        // auth store, or no longer valid): as etcd's clientv3 (shouldRetryWatch), get a new token and open the
+        // stream again; every watch on it resumes from its own next revision. Bounded by the watches' attempts.
+        this.t.invalidateToken(this.socketToken)
+        this.ws?.close()
+        return
+      }
+      if (!r.canceled) this.failedAttempts = 0
       if (r.canceled) {
         this.byId.delete(key!)
         w.onResult(r)

@@ -13,7 +13,7 @@ import type { InternalRequest } from '../kv/requests.js'
 import { KvStore } from '../kv/store.js'
 import { checkTxnRequest } from '../kv/txn.js'
 import { Registry } from '../metrics/registry.js'
-import { EtcdError } from '../protocol/errors.js'
+import { EtcdError, grpcStatusText } from '../protocol/errors.js'
 import type { AlarmRequest, MemberInfo, StatusResponse } from '../protocol/types.js'
 import {
   AlarmAction,
@@ -523,8 +523,8 @@ export class Member implements MemberApi {
           if (this.sm.auth.enabled) {
             try {
               this.sm.auth.checkRange(info, PermType.READ, c.key, c.range_end)
-            } catch {
-              stream.refuseCreate(permissionDeniedReason)
+            } catch (err) {
+              stream.refuseCreate(watchRefusedReason(err))
               return
             }
           }
@@ -983,4 +983,16 @@ function randomLeaseId(rand: Rand | undefined): bigint {
   return v === 0n ? 1n : v
 }
 /** etcd's cancel_reason for a forbidden watch (the gRPC status text, as the gateway relays it). */
-const permissionDeniedReason = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied'
+const permissionDeniedReason = grpcStatusText('ErrPermissionDenied')
+
+/**
+ * The cancel_reason of a create refused by auth, as etcd 3.5's watch server (isWatchPermitted): a token that is no
+ * longer valid or older than the auth store says so, so that a client with credentials renews it and creates the
+ * watch again (clientv3's shouldRetryWatch); anything else is "permission denied".
+ */
+function watchRefusedReason(err: unknown): string {
+  const code = err instanceof EtcdError ? err.code : undefined
+  return code === 'ErrAuthOldRevision' || code === 'ErrInvalidAuthToken' || code === 'ErrUserEmpty'
+    ? grpcStatusText(code)
+    : permissionDeniedReason
+}
