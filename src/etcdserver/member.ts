@@ -297,20 +297,29 @@ export class Member implements MemberApi {
         reportSnapshot: (id, ok) => raftRef?.reportSnapshot(id, ok),
         onDropped: (msgs) => raftRef?.failUndelivered(msgs),
         log: opts.log,
+        // etcd's rafthttp: a member that applied a removal answers the removed member 410 Gone, and a member told so
+        // stops ("the member has been permanently removed from the cluster").
+        isRemoved: (id) => sm.cluster.removed.has(id) && !sm.cluster.members.has(id),
+        onRemoved: (by) => scheduleRemoval(`peer ${by} says so`),
       })
       await transport.start()
     }
     let removalScheduled = false
+    /**
+     * Removed for good: this member must not serve or disturb the cluster any more (etcd exits the same way). As
+     * etcd's stopWithDelay, it stops ten heartbeats later, not at once: a leader that removed itself has yet to send
+     * MsgTimeoutNow to its successor (raft.ts applyConfChange), and the commit of its removal has yet to reach the
+     * others. Stopping at once lost the handover (found by the member-level simulator, test/sim/member).
+     */
+    const scheduleRemoval = (why: string) => {
+      if (removalScheduled) return
+      removalScheduled = true
+      opts.log?.('warn', 'the member has been permanently removed from the cluster; stopping', { reason: why })
+      clock.setTimeout(() => void member?.removedFromCluster(), 10 * c.heartbeatIntervalMs)
+    }
     const updatePeers = () => {
-      // Removed for good: this member must not serve or disturb the cluster any more (etcd exits the same way). As
-      // etcd's stopWithDelay, it stops ten heartbeats later, not at once: a leader that removed itself has yet to send
-      // MsgTimeoutNow to its successor (raft.ts applyConfChange), and the commit of its removal has yet to reach the
-      // others. Stopping at once lost the handover (found by the member-level simulator, test/sim/member).
-      if (sm.cluster.removed.has(opts.memberId) && !sm.cluster.members.has(opts.memberId) && !removalScheduled) {
-        removalScheduled = true
-        opts.log?.('warn', 'this member was removed from the cluster; stopping')
-        clock.setTimeout(() => void member?.removedFromCluster(), 10 * c.heartbeatIntervalMs)
-      }
+      if (sm.cluster.removed.has(opts.memberId) && !sm.cluster.members.has(opts.memberId))
+        scheduleRemoval('it applied its own removal')
       if (!transport) return
       const peers = new Map<NodeId, string[]>()
       for (const m of sm.cluster.members.values()) if (m.ID !== opts.memberId) peers.set(m.ID, m.peerURLs)
