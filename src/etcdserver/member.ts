@@ -356,6 +356,7 @@ export class Member implements MemberApi {
     raft.confChangeReqIdOf = (cc) => decodeConfChangeContext(cc.context).reqId || undefined
     updatePeers()
     member = new Member(opts, sm, raft, transport)
+    member.scheduleRemoval = scheduleRemoval
     member.publishTimer = clock.setInterval(() => member!.publish(), 500)
     member.publish()
     raft.onLeaderChange.push((isLeader, lead) => {
@@ -741,6 +742,17 @@ export class Member implements MemberApi {
     if (!m || m.isLearner) throw new EtcdError('ErrBadLeaderTransferee')
     if (req.targetID !== this.opts.memberId) await this.raft.transferLeader(req.targetID)
     return { header: this.header() }
+  }
+
+  private scheduleRemoval: ((why: string) => void) | undefined
+
+  /**
+   * A peer that applied this member's removal says so (etcd's rafthttp 410 Gone): the member stops, ten heartbeats
+   * later as after applying its own removal. The peer transport calls it on an authenticated notice; the simulator
+   * calls it where its network drops a removed member's message at a peer that knows.
+   */
+  peerSaysRemoved(by: NodeId): void {
+    this.scheduleRemoval?.(`peer ${by} says so`)
   }
 
   /** Called once this member applied its own removal. */
