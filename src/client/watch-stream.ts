@@ -11,9 +11,18 @@
  * exponential backoff) and creates every live watch again from its own next revision (see Watcher), so each resumes
  * without losing or repeating events. The socket is closed when no watch is left and opened again on demand.
  */
+import { grpcStatusText } from '../protocol/errors.js'
 import { EtcdClientError, GrpcCode } from './errors.js'
 import type { Transport } from './transport.js'
 import type { Raw } from './types.js'
+
+/**
+ * cancel_reasons of a refused create that mean "this token will not do" (etcd 3.5's watch server answers them for
+ * ErrInvalidAuthToken and ErrAuthOldRevision, and its clientv3 then renews the token and opens the stream again).
+ */
+const tokenRefusedReasons = new Set(
+  (['ErrInvalidAuthToken', 'ErrAuthOldRevision'] as const).map((c) => grpcStatusText(c)),
+)
 
 /** The part of the WHATWG WebSocket the client uses (browsers, Deno, Workers, and the `ws` package on Node). */
 export interface WebSocketLike {
@@ -51,31 +60,51 @@ export interface StreamWatch {
   onProgress?(revision: number): void
 }
 
+/**
+ * A watch_id as its exact decimal text: the gateway writes int64 as strings (omitted for 0); a number is taken as
+ * written when it is a safe integer.
+ */
+function watchIdText(v: unknown): string {
+  if (v === undefined || v === null) return '0'
+  if (typeof v === 'bigint') return v.toString()
+  const s = String(v).trim()
+  return /^-?\d+$/.test(s) ? BigInt(s).toString() : s
+}
+
 /** One socket shared by every watch of a client. */
 export class WatchStream {
   private ws: WebSocketLike | undefined
   private open = false
   private endpoint: string
-  private nextId = 1
-  /** Live watches by their current id on this socket. */
-  private readonly byId = new Map<number, StreamWatch>()
+  /**
+   * The next watch_id to choose. etcd's watch_id is an int64: ids are bigints here and keyed by their decimal text,
+   * so an id past 2^53 is carried exactly both ways (a double would take a neighbour's answers).
+   */
+  private nextId: bigint
+  /** Live watches by their current id (decimal text) on this socket. */
+  private readonly byId = new Map<string, StreamWatch>()
   /** Ids of creates sent and not answered yet, oldest first (a -1 answer is for the head). */
-  private readonly pending: number[] = []
+  private readonly pending: string[] = []
   /** Watches to create once the socket is open. */
   private readonly waiting = new Set<StreamWatch>()
   private failedAttempts = 0
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private connecting = false
+  /** The token the open socket was upgraded with (to forget when the member refuses it). */
+  private socketToken: string | undefined
   /** How many sockets were opened after the first (for tests and status). */
   reconnects = 0
   /** Callers of requestProgress() waiting for the answer on the open socket, oldest first. */
   private progressWaiters: { resolve: (rev: number) => void; reject: (e: unknown) => void }[] = []
 
+  /** `firstWatchId`: the first id chosen (1 by default, as clientv3 numbers its streams' watches from 0 up). */
   constructor(
     private readonly t: Transport,
     private readonly WS: WebSocketConstructor,
+    firstWatchId = 1n,
   ) {
     this.endpoint = t.current()
+    this.nextId = firstWatchId
   }
 
   /** Starts carrying a watch: creates it now if the socket is open, else once it is. */
@@ -94,7 +123,7 @@ export class WatchStream {
       if (x === w) {
         this.byId.delete(id)
         // Creates and cancels are handled in order on the server, so a create still unanswered is cancelled too.
-        if (this.open) this.send({ cancel_request: { watch_id: String(id) } })
+        if (this.open) this.send({ cancel_request: { watch_id: id } })
       }
     if (this.byId.size === 0 && this.waiting.size === 0) this.closeSocket()
   }
@@ -136,10 +165,10 @@ export class WatchStream {
   }
 
   private sendCreate(w: StreamWatch): void {
-    const id = this.nextId++
+    const id = String(this.nextId++)
     this.byId.set(id, w)
     this.pending.push(id)
-    this.send({ create_request: { ...w.createRequest(), watch_id: String(id) } })
+    this.send({ create_request: { ...w.createRequest(), watch_id: id } })
   }
 
   private connect(): void {
@@ -161,6 +190,7 @@ export class WatchStream {
 
   private openSocket(token: string | undefined, protocols: string[] | undefined): void {
     if (this.waiting.size === 0 && this.byId.size === 0) return
+    this.socketToken = token
     this.endpoint = this.t.current()
     const url = `${this.endpoint.replace(/^http/, 'ws')}/v3/watch`
     let ws: WebSocketLike
@@ -233,8 +263,8 @@ export class WatchStream {
   }
 
   private dispatch(r: Raw): void {
-    const id = Number(r.watch_id ?? 0)
-    if (id === -1 && !r.created) {
+    const id = watchIdText(r.watch_id)
+    if (id === '-1' && !r.created) {
       // A progress answer: for every watch created on this socket (not those whose create is still unanswered).
       const rev = Number(r.header?.revision ?? 0)
       for (const [wid, w] of this.byId) if (!this.pending.includes(wid)) w.onProgress?.(rev)
@@ -243,13 +273,21 @@ export class WatchStream {
     }
     if (r.created) {
       // Answers to creates come in the order the creates were sent; -1 is a refusal of the oldest one.
-      const key = id === -1 ? this.pending[0] : id
+      const key = id === '-1' ? this.pending[0] : id
       const at = key === undefined ? -1 : this.pending.indexOf(key)
       if (at < 0) return
       this.pending.splice(at, 1)
       const w = this.byId.get(key!)
       if (w === undefined) return
-      this.failedAttempts = 0
+      if (r.canceled && this.t.hasCredentials && tokenRefusedReasons.has(String(r.cancel_reason ?? ''))) {
+        // The member took the socket's token at the upgrade but refused it for this create (it is older than the
+        // auth store, or no longer valid): as etcd's clientv3 (shouldRetryWatch), get a new token and open the
+        // stream again; every watch on it resumes from its own next revision. Bounded by the watches' attempts.
+        this.t.invalidateToken(this.socketToken)
+        this.ws?.close()
+        return
+      }
+      if (!r.canceled) this.failedAttempts = 0
       if (r.canceled) {
         this.byId.delete(key!)
         w.onResult(r)

@@ -13,7 +13,7 @@ import type { InternalRequest } from '../kv/requests.js'
 import { KvStore } from '../kv/store.js'
 import { checkTxnRequest } from '../kv/txn.js'
 import { Registry } from '../metrics/registry.js'
-import { EtcdError } from '../protocol/errors.js'
+import { EtcdError, grpcStatusText } from '../protocol/errors.js'
 import type { AlarmRequest, MemberInfo, StatusResponse } from '../protocol/types.js'
 import {
   AlarmAction,
@@ -298,20 +298,29 @@ export class Member implements MemberApi {
         reportSnapshot: (id, ok) => raftRef?.reportSnapshot(id, ok),
         onDropped: (msgs) => raftRef?.failUndelivered(msgs),
         log: opts.log,
+        // etcd's rafthttp: a member that applied a removal answers the removed member 410 Gone, and a member told so
+        // stops ("the member has been permanently removed from the cluster").
+        isRemoved: (id) => sm.cluster.removed.has(id) && !sm.cluster.members.has(id),
+        onRemoved: (by) => scheduleRemoval(`peer ${by} says so`),
       })
       await transport.start()
     }
     let removalScheduled = false
+    /**
+     * Removed for good: this member must not serve or disturb the cluster any more (etcd exits the same way). As
+     * etcd's stopWithDelay, it stops ten heartbeats later, not at once: a leader that removed itself has yet to send
+     * MsgTimeoutNow to its successor (raft.ts applyConfChange), and the commit of its removal has yet to reach the
+     * others. Stopping at once lost the handover (found by the member-level simulator, test/sim/member).
+     */
+    const scheduleRemoval = (why: string) => {
+      if (removalScheduled) return
+      removalScheduled = true
+      opts.log?.('warn', 'the member has been permanently removed from the cluster; stopping', { reason: why })
+      clock.setTimeout(() => void member?.removedFromCluster(), 10 * c.heartbeatIntervalMs)
+    }
     const updatePeers = () => {
-      // Removed for good: this member must not serve or disturb the cluster any more (etcd exits the same way). As
-      // etcd's stopWithDelay, it stops ten heartbeats later, not at once: a leader that removed itself has yet to send
-      // MsgTimeoutNow to its successor (raft.ts applyConfChange), and the commit of its removal has yet to reach the
-      // others. Stopping at once lost the handover (found by the member-level simulator, test/sim/member).
-      if (sm.cluster.removed.has(opts.memberId) && !sm.cluster.members.has(opts.memberId) && !removalScheduled) {
-        removalScheduled = true
-        opts.log?.('warn', 'this member was removed from the cluster; stopping')
-        clock.setTimeout(() => void member?.removedFromCluster(), 10 * c.heartbeatIntervalMs)
-      }
+      if (sm.cluster.removed.has(opts.memberId) && !sm.cluster.members.has(opts.memberId))
+        scheduleRemoval('it applied its own removal')
       if (!transport) return
       const peers = new Map<NodeId, string[]>()
       for (const m of sm.cluster.members.values()) if (m.ID !== opts.memberId) peers.set(m.ID, m.peerURLs)
@@ -348,6 +357,7 @@ export class Member implements MemberApi {
     raft.confChangeReqIdOf = (cc) => decodeConfChangeContext(cc.context).reqId || undefined
     updatePeers()
     member = new Member(opts, sm, raft, transport)
+    member.scheduleRemoval = scheduleRemoval
     member.publishTimer = clock.setInterval(() => member!.publish(), 500)
     member.publish()
     raft.onLeaderChange.push((isLeader, lead) => {
@@ -535,8 +545,8 @@ export class Member implements MemberApi {
           if (this.sm.auth.enabled) {
             try {
               this.sm.auth.checkRange(info, PermType.READ, c.key, c.range_end)
-            } catch {
-              stream.refuseCreate(permissionDeniedReason)
+            } catch (err) {
+              stream.refuseCreate(watchRefusedReason(err))
               return
             }
           }
@@ -744,6 +754,17 @@ export class Member implements MemberApi {
     if (!m || m.isLearner) throw new EtcdError('ErrBadLeaderTransferee')
     if (req.targetID !== this.opts.memberId) await this.raft.transferLeader(req.targetID)
     return { header: this.header() }
+  }
+
+  private scheduleRemoval: ((why: string) => void) | undefined
+
+  /**
+   * A peer that applied this member's removal says so (etcd's rafthttp 410 Gone): the member stops, ten heartbeats
+   * later as after applying its own removal. The peer transport calls it on an authenticated notice; the simulator
+   * calls it where its network drops a removed member's message at a peer that knows.
+   */
+  peerSaysRemoved(by: NodeId): void {
+    this.scheduleRemoval?.(`peer ${by} says so`)
   }
 
   /** Called once this member applied its own removal. */
@@ -995,4 +1016,16 @@ function randomLeaseId(rand: Rand | undefined): bigint {
   return v === 0n ? 1n : v
 }
 /** etcd's cancel_reason for a forbidden watch (the gRPC status text, as the gateway relays it). */
-const permissionDeniedReason = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied'
+const permissionDeniedReason = grpcStatusText('ErrPermissionDenied')
+
+/**
+ * The cancel_reason of a create refused by auth, as etcd 3.5's watch server (isWatchPermitted): a token that is no
+ * longer valid or older than the auth store says so, so that a client with credentials renews it and creates the
+ * watch again (clientv3's shouldRetryWatch); anything else is "permission denied".
+ */
+function watchRefusedReason(err: unknown): string {
+  const code = err instanceof EtcdError ? err.code : undefined
+  return code === 'ErrAuthOldRevision' || code === 'ErrInvalidAuthToken' || code === 'ErrUserEmpty'
+    ? grpcStatusText(code)
+    : permissionDeniedReason
+}

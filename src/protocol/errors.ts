@@ -111,6 +111,14 @@ export function etcdErrorMessage(code: EtcdErrorCode): string {
   return registry[code][1]
 }
 
+/**
+ * The text of etcd's error as a gRPC status (`rpc error: code = InvalidArgument desc = etcdserver: ...`): what etcd's
+ * rpctypes.ErrGRPC*.Error() returns, and what its watch server sends as the cancel_reason of a refused create.
+ */
+export function grpcStatusText(code: EtcdErrorCode): string {
+  return `rpc error: code = ${GrpcCode[registry[code][0]]} desc = ${registry[code][1]}`
+}
+
 /** etcd's gRPC code for an error code. */
 export function etcdErrorGrpcCode(code: EtcdErrorCode): GrpcCode {
   return registry[code][0]

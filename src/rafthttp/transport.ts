@@ -39,6 +39,12 @@ export const peerFrameVersion = 2
 /** WebSocket close code for a peer that failed authentication (4000-4999 is the application range). */
 export const peerAuthFailedCloseCode = 4401
 
+/** WebSocket close code after telling a removed member so (etcd's rafthttp answers it 410 Gone). */
+export const peerRemovedCloseCode = 4410
+
+/** etcd's rafthttp errMemberRemoved: what a member that learns from a peer that it was removed stops with. */
+export const memberRemovedMessage = 'the member has been permanently removed from the cluster'
+
 /** A connected socket as the transport needs it: the subset of WebSocket that every runtime has. */
 export interface PeerSocket {
   send(data: Uint8Array): void
@@ -93,6 +99,16 @@ export interface PeerTransportOptions {
   maxPendingHandshakes?: number
   /** An authenticated peer connected to us (it is up: redial it now if our own connection to it is down). */
   onPeerAuthenticated?(id: NodeId): void
+  /**
+   * Whether an id was removed from the cluster for good (applied here). Such a peer is still authenticated when it
+   * dials, then told it was removed and disconnected, as etcd's rafthttp answers a removed member 410 Gone.
+   */
+  isRemoved?(id: NodeId): boolean
+  /**
+   * An authenticated peer told this member it was removed from the cluster (etcd's errMemberRemoved, which stops the
+   * member): `by` is the peer that said so.
+   */
+  onRemoved?(by: NodeId): void
   /** How often each connected peer is probed for its round-trip time (etcd's rafthttp proberInterval: 4 s). */
   probeIntervalMs?: number
   /**
@@ -114,7 +130,15 @@ interface ProbeAck {
   t: number
 }
 
-type Control = SnapChunk | SnapAck | Probe | ProbeAck
+/**
+ * Sent by a member to a peer it has applied the removal of (and only after both proved the peer secret), then the
+ * socket closes with peerRemovedCloseCode: etcd's 410 Gone "removed member" on the removed member's stream.
+ */
+interface Removed {
+  k: 'removed'
+}
+
+type Control = SnapChunk | SnapAck | Probe | ProbeAck | Removed
 
 /** Weight of a new sample in the smoothed round-trip time (the probing library etcd uses: α = 0.125). */
 const srttAlpha = 0.125
@@ -356,8 +380,10 @@ export class PeerTransport implements Transport {
   private key: CryptoKey | undefined
   private closed = false
   private pendingHandshakes = 0
-  private readonly o: Required<Omit<PeerTransportOptions, 'log' | 'onDropped' | 'onPeerAuthenticated'>> &
-    Pick<PeerTransportOptions, 'log' | 'onDropped' | 'onPeerAuthenticated'>
+  private readonly o: Required<
+    Omit<PeerTransportOptions, 'log' | 'onDropped' | 'onPeerAuthenticated' | 'isRemoved' | 'onRemoved'>
+  > &
+    Pick<PeerTransportOptions, 'log' | 'onDropped' | 'onPeerAuthenticated' | 'isRemoved' | 'onRemoved'>
   /** Snapshot streams this member is sending (one per peer) and receiving (one per peer). */
   private readonly outSnaps = new Map<NodeId, OutboundSnap>()
   private readonly inSnaps = new Map<NodeId, InboundSnap>()
@@ -439,7 +465,9 @@ export class PeerTransport implements Transport {
     if (h.cluster !== this.o.clusterId) return { refused: 'another cluster' }
     if (h.to !== undefined && h.to !== this.o.selfId) return { refused: 'addressed to another member' }
     if (!/^[0-9a-f]{64}$/.test(h.nonce ?? '')) return { refused: 'no nonce' }
-    if (from === this.o.selfId || !this.peers.has(from)) return { refused: 'not a member of this cluster' }
+    // A removed member is admitted to the handshake, only to be told (once it proved the secret) that it was removed.
+    if (from === this.o.selfId || (!this.peers.has(from) && !this.o.isRemoved?.(from)))
+      return { refused: 'not a member of this cluster' }
     if (this.closed || !this.key) return { refused: 'transport closed' }
     if (this.pendingHandshakes >= this.o.maxPendingHandshakes) return { refused: 'too many pending handshakes' }
     return { from }
@@ -470,6 +498,31 @@ export class PeerTransport implements Transport {
     }
     const timer = setTimeout(() => fail('handshake timed out'), this.o.handshakeTimeoutMs)
     const key = this.key!
+    let toldRemoved = false
+    const tellRemoved = (close: boolean) => {
+      this.o.log?.('warn', 'rejected the connection of a removed member', { peer: from })
+      try {
+        socket.send(
+          encode([
+            peerFrameVersion,
+            this.o.clusterId,
+            this.o.selfId,
+            [],
+            { k: 'removed' } satisfies Removed,
+          ]) as Uint8Array,
+        )
+      } catch {}
+      // Closed a moment later, not at once: the notice must reach the peer first (closing discards what a runtime
+      // has not flushed yet). The removed member stops itself on the notice; the timer bounds the socket anyway.
+      if (close) {
+        const t = setTimeout(() => {
+          try {
+            socket.close(peerRemovedCloseCode, memberRemovedMessage)
+          } catch {}
+        }, this.o.handshakeTimeoutMs)
+        ;(t as { unref?: () => void }).unref?.()
+      }
+    }
     void peerHandshakeProof(key, 'challenge', this.o.clusterId, from, this.o.selfId, dialerNonce, nB).then((proof) => {
       if (state !== 'challenged') return
       const c: PeerChallenge = { k: 'challenge', nonce: hexBytes(nB), proof }
@@ -483,9 +536,16 @@ export class PeerTransport implements Transport {
       onMessage: (data) => {
         if (state === 'ready') {
           // A peer removed since it authenticated is not heard any more, except for its MsgTimeoutNow: a leader that
-          // removed itself hands leadership over with it, possibly after this member applied the removal.
+          // removed itself hands leadership over with it, possibly after this member applied the removal. It is
+          // told once that it was removed (it stops itself, after its own delay), on this same socket.
           if (this.peers.has(from)) this.receive(data, from)
-          else this.receive(data, from, MessageType.MsgTimeoutNow)
+          else {
+            this.receive(data, from, MessageType.MsgTimeoutNow)
+            if (!toldRemoved && this.o.isRemoved?.(from)) {
+              toldRemoved = true
+              tellRemoved(false)
+            }
+          }
           return
         }
         if (state === 'verifying') {
@@ -511,6 +571,15 @@ export class PeerTransport implements Transport {
         state = 'verifying'
         void checkProof(key, auth.proof, 'auth', this.o.clusterId, from, this.o.selfId, dialerNonce, nB).then((ok) => {
           if (state !== 'verifying') return
+          if (ok && !this.peers.has(from) && this.o.isRemoved?.(from)) {
+            // etcd's rafthttp: "rejected stream from remote peer because it was removed" (410 Gone).
+            settle()
+            state = 'closed'
+            held.length = 0
+            clearTimeout(timer)
+            tellRemoved(true)
+            return
+          }
           if (!ok || !this.peers.has(from)) {
             fail(ok ? 'no longer a member' : 'wrong proof (another peer secret?)')
             return
@@ -945,8 +1014,22 @@ export class PeerTransport implements Transport {
       else if (control.k === 'snapAck') this.onSnapAck(from, control)
       else if (control.k === 'probe') this.sendFrame(from, [], { k: 'probeAck', t: control.t } satisfies ProbeAck)
       else if (control.k === 'probeAck') this.onProbeAck(from, control)
+      else if (control.k === 'removed') this.onRemovedNotice(from)
     }
   }
+
+  /**
+   * An authenticated peer says this member was removed. Only from a peer of this member's configuration (the frame
+   * arrives on a socket whose handshake proved the peer secret both ways): etcd stops on the same 410 Gone.
+   */
+  private onRemovedNotice(from: NodeId): void {
+    if (this.closed || this.removedNoticed) return
+    this.removedNoticed = true
+    this.o.log?.('warn', memberRemovedMessage, { peer: from })
+    this.o.onRemoved?.(from)
+  }
+
+  private removedNoticed = false
 
   /** Peers whose connection from this member is authenticated and open. */
   connectedPeers(): NodeId[] {

@@ -169,6 +169,43 @@ describe('removing the leader', () => {
 })
 
 describe('a data dir belongs to one member of one cluster', () => {
+  test("a removed member restarted with its old data is told so by its peers and stops (etcd's 410 Gone)", async () => {
+    const c = await startCluster(3)
+    let removed: RunningMember | undefined
+    try {
+      const id = c.members[2]!.member.raft.node.raft.id
+      await c.stop(2)
+      const r = await eventually(async () => {
+        const x = await post(c.urls[0]!, '/v3/cluster/member/remove', { ID: id })
+        return x.status === 200 ? x : undefined
+      }, 10_000)
+      assert.equal(r.status, 200, r.text)
+      await post(c.urls[0]!, '/v3/kv/put', { key: b64('before'), value: b64('1') })
+      // Started again with its old data (what etcd says never to do): its peers applied the removal.
+      const fatal = new Promise<unknown>((resolve) => {
+        void startNodeMember(c.configs[2]!, silent, { onFatal: resolve }).then((m) => {
+          removed = m
+        }, resolve)
+      })
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const err = await Promise.race([
+        fatal,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('the removed member did not stop within 10 s')), 10_000)
+        }),
+      ]).finally(() => clearTimeout(timer))
+      assert.match(String((err as Error).message), /the member has been permanently removed from the cluster/)
+      // The cluster goes on, without it.
+      const put = await post(c.urls[1]!, '/v3/kv/put', { key: b64('after'), value: b64('2') })
+      assert.equal(put.status, 200, put.text)
+      const list = await post(c.urls[0]!, '/v3/cluster/member/list', {})
+      assert.equal(list.json.members.length, 2)
+    } finally {
+      await removed?.stop().catch(() => {})
+      await c.close()
+    }
+  })
+
   test('restarting with another cluster token or another peer URL is refused with a clear error', async () => {
     const c = await startCluster(1)
     try {

@@ -4,14 +4,9 @@
  * `etcd` on the PATH (scripts/setup-etcd.sh); skipped with a clear message otherwise.
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { serverDefaults } from '../../src/etcdserver/config.js'
-import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
 import { LineStream } from '../server/helpers.js'
-import { type EtcdProcess, freePort, startEtcd } from '../support/index.js'
+import { type DiffPair, normalizeServerIds, startDiffPair } from '../support/diff.js'
 import { requires } from '../support/requirements.js'
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
@@ -32,14 +27,7 @@ async function call(base: string, path: string, body?: string, method = 'POST'):
 
 /** Ids and terms differ between the two servers by design; everything else must be equal. */
 function normalize(a: Answer): Answer {
-  return {
-    ...a,
-    body: a.body
-      .replace(/"cluster_id":"\d+"/g, '"cluster_id":"C"')
-      .replace(/"member_id":"\d+"/g, '"member_id":"M"')
-      .replace(/"raft_term":"\d+"/g, '"raft_term":"T"')
-      .replace(/"(leader|memberID|ID)":"\d{12,}"/g, '"$1":"ID"'),
-  }
+  return { ...a, body: normalizeServerIds(a.body) }
 }
 
 const etcdSkip = requires('etcd')
@@ -47,30 +35,15 @@ const etcdSkip = requires('etcd')
 describe('differential: etcd 3.4 vs edgecd, same requests, same answers', {
   skip: etcdSkip,
 }, () => {
-  let etcd: EtcdProcess
-  let edge: RunningMember
-  let dir: string
+  let pair: DiffPair
+  let etcd: DiffPair['etcd']
+  let edge: DiffPair['edge']
   before(async () => {
-    etcd = await startEtcd()
-    dir = mkdtempSync(join(tmpdir(), 'edgecd-diff-'))
-    const port = await freePort()
-    const url = `http://127.0.0.1:${port}`
-    edge = await startNodeMember(
-      {
-        ...serverDefaults,
-        dataDir: dir,
-        listenClientUrls: [url],
-        advertiseClientUrls: [url],
-        initialAdvertisePeerUrls: [url],
-        logLevel: 'error',
-      },
-      { debug() {}, info() {}, warn() {}, error() {} },
-    )
+    pair = await startDiffPair()
+    ;({ etcd, edge } = pair)
   })
   after(async () => {
-    await edge?.stop()
-    await etcd?.stop()
-    if (dir) rmSync(dir, { recursive: true, force: true })
+    await pair?.stop()
   })
 
   /** Runs one request on both and compares. */

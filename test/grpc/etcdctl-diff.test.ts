@@ -10,9 +10,8 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { serverDefaults } from '../../src/etcdserver/config.js'
-import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { type EtcdProcess, etcdAvailable, etcdMissing, freePort, startEtcd } from '../support/index.js'
+import { type DiffPair, startDiffPair } from '../support/diff.js'
+import { etcdAvailable, etcdMissing, freePort } from '../support/index.js'
 
 function etcdctlAvailable(): boolean {
   try {
@@ -95,30 +94,18 @@ const available = etcdAvailable() && etcdctlAvailable()
 describe('etcdctl 3.4 against etcd 3.4 and edgecd: same commands, same output', {
   skip: available ? false : etcdMissing,
 }, () => {
-  let etcd: EtcdProcess
-  let edge: RunningMember
+  let pair: DiffPair
+  let etcd: DiffPair['etcd']
+  let edge: DiffPair['edge']
+  /** Where the snapshot commands save their files. */
   let dir: string
   before(async () => {
-    etcd = await startEtcd()
     dir = mkdtempSync(join(tmpdir(), 'edgecd-grpc-diff-'))
-    const port = await freePort()
-    const url = `http://127.0.0.1:${port}`
-    edge = await startNodeMember(
-      {
-        ...serverDefaults,
-        dataDir: dir,
-        listenClientUrls: [url],
-        advertiseClientUrls: [url],
-        initialAdvertisePeerUrls: [url],
-        logLevel: 'error',
-        authPasswordIterations: 1000,
-      },
-      { debug() {}, info() {}, warn() {}, error() {} },
-    )
+    pair = await startDiffPair({ authPasswordIterations: 1000 })
+    ;({ etcd, edge } = pair)
   })
   after(async () => {
-    await edge?.stop()
-    await etcd?.stop()
+    await pair?.stop()
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 

@@ -4,9 +4,6 @@
  * cancel, a duplicate id. The responses must be the same (ids of members, terms and revisions normalised).
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { create, type MessageInitShape, toJson } from '@bufbuild/protobuf'
 import { createClient } from '@connectrpc/connect'
@@ -17,9 +14,8 @@ import {
   WatchRequestSchema,
   WatchResponseSchema,
 } from '../../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
-import { serverDefaults } from '../../src/etcdserver/config.js'
-import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
-import { type EtcdProcess, etcdAvailable, etcdMissing, freePort, startEtcd } from '../support/index.js'
+import { type DiffPair, normalizeServerIds, startDiffPair } from '../support/diff.js'
+import { etcdAvailable, etcdMissing } from '../support/index.js'
 
 const enc = new TextEncoder()
 type Req = MessageInitShape<typeof WatchRequestSchema>
@@ -65,9 +61,10 @@ async function scenario(url: string): Promise<string[]> {
     try {
       for await (const r of watch.watch(reqs, { signal: abort.signal })) {
         out.push(
-          JSON.stringify(toJson(WatchResponseSchema, r))
-            .replace(/"(clusterId|memberId|raftTerm)":"\d+"/g, '"$1":"N"')
-            .replace(/"watchId":"(\d{5,})"/g, '"watchId":"AUTO"'),
+          normalizeServerIds(JSON.stringify(toJson(WatchResponseSchema, r))).replace(
+            /"watchId":"(\d{5,})"/g,
+            '"watchId":"AUTO"',
+          ),
         )
         wake?.()
       }
@@ -109,34 +106,17 @@ async function scenario(url: string): Promise<string[]> {
 describe('gRPC Watch: etcd 3.4 and edgecd answer the same stream alike', {
   skip: etcdAvailable() ? false : etcdMissing,
 }, () => {
-  let etcd: EtcdProcess
-  let edge: RunningMember
-  let dir: string
+  let pair: DiffPair
   before(async () => {
-    etcd = await startEtcd()
-    dir = mkdtempSync(join(tmpdir(), 'edgecd-grpc-watch-'))
-    const url = `http://127.0.0.1:${await freePort()}`
-    edge = await startNodeMember(
-      {
-        ...serverDefaults,
-        dataDir: dir,
-        listenClientUrls: [url],
-        advertiseClientUrls: [url],
-        initialAdvertisePeerUrls: [url],
-        logLevel: 'error',
-      },
-      { debug() {}, info() {}, warn() {}, error() {} },
-    )
+    pair = await startDiffPair()
   })
   after(async () => {
-    await edge?.stop()
-    await etcd?.stop()
-    if (dir) rmSync(dir, { recursive: true, force: true })
+    await pair?.stop()
   })
 
   test('ids, prev_kv, filters, compacted start, duplicate id, events, progress, cancel', async () => {
-    const a = await scenario(etcd.url)
-    const b = await scenario(edge.urls[0]!)
+    const a = await scenario(pair.etcd.url)
+    const b = await scenario(pair.edgeUrl)
     // Events of different watches may interleave differently across servers; each watch's own order must match.
     assert.deepEqual([...b].sort(), [...a].sort())
     assert.ok(a.length >= 12, `etcd answered ${a.length} responses`)

@@ -500,3 +500,73 @@ describe('peer transport: authentication (issue 17)', () => {
     assert.ok(grew < 64 * 1024 * 1024, `array buffers grew by ${grew} bytes`)
   })
 })
+
+describe("peer transport: removed members (etcd's 410 Gone)", () => {
+  it("a member that applied a removal drops the removed peer's messages and tells it, once, on its socket", async () => {
+    const net = new Net()
+    const removed = new Set<string>()
+    const told: string[] = []
+    const a = await net.add('a', { isRemoved: (id) => removed.has(id) })
+    const b = await net.add('b', { onRemoved: (by) => told.push(by) })
+    await net.connect()
+    // a applies b's removal; b has not (partitioned, or restarted with its old data) and still talks to a.
+    removed.add('b')
+    a.setPeers(new Map())
+    net.deliverAll()
+    b.send([heartbeat('b', 'a')])
+    b.send([heartbeat('b', 'a')])
+    await eventually(() => (net.deliverAll() === 0 && told.length > 0 ? true : undefined))
+    assert.equal(net.got.get('a')!.length, 0, 'nothing of the removed member reaches Raft')
+    assert.deepEqual(told, ['a'], 'told once, by a')
+    // Its MsgTimeoutNow still passes (a leader that removed itself hands over with it).
+    b.send([{ ...heartbeat('b', 'a'), type: MessageType.MsgTimeoutNow }])
+    net.deliverAll()
+    assert.deepEqual(
+      net.got.get('a')!.map((m) => m.type),
+      [MessageType.MsgTimeoutNow],
+    )
+  })
+
+  it('a removed member that dials is authenticated, told it was removed, and disconnected', async () => {
+    const net = new Net()
+    const told: string[] = []
+    const a = await net.add('a', { isRemoved: (id) => id === 'b', handshakeTimeoutMs: 50 })
+    const b = await net.add('b', { onRemoved: (by) => told.push(by) })
+    const nonce = 'ef'.repeat(32)
+    assert.deepEqual(a.admit({ from: 'b', to: 'a', cluster: 'c1', nonce }), { from: 'b' }, 'admitted to the handshake')
+    assert.deepEqual(a.admit({ from: 'x', to: 'a', cluster: 'c1', nonce }), { refused: 'not a member of this cluster' })
+    a.setPeers(new Map())
+    b.setPeers(new Map([['a', ['http://a:1']]]))
+    await eventually(() => (net.deliverAll() === 0 && told.length > 0 ? true : undefined))
+    assert.deepEqual(told, ['a'])
+    await eventually(() => (b.connectedPeers().length === 0 && a.handshakesPending() === 0 ? true : undefined))
+    assert.equal(net.got.get('a')!.length, 0)
+  })
+
+  it('a removed member with another secret is refused as any stranger, never told anything', async () => {
+    const net = new Net()
+    const told: string[] = []
+    const a = await net.add('a', { isRemoved: (id) => id === 'b' })
+    const b = await net.add('b', { peerSecret: 'another-secret-of-16-chars', onRemoved: (by) => told.push(by) })
+    a.setPeers(new Map())
+    b.setPeers(new Map([['a', ['http://a:1']]]))
+    for (let i = 0; i < 200; i++) {
+      net.deliverAll()
+      await new Promise((r) => setTimeout(r, 1))
+    }
+    assert.deepEqual(told, [])
+    assert.deepEqual(b.connectedPeers(), [])
+  })
+
+  it('a peer of the configuration is never told it was removed', async () => {
+    const net = new Net()
+    const told: string[] = []
+    await net.add('a', { isRemoved: () => false })
+    const b = await net.add('b', { onRemoved: (by) => told.push(by) })
+    await net.connect()
+    b.send([heartbeat('b', 'a')])
+    net.deliverAll()
+    assert.equal(net.got.get('a')!.length, 1)
+    assert.deepEqual(told, [])
+  })
+})

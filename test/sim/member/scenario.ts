@@ -518,9 +518,8 @@ export async function runMemberSeed(o: MemberSimOptions): Promise<MemberSimResul
   // ------------------------------------------------------------ heal and converge
   faultsOn = false
   world.heal()
-  // A member removed while partitioned away never hears of it: edgecd's peers ignore it silently, where etcd's
-  // answer its stream with 410 Gone and it stops (a known gap, docs/testing.md). Stop it as an operator would.
-  for (const m of world.up()) if (world.removedAnywhere(m.id)) world.stopRemoved(m)
+  // A member removed while partitioned away hears of it once healed: a peer that applied its removal tells it so
+  // (rafthttp's 410 Gone, modelled in World.deliver) and it stops by itself.
   world.net = { dropPct: 0, duplicatePct: 0, latencyMsMin: 0.1, latencyMsMax: 2 }
   for (const m of world.members)
     if (!m.removed && !m.fatal && !world.isUp(m) && !world.removedAnywhere(m.id)) {

@@ -466,6 +466,8 @@ export class World {
     if (!ok) {
       this.stats.dropped++
       if (!sender) return
+      // rafthttp: a peer that applied the sender's removal answers it 410 Gone, and the sender stops (etcd's rule).
+      if (!lost && to !== undefined && this.isUp(to) && this.connected(from.id, to.id)) sender.peerSaysRemoved(to.id)
       // What rafthttp tells Raft when a message cannot go through.
       if (m.type === MessageType.MsgSnap) sender.raft.reportSnapshot(m.to, false)
       else if (m.type === MessageType.MsgProp) sender.raft.failUndelivered([m])
