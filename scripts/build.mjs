@@ -92,4 +92,6 @@ await build({
   ],
 })
 writeFileSync(resolve(dist, '.build-stamp'), `${new Date().toISOString()}\n`)
-console.error(`build: dist/ (JavaScript, declarations, ${browserBundles.length} browser bundle(s), the Worker, the CLI)`)
+console.error(
+  `build: dist/ (JavaScript, declarations, ${browserBundles.length} browser bundle(s), the Worker, the CLI)`,
+)
