@@ -10,9 +10,15 @@
  * certificate, skipping verification) go to an https.Agent as undici's `connect` options would.
  */
 import type { Agent as HttpAgent, IncomingMessage, RequestOptions } from 'node:http'
-import { request as httpRequest } from 'node:http'
 import type { Agent as HttpsAgent } from 'node:https'
+import { createRequire } from 'node:module'
 import type { TlsOptions } from '../client/index.js'
+
+// node:http and node:https through require, not ESM imports: an ESM import builds the module's namespace by reading
+// every export, and on Node 22 node:http's exports include lazy getters (WebSocket, MessageEvent...) that load all of
+// undici, the very start-up cost this module exists to avoid.
+const require = createRequire(import.meta.url)
+const { request: httpRequest } = require('node:http') as typeof import('node:http')
 
 /** The part of a fetch Response the client reads. */
 interface SmallResponse {
@@ -32,7 +38,7 @@ function abortError(signal: AbortSignal): unknown {
 export function nodeFetch(tls?: TlsOptions): typeof fetch {
   let httpsAgent: HttpsAgent | undefined
   // node:https (and node:tls under it) is loaded on the first https call only: plain http is the common case.
-  let httpsModule: Promise<typeof import('node:https')> | undefined
+  let httpsModule: typeof import('node:https') | undefined
   const agentFor = (
     https: boolean,
     mod: typeof import('node:https') | undefined,
@@ -53,10 +59,7 @@ export function nodeFetch(tls?: TlsOptions): typeof fetch {
     if (!https && url.protocol !== 'http:')
       throw new TypeError('fetch failed', { cause: new Error(`unsupported protocol ${url.protocol}`) })
     let mod: typeof import('node:https') | undefined
-    if (https) {
-      httpsModule ??= import('node:https')
-      mod = await httpsModule
-    }
+    if (https) mod = httpsModule ??= require('node:https') as typeof import('node:https')
     return new Promise<SmallResponse>((resolve, reject) => {
       const signal = init.signal ?? undefined
       if (signal?.aborted) {
