@@ -20,6 +20,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findTests } from './find-tests.mjs'
+import { node22Binary } from './setup-node22.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
@@ -53,6 +54,12 @@ const programs = {
     setup: ['bash', 'scripts/setup-etcd.sh'],
   },
   chromium: { present: () => existsSync('/usr/bin/chromium'), setup: ['sh', 'scripts/setup-chromium.sh'] },
+  // Not a system package: any user may install it (npm, into a cache directory outside the project).
+  node22: {
+    present: () => node22Binary() !== undefined,
+    setup: [process.execPath, 'scripts/setup-node22.mjs'],
+    anyUser: true,
+  },
 }
 const allowMissing = process.env.EDGECD_ALLOW_MISSING === '1' && process.env.CI !== 'true'
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
@@ -67,14 +74,14 @@ for (const [name, p] of Object.entries(programs)) {
     )
     continue
   }
-  if (isRoot && hasApt) {
+  if ((isRoot && hasApt) || p.anyUser) {
     console.error(`run-tests: ${name} is missing; installing it: ${command}`)
     const r = spawnSync(p.setup[0], p.setup.slice(1), { cwd: root, stdio: 'inherit' })
     if (r.status === 0 && p.present()) continue
     console.error(`run-tests: ${command} failed (exit ${r.status})`)
   }
   console.error(
-    `run-tests: ${name} is missing and some tests need it. Run (as root):\n  ${command}\n` +
+    `run-tests: ${name} is missing and some tests need it. Run${p.anyUser ? '' : ' (as root)'}:\n  ${command}\n` +
       'or set EDGECD_ALLOW_MISSING=1 to skip those tests on this machine (not under CI).',
   )
   process.exit(2)

@@ -4,11 +4,11 @@
  * parsing with `--help`, the client, etcdctl's output helpers (hex ids, tables, Go-style JSON) and its
  * `Error: ...` reporting. Node side: the commands run under bin/edgecd.js.
  */
-import { readFile } from 'node:fs/promises'
-import { createInterface } from 'node:readline'
+import type { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { Client, EtcdClientError, type TlsOptions } from '../client/index.js'
 import { type FlagSpec, globalFlags, globalValueFlags } from './global-flags.js'
+import { nodeFetch } from './http-fetch.js'
 import { type CliIo, exitBadArgs, exitBadFeature, exitError } from './main.js'
 
 export { type FlagSpec, globalFlags, globalValueFlags }
@@ -51,6 +51,13 @@ export interface ClientCommandSpec {
 /** The commands that open a watch (and so need a WebSocket: the `ws` package on Node 20). */
 const watchingCommands = new Set(['watch', 'lock', 'elect'])
 
+/** The WebSocket given to commands that open no watch (see runClientCommand); constructing it is a bug. */
+class NoWebSocket {
+  constructor() {
+    throw new Error('edgecd: this command opens no watch (internal error: it tried to open a WebSocket)')
+  }
+}
+
 /**
  * A bad argument or flag value, exiting as etcdctl does: 128 (its ExitBadArgs) unless another of etcdctl's codes is
  * given (4 for an unsupported output format, 1 where etcdctl fails the command itself).
@@ -89,6 +96,7 @@ async function tlsOf(values: Record<string, string | boolean | undefined>): Prom
     values['insecure-skip-tls-verify'] === true || /^(1|true)$/i.test(env('INSECURE_SKIP_TLS_VERIFY') ?? '')
   if (!ca && !cert && !key && !insecure) return undefined
   if (Boolean(cert) !== Boolean(key)) throw new UsageError('--cert and --key must be given together')
+  const { readFile } = await import('node:fs/promises')
   const read = async (flag: string, path: string) => {
     try {
       return await readFile(path, 'utf8')
@@ -145,16 +153,20 @@ function readStdin(): Promise<string> {
 }
 
 let stdinReader: { rl: ReturnType<typeof createInterface>; it: AsyncIterator<string> } | undefined
-/** One line reader over stdin for the whole run, so prompts and txn sections share it (closed when it ends). */
+let stdinOpening: Promise<AsyncIterator<string>> | undefined
+/**
+ * One line reader over stdin for the whole run, so prompts and txn sections share it (closed when it ends). node:readline
+ * is loaded on the first line asked for, not at start-up.
+ */
 function stdinLines(): AsyncIterable<string> {
-  return {
-    [Symbol.asyncIterator]: () => {
-      if (stdinReader === undefined) {
-        const rl = createInterface({ input: process.stdin, terminal: false })
-        stdinReader = { rl, it: rl[Symbol.asyncIterator]() }
-      }
+  const open = () =>
+    (stdinOpening ??= import('node:readline').then(({ createInterface }) => {
+      const rl = createInterface({ input: process.stdin, terminal: false })
+      stdinReader = { rl, it: rl[Symbol.asyncIterator]() }
       return stdinReader.it
-    },
+    }))
+  return {
+    [Symbol.asyncIterator]: () => ({ next: async () => (await open()).next() }),
   }
 }
 
@@ -290,14 +302,26 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
     const token = (values.token as string | undefined) ?? env('TOKEN')
     const creds = await credentials(io, values)
     // ws costs about as much to load as the rest of the CLI: only the commands that watch load it.
-    const WebSocket = watchingCommands.has(spec.name) ? (await import('ws')).default : undefined
+    // The other commands pass a stand-in, so the client never reads globalThis.WebSocket: on Node 22 that getter
+    // loads undici's WebSocket (over 100 ms on a loaded machine) for a command that opens no watch.
+    const WebSocket = watchingCommands.has(spec.name) ? (await import('ws')).default : NoWebSocket
     const ctx: Ctx = {
       io,
       format,
       endpoints,
       signal: ac.signal,
       client() {
-        client ??= new Client({ endpoints, token, ...creds, tls, dialTimeoutMs, commandTimeoutMs, WebSocket })
+        // node:http rather than the global fetch (see http-fetch.ts: undici's start-up is most of a one-shot call).
+        client ??= new Client({
+          endpoints,
+          token,
+          ...creds,
+          tls,
+          dialTimeoutMs,
+          commandTimeoutMs,
+          WebSocket,
+          fetch: nodeFetch(tls),
+        })
         return client
       },
       stdin: readStdin,
@@ -318,6 +342,7 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
     client?.close()
     stdinReader?.rl.close()
     stdinReader = undefined
+    stdinOpening = undefined
   }
 }
 

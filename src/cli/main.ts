@@ -4,7 +4,7 @@
  *
  * Exit codes follow the usual convention: 0 success, 1 the command failed, 2 the command line was wrong.
  */
-import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { globalFlags, globalValueFlags } from './global-flags.js'
@@ -29,7 +29,8 @@ const consoleIo: CliIo = {
 
 /** The package version, read from package.json so there is exactly one place to bump it. */
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  // require, not an ESM import of node:fs (whose namespace loads fs's streams at start-up): see bin/edgecd.js.
+  const pkg = createRequire(import.meta.url)('../../package.json') as { version: string }
   return pkg.version
 }
 
@@ -92,7 +93,7 @@ const commands: Record<string, Command> = {
   snapshot: {
     summary: 'snapshot save FILE',
     client: true,
-    run: async (args, io) => (await import('./cluster.js')).runSnapshot(args, io),
+    run: async (args, io) => (await import('./snapshot.js')).runSnapshot(args, io),
   },
   lock: clientCommand(
     'Acquires a named lock (prints the lock key and holds it until Ctrl-C, or runs the command while holding it)',

@@ -7,7 +7,10 @@
  *   - the same client from Deno through the project's node_modules (`npm:`-style bare import),
  *   - the browser bundle `edgecd/browser/client.js`: self-contained (no bare imports),
  *   - the Worker `edgecd/worker` (only `cloudflare:*` imports), run by `edgecd serve --runtime workerd`,
- *   - the type declarations: a TypeScript file using the client and the embedding API type-checks.
+ *   - the type declarations: a TypeScript file using the client and the embedding API type-checks,
+ *   - on Node 22 too (scripts/setup-node22.mjs provides the binary where the system Node is 20): the client with a
+ *     watch through Node 22's global WebSocket (no option passed, and not the `ws` package), the CLI, and an
+ *     embedded member.
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
@@ -17,10 +20,14 @@ import { dirname, join, resolve } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { freePort } from '../support/ports.js'
+import { node22Binary, requires } from '../support/requirements.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string; version: string }
 const deno = join(root, 'node_modules/deno/deno')
+/** Why the Node 22 tests cannot run here (see requirements.ts), or false. */
+const node22Missing = requires('node22')
+const node22 = node22Binary()
 
 let dir: string
 let project: string
@@ -57,6 +64,7 @@ describe('the packed package in an empty project', { timeout: 600_000 }, () => {
     const files = packed[0]!.files.map((f) => f.path)
     assert.ok(files.includes('dist/client/index.js'), 'the tarball holds the compiled client')
     assert.ok(files.includes('dist/client/index.d.ts'), 'and its type declarations')
+    assert.ok(files.includes('dist/cli/edgecd.js'), 'the bundled CLI bin/edgecd.js runs')
     assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), 'and no sources or tests')
     run('mkdir', ['-p', project], { cwd: dir })
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
@@ -116,6 +124,55 @@ client.close()
     const out = run(process.execPath, ['client.mjs']).trim().split('\n')
     assert.deepEqual(JSON.parse(out[0]!), { type: 'PUT', key: 'node/a', value: '1' })
     assert.equal(out[1], '1')
+  })
+
+  test("on Node 22, import { Client } from 'edgecd' watches through the global WebSocket, passing none", {
+    skip: node22Missing,
+  }, () => {
+    // The script counts the WebSocket connections made through Node 22's global constructor: the watch must use it
+    // (chosen by the package's Node entry because it exists), not the ws package that Node 20 needs.
+    writeFileSync(
+      join(project, 'client22.mjs'),
+      `const Global = globalThis.WebSocket
+let opened = 0
+globalThis.WebSocket = class extends Global { constructor(...a) { super(...a); opened++ } }
+const { Client } = await import('edgecd')
+const client = new Client({ endpoints: [${JSON.stringify(endpoint)}] })
+const w = client.watch({ prefix: 'node22/' })
+await w.ready
+await client.put('node22/a', '22')
+for await (const resp of w) { const ev = resp.events[0]; console.log(JSON.stringify({ type: ev.type, key: ev.kv.key, value: ev.kv.value })); break }
+console.log(process.versions.node.split('.')[0], opened, (await client.get('node22/a')).value)
+client.close()
+`,
+    )
+    const out = run(node22!, ['client22.mjs']).trim().split('\n')
+    assert.deepEqual(JSON.parse(out[0]!), { type: 'PUT', key: 'node22/a', value: '22' })
+    assert.equal(out[1], '22 1 22', 'Node 22, one WebSocket through the global constructor, the value')
+  })
+
+  test('on Node 22, the installed CLI and an embedded member work', { skip: node22Missing }, () => {
+    const bin = join(project, 'node_modules/.bin/edgecd')
+    assert.equal(run(node22!, [bin, '--version']).trim(), pkg.version)
+    assert.equal(run(node22!, [bin, '--endpoints', endpoint, 'put', 'cli22/k', 'v22']).trim(), 'OK')
+    assert.equal(run(node22!, [bin, '--endpoints', endpoint, 'get', 'cli22/k']).trim(), 'cli22/k\nv22')
+    assert.equal(
+      run(node22!, [bin, '--endpoints', endpoint, '-w', 'json', 'del', 'cli22/k']).includes('"deleted":1'),
+      true,
+    )
+    writeFileSync(
+      join(project, 'embed22.mjs'),
+      `import { startMember } from 'edgecd/server'
+import { Client } from 'edgecd'
+const m = await startMember({ name: 'embedded22', dataDir: ${JSON.stringify(join(dir, 'embedded22'))}, listenClientUrls: ['http://127.0.0.1:0'], log: 'silent' })
+const client = new Client({ endpoints: [m.url] })
+await client.put('e', '22')
+console.log(process.versions.node.split('.')[0], m.name, (await client.get('e')).value)
+client.close()
+await m.stop()
+`,
+    )
+    assert.equal(run(node22!, ['embed22.mjs']).trim(), '22 embedded22 22')
   })
 
   test("import { startMember } from 'edgecd/server' runs a member in-process", () => {

@@ -1,6 +1,7 @@
 /**
  * Programs some tests need beyond npm's packages: Debian's etcd 3.4 (differential tests, etcdctl), Debian's Chromium
- * (the real-browser tests) and the Deno binary that `npm ci` installs. A default run never skips those tests
+ * (the real-browser tests), the Deno binary that `npm ci` installs, and a Node 22 (scripts/setup-node22.mjs, the
+ * installed package's tests on Node 22 where the system Node is 20). A default run never skips those tests
  * silently: `npm test` installs etcd and Chromium first when it can (scripts/run-tests.mjs), and a test file whose
  * program is still missing adds one failing test naming the command that installs it. A developer who cannot install
  * them opts out with EDGECD_ALLOW_MISSING=1 (never honoured under CI=true): the tests are then skipped, with the
@@ -9,9 +10,12 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { test } from 'node:test'
+import { node22Binary } from '../../scripts/setup-node22.mjs'
 import { denoBinary } from './deno.js'
 
-export type Program = 'etcd' | 'chromium' | 'deno'
+export { node22Binary }
+
+export type Program = 'etcd' | 'chromium' | 'deno' | 'node22'
 
 export const chromiumPath = '/usr/bin/chromium'
 
@@ -20,11 +24,13 @@ export const installCommand: Record<Program, string> = {
   etcd: 'bash scripts/setup-etcd.sh   (apt-get install etcd-server etcd-client)',
   chromium: 'sh scripts/setup-chromium.sh   (apt-get install chromium)',
   deno: 'npm ci   (the deno package ships the binary at node_modules/deno/deno)',
+  node22: 'node scripts/setup-node22.mjs   (npm install node-<platform>-<arch>@22 into ~/.cache/edgecd/node-22)',
 }
 
 export function programPresent(p: Program): boolean {
   if (p === 'chromium') return existsSync(chromiumPath)
   if (p === 'deno') return denoBinary() !== undefined
+  if (p === 'node22') return node22Binary() !== undefined
   try {
     execFileSync('etcd', ['--version'], { stdio: 'pipe' })
     return true
