@@ -85,8 +85,13 @@ export interface EngineOptions {
   ranges: { key: string; end: string }[]
   /** The cluster; undefined for a follower tab (no sync of its own). */
   source?: ReplicaSource | undefined
-  /** Keys per copy page (default 1,000). */
+  /** Keys of the first copy page (default 1,000). */
   pageSize?: number
+  /**
+   * Pages grow (doubling) up to this many keys while a page is under ~1 MiB of keys and values (default 8,000; when
+   * only `pageSize` is given, pages stay at pageSize).
+   */
+  maxPageSize?: number
   /** Bound on a linearizable read's round trip before it answers stale (default 3,000 ms). */
   readTimeoutMs?: number
   /** Backoff before retrying after the cluster was unreachable, by attempt (default 100 ms doubling to 5 s). */
@@ -113,6 +118,9 @@ interface Followed {
 }
 
 type Listener<T> = (v: T) => void
+
+/** The byte size a copy page aims at (keys and values): pages double while under half of it, halve above twice it. */
+const pageBytes = 2 * 1024 * 1024
 
 const sleep = (ms: number, cancel?: Promise<void>) =>
   new Promise<void>((r) => {
@@ -154,6 +162,7 @@ export class ReplicaEngine {
   readonly ranges = new Map<string, Followed>()
   private readonly order: string[] = []
   private readonly pageSize: number
+  private readonly maxPageSize: number
   private readonly readTimeoutMs: number
   private readonly now: () => number
   private readonly backoff: (attempt: number) => number
@@ -177,6 +186,7 @@ export class ReplicaEngine {
 
   constructor(private readonly opts: EngineOptions) {
     this.pageSize = opts.pageSize ?? 1000
+    this.maxPageSize = Math.max(this.pageSize, opts.maxPageSize ?? (opts.pageSize ? opts.pageSize : 8000))
     this.readTimeoutMs = opts.readTimeoutMs ?? 3000
     this.now = opts.now ?? Date.now
     this.backoff = opts.backoffMs ?? ((a) => Math.min(5000, 100 * 2 ** Math.min(a, 6)))
@@ -195,7 +205,11 @@ export class ReplicaEngine {
       })
       this.order.push(id)
     }
+    this.only = this.order.length === 1 ? this.ranges.get(this.order[0]!) : undefined
   }
+
+  /** The followed range when there is exactly one (the reads' fast path). */
+  private readonly only: Followed | undefined
 
   /** Loads the stored copy (dropping stored ranges no longer followed) and, with a source, starts syncing. */
   async start(): Promise<void> {
@@ -324,13 +338,14 @@ export class ReplicaEngine {
     }
     let inFlight: Promise<void>[] = []
     const ahead = this.opts.pagesAhead ?? 4
+    let limit = this.pageSize
     while (c.nextKey !== null) {
       if (this.closed) return
       const page = await source.range({
         key: c.nextKey,
         end: f.meta.end,
         revision: c.revision || undefined,
-        limit: this.pageSize,
+        limit,
         // After the first page the revision is known to be committed: a member that has applied it answers the
         // same without a ReadIndex round (one that has not answers "future revision", and the page is retried).
         serializable: c.revision > 0,
@@ -345,6 +360,12 @@ export class ReplicaEngine {
       const last = page.kvs[page.kvs.length - 1]
       next.nextKey = page.more && last ? `${last.key}\0` : null
       c = next
+      // Pages grow while they are small in bytes (fewer round trips and transactions: each page costs the member a
+      // scan of the rest of the range to count it), up to maxPageSize keys, and shrink when large.
+      let bytes = 0
+      for (const kv of page.kvs) bytes += kv.key.length + kv.value.length
+      if (bytes < pageBytes / 2 && page.kvs.length >= limit) limit = Math.min(this.maxPageSize, limit * 2)
+      else if (bytes > pageBytes * 2) limit = Math.max(1, Math.floor(limit / 2))
       inFlight.push(this.apply([{ kind: 'copy-page', range: f.meta.id, copy: { ...c }, puts: page.kvs }]))
       if (inFlight.length >= ahead) {
         await Promise.all(inFlight)
@@ -598,6 +619,11 @@ export class ReplicaEngine {
 
   /** The followed range that contains [key, end), or an error. */
   private rangeFor(key: string, end: string): Followed {
+    const only = this.only
+    if (only && within(key, end, only.meta.key, only.meta.end)) {
+      if (only.state === 'denied') throw only.deniedError!
+      return only
+    }
     for (const id of this.order) {
       const f = this.ranges.get(id)!
       if (within(key, end, f.meta.key, f.meta.end)) {
@@ -620,24 +646,52 @@ export class ReplicaEngine {
     q: LocalQuery,
     consistency: Consistency = 'linearizable',
   ): Promise<LocalAnswer & { revision: number; stale: boolean; lastContact: number | undefined }> {
+    if (consistency === 'local') return this.readLocal(q)
     if (this.closed) throw new ReplicaError('ERR_CLOSED', 'replica: closed')
     const f = this.rangeFor(q.key, q.end)
     let stale = true
-    if (consistency !== 'local') {
-      try {
-        await this.catchUp(f)
-        stale = false
-      } catch (err) {
-        if (err instanceof ReplicaError && err.code === 'ERR_PERMISSION_DENIED') throw err
-        if (consistency === 'linearizable-only') throw err
-      }
+    try {
+      await this.catchUp(f)
+      stale = false
+    } catch (err) {
+      if (err instanceof ReplicaError && err.code === 'ERR_PERMISSION_DENIED') throw err
+      if (consistency === 'linearizable-only') throw err
     }
     if (f.meta.gen === 0) {
       if (f.state === 'denied') throw f.deniedError!
       throw new ReplicaError('ERR_NOT_READY', `${describeRange(f.meta.key, f.meta.end)}: no local copy yet`)
     }
     const ans = queryTree(f.tree, q)
-    return { ...ans, revision: f.meta.revision, stale, lastContact: f.meta.lastContact ?? this.lastContact }
+    return {
+      kvs: ans.kvs,
+      count: ans.count,
+      more: ans.more,
+      revision: f.meta.revision,
+      stale,
+      lastContact: f.meta.lastContact ?? this.lastContact,
+    }
+  }
+
+  /**
+   * A `local` read, synchronously: the copy now, no round trip (always stale). The hot path of local reads: no
+   * promise, no spread of the answer.
+   */
+  readLocal(q: LocalQuery): LocalAnswer & { revision: number; stale: boolean; lastContact: number | undefined } {
+    if (this.closed) throw new ReplicaError('ERR_CLOSED', 'replica: closed')
+    const f = this.rangeFor(q.key, q.end)
+    if (f.meta.gen === 0) {
+      if (f.state === 'denied') throw f.deniedError!
+      throw new ReplicaError('ERR_NOT_READY', `${describeRange(f.meta.key, f.meta.end)}: no local copy yet`)
+    }
+    const ans = queryTree(f.tree, q)
+    return {
+      kvs: ans.kvs,
+      count: ans.count,
+      more: ans.more,
+      revision: f.meta.revision,
+      stale: true,
+      lastContact: f.meta.lastContact ?? this.lastContact,
+    }
   }
 
   /** Waits until `f` reflects the cluster's current revision (one quorum read, then progress if needed). */

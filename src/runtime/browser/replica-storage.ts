@@ -9,9 +9,11 @@
  * a second on a busy machine, and pages of 1,000 keys a hundred times faster); a change after the copy is one record
  * per key (keys are binary strings, so IndexedDB's order is etcd's), replacing the key's earlier change.
  *
- * Each commit is one readwrite transaction with `durability: 'strict'` (completes only once flushed to disk), so a
- * crash keeps all of a commit or none of it; a re-copy fills a new generation beside the current one and the swap
- * switches the meta in one transaction. A full disk or an exhausted origin quota aborts the transaction with
+ * Each commit is one readwrite transaction, so a crash keeps all of a commit or none of it. Commit points (a copy's
+ * start, the swap, a drop, a meta) use `durability: 'strict'` (complete only once flushed to disk); copy pages and live
+ * events use 'relaxed' (IndexedDB applies transactions in order, so a crash can only lose a suffix of them, and the
+ * replica resumes from the older cursor or revision it finds). A re-copy fills a new generation beside the current
+ * one and the swap switches the meta in one transaction. A full disk or an exhausted origin quota aborts the transaction with
  * QuotaExceededError: the replica then stops in its error state with what was stored before intact.
  */
 import { promisifyRequest } from 'idb-keyval'
@@ -76,8 +78,8 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
     return new IndexedDbReplicaStorage(db, dbName)
   }
 
-  private tx(mode: IDBTransactionMode): IDBTransaction {
-    return this.db.transaction([rangesStore, kvStore], mode, { durability: 'strict' })
+  private tx(mode: IDBTransactionMode, durability: IDBTransactionDurability = 'strict'): IDBTransaction {
+    return this.db.transaction([rangesStore, kvStore], mode, { durability })
   }
 
   async load(): Promise<LoadedRange[]> {
@@ -99,7 +101,12 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
   }
 
   async commit(ops: StorageOp[]): Promise<void> {
-    const t = this.tx('readwrite')
+    // Strict (flushed to disk before it completes) where the design needs a commit point: a copy's start and swap, a
+    // drop, a meta. Copy pages and live events are relaxed: IndexedDB keeps transactions in order, so a crash loses
+    // at most a suffix of them, and the replica then resumes from the older cursor or revision it finds (a page or an
+    // event received again, never a gap); the next strict commit makes everything before it durable.
+    const strict = ops.some((op) => op.kind !== 'copy-page' && op.kind !== 'events')
+    const t = this.tx('readwrite', strict ? 'strict' : 'relaxed')
     const ranges = t.objectStore(rangesStore)
     const kv = t.objectStore(kvStore)
     const metas = new Map(this.metas)

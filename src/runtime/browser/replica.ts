@@ -93,6 +93,7 @@ export async function openReplica(opts: BrowserReplicaOptions): Promise<BrowserR
     storage,
     ranges,
     pageSize: opts.pageSize,
+    maxPageSize: opts.maxPageSize,
     readTimeoutMs: opts.readTimeoutMs,
     backoffMs: opts.backoffMs,
     onCommitted: (ops) => channel.postMessage({ type: 'ops', ops } satisfies Message),
