@@ -103,6 +103,12 @@ export interface EngineOptions {
   askProgress?: () => void
   /** Copy pages stored but not yet committed before the copy waits for storage (default 4). */
   pagesAhead?: number
+  /**
+   * Compaction of the local store: once a range has more than max(foldAfter, a quarter of its keys) changed keys
+   * since its copy or last fold, its current state is written back as whole pages (a `fold` op), so a reload reads
+   * pages, not one record per changed key (default 2,000).
+   */
+  foldAfter?: number
 }
 
 interface Followed {
@@ -115,6 +121,8 @@ interface Followed {
   watchToken: object | undefined
   waiters: { revision: number; resolve: () => void }[]
   deniedError?: ReplicaError
+  /** Keys changed (upper bound of per-key change records in storage) since the copy or the last fold. */
+  changes: number
 }
 
 type Listener<T> = (v: T) => void
@@ -202,6 +210,7 @@ export class ReplicaEngine {
         watch: undefined,
         watchToken: undefined,
         waiters: [],
+        changes: 0,
       })
       this.order.push(id)
     }
@@ -254,6 +263,7 @@ export class ReplicaEngine {
       const old = f.tree
       f.meta = l.meta
       f.tree = newTree(l.kvs)
+      f.changes = l.changes ?? 0
       f.staged = l.meta.copy ? newTree(l.staged) : undefined
       if (!this.source && f.state !== 'denied') f.state = l.meta.gen > 0 ? 'loading' : 'syncing'
       if (l.meta.lastContact !== undefined) this.lastContact = Math.max(this.lastContact ?? 0, l.meta.lastContact)
@@ -438,6 +448,16 @@ export class ReplicaEngine {
     void this.apply([
       { kind: 'events', range: f.meta.id, revision: rev, puts, deletes, lastContact: this.now() },
     ]).catch(() => {})
+    f.changes += m.size
+    this.maybeFold(f)
+  }
+
+  /** Queues a fold of `f`'s current generation once enough keys changed since its copy or last fold. */
+  private maybeFold(f: Followed): void {
+    if (!this.source || f.meta.gen === 0 || f.changes <= Math.max(this.opts.foldAfter ?? 2000, f.tree.size / 4)) return
+    f.changes = 0
+    // The ops before it (queued in order) produce exactly this tree in storage; the tree's values are immutable.
+    void this.persist([{ kind: 'fold', range: f.meta.id, gen: f.meta.gen, kvs: [...f.tree.values()] }]).catch(() => {})
   }
 
   private async deny(f: Followed, err: SourceError): Promise<void> {
@@ -527,6 +547,7 @@ export class ReplicaEngine {
           f.meta.gen = op.gen
           f.meta.revision = op.revision
           f.meta.copy = undefined
+          f.changes = 0
           if (!this.source && f.state !== 'denied') f.state = 'loading'
           this.emitDiff(f, old, 'resync')
           this.wake(f)
@@ -587,7 +608,11 @@ export class ReplicaEngine {
           this.fail(e)
           throw e
         }
-        this.opts.onCommitted?.(ops)
+        // Other tabs need no fold (it changes no state), and it is the largest op there is.
+        if (this.opts.onCommitted) {
+          const shared = ops.filter((op) => op.kind !== 'fold')
+          if (shared.length > 0) this.opts.onCommitted(shared)
+        }
       }
     } finally {
       this.flushing = undefined
