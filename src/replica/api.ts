@@ -43,6 +43,11 @@ export interface ReplicaOptions {
   fetch?: typeof fetch
   /** Backoff before retrying after the cluster was unreachable, by attempt. */
   backoffMs?: (attempt: number) => number
+  /**
+   * The storage's usage and quota in bytes; a copy that would not fit is not started (ERR_QUOTA). The browser build
+   * uses navigator.storage.estimate() unless given.
+   */
+  estimate?: () => Promise<{ usage: number; quota: number } | undefined>
   /** @internal A source other than the client (tests' scripted server). */
   source?: ReplicaSource
 }
@@ -292,6 +297,7 @@ export async function openReplica(opts: ReplicaOptions): Promise<Replica> {
     source,
     pageSize: opts.pageSize,
     maxPageSize: opts.maxPageSize,
+    estimate: opts.estimate,
     readTimeoutMs: opts.readTimeoutMs,
     backoffMs: opts.backoffMs,
   })

@@ -109,6 +109,11 @@ export interface EngineOptions {
    * pages, not one record per changed key (default 2,000).
    */
   foldAfter?: number
+  /**
+   * The storage's usage and quota in bytes (the browser: navigator.storage.estimate()). Given, a copy first checks
+   * that its estimated size fits, else the replica enters the error state with ERR_QUOTA without copying.
+   */
+  estimate?: (() => Promise<{ usage: number; quota: number } | undefined>) | undefined
 }
 
 interface Followed {
@@ -126,6 +131,9 @@ interface Followed {
 }
 
 type Listener<T> = (v: T) => void
+
+/** Bytes a stored key costs beyond its key and value (revisions, lease, record and index overhead), for checkSpace. */
+const recordOverhead = 64
 
 /** The byte size a copy page aims at (keys and values): pages double while under half of it, halve above twice it. */
 const pageBytes = 2 * 1024 * 1024
@@ -349,6 +357,7 @@ export class ReplicaEngine {
     let inFlight: Promise<void>[] = []
     const ahead = this.opts.pagesAhead ?? 4
     let limit = this.pageSize
+    let first = true
     while (c.nextKey !== null) {
       if (this.closed) return
       const page = await source.range({
@@ -374,6 +383,10 @@ export class ReplicaEngine {
       // scan of the rest of the range to count it), up to maxPageSize keys, and shrink when large.
       let bytes = 0
       for (const kv of page.kvs) bytes += kv.key.length + kv.value.length
+      if (first) {
+        first = false
+        await this.checkSpace(f, page.kvs.length, bytes, next.total - (next.copied - page.kvs.length))
+      }
       if (bytes < pageBytes / 2 && page.kvs.length >= limit) limit = Math.min(this.maxPageSize, limit * 2)
       else if (bytes > pageBytes * 2) limit = Math.max(1, Math.floor(limit / 2))
       inFlight.push(this.apply([{ kind: 'copy-page', range: f.meta.id, copy: { ...c }, puts: page.kvs }]))
@@ -385,6 +398,32 @@ export class ReplicaEngine {
     }
     await Promise.all(inFlight)
     await this.apply([{ kind: 'swap', range: f.meta.id, gen: c.gen, revision: c.revision, lastContact: this.now() }])
+  }
+
+  /**
+   * Before a copy stores anything: whether the storage has room for the `remaining` keys, estimated from the first
+   * page (`n` keys of `bytes` bytes, plus a per-record overhead). Not enough: the error state ERR_QUOTA, like etcd's
+   * NOSPACE alarm, instead of a copy that would fail half-way (a re-copy needs room beside the current copy, which
+   * the usage already counts).
+   */
+  private async checkSpace(f: Followed, n: number, bytes: number, remaining: number): Promise<void> {
+    const estimate = this.opts.estimate
+    if (!estimate || n === 0) return
+    let e: { usage: number; quota: number } | undefined
+    try {
+      e = await estimate()
+    } catch {
+      return
+    }
+    if (!e || !(e.quota > 0)) return
+    const need = Math.ceil(remaining * (bytes / n + recordOverhead))
+    const free = e.quota - e.usage
+    if (need <= free) return
+    const mb = (x: number) => (x < 1e6 ? `${Math.round(x / 1e3)} kB` : `${(x / 1e6).toFixed(1)} MB`)
+    throw new ReplicaError(
+      'ERR_QUOTA',
+      `${this.opts.storage.name}: copying ${describeRange(f.meta.key, f.meta.end)} needs about ${mb(need)} (${remaining} keys) but the storage has ${mb(Math.max(0, free))} free of its ${mb(e.quota)} quota; the copy was not started (free space, or follow a smaller range)`,
+    )
   }
 
   private follow(f: Followed, source: ReplicaSource): Promise<void> {
