@@ -30,8 +30,10 @@ export interface ReplicaOptions {
   storage?: ReplicaStorage
   /** How reads are answered by default (see Consistency); default 'linearizable'. */
   consistency?: Consistency
-  /** Keys per copy page (default 1,000). */
+  /** Keys of the first copy page (default 1,000). */
   pageSize?: number
+  /** Pages grow up to this many keys while small in bytes (default 8,000; only `pageSize` given: pages stay at it). */
+  maxPageSize?: number
   /** Bound on a linearizable read's round trip before it answers stale (default 3,000 ms). */
   readTimeoutMs?: number
   /** openReplica rejects after this long with no local copy and no answer from the cluster (default 30,000 ms). */
@@ -41,6 +43,11 @@ export interface ReplicaOptions {
   fetch?: typeof fetch
   /** Backoff before retrying after the cluster was unreachable, by attempt. */
   backoffMs?: (attempt: number) => number
+  /**
+   * The storage's usage and quota in bytes; a copy that would not fit is not started (ERR_QUOTA). The browser build
+   * uses navigator.storage.estimate() unless given.
+   */
+  estimate?: () => Promise<{ usage: number; quota: number } | undefined>
   /** @internal A source other than the client (tests' scripted server). */
   source?: ReplicaSource
 }
@@ -114,39 +121,60 @@ export interface ReplicaChange {
   cause: ChangeBatch['cause']
 }
 
+/** A stored kv as the API shows it: key and value text decoded on first use (one object per answer, no closures). */
+class PublicKv implements ReplicaKv {
+  private keyText: string | undefined
+  private valueText: string | undefined
+  readonly valueBytes: Uint8Array
+  readonly createRevision: number
+  readonly modRevision: number
+  readonly version: number
+  readonly lease: string
+  constructor(private readonly kv: StoredKv) {
+    this.valueBytes = kv.value
+    this.createRevision = kv.createRevision
+    this.modRevision = kv.modRevision
+    this.version = kv.version
+    this.lease = kv.lease
+  }
+  get key(): string {
+    this.keyText ??= textOfBin(this.kv.key)
+    return this.keyText
+  }
+  get value(): string {
+    this.valueText ??= textOfBytes(this.kv.value)
+    return this.valueText
+  }
+  get keyBytes(): Uint8Array {
+    const k = this.kv.key
+    const out = new Uint8Array(k.length)
+    for (let i = 0; i < k.length; i++) out[i] = k.charCodeAt(i)
+    return out
+  }
+  toJSON() {
+    return {
+      key: this.key,
+      value: this.value,
+      createRevision: this.createRevision,
+      modRevision: this.modRevision,
+      version: this.version,
+      lease: this.lease,
+    }
+  }
+}
+
 export function publicKv(kv: StoredKv): ReplicaKv {
-  let key: string | undefined
-  let value: string | undefined
-  return {
-    get key() {
-      key ??= textOfBin(kv.key)
-      return key
-    },
-    get value() {
-      value ??= textOfBytes(kv.value)
-      return value
-    },
-    get keyBytes() {
-      const out = new Uint8Array(kv.key.length)
-      for (let i = 0; i < kv.key.length; i++) out[i] = kv.key.charCodeAt(i)
-      return out
-    },
-    valueBytes: kv.value,
-    createRevision: kv.createRevision,
-    modRevision: kv.modRevision,
-    version: kv.version,
-    lease: kv.lease,
-    toJSON() {
-      return {
-        key: this.key,
-        value: this.value,
-        createRevision: kv.createRevision,
-        modRevision: kv.modRevision,
-        version: kv.version,
-        lease: kv.lease,
-      }
-    },
-  } as ReplicaKv
+  return new PublicKv(kv)
+}
+
+function getResult(a: {
+  kvs: StoredKv[]
+  revision: number
+  stale: boolean
+  lastContact: number | undefined
+}): GetResult {
+  const kv = a.kvs[0] ? new PublicKv(a.kvs[0]) : undefined
+  return { value: kv?.value, kv, revision: a.revision, stale: a.stale, lastContact: a.lastContact }
 }
 
 /** A local, revision-stamped copy of one or more key ranges. */
@@ -159,11 +187,17 @@ export class Replica {
   ) {}
 
   /** One key: `{ value, revision, stale }`, value the UTF-8 text (undefined when absent). */
-  async get(key: Bytes, opts: ReadOptions = {}): Promise<GetResult> {
-    const k = toBin(key)
-    const a = await this.engine.read({ key: k, end: '' }, opts.consistency ?? this.defaults.consistency)
-    const kv = a.kvs[0] ? publicKv(a.kvs[0]) : undefined
-    return { value: kv?.value, kv, revision: a.revision, stale: a.stale, lastContact: a.lastContact }
+  get(key: Bytes, opts?: ReadOptions): Promise<GetResult> {
+    const consistency = opts?.consistency ?? this.defaults.consistency
+    if (consistency === 'local') {
+      // The hot path: answered synchronously from memory (a resolved promise, no async chain).
+      try {
+        return Promise.resolve(getResult(this.engine.readLocal({ key: toBin(key), end: '' })))
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
+    return this.engine.read({ key: toBin(key), end: '' }, consistency).then(getResult)
   }
 
   /** One key's value as bytes. */
@@ -262,6 +296,8 @@ export async function openReplica(opts: ReplicaOptions): Promise<Replica> {
     ranges,
     source,
     pageSize: opts.pageSize,
+    maxPageSize: opts.maxPageSize,
+    estimate: opts.estimate,
     readTimeoutMs: opts.readTimeoutMs,
     backoffMs: opts.backoffMs,
   })

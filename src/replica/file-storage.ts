@@ -129,8 +129,11 @@ export class FileReplicaStorage implements ReplicaStorage {
     }))
   }
 
-  async commit(ops: StorageOp[]): Promise<void> {
+  async commit(all: StorageOp[]): Promise<void> {
     if (!this.log) throw new ReplicaError('ERR_STORAGE', `${this.name}: commit before load`)
+    // A fold changes nothing here: the log is folded into snapshots by size (below).
+    const ops = all.filter((op) => op.kind !== 'fold')
+    if (ops.length === 0) return
     const body = encoder.encode(toJson(ops))
     const rec = new Uint8Array(8 + body.length)
     const view = new DataView(rec.buffer)

@@ -74,6 +74,13 @@ function compareValues(a: Uint8Array, b: Uint8Array): number {
 
 /** etcd's range over the tree (mvcc's rangeKeys + the apply layer's sort, filter and limit). */
 export function queryTree(tree: KvTree, q: LocalQuery): LocalAnswer {
+  // One key without filters (a get): one lookup, one small array.
+  if (q.end === '' && !q.minModRevision && !q.maxModRevision && !q.minCreateRevision && !q.maxCreateRevision) {
+    const kv = tree.get(q.key)
+    if (!kv) return { kvs: [], count: 0, more: false }
+    if (q.countOnly) return { kvs: [], count: 1, more: false }
+    return { kvs: [q.keysOnly ? { ...kv, value: new Uint8Array(0) } : kv], count: 1, more: false }
+  }
   let all: StoredKv[] = []
   if (q.end === '') {
     const kv = tree.get(q.key)

@@ -85,8 +85,13 @@ export interface EngineOptions {
   ranges: { key: string; end: string }[]
   /** The cluster; undefined for a follower tab (no sync of its own). */
   source?: ReplicaSource | undefined
-  /** Keys per copy page (default 1,000). */
+  /** Keys of the first copy page (default 1,000). */
   pageSize?: number
+  /**
+   * Pages grow (doubling) up to this many keys while a page is under ~1 MiB of keys and values (default 8,000; when
+   * only `pageSize` is given, pages stay at pageSize).
+   */
+  maxPageSize?: number
   /** Bound on a linearizable read's round trip before it answers stale (default 3,000 ms). */
   readTimeoutMs?: number
   /** Backoff before retrying after the cluster was unreachable, by attempt (default 100 ms doubling to 5 s). */
@@ -98,6 +103,17 @@ export interface EngineOptions {
   askProgress?: () => void
   /** Copy pages stored but not yet committed before the copy waits for storage (default 4). */
   pagesAhead?: number
+  /**
+   * Compaction of the local store: once a range has more than max(foldAfter, a quarter of its keys) changed keys
+   * since its copy or last fold, its current state is written back as whole pages (a `fold` op), so a reload reads
+   * pages, not one record per changed key (default 2,000).
+   */
+  foldAfter?: number
+  /**
+   * The storage's usage and quota in bytes (the browser: navigator.storage.estimate()). Given, a copy first checks
+   * that its estimated size fits, else the replica enters the error state with ERR_QUOTA without copying.
+   */
+  estimate?: (() => Promise<{ usage: number; quota: number } | undefined>) | undefined
 }
 
 interface Followed {
@@ -110,9 +126,17 @@ interface Followed {
   watchToken: object | undefined
   waiters: { revision: number; resolve: () => void }[]
   deniedError?: ReplicaError
+  /** Keys changed (upper bound of per-key change records in storage) since the copy or the last fold. */
+  changes: number
 }
 
 type Listener<T> = (v: T) => void
+
+/** Bytes a stored key costs beyond its key and value (revisions, lease, record and index overhead), for checkSpace. */
+const recordOverhead = 64
+
+/** The byte size a copy page aims at (keys and values): pages double while under half of it, halve above twice it. */
+const pageBytes = 2 * 1024 * 1024
 
 const sleep = (ms: number, cancel?: Promise<void>) =>
   new Promise<void>((r) => {
@@ -154,6 +178,7 @@ export class ReplicaEngine {
   readonly ranges = new Map<string, Followed>()
   private readonly order: string[] = []
   private readonly pageSize: number
+  private readonly maxPageSize: number
   private readonly readTimeoutMs: number
   private readonly now: () => number
   private readonly backoff: (attempt: number) => number
@@ -177,6 +202,7 @@ export class ReplicaEngine {
 
   constructor(private readonly opts: EngineOptions) {
     this.pageSize = opts.pageSize ?? 1000
+    this.maxPageSize = Math.max(this.pageSize, opts.maxPageSize ?? (opts.pageSize ? opts.pageSize : 8000))
     this.readTimeoutMs = opts.readTimeoutMs ?? 3000
     this.now = opts.now ?? Date.now
     this.backoff = opts.backoffMs ?? ((a) => Math.min(5000, 100 * 2 ** Math.min(a, 6)))
@@ -192,10 +218,15 @@ export class ReplicaEngine {
         watch: undefined,
         watchToken: undefined,
         waiters: [],
+        changes: 0,
       })
       this.order.push(id)
     }
+    this.only = this.order.length === 1 ? this.ranges.get(this.order[0]!) : undefined
   }
+
+  /** The followed range when there is exactly one (the reads' fast path). */
+  private readonly only: Followed | undefined
 
   /** Loads the stored copy (dropping stored ranges no longer followed) and, with a source, starts syncing. */
   async start(): Promise<void> {
@@ -240,6 +271,7 @@ export class ReplicaEngine {
       const old = f.tree
       f.meta = l.meta
       f.tree = newTree(l.kvs)
+      f.changes = l.changes ?? 0
       f.staged = l.meta.copy ? newTree(l.staged) : undefined
       if (!this.source && f.state !== 'denied') f.state = l.meta.gen > 0 ? 'loading' : 'syncing'
       if (l.meta.lastContact !== undefined) this.lastContact = Math.max(this.lastContact ?? 0, l.meta.lastContact)
@@ -324,13 +356,15 @@ export class ReplicaEngine {
     }
     let inFlight: Promise<void>[] = []
     const ahead = this.opts.pagesAhead ?? 4
+    let limit = this.pageSize
+    let first = true
     while (c.nextKey !== null) {
       if (this.closed) return
       const page = await source.range({
         key: c.nextKey,
         end: f.meta.end,
         revision: c.revision || undefined,
-        limit: this.pageSize,
+        limit,
         // After the first page the revision is known to be committed: a member that has applied it answers the
         // same without a ReadIndex round (one that has not answers "future revision", and the page is retried).
         serializable: c.revision > 0,
@@ -345,6 +379,16 @@ export class ReplicaEngine {
       const last = page.kvs[page.kvs.length - 1]
       next.nextKey = page.more && last ? `${last.key}\0` : null
       c = next
+      // Pages grow while they are small in bytes (fewer round trips and transactions: each page costs the member a
+      // scan of the rest of the range to count it), up to maxPageSize keys, and shrink when large.
+      let bytes = 0
+      for (const kv of page.kvs) bytes += kv.key.length + kv.value.length
+      if (first) {
+        first = false
+        await this.checkSpace(f, page.kvs.length, bytes, next.total - (next.copied - page.kvs.length))
+      }
+      if (bytes < pageBytes / 2 && page.kvs.length >= limit) limit = Math.min(this.maxPageSize, limit * 2)
+      else if (bytes > pageBytes * 2) limit = Math.max(1, Math.floor(limit / 2))
       inFlight.push(this.apply([{ kind: 'copy-page', range: f.meta.id, copy: { ...c }, puts: page.kvs }]))
       if (inFlight.length >= ahead) {
         await Promise.all(inFlight)
@@ -354,6 +398,32 @@ export class ReplicaEngine {
     }
     await Promise.all(inFlight)
     await this.apply([{ kind: 'swap', range: f.meta.id, gen: c.gen, revision: c.revision, lastContact: this.now() }])
+  }
+
+  /**
+   * Before a copy stores anything: whether the storage has room for the `remaining` keys, estimated from the first
+   * page (`n` keys of `bytes` bytes, plus a per-record overhead). Not enough: the error state ERR_QUOTA, like etcd's
+   * NOSPACE alarm, instead of a copy that would fail half-way (a re-copy needs room beside the current copy, which
+   * the usage already counts).
+   */
+  private async checkSpace(f: Followed, n: number, bytes: number, remaining: number): Promise<void> {
+    const estimate = this.opts.estimate
+    if (!estimate || n === 0) return
+    let e: { usage: number; quota: number } | undefined
+    try {
+      e = await estimate()
+    } catch {
+      return
+    }
+    if (!e || !(e.quota > 0)) return
+    const need = Math.ceil(remaining * (bytes / n + recordOverhead))
+    const free = e.quota - e.usage
+    if (need <= free) return
+    const mb = (x: number) => (x < 1e6 ? `${Math.round(x / 1e3)} kB` : `${(x / 1e6).toFixed(1)} MB`)
+    throw new ReplicaError(
+      'ERR_QUOTA',
+      `${this.opts.storage.name}: copying ${describeRange(f.meta.key, f.meta.end)} needs about ${mb(need)} (${remaining} keys) but the storage has ${mb(Math.max(0, free))} free of its ${mb(e.quota)} quota; the copy was not started (free space, or follow a smaller range)`,
+    )
   }
 
   private follow(f: Followed, source: ReplicaSource): Promise<void> {
@@ -417,6 +487,16 @@ export class ReplicaEngine {
     void this.apply([
       { kind: 'events', range: f.meta.id, revision: rev, puts, deletes, lastContact: this.now() },
     ]).catch(() => {})
+    f.changes += m.size
+    this.maybeFold(f)
+  }
+
+  /** Queues a fold of `f`'s current generation once enough keys changed since its copy or last fold. */
+  private maybeFold(f: Followed): void {
+    if (!this.source || f.meta.gen === 0 || f.changes <= Math.max(this.opts.foldAfter ?? 2000, f.tree.size / 4)) return
+    f.changes = 0
+    // The ops before it (queued in order) produce exactly this tree in storage; the tree's values are immutable.
+    void this.persist([{ kind: 'fold', range: f.meta.id, gen: f.meta.gen, kvs: [...f.tree.values()] }]).catch(() => {})
   }
 
   private async deny(f: Followed, err: SourceError): Promise<void> {
@@ -506,6 +586,7 @@ export class ReplicaEngine {
           f.meta.gen = op.gen
           f.meta.revision = op.revision
           f.meta.copy = undefined
+          f.changes = 0
           if (!this.source && f.state !== 'denied') f.state = 'loading'
           this.emitDiff(f, old, 'resync')
           this.wake(f)
@@ -566,7 +647,11 @@ export class ReplicaEngine {
           this.fail(e)
           throw e
         }
-        this.opts.onCommitted?.(ops)
+        // Other tabs need no fold (it changes no state), and it is the largest op there is.
+        if (this.opts.onCommitted) {
+          const shared = ops.filter((op) => op.kind !== 'fold')
+          if (shared.length > 0) this.opts.onCommitted(shared)
+        }
       }
     } finally {
       this.flushing = undefined
@@ -598,6 +683,11 @@ export class ReplicaEngine {
 
   /** The followed range that contains [key, end), or an error. */
   private rangeFor(key: string, end: string): Followed {
+    const only = this.only
+    if (only && within(key, end, only.meta.key, only.meta.end)) {
+      if (only.state === 'denied') throw only.deniedError!
+      return only
+    }
     for (const id of this.order) {
       const f = this.ranges.get(id)!
       if (within(key, end, f.meta.key, f.meta.end)) {
@@ -620,24 +710,52 @@ export class ReplicaEngine {
     q: LocalQuery,
     consistency: Consistency = 'linearizable',
   ): Promise<LocalAnswer & { revision: number; stale: boolean; lastContact: number | undefined }> {
+    if (consistency === 'local') return this.readLocal(q)
     if (this.closed) throw new ReplicaError('ERR_CLOSED', 'replica: closed')
     const f = this.rangeFor(q.key, q.end)
     let stale = true
-    if (consistency !== 'local') {
-      try {
-        await this.catchUp(f)
-        stale = false
-      } catch (err) {
-        if (err instanceof ReplicaError && err.code === 'ERR_PERMISSION_DENIED') throw err
-        if (consistency === 'linearizable-only') throw err
-      }
+    try {
+      await this.catchUp(f)
+      stale = false
+    } catch (err) {
+      if (err instanceof ReplicaError && err.code === 'ERR_PERMISSION_DENIED') throw err
+      if (consistency === 'linearizable-only') throw err
     }
     if (f.meta.gen === 0) {
       if (f.state === 'denied') throw f.deniedError!
       throw new ReplicaError('ERR_NOT_READY', `${describeRange(f.meta.key, f.meta.end)}: no local copy yet`)
     }
     const ans = queryTree(f.tree, q)
-    return { ...ans, revision: f.meta.revision, stale, lastContact: f.meta.lastContact ?? this.lastContact }
+    return {
+      kvs: ans.kvs,
+      count: ans.count,
+      more: ans.more,
+      revision: f.meta.revision,
+      stale,
+      lastContact: f.meta.lastContact ?? this.lastContact,
+    }
+  }
+
+  /**
+   * A `local` read, synchronously: the copy now, no round trip (always stale). The hot path of local reads: no
+   * promise, no spread of the answer.
+   */
+  readLocal(q: LocalQuery): LocalAnswer & { revision: number; stale: boolean; lastContact: number | undefined } {
+    if (this.closed) throw new ReplicaError('ERR_CLOSED', 'replica: closed')
+    const f = this.rangeFor(q.key, q.end)
+    if (f.meta.gen === 0) {
+      if (f.state === 'denied') throw f.deniedError!
+      throw new ReplicaError('ERR_NOT_READY', `${describeRange(f.meta.key, f.meta.end)}: no local copy yet`)
+    }
+    const ans = queryTree(f.tree, q)
+    return {
+      kvs: ans.kvs,
+      count: ans.count,
+      more: ans.more,
+      revision: f.meta.revision,
+      stale: true,
+      lastContact: f.meta.lastContact ?? this.lastContact,
+    }
   }
 
   /** Waits until `f` reflects the cluster's current revision (one quorum read, then progress if needed). */

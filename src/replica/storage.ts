@@ -57,6 +57,12 @@ export type StorageOp =
   | { kind: 'swap'; range: string; gen: number; revision: number; lastContact?: number | undefined }
   /** Forget the range and all its keys (permission lost, or no longer followed). */
   | { kind: 'drop'; range: string }
+  /**
+   * Compaction of the local store: generation `gen` of the range holds exactly `kvs` (the state every op before this
+   * one produced). Changes nothing a load returns; a storage that keeps changes as separate records (IndexedDB)
+   * rewrites the generation as whole pages from it, one that compacts by itself (memory, file) ignores it.
+   */
+  | { kind: 'fold'; range: string; gen: number; kvs: StoredKv[] }
 
 /** What load() returns for one range. */
 export interface LoadedRange {
@@ -65,6 +71,8 @@ export interface LoadedRange {
   kvs: StoredKv[]
   /** Keys of the copy in progress (meta.copy.gen), if any. */
   staged: StoredKv[]
+  /** How many per-key change records the current generation has beside its pages (a storage that keeps them). */
+  changes?: number
 }
 
 export interface ReplicaStorage {
@@ -191,6 +199,8 @@ export function applyOps(
       case 'drop':
         metas.delete(op.range)
         data.delete(op.range)
+        break
+      case 'fold':
         break
     }
   }

@@ -272,4 +272,35 @@ describe('browser replica in Chromium', { skip }, () => {
     await page.evaluate('q.close()')
     await page.close()
   })
+
+  test('a copy that would not fit the quota (navigator.storage.estimate) is not started: ERR_QUOTA', async () => {
+    for (let i = 0; i < 3; i++) await c.put(`app/big-${i}`, 'x'.repeat(2000))
+    const page = await openPage()
+    // The origin's estimate, stubbed: 1 kB free, less than the prefix needs.
+    const err = (await page.evaluate(`(async () => {
+      navigator.storage.estimate = async () => ({ usage: 99000, quota: 100000 })
+      try {
+        await R.openReplica({ endpoint: ${JSON.stringify(opts.endpoint)}, prefix: 'app/', name: 'quota-ahead', shareTabs: false, persist: false })
+        return 'opened'
+      } catch (e) {
+        return { code: e.code, message: e.message }
+      }
+    })()`)) as { code: string; message: string } | string
+    assert.equal(typeof err, 'object', String(err))
+    const e = err as { code: string; message: string }
+    assert.equal(e.code, 'ERR_QUOTA')
+    assert.match(
+      e.message,
+      /needs about .* but the storage has 1 kB free of its 100 kB quota; the copy was not started/,
+    )
+    // Nothing was copied into IndexedDB.
+    const pages = await page.evaluate(`(async () => {
+      const s = await R.IndexedDbReplicaStorage.open('quota-ahead')
+      const l = await s.load()
+      await s.close()
+      return l.reduce((n, x) => n + x.kvs.length + x.staged.length, 0)
+    })()`)
+    assert.equal(pages, 0)
+    await page.close()
+  })
 })

@@ -239,6 +239,42 @@ describe('replica sync engine (scripted server)', () => {
     assert.deepEqual(text(stored.kvs), text(server.stateAt(stored.meta.revision, P.key, P.end)))
   })
 
+  test('a copy that would not fit the storage quota is not started: ERR_QUOTA up front, nothing copied', async () => {
+    const server = new ScriptedServer(rng(12))
+    // 300 keys of ~100 B: about 50 KB with the per-record overhead.
+    for (let i = 0; i < 300; i++) server.put(`p/${String(i).padStart(3, '0')}`, 'x'.repeat(100))
+    const storage = new MemoryReplicaStorage()
+    let asked = 0
+    const estimate = async () => {
+      asked++
+      return { usage: 970_000, quota: 1_000_000 }
+    }
+    await assert.rejects(
+      openReplica({ source: server, prefix: 'p/', storage, backoffMs: () => 1, pageSize: 50, estimate }),
+      (e: ReplicaError) => e.code === 'ERR_QUOTA' && /needs about 51 kB \(300 keys\) but the storage has 30 kB free of its 1\.0 MB quota/.test(e.message),
+    )
+    assert.equal(asked, 1)
+    // Nothing but the copy's start was stored: no page.
+    assert.equal(storage.data.get(rangeId(P.key, P.end))?.size ?? 0, 0)
+    // With room for it, the same copy goes through (and checks once).
+    asked = 0
+    const roomy = async () => {
+      asked++
+      return { usage: 900_000, quota: 1_000_000 }
+    }
+    const r = await openReplica({
+      source: server,
+      prefix: 'p/',
+      storage,
+      backoffMs: () => 1,
+      pageSize: 50,
+      estimate: roomy,
+    })
+    assert.equal((await r.range({ prefix: 'p/' }, { countOnly: true, consistency: 'local' })).count, 300)
+    assert.equal(asked, 1)
+    await r.close()
+  })
+
   test('reads answer etcd range semantics on the local copy', async () => {
     const server = new ScriptedServer(rng(13))
     for (const k of ['p/c', 'p/a', 'p/b', 'p/d']) server.put(k, `v-${k}`)

@@ -28,6 +28,11 @@ describe('base64 as Go StdEncoding', () => {
       assert.equal(s, btoa(String.fromCharCode(...b)))
       assert.deepEqual(decodeBase64(s), b)
     }
+    // Both output paths of the encoder (short: fromCharCode; long: the ASCII decoder) and its growing scratch buffer.
+    for (const n of [47, 48, 49, 255, 256, 257, 5000, 100_000, 3]) {
+      const b = Uint8Array.from({ length: n }, (_, i) => (i * 131 + n) & 255)
+      assert.equal(encodeBase64(b), Buffer.from(b).toString('base64'))
+    }
   })
   test('refuses unpadded and URL-safe input with Go offsets; skips CR/LF', () => {
     assert.throws(() => decodeBase64('Zm9vYg'), /illegal base64 data at input byte 4/)

@@ -7,11 +7,15 @@
  *
  * Pages are stored whole because loading many small records is slow (IndexedDB in Chromium loads about 7,000 records
  * a second on a busy machine, and pages of 1,000 keys a hundred times faster); a change after the copy is one record
- * per key (keys are binary strings, so IndexedDB's order is etcd's), replacing the key's earlier change.
+ * per key (keys are binary strings, so IndexedDB's order is etcd's), replacing the key's earlier change. Once many
+ * keys changed, the engine sends a `fold` and the generation is rewritten as whole pages without change records
+ * (compaction of the local store), so a long-lived replica's reload reads pages, not one record per changed key.
  *
- * Each commit is one readwrite transaction with `durability: 'strict'` (completes only once flushed to disk), so a
- * crash keeps all of a commit or none of it; a re-copy fills a new generation beside the current one and the swap
- * switches the meta in one transaction. A full disk or an exhausted origin quota aborts the transaction with
+ * Each commit is one readwrite transaction, so a crash keeps all of a commit or none of it. Commit points (a copy's
+ * start, the swap, a drop, a meta) use `durability: 'strict'` (complete only once flushed to disk); copy pages and live
+ * events use 'relaxed' (IndexedDB applies transactions in order, so a crash can only lose a suffix of them, and the
+ * replica resumes from the older cursor or revision it finds). A re-copy fills a new generation beside the current
+ * one and the swap switches the meta in one transaction. A full disk or an exhausted origin quota aborts the transaction with
  * QuotaExceededError: the replica then stops in its error state with what was stored before intact.
  */
 import { promisifyRequest } from 'idb-keyval'
@@ -33,17 +37,37 @@ const pagesOf = (id: string, gen: number) => IDBKeyRange.bound([id, gen, 0], [id
 const changesOf = (id: string, gen: number) => IDBKeyRange.bound([id, gen, 1], [id, gen, 1, []])
 type Change = StoredKv | { key: string; deleted: true }
 
-/** The keys of one generation: its pages, then the changes over them. */
-async function loadGen(kv: IDBObjectStore, id: string, gen: number): Promise<StoredKv[]> {
+/** The keys of one generation: its pages, then the changes over them; and how many change records there were. */
+async function loadGen(kv: IDBObjectStore, id: string, gen: number): Promise<{ kvs: StoredKv[]; changes: number }> {
   const [pages, changes] = await Promise.all([
     promisifyRequest(kv.getAll(pagesOf(id, gen))) as Promise<StoredKv[][]>,
     promisifyRequest(kv.getAll(changesOf(id, gen))) as Promise<Change[]>,
   ])
   const all = pages.flat()
-  if (changes.length === 0) return all
+  if (changes.length === 0) return { kvs: all, changes: 0 }
   const m = new Map(all.map((x) => [x.key, x]))
   for (const c of changes) 'deleted' in c ? m.delete(c.key) : m.set(c.key, c)
-  return [...m.values()]
+  return { kvs: [...m.values()], changes: changes.length }
+}
+
+/** Keys per page a fold writes. */
+const foldPage = 1000
+
+/**
+ * A page of a fold: its values copied into one buffer (a value may be a view into an older page's buffer, and
+ * IndexedDB stores a view's whole buffer).
+ */
+function compactPage(kvs: StoredKv[]): StoredKv[] {
+  let total = 0
+  for (const x of kvs) total += x.value.length
+  const buf = new Uint8Array(total)
+  let o = 0
+  return kvs.map((x) => {
+    buf.set(x.value, o)
+    const value = buf.subarray(o, o + x.value.length)
+    o += x.value.length
+    return { ...x, value }
+  })
 }
 
 export class IndexedDbReplicaStorage implements ReplicaStorage {
@@ -76,8 +100,8 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
     return new IndexedDbReplicaStorage(db, dbName)
   }
 
-  private tx(mode: IDBTransactionMode): IDBTransaction {
-    return this.db.transaction([rangesStore, kvStore], mode, { durability: 'strict' })
+  private tx(mode: IDBTransactionMode, durability: IDBTransactionDurability = 'strict'): IDBTransaction {
+    return this.db.transaction([rangesStore, kvStore], mode, { durability })
   }
 
   async load(): Promise<LoadedRange[]> {
@@ -86,11 +110,12 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
     const kv = t.objectStore(kvStore)
     const out = await Promise.all(
       metas.map(async (meta) => {
-        const [kvs, staged] = await Promise.all([
-          meta.gen > 0 ? loadGen(kv, meta.id, meta.gen) : [],
-          meta.copy ? loadGen(kv, meta.id, meta.copy.gen) : [],
+        const none = { kvs: [], changes: 0 }
+        const [cur, staged] = await Promise.all([
+          meta.gen > 0 ? loadGen(kv, meta.id, meta.gen) : none,
+          meta.copy ? loadGen(kv, meta.id, meta.copy.gen) : none,
         ])
-        return { meta, kvs, staged }
+        return { meta, kvs: cur.kvs, staged: staged.kvs, changes: cur.changes }
       }),
     )
     this.metas.clear()
@@ -99,7 +124,12 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
   }
 
   async commit(ops: StorageOp[]): Promise<void> {
-    const t = this.tx('readwrite')
+    // Strict (flushed to disk before it completes) where the design needs a commit point: a copy's start and swap, a
+    // drop, a meta. Copy pages and live events are relaxed: IndexedDB keeps transactions in order, so a crash loses
+    // at most a suffix of them, and the replica then resumes from the older cursor or revision it finds (a page or an
+    // event received again, never a gap); the next strict commit makes everything before it durable.
+    const strict = ops.some((op) => op.kind !== 'copy-page' && op.kind !== 'events' && op.kind !== 'fold')
+    const t = this.tx('readwrite', strict ? 'strict' : 'relaxed')
     const ranges = t.objectStore(rangesStore)
     const kv = t.objectStore(kvStore)
     const metas = new Map(this.metas)
@@ -155,6 +185,15 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
             m.revision = op.revision
             m.copy = undefined
             if (op.lastContact !== undefined) m.lastContact = op.lastContact
+            break
+          }
+          case 'fold': {
+            // Compaction: the generation rewritten as whole pages, its change records gone (one transaction).
+            const m = meta(op.range)
+            if (!m || m.gen !== op.gen) break
+            kv.delete(genRange(m.id, m.gen))
+            for (let i = 0; i < op.kvs.length; i += foldPage)
+              kv.put(compactPage(op.kvs.slice(i, i + foldPage)), [m.id, m.gen, 0, i])
             break
           }
           case 'drop':

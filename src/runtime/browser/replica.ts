@@ -76,7 +76,7 @@ export async function openReplica(opts: BrowserReplicaOptions): Promise<BrowserR
   const g = globalThis as { navigator?: { locks?: LockManager }; BroadcastChannel?: typeof BroadcastChannel }
   const share = opts.shareTabs !== false && g.navigator?.locks !== undefined && g.BroadcastChannel !== undefined
   if (!share || opts.source) {
-    const r = await openPlain({ ...opts, storage })
+    const r = await openPlain({ ...opts, storage, estimate: opts.estimate ?? storageEstimate })
     const b = new BrowserReplica(r.engine, { consistency: opts.consistency ?? 'linearizable' }, () => r.close())
     void persisting.then((p) => {
       b.persisted = p
@@ -93,6 +93,8 @@ export async function openReplica(opts: BrowserReplicaOptions): Promise<BrowserR
     storage,
     ranges,
     pageSize: opts.pageSize,
+    maxPageSize: opts.maxPageSize,
+    estimate: opts.estimate ?? storageEstimate,
     readTimeoutMs: opts.readTimeoutMs,
     backoffMs: opts.backoffMs,
     onCommitted: (ops) => channel.postMessage({ type: 'ops', ops } satisfies Message),
