@@ -251,7 +251,9 @@ describe('replica sync engine (scripted server)', () => {
     }
     await assert.rejects(
       openReplica({ source: server, prefix: 'p/', storage, backoffMs: () => 1, pageSize: 50, estimate }),
-      (e: ReplicaError) => e.code === 'ERR_QUOTA' && /needs about 51 kB \(300 keys\) but the storage has 30 kB free of its 1\.0 MB quota/.test(e.message),
+      (e: ReplicaError) =>
+        e.code === 'ERR_QUOTA' &&
+        /needs about 51 kB \(300 keys\) but the storage has 30 kB free of its 1\.0 MB quota/.test(e.message),
     )
     assert.equal(asked, 1)
     // Nothing but the copy's start was stored: no page.
