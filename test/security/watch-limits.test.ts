@@ -4,6 +4,7 @@
  * and canceled, with the reason) and the stream and its other watchers go on; another stream is not affected.
  */
 import assert from 'node:assert/strict'
+import { connect } from 'node:http2'
 import { describe, test } from 'node:test'
 import WebSocket from 'ws'
 import { serveConfig } from '../../src/cli/serve-flags.js'
@@ -81,6 +82,32 @@ describe('watchers per stream (issue 17)', () => {
       await until(() => one.msgs.length === 5 && two.msgs.length === 2)
     } finally {
       for (const ws of sockets) ws.terminate()
+      await m.stop()
+    }
+  })
+
+  test('streams per connection: over HTTP/2 (gRPC, and the gateway over h2) --max-concurrent-streams refuses the 3rd of 2', async () => {
+    // A WebSocket or an HTTP/1.1 connection carries one watch stream at a time; an HTTP/2 connection many, bounded as
+    // etcd bounds them (its --max-concurrent-streams): a stream past the bound is reset with REFUSED_STREAM.
+    const m = await startTestMember({ maxConcurrentStreams: 2 })
+    const session = connect(m.url)
+    try {
+      const outcome: Promise<string>[] = []
+      for (let i = 0; i < 3; i++) {
+        const st = session.request({ ':method': 'POST', ':path': '/v3/watch' })
+        st.write(JSON.stringify({ create_request: { key: b64('k') } }))
+        outcome.push(
+          new Promise((resolve) => {
+            st.once('response', (h) => resolve(`status ${h[':status']}`))
+            st.once('error', () => resolve(`reset ${st.rstCode}`))
+          }),
+        )
+      }
+      const got = await Promise.all(outcome)
+      assert.equal(got.filter((g) => g === 'status 200').length, 2, got.join(', '))
+      assert.equal(got.filter((g) => g === 'reset 7').length, 1, got.join(', '))
+    } finally {
+      session.destroy()
       await m.stop()
     }
   })
