@@ -141,7 +141,7 @@ async function main(): Promise<number> {
     console.log(
       `member coverage: ${t.ops} client ops (${t.okOps} ok), ${t.watchEvents} watch events, ${t.leaderTerms} leader ` +
         `terms, ${t.crashes} crashes, ${t.restarts} restarts, ${t.snapshotsSent} snapshots sent, ${t.confChanges} ` +
-        `membership changes, ${t.transfers} leader transfers; ${((performance.now() - started) / 1000).toFixed(1)} s`,
+        `membership changes, ${t.transfers} leader transfers${t.removedRestarts ? `, ${t.removedRestarts} restarts of removed members` : ''}; ${((performance.now() - started) / 1000).toFixed(1)} s`,
     )
     add(b)
   }

@@ -34,6 +34,7 @@ export async function runMemberBatch(o: MemberBatchOptions): Promise<MemberBatch
       watchEvents: 0,
       crashes: 0,
       restarts: 0,
+      removedRestarts: 0,
       snapshotsSent: 0,
       confChanges: 0,
       transfers: 0,

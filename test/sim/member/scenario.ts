@@ -56,6 +56,7 @@ export interface MemberSimResult {
     watchEvents: number
     crashes: number
     restarts: number
+    removedRestarts: number
     snapshotsSent: number
     confChanges: number
     transfers: number
@@ -499,7 +500,8 @@ export async function runMemberSeed(o: MemberSimOptions): Promise<MemberSimResul
         // The operator knows it is removed and never restarts it with its old data (etcd's rule too: a removed
         // member's data directory must be discarded). Restarting it is unsafe: see docs/testing.md, known gaps.
         const gone = world.byId(id)
-        if (gone) gone.removed = true
+        world.acknowledgedRemoved.add(id)
+        if (gone && o.bug !== 'restart-removed') gone.removed = true
       }
     }
   }
@@ -638,6 +640,7 @@ export async function runMemberSeed(o: MemberSimOptions): Promise<MemberSimResul
       watchEvents,
       crashes: world.stats.crashes,
       restarts: world.stats.restarts,
+      removedRestarts: world.stats.removedRestarts,
       snapshotsSent: world.stats.snapshotsSent,
       confChanges: world.stats.confChanges,
       transfers,

@@ -41,6 +41,12 @@ export type MemberBug =
   | 'skip-apply'
   /** One member applies every put with another value: its KV hash (and what its watchers see) must differ. */
   | 'diverge-apply'
+  /**
+   * Not a bug of the member but of its operator: a member whose removal was acknowledged is restarted with its old
+   * data (etcd: never do this, discard its data dir). Its peers that applied the removal tell it so and it stops;
+   * while all of them are down it can still win an election with stale members (docs/testing.md, seed 2539).
+   */
+  | 'restart-removed'
 
 export const memberBugs: readonly MemberBug[] = [
   'skip-fsync',
@@ -49,6 +55,7 @@ export const memberBugs: readonly MemberBug[] = [
   'double-apply',
   'skip-apply',
   'diverge-apply',
+  'restart-removed',
 ]
 
 export interface NetFaults {
@@ -118,7 +125,18 @@ export class World {
   private readonly group = new Map<NodeId, number>()
   readonly config: ServerConfig
   private readonly clusterId = '7001'
-  readonly stats = { delivered: 0, dropped: 0, crashes: 0, restarts: 0, snapshotsSent: 0, confChanges: 0 }
+  readonly stats = {
+    delivered: 0,
+    dropped: 0,
+    crashes: 0,
+    restarts: 0,
+    snapshotsSent: 0,
+    confChanges: 0,
+    /** Starts of a member whose removal was acknowledged (only with the operator error `restart-removed`). */
+    removedRestarts: 0,
+  }
+  /** Members whose removal the operator saw acknowledged. */
+  readonly acknowledgedRemoved = new Set<NodeId>()
   private nextId: number
 
   constructor(readonly o: WorldOptions) {
@@ -203,6 +221,10 @@ export class World {
   async start(m: SimMember, members: MemberInfo[] = this.memberInfos()): Promise<void> {
     if (m.removed || m.starting || this.isUp(m)) return
     m.starting = true
+    if (this.acknowledgedRemoved.has(m.id)) {
+      this.stats.removedRestarts++
+      this.o.trace(`restart removed ${m.id} with its old data`)
+    }
     const proc: ProcessClock = new ProcessClock(this.o.sched, 1_800_000_000_000, (err) => this.onFatal(m, proc, err))
     m.proc = proc
     m.member = undefined
