@@ -10,6 +10,8 @@
  *   --trivial   also against do-nothing KV servers (bench/lib/grpc-trivial.ts) on ConnectRPC (edgecd's stack) and
  *               on @grpc/grpc-js: the generator's own ceiling and the two libraries' ceilings
  *   --quick     0.5 s per run
+ *   --rows r    only these rows, e.g. `put:64,range-serializable:64` (default: all four)
+ *   --profile d start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
  *
  * Rows: put with 1 and 64 clients, linearizable and serializable range with 64. Every run is bounded by time and by
  * a call count; servers are child processes, stopped (and their directories removed) at the end, also on failure.
@@ -223,6 +225,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       quick: { type: 'boolean' },
       json: { type: 'boolean' },
       seconds: { type: 'string' },
+      rows: { type: 'string' },
+      profile: { type: 'string' },
     },
     strict: true,
   })
@@ -230,7 +234,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const ms = quick ? 500 : Number(values.seconds ?? 3) * 1000
   const warmupMs = quick ? 200 : 1000
   const out: BenchResult[] = []
-  const targets: (() => Promise<Target>)[] = [async () => fromServer(await startEdgecd())]
+  const selected: [Kind, number][] = values.rows
+    ? values.rows.split(',').map((r) => {
+        const [kind, n] = r.split(':')
+        if (!rows.some(([k]) => k === kind) || !(Number(n) > 0)) throw new Error(`--rows: bad row ${r}`)
+        return [kind as Kind, Number(n)]
+      })
+    : rows
+  const nodeArgs = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : undefined
+  const targets: (() => Promise<Target>)[] = [async () => fromServer(await startEdgecd(nodeArgs ? { nodeArgs } : {}))]
   if (values.etcd) targets.push(async () => fromServer(await startEtcd()))
   if (values.trivial)
     targets.push(
@@ -245,7 +257,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         await ready(t.address).catch(() => undefined)
         await preload(t.address)
       }
-      for (const [kind, n] of rows) {
+      for (const [kind, n] of selected) {
         const r = await load(t.address, kind, n, ms, warmupMs, t.pid)
         results.set(`${t.name} ${kind} ${n}`, r)
         out.push({
@@ -260,7 +272,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     }
   }
   if (values.etcd)
-    for (const [kind, n] of rows) {
+    for (const [kind, n] of selected) {
       const a = results.get(`edgecd ${kind} ${n}`)
       const b = results.get(`etcd ${kind} ${n}`)
       if (a && b)

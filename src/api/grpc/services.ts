@@ -62,6 +62,23 @@ export function grpcError(err: unknown): ConnectError {
   return new ConnectError(e.message, e.grpcCode as number as Code)
 }
 
+/**
+ * A unary RPC without the protobuf-es messages, for a runtime that reads and writes the wire itself (./codec.ts):
+ * `call` takes the member's request object and answers the member's response object; `done` (when metrics are
+ * kept) is told the bytes sent and the end. Attached to each unary implementation under `rawUnary`.
+ */
+export interface RawUnary {
+  method: string
+  input: DescMessage
+  output: DescMessage
+  call(
+    req: unknown,
+    ctx: HandlerContext,
+    receivedBytes: number,
+  ): Promise<{ out: object; done: { sent(bytes: number): void; end(code: number): void } | undefined }>
+}
+export const rawUnary = Symbol('edgecd raw unary')
+
 /** A service and its implementation (what `ConnectRouter.service` takes). */
 export type GrpcService = [DescService, Partial<ServiceImpl<any>>]
 
@@ -82,29 +99,50 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
     return a instanceof Promise ? await a : a
   }
   /** A unary RPC: convert, authorize, call, convert back; errors as etcd's. */
-  const unary =
-    <Req, Res extends DescMessage>(
-      method: string,
-      reqDesc: DescMessage,
-      resDesc: Res,
-      fn: (r: Req, info: AuthInfo | undefined, ctx: HandlerContext) => Promise<object>,
-    ) =>
-    async (msg: object, ctx: HandlerContext) => {
-      const call = opts.metrics?.start(method)
-      call?.received(0)
-      try {
-        const r = fromProto<Req>(reqDesc, msg)
-        const info = await authorize(method, r, ctx)
-        const out = toProto(resDesc, await fn(r, info, ctx))
-        call?.sent(0)
-        call?.end(0)
-        return out
-      } catch (err) {
-        const e = grpcError(err)
-        call?.end(e.code)
-        throw e
-      }
-    }
+  const unary = <Req, Res extends DescMessage>(
+    method: string,
+    reqDesc: DescMessage,
+    resDesc: Res,
+    fn: (r: Req, info: AuthInfo | undefined, ctx: HandlerContext) => Promise<object>,
+  ) =>
+    Object.assign(
+      async (msg: object, ctx: HandlerContext) => {
+        const call = opts.metrics?.start(method)
+        call?.received(0)
+        try {
+          const r = fromProto<Req>(reqDesc, msg)
+          const info = await authorize(method, r, ctx)
+          const out = toProto(resDesc, await fn(r, info, ctx))
+          call?.sent(0)
+          call?.end(0)
+          return out
+        } catch (err) {
+          const e = grpcError(err)
+          call?.end(e.code)
+          throw e
+        }
+      },
+      {
+        [rawUnary]: {
+          method,
+          input: reqDesc,
+          output: resDesc,
+          call: async (r: unknown, ctx: HandlerContext, received: number) => {
+            const call = opts.metrics?.start(method)
+            call?.received(received)
+            try {
+              const info = await authorize(method, r, ctx)
+              const out = await fn(r as Req, info, ctx)
+              return { out, done: call }
+            } catch (err) {
+              const e = grpcError(err)
+              call?.end(e.code)
+              throw e
+            }
+          },
+        } satisfies RawUnary,
+      },
+    )
   const conc: ConcurrencyApi = memberConcurrency(member)
 
   const services: GrpcService[] = []
