@@ -144,6 +144,23 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
       },
     )
   const conc: ConcurrencyApi = memberConcurrency(member)
+  /**
+   * A stream call's grpc_server_* counting, as go-grpc-prometheus' stream interceptor: started when the stream opens,
+   * one msg_received / msg_sent per message, handled once with the code it ends with (a stream the client goes away
+   * from ends Canceled). Message sizes are not known here (ConnectRPC serialises): bytes count 0.
+   */
+  const streamCall = (method: string, ctx: HandlerContext) => {
+    const call = opts.metrics?.start(method)
+    return {
+      received: () => call?.received(0),
+      sent: () => call?.sent(0),
+      end: (err?: unknown) => {
+        if (!call) return
+        if (err === undefined) call.end(ctx.signal.aborted ? GrpcCode.Canceled : 0)
+        else call.end(ctx.signal.aborted ? GrpcCode.Canceled : grpcError(err).code)
+      },
+    }
+  }
 
   const services: GrpcService[] = []
   const router = {
@@ -181,31 +198,39 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         member.leaseLeases(),
       ),
       // One renewal per request, answered in order; a lease that is gone answers TTL 0 (etcd's leaseKeepAlive).
-      async *leaseKeepAlive(reqs) {
+      async *leaseKeepAlive(reqs, ctx) {
+        const call = streamCall('LeaseKeepAlive', ctx)
+        let failure: unknown
         try {
           for await (const msg of reqs) {
+            call.received()
             const res = await member.leaseKeepAlive(fromProto(pb.LeaseKeepAliveRequestSchema, msg))
             yield toProto(pb.LeaseKeepAliveResponseSchema, res)
+            call.sent()
           }
         } catch (err) {
+          failure = err
           throw grpcError(err)
+        } finally {
+          call.end(failure)
         }
       },
     })
 
     router.service(pb.Watch, {
       async *watch(reqs, ctx) {
+        const call = streamCall('Watch', ctx)
         let info: AuthInfo | undefined
         try {
           info = await authorize('Watch', undefined, ctx)
+          // clientv3's WithRequireLeader (etcdctl watch sends it): no stream while the member knows no leader.
+          if (ctx.requestHeader.get('hasleader') === 'true' && !member.healthy()) throw new EtcdError('ErrNoLeader')
+          if (watchStreams.n >= opts.maxWatchStreams)
+            throw new ConnectError('etcdserver: too many watch streams', Code.ResourceExhausted)
         } catch (err) {
+          call.end(err)
           throw grpcError(err)
         }
-        // clientv3's WithRequireLeader (etcdctl watch sends it): no stream while the member knows no leader.
-        if (ctx.requestHeader.get('hasleader') === 'true' && !member.healthy())
-          throw grpcError(new EtcdError('ErrNoLeader'))
-        if (watchStreams.n >= opts.maxWatchStreams)
-          throw new ConnectError('etcdserver: too many watch streams', Code.ResourceExhausted)
         watchStreams.n++
         const queue: WatchResponse[] = []
         let held = false
@@ -221,26 +246,36 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         // Requests are read alongside: a half-closed request side leaves the watches running, as etcd's recvLoop.
         void (async () => {
           try {
-            for await (const msg of reqs) stream.request(fromProto<WatchRequest>(pb.WatchRequestSchema, msg))
+            for await (const msg of reqs) {
+              call.received()
+              stream.request(fromProto<WatchRequest>(pb.WatchRequestSchema, msg))
+            }
           } catch (err) {
             failed = err
             wake?.()
           }
         })()
+        let ended: unknown
         const aborted = () => wake?.()
         ctx.signal.addEventListener('abort', aborted)
         try {
           for (;;) {
             while (queue.length > 0) {
               const batch = queue.splice(0, queue.length)
-              for (const r of batch) yield watchResponseToProto(r)
+              for (const r of batch) {
+                yield watchResponseToProto(r)
+                call.sent()
+              }
             }
             if (held) {
               held = false
               stream.resume()
               continue
             }
-            if (failed !== undefined) throw grpcError(failed)
+            if (failed !== undefined) {
+              ended = failed
+              throw grpcError(failed)
+            }
             if (ctx.signal.aborted) return
             await new Promise<void>((resolve) => {
               wake = resolve
@@ -251,6 +286,7 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           ctx.signal.removeEventListener('abort', aborted)
           stream.close()
           watchStreams.n--
+          call.end(ended)
         }
       },
     })
@@ -290,23 +326,35 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         member.moveLeader(r as never),
       ),
       async *snapshot(_req, ctx) {
+        const call = streamCall('Snapshot', ctx)
+        call.received()
         let snap: Awaited<ReturnType<MemberApi['snapshot']>>
         try {
           await authorize('Snapshot', undefined, ctx)
           snap = await member.snapshot()
         } catch (err) {
+          call.end(err)
           throw grpcError(err)
         }
+        let done = false
         // As etcd 3.4: 32 KiB chunks counting down remaining_bytes (no header), then the SHA-256 of the whole as
         // one last message, which etcdctl checks (the snapshot's length is a multiple of 512: saved-snapshot.ts).
-        const { data } = snap
-        const sha = new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>))
-        for (let off = 0; off < data.length; ) {
-          const blob = data.subarray(off, Math.min(off + snapshotChunkBytes, data.length))
-          off += blob.length
-          yield toProto(pb.SnapshotResponseSchema, { remaining_bytes: data.length - off, blob })
+        try {
+          const { data } = snap
+          const sha = new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>))
+          for (let off = 0; off < data.length; ) {
+            const blob = data.subarray(off, Math.min(off + snapshotChunkBytes, data.length))
+            off += blob.length
+            yield toProto(pb.SnapshotResponseSchema, { remaining_bytes: data.length - off, blob })
+            call.sent()
+          }
+          yield toProto(pb.SnapshotResponseSchema, { remaining_bytes: 0, blob: sha })
+          call.sent()
+          done = true
+        } finally {
+          // A consumer that stops early (the client went away) ends the generator here: Canceled.
+          call.end(done ? undefined : new ConnectError('canceled', Code.Canceled))
         }
-        yield toProto(pb.SnapshotResponseSchema, { remaining_bytes: 0, blob: sha })
       },
     })
 
@@ -404,12 +452,20 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         conc.resign(r as never, i),
       ),
       async *observe(req, ctx) {
+        const call = streamCall('Observe', ctx)
+        call.received()
+        let failure: unknown
         try {
-          for await (const res of conc.observe(fromProto(election.LeaderRequestSchema, req), ctx.signal))
+          for await (const res of conc.observe(fromProto(election.LeaderRequestSchema, req), ctx.signal)) {
             yield toProto(election.LeaderResponseSchema, res)
+            call.sent()
+          }
         } catch (err) {
           if (ctx.signal.aborted) return
+          failure = err
           throw grpcError(err)
+        } finally {
+          call.end(failure)
         }
       },
     })
