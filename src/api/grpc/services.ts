@@ -47,6 +47,50 @@ export interface GrpcOptions {
   metrics?: {
     start(method: string): { received(bytes: number): void; sent(bytes: number): void; end(code: number): void }
   }
+  /**
+   * How often streams opened with clientv3's WithRequireLeader (`hasleader: true` metadata) are checked for a leader
+   * (etcd: every election timeout); a check that finds none cancels them with `etcdserver: no leader`.
+   */
+  leaderCheckMs?: number
+  /** The timer of that check (tests inject one); default setInterval. Returns the function that stops it. */
+  every?: (ms: number, fn: () => void) => () => void
+}
+
+/** Streams opened with WithRequireLeader, cancelled when a periodic check finds no leader (etcd's monitorLeader). */
+class LeaderMonitor {
+  private readonly streams = new Set<() => void>()
+  private stop: (() => void) | undefined
+  constructor(
+    private readonly hasLeader: () => boolean,
+    private readonly ms: number,
+    private readonly every: (ms: number, fn: () => void) => () => void,
+  ) {}
+  /** Registers a stream's cancel; returns its removal. The check runs only while such streams are open. */
+  add(cancel: () => void): () => void {
+    this.streams.add(cancel)
+    this.stop ??= this.every(this.ms, () => this.check())
+    return () => {
+      this.streams.delete(cancel)
+      if (this.streams.size === 0) {
+        this.stop?.()
+        this.stop = undefined
+      }
+    }
+  }
+  private check(): void {
+    if (this.hasLeader()) return
+    const all = [...this.streams]
+    this.streams.clear()
+    this.stop?.()
+    this.stop = undefined
+    for (const cancel of all) cancel()
+  }
+}
+
+const defaultEvery = (ms: number, fn: () => void): (() => void) => {
+  const t = setInterval(fn, ms)
+  ;(t as { unref?: () => void }).unref?.()
+  return () => clearInterval(t)
 }
 
 /** Watch responses queued per gRPC stream before the client counts as slow (the hub then holds events back). */
@@ -93,6 +137,14 @@ export function grpcRoutes(member: MemberApi, opts: GrpcOptions): (router: Conne
 /** Every etcd service over `member`, with its implementation. */
 export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[] {
   const watchStreams = opts.watchStreams ?? { n: 0 }
+  const leaderKnown = () => (member.hasLeader ? member.hasLeader() : member.healthy())
+  /** clientv3's WithRequireLeader: a call that asks for a leader is refused while the member knows none. */
+  const requiresLeader = (ctx: HandlerContext): boolean => {
+    if (ctx.requestHeader.get('hasleader') !== 'true') return false
+    if (!leaderKnown()) throw new EtcdError('ErrNoLeader')
+    return true
+  }
+  const leaderMonitor = new LeaderMonitor(leaderKnown, opts.leaderCheckMs ?? 1000, opts.every ?? defaultEvery)
   const authorize = async (method: string, req: unknown, ctx: HandlerContext): Promise<AuthInfo | undefined> => {
     const peer = ctx.values.get(grpcPeerKey)
     const a = member.authorize?.(method, req, ctx.requestHeader.get('token') ?? undefined, peer.certUser)
@@ -110,6 +162,7 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         const call = opts.metrics?.start(method)
         call?.received(0)
         try {
+          requiresLeader(ctx)
           const r = fromProto<Req>(reqDesc, msg)
           const info = await authorize(method, r, ctx)
           const out = toProto(resDesc, await fn(r, info, ctx))
@@ -131,6 +184,7 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
             const call = opts.metrics?.start(method)
             call?.received(received)
             try {
+              requiresLeader(ctx)
               const info = await authorize(method, r, ctx)
               const out = await fn(r as Req, info, ctx)
               return { out, done: call }
@@ -201,8 +255,20 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
       async *leaseKeepAlive(reqs, ctx) {
         const call = streamCall('LeaseKeepAlive', ctx)
         let failure: unknown
+        let unmonitor: (() => void) | undefined
         try {
-          for await (const msg of reqs) {
+          // WithRequireLeader: refused without a leader, and ended with `no leader` when a check finds none.
+          let noLeader: Promise<never> | undefined
+          if (requiresLeader(ctx))
+            noLeader = new Promise<never>((_, reject) => {
+              unmonitor = leaderMonitor.add(() => reject(new EtcdError('ErrNoLeader')))
+            })
+          noLeader?.catch(() => undefined)
+          const it = reqs[Symbol.asyncIterator]()
+          for (;;) {
+            const next = noLeader ? await Promise.race([it.next(), noLeader]) : await it.next()
+            if (next.done) break
+            const msg = next.value
             call.received()
             const res = await member.leaseKeepAlive(fromProto(pb.LeaseKeepAliveRequestSchema, msg))
             yield toProto(pb.LeaseKeepAliveResponseSchema, res)
@@ -212,6 +278,7 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           failure = err
           throw grpcError(err)
         } finally {
+          unmonitor?.()
           call.end(failure)
         }
       },
@@ -221,10 +288,12 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
       async *watch(reqs, ctx) {
         const call = streamCall('Watch', ctx)
         let info: AuthInfo | undefined
+        let requireLeader = false
         try {
+          // clientv3's WithRequireLeader (etcdctl watch sends it): no stream while the member knows no leader, and
+          // the stream is cancelled with `no leader` when a later check finds none (etcd's monitorLeader).
+          requireLeader = requiresLeader(ctx)
           info = await authorize('Watch', undefined, ctx)
-          // clientv3's WithRequireLeader (etcdctl watch sends it): no stream while the member knows no leader.
-          if (ctx.requestHeader.get('hasleader') === 'true' && !member.healthy()) throw new EtcdError('ErrNoLeader')
           if (watchStreams.n >= opts.maxWatchStreams)
             throw new ConnectError('etcdserver: too many watch streams', Code.ResourceExhausted)
         } catch (err) {
@@ -256,6 +325,12 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           }
         })()
         let ended: unknown
+        const unmonitor = requireLeader
+          ? leaderMonitor.add(() => {
+              failed ??= new EtcdError('ErrNoLeader')
+              wake?.()
+            })
+          : undefined
         const aborted = () => wake?.()
         ctx.signal.addEventListener('abort', aborted)
         try {
@@ -284,6 +359,7 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           }
         } finally {
           ctx.signal.removeEventListener('abort', aborted)
+          unmonitor?.()
           stream.close()
           watchStreams.n--
           call.end(ended)
@@ -330,6 +406,7 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         call.received()
         let snap: Awaited<ReturnType<MemberApi['snapshot']>>
         try {
+          requiresLeader(ctx)
           await authorize('Snapshot', undefined, ctx)
           snap = await member.snapshot()
         } catch (err) {
@@ -456,6 +533,7 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         call.received()
         let failure: unknown
         try {
+          requiresLeader(ctx)
           for await (const res of conc.observe(fromProto(election.LeaderRequestSchema, req), ctx.signal)) {
             yield toProto(election.LeaderResponseSchema, res)
             call.sent()

@@ -68,6 +68,8 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
   const services = grpcServices(opts.member, {
     maxWatchStreams: config.maxWatchStreams,
     watchStreams: opts.watchStreams,
+    // etcd checks WithRequireLeader streams every election timeout.
+    leaderCheckMs: config.electionTimeoutMs,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   })
   const recvMax = grpcRecvBytesMax(config.maxRequestBytes)
