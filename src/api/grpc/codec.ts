@@ -577,13 +577,16 @@ function readScalar(r: Reader, f: Field): unknown {
   return undefined
 }
 
+/** Every absent bytes field: one empty array (it has nothing to change). */
+const emptyBytes = new Uint8Array(0)
+
 function zeroOf(rep: Rep, scalar: ScalarType): unknown {
   if (rep === 'number') return 0
   if (rep === 'bigint') return 0n
   if (rep === 'decimal') return '0'
   switch (scalar) {
     case ScalarType.BYTES:
-      return new Uint8Array(0)
+      return emptyBytes
     case ScalarType.STRING:
       return ''
     case ScalarType.BOOL:

@@ -165,7 +165,10 @@ const okHeaders = { ':status': 200, 'content-type': 'application/grpc' }
 const okTrailers = { 'grpc-status': '0' }
 const respondOptions = { waitForTrailers: true, sendDate: false }
 
-/** The HandlerContext a service implementation reads on a raw unary call: metadata, the peer, a signal. */
+/**
+ * The HandlerContext a service implementation reads on a raw unary call: metadata (`requestHeader.get`), the peer
+ * (`values.get(grpcPeerKey)`), a signal. Methods on the prototype: nothing is allocated per call but this object.
+ */
 class UnaryContext {
   private controller: AbortController | undefined
   constructor(
@@ -173,12 +176,11 @@ class UnaryContext {
     private readonly headers: IncomingHttpHeaders,
     private readonly peerOf: (socket: Socket | undefined) => GrpcPeer,
   ) {}
-  readonly requestHeader = {
-    get: (name: string) => (this.headers[name.toLowerCase()] as string | undefined) ?? null,
+  get requestHeader(): { get(name: string): string | null } {
+    return new RequestHeader(this.headers)
   }
-  readonly values = {
-    get: (key: { id: symbol }) =>
-      key.id === grpcPeerKey.id ? this.peerOf(this.stream.session?.socket as Socket | undefined) : undefined,
+  get values(): { get(key: { id: symbol }): unknown } {
+    return new PeerValues(this.stream, this.peerOf)
   }
   timeoutMs(): undefined {
     return undefined
@@ -192,6 +194,24 @@ class UnaryContext {
       else this.stream.once('close', () => c.abort())
     }
     return this.controller.signal
+  }
+}
+
+class RequestHeader {
+  constructor(private readonly headers: IncomingHttpHeaders) {}
+  get(name: string): string | null {
+    const v = this.headers[name.toLowerCase()]
+    return typeof v === 'string' ? v : (v?.[0] ?? null)
+  }
+}
+
+class PeerValues {
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly peerOf: (socket: Socket | undefined) => GrpcPeer,
+  ) {}
+  get(key: { id: symbol }): unknown {
+    return key.id === grpcPeerKey.id ? this.peerOf(this.stream.session?.socket as Socket | undefined) : undefined
   }
 }
 
