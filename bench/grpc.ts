@@ -2,19 +2,25 @@
  * gRPC throughput and latency of a member through its gRPC front door, optionally side by side with Debian's etcd on
  * the same machine under the same load. Closed loop: N clients sharing ceil(N/16) HTTP/2 connections (as Go clients
  * multiplex calls on few connections), each sending its next call when the previous answer is read; 256-byte values
- * over 1,000 keys (preloaded). The load generator is this process, with @grpc/grpc-js and the generated messages.
+ * over 1,000 keys (preloaded). The load generator is this process: by default a bare node:http2 client sending
+ * pre-encoded gRPC frames (reading only grpc-status), so that its own cost per call stays well under a server's;
+ * `--client grpc-js` uses @grpc/grpc-js with the generated messages instead (what the `etcd3` package does). Each
+ * row also reports the generator's own CPU per call.
  *
- *   npm run bench -- grpc [--etcd] [--trivial] [--quick] [--seconds 3]
+ *   npm run bench -- grpc [--etcd] [--trivial] [--quick] [--seconds 3] [--client raw|grpc-js]
  *
  *   --etcd      also run the load against etcd 3.4 and print edgecd/etcd per row
  *   --trivial   also against do-nothing KV servers (bench/lib/grpc-trivial.ts) on ConnectRPC (edgecd's stack) and
  *               on @grpc/grpc-js: the generator's own ceiling and the two libraries' ceilings
  *   --quick     0.5 s per run
+ *   --rows r    only these rows, e.g. `put:64,range-serializable:64` (default: all four)
+ *   --profile d start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
  *
  * Rows: put with 1 and 64 clients, linearizable and serializable range with 64. Every run is bounded by time and by
  * a call count; servers are child processes, stopped (and their directories removed) at the end, also on failure.
  */
 import { spawn } from 'node:child_process'
+import { type ClientHttp2Session, connect } from 'node:http2'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { create, type DescMessage, fromBinary, toBinary } from '@bufbuild/protobuf'
@@ -63,7 +69,54 @@ const putRes = codec(PutResponseSchema)
 const rangeReq = codec(RangeRequestSchema)
 const rangeRes = codec(RangeResponseSchema)
 
-function call(client: grpc.Client, kind: Kind, key: Uint8Array): Promise<void> {
+/** A gRPC connection for the generator: grpc-js, or a bare HTTP/2 session sending pre-encoded frames. */
+type Conn = { kind: 'grpc-js'; client: grpc.Client } | { kind: 'raw'; session: ClientHttp2Session }
+
+const framed = (b: Uint8Array): Buffer => {
+  const f = Buffer.alloc(5 + b.length)
+  f.writeUInt32BE(b.length, 1)
+  f.set(b, 5)
+  return f
+}
+/** Per key: the enveloped Put, linearizable Range and serializable Range requests. */
+const frames = keys.map((key) => ({
+  put: framed(toBinary(PutRequestSchema, create(PutRequestSchema, { key, value }))),
+  'range-linearizable': framed(toBinary(RangeRequestSchema, create(RangeRequestSchema, { key }))),
+  'range-serializable': framed(toBinary(RangeRequestSchema, create(RangeRequestSchema, { key, serializable: true }))),
+}))
+const keyIndex = new Map<Uint8Array, number>(keys.map((k, i) => [k, i]))
+const rawHeaders = (path: string) => ({
+  ':method': 'POST',
+  ':path': path,
+  'content-type': 'application/grpc',
+  te: 'trailers',
+})
+const putHeaders = rawHeaders('/etcdserverpb.KV/Put')
+const rangeHeaders = rawHeaders('/etcdserverpb.KV/Range')
+
+function rawCall(session: ClientHttp2Session, kind: Kind, key: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = session.request(kind === 'put' ? putHeaders : rangeHeaders)
+    let status: unknown
+    let message: unknown
+    const take = (h: Record<string, unknown>) => {
+      if (h['grpc-status'] !== undefined) {
+        status = h['grpc-status']
+        message = h['grpc-message']
+      }
+    }
+    req.on('response', take)
+    req.on('trailers', take)
+    req.on('data', () => undefined)
+    req.on('end', () => (status === '0' ? resolve() : reject(new Error(`grpc-status ${status}: ${message}`))))
+    req.on('error', reject)
+    req.end(frames[keyIndex.get(key)!]![kind] as Buffer)
+  })
+}
+
+function call(conn: Conn, kind: Kind, key: Uint8Array): Promise<void> {
+  if (conn.kind === 'raw') return rawCall(conn.session, kind, key)
+  const client = conn.client
   return new Promise((resolve, reject) => {
     const cb = (err: grpc.ServiceError | null) => (err ? reject(err) : resolve())
     if (kind === 'put')
@@ -85,21 +138,33 @@ function call(client: grpc.Client, kind: Kind, key: Uint8Array): Promise<void> {
   })
 }
 
-function clients(address: string, n: number): grpc.Client[] {
-  return Array.from(
-    { length: n },
-    (_, i) =>
-      new grpc.Client(address, grpc.credentials.createInsecure(), {
+let clientKind: Conn['kind'] = 'raw'
+
+function clients(address: string, n: number): Conn[] {
+  return Array.from({ length: n }, (_, i): Conn => {
+    if (clientKind === 'raw') {
+      const session = connect(`http://${address}`)
+      session.on('error', () => undefined)
+      return { kind: 'raw', session }
+    }
+    return {
+      kind: 'grpc-js',
+      client: new grpc.Client(address, grpc.credentials.createInsecure(), {
         'grpc.use_local_subchannel_pool': 1,
         // a distinct channel per connection
         'grpc.channel_id': i,
       } as grpc.ChannelOptions),
-  )
+    }
+  })
 }
+
+const closeConn = (c: Conn) => (c.kind === 'raw' ? c.session.close() : c.client.close())
 
 interface Run {
   /** Server CPU time per call (user + system), µs: robust to a loaded machine where ops/s is not. */
   cpuUsPerCall: number
+  /** The load generator's (this process's) CPU time per call, µs. */
+  genUsPerCall: number
   ops: number
   p50: number
   p99: number
@@ -118,11 +183,15 @@ async function load(address: string, kind: Kind, n: number, ms: number, warmupMs
   const tEnd = tMeasure + ms
   let cpuAt = Number.NaN
   let cpuEnd = Number.NaN
+  let genAt = process.cpuUsage()
+  let genEnd = genAt
   const measureTimer = setTimeout(() => {
     cpuAt = processCpuSecs(pid)
+    genAt = process.cpuUsage()
   }, warmupMs)
   const endTimer = setTimeout(() => {
     cpuEnd = processCpuSecs(pid)
+    genEnd = process.cpuUsage(genAt)
   }, warmupMs + ms)
   async function worker(id: number) {
     let x = (id * 104729 + 7) >>> 0 || 1
@@ -150,12 +219,18 @@ async function load(address: string, kind: Kind, n: number, ms: number, warmupMs
   await Promise.all(Array.from({ length: n }, (_, i) => worker(i)))
   clearTimeout(measureTimer)
   clearTimeout(endTimer)
-  for (const c of conns) c.close()
+  // A busy event loop may end the workers before the end timer ran: read the CPU figures now.
+  if (Number.isNaN(cpuEnd)) {
+    cpuEnd = processCpuSecs(pid)
+    genEnd = process.cpuUsage(genAt)
+  }
+  for (const c of conns) closeConn(c)
   lat.sort((a, b) => a - b)
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? Number.NaN
   return {
     ops: ops / (ms / 1000),
     cpuUsPerCall: ((cpuEnd - cpuAt) * 1e6) / Math.max(1, ops),
+    genUsPerCall: (genEnd.user + genEnd.system) / Math.max(1, ops),
     p50: q(0.5),
     p99: q(0.99),
     errors,
@@ -166,7 +241,7 @@ async function load(address: string, kind: Kind, n: number, ms: number, warmupMs
 async function preload(address: string): Promise<void> {
   const [c] = clients(address, 1)
   for (let i = 0; i < keyCount; i += 64) await Promise.all(keys.slice(i, i + 64).map((k) => call(c!, 'put', k)))
-  c!.close()
+  closeConn(c!)
 }
 
 async function ready(address: string): Promise<void> {
@@ -179,7 +254,7 @@ async function ready(address: string): Promise<void> {
     } catch (err) {
       if (performance.now() > deadline) throw err
     } finally {
-      c!.close()
+      closeConn(c!)
     }
     await new Promise((r) => setTimeout(r, 100))
   }
@@ -223,14 +298,28 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       quick: { type: 'boolean' },
       json: { type: 'boolean' },
       seconds: { type: 'string' },
+      rows: { type: 'string' },
+      client: { type: 'string' },
+      profile: { type: 'string' },
     },
     strict: true,
   })
+  if (values.client !== undefined && values.client !== 'raw' && values.client !== 'grpc-js')
+    throw new Error(`--client: raw or grpc-js, not ${values.client}`)
+  clientKind = (values.client as Conn['kind'] | undefined) ?? 'raw'
   const quick = opts.quick || values.quick === true
   const ms = quick ? 500 : Number(values.seconds ?? 3) * 1000
   const warmupMs = quick ? 200 : 1000
   const out: BenchResult[] = []
-  const targets: (() => Promise<Target>)[] = [async () => fromServer(await startEdgecd())]
+  const selected: [Kind, number][] = values.rows
+    ? values.rows.split(',').map((r) => {
+        const [kind, n] = r.split(':')
+        if (!rows.some(([k]) => k === kind) || !(Number(n) > 0)) throw new Error(`--rows: bad row ${r}`)
+        return [kind as Kind, Number(n)]
+      })
+    : rows
+  const nodeArgs = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : undefined
+  const targets: (() => Promise<Target>)[] = [async () => fromServer(await startEdgecd(nodeArgs ? { nodeArgs } : {}))]
   if (values.etcd) targets.push(async () => fromServer(await startEtcd()))
   if (values.trivial)
     targets.push(
@@ -245,14 +334,14 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         await ready(t.address).catch(() => undefined)
         await preload(t.address)
       }
-      for (const [kind, n] of rows) {
+      for (const [kind, n] of selected) {
         const r = await load(t.address, kind, n, ms, warmupMs, t.pid)
         results.set(`${t.name} ${kind} ${n}`, r)
         out.push({
           name: `${t.name} ${kind}, ${n} clients`,
           value: r.ops,
           unit: 'ops/s',
-          note: `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, server CPU ${r.cpuUsPerCall.toFixed(0)} µs/call${r.errors ? `, ${r.errors} errors (${r.firstError})` : ''}, load ${loadavg()[0]!.toFixed(1)}`,
+          note: `p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, server CPU ${r.cpuUsPerCall.toFixed(0)} µs/call, generator ${r.genUsPerCall.toFixed(0)} µs/call${r.errors ? `, ${r.errors} errors (${r.firstError})` : ''}, load ${loadavg()[0]!.toFixed(1)}`,
         })
       }
     } finally {
@@ -260,7 +349,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     }
   }
   if (values.etcd)
-    for (const [kind, n] of rows) {
+    for (const [kind, n] of selected) {
       const a = results.get(`edgecd ${kind} ${n}`)
       const b = results.get(`etcd ${kind} ${n}`)
       if (a && b)

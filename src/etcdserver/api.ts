@@ -105,6 +105,8 @@ export interface MemberApi {
   metrics(): string
   /** Whether the member has a leader and is serving (GET /health). */
   healthy(): boolean
+  /** Whether the member knows a leader now (etcd's `s.Leader() != None`: clientv3's WithRequireLeader checks it). */
+  hasLeader?(): boolean
   /**
    * Whether the member has published its attributes (etcd's ReadyNotify): until then client requests wait for
    * whenReady, which resolves false after the request timeout.

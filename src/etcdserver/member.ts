@@ -956,6 +956,10 @@ export class Member implements MemberApi {
     return this.unhealthyReason() === undefined
   }
 
+  hasLeader(): boolean {
+    return this.raft.leader() !== ''
+  }
+
   /**
    * Why GET /health answers false, in etcd 3.5's words where it has them (etcd 3.4 checks the same but does not
    * say why), or undefined when healthy: an active alarm, no leader heard from within an election timeout, not yet

@@ -189,6 +189,22 @@ export class Histogram extends Family<HistogramSeries> {
     s.sum += v
     s.count++
   }
+  /** Label values in order, then observe() (a hot path's handle: the series is looked up once). */
+  labels(...values: string[]): { observe(v: number): void } {
+    const s = this.child(values)
+    const buckets = this.buckets
+    return {
+      observe: (v: number) => {
+        for (let i = 0; i < buckets.length; i++)
+          if (v <= buckets[i]!) {
+            s.counts[i]!++
+            break
+          }
+        s.sum += v
+        s.count++
+      },
+    }
+  }
   /** Number of observations so far for these label values. */
   count(...values: string[]): number {
     return this.series.get(values.join('\u0000'))?.s.count ?? 0

@@ -47,6 +47,50 @@ export interface GrpcOptions {
   metrics?: {
     start(method: string): { received(bytes: number): void; sent(bytes: number): void; end(code: number): void }
   }
+  /**
+   * How often streams opened with clientv3's WithRequireLeader (`hasleader: true` metadata) are checked for a leader
+   * (etcd: every election timeout); a check that finds none cancels them with `etcdserver: no leader`.
+   */
+  leaderCheckMs?: number
+  /** The timer of that check (tests inject one); default setInterval. Returns the function that stops it. */
+  every?: (ms: number, fn: () => void) => () => void
+}
+
+/** Streams opened with WithRequireLeader, cancelled when a periodic check finds no leader (etcd's monitorLeader). */
+class LeaderMonitor {
+  private readonly streams = new Set<() => void>()
+  private stop: (() => void) | undefined
+  constructor(
+    private readonly hasLeader: () => boolean,
+    private readonly ms: number,
+    private readonly every: (ms: number, fn: () => void) => () => void,
+  ) {}
+  /** Registers a stream's cancel; returns its removal. The check runs only while such streams are open. */
+  add(cancel: () => void): () => void {
+    this.streams.add(cancel)
+    this.stop ??= this.every(this.ms, () => this.check())
+    return () => {
+      this.streams.delete(cancel)
+      if (this.streams.size === 0) {
+        this.stop?.()
+        this.stop = undefined
+      }
+    }
+  }
+  private check(): void {
+    if (this.hasLeader()) return
+    const all = [...this.streams]
+    this.streams.clear()
+    this.stop?.()
+    this.stop = undefined
+    for (const cancel of all) cancel()
+  }
+}
+
+const defaultEvery = (ms: number, fn: () => void): (() => void) => {
+  const t = setInterval(fn, ms)
+  ;(t as { unref?: () => void }).unref?.()
+  return () => clearInterval(t)
 }
 
 /** Watch responses queued per gRPC stream before the client counts as slow (the hub then holds events back). */
@@ -62,6 +106,23 @@ export function grpcError(err: unknown): ConnectError {
   return new ConnectError(e.message, e.grpcCode as number as Code)
 }
 
+/**
+ * A unary RPC without the protobuf-es messages, for a runtime that reads and writes the wire itself (./codec.ts):
+ * `call` takes the member's request object and answers the member's response object; `done` (when metrics are
+ * kept) is told the bytes sent and the end. Attached to each unary implementation under `rawUnary`.
+ */
+export interface RawUnary {
+  method: string
+  input: DescMessage
+  output: DescMessage
+  call(
+    req: unknown,
+    ctx: HandlerContext,
+    receivedBytes: number,
+  ): Promise<{ out: object; done: { sent(bytes: number): void; end(code: number): void } | undefined }>
+}
+export const rawUnary = Symbol('edgecd raw unary')
+
 /** A service and its implementation (what `ConnectRouter.service` takes). */
 export type GrpcService = [DescService, Partial<ServiceImpl<any>>]
 
@@ -76,36 +137,84 @@ export function grpcRoutes(member: MemberApi, opts: GrpcOptions): (router: Conne
 /** Every etcd service over `member`, with its implementation. */
 export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[] {
   const watchStreams = opts.watchStreams ?? { n: 0 }
+  const leaderKnown = () => (member.hasLeader ? member.hasLeader() : member.healthy())
+  /** clientv3's WithRequireLeader: a call that asks for a leader is refused while the member knows none. */
+  const requiresLeader = (ctx: HandlerContext): boolean => {
+    if (ctx.requestHeader.get('hasleader') !== 'true') return false
+    if (!leaderKnown()) throw new EtcdError('ErrNoLeader')
+    return true
+  }
+  const leaderMonitor = new LeaderMonitor(leaderKnown, opts.leaderCheckMs ?? 1000, opts.every ?? defaultEvery)
   const authorize = async (method: string, req: unknown, ctx: HandlerContext): Promise<AuthInfo | undefined> => {
     const peer = ctx.values.get(grpcPeerKey)
     const a = member.authorize?.(method, req, ctx.requestHeader.get('token') ?? undefined, peer.certUser)
     return a instanceof Promise ? await a : a
   }
   /** A unary RPC: convert, authorize, call, convert back; errors as etcd's. */
-  const unary =
-    <Req, Res extends DescMessage>(
-      method: string,
-      reqDesc: DescMessage,
-      resDesc: Res,
-      fn: (r: Req, info: AuthInfo | undefined, ctx: HandlerContext) => Promise<object>,
-    ) =>
-    async (msg: object, ctx: HandlerContext) => {
-      const call = opts.metrics?.start(method)
-      call?.received(0)
-      try {
-        const r = fromProto<Req>(reqDesc, msg)
-        const info = await authorize(method, r, ctx)
-        const out = toProto(resDesc, await fn(r, info, ctx))
-        call?.sent(0)
-        call?.end(0)
-        return out
-      } catch (err) {
-        const e = grpcError(err)
-        call?.end(e.code)
-        throw e
-      }
-    }
+  const unary = <Req, Res extends DescMessage>(
+    method: string,
+    reqDesc: DescMessage,
+    resDesc: Res,
+    fn: (r: Req, info: AuthInfo | undefined, ctx: HandlerContext) => Promise<object>,
+  ) =>
+    Object.assign(
+      async (msg: object, ctx: HandlerContext) => {
+        const call = opts.metrics?.start(method)
+        call?.received(0)
+        try {
+          requiresLeader(ctx)
+          const r = fromProto<Req>(reqDesc, msg)
+          const info = await authorize(method, r, ctx)
+          const out = toProto(resDesc, await fn(r, info, ctx))
+          call?.sent(0)
+          call?.end(0)
+          return out
+        } catch (err) {
+          const e = grpcError(err)
+          call?.end(e.code)
+          throw e
+        }
+      },
+      {
+        [rawUnary]: {
+          method,
+          input: reqDesc,
+          output: resDesc,
+          call: async (r: unknown, ctx: HandlerContext, received: number) => {
+            const call = opts.metrics?.start(method)
+            call?.received(received)
+            try {
+              requiresLeader(ctx)
+              const info = await authorize(method, r, ctx)
+              const out = await fn(r as Req, info, ctx)
+              return { out, done: call }
+            } catch (err) {
+              const e = grpcError(err)
+              call?.end(e.code)
+              throw e
+            }
+          },
+        } satisfies RawUnary,
+      },
+    )
   const conc: ConcurrencyApi = memberConcurrency(member)
+  /**
+   * A stream call's grpc_server_* counting, as go-grpc-prometheus' stream interceptor: started when the stream opens,
+   * one msg_received / msg_sent per message, handled once with the code it ends with (a stream the client goes away
+   * from ends Canceled). Message sizes are not known here (ConnectRPC serialises): bytes count 0.
+   */
+  const streamCall = (method: string, ctx: HandlerContext) => {
+    const call = opts.metrics?.start(method)
+    return {
+      received: () => call?.received(0),
+      sent: () => call?.sent(0),
+      end: (err?: unknown) => {
+        if (!call) return
+        if (err === undefined) call.end(ctx.signal.aborted ? GrpcCode.Canceled : 0)
+        else call.end(ctx.signal.aborted ? GrpcCode.Canceled : grpcError(err).code)
+      },
+    }
+  }
 
   const services: GrpcService[] = []
   const router = {
@@ -143,31 +252,54 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         member.leaseLeases(),
       ),
       // One renewal per request, answered in order; a lease that is gone answers TTL 0 (etcd's leaseKeepAlive).
-      async *leaseKeepAlive(reqs) {
+      async *leaseKeepAlive(reqs, ctx) {
+        const call = streamCall('LeaseKeepAlive', ctx)
+        let failure: unknown
+        let unmonitor: (() => void) | undefined
         try {
-          for await (const msg of reqs) {
+          // WithRequireLeader: refused without a leader, and ended with `no leader` when a check finds none.
+          let noLeader: Promise<never> | undefined
+          if (requiresLeader(ctx))
+            noLeader = new Promise<never>((_, reject) => {
+              unmonitor = leaderMonitor.add(() => reject(new EtcdError('ErrNoLeader')))
+            })
+          noLeader?.catch(() => undefined)
+          const it = reqs[Symbol.asyncIterator]()
+          for (;;) {
+            const next = noLeader ? await Promise.race([it.next(), noLeader]) : await it.next()
+            if (next.done) break
+            const msg = next.value
+            call.received()
             const res = await member.leaseKeepAlive(fromProto(pb.LeaseKeepAliveRequestSchema, msg))
             yield toProto(pb.LeaseKeepAliveResponseSchema, res)
+            call.sent()
           }
         } catch (err) {
+          failure = err
           throw grpcError(err)
+        } finally {
+          unmonitor?.()
+          call.end(failure)
         }
       },
     })
 
     router.service(pb.Watch, {
       async *watch(reqs, ctx) {
+        const call = streamCall('Watch', ctx)
         let info: AuthInfo | undefined
+        let requireLeader = false
         try {
+          // clientv3's WithRequireLeader (etcdctl watch sends it): no stream while the member knows no leader, and
+          // the stream is cancelled with `no leader` when a later check finds none (etcd's monitorLeader).
+          requireLeader = requiresLeader(ctx)
           info = await authorize('Watch', undefined, ctx)
+          if (watchStreams.n >= opts.maxWatchStreams)
+            throw new ConnectError('etcdserver: too many watch streams', Code.ResourceExhausted)
         } catch (err) {
+          call.end(err)
           throw grpcError(err)
         }
-        // clientv3's WithRequireLeader (etcdctl watch sends it): no stream while the member knows no leader.
-        if (ctx.requestHeader.get('hasleader') === 'true' && !member.healthy())
-          throw grpcError(new EtcdError('ErrNoLeader'))
-        if (watchStreams.n >= opts.maxWatchStreams)
-          throw new ConnectError('etcdserver: too many watch streams', Code.ResourceExhausted)
         watchStreams.n++
         const queue: WatchResponse[] = []
         let held = false
@@ -183,26 +315,42 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         // Requests are read alongside: a half-closed request side leaves the watches running, as etcd's recvLoop.
         void (async () => {
           try {
-            for await (const msg of reqs) stream.request(fromProto<WatchRequest>(pb.WatchRequestSchema, msg))
+            for await (const msg of reqs) {
+              call.received()
+              stream.request(fromProto<WatchRequest>(pb.WatchRequestSchema, msg))
+            }
           } catch (err) {
             failed = err
             wake?.()
           }
         })()
+        let ended: unknown
+        const unmonitor = requireLeader
+          ? leaderMonitor.add(() => {
+              failed ??= new EtcdError('ErrNoLeader')
+              wake?.()
+            })
+          : undefined
         const aborted = () => wake?.()
         ctx.signal.addEventListener('abort', aborted)
         try {
           for (;;) {
             while (queue.length > 0) {
               const batch = queue.splice(0, queue.length)
-              for (const r of batch) yield watchResponseToProto(r)
+              for (const r of batch) {
+                yield watchResponseToProto(r)
+                call.sent()
+              }
             }
             if (held) {
               held = false
               stream.resume()
               continue
             }
-            if (failed !== undefined) throw grpcError(failed)
+            if (failed !== undefined) {
+              ended = failed
+              throw grpcError(failed)
+            }
             if (ctx.signal.aborted) return
             await new Promise<void>((resolve) => {
               wake = resolve
@@ -211,8 +359,10 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           }
         } finally {
           ctx.signal.removeEventListener('abort', aborted)
+          unmonitor?.()
           stream.close()
           watchStreams.n--
+          call.end(ended)
         }
       },
     })
@@ -252,23 +402,36 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         member.moveLeader(r as never),
       ),
       async *snapshot(_req, ctx) {
+        const call = streamCall('Snapshot', ctx)
+        call.received()
         let snap: Awaited<ReturnType<MemberApi['snapshot']>>
         try {
+          requiresLeader(ctx)
           await authorize('Snapshot', undefined, ctx)
           snap = await member.snapshot()
         } catch (err) {
+          call.end(err)
           throw grpcError(err)
         }
+        let done = false
         // As etcd 3.4: 32 KiB chunks counting down remaining_bytes (no header), then the SHA-256 of the whole as
         // one last message, which etcdctl checks (the snapshot's length is a multiple of 512: saved-snapshot.ts).
-        const { data } = snap
-        const sha = new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>))
-        for (let off = 0; off < data.length; ) {
-          const blob = data.subarray(off, Math.min(off + snapshotChunkBytes, data.length))
-          off += blob.length
-          yield toProto(pb.SnapshotResponseSchema, { remaining_bytes: data.length - off, blob })
+        try {
+          const { data } = snap
+          const sha = new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>))
+          for (let off = 0; off < data.length; ) {
+            const blob = data.subarray(off, Math.min(off + snapshotChunkBytes, data.length))
+            off += blob.length
+            yield toProto(pb.SnapshotResponseSchema, { remaining_bytes: data.length - off, blob })
+            call.sent()
+          }
+          yield toProto(pb.SnapshotResponseSchema, { remaining_bytes: 0, blob: sha })
+          call.sent()
+          done = true
+        } finally {
+          // A consumer that stops early (the client went away) ends the generator here: Canceled.
+          call.end(done ? undefined : new ConnectError('canceled', Code.Canceled))
         }
-        yield toProto(pb.SnapshotResponseSchema, { remaining_bytes: 0, blob: sha })
       },
     })
 
@@ -366,12 +529,21 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         conc.resign(r as never, i),
       ),
       async *observe(req, ctx) {
+        const call = streamCall('Observe', ctx)
+        call.received()
+        let failure: unknown
         try {
-          for await (const res of conc.observe(fromProto(election.LeaderRequestSchema, req), ctx.signal))
+          requiresLeader(ctx)
+          for await (const res of conc.observe(fromProto(election.LeaderRequestSchema, req), ctx.signal)) {
             yield toProto(election.LeaderResponseSchema, res)
+            call.sent()
+          }
         } catch (err) {
           if (ctx.signal.aborted) return
+          failure = err
           throw grpcError(err)
+        } finally {
+          call.end(failure)
         }
       },
     })

@@ -65,6 +65,18 @@ const services: Record<string, { unary: string[]; streams?: Record<string, GrpcT
   },
 }
 
+/**
+ * v3lock and v3election: etcd serves them on the same gRPC server, so its interceptors count their calls, but they
+ * are registered after go-grpc-prometheus' InitializeMetrics: their series appear with the first call.
+ */
+const lateServices: typeof services = {
+  'v3lockpb.Lock': { unary: ['Lock', 'Unlock'] },
+  'v3electionpb.Election': {
+    unary: ['Campaign', 'Proclaim', 'Leader', 'Resign'],
+    streams: { Observe: 'server_stream' },
+  },
+}
+
 /** method -> [service, type], for every method above. */
 const methodIndex = new Map<string, [string, GrpcType]>()
 for (const [service, d] of Object.entries(services)) {
@@ -72,9 +84,15 @@ for (const [service, d] of Object.entries(services)) {
   for (const [m, t] of Object.entries(d.streams ?? {})) methodIndex.set(m, [service, t])
 }
 
+const lateIndex = new Map<string, [string, GrpcType]>()
+for (const [service, d] of Object.entries(lateServices)) {
+  for (const m of d.unary) lateIndex.set(m, [service, 'unary'])
+  for (const [m, t] of Object.entries(d.streams ?? {})) lateIndex.set(m, [service, t])
+}
+
 /** The gRPC service and call type of a method name ('Range' -> etcdserverpb.KV, unary). */
 export function grpcServiceOf(method: string): [string, GrpcType] {
-  return methodIndex.get(method) ?? ['etcdserverpb.Unknown', 'unary']
+  return methodIndex.get(method) ?? lateIndex.get(method) ?? ['etcdserverpb.Unknown', 'unary']
 }
 
 /** What the runtime knows about its process (Node: process.memoryUsage, Deno: Deno.memoryUsage), for process_*. */
@@ -94,6 +112,38 @@ export interface CallTimer {
   /** A message sent to the client. */
   sent(bytes: number): void
   end(code: number): void
+}
+
+interface MethodSeries {
+  started: { inc(n?: number): void }
+  received: { inc(n?: number): void }
+  sent: { inc(n?: number): void }
+  handling: { observe(v: number): void }
+  handled(code: number): { inc(n?: number): void }
+  clientReceived: { inc(n?: number): void }
+  clientSent: { inc(n?: number): void }
+}
+
+class Call implements CallTimer {
+  private done = false
+  constructor(
+    private readonly m: MethodSeries,
+    private readonly t0: number,
+  ) {}
+  received(bytes: number): void {
+    this.m.received.inc()
+    this.m.clientReceived.inc(bytes)
+  }
+  sent(bytes: number): void {
+    this.m.sent.inc()
+    this.m.clientSent.inc(bytes)
+  }
+  end(code: number): void {
+    if (this.done) return
+    this.done = true
+    this.m.handled(code).inc()
+    this.m.handling.observe((performance.now() - this.t0) / 1000)
+  }
 }
 
 export class HttpMetrics {
@@ -197,26 +247,37 @@ export class HttpMetrics {
 
   /** Starts counting one call of `method` (etcd's gRPC method name). */
   start(method: string): CallTimer {
+    const m = this.seriesOf(method)
+    m.started.inc()
+    return new Call(m, performance.now())
+  }
+
+  /** Each method's series, looked up once (every call of a method counts into the same ones). */
+  private readonly perMethod = new Map<string, MethodSeries>()
+  private seriesOf(method: string): MethodSeries {
+    let m = this.perMethod.get(method)
+    if (m) return m
     const [service, type] = grpcServiceOf(method)
-    const t0 = performance.now()
-    this.started.inc(1, type, service, method)
-    let done = false
-    return {
-      received: (bytes) => {
-        this.msgReceived.inc(1, type, service, method)
-        this.clientReceived.inc(bytes)
+    const labels = [type, service, method] as const
+    const handled = new Map<number, { inc(n?: number): void }>()
+    m = {
+      started: this.started.labels(...labels),
+      received: this.msgReceived.labels(...labels),
+      sent: this.msgSent.labels(...labels),
+      handling: this.handling.labels(...labels),
+      handled: (code) => {
+        let h = handled.get(code)
+        if (!h) {
+          h = this.handled.labels(...labels, grpcCodeNames[code] ?? 'Unknown')
+          handled.set(code, h)
+        }
+        return h
       },
-      sent: (bytes) => {
-        this.msgSent.inc(1, type, service, method)
-        this.clientSent.inc(bytes)
-      },
-      end: (code) => {
-        if (done) return
-        done = true
-        this.handled.inc(1, type, service, method, grpcCodeNames[code] ?? 'Unknown')
-        this.handling.observe((performance.now() - t0) / 1000, type, service, method)
-      },
+      clientReceived: this.clientReceived.labels(),
+      clientSent: this.clientSent.labels(),
     }
+    this.perMethod.set(method, m)
+    return m
   }
 
   /** Records one /livez or /readyz check's result, as etcd 3.6's etcd_server_healthcheck{,s_total}. */

@@ -11,16 +11,18 @@ import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node
 import {
   createServer as createH2Server,
   type Http2Server,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
+  Http2ServerRequest,
+  Http2ServerResponse,
   constants as h2constants,
+  type IncomingHttpHeaders,
   type ServerHttp2Session,
+  type ServerHttp2Stream,
 } from 'node:http2'
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls'
-import { create, type DescMethod, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { createContextValues, type HandlerContext } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
+import { decodeMessage, encodeMessage } from '../../api/grpc/codec.js'
 import * as election from '../../api/grpc/gen/etcd/etcdserver/api/v3election/v3electionpb/v3election_pb.js'
 import * as lock from '../../api/grpc/gen/etcd/etcdserver/api/v3lock/v3lockpb/v3lock_pb.js'
 import * as pb from '../../api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
@@ -31,6 +33,8 @@ import {
   grpcError,
   grpcPeerKey,
   grpcServices,
+  type RawUnary,
+  rawUnary,
 } from '../../api/grpc/services.js'
 import { grpcRecvBytesMax } from '../../api/http/app.js'
 import type { MemberApi } from '../../etcdserver/api.js'
@@ -64,6 +68,8 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
   const services = grpcServices(opts.member, {
     maxWatchStreams: config.maxWatchStreams,
     watchStreams: opts.watchStreams,
+    // etcd checks WithRequireLeader streams every election timeout.
+    leaderCheckMs: config.electionTimeoutMs,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   })
   const recvMax = grpcRecvBytesMax(config.maxRequestBytes)
@@ -90,39 +96,48 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
         peerOf((req as Http2ServerRequest).stream?.session?.socket as Socket | undefined),
       ),
   })
-  const handler: H2Handler = (req, res) => {
-    const ct = req.headers['content-type'] ?? ''
-    if (!ct.startsWith('application/grpc')) {
-      opts.appListener(req, res)
-      return
-    }
-    // --client-cert-auth: a gRPC call needs a certificate from --trusted-ca-file (or a peer's), as the JSON routes.
-    if (mtls) {
-      const socket = req.stream?.session?.socket as Socket | undefined
-      if (opts.verifiedCn(socket, 'client') === undefined && opts.verifiedCn(socket, 'peer') === undefined) {
-        grpcStatus(res, 16, 'client certificate required')
-        return
-      }
-    }
-    const fast = unary.get(req.url)
-    const encoding = req.headers['grpc-encoding']
-    if (fast && (encoding === undefined || encoding === 'identity')) {
-      // Never an unhandled rejection (a member must not crash on one call): a failure ends that stream.
-      unaryCall(fast, req, res, recvMax, () => peerOf(req.stream?.session?.socket as Socket | undefined)).catch(() =>
-        res.stream.destroy(),
-      )
-      return
-    }
+  const compat = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], h: H2Handler) => {
+    // What node:http2's own compatibility layer does for a 'request' listener, here only for the calls that need it.
+    const req = new Http2ServerRequest(stream, headers, undefined as never, rawHeaders)
+    const res = new Http2ServerResponse(stream)
+    h(req, res)
+  }
+  const viaConnect: H2Handler = (req, res) => {
     specGrpcMessage(res)
     grpc(req as never, res as never)
   }
-  const server = createH2Server(
-    {
-      settings: { maxConcurrentStreams: config.maxConcurrentStreams },
-      // The peer's frames may carry a message up to the receive limit; sessions hold a few of them.
-      maxSessionMemory: 64,
+  // Calls are taken as raw streams: the compatibility layer (request and response objects, their listeners) costs
+  // more than a unary call's own work, so only streams (ConnectRPC) and non-gRPC HTTP/2 requests get it.
+  const server = createH2Server({
+    settings: { maxConcurrentStreams: config.maxConcurrentStreams },
+    // The peer's frames may carry a message up to the receive limit; sessions hold a few of them.
+    maxSessionMemory: 64,
+  })
+  server.on(
+    'stream',
+    (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      const ct = headers['content-type']
+      if (typeof ct !== 'string' || !ct.startsWith('application/grpc')) {
+        compat(stream, headers, rawHeaders, opts.appListener)
+        return
+      }
+      // --client-cert-auth: a gRPC call needs a certificate from --trusted-ca-file (or a peer's), as the JSON routes.
+      if (mtls) {
+        const socket = stream.session?.socket as Socket | undefined
+        if (opts.verifiedCn(socket, 'client') === undefined && opts.verifiedCn(socket, 'peer') === undefined) {
+          grpcStatus(stream, 16, 'client certificate required')
+          return
+        }
+      }
+      const fast = unary.get(headers[':path'] as string)
+      const encoding = headers['grpc-encoding']
+      if (fast && (encoding === undefined || encoding === 'identity')) {
+        // Never an unhandled rejection (a member must not crash on one call): a failure ends that stream.
+        unaryCall(fast, stream, headers, recvMax, peerOf).catch(() => stream.destroy())
+        return
+      }
+      compat(stream, headers, rawHeaders, viaConnect)
     },
-    handler,
   )
   const sessions = new Set<ServerHttp2Session>()
   server.on('session', (session: ServerHttp2Session) => {
@@ -134,116 +149,165 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
   return { server, sessions }
 }
 
-type UnaryFn = (req: unknown, ctx: HandlerContext) => Promise<unknown>
-interface UnaryMethod {
-  method: DescMethod
-  fn: UnaryFn
-}
-
-/** The unary methods by path (`/etcdserverpb.KV/Range`). */
-function unaryTable(services: GrpcService[]): Map<string, UnaryMethod> {
-  const table = new Map<string, UnaryMethod>()
+/** The unary methods by path (`/etcdserverpb.KV/Range`): those whose implementation has a raw form. */
+function unaryTable(services: GrpcService[]): Map<string, RawUnary> {
+  const table = new Map<string, RawUnary>()
   for (const [desc, impl] of services)
     for (const m of desc.methods) {
-      const fn = (impl as Record<string, unknown>)[m.localName]
-      if (m.methodKind === 'unary' && typeof fn === 'function')
-        table.set(`/${desc.typeName}/${m.name}`, { method: m, fn: fn as UnaryFn })
+      const fn = (impl as Record<string, unknown>)[m.localName] as { [rawUnary]?: RawUnary } | undefined
+      const raw = fn?.[rawUnary]
+      if (m.methodKind === 'unary' && raw) table.set(`/${desc.typeName}/${m.name}`, raw)
     }
   return table
 }
 
+const okHeaders = { ':status': 200, 'content-type': 'application/grpc' }
+const okTrailers = { 'grpc-status': '0' }
+const respondOptions = { waitForTrailers: true, sendDate: false }
+
 /**
- * A unary gRPC call served directly on the HTTP/2 stream: read the one message, decode, call the same service
- * implementation ConnectRPC would, answer message and trailers. ConnectRPC's Node adapter costs several times the
- * member's own work per call (web Headers, an AbortController, async-iterable pipelines for a single message; see
- * docs/grpc.md); streams still go through it. Errors as grpc-go words them.
+ * The HandlerContext a service implementation reads on a raw unary call: metadata (`requestHeader.get`), the peer
+ * (`values.get(grpcPeerKey)`), a signal. Methods on the prototype: nothing is allocated per call but this object.
  */
-async function unaryCall(
-  u: UnaryMethod,
-  req: Http2ServerRequest,
-  res: Http2ServerResponse,
-  recvMax: number,
-  peer: () => GrpcPeer,
-): Promise<void> {
-  const stream = res.stream
-  const fail = (code: number, message: string) => {
-    if (!stream.destroyed && !stream.headersSent) grpcStatus(res, code, message)
+class UnaryContext {
+  private controller: AbortController | undefined
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly peerOf: (socket: Socket | undefined) => GrpcPeer,
+  ) {}
+  get requestHeader(): { get(name: string): string | null } {
+    return new RequestHeader(this.headers)
   }
-  // The body: one enveloped message; refused as soon as its declared length is over the receive limit.
-  const body = await new Promise<Buffer | undefined>((resolve) => {
-    const chunks: Buffer[] = []
+  get values(): { get(key: { id: symbol }): unknown } {
+    return new PeerValues(this.stream, this.peerOf)
+  }
+  timeoutMs(): undefined {
+    return undefined
+  }
+  /** Lock and Campaign wait: they end when the caller goes away. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      const c = new AbortController()
+      this.controller = c
+      if (this.stream.closed) c.abort()
+      else this.stream.once('close', () => c.abort())
+    }
+    return this.controller.signal
+  }
+}
+
+class RequestHeader {
+  constructor(private readonly headers: IncomingHttpHeaders) {}
+  get(name: string): string | null {
+    const v = this.headers[name.toLowerCase()]
+    return typeof v === 'string' ? v : (v?.[0] ?? null)
+  }
+}
+
+class PeerValues {
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly peerOf: (socket: Socket | undefined) => GrpcPeer,
+  ) {}
+  get(key: { id: symbol }): unknown {
+    return key.id === grpcPeerKey.id ? this.peerOf(this.stream.session?.socket as Socket | undefined) : undefined
+  }
+}
+
+/** Reads a unary call's one enveloped message; refused as soon as its declared length is over the receive limit. */
+function readUnaryBody(stream: ServerHttp2Stream, recvMax: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    let first: Buffer | undefined
+    let chunks: Buffer[] | undefined
     let size = 0
+    let checked = false
     const onData = (c: Buffer) => {
-      chunks.push(c)
+      if (first === undefined) first = c
+      else {
+        chunks ??= [first]
+        chunks.push(c)
+      }
       size += c.length
-      if (size >= 5) {
-        const head = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+      if (!checked && size >= 5) {
+        checked = true
+        const head = chunks === undefined ? first : Buffer.concat(chunks)
         const declared = head.readUInt32BE(1)
         if (declared > recvMax) {
-          req.off('data', onData)
-          fail(8, `grpc: received message larger than max (${declared} vs. ${recvMax})`)
+          stream.off('data', onData)
+          stream.off('end', onEnd)
+          fail(stream, 8, `grpc: received message larger than max (${declared} vs. ${recvMax})`)
           resolve(undefined)
         }
       }
     }
-    req.on('data', onData)
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)))
-    req.once('error', () => resolve(undefined))
+    const onEnd = () => resolve(chunks === undefined ? (first ?? Buffer.alloc(0)) : Buffer.concat(chunks))
+    stream.on('data', onData)
+    stream.once('end', onEnd)
+    stream.once('error', () => resolve(undefined))
   })
+}
+
+function fail(stream: ServerHttp2Stream, code: number, message: string): void {
+  if (!stream.destroyed && !stream.headersSent) grpcStatus(stream, code, message)
+}
+
+/**
+ * A unary gRPC call served directly on the HTTP/2 stream: read the one message, decode it straight into the
+ * member's request object (src/api/grpc/codec.ts), call the same implementation ConnectRPC would, encode the
+ * member's answer, respond with message and trailers. ConnectRPC's Node adapter, node:http2's compatibility layer
+ * and protobuf-es' reflective codec each cost more than the member's own work per call (see docs/grpc.md); streams
+ * still go through ConnectRPC. Errors as grpc-go words them.
+ */
+async function unaryCall(
+  u: RawUnary,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  recvMax: number,
+  peerOf: (socket: Socket | undefined) => GrpcPeer,
+): Promise<void> {
+  const body = await readUnaryBody(stream, recvMax)
   if (body === undefined) return
   if (body.length < 5 || body.length !== 5 + body.readUInt32BE(1) || (body[0]! & 1) !== 0) {
-    fail(13, 'grpc: error unmarshalling request: unexpected EOF')
+    fail(stream, 13, 'grpc: error unmarshalling request: unexpected EOF')
     return
   }
   let msg: unknown
   try {
-    msg = fromBinary(u.method.input, body.subarray(5))
+    msg = decodeMessage(u.input, body.subarray(5))
   } catch (err) {
     const m = (err as Error).message.replace(/^premature EOF$/, 'unexpected EOF')
-    fail(13, `grpc: error unmarshalling request: ${m}`)
+    fail(stream, 13, `grpc: error unmarshalling request: ${m}`)
     return
   }
-  let controller: AbortController | undefined
-  const ctx = {
-    method: u.method,
-    service: u.method.parent,
-    requestMethod: 'POST',
-    url: req.url,
-    peer: { addr: req.socket?.remoteAddress ?? '' },
-    requestHeader: { get: (name: string) => (req.headers[name.toLowerCase()] as string | undefined) ?? null },
-    responseHeader: new Headers(),
-    responseTrailer: new Headers(),
-    timeoutMs: () => undefined,
-    values: { get: (key: { id: symbol }) => (key.id === grpcPeerKey.id ? peer() : undefined) },
-    // Lock and Campaign wait: they end when the caller goes away.
-    get signal() {
-      if (!controller) {
-        const c = new AbortController()
-        controller = c
-        stream.once('close', () => c.abort())
-      }
-      return controller.signal
-    },
-  } as unknown as HandlerContext
-  let out: Uint8Array
+  const ctx = new UnaryContext(stream, headers, peerOf) as unknown as HandlerContext
+  let frame: Uint8Array
+  let done: Awaited<ReturnType<RawUnary['call']>>['done']
   try {
-    const answer = (await u.fn(msg, ctx)) as object
-    const m = '$typeName' in answer ? answer : create(u.method.output, answer as never)
-    out = toBinary(u.method.output, m as never)
+    const answer = await u.call(msg, ctx, body.length)
+    done = answer.done
+    frame = encodeMessage(u.output, answer.out, 5)
   } catch (err) {
     const e = grpcError(err)
-    fail(e.code, e.rawMessage)
+    fail(stream, e.code, e.rawMessage)
     return
   }
-  if (stream.destroyed || stream.closed) return
-  const frame = Buffer.allocUnsafe(5 + out.length)
+  const len = frame.length - 5
   frame[0] = 0
-  frame.writeUInt32BE(out.length, 1)
-  frame.set(out, 5)
-  // Through the compatibility response, which owns the stream's trailers.
-  res.writeHead(200, { 'content-type': 'application/grpc' })
-  res.addTrailers({ 'grpc-status': '0' })
-  res.end(frame)
+  frame[1] = len >>> 24
+  frame[2] = len >>> 16
+  frame[3] = len >>> 8
+  frame[4] = len
+  done?.sent(frame.length)
+  done?.end(0)
+  if (stream.destroyed || stream.closed) return
+  stream.respond(okHeaders, respondOptions)
+  stream.once('wantTrailers', sendOkTrailers)
+  stream.end(frame)
+}
+
+function sendOkTrailers(this: ServerHttp2Stream): void {
+  if (!this.destroyed && !this.closed) this.sendTrailers(okTrailers)
 }
 
 /** ConnectRPC's texts for transport-level failures, as grpc-go (etcd's server) words them. */
@@ -271,8 +335,8 @@ function grpcPercentEncode(text: string): string {
 }
 
 /** A trailers-only gRPC answer (one HEADERS frame that ends the stream). */
-function grpcStatus(res: Http2ServerResponse, code: number, message: string): void {
-  res.stream.respond(
+function grpcStatus(stream: ServerHttp2Stream, code: number, message: string): void {
+  stream.respond(
     {
       ':status': 200,
       'content-type': 'application/grpc',
@@ -288,7 +352,7 @@ function unknownMethod(req: Http2ServerRequest, res: Http2ServerResponse): void 
   const [, service = '', method = ''] = /^\/([^/]*)\/([^/]*)$/.exec(req.url ?? '') ?? []
   const methods = knownMethods.get(service)
   const message = methods ? `unknown method ${method} for service ${service}` : `unknown service ${service}`
-  grpcStatus(res, 12, message)
+  grpcStatus(res.stream, 12, message)
 }
 
 /**
