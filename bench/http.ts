@@ -14,7 +14,10 @@
  *   --trivial    also run it against a node:http server answering a fixed body: the generator's own ceiling
  *   --rounds n   run every workload n times per server, interleaved, and report the median run (a shared machine)
  *   --quick      CI smoke: put 1 and 64 clients, the rest with 64, 0.5 s each (a few seconds per server)
- *   --profile d  start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
+ *   --profile d  start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools); with
+ *                --runtime workerd, a profile of the workerd member's workers through V8's inspector instead
+ *                (EDGECD_WORKERD_INSPECTOR_PORT, bench/lib/workerd-profile.ts), recorded after the preload, written
+ *                to d and summarised (top functions by self time) at the end
  *   --edgecd-flag=--snapshot-count=100000   an extra `edgecd serve` flag (repeatable), for what-if runs
  *   --runtime r  run the edgecd member with `edgecd serve --runtime r` (node, deno or workerd); CPU per op counts the
  *                launcher and its child (deno, workerd)
@@ -28,9 +31,11 @@
  */
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
+import { freePort } from '../test/support/index.js'
 import { benchToken, enableBenchAuth } from './lib/auth.js'
 import { Bodies, type LoadResult, openPool, preload, runLoad, type Workload, type WorkloadKind } from './lib/load.js'
 import { type BenchServer, startEdgecd, startEtcd, startTrivial, treeCpuSecs } from './lib/servers.js'
+import { startWorkerdProfile, summarise } from './lib/workerd-profile.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
 const allKinds: WorkloadKind[] = ['put', 'range-linearizable', 'range-serializable', 'mix-90-10']
@@ -48,6 +53,8 @@ interface Plan {
   /** Also a member with auth on (named `auth`), compared with the one without. */
   auth: boolean
   profileDir?: string
+  /** The edgecd member's runtime (`--runtime`). */
+  runtime: string
   /** Extra `edgecd serve` flags (what-if runs, e.g. --snapshot-count=100000); none by default. */
   edgecdFlags: string[]
 }
@@ -102,6 +109,7 @@ function plan(opts: BenchOptions): Plan {
     trivial: values.trivial === true,
     auth: values.auth === true,
     ...(values.profile ? { profileDir: values.profile } : {}),
+    runtime: values.runtime!,
     edgecdFlags: [
       ...(values.runtime !== 'node' ? ['--runtime', values.runtime!] : []),
       ...(values['edgecd-flag'] ?? []),
@@ -173,13 +181,20 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const results = new Map<string, LoadResult[]>()
   const runs = new Map<string, LoadResult[][]>()
   const load0 = loadavg()[0]!
+  // workerd: no --cpu-prof; its V8 inspector on a loopback port instead (the member inherits the variable).
+  const workerdInspector = p.profileDir && p.runtime === 'workerd' ? await freePort() : undefined
+  let stopWorkerdProfile: Awaited<ReturnType<typeof startWorkerdProfile>> | undefined
   try {
+    if (workerdInspector !== undefined) process.env.EDGECD_WORKERD_INSPECTOR_PORT = String(workerdInspector)
     servers.push(
       await startEdgecd({
-        ...(p.profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', p.profileDir] } : {}),
+        ...(p.profileDir && workerdInspector === undefined
+          ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', p.profileDir] }
+          : {}),
         serveArgs: p.edgecdFlags,
       }),
     )
+    delete process.env.EDGECD_WORKERD_INSPECTOR_PORT
     if (p.auth)
       servers.push({
         ...(await startEdgecd({ serveArgs: [...p.edgecdFlags, '--auth-password-iterations', '1000'] })),
@@ -201,6 +216,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       }
       // The key space is written with auth off; then auth goes on for every run against this member.
       if (s.name === 'auth') await enableBenchAuth(s.url)
+      if (s.name === 'edgecd' && workerdInspector !== undefined)
+        stopWorkerdProfile = await startWorkerdProfile(workerdInspector, p.profileDir!)
     }
     // Interleaved: each workload runs on every server before the next, so a machine that gets busier or quieter
     // during the run shifts both columns alike.
@@ -233,7 +250,14 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         }
       }
     }
+    if (stopWorkerdProfile) {
+      for (const { worker, path, profile } of await stopWorkerdProfile()) {
+        say(`workerd profile of ${worker === 'core:user:' ? "edgecd's Worker and Durable Object" : worker}: ${path}`)
+        for (const line of summarise(profile)) say(`  ${line}`)
+      }
+    }
   } finally {
+    delete process.env.EDGECD_WORKERD_INSPECTOR_PORT
     for (const s of servers.reverse()) await s.stop()
   }
 

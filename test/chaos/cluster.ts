@@ -2,13 +2,20 @@
  * Real `edgecd serve` processes behind chaos proxies: member i listens for clients on its own port and advertises
  * its proxy's URL as its peer URL, so every Raft link into it crosses proxies[i]. Faults: link rules on the proxies
  * (isolate, delay, cut), SIGSTOP/SIGCONT, and kill -9 with a restart on the same data dir.
+ *
+ * With `runtimes`, member i runs on runtimes[i] (`edgecd serve --runtime node|deno|workerd`, started as users start
+ * it): a mixed cluster of Node, Deno and workerd (Durable Object) members over the same peer protocol. Each such
+ * member is a process group (the launcher and its deno or workerd child), so kill -9 and SIGSTOP hit the whole member.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { computeMemberId } from '../../src/etcdserver/ids.js'
-import { type EdgecdProcess, freePort, spawnEdgecd } from '../support/index.js'
+import { type EdgecdProcess, freePort, serveFlags, spawnEdgecd, spawnServer } from '../support/index.js'
 import { ChaosProxy } from './proxy.js'
+
+/** A runtime `edgecd serve --runtime` takes. */
+export type ServeRuntime = 'node' | 'deno' | 'workerd'
 
 export interface ChaosClusterOptions {
   size: number
@@ -16,6 +23,8 @@ export interface ChaosClusterOptions {
   electionMs: number
   /** Extra `serve` flags. */
   extra?: string[]
+  /** The runtime of each member (`edgecd serve --runtime`); default every member on Node through the test launcher. */
+  runtimes?: ServeRuntime[]
 }
 
 /** Polls with a per-request deadline, so a paused member cannot hang the caller. */
@@ -41,7 +50,9 @@ export class ChaosCluster {
   ) {}
 
   static async start(opts: ChaosClusterOptions): Promise<ChaosCluster> {
-    const names = Array.from({ length: opts.size }, (_, i) => `n${i}`)
+    if (opts.runtimes && opts.runtimes.length !== opts.size)
+      throw new Error(`chaos: ${opts.runtimes.length} runtimes for ${opts.size} members`)
+    const names = Array.from({ length: opts.size }, (_, i) => (opts.runtimes ? `${opts.runtimes[i]}${i}` : `n${i}`))
     const clientPorts = await Promise.all(names.map(() => freePort()))
     const clientUrls = clientPorts.map((p) => `http://127.0.0.1:${p}`)
     const token = `chaos-${process.pid}-${Date.now()}`
@@ -72,7 +83,7 @@ export class ChaosCluster {
 
   spawn(i: number): void {
     const initialCluster = this.names.map((nm, j) => `${nm}=${this.peerUrl(j)}`).join(',')
-    this.procs[i] = spawnEdgecd({
+    const member = {
       name: this.names[i]!,
       dataDir: this.dirs[i]!,
       clientUrl: this.clientUrls[i]!,
@@ -88,7 +99,24 @@ export class ChaosCluster {
       ],
       logLevel: 'warn',
       stderrMax: 8000,
-    })
+    }
+    const runtime = this.opts.runtimes?.[i]
+    if (runtime === undefined) this.procs[i] = spawnEdgecd(member)
+    else
+      this.procs[i] = {
+        ...spawnServer({
+          name: member.name,
+          cmd: process.execPath,
+          args: ['--import', 'tsx', 'src/cli/main.ts', 'serve', ...serveFlags(member), '--runtime', runtime],
+          url: member.clientUrl,
+          env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' },
+          stderrMax: member.stderrMax,
+          group: true,
+          // workerd: bundling the Worker and starting the runtime take ~10 s on a loaded 2-core machine.
+          timeoutMs: 120_000,
+        }),
+        dataDir: member.dataDir,
+      }
     this.paused[i] = false
   }
 
@@ -99,7 +127,7 @@ export class ChaosCluster {
 
   private readonly lastLogs: string[] = []
 
-  async waitHealthy(i: number, ms = 60_000): Promise<void> {
+  async waitHealthy(i: number, ms = this.opts.runtimes ? 120_000 : 60_000): Promise<void> {
     await this.procs[i]!.waitReady(ms)
   }
 

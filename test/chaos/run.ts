@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SimRand } from '../sim/rng.js'
-import { ChaosCluster } from './cluster.js'
+import { ChaosCluster, type ServeRuntime } from './cluster.js'
 import type { History } from './history.js'
 import { type CheckResult, checkLinearizable } from './linearizability.js'
 import { checkDurability, checkWatches, readReference, type WatchViolation } from './watch-checker.js'
@@ -44,6 +44,11 @@ export interface ChaosOptions {
   serializableReads?: boolean
   /** Per-key search budget of the linearizability checker. */
   stepsMax?: number
+  /** Each member's runtime (`edgecd serve --runtime`), e.g. ['node', 'deno', 'workerd']; default three Node members. */
+  runtimes?: ServeRuntime[]
+  /** Raft timing (default 20 ms heartbeats, 200 ms election timeout). */
+  heartbeatMs?: number
+  electionMs?: number
   log?: (line: string) => void
 }
 
@@ -103,10 +108,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   // catch-up from a streamed snapshot under faults; etcd's default (100,000) would never be reached in a short run.
   const snapshotCount = process.env.CHAOS_SNAPSHOT_COUNT ?? '500'
   const cluster = await ChaosCluster.start({
-    size: 3,
-    heartbeatMs: 20,
-    electionMs: 200,
+    size: o.runtimes?.length ?? 3,
+    heartbeatMs: o.heartbeatMs ?? 20,
+    electionMs: o.electionMs ?? 200,
     extra: ['--snapshot-count', snapshotCount],
+    ...(o.runtimes ? { runtimes: o.runtimes } : {}),
   })
   let workload: Workload | undefined
   try {

@@ -262,6 +262,9 @@ export class Workload {
         )
       })
       ws.on('message', (data) => {
+        // Frames the socket had already received when the session ended (terminate() does not drop them) belong to
+        // no session: the client has moved on and resumes from what it had seen, as a real client would.
+        if (session.end) return
         lastFrame = this.o.now()
         let j: any
         try {

@@ -14,8 +14,10 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..'
 const stopTimeoutMs = 10_000
 
 const live = new Set<ChildProcess>()
+/** How to signal the processes started as a group (ServerOptions.group). */
+const groups = new Map<ChildProcess, (sig: NodeJS.Signals) => void>()
 process.once('exit', () => {
-  for (const p of live) p.kill('SIGKILL')
+  for (const p of live) (groups.get(p) ?? ((sig) => p.kill(sig)))('SIGKILL')
 })
 
 export interface ServerOptions {
@@ -38,6 +40,11 @@ export interface ServerOptions {
   stderrMax?: number
   /** Pass stderr through to this process's stderr (BENCH_SERVER_STDERR=1 does it too). */
   echoStderr?: boolean
+  /**
+   * Run in a process group of its own and send every signal to the whole group: for a launcher whose child is the
+   * real server (`edgecd serve --runtime deno|workerd`), so kill -9 and SIGSTOP reach both at once.
+   */
+  group?: boolean
 }
 
 export interface ServerProcess {
@@ -63,7 +70,18 @@ export function spawnServer(o: ServerOptions): ServerProcess {
     cwd: o.cwd ?? repoRoot,
     env: o.env ?? process.env,
     stdio: ['ignore', 'ignore', 'pipe'],
+    ...(o.group ? { detached: true } : {}),
   })
+  const signal = (sig: NodeJS.Signals) => {
+    if (o.group && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, sig)
+        return
+      } catch {}
+    }
+    child.kill(sig)
+  }
+  if (o.group) groups.set(child, signal)
   live.add(child)
   const max = o.stderrMax ?? 8000
   const echo = o.echoStderr ?? process.env.BENCH_SERVER_STDERR === '1'
@@ -75,6 +93,7 @@ export function spawnServer(o: ServerOptions): ServerProcess {
   const exited = new Promise<number | string>((res) =>
     child.once('exit', (code, sig) => {
       live.delete(child)
+      groups.delete(child)
       res(code ?? sig ?? -1)
     }),
   )
@@ -105,13 +124,13 @@ export function spawnServer(o: ServerOptions): ServerProcess {
         await new Promise((r) => setTimeout(r, 50))
       }
     },
-    kill: (signal) => {
-      if (running()) child.kill(signal)
+    kill: (sig) => {
+      if (running()) signal(sig)
     },
     async stop() {
       if (running()) {
-        const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeoutMs)
-        child.kill('SIGTERM')
+        const timer = setTimeout(() => signal('SIGKILL'), stopTimeoutMs)
+        signal('SIGTERM')
         await exited
         clearTimeout(timer)
       }

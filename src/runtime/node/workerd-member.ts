@@ -99,6 +99,11 @@ export async function startWorkerdMember(config: ServerConfig, log: Logger): Pro
       host: listen.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: Number(listen.port),
       log: new Log(LogLevel.WARN),
+      // EDGECD_WORKERD_INSPECTOR_PORT: workerd's V8 inspector on that loopback port, for a CPU profile of the member
+      // (`npm run bench -- http --runtime workerd --profile DIR` records one; Chrome DevTools can attach too).
+      ...(process.env.EDGECD_WORKERD_INSPECTOR_PORT
+        ? { inspectorPort: Number(process.env.EDGECD_WORKERD_INSPECTOR_PORT) }
+        : {}),
       // The member's JSON log lines (console.log in the object) go to stderr, as on Node and Deno.
       handleRuntimeStdio(stdout: Readable, stderr: Readable) {
         stdout.pipe(process.stderr)
