@@ -124,7 +124,7 @@ async function browserPart(keys: number, offlineWrites: number): Promise<BenchRe
       name: `browser: initial copy of ${keys.toLocaleString('en-US')} keys x 256 B into IndexedDB`,
       value: copyMs / 1000,
       unit: 's',
-      note: 'target < 10 s; pages of 1,000 keys',
+      note: 'target < 10 s; pages of 1,000 keys growing to 8,000',
     })
 
     // Local gets in the page: batches of 1,000 (the page's clock is coarse), mean per get.
