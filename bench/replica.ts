@@ -6,22 +6,27 @@
  *            then the replica is closed, 10,000 puts are made, and it is opened again: time until it reflects the
  *            last one (catch-up from IndexedDB + watch replay); local get time in the page (batched: the page's
  *            clock is coarse) and, with the same engine on Node, the p50/p99 of single local gets
- *   fanout   a three-member cluster; R Node replicas (memory storage, one WebSocket each) follow `bench/key/00` (100
- *            keys, 1% of the writes) on a follower while 64 clients put 256 B values over bench/key/* on the leader:
- *            put throughput with the replicas against the same run without them (before and after), and the time
- *            from the end of the writes until every replica reflects the last write of its range
+ *   reads    the p50/p99 of single local gets on Node (memory storage, fine clock)
+ *   fanout   a three-member cluster; R Node replicas (memory storage, one client and WebSocket each, or
+ *            --replicas-per-client K sharing one; in a worker thread, off the load generator's thread) follow
+ *            `bench/key/000` (100 keys, 1% of the writes) on a follower while 64 clients put 256 B values over
+ *            bench/key/* on the leader: put throughput with the replicas against the mean of the runs without them
+ *            (before and after), and the time from the end of the writes until every replica reflects the last write
+ *            of its range. --replicas takes a list (1000,10000): one row set per count, one cluster; the members'
+ *            --max-watch-streams / --max-watchers are raised to fit the largest
  *
- *   npm run bench -- replica [--quick] [--parts browser,fanout] [--keys 100000] [--offline-writes 10000]
- *                            [--replicas 1000] [--seconds 10]
+ *   npm run bench -- replica [--quick] [--parts browser,reads,fanout] [--keys 100000] [--offline-writes 10000]
+ *                            [--replicas 1000[,10000]] [--replicas-per-client 1] [--seconds 10]
  *
- * --quick: 10,000 keys, 1,000 offline writes, 100 replicas, 3 s. Every wait is bounded; servers and the browser are
- * stopped at the end, also on failure.
+ * --quick: 10,000 keys, 1,000 offline writes, 100 replicas, 3 s. Every wait is bounded; servers, the browser and the
+ * replica worker are stopped at the end, also on failure.
  */
 import { createServer, type Server } from 'node:http'
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
+import { Worker } from 'node:worker_threads'
 import WebSocket from 'ws'
-import { openReplica, type Replica } from '../src/replica/index.js'
+import { openReplica } from '../src/replica/index.js'
 import { startEdgecdCluster } from './lib/clusters.js'
 import { Bodies, openPool, preload, runLoad } from './lib/load.js'
 import { startEdgecd } from './lib/servers.js'
@@ -119,7 +124,7 @@ async function browserPart(keys: number, offlineWrites: number): Promise<BenchRe
       name: `browser: initial copy of ${keys.toLocaleString('en-US')} keys x 256 B into IndexedDB`,
       value: copyMs / 1000,
       unit: 's',
-      note: 'target < 10 s; pages of 1,000 keys',
+      note: 'target < 10 s; pages of 1,000 keys growing to 8,000',
     })
 
     // Local gets in the page: batches of 1,000 (the page's clock is coarse), mean per get.
@@ -202,10 +207,59 @@ async function nodeReads(keys: number): Promise<BenchResult[]> {
   }
 }
 
-async function fanoutPart(replicas: number, seconds: number): Promise<BenchResult[]> {
+/** The replica fleet worker (bench/lib/replica-fleet.ts) and a request/answer helper over its messages. */
+function startFleet(): { ask(m: Record<string, unknown>): Promise<any>; stop(): Promise<void> } {
+  const w = new Worker(new URL('./lib/replica-fleet-worker.mjs', import.meta.url))
+  let waiting: { ok: (x: any) => void; no: (e: Error) => void } | undefined
+  w.on('message', (m: { type: string; message?: string }) => {
+    const p = waiting
+    waiting = undefined
+    if (m.type === 'error') p?.no(new Error(`replica fleet: ${m.message}`))
+    else p?.ok(m)
+  })
+  w.on('error', (e) => waiting?.no(e as Error))
+  return {
+    // Bounded: opening 10,000 replicas on a loaded machine takes minutes, nothing takes 20.
+    ask: (m) =>
+      new Promise((ok, no) => {
+        const timer = setTimeout(() => no(new Error(`replica fleet: no answer to ${m.type} in 20 min`)), 1_200_000)
+        waiting = {
+          ok: (x) => {
+            clearTimeout(timer)
+            ok(x)
+          },
+          no: (e) => {
+            clearTimeout(timer)
+            no(e)
+          },
+        }
+        w.postMessage(m)
+      }),
+    stop: async () => {
+      await w.terminate()
+    },
+  }
+}
+
+/**
+ * R replicas in a worker thread follow `bench/key/000` (100 of the 10,000 keys) on a follower of a three-member
+ * cluster while 64 clients put on the leader; for each R of `replicaCounts`: the put throughput against the mean of the runs without
+ * replicas (before and after), and the time from the end of the writes until every replica reflects the last write
+ * of its range. The members' watch limits are raised to fit the largest R.
+ */
+async function fanoutPart(replicaCounts: number[], seconds: number, perClient: number): Promise<BenchResult[]> {
   const out: BenchResult[] = []
-  const cluster = await startEdgecdCluster(3)
-  const opened: Replica[] = []
+  const most = Math.max(...replicaCounts)
+  // One watch stream per client (WebSocket) and one watcher per replica on the follower, with room for the rest.
+  const streams = Math.ceil(most / perClient) + 100
+  const watchers = most + 100
+  const limits = [
+    ...(streams > 1000 ? ['--max-watch-streams', String(streams)] : []),
+    ...(watchers > 10_000 ? ['--max-watchers', String(watchers)] : []),
+  ]
+  const cluster = await startEdgecdCluster(3, limits)
+  const fleet = startFleet()
+  const prefix = 'bench/key/000'
   try {
     const { leader, follower } = await cluster.roles()
     const bodies = new Bodies()
@@ -213,58 +267,75 @@ async function fanoutPart(replicas: number, seconds: number): Promise<BenchResul
     await preload(pool, bodies, 64)
     const run = () => runLoad(pool, bodies, { kind: 'put', clients: 64 }, seconds * 1000, 500, () => cluster.cpuSecs())
     const before = await run()
-    const openStart = performance.now()
-    for (let i = 0; i < replicas; i += 50) {
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(50, replicas - i) }, () =>
-          openReplica({ endpoint: follower, prefix: 'bench/key/00', WebSocket, openTimeoutMs: 120_000 }),
-        ),
-      )
-      opened.push(...batch)
+    const rows: {
+      n: number
+      opsPerSec: number
+      cpuUs: number
+      convergeMs: number
+      behind: number
+      openSecs: number
+    }[] = []
+    for (const n of replicaCounts) {
+      const { secs: openSecs } = await fleet.ask({ type: 'open', url: follower, prefix, count: n, perClient })
+      const withReplicas = await run()
+      const stopped = performance.timeOrigin + performance.now()
+      // The last write of the followed range, on the cluster.
+      const tail = await call(leader, '/v3/kv/range', {
+        key: b64(prefix),
+        range_end: b64('bench/key/001'),
+        sort_order: 'DESCEND',
+        sort_target: 'MOD',
+        limit: 1,
+      })
+      const target = Number(tail.kvs?.[0]?.mod_revision ?? 0)
+      const { at, behind } = await fleet.ask({ type: 'await', target, timeoutMs: 60_000 })
+      rows.push({
+        n,
+        opsPerSec: withReplicas.opsPerSec,
+        cpuUs: withReplicas.serverCpuUsPerOp,
+        convergeMs: Math.max(0, at - stopped),
+        behind,
+        openSecs,
+      })
+      await fleet.ask({ type: 'close' })
     }
-    const openSecs = (performance.now() - openStart) / 1000
-    const withReplicas = await run()
-    // The last write of the followed range, on the cluster.
-    const tail = await call(leader, '/v3/kv/range', {
-      key: b64('bench/key/00'),
-      range_end: b64('bench/key/01'),
-      sort_order: 'DESCEND',
-      sort_target: 'MOD',
-      limit: 1,
-    })
-    const target = Number(tail.kvs?.[0]?.mod_revision ?? 0)
-    const t0 = performance.now()
-    for (let i = 0; i < 30_000 && opened.some((r) => r.status.revision < target); i++) await sleep(2)
-    const convergeMs = performance.now() - t0
-    const behind = opened.filter((r) => r.status.revision < target).length
-    for (const r of opened.splice(0)) await r.close()
-    const afterRun = await run()
+    const after = await run()
     await pool.close()
-    const base = (before.opsPerSec + afterRun.opsPerSec) / 2
-    out.push(
-      {
-        name: 'fanout: put throughput, no replicas (before)',
-        value: before.opsPerSec,
-        unit: 'ops/s',
-        note: '64 clients',
-      },
-      {
-        name: `fanout: put throughput with ${replicas.toLocaleString('en-US')} replicas`,
-        value: withReplicas.opsPerSec,
-        unit: 'ops/s',
-        note: `${((withReplicas.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%`,
-      },
-      { name: 'fanout: put throughput, no replicas (after)', value: afterRun.opsPerSec, unit: 'ops/s' },
-      {
-        name: `fanout: every replica at the last revision of its range after writes stop`,
-        value: convergeMs,
-        unit: 'ms',
-        note: `target < 1,000 ms; ${behind} behind after the wait`,
-      },
-      { name: `fanout: open ${replicas.toLocaleString('en-US')} replicas (100 keys each)`, value: openSecs, unit: 's' },
-    )
+    const base = (before.opsPerSec + after.opsPerSec) / 2
+    const flags = limits.length ? `; members: ${limits.join(' ')}` : ''
+    out.push({
+      name: 'fanout: put throughput, no replicas (before)',
+      value: before.opsPerSec,
+      unit: 'ops/s',
+      note: `64 clients on the leader; members' CPU ${before.serverCpuUsPerOp.toFixed(0)} µs/put${flags}`,
+    })
+    for (const r of rows) {
+      const who = `${r.n.toLocaleString('en-US')} replicas${perClient > 1 ? ` (${perClient} per client)` : ''}`
+      out.push(
+        {
+          name: `fanout: put throughput with ${who}`,
+          value: r.opsPerSec,
+          unit: 'ops/s',
+          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put`,
+        },
+        {
+          name: `fanout: ${who} at the last revision after writes stop`,
+          value: r.convergeMs,
+          unit: 'ms',
+          note: `target < 1,000 ms; ${r.behind} behind after 60 s`,
+        },
+        { name: `fanout: open ${who} (100 keys each)`, value: r.openSecs, unit: 's' },
+      )
+    }
+    out.push({
+      name: 'fanout: put throughput, no replicas (after)',
+      value: after.opsPerSec,
+      unit: 'ops/s',
+      note: `members' CPU ${after.serverCpuUsPerOp.toFixed(0)} µs/put`,
+    })
   } finally {
-    for (const r of opened) await r.close().catch(() => {})
+    await fleet.ask({ type: 'close' }).catch(() => {})
+    await fleet.stop()
     await cluster.stop()
   }
   return out
@@ -278,6 +349,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       keys: { type: 'string' },
       'offline-writes': { type: 'string' },
       replicas: { type: 'string' },
+      'replicas-per-client': { type: 'string' },
       seconds: { type: 'string' },
     },
     strict: false,
@@ -286,7 +358,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const parts = String(values.parts ?? 'browser,reads,fanout').split(',')
   const keys = Number(values.keys ?? (q ? 10_000 : 100_000))
   const offline = Number(values['offline-writes'] ?? (q ? 1_000 : 10_000))
-  const replicas = Number(values.replicas ?? (q ? 100 : 1_000))
+  const replicas = String(values.replicas ?? (q ? 100 : 1_000))
+    .split(',')
+    .map(Number)
+  const perClient = Number(values['replicas-per-client'] ?? 1)
   const seconds = Number(values.seconds ?? (q ? 3 : 10))
   const out: BenchResult[] = []
   const load = () => `load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`
@@ -294,6 +369,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     out.push(...(await browserPart(keys, offline)).map((r) => ({ ...r, note: `${r.note ?? ''}; ${load()}` })))
   if (parts.includes('reads')) out.push(...(await nodeReads(keys)))
   if (parts.includes('fanout'))
-    out.push(...(await fanoutPart(replicas, seconds)).map((r) => ({ ...r, note: `${r.note ?? ''}; ${load()}` })))
+    out.push(
+      ...(await fanoutPart(replicas, seconds, perClient)).map((r) => ({ ...r, note: `${r.note ?? ''}; ${load()}` })),
+    )
   return out
 }

@@ -55,9 +55,10 @@ function cluster(name: string, urls: string[], members: BenchServer[], dir: stri
   }
 }
 
-export async function startEdgecdCluster(n = 3): Promise<BenchCluster> {
+/** `extra`: more `edgecd serve` flags for every member (e.g. raised watch limits). */
+export async function startEdgecdCluster(n = 3, extra: string[] = []): Promise<BenchCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'edgecd-cluster-bench-'))
-  const members = await startEdgecdMembers(n, { baseDir: dir, token: 'bench-cluster', logLevel: 'error' })
+  const members = await startEdgecdMembers(n, { baseDir: dir, token: 'bench-cluster', logLevel: 'error', extra })
   return cluster(
     'edgecd',
     members.map((m) => m.url),

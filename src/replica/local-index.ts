@@ -5,6 +5,7 @@
  * `clone()` is O(1) copy-on-write, so a re-copy builds a new tree beside the live one and swaps it in at once.
  */
 import sortedBtree from 'sorted-btree'
+import * as bulkLoadModule from 'sorted-btree/extended/bulkLoad.js'
 
 // sorted-btree is CommonJS with `exports.default`; under Node's and Deno's ESM interop the default import is the
 // module object, so the class is its `default` (src/kv/key-index.ts does the same). esbuild gives the class itself.
@@ -26,7 +27,31 @@ export interface StoredKv {
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
+const bulkLoad: typeof bulkLoadModule.bulkLoad =
+  bulkLoadModule.bulkLoad ?? (bulkLoadModule as unknown as { default: typeof bulkLoadModule }).default.bulkLoad
+/** sorted-btree's default node size. */
+const maxNodeSize = 32
+
+/**
+ * A tree of `kvs`. An array (a load from storage, a copy) is sorted if needed (usually it is, or nearly: TimSort is
+ * linear on sorted runs) and bulk-loaded, several times faster than inserting key by key.
+ */
 export function newTree(kvs: Iterable<StoredKv> = []): KvTree {
+  if (Array.isArray(kvs) && kvs.length > maxNodeSize) {
+    let sorted = true
+    for (let i = 1; i < kvs.length && sorted; i++) if (!(kvs[i - 1]!.key < kvs[i]!.key)) sorted = false
+    const arr = sorted ? kvs : [...kvs].sort((a, b) => cmp(a.key, b.key))
+    try {
+      return bulkLoad(
+        arr.map((kv) => kv.key),
+        arr,
+        maxNodeSize,
+        cmp,
+      ) as KvTree
+    } catch {
+      // A repeated key (bulkLoad wants strictly ascending keys): insert one by one, the last one wins.
+    }
+  }
   const t = new BTreeClass<string, StoredKv>(undefined, cmp)
   for (const kv of kvs) t.set(kv.key, kv)
   return t

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { openReplica, type Replica } from '../../src/replica/api.js'
 import { followedSpan, rangeId } from '../../src/replica/keys.js'
-import type { StoredKv } from '../../src/replica/local-index.js'
+import { newTree, type StoredKv } from '../../src/replica/local-index.js'
 import { type ChangeBatch, ReplicaEngine } from '../../src/replica/replica.js'
 import { MemoryReplicaStorage, type ReplicaError } from '../../src/replica/storage.js'
 import { rng, ScriptedServer } from './scripted-server.js'
@@ -275,6 +275,36 @@ describe('replica sync engine (scripted server)', () => {
     assert.equal((await r.range({ prefix: 'p/' }, { countOnly: true, consistency: 'local' })).count, 300)
     assert.equal(asked, 1)
     await r.close()
+  })
+
+  test('the local index loads sorted, unsorted and repeated keys alike (bulk load or inserts)', () => {
+    const kv = (k: string, rev: number): StoredKv => ({
+      key: k,
+      value: new Uint8Array([rev]),
+      createRevision: rev,
+      modRevision: rev,
+      version: 1,
+      lease: '0',
+    })
+    const keys = Array.from({ length: 500 }, (_, i) => `k/${String(i).padStart(4, '0')}`)
+    const sorted = keys.map((k, i) => kv(k, i))
+    const shuffled = [...sorted].sort(() => 0).reverse()
+    const repeated = [...sorted, kv('k/0007', 999)]
+    const dump = (t: ReturnType<typeof newTree>) => [...t.entries()].map(([k, v]) => `${k}@${v.modRevision}`)
+    assert.deepEqual(dump(newTree(shuffled)), dump(newTree(sorted)))
+    assert.deepEqual(
+      dump(newTree(sorted)),
+      keys.map((k, i) => `${k}@${i}`),
+    )
+    const r = newTree(repeated)
+    assert.equal(r.size, 500)
+    assert.equal(r.get('k/0007')!.modRevision, 999)
+    // A bulk-loaded tree takes changes like any other.
+    const t = newTree(sorted)
+    t.set('k/0000a', kv('k/0000a', 1000))
+    t.delete('k/0001')
+    assert.equal(t.size, 500)
+    assert.deepEqual([...t.keys()].slice(0, 3), ['k/0000', 'k/0000a', 'k/0002'])
   })
 
   test('reads answer etcd range semantics on the local copy', async () => {

@@ -3,11 +3,12 @@
  *
  *   ranges  RangeMeta by range id
  *   kv      [range id, generation, 0, n]   one copy page: the StoredKv array of keys n.. of the copy, as read
- *           [range id, generation, 1, key] a key changed after the copy: its StoredKv, or {key, deleted: true}
+ *           [range id, generation, 2, revision, n]  one commit's changes after the copy: {puts, deletes}
  *
  * Pages are stored whole because loading many small records is slow (IndexedDB in Chromium loads about 7,000 records
- * a second on a busy machine, and pages of 1,000 keys a hundred times faster); a change after the copy is one record
- * per key (keys are binary strings, so IndexedDB's order is etcd's), replacing the key's earlier change. Once many
+ * a second on a busy machine, and pages of 1,000 keys a hundred times faster); the changes after the copy are one
+ * record per commit, [range id, generation, 2, revision, n] = {puts, deletes}, replayed in order on load (earlier
+ * versions wrote one record per key, [range id, generation, 1, key], still read before the batches). Once many
  * keys changed, the engine sends a `fold` and the generation is rewritten as whole pages without change records
  * (compaction of the local store), so a long-lived replica's reload reads pages, not one record per changed key.
  *
@@ -35,19 +36,33 @@ const kvStore = 'kv'
 const genRange = (id: string, gen: number) => IDBKeyRange.bound([id, gen], [id, gen, []])
 const pagesOf = (id: string, gen: number) => IDBKeyRange.bound([id, gen, 0], [id, gen, 0, []])
 const changesOf = (id: string, gen: number) => IDBKeyRange.bound([id, gen, 1], [id, gen, 1, []])
+const batchesOf = (id: string, gen: number) => IDBKeyRange.bound([id, gen, 2], [id, gen, 2, []])
 type Change = StoredKv | { key: string; deleted: true }
+/** One commit's changes to a generation after its copy, in one record. */
+interface Batch {
+  puts: StoredKv[]
+  deletes: string[]
+}
 
 /** The keys of one generation: its pages, then the changes over them; and how many change records there were. */
 async function loadGen(kv: IDBObjectStore, id: string, gen: number): Promise<{ kvs: StoredKv[]; changes: number }> {
-  const [pages, changes] = await Promise.all([
+  const [pages, changes, batches] = await Promise.all([
     promisifyRequest(kv.getAll(pagesOf(id, gen))) as Promise<StoredKv[][]>,
     promisifyRequest(kv.getAll(changesOf(id, gen))) as Promise<Change[]>,
+    promisifyRequest(kv.getAll(batchesOf(id, gen))) as Promise<Batch[]>,
   ])
   const all = pages.flat()
-  if (changes.length === 0) return { kvs: all, changes: 0 }
+  if (changes.length === 0 && batches.length === 0) return { kvs: all, changes: 0 }
   const m = new Map(all.map((x) => [x.key, x]))
+  // Per-key records (written by earlier versions), then the batches in commit order.
   for (const c of changes) 'deleted' in c ? m.delete(c.key) : m.set(c.key, c)
-  return { kvs: [...m.values()], changes: changes.length }
+  let n = changes.length
+  for (const b of batches) {
+    for (const k of b.deletes) m.delete(k)
+    for (const x of b.puts) m.set(x.key, x)
+    n += b.deletes.length + b.puts.length
+  }
+  return { kvs: [...m.values()], changes: n }
 }
 
 /** Keys per page a fold writes. */
@@ -134,6 +149,9 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
     const kv = t.objectStore(kvStore)
     const metas = new Map(this.metas)
     const touched = new Set<string>()
+    // Orders the batch records of one commit that reach the same revision (ops of several ranges, or a range's ops
+    // split by another op); records of later commits sort after by revision.
+    let batchSeq = 0
     const meta = (id: string): RangeMeta | undefined => {
       const m = metas.get(id)
       if (!m) return undefined
@@ -156,8 +174,12 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
           case 'events': {
             const m = meta(op.range)
             if (!m) break
-            for (const k of op.deletes) kv.put({ key: k, deleted: true } satisfies Change, [m.id, m.gen, 1, k])
-            for (const x of op.puts) kv.put(x, [m.id, m.gen, 1, x.key])
+            // One record per commit (keyed by the revision it reaches): a catch-up of thousands of events is a few
+            // puts, and a reload a few reads; folds turn them back into pages.
+            if (op.puts.length > 0 || op.deletes.length > 0) {
+              const batch: Batch = { puts: op.puts, deletes: op.deletes }
+              kv.put(batch, [m.id, m.gen, 2, op.revision, batchSeq++])
+            }
             m.revision = Math.max(m.revision, op.revision)
             if (op.lastContact !== undefined) m.lastContact = op.lastContact
             break

@@ -1,0 +1,95 @@
+/**
+ * A fleet of Node replicas (memory storage) in a worker thread, for the replica bench's fan-out part: the replicas'
+ * work (WebSocket frames, JSON, applying events) stays off the thread that generates the write load.
+ *
+ * Messages in:  { type: 'open', url, prefix, count, perClient }  opens `count` replicas (`perClient` share one client:
+ *                                                                 one HTTP pool and one WebSocket watch stream)
+ *               { type: 'await', target, timeoutMs }              answers once every replica reflects `target`
+ *               { type: 'close' }
+ * Messages out: { type: 'opened', secs } | { type: 'reached', at, behind } | { type: 'closed' } | { type: 'error' }
+ * Times (`at`) are performance.timeOrigin + performance.now(), comparable across threads.
+ */
+import { parentPort } from 'node:worker_threads'
+import WebSocket from 'ws'
+import { Client } from '../../src/client/index.js'
+import { openReplica, type Replica } from '../../src/replica/index.js'
+
+const now = () => performance.timeOrigin + performance.now()
+
+interface Tracked {
+  r: Replica
+  /** The last revisions the replica reached and when (newest last, a few kept). */
+  seen: { rev: number; at: number }[]
+}
+
+const fleet: Tracked[] = []
+const clients: Client[] = []
+
+async function open(url: string, prefix: string, count: number, perClient: number): Promise<number> {
+  const t0 = performance.now()
+  for (let i = 0; i < count; i += 50) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(50, count - i) }, async (_, j) => {
+        const n = i + j
+        let client: Client | undefined
+        if (perClient > 1) {
+          if (n % perClient === 0)
+            clients.push(new Client({ endpoints: [url], WebSocket, dialTimeoutMs: 10_000, commandTimeoutMs: 60_000 }))
+          client = clients[Math.floor(n / perClient)]
+        }
+        const r = await openReplica({
+          endpoint: url,
+          prefix,
+          WebSocket,
+          openTimeoutMs: 300_000,
+          ...(client ? { client } : {}),
+        })
+        const t: Tracked = { r, seen: [{ rev: r.status.revision, at: now() }] }
+        r.watch({ prefix }, (c) => {
+          t.seen.push({ rev: c.revision, at: now() })
+          if (t.seen.length > 16) t.seen.splice(0, 8)
+        })
+        return t
+      }),
+    )
+    fleet.push(...batch)
+  }
+  return (performance.now() - t0) / 1000
+}
+
+/** When every replica first reflected `target` (waiting up to timeoutMs), and how many never did. */
+async function awaitTarget(target: number, timeoutMs: number): Promise<{ at: number; behind: number }> {
+  const deadline = performance.now() + timeoutMs
+  while (performance.now() < deadline && fleet.some((t) => t.r.status.revision < target))
+    await new Promise((r) => setTimeout(r, 1))
+  let at = 0
+  let behind = 0
+  for (const t of fleet) {
+    if (t.r.status.revision < target) {
+      behind++
+      continue
+    }
+    // The first time it was at or above the target (the event of the target itself, or a progress after it).
+    const first = t.seen.find((s) => s.rev >= target)
+    at = Math.max(at, first?.at ?? now())
+  }
+  return { at, behind }
+}
+
+parentPort!.on('message', (m: { type: string; [k: string]: unknown }) => {
+  const reply = (x: unknown) => parentPort!.postMessage(x)
+  const fail = (e: unknown) => reply({ type: 'error', message: String((e as Error)?.stack ?? e) })
+  if (m.type === 'open')
+    open(m.url as string, m.prefix as string, m.count as number, (m.perClient as number) || 1).then(
+      (secs) => reply({ type: 'opened', secs }),
+      fail,
+    )
+  else if (m.type === 'await')
+    awaitTarget(m.target as number, m.timeoutMs as number).then((x) => reply({ type: 'reached', ...x }), fail)
+  else if (m.type === 'close')
+    (async () => {
+      for (const t of fleet.splice(0)) await t.r.close().catch(() => {})
+      for (const c of clients.splice(0)) c.close()
+      reply({ type: 'closed' })
+    })().catch(fail)
+})
