@@ -357,7 +357,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
           name: `edgecd/etcd ${kind}, ${n} clients`,
           value: a.ops / b.ops,
           unit: 'ratio',
-          note: `p99 ${a.p99.toFixed(2)} vs ${b.p99.toFixed(2)} ms`,
+          note: `p99 ${a.p99.toFixed(2)} vs ${b.p99.toFixed(2)} ms, server CPU ${a.cpuUsPerCall.toFixed(0)} vs ${b.cpuUsPerCall.toFixed(0)} µs/call`,
         })
     }
   return out

@@ -71,6 +71,28 @@ describe('gRPC bad input: etcd status and text, never a crash', () => {
     })
     assert.equal((await call(address, '/etcdserverpb.KV/Put', putOf(10))).code, 0)
   })
+
+  test('calls the client resets mid-way (RST_STREAM PROTOCOL_ERROR) end only themselves', async () => {
+    const session = connect(m.url)
+    session.on('error', () => undefined)
+    for (let i = 0; i < 12; i++) {
+      const r = session.request({
+        ':method': 'POST',
+        ':path': '/etcdserverpb.KV/Range',
+        'content-type': 'application/grpc',
+      })
+      r.on('error', () => undefined)
+      // a message that declares 10 bytes and sends 1: the call waits for the rest, then is reset
+      r.write(Buffer.from([0, 0, 0, 0, 10, 0x0a]))
+      await new Promise((resolve) => setTimeout(resolve, i % 3))
+      r.close(constants.NGHTTP2_PROTOCOL_ERROR)
+    }
+    session.close()
+    assert.deepEqual(await call(address, '/etcdserverpb.KV/Range', Buffer.from([0x0a, 0x01, 0x61])), {
+      code: 0,
+      message: '',
+    })
+  })
 })
 
 test('gRPC flags: Go durations as etcd takes them, and bounds', () => {

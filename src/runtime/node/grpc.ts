@@ -123,6 +123,7 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
       }
       // --client-cert-auth: a gRPC call needs a certificate from --trusted-ca-file (or a peer's), as the JSON routes.
       if (mtls) {
+        stream.on('error', ignore)
         const socket = stream.session?.socket as Socket | undefined
         if (opts.verifiedCn(socket, 'client') === undefined && opts.verifiedCn(socket, 'peer') === undefined) {
           grpcStatus(stream, 16, 'client certificate required')
@@ -132,6 +133,8 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
       const fast = unary.get(headers[':path'] as string)
       const encoding = headers['grpc-encoding']
       if (fast && (encoding === undefined || encoding === 'identity')) {
+        // A client's reset (RST_STREAM with an error code) is an 'error' on the stream: never an uncaught one.
+        stream.on('error', ignore)
         // Never an unhandled rejection (a member must not crash on one call): a failure ends that stream.
         unaryCall(fast, stream, headers, recvMax, peerOf).catch(() => stream.destroy())
         return
@@ -305,6 +308,8 @@ async function unaryCall(
   stream.once('wantTrailers', sendOkTrailers)
   stream.end(frame)
 }
+
+function ignore(): void {}
 
 function sendOkTrailers(this: ServerHttp2Stream): void {
   if (!this.destroyed && !this.closed) this.sendTrailers(okTrailers)
