@@ -2,7 +2,8 @@
  * The replica's copy in IndexedDB (database `edgecd-replica:<name>`):
  *
  *   ranges  RangeMeta by range id
- *   kv      [range id, generation, 0, n]   one copy page: the StoredKv array of keys n.. of the copy, as read
+ *   kv      [range id, generation, 0, n]   one copy page: keys n.. of the copy, as read, in columns (see Page;
+ *                                          earlier versions stored an array of StoredKv, still read)
  *           [range id, generation, 2, revision, n]  one commit's changes after the copy: {puts, deletes}
  *
  * Pages are stored whole because loading many small records is slow (IndexedDB in Chromium loads about 7,000 records
@@ -47,11 +48,11 @@ interface Batch {
 /** The keys of one generation: its pages, then the changes over them; and how many change records there were. */
 async function loadGen(kv: IDBObjectStore, id: string, gen: number): Promise<{ kvs: StoredKv[]; changes: number }> {
   const [pages, changes, batches] = await Promise.all([
-    promisifyRequest(kv.getAll(pagesOf(id, gen))) as Promise<StoredKv[][]>,
+    promisifyRequest(kv.getAll(pagesOf(id, gen))) as Promise<(StoredKv[] | Page)[]>,
     promisifyRequest(kv.getAll(changesOf(id, gen))) as Promise<Change[]>,
     promisifyRequest(kv.getAll(batchesOf(id, gen))) as Promise<Batch[]>,
   ])
-  const all = pages.flat()
+  const all = pages.length === 1 ? decodePage(pages[0]!) : pages.flatMap(decodePage)
   if (changes.length === 0 && batches.length === 0) return { kvs: all, changes: 0 }
   const m = new Map(all.map((x) => [x.key, x]))
   // Per-key records (written by earlier versions), then the batches in commit order.
@@ -69,20 +70,79 @@ async function loadGen(kv: IDBObjectStore, id: string, gen: number): Promise<{ k
 const foldPage = 1000
 
 /**
- * A page of a fold: its values copied into one buffer (a value may be a view into an older page's buffer, and
- * IndexedDB stores a view's whole buffer).
+ * A page as stored: columns, not an array of objects. Reading a record back costs IndexedDB a deserialization per
+ * object (the most of a reload's time with 100,000 keys), while a few strings and typed arrays are copied whole;
+ * the objects are then made in JavaScript. Keys are one string cut at `keyEnds`, values one buffer cut at `valueEnds`.
  */
-function compactPage(kvs: StoredKv[]): StoredKv[] {
+interface Page {
+  keys: string
+  keyEnds: Uint32Array
+  values: Uint8Array
+  valueEnds: Uint32Array
+  createRevisions: Float64Array
+  modRevisions: Float64Array
+  versions: Float64Array
+  /** [index, lease] of the keys with a lease. */
+  leases: [number, string][]
+}
+
+function encodePage(kvs: StoredKv[]): Page {
+  const n = kvs.length
   let total = 0
   for (const x of kvs) total += x.value.length
-  const buf = new Uint8Array(total)
-  let o = 0
-  return kvs.map((x) => {
-    buf.set(x.value, o)
-    const value = buf.subarray(o, o + x.value.length)
-    o += x.value.length
-    return { ...x, value }
-  })
+  const p: Page = {
+    keys: '',
+    keyEnds: new Uint32Array(n),
+    values: new Uint8Array(total),
+    valueEnds: new Uint32Array(n),
+    createRevisions: new Float64Array(n),
+    modRevisions: new Float64Array(n),
+    versions: new Float64Array(n),
+    leases: [],
+  }
+  const keys: string[] = new Array(n)
+  let k = 0
+  let v = 0
+  for (let i = 0; i < n; i++) {
+    const x = kvs[i]!
+    keys[i] = x.key
+    k += x.key.length
+    p.keyEnds[i] = k
+    p.values.set(x.value, v)
+    v += x.value.length
+    p.valueEnds[i] = v
+    p.createRevisions[i] = x.createRevision
+    p.modRevisions[i] = x.modRevision
+    p.versions[i] = x.version
+    if (x.lease !== '0') p.leases.push([i, x.lease])
+  }
+  p.keys = keys.join('')
+  return p
+}
+
+/** The kvs of a page record (an array of StoredKv as earlier versions stored them, or a columnar Page). */
+function decodePage(rec: StoredKv[] | Page): StoredKv[] {
+  if (Array.isArray(rec)) return rec
+  const n = rec.keyEnds.length
+  const out: StoredKv[] = new Array(n)
+  let k = 0
+  let v = 0
+  for (let i = 0; i < n; i++) {
+    const ke = rec.keyEnds[i]!
+    const ve = rec.valueEnds[i]!
+    out[i] = {
+      key: rec.keys.slice(k, ke),
+      value: rec.values.subarray(v, ve),
+      createRevision: rec.createRevisions[i]!,
+      modRevision: rec.modRevisions[i]!,
+      version: rec.versions[i]!,
+      lease: '0',
+    }
+    k = ke
+    v = ve
+  }
+  for (const [i, lease] of rec.leases) out[i]!.lease = lease
+  return out
 }
 
 export class IndexedDbReplicaStorage implements ReplicaStorage {
@@ -195,7 +255,7 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
           case 'copy-page': {
             const m = meta(op.range)
             if (!m) break
-            if (op.puts.length > 0) kv.put(op.puts, [m.id, op.copy.gen, 0, op.copy.copied - op.puts.length])
+            if (op.puts.length > 0) kv.put(encodePage(op.puts), [m.id, op.copy.gen, 0, op.copy.copied - op.puts.length])
             m.copy = { ...op.copy }
             break
           }
@@ -215,7 +275,7 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
             if (!m || m.gen !== op.gen) break
             kv.delete(genRange(m.id, m.gen))
             for (let i = 0; i < op.kvs.length; i += foldPage)
-              kv.put(compactPage(op.kvs.slice(i, i + foldPage)), [m.id, m.gen, 0, i])
+              kv.put(encodePage(op.kvs.slice(i, i + foldPage)), [m.id, m.gen, 0, i])
             break
           }
           case 'drop':
