@@ -271,6 +271,7 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
       n: number
       opsPerSec: number
       cpuUs: number
+      benchCores: number
       convergeMs: number
       behind: number
       openSecs: number
@@ -293,6 +294,7 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
         n,
         opsPerSec: withReplicas.opsPerSec,
         cpuUs: withReplicas.serverCpuUsPerOp,
+        benchCores: withReplicas.clientCpuCores,
         convergeMs: Math.max(0, at - stopped),
         behind,
         openSecs,
@@ -307,7 +309,7 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
       name: 'fanout: put throughput, no replicas (before)',
       value: before.opsPerSec,
       unit: 'ops/s',
-      note: `64 clients on the leader; members' CPU ${before.serverCpuUsPerOp.toFixed(0)} µs/put${flags}`,
+      note: `64 clients on the leader; members' CPU ${before.serverCpuUsPerOp.toFixed(0)} µs/put; bench process ${before.clientCpuCores.toFixed(2)} cores${flags}`,
     })
     for (const r of rows) {
       const who = `${r.n.toLocaleString('en-US')} replicas${perClient > 1 ? ` (${perClient} per client)` : ''}`
@@ -316,7 +318,7 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
           name: `fanout: put throughput with ${who}`,
           value: r.opsPerSec,
           unit: 'ops/s',
-          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put`,
+          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put; bench process (load + replicas) ${r.benchCores.toFixed(2)} cores`,
         },
         {
           name: `fanout: ${who} at the last revision after writes stop`,
