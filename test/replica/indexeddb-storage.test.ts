@@ -132,3 +132,48 @@ test('compaction of the local store: changes after the copy are folded back into
     assert.deepEqual(text(loaded!.kvs), text(server.stateAt(server.revision, P.key, P.end)), `round ${round}`)
   }
 })
+
+test('IndexedDB layout of earlier versions (pages as arrays, one change record per key) still loads', async () => {
+  const name = 'replica-old-layout'
+  const id = 'r1'
+  const kv = (key: string, rev: number): StoredKv => ({
+    key,
+    value: new TextEncoder().encode(`v${rev}`),
+    createRevision: rev,
+    modRevision: rev,
+    version: 1,
+    lease: '0',
+  })
+  // Written as an earlier version did: the database made by the storage, records put by hand.
+  await (await IndexedDbReplicaStorage.open(name)).close()
+  const db = await new Promise<IDBDatabase>((ok, no) => {
+    const req = indexedDB.open(name)
+    req.onsuccess = () => ok(req.result)
+    req.onerror = () => no(req.error)
+  })
+  await new Promise<void>((ok, no) => {
+    const t = db.transaction(['ranges', 'kv'], 'readwrite')
+    t.objectStore('ranges').put({ id, key: 'p/', end: 'p0', gen: 1, revision: 7 }, id)
+    t.objectStore('kv').put([kv('p/a', 2), kv('p/b', 3)], [id, 1, 0, 0])
+    t.objectStore('kv').put([kv('p/c', 4)], [id, 1, 0, 2])
+    t.objectStore('kv').put({ key: 'p/b', deleted: true }, [id, 1, 1, 'p/b'])
+    t.objectStore('kv').put(kv('p/d', 6), [id, 1, 1, 'p/d'])
+    t.oncomplete = () => ok()
+    t.onerror = () => no(t.error)
+  })
+  db.close()
+  const s = await IndexedDbReplicaStorage.open(name)
+  const [l] = await s.load()
+  assert.deepEqual(text(l!.kvs), ['p/a=v2@2', 'p/c=v4@4', 'p/d=v6@6'])
+  assert.equal(l!.changes, 2)
+  // New changes (one record per commit) apply over the old ones; a fold rewrites all of it as column pages.
+  await s.commit([{ kind: 'events', range: id, revision: 9, puts: [kv('p/d', 9)], deletes: ['p/a'] }])
+  const [l2] = await s.load()
+  assert.deepEqual(text(l2!.kvs), ['p/c=v4@4', 'p/d=v9@9'])
+  assert.equal(l2!.meta.revision, 9)
+  await s.commit([{ kind: 'fold', range: id, gen: 1, kvs: l2!.kvs }])
+  const [l3] = await s.load()
+  assert.deepEqual(text(l3!.kvs), ['p/c=v4@4', 'p/d=v9@9'])
+  assert.equal(l3!.changes, 0)
+  await s.close()
+})
