@@ -96,6 +96,7 @@ export function decodeStoredKv(k: Raw): StoredKv {
  * of one per key, which keeps a large copy light on the garbage collector.
  */
 export function decodeStoredKvs(raw: Raw[]): StoredKv[] {
+  if (setFromBase64) return decodeNative(raw)
   const bins: string[] = new Array(raw.length)
   let total = 0
   for (let i = 0; i < raw.length; i++) {
@@ -112,6 +113,37 @@ export function decodeStoredKvs(raw: Raw[]): StoredKv[] {
     const b = bins[i]!
     const start = o
     for (let j = 0; j < b.length; j++) buf[o++] = b.charCodeAt(j)
+    out[i] = {
+      key: binFromBase64(k.key),
+      value: buf.subarray(start, o),
+      createRevision: Number(k.create_revision ?? 0),
+      modRevision: Number(k.mod_revision ?? 0),
+      version: Number(k.version ?? 0),
+      lease: k.lease === undefined ? '0' : String(k.lease),
+    }
+  }
+  return out
+}
+
+/** Uint8Array.prototype.setFromBase64 (native base64 decoding into a buffer: Chromium 140+, Firefox 133+, Safari 18.2+). */
+const setFromBase64 = (
+  Uint8Array.prototype as unknown as {
+    setFromBase64?: (this: Uint8Array, s: string) => { read: number; written: number }
+  }
+).setFromBase64
+
+/** decodeStoredKvs with the native decoder: each value written straight into the page's buffer. */
+function decodeNative(raw: Raw[]): StoredKv[] {
+  let capacity = 0
+  for (const k of raw) capacity += (((k.value as string | undefined)?.length ?? 0) >> 2) * 3
+  const buf = new Uint8Array(capacity)
+  const out: StoredKv[] = new Array(raw.length)
+  let o = 0
+  for (let i = 0; i < raw.length; i++) {
+    const k = raw[i]!
+    const v = k.value as string | undefined
+    const start = o
+    if (v) o += setFromBase64!.call(buf.subarray(o), v).written
     out[i] = {
       key: binFromBase64(k.key),
       value: buf.subarray(start, o),
