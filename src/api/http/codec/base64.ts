@@ -29,8 +29,9 @@ export function encodeBase64(bytes: Uint8Array): string {
   const n = bytes.length
   if (n === 0) return ''
   const size = Math.ceil(n / 3) * 4
-  if (scratch.length < size) scratch = new Uint8Array(Math.max(size, scratch.length * 2))
-  const out = scratch
+  // Values up to 48 KiB share one growing buffer; larger ones get their own (not kept: a 1 MB value would pin it).
+  if (scratch.length < size && size <= 65_536) scratch = new Uint8Array(Math.max(size, scratch.length * 2))
+  const out = scratch.length >= size ? scratch : new Uint8Array(size)
   let o = 0
   let i = 0
   for (; i + 2 < n; i += 3) {
