@@ -263,13 +263,23 @@ export class WatchStream {
   }
 
   private pump(): void {
-    for (const w of [...this.watchers.values()]) {
-      if (this.blocked || this.closed) return
-      this.flush(w)
-      if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
+    // Watchers of one shape at one position read the same history: compute each batch once per pump (the history
+    // does not change while it runs) and share its Event[], so the transport encodes it once.
+    this.catchUpShared = new Map()
+    try {
+      for (const w of [...this.watchers.values()]) {
+        if (this.blocked || this.closed) return
+        this.flush(w)
+        if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
+      }
+    } finally {
+      this.catchUpShared = undefined
     }
     this.maybeSendProgress()
   }
+
+  /** During pump(): catch-up batches by position and shape. */
+  private catchUpShared: Map<string, { events: Event[]; nextRev: number }> | undefined
 
   /** The client went away: drops every watcher without messages. */
   close(): void {
@@ -366,10 +376,17 @@ export class WatchStream {
         w.synced = true
         return
       }
-      const batch = history.changesFrom(w.nextRev, this.hub.config.watchBatchRevisionsMax)
-      const events: Event[] = []
-      for (const { changes } of batch) events.push(...w.events(changes))
-      w.nextRev = batch.length > 0 ? batch[batch.length - 1]!.rev + 1 : current + 1
+      const key = `${w.nextRev} ${w.shape}`
+      let shared = this.catchUpShared?.get(key)
+      if (shared === undefined) {
+        const batch = history.changesFrom(w.nextRev, this.hub.config.watchBatchRevisionsMax)
+        const evs: Event[] = []
+        for (const { changes } of batch) evs.push(...w.events(changes))
+        shared = { events: evs, nextRev: batch.length > 0 ? batch[batch.length - 1]!.rev + 1 : current + 1 }
+        this.catchUpShared?.set(key, shared)
+      }
+      const events = shared.events
+      w.nextRev = shared.nextRev
       if (events.length > 0) this.deliver(watchResponse({ header: header(current), watch_id: w.id, events }))
     }
   }

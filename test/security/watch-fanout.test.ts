@@ -6,11 +6,14 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import WebSocket from 'ws'
 import { encodeMessage } from '../../src/api/http/codec/encode.js'
 import { encodeWatchResponse, watchJsonStats, watchResultJson } from '../../src/api/http/codec/watch-json.js'
 import * as M from '../../src/protocol/descriptors.js'
 import { FilterType, type WatchResponse } from '../../src/protocol/types.js'
 import { b, newStore, put, watchReq } from '../kv/helpers.js'
+import { startTestMember } from '../server/helpers.js'
+import { b64, post } from '../support/index.js'
 
 /** A sink that encodes every message as the WebSocket watch does, and keeps the texts. */
 class JsonSink {
@@ -51,6 +54,30 @@ describe('watch fan-out (issue 17)', () => {
     assert.deepEqual(
       other.messages.filter((m) => m.events.length > 0).map((m) => m.watch_id),
       [1],
+    )
+  })
+
+  test('a congested stream catching up: watchers of one shape at one position share each history batch', () => {
+    const s = newStore({ watchStreamQueueBytesMax: 4096 })
+    const sink = new JsonSink()
+    let open = true
+    const stream = s.watchHub.openStream({ send: (r) => sink.send(r) && open })
+    for (let i = 0; i < 500; i++) stream.create(watchReq('k'))
+    open = false
+    put(s, 'k', 'v0') // the stream reports congestion: from here on events wait, then overflow to history
+    for (let i = 1; i <= 20; i++) put(s, 'k', `v${i}`)
+    sink.messages.length = 0
+    sink.texts.length = 0
+    const before = watchJsonStats.eventEncodes
+    open = true
+    stream.resume()
+    const withEvents = sink.messages.filter((m) => m.events.length > 0)
+    const got = withEvents.reduce((n, m) => n + m.events.length, 0)
+    // The first watcher got v0 as the stream reported congestion; everything else arrives after resume().
+    assert.equal(got, 500 * 21 - 1, 'every watcher got every event after the congestion')
+    assert.ok(
+      watchJsonStats.eventEncodes - before <= 25,
+      `${watchJsonStats.eventEncodes - before} encodes for 500 watchers`,
     )
   })
 
@@ -112,5 +139,40 @@ describe('watch fan-out (issue 17)', () => {
       many <= 2 * base + 0.05,
       `per put: ${base.toFixed(4)} ms with 110 watchers, ${many.toFixed(4)} ms with 22,000`,
     )
+  })
+
+  test('end to end: 2,000 watchers on one WebSocket, 20 puts: every event arrives (frames written in batches)', async () => {
+    const m = await startTestMember()
+    const ws = new WebSocket(`${m.url.replace('http:', 'ws:')}/v3/watch`)
+    try {
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve)
+        ws.once('error', reject)
+      })
+      let created = 0
+      const seen = new Map<string, number>()
+      ws.on('message', (d) => {
+        const r = JSON.parse(String(d)).result
+        if (r.created) created++
+        for (const e of r.events ?? []) seen.set(r.watch_id ?? '0', (seen.get(r.watch_id ?? '0') ?? 0) + (e.kv ? 1 : 0))
+      })
+      const req = JSON.stringify({ create_request: { key: b64('fan') } })
+      for (let i = 0; i < 2000; i++) ws.send(req)
+      const until = async (cond: () => boolean, what: string) => {
+        const deadline = Date.now() + 60_000
+        while (!cond()) {
+          if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+          await new Promise((r) => setTimeout(r, 10))
+        }
+      }
+      await until(() => created === 2000, 'creates')
+      for (let i = 0; i < 20; i++) {
+        assert.equal((await post(m.url, '/v3/kv/put', { key: b64('fan'), value: b64(`v${i}`) })).status, 200)
+      }
+      await until(() => seen.size === 2000 && [...seen.values()].every((n) => n === 20), 'every event')
+    } finally {
+      ws.terminate()
+      await m.stop()
+    }
   })
 })
