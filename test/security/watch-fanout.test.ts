@@ -81,6 +81,79 @@ describe('watch fan-out (issue 17)', () => {
     )
   })
 
+  test('10,000 distinct prefix watchers: a put is matched by prefix lookups, not a check of every range', () => {
+    const measure = (prefixes: number): number => {
+      const s = newStore()
+      const sink = new JsonSink()
+      const stream = s.watchHub.openStream(sink)
+      for (let i = 0; i < prefixes; i++) stream.create(watchReq(`p/${i}/`, `p/${i}0`))
+      for (let i = 0; i < 200; i++) put(s, `p/${i % prefixes}/x`, 'x') // warm up (and some hits)
+      const rounds: number[] = []
+      for (let r = 0; r < 5; r++) {
+        const t0 = performance.now()
+        for (let i = 0; i < 500; i++) put(s, `p/${i % prefixes}/k`, 'x')
+        rounds.push((performance.now() - t0) / 500)
+      }
+      rounds.sort((x, y) => x - y)
+      return rounds[2]!
+    }
+    const few = measure(10)
+    const many = measure(10_000)
+    const few2 = measure(10)
+    const base = Math.max(few, few2)
+    assert.ok(
+      many <= 2 * base + 0.05,
+      `per put: ${base.toFixed(4)} ms with 10 prefixes, ${many.toFixed(4)} ms with 10,000`,
+    )
+  })
+
+  test('the range index matches a brute-force check: random ranges and writes (seeded)', () => {
+    const seed = Number(process.env.SEED ?? 17)
+    let x = seed >>> 0 || 1
+    const rand = (n: number) => {
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      return (x >>> 0) % n
+    }
+    const alphabet = ['a', 'b', '\u00ff', '\u0000', 'c']
+    const key = () => Array.from({ length: 1 + rand(3) }, () => alphabet[rand(alphabet.length)]).join('')
+    const bytes = (k: string) => Uint8Array.from(k, (ch) => ch.charCodeAt(0))
+    const s = newStore()
+    const sink = new JsonSink()
+    const stream = s.watchHub.openStream(sink)
+    const ranges: { id: number; key: string; end: string }[] = []
+    for (let i = 0; i < 300; i++) {
+      const k = key()
+      const kind = rand(4)
+      let end = ''
+      if (kind === 1) {
+        // A prefix, as clients compute it (the last byte below 0xff incremented).
+        let j = k.length - 1
+        while (j >= 0 && k.charCodeAt(j) === 0xff) j--
+        end = j < 0 ? '\u0000' : k.slice(0, j) + String.fromCharCode(k.charCodeAt(j) + 1)
+      } else if (kind === 2) end = '\u0000'
+      else if (kind === 3) end = key()
+      const id = stream.create({ ...watchReq('', ''), key: bytes(k), range_end: bytes(end) })
+      if (id >= 0) ranges.push({ id, key: k, end })
+    }
+    const inR = (r: { key: string; end: string }, k: string) =>
+      r.end === '' ? k === r.key : r.end === '\u0000' ? k >= r.key : k >= r.key && k < r.end
+    for (let i = 0; i < 300; i++) {
+      sink.messages.length = 0
+      const k = key()
+      s.apply({
+        put: { key: bytes(k), value: bytes('v'), lease: 0n, prev_kv: false, ignore_value: false, ignore_lease: false },
+      })
+      const got = sink.messages.map((m) => m.watch_id).sort((a, b) => a - b)
+      const want = ranges
+        .filter((r) => inR(r, k))
+        .map((r) => r.id)
+        .sort((a, b) => a - b)
+      assert.deepEqual(got, want, `seed ${seed}, write ${i}: key ${JSON.stringify(k)}`)
+    }
+  })
+
   test('the shared encoder equals the full encoder for every message shape', () => {
     const kv = { key: b('k'), create_revision: 2, mod_revision: 3, version: 2, value: b('v'), lease: 0n }
     const events = [{ type: 0, kv, prev_kv: { ...kv, value: b('p'), mod_revision: 2, version: 1 } }]
