@@ -12,7 +12,7 @@ import { encodeWatchResponse, watchJsonStats, watchResultJson } from '../../src/
 import * as M from '../../src/protocol/descriptors.js'
 import { FilterType, type WatchResponse } from '../../src/protocol/types.js'
 import { b, newStore, put, watchReq } from '../kv/helpers.js'
-import { startTestMember } from '../server/helpers.js'
+import { LineStream, startTestMember } from '../server/helpers.js'
 import { b64, post } from '../support/index.js'
 
 /** A sink that encodes every message as the WebSocket watch does, and keeps the texts. */
@@ -245,6 +245,62 @@ describe('watch fan-out (issue 17)', () => {
       await until(() => seen.size === 2000 && [...seen.values()].every((n) => n === 20), 'every event')
     } finally {
       ws.terminate()
+      await m.stop()
+    }
+  })
+
+  test('end to end: 2,000 watchers on one POST /v3/watch stream, 20 puts: every event arrives', async () => {
+    const m = await startTestMember()
+    const n = 2000
+    const body = Array.from({ length: n }, () => JSON.stringify({ create_request: { key: b64('post') } })).join('')
+    const st = await LineStream.open(m.url, '/v3/watch', body)
+    try {
+      assert.equal(st.status, 200)
+      for (let i = 0; i < n; i++) assert.equal((await st.next(30_000)).result.created, true)
+      const t0 = performance.now()
+      for (let i = 0; i < 20; i++) {
+        assert.equal((await post(m.url, '/v3/kv/put', { key: b64('post'), value: b64(`v${i}`) })).status, 200)
+      }
+      const seen = new Map<string, number>()
+      let total = 0
+      while (total < n * 20) {
+        const r = (await st.next(30_000)).result
+        for (const e of r.events ?? []) {
+          if (!e.kv) continue
+          seen.set(r.watch_id ?? '0', (seen.get(r.watch_id ?? '0') ?? 0) + 1)
+          total++
+        }
+      }
+      assert.equal(seen.size, n)
+      assert.ok([...seen.values()].every((c) => c === 20))
+      console.log(`# POST /v3/watch: ${n} watchers x 20 puts in ${(performance.now() - t0).toFixed(0)} ms`)
+    } finally {
+      st.close()
+      await m.stop()
+    }
+  })
+
+  test('POST /v3/watch with a client that stops reading: puts go on, then every event arrives once it reads', async () => {
+    const m = await startTestMember()
+    const n = 200
+    const puts = 300
+    const body = Array.from({ length: n }, () => JSON.stringify({ create_request: { key: b64('slow') } })).join('')
+    const st = await LineStream.open(m.url, '/v3/watch', body)
+    try {
+      assert.equal(st.status, 200)
+      for (let i = 0; i < n; i++) assert.equal((await st.next(30_000)).result.created, true)
+      // The client reads nothing while the puts go on: its socket fills, the member's stream is congested.
+      const value = b64('v'.repeat(4096))
+      for (let i = 0; i < puts; i++) {
+        assert.equal((await post(m.url, '/v3/kv/put', { key: b64('slow'), value })).status, 200)
+      }
+      let events = 0
+      while (events < n * puts) {
+        const r = (await st.next(30_000)).result
+        for (const e of r.events ?? []) if (e.kv) events++
+      }
+    } finally {
+      st.close()
       await m.stop()
     }
   })
