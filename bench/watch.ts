@@ -32,6 +32,7 @@ const b64 = (s: string) => Buffer.from(s).toString('base64')
 const watchKey = b64('bench/watch/k')
 const eventsMark = Buffer.from('"events"')
 const createdMark = Buffer.from('"created":true')
+const kvMark = Buffer.from('"kv":')
 
 interface Scenario {
   name: string
@@ -99,8 +100,10 @@ async function openWatchers(url: string, s: Scenario, onEvent: () => void): Prom
     const ws = new WebSocket(wsUrl, { perMessageDeflate: false })
     sockets.push(ws)
     ws.on('message', (data: Buffer) => {
-      if (data.indexOf(eventsMark) >= 0) onEvent()
-      else if (data.indexOf(createdMark) >= 0) created++
+      // A catching-up watcher gets several events in one message: count each event's "kv".
+      if (data.indexOf(eventsMark) >= 0) {
+        for (let i = data.indexOf(kvMark); i >= 0; i = data.indexOf(kvMark, i + kvMark.length)) onEvent()
+      } else if (data.indexOf(createdMark) >= 0) created++
     })
     ws.on('error', () => {})
     await new Promise<void>((resolve, reject) => {

@@ -263,13 +263,23 @@ export class WatchStream {
   }
 
   private pump(): void {
-    for (const w of [...this.watchers.values()]) {
-      if (this.blocked || this.closed) return
-      this.flush(w)
-      if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
+    // Watchers of one shape at one position read the same history: compute each batch once per pump (the history
+    // does not change while it runs) and share its Event[], so the transport encodes it once.
+    this.catchUpShared = new Map()
+    try {
+      for (const w of [...this.watchers.values()]) {
+        if (this.blocked || this.closed) return
+        this.flush(w)
+        if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
+      }
+    } finally {
+      this.catchUpShared = undefined
     }
     this.maybeSendProgress()
   }
+
+  /** During pump(): catch-up batches by position and shape. */
+  private catchUpShared: Map<string, { events: Event[]; nextRev: number }> | undefined
 
   /** The client went away: drops every watcher without messages. */
   close(): void {
@@ -366,10 +376,17 @@ export class WatchStream {
         w.synced = true
         return
       }
-      const batch = history.changesFrom(w.nextRev, this.hub.config.watchBatchRevisionsMax)
-      const events: Event[] = []
-      for (const { changes } of batch) events.push(...w.events(changes))
-      w.nextRev = batch.length > 0 ? batch[batch.length - 1]!.rev + 1 : current + 1
+      const key = `${w.nextRev} ${w.shape}`
+      let shared = this.catchUpShared?.get(key)
+      if (shared === undefined) {
+        const batch = history.changesFrom(w.nextRev, this.hub.config.watchBatchRevisionsMax)
+        const evs: Event[] = []
+        for (const { changes } of batch) evs.push(...w.events(changes))
+        shared = { events: evs, nextRev: batch.length > 0 ? batch[batch.length - 1]!.rev + 1 : current + 1 }
+        this.catchUpShared?.set(key, shared)
+      }
+      const events = shared.events
+      w.nextRev = shared.nextRev
       if (events.length > 0) this.deliver(watchResponse({ header: header(current), watch_id: w.id, events }))
     }
   }
@@ -395,11 +412,36 @@ export class WatchStream {
   }
 }
 
-/** Every watcher of the member, indexed for notification: single keys in a map, ranges in a list. */
+/** The range watchers of one range. */
+interface RangeGroup {
+  range: KeyRange
+  watchers: Set<Watcher>
+  /** Set when the range is a prefix (end = etcd's prefix end of start): the group lives in WatchHub.byPrefix. */
+  prefix: boolean
+}
+
+/** etcd's GetPrefixRangeEnd on a binary string: undefined when every byte is 0xff (etcd then answers "\0"). */
+function prefixEnd(start: string): string | undefined {
+  for (let i = start.length - 1; i >= 0; i--) {
+    const c = start.charCodeAt(i)
+    if (c < 0xff) return start.slice(0, i) + String.fromCharCode(c + 1)
+  }
+  return undefined
+}
+
+/**
+ * Every watcher of the member, indexed for notification: single keys in a map; prefix ranges (the common range, as
+ * `--prefix` and every client's prefix watch) in a map by prefix, looked up per prefix length present; other ranges
+ * grouped by range and checked one range at a time.
+ */
 export class WatchHub {
   private readonly byKey = new Map<string, Set<Watcher>>()
-  /** Range watchers grouped by their range, so a write is checked once per distinct range, not per watcher. */
-  private readonly ranged = new Map<string, { range: KeyRange; watchers: Set<Watcher> }>()
+  /** Prefix-range groups by prefix. */
+  private readonly byPrefix = new Map<string, RangeGroup>()
+  /** How many prefix groups have each prefix length: a key is looked up once per length present. */
+  private readonly prefixLengths = new Map<number, number>()
+  /** The other range groups (from-key, arbitrary [start, end)), by range. */
+  private readonly ranged = new Map<string, RangeGroup>()
   private readonly streams = new Set<WatchStream>()
   private count = 0
   /** Bytes of events queued on congested streams, all together (bounded by watchQueueBytesMax). */
@@ -430,7 +472,8 @@ export class WatchHub {
 
   /**
    * @internal Called by the store after each revision is applied, with all its changes (one txn = one message).
-   * Cost: O(changes) lookups of single-key watchers, O(distinct ranges) for range watchers, then O(matches); the
+   * Cost per change: one lookup for single-key watchers, one per distinct prefix length for prefix watchers, one check
+   * per distinct other range (from-key, arbitrary), then O(matches); the
    * events of one watch shape (range and filters) are computed once and the same array is shared by every watcher of
    * that shape, which lets a sink encode them once (issue 17: one encode per shape, not per watcher).
    */
@@ -457,18 +500,18 @@ export class WatchHub {
         evsOf.push(evs)
       } else w.nextRev = rev + 1
     }
-    for (const group of this.ranged.values()) {
-      let hit = false
-      for (const c of changes) {
-        if (inRange(group.range, c.key)) {
-          hit = true
-          break
-        }
+    // A watcher no change touches keeps its nextRev, as single-key watchers always did: it only matters once the
+    // watcher is unsynced, and live() sets it then.
+    const hit = new Set<RangeGroup>()
+    for (const c of changes) {
+      for (const len of this.prefixLengths.keys()) {
+        if (len > c.key.length) continue
+        const g = this.byPrefix.get(len === c.key.length ? c.key : c.key.slice(0, len))
+        if (g !== undefined) hit.add(g)
       }
-      // A watcher no change touches keeps its nextRev, as single-key watchers always did: it only matters once the
-      // watcher is unsynced, and live() sets it then.
-      if (hit) for (const w of group.watchers) consider(w)
+      for (const g of this.ranged.values()) if (inRange(g.range, c.key)) hit.add(g)
     }
+    for (const g of hit) for (const w of g.watchers) consider(w)
     for (const c of changes) {
       const ws = this.byKey.get(c.key)
       if (ws !== undefined) for (const w of ws) consider(w)
@@ -497,11 +540,15 @@ export class WatchHub {
       }
       set.add(w)
     } else {
-      const k = rangeKey(w.range)
-      let g = this.ranged.get(k)
+      const r = w.range
+      const prefix = r.start.length > 0 && r.end !== undefined && r.end === prefixEnd(r.start)
+      const k = prefix ? r.start : rangeKey(r)
+      const index = prefix ? this.byPrefix : this.ranged
+      let g = index.get(k)
       if (g === undefined) {
-        g = { range: w.range, watchers: new Set() }
-        this.ranged.set(k, g)
+        g = { range: r, watchers: new Set(), prefix }
+        index.set(k, g)
+        if (prefix) this.prefixLengths.set(k.length, (this.prefixLengths.get(k.length) ?? 0) + 1)
       }
       g.watchers.add(w)
     }
@@ -515,10 +562,20 @@ export class WatchHub {
       set?.delete(w)
       if (set?.size === 0) this.byKey.delete(w.range.start)
     } else {
-      const k = rangeKey(w.range)
-      const g = this.ranged.get(k)
+      const r = w.range
+      const prefix = r.start.length > 0 && r.end !== undefined && r.end === prefixEnd(r.start)
+      const k = prefix ? r.start : rangeKey(r)
+      const index = prefix ? this.byPrefix : this.ranged
+      const g = index.get(k)
       g?.watchers.delete(w)
-      if (g?.watchers.size === 0) this.ranged.delete(k)
+      if (g?.watchers.size === 0) {
+        index.delete(k)
+        if (prefix) {
+          const n = (this.prefixLengths.get(k.length) ?? 1) - 1
+          if (n === 0) this.prefixLengths.delete(k.length)
+          else this.prefixLengths.set(k.length, n)
+        }
+      }
     }
   }
 }

@@ -6,11 +6,14 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import WebSocket from 'ws'
 import { encodeMessage } from '../../src/api/http/codec/encode.js'
 import { encodeWatchResponse, watchJsonStats, watchResultJson } from '../../src/api/http/codec/watch-json.js'
 import * as M from '../../src/protocol/descriptors.js'
 import { FilterType, type WatchResponse } from '../../src/protocol/types.js'
 import { b, newStore, put, watchReq } from '../kv/helpers.js'
+import { LineStream, startTestMember } from '../server/helpers.js'
+import { b64, post } from '../support/index.js'
 
 /** A sink that encodes every message as the WebSocket watch does, and keeps the texts. */
 class JsonSink {
@@ -52,6 +55,103 @@ describe('watch fan-out (issue 17)', () => {
       other.messages.filter((m) => m.events.length > 0).map((m) => m.watch_id),
       [1],
     )
+  })
+
+  test('a congested stream catching up: watchers of one shape at one position share each history batch', () => {
+    const s = newStore({ watchStreamQueueBytesMax: 4096 })
+    const sink = new JsonSink()
+    let open = true
+    const stream = s.watchHub.openStream({ send: (r) => sink.send(r) && open })
+    for (let i = 0; i < 500; i++) stream.create(watchReq('k'))
+    open = false
+    put(s, 'k', 'v0') // the stream reports congestion: from here on events wait, then overflow to history
+    for (let i = 1; i <= 20; i++) put(s, 'k', `v${i}`)
+    sink.messages.length = 0
+    sink.texts.length = 0
+    const before = watchJsonStats.eventEncodes
+    open = true
+    stream.resume()
+    const withEvents = sink.messages.filter((m) => m.events.length > 0)
+    const got = withEvents.reduce((n, m) => n + m.events.length, 0)
+    // The first watcher got v0 as the stream reported congestion; everything else arrives after resume().
+    assert.equal(got, 500 * 21 - 1, 'every watcher got every event after the congestion')
+    assert.ok(
+      watchJsonStats.eventEncodes - before <= 25,
+      `${watchJsonStats.eventEncodes - before} encodes for 500 watchers`,
+    )
+  })
+
+  test('10,000 distinct prefix watchers: a put is matched by prefix lookups, not a check of every range', () => {
+    const measure = (prefixes: number): number => {
+      const s = newStore()
+      const sink = new JsonSink()
+      const stream = s.watchHub.openStream(sink)
+      for (let i = 0; i < prefixes; i++) stream.create(watchReq(`p/${i}/`, `p/${i}0`))
+      for (let i = 0; i < 200; i++) put(s, `p/${i % prefixes}/x`, 'x') // warm up (and some hits)
+      const rounds: number[] = []
+      for (let r = 0; r < 5; r++) {
+        const t0 = performance.now()
+        for (let i = 0; i < 500; i++) put(s, `p/${i % prefixes}/k`, 'x')
+        rounds.push((performance.now() - t0) / 500)
+      }
+      rounds.sort((x, y) => x - y)
+      return rounds[2]!
+    }
+    const few = measure(10)
+    const many = measure(10_000)
+    const few2 = measure(10)
+    const base = Math.max(few, few2)
+    assert.ok(
+      many <= 2 * base + 0.05,
+      `per put: ${base.toFixed(4)} ms with 10 prefixes, ${many.toFixed(4)} ms with 10,000`,
+    )
+  })
+
+  test('the range index matches a brute-force check: random ranges and writes (seeded)', () => {
+    const seed = Number(process.env.SEED ?? 17)
+    let x = seed >>> 0 || 1
+    const rand = (n: number) => {
+      x ^= x << 13
+      x ^= x >>> 17
+      x ^= x << 5
+      return (x >>> 0) % n
+    }
+    const alphabet = ['a', 'b', '\u00ff', '\u0000', 'c']
+    const key = () => Array.from({ length: 1 + rand(3) }, () => alphabet[rand(alphabet.length)]).join('')
+    const bytes = (k: string) => Uint8Array.from(k, (ch) => ch.charCodeAt(0))
+    const s = newStore()
+    const sink = new JsonSink()
+    const stream = s.watchHub.openStream(sink)
+    const ranges: { id: number; key: string; end: string }[] = []
+    for (let i = 0; i < 300; i++) {
+      const k = key()
+      const kind = rand(4)
+      let end = ''
+      if (kind === 1) {
+        // A prefix, as clients compute it (the last byte below 0xff incremented).
+        let j = k.length - 1
+        while (j >= 0 && k.charCodeAt(j) === 0xff) j--
+        end = j < 0 ? '\u0000' : k.slice(0, j) + String.fromCharCode(k.charCodeAt(j) + 1)
+      } else if (kind === 2) end = '\u0000'
+      else if (kind === 3) end = key()
+      const id = stream.create({ ...watchReq('', ''), key: bytes(k), range_end: bytes(end) })
+      if (id >= 0) ranges.push({ id, key: k, end })
+    }
+    const inR = (r: { key: string; end: string }, k: string) =>
+      r.end === '' ? k === r.key : r.end === '\u0000' ? k >= r.key : k >= r.key && k < r.end
+    for (let i = 0; i < 300; i++) {
+      sink.messages.length = 0
+      const k = key()
+      s.apply({
+        put: { key: bytes(k), value: bytes('v'), lease: 0n, prev_kv: false, ignore_value: false, ignore_lease: false },
+      })
+      const got = sink.messages.map((m) => m.watch_id).sort((a, b) => a - b)
+      const want = ranges
+        .filter((r) => inR(r, k))
+        .map((r) => r.id)
+        .sort((a, b) => a - b)
+      assert.deepEqual(got, want, `seed ${seed}, write ${i}: key ${JSON.stringify(k)}`)
+    }
   })
 
   test('the shared encoder equals the full encoder for every message shape', () => {
@@ -112,5 +212,96 @@ describe('watch fan-out (issue 17)', () => {
       many <= 2 * base + 0.05,
       `per put: ${base.toFixed(4)} ms with 110 watchers, ${many.toFixed(4)} ms with 22,000`,
     )
+  })
+
+  test('end to end: 2,000 watchers on one WebSocket, 20 puts: every event arrives (frames written in batches)', async () => {
+    const m = await startTestMember()
+    const ws = new WebSocket(`${m.url.replace('http:', 'ws:')}/v3/watch`)
+    try {
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve)
+        ws.once('error', reject)
+      })
+      let created = 0
+      const seen = new Map<string, number>()
+      ws.on('message', (d) => {
+        const r = JSON.parse(String(d)).result
+        if (r.created) created++
+        for (const e of r.events ?? []) seen.set(r.watch_id ?? '0', (seen.get(r.watch_id ?? '0') ?? 0) + (e.kv ? 1 : 0))
+      })
+      const req = JSON.stringify({ create_request: { key: b64('fan') } })
+      for (let i = 0; i < 2000; i++) ws.send(req)
+      const until = async (cond: () => boolean, what: string) => {
+        const deadline = Date.now() + 60_000
+        while (!cond()) {
+          if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+          await new Promise((r) => setTimeout(r, 10))
+        }
+      }
+      await until(() => created === 2000, 'creates')
+      for (let i = 0; i < 20; i++) {
+        assert.equal((await post(m.url, '/v3/kv/put', { key: b64('fan'), value: b64(`v${i}`) })).status, 200)
+      }
+      await until(() => seen.size === 2000 && [...seen.values()].every((n) => n === 20), 'every event')
+    } finally {
+      ws.terminate()
+      await m.stop()
+    }
+  })
+
+  test('end to end: 2,000 watchers on one POST /v3/watch stream, 20 puts: every event arrives', async () => {
+    const m = await startTestMember()
+    const n = 2000
+    const body = Array.from({ length: n }, () => JSON.stringify({ create_request: { key: b64('post') } })).join('')
+    const st = await LineStream.open(m.url, '/v3/watch', body)
+    try {
+      assert.equal(st.status, 200)
+      for (let i = 0; i < n; i++) assert.equal((await st.next(30_000)).result.created, true)
+      const t0 = performance.now()
+      for (let i = 0; i < 20; i++) {
+        assert.equal((await post(m.url, '/v3/kv/put', { key: b64('post'), value: b64(`v${i}`) })).status, 200)
+      }
+      const seen = new Map<string, number>()
+      let total = 0
+      while (total < n * 20) {
+        const r = (await st.next(30_000)).result
+        for (const e of r.events ?? []) {
+          if (!e.kv) continue
+          seen.set(r.watch_id ?? '0', (seen.get(r.watch_id ?? '0') ?? 0) + 1)
+          total++
+        }
+      }
+      assert.equal(seen.size, n)
+      assert.ok([...seen.values()].every((c) => c === 20))
+      console.log(`# POST /v3/watch: ${n} watchers x 20 puts in ${(performance.now() - t0).toFixed(0)} ms`)
+    } finally {
+      st.close()
+      await m.stop()
+    }
+  })
+
+  test('POST /v3/watch with a client that stops reading: puts go on, then every event arrives once it reads', async () => {
+    const m = await startTestMember()
+    const n = 200
+    const puts = 300
+    const body = Array.from({ length: n }, () => JSON.stringify({ create_request: { key: b64('slow') } })).join('')
+    const st = await LineStream.open(m.url, '/v3/watch', body)
+    try {
+      assert.equal(st.status, 200)
+      for (let i = 0; i < n; i++) assert.equal((await st.next(30_000)).result.created, true)
+      // The client reads nothing while the puts go on: its socket fills, the member's stream is congested.
+      const value = b64('v'.repeat(4096))
+      for (let i = 0; i < puts; i++) {
+        assert.equal((await post(m.url, '/v3/kv/put', { key: b64('slow'), value })).status, 200)
+      }
+      let events = 0
+      while (events < n * puts) {
+        const r = (await st.next(30_000)).result
+        for (const e of r.events ?? []) if (e.kv) events++
+      }
+    } finally {
+      st.close()
+      await m.stop()
+    }
   })
 })

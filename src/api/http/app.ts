@@ -100,8 +100,8 @@ function frameBytes(data: unknown): number {
   return 0
 }
 
-/** Watch messages buffered per HTTP stream before the client counts as slow (the hub then bounds what it holds). */
-const watchStreamHighWaterMessages = 64
+/** Bytes an HTTP watch stream holds for a client that does not read, before the hub holds events back. */
+const watchStreamHighWaterBytes = 1024 * 1024
 /** Bytes buffered on a watch WebSocket before the client counts as slow. */
 const watchSocketHighWaterBytes = 1024 * 1024
 
@@ -447,18 +447,43 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       let closed = false
       watchStreams++
       const call = metrics.start('Watch')
-      const stream = member.openWatchStream((resp: WatchResponse) => {
-        if (closed) return true
+      // Messages of one tick (one event to many watchers) go out as one chunk: the stream's queue counts bytes, and a
+      // burst of 10,000 messages is one enqueue, not 10,000 (each a write of its own).
+      let pending: string[] = []
+      let pendingBytes = 0
+      let flushQueued = false
+      let held = false
+      const flush = () => {
+        flushQueued = false
+        if (closed || pending.length === 0) return
+        const bytes = enc.encode(pending.join(''))
+        pending = []
+        pendingBytes = 0
         try {
-          const bytes = enc.encode(`${watchResultJson(resp)}\n`)
           controller.enqueue(bytes)
-          call.sent(bytes.length)
         } catch {
           finish()
-          return true
+          return
         }
-        // Past the stream's high-water mark the client is slow: the hub holds events back until pull() resumes it.
-        return (controller.desiredSize ?? 1) > 0
+        if (held && (controller.desiredSize ?? 1) > 0) {
+          held = false
+          stream.resume()
+        }
+      }
+      const stream = member.openWatchStream((resp: WatchResponse) => {
+        if (closed) return true
+        const text = `${watchResultJson(resp)}\n`
+        pending.push(text)
+        pendingBytes += text.length
+        call.sent(text.length)
+        if (!flushQueued) {
+          flushQueued = true
+          queueMicrotask(flush)
+        }
+        // Past the stream's high-water mark the client is slow: the hub holds events back until it drains.
+        const ok = (controller.desiredSize ?? 1) - pendingBytes > 0
+        if (!ok) held = true
+        return ok
       }, info)
       const finish = (code = GrpcCode.Canceled as number) => {
         if (closed) return
@@ -515,13 +540,15 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
             controller = ctl
           },
           pull() {
-            if (!closed) stream.resume()
+            if (closed) return
+            held = false
+            stream.resume()
           },
           cancel() {
             finish()
           },
         },
-        { highWaterMark: watchStreamHighWaterMessages },
+        { highWaterMark: watchStreamHighWaterBytes, size: (chunk) => chunk.byteLength },
       )
       await first
       if (firstTexts.length > 0) {
