@@ -84,7 +84,10 @@ export function openPool(url: string, clients: number): Pool {
   return new Pool(url, {
     connections: clients,
     pipelining: 1,
-    keepAliveTimeout: 60_000,
+    // Under workerd's 5 s: workerd closes a keep-alive connection idle 5 s and sends no Keep-Alive header (it drops
+    // one a Worker sets), so a client that reuses a connection idle that long can have its request reset by the
+    // close (docs/workers.md). 4 s is undici's default; a connection idle longer is opened again.
+    keepAliveTimeout: 4_000,
     keepAliveMaxTimeout: 600_000,
     headersTimeout: 30_000,
     bodyTimeout: 30_000,
@@ -222,7 +225,7 @@ export async function preload(pool: Pool, bodies: Bodies, clients: number, deadl
         try {
           res = await pool.request({ path: '/v3/kv/txn', method: 'POST', body: batches[b]!, headers: jsonHeaders })
         } catch (err) {
-          // A connection the server closed (workerd resets a few under load): the batch is written again later.
+          // A connection the server closed or reset under the request: the batch is written again later.
           if (++failures > 1000) throw err
           retry.push(b)
           continue

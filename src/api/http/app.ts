@@ -530,7 +530,11 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
           return rest
         },
         () => {
+          // The body failed (not ended): the connection is gone. A client that keeps its request body open (as a
+          // bidirectional watch client does) is seen leaving here at once, also on workerd, where the response
+          // side only notices at its next write (docs/workers.md).
           firstSeen()
+          finish()
           return ''
         },
       )

@@ -29,6 +29,13 @@ import { bundleWorkerEntry } from './workerd-bundle.js'
 /** The compatibility date of the member Worker: at most the installed workerd's build date (RUNTIMES.md §3). */
 export const workerdCompatibilityDate = '2026-04-20'
 
+/**
+ * The member Worker's compatibility flags (wrangler.toml says the same). `enable_request_signal`: a request's
+ * `signal` aborts when its client goes away, so an HTTP watch stream is released at its first write after the
+ * client left rather than at the second (docs/workers.md, test/workers/watch-disconnect.test.ts).
+ */
+export const workerdCompatibilityFlags = ['enable_request_signal']
+
 /** The Worker's entry: the TypeScript source in a checkout, the compiled module when this runs from dist/. */
 const workerEntry = ['worker.ts', 'worker.js']
   .map((f) => join(dirname(fileURLToPath(import.meta.url)), '../workers', f))
@@ -88,6 +95,7 @@ export async function startWorkerdMember(config: ServerConfig, log: Logger): Pro
       script,
       scriptPath: 'edgecd-worker.js',
       compatibilityDate: workerdCompatibilityDate,
+      compatibilityFlags: workerdCompatibilityFlags,
       durableObjects: { MEMBER: { className: 'EdgecdMember', useSQLite: true } },
       bindings: {
         EDGECD_MEMBER: config.name,
