@@ -333,7 +333,9 @@ describe('leases', () => {
     assert.equal(bad.json.code, 2)
   })
 
-  test('keepalive renews: the remaining TTL goes back to the granted TTL', async () => {
+  test('keepalive renews: the remaining TTL goes back to the granted TTL', {
+    skip: notOnWorkerd('the lease clock is injected (nowMs), which a member in workerd does not take'),
+  }, async () => {
     // The member's lease clock is injected: a second and a bit passes without sleeping.
     let clock = 1_000_000
     const fm = await startTestMember({}, { nowMs: () => clock })

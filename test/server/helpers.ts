@@ -52,6 +52,7 @@ export async function startTestMember(
     ...overrides,
   }
   if ((hooks.runtime ?? testRuntime()) === 'workerd') {
+    if (hooks.nowMs) throw new Error('a workerd test member takes no injected clock (nowMs): skip the test there')
     const { startWorkerdMember } = await import('../../src/runtime/node/workerd-member.js')
     const w = await startWorkerdMember(config, silent)
     let stopped = false
