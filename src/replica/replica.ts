@@ -230,9 +230,46 @@ export class ReplicaEngine {
 
   /** Loads the stored copy (dropping stored ranges no longer followed) and, with a source, starts syncing. */
   async start(): Promise<void> {
-    await this.load()
-    if (this.source) this.lead(this.source)
+    if (this.source) await this.loadAndLead(this.source)
+    else await this.load()
     this.emitStatus()
+  }
+
+  /**
+   * Watch callbacks that arrive while the stored copy is still loading, in order (undefined: not loading). With a
+   * storage that reads its metas apart (IndexedDB), the watch of every complete range starts from its stored revision
+   * at once and the cluster's catch-up overlaps the load; its deliveries are applied after the load, in order.
+   */
+  private loadGate: (() => void)[] | undefined
+
+  /** Loads the store and starts syncing, the watches of complete ranges already during the load when possible. */
+  private async loadAndLead(source: ReplicaSource): Promise<void> {
+    const metas = this.opts.storage.loadMetas ? await this.opts.storage.loadMetas().catch(() => undefined) : undefined
+    const early = new Set<Followed>()
+    if (metas && !this.closed) {
+      for (const m of metas) {
+        const f = this.ranges.get(m.id)
+        if (f && m.gen > 0 && !m.copy && f.state !== 'denied') {
+          f.meta = structuredClone(m)
+          early.add(f)
+        }
+      }
+    }
+    if (early.size > 0) {
+      this.loadGate = []
+      for (const f of early) this.runs.push(this.run(f, source))
+    }
+    try {
+      await this.load()
+    } finally {
+      const gate = this.loadGate
+      this.loadGate = undefined
+      for (const fn of gate ?? []) fn()
+    }
+    for (const id of this.order) {
+      const f = this.ranges.get(id)!
+      if (!early.has(f)) this.runs.push(this.run(f, source))
+    }
   }
 
   /**
@@ -287,16 +324,8 @@ export class ReplicaEngine {
   async promote(source: ReplicaSource): Promise<void> {
     if (this.source || this.closed) return
     this.source = source
-    await this.load()
-    this.lead(source)
+    await this.loadAndLead(source)
     this.emitStatus()
-  }
-
-  private lead(source: ReplicaSource): void {
-    for (const id of this.order) {
-      const f = this.ranges.get(id)!
-      this.runs.push(this.run(f, source))
-    }
   }
 
   get isLeader(): boolean {
@@ -438,34 +467,41 @@ export class ReplicaEngine {
         }
         err ? reject(err) : resolve()
       }
+      // While the store loads (see loadGate) deliveries wait, in order, and are applied after it.
+      const gated =
+        <A extends unknown[]>(fn: (...a: A) => void) =>
+        (...a: A) => {
+          if (this.loadGate) this.loadGate.push(() => fn(...a))
+          else fn(...a)
+        }
       f.watch = source.watch(f.meta.key, f.meta.end, f.meta.revision + 1, {
-        created: (rev) => {
+        created: gated((rev: number) => {
           if (!current()) return
           this.contact(rev)
           this.setState(f, 'live')
-        },
-        events: (events, headerRev) => {
+        }),
+        events: gated((events: SourceEvent[], headerRev: number) => {
           if (!current()) return
           this.contact(headerRev)
           if (f.state !== 'live') this.setState(f, 'live')
           this.applyEvents(f, events)
-        },
-        progress: (rev) => {
+        }),
+        progress: gated((rev: number) => {
           if (!current()) return
           this.contact(rev)
           if (rev > f.meta.revision)
             void this.apply([
               { kind: 'events', range: f.meta.id, revision: rev, puts: [], deletes: [], lastContact: this.now() },
             ]).catch(() => {})
-        },
-        disconnected: () => {
+        }),
+        disconnected: gated(() => {
           if (!current()) return
           this.setState(f, 'offline')
-        },
-        failed: (err) => {
+        }),
+        failed: gated((err: SourceError) => {
           if (!current()) return
           stop(err)
-        },
+        }),
       })
       if (this.closed) stop()
     })

@@ -78,6 +78,11 @@ export interface LoadedRange {
 export interface ReplicaStorage {
   /** Everything stored, range by range. */
   load(): Promise<LoadedRange[]>
+  /**
+   * Only the metas (optional; a storage whose metas are much cheaper to read than its data): the engine then starts
+   * the watches of complete ranges while load() runs.
+   */
+  loadMetas?(): Promise<RangeMeta[]>
   /** Applies the ops in order, atomically: after a crash either all of them are stored or none. */
   commit(ops: StorageOp[]): Promise<void>
   close(): Promise<void>
@@ -116,6 +121,13 @@ export class MemoryReplicaStorage implements ReplicaStorage {
   commits = 0
   /** Test hook: called before each commit; throwing fails the commit with nothing stored. */
   beforeCommit: ((ops: StorageOp[]) => void) | undefined
+
+  /** Tests: the engine's early watches (see ReplicaStorage.loadMetas) with the memory storage too. */
+  metasApart = false
+
+  get loadMetas(): (() => Promise<RangeMeta[]>) | undefined {
+    return this.metasApart ? async () => [...this.metas.values()].map((m) => structuredClone(m)) : undefined
+  }
 
   async load(): Promise<LoadedRange[]> {
     return [...this.metas.values()].map((meta) => {

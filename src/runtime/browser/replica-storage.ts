@@ -179,6 +179,10 @@ export class IndexedDbReplicaStorage implements ReplicaStorage {
     return this.db.transaction([rangesStore, kvStore], mode, { durability })
   }
 
+  async loadMetas(): Promise<RangeMeta[]> {
+    return (await promisifyRequest(this.tx('readonly').objectStore(rangesStore).getAll())) as RangeMeta[]
+  }
+
   async load(): Promise<LoadedRange[]> {
     const t = this.tx('readonly')
     const metas = (await promisifyRequest(t.objectStore(rangesStore).getAll())) as RangeMeta[]
