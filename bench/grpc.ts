@@ -15,6 +15,10 @@
  *   --quick     0.5 s per run
  *   --rows r    only these rows, e.g. `put:64,range-serializable:64` (default: all four)
  *   --profile d start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
+ *   --warmup-calls n  puts (64 in flight) sent to each server before its rows (default 5,000; 500 with --quick), on
+ *               top of the 1,000-key preload: edgecd's JIT needs a few thousand calls to reach its steady speed (a
+ *               fresh member spends about twice the CPU per put of a warm one), which a 1-client row's 1 s warm-up
+ *               does not give it. Every server gets the same calls.
  *
  * Rows: put with 1 and 64 clients, linearizable and serializable range with 64. Every run is bounded by time and by
  * a call count; servers are child processes, stopped (and their directories removed) at the end, also on failure.
@@ -238,9 +242,12 @@ async function load(address: string, kind: Kind, n: number, ms: number, warmupMs
   }
 }
 
-async function preload(address: string): Promise<void> {
+async function preload(address: string, warmupCalls: number): Promise<void> {
   const [c] = clients(address, 1)
-  for (let i = 0; i < keyCount; i += 64) await Promise.all(keys.slice(i, i + 64).map((k) => call(c!, 'put', k)))
+  for (let i = 0; i < keyCount + warmupCalls; i += 64) {
+    const batch = Array.from({ length: Math.min(64, keyCount + warmupCalls - i) }, (_, j) => keys[(i + j) % keyCount]!)
+    await Promise.all(batch.map((k) => call(c!, 'put', k)))
+  }
   closeConn(c!)
 }
 
@@ -301,6 +308,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       rows: { type: 'string' },
       client: { type: 'string' },
       profile: { type: 'string' },
+      'warmup-calls': { type: 'string' },
     },
     strict: true,
   })
@@ -310,6 +318,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const quick = opts.quick || values.quick === true
   const ms = quick ? 500 : Number(values.seconds ?? 3) * 1000
   const warmupMs = quick ? 200 : 1000
+  const warmupCalls = Number(values['warmup-calls'] ?? (quick ? 500 : 5000))
+  if (!Number.isSafeInteger(warmupCalls) || warmupCalls < 0 || warmupCalls > 1_000_000)
+    throw new Error(`--warmup-calls: 0..1000000, got ${values['warmup-calls']}`)
   const out: BenchResult[] = []
   const selected: [Kind, number][] = values.rows
     ? values.rows.split(',').map((r) => {
@@ -332,7 +343,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     try {
       if (!t.name.startsWith('trivial')) {
         await ready(t.address).catch(() => undefined)
-        await preload(t.address)
+        await preload(t.address, warmupCalls)
       }
       for (const [kind, n] of selected) {
         const r = await load(t.address, kind, n, ms, warmupMs, t.pid)
