@@ -13,6 +13,8 @@
  *   --etcd       also run the load against etcd and print the ratio edgecd/etcd per workload
  *   --trivial    also run it against a node:http server answering a fixed body: the generator's own ceiling
  *   --rounds n   run every workload n times per server, interleaved, and report the median run (a shared machine)
+ *   --warmup-seconds s  unmeasured puts (64 clients) sent to each server after the preload (default 3, 0.3 with
+ *                --quick): a fresh member's JIT is cold for its first few thousand puts
  *   --quick      CI smoke: put 1 and 64 clients, the rest with 64, 0.5 s each (a few seconds per server)
  *   --profile d  start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools); with
  *                --runtime workerd, a profile of the workerd member's workers through V8's inspector instead
@@ -46,6 +48,8 @@ interface Plan {
   workloads: Workload[]
   measureMs: number
   warmupMs: number
+  /** Puts with 64 clients sent to each server after the preload, not measured (`--warmup-seconds`). */
+  serverWarmupMs: number
   /** Each workload runs this many times per server (interleaved); the run with the median ops/s is reported. */
   rounds: number
   etcd: boolean
@@ -76,6 +80,7 @@ function plan(opts: BenchOptions): Plan {
       profile: { type: 'string' },
       'edgecd-flag': { type: 'string', multiple: true },
       runtime: { type: 'string', default: 'node' },
+      'warmup-seconds': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -98,6 +103,9 @@ function plan(opts: BenchOptions): Plan {
   }
   const seconds = values.seconds ? Number(values.seconds) : quick ? 0.5 : 5
   if (!(seconds > 0 && seconds <= 600)) throw new Error(`--seconds: (0, 600], got ${values.seconds}`)
+  const serverWarmup = values['warmup-seconds'] ? Number(values['warmup-seconds']) : quick ? 0.3 : 3
+  if (!(serverWarmup >= 0 && serverWarmup <= 600))
+    throw new Error(`--warmup-seconds: [0, 600], got ${values['warmup-seconds']}`)
   const rounds = values.rounds ? Number(values.rounds) : 1
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--rounds: 1..20, got ${values.rounds}`)
   return {
@@ -105,6 +113,7 @@ function plan(opts: BenchOptions): Plan {
     rounds,
     measureMs: seconds * 1000,
     warmupMs: quick ? 200 : 1000,
+    serverWarmupMs: serverWarmup * 1000,
     etcd: values.etcd === true,
     trivial: values.trivial === true,
     auth: values.auth === true,
@@ -211,6 +220,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       const pool = openPool(s.url, preloadClients)
       try {
         await preload(pool, bodies, preloadClients)
+        // A fresh edgecd member's JIT is cold: single puts cost it about twice the CPU for its first few thousand
+        // (docs/benchmarks.md, "One put, taken apart"), which the 1-client put run's 1 s warm-up does not cover.
+        // Every server gets the same unmeasured puts.
+        if (p.serverWarmupMs > 0)
+          await runLoad(pool, bodies, { kind: 'put', clients: preloadClients }, p.serverWarmupMs, 0)
       } finally {
         await pool.close()
       }
