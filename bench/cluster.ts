@@ -5,6 +5,10 @@
  *
  *   npm run bench -- cluster --etcd [--quick] [--seconds 3] [--rounds 3]   (also: npm run bench -- http --members 3 --etcd)
  *
+ * --warmup-seconds s: unmeasured 64-client puts through the leader and then through a follower of every cluster
+ * after the preload, s seconds each (default 2, 0.2 with --quick): a fresh edgecd member's JIT is cold for its first
+ * few thousand puts (docs/benchmarks.md, "One put, taken apart").
+ *
  * With --rounds N every case runs N times, edgecd and etcd back to back each time, and the ratio reported is the median
  * of the N per-round ratios (this VM's disk speed drifts over minutes, so pairs measured together compare best).
  */
@@ -39,6 +43,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       members: { type: 'string' },
       rounds: { type: 'string' },
       json: { type: 'boolean' },
+      'warmup-seconds': { type: 'string' },
     },
     strict: false,
     allowPositionals: true,
@@ -46,6 +51,8 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const quick = opts.quick || values.quick === true
   const measureMs = (values.seconds ? Number(values.seconds) : quick ? 0.5 : 3) * 1000
   const warmupMs = quick ? 200 : 1000
+  const serverWarmupMs = (values['warmup-seconds'] ? Number(values['warmup-seconds']) : quick ? 0.2 : 2) * 1000
+  if (!(serverWarmupMs >= 0 && serverWarmupMs <= 600_000)) throw new Error('--warmup-seconds: [0, 600]')
   const rounds = values.rounds ? Number(values.rounds) : 1
   if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer')
   const bodies = new Bodies()
@@ -56,13 +63,22 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     clusters.push(await startEdgecdCluster(3))
     if (values.etcd) clusters.push(await startEtcdCluster(3))
     for (const c of clusters) {
-      const { leader } = await c.roles()
+      const { leader, follower } = await c.roles()
       const pool = openPool(leader, 16)
       try {
         await preload(pool, bodies, 16)
       } finally {
         await pool.close()
       }
+      if (serverWarmupMs > 0)
+        for (const url of [leader, follower]) {
+          const warm = openPool(url, 64)
+          try {
+            await runLoad(warm, bodies, { kind: 'put', clients: 64 }, serverWarmupMs, 0)
+          } finally {
+            await warm.close()
+          }
+        }
       results.set(
         c.name,
         cases.map(() => []),
