@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { Etcd3 } from 'etcd3'
 import WebSocket from 'ws'
 import { encodeMessage } from '../../src/api/http/codec/encode.js'
 import { encodeWatchResponse, watchJsonStats, watchResultJson } from '../../src/api/http/codec/watch-json.js'
@@ -301,6 +302,28 @@ describe('watch fan-out (issue 17)', () => {
       }
     } finally {
       st.close()
+      await m.stop()
+    }
+  })
+
+  test('end to end over gRPC: 1,000 watchers on one Watch stream (etcd3 client), 20 puts: every event arrives', async () => {
+    const m = await startTestMember()
+    const client = new Etcd3({ hosts: [m.url] })
+    try {
+      const n = 1000
+      let events = 0
+      const watchers = []
+      for (let i = 0; i < n; i++) {
+        const w = await client.watch().key('grpc-fan').create()
+        w.on('put', () => events++)
+        watchers.push(w)
+      }
+      for (let i = 0; i < 20; i++) await client.put('grpc-fan').value(`v${i}`)
+      const deadline = Date.now() + 60_000
+      while (events < n * 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      assert.equal(events, n * 20)
+    } finally {
+      client.close()
       await m.stop()
     }
   })

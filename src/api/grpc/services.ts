@@ -26,7 +26,7 @@ import { fromProto, toProto } from './convert.js'
 import * as election from './gen/etcd/etcdserver/api/v3election/v3electionpb/v3election_pb.js'
 import * as lock from './gen/etcd/etcdserver/api/v3lock/v3lockpb/v3lock_pb.js'
 import * as pb from './gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
-import { watchResponseToProto } from './watch-proto.js'
+import { WatchQueueBudget, watchResponseToProto } from './watch-proto.js'
 
 /** What the runtime knows about a call's connection. */
 export interface GrpcPeer {
@@ -92,9 +92,6 @@ const defaultEvery = (ms: number, fn: () => void): (() => void) => {
   ;(t as { unref?: () => void }).unref?.()
   return () => clearInterval(t)
 }
-
-/** Watch responses queued per gRPC stream before the client counts as slow (the hub then holds events back). */
-const watchStreamHighWaterMessages = 64
 
 /** The snapshot's chunk size, as etcd's (32 KiB). */
 const snapshotChunkBytes = 32 * 1024
@@ -305,10 +302,11 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         let held = false
         let failed: unknown
         let wake: (() => void) | undefined
+        const budget = new WatchQueueBudget()
         const stream = member.openWatchStream((resp) => {
           queue.push(resp)
           wake?.()
-          if (queue.length < watchStreamHighWaterMessages) return true
+          if (budget.add(resp)) return true
           held = true
           return false
         }, info)
@@ -337,6 +335,7 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           for (;;) {
             while (queue.length > 0) {
               const batch = queue.splice(0, queue.length)
+              budget.reset()
               for (const r of batch) {
                 yield watchResponseToProto(r)
                 call.sent()

@@ -20,3 +20,34 @@ export function watchResponseToProto(r: WatchResponse): pb.WatchResponse {
   m.events = events
   return m
 }
+
+/**
+ * How much a gRPC watch stream may hold for a slow client before the hub holds events back: bytes of events (an
+ * Event[] shared by many watchers of one shape counts once, as it is held once) plus a small cost per message. A
+ * count of messages alone (64) sent 10,000 watchers of one stream through the congested path at every event.
+ */
+export class WatchQueueBudget {
+  private held = new WeakSet<readonly Event[]>()
+  private bytes = 0
+
+  constructor(private readonly maxBytes = 4 * 1024 * 1024) {}
+
+  /** Counts a queued message; false once the stream holds more than the budget. */
+  add(r: WatchResponse): boolean {
+    this.bytes += 128
+    if (r.events.length > 0 && !this.held.has(r.events)) {
+      this.held.add(r.events)
+      for (const e of r.events) {
+        this.bytes += 64 + (e.kv?.key.length ?? 0) + (e.kv?.value.length ?? 0)
+        if (e.prev_kv) this.bytes += 64 + e.prev_kv.key.length + e.prev_kv.value.length
+      }
+    }
+    return this.bytes < this.maxBytes
+  }
+
+  /** The queue was taken for sending. */
+  reset(): void {
+    this.held = new WeakSet()
+    this.bytes = 0
+  }
+}
