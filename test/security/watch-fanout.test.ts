@@ -322,6 +322,8 @@ describe('watch fan-out (issue 17)', () => {
       const deadline = Date.now() + 60_000
       while (events < n * 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
       assert.equal(events, n * 20)
+      // Cancelled before close: the client would otherwise keep reconnecting its watch stream (a live handle).
+      await Promise.all(watchers.map((w) => w.cancel()))
     } finally {
       client.close()
       await m.stop()
