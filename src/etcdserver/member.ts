@@ -37,8 +37,10 @@ import {
   type ResponseHeader,
   type TxnRequest,
   type TxnResponse,
+  type WatchId,
   type WatchRequest,
   type WatchResponse,
+  watchIdOf,
 } from '../protocol/types.js'
 import {
   type ConfChange,
@@ -211,7 +213,7 @@ export class Member implements MemberApi {
   /** Open watches of authenticated users, re-checked when the auth state changes. */
   private readonly authedWatches = new Map<
     WatchStream,
-    { info: AuthInfo; cancel: (id: number) => void; ranges: Map<number, [Uint8Array, Uint8Array]> }
+    { info: AuthInfo; cancel: (id: WatchId) => void; ranges: Map<WatchId, [Uint8Array, Uint8Array]> }
   >()
 
   private constructor(
@@ -535,8 +537,8 @@ export class Member implements MemberApi {
     })
     const authed = {
       info: info ?? { user: '', rev: 0 },
-      cancel: (id: number) => stream.cancel(id, permissionDeniedReason),
-      ranges: new Map<number, [Uint8Array, Uint8Array]>(),
+      cancel: (id: WatchId) => stream.cancel(id, permissionDeniedReason),
+      ranges: new Map<WatchId, [Uint8Array, Uint8Array]>(),
     }
     const handle: WatchStream = {
       request: (req: WatchRequest) => {
@@ -553,8 +555,9 @@ export class Member implements MemberApi {
           const id = stream.create(c)
           if (id >= 0 && info) authed.ranges.set(id, [c.key, c.range_end])
         } else if (req.cancel_request) {
-          stream.cancel(req.cancel_request.watch_id)
-          authed.ranges.delete(req.cancel_request.watch_id)
+          const id = watchIdOf(req.cancel_request.watch_id)
+          stream.cancel(id)
+          authed.ranges.delete(id)
         } else if (req.progress_request) stream.requestProgress()
       },
       resume: () => stream.resume(),

@@ -16,7 +16,15 @@
  */
 
 import { EtcdError } from '../protocol/errors.js'
-import { type Event, EventType, FilterType, type WatchCreateRequest, type WatchResponse } from '../protocol/types.js'
+import {
+  type Event,
+  EventType,
+  FilterType,
+  type WatchCreateRequest,
+  type WatchId,
+  type WatchResponse,
+  watchIdOf,
+} from '../protocol/types.js'
 import { inRange, type KeyRange, resolveRange } from './bytes.js'
 import type { KvConfig } from './config.js'
 import type { Change } from './key-index.js'
@@ -96,7 +104,7 @@ class Watcher {
   readonly shape: string
 
   constructor(
-    readonly id: number,
+    readonly id: WatchId,
     readonly stream: WatchStream,
     readonly range: KeyRange,
     readonly prevKv: boolean,
@@ -126,7 +134,8 @@ class Watcher {
 
 /** One client connection's watchers, sharing one sink (etcd's watchStream). */
 export class WatchStream {
-  private readonly watchers = new Map<number, Watcher>()
+  /** By id: a number, or a bigint for a client-chosen id past 2^53 (normalized by watchIdOf, so one id, one key). */
+  private readonly watchers = new Map<WatchId, Watcher>()
   private nextId = 0
   private blocked = false
   private closed = false
@@ -152,7 +161,7 @@ export class WatchStream {
    * the history from there, or the compacted cancel. A refused create is answered as etcd does: watch_id -1, created
    * and canceled, with the reason (duplicate id, empty range, too many watchers). Returns the watch id, or -1.
    */
-  create(req: WatchCreateRequest): number {
+  create(req: WatchCreateRequest): WatchId {
     if (this.closed) return -1
     const hub = this.hub
     const refuse = (reason: string): number => {
@@ -173,7 +182,7 @@ export class WatchStream {
     if (this.watchers.size >= hub.config.maxWatchersPerStream) {
       return refuse(new EtcdError('ErrTooManyWatchersPerStream').message)
     }
-    let id = req.watch_id
+    let id = watchIdOf(req.watch_id)
     if (id === 0) {
       // etcd's AutoWatchID is 0: the stream picks the lowest free id from its counter.
       while (this.watchers.has(this.nextId)) this.nextId++
@@ -208,14 +217,14 @@ export class WatchStream {
    * etcd's cancel_request: sends `canceled` for a known id; unknown ids get no answer, as in etcd. A server-side
    * cancel (auth: permission revoked) gives a reason.
    */
-  cancel(watchId: number, reason = ''): boolean {
-    const w = this.watchers.get(watchId)
+  cancel(watchId: WatchId, reason = ''): boolean {
+    const w = this.watchers.get(watchIdOf(watchId))
     if (w === undefined) return false
     this.remove(w)
     this.deliver(
       watchResponse({
         header: header(this.hub.history.revision),
-        watch_id: watchId,
+        watch_id: w.id,
         canceled: true,
         cancel_reason: reason,
       }),

@@ -14,6 +14,8 @@ export type Kind =
   | 'int64'
   /** int64 as bigint (lease ids): JSON string on output. */
   | 'int64big'
+  /** int64 as a number when safe, else a bigint (watch ids: types.ts WatchId): JSON string on output. */
+  | 'int64id'
   /** uint64 carried as a decimal string (member and cluster ids): JSON string on output. */
   | 'uint64str'
   /** uint32/int32 as a JS number: JSON number on output. */
@@ -225,11 +227,11 @@ export const WatchCreateRequest: MessageDesc<T.WatchCreateRequest> = msg('etcdse
     { repeated: true, ...enumOf(['NOPUT', 'NODELETE'], 'etcdserverpb.WatchCreateRequest_FilterType') },
   ],
   ['prev_kv', 'bool'],
-  ['watch_id', 'int64'],
+  ['watch_id', 'int64id'],
   ['fragment', 'bool'],
 ])
 export const WatchCancelRequest: MessageDesc<T.WatchCancelRequest> = msg('etcdserverpb.WatchCancelRequest', [
-  ['watch_id', 'int64'],
+  ['watch_id', 'int64id'],
 ])
 export const WatchProgressRequest: MessageDesc<T.EmptyRequest> = msg('etcdserverpb.WatchProgressRequest', [])
 export const WatchRequest: MessageDesc<T.WatchRequest> = msg('etcdserverpb.WatchRequest', [
@@ -244,7 +246,7 @@ export const Event: MessageDesc<T.Event> = msg('mvccpb.Event', [
 ])
 export const WatchResponse: MessageDesc<T.WatchResponse> = msg('etcdserverpb.WatchResponse', [
   header,
-  ['watch_id', 'int64'],
+  ['watch_id', 'int64id'],
   ['created', 'bool'],
   ['canceled', 'bool'],
   ['compact_revision', 'int64'],

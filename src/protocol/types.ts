@@ -230,6 +230,19 @@ export enum FilterType {
   NODELETE = 1,
 }
 
+/**
+ * A watch id (etcd's int64 watch_id): a number while it is a safe integer (server-assigned ids, and client-chosen
+ * ids up to 2^53), a bigint past that, so that a client-chosen id is carried exactly. Always normalized by
+ * `watchIdOf`, so that one id has one representation (a Map key, an equality).
+ */
+export type WatchId = number | bigint
+
+/** The one representation of an int64 watch id: a number when it is a safe integer, else a bigint. */
+export function watchIdOf(v: number | bigint): WatchId {
+  if (typeof v === 'number') return v
+  return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v
+}
+
 export interface WatchCreateRequest {
   key: Uint8Array
   range_end: Uint8Array
@@ -238,12 +251,12 @@ export interface WatchCreateRequest {
   filters: FilterType[]
   prev_kv: boolean
   /** 0 with no id set: the server assigns one (etcd's AutoWatchID is 0 on the wire). */
-  watch_id: number
+  watch_id: WatchId
   fragment: boolean
 }
 
 export interface WatchCancelRequest {
-  watch_id: number
+  watch_id: WatchId
 }
 
 export interface WatchRequest {
@@ -254,7 +267,7 @@ export interface WatchRequest {
 
 export interface WatchResponse {
   header?: ResponseHeader
-  watch_id: number
+  watch_id: WatchId
   created: boolean
   canceled: boolean
   compact_revision: number

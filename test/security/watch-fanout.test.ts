@@ -135,7 +135,7 @@ describe('watch fan-out (issue 17)', () => {
         end = j < 0 ? '\u0000' : k.slice(0, j) + String.fromCharCode(k.charCodeAt(j) + 1)
       } else if (kind === 2) end = '\u0000'
       else if (kind === 3) end = key()
-      const id = stream.create({ ...watchReq('', ''), key: bytes(k), range_end: bytes(end) })
+      const id = Number(stream.create({ ...watchReq('', ''), key: bytes(k), range_end: bytes(end) }))
       if (id >= 0) ranges.push({ id, key: k, end })
     }
     const inR = (r: { key: string; end: string }, k: string) =>
@@ -146,7 +146,7 @@ describe('watch fan-out (issue 17)', () => {
       s.apply({
         put: { key: bytes(k), value: bytes('v'), lease: 0n, prev_kv: false, ignore_value: false, ignore_lease: false },
       })
-      const got = sink.messages.map((m) => m.watch_id).sort((a, b) => a - b)
+      const got = sink.messages.map((m) => Number(m.watch_id)).sort((a, b) => a - b)
       const want = ranges
         .filter((r) => inR(r, k))
         .map((r) => r.id)

@@ -40,6 +40,7 @@ function leafValue(r: Rng, f: M.FieldDesc, depth: number): unknown {
     case 'int64':
     case 'int32':
     case 'int64big':
+    case 'int64id':
     case 'uint64str':
       return r.pick([
         0,

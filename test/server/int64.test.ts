@@ -42,6 +42,17 @@ describe('int64 sent as JSON numbers: the codec', () => {
   test('a number inside a nested message (txn compare, watch create) is exact too', () => {
     const t = decodeMessage(M.TxnRequest, `{"compare":[{"target":"LEASE","key":"YQ==","lease":${big}}]}`)
     assert.equal(t.compare[0]!.lease, BigInt(big))
+    // A watch id is a number while safe and a bigint past 2^53 (one representation per id), on both paths.
+    for (const decode of [decodeMessage, decodeMessageWithSchema]) {
+      const w = decode(M.WatchRequest, `{"create_request":{"key":"YQ==","watch_id":${bigRev}}}`)
+      assert.equal(w.create_request!.watch_id, BigInt(bigRev))
+      assert.equal(
+        decode(M.WatchRequest, `{"cancel_request":{"watch_id":"${bigRev}"}}`).cancel_request!.watch_id,
+        BigInt(bigRev),
+      )
+      assert.equal(decode(M.WatchRequest, '{"cancel_request":{"watch_id":"42"}}').cancel_request!.watch_id, 42)
+      assert.equal(decode(M.WatchRequest, '{"create_request":{"key":"YQ=="}}').create_request!.watch_id, 0)
+    }
   })
 })
 

@@ -5,13 +5,15 @@
  * fields). One mechanical mapping driven by the descriptors, so that no RPC hand-copies fields.
  *
  * The member's representation of a 64-bit field: uint64 is a decimal string (member, cluster and leader ids); int64
- * named `lease` or `ID` is a bigint (lease ids, which are random and need all 64 bits); any other int64 is a number
- * (revisions, versions, counts, TTLs, sizes: exact up to 2^53).
+ * named `lease` or `ID` is a bigint (lease ids, which are random and need all 64 bits); `watch_id` is a WatchId (a
+ * number, or a bigint past 2^53: a client-chosen id is echoed exactly); any other int64 is a number (revisions,
+ * versions, counts, TTLs, sizes: exact up to 2^53).
  */
 
 import { create, type DescField, type DescMessage, type MessageShape, ScalarType } from '@bufbuild/protobuf'
+import { watchIdOf } from '../../protocol/types.js'
 
-type Rep = 'plain' | 'number' | 'bigint' | 'decimal'
+type Rep = 'plain' | 'number' | 'bigint' | 'decimal' | 'watchId'
 
 interface Plan {
   /** etcd's proto name: the member's key. */
@@ -35,6 +37,7 @@ function repOf(name: string, scalar: ScalarType | undefined): Rep {
     case ScalarType.INT64:
     case ScalarType.SINT64:
     case ScalarType.SFIXED64:
+      if (name === 'watch_id') return 'watchId'
       return name === 'lease' || name === 'ID' ? 'bigint' : 'number'
     default:
       return 'plain'
@@ -68,6 +71,8 @@ function scalarIn(rep: Rep, v: unknown): unknown {
       return Number(v as bigint)
     case 'decimal':
       return (v as bigint).toString()
+    case 'watchId':
+      return watchIdOf(v as bigint)
     default:
       return v
   }
@@ -79,6 +84,8 @@ function scalarOut(rep: Rep, v: unknown): unknown {
       return BigInt(Math.trunc(Number(v ?? 0)))
     case 'bigint':
       return typeof v === 'bigint' ? v : BigInt((v as number | string | undefined) ?? 0)
+    case 'watchId':
+      return typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v ?? 0)))
     case 'decimal':
       return v === undefined || v === '' ? 0n : BigInt(v as string | number | bigint)
     default:

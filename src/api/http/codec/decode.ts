@@ -2,6 +2,7 @@ import { isLosslessNumber, isSafeNumber, LosslessNumber, parse as parseLossless 
 import { z } from 'zod'
 import type { FieldDesc, MessageDesc } from '../../../protocol/descriptors.js'
 import { etcdError, GrpcCode } from '../../../protocol/errors.js'
+import { watchIdOf } from '../../../protocol/types.js'
 import { Base64Error, decodeBase64 } from './base64.js'
 
 /**
@@ -84,6 +85,7 @@ function leafSchema(f: FieldDesc): z.ZodType {
       return z.boolean({ error: (iss) => cannotUnmarshal(iss.input, 'bool') })
     case 'int64':
     case 'int64big':
+    case 'int64id':
     case 'uint64str':
     case 'int32':
       return z.any().transform((v, ctx) => {
@@ -93,6 +95,7 @@ function leafSchema(f: FieldDesc): z.ZodType {
           return z.NEVER
         }
         if (f.kind === 'int64big') return r
+        if (f.kind === 'int64id') return watchIdOf(r)
         if (f.kind === 'uint64str') return r.toString()
         return Number(r)
       })
@@ -135,6 +138,8 @@ function zeroOf(f: FieldDesc): unknown {
       return 0
     case 'int64big':
       return 0n
+    case 'int64id':
+      return 0
     case 'uint64str':
       return '0'
     case 'message':
@@ -267,6 +272,7 @@ function fastLeaf(f: FieldDesc, v: unknown): unknown {
       if (typeof v === 'number') return Number.isSafeInteger(v) ? v : decline
       return fastInteger(f, v)
     case 'int64big':
+    case 'int64id':
     case 'uint64str':
       // A number past 2^53 may have been rounded by JSON.parse: decodeMessage reads the text again.
       if (typeof v === 'number' && !Number.isSafeInteger(v)) return decline
@@ -287,6 +293,7 @@ function fastInteger(f: FieldDesc, v: unknown): unknown {
   const r = parseInteger(v, f.kind === 'uint64str' ? 'uint64' : 'int64')
   if (typeof r === 'string') return decline
   if (f.kind === 'int64big') return r
+  if (f.kind === 'int64id') return watchIdOf(r)
   if (f.kind === 'uint64str') return r.toString()
   return Number(r)
 }

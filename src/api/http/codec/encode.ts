@@ -49,6 +49,8 @@ function encodeValue(f: FieldDesc, v: unknown): string | undefined {
       return v === 0 ? undefined : '"' + String(v) + '"'
     case 'int64big':
       return v === 0n ? undefined : '"' + String(v) + '"'
+    case 'int64id':
+      return v === 0 ? undefined : '"' + String(v) + '"'
     case 'uint64str':
       return v === '0' || v === '' ? undefined : '"' + String(v) + '"'
     case 'int32':
@@ -73,6 +75,7 @@ function zeroText(f: FieldDesc): string {
       return '"' + f.enumNames![0] + '"'
     case 'int64':
     case 'int64big':
+    case 'int64id':
     case 'uint64str':
       return '"0"'
     case 'bool':

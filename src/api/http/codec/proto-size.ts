@@ -47,6 +47,10 @@ function valueSize(f: FieldDesc, v: unknown, inRepeated: boolean): number | unde
       const x = BigInt(Math.trunc(v as number))
       return x === 0n && !inRepeated ? undefined : varintSize(x)
     }
+    case 'int64id': {
+      const x = typeof v === 'bigint' ? v : BigInt(Math.trunc(v as number))
+      return x === 0n && !inRepeated ? undefined : varintSize(x)
+    }
     case 'int64big': {
       const x = v as bigint
       return x === 0n && !inRepeated ? undefined : varintSize(x)
