@@ -552,8 +552,10 @@ export class Member implements MemberApi {
               return
             }
           }
+          // A client may choose a negative id (etcd takes any id but 0): success is a new watcher, not id >= 0.
+          const before = stream.size
           const id = stream.create(c)
-          if (id >= 0 && info) authed.ranges.set(id, [c.key, c.range_end])
+          if (stream.size > before && info) authed.ranges.set(id, [c.key, c.range_end])
         } else if (req.cancel_request) {
           const id = watchIdOf(req.cancel_request.watch_id)
           stream.cancel(id)

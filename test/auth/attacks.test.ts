@@ -209,22 +209,36 @@ describe('attacks', () => {
     }
     ws.send(JSON.stringify({ create_request: { key: b64('secret') } }))
     ws.send(JSON.stringify({ create_request: { key: b64('w/'), range_end: b64('w0') } }))
-    await waitFor(2)
+    // Client-chosen ids, a negative one and one past 2^53, are rechecked too.
+    ws.send(`{"create_request":{"key":"${b64('w/')}","range_end":"${b64('w0')}","watch_id":-5}}`)
+    ws.send(`{"create_request":{"key":"${b64('w/')}","range_end":"${b64('w0')}","watch_id":9007199254740993}}`)
+    await waitFor(4)
     assert.equal(msgs[0].cancel_reason, reason)
     assert.equal(msgs[0].watch_id, '-1')
-    assert.equal(msgs[1].created, true)
-    const id = msgs[1].watch_id
+    assert.deepEqual(
+      msgs.slice(1, 4).map((m) => [m.watch_id, m.created, m.canceled]),
+      [
+        [undefined, true, undefined],
+        ['-5', true, undefined],
+        ['9007199254740993', true, undefined],
+      ],
+    )
     assert.equal(
       (await rootCall('/v3/auth/role/revoke', { role: 'w', key: b64('w/'), range_end: b64('w0') })).status,
       200,
     )
-    await waitFor(3)
-    assert.equal(msgs[2].canceled, true)
-    assert.equal(msgs[2].watch_id, id)
-    assert.equal(msgs[2].cancel_reason, reason)
+    await waitFor(7)
+    assert.deepEqual(
+      msgs.slice(4, 7).map((m) => [m.watch_id, m.canceled, m.cancel_reason]),
+      [
+        [undefined, true, reason],
+        ['-5', true, reason],
+        ['9007199254740993', true, reason],
+      ],
+    )
     await rootCall('/v3/kv/put', { key: b64('w/x'), value: b64('v') })
     await new Promise((r) => setTimeout(r, 200))
-    assert.equal(msgs.length, 3, 'no event after the cancel')
+    assert.equal(msgs.length, 7, 'no event after the cancel')
     ws.close()
     const badWs = new WebSocket(`${f.url.replace('http', 'ws')}/v3/watch`, { headers: { authorization: 'forged' } })
     badWs.on('error', () => {})
