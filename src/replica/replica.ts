@@ -757,6 +757,21 @@ export class ReplicaEngine {
       if (err instanceof ReplicaError && err.code === 'ERR_PERMISSION_DENIED') throw err
       if (consistency === 'linearizable-only') throw err
     }
+    return this.answer(f, q, stale)
+  }
+
+  /**
+   * A `local` read, synchronously: the copy now, no round trip (always stale). The hot path of local reads: no
+   * promise, no spread of the answer.
+   */
+  readLocal(q: LocalQuery): LocalAnswer & { revision: number; stale: boolean; lastContact: number | undefined } {
+    if (this.closed) throw new ReplicaError('ERR_CLOSED', 'replica: closed')
+    const f = this.rangeFor(q.key, q.end)
+    return this.answer(f, q, true)
+  }
+
+  /** The answer to q from f's local copy, or why there is none (no copy yet, or the range was denied). */
+  private answer(f: Followed, q: LocalQuery, stale: boolean) {
     if (f.meta.gen === 0) {
       if (f.state === 'denied') throw f.deniedError!
       throw new ReplicaError('ERR_NOT_READY', `${describeRange(f.meta.key, f.meta.end)}: no local copy yet`)
@@ -768,28 +783,6 @@ export class ReplicaEngine {
       more: ans.more,
       revision: f.meta.revision,
       stale,
-      lastContact: f.meta.lastContact ?? this.lastContact,
-    }
-  }
-
-  /**
-   * A `local` read, synchronously: the copy now, no round trip (always stale). The hot path of local reads: no
-   * promise, no spread of the answer.
-   */
-  readLocal(q: LocalQuery): LocalAnswer & { revision: number; stale: boolean; lastContact: number | undefined } {
-    if (this.closed) throw new ReplicaError('ERR_CLOSED', 'replica: closed')
-    const f = this.rangeFor(q.key, q.end)
-    if (f.meta.gen === 0) {
-      if (f.state === 'denied') throw f.deniedError!
-      throw new ReplicaError('ERR_NOT_READY', `${describeRange(f.meta.key, f.meta.end)}: no local copy yet`)
-    }
-    const ans = queryTree(f.tree, q)
-    return {
-      kvs: ans.kvs,
-      count: ans.count,
-      more: ans.more,
-      revision: f.meta.revision,
-      stale: true,
       lastContact: f.meta.lastContact ?? this.lastContact,
     }
   }

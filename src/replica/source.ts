@@ -113,16 +113,21 @@ export function decodeStoredKvs(raw: Raw[]): StoredKv[] {
     const b = bins[i]!
     const start = o
     for (let j = 0; j < b.length; j++) buf[o++] = b.charCodeAt(j)
-    out[i] = {
-      key: binFromBase64(k.key),
-      value: buf.subarray(start, o),
-      createRevision: Number(k.create_revision ?? 0),
-      modRevision: Number(k.mod_revision ?? 0),
-      version: Number(k.version ?? 0),
-      lease: k.lease === undefined ? '0' : String(k.lease),
-    }
+    out[i] = storedKv(k, buf.subarray(start, o))
   }
   return out
+}
+
+/** One stored key-value of a range answer's kv, with its value already decoded. */
+function storedKv(k: Raw, value: Uint8Array): StoredKv {
+  return {
+    key: binFromBase64(k.key),
+    value,
+    createRevision: Number(k.create_revision ?? 0),
+    modRevision: Number(k.mod_revision ?? 0),
+    version: Number(k.version ?? 0),
+    lease: k.lease === undefined ? '0' : String(k.lease),
+  }
 }
 
 /** Uint8Array.prototype.setFromBase64 (native base64 decoding into a buffer: Chromium 140+, Firefox 133+, Safari 18.2+). */
@@ -144,14 +149,7 @@ function decodeNative(raw: Raw[]): StoredKv[] {
     const v = k.value as string | undefined
     const start = o
     if (v) o += setFromBase64!.call(buf.subarray(o), v).written
-    out[i] = {
-      key: binFromBase64(k.key),
-      value: buf.subarray(start, o),
-      createRevision: Number(k.create_revision ?? 0),
-      modRevision: Number(k.mod_revision ?? 0),
-      version: Number(k.version ?? 0),
-      lease: k.lease === undefined ? '0' : String(k.lease),
-    }
+    out[i] = storedKv(k, buf.subarray(start, o))
   }
   return out
 }
