@@ -64,10 +64,11 @@ function normalize(o: Out): Out {
       .filter((l) => !l.startsWith('{"level":'))
       .join('\n')
       .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')
-      .replace(/\b[0-9a-f]{14,16}\b/g, 'HEXID')
+      // decimal ids first: a decimal id of 14-16 digits (random ids can be that short) also looks like a hex id
       .replace(/"(cluster_id|member_id|leader|ID|id)":\d+/g, '"$1":ID')
       .replace(/"raft_term":\d+/g, '"raft_term":T')
       .replace(/"(ClusterID|MemberID|RaftTerm)" : \d+/g, '"$1" : N')
+      .replace(/\b[0-9a-f]{14,16}\b/g, 'HEXID')
       .replace(/"(raftIndex|raftTerm|raftAppliedIndex|dbSize|dbSizeInUse)":\d+/g, '"$1":N')
       .replace(/took = [\d.]+[µm]?s/g, 'took = X')
       // etcd prints ids with %16x: a shorter id is padded with spaces
