@@ -152,71 +152,53 @@ export function idLabel(id: NodeId): string {
   }
 }
 
+/** etcd's rafthttp counters (etcd_network_*; edgecd's one edgecd_*): name, help and labels, by field of PeerMetrics. */
+const peerCounters = {
+  disconnectedPeers: [
+    'etcd_network_disconnected_peers_total',
+    'The total number of disconnected peers.',
+    'Local,Remote',
+  ],
+  sentBytes: ['etcd_network_peer_sent_bytes_total', 'The total number of bytes sent to peers.', 'To'],
+  receivedBytes: ['etcd_network_peer_received_bytes_total', 'The total number of bytes received from peers.', 'From'],
+  sentFailures: ['etcd_network_peer_sent_failures_total', 'The total number of send failures from peers.', 'To'],
+  receivedFailures: [
+    'etcd_network_peer_received_failures_total',
+    'The total number of receive failures from peers.',
+    'From',
+  ],
+  snapshotSend: ['etcd_network_snapshot_send_success', 'Total number of successful snapshot sends', 'To'],
+  snapshotSendFailures: ['etcd_network_snapshot_send_failures', 'Total number of snapshot send failures', 'To'],
+  snapshotReceive: ['etcd_network_snapshot_receive_success', 'Total number of successful snapshot receives', 'From'],
+  snapshotReceiveFailures: [
+    'etcd_network_snapshot_receive_failures',
+    'Total number of snapshot receive failures',
+    'From',
+  ],
+  snapshotChunksReceived: [
+    'edgecd_network_snapshot_chunks_received_total',
+    'Snapshot chunks received from peers (edgecd streams a snapshot in chunks).',
+    'From',
+  ],
+} as const satisfies Record<string, readonly [string, string, string]>
+
 /** etcd's rafthttp metrics (etcd_network_*), labelled with the peer's hex id. */
 export class PeerMetrics {
   readonly registry = new Registry()
   readonly activePeers: Gauge
-  readonly disconnectedPeers: Counter
-  readonly sentBytes: Counter
-  readonly receivedBytes: Counter
-  readonly sentFailures: Counter
-  readonly receivedFailures: Counter
-  readonly snapshotSend: Counter
-  readonly snapshotSendFailures: Counter
-  readonly snapshotReceive: Counter
-  readonly snapshotReceiveFailures: Counter
   readonly roundTrip: Histogram
-  readonly snapshotChunksReceived: Counter
+  readonly counters: { readonly [K in keyof typeof peerCounters]: Counter }
   constructor() {
     const r = this.registry
     this.activePeers = r.gauge('etcd_network_active_peers', 'The current number of active peer connections.', [
       'Local',
       'Remote',
     ])
-    this.disconnectedPeers = r.counter(
-      'etcd_network_disconnected_peers_total',
-      'The total number of disconnected peers.',
-      ['Local', 'Remote'],
-    )
-    this.sentBytes = r.counter('etcd_network_peer_sent_bytes_total', 'The total number of bytes sent to peers.', ['To'])
-    this.receivedBytes = r.counter(
-      'etcd_network_peer_received_bytes_total',
-      'The total number of bytes received from peers.',
-      ['From'],
-    )
-    this.sentFailures = r.counter(
-      'etcd_network_peer_sent_failures_total',
-      'The total number of send failures from peers.',
-      ['To'],
-    )
-    this.receivedFailures = r.counter(
-      'etcd_network_peer_received_failures_total',
-      'The total number of receive failures from peers.',
-      ['From'],
-    )
-    this.snapshotSend = r.counter('etcd_network_snapshot_send_success', 'Total number of successful snapshot sends', [
-      'To',
-    ])
-    this.snapshotSendFailures = r.counter(
-      'etcd_network_snapshot_send_failures',
-      'Total number of snapshot send failures',
-      ['To'],
-    )
-    this.snapshotReceive = r.counter(
-      'etcd_network_snapshot_receive_success',
-      'Total number of successful snapshot receives',
-      ['From'],
-    )
-    this.snapshotReceiveFailures = r.counter(
-      'etcd_network_snapshot_receive_failures',
-      'Total number of snapshot receive failures',
-      ['From'],
-    )
-    this.snapshotChunksReceived = r.counter(
-      'edgecd_network_snapshot_chunks_received_total',
-      'Snapshot chunks received from peers (edgecd streams a snapshot in chunks).',
-      ['From'],
-    )
+    const counters: Record<string, Counter> = {}
+    for (const [field, [name, help, labels]] of Object.entries(peerCounters)) {
+      counters[field] = r.counter(name, help, labels.split(','))
+    }
+    this.counters = counters as PeerMetrics['counters']
     this.roundTrip = r.histogram(
       'etcd_network_peer_round_trip_time_seconds',
       'Round-Trip-Time histogram between peers',
@@ -622,9 +604,9 @@ export class PeerTransport implements Transport {
       this.peers.set(id, np)
       // The peer's series exist from the start, at zero (a dashboard shows 0, not "no data").
       const to = idLabel(id)
-      this.metrics.sentBytes.init(to)
-      this.metrics.receivedBytes.init(to)
-      this.metrics.sentFailures.init(to)
+      this.metrics.counters.sentBytes.init(to)
+      this.metrics.counters.receivedBytes.init(to)
+      this.metrics.counters.sentFailures.init(to)
       this.metrics.roundTrip.init(to)
       this.connect(np)
     }
@@ -708,7 +690,7 @@ export class PeerTransport implements Transport {
             p.socket = undefined
             if (was) {
               this.metrics.activePeers.set(0, idLabel(this.o.selfId), idLabel(p.id))
-              this.metrics.disconnectedPeers.inc(1, idLabel(this.o.selfId), idLabel(p.id))
+              this.metrics.counters.disconnectedPeers.inc(1, idLabel(this.o.selfId), idLabel(p.id))
               this.o.log?.('warn', 'peer disconnected', { peer: p.id })
             }
             this.abortOutSnap(p.id, 'connection closed')
@@ -778,7 +760,7 @@ export class PeerTransport implements Transport {
     const p = this.peers.get(to)
     const sock = p?.open ? p.socket : undefined
     if (!sock || sock.bufferedAmount > this.o.maxPeerBufferedBytes) {
-      if (p) this.metrics.sentFailures.inc(1, idLabel(to))
+      if (p) this.metrics.counters.sentFailures.inc(1, idLabel(to))
       return false
     }
     const frame: unknown[] = [peerFrameVersion, this.o.clusterId, this.o.selfId, batch]
@@ -786,10 +768,10 @@ export class PeerTransport implements Transport {
     try {
       const bytes = encode(frame) as Uint8Array
       sock.send(bytes)
-      this.metrics.sentBytes.inc(bytes.length, idLabel(to))
+      this.metrics.counters.sentBytes.inc(bytes.length, idLabel(to))
       return true
     } catch {
-      this.metrics.sentFailures.inc(1, idLabel(to))
+      this.metrics.counters.sentFailures.inc(1, idLabel(to))
       return false
     }
   }
@@ -871,7 +853,7 @@ export class PeerTransport implements Transport {
     if (s.timer) clearTimeout(s.timer)
     this.o.log?.('warn', 'snapshot stream failed', { peer: to, reason, chunksAcked: s.acked, chunks: s.chunks })
     this.snapshotStats.sendFailures++
-    this.metrics.snapshotSendFailures.inc(1, idLabel(to))
+    this.metrics.counters.snapshotSendFailures.inc(1, idLabel(to))
     if (report) this.o.reportSnapshot(to, false)
   }
 
@@ -889,7 +871,7 @@ export class PeerTransport implements Transport {
       if (s.timer) clearTimeout(s.timer)
       this.o.log?.('info', 'snapshot sent', { peer: from, index: s.msg.snapshot?.metadata.index, bytes: s.data.length })
       this.snapshotStats.sendSuccess++
-      this.metrics.snapshotSend.inc(1, idLabel(from))
+      this.metrics.counters.snapshotSend.inc(1, idLabel(from))
       this.o.reportSnapshot(from, true)
       return
     }
@@ -902,7 +884,7 @@ export class PeerTransport implements Transport {
     const ack = (ok: boolean, done = false) => {
       if (!ok) {
         this.snapshotStats.receiveFailures++
-        this.metrics.snapshotReceiveFailures.inc(1, idLabel(from))
+        this.metrics.counters.snapshotReceiveFailures.inc(1, idLabel(from))
       }
       this.sendFrame(from, [], { k: 'snapAck', id: c.id, seq: c.seq, ok, done } satisfies SnapAck)
     }
@@ -951,7 +933,7 @@ export class PeerTransport implements Transport {
     s.received += c.data.length
     s.nextSeq++
     this.snapshotStats.chunksReceived++
-    this.metrics.snapshotChunksReceived.inc(1, idLabel(from))
+    this.metrics.counters.snapshotChunksReceived.inc(1, idLabel(from))
     if (s.received < s.total) {
       ack(true)
       return
@@ -965,7 +947,7 @@ export class PeerTransport implements Transport {
     }
     s.chunks = []
     this.snapshotStats.receiveSuccess++
-    this.metrics.snapshotReceive.inc(1, idLabel(from))
+    this.metrics.counters.snapshotReceive.inc(1, idLabel(from))
     this.o.log?.('info', 'received a snapshot', {
       peer: from,
       index: s.msg.snapshot?.metadata.index,
@@ -982,7 +964,7 @@ export class PeerTransport implements Transport {
     try {
       frame = decode(data)
     } catch {
-      if (fromPeer) this.metrics.receivedFailures.inc(1, idLabel(fromPeer))
+      if (fromPeer) this.metrics.counters.receivedFailures.inc(1, idLabel(fromPeer))
       this.o.log?.('warn', 'dropped a malformed peer frame')
       return
     }
@@ -997,7 +979,7 @@ export class PeerTransport implements Transport {
     }
     // Only messages to us, from the peer the socket authenticated as.
     const from = fromPeer
-    if (this.peers.has(from)) this.metrics.receivedBytes.inc(data.length, idLabel(from))
+    if (this.peers.has(from)) this.metrics.counters.receivedBytes.inc(data.length, idLabel(from))
     const msgs = (frame[3] as Message[]).filter(
       (m) =>
         m && m.to === this.o.selfId && m.from === from && typeof m.type === 'number' && m.type !== MessageType.MsgSnap,

@@ -382,8 +382,8 @@ describe('peer transport: metrics and the round-trip prober', () => {
     a.send([heartbeat('a', 'b')])
     const frameBytes = net.queue[0]!.bytes.length
     net.deliverAll()
-    assert.equal(a.metrics.sentBytes.get('b'), frameBytes)
-    assert.equal(b.metrics.receivedBytes.get('a'), frameBytes)
+    assert.equal(a.metrics.counters.sentBytes.get('b'), frameBytes)
+    assert.equal(b.metrics.counters.receivedBytes.get('a'), frameBytes)
     // A probe goes out, b answers it, a smooths the round trip (α = 1/8 from 0) and records it on the next tick.
     a.probe()
     assert.equal(net.queue.length, 1)
@@ -398,7 +398,7 @@ describe('peer transport: metrics and the round-trip prober', () => {
     // b goes away: sends to it fail and are counted.
     net.handlers.get('a->b')!.onClose()
     a.send([heartbeat('a', 'b')])
-    assert.equal(a.metrics.sentFailures.get('b'), 1)
+    assert.equal(a.metrics.counters.sentFailures.get('b'), 1)
     assert.match(text(), /^etcd_network_active_peers\{Local="a",Remote="b"\} 0$/m)
     assert.match(text(), /^etcd_network_disconnected_peers_total\{Local="a",Remote="b"\} 1$/m)
     a.close()

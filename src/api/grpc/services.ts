@@ -434,76 +434,48 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
       },
     })
 
+    // The Auth service: each method is one call on the member's auth service (etcd's AuthServer), refused with
+    // ErrAuthNotEnabled on a member built without auth; names and message types come from the service descriptor.
     const auth = member.auth
-    const noAuth = async (): Promise<never> => {
-      throw new EtcdError('ErrAuthNotEnabled')
+    type AuthCall = (
+      a: NonNullable<typeof auth>,
+      r: never,
+      i: AuthInfo | undefined,
+      c: HandlerContext,
+    ) => Promise<object>
+    const authCalls: Record<keyof typeof pb.Auth.method, AuthCall> = {
+      authEnable: (a, _r, i) => a.enable(i),
+      authDisable: (a, _r, i) => a.disable(i),
+      authenticate: (a, r, _i, c) => a.authenticate(r, c.values.get(grpcPeerKey).address),
+      userAdd: (a, r, i) => a.userAdd(r, i),
+      userGet: (a, r, i) => a.userGet(r, i),
+      userList: (a, _r, i) => a.userList(i),
+      userDelete: (a, r, i) => a.userDelete(r, i),
+      userChangePassword: (a, r, i) => a.userChangePassword(r, i),
+      userGrantRole: (a, r, i) => a.userGrantRole(r, i),
+      userRevokeRole: (a, r, i) => a.userRevokeRole(r, i),
+      roleAdd: (a, r, i) => a.roleAdd(r, i),
+      roleGet: (a, r, i) => a.roleGet(r, i),
+      roleList: (a, _r, i) => a.roleList(i),
+      roleDelete: (a, r, i) => a.roleDelete(r, i),
+      roleGrantPermission: (a, r, i) => a.roleGrantPermission(r, i),
+      roleRevokePermission: (a, r, i) => a.roleRevokePermission(r, i),
     }
-    type R = never
-    router.service(pb.Auth, {
-      authEnable: unary('AuthEnable', pb.AuthEnableRequestSchema, pb.AuthEnableResponseSchema, (_r, i) =>
-        auth ? auth.enable(i) : noAuth(),
+    router.service(
+      pb.Auth,
+      Object.fromEntries(
+        Object.entries(authCalls).map(([key, call]) => {
+          const m = pb.Auth.method[key as keyof typeof pb.Auth.method]
+          return [
+            key,
+            unary(m.name, m.input, m.output, async (r: never, i, c) => {
+              if (auth === undefined) throw new EtcdError('ErrAuthNotEnabled')
+              return call(auth, r, i, c)
+            }),
+          ]
+        }),
       ),
-      authDisable: unary('AuthDisable', pb.AuthDisableRequestSchema, pb.AuthDisableResponseSchema, (_r, i) =>
-        auth ? auth.disable(i) : noAuth(),
-      ),
-      authenticate: unary('Authenticate', pb.AuthenticateRequestSchema, pb.AuthenticateResponseSchema, (r, _i, c) =>
-        auth ? auth.authenticate(r as R, c.values.get(grpcPeerKey).address) : noAuth(),
-      ),
-      userAdd: unary('UserAdd', pb.AuthUserAddRequestSchema, pb.AuthUserAddResponseSchema, (r, i) =>
-        auth ? auth.userAdd(r as R, i) : noAuth(),
-      ),
-      userGet: unary('UserGet', pb.AuthUserGetRequestSchema, pb.AuthUserGetResponseSchema, (r, i) =>
-        auth ? auth.userGet(r as R, i) : noAuth(),
-      ),
-      userList: unary('UserList', pb.AuthUserListRequestSchema, pb.AuthUserListResponseSchema, (_r, i) =>
-        auth ? auth.userList(i) : noAuth(),
-      ),
-      userDelete: unary('UserDelete', pb.AuthUserDeleteRequestSchema, pb.AuthUserDeleteResponseSchema, (r, i) =>
-        auth ? auth.userDelete(r as R, i) : noAuth(),
-      ),
-      userChangePassword: unary(
-        'UserChangePassword',
-        pb.AuthUserChangePasswordRequestSchema,
-        pb.AuthUserChangePasswordResponseSchema,
-        (r, i) => (auth ? auth.userChangePassword(r as R, i) : noAuth()),
-      ),
-      userGrantRole: unary(
-        'UserGrantRole',
-        pb.AuthUserGrantRoleRequestSchema,
-        pb.AuthUserGrantRoleResponseSchema,
-        (r, i) => (auth ? auth.userGrantRole(r as R, i) : noAuth()),
-      ),
-      userRevokeRole: unary(
-        'UserRevokeRole',
-        pb.AuthUserRevokeRoleRequestSchema,
-        pb.AuthUserRevokeRoleResponseSchema,
-        (r, i) => (auth ? auth.userRevokeRole(r as R, i) : noAuth()),
-      ),
-      roleAdd: unary('RoleAdd', pb.AuthRoleAddRequestSchema, pb.AuthRoleAddResponseSchema, (r, i) =>
-        auth ? auth.roleAdd(r as R, i) : noAuth(),
-      ),
-      roleGet: unary('RoleGet', pb.AuthRoleGetRequestSchema, pb.AuthRoleGetResponseSchema, (r, i) =>
-        auth ? auth.roleGet(r as R, i) : noAuth(),
-      ),
-      roleList: unary('RoleList', pb.AuthRoleListRequestSchema, pb.AuthRoleListResponseSchema, (_r, i) =>
-        auth ? auth.roleList(i) : noAuth(),
-      ),
-      roleDelete: unary('RoleDelete', pb.AuthRoleDeleteRequestSchema, pb.AuthRoleDeleteResponseSchema, (r, i) =>
-        auth ? auth.roleDelete(r as R, i) : noAuth(),
-      ),
-      roleGrantPermission: unary(
-        'RoleGrantPermission',
-        pb.AuthRoleGrantPermissionRequestSchema,
-        pb.AuthRoleGrantPermissionResponseSchema,
-        (r, i) => (auth ? auth.roleGrantPermission(r as R, i) : noAuth()),
-      ),
-      roleRevokePermission: unary(
-        'RoleRevokePermission',
-        pb.AuthRoleRevokePermissionRequestSchema,
-        pb.AuthRoleRevokePermissionResponseSchema,
-        (r, i) => (auth ? auth.roleRevokePermission(r as R, i) : noAuth()),
-      ),
-    })
+    )
 
     router.service(lock.Lock, {
       lock: unary('Lock', lock.LockRequestSchema, lock.LockResponseSchema, (r, i, c) =>
