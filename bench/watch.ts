@@ -33,7 +33,7 @@ import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import WebSocket from 'ws'
-import { type BenchServer, startEdgecd, startEtcd } from './lib/servers.js'
+import { type BenchServer, startEdgecd, startEtcd, treeCpuSecs } from './lib/servers.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
@@ -93,6 +93,8 @@ interface Outcome {
   eventsPerSec: number
   delivered: number
   genCpu: number
+  /** The server's CPU (user + system, its process tree) per put over the writes and the delivery, in microseconds. */
+  serverUsPerPut: number
   error?: string
 }
 
@@ -186,7 +188,8 @@ async function openWatchers(url: string, s: Scenario, onEvent: () => void): Prom
   return sockets
 }
 
-async function runScenario(url: string, s: Scenario, seconds: number): Promise<Outcome> {
+async function runScenario(server: BenchServer, s: Scenario, seconds: number): Promise<Outcome> {
+  const url = server.url
   let events = 0
   let lastEventAt = 0
   const sockets = await openWatchers(url, s, () => {
@@ -206,6 +209,7 @@ async function runScenario(url: string, s: Scenario, seconds: number): Promise<O
   let puts = 0
   let error: string | undefined
   const cpu0 = process.cpuUsage()
+  const serverCpu0 = treeCpuSecs(server.pid)
   const t0 = performance.now()
   const tEnd = t0 + seconds * 1000
   try {
@@ -238,6 +242,7 @@ async function runScenario(url: string, s: Scenario, seconds: number): Promise<O
       eventsPerSec: watchers === 0 ? 0 : events / span,
       delivered: watchers === 0 ? 1 : events / (puts * perPut),
       genCpu: (cpu.user + cpu.system) / 1e6 / ((performance.now() - t0) / 1000),
+      serverUsPerPut: puts === 0 ? 0 : ((treeCpuSecs(server.pid) - serverCpu0) * 1e6) / puts,
       ...(error ? { error } : {}),
     }
   } finally {
@@ -266,11 +271,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     if (p.etcd) servers.push(await startEtcd())
     for (const sc of [...p.delivery, ...p.puts.flatMap((pair) => [pair.none, ...pair.following])]) {
       for (const s of servers) {
-        const o = await runScenario(s.url, sc, p.seconds)
+        const o = await runScenario(s, sc, p.seconds)
         if (!out.has(s.name)) out.set(s.name, new Map())
         out.get(s.name)!.set(sc.name, o)
         say(
-          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.error ? `  (${o.error})` : ''}`,
+          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.error ? `  (${o.error})` : ''}`,
         )
       }
     }
@@ -317,15 +322,17 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     rows.push(row)
   }
   // Puts with watchers over puts without, per server: the issue's target is >= 0.90 in etcd's shape.
-  const ratioHead = ['puts with watchers / without', ...names]
+  const ratioHead = ['puts with watchers / without', ...names.flatMap((n) => [`${n} puts/s`, 'cpu/put'])]
   const ratioRows: string[][] = []
   for (const pair of p.puts) {
     const bytesBound = pair.following[0]!.shape === 'one-key'
     for (const sc of pair.following) {
       const row = [`${sc.name.replace(/^puts, /, '')}${bytesBound ? '' : ' (target >= 0.90)'}`]
       for (const n of names) {
-        const r = out.get(n)!.get(sc.name)!.putsPerSec / out.get(n)!.get(pair.none.name)!.putsPerSec
-        row.push(r.toFixed(2))
+        const w = out.get(n)!.get(sc.name)!
+        const none = out.get(n)!.get(pair.none.name)!
+        const r = w.putsPerSec / none.putsPerSec
+        row.push(r.toFixed(2), (w.serverUsPerPut / none.serverUsPerPut).toFixed(2))
         results.push({
           name: `${n} ${sc.name} / without`,
           value: Number(r.toFixed(2)),
@@ -351,7 +358,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   say([rline(ratioHead), rline(rw.map((x) => '-'.repeat(x))), ...ratioRows.map(rline)].join('\n'))
   for (const pair of p.puts) say(`  ${pair.none.name}: ${pair.label}`)
   say('(all match: every put is one message per watcher, ~2.5 MB per put to 10,000 watchers on one socket: bound by')
-  say(" bytes for any server; etcd's shape: each put reaches its one watcher, the cost of matching and delivery)")
+  say(" bytes for any server; etcd's shape: each put reaches its one watcher, the cost of matching and delivery;")
+  say(" cpu/put: the server's CPU per put with watchers over without, writes and delivery together: less noisy than")
+  say(' puts/s when other processes share the cores)')
   say('')
   return results
 }
