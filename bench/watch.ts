@@ -6,7 +6,9 @@
  * Both servers are driven through the same door: the JSON gateway's WebSocket watch (`GET /v3/watch` upgraded; etcd
  * 3.4 serves it through its grpc-websocket-proxy), one text frame per request and per response, and puts through
  * `POST /v3/kv/put` from closed-loop writers on keep-alive connections. In the delivery rows every watcher watches the
- * one key the writers put, so each put is one event per watcher (one message per watcher, as etcd sends it).
+ * one key the writers put, so each put is one event per watcher (one message per watcher, as etcd sends it). Two
+ * delivery rows use the gRPC Watch stream instead (etcd's native door; the client is ConnectRPC's, which decodes
+ * every message: at 10,000 watchers the bench process may be the ceiling, see "gen cpu").
  *
  * Put throughput while 10,000 watchers follow comes in two shapes:
  * - all match: 10,000 watchers on the one key every put writes (16 writers). Each put is 10,000 messages (~2.5 MB):
@@ -31,8 +33,12 @@
  */
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
+import { create } from '@bufbuild/protobuf'
+import { createClient } from '@connectrpc/connect'
+import { createGrpcTransport } from '@connectrpc/connect-node'
 import { Pool } from 'undici'
 import WebSocket from 'ws'
+import { Watch, WatchRequestSchema } from '../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
 import { type BenchServer, startEdgecd, startEtcd, treeCpuSecs } from './lib/servers.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
@@ -57,6 +63,8 @@ interface Scenario {
   shape: Shape
   /** Distinct keys the writers put (1 for one-key). */
   keys: number
+  /** The watch door: the JSON gateway's WebSocket (default) or the gRPC Watch stream. */
+  grpc?: boolean
 }
 
 /** Key i of the keyed shapes: fixed width, so ranges and prefixes of different i are disjoint. */
@@ -124,6 +132,8 @@ function plan(opts: BenchOptions) {
     { name: `1 stream x ${fmt(n2)} watchers`, streams: 1, watchersPerStream: n2, writers, ...one },
     { name: `1 stream x ${fmt(n3)} watchers`, streams: 1, watchersPerStream: n3, writers, ...one },
     { name: `${fmt(streams)} streams x 1 watcher`, streams, watchersPerStream: 1, writers, ...one },
+    { name: `gRPC: 1 stream x ${fmt(n2)} watchers`, streams: 1, watchersPerStream: n2, writers, ...one, grpc: true },
+    { name: `gRPC: 1 stream x ${fmt(n3)} watchers`, streams: 1, watchersPerStream: n3, writers, ...one, grpc: true },
   ]
   const putWriters = values.writers ? writers : 16
   // etcd's benchmark watch shape: streams x watchers per stream, one key (range, prefix) each, 64 writers.
@@ -155,6 +165,39 @@ function plan(opts: BenchOptions) {
     },
   ]
   return { etcd: values.etcd === true, seconds, delivery, puts, json: values.json === true }
+}
+
+/** The gRPC Watch streams of a scenario (etcd's own door): created like the WebSocket ones. */
+async function openGrpcWatchers(url: string, s: Scenario, onEvent: () => void): Promise<{ close(): void }> {
+  const abort = new AbortController()
+  const watch = createClient(Watch, createGrpcTransport({ baseUrl: url }))
+  let created = 0
+  const want = s.streams * s.watchersPerStream
+  const enc = new TextEncoder()
+  for (let i = 0; i < s.streams; i++) {
+    const first = i * s.watchersPerStream
+    async function* requests() {
+      for (let j = 0; j < s.watchersPerStream; j++) {
+        const key = enc.encode(s.shape === 'one-key' ? 'bench/watch/k' : keyAt(first + j))
+        yield create(WatchRequestSchema, { requestUnion: { case: 'createRequest', value: { key } } })
+      }
+      await new Promise<void>((r) => abort.signal.addEventListener('abort', () => r()))
+    }
+    void (async () => {
+      try {
+        for await (const r of watch.watch(requests(), { signal: abort.signal })) {
+          if (r.created) created++
+          for (let k = 0; k < r.events.length; k++) onEvent()
+        }
+      } catch {}
+    })()
+  }
+  const deadline = Date.now() + 120_000
+  while (created < want) {
+    if (Date.now() > deadline) throw new Error(`only ${created} of ${want} gRPC watchers created`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return { close: () => abort.abort() }
 }
 
 /** Opens the streams and creates every watcher; resolves once all are created. */
@@ -192,10 +235,12 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
   const url = server.url
   let events = 0
   let lastEventAt = 0
-  const sockets = await openWatchers(url, s, () => {
+  const onEvent = () => {
     events++
     lastEventAt = performance.now()
-  })
+  }
+  const grpcWatch = s.grpc ? await openGrpcWatchers(url, s, onEvent) : undefined
+  const sockets = s.grpc ? [] : await openWatchers(url, s, onEvent)
   const watchers = s.streams * s.watchersPerStream
   // Events each put makes: every watcher for one-key, the one watcher of its key otherwise.
   const perPut = s.shape === 'one-key' ? watchers : Math.min(watchers, 1)
@@ -248,6 +293,7 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
   } finally {
     await pool.close()
     for (const ws of sockets) ws.terminate()
+    grpcWatch?.close()
     // Let the server notice the closed streams before the next scenario.
     await new Promise((r) => setTimeout(r, 200))
   }
@@ -349,9 +395,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   say([line(head), line(widths.map((x) => '-'.repeat(x))), ...rows.map(line)].join('\n'))
   say('(events/s: events that reached the client over first put .. last event; delivered: share of puts x watchers')
   say(
-    ` that arrived within 10 s of the last put; WebSocket watch through the JSON gateway on both; ${p.seconds} s of puts`,
+    ` that arrived within 10 s of the last put; WebSocket watch through the JSON gateway on both (gRPC rows: the gRPC`,
   )
-  say(` per scenario; load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)})`)
+  say(
+    ` Watch stream); ${p.seconds} s of puts per scenario; load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)})`,
+  )
   say('')
   const rw = ratioHead.map((h, c) => Math.max(h.length, ...ratioRows.map((r) => r[c]!.length)))
   const rline = (r: string[]) => r.map((s, c) => (c === 0 ? s.padEnd(rw[c]!) : s.padStart(rw[c]!))).join('  ')
