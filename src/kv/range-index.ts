@@ -95,9 +95,12 @@ export class RangeIndex<T> {
   private visit(n: Node<T> | undefined, key: string, f: (value: T) => void): void {
     while (n !== undefined && n.max > key) {
       this.visits++
-      this.visit(n.left, key, f)
       // Every start in the right subtree is >= n.start: past the key, nothing there (nor n) can hold it.
-      if (n.start > key) return
+      if (n.start > key) {
+        n = n.left
+        continue
+      }
+      this.visit(n.left, key, f)
       if (n.end > key) f(n.value)
       n = n.right
     }
