@@ -122,6 +122,15 @@ export class Lessor {
   private readonly pending = new Set<Lease>()
   /** The leader's expiry queue (empty on a follower). */
   private readonly heap = new ExpiryHeap()
+  /**
+   * The leader's checkpoint queue (etcd's leaseCheckpointHeap): (checkpointDueMs, lease), lazily deleted like the
+   * expiry heap, so checkpoints() pops only what is due instead of walking every lease.
+   */
+  private readonly checkpointHeap = new ExpiryHeap()
+  /** Leases with clearCheckpoint set (renewed after a checkpoint): checkpoints() takes them without a walk. */
+  private readonly clearing = new Set<Lease>()
+  /** Leases checkpoints() has looked at (heap entries popped, clears taken), for tests: O(due), not O(leases). */
+  checkpointVisits = 0
   private primary = false
 
   constructor(private readonly config: KvConfig) {}
@@ -175,6 +184,7 @@ export class Lessor {
     if (l === undefined) throw new EtcdError('ErrLeaseNotFound')
     this.leases.delete(id)
     this.pending.delete(l)
+    this.clearing.delete(l)
     return l
   }
 
@@ -213,6 +223,8 @@ export class Lessor {
     this.primary = false
     this.pending.clear()
     this.heap.clear()
+    this.checkpointHeap.clear()
+    this.clearing.clear()
     for (const l of this.leases.values()) {
       l.heapAt = undefined
       l.expiryMs = undefined
@@ -238,7 +250,10 @@ export class Lessor {
     this.schedule(l, l.expiryMs)
     // A checkpointed remaining TTL would shorten the lease after a leader change; have the leader clear it
     // (etcd clears it on renew, so at most two Raft entries per lease per checkpoint interval).
-    if (l.remainingTTL > 0) l.clearCheckpoint = true
+    if (l.remainingTTL > 0) {
+      l.clearCheckpoint = true
+      this.clearing.add(l)
+    }
     this.scheduleCheckpoint(l, nowMs)
     return l.ttl
   }
@@ -289,21 +304,32 @@ export class Lessor {
     if (!this.primary) return []
     this.resolvePending(nowMs)
     const out: LeaseCheckpoint[] = []
-    for (const l of this.leases.values()) {
-      if (out.length >= max) break
-      if (l.clearCheckpoint) {
-        l.clearCheckpoint = false
-        out.push({ ID: l.ID, remaining_TTL: 0 })
-        continue
-      }
-      if (l.checkpointDueMs !== undefined && l.checkpointDueMs <= nowMs && l.expiryMs !== undefined) {
-        const remaining = Math.max(0, Math.ceil((l.expiryMs - nowMs) / 1000))
-        out.push({ ID: l.ID, remaining_TTL: remaining })
-        l.checkpointDueMs = undefined
-        this.scheduleCheckpoint(l, nowMs)
-      }
+    // Clears first, then what is due, oldest first: O((clears + due + stale) log n), not a walk over every lease.
+    for (const l of this.clearing) {
+      if (out.length >= max) return out
+      this.checkpointVisits++
+      this.clearing.delete(l)
+      if (!l.clearCheckpoint || this.leases.get(l.ID) !== l) continue
+      l.clearCheckpoint = false
+      out.push({ ID: l.ID, remaining_TTL: 0 })
+    }
+    const h = this.checkpointHeap
+    for (let top = h.peek(); top !== undefined && top.at <= nowMs && out.length < max; top = h.peek()) {
+      h.pop()
+      this.checkpointVisits++
+      const l = top.lease
+      if (this.leases.get(l.ID) !== l || l.checkpointDueMs !== top.at || l.expiryMs === undefined) continue
+      const remaining = Math.max(0, Math.ceil((l.expiryMs - nowMs) / 1000))
+      out.push({ ID: l.ID, remaining_TTL: remaining })
+      l.checkpointDueMs = undefined
+      this.scheduleCheckpoint(l, nowMs)
     }
     return out
+  }
+
+  /** Entries in the checkpoint heap, live and stale (tests check it stays bounded). */
+  get checkpointHeapSize(): number {
+    return this.checkpointHeap.size
   }
 
   /**
@@ -322,6 +348,7 @@ export class Lessor {
 
   private startClock(l: Lease, nowMs: number | undefined): void {
     l.clearCheckpoint = false
+    this.clearing.delete(l)
     if (nowMs === undefined) {
       l.expiryMs = undefined
       l.expiryPending = true
@@ -351,6 +378,13 @@ export class Lessor {
     const remainingMs = l.expiryMs === undefined ? 0 : l.expiryMs - nowMs
     l.checkpointDueMs =
       remainingMs > this.config.leaseCheckpointIntervalMs ? nowMs + this.config.leaseCheckpointIntervalMs : undefined
+    if (l.checkpointDueMs === undefined) return
+    // A renew pushes a new entry rather than finding the old one (stale, skipped when popped); the stale ones are
+    // dropped when they outnumber the live ones.
+    this.checkpointHeap.push({ at: l.checkpointDueMs, lease: l })
+    if (this.checkpointHeap.size > 2 * this.leases.size + 1024) {
+      this.checkpointHeap.rebuild((e) => this.leases.get(e.lease.ID) === e.lease && e.lease.checkpointDueMs === e.at)
+    }
   }
 
   // ---------------------------------------------------------------- snapshot
@@ -369,6 +403,8 @@ export class Lessor {
     this.leases.clear()
     this.pending.clear()
     this.heap.clear()
+    this.checkpointHeap.clear()
+    this.clearing.clear()
     for (const [id, ttl, remainingTTL] of rows) {
       this.leases.set(BigInt(id), {
         ID: BigInt(id),

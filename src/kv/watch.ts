@@ -28,6 +28,7 @@ import {
 import { inRange, type KeyRange, resolveRange } from './bytes.js'
 import type { KvConfig } from './config.js'
 import type { Change } from './key-index.js'
+import { RangeIndex } from './range-index.js'
 import { header } from './requests.js'
 
 /** Where a stream's messages go. Adapt it to an HTTP chunked body, a WebSocket, or a test array. */
@@ -441,7 +442,7 @@ function prefixEnd(start: string): string | undefined {
 /**
  * Every watcher of the member, indexed for notification: single keys in a map; prefix ranges (the common range, as
  * `--prefix` and every client's prefix watch) in a map by prefix, looked up per prefix length present; other ranges
- * grouped by range and checked one range at a time.
+ * grouped by range in an interval index (RangeIndex: O(log n + matches) per changed key, n distinct ranges).
  */
 export class WatchHub {
   private readonly byKey = new Map<string, Set<Watcher>>()
@@ -451,6 +452,8 @@ export class WatchHub {
   private readonly prefixLengths = new Map<number, number>()
   /** The other range groups (from-key, arbitrary [start, end)), by range. */
   private readonly ranged = new Map<string, RangeGroup>()
+  /** The groups of `ranged` by interval, for the lookup in notify. */
+  private readonly rangedIndex = new RangeIndex<RangeGroup>()
   private readonly streams = new Set<WatchStream>()
   private count = 0
   /** Bytes of events queued on congested streams, all together (bounded by watchQueueBytesMax). */
@@ -460,6 +463,11 @@ export class WatchHub {
     readonly config: KvConfig,
     readonly history: WatchHistory,
   ) {}
+
+  /** @internal Nodes the range index has looked at, all lookups together: a put's matching cost, for tests. */
+  get rangeIndexVisits(): number {
+    return this.rangedIndex.visits
+  }
 
   /** Open watchers across all streams. */
   get watcherCount(): number {
@@ -481,8 +489,8 @@ export class WatchHub {
 
   /**
    * @internal Called by the store after each revision is applied, with all its changes (one txn = one message).
-   * Cost per change: one lookup for single-key watchers, one per distinct prefix length for prefix watchers, one check
-   * per distinct other range (from-key, arbitrary), then O(matches); the
+   * Cost per change: one lookup for single-key watchers, one per distinct prefix length for prefix watchers, an
+   * interval-index lookup for other ranges (from-key, arbitrary: O(log n) in their number), then O(matches); the
    * events of one watch shape (range and filters) are computed once and the same array is shared by every watcher of
    * that shape, which lets a sink encode them once (issue 17: one encode per shape, not per watcher).
    */
@@ -512,13 +520,14 @@ export class WatchHub {
     // A watcher no change touches keeps its nextRev, as single-key watchers always did: it only matters once the
     // watcher is unsynced, and live() sets it then.
     const hit = new Set<RangeGroup>()
+    const hitGroup = (g: RangeGroup) => hit.add(g)
     for (const c of changes) {
       for (const len of this.prefixLengths.keys()) {
         if (len > c.key.length) continue
         const g = this.byPrefix.get(len === c.key.length ? c.key : c.key.slice(0, len))
         if (g !== undefined) hit.add(g)
       }
-      for (const g of this.ranged.values()) if (inRange(g.range, c.key)) hit.add(g)
+      if (this.rangedIndex.size > 0) this.rangedIndex.stab(c.key, hitGroup)
     }
     for (const g of hit) for (const w of g.watchers) consider(w)
     for (const c of changes) {
@@ -558,6 +567,7 @@ export class WatchHub {
         g = { range: r, watchers: new Set(), prefix }
         index.set(k, g)
         if (prefix) this.prefixLengths.set(k.length, (this.prefixLengths.get(k.length) ?? 0) + 1)
+        else this.rangedIndex.add(r.start, r.end, g)
       }
       g.watchers.add(w)
     }
@@ -579,6 +589,7 @@ export class WatchHub {
       g?.watchers.delete(w)
       if (g?.watchers.size === 0) {
         index.delete(k)
+        if (!prefix) this.rangedIndex.delete(r.start, r.end)
         if (prefix) {
           const n = (this.prefixLengths.get(k.length) ?? 1) - 1
           if (n === 0) this.prefixLengths.delete(k.length)

@@ -58,6 +58,65 @@ describe('lease calls do not grow with the number of leases (issue 17, finding 3
   })
 })
 
+describe('lease checkpoints on a heap (issue 17)', () => {
+  test('checkpoints() looks at the leases due (and renewed ones) only, not every lease', () => {
+    const n = 100_000
+    const l = new Lessor(validateKvConfig({ leaseCheckpointIntervalMs: 300_000 }))
+    l.promote(0)
+    for (let i = 1; i <= n; i++) l.grant(BigInt(i), 3600, 0) // longer than the interval: checkpointed every 5 min
+    let v = l.checkpointVisits
+    const visits = () => {
+      const d = l.checkpointVisits - v
+      v = l.checkpointVisits
+      return d
+    }
+    assert.deepEqual(l.checkpoints(299_999), [])
+    assert.equal(visits(), 0, 'nothing due: nothing looked at (was a walk over 100,000 leases)')
+    // All due at 300 s: taken in batches of 1,000 (etcd's maxLeaseCheckpointBatchSize), each lease once.
+    const first: bigint[] = []
+    for (;;) {
+      const cps = l.checkpoints(300_000)
+      if (cps.length === 0) break
+      assert.ok(cps.length <= 1000)
+      for (const cp of cps) {
+        assert.equal(cp.remaining_TTL, 3300)
+        first.push(cp.ID)
+      }
+      l.checkpoint(cps) // applied: remainingTTL is set, so a renew must clear it
+    }
+    assert.equal(first.length, n)
+    assert.equal(new Set(first).size, n)
+    visits()
+    // Ten keepalives: the leader checkpoints 0 for exactly those ten, and moves their next checkpoint.
+    for (let i = 1; i <= 10; i++) assert.equal(l.renew(BigInt(i), 350_000), 3600)
+    l.remove(5n) // revoked meanwhile: not checkpointed
+    const clears = l.checkpoints(360_000)
+    assert.deepEqual(
+      clears.map((c) => [c.ID, c.remaining_TTL]),
+      [1n, 2n, 3n, 4n, 6n, 7n, 8n, 9n, 10n].map((id) => [id, 0]),
+    )
+    assert.ok(visits() <= 10)
+    assert.deepEqual(l.checkpoints(599_999), [])
+    assert.equal(visits(), 0)
+    // At 600 s the others are due again; the renewed ones (due at 650 s) are skipped as stale entries.
+    const second = l.checkpoints(600_000, 200_000)
+    assert.equal(second.length, n - 10)
+    assert.ok(second.every((c) => c.ID > 10n && c.remaining_TTL === 3000))
+    assert.ok(visits() <= n, 'each entry popped once')
+    const renewed = l.checkpoints(650_000)
+    assert.deepEqual(
+      renewed.map((c) => [c.ID, c.remaining_TTL]),
+      [1n, 2n, 3n, 4n, 6n, 7n, 8n, 9n, 10n].map((id) => [id, 3300]),
+    )
+    // Keepalives push entries rather than find old ones: stale entries stay bounded.
+    for (let t = 0; t < 300_000; t++) l.renew(1n, 650_000 + t)
+    assert.ok(l.checkpointHeapSize <= 2 * l.size + 1024 + 1, `checkpoint heap: ${l.checkpointHeapSize} entries`)
+    // A new leader starts over: nothing due on a follower, and promote schedules every lease again.
+    l.demote()
+    assert.deepEqual(l.checkpoints(2_000_000), [])
+  })
+})
+
 describe('lease expiry on a heap (issue 17, finding 3)', () => {
   /** Median time of one expired() call when nothing is due, in microseconds. */
   function idleSweepUs(l: Lessor, now: number, calls = 200, rounds = 7): number {
