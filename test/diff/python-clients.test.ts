@@ -88,7 +88,7 @@ describe('python3-etcd3 (gRPC) against etcd 3.4 and edgecd: same calls, same ans
   after(async () => {
     await pair?.stop()
   })
-  for (const section of ['kv', 'txn', 'lease', 'lock', 'watch', 'compaction', 'cluster', 'auth'])
+  for (const section of ['kv', 'txn', 'lease', 'lock', 'watch', 'compaction', 'cluster', 'auth', 'quorum_loss'])
     test(section, async () => {
       await same(pair, 'etcd3_ops.py', [section])
     })
