@@ -54,6 +54,13 @@ const programs = {
     setup: ['bash', 'scripts/setup-etcd.sh'],
   },
   chromium: { present: () => existsSync('/usr/bin/chromium'), setup: ['sh', 'scripts/setup-chromium.sh'] },
+  // Debian's python3-etcd3 and python3-etcd3gw, imported by Debian's /usr/bin/python3 (test/diff/python-clients).
+  'python-etcd': {
+    present: () =>
+      spawnSync('/usr/bin/python3', ['-c', 'import etcd3, etcd3gw'], { env: { ...process.env, PYTHONPATH: '' } })
+        .status === 0,
+    setup: ['bash', 'scripts/setup-python-clients.sh'],
+  },
   // Not a system package: any user may install it (npm, into a cache directory outside the project).
   node22: {
     present: () => node22Binary() !== undefined,

@@ -195,6 +195,13 @@ function subTicks(heartbeatMs: number): number {
   return Math.max(1, Math.min(10, Math.floor(heartbeatMs / 10)))
 }
 
+/**
+ * What etcd 3.4's status reports for a nearly empty store (its bolt file: 20,480 bytes, 16,384 in use). edgecd's
+ * size is an estimate of its data, 0 for an empty store: status never reports less than etcd's floor (clients read a
+ * dbSize of 0, which proto3 JSON leaves out, as a missing field).
+ */
+const emptyDbSize = { total: 20_480, inUse: 16_384 }
+
 export class Member implements MemberApi {
   readonly kv: KvStore
   readonly raft: RaftNode
@@ -581,7 +588,7 @@ export class Member implements MemberApi {
     return {
       header: this.header(),
       version: etcdVersion.etcdserver,
-      dbSize: this.kv.sizeBytes,
+      dbSize: Math.max(this.kv.sizeBytes, emptyDbSize.total),
       leader: r.lead,
       raftIndex: r.raftLog.committed,
       raftTerm: r.term,
@@ -589,7 +596,7 @@ export class Member implements MemberApi {
       errors: this.kv
         .activeAlarms()
         .map((a) => `memberID:${a.memberID} alarm:${['NONE', 'NOSPACE', 'CORRUPT'][a.alarm]} `),
-      dbSizeInUse: this.kv.sizeBytes,
+      dbSizeInUse: Math.max(this.kv.sizeBytes, emptyDbSize.inUse),
       isLearner: r.isLearner,
     }
   }

@@ -150,6 +150,62 @@ describe('gRPC keep-alive as grpc-go enforces it', () => {
     }
   })
 
+  test('pings right after the server sent data pass, as in grpc-go (gRPC C-core BDP pings on a watch stream)', async () => {
+    const session = connect(m.url)
+    session.on('error', () => undefined)
+    let goaway = ''
+    session.on('goaway', (_code: number, _last: number, data?: Buffer) => {
+      goaway = data?.toString() ?? 'goaway'
+    })
+    try {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/etcdserverpb.Watch/Watch',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      })
+      stream.on('error', () => undefined)
+      const chunks: Buffer[] = []
+      let wake: (() => void) | undefined
+      stream.on('data', (c: Buffer) => {
+        chunks.push(c)
+        wake?.()
+      })
+      const nextData = () =>
+        Promise.race([
+          new Promise<void>((resolve) => {
+            if (chunks.length > 0) resolve()
+            else wake = resolve
+          }),
+          new Promise<void>((_, reject) =>
+            setTimeout(() => reject(new Error(`no data; goaway: ${goaway}`)), 5000).unref(),
+          ),
+        ])
+      // WatchRequest{create_request: {key: "w"}} in one gRPC frame
+      const msg = Buffer.from([0x0a, 0x03, 0x0a, 0x01, 0x77])
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), msg])
+      stream.write(frame)
+      await nextData() // created
+      // Five events, a ping after each, far quicker than --grpc-keepalive-min-time (5 s): never a strike.
+      for (let i = 0; i < 5 && goaway === ''; i++) {
+        chunks.length = 0
+        const put = await fetch(`${m.url}/v3/kv/put`, {
+          method: 'POST',
+          body: JSON.stringify({ key: Buffer.from('w').toString('base64'), value: 'dg==' }),
+        })
+        assert.equal(put.status, 200)
+        await nextData()
+        if (!session.closed) await new Promise<void>((resolve) => session.ping(() => resolve()))
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      assert.equal(goaway, '')
+      assert.equal(session.closed, false)
+      stream.close()
+    } finally {
+      session.destroy()
+    }
+  })
+
   test('a silent connection is pinged after --grpc-keepalive-interval', async () => {
     const session = connect(m.url)
     session.on('error', () => undefined) // the GOAWAY's error code surfaces here too

@@ -378,6 +378,16 @@ describe('leases', () => {
 })
 
 describe('maintenance and cluster', () => {
+  test("status of an empty store: etcd 3.4's floor (dbSize 20480, dbSizeInUse 16384), never 0", async () => {
+    const fresh = await startTestMember()
+    try {
+      const s = await post(fresh.url, '/v3/maintenance/status', {})
+      assert.equal(s.json.dbSize, '20480')
+      assert.equal(s.json.dbSizeInUse, '16384')
+    } finally {
+      await fresh.stop()
+    }
+  })
   test('status: version, sizes, leader is this member, raft indexes', async () => {
     const s = await post(m.url, '/v3/maintenance/status', {})
     assert.equal(s.status, 200)

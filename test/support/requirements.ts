@@ -15,9 +15,11 @@ import { denoBinary } from './deno.js'
 
 export { node22Binary }
 
-export type Program = 'etcd' | 'chromium' | 'deno' | 'node22'
+export type Program = 'etcd' | 'chromium' | 'deno' | 'node22' | 'python-etcd'
 
 export const chromiumPath = '/usr/bin/chromium'
+/** Debian's Python, which has the python3-etcd3 and python3-etcd3gw packages (not a pyenv or venv python3). */
+export const pythonPath = '/usr/bin/python3'
 
 /** How to install each program, as the message prints it. */
 export const installCommand: Record<Program, string> = {
@@ -25,14 +27,29 @@ export const installCommand: Record<Program, string> = {
   chromium: 'sh scripts/setup-chromium.sh   (apt-get install chromium)',
   deno: 'npm ci   (the deno package ships the binary at node_modules/deno/deno)',
   node22: 'node scripts/setup-node22.mjs   (npm install node-<platform>-<arch>@22 into ~/.cache/edgecd/node-22)',
+  'python-etcd': 'bash scripts/setup-python-clients.sh   (apt-get install python3-etcd3 python3-etcd3gw)',
 }
 
 export function programPresent(p: Program): boolean {
   if (p === 'chromium') return existsSync(chromiumPath)
   if (p === 'deno') return denoBinary() !== undefined
   if (p === 'node22') return node22Binary() !== undefined
+  if (p === 'python-etcd') return pythonClientsPresent()
   try {
     execFileSync('etcd', ['--version'], { stdio: 'pipe' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Whether Debian's python3 imports both etcd client libraries. */
+export function pythonClientsPresent(): boolean {
+  try {
+    execFileSync(pythonPath, ['-c', 'import etcd3, etcd3gw'], {
+      stdio: 'pipe',
+      env: { ...process.env, PYTHONPATH: '' },
+    })
     return true
   } catch {
     return false

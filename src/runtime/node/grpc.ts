@@ -395,29 +395,57 @@ function specGrpcMessage(res: Http2ServerResponse): void {
 
 /**
  * etcd's keep-alive (grpc-go's ServerParameters and EnforcementPolicy with PermitWithoutStream false): pings from a
- * client more often than --grpc-keepalive-min-time earn a strike, and past two strikes the server says GOAWAY
- * ENHANCE_YOUR_CALM "too_many_pings"; a connection silent for --grpc-keepalive-interval is pinged and closed when
- * the answer does not come within --grpc-keepalive-timeout.
+ * client more often than --grpc-keepalive-min-time (while it has calls open; two hours while it has none) earn a
+ * strike, and past two strikes the server says GOAWAY ENHANCE_YOUR_CALM "too_many_pings"; a connection silent for
+ * --grpc-keepalive-interval is pinged and closed when the answer does not come within --grpc-keepalive-timeout.
+ * As grpc-go, every response header or data frame the server sends resets the strikes and lets the next ping pass
+ * unchecked: gRPC C-core clients (Python, Ruby, PHP, C++) send a BDP ping with the data they receive, several per
+ * second on a busy watch stream, and etcd accepts them.
  */
 function enforceKeepalive(session: ServerHttp2Session, config: ServerConfig): void {
   let lastPing = 0
   let strikes = 0
+  let resetStrikes = false
+  let activeStreams = 0
   let lastActivity = performance.now()
   session.on('ping', () => {
     const now = performance.now()
-    if (lastPing !== 0 && now - lastPing < config.grpcKeepaliveMinTimeMs) {
+    const last = lastPing
+    lastPing = now
+    if (resetStrikes) {
+      resetStrikes = false
+      strikes = 0
+      return
+    }
+    // grpc-go's defaultPingTimeout: without a call open, keep-alive pings should not come more often than this.
+    const minTime = activeStreams > 0 ? config.grpcKeepaliveMinTimeMs : 2 * 60 * 60 * 1000
+    if (last !== 0 && now - last < minTime) {
       strikes++
       if (strikes > 2) {
         session.goaway(h2constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, Buffer.from('too_many_pings'))
         session.close()
       }
     }
-    lastPing = now
   })
-  // A new call is activity (a stream's data is not observed here: a 'data' listener would take it from the handler).
-  session.on('stream', () => {
+  // A new call is activity (a stream's data is not observed here: a 'data' listener would take it from the handler);
+  // what the server writes on it (headers through respond, data through write) resets the strikes, as in grpc-go.
+  session.on('stream', (stream: ServerHttp2Stream) => {
     lastActivity = performance.now()
     strikes = 0
+    activeStreams++
+    stream.once('close', () => {
+      activeStreams--
+    })
+    const respond = stream.respond
+    stream.respond = (...args: Parameters<typeof respond>) => {
+      resetStrikes = true
+      return respond.apply(stream, args)
+    }
+    const write = stream.write
+    stream.write = ((...args: Parameters<typeof write>) => {
+      resetStrikes = true
+      return write.apply(stream, args)
+    }) as typeof write
   })
   const interval = Math.min(config.grpcKeepaliveIntervalMs, 2 ** 31 - 1)
   const timer = setInterval(
