@@ -172,7 +172,11 @@ describe('watch range index (issue 17)', () => {
     const few = measure(100)
     const many = measure(10_000)
     assert.ok(few > 0, 'the lookup goes through the range index')
-    // A balanced tree: ~log2(n) nodes per lookup (7 for 100, 14 for 10,000); the naive loop looked at every range.
+    console.log(
+      `# index nodes looked at per put: ${few.toFixed(1)} beside 100 ranges, ${many.toFixed(1)} beside 10,000`,
+    )
+    // A balanced tree: O(log n) nodes per lookup (measured ~10 beside 100, ~19 beside 10,000); the naive loop looked at
+    // every range.
     assert.ok(
       many <= 4 * few + 10,
       `nodes per put: ${few.toFixed(1)} beside 100 ranges, ${many.toFixed(1)} beside 10,000`,
