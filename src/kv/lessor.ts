@@ -153,6 +153,15 @@ export class Lessor {
     return [...this.leases.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
   }
 
+  /**
+   * Every lease id in etcd's LeaseLeases order: soonest expiry first (its leasesByExpiry). Leases without a running
+   * clock (a follower's, or pending a clock reading) come last, as etcd's "forever"; ties by id.
+   */
+  idsByExpiry(): bigint[] {
+    const at = (id: bigint) => this.leases.get(id)?.expiryMs ?? Number.POSITIVE_INFINITY
+    return this.ids().sort((a, b) => at(a) - at(b) || (a < b ? -1 : a > b ? 1 : 0))
+  }
+
   // ---------------------------------------------------------------- replicated: called from KvStore.apply only
 
   /** etcd's lessor.Grant. `nowMs` starts the clock at once on the leader; without it the next clock reading does. */
