@@ -89,3 +89,17 @@ describe('python3-etcd3 (gRPC) against etcd 3.4 and edgecd: same calls, same ans
       await same(pair, 'etcd3_ops.py', [section])
     })
 })
+
+describe('python3-etcd3gw (JSON gateway) against etcd 3.4 and edgecd: same calls, same answers', { skip }, () => {
+  let pair: DiffPair
+  before(async () => {
+    pair = await startDiffPair()
+  })
+  after(async () => {
+    await pair?.stop()
+  })
+  for (const section of ['paths', 'kv', 'txn', 'lease', 'lock', 'watch', 'compaction', 'cluster'])
+    test(section, async () => {
+      await same(pair, 'etcd3gw_ops.py', [section])
+    })
+})

@@ -264,7 +264,6 @@ def cluster():
     step('alarms', lambda: c.post(c.get_url('/maintenance/alarm'), json={'action': 'GET'}))
     step('hash keys', lambda: sorted(c.post(c.get_url('/maintenance/hash'), json={}).keys()))
     step('defragment', lambda: c.post(c.get_url('/maintenance/defragment'), json={}))
-    step('auth status', lambda: c.post(c.get_url('/auth/status'), json={}))
 
 
 for s in SECTIONS:
