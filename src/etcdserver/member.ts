@@ -681,6 +681,7 @@ export class Member implements MemberApi {
       this.opts.config.initialClusterToken + String(this.clock.wallMs()),
     )
     if (this.sm.cluster.members.has(ID)) throw new EtcdError('ErrMemberExist')
+    if (!req.isLearner && !this.readyToAddVotingMember()) throw new EtcdError('ErrNotEnoughStartedMembers')
     const reqId = this.raft.nextRequestId()
     const type = req.isLearner ? ConfChangeType.ConfChangeAddLearnerNode : ConfChangeType.ConfChangeAddNode
     await this.raft.proposeConfChange(
@@ -691,7 +692,29 @@ export class Member implements MemberApi {
     return { header: { ...this.header(), revision: 0 }, member, members: this.sm.cluster.list() }
   }
 
+  /**
+   * etcd's strict reconfiguration check (--strict-reconfig-check, on by default) before adding a voting member:
+   * the started voting members (those that published a name) must stay a quorum of the grown cluster, except that a
+   * second member may join a one-member cluster (IsReadyToAddVotingMember).
+   */
+  private readyToAddVotingMember(): boolean {
+    const voting = this.sm.cluster.list().filter((m) => !m.isLearner)
+    const members = voting.length + 1
+    const started = voting.filter((m) => m.name !== '').length
+    if (started === 1 && members === 2) return true
+    return started >= Math.floor(members / 2) + 1
+  }
+
+  /** etcd's IsReadyToRemoveVotingMember: the started voting members other than `id` must remain a quorum. */
+  private readyToRemoveVotingMember(id: string): boolean {
+    if (this.sm.cluster.members.get(id)?.isLearner) return true
+    const others = this.sm.cluster.list().filter((m) => !m.isLearner && m.ID !== id)
+    const started = others.filter((m) => m.name !== '').length
+    return started >= Math.floor(others.length / 2) + 1
+  }
+
   async memberRemove(req: { ID: string }) {
+    if (!this.readyToRemoveVotingMember(req.ID)) throw new EtcdError('ErrNotEnoughStartedMembers')
     if (!this.sm.cluster.members.has(req.ID))
       throw new EtcdError(this.sm.cluster.removed.has(req.ID) ? 'ErrMemberNotFound' : 'ErrMemberNotFound')
     const reqId = this.raft.nextRequestId()
@@ -843,20 +866,18 @@ export class Member implements MemberApi {
     return { header: this.header(), alarms: resp.alarms }
   }
 
+  /** Local, as etcd's maintenance server (no read index: it answers without a leader too). */
   async hash() {
-    await this.raft.linearizableRead()
     return { header: this.header(), hash: this.kv.hash() }
   }
 
   async hashKV(req: { revision: number }) {
-    await this.raft.linearizableRead()
     const r = this.kv.hashKV(req.revision)
     return { header: this.header(), hash: r.hash, compact_revision: r.compact_revision }
   }
 
   /** The state a restore needs (src/etcdserver/saved-snapshot.ts): the KV store and auth, without the signing key. */
   async snapshot() {
-    await this.raft.linearizableRead()
     return { header: this.header(), data: encodeSavedSnapshot(this.kv.snapshot(), this.sm.auth.toSnapshot()) }
   }
 

@@ -153,6 +153,23 @@ export class Lessor {
     return [...this.leases.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
   }
 
+  /**
+   * Every lease id in etcd's LeaseLeases order: soonest expiry first (its leasesByExpiry). Leases without a running
+   * clock (a follower's, or pending a clock reading) come last, as etcd's "forever", by id; equal expiries in grant
+   * order.
+   */
+  idsByExpiry(): bigint[] {
+    const inf = Number.POSITIVE_INFINITY
+    const at = (id: bigint) => this.leases.get(id)?.expiryMs ?? inf
+    const byId = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0)
+    // In grant order (the map's), then a stable sort: leases whose clocks started at one reading stay in grant order.
+    return [...this.leases.keys()].sort((a, b) => {
+      const x = at(a)
+      const y = at(b)
+      return x === inf && y === inf ? byId(a, b) : x - y
+    })
+  }
+
   // ---------------------------------------------------------------- replicated: called from KvStore.apply only
 
   /** etcd's lessor.Grant. `nowMs` starts the clock at once on the leader; without it the next clock reading does. */

@@ -327,7 +327,7 @@ export class KvStore implements WatchHistory {
 
   /** etcd's LeaseLeases, ids ascending. */
   leaseLeases(): LeaseLeasesResponse {
-    return { header: header(this.currentRev), leases: this.lessor.ids().map((ID) => ({ ID })) }
+    return { header: header(this.currentRev), leases: this.lessor.idsByExpiry().map((ID) => ({ ID })) }
   }
 
   /** The active alarms (what an alarm GET answers), without a Raft round. */

@@ -54,6 +54,11 @@ const registry = {
     GrpcCode.FailedPrecondition,
     'etcdserver: re-configuration failed due to not enough started members',
   ],
+  // etcd 3.4's strict reconfiguration check: its gRPC layer does not map this error, so it goes out as Unknown.
+  ErrNotEnoughStartedMembers: [
+    GrpcCode.Unknown,
+    'etcdserver: re-configuration failed due to not enough started members',
+  ],
   ErrMemberBadURLs: [GrpcCode.InvalidArgument, 'etcdserver: given member URLs are invalid'],
   ErrMemberNotFound: [GrpcCode.NotFound, 'etcdserver: member not found'],
   ErrMemberNotLearner: [GrpcCode.FailedPrecondition, 'etcdserver: can only promote a learner member'],

@@ -117,6 +117,23 @@ describe('lease grant and revoke (replicated)', () => {
 })
 
 describe("the leader's lease clock", () => {
+  test("leases are listed soonest expiry first on the leader (etcd's leasesByExpiry), by id without clocks", () => {
+    const s = newStore()
+    grant(s, 3n, 100)
+    grant(s, 1n, 300)
+    grant(s, 2n, 50)
+    assert.deepEqual(
+      s.leaseLeases().leases.map((l) => l.ID),
+      [1n, 2n, 3n],
+      'a follower: no clocks, by id',
+    )
+    s.lessor.promote(1000)
+    assert.deepEqual(
+      s.leaseLeases().leases.map((l) => l.ID),
+      [2n, 3n, 1n],
+    )
+  })
+
   test('leases expire only on the leader, after their TTL; expired() hands each out once per retry interval', () => {
     const s = newStore()
     grant(s, 1n, 2)

@@ -85,7 +85,7 @@ def step(name, f):
         result = f()
     except Exception as e:  # noqa: BLE001 - the class name is the result
         result = error(e)
-    print(json.dumps([name, result], sort_keys=True), flush=True)
+    print(json.dumps([name, result], sort_keys=True, separators=(',', ':')), flush=True)
     return result
 
 
@@ -484,8 +484,11 @@ def auth():
     step('u watch denied', lambda: u.add_watch_callback('no/a', lambda r: None))
     step('u watch allowed', lambda: event(u.watch_once('ok/a', timeout=5, start_revision=1)))
     step('u status', lambda: u.status().version)
-    step('u compact denied', lambda: u.compact(1))
-    step('u alarms denied', lambda: list(u.list_alarms()))
+    step('u compact', lambda: u.compact(1))
+    step('u alarms', lambda: list(u.list_alarms()))
+    step('no token compact', lambda: c.compact(c.get_response('ok/a').header.revision))
+    step('no token alarm', lambda: [[a.alarm_type, a.member_id] for a in c.create_alarm()])
+    step('u disarm', lambda: [[a.alarm_type, a.member_id] for a in u.disarm_alarm()])
     step('u user list denied', lambda: msg(etcdrpc.AuthStub(u.channel).UserList(
         R.AuthUserListRequest(), 10, metadata=u.metadata)))
     r = etcd3.client(host=HOST, port=PORT, user='root', password='rootpw', timeout=10)
