@@ -21,6 +21,7 @@
  * --quick: 10,000 keys, 1,000 offline writes, 100 replicas, 3 s. Every wait is bounded; servers, the browser and the
  * replica worker are stopped at the end, also on failure.
  */
+import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -208,10 +209,20 @@ async function nodeReads(keys: number): Promise<BenchResult[]> {
 }
 
 /** The replica fleet worker (bench/lib/replica-fleet.ts) and a request/answer helper over its messages. */
-function startFleet(): { ask(m: Record<string, unknown>): Promise<any>; stop(): Promise<void> } {
+function startFleet(): {
+  ask(m: Record<string, unknown>): Promise<any>
+  /** CPU seconds of the fleet's thread so far (NaN where /proc is not there). */
+  cpuSecs(): number
+  stop(): Promise<void>
+} {
   const w = new Worker(new URL('./lib/replica-fleet-worker.mjs', import.meta.url))
   let waiting: { ok: (x: any) => void; no: (e: Error) => void } | undefined
-  w.on('message', (m: { type: string; message?: string }) => {
+  let statPath: string | undefined
+  w.on('message', (m: { type: string; message?: string; stat?: string }) => {
+    if (m.type === 'thread') {
+      statPath = m.stat
+      return
+    }
     const p = waiting
     waiting = undefined
     if (m.type === 'error') p?.no(new Error(`replica fleet: ${m.message}`))
@@ -235,6 +246,16 @@ function startFleet(): { ask(m: Record<string, unknown>): Promise<any>; stop(): 
         }
         w.postMessage(m)
       }),
+    cpuSecs: () => {
+      if (statPath === undefined) return Number.NaN
+      try {
+        const stat = readFileSync(statPath, 'utf8')
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        return (Number(f[11]) + Number(f[12])) / 100
+      } catch {
+        return Number.NaN
+      }
+    },
     stop: async () => {
       await w.terminate()
     },
@@ -265,13 +286,22 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
     const bodies = new Bodies()
     const pool = openPool(leader, 64)
     await preload(pool, bodies, 64)
-    const run = () => runLoad(pool, bodies, { kind: 'put', clients: 64 }, seconds * 1000, 500, () => cluster.cpuSecs())
+    // Every run: the same 64 writers for the same time; the replicas' thread CPU is counted over the whole run (its
+    // 500 ms warm-up included) and reported apart from the load generator's (the bench process's other threads).
+    const run = async () => {
+      const t0 = performance.now()
+      const c0 = fleet.cpuSecs()
+      const r = await runLoad(pool, bodies, { kind: 'put', clients: 64 }, seconds * 1000, 500, () => cluster.cpuSecs())
+      const fleetCores = (fleet.cpuSecs() - c0) / ((performance.now() - t0) / 1000)
+      return { ...r, fleetCores }
+    }
     const before = await run()
     const rows: {
       n: number
       opsPerSec: number
       cpuUs: number
       benchCores: number
+      fleetCores: number
       convergeMs: number
       behind: number
       openSecs: number
@@ -295,6 +325,7 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
         opsPerSec: withReplicas.opsPerSec,
         cpuUs: withReplicas.serverCpuUsPerOp,
         benchCores: withReplicas.clientCpuCores,
+        fleetCores: withReplicas.fleetCores,
         convergeMs: Math.max(0, at - stopped),
         behind,
         openSecs,
@@ -304,6 +335,7 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
     const after = await run()
     await pool.close()
     const base = (before.opsPerSec + after.opsPerSec) / 2
+    const baseCpuUs = (before.serverCpuUsPerOp + after.serverCpuUsPerOp) / 2
     const flags = limits.length ? `; members: ${limits.join(' ')}` : ''
     out.push({
       name: 'fanout: put throughput, no replicas (before)',
@@ -318,7 +350,7 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
           name: `fanout: put throughput with ${who}`,
           value: r.opsPerSec,
           unit: 'ops/s',
-          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put; bench process (load + replicas) ${r.benchCores.toFixed(2)} cores`,
+          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put (${((r.cpuUs / baseCpuUs) * 100).toFixed(0)}% of without); replicas' thread ${r.fleetCores.toFixed(2)} cores (${((r.fleetCores * 1e6) / r.opsPerSec).toFixed(0)} µs/put); bench process (load + replicas) ${r.benchCores.toFixed(2)} cores`,
         },
         {
           name: `fanout: ${who} at the last revision after writes stop`,
@@ -333,7 +365,7 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
       name: 'fanout: put throughput, no replicas (after)',
       value: after.opsPerSec,
       unit: 'ops/s',
-      note: `members' CPU ${after.serverCpuUsPerOp.toFixed(0)} µs/put`,
+      note: `members' CPU ${after.serverCpuUsPerOp.toFixed(0)} µs/put; bench process ${after.clientCpuCores.toFixed(2)} cores`,
     })
   } finally {
     await fleet.ask({ type: 'close' }).catch(() => {})

@@ -7,8 +7,11 @@
  *               { type: 'await', target, timeoutMs }              answers once every replica reflects `target`
  *               { type: 'close' }
  * Messages out: { type: 'opened', secs } | { type: 'reached', at, behind } | { type: 'closed' } | { type: 'error' }
+ *               | { type: 'thread', stat }: sent once at start, `stat` is this thread's /proc/<pid>/task/<tid>/stat path,
+ *                 which the bench reads to count the replicas' CPU apart from the load generator's
  * Times (`at`) are performance.timeOrigin + performance.now(), comparable across threads.
  */
+import { readlinkSync } from 'node:fs'
 import { parentPort } from 'node:worker_threads'
 import WebSocket from 'ws'
 import { Client } from '../../src/client/index.js'
@@ -75,6 +78,11 @@ async function awaitTarget(target: number, timeoutMs: number): Promise<{ at: num
   }
   return { at, behind }
 }
+
+// The replicas' own CPU (this thread's), apart from the load generator on the main thread: Linux only.
+try {
+  parentPort!.postMessage({ type: 'thread', stat: `/proc/${readlinkSync('/proc/thread-self')}/stat` })
+} catch {}
 
 parentPort!.on('message', (m: { type: string; [k: string]: unknown }) => {
   const reply = (x: unknown) => parentPort!.postMessage(x)

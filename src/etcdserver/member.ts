@@ -156,6 +156,18 @@ class MemberStateMachine implements StateMachine {
       assert(false, () => `revision moved by ${moved} (from ${before}) in one apply of ${Object.keys(req)[0]}`)
     return resp
   }
+  /** The hub a batch began on (kv is replaced on a restore). */
+  private batchHub: KvStore['watchHub'] | undefined
+  /** One Ready's entries: each watcher gets one message for all its revisions of the batch (WatchHub.beginBatch). */
+  beginApplyBatch(): void {
+    this.batchHub = this.kv.watchHub
+    this.batchHub.beginBatch()
+  }
+  endApplyBatch(): void {
+    const hub = this.batchHub
+    this.batchHub = undefined
+    hub?.endBatch()
+  }
   applyConfChange(cc: ConfChange): boolean {
     const ok = this.cluster.applyConfChange(cc)
     if (ok) this.onMembershipChange()

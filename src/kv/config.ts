@@ -25,8 +25,14 @@ export interface KvConfig {
   watchStreamQueueBytesMax: number
   /** Bytes of events waiting on congested streams, all streams of the member together. */
   watchQueueBytesMax: number
-  /** Most revisions replayed in one watch message while catching up (etcd's watchBatchMaxRevs). */
+  /** Most revisions replayed in one watch message while catching up (etcd's watchBatchMaxRevs), and coalesced into one. */
   watchBatchRevisionsMax: number
+  /**
+   * Most bytes of events (counted as for the queues) in one watch message that coalesces the revisions of one apply
+   * batch (WatchHub.beginBatch); a revision past it starts the next message. 1 MiB: under gRPC's default 4 MiB
+   * receive limit of a generic client.
+   */
+  watchCoalesceBytesMax: number
   /** The storage quota: a write that would take the estimated size past it raises the NOSPACE alarm (etcd --quota-backend-bytes). */
   quotaBackendBytes: number
   /** Shortest lease TTL granted; shorter requests get this (etcd: ceil(1.5 x election timeout) = 2 s). */
@@ -48,6 +54,7 @@ export const defaultKvConfig: Readonly<KvConfig> = Object.freeze({
   watchStreamQueueBytesMax: 4 * 1024 * 1024,
   watchQueueBytesMax: 64 * 1024 * 1024,
   watchBatchRevisionsMax: 1000,
+  watchCoalesceBytesMax: 1024 * 1024,
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   minLeaseTtlSeconds: 2,
   maxLeaseTtlSeconds: 9_000_000_000,

@@ -217,6 +217,8 @@ export class KvStore implements WatchHistory {
   }
 
   private compact(c: CompactionRequest): CompactionResponse {
+    // A watch message never coalesces revisions across a compaction (WatchHub.beginBatch).
+    this.watchHub.flush()
     this.checkNotCorrupt()
     const rev = c.revision
     // etcd's updateCompactRev; `physical` only makes etcd wait for the disk, which has no meaning here.

@@ -70,8 +70,23 @@ export function watchResponse(fields: Partial<WatchResponse>): WatchResponse {
 }
 
 interface Queued {
+  /** The first revision of its events (a coalesced message holds several). */
   rev: number
   resp: WatchResponse
+  events: number
+  bytes: number
+}
+
+/**
+ * A synced watcher's events of several revisions of one apply batch, sent as one WatchResponse when the batch ends
+ * (header.revision = the last of them), as etcd sends an unsynced watcher many revisions in one response. `parts` are
+ * the hub's per-revision Event[] (shared by every watcher of a shape), so watchers of a shape that got the same
+ * revisions share one concatenation too (WatchHub.joined) and a transport still encodes it once.
+ */
+interface Coalesced {
+  first: number
+  last: number
+  parts: Event[][]
   events: number
   bytes: number
 }
@@ -98,6 +113,8 @@ class Watcher {
   synced: boolean
   readonly queue: Queued[] = []
   queuedEvents = 0
+  /** Events of an apply batch not sent yet (WatchHub.beginBatch): one message at the end of the batch. */
+  pend: Coalesced | undefined
   /**
    * What decides this watcher's events for a revision: its range and filters. Watchers of one shape get the very same
    * Event[] from WatchHub.notify, so a transport can encode it once per shape (see the sinks) rather than per watcher.
@@ -116,7 +133,8 @@ class Watcher {
   ) {
     this.nextRev = startRev
     this.synced = false
-    this.shape = `${prevKv ? 1 : 0}${noPut ? 1 : 0}${noDelete ? 1 : 0}${rangeKey(range)}`
+    // `single` too: a one-key watcher on K and a from-key watcher on K have the same start and no end.
+    this.shape = `${prevKv ? 1 : 0}${noPut ? 1 : 0}${noDelete ? 1 : 0}${range.single ? 1 : 0}${rangeKey(range)}`
   }
 
   /** This watcher's events among one revision's changes, in change order. */
@@ -221,6 +239,8 @@ export class WatchStream {
   cancel(watchId: WatchId, reason = ''): boolean {
     const w = this.watchers.get(watchIdOf(watchId))
     if (w === undefined) return false
+    // Its events of the batch so far are sent before the cancel, as they were one revision at a time.
+    this.flushCoalesced()
     this.remove(w)
     this.deliver(
       watchResponse({
@@ -259,7 +279,10 @@ export class WatchStream {
   private progressPending = false
 
   private maybeSendProgress(): void {
-    if (!this.progressPending || this.blocked || this.closed) return
+    if (!this.progressPending || this.closed) return
+    // The batch's events so far go first (and may find the transport congested).
+    this.flushCoalesced()
+    if (this.blocked) return
     for (const w of this.watchers.values()) if (!w.synced || w.queue.length > 0) return
     this.progressPending = false
     this.deliver(watchResponse({ header: header(this.hub.history.revision), watch_id: -1 }))
@@ -303,28 +326,95 @@ export class WatchStream {
 
   /** @internal A new revision's events for w (already filtered, non-empty). */
   live(w: Watcher, rev: number, events: Event[]): void {
-    const resp = watchResponse({ header: header(rev), watch_id: w.id, events })
     w.nextRev = rev + 1
+    if (this.hub.batching && !this.blocked && w.queue.length === 0) {
+      this.coalesce(w, rev, events)
+      return
+    }
+    if (w.pend !== undefined) {
+      // Congested since the batch began: what waited goes first, into the queue.
+      this.sendPend(w)
+      if (!w.synced) return
+    }
+    const resp = watchResponse({ header: header(rev), watch_id: w.id, events })
     if (!this.blocked && w.queue.length === 0) {
       this.deliver(resp)
       return
     }
+    this.enqueue(w, rev, resp, events.length, eventBytes(events))
+  }
+
+  /** Adds a revision's events to w's message of this batch; one past the caps sends what waited first. */
+  private coalesce(w: Watcher, rev: number, events: Event[]): void {
     const bytes = eventBytes(events)
+    let p = w.pend
+    if (
+      p !== undefined &&
+      (p.parts.length >= this.hub.config.watchBatchRevisionsMax ||
+        p.bytes + bytes > this.hub.config.watchCoalesceBytesMax)
+    ) {
+      this.sendPend(w)
+      p = undefined
+      if (!w.synced) return
+      if (this.blocked || w.queue.length > 0) {
+        this.enqueue(w, rev, watchResponse({ header: header(rev), watch_id: w.id, events }), events.length, bytes)
+        return
+      }
+    }
+    if (p === undefined) {
+      w.pend = { first: rev, last: rev, parts: [events], events: events.length, bytes }
+      this.coalesced.push(w)
+      this.hub.pending.add(this)
+      return
+    }
+    p.last = rev
+    p.parts.push(events)
+    p.events += events.length
+    p.bytes += bytes
+  }
+
+  /** Watchers of this stream with a coalesced message waiting, in the order their first event came. */
+  private coalesced: Watcher[] = []
+
+  /** Sends (or queues, when congested) w's coalesced message. */
+  private sendPend(w: Watcher): void {
+    const p = w.pend
+    if (p === undefined) return
+    w.pend = undefined
+    const events = p.parts.length === 1 ? p.parts[0]! : this.hub.joined(w.shape, p.parts)
+    const resp = watchResponse({ header: header(p.last), watch_id: w.id, events })
+    if (!this.blocked && w.queue.length === 0) this.deliver(resp)
+    else this.enqueue(w, p.first, resp, p.events, p.bytes)
+  }
+
+  /** @internal The apply batch ended (or something must not be coalesced across): sends every waiting message. */
+  flushCoalesced(): void {
+    if (this.coalesced.length === 0) return
+    const ws = this.coalesced
+    this.coalesced = []
+    for (const w of ws) if (this.watchers.get(w.id) === w) this.sendPend(w)
+  }
+
+  /**
+   * Queues a message for w behind a congested transport; past the queue limits the queue is dropped and w catches up
+   * from `firstRev` later.
+   */
+  private enqueue(w: Watcher, firstRev: number, resp: WatchResponse, events: number, bytes: number): void {
     const c = this.hub.config
     if (
-      w.queuedEvents + events.length > c.watcherQueueEventsMax ||
+      w.queuedEvents + events > c.watcherQueueEventsMax ||
       this.queuedBytes + bytes > c.watchStreamQueueBytesMax ||
       this.hub.queuedBytes + bytes > c.watchQueueBytesMax
     ) {
       // Overflow: forget the queue and catch up from history later, starting at its first revision (etcd's victims
       // and unsynced group). What stays in memory is the watcher's position, not its events.
-      w.nextRev = w.queue[0]?.rev ?? rev
+      w.nextRev = w.queue[0]?.rev ?? firstRev
       this.dropQueue(w)
       w.synced = false
       return
     }
-    w.queue.push({ rev, resp, events: events.length, bytes })
-    w.queuedEvents += events.length
+    w.queue.push({ rev: firstRev, resp, events, bytes })
+    w.queuedEvents += events
     this.queuedBytes += bytes
     this.hub.queuedBytes += bytes
   }
@@ -353,6 +443,7 @@ export class WatchStream {
 
   /** @internal After a snapshot restore every watcher re-reads history from where it was. */
   resync(): void {
+    this.flushCoalesced()
     for (const w of this.watchers.values()) w.synced = false
     if (!this.blocked) this.pump()
   }
@@ -403,6 +494,7 @@ export class WatchStream {
 
   private remove(w: Watcher): void {
     if (this.watchers.get(w.id) !== w) return
+    w.pend = undefined
     this.dropQueue(w)
     this.watchers.delete(w.id)
     this.hub.delete(w)
@@ -410,6 +502,9 @@ export class WatchStream {
 
   private deliver(resp: WatchResponse): void {
     if (this.closed) return
+    // Anything else said on the stream (created, canceled, progress, catch-up) comes after the batch's events so far:
+    // a message is never coalesced across it.
+    if (this.coalesced.length > 0) this.flushCoalesced()
     let ok: boolean
     try {
       ok = this.sink.send(resp)
@@ -472,6 +567,64 @@ export class WatchHub {
   /** Open watchers across all streams. */
   get watcherCount(): number {
     return this.count
+  }
+
+  // ---------------------------------------------------------------- apply batches (delivery side)
+
+  /** Nesting depth of beginBatch; > 0 while the member applies one Ready's committed entries. */
+  private batchDepth = 0
+  /** @internal Streams with a coalesced message waiting for the end of the batch. */
+  readonly pending = new Set<WatchStream>()
+  /** Concatenations of one batch by shape, so that watchers of a shape share one Event[] (encoded once). */
+  private joins = new Map<string, { parts: Event[][]; events: Event[] }[]>()
+
+  /** @internal Whether a synced watcher's events wait for the end of the batch (see beginBatch). */
+  get batching(): boolean {
+    return this.batchDepth > 0
+  }
+
+  /**
+   * The member applies several revisions at once (one Ready's committed entries): until endBatch, a synced watcher's
+   * events are held and then sent as ONE WatchResponse with every revision it got (header.revision = the last), at
+   * most watchBatchRevisionsMax revisions and watchCoalesceBytesMax bytes of events per message. Nothing is coalesced
+   * across another message on the stream (created, canceled, progress, catch-up), a compaction or a snapshot restore
+   * (flush). Outside a batch (a lone write, tests) every revision is its own message, as before.
+   */
+  beginBatch(): void {
+    this.batchDepth++
+  }
+
+  /** Ends a batch: every coalesced message is sent (or queued behind a congested transport). */
+  endBatch(): void {
+    if (this.batchDepth > 0) this.batchDepth--
+    if (this.batchDepth === 0) this.flush()
+  }
+
+  /** Sends every coalesced message now (before a compaction, a snapshot restore, and at the end of a batch). */
+  flush(): void {
+    if (this.pending.size > 0) {
+      const streams = [...this.pending]
+      this.pending.clear()
+      for (const s of streams) s.flushCoalesced()
+    }
+    if (this.joins.size > 0) this.joins = new Map()
+  }
+
+  /** @internal One Event[] for the parts of a coalesced message, shared by the watchers of a shape that got the same. */
+  joined(shape: string, parts: Event[][]): Event[] {
+    let list = this.joins.get(shape)
+    if (list === undefined) {
+      list = []
+      this.joins.set(shape, list)
+    }
+    outer: for (const j of list) {
+      if (j.parts.length !== parts.length) continue
+      for (let i = 0; i < parts.length; i++) if (j.parts[i] !== parts[i]) continue outer
+      return j.events
+    }
+    const events = parts.flat()
+    list.push({ parts, events })
+    return events
   }
 
   /** A new stream whose messages go to sink. */
@@ -545,6 +698,7 @@ export class WatchHub {
   /** @internal */
   forget(s: WatchStream): void {
     this.streams.delete(s)
+    this.pending.delete(s)
   }
 
   /** @internal */

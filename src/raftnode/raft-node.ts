@@ -36,6 +36,12 @@ export interface StateMachine {
   snapshot(): Uint8Array
   /** Replaces the state with a snapshot's. */
   restore(data: Uint8Array): void
+  /**
+   * Optional: called around the applies of one Ready's committed entries (a batch of several revisions), e.g. so that
+   * watchers get one message for the batch. endApplyBatch is called even if an apply throws.
+   */
+  beginApplyBatch?(): void
+  endApplyBatch?(): void
   /** Applies a committed membership change (before Raft applies it at advance); false refuses it. */
   applyConfChange?(cc: ConfChange, index: number): boolean
   /** Whether Raft may apply a membership change (deterministic; see Config.acceptConfChange). */
@@ -536,7 +542,13 @@ export class RaftNode {
     }
     if (rd.committedEntries.length > 0) {
       const t0 = this.clock.now()
-      for (const e of rd.committedEntries) this.applyEntry(e.index, e.type, e.data)
+      const sm = this.opts.stateMachine
+      sm.beginApplyBatch?.()
+      try {
+        for (const e of rd.committedEntries) this.applyEntry(e.index, e.type, e.data)
+      } finally {
+        sm.endApplyBatch?.()
+      }
       this.metrics.backendCommit.observe((this.clock.now() - t0) / 1000)
     }
     for (const rs of rd.readStates) this.onReadState(this.td.decode(rs.requestCtx), rs.index)
