@@ -263,6 +263,12 @@ export class WatchStream {
   }
 
   private dispatch(r: Raw): void {
+    // The member writes ids as decimal strings: a live watch's events find it without parsing the id.
+    const wid = r.watch_id
+    if (typeof wid === 'string' && !r.created && !r.canceled) {
+      const w = this.byId.get(wid)
+      if (w !== undefined) return w.onResult(r)
+    }
     const id = watchIdText(r.watch_id)
     if (id === '-1' && !r.created) {
       // A progress answer: for every watch created on this socket (not those whose create is still unanswered).

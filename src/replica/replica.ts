@@ -508,22 +508,32 @@ export class ReplicaEngine {
   }
 
   private applyEvents(f: Followed, events: SourceEvent[]): void {
-    const m = new Map<string, StoredKv | null>()
-    let rev = f.meta.revision
-    for (const e of events) {
-      // A repeated delivery (an older watch's late answer, a resumed watch starting early) is dropped.
-      if (e.kv.modRevision <= f.meta.revision) continue
-      m.set(e.kv.key, e.type === 'DELETE' ? null : e.kv)
-      if (e.kv.modRevision > rev) rev = e.kv.modRevision
-    }
-    if (rev === f.meta.revision) return
     const puts: StoredKv[] = []
     const deletes: string[] = []
-    for (const [k, v] of m) v === null ? deletes.push(k) : puts.push(v)
-    void this.apply([
-      { kind: 'events', range: f.meta.id, revision: rev, puts, deletes, lastContact: this.now() },
-    ]).catch(() => {})
-    f.changes += m.size
+    let rev = f.meta.revision
+    let changed = 0
+    if (events.length === 1) {
+      // The common live delivery: one event, no merging.
+      const e = events[0]!
+      if (e.kv.modRevision <= rev) return
+      rev = e.kv.modRevision
+      e.type === 'DELETE' ? deletes.push(e.kv.key) : puts.push(e.kv)
+      changed = 1
+    } else {
+      const m = new Map<string, StoredKv | null>()
+      for (const e of events) {
+        // A repeated delivery (an older watch's late answer, a resumed watch starting early) is dropped.
+        if (e.kv.modRevision <= f.meta.revision) continue
+        // Several revisions in one response (a catch-up, or one apply batch coalesced): the last change of a key wins.
+        m.set(e.kv.key, e.type === 'DELETE' ? null : e.kv)
+        if (e.kv.modRevision > rev) rev = e.kv.modRevision
+      }
+      if (rev === f.meta.revision) return
+      for (const [k, v] of m) v === null ? deletes.push(k) : puts.push(v)
+      changed = m.size
+    }
+    void this.apply([{ kind: 'events', range: f.meta.id, revision: rev, puts, deletes, lastContact: this.now() }])
+    f.changes += changed
     this.maybeFold(f)
   }
 
@@ -655,10 +665,12 @@ export class ReplicaEngine {
       p.catch(() => {})
       return p
     }
-    this.queue.push(...ops)
-    this.flushing ??= this.flush()
-    // Callers that do not wait (live events) must not leave an unhandled rejection: fail() reports the error.
-    this.flushing.catch(() => {})
+    for (const op of ops) this.queue.push(op)
+    if (this.flushing === undefined) {
+      this.flushing = this.flush()
+      // Callers that do not wait (live events) must not leave an unhandled rejection: fail() reports the error.
+      this.flushing.catch(() => {})
+    }
     return this.flushing
   }
 

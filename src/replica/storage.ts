@@ -149,25 +149,31 @@ export class MemoryReplicaStorage implements ReplicaStorage {
   async close(): Promise<void> {}
 }
 
+/** The key map of one generation of a range, made on first use. */
+function genMap(
+  data: Map<string, Map<number, Map<string, StoredKv>>>,
+  range: string,
+  g: number,
+): Map<string, StoredKv> {
+  let gens = data.get(range)
+  if (!gens) {
+    gens = new Map()
+    data.set(range, gens)
+  }
+  let m = gens.get(g)
+  if (!m) {
+    m = new Map()
+    gens.set(g, m)
+  }
+  return m
+}
+
 /** The meaning of each op, on maps (shared by the memory and file backends). */
 export function applyOps(
   metas: Map<string, RangeMeta>,
   data: Map<string, Map<number, Map<string, StoredKv>>>,
   ops: StorageOp[],
 ): void {
-  const gen = (range: string, g: number) => {
-    let gens = data.get(range)
-    if (!gens) {
-      gens = new Map()
-      data.set(range, gens)
-    }
-    let m = gens.get(g)
-    if (!m) {
-      m = new Map()
-      gens.set(g, m)
-    }
-    return m
-  }
   for (const op of ops) {
     switch (op.kind) {
       case 'meta':
@@ -176,7 +182,7 @@ export function applyOps(
       case 'events': {
         const meta = metas.get(op.range)
         if (!meta) break
-        const m = gen(op.range, meta.gen)
+        const m = genMap(data, op.range, meta.gen)
         for (const k of op.deletes) m.delete(k)
         for (const kv of op.puts) m.set(kv.key, kv)
         meta.revision = Math.max(meta.revision, op.revision)
@@ -193,7 +199,7 @@ export function applyOps(
       case 'copy-page': {
         const meta = metas.get(op.range)
         if (!meta) break
-        const m = gen(op.range, op.copy.gen)
+        const m = genMap(data, op.range, op.copy.gen)
         for (const kv of op.puts) m.set(kv.key, kv)
         meta.copy = { ...op.copy }
         break
