@@ -9,7 +9,8 @@
  *   reads    the p50/p99 of single local gets on Node (memory storage, fine clock)
  *   fanout   a three-member cluster; R Node replicas (memory storage, one client and WebSocket each, or
  *            --replicas-per-client K sharing one; in a worker thread, off the load generator's thread) follow
- *            `bench/key/000` (100 keys, 1% of the writes) on a follower while 64 clients put 256 B values over
+ *            `bench/key/000` (100 keys, 1% of the writes; --fanout-prefix bench/key/0 follows all 10,000, every write)
+ *            on a follower while 64 clients put 256 B values over
  *            bench/key/* on the leader: put throughput with the replicas against the mean of the runs without them
  *            (before and after), and the time from the end of the writes until every replica reflects the last write
  *            of its range. --replicas takes a list (1000,10000): one row set per count, one cluster; the members'
@@ -17,6 +18,7 @@
  *
  *   npm run bench -- replica [--quick] [--parts browser,reads,fanout] [--keys 100000] [--offline-writes 10000]
  *                            [--replicas 1000[,10000]] [--replicas-per-client 1] [--seconds 10]
+ *                            [--fanout-prefix bench/key/000]
  *
  * --quick: 10,000 keys, 1,000 offline writes, 100 replicas, 3 s. Every wait is bounded; servers, the browser and the
  * replica worker are stopped at the end, also on failure.
@@ -268,7 +270,12 @@ function startFleet(): {
  * replicas (before and after), and the time from the end of the writes until every replica reflects the last write
  * of its range. The members' watch limits are raised to fit the largest R.
  */
-async function fanoutPart(replicaCounts: number[], seconds: number, perClient: number): Promise<BenchResult[]> {
+async function fanoutPart(
+  replicaCounts: number[],
+  seconds: number,
+  perClient: number,
+  prefix = 'bench/key/000',
+): Promise<BenchResult[]> {
   const out: BenchResult[] = []
   const most = Math.max(...replicaCounts)
   // One watch stream per client (WebSocket) and one watcher per replica on the follower, with room for the rest.
@@ -280,7 +287,9 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
   ]
   const cluster = await startEdgecdCluster(3, limits)
   const fleet = startFleet()
-  const prefix = 'bench/key/000'
+  // The keys are bench/key/00000-09999 (the first digit always 0): each further digit divides the share by 10.
+  const share = prefix.startsWith('bench/key/0') ? 10 ** -(prefix.length - 'bench/key/0'.length) : 0
+  const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)
   try {
     const { leader, follower } = await cluster.roles()
     const bodies = new Bodies()
@@ -302,18 +311,24 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
       cpuUs: number
       benchCores: number
       fleetCores: number
+      messages: number
+      changes: number
       convergeMs: number
       behind: number
       openSecs: number
     }[] = []
     for (const n of replicaCounts) {
       const { secs: openSecs } = await fleet.ask({ type: 'open', url: follower, prefix, count: n, perClient })
+      await fleet.ask({ type: 'count' })
       const withReplicas = await run()
+      // Frames the replicas received during the run (warm-up included) and the changes they carried: how many
+      // revisions of one apply batch the member coalesced into one message, free of the machine's noise.
+      const { messages, changes } = await fleet.ask({ type: 'count' })
       const stopped = performance.timeOrigin + performance.now()
       // The last write of the followed range, on the cluster.
       const tail = await call(leader, '/v3/kv/range', {
         key: b64(prefix),
-        range_end: b64('bench/key/001'),
+        range_end: b64(end),
         sort_order: 'DESCEND',
         sort_target: 'MOD',
         limit: 1,
@@ -326,6 +341,8 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
         cpuUs: withReplicas.serverCpuUsPerOp,
         benchCores: withReplicas.clientCpuCores,
         fleetCores: withReplicas.fleetCores,
+        messages,
+        changes,
         convergeMs: Math.max(0, at - stopped),
         behind,
         openSecs,
@@ -350,7 +367,7 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
           name: `fanout: put throughput with ${who}`,
           value: r.opsPerSec,
           unit: 'ops/s',
-          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put (${((r.cpuUs / baseCpuUs) * 100).toFixed(0)}% of without); replicas' thread ${r.fleetCores.toFixed(2)} cores (${((r.fleetCores * 1e6) / r.opsPerSec).toFixed(0)} µs/put); bench process (load + replicas) ${r.benchCores.toFixed(2)} cores`,
+          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put vs ${baseCpuUs.toFixed(0)} without: their write capacity ${((baseCpuUs / r.cpuUs) * 100).toFixed(0)}% of without (replicas elsewhere, as deployed); replicas' thread ${r.fleetCores.toFixed(2)} cores (${((r.fleetCores * 1e6) / r.opsPerSec).toFixed(0)} µs/put); bench process (load + replicas) ${r.benchCores.toFixed(2)} cores`,
         },
         {
           name: `fanout: ${who} at the last revision after writes stop`,
@@ -358,7 +375,17 @@ async function fanoutPart(replicaCounts: number[], seconds: number, perClient: n
           unit: 'ms',
           note: `target < 1,000 ms; ${r.behind} behind after 60 s`,
         },
-        { name: `fanout: open ${who} (100 keys each)`, value: r.openSecs, unit: 's' },
+        {
+          name: `fanout: ${who}: changes per watch message`,
+          value: r.changes / Math.max(1, r.messages),
+          unit: 'x',
+          note: `${r.messages.toLocaleString('en-US')} messages carried ${r.changes.toLocaleString('en-US')} changes (one apply batch's revisions coalesced per watcher)`,
+        },
+        {
+          name: `fanout: open ${who} (${Math.round(share * 10_000).toLocaleString('en-US')} keys each)`,
+          value: r.openSecs,
+          unit: 's',
+        },
       )
     }
     out.push({
@@ -384,6 +411,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       'offline-writes': { type: 'string' },
       replicas: { type: 'string' },
       'replicas-per-client': { type: 'string' },
+      'fanout-prefix': { type: 'string' },
       seconds: { type: 'string' },
     },
     strict: false,
@@ -404,7 +432,10 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   if (parts.includes('reads')) out.push(...(await nodeReads(keys)))
   if (parts.includes('fanout'))
     out.push(
-      ...(await fanoutPart(replicas, seconds, perClient)).map((r) => ({ ...r, note: `${r.note ?? ''}; ${load()}` })),
+      ...(await fanoutPart(replicas, seconds, perClient, values['fanout-prefix'] as string | undefined)).map((r) => ({
+        ...r,
+        note: `${r.note ?? ''}; ${load()}`,
+      })),
     )
   return out
 }

@@ -6,14 +6,16 @@
  *                                                                 one HTTP pool and one WebSocket watch stream)
  *               { type: 'await', target, timeoutMs }              answers once every replica reflects `target`
  *               { type: 'close' }
+ *               { type: 'count' }                                 answers the counts since the last 'count', and resets them
  * Messages out: { type: 'opened', secs } | { type: 'reached', at, behind } | { type: 'closed' } | { type: 'error' }
+ *               | { type: 'counted', messages, changes }: watch messages (frames) received and changes they carried
  *               | { type: 'thread', stat }: sent once at start, `stat` is this thread's /proc/<pid>/task/<tid>/stat path,
  *                 which the bench reads to count the replicas' CPU apart from the load generator's
  * Times (`at`) are performance.timeOrigin + performance.now(), comparable across threads.
  */
 import { readlinkSync } from 'node:fs'
 import { parentPort } from 'node:worker_threads'
-import WebSocket from 'ws'
+import WsWebSocket from 'ws'
 import { Client } from '../../src/client/index.js'
 import { openReplica, type Replica } from '../../src/replica/index.js'
 
@@ -23,6 +25,19 @@ interface Tracked {
   r: Replica
   /** The last revisions the replica reached and when (newest last, a few kept). */
   seen: { rev: number; at: number }[]
+}
+
+/** Watch messages (WebSocket frames) the fleet received, and the changes they carried, since the last 'count'. */
+const counts = { messages: 0, changes: 0 }
+
+/** The ws package's WebSocket, counting the frames it receives (one per watch message). */
+class WebSocket extends WsWebSocket {
+  constructor(url: string, protocols?: string | string[]) {
+    super(url, protocols)
+    this.on('message', () => {
+      counts.messages++
+    })
+  }
 }
 
 const fleet: Tracked[] = []
@@ -49,6 +64,7 @@ async function open(url: string, prefix: string, count: number, perClient: numbe
         })
         const t: Tracked = { r, seen: [{ rev: r.status.revision, at: now() }] }
         r.watch({ prefix }, (c) => {
+          counts.changes += c.events.length
           t.seen.push({ rev: c.revision, at: now() })
           if (t.seen.length > 16) t.seen.splice(0, 8)
         })
@@ -94,7 +110,11 @@ parentPort!.on('message', (m: { type: string; [k: string]: unknown }) => {
     )
   else if (m.type === 'await')
     awaitTarget(m.target as number, m.timeoutMs as number).then((x) => reply({ type: 'reached', ...x }), fail)
-  else if (m.type === 'close')
+  else if (m.type === 'count') {
+    reply({ type: 'counted', ...counts })
+    counts.messages = 0
+    counts.changes = 0
+  } else if (m.type === 'close')
     (async () => {
       for (const t of fleet.splice(0)) await t.r.close().catch(() => {})
       for (const c of clients.splice(0)) c.close()

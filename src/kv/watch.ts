@@ -296,23 +296,13 @@ export class WatchStream {
   }
 
   private pump(): void {
-    // Watchers of one shape at one position read the same history: compute each batch once per pump (the history
-    // does not change while it runs) and share its Event[], so the transport encodes it once.
-    this.catchUpShared = new Map()
-    try {
-      for (const w of [...this.watchers.values()]) {
-        if (this.blocked || this.closed) return
-        this.flush(w)
-        if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
-      }
-    } finally {
-      this.catchUpShared = undefined
+    for (const w of [...this.watchers.values()]) {
+      if (this.blocked || this.closed) return
+      this.flush(w)
+      if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
     }
     this.maybeSendProgress()
   }
-
-  /** During pump(): catch-up batches by position and shape. */
-  private catchUpShared: Map<string, { events: Event[]; nextRev: number }> | undefined
 
   /** The client went away: drops every watcher without messages. */
   close(): void {
@@ -477,15 +467,7 @@ export class WatchStream {
         w.synced = true
         return
       }
-      const key = `${w.nextRev} ${w.shape}`
-      let shared = this.catchUpShared?.get(key)
-      if (shared === undefined) {
-        const batch = history.changesFrom(w.nextRev, this.hub.config.watchBatchRevisionsMax)
-        const evs: Event[] = []
-        for (const { changes } of batch) evs.push(...w.events(changes))
-        shared = { events: evs, nextRev: batch.length > 0 ? batch[batch.length - 1]!.rev + 1 : current + 1 }
-        this.catchUpShared?.set(key, shared)
-      }
+      const shared = this.hub.catchUpBatch(w)
       const events = shared.events
       w.nextRev = shared.nextRev
       if (events.length > 0) this.deliver(watchResponse({ header: header(current), watch_id: w.id, events }))
@@ -608,6 +590,35 @@ export class WatchHub {
       for (const s of streams) s.flushCoalesced()
     }
     if (this.joins.size > 0) this.joins = new Map()
+  }
+
+  /** Catch-up batches by position and shape, valid while the store stays at one revision and compaction. */
+  private catchUps = new Map<string, { events: Event[]; nextRev: number }>()
+  private catchUpsAt = -1
+  private catchUpsCompacted = -1
+
+  /**
+   * @internal The next catch-up batch of w (up to watchBatchRevisionsMax revisions from w.nextRev). Watchers of one
+   * shape at one position read the same history, on any stream: the batch is computed once and its Event[] shared,
+   * so a transport encodes it once (1,000 replicas that fell behind together cost one encode per batch, not 1,000).
+   */
+  catchUpBatch(w: Watcher): { events: Event[]; nextRev: number } {
+    const h = this.history
+    if (h.revision !== this.catchUpsAt || h.compactRevision !== this.catchUpsCompacted || this.catchUps.size > 4096) {
+      this.catchUps = new Map()
+      this.catchUpsAt = h.revision
+      this.catchUpsCompacted = h.compactRevision
+    }
+    const key = `${w.nextRev} ${w.shape}`
+    let shared = this.catchUps.get(key)
+    if (shared === undefined) {
+      const batch = h.changesFrom(w.nextRev, this.config.watchBatchRevisionsMax)
+      const events: Event[] = []
+      for (const { changes } of batch) for (const e of w.events(changes)) events.push(e)
+      shared = { events, nextRev: batch.length > 0 ? batch[batch.length - 1]!.rev + 1 : h.revision + 1 }
+      this.catchUps.set(key, shared)
+    }
+    return shared
   }
 
   /** @internal One Event[] for the parts of a coalesced message, shared by the watchers of a shape that got the same. */

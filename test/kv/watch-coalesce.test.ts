@@ -417,4 +417,20 @@ describe('coalesced watch messages', () => {
       [[2, 3]],
     )
   })
+
+  test('catch-up: watchers of one shape at one position share one Event[] across streams, until the next write', () => {
+    const s = newStore()
+    for (let i = 0; i < 5; i++) put(s, `p/${i}`, 'x')
+    const sinks = Array.from({ length: 20 }, () => new RecordingSink())
+    for (const k of sinks) s.watchHub.openStream(k).create(watchReq('p/', 'p0', { start_revision: 2 }))
+    const batches = sinks.map((k) => k.messages.find((m) => m.events.length > 0)!)
+    assert.deepEqual(revsOf(batches[0]!), [2, 3, 4, 5, 6])
+    for (const m of batches) assert.equal(m.events, batches[0]!.events)
+    put(s, 'p/9', 'y')
+    const late = new RecordingSink()
+    s.watchHub.openStream(late).create(watchReq('p/', 'p0', { start_revision: 2 }))
+    const m = late.messages.find((x) => x.events.length > 0)!
+    assert.deepEqual(revsOf(m), [2, 3, 4, 5, 6, 7])
+    assert.notEqual(m.events, batches[0]!.events)
+  })
 })
