@@ -7,6 +7,8 @@
  *            last one (catch-up from IndexedDB + watch replay); local get time in the page (batched: the page's
  *            clock is coarse) and, with the same engine on Node, the p50/p99 of single local gets
  *   reads    the p50/p99 of single local gets on Node (memory storage, fine clock)
+ *   apply    (only when asked) the replica's CPU per live change without the network: 200 replicas on one member,
+ *            synthetic one-PUT watch frames handed to each replica's socket handler
  *   fanout   a three-member cluster; R Node replicas (memory storage, one client and WebSocket each, or
  *            --replicas-per-client K sharing one; in a worker thread, off the load generator's thread) follow
  *            `bench/key/000` (100 keys, 1% of the writes; --fanout-prefix bench/key/0 follows all 10,000, every write)
@@ -16,7 +18,7 @@
  *            of its range. --replicas takes a list (1000,10000): one row set per count, one cluster; the members'
  *            --max-watch-streams / --max-watchers are raised to fit the largest
  *
- *   npm run bench -- replica [--quick] [--parts browser,reads,fanout] [--keys 100000] [--offline-writes 10000]
+ *   npm run bench -- replica [--quick] [--parts browser,reads,fanout,apply] [--keys 100000] [--offline-writes 10000]
  *                            [--replicas 1000[,10000]] [--replicas-per-client 1] [--seconds 10]
  *                            [--fanout-prefix bench/key/000]
  *
@@ -206,6 +208,71 @@ async function nodeReads(keys: number): Promise<BenchResult[]> {
       },
     ]
   } finally {
+    await member.stop()
+  }
+}
+
+/**
+ * The replica's own cost per live change, without the network: R replicas (memory storage) open on one member, then
+ * N synthetic watch messages (one PUT of a 256 B value each, like the member's) are handed straight to each replica's
+ * WebSocket message handler. CPU of this process per change: JSON, base64, the index, subscribers, the storage.
+ */
+async function applyPart(replicas: number, changes: number): Promise<BenchResult[]> {
+  const member = await startEdgecd()
+  const sockets: { ws: { onmessage: ((ev: { data: string }) => void) | null }; id: string }[] = []
+  class Recording extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols)
+      const rec = { ws: this as never, id: '' }
+      sockets.push(rec)
+      const send = this.send.bind(this)
+      this.send = ((d: string) => {
+        const m = JSON.parse(d)
+        if (m.create_request) rec.id = String(m.create_request.watch_id)
+        send(d)
+      }) as never
+    }
+  }
+  const opened: Awaited<ReturnType<typeof openReplica>>[] = []
+  try {
+    await call(member.url, '/v3/kv/put', { key: b64('bench/key/00000'), value: b64('x') })
+    for (let i = 0; i < replicas; i += 50)
+      opened.push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(50, replicas - i) }, () =>
+            openReplica({ endpoint: member.url, prefix: 'bench/key/000', WebSocket: Recording }),
+          ),
+        )),
+      )
+    let seen = 0
+    for (const r of opened) r.watch({ prefix: 'bench/key/000' }, (c) => (seen += c.events.length))
+    await sleep(300)
+    const value = b64(new Uint8Array(256).fill(118))
+    const rounds = Math.ceil(changes / replicas)
+    const frame = (rev: number, id: string, key: string, version: number) =>
+      `{"result":{"header":{"cluster_id":"1","member_id":"2","revision":"${rev}","raft_term":"2"},"watch_id":"${id}","events":[{"kv":{"key":"${key}","create_revision":"2","mod_revision":"${rev}","version":"${version}","value":"${value}"}}]}}`
+    let rev = 1_000_000
+    const c0 = process.cpuUsage()
+    for (let n = 0; n < rounds; n++) {
+      rev++
+      const key = b64(`bench/key/000${String(n % 100).padStart(2, '0')}`)
+      for (const s of sockets) s.ws.onmessage?.({ data: frame(rev, s.id, key, n + 2) })
+      // Let the storage commits run, as they do between socket reads.
+      await new Promise((r) => setImmediate(r))
+    }
+    const c = process.cpuUsage(c0)
+    const n = rounds * sockets.length
+    if (seen < n) throw new Error(`the replicas saw ${seen} of ${n} changes`)
+    return [
+      {
+        name: `apply: CPU per live change and replica (${replicas.toLocaleString('en-US')} replicas, ${n.toLocaleString('en-US')} changes)`,
+        value: (c.user + c.system) / n,
+        unit: 'µs',
+        note: 'no network: synthetic frames handed to each socket handler (building them is included, ~1 µs)',
+      },
+    ]
+  } finally {
+    for (const r of opened) await r.close().catch(() => {})
     await member.stop()
   }
 }
@@ -430,6 +497,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   if (parts.includes('browser'))
     out.push(...(await browserPart(keys, offline)).map((r) => ({ ...r, note: `${r.note ?? ''}; ${load()}` })))
   if (parts.includes('reads')) out.push(...(await nodeReads(keys)))
+  if (parts.includes('apply')) out.push(...(await applyPart(q ? 50 : 200, q ? 10_000 : 100_000)))
   if (parts.includes('fanout'))
     out.push(
       ...(await fanoutPart(replicas, seconds, perClient, values['fanout-prefix'] as string | undefined)).map((r) => ({

@@ -486,7 +486,10 @@ export class WatchStream {
     if (this.closed) return
     // Anything else said on the stream (created, canceled, progress, catch-up) comes after the batch's events so far:
     // a message is never coalesced across it.
-    if (this.coalesced.length > 0) this.flushCoalesced()
+    if (this.coalesced.length > 0) {
+      this.flushCoalesced()
+      if (this.closed) return
+    }
     let ok: boolean
     try {
       ok = this.sink.send(resp)
@@ -634,7 +637,8 @@ export class WatchHub {
       return j.events
     }
     const events = parts.flat()
-    list.push({ parts, events })
+    // Watchers of one shape got the same revisions but a few exceptions (a start inside the batch): a short list.
+    if (list.length < 16) list.push({ parts, events })
     return events
   }
 
@@ -703,6 +707,8 @@ export class WatchHub {
 
   /** @internal After the store was replaced by a snapshot. */
   resync(): void {
+    // The store was replaced: batches cached for its old history go.
+    this.catchUpsAt = -1
     for (const s of this.streams) s.resync()
   }
 
