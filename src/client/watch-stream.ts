@@ -267,7 +267,10 @@ export class WatchStream {
     const wid = r.watch_id
     if (typeof wid === 'string' && !r.created && !r.canceled) {
       const w = this.byId.get(wid)
-      if (w !== undefined) return w.onResult(r)
+      if (w !== undefined) {
+        w.onResult(r)
+        return
+      }
     }
     const id = watchIdText(r.watch_id)
     if (id === '-1' && !r.created) {
