@@ -8,6 +8,7 @@ uuids, hashes, sizes); member ids, cluster ids and raft terms are normalised by 
 """
 import io
 import json
+import os
 import sys
 import threading
 import time
@@ -81,11 +82,14 @@ def error(e):
 
 
 def step(name, f):
+    started = time.time()
     try:
         result = f()
     except Exception as e:  # noqa: BLE001 - the class name is the result
         result = error(e)
     print(json.dumps([name, result], sort_keys=True, separators=(',', ':')), flush=True)
+    if os.environ.get('OPS_TIMING'):
+        print('%6.2f s  %s' % (time.time() - started, name), file=sys.stderr)
     return result
 
 
@@ -327,13 +331,13 @@ def watch():
     c.cancel_watch(wid2)
     # history from a start revision: one response, as etcd sends a catching-up watcher
     step('watch_once start_revision', lambda: event(c.watch_once('w/a', timeout=5, start_revision=r0)))
-    step('watch_once_response start_revision', lambda: response(c.watch_once_response('w/', timeout=5,
+    step('watch_once_response start_revision', lambda: response(c.watch_once_response('w/a', timeout=5,
                                                                                         start_revision=r0)))
     step('watch_prefix_once', lambda: event(c.watch_prefix_once('w/', timeout=5, start_revision=r0 + 1)))
     step('watch_once timeout', lambda: event(c.watch_once('w/quiet', timeout=0.5)))
     col3 = Collector()
     wid3 = c.add_watch_callback('w/', col3, range_end='w0', start_revision=r0, prev_kv=True)
-    step('history with prev_kv', lambda: flat(col3.wait(9)))
+    step('history with prev_kv', lambda: flat(col3.wait(8)))
     c.cancel_watch(wid3)
     # iterator API
     events, cancel = c.watch('w/it')

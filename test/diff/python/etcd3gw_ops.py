@@ -6,6 +6,7 @@ Lease ids are replaced by their order of appearance; member ids, cluster ids and
 test.
 """
 import json
+import os
 import sys
 import threading
 import time
@@ -55,11 +56,14 @@ def error(e):
 
 
 def step(name, f):
+    started = time.time()
     try:
         result = plain(f())
     except Exception as e:  # noqa: BLE001 - the class name is the result
         result = error(e)
     print(json.dumps([name, result], sort_keys=True, separators=(',', ':')), flush=True)
+    if os.environ.get('OPS_TIMING'):
+        print('%6.2f s  %s' % (time.time() - started, name), file=sys.stderr)
     return result
 
 
@@ -255,7 +259,7 @@ def compaction():
     c.put('cp/a', '2')
     step('compact', lambda: c.post(c.get_url('/kv/compaction'), json={'revision': r1 + 1}))
     step('get compacted', lambda: c.get('cp/a', revision=r1))
-    step('watch compacted', lambda: c.watch_once('cp/a', timeout=2, start_revision=r1))
+    step('watch compacted', lambda: c.watch_once('cp/a', timeout=1, start_revision=r1))
 
 
 def cluster():
