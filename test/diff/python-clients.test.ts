@@ -98,7 +98,7 @@ describe('python3-etcd3gw (JSON gateway) against etcd 3.4 and edgecd: same calls
   after(async () => {
     await pair?.stop()
   })
-  for (const section of ['paths', 'kv', 'txn', 'lease', 'lock', 'watch', 'compaction', 'cluster'])
+  for (const section of ['paths', 'kv', 'txn', 'lease', 'lock', 'watch', 'compaction', 'cluster', 'auth'])
     test(section, async () => {
       await same(pair, 'etcd3gw_ops.py', [section])
     })
