@@ -1,37 +1,146 @@
-#!/usr/bin/env node
-// The `edgecd` command. It runs the compiled CLI (dist/cli/edgecd.js, bundled by `npm run build`, which `npm ci`,
-// `npm install` and `npm pack` run through `prepare`). In a checkout whose sources are newer than the last build it
-// runs the sources through tsx instead, so it never runs stale output (the check walks src/: a few ms; an installed
-// package has no src/ and skips it).
-// node:fs through require: an ESM `import ... from 'node:fs'` builds its module namespace by reading every export,
-// which loads fs's lazy streams (a few ms of start-up for nothing).
-import { createRequire } from 'node:module'
+#!/bin/sh
+':' //; if [ -n "$NODE_EXTRA_CA_CERTS" ]; then case " $* " in *' serve '*) ;; *) case "$NODE_OPTIONS" in *-ca*) ;; *)
+':' //; export EDGECD_NODE_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS" NODE_EXTRA_CA_CERTS= ;; esac ;; esac; fi
+':' //; exec node "$0" "$@"
+// The `edgecd` command: a POSIX sh launcher (the three lines above) and CommonJS (from here on, bin/package.json
+// says so); `node bin/edgecd.js ...` skips the launcher and runs the same program. docs/cli.md#start-up has the
+// measurements behind each step.
+//
+// The launcher: Node 20 parses every certificate of NODE_EXTRA_CA_CERTS (and its own ~140 roots) while it starts,
+// about 35 ms of CPU per call, TLS or not. So Node starts with the variable empty and its value in
+// EDGECD_NODE_EXTRA_CA_CERTS; below it goes back into process.env (for the commands `lock` runs) and the CLI reads
+// the file on its first https call (src/cli/extra-ca.ts). Not for `serve` (the member and its peers' TLS stay
+// Node's), nor with a --use-*-ca option in NODE_OPTIONS (which choose other roots).
+//
+// Then the compiled CLI, dist/cli/edgecd.cjs (npm run build; `npm ci`, `npm install` and `npm pack` build it
+// through `prepare`), compiled through vm.Script with V8's code cache: the cache is made after the first run and kept
+// under $XDG_CACHE_HOME/edgecd/v8 (or ~/.cache/edgecd/v8, or $EDGECD_CACHE_DIR/v8), one file per Node version and
+// build of the bundle; a cache V8 rejects is replaced, one that cannot be written is skipped silently;
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off. In a checkout whose sources are newer than the last build it runs the
+// sources through tsx instead, so it never runs stale output (the check walks src/: a few ms; an installed package
+// has no src/ and skips it).
+'use strict'
+const { existsSync, readdirSync, readFileSync, statSync } = require('node:fs')
+const path = require('node:path')
 
-const require = createRequire(import.meta.url)
-const { existsSync, readdirSync, statSync } = require('node:fs')
+const argv = process.argv.slice(2)
+const root = path.join(__dirname, '..')
 
-const root = new URL('../', import.meta.url)
-const stamp = new URL('dist/.build-stamp', root)
-const src = new URL('src/', root)
+// NODE_EXTRA_CA_CERTS kept from Node's start by the launcher: back into the environment, and to the CLI below.
+let deferredCa
+const savedCa = process.env.EDGECD_NODE_EXTRA_CA_CERTS
+if (savedCa !== undefined) {
+  delete process.env.EDGECD_NODE_EXTRA_CA_CERTS
+  if (savedCa !== '' && !process.env.NODE_EXTRA_CA_CERTS) {
+    process.env.NODE_EXTRA_CA_CERTS = savedCa
+    deferredCa = savedCa
+  }
+}
+
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+  // Nothing else to load for the version.
+  process.stdout.write(`${require('../package.json').version}\n`)
+} else {
+  void run()
+}
+
+async function run() {
+  const stamp = path.join(root, 'dist/.build-stamp')
+  const src = path.join(root, 'src')
+  const fresh = existsSync(stamp) && (!existsSync(src) || statSync(stamp).mtimeMs >= newest(src))
+  let cli
+  let loaded
+  if (fresh) {
+    loaded = loadBundle(path.join(root, 'dist/cli/edgecd.cjs'))
+    cli = loaded.exports
+  } else {
+    const { register } = await import('tsx/esm/api')
+    register()
+    cli = await import(require('node:url').pathToFileURL(path.join(src, 'cli/main.ts')).href)
+  }
+  if (deferredCa !== undefined) cli.deferExtraCaCerts(deferredCa)
+  const code = await cli.main(argv)
+  loaded?.saveCodeCache()
+  process.exitCode = code
+}
 
 /** Newest modification time under a directory, in ms. */
 function newest(dir) {
   let t = 0
   for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = `${dir}/${e.name}`
+    const p = path.join(dir, e.name)
     t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs)
   }
   return t
 }
 
-const built = existsSync(stamp)
-const fresh = built && (!existsSync(src) || statSync(stamp).mtimeMs >= newest(src.pathname.replace(/\/$/, '')))
-let main
-if (fresh) {
-  ;({ main } = await import('../dist/cli/edgecd.js'))
-} else {
-  const { register } = await import('tsx/esm/api')
-  register()
-  ;({ main } = await import('../src/cli/main.ts'))
+/**
+ * Compiles and runs the CommonJS bundle as Node's loader would (the same wrapper arguments, plus __edgecdImport for
+ * the ES modules it imports: see scripts/build.mjs), with V8's code cache when there is one. Returns its exports
+ * and saveCodeCache(), which writes the cache (after the run, so it holds the functions the run compiled) when
+ * there was none or V8 rejected it.
+ */
+function loadBundle(file) {
+  const vm = require('node:vm')
+  const source = readFileSync(file, 'utf8')
+  const cacheFile = codeCacheFile(file)
+  let cachedData
+  if (cacheFile !== undefined) {
+    try {
+      cachedData = readFileSync(cacheFile)
+    } catch {}
+  }
+  const script = new vm.Script(
+    `(function (exports, require, module, __filename, __dirname, __edgecdImport) {${source}\n})`,
+    { filename: file, cachedData },
+  )
+  const module = { exports: {} }
+  script.runInThisContext()(
+    module.exports,
+    require('node:module').createRequire(file),
+    module,
+    file,
+    path.dirname(file),
+    (url) => import(url),
+  )
+  return {
+    exports: module.exports,
+    saveCodeCache() {
+      if (cacheFile === undefined || (cachedData !== undefined && !script.cachedDataRejected)) return
+      try {
+        const fs = require('node:fs')
+        const dir = path.dirname(cacheFile)
+        fs.mkdirSync(dir, { recursive: true })
+        const tmp = `${cacheFile}.${process.pid}.tmp`
+        fs.writeFileSync(tmp, script.createCachedData())
+        fs.renameSync(tmp, cacheFile)
+        // Keep the newest few (one per Node version and build in use); older builds' caches go.
+        const files = fs
+          .readdirSync(dir)
+          .filter((f) => f.endsWith('.v8'))
+          .map((f) => ({ f, t: fs.statSync(path.join(dir, f)).mtimeMs }))
+          .sort((a, b) => b.t - a.t)
+        for (const { f } of files.slice(8)) fs.rmSync(path.join(dir, f), { force: true })
+      } catch {}
+    },
+  }
 }
-process.exitCode = await main(process.argv.slice(2))
+
+/** Where the code cache of this bundle for this Node lives; undefined when there is no place for it. */
+function codeCacheFile(file) {
+  const env = process.env
+  if (env.NODE_DISABLE_COMPILE_CACHE) return undefined
+  try {
+    const base =
+      env.EDGECD_CACHE_DIR ||
+      path.join(env.XDG_CACHE_HOME || path.join(require('node:os').homedir(), '.cache'), 'edgecd')
+    const st = statSync(file)
+    // V8 checks its own version, flags and the source's length; the key adds the build and the options Node got.
+    const key = [file, st.size, st.mtimeMs, process.execArgv.join(' '), env.NODE_OPTIONS ?? ''].join('\0')
+    let h = 0x811c9dc5 // FNV-1a
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193) >>> 0
+    return path.join(base, 'v8', `edgecd-${process.version}-${process.arch}-${h.toString(16)}.v8`)
+  } catch {
+    return undefined
+  }
+}

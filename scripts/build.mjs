@@ -4,7 +4,7 @@
 //   dist/browser/edgecd-client.js   the client as one self-contained ES module
 //   dist/browser/replica.js         the browser replica (also served by members at /ui/replica.js)
 //   dist/worker/worker.js           the Worker and its Durable Object member class, for workerd
-//   dist/cli/edgecd.js              the CLI bin/edgecd.js runs (with its lazily loaded chunks, edgecd-*.js)
+//   dist/cli/edgecd.cjs             the CLI bin/edgecd.js runs (one CommonJS file)
 // and writes dist/.build-stamp last. bin/edgecd.js runs dist/ when the stamp is newer than every file under src/
 // (an installed package has no src/), and the sources through tsx otherwise, so a checkout never runs stale output.
 import { spawnSync } from 'node:child_process'
@@ -65,28 +65,44 @@ await build({
   define: { 'process.env.NODE_DEBUG': 'false', 'process.env.NODE_ENV': '"production"' },
   logLevel: 'warning',
 })
-// The CLI as bin/edgecd.js runs it: dist/cli/edgecd.js and its lazily imported chunks (dist/cli/edgecd-*.js), one
-// module per command group instead of some 40 files, so `edgecd get` resolves and compiles a handful of modules
-// (start-up time is what etcdctl users compare us with). npm packages stay imports (installed beside us), and
-// `serve` stays the tsc output (dist/cli/serve.js and the member behind it: not worth bundling for a long-lived process).
+// The CLI as bin/edgecd.js runs it: dist/cli/edgecd.cjs, one CommonJS file with every client command (a command's
+// modules are evaluated only when it runs), which bin/edgecd.js compiles through vm.Script with V8's code cache.
+// Start-up time is what etcdctl users compare us with (docs/benchmarks.md): CommonJS because Node's ES module loader
+// costs a one-shot call more than the whole CLI's code (it loads fs/promises, resolves and links asynchronously), and
+// one file because every file is a resolve, a read and a compile. npm packages stay require()s (installed beside us;
+// only `watch` (ws) and a password prompt (read) load one). `serve` and `snapshot` stay the tsc output (ES modules:
+// the member's code), imported through the function bin/edgecd.js passes in as `__edgecdImport`: code compiled by
+// vm.Script has no import() of its own on Node 20 once it comes from the code cache.
+const esmSiblings = { './serve.js': ['runServe'], './snapshot.js': ['runSnapshot'] }
 await build({
-  entryPoints: { edgecd: resolve(root, 'src/cli/main.ts') },
-  outdir: resolve(dist, 'cli'),
-  chunkNames: 'edgecd-[name]-[hash]',
+  entryPoints: [resolve(root, 'src/cli/main.ts')],
+  outfile: resolve(dist, 'cli/edgecd.cjs'),
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   packages: 'external',
+  // import() of node: modules, ws and read becomes require(): see above.
+  supported: { 'dynamic-import': false },
+  define: { 'import.meta.url': '__edgecdUrl' },
+  banner: { js: 'var __edgecdUrl = require("node:url").pathToFileURL(__filename).href;' },
+  // main.ts using an export the stand-ins below do not have must fail the build, not run into undefined.
+  logOverride: { 'import-is-undefined': 'error' },
   logLevel: 'warning',
   plugins: [
     {
-      name: 'serve-stays-external',
+      name: 'esm-siblings',
       setup(b) {
-        b.onResolve({ filter: /^\.\/serve\.js$/ }, (a) =>
-          a.importer.endsWith('/src/cli/main.ts') ? { path: './serve.js', external: true } : undefined,
+        b.onResolve({ filter: /^\.\/(serve|snapshot)\.js$/ }, (a) =>
+          a.importer.endsWith('/src/cli/main.ts') ? { path: a.path, namespace: 'esm-sibling' } : undefined,
         )
+        b.onLoad({ filter: /.*/, namespace: 'esm-sibling' }, (a) => ({
+          loader: 'js',
+          contents: [
+            `const load = () => __edgecdImport(new URL(${JSON.stringify(a.path)}, __edgecdUrl).href)`,
+            ...esmSiblings[a.path].map((n) => `export const ${n} = (...args) => load().then((m) => m.${n}(...args))`),
+          ].join('\n'),
+        }))
       },
     },
   ],

@@ -7,6 +7,7 @@
 import type { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { Client, EtcdClientError, type TlsOptions } from '../client/index.js'
+import { withExtraCa } from './extra-ca.js'
 import { type FlagSpec, globalFlags, globalValueFlags } from './global-flags.js'
 import { nodeFetch } from './http-fetch.js'
 import { type CliIo, exitBadArgs, exitBadFeature, exitError } from './main.js'
@@ -316,7 +317,8 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
           endpoints,
           token,
           ...creds,
-          tls,
+          // The client uses `tls` for its wss:// watches (its calls go through nodeFetch, which does the same).
+          tls: endpoints.some((e) => e.startsWith('https:')) ? withExtraCa(tls) : tls,
           dialTimeoutMs,
           commandTimeoutMs,
           WebSocket,

@@ -13,6 +13,7 @@ import type { Agent as HttpAgent, IncomingMessage, RequestOptions } from 'node:h
 import type { Agent as HttpsAgent } from 'node:https'
 import { createRequire } from 'node:module'
 import type { TlsOptions } from '../client/index.js'
+import { withExtraCa } from './extra-ca.js'
 
 // node:http and node:https through require, not ESM imports: an ESM import builds the module's namespace by reading
 // every export, and on Node 22 node:http's exports include lazy getters (WebSocket, MessageEvent...) that load all of
@@ -43,13 +44,17 @@ export function nodeFetch(tls?: TlsOptions): typeof fetch {
     https: boolean,
     mod: typeof import('node:https') | undefined,
   ): HttpAgent | HttpsAgent | undefined => {
-    if (!https || tls === undefined) return undefined // the global agents (keep-alive, idle sockets unref'd)
-    httpsAgent ??= new mod!.Agent({
+    if (!https) return undefined // the global agent (keep-alive, idle sockets unref'd)
+    if (httpsAgent !== undefined) return httpsAgent
+    // NODE_EXTRA_CA_CERTS kept from Node's start by the launcher is read here, on the first https call.
+    const t = withExtraCa(tls)
+    if (t === undefined) return undefined
+    httpsAgent = new mod!.Agent({
       keepAlive: true,
-      ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
-      ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
-      ...(tls.key !== undefined ? { key: tls.key } : {}),
-      ...(tls.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
+      ...(t.ca !== undefined ? { ca: t.ca } : {}),
+      ...(t.cert !== undefined ? { cert: t.cert } : {}),
+      ...(t.key !== undefined ? { key: t.key } : {}),
+      ...(t.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
     })
     return httpsAgent
   }

@@ -9,6 +9,9 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { globalFlags, globalValueFlags } from './global-flags.js'
 
+// bin/edgecd.js hands the launcher's deferred NODE_EXTRA_CA_CERTS over through the bundle's exports.
+export { deferExtraCaCerts } from './extra-ca.js'
+
 /** Exit status of `edgecd serve` for a bad flag or value (etcd itself exits 2 there, as Go's flag package does). */
 export const exitUsage = 2
 /** etcdctl's exit codes (etcdctl/ctlv3/command/error.go): a failed command, an unsupported feature, bad arguments. */
@@ -227,5 +230,7 @@ function parseGlobal(argv: string[]) {
 // Run when started directly (`node --import tsx src/cli/main.ts`, i.e. `npm start`); bin/edgecd.js imports and calls
 // main() itself.
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main(process.argv.slice(2))
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code
+  })
 }
