@@ -116,4 +116,26 @@ describe('edgecd CLI', () => {
     assert.equal(bad.status, exitError)
     assert.match(bad.stderr, /unknown command/)
   })
+
+  test("the launcher keeps NODE_EXTRA_CA_CERTS from Node's start, except for serve", () => {
+    // Node 20 reads the file while it starts and warns when it cannot: through the launcher it must not have it (the
+    // CLI reads it on its first https call: test/client/tls.test.ts), run by node itself it does.
+    const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/extra-ca.pem' }
+    const warning = /Ignoring extra certs from `\/nonexistent\/extra-ca\.pem`/
+    for (const args of [
+      ['--version'],
+      ['--help'],
+      ['--endpoints', 'http://127.0.0.1:1', '--command-timeout=1s', 'get', 'serve-not'],
+    ]) {
+      const r = spawnSync(bin, args, { encoding: 'utf8', env })
+      assert.doesNotMatch(r.stderr, warning, args.join(' '))
+    }
+    assert.equal(spawnSync(bin, ['--version'], { encoding: 'utf8', env }).stdout, `${version()}\n`)
+    if (process.versions.node.startsWith('20.')) {
+      assert.match(spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8', env }).stderr, warning)
+      // serve keeps it: the member's own TLS (peers, clients) trusts what Node loaded.
+      assert.match(spawnSync(bin, ['serve', '--help'], { encoding: 'utf8', env }).stderr, warning)
+    }
+  })
 })

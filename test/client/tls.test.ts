@@ -20,9 +20,14 @@ import { testClient, within } from './helpers.js'
 
 const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
 
-function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+/** Runs `node bin/edgecd.js`, or with `launcher` the bin itself as a user's shell does (its sh launcher first). */
+function cli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; launcher?: boolean } = {},
+): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { timeout: 20_000 }, (error, stdout, stderr) =>
+    const [cmd, argv] = opts.launcher ? [bin, args] : [process.execPath, [bin, ...args]]
+    execFile(cmd, argv, { timeout: 20_000, env: opts.env ?? process.env }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
     )
   })
@@ -126,5 +131,48 @@ describe('TLS client options against a member with client certificate auth', () 
     assert.match(missing.err, /^Error: --cacert \/nonexistent\/ca\.pem: ENOENT$/m)
     const half = await cli([`--endpoints=${url}`, '--cert', alice.certFile, 'get', 'x'])
     assert.match(half.err, /^Error: --cert and --key must be given together$/m)
+  })
+
+  test('CLI: a CA given only by NODE_EXTRA_CA_CERTS is trusted, through the launcher (which defers it) and without', async () => {
+    const certFlags = ['--cert', alice.certFile, '--key', alice.keyFile, '--command-timeout=3s']
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: ca.certFile }
+    for (const launcher of [true, false]) {
+      const put = await cli([`--endpoints=${url}`, ...certFlags, 'put', 'tls/extra', String(launcher)], {
+        env,
+        launcher,
+      })
+      assert.equal(put.out, 'OK\n', `launcher ${launcher}: ${put.err}`)
+      const get = await cli([`--endpoints=${url}`, ...certFlags, 'get', 'tls/extra', '--print-value-only'], {
+        env,
+        launcher,
+      })
+      assert.equal(get.out, `${launcher}\n`)
+      // --cacert replaces Node's roots and the extra file, as Node does.
+      const wrongCa = await cli([`--endpoints=${url}`, ...certFlags, '--cacert', other.certFile, 'get', 'tls/extra'], {
+        env,
+        launcher,
+      })
+      assert.equal(wrongCa.code, 1, `launcher ${launcher}: --cacert of another CA`)
+    }
+    // Without the variable the member's certificate is not trusted.
+    const { NODE_EXTRA_CA_CERTS: _, ...noExtra } = process.env
+    const untrusted = await cli([`--endpoints=${url}`, ...certFlags, 'get', 'tls/extra'], {
+      env: noExtra,
+      launcher: true,
+    })
+    assert.equal(untrusted.code, 1)
+    // Commands `lock` runs see the variable as it was given.
+    const locked = await cli(
+      [`--endpoints=${url}`, ...certFlags, 'lock', 'tls-lock', 'sh', '-c', 'printf %s "$NODE_EXTRA_CA_CERTS"'],
+      { env, launcher: true },
+    )
+    assert.equal(locked.out, ca.certFile, locked.err)
+    // An unreadable file: Node's warning (from the CLI, on the https call), and the call goes on without it.
+    const missing = await cli([`--endpoints=${url}`, ...certFlags, 'get', 'tls/extra'], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/extra.pem' },
+      launcher: true,
+    })
+    assert.equal(missing.code, 1)
+    assert.match(missing.err, /Warning: Ignoring extra certs from `\/nonexistent\/extra\.pem`, load failed/)
   })
 })
