@@ -14,7 +14,7 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -64,7 +64,8 @@ describe('the packed package in an empty project', { timeout: 600_000 }, () => {
     const files = packed[0]!.files.map((f) => f.path)
     assert.ok(files.includes('dist/client/index.js'), 'the tarball holds the compiled client')
     assert.ok(files.includes('dist/client/index.d.ts'), 'and its type declarations')
-    assert.ok(files.includes('dist/cli/edgecd.js'), 'the bundled CLI bin/edgecd.js runs')
+    assert.ok(files.includes('dist/cli/edgecd.cjs'), 'the bundled CLI bin/edgecd.js runs')
+    assert.ok(files.includes('bin/package.json'), 'which says bin/edgecd.js is CommonJS')
     assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), 'and no sources or tests')
     run('mkdir', ['-p', project], { cwd: dir })
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
@@ -106,6 +107,32 @@ describe('the packed package in an empty project', { timeout: 600_000 }, () => {
     assert.equal(run(bin, ['--endpoints', endpoint, 'put', 'cli/k', 'v1']).trim(), 'OK')
     assert.equal(run(bin, ['--endpoints', endpoint, 'get', 'cli/k']).trim(), 'cli/k\nv1')
     assert.throws(() => run(bin, ['--endpoints', endpoint, 'no-such-command']), /failed/)
+  })
+
+  test("the installed CLI keeps V8's code cache in EDGECD_CACHE_DIR, and survives a bad one", () => {
+    const bin = join(project, 'node_modules/.bin/edgecd')
+    const env = { EDGECD_CACHE_DIR: join(dir, 'cache') }
+    const cacheFiles = () => {
+      try {
+        return readdirSync(join(dir, 'cache/v8')).filter((f) => f.endsWith('.v8'))
+      } catch {
+        return []
+      }
+    }
+    assert.equal(run(bin, ['--endpoints', endpoint, 'get', 'cli/k'], { env }).trim(), 'cli/k\nv1')
+    const [file, ...more] = cacheFiles()
+    assert.ok(file !== undefined && more.length === 0, `one cache file after the first call: ${cacheFiles()}`)
+    const made = readFileSync(join(dir, 'cache/v8', file))
+    assert.equal(run(bin, ['--endpoints', endpoint, 'get', 'cli/k'], { env }).trim(), 'cli/k\nv1')
+    assert.deepEqual(readFileSync(join(dir, 'cache/v8', file)), made, 'a cache V8 takes is kept as it is')
+    // A cache V8 rejects (here: garbage) is not fatal, and is replaced.
+    writeFileSync(join(dir, 'cache/v8', file), 'not a code cache')
+    assert.equal(run(bin, ['--endpoints', endpoint, 'get', 'cli/k'], { env }).trim(), 'cli/k\nv1')
+    assert.notEqual(readFileSync(join(dir, 'cache/v8', file), 'utf8'), 'not a code cache')
+    // NODE_DISABLE_COMPILE_CACHE: no cache read or written.
+    rmSync(join(dir, 'cache'), { recursive: true })
+    run(bin, ['--endpoints', endpoint, 'get', 'cli/k'], { env: { ...env, NODE_DISABLE_COMPILE_CACHE: '1' } })
+    assert.deepEqual(cacheFiles(), [])
   })
 
   test("import { Client } from 'edgecd' watches on Node without being given a WebSocket", () => {
