@@ -8,7 +8,7 @@
 // and writes dist/.build-stamp last. bin/edgecd.js runs dist/ when the stamp is newer than every file under src/
 // (an installed package has no src/), and the sources through tsx otherwise, so a checkout never runs stale output.
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -70,9 +70,10 @@ await build({
 // Start-up time is what etcdctl users compare us with (docs/benchmarks.md): CommonJS because Node's ES module loader
 // costs a one-shot call more than the whole CLI's code (it loads fs/promises, resolves and links asynchronously), and
 // one file because every file is a resolve, a read and a compile. npm packages stay require()s (installed beside us;
-// only `watch` (ws) and a password prompt (read) load one). `serve` and `snapshot` stay the tsc output (ES modules:
-// the member's code), imported through the function bin/edgecd.js passes in as `__edgecdImport`: code compiled by
-// vm.Script has no import() of its own on Node 20 once it comes from the code cache.
+// only `watch` (ws) and a password prompt (read) load one), but for http-parser-js. `serve` and `snapshot` stay the
+// tsc output (ES modules: the member's code), imported through the function bin/edgecd.js passes in as
+// `__edgecdImport`: code compiled by vm.Script has no import() of its own on Node 20 once it comes from the code cache.
+const pkg = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8'))
 const esmSiblings = { './serve.js': ['runServe'], './snapshot.js': ['runSnapshot'] }
 await build({
   entryPoints: [resolve(root, 'src/cli/main.ts')],
@@ -81,7 +82,10 @@ await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  packages: 'external',
+  // npm packages stay require()s, but for http-parser-js, which every http:// call uses (src/cli/http-fetch.ts).
+  external: Object.keys({ ...pkg.dependencies, ...pkg.devDependencies })
+    .filter((n) => n !== 'http-parser-js')
+    .flatMap((n) => [n, `${n}/*`]),
   // import() of node: modules, ws and read becomes require(): see above.
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__edgecdUrl' },

@@ -1,25 +1,30 @@
 /**
  * The CLI's fetch: the few parts of `fetch` the client's transport uses (a POST or GET with string headers and a string
- * body, an AbortSignal; an answer's `ok`, `status`, `text()`, `json()` and a streamed `body`), made with node:http and
- * node:https. A one-shot `edgecd get` spends most of its start-up initialising undici behind the global fetch (about
- * as long as loading the whole CLI); node:http is already in the snapshot Node starts from.
+ * body, an AbortSignal; an answer's `ok`, `status`, `text()`, `json()` and a streamed `body`). A one-shot `edgecd get`
+ * would spend most of its start-up initialising undici behind the global fetch, so:
+ *   - http:// goes over a node:net socket, one request per connection (`connection: close`), the answer parsed by
+ *     http-parser-js (chunked or sized bodies, as node:http's own parser): node:net and its streams load anyway as
+ *     soon as stdout is a pipe or a terminal, while node:http's client (agent, parser binding, ClientRequest) costs a
+ *     one-shot call about 8 ms more CPU on the loaded 2-core machine (docs/cli.md#start-up);
+ *   - https:// goes through node:https (loaded on the first https call), TLS options on an https.Agent.
  *
  * It behaves as undici's fetch where the transport can tell: a socket error rejects with `TypeError('fetch failed')`
  * whose `cause` is the socket error (so its `code`, ECONNREFUSED..., classifies the failure the same way and the
- * messages users see are unchanged), an abort rejects with an `AbortError`, and TLS options (a private CA, a client
- * certificate, skipping verification) go to an https.Agent as undici's `connect` options would.
+ * messages users see are unchanged), a body cut short errors with `TypeError('terminated')`, an abort rejects with an
+ * `AbortError`, and TLS options (a private CA, a client certificate, skipping verification) go to an https.Agent as
+ * undici's `connect` options would.
  */
 import type { Agent as HttpAgent, IncomingMessage, RequestOptions } from 'node:http'
 import type { Agent as HttpsAgent } from 'node:https'
 import { createRequire } from 'node:module'
+import { HTTPParser } from 'http-parser-js'
 import type { TlsOptions } from '../client/index.js'
 import { withExtraCa } from './extra-ca.js'
 
-// node:http and node:https through require, not ESM imports: an ESM import builds the module's namespace by reading
+// node:net and node:https through require, not ESM imports: an ESM import builds the module's namespace by reading
 // every export, and on Node 22 node:http's exports include lazy getters (WebSocket, MessageEvent...) that load all of
 // undici, the very start-up cost this module exists to avoid.
 const require = createRequire(import.meta.url)
-const { request: httpRequest } = require('node:http') as typeof import('node:http')
 
 /** The part of a fetch Response the client reads. */
 interface SmallResponse {
@@ -40,11 +45,7 @@ export function nodeFetch(tls?: TlsOptions): typeof fetch {
   let httpsAgent: HttpsAgent | undefined
   // node:https (and node:tls under it) is loaded on the first https call only: plain http is the common case.
   let httpsModule: typeof import('node:https') | undefined
-  const agentFor = (
-    https: boolean,
-    mod: typeof import('node:https') | undefined,
-  ): HttpAgent | HttpsAgent | undefined => {
-    if (!https) return undefined // the global agent (keep-alive, idle sockets unref'd)
+  const agentFor = (mod: typeof import('node:https')): HttpAgent | HttpsAgent | undefined => {
     if (httpsAgent !== undefined) return httpsAgent
     // NODE_EXTRA_CA_CERTS kept from Node's start by the launcher is read here, on the first https call.
     const t = withExtraCa(tls)
@@ -63,8 +64,9 @@ export function nodeFetch(tls?: TlsOptions): typeof fetch {
     const https = url.protocol === 'https:'
     if (!https && url.protocol !== 'http:')
       throw new TypeError('fetch failed', { cause: new Error(`unsupported protocol ${url.protocol}`) })
-    let mod: typeof import('node:https') | undefined
-    if (https) mod = httpsModule ??= require('node:https') as typeof import('node:https')
+    if (!https) return plainHttp(url, init)
+    httpsModule ??= require('node:https') as typeof import('node:https')
+    const mod = httpsModule
     return new Promise<SmallResponse>((resolve, reject) => {
       const signal = init.signal ?? undefined
       if (signal?.aborted) {
@@ -76,7 +78,7 @@ export function nodeFetch(tls?: TlsOptions): typeof fetch {
       for (const [k, v] of Object.entries((init.headers ?? {}) as Record<string, string>)) headers[k.toLowerCase()] = v
       if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body))
       const options: RequestOptions = { method: init.method ?? 'GET', headers }
-      const agent = agentFor(https, mod)
+      const agent = agentFor(mod)
       if (agent !== undefined) options.agent = agent
       let settled = false
       let res: IncomingMessage | undefined
@@ -89,7 +91,7 @@ export function nodeFetch(tls?: TlsOptions): typeof fetch {
           reject(e)
         }
       }
-      const req = (mod?.request ?? httpRequest)(url, options, (r) => {
+      const req = mod.request(url, options, (r) => {
         res = r
         settled = true
         const status = r.statusCode ?? 0
@@ -145,4 +147,171 @@ export function nodeFetch(tls?: TlsOptions): typeof fetch {
       req.end(body)
     })
   }) as unknown as typeof fetch
+}
+
+/** An answer's body as it arrives: chunks are kept until text() or `body` takes them. */
+class BodyQueue {
+  private chunks: Buffer[] = []
+  private ended = false
+  private error: unknown
+  private sink: { data(b: Buffer): void; end(): void; error(e: unknown): void } | undefined
+
+  push(b: Buffer): void {
+    if (this.sink) this.sink.data(b)
+    else this.chunks.push(b)
+  }
+
+  end(): void {
+    if (this.ended) return
+    this.ended = true
+    this.sink?.end()
+  }
+
+  fail(e: unknown): void {
+    if (this.ended) return
+    this.ended = true
+    this.error = e
+    this.sink?.error(e)
+  }
+
+  attach(sink: { data(b: Buffer): void; end(): void; error(e: unknown): void }): void {
+    this.sink = sink
+    for (const c of this.chunks) sink.data(c)
+    this.chunks = []
+    if (this.error !== undefined) sink.error(this.error)
+    else if (this.ended) sink.end()
+  }
+}
+
+/** One http:// request on its own node:net connection; the answer parsed by http-parser-js. */
+function plainHttp(url: URL, init: RequestInit): Promise<SmallResponse> {
+  const net = require('node:net') as typeof import('node:net')
+  return new Promise<SmallResponse>((resolve, reject) => {
+    const signal = init.signal ?? undefined
+    if (signal?.aborted) {
+      reject(abortError(signal))
+      return
+    }
+    const method = init.method ?? 'GET'
+    const body = init.body === undefined || init.body === null ? undefined : String(init.body)
+    let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`
+    for (const [k, v] of Object.entries((init.headers ?? {}) as Record<string, string>)) {
+      const name = k.toLowerCase()
+      if (name === 'host' || name === 'content-length' || name === 'connection') continue
+      if (/[\r\n]/.test(name) || /[\r\n]/.test(String(v))) {
+        // node:http's check (ERR_INVALID_CHAR): a header must not smuggle another line into the request.
+        reject(new TypeError(`Invalid character in header content ["${k}"]`))
+        return
+      }
+      head += `${name}: ${v}\r\n`
+    }
+    if (body !== undefined || (method !== 'GET' && method !== 'HEAD'))
+      head += `content-length: ${body === undefined ? 0 : Buffer.byteLength(body)}\r\n`
+    head += 'connection: close\r\n\r\n'
+
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+    const socket = net.connect({ host, port: Number(url.port) || 80 })
+    socket.setNoDelay(true)
+    const queue = new BodyQueue()
+    const parser = new HTTPParser(HTTPParser.RESPONSE)
+    let answered = false
+    let complete = false
+    const finish = () => {
+      signal?.removeEventListener('abort', onAbort)
+    }
+    const fail = (err: unknown) => {
+      if (complete) return
+      complete = true
+      finish()
+      socket.destroy()
+      if (!answered) {
+        answered = true
+        reject(signal?.aborted ? abortError(signal) : new TypeError('fetch failed', { cause: err }))
+      } else {
+        queue.fail(signal?.aborted ? abortError(signal) : new TypeError('terminated', { cause: err }))
+      }
+    }
+    const onAbort = () => {
+      const e = abortError(signal!)
+      if (complete) return
+      complete = true
+      socket.destroy()
+      if (!answered) {
+        answered = true
+        reject(e)
+      } else queue.fail(e)
+    }
+    parser[HTTPParser.kOnHeadersComplete] = (info: { statusCode?: number; headers: string[] }) => {
+      answered = true
+      const status = info.statusCode ?? 0
+      const headers = new Map<string, string>()
+      for (let i = 0; i + 1 < info.headers.length; i += 2) {
+        const name = info.headers[i]!.toLowerCase()
+        const prev = headers.get(name)
+        headers.set(name, prev === undefined ? info.headers[i + 1]! : `${prev}, ${info.headers[i + 1]}`)
+      }
+      resolve(smallResponse(status, headers, queue, () => socket.destroy()))
+    }
+    parser[HTTPParser.kOnBody] = (chunk: Buffer, start: number, len: number) => {
+      queue.push(chunk.subarray(start, start + len))
+    }
+    parser[HTTPParser.kOnMessageComplete] = () => {
+      if (complete) return
+      complete = true
+      finish()
+      queue.end()
+      socket.destroy()
+    }
+    socket.on('data', (d: Buffer) => {
+      const r = parser.execute(d)
+      if (r instanceof Error) fail(r)
+    })
+    socket.on('end', () => {
+      const r = parser.finish()
+      if (r instanceof Error) fail(r)
+      else if (!complete) fail(new Error('other side closed'))
+    })
+    socket.on('error', fail)
+    socket.on('close', () => fail(new Error('other side closed')))
+    signal?.addEventListener('abort', onAbort, { once: true })
+    socket.write(body === undefined ? head : head + body)
+  })
+}
+
+/** The response object for a status, lower-cased headers and a body queue; `destroy` drops the connection. */
+function smallResponse(
+  status: number,
+  headers: Map<string, string>,
+  queue: BodyQueue,
+  destroy: () => void,
+): SmallResponse {
+  let consumed: Promise<string> | undefined
+  let stream: ReadableStream<Uint8Array> | undefined
+  const text = () => {
+    consumed ??= new Promise<string>((ok, fail) => {
+      const chunks: Buffer[] = []
+      queue.attach({ data: (c) => chunks.push(c), end: () => ok(Buffer.concat(chunks).toString('utf8')), error: fail })
+    })
+    return consumed
+  }
+  return {
+    ok: status >= 200 && status < 300,
+    status,
+    headers: { get: (name) => headers.get(name.toLowerCase()) ?? null },
+    text,
+    json: async () => JSON.parse(await text()) as unknown,
+    get body() {
+      stream ??= new ReadableStream<Uint8Array>({
+        start(c) {
+          queue.attach({
+            data: (d) => c.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)),
+            end: () => c.close(),
+            error: (e) => c.error(e),
+          })
+        },
+        cancel: () => destroy(),
+      })
+      return stream
+    },
+  }
 }

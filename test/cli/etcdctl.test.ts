@@ -32,6 +32,8 @@ function run(cmd: string, args: string[], stdin?: string, env: Record<string, st
         resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr })
       },
     )
+    // A command that reads no stdin may exit before this write lands: EPIPE then, which is no failure.
+    child.stdin?.on('error', () => {})
     child.stdin?.end(stdin ?? '')
   })
 }
