@@ -13,7 +13,7 @@
  *   - a bare `node -e 0`, the floor under any Node CLI.
  * The calls run interleaved, one of each per round, so a change in the machine's load shifts every row alike. Each row
  * is the median of N rounds (default 15, --quick 5) after one warm-up, with p90, the median CPU time (user + system, of
- * the child, from /usr/bin/time where present) and the load average at the start in the note: on a loaded machine
+ * the child, from bash's `times`, to the ms) and the load average at the start in the note: on a loaded machine
  * wall time mostly measures the wait for a core, CPU time what the command costs. The target is `edgecd get foo`
  * under 100 ms on this machine.
  */
@@ -48,17 +48,22 @@ interface Timing {
   cpuMedian: number
 }
 
-/** One run of a call: wall ms and CPU ms (NaN without /usr/bin/time); throws if it fails. */
+/** One run of a call: wall ms and CPU ms (user + system of the child, from bash's `times`; NaN without bash). */
 function once(c: Call): { ms: number; cpu: number } {
-  const gnuTime = existsSync('/usr/bin/time')
+  const bash = existsSync('/bin/bash')
   const t0 = process.hrtime.bigint()
-  const r = gnuTime
-    ? spawnSync('/usr/bin/time', ['-f', '@cpu %U %S', c.cmd, ...c.args], { encoding: 'utf8', env: c.env })
+  const r = bash
+    ? spawnSync('/bin/bash', ['-c', '"$@"; s=$?; times >&2; exit $s', 'bash', c.cmd, ...c.args], {
+        encoding: 'utf8',
+        env: c.env,
+      })
     : spawnSync(c.cmd, c.args, { encoding: 'utf8', env: c.env })
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
   if (r.status !== 0) throw new Error(`${c.name}: ${c.cmd} ${c.args.join(' ')} exited ${r.status}: ${r.stderr}`)
-  const m = /@cpu ([\d.]+) ([\d.]+)/.exec(r.stderr ?? '')
-  return { ms, cpu: m ? (Number(m[1]) + Number(m[2])) * 1000 : Number.NaN }
+  // `times` prints the shell's own times, then its children's: "0m0.043s 0m0.012s".
+  const m = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.stderr ?? '')
+  const secs = m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : Number.NaN
+  return { ms, cpu: secs * 1000 }
 }
 
 /** Median and p90 wall time and median CPU time of each call over `runs` interleaved rounds, after one warm-up. */
