@@ -89,7 +89,8 @@ await build({
   // import() of node: modules, ws and read becomes require(): see above.
   supported: { 'dynamic-import': false },
   define: { 'import.meta.url': '__edgecdUrl' },
-  banner: { js: 'var __edgecdUrl = require("node:url").pathToFileURL(__filename).href;' },
+  // Strict, as the ES modules it is built from (a directive counts only as the file's first statement).
+  banner: { js: '"use strict";\nvar __edgecdUrl = require("node:url").pathToFileURL(__filename).href;' },
   // main.ts using an export the stand-ins below do not have must fail the build, not run into undefined.
   logOverride: { 'import-is-undefined': 'error' },
   logLevel: 'warning',

@@ -111,6 +111,9 @@ describe('the packed package in an empty project', { timeout: 600_000 }, () => {
 
   test("the installed CLI keeps V8's code cache in EDGECD_CACHE_DIR, and survives a bad one", () => {
     const bin = join(project, 'node_modules/.bin/edgecd')
+    // Strict mode, as the ES modules it is built from: a "use strict" after the banner would be no directive.
+    const bundle = readFileSync(join(project, 'node_modules/edgecd/dist/cli/edgecd.cjs'), 'utf8')
+    assert.ok(bundle.startsWith('"use strict";\n'), 'dist/cli/edgecd.cjs runs in strict mode')
     const env = { EDGECD_CACHE_DIR: join(dir, 'cache') }
     const cacheFiles = () => {
       try {
