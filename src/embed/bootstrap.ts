@@ -1,6 +1,6 @@
 /**
  * Layer: src/embed, start a member from a config (etcd's embed). Used by every runtime entry (src/runtime/*).
- * May import: src/etcdserver, src/api/http, src/auth, src/storage. Never src/runtime (the runtime passes its
+ * May import: src/etcdserver, src/api/http, src/api/grpc (its fetch handler), src/auth, src/storage. Never src/runtime (the runtime passes its
  * storage, dialer, fetch and WebSocket upgrade in). Web-standard APIs only.
  */
 /**
@@ -11,7 +11,9 @@
  */
 
 import type { UpgradeWebSocket } from 'hono/ws'
-import { type AppOptions, createApp } from '../api/http/app.js'
+import { createRpcFetchHandler } from '../api/grpc/fetch.js'
+import { type AppOptions, createApp, grpcRecvBytesMax } from '../api/http/app.js'
+import { HttpMetrics } from '../api/http/metrics.js'
 import { authConfigFromFlags } from '../auth/config.js'
 import type { AuthConfig } from '../auth/service.js'
 import { ConfigError, parseInitialCluster, resolvePeerSecret, type ServerConfig } from '../etcdserver/config.js'
@@ -212,6 +214,8 @@ export function createMemberApp(
   uiReplicaScript?: AppOptions['uiReplicaScript'],
   metrics?: AppOptions['metrics'],
 ): ReturnType<typeof createApp> {
+  // One set of grpc_server_* counters for the gateway's calls and the gRPC-Web/Connect ones.
+  const shared = metrics ?? new HttpMetrics(processStats)
   return createApp(member, {
     maxRequestBytes: config.maxRequestBytes,
     maxWatchStreams: config.maxWatchStreams,
@@ -224,6 +228,13 @@ export function createMemberApp(
     ...(mtls ? { mtls } : {}),
     ...(processStats ? { processStats } : {}),
     ...(uiReplicaScript ? { uiReplicaScript } : {}),
-    ...(metrics ? { metrics } : {}),
+    metrics: shared,
+    // etcd's gRPC routes over fetch (gRPC-Web, Connect): src/api/grpc/fetch.ts, docs/grpc.md.
+    rpc: createRpcFetchHandler(member, {
+      recvBytesMax: grpcRecvBytesMax(config.maxRequestBytes),
+      maxWatchStreams: config.maxWatchStreams,
+      leaderCheckMs: config.electionTimeoutMs,
+      metrics: shared,
+    }),
   })
 }

@@ -47,6 +47,18 @@ export interface AppOptions {
   uiReplicaScript?: () => Promise<string>
   /** The gRPC and gateway counters, when the runtime shares them with its gRPC front door; else the app makes its own. */
   metrics?: HttpMetrics
+  /**
+   * etcd's gRPC services over fetch (gRPC-Web and Connect, src/api/grpc/fetch.ts), asked first for every request:
+   * answers undefined for one that is not an RPC (any JSON API request), which then goes on unchanged.
+   */
+  rpc?: {
+    /** Whether the request is a gRPC-Web or Connect call (or its preflight), from its path, method and type alone. */
+    accepts(path: string, method: string, contentType: string | undefined): boolean
+    handle(
+      req: Request,
+      caller: { address: string; certUser: string | undefined; certMissing: boolean },
+    ): Promise<Response>
+  }
 }
 
 /** gRPC's receive limit in etcd: the request limit plus 512 KiB of overhead (2 MiB by default). */
@@ -137,6 +149,21 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
   const metrics = opts.metrics ?? new HttpMetrics(opts.processStats)
   let watchStreams = 0
 
+  // gRPC-Web and Connect calls (`POST /etcdserverpb.KV/Range`, a gRPC-Web or Connect content type) and their CORS
+  // preflights: before the JSON API's middleware, so its answers and headers stay as they are.
+  const rpcDoor = opts.rpc
+  if (rpcDoor)
+    app.use('*', (c, next) => {
+      // Decided on the path and headers: c.req.raw would make @hono/node-server build a full web Request.
+      if (!rpcDoor.accepts(c.req.path, c.req.method, c.req.header('content-type'))) return next()
+      const m = opts.mtls
+      const client = m?.client ? m.verifiedCn(c, 'client') : undefined
+      return rpcDoor.handle(c.req.raw, {
+        address: clientAddress(c),
+        certUser: client,
+        certMissing: m?.client === true && client === undefined && m.verifiedCn(c, 'peer') === undefined,
+      })
+    })
   app.use('*', async (c, next) => {
     await next()
     for (const [k, v] of Object.entries(corsHeaders)) c.res.headers.set(k, v)

@@ -46,13 +46,17 @@ function memberNames(env: WorkerEnv): string[] {
 
 /** The endpoints whose response is a stream of messages: watch, lease keep-alive, snapshot. */
 const streamPaths = /^\/v3(beta)?\/(watch|lease\/keepalive|maintenance\/snapshot)$/
+/** gRPC-Web answers (every one carries its status in a last frame) and Connect streams. */
+const rpcStreamType = /^application\/(grpc-web|connect\+)/i
 
 async function toMember(env: WorkerEnv, name: string, req: Request, path: string): Promise<Response> {
   const url = new URL(req.url)
   const forwarded = new Request(`http://member${path}${url.search}`, req)
   forwarded.headers.set(memberNameHeader, name)
   const res = await env.MEMBER.get(env.MEMBER.idFromName(name)).fetch(forwarded)
-  if (res.status === 101 || !streamPaths.test(path) || res.headers.has('content-encoding')) return res
+  if (res.status === 101 || res.headers.has('content-encoding')) return res
+  // gRPC-Web and Connect streams (src/api/grpc/fetch.ts) by their content type: `+json` ones could be gzipped.
+  if (!streamPaths.test(path) && !rpcStreamType.test(res.headers.get('content-type') ?? '')) return res
   // The platform gzips a JSON response for a client that accepts it (Cloudflare's edge, and Miniflare copying it),
   // and a compressor holds a stream's messages back until it has a block: a watch would see nothing. A stream goes
   // out as is, as etcd's gateway sends it.
