@@ -11,7 +11,9 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { type Client, Code, ConnectError, createClient, type Transport } from '@connectrpc/connect'
 import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-web'
 import * as pb from '../../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
-import { startTestMember, type TestMember, type TestRuntime } from '../server/helpers.js'
+import { startTestMember } from '../server/helpers.js'
+import { startEdgecd } from '../support/index.js'
+import { requires } from '../support/requirements.js'
 
 const te = new TextEncoder()
 const td = new TextDecoder()
@@ -29,7 +31,7 @@ async function failure(p: Promise<unknown>): Promise<{ code: Code; message: stri
 }
 
 /** One gRPC-Web frame. */
-function frame(flags: number, data: Uint8Array): Uint8Array {
+function frame(flags: number, data: Uint8Array): Uint8Array<ArrayBuffer> {
   const f = new Uint8Array(5 + data.length)
   f[0] = flags
   new DataView(f.buffer).setUint32(1, data.length)
@@ -61,13 +63,23 @@ class FrameReader {
   }
 }
 
-for (const runtime of ['node', 'workerd'] as TestRuntime[]) {
-  describe(`gRPC-Web and Connect on a ${runtime} member`, { timeout: 240_000 }, () => {
-    let m: TestMember
+/** A member on `runtime`: Node and workerd through the API tests' launcher, Deno as an `edgecd serve` process. */
+async function startMember(runtime: 'node' | 'workerd' | 'deno'): Promise<{ url: string; stop(): Promise<void> }> {
+  if (runtime !== 'deno') return startTestMember({}, { runtime })
+  const p = await startEdgecd({ runtime: 'deno', timeoutMs: 120_000 })
+  return { url: p.url, stop: () => p.stop() }
+}
+
+for (const runtime of ['node', 'workerd', 'deno'] as const) {
+  describe(`gRPC-Web and Connect on a ${runtime} member`, {
+    timeout: 240_000,
+    skip: runtime === 'deno' ? requires('deno') : false,
+  }, () => {
+    let m: { url: string; stop(): Promise<void> }
     let web: Transport
     let kv: Client<typeof pb.KV>
     before(async () => {
-      m = await startTestMember({}, { runtime })
+      m = await startMember(runtime)
       web = createGrpcWebTransport({ baseUrl: m.url })
       kv = createClient(pb.KV, web)
     })
