@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { type Client, Code, ConnectError, createClient, type Transport } from '@connectrpc/connect'
+import { createConnectTransport as createNodeConnectTransport } from '@connectrpc/connect-node'
 import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-web'
 import * as pb from '../../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
 import { startTestMember } from '../server/helpers.js'
@@ -125,6 +126,14 @@ for (const runtime of ['node', 'workerd', 'deno'] as const) {
         const got = await c.range({ key: b('connect/k') })
         assert.equal(td.decode(got.kvs[0]!.value), String(useBinaryFormat))
       }
+    })
+
+    test('Connect over HTTP/2 (h2c with prior knowledge) on the Node listener', {
+      skip: runtime === 'node' ? false : 'only the Node member has an HTTP/2 listener',
+    }, async () => {
+      const c = createClient(pb.KV, createNodeConnectTransport({ baseUrl: m.url, httpVersion: '2' }))
+      await c.put({ key: b('h2/k'), value: b('v') })
+      assert.equal(td.decode((await c.range({ key: b('h2/k') })).kvs[0]!.value), 'v')
     })
 
     test('leases, member list, status; Snapshot as a server stream', async () => {
