@@ -6,14 +6,20 @@
  * needs. The JSON API beside it answers as before.
  */
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { type Client, Code, ConnectError, createClient, type Transport } from '@connectrpc/connect'
 import { createConnectTransport as createNodeConnectTransport } from '@connectrpc/connect-node'
 import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-web'
 import * as pb from '../../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
+import { serverDefaults } from '../../src/etcdserver/config.js'
+import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
+import { createTlsDir, type TestCa, type TlsDir, type TlsFetch, tlsFetch } from '../helpers/tls.js'
 import { startTestMember } from '../server/helpers.js'
-import { startEdgecd } from '../support/index.js'
+import { freePort, silent, startEdgecd } from '../support/index.js'
 import { requires } from '../support/requirements.js'
 
 const te = new TextEncoder()
@@ -323,3 +329,65 @@ for (const runtime of ['node', 'workerd', 'deno'] as const) {
     })
   })
 }
+
+describe('gRPC-Web with --client-cert-auth (Node, HTTPS over HTTP/1.1): the certificate CN is the user', () => {
+  let tls: TlsDir
+  let ca: TestCa
+  let m: RunningMember
+  let dir: string
+  let url: string
+  const fetches: TlsFetch[] = []
+  const kvAs = (user: string): Client<typeof pb.KV> => {
+    const c = ca.issue(user, { server: false })
+    const f = tlsFetch({ ca: ca.certFile, cert: c.certFile, key: c.keyFile })
+    fetches.push(f)
+    return createClient(pb.KV, createGrpcWebTransport({ baseUrl: url, fetch: f as unknown as typeof fetch }))
+  }
+  before(async () => {
+    tls = createTlsDir()
+    ca = tls.ca('grpc-web-test-ca')
+    const server = ca.issue('server')
+    dir = mkdtempSync(join(tmpdir(), 'edgecd-grpc-web-tls-'))
+    url = `https://127.0.0.1:${await freePort()}`
+    m = await startNodeMember(
+      {
+        ...serverDefaults,
+        dataDir: dir,
+        listenClientUrls: [url],
+        advertiseClientUrls: [url],
+        initialAdvertisePeerUrls: [url],
+        logLevel: 'error',
+        certFile: server.certFile,
+        keyFile: server.keyFile,
+        trustedCaFile: ca.certFile,
+        clientCertAuth: true,
+        authPasswordIterations: 1000,
+      },
+      silent,
+    )
+  })
+  after(async () => {
+    for (const f of fetches) await f.close()
+    await m?.stop()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+    tls?.remove()
+  })
+
+  test('root by certificate writes; alice by certificate is denied once auth is on', async () => {
+    const root = kvAs('root')
+    const alice = kvAs('alice')
+    await root.put({ key: b('mtls'), value: b('1') })
+    const rootTransport = createGrpcWebTransport({ baseUrl: url, fetch: fetches[0] as unknown as typeof fetch })
+    const auth = createClient(pb.Auth, rootTransport)
+    await auth.userAdd({ name: 'root', password: 'rootpw' })
+    await auth.roleAdd({ name: 'root' })
+    await auth.userGrantRole({ user: 'root', role: 'root' })
+    await auth.userAdd({ name: 'alice', password: 'alicepw' })
+    await auth.authEnable({})
+    assert.equal((await root.range({ key: b('mtls') })).count, 1n)
+    assert.deepEqual(await failure(alice.range({ key: b('mtls') })), {
+      code: Code.PermissionDenied,
+      message: 'etcdserver: permission denied',
+    })
+  })
+})
