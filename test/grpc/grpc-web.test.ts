@@ -235,6 +235,14 @@ for (const runtime of ['node', 'workerd', 'deno'] as const) {
       })
       assert.equal(unknownService.headers.get('grpc-status'), '12')
       assert.equal(unknownService.headers.get('grpc-message'), 'unknown service etcdserverpb.Nope')
+      // grpc-message in the trailer frame is percent-encoded as the gRPC spec says (as on the gRPC door): ': ' stays.
+      const empty = await fetch(`${m.url}/etcdserverpb.KV/Put`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/grpc-web+proto' },
+        body: frame(0, new Uint8Array(0)),
+      })
+      const emptyTrailer = td.decode(new Uint8Array(await empty.arrayBuffer()).subarray(5))
+      assert.match(emptyTrailer, /^grpc-message: ?etcdserver: key is not provided\r?$/m)
       // Malformed protobuf: a length-delimited field that runs past the end.
       const bad = await fetch(`${m.url}/etcdserverpb.KV/Range`, {
         method: 'POST',
