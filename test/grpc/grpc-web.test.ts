@@ -205,6 +205,28 @@ for (const runtime of ['node', 'workerd', 'deno'] as const) {
       abort.abort()
     })
 
+    test('LeaseKeepAlive, half duplex: two renewals up front, two answers, then status 0', async () => {
+      const { ID } = await createClient(pb.Lease, web).leaseGrant({ TTL: 30n })
+      const ka = toBinary(pb.LeaseKeepAliveRequestSchema, create(pb.LeaseKeepAliveRequestSchema, { ID }))
+      const body = new Uint8Array([...frame(0, ka), ...frame(0, ka)])
+      const res = await fetch(`${m.url}/etcdserverpb.Lease/LeaseKeepAlive`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/grpc-web+proto' },
+        body,
+      })
+      const frames = new FrameReader(res.body!.getReader())
+      for (let i = 0; i < 2; i++) {
+        const f = await frames.next()
+        assert.equal(f.flags, 0)
+        const r = fromBinary(pb.LeaseKeepAliveResponseSchema, f.data)
+        assert.equal(r.ID, ID)
+        assert.equal(r.TTL, 30n)
+      }
+      const end = await frames.next()
+      assert.equal(end.flags, 0x80)
+      assert.match(td.decode(end.data), /^grpc-status: ?0\r?$/m)
+    })
+
     test("bad input: etcd's codes and texts; the member goes on serving", async () => {
       assert.deepEqual(await failure(kv.put({ key: new Uint8Array(0), value: b('x') })), {
         code: Code.InvalidArgument,
