@@ -141,7 +141,9 @@ export function createRpcFetchHandler(member: MemberApi, opts: RpcFetchOptions):
       const peer: GrpcPeer = { address: caller.address, certUser: caller.certUser }
       // Unary calls in binary protobuf skip ConnectRPC's generic layers, as on the gRPC door (docs/grpc.md).
       const raw = fast.get(path)
-      if (raw && (binaryGrpcWeb.test(ct) || binaryConnectUnary.test(ct)) && !req.headers.has('content-encoding'))
+      const encoding = req.headers.get('grpc-encoding')
+      const identity = (encoding === null || encoding === 'identity') && !req.headers.has('content-encoding')
+      if (raw && identity && (binaryGrpcWeb.test(ct) || binaryConnectUnary.test(ct)))
         return unaryCall(raw, req, kind, peer, opts.recvBytesMax)
       const uReq = {
         ...universalServerRequestFromFetch(req, {}),
@@ -215,8 +217,10 @@ async function unaryCall(
   let bytes = body
   if (envelope > 0) {
     const declared = body.length >= 5 ? new DataView(body.buffer, body.byteOffset).getUint32(1) : -1
-    if (body.length < 5 || body.length !== 5 + declared || (body[0]! & 1) !== 0)
+    if (body.length < 5 || body.length !== 5 + declared)
       return refuse(kind, ct, Code.Internal, 'grpc: error unmarshalling request: unexpected EOF')
+    if ((body[0]! & 1) !== 0)
+      return refuse(kind, ct, Code.Internal, 'grpc: compressed flag set with identity or empty encoding')
     bytes = body.subarray(5)
   }
   let msg: unknown
