@@ -4,7 +4,7 @@
  * May import: src/raft, src/storage, src/protocol, src/metrics. Never src/etcdserver, src/api or src/runtime. Web-standard APIs
  * only.
  */
-import { decode, encode } from 'cbor-x'
+
 import { exponentialBuckets, Registry } from '../metrics/registry.js'
 import { EtcdError } from '../protocol/errors.js'
 import {
@@ -24,6 +24,7 @@ import {
 } from '../raft/index.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
 import { assert, type Clock, realClock, sleep, type TimerHandle } from './clock.js'
+import { decodeEnvelope, encodeEnvelope } from './envelope.js'
 
 /**
  * The application state a member replicates: it applies committed entries in order, and can be snapshotted and
@@ -286,7 +287,7 @@ export class RaftNode {
     this.checkServing()
     if (this.waiters.size >= this.proposalsPendingCountMax) throw new EtcdError('ErrTooManyRequests')
     const id = this.reqPrefix + ++this.reqSeq
-    const entry = encode([id, data]) as Uint8Array
+    const entry = encodeEnvelope(id, data)
     const pending = this.metrics.proposalsPending
     pending.inc()
     return new Promise<unknown>((resolve, reject) => {
@@ -387,7 +388,7 @@ export class RaftNode {
         if (e.type !== EntryType.EntryNormal || e.data.length === 0) continue
         let id: unknown
         try {
-          id = (decode(e.data) as unknown[])[0]
+          id = decodeEnvelope(e.data)[0]
         } catch {
           continue
         }
@@ -588,7 +589,7 @@ export class RaftNode {
       return
     }
     if (data.length === 0) return // a leader's no-op
-    const [id, payload] = decode(data) as [string, Uint8Array]
+    const [id, payload] = decodeEnvelope(data)
     let result: unknown
     let error: unknown
     try {

@@ -1,0 +1,100 @@
+/**
+ * A normal entry's data as the Ready loop writes it: the CBOR array `[request id, state machine bytes]`, with the
+ * bytes as cbor-x writes a Uint8Array (tag 64, then a byte string). Written and read by hand for the common case (an
+ * ASCII id, the only kind RaftNode makes), with exactly cbor-x's bytes (test/server/envelope.test.ts compares them):
+ * the general encoder and decoder cost more per proposal than this path is worth. Anything else goes through cbor-x,
+ * so every log written before (or by hand) still reads the same.
+ */
+import { decode, encode } from 'cbor-x'
+
+/** encode([id, data]) of cbor-x, byte for byte. */
+export function encodeEnvelope(id: string, data: Uint8Array): Uint8Array {
+  const n = id.length
+  if (n > 0xffff) return encode([id, data]) as Uint8Array
+  for (let i = 0; i < n; i++) if (id.charCodeAt(i) > 0x7f) return encode([id, data]) as Uint8Array
+  const idHead = n < 24 ? 1 : n < 0x100 ? 2 : 3
+  const len = data.length
+  const dataHead = len < 24 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : 5
+  const out = new Uint8Array(1 + idHead + n + 2 + dataHead + len)
+  out[0] = 0x82
+  let at = 1
+  if (idHead === 1) out[at++] = 0x60 + n
+  else if (idHead === 2) {
+    out[at++] = 0x78
+    out[at++] = n
+  } else {
+    out[at++] = 0x79
+    out[at++] = n >>> 8
+    out[at++] = n & 0xff
+  }
+  for (let i = 0; i < n; i++) out[at++] = id.charCodeAt(i)
+  out[at++] = 0xd8
+  out[at++] = 0x40
+  if (dataHead === 1) out[at++] = 0x40 + len
+  else if (dataHead === 2) {
+    out[at++] = 0x58
+    out[at++] = len
+  } else if (dataHead === 3) {
+    out[at++] = 0x59
+    out[at++] = len >>> 8
+    out[at++] = len & 0xff
+  } else {
+    out[at++] = 0x5a
+    out[at++] = len >>> 24
+    out[at++] = (len >>> 16) & 0xff
+    out[at++] = (len >>> 8) & 0xff
+    out[at++] = len & 0xff
+  }
+  out.set(data, at)
+  return out
+}
+
+/** What decode(entry) of cbor-x gives for an envelope: [id, data] (data may view `entry`). */
+export function decodeEnvelope(entry: Uint8Array): [string, Uint8Array] {
+  return readEnvelope(entry) ?? (decode(entry) as [string, Uint8Array])
+}
+
+/** The hand-read path: undefined for any shape but [ASCII string, tag 64 byte string] filling `entry` exactly. */
+function readEnvelope(e: Uint8Array): [string, Uint8Array] | undefined {
+  if (e.length < 4 || e[0] !== 0x82) return undefined
+  const h = e[1]!
+  let n: number
+  let at: number
+  if (h >= 0x60 && h < 0x78) {
+    n = h - 0x60
+    at = 2
+  } else if (h === 0x78) {
+    n = e[2]!
+    at = 3
+  } else if (h === 0x79) {
+    n = (e[2]! << 8) | e[3]!
+    at = 4
+  } else return undefined
+  if (at + n + 3 > e.length) return undefined
+  let id = ''
+  for (let i = at; i < at + n; i++) {
+    const c = e[i]!
+    if (c > 0x7f) return undefined
+    id += String.fromCharCode(c)
+  }
+  at += n
+  if (e[at] !== 0xd8 || e[at + 1] !== 0x40) return undefined
+  at += 2
+  const b = e[at]!
+  let len: number
+  if (b >= 0x40 && b < 0x58) {
+    len = b - 0x40
+    at += 1
+  } else if (b === 0x58) {
+    len = e[at + 1] ?? -1
+    at += 2
+  } else if (b === 0x59) {
+    len = ((e[at + 1] ?? 0) << 8) | (e[at + 2] ?? 0)
+    at += 3
+  } else if (b === 0x5a) {
+    len = (e[at + 1] ?? 0) * 0x1000000 + (e[at + 2] ?? 0) * 0x10000 + (e[at + 3] ?? 0) * 0x100 + (e[at + 4] ?? 0)
+    at += 5
+  } else return undefined
+  if (at + len !== e.length) return undefined
+  return [id, e.subarray(at)]
+}
