@@ -66,6 +66,7 @@ import type { MemberApi, WatchStream } from './api.js'
 import type { ServerConfig } from './config.js'
 import { computeMemberId } from './ids.js'
 import { ClusterState, decodeConfChangeContext, encodeConfChangeContext, type MemberAttributes } from './membership.js'
+import { encodeProposal } from './proposal.js'
 import { encodeSavedSnapshot } from './saved-snapshot.js'
 import { etcdVersion } from './version.js'
 
@@ -453,7 +454,7 @@ export class Member implements MemberApi {
    * off then: refused if auth is on by the time it applies). Internal proposals (lease expiry, checkpoints) carry none.
    */
   private async propose(req: InternalRequest, info?: AuthInfo): Promise<unknown> {
-    const data = encode(info ? { ...req, auth_info: info } : req) as Uint8Array
+    const data = encodeProposal(info ? { ...req, auth_info: info } : req)
     // The front doors measure a request as etcd does (its protobuf raft request); this CBOR check is the backstop, with
     // room for CBOR's field names, so that it never refuses what etcd accepts.
     if (data.length > this.opts.config.maxRequestBytes + proposalSlackBytes) throw new EtcdError('ErrRequestTooLarge')

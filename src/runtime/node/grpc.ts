@@ -133,10 +133,9 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
       const fast = unary.get(headers[':path'] as string)
       const encoding = headers['grpc-encoding']
       if (fast && (encoding === undefined || encoding === 'identity')) {
-        // A client's reset (RST_STREAM with an error code) is an 'error' on the stream: never an uncaught one.
-        stream.on('error', ignore)
-        // Never an unhandled rejection (a member must not crash on one call): a failure ends that stream.
-        unaryCall(fast, stream, headers, recvMax, peerOf).catch(() => stream.destroy())
+        // A client's reset (RST_STREAM with an error code) is an 'error' on the stream, which readUnaryBody's
+        // listener takes (never an uncaught one); unaryCall never rejects (a failure ends that stream).
+        readUnaryBody(stream, new UnaryBody(fast, headers, recvMax, peerOf))
         return
       }
       compat(stream, headers, rawHeaders, viaConnect)
@@ -218,37 +217,74 @@ class PeerValues {
   }
 }
 
-/** Reads a unary call's one enveloped message; refused as soon as its declared length is over the receive limit. */
-function readUnaryBody(stream: ServerHttp2Stream, recvMax: number): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    let first: Buffer | undefined
-    let chunks: Buffer[] | undefined
-    let size = 0
-    let checked = false
-    const onData = (c: Buffer) => {
-      if (first === undefined) first = c
-      else {
-        chunks ??= [first]
-        chunks.push(c)
-      }
-      size += c.length
-      if (!checked && size >= 5) {
-        checked = true
-        const head = chunks === undefined ? first : Buffer.concat(chunks)
-        const declared = head.readUInt32BE(1)
-        if (declared > recvMax) {
-          stream.off('data', onData)
-          stream.off('end', onEnd)
-          fail(stream, 8, `grpc: received message larger than max (${declared} vs. ${recvMax})`)
-          resolve(undefined)
-        }
-      }
+const kUnaryBody = Symbol('edgecd unary body')
+
+/**
+ * A unary call's one enveloped message being read; refused as soon as its declared length is over the receive limit.
+ * The stream's listeners are module functions that find this state on the stream (`this`), not closures made per
+ * call: a put's per-call allocations and (under tsx, whose esbuild keepNames names every closure) defineProperty calls
+ * are part of its CPU (docs/benchmarks.md, "One put, taken apart").
+ */
+class UnaryBody {
+  first: Buffer | undefined = undefined
+  chunks: Buffer[] | undefined = undefined
+  size = 0
+  checked = false
+  done = false
+  constructor(
+    readonly u: RawUnary,
+    readonly headers: IncomingHttpHeaders,
+    readonly recvMax: number,
+    readonly peerOf: (socket: Socket | undefined) => GrpcPeer,
+  ) {}
+}
+
+type BodyStream = ServerHttp2Stream & { [kUnaryBody]?: UnaryBody }
+
+/** Reads the stream's message, then serves the call (unaryCall) unless it was refused or the stream failed. */
+function readUnaryBody(stream: ServerHttp2Stream, r: UnaryBody): void {
+  ;(stream as BodyStream)[kUnaryBody] = r
+  stream.on('data', onUnaryData)
+  stream.on('end', onUnaryEnd)
+  stream.on('error', onUnaryError)
+}
+
+function finishUnaryBody(stream: BodyStream, r: UnaryBody, body: Buffer | undefined): void {
+  if (r.done) return
+  r.done = true
+  r.first = undefined
+  r.chunks = undefined
+  if (body !== undefined) void unaryCall(r.u, stream, r.headers, body, r.peerOf)
+}
+
+function onUnaryData(this: BodyStream, c: Buffer): void {
+  const r = this[kUnaryBody]!
+  if (r.done) return
+  if (r.first === undefined) r.first = c
+  else {
+    r.chunks ??= [r.first]
+    r.chunks.push(c)
+  }
+  r.size += c.length
+  if (!r.checked && r.size >= 5) {
+    r.checked = true
+    const head = r.chunks === undefined ? r.first : Buffer.concat(r.chunks)
+    const declared = head.readUInt32BE(1)
+    if (declared > r.recvMax) {
+      this.off('data', onUnaryData)
+      fail(this, 8, `grpc: received message larger than max (${declared} vs. ${r.recvMax})`)
+      finishUnaryBody(this, r, undefined)
     }
-    const onEnd = () => resolve(chunks === undefined ? (first ?? Buffer.alloc(0)) : Buffer.concat(chunks))
-    stream.on('data', onData)
-    stream.once('end', onEnd)
-    stream.once('error', () => resolve(undefined))
-  })
+  }
+}
+
+function onUnaryEnd(this: BodyStream): void {
+  const r = this[kUnaryBody]!
+  finishUnaryBody(this, r, r.chunks === undefined ? (r.first ?? Buffer.alloc(0)) : Buffer.concat(r.chunks))
+}
+
+function onUnaryError(this: BodyStream): void {
+  finishUnaryBody(this, this[kUnaryBody]!, undefined)
 }
 
 function fail(stream: ServerHttp2Stream, code: number, message: string): void {
@@ -266,11 +302,24 @@ async function unaryCall(
   u: RawUnary,
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
-  recvMax: number,
+  body: Buffer,
   peerOf: (socket: Socket | undefined) => GrpcPeer,
 ): Promise<void> {
-  const body = await readUnaryBody(stream, recvMax)
-  if (body === undefined) return
+  try {
+    await serveUnary(u, stream, headers, body, peerOf)
+  } catch {
+    // Never an unhandled rejection (a member must not crash on one call): a failure ends that stream.
+    stream.destroy()
+  }
+}
+
+async function serveUnary(
+  u: RawUnary,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  body: Buffer,
+  peerOf: (socket: Socket | undefined) => GrpcPeer,
+): Promise<void> {
   if (body.length < 5 || body.length !== 5 + body.readUInt32BE(1) || (body[0]! & 1) !== 0) {
     fail(stream, 13, 'grpc: error unmarshalling request: unexpected EOF')
     return
@@ -305,7 +354,8 @@ async function unaryCall(
   done?.end(0)
   if (stream.destroyed || stream.closed) return
   stream.respond(okHeaders, respondOptions)
-  stream.once('wantTrailers', sendOkTrailers)
+  // 'wantTrailers' comes once: `on` spares once()'s wrapper.
+  stream.on('wantTrailers', sendOkTrailers)
   stream.end(frame)
 }
 
