@@ -154,3 +154,50 @@ test('Watch, LeaseKeepAlive and Snapshot streams are counted as go-grpc-promethe
   assert.equal(at(t, P, 'grpc_server_msg_sent_total'), 1)
   assert.equal(at(t, P, 'grpc_server_handled_total', 'OK'), 1)
 })
+
+test("stream messages count in etcd_network_client_grpc_{received,sent}_bytes_total, as unary calls' do", async () => {
+  const total = (text: string, family: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${family} `))
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  const lease = await unary<pb.LeaseGrantResponse>(
+    '/etcdserverpb.Lease/LeaseGrant',
+    pb.LeaseGrantRequestSchema,
+    pb.LeaseGrantResponseSchema,
+    { TTL: 60n },
+  )
+  const before = await metrics()
+  // Each message on the wire: a 5-byte envelope and its protobuf bytes (what the server encodes: protobuf-es').
+  const framed = (d: DescMessage, m: unknown) => 5 + toBinary(d, m as never).length
+  const k = client.makeBidiStreamRequest(
+    '/etcdserverpb.Lease/LeaseKeepAlive',
+    codec(pb.LeaseKeepAliveRequestSchema).ser,
+    codec(pb.LeaseKeepAliveResponseSchema).de,
+  )
+  const got: pb.LeaseKeepAliveResponse[] = []
+  k.on('data', (r: pb.LeaseKeepAliveResponse) => got.push(r))
+  const ended = new Promise<void>((r) => k.on('status', () => r()))
+  k.on('error', () => undefined)
+  const req = create(pb.LeaseKeepAliveRequestSchema, { ID: lease.ID })
+  k.write(req)
+  k.write(req)
+  k.write(req)
+  await until(() => assert.equal(got.length, 3))
+  k.end()
+  await ended
+  const received = 3 * framed(pb.LeaseKeepAliveRequestSchema, req)
+  const sent = got.reduce((n, r) => n + framed(pb.LeaseKeepAliveResponseSchema, r), 0)
+  await until(async () => {
+    const t = await metrics()
+    assert.equal(
+      total(t, 'etcd_network_client_grpc_received_bytes_total') -
+        total(before, 'etcd_network_client_grpc_received_bytes_total'),
+      received,
+    )
+    assert.equal(
+      total(t, 'etcd_network_client_grpc_sent_bytes_total') -
+        total(before, 'etcd_network_client_grpc_sent_bytes_total'),
+      sent,
+    )
+  })
+})

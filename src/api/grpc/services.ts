@@ -46,6 +46,8 @@ export interface GrpcOptions {
   /** The member's grpc_server_* counters (src/api/http/metrics.ts), shared with the JSON gateway's calls. */
   metrics?: {
     start(method: string): { received(bytes: number): void; sent(bytes: number): void; end(code: number): void }
+    /** Message bytes a runtime counted on the wire for calls served through ConnectRPC (streams): see clientBytes. */
+    clientBytes?(received: number, sent: number): void
   }
   /**
    * How often streams opened with clientv3's WithRequireLeader (`hasleader: true` metadata) are checked for a leader
@@ -198,7 +200,8 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
   /**
    * A stream call's grpc_server_* counting, as go-grpc-prometheus' stream interceptor: started when the stream opens,
    * one msg_received / msg_sent per message, handled once with the code it ends with (a stream the client goes away
-   * from ends Canceled). Message sizes are not known here (ConnectRPC serialises): bytes count 0.
+   * from ends Canceled). Message sizes are not known here (ConnectRPC serialises): the runtime counts the bytes on the
+   * wire (metrics.clientBytes, src/runtime/node/grpc.ts), so these count 0.
    */
   const streamCall = (method: string, ctx: HandlerContext) => {
     const call = opts.metrics?.start(method)

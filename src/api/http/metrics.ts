@@ -245,6 +245,15 @@ export class HttpMetrics {
     }
   }
 
+  /**
+   * Bytes of gRPC messages (their 5-byte envelopes included, as unary calls count them) that a transport read from or
+   * wrote to a client outside a CallTimer: the gRPC front door's streams, whose messages ConnectRPC (de)serialises.
+   */
+  clientBytes(received: number, sent: number): void {
+    if (received > 0) this.clientReceived.inc(received)
+    if (sent > 0) this.clientSent.inc(sent)
+  }
+
   /** Starts counting one call of `method` (etcd's gRPC method name). */
   start(method: string): CallTimer {
     const m = this.seriesOf(method)

@@ -102,6 +102,16 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
     const res = new Http2ServerResponse(stream)
     h(req, res)
   }
+  const countBytes = opts.metrics?.clientBytes ? opts.metrics : undefined
+  /** A gRPC call through ConnectRPC (streams): its message bytes counted as they cross the wire. */
+  const grpcCompat = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]) => {
+    if (!countBytes) return compat(stream, headers, rawHeaders, viaConnect)
+    const req = new CountingRequest(stream, headers, undefined as never, rawHeaders)
+    req.counter = countBytes
+    const res = new CountingResponse(stream)
+    res.counter = countBytes
+    viaConnect(req, res)
+  }
   const viaConnect: H2Handler = (req, res) => {
     specGrpcMessage(res)
     grpc(req as never, res as never)
@@ -138,7 +148,7 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
         readUnaryBody(stream, new UnaryBody(fast, headers, recvMax, peerOf))
         return
       }
-      compat(stream, headers, rawHeaders, viaConnect)
+      grpcCompat(stream, headers, rawHeaders)
     },
   )
   const sessions = new Set<ServerHttp2Session>()
@@ -149,6 +159,32 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
     enforceKeepalive(session, config)
   })
   return { server, sessions }
+}
+
+type ByteCounter = { clientBytes?(received: number, sent: number): void }
+
+/** A request whose body chunks (gRPC messages with their envelopes) count as received bytes as they arrive. */
+class CountingRequest extends Http2ServerRequest {
+  counter: ByteCounter | undefined
+  override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk instanceof Uint8Array && chunk.byteLength > 0) this.counter?.clientBytes?.(chunk.byteLength, 0)
+    return super.push(chunk, encoding)
+  }
+}
+
+/** A response whose body writes (end(chunk) writes through write) count as sent bytes. */
+class CountingResponse extends Http2ServerResponse {
+  counter: ByteCounter | undefined
+  override write(chunk: unknown, ...rest: unknown[]): boolean {
+    const n =
+      chunk instanceof Uint8Array
+        ? chunk.byteLength
+        : typeof chunk === 'string'
+          ? Buffer.byteLength(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : 'utf8')
+          : 0
+    if (n > 0) this.counter?.clientBytes?.(0, n)
+    return (super.write as (...a: unknown[]) => boolean)(chunk, ...rest)
+  }
 }
 
 /** The unary methods by path (`/etcdserverpb.KV/Range`): those whose implementation has a raw form. */
