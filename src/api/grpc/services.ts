@@ -144,11 +144,18 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
     return true
   }
   const leaderMonitor = new LeaderMonitor(leaderKnown, opts.leaderCheckMs ?? 1000, opts.every ?? defaultEvery)
-  const authorize = async (method: string, req: unknown, ctx: HandlerContext): Promise<AuthInfo | undefined> => {
+  /** The caller's auth check: synchronous (no promise, no microtask) while auth is off. */
+  const authorizeNow = (
+    method: string,
+    req: unknown,
+    ctx: HandlerContext,
+  ): AuthInfo | undefined | Promise<AuthInfo | undefined> => {
+    if (!member.authorize) return undefined
     const peer = ctx.values.get(grpcPeerKey)
-    const a = member.authorize?.(method, req, ctx.requestHeader.get('token') ?? undefined, peer.certUser)
-    return a instanceof Promise ? await a : a
+    return member.authorize(method, req, ctx.requestHeader.get('token') ?? undefined, peer.certUser)
   }
+  const authorize = async (method: string, req: unknown, ctx: HandlerContext): Promise<AuthInfo | undefined> =>
+    authorizeNow(method, req, ctx)
   /** A unary RPC: convert, authorize, call, convert back; errors as etcd's. */
   const unary = <Req, Res extends DescMessage>(
     method: string,
@@ -184,8 +191,8 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
             call?.received(received)
             try {
               requiresLeader(ctx)
-              const info = await authorize(method, r, ctx)
-              const out = await fn(r as Req, info, ctx)
+              const a = authorizeNow(method, r, ctx)
+              const out = await fn(r as Req, a instanceof Promise ? await a : a, ctx)
               return { out, done: call }
             } catch (err) {
               const e = grpcError(err)
