@@ -66,7 +66,7 @@ import type { MemberApi, WatchStream } from './api.js'
 import type { ServerConfig } from './config.js'
 import { computeMemberId } from './ids.js'
 import { ClusterState, decodeConfChangeContext, encodeConfChangeContext, type MemberAttributes } from './membership.js'
-import { encodeProposal } from './proposal.js'
+import { decodeProposal, encodeProposal } from './proposal.js'
 import { encodeSavedSnapshot } from './saved-snapshot.js'
 import { etcdVersion } from './version.js'
 
@@ -132,7 +132,7 @@ class MemberStateMachine implements StateMachine {
     public cluster: ClusterState,
   ) {}
   apply(data: Uint8Array): unknown {
-    const req = decode(data) as
+    const req = decodeProposal(data) as
       | (InternalRequest & { auth_info?: AuthInfo })
       | { member_attr: MemberAttributes }
       | { auth: AuthRequest; auth_info?: AuthInfo }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { decode, encode } from 'cbor-x'
-import { encodeProposal } from '../../src/etcdserver/proposal.js'
+import { decodeProposal, encodeProposal } from '../../src/etcdserver/proposal.js'
 import { type Rand, seededRand } from '../../src/raft/rand.js'
 
 const boundaries = [0, 1, 23, 24, 25, 255, 256, 65535, 65536, 70_000]
@@ -97,6 +97,10 @@ test("a proposal's bytes are cbor-x's, on random requests", () => {
       v.auth_info =
         rand.intn(2) === 0 ? Object.freeze({ user: '', rev: 0 }) : { user: ascii(rand, 6), rev: rand.intn(100) }
     const mine = encodeProposal(v)
+    // Read back as cbor-x reads it: the same values, byte arrays of the same class viewing the same input.
+    const theirs = encode(v) as Uint8Array
+    assert.deepStrictEqual(decodeProposal(theirs), decode(theirs), `case ${i} (seed ${seed})`)
+    assert.deepStrictEqual(decodeProposal(mine), decode(mine), `case ${i} (seed ${seed})`)
     assert.ok(
       Buffer.from(mine).equals(encode(v)),
       `case ${i} (seed ${seed}): ${JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? `${x}n` : x))}`,
@@ -151,4 +155,34 @@ test('values outside the hand-written set go through cbor-x, with its bytes', ()
     Object.assign(Object.create(null), { a: 1 }),
   ]
   for (const v of odd) assert.ok(Buffer.from(encodeProposal(v)).equals(encode(v)), String(Object.keys(v)))
+})
+
+test('entries the hand-written reader does not take are read by cbor-x, errors included', () => {
+  const cases: Uint8Array[] = [
+    encode({ put: { key: 'ünïcode' } }) as Uint8Array,
+    encode({ n: 1.5, b: -(2n ** 40n) }) as Uint8Array,
+    encode({ m: new Map([[1, 2]]) }) as Uint8Array,
+    encode({ d: new Date(0) }) as Uint8Array,
+    encode({ a: new Uint16Array([1, 2]) }) as Uint8Array,
+    new Uint8Array([0xa1, 0x01, 0x02]), // a number as a map key
+    new Uint8Array([0xa1, 0x69, ...new TextEncoder().encode('__proto__'), 0x01]),
+  ]
+  for (const c of cases) assert.deepStrictEqual(decodeProposal(c), decode(c))
+  const bad = [
+    new Uint8Array([0xb9, 0x00, 0x02, 0x61]),
+    new Uint8Array([0x5a, 0xff, 0xff, 0xff, 0xff]),
+    new Uint8Array([0xa0, 0x00]),
+  ]
+  for (const b of bad) {
+    let theirs: unknown
+    try {
+      decode(b)
+    } catch (err) {
+      theirs = err
+    }
+    assert.throws(
+      () => decodeProposal(b),
+      (err: Error) => err.message === (theirs as Error | undefined)?.message,
+    )
+  }
 })
