@@ -352,58 +352,48 @@ async function unaryCall(
   body: Buffer,
   peerOf: (session: ServerHttp2Session | undefined) => GrpcPeer,
 ): Promise<void> {
+  // Never an unhandled rejection (a member must not crash on one call): a failure ends that stream.
   try {
-    await serveUnary(u, stream, headers, body, peerOf)
+    if (body.length < 5 || body.length !== 5 + body.readUInt32BE(1) || (body[0]! & 1) !== 0) {
+      fail(stream, 13, 'grpc: error unmarshalling request: unexpected EOF')
+      return
+    }
+    let msg: unknown
+    try {
+      msg = decodeMessage(u.input, body.subarray(5))
+    } catch (err) {
+      const m = (err as Error).message.replace(/^premature EOF$/, 'unexpected EOF')
+      fail(stream, 13, `grpc: error unmarshalling request: ${m}`)
+      return
+    }
+    const ctx = new UnaryContext(stream, headers, peerOf) as unknown as HandlerContext
+    let frame: Uint8Array
+    let done: Awaited<ReturnType<RawUnary['call']>>['done']
+    try {
+      const answer = await u.call(msg, ctx, body.length)
+      done = answer.done
+      frame = encodeMessage(u.output, answer.out, 5)
+    } catch (err) {
+      const e = grpcError(err)
+      fail(stream, e.code, e.rawMessage)
+      return
+    }
+    const len = frame.length - 5
+    frame[0] = 0
+    frame[1] = len >>> 24
+    frame[2] = len >>> 16
+    frame[3] = len >>> 8
+    frame[4] = len
+    done?.sent(frame.length)
+    done?.end(0)
+    if (stream.destroyed || stream.closed) return
+    stream.respond(okHeaders, respondOptions)
+    // 'wantTrailers' comes once: `on` spares once()'s wrapper.
+    stream.on('wantTrailers', sendOkTrailers)
+    stream.end(frame)
   } catch {
-    // Never an unhandled rejection (a member must not crash on one call): a failure ends that stream.
     stream.destroy()
   }
-}
-
-async function serveUnary(
-  u: RawUnary,
-  stream: ServerHttp2Stream,
-  headers: IncomingHttpHeaders,
-  body: Buffer,
-  peerOf: (session: ServerHttp2Session | undefined) => GrpcPeer,
-): Promise<void> {
-  if (body.length < 5 || body.length !== 5 + body.readUInt32BE(1) || (body[0]! & 1) !== 0) {
-    fail(stream, 13, 'grpc: error unmarshalling request: unexpected EOF')
-    return
-  }
-  let msg: unknown
-  try {
-    msg = decodeMessage(u.input, body.subarray(5))
-  } catch (err) {
-    const m = (err as Error).message.replace(/^premature EOF$/, 'unexpected EOF')
-    fail(stream, 13, `grpc: error unmarshalling request: ${m}`)
-    return
-  }
-  const ctx = new UnaryContext(stream, headers, peerOf) as unknown as HandlerContext
-  let frame: Uint8Array
-  let done: Awaited<ReturnType<RawUnary['call']>>['done']
-  try {
-    const answer = await u.call(msg, ctx, body.length)
-    done = answer.done
-    frame = encodeMessage(u.output, answer.out, 5)
-  } catch (err) {
-    const e = grpcError(err)
-    fail(stream, e.code, e.rawMessage)
-    return
-  }
-  const len = frame.length - 5
-  frame[0] = 0
-  frame[1] = len >>> 24
-  frame[2] = len >>> 16
-  frame[3] = len >>> 8
-  frame[4] = len
-  done?.sent(frame.length)
-  done?.end(0)
-  if (stream.destroyed || stream.closed) return
-  stream.respond(okHeaders, respondOptions)
-  // 'wantTrailers' comes once: `on` spares once()'s wrapper.
-  stream.on('wantTrailers', sendOkTrailers)
-  stream.end(frame)
 }
 
 function ignore(): void {}
