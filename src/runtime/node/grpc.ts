@@ -387,6 +387,7 @@ async function unaryCall(
     done?.sent(frame.length)
     done?.end(0)
     if (stream.destroyed || stream.closed) return
+    serverSends(stream)
     stream.respond(okHeaders, respondOptions)
     // 'wantTrailers' comes once: `on` spares once()'s wrapper.
     stream.on('wantTrailers', sendOkTrailers)
@@ -428,6 +429,7 @@ function grpcPercentEncode(text: string): string {
 
 /** A trailers-only gRPC answer (one HEADERS frame that ends the stream). */
 function grpcStatus(stream: ServerHttp2Stream, code: number, message: string): void {
+  serverSends(stream)
   stream.respond(
     {
       ':status': 200,
@@ -480,6 +482,44 @@ function specGrpcMessage(res: Http2ServerResponse): void {
   }
 }
 
+/** One HTTP/2 session's keep-alive bookkeeping (enforceKeepalive), shared by its streams. */
+class KeepaliveState {
+  lastPing = 0
+  strikes = 0
+  /** The server sent a header or data frame since the last ping: the next ping passes and clears the strikes. */
+  resetStrikes = false
+  activeStreams = 0
+  lastActivity = performance.now()
+}
+
+const kKeepalive = Symbol('edgecd keepalive')
+type KeepaliveStream = ServerHttp2Stream & { [kKeepalive]?: KeepaliveState }
+
+/** The server is sending a header or data frame on `stream` (see enforceKeepalive). */
+function serverSends(stream: ServerHttp2Stream): void {
+  const k = (stream as KeepaliveStream)[kKeepalive]
+  if (k !== undefined) k.resetStrikes = true
+}
+
+function onKeepaliveStreamClose(this: KeepaliveStream): void {
+  const k = this[kKeepalive]
+  if (k !== undefined) k.activeStreams--
+}
+
+/** Streams answered by ConnectRPC or the app: every respond and write counts as the server sending. */
+function watchSends(stream: ServerHttp2Stream, k: KeepaliveState): void {
+  const respond = stream.respond
+  stream.respond = (...args: Parameters<typeof respond>) => {
+    k.resetStrikes = true
+    return respond.apply(stream, args)
+  }
+  const write = stream.write
+  stream.write = ((...args: Parameters<typeof write>) => {
+    k.resetStrikes = true
+    return write.apply(stream, args)
+  }) as typeof write
+}
+
 /**
  * etcd's keep-alive (grpc-go's ServerParameters and EnforcementPolicy with PermitWithoutStream false): pings from a
  * client more often than --grpc-keepalive-min-time (while it has calls open; two hours while it has none) earn a
@@ -490,25 +530,21 @@ function specGrpcMessage(res: Http2ServerResponse): void {
  * second on a busy watch stream, and etcd accepts them.
  */
 function enforceKeepalive(session: ServerHttp2Session, config: ServerConfig): void {
-  let lastPing = 0
-  let strikes = 0
-  let resetStrikes = false
-  let activeStreams = 0
-  let lastActivity = performance.now()
+  const k = new KeepaliveState()
   session.on('ping', () => {
     const now = performance.now()
-    const last = lastPing
-    lastPing = now
-    if (resetStrikes) {
-      resetStrikes = false
-      strikes = 0
+    const last = k.lastPing
+    k.lastPing = now
+    if (k.resetStrikes) {
+      k.resetStrikes = false
+      k.strikes = 0
       return
     }
     // grpc-go's defaultPingTimeout: without a call open, keep-alive pings should not come more often than this.
-    const minTime = activeStreams > 0 ? config.grpcKeepaliveMinTimeMs : 2 * 60 * 60 * 1000
+    const minTime = k.activeStreams > 0 ? config.grpcKeepaliveMinTimeMs : 2 * 60 * 60 * 1000
     if (last !== 0 && now - last < minTime) {
-      strikes++
-      if (strikes > 2) {
+      k.strikes++
+      if (k.strikes > 2) {
         session.goaway(h2constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, Buffer.from('too_many_pings'))
         session.close()
       }
@@ -516,35 +552,28 @@ function enforceKeepalive(session: ServerHttp2Session, config: ServerConfig): vo
   })
   // A new call is activity (a stream's data is not observed here: a 'data' listener would take it from the handler);
   // what the server writes on it (headers through respond, data through write) resets the strikes, as in grpc-go.
-  session.on('stream', (stream: ServerHttp2Stream) => {
-    lastActivity = performance.now()
-    strikes = 0
-    activeStreams++
-    stream.once('close', () => {
-      activeStreams--
-    })
-    const respond = stream.respond
-    stream.respond = (...args: Parameters<typeof respond>) => {
-      resetStrikes = true
-      return respond.apply(stream, args)
-    }
-    const write = stream.write
-    stream.write = ((...args: Parameters<typeof write>) => {
-      resetStrikes = true
-      return write.apply(stream, args)
-    }) as typeof write
+  // Per call nothing is allocated here: the stream points at the session's state, its close is a module function,
+  // and a unary call on the raw path (which the server's 'stream' listener, called before this one, has taken) says
+  // itself when it sends (serverSends); only other streams get their respond and write wrapped.
+  session.on('stream', (stream: KeepaliveStream) => {
+    k.lastActivity = performance.now()
+    k.strikes = 0
+    k.activeStreams++
+    stream[kKeepalive] = k
+    stream.on('close', onKeepaliveStreamClose)
+    if ((stream as BodyStream)[kUnaryBody] === undefined) watchSends(stream, k)
   })
   const interval = Math.min(config.grpcKeepaliveIntervalMs, 2 ** 31 - 1)
   const timer = setInterval(
     () => {
       if (session.closed || session.destroyed) return clearInterval(timer)
-      if (performance.now() - lastActivity < interval) return
+      if (performance.now() - k.lastActivity < interval) return
       const deadline = setTimeout(() => session.destroy(), config.grpcKeepaliveTimeoutMs)
       deadline.unref?.()
       const ok = session.ping((err) => {
         clearTimeout(deadline)
         if (err) session.destroy()
-        else lastActivity = performance.now()
+        else k.lastActivity = performance.now()
       })
       if (!ok) clearTimeout(deadline)
     },
