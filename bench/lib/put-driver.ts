@@ -1,0 +1,111 @@
+/**
+ * A small closed-loop gRPC Put driver for A/B runs of two checkouts at the same time (same contention on a shared
+ * machine): starts one member of the checkout it runs in (the working directory), sends 6,000 warm-up puts, then
+ * `clients` closed-loop callers for `seconds` over ceil(clients/16) HTTP/2 connections (pre-encoded Put frames,
+ * 256-byte values over 1,000 keys, as bench/grpc.ts), and prints ops/s, the member's CPU per put (/proc), p50/p99
+ * and puts per WAL write (etcd_disk_wal_fsync_duration_seconds_count). With `etcd` as third argument, Debian's etcd.
+ *
+ *   (cd <before> && node --import tsx <after>/bench/lib/put-driver.ts 64 5) &
+ *   node --import tsx bench/lib/put-driver.ts 64 5 & wait
+ *
+ * docs/benchmarks.md ("The put path, pared") has the runs made with it.
+ */
+import { type ClientHttp2Session, connect } from 'node:http2'
+import { loadavg } from 'node:os'
+import { pathToFileURL } from 'node:url'
+
+const repo = process.cwd()
+const { startEdgecd, startEtcd, processCpuSecs } = (await import(
+  pathToFileURL(`${repo}/bench/lib/servers.ts`).href
+)) as typeof import('./servers.js')
+const n = Number(process.argv[2] ?? 64)
+const secs = Number(process.argv[3] ?? 3)
+const which = process.argv[4] ?? 'edgecd'
+const enc = new TextEncoder()
+
+/** An enveloped PutRequest{key, value} (value under 16 KiB). */
+function putFrame(key: Uint8Array, value: Uint8Array): Buffer {
+  const b = Buffer.alloc(5 + 2 + key.length + 3 + value.length)
+  let p = 5
+  b[p++] = 0x0a
+  b[p++] = key.length
+  b.set(key, p)
+  p += key.length
+  b[p++] = 0x12
+  b[p++] = (value.length & 0x7f) | 0x80
+  b[p++] = value.length >> 7
+  b.set(value, p)
+  p += value.length
+  b.writeUInt32BE(p - 5, 1)
+  return b.subarray(0, p)
+}
+const value = new Uint8Array(256).fill(0x61)
+const frames = Array.from({ length: 1000 }, (_, i) =>
+  putFrame(enc.encode(`bench/${String(i).padStart(6, '0')}`), value),
+)
+const headers = {
+  ':method': 'POST',
+  ':path': '/etcdserverpb.KV/Put',
+  'content-type': 'application/grpc',
+  te: 'trailers',
+}
+
+function put(s: ClientHttp2Session, i: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const r = s.request(headers)
+    let status: unknown
+    const take = (h: Record<string, unknown>) => {
+      if (h['grpc-status'] !== undefined) status = h['grpc-status']
+    }
+    r.on('response', take)
+    r.on('trailers', take)
+    r.on('data', () => undefined)
+    r.on('error', reject)
+    r.on('end', () => (status === '0' ? resolve() : reject(new Error(`grpc-status ${status}`))))
+    r.end(frames[i % 1000])
+  })
+}
+
+const srv = which === 'etcd' ? await startEtcd() : await startEdgecd({})
+const address = new URL(srv.url).host
+
+async function metric(name: string): Promise<number> {
+  if (which === 'etcd') return Number.NaN
+  const text = await (await fetch(`${srv.url}/metrics`)).text()
+  const line = text.split('\n').find((x) => x.startsWith(`${name} `))
+  return line ? Number(line.split(' ')[1]) : Number.NaN
+}
+
+try {
+  const sessions = Array.from({ length: Math.ceil(n / 16) }, () => connect(`http://${address}`))
+  for (let i = 0; i < 6000; i += 64) await Promise.all(Array.from({ length: 64 }, (_, j) => put(sessions[0]!, i + j)))
+  const f0 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
+  const c0 = processCpuSecs(srv.pid)
+  const t0 = performance.now()
+  const end = t0 + secs * 1000
+  let ops = 0
+  const lat: number[] = []
+  await Promise.all(
+    Array.from({ length: n }, async (_, w) => {
+      let x = w * 7919
+      while (performance.now() < end) {
+        const s = performance.now()
+        await put(sessions[w % sessions.length]!, x++)
+        lat.push(performance.now() - s)
+        ops++
+      }
+    }),
+  )
+  const c1 = processCpuSecs(srv.pid)
+  const t1 = performance.now()
+  const f1 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
+  lat.sort((a, b) => a - b)
+  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]!.toFixed(2)
+  console.log(
+    `${which} n=${n} ops/s ${(ops / ((t1 - t0) / 1000)).toFixed(0)} cpu µs/put ${(((c1 - c0) * 1e6) / ops).toFixed(0)} ` +
+      `p50 ${q(0.5)} p99 ${q(0.99)} puts/fsync ${(ops / (f1 - f0)).toFixed(1)} load ${loadavg()[0]!.toFixed(1)}`,
+  )
+  for (const s of sessions) s.close()
+} finally {
+  await srv.stop()
+}
