@@ -12,7 +12,10 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { type Client, Code, ConnectError, createClient, type Transport } from '@connectrpc/connect'
-import { createConnectTransport as createNodeConnectTransport } from '@connectrpc/connect-node'
+import {
+  createConnectTransport as createNodeConnectTransport,
+  createGrpcWebTransport as createNodeGrpcWebTransport,
+} from '@connectrpc/connect-node'
 import { createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-web'
 import * as pb from '../../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
 import { serverDefaults } from '../../src/etcdserver/config.js'
@@ -152,6 +155,18 @@ for (const runtime of ['node', 'workerd', 'deno'] as const) {
       const c = createClient(pb.KV, createNodeConnectTransport({ baseUrl: m.url, httpVersion: '2' }))
       await c.put({ key: b('h2/k'), value: b('v') })
       assert.equal(td.decode((await c.range({ key: b('h2/k') })).kvs[0]!.value), 'v')
+    })
+
+    test('gRPC-Web over HTTP/2 (h2c with prior knowledge) on the Node listener', {
+      skip: runtime === 'node' ? false : 'only the Node member has an HTTP/2 listener',
+    }, async () => {
+      const c = createClient(pb.KV, createNodeGrpcWebTransport({ baseUrl: m.url, httpVersion: '2' }))
+      await c.put({ key: b('h2web/k'), value: b('w') })
+      assert.equal(td.decode((await c.range({ key: b('h2web/k') })).kvs[0]!.value), 'w')
+      assert.deepEqual(await failure(c.put({ key: new Uint8Array(0), value: b('x') })), {
+        code: Code.InvalidArgument,
+        message: 'etcdserver: key is not provided',
+      })
     })
 
     test('leases, member list, status; Snapshot as a server stream', async () => {

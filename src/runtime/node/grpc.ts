@@ -138,7 +138,8 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
     'stream',
     (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
       const ct = headers['content-type']
-      if (typeof ct !== 'string' || !ct.startsWith('application/grpc')) {
+      // gRPC-Web (a browser on an https:// member negotiates h2) is the app's, as on HTTP/1.1: src/api/grpc/fetch.ts.
+      if (typeof ct !== 'string' || !ct.startsWith('application/grpc') || ct.startsWith('application/grpc-web')) {
         compat(stream, headers, rawHeaders, opts.appListener)
         return
       }
