@@ -147,26 +147,35 @@ const sleep = (ms: number, cancel?: Promise<void>) =>
     })
   })
 
-/** Merges consecutive 'events' ops of one range (each key's last state wins). */
+/** Merges consecutive 'events' ops of one range (each key's last state wins; a delete keeps its own revision). */
 export function mergeOps(ops: StorageOp[]): StorageOp[] {
+  if (ops.length === 1) return ops
   const out: StorageOp[] = []
   for (const op of ops) {
     const last = out[out.length - 1]
     if (op.kind === 'events' && last?.kind === 'events' && last.range === op.range) {
-      const m = new Map<string, StoredKv | null>()
-      for (const k of last.deletes) m.set(k, null)
-      for (const kv of last.puts) m.set(kv.key, kv)
-      for (const k of op.deletes) m.set(k, null)
-      for (const kv of op.puts) m.set(kv.key, kv)
+      // A key's last state: its kv, or the revision of its delete.
+      const m = new Map<string, StoredKv | number>()
+      for (const o of [last, op]) {
+        for (let i = 0; i < o.deletes.length; i++) m.set(o.deletes[i]!, o.deleteRevisions?.[i] ?? o.revision)
+        for (const kv of o.puts) m.set(kv.key, kv)
+      }
       const puts: StoredKv[] = []
       const deletes: string[] = []
-      for (const [k, v] of m) v === null ? deletes.push(k) : puts.push(v)
+      const deleteRevisions: number[] = []
+      for (const [k, v] of m) {
+        if (typeof v === 'number') {
+          deletes.push(k)
+          deleteRevisions.push(v)
+        } else puts.push(v)
+      }
       out[out.length - 1] = {
         kind: 'events',
         range: op.range,
         revision: Math.max(op.revision, last.revision),
         puts,
         deletes,
+        deleteRevisions: deletes.length > 0 ? deleteRevisions : undefined,
         lastContact: op.lastContact ?? last.lastContact,
       }
     } else out.push(op)
@@ -474,18 +483,23 @@ export class ReplicaEngine {
           if (this.loadGate) this.loadGate.push(() => fn(...a))
           else fn(...a)
         }
+      const events = (events: SourceEvent[], headerRev: number) => {
+        if (!current()) return
+        const now = this.contact(headerRev)
+        if (f.state !== 'live') this.setState(f, 'live')
+        this.applyEvents(f, events, now)
+      }
       f.watch = source.watch(f.meta.key, f.meta.end, f.meta.revision + 1, {
         created: gated((rev: number) => {
           if (!current()) return
           this.contact(rev)
           this.setState(f, 'live')
         }),
-        events: gated((events: SourceEvent[], headerRev: number) => {
-          if (!current()) return
-          this.contact(headerRev)
-          if (f.state !== 'live') this.setState(f, 'live')
-          this.applyEvents(f, events)
-        }),
+        // The hot path (every live change): no rest arguments unless the store is loading.
+        events: (evs: SourceEvent[], headerRev: number) => {
+          if (this.loadGate) this.loadGate.push(() => events(evs, headerRev))
+          else events(evs, headerRev)
+        },
         progress: gated((rev: number) => {
           if (!current()) return
           this.contact(rev)
@@ -507,9 +521,10 @@ export class ReplicaEngine {
     })
   }
 
-  private applyEvents(f: Followed, events: SourceEvent[]): void {
+  private applyEvents(f: Followed, events: SourceEvent[], now: number): void {
     const puts: StoredKv[] = []
     const deletes: string[] = []
+    let deleteRevisions: number[] | undefined
     let rev = f.meta.revision
     let changed = 0
     if (events.length === 1) {
@@ -517,22 +532,34 @@ export class ReplicaEngine {
       const e = events[0]!
       if (e.kv.modRevision <= rev) return
       rev = e.kv.modRevision
-      e.type === 'DELETE' ? deletes.push(e.kv.key) : puts.push(e.kv)
+      if (e.type === 'DELETE') {
+        deletes.push(e.kv.key)
+        deleteRevisions = [rev]
+      } else puts.push(e.kv)
       changed = 1
     } else {
-      const m = new Map<string, StoredKv | null>()
+      // A key's last state in the message: its kv, or the revision of its delete.
+      const m = new Map<string, StoredKv | number>()
       for (const e of events) {
         // A repeated delivery (an older watch's late answer, a resumed watch starting early) is dropped.
         if (e.kv.modRevision <= f.meta.revision) continue
         // Several revisions in one response (a catch-up, or one apply batch coalesced): the last change of a key wins.
-        m.set(e.kv.key, e.type === 'DELETE' ? null : e.kv)
+        m.set(e.kv.key, e.type === 'DELETE' ? e.kv.modRevision : e.kv)
         if (e.kv.modRevision > rev) rev = e.kv.modRevision
       }
       if (rev === f.meta.revision) return
-      for (const [k, v] of m) v === null ? deletes.push(k) : puts.push(v)
+      for (const [k, v] of m) {
+        if (typeof v === 'number') {
+          deletes.push(k)
+          deleteRevisions ??= []
+          deleteRevisions.push(v)
+        } else puts.push(v)
+      }
       changed = m.size
     }
-    void this.apply([{ kind: 'events', range: f.meta.id, revision: rev, puts, deletes, lastContact: this.now() }])
+    void this.apply([
+      { kind: 'events', range: f.meta.id, revision: rev, puts, deletes, deleteRevisions, lastContact: now },
+    ])
     f.changes += changed
     this.maybeFold(f)
   }
@@ -562,9 +589,12 @@ export class ReplicaEngine {
     this.checkReady()
   }
 
-  private contact(revision: number): void {
-    this.lastContact = this.now()
+  /** Notes an answer from the cluster at `revision`; returns the time of it. */
+  private contact(revision: number): number {
+    const now = this.now()
+    this.lastContact = now
     if (revision > this.clusterRevision) this.clusterRevision = revision
+    return now
   }
 
   // ------------------------------------------------------------------ applying and storing
@@ -598,20 +628,29 @@ export class ReplicaEngine {
       switch (op.kind) {
         case 'events': {
           if (op.revision <= f.meta.revision && op.puts.length === 0 && op.deletes.length === 0) break
-          const changes: LocalChange[] = []
-          for (const k of op.deletes) {
+          // Changes are built only for subscribers (none: the tree alone).
+          const changes: LocalChange[] | undefined = this.subscribers.size > 0 ? [] : undefined
+          const deletes = op.deletes
+          for (let i = 0; i < deletes.length; i++) {
+            const k = deletes[i]!
             const old = f.tree.get(k)
             if (old) {
               f.tree.delete(k)
-              changes.push({ type: 'DELETE', kv: { ...old, modRevision: op.revision, value: new Uint8Array(0) } })
+              // Each delete with its own revision (etcd's DELETE event: kv.mod_revision is the delete's revision).
+              const modRevision = op.deleteRevisions?.[i] ?? op.revision
+              changes?.push({ type: 'DELETE', kv: { ...old, modRevision, value: new Uint8Array(0) } })
             }
           }
           for (const kv of op.puts) {
             f.tree.set(kv.key, kv)
-            changes.push({ type: 'PUT', kv })
+            changes?.push({ type: 'PUT', kv })
           }
-          f.meta.revision = Math.max(f.meta.revision, op.revision)
-          if (changes.length) this.notify(f, { revision: f.meta.revision, changes, cause: 'events' })
+          if (op.revision > f.meta.revision) f.meta.revision = op.revision
+          if (changes && changes.length > 0) {
+            // Several revisions in one op (deletes and puts kept apart): subscribers see them in revision order.
+            if (deletes.length > 0 && op.puts.length > 0) changes.sort((a, b) => a.kv.modRevision - b.kv.modRevision)
+            this.notify(f, { revision: f.meta.revision, changes, cause: 'events' })
+          }
           this.wake(f)
           if (!this.source) this.emitStatus()
           break
@@ -1037,6 +1076,11 @@ export class ReplicaEngine {
   private notify(f: Followed, batch: ChangeBatch): void {
     for (const s of this.subscribers) {
       if (!within(s.key, s.end, f.meta.key, f.meta.end)) continue
+      // A subscription to the whole followed range (the usual one) sees the batch as it is.
+      if (s.key === f.meta.key && s.end === f.meta.end) {
+        s.fn(batch)
+        continue
+      }
       const changes = batch.changes.filter((c) =>
         s.end === '' ? c.kv.key === s.key : c.kv.key >= s.key && (s.end === '\0' || c.kv.key < s.end),
       )

@@ -45,6 +45,12 @@ export type StorageOp =
       revision: number
       puts: StoredKv[]
       deletes: string[]
+      /**
+       * The revision of each delete (the DELETE event's kv.mod_revision), in the order of `deletes`: one watch message
+       * (and a merged op) carries several revisions. Absent (ops of earlier versions, broadcast by an older tab):
+       * every delete is at `revision`. Loading never needs it (a deleted key is simply absent).
+       */
+      deleteRevisions?: number[] | undefined
       lastContact?: number | undefined
     }
   /** A new range to follow (no data yet), or a changed meta. */

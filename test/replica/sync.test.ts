@@ -10,8 +10,9 @@ import { describe, test } from 'node:test'
 import { openReplica, type Replica } from '../../src/replica/api.js'
 import { followedSpan, rangeId } from '../../src/replica/keys.js'
 import { newTree, type StoredKv } from '../../src/replica/local-index.js'
-import { type ChangeBatch, ReplicaEngine } from '../../src/replica/replica.js'
-import { MemoryReplicaStorage, type ReplicaError } from '../../src/replica/storage.js'
+import { type ChangeBatch, mergeOps, ReplicaEngine } from '../../src/replica/replica.js'
+import type { ReplicaSource, SourceEvent, WatchSink } from '../../src/replica/source.js'
+import { MemoryReplicaStorage, type ReplicaError, type StorageOp } from '../../src/replica/storage.js'
 import { rng, ScriptedServer } from './scripted-server.js'
 
 const P = followedSpan({ prefix: 'p/' })
@@ -338,6 +339,101 @@ describe('replica sync engine (scripted server)', () => {
     await assert.rejects(r.get('q/x'), (x: ReplicaError) => x.code === 'ERR_NOT_FOLLOWED')
     await r.close()
   })
+
+  test('each change a subscriber sees carries its own revision: a delete in a multi-revision message, merged ops, followers', async () => {
+    const enc = new TextEncoder()
+    const kv = (key: string, rev: number): StoredKv => ({
+      key,
+      value: enc.encode(key),
+      createRevision: rev,
+      modRevision: rev,
+      version: 1,
+      lease: '0',
+    })
+    // etcd's DELETE event: the key and the revision of the delete (kv.mod_revision), nothing else.
+    const tomb = (key: string, rev: number): SourceEvent => ({
+      type: 'DELETE',
+      kv: { key, value: new Uint8Array(0), createRevision: 0, modRevision: rev, version: 0, lease: '0' },
+    })
+    let sink: WatchSink | undefined
+    const source: ReplicaSource = {
+      range: async (r) => ({
+        revision: 3,
+        kvs: r.countOnly ? [] : [kv('p/a', 2), kv('p/b', 3)],
+        more: false,
+        count: 2,
+      }),
+      watch: (_k, _e, _start, s) => {
+        sink = s
+        setImmediate(() => s.created(3))
+        return { cancel() {} }
+      },
+      progress: async () => 3,
+      close() {},
+    }
+    const storage = new MemoryReplicaStorage()
+    const committed: StorageOp[] = []
+    const e = new ReplicaEngine({ storage, ranges: [P], source, onCommitted: (ops) => committed.push(...ops) })
+    const seen = (x: ReplicaEngine) => {
+      const out: string[] = []
+      x.subscribe(P.key, P.end, (b) => {
+        for (const c of b.changes) out.push(`${c.type} ${c.kv.key}@${c.kv.modRevision}`)
+      })
+      // A subscriber of one key goes through the filtered path.
+      x.subscribe('p/a', '', (b) => {
+        for (const c of b.changes) out.push(`only a: ${c.type}@${c.kv.modRevision}`)
+      })
+      return out
+    }
+    const leaderSaw = seen(e)
+    await e.start()
+    await e.ready(5000)
+    await e.flushed()
+    // A follower tab on the same store, fed the leader's committed ops (as over the BroadcastChannel).
+    const follower = new ReplicaEngine({ storage, ranges: [P] })
+    const followerSaw = seen(follower)
+    await follower.start()
+    committed.length = 0
+    // Forget the copy (swapped in, and loaded): only live changes from here.
+    leaderSaw.length = 0
+    followerSaw.length = 0
+    // One message with several revisions (one apply batch coalesced by the member), then a single event.
+    sink!.events([tomb('p/a', 4), { type: 'PUT', kv: kv('p/c', 5) }, tomb('p/b', 6)], 6)
+    sink!.events([tomb('p/c', 7)], 7)
+    const want = ['only a: DELETE@4', 'DELETE p/a@4', 'PUT p/c@5', 'DELETE p/b@6', 'DELETE p/c@7']
+    assert.deepEqual([...leaderSaw].sort(), [...want].sort())
+    assert.deepEqual(
+      leaderSaw.filter((x) => !x.startsWith('only')),
+      want.slice(1),
+      'in revision order',
+    )
+    await e.flushed()
+    // Ops merged into one commit keep each delete's revision.
+    const merged = mergeOps([...committed])
+    assert.equal(merged.length, 1)
+    const m = merged[0]!
+    assert.ok(m.kind === 'events')
+    assert.deepEqual(
+      m.deletes.map((k, i) => `${k}@${m.deleteRevisions?.[i]}`),
+      ['p/a@4', 'p/b@6', 'p/c@7'],
+    )
+    follower.applyRemote(merged)
+    assert.deepEqual(
+      followerSaw.filter((x) => !x.startsWith('only')),
+      ['DELETE p/a@4', 'DELETE p/b@6'],
+      'the follower: p/c was never in its copy',
+    )
+    assert.ok(followerSaw.includes('only a: DELETE@4'))
+    // An op broadcast by an older version (no deleteRevisions): the delete is at the op's revision, as before.
+    follower.applyRemote([
+      { kind: 'events', range: m.range, revision: 9, puts: [kv('p/d', 8)], deletes: [], lastContact: 1 },
+    ])
+    follower.applyRemote([{ kind: 'events', range: m.range, revision: 10, puts: [], deletes: ['p/d'] }])
+    assert.deepEqual(followerSaw.slice(-2), ['PUT p/d@8', 'DELETE p/d@10'])
+    assert.equal(e.snapshot().revision, 7)
+    await follower.close()
+    await e.close()
+  })
 })
 
 async function randomRun(seed: number): Promise<void> {
@@ -372,6 +468,14 @@ async function randomRun(seed: number): Promise<void> {
         if (b.cause === 'events') {
           const prev = lastMod.get(c.kv.key) ?? 0
           assert.ok(c.kv.modRevision > prev, `repeated event for ${c.kv.key} at ${c.kv.modRevision}`)
+          // A live delete carries the revision of the delete: the key is there just before it and gone at it.
+          if (c.type === 'DELETE') {
+            const at = (rev: number) => server.stateAt(rev, c.kv.key, `${c.kv.key}\0`).length
+            assert.ok(
+              at(c.kv.modRevision - 1) === 1 && at(c.kv.modRevision) === 0,
+              `delete of ${c.kv.key} at ${c.kv.modRevision}`,
+            )
+          }
         }
         lastMod.set(c.kv.key, c.kv.modRevision)
         if (c.type === 'PUT') model.set(c.kv.key, c.kv)
