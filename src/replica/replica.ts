@@ -147,6 +147,16 @@ const sleep = (ms: number, cancel?: Promise<void>) =>
     })
   })
 
+/** What persist() answers once ops are stored synchronously (shared: no promise per live change). */
+const stored: Promise<void> = Promise.resolve()
+
+/** A rejected promise that is not an unhandled rejection (callers of live events do not wait; fail() reports). */
+function rejected(e: ReplicaError): Promise<void> {
+  const p = Promise.reject(e)
+  p.catch(() => {})
+  return p
+}
+
 /** Merges consecutive 'events' ops of one range (each key's last state wins; a delete keeps its own revision). */
 export function mergeOps(ops: StorageOp[]): StorageOp[] {
   if (ops.length === 1) return ops
@@ -699,10 +709,20 @@ export class ReplicaEngine {
   }
 
   private persist(ops: StorageOp[]): Promise<void> {
-    if (this.fatal) {
-      const p = Promise.reject(this.fatal)
-      p.catch(() => {})
-      return p
+    if (this.fatal) return rejected(this.fatal)
+    const commitSync = this.opts.storage.commitSync
+    if (commitSync !== undefined && this.flushing === undefined) {
+      // A storage that commits synchronously (memory): stored now, in order (nothing is queued before it), without
+      // a promise and microtasks per live change.
+      try {
+        commitSync.call(this.opts.storage, ops)
+      } catch (err) {
+        const e = this.storageFailure(err)
+        this.fail(e)
+        return rejected(e)
+      }
+      this.committed(ops)
+      return stored
     }
     for (const op of ops) this.queue.push(op)
     if (this.flushing === undefined) {
@@ -720,29 +740,37 @@ export class ReplicaEngine {
         try {
           await this.opts.storage.commit(ops)
         } catch (err) {
-          const quota =
-            (err instanceof ReplicaError && err.code === 'ERR_QUOTA') ||
-            /quota/i.test(String((err as Error)?.message)) ||
-            (err as Error)?.name === 'QuotaExceededError'
-          const e = new ReplicaError(
-            quota ? 'ERR_QUOTA' : 'ERR_STORAGE',
-            quota
-              ? `${this.opts.storage.name}: the storage quota is exhausted; the replica stopped syncing (nothing stored was lost; free space and open it again)`
-              : `${this.opts.storage.name}: storing the replica failed: ${(err as Error)?.message ?? err}; the replica stopped syncing`,
-            { cause: err },
-          )
+          const e = this.storageFailure(err)
           this.fail(e)
           throw e
         }
-        // Other tabs need no fold (it changes no state), and it is the largest op there is.
-        if (this.opts.onCommitted) {
-          const shared = ops.filter((op) => op.kind !== 'fold')
-          if (shared.length > 0) this.opts.onCommitted(shared)
-        }
+        this.committed(ops)
       }
     } finally {
       this.flushing = undefined
     }
+  }
+
+  /** Ops are stored: other tabs apply them too (no fold: it changes no state, and it is the largest op there is). */
+  private committed(ops: StorageOp[]): void {
+    if (!this.opts.onCommitted) return
+    const shared = ops.length === 1 ? (ops[0]!.kind === 'fold' ? [] : ops) : ops.filter((op) => op.kind !== 'fold')
+    if (shared.length > 0) this.opts.onCommitted(shared)
+  }
+
+  /** The replica's error for a failed commit: ERR_QUOTA when the storage is full, else ERR_STORAGE. */
+  private storageFailure(err: unknown): ReplicaError {
+    const quota =
+      (err instanceof ReplicaError && err.code === 'ERR_QUOTA') ||
+      /quota/i.test(String((err as Error)?.message)) ||
+      (err as Error)?.name === 'QuotaExceededError'
+    return new ReplicaError(
+      quota ? 'ERR_QUOTA' : 'ERR_STORAGE',
+      quota
+        ? `${this.opts.storage.name}: the storage quota is exhausted; the replica stopped syncing (nothing stored was lost; free space and open it again)`
+        : `${this.opts.storage.name}: storing the replica failed: ${(err as Error)?.message ?? err}; the replica stopped syncing`,
+      { cause: err },
+    )
   }
 
   /** Resolves once everything applied so far is stored. */

@@ -75,6 +75,8 @@ export interface ReplicaSource {
   close(): void
 }
 
+const encoder = new TextEncoder()
+
 /** Binary string (one char per byte) of standard base64. */
 export const binFromBase64 = (s: string | undefined): string => (s ? atob(s) : '')
 /** Standard base64 of a binary string. */
@@ -112,7 +114,9 @@ export function decodeStoredKvs(raw: Raw[]): StoredKv[] {
     const k = raw[i]!
     const b = bins[i]!
     const start = o
-    for (let j = 0; j < b.length; j++) buf[o++] = b.charCodeAt(j)
+    // ASCII (most values): TextEncoder copies it natively; a byte above 0x7f stops it short, then the loop copies.
+    if (encoder.encodeInto(b, buf.subarray(start, start + b.length)).read === b.length) o += b.length
+    else for (let j = 0; j < b.length; j++) buf[o++] = b.charCodeAt(j)
     out[i] = storedKv(k, buf.subarray(start, o))
   }
   return out

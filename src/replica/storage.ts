@@ -91,6 +91,11 @@ export interface ReplicaStorage {
   loadMetas?(): Promise<RangeMeta[]>
   /** Applies the ops in order, atomically: after a crash either all of them are stored or none. */
   commit(ops: StorageOp[]): Promise<void>
+  /**
+   * Optional: commit, synchronously (a storage that keeps everything in memory). When there, the engine stores each
+   * live change at once instead of through a promise (nothing is queued ahead of it, so the order is the same).
+   */
+  readonly commitSync?: ((ops: StorageOp[]) => void) | undefined
   close(): Promise<void>
   /** A short name for messages ("IndexedDB edgecd-replica:..."). */
   readonly name: string
@@ -146,10 +151,21 @@ export class MemoryReplicaStorage implements ReplicaStorage {
     })
   }
 
-  async commit(ops: StorageOp[]): Promise<void> {
+  /** Commits synchronously (see ReplicaStorage.commitSync); tests turn it off to run the engine's asynchronous path. */
+  syncCommits = true
+
+  get commitSync(): ((ops: StorageOp[]) => void) | undefined {
+    return this.syncCommits ? this.commitNow : undefined
+  }
+
+  private readonly commitNow = (ops: StorageOp[]): void => {
     this.beforeCommit?.(ops)
     this.commits++
     applyOps(this.metas, this.data, ops)
+  }
+
+  async commit(ops: StorageOp[]): Promise<void> {
+    this.commitNow(ops)
   }
 
   async close(): Promise<void> {}

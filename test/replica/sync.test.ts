@@ -445,6 +445,8 @@ async function randomRun(seed: number): Promise<void> {
   for (const k of keys.slice(0, 8)) server.put(k, 'init')
   server.put('o/outside', 'x')
   const storage = new MemoryReplicaStorage()
+  // Seeds 4k+2 and 4k+3: commits through the engine's asynchronous queue (as IndexedDB and files), else synchronous.
+  storage.syncCommits = seed % 4 < 2
   if (seed % 2 === 0) {
     // Every other seed: metas read apart and a slow load, so the watches start while the copy loads and their
     // deliveries wait for it (the engine's load gate).
