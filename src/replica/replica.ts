@@ -147,6 +147,9 @@ const sleep = (ms: number, cancel?: Promise<void>) =>
     })
   })
 
+/** The empty puts or deletes of a one-event op (ops are never changed once made). */
+const none: never[] = []
+
 /** What persist() answers once ops are stored synchronously (shared: no promise per live change). */
 const stored: Promise<void> = Promise.resolve()
 
@@ -532,20 +535,24 @@ export class ReplicaEngine {
   }
 
   private applyEvents(f: Followed, events: SourceEvent[], now: number): void {
-    const puts: StoredKv[] = []
-    const deletes: string[] = []
+    let puts: StoredKv[]
+    let deletes: string[]
     let deleteRevisions: number[] | undefined
     let rev = f.meta.revision
     let changed = 0
     if (events.length === 1) {
-      // The common live delivery: one event, no merging.
+      // The common live delivery: one event, no merging, one array.
       const e = events[0]!
       if (e.kv.modRevision <= rev) return
       rev = e.kv.modRevision
       if (e.type === 'DELETE') {
-        deletes.push(e.kv.key)
+        puts = none
+        deletes = [e.kv.key]
         deleteRevisions = [rev]
-      } else puts.push(e.kv)
+      } else {
+        puts = [e.kv]
+        deletes = none
+      }
       changed = 1
     } else {
       // A key's last state in the message: its kv, or the revision of its delete.
@@ -558,6 +565,8 @@ export class ReplicaEngine {
         if (e.kv.modRevision > rev) rev = e.kv.modRevision
       }
       if (rev === f.meta.revision) return
+      puts = []
+      deletes = []
       for (const [k, v] of m) {
         if (typeof v === 'number') {
           deletes.push(k)
