@@ -666,8 +666,9 @@ export class ReplicaEngine {
           }
           if (op.revision > f.meta.revision) f.meta.revision = op.revision
           if (changes && changes.length > 0) {
-            // Several revisions in one op (deletes and puts kept apart): subscribers see them in revision order.
-            if (deletes.length > 0 && op.puts.length > 0) changes.sort((a, b) => a.kv.modRevision - b.kv.modRevision)
+            // Several revisions in one op (deletes and puts kept apart, keys in first-seen order): subscribers see
+            // them in revision order.
+            if (changes.length > 1) changes.sort((a, b) => a.kv.modRevision - b.kv.modRevision)
             this.notify(f, { revision: f.meta.revision, changes, cause: 'events' })
           }
           this.wake(f)

@@ -431,6 +431,20 @@ describe('replica sync engine (scripted server)', () => {
     follower.applyRemote([{ kind: 'events', range: m.range, revision: 10, puts: [], deletes: ['p/d'] }])
     assert.deepEqual(followerSaw.slice(-2), ['PUT p/d@8', 'DELETE p/d@10'])
     assert.equal(e.snapshot().revision, 7)
+    // Deletes only, keys first seen in another order than their last revisions: still in revision order.
+    leaderSaw.length = 0
+    sink!.events(
+      [
+        { type: 'PUT', kv: kv('p/x', 8) },
+        { type: 'PUT', kv: kv('p/y', 9) },
+      ],
+      9,
+    )
+    sink!.events([{ type: 'PUT', kv: kv('p/x', 10) }, tomb('p/y', 11), tomb('p/x', 12)], 12)
+    assert.deepEqual(
+      leaderSaw.filter((x) => !x.startsWith('only')),
+      ['PUT p/x@8', 'PUT p/y@9', 'DELETE p/y@11', 'DELETE p/x@12'],
+    )
     await follower.close()
     await e.close()
   })
