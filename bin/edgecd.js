@@ -97,7 +97,8 @@ function loadBundle(file) {
   const module = { exports: {} }
   script.runInThisContext()(
     module.exports,
-    require('node:module').createRequire(file),
+    // Module.createRequire, as node:module exports it, without evaluating node:module's public module (about 1 ms).
+    (module.constructor.createRequire ?? require('node:module').createRequire)(file),
     module,
     file,
     path.dirname(file),

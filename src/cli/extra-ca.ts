@@ -22,9 +22,9 @@ export function deferExtraCaCerts(file: string): void {
 /** Node's roots plus the deferred file's certificates; null (after Node's warning) if the file cannot be read. */
 function extraBundle(): string[] | null {
   if (bundle !== undefined) return bundle
-  const require = createRequire(import.meta.url)
-  const { readFileSync } = require('node:fs') as typeof import('node:fs')
-  const { rootCertificates } = require('node:tls') as typeof import('node:tls')
+  const builtin = (id: string): unknown => process.getBuiltinModule?.(id) ?? createRequire(import.meta.url)(id)
+  const { readFileSync } = builtin('node:fs') as typeof import('node:fs')
+  const { rootCertificates } = builtin('node:tls') as typeof import('node:tls')
   try {
     bundle = [...rootCertificates, readFileSync(deferredFile!, 'utf8')]
   } catch (err) {

@@ -24,7 +24,15 @@ import { withExtraCa } from './extra-ca.js'
 // node:net and node:https through require, not ESM imports: an ESM import builds the module's namespace by reading
 // every export, and on Node 22 node:http's exports include lazy getters (WebSocket, MessageEvent...) that load all of
 // undici, the very start-up cost this module exists to avoid.
-const require = createRequire(import.meta.url)
+// process.getBuiltinModule where Node has it (20.16+, 22.3+), else a require made on first use (in the CLI bundle
+// import.meta.url is computed when read: scripts/build.mjs).
+let nodeRequire: NodeJS.Require | undefined
+function require(id: string): unknown {
+  const m = process.getBuiltinModule?.(id)
+  if (m !== undefined) return m
+  nodeRequire ??= createRequire(import.meta.url)
+  return nodeRequire(id)
+}
 
 /** The part of a fetch Response the client reads. */
 interface SmallResponse {

@@ -228,8 +228,9 @@ function parseGlobal(argv: string[]) {
 }
 
 // Run when started directly (`node --import tsx src/cli/main.ts`, i.e. `npm start`); bin/edgecd.js imports and calls
-// main() itself.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+// main() itself (the name test first: in the bundle import.meta.url is computed when read, through node:url).
+const entry = process.argv[1]
+if (entry !== undefined && /main\.[jt]s$/.test(entry) && import.meta.url === pathToFileURL(entry).href) {
   void main(process.argv.slice(2)).then((code) => {
     process.exitCode = code
   })
