@@ -1,4 +1,4 @@
-import { constants, fdatasync, write } from 'node:fs'
+import { constants, fdatasync, fdatasyncSync, write, writeSync } from 'node:fs'
 import { type FileHandle, link, mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -209,10 +209,30 @@ const dsync = constants.O_DSYNC ?? 0
 const writeFlags = constants.O_RDWR | constants.O_CREAT | dsync
 
 /**
+ * A small durable write while the writes are small on average (one client's puts, not a batch of many) is made with a
+ * blocking `writeSync` on the event loop instead of through libuv's thread pool: the pool's hop (waking a pool thread,
+ * its completion waking the event loop) cost as much CPU as the rest of a lone put and two extra context switches per
+ * put, and with nothing else to do the loop would only wait for the disk anyway (docs/benchmarks.md, "The put path,
+ * pared"). At most one such write per event-loop turn: the writes that follow in the same turn go through the pool, so
+ * that proposals arriving meanwhile are batched into the next Ready (blocking writes one after another would turn
+ * every request into its own Ready and sync: measured, 1 put per sync at 64 clients). Large writes (batches,
+ * preallocation, snapshots) always go through the pool.
+ */
+const syncWriteBytesMax = 4096
+/** ...and only while the moving average of recent write sizes (each counted up to 16 KiB) is at most this. */
+const syncWriteBytesAvgMax = 1024
+let writeBytesAvg = 0
+let syncWroteThisTurn = false
+const endSyncTurn = (): void => {
+  syncWroteThisTurn = false
+}
+
+/**
  * A WAL file's durable writes go through callback `fs.write` on the raw descriptor rather than FileHandle's promise
  * `write`: one request object per write instead of FileHandle's per-call promise machinery (a measurable share of a
  * put's main-thread time: docs/benchmarks.md, "One put, taken apart"). Still one trip through libuv's thread pool,
- * so the event loop keeps reading and answering calls while the disk syncs (the Ready loop batches what arrives).
+ * so the event loop keeps reading and answering calls while the disk syncs (the Ready loop batches what arrives),
+ * except for a lone small write (syncWriteBytesMax above), which is one blocking O_DSYNC write.
  */
 class NodeWriteFile implements WriteFile {
   private readonly fd: number
@@ -225,6 +245,20 @@ class NodeWriteFile implements WriteFile {
   }
 
   writeDurable(data: Uint8Array, position: number): Promise<void> {
+    const n = data.byteLength
+    writeBytesAvg += (Math.min(n, syncWriteBytesMax * 4) - writeBytesAvg) / 8
+    if (n <= syncWriteBytesMax && writeBytesAvg <= syncWriteBytesAvgMax && !syncWroteThisTurn) {
+      syncWroteThisTurn = true
+      setImmediate(endSyncTurn)
+      try {
+        let off = 0
+        while (off < data.byteLength) off += writeSync(this.fd, data, off, data.byteLength - off, position + off)
+        if (dsync === 0) fdatasyncSync(this.fd)
+      } catch (err) {
+        return Promise.reject(storageErrorFromNode(err as NodeJS.ErrnoException, 'write', this.p))
+      }
+      return Promise.resolve()
+    }
     return new Promise<void>((resolve, reject) => new DurableWrite(this.fd, this.p, data, position, resolve, reject))
   }
 
