@@ -221,7 +221,14 @@ const writeFlags = constants.O_RDWR | constants.O_CREAT | dsync
 const syncWriteBytesMax = 4096
 /** ...and only while the moving average of recent write sizes (each counted up to 16 KiB) is at most this. */
 const syncWriteBytesAvgMax = 1024
+/**
+ * ...and only while writes are single proposals: the average within 1.2x of the smallest recent write (which slowly
+ * forgets). A few clients (2-4) whose Readys hold 1-2 entries would otherwise block one write per turn and lose the
+ * batching the pool gives them (measured at 4 clients: 1.4 puts per sync instead of 1.8, ~10-40% fewer puts/s).
+ */
+const syncWriteSpreadMax = 1.2
 let writeBytesAvg = 0
+let writeBytesMin = Number.POSITIVE_INFINITY
 let syncWroteThisTurn = false
 const endSyncTurn = (): void => {
   syncWroteThisTurn = false
@@ -247,7 +254,13 @@ class NodeWriteFile implements WriteFile {
   writeDurable(data: Uint8Array, position: number): Promise<void> {
     const n = data.byteLength
     writeBytesAvg += (Math.min(n, syncWriteBytesMax * 4) - writeBytesAvg) / 8
-    if (n <= syncWriteBytesMax && writeBytesAvg <= syncWriteBytesAvgMax && !syncWroteThisTurn) {
+    writeBytesMin = Math.min(n, writeBytesMin * 1.02)
+    if (
+      n <= syncWriteBytesMax &&
+      writeBytesAvg <= syncWriteBytesAvgMax &&
+      writeBytesAvg <= writeBytesMin * syncWriteSpreadMax &&
+      !syncWroteThisTurn
+    ) {
       syncWroteThisTurn = true
       setImmediate(endSyncTurn)
       try {
