@@ -36,12 +36,11 @@ import { decodeMessage, encodeMessage } from './codec.js'
 import {
   type GrpcOptions,
   type GrpcPeer,
-  type GrpcService,
   grpcError,
   grpcPeerKey,
   grpcServices,
   type RawUnary,
-  rawUnary,
+  unaryTable,
 } from './services.js'
 
 /** What the HTTP layer knows about the caller of one request. */
@@ -153,18 +152,6 @@ export function createRpcFetchHandler(member: MemberApi, opts: RpcFetchOptions):
       return withCors(universalServerResponseToFetch(await etcdTexts(kind, uRes)))
     },
   }
-}
-
-/** The unary methods by path (`/etcdserverpb.KV/Range`): those whose implementation has a raw form. */
-function unaryTable(services: GrpcService[]): Map<string, RawUnary> {
-  const table = new Map<string, RawUnary>()
-  for (const [desc, impl] of services)
-    for (const m of desc.methods) {
-      const fn = (impl as Record<string, unknown>)[m.localName] as { [rawUnary]?: RawUnary } | undefined
-      const raw = fn?.[rawUnary]
-      if (m.methodKind === 'unary' && raw) table.set(`/${desc.typeName}/${m.name}`, raw)
-    }
-  return table
 }
 
 /** Reads a body up to `max` bytes; past that, its size (or one past 4 * max). */

@@ -125,6 +125,18 @@ export const rawUnary = Symbol('edgecd raw unary')
 /** A service and its implementation (what `ConnectRouter.service` takes). */
 export type GrpcService = [DescService, Partial<ServiceImpl<any>>]
 
+/** The unary methods by path (`/etcdserverpb.KV/Range`): those whose implementation has a raw form. */
+export function unaryTable(services: GrpcService[]): Map<string, RawUnary> {
+  const table = new Map<string, RawUnary>()
+  for (const [desc, impl] of services)
+    for (const m of desc.methods) {
+      const fn = (impl as Record<string, unknown>)[m.localName] as { [rawUnary]?: RawUnary } | undefined
+      const raw = fn?.[rawUnary]
+      if (m.methodKind === 'unary' && raw) table.set(`/${desc.typeName}/${m.name}`, raw)
+    }
+  return table
+}
+
 /** The routes of every etcd service over `member`, for a ConnectRPC router. */
 export function grpcRoutes(member: MemberApi, opts: GrpcOptions): (router: ConnectRouter) => void {
   const services = grpcServices(member, opts)

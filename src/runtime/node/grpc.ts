@@ -29,12 +29,11 @@ import * as pb from '../../api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
 import {
   type GrpcOptions,
   type GrpcPeer,
-  type GrpcService,
   grpcError,
   grpcPeerKey,
   grpcServices,
   type RawUnary,
-  rawUnary,
+  unaryTable,
 } from '../../api/grpc/services.js'
 import { grpcRecvBytesMax } from '../../api/http/app.js'
 import type { MemberApi } from '../../etcdserver/api.js'
@@ -197,18 +196,6 @@ class CountingResponse extends Http2ServerResponse {
     if (n > 0) this.counter?.clientBytes?.(0, n)
     return (super.write as (...a: unknown[]) => boolean)(chunk, ...rest)
   }
-}
-
-/** The unary methods by path (`/etcdserverpb.KV/Range`): those whose implementation has a raw form. */
-function unaryTable(services: GrpcService[]): Map<string, RawUnary> {
-  const table = new Map<string, RawUnary>()
-  for (const [desc, impl] of services)
-    for (const m of desc.methods) {
-      const fn = (impl as Record<string, unknown>)[m.localName] as { [rawUnary]?: RawUnary } | undefined
-      const raw = fn?.[rawUnary]
-      if (m.methodKind === 'unary' && raw) table.set(`/${desc.typeName}/${m.name}`, raw)
-    }
-  return table
 }
 
 const okHeaders = { ':status': 200, 'content-type': 'application/grpc' }
