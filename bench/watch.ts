@@ -18,12 +18,16 @@
  *   arbitrary [start, end) range, or its own prefix), 64 writers putting to those 10,000 keys in turn, so each put
  *   reaches its one watcher. Compared with 64 writers putting to the same keys with no watcher.
  *
- *   npm run bench -- watch [--etcd] [--quick] [--seconds 3] [--writers 4]
+ *   npm run bench -- watch [--etcd] [--quick] [--seconds 3] [--writers 4] [--rows 1x1,...] [--cpu-prof dir]
  *
  *   --etcd      also run every scenario against etcd (/usr/bin/etcd, default flags) and print edgecd/etcd
  *   --quick     smoke: 1, 10 and 100 watchers, 10 streams, 100 following (10 streams x 10 in etcd's shape), 0.5 s
  *   --seconds   how long the writers put per scenario (default 3); delivery is then awaited at most 10 s more
  *   --writers   concurrent writers of the delivery rows (default 4; 16 for all-match puts, 64 for etcd's shape)
+ *   --rows      only these rows (ids: 1x1, 1x100, 1x10000, 1000x1, grpc:1x100, grpc:1x10000, puts:one-key,
+ *               puts:one-key-following, puts:keys, puts:keys-following, puts:ranges, puts:prefixes; --quick's sizes are
+ *               1x10 for 1x100 and so on: the id names the full run's row); a put row with watchers brings its baseline
+ *   --cpu-prof  start the edgecd member under `node --cpu-prof` writing its profile into this directory
  *
  * edgecd runs with --max-watchers, --max-watchers-per-stream and --max-watch-streams raised to 100,000 (etcd has no
  * such limits). Events/s is what reached the client: events received over the time from the first put to the last
@@ -56,6 +60,8 @@ const kvMark = Buffer.from('"kv":')
 type Shape = 'one-key' | 'keys' | 'ranges' | 'prefixes'
 
 interface Scenario {
+  /** Short name for --rows. */
+  id: string
   name: string
   streams: number
   watchersPerStream: number
@@ -103,6 +109,8 @@ interface Outcome {
   genCpu: number
   /** The server's CPU (user + system, its process tree) per put over the writes and the delivery, in microseconds. */
   serverUsPerPut: number
+  /** Puts per WAL sync over the scenario (etcd_disk_wal_fsync_duration_seconds_count of /metrics); NaN if absent. */
+  putsPerSync: number
   error?: string
 }
 
@@ -115,6 +123,8 @@ function plan(opts: BenchOptions) {
       json: { type: 'boolean' },
       seconds: { type: 'string' },
       writers: { type: 'string' },
+      rows: { type: 'string' },
+      'cpu-prof': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -127,25 +137,56 @@ function plan(opts: BenchOptions) {
   const [n1, n2, n3, streams, following] = quick ? [1, 10, 100, 10, 100] : [1, 100, 10_000, 1_000, 10_000]
   const fmt = (n: number) => n.toLocaleString('en-US')
   const one = { shape: 'one-key' as const, keys: 1 }
-  const delivery: Scenario[] = [
-    { name: `1 stream x ${fmt(n1)} watcher${n1 === 1 ? '' : 's'}`, streams: 1, watchersPerStream: n1, writers, ...one },
-    { name: `1 stream x ${fmt(n2)} watchers`, streams: 1, watchersPerStream: n2, writers, ...one },
-    { name: `1 stream x ${fmt(n3)} watchers`, streams: 1, watchersPerStream: n3, writers, ...one },
-    { name: `${fmt(streams)} streams x 1 watcher`, streams, watchersPerStream: 1, writers, ...one },
-    { name: `gRPC: 1 stream x ${fmt(n2)} watchers`, streams: 1, watchersPerStream: n2, writers, ...one, grpc: true },
-    { name: `gRPC: 1 stream x ${fmt(n3)} watchers`, streams: 1, watchersPerStream: n3, writers, ...one, grpc: true },
+  const allDelivery: Scenario[] = [
+    {
+      id: '1x1',
+      name: `1 stream x ${fmt(n1)} watcher${n1 === 1 ? '' : 's'}`,
+      streams: 1,
+      watchersPerStream: n1,
+      writers,
+      ...one,
+    },
+    { id: '1x100', name: `1 stream x ${fmt(n2)} watchers`, streams: 1, watchersPerStream: n2, writers, ...one },
+    { id: '1x10000', name: `1 stream x ${fmt(n3)} watchers`, streams: 1, watchersPerStream: n3, writers, ...one },
+    { id: '1000x1', name: `${fmt(streams)} streams x 1 watcher`, streams, watchersPerStream: 1, writers, ...one },
+    {
+      id: 'grpc:1x100',
+      name: `gRPC: 1 stream x ${fmt(n2)} watchers`,
+      streams: 1,
+      watchersPerStream: n2,
+      writers,
+      ...one,
+      grpc: true,
+    },
+    {
+      id: 'grpc:1x10000',
+      name: `gRPC: 1 stream x ${fmt(n3)} watchers`,
+      streams: 1,
+      watchersPerStream: n3,
+      writers,
+      ...one,
+      grpc: true,
+    },
   ]
   const putWriters = values.writers ? writers : 16
   // etcd's benchmark watch shape: streams x watchers per stream, one key (range, prefix) each, 64 writers.
   const [ks, kw, kWriters] = quick ? [10, 10, 8] : [100, 100, 64]
   const keyed = { streams: ks, watchersPerStream: kw, writers: kWriters, keys: ks * kw }
   const kn = fmt(ks * kw)
-  const puts: PutPair[] = [
+  const allPuts: PutPair[] = [
     {
       label: `all match (${putWriters} writers, one key)`,
-      none: { name: `puts, no watchers, one key`, streams: 0, watchersPerStream: 0, writers: putWriters, ...one },
+      none: {
+        id: 'puts:one-key',
+        name: `puts, no watchers, one key`,
+        streams: 0,
+        watchersPerStream: 0,
+        writers: putWriters,
+        ...one,
+      },
       following: [
         {
+          id: 'puts:one-key-following',
           name: `puts, ${fmt(following)} watchers on the key (bytes-bound)`,
           streams: 1,
           watchersPerStream: following,
@@ -156,15 +197,39 @@ function plan(opts: BenchOptions) {
     },
     {
       label: `etcd's benchmark watch shape (${kWriters} writers, ${kn} keys, ${ks} streams x ${kw})`,
-      none: { name: `puts, no watchers, ${kn} keys`, ...keyed, streams: 0, watchersPerStream: 0, shape: 'keys' },
+      none: {
+        id: 'puts:keys',
+        name: `puts, no watchers, ${kn} keys`,
+        ...keyed,
+        streams: 0,
+        watchersPerStream: 0,
+        shape: 'keys',
+      },
       following: [
-        { name: `puts, ${kn} watchers on distinct keys`, ...keyed, shape: 'keys' },
-        { name: `puts, ${kn} watchers on distinct ranges`, ...keyed, shape: 'ranges' },
-        { name: `puts, ${kn} watchers on distinct prefixes`, ...keyed, shape: 'prefixes' },
+        { id: 'puts:keys-following', name: `puts, ${kn} watchers on distinct keys`, ...keyed, shape: 'keys' },
+        { id: 'puts:ranges', name: `puts, ${kn} watchers on distinct ranges`, ...keyed, shape: 'ranges' },
+        { id: 'puts:prefixes', name: `puts, ${kn} watchers on distinct prefixes`, ...keyed, shape: 'prefixes' },
       ],
     },
   ]
-  return { etcd: values.etcd === true, seconds, delivery, puts, json: values.json === true }
+  const ids = [...allDelivery, ...allPuts.flatMap((pair) => [pair.none, ...pair.following])].map((sc) => sc.id)
+  const want = values.rows?.split(',').map((r) => r.trim())
+  for (const r of want ?? [])
+    if (!ids.includes(r)) throw new Error(`--rows: unknown row ${r} (rows: ${ids.join(', ')})`)
+  const picked = (sc: Scenario) => want === undefined || want.includes(sc.id)
+  const delivery = allDelivery.filter(picked)
+  // A put row with watchers needs its baseline; a baseline asked for alone runs alone.
+  const puts = allPuts
+    .map((pair) => ({ ...pair, following: pair.following.filter(picked) }))
+    .filter((pair) => pair.following.length > 0 || picked(pair.none))
+  return {
+    etcd: values.etcd === true,
+    seconds,
+    delivery,
+    puts,
+    json: values.json === true,
+    cpuProf: values['cpu-prof'],
+  }
 }
 
 /** The gRPC Watch streams of a scenario (etcd's own door): created like the WebSocket ones. */
@@ -231,6 +296,17 @@ async function openWatchers(url: string, s: Scenario, onEvent: () => void): Prom
   return sockets
 }
 
+/** WAL syncs so far (etcd_disk_wal_fsync_duration_seconds_count of the server's /metrics); NaN if absent. */
+async function walSyncs(url: string): Promise<number> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text()
+    const m = /^etcd_disk_wal_fsync_duration_seconds_count(?:\{[^}]*\})? (\S+)$/m.exec(text)
+    return m ? Number(m[1]) : Number.NaN
+  } catch {
+    return Number.NaN
+  }
+}
+
 async function runScenario(server: BenchServer, s: Scenario, seconds: number): Promise<Outcome> {
   const url = server.url
   let events = 0
@@ -253,6 +329,7 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
   let next = 0
   let puts = 0
   let error: string | undefined
+  const syncs0 = await walSyncs(url)
   const cpu0 = process.cpuUsage()
   const serverCpu0 = treeCpuSecs(server.pid)
   const t0 = performance.now()
@@ -279,6 +356,8 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
     const drainEnd = tWrites + 10_000
     while (events < puts * perPut && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 10))
     const cpu = process.cpuUsage(cpu0)
+    const serverCpu = treeCpuSecs(server.pid) - serverCpu0
+    const syncs = (await walSyncs(url)) - syncs0
     const span = ((events > 0 ? lastEventAt : tWrites) - t0) / 1000
     return {
       puts,
@@ -287,7 +366,8 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
       eventsPerSec: watchers === 0 ? 0 : events / span,
       delivered: watchers === 0 ? 1 : events / (puts * perPut),
       genCpu: (cpu.user + cpu.system) / 1e6 / ((performance.now() - t0) / 1000),
-      serverUsPerPut: puts === 0 ? 0 : ((treeCpuSecs(server.pid) - serverCpu0) * 1e6) / puts,
+      serverUsPerPut: puts === 0 ? 0 : (serverCpu * 1e6) / puts,
+      putsPerSync: puts / syncs,
       ...(error ? { error } : {}),
     }
   } finally {
@@ -312,6 +392,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     servers.push(
       await startEdgecd({
         serveArgs: ['--max-watchers=100000', '--max-watchers-per-stream=100000', '--max-watch-streams=100000'],
+        ...(p.cpuProf ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', p.cpuProf] } : {}),
       }),
     )
     if (p.etcd) servers.push(await startEtcd())
@@ -321,7 +402,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         if (!out.has(s.name)) out.set(s.name, new Map())
         out.get(s.name)!.set(sc.name, o)
         say(
-          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.error ? `  (${o.error})` : ''}`,
+          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put  ${o.putsPerSync.toFixed(2)} puts/sync  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.error ? `  (${o.error})` : ''}`,
         )
       }
     }

@@ -316,6 +316,7 @@ export class WatchStream {
 
   /** @internal A new revision's events for w (already filtered, non-empty). */
   live(w: Watcher, rev: number, events: Event[]): void {
+    if (this.closed) return
     w.nextRev = rev + 1
     if (this.hub.batching && !this.blocked && w.queue.length === 0) {
       this.coalesce(w, rev, events)

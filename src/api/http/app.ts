@@ -62,6 +62,13 @@ export interface AppOptions {
 }
 
 /** gRPC's receive limit in etcd: the request limit plus 512 KiB of overhead (2 MiB by default). */
+/** Sends an error frame; a socket that is gone (send throws) is left to its close event. */
+function trySend(ws: { send(data: string): void }, text: string): void {
+  try {
+    ws.send(text)
+  } catch {}
+}
+
 /** The frame a WebSocket watch client gets for a message over the receive limit (etcd's ResourceExhausted). */
 export function oversizeWatchFrame(size: number, recvMax: number): string {
   const e = etcdError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${size} vs. ${recvMax})`)
@@ -647,18 +654,26 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               watchStreams++
               let drainTimer: ReturnType<typeof setInterval> | undefined
               const buffered = () => (ws.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0
+              // A socket that is closing or closed (or whose send throws: the runtime found it gone) ends the watch
+              // stream at once: its watchers are removed and cost nothing more. A sink that throws closes its stream
+              // (WatchSink); answering "sent" instead would let the stream replay its whole backlog into a dead
+              // socket, whose bufferedAmount no longer grows (issue 17: a member busy for seconds after the close).
+              const open = () => ws.readyState !== 2 && ws.readyState !== 3
               stream = member.openWatchStream((resp) => {
-                try {
-                  const text = watchResultJson(resp)
-                  ws.send(text)
-                  call.sent(text.length)
-                } catch {
-                  return true
-                }
+                if (!open()) throw new Error('watch socket closed')
+                const text = watchResultJson(resp)
+                ws.send(text)
+                call.sent(text.length)
                 if (buffered() < watchSocketHighWaterBytes) return true
                 // Congested: poll the socket's buffer and resume the stream once it drained.
                 drainTimer ??= setInterval(() => {
                   if (!stream) return clearInterval(drainTimer)
+                  if (!open()) {
+                    clearInterval(drainTimer)
+                    drainTimer = undefined
+                    stream.close()
+                    return
+                  }
                   if (buffered() < watchSocketHighWaterBytes / 2) {
                     clearInterval(drainTimer)
                     drainTimer = undefined
@@ -673,12 +688,13 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               // not the peers' frame limit of the shared WebSocket server. Too large: etcd's error, then close.
               const size = frameBytes(evt.data)
               if (size > recvMax) {
-                ws.send(oversizeWatchFrame(size, recvMax))
+                trySend(ws, oversizeWatchFrame(size, recvMax))
                 ws.close(1009, 'message too big')
                 return
               }
               if (typeof evt.data !== 'string') {
-                ws.send(
+                trySend(
+                  ws,
                   `{"error":{"grpc_code":3,"http_code":400,"message":"binary frames are not supported","http_status":"Bad Request"}}`,
                 )
                 return
@@ -688,7 +704,8 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
                 stream?.request(decodeMessage(M.WatchRequest, evt.data))
               } catch (err) {
                 const e = toEtcdError(err)
-                ws.send(
+                trySend(
+                  ws,
                   `{"error":{"grpc_code":${e.grpcCode},"http_code":${httpStatus(e.grpcCode)},"message":${JSON.stringify(e.message)}}}`,
                 )
               }

@@ -66,8 +66,9 @@ function answerOversizeFrames(ws: WebSocket, max: number): void {
  * One watch event to N watchers of a stream is N messages sent in one tick; ws writes each frame with its own writev.
  * Corking the socket at the first send of a tick and uncorking on the next tick writes them together (a few syscalls
  * instead of N). bufferedAmount still counts what is corked, so the watch stream's congestion check is unchanged.
+ * A send on a socket that can no longer be written throws (see below). Exported for test/server/watch-dead-socket.
  */
-function batchWrites(ws: WebSocket): void {
+export function batchWrites(ws: WebSocket): void {
   const socket = (ws as unknown as { _socket?: import('node:net').Socket })._socket
   if (socket === undefined || typeof socket.cork !== 'function') return
   let corked = false
@@ -77,7 +78,12 @@ function batchWrites(ws: WebSocket): void {
   }
   const send = ws.send.bind(ws) as (...args: unknown[]) => void
   ws.send = ((...args: unknown[]) => {
-    if (!corked && !socket.destroyed) {
+    // A write error (the client reset the connection) marks the socket errored at once but destroys it, and ws sees
+    // the close, only on a later tick; meanwhile every write is dropped and bufferedAmount stays low, so a watch stream
+    // would take the socket for a fast reader and replay its whole backlog into nothing, synchronously (issue 17:
+    // 10,000 watchers catching up, 10-40 s of CPU after the client was gone). Say so: the stream then closes.
+    if (!socket.writable) throw new Error('WebSocket: the socket is closed')
+    if (!corked) {
       corked = true
       socket.cork()
       process.nextTick(uncork)
