@@ -24,9 +24,10 @@
  *   --quick     smoke: 1, 10 and 100 watchers, 10 streams, 100 following (10 streams x 10 in etcd's shape), 0.5 s
  *   --seconds   how long the writers put per scenario (default 3); delivery is then awaited at most 10 s more
  *   --writers   concurrent writers of the delivery rows (default 4; 16 for all-match puts, 64 for etcd's shape)
- *   --rows      only these rows (ids: 1x1, 1x100, 1x10000, 1000x1, grpc:1x100, grpc:1x10000, puts:one-key,
- *               puts:one-key-following, puts:keys, puts:keys-following, puts:ranges, puts:prefixes; --quick's sizes are
- *               1x10 for 1x100 and so on: the id names the full run's row); a put row with watchers brings its baseline
+ *   --rows      only these rows, by id: 1x1, 1x0 (1x1's baseline: the same writers, no watcher), 1x100, 1x10000,
+ *               1000x1, grpc:1x100, grpc:1x10000, puts:one-key, puts:one-key-following, puts:keys,
+ *               puts:keys-following, puts:ranges, puts:prefixes (--quick's sizes are smaller; the id names the full
+ *               run's row); a put row with watchers brings its baseline
  *   --cpu-prof  start the edgecd member under `node --cpu-prof` writing its profile into this directory
  *
  * edgecd runs with --max-watchers, --max-watchers-per-stream and --max-watch-streams raised to 100,000 (etcd has no
@@ -111,6 +112,8 @@ interface Outcome {
   serverUsPerPut: number
   /** Puts per WAL sync over the scenario (etcd_disk_wal_fsync_duration_seconds_count of /metrics); NaN if absent. */
   putsPerSync: number
+  /** How long the scenario waited for the server to drop the watchers of the one before (untilNoWatchers). */
+  waitedMs: number
   error?: string
 }
 
@@ -146,6 +149,8 @@ function plan(opts: BenchOptions) {
       writers,
       ...one,
     },
+    // The 1x1 row's own baseline: the same writers with no watcher (is a gap the watcher's or the put path's?).
+    { id: '1x0', name: `no watcher (puts alone)`, streams: 0, watchersPerStream: 0, writers, ...one },
     { id: '1x100', name: `1 stream x ${fmt(n2)} watchers`, streams: 1, watchersPerStream: n2, writers, ...one },
     { id: '1x10000', name: `1 stream x ${fmt(n3)} watchers`, streams: 1, watchersPerStream: n3, writers, ...one },
     { id: '1000x1', name: `${fmt(streams)} streams x 1 watcher`, streams, watchersPerStream: 1, writers, ...one },
@@ -296,19 +301,37 @@ async function openWatchers(url: string, s: Scenario, onEvent: () => void): Prom
   return sockets
 }
 
-/** WAL syncs so far (etcd_disk_wal_fsync_duration_seconds_count of the server's /metrics); NaN if absent. */
-async function walSyncs(url: string): Promise<number> {
+/** A sample of the server's /metrics (the first series of that name); NaN if absent. */
+async function metric(url: string, name: string): Promise<number> {
   try {
     const text = await (await fetch(`${url}/metrics`)).text()
-    const m = /^etcd_disk_wal_fsync_duration_seconds_count(?:\{[^}]*\})? (\S+)$/m.exec(text)
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)
     return m ? Number(m[1]) : Number.NaN
   } catch {
     return Number.NaN
   }
 }
 
+/** WAL syncs so far (etcd_disk_wal_fsync_duration_seconds_count, edgecd and etcd alike). */
+const walSyncs = (url: string) => metric(url, 'etcd_disk_wal_fsync_duration_seconds_count')
+
+/**
+ * Waits (at most 60 s) until the server has no watcher left from an earlier scenario (etcd_debugging_mvcc_watcher_total,
+ * edgecd and etcd alike): a scenario starts on an idle server, not after a fixed pause. Returns the milliseconds waited.
+ */
+async function untilNoWatchers(url: string): Promise<number> {
+  const t0 = performance.now()
+  while (performance.now() - t0 < 60_000) {
+    const n = await metric(url, 'etcd_debugging_mvcc_watcher_total')
+    if (!(n > 0)) break
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return performance.now() - t0
+}
+
 async function runScenario(server: BenchServer, s: Scenario, seconds: number): Promise<Outcome> {
   const url = server.url
+  const waitedMs = await untilNoWatchers(url)
   let events = 0
   let lastEventAt = 0
   const onEvent = () => {
@@ -368,14 +391,14 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
       genCpu: (cpu.user + cpu.system) / 1e6 / ((performance.now() - t0) / 1000),
       serverUsPerPut: puts === 0 ? 0 : (serverCpu * 1e6) / puts,
       putsPerSync: puts / syncs,
+      waitedMs,
       ...(error ? { error } : {}),
     }
   } finally {
     await pool.close()
     for (const ws of sockets) ws.terminate()
     grpcWatch?.close()
-    // Let the server notice the closed streams before the next scenario.
-    await new Promise((r) => setTimeout(r, 200))
+    // The next scenario waits until the server has dropped these watchers (untilNoWatchers).
   }
 }
 
@@ -402,7 +425,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         if (!out.has(s.name)) out.set(s.name, new Map())
         out.get(s.name)!.set(sc.name, o)
         say(
-          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put  ${o.putsPerSync.toFixed(2)} puts/sync  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.error ? `  (${o.error})` : ''}`,
+          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put  ${o.putsPerSync.toFixed(2)} puts/sync  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.waitedMs > 1000 ? `  (waited ${(o.waitedMs / 1000).toFixed(1)} s for the last scenario's watchers to go)` : ''}${o.error ? `  (${o.error})` : ''}`,
         )
       }
     }
@@ -418,20 +441,24 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const results: BenchResult[] = []
   for (const sc of p.delivery) {
     const row = [sc.name]
+    // The no-watcher baseline row is measured in puts/s.
+    const alone = sc.streams === 0
+    const rate = (o: Outcome) => (alone ? o.putsPerSec : o.eventsPerSec)
     for (const n of names) {
       const o = out.get(n)!.get(sc.name)!
-      row.push(n0(o.eventsPerSec), n0(o.putsPerSec), pct(o.delivered))
+      row.push(alone ? '-' : n0(o.eventsPerSec), n0(o.putsPerSec), alone ? '-' : pct(o.delivered))
       results.push({
         name: `${n} ${sc.name}`,
-        value: Math.round(o.eventsPerSec),
-        unit: 'events/s',
+        value: Math.round(rate(o)),
+        unit: alone ? 'puts/s' : 'events/s',
         note: `${n0(o.putsPerSec)} puts/s, ${pct(o.delivered)} delivered, generator ${pct(o.genCpu)} cpu`,
       })
     }
     if (names.includes('etcd')) {
-      const r = out.get('edgecd')!.get(sc.name)!.eventsPerSec / out.get('etcd')!.get(sc.name)!.eventsPerSec
+      const r = rate(out.get('edgecd')!.get(sc.name)!) / rate(out.get('etcd')!.get(sc.name)!)
       row.push(r.toFixed(2))
-      results.push({ name: `edgecd/etcd ${sc.name}`, value: Number(r.toFixed(2)), unit: 'x', note: 'events/s' })
+      const unit = alone ? 'puts/s' : 'events/s'
+      results.push({ name: `edgecd/etcd ${sc.name}`, value: Number(r.toFixed(2)), unit: 'x', note: unit })
     }
     rows.push(row)
   }
