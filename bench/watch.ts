@@ -29,6 +29,8 @@
  *               puts:keys-following, puts:ranges, puts:prefixes (--quick's sizes are smaller; the id names the full
  *               run's row); a put row with watchers brings its baseline
  *   --cpu-prof  start the edgecd member under `node --cpu-prof` writing its profile into this directory
+ *   --warmup-seconds  unmeasured puts (16 writers, one watcher) sent to each server before the rows (default 3, 0.3
+ *               with --quick), as the http and grpc benches warm up: without it the first row measured the JIT
  *
  * edgecd runs with --max-watchers, --max-watchers-per-stream and --max-watch-streams raised to 100,000 (etcd has no
  * such limits). Events/s is what reached the client: events received over the time from the first put to the last
@@ -128,6 +130,7 @@ function plan(opts: BenchOptions) {
       writers: { type: 'string' },
       rows: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      'warmup-seconds': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -135,6 +138,8 @@ function plan(opts: BenchOptions) {
   const quick = opts.quick || values.quick === true
   const seconds = values.seconds ? Number(values.seconds) : quick ? 0.5 : 3
   if (!(seconds > 0 && seconds <= 120)) throw new Error(`--seconds: (0, 120], got ${values.seconds}`)
+  const warmup = values['warmup-seconds'] ? Number(values['warmup-seconds']) : quick ? 0.3 : 3
+  if (!(warmup >= 0 && warmup <= 600)) throw new Error(`--warmup-seconds: [0, 600], got ${values['warmup-seconds']}`)
   const writers = values.writers ? Number(values.writers) : 4
   if (!Number.isInteger(writers) || writers < 1 || writers > 256) throw new Error(`--writers: 1..256, got ${writers}`)
   const [n1, n2, n3, streams, following] = quick ? [1, 10, 100, 10, 100] : [1, 100, 10_000, 1_000, 10_000]
@@ -234,6 +239,7 @@ function plan(opts: BenchOptions) {
     puts,
     json: values.json === true,
     cpuProf: values['cpu-prof'],
+    warmup,
   }
 }
 
@@ -419,6 +425,18 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       }),
     )
     if (p.etcd) servers.push(await startEtcd())
+    // Unmeasured puts with a watcher on each server first, as the http and grpc benches do: otherwise the first rows
+    // (1x1 above all) measure the member's JIT warming up (etcd, compiled ahead of time, has none).
+    const warm: Scenario = {
+      id: 'warmup',
+      name: 'warm-up',
+      streams: 1,
+      watchersPerStream: 1,
+      writers: 16,
+      shape: 'one-key',
+      keys: 1,
+    }
+    if (p.warmup > 0) for (const s of servers) await runScenario(s, warm, p.warmup)
     for (const sc of [...p.delivery, ...p.puts.flatMap((pair) => [pair.none, ...pair.following])]) {
       for (const s of servers) {
         const o = await runScenario(s, sc, p.seconds)
