@@ -33,6 +33,12 @@ export interface KvConfig {
    * receive limit of a generic client.
    */
   watchCoalesceBytesMax: number
+  /**
+   * Most events a stream replays (its watchers' queues and their catch-up from history) in one turn of the event loop
+   * when its transport drains; the rest follows on a later turn, so a client that reads fast while thousands of its
+   * watchers catch up does not hold every write back (etcd syncs at most 512 unsynced watchers per 100 ms round).
+   */
+  watchPumpEventsMax: number
   /** The storage quota: a write that would take the estimated size past it raises the NOSPACE alarm (etcd --quota-backend-bytes). */
   quotaBackendBytes: number
   /** Shortest lease TTL granted; shorter requests get this (etcd: ceil(1.5 x election timeout) = 2 s). */
@@ -55,6 +61,7 @@ export const defaultKvConfig: Readonly<KvConfig> = Object.freeze({
   watchQueueBytesMax: 64 * 1024 * 1024,
   watchBatchRevisionsMax: 1000,
   watchCoalesceBytesMax: 1024 * 1024,
+  watchPumpEventsMax: 2048,
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   minLeaseTtlSeconds: 2,
   maxLeaseTtlSeconds: 9_000_000_000,

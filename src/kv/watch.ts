@@ -288,20 +288,50 @@ export class WatchStream {
     this.deliver(watchResponse({ header: header(this.hub.history.revision), watch_id: -1 }))
   }
 
-  /** The transport has drained: flush queued events, then let unsynced watchers catch up, until congested again. */
+  /**
+   * The transport has drained: flush queued events, then let unsynced watchers catch up, until congested again, at
+   * most watchPumpEventsMax events in this turn (the rest follows on a later turn: WatchHub.defer).
+   */
   resume(): void {
     if (this.closed) return
     this.blocked = false
     this.pump()
   }
 
+  /** Events the running pump may still send in this turn; unbounded outside a pump (a create's catch-up). */
+  private budget = Number.POSITIVE_INFINITY
+  private pumpDeferred = false
+
   private pump(): void {
-    for (const w of [...this.watchers.values()]) {
-      if (this.blocked || this.closed) return
-      this.flush(w)
-      if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
+    this.budget = this.hub.config.watchPumpEventsMax
+    try {
+      for (const w of [...this.watchers.values()]) {
+        if (this.blocked || this.closed) return
+        if (this.budget <= 0) return this.deferPump()
+        this.flush(w)
+        if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
+      }
+      if (this.budget <= 0 && !this.blocked && !this.closed && this.behind()) return this.deferPump()
+    } finally {
+      this.budget = Number.POSITIVE_INFINITY
     }
     this.maybeSendProgress()
+  }
+
+  /** Whether a watcher still has events queued or history to catch up. */
+  private behind(): boolean {
+    for (const w of this.watchers.values()) if (!w.synced || w.queue.length > 0) return true
+    return false
+  }
+
+  /** The pump's budget ran out: go on in a later turn (unless congested or closed by then: resume() goes on). */
+  private deferPump(): void {
+    if (this.pumpDeferred) return
+    this.pumpDeferred = true
+    this.hub.defer(() => {
+      this.pumpDeferred = false
+      if (!this.blocked && !this.closed) this.pump()
+    })
   }
 
   /** The client went away: drops every watcher without messages. */
@@ -440,11 +470,12 @@ export class WatchStream {
   }
 
   private flush(w: Watcher): void {
-    while (w.queue.length > 0 && !this.blocked && !this.closed) {
+    while (w.queue.length > 0 && !this.blocked && !this.closed && this.budget > 0) {
       const q = w.queue.shift()!
       w.queuedEvents -= q.events
       this.queuedBytes -= q.bytes
       this.hub.queuedBytes -= q.bytes
+      this.budget -= q.events
       this.deliver(q.resp)
     }
   }
@@ -455,7 +486,7 @@ export class WatchStream {
    */
   private catchUp(w: Watcher): void {
     const history = this.hub.history
-    while (!w.synced && !this.blocked && !this.closed && this.watchers.get(w.id) === w) {
+    while (!w.synced && !this.blocked && !this.closed && this.budget > 0 && this.watchers.get(w.id) === w) {
       const compactRev = history.compactRevision
       if (w.nextRev < compactRev) {
         // etcd: the history this watcher needs is gone; cancel with compact_revision, header without revision.
@@ -471,6 +502,8 @@ export class WatchStream {
       const shared = this.hub.catchUpBatch(w)
       const events = shared.events
       w.nextRev = shared.nextRev
+      // A batch without events still read history: it counts as one.
+      this.budget -= Math.max(events.length, 1)
       if (events.length > 0) this.deliver(watchResponse({ header: header(current), watch_id: w.id, events }))
     }
   }
@@ -539,6 +572,13 @@ export class WatchHub {
   private count = 0
   /** Bytes of events queued on congested streams, all together (bounded by watchQueueBytesMax). */
   queuedBytes = 0
+  /**
+   * Runs a stream's replay on a later turn once it used its watchPumpEventsMax of this one. A macrotask, so that
+   * requests, writes and other streams go between; tests may replace it.
+   */
+  defer: (fn: () => void) => void = (fn) => {
+    setTimeout(fn, 0)
+  }
 
   constructor(
     readonly config: KvConfig,

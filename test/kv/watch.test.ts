@@ -265,6 +265,48 @@ describe('slow watchers', () => {
     assert.deepEqual(sink.events().at(-1), 'PUT k0=live@52', 'synced again')
   })
 
+  test('a draining stream replays at most watchPumpEventsMax events per turn; the rest follows, in order, once', () => {
+    // 10 watchers, 30 revisions behind each: 300 events to replay with a budget of 50 per turn. Before the budget,
+    // resume() replayed all of it at once, however large (10,000 watchers of a fast reader: seconds of a member's
+    // time in one go, every write held back; issue 17).
+    const s = newStore({ watchPumpEventsMax: 50, watcherQueueEventsMax: 4 })
+    const turns: (() => void)[] = []
+    s.watchHub.defer = (fn) => void turns.push(fn)
+    const { sink, stream } = open(s)
+    for (let i = 0; i < 10; i++) stream.create(watchReq('k'))
+    sink.clear()
+    sink.congested = true
+    const expected: string[] = []
+    for (let i = 0; i < 30; i++) {
+      put(s, 'k', String(i))
+      expected.push(`PUT k=${i}@${i + 2}`)
+    }
+    const before = sink.events().length
+    sink.congested = false
+    stream.resume()
+    const first = sink.events().length - before
+    assert.ok(first > 0 && first <= 50 + 30, `${first} events in the first turn`)
+    assert.equal(turns.length, 1, 'the rest is deferred to a later turn')
+    // A write between turns: watchers already caught up get it live, the others in their catch-up.
+    put(s, 'k', 'live')
+    expected.push('PUT k=live@32')
+    let n = 1
+    while (turns.length > 0 && n < 100) {
+      turns.shift()!()
+      n++
+    }
+    assert.ok(n >= 5, `${n} turns for 310 events at 50 per turn`)
+    for (let id = 0; id < 10; id++) {
+      const got = sink.messages
+        .filter((m) => m.watch_id === id)
+        .flatMap((m) => m.events.map((e) => `PUT ${str(e.kv.key)}=${str(e.kv.value)}@${e.kv.mod_revision}`))
+      assert.deepEqual(got, expected, `watcher ${id}`)
+    }
+    put(s, 'k', 'after')
+    assert.equal(sink.messages.filter((m) => m.events.length > 0).length > 0, true)
+    assert.equal(sink.events().filter((e) => e === 'PUT k=after@33').length, 10, 'all synced again')
+  })
+
   test('if the history it needs is compacted meanwhile, the watcher gets the compacted cancel', () => {
     const s = newStore({ watcherQueueEventsMax: 2 })
     const { sink, stream } = open(s)

@@ -60,6 +60,9 @@ describe('watch fan-out (issue 17)', () => {
 
   test('a congested stream catching up: watchers of one shape at one position share each history batch', () => {
     const s = newStore({ watchStreamQueueBytesMax: 4096 })
+    // The replay goes on over several turns (watchPumpEventsMax): run them here.
+    const turns: (() => void)[] = []
+    s.watchHub.defer = (fn) => void turns.push(fn)
     const sink = new JsonSink()
     let open = true
     const stream = s.watchHub.openStream({ send: (r) => sink.send(r) && open })
@@ -72,6 +75,7 @@ describe('watch fan-out (issue 17)', () => {
     const before = watchJsonStats.eventEncodes
     open = true
     stream.resume()
+    while (turns.length > 0) turns.shift()!()
     const withEvents = sink.messages.filter((m) => m.events.length > 0)
     const got = withEvents.reduce((n, m) => n + m.events.length, 0)
     // The first watcher got v0 as the stream reported congestion; everything else arrives after resume().
