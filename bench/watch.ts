@@ -114,6 +114,8 @@ interface Outcome {
   serverUsPerPut: number
   /** Puts per WAL sync over the scenario (etcd_disk_wal_fsync_duration_seconds_count of /metrics); NaN if absent. */
   putsPerSync: number
+  /** Mean WAL sync time in milliseconds (etcd_disk_wal_fsync_duration_seconds sum / count). */
+  syncMs: number
   /** How long the scenario waited for the server to drop the watchers of the one before (untilNoWatchers). */
   waitedMs: number
   error?: string
@@ -146,6 +148,9 @@ function plan(opts: BenchOptions) {
   const fmt = (n: number) => n.toLocaleString('en-US')
   const one = { shape: 'one-key' as const, keys: 1 }
   const allDelivery: Scenario[] = [
+    // The 1x1 row's own baseline: the same writers with no watcher (is a gap the watcher's or the put path's?). First:
+    // the row right after the warm-up runs slower (its WAL syncs were 1.4-2x as long in A/B runs with either order).
+    { id: '1x0', name: `no watcher (puts alone)`, streams: 0, watchersPerStream: 0, writers, ...one },
     {
       id: '1x1',
       name: `1 stream x ${fmt(n1)} watcher${n1 === 1 ? '' : 's'}`,
@@ -154,8 +159,6 @@ function plan(opts: BenchOptions) {
       writers,
       ...one,
     },
-    // The 1x1 row's own baseline: the same writers with no watcher (is a gap the watcher's or the put path's?).
-    { id: '1x0', name: `no watcher (puts alone)`, streams: 0, watchersPerStream: 0, writers, ...one },
     { id: '1x100', name: `1 stream x ${fmt(n2)} watchers`, streams: 1, watchersPerStream: n2, writers, ...one },
     { id: '1x10000', name: `1 stream x ${fmt(n3)} watchers`, streams: 1, watchersPerStream: n3, writers, ...one },
     { id: '1000x1', name: `${fmt(streams)} streams x 1 watcher`, streams, watchersPerStream: 1, writers, ...one },
@@ -359,6 +362,7 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
   let puts = 0
   let error: string | undefined
   const syncs0 = await walSyncs(url)
+  const syncSecs0 = await metric(url, 'etcd_disk_wal_fsync_duration_seconds_sum')
   const cpu0 = process.cpuUsage()
   const serverCpu0 = treeCpuSecs(server.pid)
   const t0 = performance.now()
@@ -387,6 +391,7 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
     const cpu = process.cpuUsage(cpu0)
     const serverCpu = treeCpuSecs(server.pid) - serverCpu0
     const syncs = (await walSyncs(url)) - syncs0
+    const syncMs = (((await metric(url, 'etcd_disk_wal_fsync_duration_seconds_sum')) - syncSecs0) * 1000) / syncs
     const span = ((events > 0 ? lastEventAt : tWrites) - t0) / 1000
     return {
       puts,
@@ -397,6 +402,7 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
       genCpu: (cpu.user + cpu.system) / 1e6 / ((performance.now() - t0) / 1000),
       serverUsPerPut: puts === 0 ? 0 : (serverCpu * 1e6) / puts,
       putsPerSync: puts / syncs,
+      syncMs,
       waitedMs,
       ...(error ? { error } : {}),
     }
@@ -443,7 +449,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         if (!out.has(s.name)) out.set(s.name, new Map())
         out.get(s.name)!.set(sc.name, o)
         say(
-          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put  ${o.putsPerSync.toFixed(2)} puts/sync  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.waitedMs > 1000 ? `  (waited ${(o.waitedMs / 1000).toFixed(1)} s for the last scenario's watchers to go)` : ''}${o.error ? `  (${o.error})` : ''}`,
+          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put  ${o.putsPerSync.toFixed(2)} puts/sync (${o.syncMs.toFixed(2)} ms)  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.waitedMs > 1000 ? `  (waited ${(o.waitedMs / 1000).toFixed(1)} s for the last scenario's watchers to go)` : ''}${o.error ? `  (${o.error})` : ''}`,
         )
       }
     }
