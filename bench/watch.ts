@@ -148,8 +148,7 @@ function plan(opts: BenchOptions) {
   const fmt = (n: number) => n.toLocaleString('en-US')
   const one = { shape: 'one-key' as const, keys: 1 }
   const allDelivery: Scenario[] = [
-    // The 1x1 row's own baseline: the same writers with no watcher (is a gap the watcher's or the put path's?). First:
-    // the row right after the warm-up runs slower (its WAL syncs were 1.4-2x as long in A/B runs with either order).
+    // The 1x1 row's own baseline: the same writers with no watcher (is a gap the watcher's or the put path's?).
     { id: '1x0', name: `no watcher (puts alone)`, streams: 0, watchersPerStream: 0, writers, ...one },
     {
       id: '1x1',
