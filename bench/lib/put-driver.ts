@@ -66,7 +66,14 @@ function put(s: ClientHttp2Session, i: number): Promise<void> {
   })
 }
 
-const srv = which === 'etcd' ? await startEtcd() : await startEdgecd({})
+// PUT_DRIVER_NODE_ARGS: extra node flags for the member (space-separated), e.g. `--cpu-prof --cpu-prof-dir /tmp/p`.
+const nodeArgs = process.env.PUT_DRIVER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
+// PUT_DRIVER_URL: a member already running (started by hand, e.g. under --trace-gc); its pid in PUT_DRIVER_PID.
+const srv = process.env.PUT_DRIVER_URL
+  ? { url: process.env.PUT_DRIVER_URL, pid: Number(process.env.PUT_DRIVER_PID), stop: async () => {} }
+  : which === 'etcd'
+    ? await startEtcd()
+    : await startEdgecd(nodeArgs.length > 0 ? { nodeArgs } : {})
 const address = new URL(srv.url).host
 
 async function metric(name: string): Promise<number> {
@@ -80,6 +87,7 @@ try {
   const sessions = Array.from({ length: Math.ceil(n / 16) }, () => connect(`http://${address}`))
   for (let i = 0; i < 6000; i += 64) await Promise.all(Array.from({ length: 64 }, (_, j) => put(sessions[0]!, i + j)))
   const f0 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
+  if (process.env.PUT_DRIVER_SIGNAL) process.kill(srv.pid, 'SIGUSR2')
   const c0 = processCpuSecs(srv.pid)
   const t0 = performance.now()
   const end = t0 + secs * 1000
@@ -97,6 +105,7 @@ try {
     }),
   )
   const c1 = processCpuSecs(srv.pid)
+  if (process.env.PUT_DRIVER_SIGNAL) process.kill(srv.pid, 'SIGUSR2')
   const t1 = performance.now()
   const f1 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
   lat.sort((a, b) => a - b)
