@@ -274,6 +274,10 @@ export class Member implements MemberApi {
     return this.auth.authorize(method, req, authorization, certUser)
   }
 
+  authEnabled(): boolean {
+    return this.sm.auth.enabled
+  }
+
   /** A permission revoked (or auth changed) after a watch was created cancels it, with etcd's permission reason. */
   private recheckWatches(): void {
     const store = this.sm.auth

@@ -162,7 +162,8 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
     req: unknown,
     ctx: HandlerContext,
   ): AuthInfo | undefined | Promise<AuthInfo | undefined> => {
-    if (!member.authorize) return undefined
+    // Auth off (the common case): no token or peer to look up (each a small object per call).
+    if (!member.authorize || member.authEnabled?.() === false) return undefined
     const peer = ctx.values.get(grpcPeerKey)
     return member.authorize(method, req, ctx.requestHeader.get('token') ?? undefined, peer.certUser)
   }
