@@ -12,6 +12,7 @@
 import { create, toBinary, type UnknownField } from '@bufbuild/protobuf'
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire'
 import type { Event, WatchResponse } from '../../protocol/types.js'
+import { encodeMessage } from './codec.js'
 import { toProto } from './convert.js'
 import * as pb from './gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
 import { EventSchema } from './gen/etcd/mvcc/mvccpb/kv_pb.js'
@@ -117,4 +118,199 @@ export class WatchQueueBudget {
     this.held = new WeakSet()
     this.bytes = 0
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The raw gRPC Watch path (./watch-session.ts): WatchResponses written straight into the bytes of gRPC messages.
+
+/** The events of one Event[] as WatchResponse field 11 entries, and where each entry ends (for fragmenting). */
+interface EncodedEvents {
+  bytes: Uint8Array
+  ends: number[]
+}
+
+const rawEvents = new WeakMap<readonly Event[], EncodedEvents>()
+const rawHeaders = new WeakMap<object, Uint8Array>()
+
+/** Appends a varint (up to 2^32 - 1). */
+function putUvarint(out: Uint8Array, at: number, v: number): number {
+  while (v > 0x7f) {
+    out[at++] = (v & 0x7f) | 0x80
+    v >>>= 7
+  }
+  out[at++] = v
+  return at
+}
+
+function uvarintSize(v: number): number {
+  let n = 1
+  while (v > 0x7f) {
+    v >>>= 7
+    n++
+  }
+  return n
+}
+
+/** A length-delimited field: tag, length, body. */
+function delimited(tag: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + uvarintSize(body.length) + body.length)
+  out.set(body, putUvarint(out, putUvarint(out, 0, tag), body.length))
+  return out
+}
+
+function headerBytes(h: NonNullable<WatchResponse['header']>): Uint8Array {
+  let b = rawHeaders.get(h)
+  if (b === undefined) {
+    b = delimited((headerField << 3) | 2, encodeMessage(pb.ResponseHeaderSchema, h))
+    rawHeaders.set(h, b)
+  }
+  return b
+}
+
+function eventsBytes(events: readonly Event[]): EncodedEvents {
+  let e = rawEvents.get(events)
+  if (e === undefined) {
+    watchProtoStats.eventEncodes++
+    const parts = events.map((ev) => delimited((eventsField << 3) | 2, encodeMessage(EventSchema, ev)))
+    let size = 0
+    for (const p of parts) size += p.length
+    const bytes = new Uint8Array(size)
+    const ends: number[] = []
+    let at = 0
+    for (const p of parts) {
+      bytes.set(p, at)
+      at += p.length
+      ends.push(at)
+    }
+    e = { bytes, ends }
+    rawEvents.set(events, e)
+  }
+  return e
+}
+
+/** The watch_id field (tag and int64 varint), or none for 0; small ids are made once. */
+const rawSmallIds: Uint8Array[] = []
+function watchIdBytes(id: WatchResponse['watch_id']): Uint8Array | undefined {
+  if (id === 0 || id === 0n) return undefined
+  if (typeof id === 'number' && id > 0 && id < 4096) {
+    let f = rawSmallIds[id]
+    if (f === undefined) {
+      f = new BinaryWriter().tag(watchIdField, WireType.Varint).int64(id).finish()
+      rawSmallIds[id] = f
+    }
+    return f
+  }
+  return new BinaryWriter().tag(watchIdField, WireType.Varint).int64(id).finish()
+}
+
+const fragmentBytes = Uint8Array.of((fragmentField << 3) | WireType.Varint, 1)
+
+/**
+ * Enveloped gRPC messages (flag byte, 4-byte length, body) appended into one buffer, taken as one chunk for one
+ * write on the stream. A taken chunk is never written into again (the transport may still hold it).
+ */
+export class GrpcFrames {
+  private buf: Uint8Array
+  private pos = 0
+  /** Messages appended since the last take. */
+  count = 0
+
+  constructor(private readonly initialBytes = 16 * 1024) {
+    this.buf = new Uint8Array(initialBytes)
+  }
+
+  /** Bytes appended since the last take. */
+  get size(): number {
+    return this.pos
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.pos + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(0, this.pos))
+    this.buf = next
+  }
+
+  /** Appends one message of `parts` (their bytes concatenated); returns its size with the envelope. */
+  message(parts: (Uint8Array | undefined)[], eventsPart?: Uint8Array): number {
+    let len = eventsPart?.length ?? 0
+    for (const p of parts) if (p !== undefined) len += p.length
+    this.ensure(5 + len)
+    const b = this.buf
+    let at = this.pos
+    b[at] = 0
+    b[at + 1] = len >>> 24
+    b[at + 2] = len >>> 16
+    b[at + 3] = len >>> 8
+    b[at + 4] = len
+    at += 5
+    for (const p of parts)
+      if (p !== undefined) {
+        b.set(p, at)
+        at += p.length
+      }
+    if (eventsPart !== undefined) {
+      b.set(eventsPart, at)
+      at += eventsPart.length
+    }
+    this.pos = at
+    this.count++
+    return 5 + len
+  }
+
+  /** Everything appended since the last take, as one chunk; the next appends go to a new buffer. */
+  take(): Uint8Array {
+    const out = this.buf.subarray(0, this.pos)
+    // The next batch is probably about as large: start there (but not a huge one's size).
+    const next = Math.min(Math.max(this.initialBytes, this.pos), 4 * 1024 * 1024)
+    this.buf = new Uint8Array(next)
+    this.pos = 0
+    this.count = 0
+    return out
+  }
+}
+
+/**
+ * Appends `r` to `frames` as gRPC messages with the canonical protobuf encoding (the bytes of
+ * `toBinary(WatchResponseSchema, toProto(WatchResponseSchema, r))`): the header and an Event[] are serialized once
+ * (cached by identity: every watcher of a shape shares them), each watcher's message only adds its watch_id. With
+ * `fragmentBytesMax` (the watcher was created with `fragment: true`), a message of two events or more whose size is
+ * `fragmentBytesMax` or more is split as etcd 3.4's sendFragments splits it: each part with `fragment: true` but the
+ * last, as many events per part as keep it under the limit (at least one). Returns the bytes appended.
+ */
+export function appendWatchResponse(frames: GrpcFrames, r: WatchResponse, fragmentBytesMax?: number): number {
+  if (r.events.length === 0 || r.created || r.canceled || r.compact_revision !== 0 || r.cancel_reason !== '') {
+    return frames.message([encodeMessage(pb.WatchResponseSchema, r)])
+  }
+  const header = r.header === undefined ? undefined : headerBytes(r.header)
+  const id = watchIdBytes(r.watch_id)
+  const ev = eventsBytes(r.events)
+  const base = (header?.length ?? 0) + (id?.length ?? 0)
+  if (
+    fragmentBytesMax === undefined ||
+    r.events.length < 2 ||
+    base + (r.fragment ? 2 : 0) + ev.bytes.length < fragmentBytesMax
+  ) {
+    return frames.message([header, id, r.fragment ? fragmentBytes : undefined], ev.bytes)
+  }
+  // etcd's sendFragments: sizes measured with fragment set.
+  let n = 0
+  let start = 0
+  let idx = 0
+  const count = ev.ends.length
+  while (idx < count) {
+    const from = idx
+    let end = start
+    for (; idx < count; idx++) {
+      const next = ev.ends[idx]!
+      if (idx > from && base + 2 + (next - start) >= fragmentBytesMax) break
+      end = next
+    }
+    const last = idx === count
+    n += frames.message([header, id, last ? undefined : fragmentBytes], ev.bytes.subarray(start, end))
+    start = end
+  }
+  return n
 }
