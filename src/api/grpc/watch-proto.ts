@@ -188,19 +188,41 @@ function eventsBytes(events: readonly Event[]): EncodedEvents {
   return e
 }
 
-/** The watch_id field (tag and int64 varint), or none for 0; small ids are made once. */
-const rawSmallIds: Uint8Array[] = []
-function watchIdBytes(id: WatchResponse['watch_id']): Uint8Array | undefined {
-  if (id === 0 || id === 0n) return undefined
-  if (typeof id === 'number' && id > 0 && id < 4096) {
-    let f = rawSmallIds[id]
-    if (f === undefined) {
-      f = new BinaryWriter().tag(watchIdField, WireType.Varint).int64(id).finish()
-      rawSmallIds[id] = f
-    }
-    return f
+/** Size of the watch_id field (tag and int64 varint; none for 0). */
+function watchIdSize(id: WatchResponse['watch_id']): number {
+  if (id === 0 || id === 0n) return 0
+  if (typeof id === 'number') {
+    if (id < 0) return 11
+    let n = 2
+    for (let v = id; v >= 128; v = Math.floor(v / 128)) n++
+    return n
   }
-  return new BinaryWriter().tag(watchIdField, WireType.Varint).int64(id).finish()
+  let u = BigInt.asUintN(64, id)
+  let n = 2
+  for (; u >= 128n; u >>= 7n) n++
+  return n
+}
+
+/** Writes the watch_id field (see watchIdSize) at `at`; returns the position after it. */
+function putWatchId(b: Uint8Array, at: number, id: WatchResponse['watch_id']): number {
+  if (id === 0 || id === 0n) return at
+  b[at++] = (watchIdField << 3) | WireType.Varint
+  if (typeof id === 'number' && id >= 0) {
+    let v = id
+    while (v >= 128) {
+      b[at++] = (v % 128) | 0x80
+      v = Math.floor(v / 128)
+    }
+    b[at++] = v
+    return at
+  }
+  let u = BigInt.asUintN(64, BigInt(id))
+  while (u >= 128n) {
+    b[at++] = Number(u & 0x7fn) | 0x80
+    u >>= 7n
+  }
+  b[at++] = Number(u)
+  return at
 }
 
 const fragmentBytes = Uint8Array.of((fragmentField << 3) | WireType.Varint, 1)
@@ -233,31 +255,56 @@ export class GrpcFrames {
     this.buf = next
   }
 
-  /** Appends one message of `parts` (their bytes concatenated); returns its size with the envelope. */
-  message(parts: (Uint8Array | undefined)[], eventsPart?: Uint8Array): number {
-    let len = eventsPart?.length ?? 0
-    for (const p of parts) if (p !== undefined) len += p.length
+  /** Appends one message of these bytes (their concatenation); returns its size with the envelope. */
+  message(bytes: Uint8Array): number {
+    const len = bytes.length
+    this.ensure(5 + len)
+    const at = this.envelope(len)
+    this.buf.set(bytes, at)
+    this.pos = at + len
+    this.count++
+    return 5 + len
+  }
+
+  /**
+   * Appends one event message: header, watch_id, fragment and events in field order (every other field of an event
+   * message is at its default, written as nothing); returns its size with the envelope.
+   */
+  eventMessage(
+    header: Uint8Array | undefined,
+    id: WatchResponse['watch_id'],
+    fragment: boolean,
+    events: Uint8Array,
+  ): number {
+    const len = (header?.length ?? 0) + watchIdSize(id) + (fragment ? 2 : 0) + events.length
     this.ensure(5 + len)
     const b = this.buf
-    let at = this.pos
+    let at = this.envelope(len)
+    if (header !== undefined) {
+      b.set(header, at)
+      at += header.length
+    }
+    at = putWatchId(b, at, id)
+    if (fragment) {
+      b[at++] = fragmentBytes[0]!
+      b[at++] = 1
+    }
+    b.set(events, at)
+    this.pos = at + events.length
+    this.count++
+    return 5 + len
+  }
+
+  /** The 5-byte envelope of a message of `len` bytes at the end (room ensured); returns where the body goes. */
+  private envelope(len: number): number {
+    const b = this.buf
+    const at = this.pos
     b[at] = 0
     b[at + 1] = len >>> 24
     b[at + 2] = len >>> 16
     b[at + 3] = len >>> 8
     b[at + 4] = len
-    at += 5
-    for (const p of parts)
-      if (p !== undefined) {
-        b.set(p, at)
-        at += p.length
-      }
-    if (eventsPart !== undefined) {
-      b.set(eventsPart, at)
-      at += eventsPart.length
-    }
-    this.pos = at
-    this.count++
-    return 5 + len
+    return at + 5
   }
 
   /** Everything appended since the last take, as one chunk; the next appends go to a new buffer. */
@@ -282,18 +329,17 @@ export class GrpcFrames {
  */
 export function appendWatchResponse(frames: GrpcFrames, r: WatchResponse, fragmentBytesMax?: number): number {
   if (r.events.length === 0 || r.created || r.canceled || r.compact_revision !== 0 || r.cancel_reason !== '') {
-    return frames.message([encodeMessage(pb.WatchResponseSchema, r)])
+    return frames.message(encodeMessage(pb.WatchResponseSchema, r))
   }
   const header = r.header === undefined ? undefined : headerBytes(r.header)
-  const id = watchIdBytes(r.watch_id)
+  const id = r.watch_id
   const ev = eventsBytes(r.events)
-  const base = (header?.length ?? 0) + (id?.length ?? 0)
-  if (
-    fragmentBytesMax === undefined ||
-    r.events.length < 2 ||
-    base + (r.fragment ? 2 : 0) + ev.bytes.length < fragmentBytesMax
-  ) {
-    return frames.message([header, id, r.fragment ? fragmentBytes : undefined], ev.bytes)
+  if (fragmentBytesMax === undefined || r.events.length < 2) {
+    return frames.eventMessage(header, id, r.fragment, ev.bytes)
+  }
+  const base = (header?.length ?? 0) + watchIdSize(id)
+  if (base + (r.fragment ? 2 : 0) + ev.bytes.length < fragmentBytesMax) {
+    return frames.eventMessage(header, id, r.fragment, ev.bytes)
   }
   // etcd's sendFragments: sizes measured with fragment set.
   let n = 0
@@ -309,7 +355,7 @@ export function appendWatchResponse(frames: GrpcFrames, r: WatchResponse, fragme
       end = next
     }
     const last = idx === count
-    n += frames.message([header, id, last ? undefined : fragmentBytes], ev.bytes.subarray(start, end))
+    n += frames.eventMessage(header, id, !last, ev.bytes.subarray(start, end))
     start = end
   }
   return n
