@@ -6,6 +6,7 @@
  * up from history when it drains, every revision exactly once, in order).
  */
 import assert from 'node:assert/strict'
+import http2 from 'node:http2'
 import { describe, test } from 'node:test'
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import { toProto } from '../../src/api/grpc/convert.js'
@@ -20,6 +21,8 @@ import type { MemberApi, WatchStream } from '../../src/etcdserver/api.js'
 import type { KvStore } from '../../src/kv/store.js'
 import type { WatchRequest, WatchResponse } from '../../src/protocol/types.js'
 import { b, newStore, put } from '../kv/helpers.js'
+import { startTestMember } from '../server/helpers.js'
+import { post } from '../support/http.js'
 
 const base: WatchResponse = {
   watch_id: 0,
@@ -309,5 +312,87 @@ describe('raw gRPC watch session', () => {
     call.closed()
     assert.equal(s.watchHub.watcherCount, 0)
     assert.equal(streams.n, 0)
+  })
+})
+
+describe('raw gRPC watch on a Node member', () => {
+  test('a client that stops reading: puts go on, the member holds the stream back; once it reads, every event arrives once, in order', async () => {
+    const m = await startTestMember()
+    const client = http2.connect(m.url)
+    client.on('error', () => undefined)
+    try {
+      const req = client.request({
+        ':method': 'POST',
+        ':path': '/etcdserverpb.Watch/Watch',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      })
+      req.on('error', () => undefined)
+      const watchers = 20
+      const puts = 60
+      let input = Buffer.alloc(0)
+      const got: PbWatchResponse[] = []
+      let wake: (() => void) | undefined
+      req.on('data', (c: Buffer) => {
+        input = Buffer.concat([input, c])
+        let at = 0
+        while (input.length - at >= 5 && input.length - at >= 5 + input.readUInt32BE(at + 1)) {
+          const len = input.readUInt32BE(at + 1)
+          got.push(fromBinary(WatchResponseSchema, input.subarray(at + 5, at + 5 + len)))
+          at += 5 + len
+        }
+        input = input.subarray(at)
+        wake?.()
+      })
+      const until = async (cond: () => boolean, what: string) => {
+        const deadline = Date.now() + 60_000
+        while (!cond()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+          await new Promise<void>((r) => {
+            wake = r
+            setTimeout(r, 50)
+          })
+        }
+      }
+      req.write(Buffer.concat(Array.from({ length: watchers }, () => createReq('slow'))))
+      await until(() => got.filter((r) => r.created).length === watchers, 'created')
+      // The client stops reading: HTTP/2 flow control stops the server's data once its window is used.
+      req.pause()
+      const sentBytes = async () => {
+        const text = await (await fetch(`${m.url}/metrics`)).text()
+        return Number(/^etcd_network_client_grpc_sent_bytes_total (\S+)$/m.exec(text)![1])
+      }
+      const sent0 = await sentBytes()
+      const value = Buffer.alloc(16 * 1024, 'v').toString('base64')
+      const key = Buffer.from('slow').toString('base64')
+      for (let i = 0; i < puts; i++) {
+        const r = await post(m.url, '/v3/kv/put', { key, value })
+        assert.equal(r.status, 200)
+      }
+      // 20 watchers x 60 puts x 16 KiB = 19 MiB: the member encoded (wrote to the stream) about 4 MiB past what the
+      // client's window took, queued 4 MiB of events at most, and left the rest of the history in the store.
+      const sent = (await sentBytes()) - sent0
+      assert.ok(sent < 6 * 1024 * 1024, `${sent} bytes written to a stream the client does not read`)
+      const hub = m.running.member.kv.watchHub
+      assert.ok(hub.queuedBytes <= 4 * 1024 * 1024 + 512 * 1024, `${hub.queuedBytes} bytes queued`)
+      req.resume()
+      const total = () => got.reduce((n, r) => n + r.events.length, 0)
+      await until(() => total() === watchers * puts, `${watchers * puts} events`)
+      const byWatcher = new Map<bigint, bigint[]>()
+      for (const r of got)
+        for (const e of r.events) {
+          const list = byWatcher.get(r.watchId) ?? []
+          list.push(e.kv!.modRevision)
+          byWatcher.set(r.watchId, list)
+        }
+      assert.equal(byWatcher.size, watchers)
+      const first = byWatcher.values().next().value![0]!
+      const want = Array.from({ length: puts }, (_, i) => first + BigInt(i))
+      for (const [id, revs] of byWatcher) assert.deepEqual(revs, want, `watcher ${id}`)
+      req.close()
+    } finally {
+      client.close()
+      await m.stop()
+    }
   })
 })
