@@ -45,9 +45,10 @@ const call = new GrpcWatchSession(
   },
   { token: undefined, hasLeader: false, certUser: undefined, recvBytesMax: 2 << 20 },
   {
-    write(c) {
+    write(c, written) {
       bytes += c.length
       writes++
+      written?.(c)
     },
     bufferedBytes: 0,
     end() {},

@@ -178,8 +178,10 @@ class FakeTransport implements RawWatchTransport {
   writes: Uint8Array[] = []
   bufferedBytes = 0
   ended: { code: number; message: string } | undefined
-  write(chunk: Uint8Array): void {
-    this.writes.push(chunk)
+  write(chunk: Uint8Array, written?: (chunk: Uint8Array) => void): void {
+    // A copy: the chunk's buffer is given back at once and reused for the next turn.
+    this.writes.push(chunk.slice())
+    written?.(chunk)
   }
   end(code: number, message: string): void {
     this.ended = { code, message }
@@ -206,6 +208,29 @@ function session(s: KvStore, extra: Partial<WatchSessionDeps> = {}, recvBytesMax
 }
 
 const turn = () => new Promise<void>((r) => setTimeout(r, 0))
+
+test('a written chunk is reused for a later turn, never one the transport still holds; small turns are copied', () => {
+  const f = new GrpcFrames(16)
+  f.message(new Uint8Array(6000))
+  const a = f.take()
+  f.message(new Uint8Array(5000))
+  const b = f.take()
+  assert.ok(a.buffer !== b.buffer)
+  f.release(a)
+  f.message(new Uint8Array(4500))
+  const c = f.take()
+  assert.ok(c.buffer === a.buffer, 'the written buffer is reused')
+  assert.equal(c.length, 4505)
+  // b was never given back, c is out: the next turn gets a buffer of its own.
+  f.message(new Uint8Array(4200))
+  const d = f.take()
+  assert.ok(d.buffer !== b.buffer && d.buffer !== c.buffer)
+  // A small turn is an exact copy: the buffer stays for the next one.
+  f.message(Uint8Array.of(1, 2, 3))
+  const e = f.take()
+  assert.equal(e.buffer.byteLength, 8)
+  assert.deepEqual([...e], [0, 0, 0, 0, 3, 1, 2, 3])
+})
 
 describe('raw gRPC watch session', () => {
   test('one put to 100 watchers of one stream: 100 messages in ONE write', async () => {

@@ -229,17 +229,22 @@ const fragmentBytes = Uint8Array.of((fragmentField << 3) | WireType.Varint, 1)
 
 /**
  * Enveloped gRPC messages (flag byte, 4-byte length, body) appended into one buffer, taken as one chunk for one
- * write on the stream. A taken chunk is never written into again (the transport may still hold it).
+ * write on the stream. A taken chunk is never written into again until the transport gives it back (`release`, once
+ * written): one put to 10,000 watchers is ~1.3 MB, and a fresh buffer per turn (zero-filled, new pages) cost more
+ * than the encoding.
  */
 export class GrpcFrames {
-  private buf: Uint8Array
+  private buf: Uint8Array = empty8
   private pos = 0
+  /** Buffers of written chunks, for the next turns (several chunks may be in flight behind a slow client). */
+  private readonly spares: Uint8Array[] = []
+  private spareBytes = 0
+  /** The last turn's size: the next buffer starts there (the next turn is probably about as large). */
+  private last = 0
   /** Messages appended since the last take. */
   count = 0
 
-  constructor(private readonly initialBytes = 16 * 1024) {
-    this.buf = new Uint8Array(initialBytes)
-  }
+  constructor(private readonly initialBytes = 16 * 1024) {}
 
   /** Bytes appended since the last take. */
   get size(): number {
@@ -248,6 +253,16 @@ export class GrpcFrames {
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return
+    if (this.pos === 0) {
+      const want = Math.max(n, this.initialBytes, Math.min(this.last, framesKeptBytesMax))
+      const i = this.spares.findIndex((b) => b.length >= want)
+      if (i >= 0) {
+        this.buf = this.spares[i]!
+        this.spares.splice(i, 1)
+        this.spareBytes -= this.buf.length
+      } else this.buf = new Uint8Array(want)
+      return
+    }
     let size = this.buf.length * 2
     while (size < this.pos + n) size *= 2
     const next = new Uint8Array(size)
@@ -307,17 +322,39 @@ export class GrpcFrames {
     return at + 5
   }
 
-  /** Everything appended since the last take, as one chunk; the next appends go to a new buffer. */
+  /** Everything appended since the last take, as one chunk; the next appends go to another buffer. */
   take(): Uint8Array {
+    // A small turn (a created answer, one event to a few watchers) is copied out and the buffer kept.
+    if (this.pos <= framesCopiedBytesMax) {
+      const small = this.buf.slice(0, this.pos)
+      this.pos = 0
+      this.count = 0
+      return small
+    }
     const out = this.buf.subarray(0, this.pos)
-    // The next batch is probably about as large: start there (but not a huge one's size).
-    const next = Math.min(Math.max(this.initialBytes, this.pos), 4 * 1024 * 1024)
-    this.buf = new Uint8Array(next)
+    this.last = this.pos
+    this.buf = empty8
     this.pos = 0
     this.count = 0
     return out
   }
+
+  /** A taken chunk the transport has written: its buffer may be reused (up to 4 buffers, 4 MiB, are kept). */
+  release(chunk: Uint8Array): void {
+    const size = chunk.buffer.byteLength
+    // A small turn's copy is not worth keeping; a few large buffers are.
+    if (size < this.initialBytes || chunk.buffer === this.buf.buffer) return
+    if (this.spares.length >= 4 || this.spareBytes + size > framesKeptBytesMax) return
+    this.spares.push(new Uint8Array(chunk.buffer, 0, size))
+    this.spareBytes += size
+  }
 }
+
+const empty8 = new Uint8Array(0)
+/** Turns up to this size are copied out of the buffer rather than handed over with it. */
+const framesCopiedBytesMax = 4096
+/** Bytes of buffers kept for reuse per stream (and the largest first buffer of a turn). */
+const framesKeptBytesMax = 4 * 1024 * 1024
 
 /**
  * Appends `r` to `frames` as gRPC messages with the canonical protobuf encoding (the bytes of

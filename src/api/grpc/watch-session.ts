@@ -34,8 +34,11 @@ export interface RawWatchMeta {
 
 /** The runtime's side of one Watch call (an HTTP/2 stream). */
 export interface RawWatchTransport {
-  /** Writes one chunk of enveloped gRPC messages (the response headers go first, once). */
-  write(chunk: Uint8Array): void
+  /**
+   * Writes one chunk of enveloped gRPC messages (the response headers go first, once); `written`, when given, is
+   * called once the transport no longer holds the chunk (its buffer is then reused).
+   */
+  write(chunk: Uint8Array, written?: (chunk: Uint8Array) => void): void
   /** Bytes written and not yet taken by the network (HTTP/2 flow control included). */
   readonly bufferedBytes: number
   /** Ends the call with a gRPC status in the trailers (a trailers-only answer when nothing was written). */
@@ -233,11 +236,13 @@ export class GrpcWatchSession implements RawWatchCall {
     return ok
   }
 
+  private readonly release = (chunk: Uint8Array): void => this.frames.release(chunk)
+
   /** Writes the turn's messages as one chunk. */
   private flush(): void {
     this.flushQueued = false
     if (this.ended || this.frames.size === 0) return
-    this.transport.write(this.frames.take())
+    this.transport.write(this.frames.take(), this.release)
     if (this.transport.bufferedBytes >= this.sendMax) this.congested = true
     else this.resumeIfHeld()
   }

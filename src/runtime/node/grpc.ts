@@ -420,14 +420,16 @@ function serveWatch(
   }
   let responded = false
   const transport = {
-    write(chunk: Uint8Array): void {
+    write(chunk: Uint8Array, written?: (chunk: Uint8Array) => void): void {
       if (stream.destroyed || stream.closed) return
       serverSends(stream)
       if (!responded) {
         responded = true
         stream.respond(okHeaders, respondOptions)
       }
-      stream.write(chunk)
+      // The chunk's buffer is reused once written; after a failure it is left alone.
+      if (written === undefined) stream.write(chunk)
+      else stream.write(chunk, (err) => err || written(chunk))
     },
     get bufferedBytes(): number {
       return stream.writableLength
