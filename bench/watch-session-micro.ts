@@ -41,7 +41,6 @@ const call = new GrpcWatchSession(
     authorize: () => undefined,
     maxWatchStreams: 10,
     watchStreams: { n: 0 },
-    maxRequestBytes: 1.5 * 1024 * 1024,
   },
   { token: undefined, hasLeader: false, certUser: undefined, recvBytesMax: 2 << 20 },
   {

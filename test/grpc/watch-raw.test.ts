@@ -200,7 +200,6 @@ function session(s: KvStore, extra: Partial<WatchSessionDeps> = {}, recvBytesMax
     authorize: () => undefined,
     maxWatchStreams: 10,
     watchStreams: { n: 0 },
-    maxRequestBytes: 1.5 * 1024 * 1024,
     ...extra,
   }
   const call = new GrpcWatchSession(deps, { token: undefined, hasLeader: false, certUser: undefined, recvBytesMax }, t)

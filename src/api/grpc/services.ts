@@ -57,8 +57,6 @@ export interface GrpcOptions {
   leaderCheckMs?: number
   /** The timer of that check (tests inject one); default setInterval. Returns the function that stops it. */
   every?: (ms: number, fn: () => void) => () => void
-  /** etcd's --max-request-bytes (default 1.5 MiB): a watch created with `fragment: true` is split past it. */
-  maxRequestBytes?: number
 }
 
 /** Streams opened with WithRequireLeader, cancelled when a periodic check finds no leader (etcd's monitorLeader). */
@@ -333,7 +331,6 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
               authorize: (token, certUser) => member.authorize?.('Watch', undefined, token, certUser),
               maxWatchStreams: opts.maxWatchStreams,
               watchStreams,
-              maxRequestBytes: opts.maxRequestBytes ?? 1.5 * 1024 * 1024,
               ...(opts.metrics ? { metrics: opts.metrics } : {}),
             },
             meta,

@@ -360,8 +360,8 @@ const framesKeptBytesMax = 4 * 1024 * 1024
  * Appends `r` to `frames` as gRPC messages with the canonical protobuf encoding (the bytes of
  * `toBinary(WatchResponseSchema, toProto(WatchResponseSchema, r))`): the header and an Event[] are serialized once
  * (cached by identity: every watcher of a shape shares them), each watcher's message only adds its watch_id. With
- * `fragmentBytesMax` (the watcher was created with `fragment: true`), a message of two events or more whose size is
- * `fragmentBytesMax` or more is split as etcd 3.4's sendFragments splits it: each part with `fragment: true` but the
+ * `fragmentBytesMax` (the watcher was created with `fragment: true`; etcd's figure is --max-request-bytes plus 512 KiB), a
+ * message of two events or more whose size is `fragmentBytesMax` or more is split as etcd 3.4's sendFragments splits it: each part with `fragment: true` but the
  * last, as many events per part as keep it under the limit (at least one). Returns the bytes appended.
  */
 export function appendWatchResponse(frames: GrpcFrames, r: WatchResponse, fragmentBytesMax?: number): number {

@@ -28,7 +28,10 @@ export interface RawWatchMeta {
   hasLeader: boolean
   /** The CN of the verified client certificate (--client-cert-auth). */
   certUser: string | undefined
-  /** gRPC's receive limit (etcd: --max-request-bytes plus 512 KiB): a larger request message ends the call. */
+  /**
+   * gRPC's receive limit (etcd: --max-request-bytes plus 512 KiB): a larger request message ends the call. etcd's
+   * watch server splits the events of a watcher created with `fragment: true` past the same figure.
+   */
   recvBytesMax: number
 }
 
@@ -72,8 +75,6 @@ export interface WatchSessionDeps {
   maxWatchStreams: number
   /** The count of open watch streams, shared with the HTTP front door. */
   watchStreams: { n: number }
-  /** etcd's --max-request-bytes: events of a watcher created with `fragment: true` are split past it. */
-  maxRequestBytes: number
   metrics?: {
     start(method: string): { received(bytes: number): void; sent(bytes: number): void; end(code: number): void }
   }
@@ -221,7 +222,7 @@ export class GrpcWatchSession implements RawWatchCall {
     else if (resp.created && this.creatingFragmented) this.fragmented.add(resp.watch_id)
     const before = this.frames.count
     const fragmentMax =
-      this.fragmented.size > 0 && this.fragmented.has(resp.watch_id) ? this.deps.maxRequestBytes : undefined
+      this.fragmented.size > 0 && this.fragmented.has(resp.watch_id) ? this.meta.recvBytesMax : undefined
     const bytes = appendWatchResponse(this.frames, resp, fragmentMax)
     if (this.call) {
       this.call.sent(bytes)

@@ -71,7 +71,6 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
     watchStreams: opts.watchStreams,
     // etcd checks WithRequireLeader streams every election timeout.
     leaderCheckMs: config.electionTimeoutMs,
-    maxRequestBytes: config.maxRequestBytes,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   })
   const recvMax = grpcRecvBytesMax(config.maxRequestBytes)
