@@ -228,18 +228,25 @@ function putWatchId(b: Uint8Array, at: number, id: WatchResponse['watch_id']): n
 const fragmentBytes = Uint8Array.of((fragmentField << 3) | WireType.Varint, 1)
 
 /**
+ * Buffers of written chunks, shared by every stream of the member (a turn takes one, the transport gives it back once
+ * written): bounded in count and bytes for the whole member, so that idle streams hold no large buffer.
+ */
+const framesPool: Uint8Array[] = []
+let framesPoolBytes = 0
+/** At most this many buffers and bytes in the pool. */
+const framesPoolMax = 16
+const framesPoolBytesMax = 16 * 1024 * 1024
+
+/**
  * Enveloped gRPC messages (flag byte, 4-byte length, body) appended into one buffer, taken as one chunk for one
  * write on the stream. A taken chunk is never written into again until the transport gives it back (`release`, once
  * written): one put to 10,000 watchers is ~1.3 MB, and a fresh buffer per turn (zero-filled, new pages) cost more
- * than the encoding.
+ * than the encoding. Small turns are copied out and their buffer stays with the stream.
  */
 export class GrpcFrames {
   private buf: Uint8Array = empty8
   private pos = 0
-  /** Buffers of written chunks, for the next turns (several chunks may be in flight behind a slow client). */
-  private readonly spares: Uint8Array[] = []
-  private spareBytes = 0
-  /** The last turn's size: the next buffer starts there (the next turn is probably about as large). */
+  /** The last large turn's size: the next buffer starts there (the next turn is probably about as large). */
   private last = 0
   /** Messages appended since the last take. */
   count = 0
@@ -255,11 +262,11 @@ export class GrpcFrames {
     if (this.pos + n <= this.buf.length) return
     if (this.pos === 0) {
       const want = Math.max(n, this.initialBytes, Math.min(this.last, framesKeptBytesMax))
-      const i = this.spares.findIndex((b) => b.length >= want)
+      const i = framesPool.findIndex((b) => b.length >= want)
       if (i >= 0) {
-        this.buf = this.spares[i]!
-        this.spares.splice(i, 1)
-        this.spareBytes -= this.buf.length
+        this.buf = framesPool[i]!
+        framesPool.splice(i, 1)
+        framesPoolBytes -= this.buf.length
       } else this.buf = new Uint8Array(want)
       return
     }
@@ -324,9 +331,15 @@ export class GrpcFrames {
 
   /** Everything appended since the last take, as one chunk; the next appends go to another buffer. */
   take(): Uint8Array {
-    // A small turn (a created answer, one event to a few watchers) is copied out and the buffer kept.
+    // A small turn (a created answer, one event to a few watchers) is copied out; the stream keeps a small buffer.
     if (this.pos <= framesCopiedBytesMax) {
       const small = this.buf.slice(0, this.pos)
+      if (this.buf.length > 4 * this.initialBytes) {
+        // A large buffer (after a large turn) goes back to the pool rather than stay with an idle stream.
+        const large = this.buf
+        this.buf = empty8
+        this.release(large)
+      }
       this.pos = 0
       this.count = 0
       return small
@@ -339,21 +352,21 @@ export class GrpcFrames {
     return out
   }
 
-  /** A taken chunk the transport has written: its buffer may be reused (up to 4 buffers, 4 MiB, are kept). */
+  /** A taken chunk the transport has written: its buffer goes to the member's pool (bounded), for a later turn. */
   release(chunk: Uint8Array): void {
     const size = chunk.buffer.byteLength
-    // A small turn's copy is not worth keeping; a few large buffers are.
-    if (size < this.initialBytes || chunk.buffer === this.buf.buffer) return
-    if (this.spares.length >= 4 || this.spareBytes + size > framesKeptBytesMax) return
-    this.spares.push(new Uint8Array(chunk.buffer, 0, size))
-    this.spareBytes += size
+    // A small turn's copy is not worth keeping.
+    if (size < this.initialBytes || size > framesKeptBytesMax || chunk.buffer === this.buf.buffer) return
+    if (framesPool.length >= framesPoolMax || framesPoolBytes + size > framesPoolBytesMax) return
+    framesPool.push(new Uint8Array(chunk.buffer, 0, size))
+    framesPoolBytes += size
   }
 }
 
 const empty8 = new Uint8Array(0)
 /** Turns up to this size are copied out of the buffer rather than handed over with it. */
 const framesCopiedBytesMax = 4096
-/** Bytes of buffers kept for reuse per stream (and the largest first buffer of a turn). */
+/** The largest buffer kept for reuse (and the largest first buffer of a turn). */
 const framesKeptBytesMax = 4 * 1024 * 1024
 
 /**
