@@ -18,12 +18,13 @@
  *   arbitrary [start, end) range, or its own prefix), 64 writers putting to those 10,000 keys in turn, so each put
  *   reaches its one watcher. Compared with 64 writers putting to the same keys with no watcher.
  *
- *   npm run bench -- watch [--etcd] [--quick] [--seconds 3] [--writers 4]
+ *   npm run bench -- watch [--etcd] [--quick] [--seconds 3] [--writers 4] [--rows gRPC]
  *
  *   --etcd      also run every scenario against etcd (/usr/bin/etcd, default flags) and print edgecd/etcd
  *   --quick     smoke: 1, 10 and 100 watchers, 10 streams, 100 following (10 streams x 10 in etcd's shape), 0.5 s
  *   --seconds   how long the writers put per scenario (default 3); delivery is then awaited at most 10 s more
  *   --writers   concurrent writers of the delivery rows (default 4; 16 for all-match puts, 64 for etcd's shape)
+ *   --rows      only the scenarios whose name matches this regular expression (case-insensitive), e.g. `gRPC`
  *
  * edgecd runs with --max-watchers, --max-watchers-per-stream and --max-watch-streams raised to 100,000 (etcd has no
  * such limits). Events/s is what reached the client: events received over the time from the first put to the last
@@ -103,6 +104,8 @@ interface Outcome {
   genCpu: number
   /** The server's CPU (user + system, its process tree) per put over the writes and the delivery, in microseconds. */
   serverUsPerPut: number
+  /** The same per event delivered. */
+  serverUsPerEvent: number
   error?: string
 }
 
@@ -115,6 +118,7 @@ function plan(opts: BenchOptions) {
       json: { type: 'boolean' },
       seconds: { type: 'string' },
       writers: { type: 'string' },
+      rows: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -164,6 +168,14 @@ function plan(opts: BenchOptions) {
       ],
     },
   ]
+  if (values.rows !== undefined) {
+    const only = new RegExp(values.rows, 'i')
+    const kept = delivery.filter((sc) => only.test(sc.name))
+    const keptPuts = puts
+      .map((pair) => ({ ...pair, following: pair.following.filter((sc) => only.test(sc.name)) }))
+      .filter((pair) => pair.following.length > 0)
+    return { etcd: values.etcd === true, seconds, delivery: kept, puts: keptPuts, json: values.json === true }
+  }
   return { etcd: values.etcd === true, seconds, delivery, puts, json: values.json === true }
 }
 
@@ -288,6 +300,7 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
       delivered: watchers === 0 ? 1 : events / (puts * perPut),
       genCpu: (cpu.user + cpu.system) / 1e6 / ((performance.now() - t0) / 1000),
       serverUsPerPut: puts === 0 ? 0 : ((treeCpuSecs(server.pid) - serverCpu0) * 1e6) / puts,
+      serverUsPerEvent: events === 0 ? 0 : ((treeCpuSecs(server.pid) - serverCpu0) * 1e6) / events,
       ...(error ? { error } : {}),
     }
   } finally {
@@ -321,7 +334,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         if (!out.has(s.name)) out.set(s.name, new Map())
         out.get(s.name)!.set(sc.name, o)
         say(
-          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.error ? `  (${o.error})` : ''}`,
+          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put${o.events > 0 ? ` ${o.serverUsPerEvent.toFixed(2).padStart(6)} µs cpu/event` : ''}  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.error ? `  (${o.error})` : ''}`,
         )
       }
     }
