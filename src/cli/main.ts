@@ -53,10 +53,23 @@ function writeOut(text: string): void {
   try {
     const { writeSync } = nodeFs()
     while (off < buf.length) off += writeSync(1, buf, off)
-  } catch {
+  } catch (e) {
+    if ((e as { code?: string }).code === 'EPIPE') brokenPipe()
     stdoutStream = true
+    process.stdout.on('error', (err: { code?: string }) => {
+      if (err.code === 'EPIPE') brokenPipe()
+      throw err
+    })
     process.stdout.write(buf.subarray(off))
   }
+}
+
+/**
+ * The reader of stdout went away (`edgecd get --prefix a | head -1`): stop at once and quietly, as etcdctl does (Go's
+ * runtime dies of the SIGPIPE; Node ignores the signal, so the same exit status a shell sees for it, 128 + 13).
+ */
+function brokenPipe(): never {
+  process.exit(141)
 }
 
 /** node:fs without an ES module import of it (whose namespace would load fs/promises): see version(). */
