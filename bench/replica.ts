@@ -34,7 +34,7 @@ import WebSocket from 'ws'
 import { openReplica } from '../src/replica/index.js'
 import { startEdgecdCluster } from './lib/clusters.js'
 import { Bodies, openPool, preload, runLoad } from './lib/load.js'
-import { startEdgecd } from './lib/servers.js'
+import { processCpuSecs, startEdgecd } from './lib/servers.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -277,11 +277,25 @@ async function applyPart(replicas: number, changes: number): Promise<BenchResult
   }
 }
 
+/** User + system (or only system) CPU seconds of a thread from its /proc stat file; NaN where there is none. */
+function statTimes(statPath: string | undefined, user: boolean): number {
+  if (statPath === undefined) return Number.NaN
+  try {
+    const stat = readFileSync(statPath, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((user ? Number(f[11]) : 0) + Number(f[12])) / 100
+  } catch {
+    return Number.NaN
+  }
+}
+
 /** The replica fleet worker (bench/lib/replica-fleet.ts) and a request/answer helper over its messages. */
 function startFleet(): {
   ask(m: Record<string, unknown>): Promise<any>
   /** CPU seconds of the fleet's thread so far (NaN where /proc is not there). */
   cpuSecs(): number
+  /** Of which in the kernel (system time), seconds so far. */
+  sysSecs(): number
   stop(): Promise<void>
 } {
   const w = new Worker(new URL('./lib/replica-fleet-worker.mjs', import.meta.url))
@@ -315,16 +329,8 @@ function startFleet(): {
         }
         w.postMessage(m)
       }),
-    cpuSecs: () => {
-      if (statPath === undefined) return Number.NaN
-      try {
-        const stat = readFileSync(statPath, 'utf8')
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-        return (Number(f[11]) + Number(f[12])) / 100
-      } catch {
-        return Number.NaN
-      }
-    },
+    cpuSecs: () => statTimes(statPath, true),
+    sysSecs: () => statTimes(statPath, false),
     stop: async () => {
       await w.terminate()
     },
@@ -361,15 +367,41 @@ async function fanoutPart(
     const { leader, follower } = await cluster.roles()
     const bodies = new Bodies()
     const pool = openPool(leader, 64)
-    await preload(pool, bodies, 64)
+    // At a high load average the preload's 64 large txns in flight can time out in Raft ("request timed out"): it
+    // writes fixed values, so it is tried again.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await preload(pool, bodies, 64)
+        break
+      } catch (err) {
+        if (attempt >= 3) throw err
+        await sleep(2000)
+      }
+    }
     // Every run: the same 64 writers for the same time; the replicas' thread CPU is counted over the whole run (its
     // 500 ms warm-up included) and reported apart from the load generator's (the bench process's other threads).
+    // The followed member's own CPU per put (it sends every replica's frames), read at the same two points as the
+    // members' total (runLoad calls its CPU reader when the measured window starts and when it ends).
+    const followerPid = cluster.members[cluster.urls.indexOf(follower)]!.pid
     const run = async () => {
       const t0 = performance.now()
       const c0 = fleet.cpuSecs()
-      const r = await runLoad(pool, bodies, { kind: 'put', clients: 64 }, seconds * 1000, 500, () => cluster.cpuSecs())
-      const fleetCores = (fleet.cpuSecs() - c0) / ((performance.now() - t0) / 1000)
-      return { ...r, fleetCores }
+      const s0 = fleet.sysSecs()
+      const fol: number[] = []
+      const folSys: number[] = []
+      const r = await runLoad(pool, bodies, { kind: 'put', clients: 64 }, seconds * 1000, 500, () => {
+        fol.push(processCpuSecs(followerPid))
+        folSys.push(statTimes(`/proc/${followerPid}/stat`, false))
+        return cluster.cpuSecs()
+      })
+      const fleetSecs = fleet.cpuSecs() - c0
+      const fleetSysSecs = fleet.sysSecs() - s0
+      const fleetCores = fleetSecs / ((performance.now() - t0) / 1000)
+      const ops = r.opsPerSec * seconds
+      const delta = (a: number[]) => (a.length >= 2 ? a[a.length - 1]! - a[a.length - 2]! : Number.NaN)
+      const followerUsPerOp = (delta(fol) * 1e6) / ops
+      const followerSysShare = delta(folSys) / delta(fol)
+      return { ...r, fleetCores, fleetSecs, fleetSysSecs, followerUsPerOp, followerSysShare }
     }
     const before = await run()
     const rows: {
@@ -378,6 +410,10 @@ async function fanoutPart(
       cpuUs: number
       benchCores: number
       fleetCores: number
+      fleetSecs: number
+      fleetSysSecs: number
+      followerUs: number
+      followerSys: number
       messages: number
       changes: number
       convergeMs: number
@@ -408,6 +444,10 @@ async function fanoutPart(
         cpuUs: withReplicas.serverCpuUsPerOp,
         benchCores: withReplicas.clientCpuCores,
         fleetCores: withReplicas.fleetCores,
+        fleetSecs: withReplicas.fleetSecs,
+        fleetSysSecs: withReplicas.fleetSysSecs,
+        followerUs: withReplicas.followerUsPerOp,
+        followerSys: withReplicas.followerSysShare,
         messages,
         changes,
         convergeMs: Math.max(0, at - stopped),
@@ -435,6 +475,18 @@ async function fanoutPart(
           value: r.opsPerSec,
           unit: 'ops/s',
           note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put vs ${baseCpuUs.toFixed(0)} without: their write capacity ${((baseCpuUs / r.cpuUs) * 100).toFixed(0)}% of without (replicas elsewhere, as deployed); replicas' thread ${r.fleetCores.toFixed(2)} cores (${((r.fleetCores * 1e6) / r.opsPerSec).toFixed(0)} µs/put); bench process (load + replicas) ${r.benchCores.toFixed(2)} cores`,
+        },
+        {
+          name: `fanout: ${who}: replicas' CPU per change`,
+          value: (r.fleetSecs * 1e6) / Math.max(1, r.changes),
+          unit: 'µs',
+          note: `the replicas' thread (WebSocket frames, JSON, apply, the bench's subscriber): ${((r.fleetSecs * 1e6) / Math.max(1, r.messages)).toFixed(1)} µs per message, ${r.fleetSecs.toFixed(2)} s (${((r.fleetSysSecs / r.fleetSecs) * 100).toFixed(0)}% in the kernel) for ${r.changes.toLocaleString('en-US')} changes`,
+        },
+        {
+          name: `fanout: ${who}: followed member's CPU per put`,
+          value: r.followerUs,
+          unit: 'µs',
+          note: `the member the replicas follow (it sends their frames), ${(r.followerSys * 100).toFixed(0)}% in the kernel; without replicas ${((before.followerUsPerOp + after.followerUsPerOp) / 2).toFixed(0)} µs (mean of before ${before.followerUsPerOp.toFixed(0)} and after ${after.followerUsPerOp.toFixed(0)}, ${(((before.followerSysShare + after.followerSysShare) / 2) * 100).toFixed(0)}% in the kernel)`,
         },
         {
           name: `fanout: ${who} at the last revision after writes stop`,

@@ -18,16 +18,17 @@
  *   arbitrary [start, end) range, or its own prefix), 64 writers putting to those 10,000 keys in turn, so each put
  *   reaches its one watcher. Compared with 64 writers putting to the same keys with no watcher.
  *
- *   npm run bench -- watch [--etcd] [--quick] [--seconds 3] [--writers 4] [--rows 1x1,...] [--cpu-prof dir]
+ *   npm run bench -- watch [--etcd] [--quick] [--seconds 3] [--writers 4] [--rows 1x1,... | gRPC] [--cpu-prof dir]
  *
  *   --etcd      also run every scenario against etcd (/usr/bin/etcd, default flags) and print edgecd/etcd
  *   --quick     smoke: 1, 10 and 100 watchers, 10 streams, 100 following (10 streams x 10 in etcd's shape), 0.5 s
  *   --seconds   how long the writers put per scenario (default 3); delivery is then awaited at most 10 s more
  *   --writers   concurrent writers of the delivery rows (default 4; 16 for all-match puts, 64 for etcd's shape)
- *   --rows      only these rows, by id: 1x1, 1x0 (1x1's baseline: the same writers, no watcher), 1x100, 1x10000,
- *               1000x1, grpc:1x100, grpc:1x10000, puts:one-key, puts:one-key-following, puts:keys,
+ *   --rows      only these rows: ids, comma-separated: 1x0 (1x1's baseline: the same writers, no watcher), 1x1,
+ *               1x100, 1x10000, 1000x1, grpc:1x100, grpc:1x10000, puts:one-key, puts:one-key-following, puts:keys,
  *               puts:keys-following, puts:ranges, puts:prefixes (--quick's sizes are smaller; the id names the full
- *               run's row); a put row with watchers brings its baseline
+ *               run's row); or else a regular expression the scenario names must match (case-insensitive), e.g.
+ *               `gRPC`; a put row with watchers brings its baseline
  *   --cpu-prof  start the edgecd member under `node --cpu-prof` writing its profile into this directory
  *   --warmup-seconds  unmeasured puts (16 writers, one watcher) sent to each server before the rows (default 3, 0.3
  *               with --quick), as the http and grpc benches warm up: without it the first row measured the JIT
@@ -118,6 +119,8 @@ interface Outcome {
   syncMs: number
   /** How long the scenario waited for the server to drop the watchers of the one before (untilNoWatchers). */
   waitedMs: number
+  /** The server's CPU per event delivered, in microseconds. */
+  serverUsPerEvent: number
   error?: string
 }
 
@@ -226,9 +229,10 @@ function plan(opts: BenchOptions) {
   ]
   const ids = [...allDelivery, ...allPuts.flatMap((pair) => [pair.none, ...pair.following])].map((sc) => sc.id)
   const want = values.rows?.split(',').map((r) => r.trim())
-  for (const r of want ?? [])
-    if (!ids.includes(r)) throw new Error(`--rows: unknown row ${r} (rows: ${ids.join(', ')})`)
-  const picked = (sc: Scenario) => want === undefined || want.includes(sc.id)
+  // Known ids pick rows by id; anything else is a regular expression on the scenario names.
+  const byName =
+    values.rows !== undefined && !want!.every((r) => ids.includes(r)) ? new RegExp(values.rows, 'i') : undefined
+  const picked = (sc: Scenario) => want === undefined || (byName ? byName.test(sc.name) : want.includes(sc.id))
   const delivery = allDelivery.filter(picked)
   // A put row with watchers needs its baseline; a baseline asked for alone runs alone.
   const puts = allPuts
@@ -403,6 +407,7 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
       putsPerSync: puts / syncs,
       syncMs,
       waitedMs,
+      serverUsPerEvent: events === 0 ? 0 : (serverCpu * 1e6) / events,
       ...(error ? { error } : {}),
     }
   } finally {
@@ -448,7 +453,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         if (!out.has(s.name)) out.set(s.name, new Map())
         out.get(s.name)!.set(sc.name, o)
         say(
-          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put  ${o.putsPerSync.toFixed(2)} puts/sync (${o.syncMs.toFixed(2)} ms)  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.waitedMs > 1000 ? `  (waited ${(o.waitedMs / 1000).toFixed(1)} s for the last scenario's watchers to go)` : ''}${o.error ? `  (${o.error})` : ''}`,
+          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put${o.events > 0 ? ` ${o.serverUsPerEvent.toFixed(2).padStart(6)} µs cpu/event` : ''}  ${o.putsPerSync.toFixed(2)} puts/sync (${o.syncMs.toFixed(2)} ms)  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.waitedMs > 1000 ? `  (waited ${(o.waitedMs / 1000).toFixed(1)} s for the last scenario's watchers to go)` : ''}${o.error ? `  (${o.error})` : ''}`,
         )
       }
     }

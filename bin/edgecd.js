@@ -24,6 +24,8 @@ const { existsSync, readdirSync, readFileSync, statSync } = require('node:fs')
 const path = require('node:path')
 
 const argv = process.argv.slice(2)
+// This file's own CommonJS module (loadBundle below has a local `module`, the bundle's).
+const binModule = module
 const root = path.join(__dirname, '..')
 
 // NODE_EXTRA_CA_CERTS kept from Node's start by the launcher: back into the environment, and to the CLI below.
@@ -97,8 +99,9 @@ function loadBundle(file) {
   const module = { exports: {} }
   script.runInThisContext()(
     module.exports,
-    // Module.createRequire, as node:module exports it, without evaluating node:module's public module (about 1 ms).
-    (module.constructor.createRequire ?? require('node:module').createRequire)(file),
+    // Module.createRequire, as node:module exports it, read off this file's own module (not the local `module`
+    // above): node:module's public module is not evaluated, nor the ES module loader and source-map modules it loads.
+    (binModule.constructor.createRequire ?? require('node:module').createRequire)(file),
     module,
     file,
     path.dirname(file),
@@ -127,6 +130,11 @@ function loadBundle(file) {
   }
 }
 
+/** $HOME on POSIX (what os.homedir() returns first there), without loading node:os. */
+function home(env) {
+  return process.platform === 'win32' ? undefined : env.HOME
+}
+
 /** Where the code cache of this bundle for this Node lives; undefined when there is no place for it. */
 function codeCacheFile(file) {
   const env = process.env
@@ -134,7 +142,8 @@ function codeCacheFile(file) {
   try {
     const base =
       env.EDGECD_CACHE_DIR ||
-      path.join(env.XDG_CACHE_HOME || path.join(require('node:os').homedir(), '.cache'), 'edgecd')
+      // $HOME, which os.homedir() reads first on POSIX: node:os is loaded only without it (or on Windows).
+      path.join(env.XDG_CACHE_HOME || path.join(home(env) || require('node:os').homedir(), '.cache'), 'edgecd')
     const st = statSync(file)
     // V8 checks its own version, flags and the source's length; the key adds the build and the options Node got.
     const key = [file, st.size, st.mtimeMs, process.execArgv.join(' '), env.NODE_OPTIONS ?? ''].join('\0')

@@ -10,6 +10,8 @@
  *
  * docs/benchmarks.md ("The put path, pared") has the runs made with it.
  */
+
+import { readFileSync } from 'node:fs'
 import { type ClientHttp2Session, connect } from 'node:http2'
 import { loadavg } from 'node:os'
 import { pathToFileURL } from 'node:url'
@@ -66,8 +68,25 @@ function put(s: ClientHttp2Session, i: number): Promise<void> {
   })
 }
 
-const srv = which === 'etcd' ? await startEtcd() : await startEdgecd({})
+// PUT_DRIVER_NODE_ARGS: extra node flags for the member (space-separated), e.g. `--cpu-prof --cpu-prof-dir /tmp/p`.
+const nodeArgs = process.env.PUT_DRIVER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
+// PUT_DRIVER_URL: a member already running (started by hand, e.g. under --trace-gc); its pid in PUT_DRIVER_PID.
+const srv = process.env.PUT_DRIVER_URL
+  ? { url: process.env.PUT_DRIVER_URL, pid: Number(process.env.PUT_DRIVER_PID), stop: async () => {} }
+  : which === 'etcd'
+    ? await startEtcd()
+    : await startEdgecd(nodeArgs.length > 0 ? { nodeArgs } : {})
 const address = new URL(srv.url).host
+
+/** The member's user CPU seconds alone (/proc utime), to split the CPU per put into user and kernel time. */
+function userCpuSecs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[11]) / 100
+  } catch {
+    return Number.NaN
+  }
+}
 
 async function metric(name: string): Promise<number> {
   if (which === 'etcd') return Number.NaN
@@ -80,7 +99,9 @@ try {
   const sessions = Array.from({ length: Math.ceil(n / 16) }, () => connect(`http://${address}`))
   for (let i = 0; i < 6000; i += 64) await Promise.all(Array.from({ length: 64 }, (_, j) => put(sessions[0]!, i + j)))
   const f0 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
+  if (process.env.PUT_DRIVER_SIGNAL) process.kill(srv.pid, 'SIGUSR2')
   const c0 = processCpuSecs(srv.pid)
+  const u0 = userCpuSecs(srv.pid)
   const t0 = performance.now()
   const end = t0 + secs * 1000
   let ops = 0
@@ -97,12 +118,14 @@ try {
     }),
   )
   const c1 = processCpuSecs(srv.pid)
+  const u1 = userCpuSecs(srv.pid)
+  if (process.env.PUT_DRIVER_SIGNAL) process.kill(srv.pid, 'SIGUSR2')
   const t1 = performance.now()
   const f1 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
   lat.sort((a, b) => a - b)
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]!.toFixed(2)
   console.log(
-    `${which} n=${n} ops/s ${(ops / ((t1 - t0) / 1000)).toFixed(0)} cpu µs/put ${(((c1 - c0) * 1e6) / ops).toFixed(0)} ` +
+    `${which} n=${n} ops/s ${(ops / ((t1 - t0) / 1000)).toFixed(0)} cpu µs/put ${(((c1 - c0) * 1e6) / ops).toFixed(0)} (user ${(((u1 - u0) * 1e6) / ops).toFixed(0)}) ` +
       `p50 ${q(0.5)} p99 ${q(0.99)} puts/fsync ${(ops / (f1 - f0)).toFixed(1)} load ${loadavg()[0]!.toFixed(1)}`,
   )
   for (const s of sessions) s.close()

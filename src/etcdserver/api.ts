@@ -80,6 +80,8 @@ export interface MemberApi {
     authorization: string | undefined,
     certUser?: string,
   ): AuthInfo | undefined | Promise<AuthInfo | undefined>
+  /** Whether auth is on now: while it is off, `authorize` needs neither a call's token nor its peer. */
+  authEnabled?(): boolean
   /** The /v3/auth/* calls and the JWKS (src/auth/service.ts). */
   auth?: AuthService
   status(): Promise<StatusResponse>

@@ -274,6 +274,10 @@ export class Member implements MemberApi {
     return this.auth.authorize(method, req, authorization, certUser)
   }
 
+  authEnabled(): boolean {
+    return this.sm.auth.enabled
+  }
+
   /** A permission revoked (or auth changed) after a watch was created cancels it, with etcd's permission reason. */
   private recheckWatches(): void {
     const store = this.sm.auth
@@ -456,11 +460,13 @@ export class Member implements MemberApi {
   private propose(req: InternalRequest, info?: AuthInfo): Promise<unknown> {
     // Not an async function (one promise and microtask fewer per write): every failure is still a rejection.
     try {
-      const data = encodeProposal(info ? { ...req, auth_info: info } : req)
+      // Written with room in front for the entry's envelope head: RaftNode writes the entry around it, no copy.
+      const headroom = this.raft.proposalHeadroom
+      const data = encodeProposal(req, info, headroom)
       // The front doors measure a request as etcd does (its protobuf raft request); this CBOR check is the backstop,
       // with room for CBOR's field names, so that it never refuses what etcd accepts.
       if (data.length > this.opts.config.maxRequestBytes + proposalSlackBytes) throw new EtcdError('ErrRequestTooLarge')
-      return this.raft.propose(data)
+      return this.raft.propose(data, headroom)
     } catch (err) {
       return Promise.reject(err)
     }

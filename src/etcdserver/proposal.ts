@@ -74,7 +74,8 @@ function size(v: unknown): number {
   }
 }
 
-let out = new Uint8Array(0)
+const empty = new Uint8Array(0)
+let out = empty
 let pos = 0
 
 function uint32(n: number): void {
@@ -105,6 +106,28 @@ function head(major: number, n: number): void {
     out[pos++] = major | 0x1a
     uint32(n)
   }
+}
+
+/** Writes a plain object (already measured), and `auth_info` last when `info` is given. */
+function writeObject(v: object, info: object | undefined): void {
+  // cbor-x always writes an object's map head in three bytes (0xb9 and a 16-bit count).
+  const at = pos
+  pos += 3
+  let count = 0
+  for (const k in v) {
+    if (!Object.hasOwn(v, k)) continue
+    write(k)
+    write((v as Record<string, unknown>)[k])
+    count++
+  }
+  if (info !== undefined) {
+    write(authInfoKey)
+    write(info)
+    count++
+  }
+  out[at] = 0xb9
+  out[at + 1] = count >> 8
+  out[at + 2] = count & 0xff
 }
 
 /** Writes `v` (already measured by `size`) at `pos`. */
@@ -142,19 +165,7 @@ function write(v: unknown): void {
       }
       const c = (v as object).constructor
       if (c === Object) {
-        // cbor-x always writes an object's map head in three bytes (0xb9 and a 16-bit count).
-        const at = pos
-        pos += 3
-        let count = 0
-        for (const k in v as object) {
-          if (!Object.hasOwn(v as object, k)) continue
-          write(k)
-          write((v as Record<string, unknown>)[k])
-          count++
-        }
-        out[at] = 0xb9
-        out[at + 1] = count >> 8
-        out[at + 2] = count & 0xff
+        writeObject(v as object, undefined)
         return
       }
       if (c === Array) {
@@ -175,24 +186,67 @@ function write(v: unknown): void {
   }
 }
 
-/** cbor-x's `encode(value)`, byte for byte, in a fresh array of exactly its length. */
-export function encodeProposal(value: object): Uint8Array {
+/**
+ * Proposals are carved out of shared slabs rather than each getting its own ArrayBuffer: an ArrayBuffer of a few
+ * hundred bytes costs about a microsecond to make and more to collect (its backing store is outside the JS heap), and
+ * a put made two of them (the proposal, then its entry). A slab lives as long as any entry in it: entries stay in the
+ * Raft log until it is compacted, in order, so slabs are freed whole. What apply keeps (the store's keys and values)
+ * is copied out (src/kv/bytes.ts ownBytes), never a view of a slab. A proposal too big for a slab gets its own array.
+ */
+const slabBytes = 64 * 1024
+let slab = new Uint8Array(0)
+let slabAt = 0
+
+/** `n` fresh zeroed bytes at `out`[`pos`...] (the writer's position), from the current slab or a new one. */
+function carve(n: number): void {
+  if (n > slabBytes / 8) {
+    out = new Uint8Array(n)
+    pos = 0
+    return
+  }
+  if (slabAt + n > slab.length) {
+    slab = new Uint8Array(slabBytes)
+    slabAt = 0
+  }
+  out = slab
+  pos = slabAt
+  slabAt += n
+}
+
+/**
+ * cbor-x's `encode(value)`, byte for byte, or with `info` cbor-x's `encode({...value, auth_info: info})` (without
+ * making that object). The answer views memory of its own with `headroom` unused bytes just before it in the same
+ * buffer, which the caller may write (RaftNode.propose writes the entry's envelope head there: no second array, no
+ * copy). Anything the hand-written path does not write goes through cbor-x (then copied into such memory).
+ */
+export function encodeProposal(value: object, info?: object, headroom = 0): Uint8Array {
+  if (info !== undefined && Object.hasOwn(value, 'auth_info'))
+    return encodeProposal({ ...value, auth_info: info }, undefined, headroom)
   let n: number
   try {
     n = size(value)
+    if (info !== undefined) n += authInfoKeySize + size(info)
   } catch (err) {
     if (err !== unsupported) throw err
-    return encode(value) as Uint8Array
+    const bytes = encode(info === undefined ? value : { ...value, auth_info: info }) as Uint8Array
+    carve(headroom + bytes.length)
+    const result = new Uint8Array(out.buffer, pos + headroom, bytes.length)
+    result.set(bytes)
+    out = empty
+    return result
   }
-  out = new Uint8Array(n)
-  pos = 0
-  write(value)
-  const result = out
+  carve(headroom + n)
+  pos += headroom
+  const at = pos
+  if (info === undefined) write(value)
+  else writeObject(value, info)
+  const result = new Uint8Array(out.buffer, at, n)
   out = empty
   return result
 }
 
-const empty = new Uint8Array(0)
+const authInfoKey = 'auth_info'
+const authInfoKeySize = 1 + authInfoKey.length
 
 let src: Uint8Array = new Uint8Array(0)
 let at = 0
@@ -214,6 +268,45 @@ function arg(info: number): number {
   throw unsupported
 }
 
+/**
+ * Short strings read before, by a hash of their bytes: a proposal's field names (`put`, `key`, `value`, `lease`,
+ * `auth_info`, ...) are the same few strings in every entry, and making them again char by char was most of what
+ * reading a put allocated. A slot holds the last string that hashed to it; a hit is checked byte for byte.
+ */
+const internedMax = 32
+const interned: (string | undefined)[] = new Array(256).fill(undefined)
+
+/** The ASCII string of src[at, at + n) (at is not moved), or throws `unsupported` for a byte above 0x7f. */
+function readAscii(n: number): string {
+  if (n > internedMax) {
+    for (let i = at; i < at + n; i++) if (src[i]! > 0x7f) throw unsupported
+    let s = ''
+    for (let i = at; i < at + n; i += 4096)
+      s += String.fromCharCode.apply(null, src.subarray(i, Math.min(at + n, i + 4096)) as unknown as number[])
+    return s
+  }
+  let h = n
+  for (let i = at; i < at + n; i++) {
+    const c = src[i]!
+    if (c > 0x7f) throw unsupported
+    h = (Math.imul(h, 31) + c) | 0
+  }
+  const slot = h & 0xff
+  const hit = interned[slot]
+  if (hit !== undefined && hit.length === n) {
+    let same = true
+    for (let i = 0; i < n; i++)
+      if (hit.charCodeAt(i) !== src[at + i]) {
+        same = false
+        break
+      }
+    if (same) return hit
+  }
+  const s = String.fromCharCode.apply(null, src.subarray(at, at + n) as unknown as number[])
+  interned[slot] = s
+  return s
+}
+
 /** Reads one value as cbor-x's decode does, or throws `unsupported` (then cbor-x reads the whole entry). */
 function read(): unknown {
   if (at >= src.length) throw unsupported
@@ -227,7 +320,8 @@ function read(): unknown {
         const hi = src[at]! * 0x1000000 + ((src[at + 1]! << 16) | (src[at + 2]! << 8) | src[at + 3]!)
         const lo = src[at + 4]! * 0x1000000 + ((src[at + 5]! << 16) | (src[at + 6]! << 8) | src[at + 7]!)
         at += 8
-        return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo)
+        if (hi === 0) return lo === 0 ? 0n : BigInt(lo)
+        return (BigInt(hi) << 32n) | BigInt(lo)
       }
       return arg(info)
     case 1:
@@ -242,12 +336,7 @@ function read(): unknown {
     case 3: {
       const n = arg(info)
       if (at + n > src.length) throw unsupported
-      let s = ''
-      for (let i = at; i < at + n; i++) {
-        const c = src[i]!
-        if (c > 0x7f) throw unsupported
-        s += String.fromCharCode(c)
-      }
+      const s = readAscii(n)
       at += n
       return s
     }
@@ -272,9 +361,12 @@ function read(): unknown {
     case 6: {
       // Tag 64 (a Uint8Array): a view of the bytes, as cbor-x gives it.
       if (b !== 0xd8 || src[at] !== 0x40 || src[at + 1]! >> 5 !== 2) throw unsupported
-      at++
-      const bytes = read() as Uint8Array
-      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      at += 2
+      const n = arg(src[at - 1]! & 0x1f)
+      if (!(at + n <= src.length)) throw unsupported
+      const v = new Uint8Array(src.buffer, src.byteOffset + at, n)
+      at += n
+      return v
     }
     default:
       if (b === 0xf4) return false

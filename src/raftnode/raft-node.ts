@@ -24,7 +24,15 @@ import {
 } from '../raft/index.js'
 import type { DurableStorage } from '../storage/durable-storage.js'
 import { assert, type Clock, realClock, sleep, type TimerHandle } from './clock.js'
-import { decodeEnvelope, encodeEnvelope } from './envelope.js'
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  encodeEnvelopeSeq,
+  envelopeHeadBytesMax,
+  scanEnvelope,
+  scannedIdAt,
+  scannedIdLen,
+} from './envelope.js'
 
 /**
  * The application state a member replicates: it applies committed entries in order, and can be snapshotted and
@@ -94,6 +102,8 @@ export const raftNodeLimitsDefault = {
 /** etcd's metrics of the Ready loop (etcdserver/metrics.go, wal/metrics.go, backend/metrics.go). */
 export class RaftNodeMetrics {
   readonly registry = new Registry()
+  /** `pending`: the proposals waiting now (read at scrape time: nothing to count per proposal). */
+  constructor(private readonly pending: () => number = () => 0) {}
   readonly leaderChanges = this.registry.counter(
     'etcd_server_leader_changes_seen_total',
     'The number of leader changes seen.',
@@ -101,6 +111,8 @@ export class RaftNodeMetrics {
   readonly proposalsPending = this.registry.gauge(
     'etcd_server_proposals_pending',
     'The current number of pending proposals to commit.',
+    [],
+    () => this.pending(),
   )
   readonly proposalsFailed = this.registry.counter(
     'etcd_server_proposals_failed_total',
@@ -132,6 +144,13 @@ interface Waiter {
   resolve(v: unknown): void
   reject(e: unknown): void
   timer: TimerHandle
+}
+
+/** A client proposal waiting to be applied: it fails with "request timed out" once the clock passes `deadline`. */
+interface ProposalWaiter {
+  resolve(v: unknown): void
+  reject(e: unknown): void
+  deadline: number
 }
 
 /** A linearizable read; `timedOut` once its caller was answered by the timeout while it sat in a round. */
@@ -166,7 +185,17 @@ export class RaftNode {
    * (etcd's idutil.Generator puts a timestamp in its ids for the same reason). The simulator found this one.
    */
   private readonly reqPrefix: string
-  private readonly waiters = new Map<string, Waiter>()
+  /** reqPrefix's bytes when it is ASCII (ids are then written and matched as bytes, never made into strings). */
+  private readonly reqPrefixBytes: Uint8Array | undefined
+  /**
+   * Proposals by request sequence number, oldest first (a Map keeps insertion order, and every proposal gets the
+   * same timeout): one timer, armed for the oldest one's deadline, times them all out (proposalTimer), instead of a
+   * timer per proposal.
+   */
+  private readonly waiters = new Map<number, ProposalWaiter>()
+  private proposalTimer: TimerHandle | undefined
+  /** Membership changes by request id, each with its own timer (rare). */
+  private readonly confWaiters = new Map<string, Waiter>()
   /** Reads waiting for the next ReadIndex round, and the round in flight. */
   private readWaiting: ReadWaiter[] = []
   private readInFlight: { ctx: string; waiters: ReadWaiter[]; retry?: TimerHandle } | undefined
@@ -180,7 +209,7 @@ export class RaftNode {
   readonly onLeaderChange: ((isLeader: boolean, lead: NodeId) => void)[] = []
   readonly onApplied: ((index: number) => void)[] = []
   readonly onConfChange: ((index: number) => void)[] = []
-  readonly metrics = new RaftNodeMetrics()
+  readonly metrics = new RaftNodeMetrics(() => this.waiters.size)
   /** The leader last seen in a Ready (etcd's raftNode getLead), for counting leader changes. */
   private lastLead: NodeId = ''
 
@@ -190,6 +219,9 @@ export class RaftNode {
     this.proposalsPendingCountMax = opts.proposalsPendingCountMax ?? raftNodeLimitsDefault.proposalsPendingCountMax
     this.readsPendingCountMax = opts.readsPendingCountMax ?? raftNodeLimitsDefault.readsPendingCountMax
     this.reqPrefix = `${opts.id}:${(opts.rand ?? cryptoRand()).intn(0x7fffffff).toString(36)}:`
+    const prefixBytes = this.te.encode(this.reqPrefix)
+    this.reqPrefixBytes = prefixBytes.length === this.reqPrefix.length ? prefixBytes : undefined
+    this.proposalHeadroom = envelopeHeadBytesMax(this.reqPrefix.length)
     const snap = opts.storage.snapshot()
     this.snapshotIndex = snap.metadata.index
     if (snap.metadata.index > 0) opts.stateMachine.restore(snap.data)
@@ -280,49 +312,121 @@ export class RaftNode {
   }
 
   /**
-   * Proposes data and resolves with the state machine's result once it is applied on this member. Fails fast with
-   * etcd's "no leader" when there is none, and with "request timed out" after requestTimeoutMs.
+   * The bytes a caller may leave free in front of a proposal's data (see `propose`) so that its entry is written
+   * around the data in place: src/etcdserver/proposal.ts encodes the member's proposals so.
    */
-  propose(data: Uint8Array): Promise<unknown> {
+  readonly proposalHeadroom: number
+
+  /**
+   * Proposes data and resolves with the state machine's result once it is applied on this member. Fails fast with
+   * etcd's "no leader" when there is none, and with "request timed out" after requestTimeoutMs. With `headroom`, the
+   * `headroom` bytes just before `data` in its buffer are the caller's and unused: the entry's envelope head is
+   * written there and the entry views the same memory (no copy of the data).
+   */
+  propose(data: Uint8Array, headroom = 0): Promise<unknown> {
     this.checkServing()
-    if (this.waiters.size >= this.proposalsPendingCountMax) throw new EtcdError('ErrTooManyRequests')
-    const id = this.reqPrefix + ++this.reqSeq
-    const entry = encodeEnvelope(id, data)
-    const pending = this.metrics.proposalsPending
-    pending.inc()
+    if (this.waiters.size + this.confWaiters.size >= this.proposalsPendingCountMax)
+      throw new EtcdError('ErrTooManyRequests')
+    const seq = ++this.reqSeq
+    const prefix = this.reqPrefixBytes
+    const entry =
+      prefix !== undefined ? encodeEnvelopeSeq(prefix, seq, data, headroom) : encodeEnvelope(this.reqPrefix + seq, data)
     return new Promise<unknown>((resolve, reject) => {
-      const timer = this.clock.setTimeout(() => {
-        this.waiters.delete(id)
-        this.metrics.proposalsFailed.inc()
-        reject(new EtcdError('ErrTimeout'))
-      }, this.opts.requestTimeoutMs)
-      this.waiters.set(id, { resolve, reject, timer })
+      this.waiters.set(seq, { resolve, reject, deadline: this.clock.now() + this.opts.requestTimeoutMs })
+      if (this.proposalTimer === undefined) this.armProposalTimer()
       // Proposals wait here while a Ready is being persisted and go to Raft together just before the next one: one
       // append and one MsgApp per follower for all of them (group proposal, no extra latency when idle).
-      this.pendingProposals.push({ id, entry })
+      this.pendingEntries.push(entry)
+      this.pendingSeqs.push(seq)
       if (!this.running) this.flushProposals()
       this.kick()
-    }).finally(() => pending.dec())
+    })
   }
 
-  private pendingProposals: { id: string; entry: Uint8Array }[] = []
+  private pendingEntries: Uint8Array[] = []
+  private pendingSeqs: number[] = []
+
+  /** Arms the one proposal timer for the oldest waiting proposal's deadline (none when nothing waits). */
+  private armProposalTimer(): void {
+    for (const w of this.waiters.values()) {
+      this.proposalTimer = this.clock.setTimeout(this.onProposalTimer, Math.max(0, w.deadline - this.clock.now()))
+      return
+    }
+  }
+
+  /** Fails every proposal past its deadline (the oldest ones), then waits for the next oldest. */
+  private readonly onProposalTimer = (): void => {
+    this.proposalTimer = undefined
+    const now = this.clock.now()
+    for (const [seq, w] of this.waiters) {
+      if (w.deadline > now) break
+      this.waiters.delete(seq)
+      this.metrics.proposalsFailed.inc()
+      w.reject(new EtcdError('ErrTimeout'))
+    }
+    this.armProposalTimer()
+  }
+
+  /** Answers the proposal `seq` (if this member still waits for it) with `error`, or else with `result`. */
+  private settleProposal(seq: number, result: unknown, error: unknown): void {
+    const w = this.waiters.get(seq)
+    if (w === undefined) return
+    this.waiters.delete(seq)
+    if (error !== undefined) w.reject(error)
+    else w.resolve(result)
+  }
+
+  /**
+   * Reads a normal entry's envelope: its state machine bytes into `entryPayload`, and the sequence number of the
+   * proposal if this run of the member made it (its id is reqPrefix + seq), else -1 (an entry proposed elsewhere or by
+   * an earlier run). The hand path makes no id string; other envelopes go through cbor-x (and its errors).
+   */
+  private readEntry(data: Uint8Array): number {
+    const at = scanEnvelope(data)
+    const p = this.reqPrefixBytes
+    if (at < 0 || p === undefined) {
+      const [id, payload] = decodeEnvelope(data)
+      this.entryPayload = payload
+      return this.seqOfId(id)
+    }
+    this.entryPayload = data.subarray(at)
+    const idAt = scannedIdAt
+    const n = scannedIdLen
+    const pl = p.length
+    if (n <= pl || n > pl + 15) return -1
+    for (let i = 0; i < pl; i++) if (data[idAt + i] !== p[i]) return -1
+    let v = 0
+    for (let i = idAt + pl; i < idAt + n; i++) {
+      const c = data[i]! - 0x30
+      if (c < 0 || c > 9) return -1
+      v = v * 10 + c
+    }
+    return v
+  }
+  private entryPayload: Uint8Array | undefined
+
+  /** ownSeq of an id string (entries read through cbor-x). */
+  private seqOfId(id: unknown): number {
+    if (typeof id !== 'string' || !id.startsWith(this.reqPrefix)) return -1
+    const rest = id.slice(this.reqPrefix.length)
+    return /^[0-9]{1,15}$/.test(rest) ? Number(rest) : -1
+  }
 
   /** Hands queued proposals to Raft as one batch; if Raft drops them (no leader), their callers fail fast. */
   private flushProposals(): void {
-    if (this.pendingProposals.length === 0) return
-    const batch = this.pendingProposals
-    this.pendingProposals = []
+    if (this.pendingEntries.length === 0) return
+    const batch = this.pendingEntries
+    const seqs = this.pendingSeqs
+    this.pendingEntries = []
+    this.pendingSeqs = []
     try {
-      this.node.proposeBatch(batch.map((p) => p.entry))
+      this.node.proposeBatch(batch)
     } catch (err) {
       const e = err instanceof RaftError && err.code === 'ErrProposalDropped' ? new EtcdError('ErrNoLeader') : err
-      for (const p of batch) {
-        const w = this.waiters.get(p.id)
-        if (!w) continue
+      for (const seq of seqs) {
+        if (!this.waiters.has(seq)) continue
         this.metrics.proposalsFailed.inc()
-        this.waiters.delete(p.id)
-        this.clock.clearTimeout(w.timer)
-        w.reject(e)
+        this.settleProposal(seq, undefined, e)
       }
     }
   }
@@ -333,18 +437,19 @@ export class RaftNode {
    */
   proposeConfChange(cc: ConfChange, reqId: string): Promise<ConfChange> {
     this.checkServing()
-    if (this.waiters.size >= this.proposalsPendingCountMax) throw new EtcdError('ErrTooManyRequests')
+    if (this.waiters.size + this.confWaiters.size >= this.proposalsPendingCountMax)
+      throw new EtcdError('ErrTooManyRequests')
     return new Promise((resolve, reject) => {
       const timer = this.clock.setTimeout(() => {
-        this.waiters.delete(reqId)
+        this.confWaiters.delete(reqId)
         reject(new EtcdError('ErrTimeout'))
       }, this.opts.requestTimeoutMs)
-      this.waiters.set(reqId, { resolve: resolve as (v: unknown) => void, reject, timer })
+      this.confWaiters.set(reqId, { resolve: resolve as (v: unknown) => void, reject, timer })
       try {
         this.node.proposeConfChange(cc)
       } catch (err) {
         this.clock.clearTimeout(timer)
-        this.waiters.delete(reqId)
+        this.confWaiters.delete(reqId)
         if (err instanceof RaftError && err.code === 'ErrProposalDropped')
           reject(new EtcdError(this.node.raft.lead === '' ? 'ErrNoLeader' : 'ErrMemberNotEnoughStarted'))
         else reject(err)
@@ -386,17 +491,15 @@ export class RaftNode {
       if (m.type !== MessageType.MsgProp) continue
       for (const e of m.entries) {
         if (e.type !== EntryType.EntryNormal || e.data.length === 0) continue
-        let id: unknown
+        let seq: number
         try {
-          id = decodeEnvelope(e.data)[0]
+          seq = this.readEntry(e.data)
         } catch {
           continue
+        } finally {
+          this.entryPayload = undefined
         }
-        const w = typeof id === 'string' ? this.waiters.get(id) : undefined
-        if (!w) continue
-        this.waiters.delete(id as string)
-        this.clock.clearTimeout(w.timer)
-        w.reject(new EtcdError('ErrNoLeader'))
+        if (seq >= 0) this.settleProposal(seq, undefined, new EtcdError('ErrNoLeader'))
       }
     }
   }
@@ -579,9 +682,9 @@ export class RaftNode {
       const ok = this.opts.stateMachine.applyConfChange?.(cc, index) ?? true
       for (const f of this.onConfChange) f(index)
       const reqId = this.confChangeReqId(cc)
-      const w = reqId ? this.waiters.get(reqId) : undefined
+      const w = reqId ? this.confWaiters.get(reqId) : undefined
       if (w) {
-        this.waiters.delete(reqId!)
+        this.confWaiters.delete(reqId!)
         this.clock.clearTimeout(w.timer)
         if (ok) w.resolve(cc)
         else w.reject(new EtcdError('ErrMemberNotFound'))
@@ -589,7 +692,9 @@ export class RaftNode {
       return
     }
     if (data.length === 0) return // a leader's no-op
-    const [id, payload] = decodeEnvelope(data)
+    const seq = this.readEntry(data)
+    const payload = this.entryPayload!
+    this.entryPayload = undefined
     let result: unknown
     let error: unknown
     try {
@@ -598,12 +703,7 @@ export class RaftNode {
       if (!(err instanceof EtcdError)) throw err
       error = err
     }
-    const w = this.waiters.get(id)
-    if (!w) return
-    this.waiters.delete(id)
-    this.clock.clearTimeout(w.timer)
-    if (error) w.reject(error)
-    else w.resolve(result)
+    if (seq >= 0) this.settleProposal(seq, result, error)
   }
 
   private onReadState(ctx: string, index: number): void {
@@ -687,16 +787,26 @@ export class RaftNode {
       })
   }
 
+  /** Fails every waiting proposal and membership change with `e` (the member stops). */
+  private failAllProposals(e: EtcdError): void {
+    this.clock.clearTimeout(this.proposalTimer)
+    this.proposalTimer = undefined
+    const ws = [...this.waiters.values()]
+    this.waiters.clear()
+    for (const w of ws) w.reject(e)
+    const cs = [...this.confWaiters.values()]
+    this.confWaiters.clear()
+    for (const w of cs) {
+      this.clock.clearTimeout(w.timer)
+      w.reject(e)
+    }
+  }
+
   private die(err: unknown): void {
     this.fatal = err
     this.stopped = true
     if (this.ticker) this.clock.clearInterval(this.ticker)
-    const e = new EtcdError('ErrStopped')
-    for (const w of this.waiters.values()) {
-      this.clock.clearTimeout(w.timer)
-      w.reject(e)
-    }
-    this.waiters.clear()
+    this.failAllProposals(new EtcdError('ErrStopped'))
     this.opts.onFatal?.(err)
   }
 
@@ -708,11 +818,7 @@ export class RaftNode {
     this.stopped = true
     await this.snapshotting
     const e = new EtcdError('ErrStopped')
-    for (const w of this.waiters.values()) {
-      this.clock.clearTimeout(w.timer)
-      w.reject(e)
-    }
-    this.waiters.clear()
+    this.failAllProposals(e)
     const reads = [
       ...this.readWaiting,
       ...(this.readInFlight?.waiters ?? []),

@@ -125,13 +125,11 @@ export interface ReplicaChange {
 class PublicKv implements ReplicaKv {
   private keyText: string | undefined
   private valueText: string | undefined
-  readonly valueBytes: Uint8Array
   readonly createRevision: number
   readonly modRevision: number
   readonly version: number
   readonly lease: string
   constructor(private readonly kv: StoredKv) {
-    this.valueBytes = kv.value
     this.createRevision = kv.createRevision
     this.modRevision = kv.modRevision
     this.version = kv.version
@@ -140,6 +138,10 @@ class PublicKv implements ReplicaKv {
   get key(): string {
     this.keyText ??= textOfBin(this.kv.key)
     return this.keyText
+  }
+  /** The value's bytes (a live change's value is decoded on first read, see LazyKv). */
+  get valueBytes(): Uint8Array {
+    return this.kv.value
   }
   get value(): string {
     this.valueText ??= textOfBytes(this.kv.value)

@@ -28,7 +28,14 @@ import {
   type StoredKv,
   within,
 } from './local-index.js'
-import { classify, type ReplicaSource, type SourceError, type SourceEvent, type SourceWatch } from './source.js'
+import {
+  classify,
+  plainKv,
+  type ReplicaSource,
+  type SourceError,
+  type SourceEvent,
+  type SourceWatch,
+} from './source.js'
 import { type CopyState, type RangeMeta, ReplicaError, type ReplicaStorage, type StorageOp } from './storage.js'
 
 /** The state of one followed range, and of the replica as a whole (the most urgent of its ranges'). */
@@ -229,6 +236,7 @@ export class ReplicaEngine {
     this.now = opts.now ?? Date.now
     this.backoff = opts.backoffMs ?? ((a) => Math.min(5000, 100 * 2 ** Math.min(a, 6)))
     this.source = opts.source
+    this.lazyValues = opts.storage.keepsObjects === true && opts.onCommitted === undefined
     for (const r of opts.ranges) {
       const id = rangeId(r.key, r.end)
       if (this.ranges.has(id)) continue
@@ -534,7 +542,14 @@ export class ReplicaEngine {
     })
   }
 
+  /**
+   * Whether live changes may keep their value undecoded until read (source.ts's LazyKv): only when the storage keeps
+   * the objects as given and no other tab is sent the ops (a structured clone would drop the lazy value).
+   */
+  private readonly lazyValues: boolean
+
   private applyEvents(f: Followed, events: SourceEvent[], now: number): void {
+    if (!this.lazyValues) events = events.map((e) => ({ type: e.type, kv: plainKv(e.kv) }))
     let puts: StoredKv[]
     let deletes: string[]
     let deleteRevisions: number[] | undefined

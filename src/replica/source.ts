@@ -94,6 +94,62 @@ export function decodeStoredKv(k: Raw): StoredKv {
 }
 
 /**
+ * A watch event's kv whose value stays the member's base64 text until it is first read (`value` decodes it once):
+ * a replica applies every change of its range but reads few of them, and the value's Uint8Array (an off-heap buffer
+ * the garbage collector tracks) cost more than the rest of applying a change. The base64 text is in a private field,
+ * so a spread (`{ ...kv, value }`) copies only StoredKv's fields. Not a plain object: `value` is an accessor on the
+ * prototype, which a structured clone (IndexedDB, BroadcastChannel) or JSON would not see, so the engine hands a
+ * storage lazy kvs only when it keeps the objects as given (ReplicaStorage.keepsObjects) and `plainKv` copies them
+ * otherwise.
+ */
+export class LazyKv implements StoredKv {
+  #value: string | Uint8Array
+  constructor(
+    readonly key: string,
+    value: string,
+    readonly createRevision: number,
+    readonly modRevision: number,
+    readonly version: number,
+    readonly lease: string,
+  ) {
+    this.#value = value
+  }
+
+  get value(): Uint8Array {
+    const v = this.#value
+    if (typeof v !== 'string') return v
+    const bytes = fromBase64(v)
+    this.#value = bytes
+    return bytes
+  }
+}
+
+/** A watch event's kv, its value decoded on first read (see LazyKv). */
+export function lazyStoredKv(k: Raw): StoredKv {
+  return new LazyKv(
+    binFromBase64(k.key),
+    typeof k.value === 'string' ? k.value : '',
+    Number(k.create_revision ?? 0),
+    Number(k.mod_revision ?? 0),
+    Number(k.version ?? 0),
+    k.lease === undefined ? '0' : String(k.lease),
+  )
+}
+
+/** A plain object of the kv (a LazyKv's value decoded), for storages and channels that clone or serialize it. */
+export function plainKv(kv: StoredKv): StoredKv {
+  if (!(kv instanceof LazyKv)) return kv
+  return {
+    key: kv.key,
+    value: kv.value,
+    createRevision: kv.createRevision,
+    modRevision: kv.modRevision,
+    version: kv.version,
+    lease: kv.lease,
+  }
+}
+
+/**
  * The kvs of a range answer, their values decoded into one buffer (views into it): one allocation per page instead
  * of one per key, which keeps a large copy light on the garbage collector.
  */
@@ -228,7 +284,7 @@ class ClientWatch implements StreamWatch {
     }
     const events: SourceEvent[] = []
     for (const e of raw) {
-      const kv = decodeStoredKv(e.kv ?? {})
+      const kv = lazyStoredKv(e.kv ?? {})
       if (kv.modRevision < this.next) continue
       events.push({ type: e.type === 'DELETE' || e.type === 1 ? 'DELETE' : 'PUT', kv })
     }

@@ -96,6 +96,12 @@ export interface ReplicaStorage {
    * live change at once instead of through a promise (nothing is queued ahead of it, so the order is the same).
    */
   readonly commitSync?: ((ops: StorageOp[]) => void) | undefined
+  /**
+   * Optional: the storage keeps the kv objects of committed ops as they are (no clone, no serialization), so they
+   * may be live changes whose value is decoded on first read (the memory storage). Otherwise the engine hands it
+   * plain objects.
+   */
+  readonly keepsObjects?: boolean | undefined
   close(): Promise<void>
   /** A short name for messages ("IndexedDB edgecd-replica:..."). */
   readonly name: string
@@ -125,6 +131,7 @@ export class ReplicaError extends Error {
 /** Applies ops to plain maps: the memory backend, and the model the other backends are tested against. */
 export class MemoryReplicaStorage implements ReplicaStorage {
   readonly name = 'memory'
+  readonly keepsObjects: boolean = true
   readonly metas = new Map<string, RangeMeta>()
   /** range -> gen -> key -> kv */
   readonly data = new Map<string, Map<number, Map<string, StoredKv>>>()

@@ -58,6 +58,10 @@ export abstract class CachedStorage implements DurableStorage {
   protected abstract persistSnapshot(snap: Snapshot): Promise<void>
   /** Called once the read side reflects a save (segment rotation, retention). */
   protected async afterSave(_snapshotSaved: boolean): Promise<void> {}
+  /** Whether afterSave has anything to do now (false spares a plain save its call). */
+  protected afterSaveNeeded(_snapshotSaved: boolean): boolean {
+    return true
+  }
   protected abstract release(): Promise<void>
 
   initialState(): { hardState: HardState; confState: ConfState } {
@@ -174,7 +178,7 @@ export abstract class CachedStorage implements DurableStorage {
   private enqueue(p: Omit<Pending, 'resolve' | 'reject'>): Promise<void> {
     if (this.closed) return Promise.reject(new StorageError('ErrClosed', this.location))
     const done = new Promise<void>((resolve, reject) => {
-      this.pending.push({ ...p, resolve, reject })
+      this.pending.push({ save: p.save, op: p.op, resolve, reject })
     })
     void this.pump()
     return done
@@ -231,15 +235,23 @@ export abstract class CachedStorage implements DurableStorage {
         p.reject(err)
       }
     }
-    const work = ok.filter((p) => p.save!.hs !== undefined || p.save!.entries.length > 0)
+    const work: SaveRecords[] = []
+    for (const p of ok) if (p.save!.hs !== undefined || p.save!.entries.length > 0) work.push(p.save!)
+    // The persist steps inline (no closure and async frame per step: this runs once per Ready, per put with one
+    // client); a failure poisons the storage as `persist` does.
     try {
       if (work.length > 0) {
-        await this.persist(() => this.persistSaves(work.map((p) => p.save!)))
-        for (const p of work) {
-          this.mem.append(p.save!.entries as Entry[])
-          if (p.save!.hs !== undefined) this.mem.setHardState(p.save!.hs)
+        try {
+          await this.persistSaves(work)
+          for (const s of work) {
+            this.mem.append(s.entries as Entry[])
+            if (s.hs !== undefined) this.mem.setHardState(s.hs)
+          }
+          if (this.afterSaveNeeded(false)) await this.afterSave(false)
+        } catch (err) {
+          this.failure = err as Error
+          throw err
         }
-        await this.persist(() => this.afterSave(false))
       }
     } catch (err) {
       for (const p of ok) p.reject(err)

@@ -189,6 +189,10 @@ export class FileStorage extends CachedStorage implements DurableStorage {
     await this.appendAndSync(w)
   }
 
+  protected override afterSaveNeeded(snapshotSaved: boolean): boolean {
+    return snapshotSaved || this.activeSize >= this.opts.walSegmentBytesMax
+  }
+
   protected override async afterSave(snapshotSaved: boolean): Promise<void> {
     if (this.activeSize >= this.opts.walSegmentBytesMax) await this.cut()
     if (snapshotSaved) await this.releaseBehindSnapshot()

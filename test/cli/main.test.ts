@@ -1,10 +1,12 @@
 /** The CLI entry: in-process through main(), and once end to end through bin/edgecd.js as `npx edgecd` runs it. */
 import assert from 'node:assert/strict'
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { type CliIo, exitBadArgs, exitError, exitUsage, main, version } from '../../src/cli/main.js'
+import { startTestMember } from '../server/helpers.js'
+import { b64, post } from '../support/index.js'
 
 function capture(): CliIo & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = []
@@ -115,6 +117,29 @@ describe('edgecd CLI', () => {
     const bad = spawnSync(bin, ['frobnicate'], { encoding: 'utf8' })
     assert.equal(bad.status, exitError)
     assert.match(bad.stderr, /unknown command/)
+  })
+
+  test('a reader that goes away (get --prefix | head -1): exit quietly with 141, as etcdctl dies of SIGPIPE', async () => {
+    const m = await startTestMember()
+    try {
+      const value = b64('v'.repeat(200))
+      for (let i = 0; i < 1000; i++) await post(m.url, '/v3/kv/put', { key: b64(`epipe/${i}`), value })
+      const bin = fileURLToPath(new URL('../../bin/edgecd.js', import.meta.url))
+      const child = spawn(bin, ['--endpoints', m.url, 'get', '--prefix', 'epipe/'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stderr = ''
+      child.stderr.on('data', (d) => {
+        stderr += String(d)
+      })
+      // Read the first chunk, then close the pipe (what head does): ~400 KB follow it.
+      child.stdout.once('data', () => child.stdout.destroy())
+      const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)))
+      assert.equal(stderr, '')
+      assert.equal(code, 141)
+    } finally {
+      await m.stop()
+    }
   })
 
   test("the launcher keeps NODE_EXTRA_CA_CERTS from Node's start, except for serve", () => {

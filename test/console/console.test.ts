@@ -7,30 +7,16 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { leaderIndex, startCluster, type TestCluster } from '../cluster/helpers.js'
+import { chromiumArgs, chromiumPath, chromiumSkip } from '../support/chromium.js'
 import { b64, eventually, post, unb64 } from '../support/index.js'
 import { repoRoot } from '../support/prometheus.js'
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-export const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-]
-const skip = existsSync(chromiumPath)
-  ? false
-  : `no Chromium at ${chromiumPath}: run scripts/setup-chromium.sh (apt-get install chromium) to run this test`
+const skip = chromiumSkip
 const shots = process.env.EDGECD_CONSOLE_SHOTS === '1'
 const shot = (name: string) => join(repoRoot, 'docs/console', `${name}.png`)
 

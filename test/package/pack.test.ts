@@ -13,8 +13,8 @@
  *     embedded member.
  */
 import assert from 'node:assert/strict'
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -136,6 +136,37 @@ describe('the packed package in an empty project', { timeout: 600_000 }, () => {
     rmSync(join(dir, 'cache'), { recursive: true })
     run(bin, ['--endpoints', endpoint, 'get', 'cli/k'], { env: { ...env, NODE_DISABLE_COMPILE_CACHE: '1' } })
     assert.deepEqual(cacheFiles(), [])
+  })
+
+  test('an installed `get` loads none of the modules it has no use for (start-up time, docs/cli.md#start-up)', () => {
+    const bin = join(project, 'node_modules/edgecd/bin/edgecd.js')
+    const preload = join(dir, 'modules.cjs')
+    const list = join(dir, 'modules.txt')
+    writeFileSync(
+      preload,
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')))`,
+    )
+    // The code cache under $HOME/.cache (no node:os needed), stdout to a file (process.stdout would be a
+    // SyncWriteStream there), stderr to a pipe.
+    const env = { ...process.env, HOME: join(dir, 'home'), EDGECD_CACHE_DIR: '', XDG_CACHE_HOME: '' }
+    const out = join(dir, 'get.out')
+    for (let i = 0; i < 2; i++) {
+      const fd = openSync(out, 'w')
+      const r = spawnSync(process.execPath, ['--require', preload, bin, '--endpoints', endpoint, 'get', 'cli/k'], {
+        cwd: project,
+        env,
+        stdio: ['ignore', fd, 'pipe'],
+        encoding: 'utf8',
+        timeout: 60_000,
+      })
+      closeSync(fd)
+      assert.equal(r.status, 0, r.stderr)
+      assert.equal(readFileSync(out, 'utf8'), 'cli/k\nv1\n')
+    }
+    const loaded = readFileSync(list, 'utf8').split('\n')
+    for (const m of ['module', 'internal/modules/esm/loader', 'os', 'internal/fs/sync_write_stream'])
+      assert.ok(!loaded.includes(`NativeModule ${m}`), `a get loaded node:${m}`)
+    assert.ok(loaded.includes('NativeModule net'), "the list is the call's")
   })
 
   test("import { Client } from 'edgecd' watches on Node without being given a WebSocket", () => {

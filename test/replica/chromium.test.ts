@@ -8,26 +8,14 @@
  * quota error puts it in a clear error state. Skips when Chromium is not installed (scripts/setup-chromium.sh).
  */
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import type { Client } from '../../src/client/index.js'
 import { type RestartableMember, startMember, testClient } from '../client/helpers.js'
+import { chromiumArgs, chromiumPath, chromiumSkip } from '../support/chromium.js'
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-]
-const skip = existsSync(chromiumPath) ? false : `no Chromium at ${chromiumPath}: run scripts/setup-chromium.sh`
+const skip = chromiumSkip
 
 const html = `<!doctype html><meta charset="utf-8"><title>replica</title>
 <script type="module">

@@ -41,3 +41,34 @@ test('entries of another shape read as cbor-x reads them', () => {
   for (const e of odd) assert.deepEqual(decodeEnvelope(e), decode(e))
   assert.ok(Buffer.from(encodeEnvelope('ü', new Uint8Array([1]))).equals(encode(['ü', new Uint8Array([1])])))
 })
+
+test('a request id written from its prefix and sequence number: the same bytes, in place when there is room', async () => {
+  const { encodeEnvelopeSeq, envelopeHeadBytesMax, scanEnvelope } = await import('../../src/raftnode/envelope.js')
+  const seed = Date.now() % 100_000
+  const rand = seededRand(seed)
+  const seqs = [1, 9, 10, 99, 100, 12345, 2 ** 31, 2 ** 53 - 1]
+  for (const pl of [0, 1, 5, 20, 40, 300]) {
+    let prefix = ''
+    for (let i = 0; i < pl; i++) prefix += String.fromCharCode(0x20 + rand.intn(0x5f))
+    const pb = new TextEncoder().encode(prefix)
+    for (const seq of seqs) {
+      for (const dl of [0, 1, 23, 24, 300, 70_000]) {
+        const room = envelopeHeadBytesMax(pl)
+        const buf = new Uint8Array(room + dl + 3)
+        const data = buf.subarray(room, room + dl)
+        for (let i = 0; i < Math.min(dl, 64); i++) data[i] = rand.intn(256)
+        const want = encode([prefix + seq, data]) as Uint8Array
+        const copy = encodeEnvelopeSeq(pb, seq, data, 0)
+        assert.ok(Buffer.from(copy).equals(want), `prefix ${pl}, seq ${seq}, data ${dl} (seed ${seed})`)
+        assert.notEqual(copy.buffer, buf.buffer)
+        const inPlace = encodeEnvelopeSeq(pb, seq, data, room)
+        assert.ok(Buffer.from(inPlace).equals(want), `in place: prefix ${pl}, seq ${seq}, data ${dl} (seed ${seed})`)
+        assert.equal(inPlace.buffer, buf.buffer)
+        assert.equal(inPlace.byteOffset + inPlace.byteLength, room + dl)
+        const at = scanEnvelope(inPlace)
+        assert.equal(at, inPlace.byteLength - dl)
+        assert.deepEqual(decodeEnvelope(inPlace), [prefix + seq, inPlace.subarray(at)])
+      }
+    }
+  }
+})

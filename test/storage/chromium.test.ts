@@ -15,23 +15,11 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { chromiumArgs, chromiumPath } from '../support/chromium.js'
 import { requires } from '../support/requirements.js'
 import { contractCases } from './contract.js'
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const here = dirname(fileURLToPath(import.meta.url))
-/** RUNTIMES.md §4, plus a resolver rule that keeps Chromium from looking up any host but our loopback server. */
-const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-]
 const skip = requires('chromium')
 
 async function bundle(page: string): Promise<string> {

@@ -13,7 +13,8 @@
 
 import { type DescField, type DescMessage, ScalarType } from '@bufbuild/protobuf'
 
-type Rep = 'plain' | 'number' | 'bigint' | 'decimal'
+/** As ./convert.ts: `watchId` is a WatchId (a number, or a bigint past 2^53: a client-chosen id is echoed exactly). */
+type Rep = 'plain' | 'number' | 'bigint' | 'decimal' | 'watchId'
 
 enum Wire {
   Varint = 0,
@@ -60,6 +61,7 @@ function repOf(name: string, scalar: ScalarType | undefined): Rep {
     case ScalarType.INT64:
     case ScalarType.SINT64:
     case ScalarType.SFIXED64:
+      if (name === 'watch_id') return 'watchId'
       return name === 'lease' || name === 'ID' ? 'bigint' : 'number'
     default:
       return 'plain'
@@ -175,6 +177,7 @@ let hi = 0
 
 /** The two 32-bit halves of a 64-bit value in the member's representation, into `lo`/`hi`. */
 function split64(rep: Rep, v: unknown): void {
+  if (rep === 'watchId') rep = typeof v === 'bigint' ? 'bigint' : 'number'
   if (rep === 'number') {
     let n = typeof v === 'number' ? v : Number(v ?? 0)
     n = Math.trunc(n)
@@ -507,6 +510,12 @@ class Reader {
 /** A 64-bit value from the reader's `lo`/`hi` in the member's representation. */
 function join64(rep: Rep, signed: boolean, l: number, h: number): unknown {
   if (rep === 'number') return (signed ? h | 0 : h) * 4294967296 + l
+  if (rep === 'watchId') {
+    const n = (signed ? h | 0 : h) * 4294967296 + l
+    if (Number.isSafeInteger(n)) return n
+    const w = (BigInt(h) << 32n) | BigInt(l)
+    return signed ? BigInt.asIntN(64, w) : w
+  }
   const u = (BigInt(h) << 32n) | BigInt(l)
   if (rep === 'decimal') return h === 0 ? String(l) : (signed ? BigInt.asIntN(64, u) : u).toString()
   return signed ? BigInt.asIntN(64, u) : u
@@ -581,7 +590,7 @@ function readScalar(r: Reader, f: Field): unknown {
 const emptyBytes = new Uint8Array(0)
 
 function zeroOf(rep: Rep, scalar: ScalarType): unknown {
-  if (rep === 'number') return 0
+  if (rep === 'number' || rep === 'watchId') return 0
   if (rep === 'bigint') return 0n
   if (rep === 'decimal') return '0'
   switch (scalar) {

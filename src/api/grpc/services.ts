@@ -27,6 +27,7 @@ import * as election from './gen/etcd/etcdserver/api/v3election/v3electionpb/v3e
 import * as lock from './gen/etcd/etcdserver/api/v3lock/v3lockpb/v3lock_pb.js'
 import * as pb from './gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
 import { WatchQueueBudget, watchResponseToProto } from './watch-proto.js'
+import { GrpcWatchSession, type RawWatch } from './watch-session.js'
 
 /** What the runtime knows about a call's connection. */
 export interface GrpcPeer {
@@ -137,6 +138,17 @@ export function unaryTable(services: GrpcService[]): Map<string, RawUnary> {
   return table
 }
 
+/** The Watch call on raw bytes (./watch-session.ts), attached to the Watch implementation under `rawWatch`. */
+export const rawWatch = Symbol('edgecd raw watch')
+
+/** The raw Watch call of these services (the runtime serves `/etcdserverpb.Watch/Watch` with it). */
+export function rawWatchOf(services: GrpcService[]): RawWatch | undefined {
+  for (const [desc, impl] of services)
+    if (desc.typeName === pb.Watch.typeName)
+      return ((impl as Record<string, unknown>).watch as { [rawWatch]?: RawWatch } | undefined)?.[rawWatch]
+  return undefined
+}
+
 /** The routes of every etcd service over `member`, for a ConnectRPC router. */
 export function grpcRoutes(member: MemberApi, opts: GrpcOptions): (router: ConnectRouter) => void {
   const services = grpcServices(member, opts)
@@ -162,7 +174,8 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
     req: unknown,
     ctx: HandlerContext,
   ): AuthInfo | undefined | Promise<AuthInfo | undefined> => {
-    if (!member.authorize) return undefined
+    // Auth off (the common case): no token or peer to look up (each a small object per call).
+    if (!member.authorize || member.authEnabled?.() === false) return undefined
     const peer = ctx.values.get(grpcPeerKey)
     return member.authorize(method, req, ctx.requestHeader.get('token') ?? undefined, peer.certUser)
   }
@@ -304,7 +317,30 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
     })
 
     router.service(pb.Watch, {
-      async *watch(reqs, ctx) {
+      // The gRPC-Web / Connect door (./fetch.ts) serves Watch here; the Node door serves it on raw bytes (rawWatch).
+      watch: Object.assign(watchViaConnect, {
+        [rawWatch]: ((meta, transport) =>
+          new GrpcWatchSession(
+            {
+              member,
+              requiresLeader: (hasLeader) => {
+                if (!hasLeader) return false
+                if (!leaderKnown()) throw new EtcdError('ErrNoLeader')
+                return true
+              },
+              monitorLeader: (cancel) => leaderMonitor.add(cancel),
+              authorize: (token, certUser) => member.authorize?.('Watch', undefined, token, certUser),
+              maxWatchStreams: opts.maxWatchStreams,
+              watchStreams,
+              ...(opts.metrics ? { metrics: opts.metrics } : {}),
+            },
+            meta,
+            transport,
+          )) satisfies RawWatch,
+      }),
+    })
+    async function* watchViaConnect(reqs: AsyncIterable<pb.WatchRequest>, ctx: HandlerContext) {
+      {
         const call = streamCall('Watch', ctx)
         let info: AuthInfo | undefined
         let requireLeader = false
@@ -385,8 +421,8 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           watchStreams.n--
           call.end(ended)
         }
-      },
-    })
+      }
+    }
 
     router.service(pb.Cluster, {
       memberAdd: unary('MemberAdd', pb.MemberAddRequestSchema, pb.MemberAddResponseSchema, (r) =>

@@ -12,6 +12,7 @@
 import { create, toBinary, type UnknownField } from '@bufbuild/protobuf'
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire'
 import type { Event, WatchResponse } from '../../protocol/types.js'
+import { encodeMessage } from './codec.js'
 import { toProto } from './convert.js'
 import * as pb from './gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
 import { EventSchema } from './gen/etcd/mvcc/mvccpb/kv_pb.js'
@@ -117,4 +118,295 @@ export class WatchQueueBudget {
     this.held = new WeakSet()
     this.bytes = 0
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The raw gRPC Watch path (./watch-session.ts): WatchResponses written straight into the bytes of gRPC messages.
+
+/** The events of one Event[] as WatchResponse field 11 entries, and where each entry ends (for fragmenting). */
+interface EncodedEvents {
+  bytes: Uint8Array
+  ends: number[]
+}
+
+const rawEvents = new WeakMap<readonly Event[], EncodedEvents>()
+const rawHeaders = new WeakMap<object, Uint8Array>()
+
+/** Appends a varint (up to 2^32 - 1). */
+function putUvarint(out: Uint8Array, at: number, v: number): number {
+  while (v > 0x7f) {
+    out[at++] = (v & 0x7f) | 0x80
+    v >>>= 7
+  }
+  out[at++] = v
+  return at
+}
+
+function uvarintSize(v: number): number {
+  let n = 1
+  while (v > 0x7f) {
+    v >>>= 7
+    n++
+  }
+  return n
+}
+
+/** A length-delimited field: tag, length, body. */
+function delimited(tag: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + uvarintSize(body.length) + body.length)
+  out.set(body, putUvarint(out, putUvarint(out, 0, tag), body.length))
+  return out
+}
+
+function headerBytes(h: NonNullable<WatchResponse['header']>): Uint8Array {
+  let b = rawHeaders.get(h)
+  if (b === undefined) {
+    b = delimited((headerField << 3) | 2, encodeMessage(pb.ResponseHeaderSchema, h))
+    rawHeaders.set(h, b)
+  }
+  return b
+}
+
+function eventsBytes(events: readonly Event[]): EncodedEvents {
+  let e = rawEvents.get(events)
+  if (e === undefined) {
+    watchProtoStats.eventEncodes++
+    const parts = events.map((ev) => delimited((eventsField << 3) | 2, encodeMessage(EventSchema, ev)))
+    let size = 0
+    for (const p of parts) size += p.length
+    const bytes = new Uint8Array(size)
+    const ends: number[] = []
+    let at = 0
+    for (const p of parts) {
+      bytes.set(p, at)
+      at += p.length
+      ends.push(at)
+    }
+    e = { bytes, ends }
+    rawEvents.set(events, e)
+  }
+  return e
+}
+
+/** Size of the watch_id field (tag and int64 varint; none for 0). */
+function watchIdSize(id: WatchResponse['watch_id']): number {
+  if (id === 0 || id === 0n) return 0
+  if (typeof id === 'number') {
+    if (id < 0) return 11
+    let n = 2
+    for (let v = id; v >= 128; v = Math.floor(v / 128)) n++
+    return n
+  }
+  let u = BigInt.asUintN(64, id)
+  let n = 2
+  for (; u >= 128n; u >>= 7n) n++
+  return n
+}
+
+/** Writes the watch_id field (see watchIdSize) at `at`; returns the position after it. */
+function putWatchId(b: Uint8Array, at: number, id: WatchResponse['watch_id']): number {
+  if (id === 0 || id === 0n) return at
+  b[at++] = (watchIdField << 3) | WireType.Varint
+  if (typeof id === 'number' && id >= 0) {
+    let v = id
+    while (v >= 128) {
+      b[at++] = (v % 128) | 0x80
+      v = Math.floor(v / 128)
+    }
+    b[at++] = v
+    return at
+  }
+  let u = BigInt.asUintN(64, BigInt(id))
+  while (u >= 128n) {
+    b[at++] = Number(u & 0x7fn) | 0x80
+    u >>= 7n
+  }
+  b[at++] = Number(u)
+  return at
+}
+
+const fragmentBytes = Uint8Array.of((fragmentField << 3) | WireType.Varint, 1)
+
+/**
+ * Buffers of written chunks, shared by every stream of the member (a turn takes one, the transport gives it back once
+ * written): bounded in count and bytes for the whole member, so that idle streams hold no large buffer.
+ */
+const framesPool: Uint8Array[] = []
+let framesPoolBytes = 0
+/** At most this many buffers and bytes in the pool. */
+const framesPoolMax = 16
+const framesPoolBytesMax = 16 * 1024 * 1024
+
+/**
+ * Enveloped gRPC messages (flag byte, 4-byte length, body) appended into one buffer, taken as one chunk for one
+ * write on the stream. A taken chunk is never written into again until the transport gives it back (`release`, once
+ * written): one put to 10,000 watchers is ~1.3 MB, and a fresh buffer per turn (zero-filled, new pages) cost more
+ * than the encoding. Small turns are copied out and their buffer stays with the stream.
+ */
+export class GrpcFrames {
+  private buf: Uint8Array = empty8
+  private pos = 0
+  /** The last large turn's size: the next buffer starts there (the next turn is probably about as large). */
+  private last = 0
+  /** Messages appended since the last take. */
+  count = 0
+
+  constructor(private readonly initialBytes = 16 * 1024) {}
+
+  /** Bytes appended since the last take. */
+  get size(): number {
+    return this.pos
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return
+    if (this.pos === 0) {
+      const want = Math.max(n, this.initialBytes, Math.min(this.last, framesKeptBytesMax))
+      const i = framesPool.findIndex((b) => b.length >= want)
+      if (i >= 0) {
+        this.buf = framesPool[i]!
+        framesPool.splice(i, 1)
+        framesPoolBytes -= this.buf.length
+      } else this.buf = new Uint8Array(want)
+      return
+    }
+    let size = this.buf.length * 2
+    while (size < this.pos + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(0, this.pos))
+    this.buf = next
+  }
+
+  /** Appends one message of these bytes (their concatenation); returns its size with the envelope. */
+  message(bytes: Uint8Array): number {
+    const len = bytes.length
+    this.ensure(5 + len)
+    const at = this.envelope(len)
+    this.buf.set(bytes, at)
+    this.pos = at + len
+    this.count++
+    return 5 + len
+  }
+
+  /**
+   * Appends one event message: header, watch_id, fragment and events in field order (every other field of an event
+   * message is at its default, written as nothing); returns its size with the envelope.
+   */
+  eventMessage(
+    header: Uint8Array | undefined,
+    id: WatchResponse['watch_id'],
+    fragment: boolean,
+    events: Uint8Array,
+  ): number {
+    const len = (header?.length ?? 0) + watchIdSize(id) + (fragment ? 2 : 0) + events.length
+    this.ensure(5 + len)
+    const b = this.buf
+    let at = this.envelope(len)
+    if (header !== undefined) {
+      b.set(header, at)
+      at += header.length
+    }
+    at = putWatchId(b, at, id)
+    if (fragment) {
+      b[at++] = fragmentBytes[0]!
+      b[at++] = 1
+    }
+    b.set(events, at)
+    this.pos = at + events.length
+    this.count++
+    return 5 + len
+  }
+
+  /** The 5-byte envelope of a message of `len` bytes at the end (room ensured); returns where the body goes. */
+  private envelope(len: number): number {
+    const b = this.buf
+    const at = this.pos
+    b[at] = 0
+    b[at + 1] = len >>> 24
+    b[at + 2] = len >>> 16
+    b[at + 3] = len >>> 8
+    b[at + 4] = len
+    return at + 5
+  }
+
+  /** Everything appended since the last take, as one chunk; the next appends go to another buffer. */
+  take(): Uint8Array {
+    // A small turn (a created answer, one event to a few watchers) is copied out; the stream keeps a small buffer.
+    if (this.pos <= framesCopiedBytesMax) {
+      const small = this.buf.slice(0, this.pos)
+      if (this.buf.length > 4 * this.initialBytes) {
+        // A large buffer (after a large turn) goes back to the pool rather than stay with an idle stream.
+        const large = this.buf
+        this.buf = empty8
+        this.release(large)
+      }
+      this.pos = 0
+      this.count = 0
+      return small
+    }
+    const out = this.buf.subarray(0, this.pos)
+    this.last = this.pos
+    this.buf = empty8
+    this.pos = 0
+    this.count = 0
+    return out
+  }
+
+  /** A taken chunk the transport has written: its buffer goes to the member's pool (bounded), for a later turn. */
+  release(chunk: Uint8Array): void {
+    const size = chunk.buffer.byteLength
+    // A small turn's copy is not worth keeping.
+    if (size < this.initialBytes || size > framesKeptBytesMax || chunk.buffer === this.buf.buffer) return
+    if (framesPool.length >= framesPoolMax || framesPoolBytes + size > framesPoolBytesMax) return
+    framesPool.push(new Uint8Array(chunk.buffer, 0, size))
+    framesPoolBytes += size
+  }
+}
+
+const empty8 = new Uint8Array(0)
+/** Turns up to this size are copied out of the buffer rather than handed over with it. */
+const framesCopiedBytesMax = 4096
+/** The largest buffer kept for reuse (and the largest first buffer of a turn). */
+const framesKeptBytesMax = 4 * 1024 * 1024
+
+/**
+ * Appends `r` to `frames` as gRPC messages with the canonical protobuf encoding (the bytes of
+ * `toBinary(WatchResponseSchema, toProto(WatchResponseSchema, r))`): the header and an Event[] are serialized once
+ * (cached by identity: every watcher of a shape shares them), each watcher's message only adds its watch_id. With
+ * `fragmentBytesMax` (the watcher was created with `fragment: true`; etcd's figure is --max-request-bytes plus 512 KiB), a
+ * message of two events or more whose size is `fragmentBytesMax` or more is split as etcd 3.4's sendFragments splits it: each part with `fragment: true` but the
+ * last, as many events per part as keep it under the limit (at least one). Returns the bytes appended.
+ */
+export function appendWatchResponse(frames: GrpcFrames, r: WatchResponse, fragmentBytesMax?: number): number {
+  if (r.events.length === 0 || r.created || r.canceled || r.compact_revision !== 0 || r.cancel_reason !== '') {
+    return frames.message(encodeMessage(pb.WatchResponseSchema, r))
+  }
+  const header = r.header === undefined ? undefined : headerBytes(r.header)
+  const id = r.watch_id
+  const ev = eventsBytes(r.events)
+  if (fragmentBytesMax === undefined || r.events.length < 2) {
+    return frames.eventMessage(header, id, r.fragment, ev.bytes)
+  }
+  const base = (header?.length ?? 0) + watchIdSize(id)
+  if (base + (r.fragment ? 2 : 0) + ev.bytes.length < fragmentBytesMax) {
+    return frames.eventMessage(header, id, r.fragment, ev.bytes)
+  }
+  // etcd's sendFragments: sizes measured with fragment set.
+  let n = 0
+  let start = 0
+  let idx = 0
+  const count = ev.ends.length
+  while (idx < count) {
+    const from = idx
+    let end = start
+    for (; idx < count; idx++) {
+      const next = ev.ends[idx]!
+      if (idx > from && base + 2 + (next - start) >= fragmentBytesMax) break
+      end = next
+    }
+    const last = idx === count
+    n += frames.eventMessage(header, id, !last, ev.bytes.subarray(start, end))
+    start = end
+  }
+  return n
 }

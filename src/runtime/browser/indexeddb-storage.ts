@@ -187,8 +187,13 @@ export class IndexedDbStorage extends CachedStorage implements DurableStorage {
         const kept = save.entries.filter((e) => e.index > floor)
         // An entry at an index already held replaces it and everything after it (a new leader's overwrite).
         if (kept.length > 0) s.delete(entriesFrom(kept[0]!.index))
-        for (const e of kept)
-          s.put({ index: e.index, term: e.term, type: e.type, data: e.data } satisfies Entry, entryKey(e.index))
+        for (const e of kept) {
+          // IndexedDB clones a view's whole buffer: an entry may view a shared one (the member carves its proposals
+          // out of 64 KiB slabs, src/etcdserver/proposal.ts), so store its own bytes only.
+          const d = e.data
+          const data = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : d.slice()
+          s.put({ index: e.index, term: e.term, type: e.type, data } satisfies Entry, entryKey(e.index))
+        }
         hs = save.hs ?? hs
       }
       if (hs) s.put({ term: hs.term, vote: hs.vote, commit: hs.commit } satisfies HardState, 'hardstate')

@@ -33,8 +33,10 @@ import {
   grpcPeerKey,
   grpcServices,
   type RawUnary,
+  rawWatchOf,
   unaryTable,
 } from '../../api/grpc/services.js'
+import type { RawWatch, RawWatchCall } from '../../api/grpc/watch-session.js'
 import { grpcRecvBytesMax } from '../../api/http/app.js'
 import type { MemberApi } from '../../etcdserver/api.js'
 import type { ServerConfig } from '../../etcdserver/config.js'
@@ -73,6 +75,7 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
   })
   const recvMax = grpcRecvBytesMax(config.maxRequestBytes)
   const unary = unaryTable(services)
+  const watch = rawWatchOf(services)
   // A connection's address, read once: `session.socket` is a Proxy and each call asked it again (~0.5% of a put's
   // busy time in a profile). The certificate's CN is checked on every call, as before.
   const addresses = new WeakMap<ServerHttp2Session, string>()
@@ -157,6 +160,10 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
         // A client's reset (RST_STREAM with an error code) is an 'error' on the stream, which readUnaryBody's
         // listener takes (never an uncaught one); unaryCall never rejects (a failure ends that stream).
         readUnaryBody(stream, new UnaryBody(fast, headers, recvMax, peerOf))
+        return
+      }
+      if (watch && headers[':path'] === watchPath && (encoding === undefined || encoding === 'identity')) {
+        serveWatch(watch, stream, headers, recvMax, peerOf)
         return
       }
       grpcCompat(stream, headers, rawHeaders)
@@ -387,6 +394,69 @@ async function unaryCall(
 
 function ignore(): void {}
 
+const watchPath = '/etcdserverpb.Watch/Watch'
+const kRawStream = Symbol('edgecd raw stream')
+type RawStream = ServerHttp2Stream & { [kRawStream]?: true }
+
+/**
+ * The Watch call on the raw HTTP/2 stream (src/api/grpc/watch-session.ts holds the call itself): request bytes in as
+ * they arrive, one write per turn out, the response headers before the first write, grpc-status in the trailers (or
+ * a trailers-only answer when nothing was written). Flow control: the stream's writableLength counts what HTTP/2
+ * flow control has not let out yet, and 'drain' says it has.
+ */
+function serveWatch(
+  watch: RawWatch,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  recvBytesMax: number,
+  peerOf: (session: ServerHttp2Session | undefined) => GrpcPeer,
+): void {
+  ;(stream as RawStream)[kRawStream] = true
+  stream.on('error', ignore)
+  const header = (name: string) => {
+    const v = headers[name]
+    return typeof v === 'string' ? v : v?.[0]
+  }
+  let responded = false
+  const transport = {
+    write(chunk: Uint8Array, written?: (chunk: Uint8Array) => void): void {
+      if (stream.destroyed || stream.closed) return
+      serverSends(stream)
+      if (!responded) {
+        responded = true
+        stream.respond(okHeaders, respondOptions)
+      }
+      // The chunk's buffer is reused once written; after a failure it is left alone.
+      if (written === undefined) stream.write(chunk)
+      else stream.write(chunk, (err) => err || written(chunk))
+    },
+    get bufferedBytes(): number {
+      return stream.writableLength
+    },
+    end(code: number, message: string): void {
+      if (stream.destroyed || stream.closed) return
+      if (!responded) {
+        grpcStatus(stream, code, message)
+        return
+      }
+      const trailers: Record<string, string> = { 'grpc-status': String(code) }
+      if (message !== '') trailers['grpc-message'] = grpcPercentEncode(message)
+      stream.once('wantTrailers', () => {
+        if (!stream.destroyed && !stream.closed) stream.sendTrailers(trailers)
+      })
+      stream.end()
+    },
+  }
+  const peer = peerOf(stream.session as ServerHttp2Session | undefined)
+  const call: RawWatchCall = watch(
+    { token: header('token'), hasLeader: header('hasleader') === 'true', certUser: peer.certUser, recvBytesMax },
+    transport,
+  )
+  stream.on('data', (chunk: Buffer) => call.data(chunk))
+  stream.on('drain', () => call.drained())
+  stream.on('close', () => call.closed())
+}
+
 function sendOkTrailers(this: ServerHttp2Stream): void {
   if (!this.destroyed && !this.closed) this.sendTrailers(okTrailers)
 }
@@ -549,7 +619,8 @@ function enforceKeepalive(session: ServerHttp2Session, config: ServerConfig): vo
     k.activeStreams++
     stream[kKeepalive] = k
     stream.on('close', onKeepaliveStreamClose)
-    if ((stream as BodyStream)[kUnaryBody] === undefined) watchSends(stream, k)
+    if ((stream as BodyStream)[kUnaryBody] === undefined && (stream as RawStream)[kRawStream] === undefined)
+      watchSends(stream, k)
   })
   const interval = Math.min(config.grpcKeepaliveIntervalMs, 2 ** 31 - 1)
   const timer = setInterval(

@@ -66,6 +66,8 @@ function answerOversizeFrames(ws: WebSocket, max: number): void {
  * One watch event to N watchers of a stream is N messages sent in one tick; ws writes each frame with its own writev.
  * Corking the socket at the first send of a tick and uncorking on the next tick writes them together (a few syscalls
  * instead of N). bufferedAmount still counts what is corked, so the watch stream's congestion check is unchanged.
+ * A plain text message skips ws's sender: its frame bytes are built once and shared by every socket sending the same
+ * text (the watch messages of replicas following one range, see codec/watch-json.ts), one buffer per socket write.
  * A send on a socket that can no longer be written throws (see below). Exported for test/server/watch-dead-socket.
  */
 export function batchWrites(ws: WebSocket): void {
@@ -77,6 +79,7 @@ export function batchWrites(ws: WebSocket): void {
     if (!socket.destroyed) socket.uncork()
   }
   const send = ws.send.bind(ws) as (...args: unknown[]) => void
+  const sender = (ws as unknown as { _sender?: SenderState })._sender
   ws.send = ((...args: unknown[]) => {
     // A write error (the client reset the connection) marks the socket errored at once but destroys it, and ws sees
     // the close, only on a later tick; meanwhile every write is dropped and bufferedAmount stays low, so a watch stream
@@ -88,7 +91,10 @@ export function batchWrites(ws: WebSocket): void {
       socket.cork()
       process.nextTick(uncork)
     }
-    send(...args)
+    if (sharable(ws, sender, args)) {
+      sharedFrameStats.writes++
+      socket.write(textFrame(args[0] as string))
+    } else send(...args)
     // Past this much the batch goes out at once, so what the socket holds is what the kernel would not take, as
     // without corking (the watch stream's congestion check reads bufferedAmount).
     if (corked && socket.writableLength >= batchBytesMax) {
@@ -100,3 +106,52 @@ export function batchWrites(ws: WebSocket): void {
 
 /** Bytes of frames written together at most (see batchWrites). */
 const batchBytesMax = 256 * 1024
+
+/** What sharable() reads of ws's Sender (ws 8): idle (`_state` 0, nothing queued) and not inside a fragmented message. */
+interface SenderState {
+  _state?: number
+  _queue?: unknown[]
+  _firstFragment?: boolean
+}
+
+/**
+ * Whether a send is a whole text message with no options that matter and no callback, on an open socket whose
+ * sender is idle: then its frame is the same bytes for every socket (a server does not mask, and these sockets have
+ * no compression), so textFrame's shared buffer goes straight to the socket, in order with what ws wrote before.
+ * Anything else goes through ws.
+ */
+function sharable(ws: WebSocket, sender: SenderState | undefined, args: unknown[]): boolean {
+  if (typeof args[0] !== 'string' || args.length > 2 || ws.readyState !== 1) return false
+  const o = args[1] as { binary?: boolean; compress?: boolean; fin?: boolean } | undefined
+  if (o !== undefined && (typeof o !== 'object' || o.binary || o.compress || o.fin === false)) return false
+  return sender?._state === 0 && sender._queue?.length === 0 && sender._firstFragment === true
+}
+
+/** Messages written as textFrame's bytes, not through ws's sender (tests check that the path is taken). */
+export const sharedFrameStats = { writes: 0 }
+
+/** The last text frame built and its text: the replicas following one range all get the same watch message. */
+let frameText: string | undefined
+let frameBytes: Buffer | undefined
+
+/** An unmasked, final text frame (RFC 6455 §5.2) of `text`; the last one is kept and shared. */
+export function textFrame(text: string): Buffer {
+  if (frameBytes !== undefined && text === frameText) return frameBytes
+  const n = Buffer.byteLength(text)
+  const head = n < 126 ? 2 : n < 65_536 ? 4 : 10
+  const b = Buffer.allocUnsafe(head + n)
+  b[0] = 0x81
+  if (head === 2) b[1] = n
+  else if (head === 4) {
+    b[1] = 126
+    b.writeUInt16BE(n, 2)
+  } else {
+    b[1] = 127
+    b.writeUInt32BE(Math.floor(n / 2 ** 32), 2)
+    b.writeUInt32BE(n >>> 0, 6)
+  }
+  b.write(text, head, 'utf8')
+  frameText = text
+  frameBytes = b
+  return b
+}

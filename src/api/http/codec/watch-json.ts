@@ -13,11 +13,39 @@ const eventsJson = new WeakMap<readonly Event[], string>()
 const headerJson = new WeakMap<ResponseHeader, string>()
 
 /** Encodes calls made since start (tests count them to prove the sharing). */
-export const watchJsonStats = { eventEncodes: 0 }
+export const watchJsonStats = { eventEncodes: 0, textReuses: 0 }
+
+/**
+ * The last event message's text and its parts: the watchers of one shape on many streams get the same events and
+ * header, and each stream numbers its watchers from 0, so replicas (one watcher per stream) all get the same text:
+ * built once, and the socket layer can share its frame bytes (src/runtime/node/split-wss.ts).
+ */
+let last:
+  | { events: readonly Event[]; header: ResponseHeader | undefined; watchId: WatchResponse['watch_id']; text: string }
+  | undefined
 
 /** `{"result":<WatchResponse JSON>}`, the gateway's frame for one watch message. */
 export function watchResultJson(resp: WatchResponse): string {
-  return `{"result":${encodeWatchResponse(resp)}}`
+  const plain =
+    resp.events.length > 0 &&
+    !resp.created &&
+    !resp.canceled &&
+    resp.compact_revision === 0 &&
+    resp.cancel_reason === '' &&
+    !resp.fragment
+  if (
+    plain &&
+    last !== undefined &&
+    last.events === resp.events &&
+    last.header === resp.header &&
+    last.watchId === resp.watch_id
+  ) {
+    watchJsonStats.textReuses++
+    return last.text
+  }
+  const text = `{"result":${encodeWatchResponse(resp)}}`
+  if (plain) last = { events: resp.events, header: resp.header, watchId: resp.watch_id, text }
+  return text
 }
 
 export function encodeWatchResponse(resp: WatchResponse): string {

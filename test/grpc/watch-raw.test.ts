@@ -1,0 +1,422 @@
+/**
+ * The gRPC Watch call on raw bytes (src/api/grpc/watch-session.ts, served by the Node door): messages byte-equal to
+ * protobuf-es' canonical encoding, etcd 3.4's fragmenting (sendFragments), every message of one turn in ONE write,
+ * request messages split anywhere across chunks, the receive limit and malformed input answered with grpc-go's
+ * status, and the member's flow control (a congested transport holds the stream back; watchers fall behind and catch
+ * up from history when it drains, every revision exactly once, in order).
+ */
+import assert from 'node:assert/strict'
+import http2 from 'node:http2'
+import { describe, test } from 'node:test'
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
+import { toProto } from '../../src/api/grpc/convert.js'
+import {
+  type WatchResponse as PbWatchResponse,
+  WatchRequestSchema,
+  WatchResponseSchema,
+} from '../../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
+import { appendWatchResponse, GrpcFrames } from '../../src/api/grpc/watch-proto.js'
+import { GrpcWatchSession, type RawWatchTransport, type WatchSessionDeps } from '../../src/api/grpc/watch-session.js'
+import type { MemberApi, WatchStream } from '../../src/etcdserver/api.js'
+import type { KvStore } from '../../src/kv/store.js'
+import type { WatchRequest, WatchResponse } from '../../src/protocol/types.js'
+import { b, newStore, put } from '../kv/helpers.js'
+import { startTestMember } from '../server/helpers.js'
+import { post } from '../support/http.js'
+
+const base: WatchResponse = {
+  watch_id: 0,
+  created: false,
+  canceled: false,
+  compact_revision: 0,
+  cancel_reason: '',
+  fragment: false,
+  events: [],
+}
+
+/** The messages of a chunk of enveloped gRPC messages. */
+function messages(chunk: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let at = 0
+  while (at < chunk.length) {
+    assert.equal(chunk[at], 0)
+    const len = new DataView(chunk.buffer, chunk.byteOffset + at + 1, 4).getUint32(0)
+    out.push(chunk.subarray(at + 5, at + 5 + len))
+    at += 5 + len
+  }
+  assert.equal(at, chunk.length)
+  return out
+}
+
+function envelope(msg: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + msg.length)
+  new DataView(out.buffer).setUint32(1, msg.length)
+  out.set(msg, 5)
+  return out
+}
+
+const createReq = (key: string, fields: Record<string, unknown> = {}) =>
+  envelope(
+    toBinary(
+      WatchRequestSchema,
+      create(WatchRequestSchema, {
+        requestUnion: { case: 'createRequest', value: { key: b(key), ...fields } },
+      }),
+    ),
+  )
+
+describe('raw gRPC watch encoding', () => {
+  test('each message is byte-equal to toBinary(toProto(...)), ids of every size', () => {
+    const kv = { key: b('k'), create_revision: 2, mod_revision: 3, version: 2, value: b('v'), lease: 7n }
+    const prev = { ...kv, value: b('p'), mod_revision: 2, version: 1 }
+    const events = [
+      { type: 0, kv, prev_kv: prev },
+      { type: 1, kv: { ...kv, value: b(''), version: 0, lease: 0n } },
+      { type: 0, kv: { ...kv, key: b('\u0000\u00ff'), value: new Uint8Array(300).fill(0xab) } },
+    ]
+    const header = { cluster_id: '14841639068965178418', member_id: '10276657743932975437', revision: 3, raft_term: 4 }
+    const cases: WatchResponse[] = [
+      { ...base, events },
+      { ...base, events, header },
+      { ...base, events, header, watch_id: 7 },
+      { ...base, events, header, watch_id: 5000 },
+      { ...base, events, header, watch_id: -5 },
+      { ...base, events: events.slice(1, 2), header, watch_id: 2n ** 60n + 1n },
+      { ...base, events: events.slice(1, 2), header, watch_id: -(2n ** 62n) },
+      { ...base, events, header, fragment: true, watch_id: 3 },
+      { ...base, header, created: true, watch_id: 1 },
+      { ...base, header, created: true, watch_id: 2n ** 63n - 1n },
+      { ...base, header, created: true, canceled: true, cancel_reason: 'mvcc: watcher range is empty', watch_id: -1 },
+      { ...base, header: { ...header, revision: 0 }, canceled: true, compact_revision: 9, watch_id: 4 },
+      { ...base, header, watch_id: -1 },
+    ]
+    for (const c of cases) {
+      const want = toBinary(WatchResponseSchema, toProto(WatchResponseSchema, c))
+      for (let i = 0; i < 2; i++) {
+        const f = new GrpcFrames(8)
+        appendWatchResponse(f, c)
+        const got = messages(f.take())
+        assert.equal(got.length, 1)
+        assert.equal(Buffer.from(got[0]!).toString('hex'), Buffer.from(want).toString('hex'))
+      }
+    }
+  })
+
+  test("fragment: true splits as etcd 3.4's sendFragments, each part under the limit, the last without fragment", () => {
+    const header = { cluster_id: '1', member_id: '2', revision: 9, raft_term: 4 }
+    const ev = (i: number, size: number) => ({
+      type: 0,
+      kv: {
+        key: b(`k${i}`),
+        create_revision: 2,
+        mod_revision: 3 + i,
+        version: 1,
+        value: new Uint8Array(size),
+        lease: 0n,
+      },
+    })
+    const events = [ev(0, 100), ev(1, 500), ev(2, 50), ev(3, 900), ev(4, 10), ev(5, 10), ev(6, 2000), ev(7, 1)]
+    const r: WatchResponse = { ...base, header, watch_id: 5, events }
+    // etcd's sendFragments, on protobuf-es messages, as the reference.
+    const reference = (max: number): PbWatchResponse[] => {
+      const wr = toProto(WatchResponseSchema, r)
+      if (toBinary(WatchResponseSchema, wr).length < max || wr.events.length < 2) return [wr]
+      const out: PbWatchResponse[] = []
+      let idx = 0
+      for (;;) {
+        const cur = create(WatchResponseSchema, { ...wr, events: [], fragment: true })
+        for (const e of wr.events.slice(idx)) {
+          cur.events.push(e)
+          if (cur.events.length > 1 && toBinary(WatchResponseSchema, cur).length >= max) {
+            cur.events.pop()
+            break
+          }
+          idx++
+        }
+        if (idx === wr.events.length) cur.fragment = false
+        out.push(cur)
+        if (!cur.fragment) break
+      }
+      return out
+    }
+    for (const max of [1, 200, 700, 1000, 1500, 3000, 5000, 100_000]) {
+      const f = new GrpcFrames()
+      appendWatchResponse(f, r, max)
+      const got = messages(f.take())
+      const want = reference(max).map((m) => Buffer.from(toBinary(WatchResponseSchema, m)).toString('hex'))
+      assert.deepEqual(
+        got.map((m) => Buffer.from(m).toString('hex')),
+        want,
+        `limit ${max}`,
+      )
+      const back = got.map((m) => fromBinary(WatchResponseSchema, m))
+      assert.equal(back.flatMap((m) => m.events).length, events.length)
+      assert.ok(back.slice(0, -1).every((m) => m.fragment) && !back.at(-1)!.fragment)
+    }
+  })
+})
+
+/** A member over a bare store: its watch streams straight from the hub, writes as apply batches. */
+function storeMember(s: KvStore): MemberApi {
+  return {
+    openWatchStream(send: (r: WatchResponse) => boolean | undefined): WatchStream {
+      const st = s.watchHub.openStream({ send: (r) => send(r) !== false })
+      return {
+        request(req: WatchRequest) {
+          if (req.create_request) st.create(req.create_request)
+          else if (req.cancel_request) st.cancel(req.cancel_request.watch_id)
+          else if (req.progress_request) st.requestProgress()
+        },
+        resume: () => st.resume(),
+        close: () => st.close(),
+      }
+    },
+  } as unknown as MemberApi
+}
+
+class FakeTransport implements RawWatchTransport {
+  writes: Uint8Array[] = []
+  bufferedBytes = 0
+  ended: { code: number; message: string } | undefined
+  write(chunk: Uint8Array, written?: (chunk: Uint8Array) => void): void {
+    // A copy: the chunk's buffer is given back at once and reused for the next turn.
+    this.writes.push(chunk.slice())
+    written?.(chunk)
+  }
+  end(code: number, message: string): void {
+    this.ended = { code, message }
+  }
+  responses(): PbWatchResponse[] {
+    return this.writes.flatMap(messages).map((m) => fromBinary(WatchResponseSchema, m))
+  }
+}
+
+function session(s: KvStore, extra: Partial<WatchSessionDeps> = {}, recvBytesMax = 1 << 20) {
+  const t = new FakeTransport()
+  const deps: WatchSessionDeps = {
+    member: storeMember(s),
+    requiresLeader: () => false,
+    monitorLeader: () => () => undefined,
+    authorize: () => undefined,
+    maxWatchStreams: 10,
+    watchStreams: { n: 0 },
+    ...extra,
+  }
+  const call = new GrpcWatchSession(deps, { token: undefined, hasLeader: false, certUser: undefined, recvBytesMax }, t)
+  return { t, call, deps }
+}
+
+const turn = () => new Promise<void>((r) => setTimeout(r, 0))
+
+test('a written chunk is reused for a later turn, never one the transport still holds; small turns are copied', () => {
+  const f = new GrpcFrames(16)
+  f.message(new Uint8Array(6000))
+  const a = f.take()
+  f.message(new Uint8Array(5000))
+  const b = f.take()
+  assert.ok(a.buffer !== b.buffer)
+  f.release(a)
+  f.message(new Uint8Array(4500))
+  const c = f.take()
+  assert.ok(c.buffer === a.buffer, 'the written buffer is reused')
+  assert.equal(c.length, 4505)
+  // b was never given back, c is out: the next turn gets a buffer of its own.
+  f.message(new Uint8Array(4200))
+  const d = f.take()
+  assert.ok(d.buffer !== b.buffer && d.buffer !== c.buffer)
+  // A small turn is an exact copy: the buffer stays for the next one.
+  f.message(Uint8Array.of(1, 2, 3))
+  const e = f.take()
+  assert.equal(e.buffer.byteLength, 8)
+  assert.deepEqual([...e], [0, 0, 0, 0, 3, 1, 2, 3])
+})
+
+describe('raw gRPC watch session', () => {
+  test('one put to 100 watchers of one stream: 100 messages in ONE write', async () => {
+    const s = newStore()
+    const { t, call } = session(s)
+    // 100 create requests in one chunk: their 100 created answers go out in one write too.
+    const reqs = Array.from({ length: 100 }, () => createReq('k'))
+    call.data(Buffer.concat(reqs))
+    await turn()
+    assert.equal(t.writes.length, 1)
+    assert.equal(messages(t.writes[0]!).length, 100)
+    s.watchHub.beginBatch()
+    put(s, 'k', 'v1')
+    put(s, 'k', 'v2')
+    s.watchHub.endBatch()
+    await turn()
+    assert.equal(t.writes.length, 2)
+    const rs = messages(t.writes[1]!).map((m) => fromBinary(WatchResponseSchema, m))
+    assert.equal(rs.length, 100)
+    // One message per watcher per batch, with both revisions.
+    assert.deepEqual(new Set(rs.map((r) => r.watchId)), new Set(Array.from({ length: 100 }, (_, i) => BigInt(i))))
+    assert.ok(rs.every((r) => r.events.length === 2 && r.header?.revision === 3n))
+  })
+
+  test('request messages split at every byte are read whole, in order', async () => {
+    const s = newStore()
+    const { t, call } = session(s)
+    const bytes = Buffer.concat([createReq('a', { watchId: 7n }), createReq('b', { watchId: 2n ** 60n })])
+    for (let i = 0; i < bytes.length; i++) call.data(bytes.subarray(i, i + 1))
+    await turn()
+    const rs = t.responses()
+    assert.deepEqual(
+      rs.map((r) => [r.watchId, r.created]),
+      [
+        [7n, true],
+        [2n ** 60n, true],
+      ],
+    )
+  })
+
+  test('a request over the receive limit ends the call: ResourceExhausted, as grpc-go words it', async () => {
+    const s = newStore()
+    const streams = { n: 0 }
+    const { t, call } = session(s, { watchStreams: streams }, 64)
+    assert.equal(streams.n, 1)
+    call.data(createReq('x'.repeat(100)).subarray(0, 5))
+    assert.equal(t.ended?.code, 8)
+    assert.match(t.ended!.message, /^grpc: received message larger than max \(\d+ vs\. 64\)$/)
+    assert.equal(streams.n, 0)
+  })
+
+  test('a malformed request ends the call with Internal; a compressed flag too', () => {
+    const s = newStore()
+    const a = session(s)
+    a.call.data(envelope(Uint8Array.of(0x0a, 0x05, 0x0a)))
+    assert.equal(a.t.ended?.code, 13)
+    assert.match(a.t.ended!.message, /^grpc: failed to unmarshal the received message /)
+    const c = session(s)
+    const m = createReq('k')
+    m[0] = 1
+    c.call.data(m)
+    assert.deepEqual(c.t.ended, { code: 13, message: 'grpc: compressed flag set with identity or empty encoding' })
+  })
+
+  test('too many watch streams: refused with ResourceExhausted, nothing opened', () => {
+    const s = newStore()
+    const { t } = session(s, { maxWatchStreams: 1, watchStreams: { n: 1 } })
+    assert.deepEqual(t.ended, { code: 8, message: 'etcdserver: too many watch streams' })
+  })
+
+  test('a congested transport holds the stream back; after it drains every revision arrives once, in order', async () => {
+    // A small queue: the held-back watchers overflow it and catch up from history (etcd's victims / unsynced).
+    const s = newStore({ watcherQueueEventsMax: 4 })
+    const { t, call } = session(s, { sendBufferBytesMax: 4096 })
+    call.data(Buffer.concat(Array.from({ length: 20 }, () => createReq('k'))))
+    await turn()
+    t.bufferedBytes = 1 << 20 // the client stopped reading
+    for (let i = 0; i < 50; i++) put(s, 'k', `v${i}`)
+    await turn()
+    const whileCongested = t.responses().filter((r) => r.events.length > 0).length
+    // At most the turn that found the transport congested went out; the rest is held.
+    assert.ok(whileCongested <= 20, `${whileCongested} event messages while congested`)
+    t.bufferedBytes = 0
+    call.drained()
+    for (let i = 0; i < 10 && t.responses().flatMap((r) => r.events).length < 20 * 50; i++) await turn()
+    const byWatcher = new Map<bigint, bigint[]>()
+    for (const r of t.responses())
+      for (const e of r.events) {
+        const list = byWatcher.get(r.watchId) ?? []
+        list.push(e.kv!.modRevision)
+        byWatcher.set(r.watchId, list)
+      }
+    assert.equal(byWatcher.size, 20)
+    const want = Array.from({ length: 50 }, (_, i) => BigInt(i + 2))
+    for (const [id, revs] of byWatcher) assert.deepEqual(revs, want, `watcher ${id}`)
+  })
+
+  test('the client going away closes every watcher and the stream count', async () => {
+    const s = newStore()
+    const streams = { n: 0 }
+    const { call } = session(s, { watchStreams: streams })
+    call.data(createReq('k'))
+    assert.equal(s.watchHub.watcherCount, 1)
+    call.closed()
+    assert.equal(s.watchHub.watcherCount, 0)
+    assert.equal(streams.n, 0)
+  })
+})
+
+describe('raw gRPC watch on a Node member', () => {
+  test('a client that stops reading: puts go on, the member holds the stream back; once it reads, every event arrives once, in order', async () => {
+    const m = await startTestMember()
+    const client = http2.connect(m.url)
+    client.on('error', () => undefined)
+    try {
+      const req = client.request({
+        ':method': 'POST',
+        ':path': '/etcdserverpb.Watch/Watch',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      })
+      req.on('error', () => undefined)
+      const watchers = 20
+      const puts = 60
+      let input = Buffer.alloc(0)
+      const got: PbWatchResponse[] = []
+      let wake: (() => void) | undefined
+      req.on('data', (c: Buffer) => {
+        input = Buffer.concat([input, c])
+        let at = 0
+        while (input.length - at >= 5 && input.length - at >= 5 + input.readUInt32BE(at + 1)) {
+          const len = input.readUInt32BE(at + 1)
+          got.push(fromBinary(WatchResponseSchema, input.subarray(at + 5, at + 5 + len)))
+          at += 5 + len
+        }
+        input = input.subarray(at)
+        wake?.()
+      })
+      const until = async (cond: () => boolean, what: string) => {
+        const deadline = Date.now() + 60_000
+        while (!cond()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+          await new Promise<void>((r) => {
+            wake = r
+            setTimeout(r, 50)
+          })
+        }
+      }
+      req.write(Buffer.concat(Array.from({ length: watchers }, () => createReq('slow'))))
+      await until(() => got.filter((r) => r.created).length === watchers, 'created')
+      // The client stops reading: HTTP/2 flow control stops the server's data once its window is used.
+      req.pause()
+      const sentBytes = async () => {
+        const text = await (await fetch(`${m.url}/metrics`)).text()
+        return Number(/^etcd_network_client_grpc_sent_bytes_total (\S+)$/m.exec(text)![1])
+      }
+      const sent0 = await sentBytes()
+      const value = Buffer.alloc(16 * 1024, 'v').toString('base64')
+      const key = Buffer.from('slow').toString('base64')
+      for (let i = 0; i < puts; i++) {
+        const r = await post(m.url, '/v3/kv/put', { key, value })
+        assert.equal(r.status, 200)
+      }
+      // 20 watchers x 60 puts x 16 KiB = 19 MiB: the member encoded (wrote to the stream) about 4 MiB past what the
+      // client's window took, queued 4 MiB of events at most, and left the rest of the history in the store.
+      const sent = (await sentBytes()) - sent0
+      assert.ok(sent < 6 * 1024 * 1024, `${sent} bytes written to a stream the client does not read`)
+      const hub = m.running.member.kv.watchHub
+      assert.ok(hub.queuedBytes <= 4 * 1024 * 1024 + 512 * 1024, `${hub.queuedBytes} bytes queued`)
+      req.resume()
+      const total = () => got.reduce((n, r) => n + r.events.length, 0)
+      await until(() => total() === watchers * puts, `${watchers * puts} events`)
+      const byWatcher = new Map<bigint, bigint[]>()
+      for (const r of got)
+        for (const e of r.events) {
+          const list = byWatcher.get(r.watchId) ?? []
+          list.push(e.kv!.modRevision)
+          byWatcher.set(r.watchId, list)
+        }
+      assert.equal(byWatcher.size, watchers)
+      const first = byWatcher.values().next().value![0]!
+      const want = Array.from({ length: puts }, (_, i) => first + BigInt(i))
+      for (const [id, revs] of byWatcher) assert.deepEqual(revs, want, `watcher ${id}`)
+      req.close()
+    } finally {
+      client.close()
+      await m.stop()
+    }
+  })
+})
