@@ -398,6 +398,8 @@ export class Member implements MemberApi {
     if (raft.isLeader()) kv.lessor.promote(now())
     member.leaseTimer = clock.setInterval(() => member!.leaseDuties(), leaseExpiryCheckMs)
     member.progressTimer = clock.setInterval(() => kv.watchHub.progressNotify(), c.watchProgressNotifyIntervalMs)
+    // The watch hub's replay turns (catch-up from history, src/kv/watch.ts) run on the member's clock.
+    kv.watchHub.defer = (fn) => void clock.setTimeout(fn, 0)
     return member
   }
 

@@ -91,6 +91,14 @@ interface Coalesced {
   bytes: number
 }
 
+/** A catch-up batch (WatchHub.catchUpBatch): its events, and where each revision's events end, to cut it. */
+interface CatchUpBatch {
+  events: Event[]
+  revs: number[]
+  ends: number[]
+  nextRev: number
+}
+
 /** What a queued event costs in memory, roughly: its keys and values and a fixed overhead. */
 function eventBytes(events: Event[]): number {
   let n = 0
@@ -227,7 +235,13 @@ export class WatchStream {
     this.watchers.set(id, w)
     hub.add(w)
     this.deliver(watchResponse({ header: header(current), watch_id: id, created: true }))
-    if (!w.synced) this.catchUp(w)
+    if (!w.synced) {
+      // etcd's unsynced group: the history from startRev is replayed through the pump, within the member's replay
+      // budget of this turn (WatchHub.replayLeft), the rest on later turns, as a draining stream's. Before, a create
+      // replayed all of it at once: `watch --rev 1` over 200,000 revisions held the event loop for the whole read.
+      this.behind.add(w)
+      if (!this.blocked) this.pump()
+    }
     this.maybeSendProgress()
     return id
   }
@@ -282,15 +296,15 @@ export class WatchStream {
     if (!this.progressPending || this.closed) return
     // The batch's events so far go first (and may find the transport congested).
     this.flushCoalesced()
-    if (this.blocked) return
-    for (const w of this.watchers.values()) if (!w.synced || w.queue.length > 0) return
+    if (this.blocked || this.isBehind()) return
     this.progressPending = false
     this.deliver(watchResponse({ header: header(this.hub.history.revision), watch_id: -1 }))
   }
 
   /**
-   * The transport has drained: flush queued events, then let unsynced watchers catch up, until congested again, at
-   * most watchPumpEventsMax events in this turn (the rest follows on a later turn: WatchHub.defer).
+   * The transport has drained: flush queued events, then let unsynced watchers catch up, until congested again, within
+   * the member's replay budget of this turn (watchPumpEventsMax events, WatchHub.replayLeft); the rest follows on a
+   * later turn (WatchHub.defer).
    */
   resume(): void {
     if (this.closed) return
@@ -298,40 +312,47 @@ export class WatchStream {
     this.pump()
   }
 
-  /** Events the running pump may still send in this turn; unbounded outside a pump (a create's catch-up). */
-  private budget = Number.POSITIVE_INFINITY
-  private pumpDeferred = false
+  /**
+   * Watchers that may be behind: unsynced, or with events queued. A superset (entries leave lazily, see stillBehind),
+   * so that the pump, a progress request and a create look at the watchers behind, not at every watcher of the stream.
+   */
+  private readonly behind = new Set<Watcher>()
 
+  private stillBehind(w: Watcher): boolean {
+    if (this.watchers.get(w.id) === w && (!w.synced || w.queue.length > 0)) return true
+    this.behind.delete(w)
+    return false
+  }
+
+  /** Whether a watcher still has events queued or history to catch up. */
+  private isBehind(): boolean {
+    for (const w of this.behind) if (this.stillBehind(w)) return true
+    return false
+  }
+
+  /**
+   * Replays what the watchers behind need (their queues, then their history), in the order they fell behind, until
+   * the stream is congested or the turn's replay budget is spent; then the stream waits for the hub's next replay
+   * turn (WatchHub.wait), where streams take turns in the order they began to wait.
+   */
   private pump(): void {
-    this.budget = this.hub.config.watchPumpEventsMax
-    try {
-      for (const w of [...this.watchers.values()]) {
-        if (this.blocked || this.closed) return
-        if (this.budget <= 0) return this.deferPump()
-        this.flush(w)
-        if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
-      }
-      if (this.budget <= 0 && !this.blocked && !this.closed && this.behind()) return this.deferPump()
-    } finally {
-      this.budget = Number.POSITIVE_INFINITY
+    for (const w of this.behind) {
+      if (this.blocked || this.closed) return
+      if (!this.stillBehind(w)) continue
+      this.flush(w)
+      if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
+      if (!this.stillBehind(w)) continue
+      if (this.blocked || this.closed) return
+      // Still behind on an open, uncongested stream: the budget ran out (resume() goes on after congestion).
+      this.hub.wait(this)
+      return
     }
     this.maybeSendProgress()
   }
 
-  /** Whether a watcher still has events queued or history to catch up. */
-  private behind(): boolean {
-    for (const w of this.watchers.values()) if (!w.synced || w.queue.length > 0) return true
-    return false
-  }
-
-  /** The pump's budget ran out: go on in a later turn (unless congested or closed by then: resume() goes on). */
-  private deferPump(): void {
-    if (this.pumpDeferred) return
-    this.pumpDeferred = true
-    this.hub.defer(() => {
-      this.pumpDeferred = false
-      if (!this.blocked && !this.closed) this.pump()
-    })
+  /** @internal The hub's replay turn: go on where the budget stopped this stream (unless congested or closed). */
+  continueReplay(): void {
+    if (!this.blocked && !this.closed) this.pump()
   }
 
   /** The client went away: drops every watcher without messages. */
@@ -432,8 +453,10 @@ export class WatchStream {
       w.nextRev = w.queue[0]?.rev ?? firstRev
       this.dropQueue(w)
       w.synced = false
+      this.behind.add(w)
       return
     }
+    this.behind.add(w)
     w.queue.push({ rev: firstRev, resp, events, bytes })
     w.queuedEvents += events
     this.queuedBytes += bytes
@@ -465,28 +488,36 @@ export class WatchStream {
   /** @internal After a snapshot restore every watcher re-reads history from where it was. */
   resync(): void {
     this.flushCoalesced()
-    for (const w of this.watchers.values()) w.synced = false
+    for (const w of this.watchers.values()) {
+      w.synced = false
+      this.behind.add(w)
+    }
     if (!this.blocked) this.pump()
   }
 
+  /** Sends w's queued messages, as far as the turn's replay budget goes. */
   private flush(w: Watcher): void {
-    while (w.queue.length > 0 && !this.blocked && !this.closed && this.budget > 0) {
+    const hub = this.hub
+    while (w.queue.length > 0 && !this.blocked && !this.closed && hub.fits(w.queue[0]!.events)) {
       const q = w.queue.shift()!
       w.queuedEvents -= q.events
       this.queuedBytes -= q.bytes
-      this.hub.queuedBytes -= q.bytes
-      this.budget -= q.events
+      hub.queuedBytes -= q.bytes
+      hub.spend(q.events)
       this.deliver(q.resp)
     }
   }
 
   /**
-   * Replays history into w until it is synced or the sink is congested: whole revisions, up to
-   * watchBatchRevisionsMax per message, header revision = current revision (as etcd's syncWatchers).
+   * Replays history into w until it is synced, the sink is congested or the turn's replay budget is spent: whole
+   * revisions, up to watchBatchRevisionsMax per message, header revision = current revision (as etcd's syncWatchers).
+   * Puts applied meanwhile are not sent live to an unsynced watcher (WatchHub.notify skips it): it reads them here,
+   * and is synced once it has read the current revision, so none is lost or sent twice across the switch.
    */
   private catchUp(w: Watcher): void {
-    const history = this.hub.history
-    while (!w.synced && !this.blocked && !this.closed && this.budget > 0 && this.watchers.get(w.id) === w) {
+    const hub = this.hub
+    const history = hub.history
+    while (!w.synced && !this.blocked && !this.closed && this.watchers.get(w.id) === w) {
       const compactRev = history.compactRevision
       if (w.nextRev < compactRev) {
         // etcd: the history this watcher needs is gone; cancel with compact_revision, header without revision.
@@ -499,11 +530,11 @@ export class WatchStream {
         w.synced = true
         return
       }
-      const shared = this.hub.catchUpBatch(w)
-      const events = shared.events
-      w.nextRev = shared.nextRev
-      // A batch without events still read history: it counts as one.
-      this.budget -= Math.max(events.length, 1)
+      const batch = hub.catchUpBatch(w, hub.replayLeft)
+      if (batch === undefined) return
+      w.nextRev = batch.nextRev
+      hub.spend(batch.cost)
+      const events = batch.events
       if (events.length > 0) this.deliver(watchResponse({ header: header(current), watch_id: w.id, events }))
     }
   }
@@ -512,6 +543,7 @@ export class WatchStream {
     if (this.watchers.get(w.id) !== w) return
     w.pend = undefined
     this.dropQueue(w)
+    this.behind.delete(w)
     this.watchers.delete(w.id)
     this.hub.delete(w)
   }
@@ -573,8 +605,8 @@ export class WatchHub {
   /** Bytes of events queued on congested streams, all together (bounded by watchQueueBytesMax). */
   queuedBytes = 0
   /**
-   * Runs a stream's replay on a later turn once it used its watchPumpEventsMax of this one. A macrotask, so that
-   * requests, writes and other streams go between; tests may replace it.
+   * Runs the next replay turn (replayTurn) later. A macrotask, so that requests, writes and other streams go between;
+   * the member sets it to its clock's setTimeout (virtual time in test/sim/member/), tests may replace it.
    */
   defer: (fn: () => void) => void = (fn) => {
     setTimeout(fn, 0)
@@ -583,7 +615,68 @@ export class WatchHub {
   constructor(
     readonly config: KvConfig,
     readonly history: WatchHistory,
-  ) {}
+  ) {
+    this.replayLeft = config.watchPumpEventsMax
+  }
+
+  // ---------------------------------------------------------------- replay turns (catch-up and queue flushes)
+
+  /**
+   * What the streams may still replay (queued events sent, history caught up) before the next replay turn: events,
+   * or revisions read while catching up when that is more (a watcher on one key reads every revision to find its
+   * events). Every replay (a create with a start_revision in the past, a stream that drained, a snapshot restore)
+   * spends from it; it is refilled to watchPumpEventsMax by the next replay turn, a later macrotask, so however many
+   * watchers are created or resumed between two turns, the member replays at most that much before requests, writes
+   * and timers get their go (etcd: syncWatchers every 100 ms, at most 512 watchers of 1,000 revisions each).
+   */
+  replayLeft: number
+  private replayTurnScheduled = false
+  /** Streams whose replay the budget stopped, in the order they began to wait. */
+  private readonly replayWaiting = new Set<WatchStream>()
+
+  /**
+   * @internal Whether a replay of n events may go now: it fits in what is left, or the budget is whole (a message or
+   * revision larger than all of it goes alone; a revision is never split).
+   */
+  fits(n: number): boolean {
+    return n <= this.replayLeft || this.replayLeft >= this.config.watchPumpEventsMax
+  }
+
+  /** @internal Spends from the replay budget; the next replay turn refills it. */
+  spend(n: number): void {
+    this.replayLeft -= n
+    this.scheduleReplayTurn()
+  }
+
+  /** @internal s is still behind and the budget is spent: it goes on in a later replay turn. */
+  wait(s: WatchStream): void {
+    this.replayWaiting.add(s)
+    this.scheduleReplayTurn()
+  }
+
+  private scheduleReplayTurn(): void {
+    if (this.replayTurnScheduled) return
+    this.replayTurnScheduled = true
+    this.defer(() => this.replayTurn())
+  }
+
+  /** Refills the budget and lets the waiting streams go on, in turn; those it does not reach wait first next time. */
+  private replayTurn(): void {
+    this.replayTurnScheduled = false
+    this.replayLeft = this.config.watchPumpEventsMax
+    if (this.replayWaiting.size === 0) return
+    const streams = [...this.replayWaiting]
+    this.replayWaiting.clear()
+    let i = 0
+    for (; i < streams.length && this.replayLeft > 0; i++) streams[i]!.continueReplay()
+    if (i === streams.length) return
+    // Round robin: the streams not reached go before those that ran out again in this turn.
+    const again = [...this.replayWaiting]
+    this.replayWaiting.clear()
+    for (; i < streams.length; i++) this.replayWaiting.add(streams[i]!)
+    for (const s of again) this.replayWaiting.add(s)
+    this.scheduleReplayTurn()
+  }
 
   /** @internal Nodes the range index has looked at, all lookups together: a put's matching cost, for tests. */
   get rangeIndexVisits(): number {
@@ -637,16 +730,18 @@ export class WatchHub {
   }
 
   /** Catch-up batches by position and shape, valid while the store stays at one revision and compaction. */
-  private catchUps = new Map<string, { events: Event[]; nextRev: number }>()
+  private catchUps = new Map<string, CatchUpBatch>()
   private catchUpsAt = -1
   private catchUpsCompacted = -1
 
   /**
-   * @internal The next catch-up batch of w (up to watchBatchRevisionsMax revisions from w.nextRev). Watchers of one
-   * shape at one position read the same history, on any stream: the batch is computed once and its Event[] shared,
-   * so a transport encodes it once (1,000 replicas that fell behind together cost one encode per batch, not 1,000).
+   * @internal The next catch-up batch of w (up to watchBatchRevisionsMax revisions from w.nextRev), cut to what
+   * `budget` allows (WatchHub.fits; undefined when not even its first revision may go now). Watchers of one shape at
+   * one position read the same history, on any stream: the batch is computed once and its Event[] shared, so a
+   * transport encodes it once (1,000 replicas that fell behind together cost one encode per batch, not 1,000).
    */
-  catchUpBatch(w: Watcher): { events: Event[]; nextRev: number } {
+  catchUpBatch(w: Watcher, budget: number): { events: Event[]; nextRev: number; cost: number } | undefined {
+    if (budget <= 0) return undefined
     const h = this.history
     if (h.revision !== this.catchUpsAt || h.compactRevision !== this.catchUpsCompacted || this.catchUps.size > 4096) {
       this.catchUps = new Map()
@@ -654,15 +749,37 @@ export class WatchHub {
       this.catchUpsCompacted = h.compactRevision
     }
     const key = `${w.nextRev} ${w.shape}`
-    let shared = this.catchUps.get(key)
-    if (shared === undefined) {
+    let b = this.catchUps.get(key)
+    if (b === undefined) {
       const batch = h.changesFrom(w.nextRev, this.config.watchBatchRevisionsMax)
       const events: Event[] = []
-      for (const { changes } of batch) for (const e of w.events(changes)) events.push(e)
-      shared = { events, nextRev: batch.length > 0 ? batch[batch.length - 1]!.rev + 1 : h.revision + 1 }
-      this.catchUps.set(key, shared)
+      const revs: number[] = []
+      const ends: number[] = []
+      for (const { rev, changes } of batch) {
+        for (const e of w.events(changes)) events.push(e)
+        revs.push(rev)
+        ends.push(events.length)
+      }
+      b = { events, revs, ends, nextRev: revs.length > 0 ? revs[revs.length - 1]! + 1 : h.revision + 1 }
+      this.catchUps.set(key, b)
     }
-    return shared
+    const n = b.revs.length
+    if (n === 0) return { events: b.events, nextRev: b.nextRev, cost: 1 }
+    // The first k revisions cost their events, or k when that is more (reading history is work too).
+    const cost = (k: number) => Math.max(b.ends[k - 1]!, k)
+    if (cost(n) <= budget) return { events: b.events, nextRev: b.nextRev, cost: cost(n) }
+    let lo = 0
+    let hi = n
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1
+      if (cost(mid) <= budget) lo = mid
+      else hi = mid
+    }
+    if (lo === 0) {
+      if (!this.fits(cost(1))) return undefined
+      lo = 1
+    }
+    return { events: b.events.slice(0, b.ends[lo - 1]), nextRev: b.revs[lo - 1]! + 1, cost: cost(lo) }
   }
 
   /** @internal One Event[] for the parts of a coalesced message, shared by the watchers of a shape that got the same. */
@@ -757,6 +874,7 @@ export class WatchHub {
   forget(s: WatchStream): void {
     this.streams.delete(s)
     this.pending.delete(s)
+    this.replayWaiting.delete(s)
   }
 
   /** @internal */
