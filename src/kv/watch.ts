@@ -735,8 +735,8 @@ export class WatchHub {
   private catchUpsCompacted = -1
 
   /**
-   * @internal The next catch-up batch of w (up to watchBatchRevisionsMax revisions from w.nextRev), cut to what
-   * `budget` allows (WatchHub.fits; undefined when not even its first revision may go now). Watchers of one shape at
+   * @internal The next catch-up batch of w (up to watchBatchRevisionsMax revisions from w.nextRev) if it fits in
+   * `budget` (what is left of the turn's replay budget); undefined when it must wait for the next turn. Watchers of one shape at
    * one position read the same history, on any stream: the batch is computed once and its Event[] shared, so a
    * transport encodes it once (1,000 replicas that fell behind together cost one encode per batch, not 1,000).
    */
@@ -768,6 +768,9 @@ export class WatchHub {
     // The first k revisions cost their events, or k when that is more (reading history is work too).
     const cost = (k: number) => Math.max(b.ends[k - 1]!, k)
     if (cost(n) <= budget) return { events: b.events, nextRev: b.nextRev, cost: cost(n) }
+    // A batch that does not fit waits for the next turn, whole, so that watchers of its shape at its position still
+    // share it (one encode); only one larger than a whole budget is cut, at the last revision that fits.
+    if (budget < this.config.watchPumpEventsMax) return undefined
     let lo = 0
     let hi = n
     while (hi - lo > 1) {
@@ -775,10 +778,8 @@ export class WatchHub {
       if (cost(mid) <= budget) lo = mid
       else hi = mid
     }
-    if (lo === 0) {
-      if (!this.fits(cost(1))) return undefined
-      lo = 1
-    }
+    // A first revision larger than the whole budget goes alone (a revision is never split).
+    if (lo === 0) lo = 1
     return { events: b.events.slice(0, b.ends[lo - 1]), nextRev: b.revs[lo - 1]! + 1, cost: cost(lo) }
   }
 
