@@ -307,11 +307,17 @@ export class WatchStream {
     try {
       for (const w of [...this.watchers.values()]) {
         if (this.blocked || this.closed) return
-        if (this.budget <= 0) return this.deferPump()
+        if (this.budget <= 0) {
+          this.deferPump()
+          return
+        }
         this.flush(w)
         if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
       }
-      if (this.budget <= 0 && !this.blocked && !this.closed && this.behind()) return this.deferPump()
+      if (this.budget <= 0 && !this.blocked && !this.closed && this.behind()) {
+        this.deferPump()
+        return
+      }
     } finally {
       this.budget = Number.POSITIVE_INFINITY
     }
