@@ -388,13 +388,20 @@ function writeMessage(plan: Plan, obj: Record<string, unknown>): void {
 
 /**
  * A member's message as protobuf bytes of `desc`, after `prefix` bytes left for the caller (the gRPC envelope).
- * The same bytes as `toBinary(desc, toProto(desc, obj))`.
+ * The same bytes as `toBinary(desc, toProto(desc, obj))`. `alloc` makes the answer's memory (every byte of which is
+ * then written, the prefix by the caller): the Node front door passes pooled Buffers, which its HTTP/2 stream takes
+ * as they are (a small Uint8Array of V8's own heap would be copied out to a new ArrayBuffer on every write).
  */
-export function encodeMessage(desc: DescMessage, obj: object, prefix = 0): Uint8Array {
+export function encodeMessage(
+  desc: DescMessage,
+  obj: object,
+  prefix = 0,
+  alloc: (bytes: number) => Uint8Array = newBytes,
+): Uint8Array {
   pos = prefix
   try {
     writeMessage(planOf(desc), obj as Record<string, unknown>)
-    const out = new Uint8Array(pos)
+    const out = alloc(pos)
     out.set(buf.subarray(prefix, pos), prefix)
     return out
   } finally {
@@ -405,6 +412,10 @@ export function encodeMessage(desc: DescMessage, obj: object, prefix = 0): Uint8
     }
     pos = 0
   }
+}
+
+function newBytes(n: number): Uint8Array {
+  return new Uint8Array(n)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
