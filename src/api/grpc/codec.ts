@@ -388,20 +388,13 @@ function writeMessage(plan: Plan, obj: Record<string, unknown>): void {
 
 /**
  * A member's message as protobuf bytes of `desc`, after `prefix` bytes left for the caller (the gRPC envelope).
- * The same bytes as `toBinary(desc, toProto(desc, obj))`. `alloc` makes the answer's memory (every byte of which is
- * then written, the prefix by the caller): the Node front door passes pooled Buffers, which its HTTP/2 stream takes
- * as they are (a small Uint8Array of V8's own heap would be copied out to a new ArrayBuffer on every write).
+ * The same bytes as `toBinary(desc, toProto(desc, obj))`.
  */
-export function encodeMessage(
-  desc: DescMessage,
-  obj: object,
-  prefix = 0,
-  alloc: (bytes: number) => Uint8Array = newBytes,
-): Uint8Array {
+export function encodeMessage(desc: DescMessage, obj: object, prefix = 0): Uint8Array {
   pos = prefix
   try {
     writeMessage(planOf(desc), obj as Record<string, unknown>)
-    const out = alloc(pos)
+    const out = new Uint8Array(pos)
     out.set(buf.subarray(prefix, pos), prefix)
     return out
   } finally {
@@ -412,10 +405,6 @@ export function encodeMessage(
     }
     pos = 0
   }
-}
-
-function newBytes(n: number): Uint8Array {
-  return new Uint8Array(n)
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -367,7 +367,7 @@ async function unaryCall(
     try {
       const answer = await u.call(msg, ctx, body.length)
       done = answer.done
-      frame = encodeMessage(u.output, answer.out, 5, allocFrame)
+      frame = encodeMessage(u.output, answer.out, 5)
     } catch (err) {
       const e = grpcError(err)
       fail(stream, e.code, e.rawMessage)
@@ -393,14 +393,6 @@ async function unaryCall(
 }
 
 function ignore(): void {}
-
-/**
- * An answer's memory: a slice of Node's Buffer pool for a small one (no ArrayBuffer of its own; Writable.end takes a
- * Buffer as it is, where a plain Uint8Array under 64 bytes lives in V8's heap and `.buffer` would copy it out).
- */
-function allocFrame(n: number): Uint8Array {
-  return Buffer.allocUnsafe(n)
-}
 
 const watchPath = '/etcdserverpb.Watch/Watch'
 const kRawStream = Symbol('edgecd raw stream')
