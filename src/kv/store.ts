@@ -477,8 +477,11 @@ export class KvStore implements WatchHistory {
   private end(w: WriteTxn): void {
     if (w.changes.length === 0) return
     this.currentRev = w.beginRev + 1
-    this.log.push(w.changes)
-    this.watchHub.notify(this.currentRev, w.changes)
+    // The log keeps every revision until compaction (it outlives young-generation GCs): a one-change revision (a put)
+    // is kept as an array of exactly one slot, not the 17-slot backing store the write's array grew on its first push.
+    const changes = w.changes.length === 1 ? [w.changes[0]!] : w.changes
+    this.log.push(changes)
+    this.watchHub.notify(this.currentRev, changes)
   }
 
   /** Undoes a write in progress: rows, lease attachments and size, newest first. */

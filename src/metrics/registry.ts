@@ -61,7 +61,11 @@ abstract class Family<S> {
 
   protected abstract fresh(): S
 
+  /** The series of a family without labels, once made: the Ready loop observes two of them per Ready. */
+  private unlabeled: S | undefined
+
   protected child(values: readonly string[]): S {
+    if (values.length === 0 && this.unlabeled !== undefined) return this.unlabeled
     if (values.length !== this.labelNames.length)
       throw new Error(`${this.name}: ${this.labelNames.length} label values expected, got ${values.length}`)
     const key = values.join('\u0000')
@@ -70,6 +74,7 @@ abstract class Family<S> {
       e = { values: [...values], text: labelText(this.labelNames, values), s: this.fresh() }
       this.series.set(key, e)
     }
+    if (values.length === 0) this.unlabeled = e.s
     return e.s
   }
 
@@ -81,6 +86,7 @@ abstract class Family<S> {
   /** Drops a label combination (a removed peer), as the Go client's DeleteLabelValues. */
   remove(...values: string[]): void {
     this.series.delete(values.join('\u0000'))
+    if (values.length === 0) this.unlabeled = undefined
   }
 
   abstract samples(out: string[]): void

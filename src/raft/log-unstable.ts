@@ -68,9 +68,10 @@ export class Unstable {
   }
 
   slice(lo: number, hi: number): Entry[] {
-    assert(lo <= hi, `invalid unstable.slice ${lo} > ${hi}`)
+    if (lo > hi) assert(false, `invalid unstable.slice ${lo} > ${hi}`)
     const upper = this.offset + this.entries.length
-    assert(lo >= this.offset && hi <= upper, `unstable.slice[${lo},${hi}) out of bound [${this.offset},${upper}]`)
+    if (lo < this.offset || hi > upper)
+      assert(false, `unstable.slice[${lo},${hi}) out of bound [${this.offset},${upper}]`)
     return this.entries.slice(lo - this.offset, hi - this.offset)
   }
 }

@@ -35,7 +35,8 @@ export class RaftLog {
     const lastnewi = index + ents.length
     const ci = this.findConflict(ents)
     if (ci !== 0) {
-      assert(ci > this.committed, `entry ${ci} conflicts with committed entry [committed(${this.committed})]`)
+      if (ci <= this.committed)
+        assert(false, `entry ${ci} conflicts with committed entry [committed(${this.committed})]`)
       const offset = index + 1
       this.append(ci === offset ? ents : ents.slice(ci - offset))
     }
@@ -46,7 +47,7 @@ export class RaftLog {
   append(ents: Entry[]): number {
     if (ents.length === 0) return this.lastIndex()
     const after = ents[0]!.index - 1
-    assert(after >= this.committed, `after(${after}) is out of range [committed(${this.committed})]`)
+    if (after < this.committed) assert(false, `after(${after}) is out of range [committed(${this.committed})]`)
     this.unstable.truncateAndAppend(ents)
     return this.lastIndex()
   }
@@ -112,20 +113,19 @@ export class RaftLog {
   commitTo(tocommit: number): void {
     // Never decrease commit.
     if (this.committed < tocommit) {
-      assert(
-        this.lastIndex() >= tocommit,
-        `tocommit(${tocommit}) is out of range [lastIndex(${this.lastIndex()})]. Was the raft log corrupted, truncated, or lost?`,
-      )
+      if (this.lastIndex() < tocommit)
+        assert(
+          false,
+          `tocommit(${tocommit}) is out of range [lastIndex(${this.lastIndex()})]. Was the raft log corrupted, truncated, or lost?`,
+        )
       this.committed = tocommit
     }
   }
 
   appliedTo(i: number): void {
     if (i === 0) return
-    assert(
-      this.committed >= i && i >= this.applied,
-      `applied(${i}) is out of range [prevApplied(${this.applied}), committed(${this.committed})]`,
-    )
+    if (this.committed < i || i < this.applied)
+      assert(false, `applied(${i}) is out of range [prevApplied(${this.applied}), committed(${this.committed})]`)
     this.applied = i
   }
 
@@ -215,10 +215,10 @@ export class RaftLog {
   }
 
   private mustCheckOutOfBounds(lo: number, hi: number): void {
-    assert(lo <= hi, `invalid slice ${lo} > ${hi}`)
+    if (lo > hi) assert(false, `invalid slice ${lo} > ${hi}`)
     const fi = this.firstIndex()
     if (lo < fi) throw new RaftError('ErrCompacted')
     const last = this.lastIndex()
-    assert(hi <= last + 1, `slice[${lo},${hi}) out of bound [${fi},${last}]`)
+    if (hi > last + 1) assert(false, `slice[${lo},${hi}) out of bound [${fi},${last}]`)
   }
 }

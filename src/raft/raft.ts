@@ -127,9 +127,9 @@ export class Raft {
       t === MessageType.MsgPreVote ||
       t === MessageType.MsgPreVoteResp
     ) {
-      assert(m.term !== 0, `term should be set when sending ${MessageType[t]}`)
+      if (m.term === 0) assert(false, `term should be set when sending ${MessageType[t]}`)
     } else {
-      assert(m.term === 0, `term should not be set when sending ${MessageType[t]} (was ${m.term})`)
+      if (m.term !== 0) assert(false, `term should not be set when sending ${MessageType[t]} (was ${m.term})`)
       if (t !== MessageType.MsgProp && t !== MessageType.MsgReadIndex) m.term = this.term
     }
     this.msgs.push(m)
@@ -578,7 +578,7 @@ export class Raft {
   }
 
   private stepLeaderProp(m: Message): void {
-    assert(m.entries.length > 0, `${this.id} stepped empty MsgProp`)
+    if (m.entries.length === 0) assert(false, `${this.id} stepped empty MsgProp`)
     if (!this.prs.has(this.id))
       throw new RaftError('ErrProposalDropped', 'this node was removed from the configuration')
     if (this.leadTransferee !== None) throw new RaftError('ErrProposalDropped', 'leadership transfer in progress')
@@ -805,10 +805,11 @@ export class Raft {
   }
 
   private loadState(hs: HardState): void {
-    assert(
-      hs.commit <= this.raftLog.lastIndex(),
-      `${this.id} state.commit ${hs.commit} is out of range [${this.raftLog.committed}, ${this.raftLog.lastIndex()}]`,
-    )
+    if (hs.commit > this.raftLog.lastIndex())
+      assert(
+        false,
+        `${this.id} state.commit ${hs.commit} is out of range [${this.raftLog.committed}, ${this.raftLog.lastIndex()}]`,
+      )
     // A persisted commit below the snapshot is possible when the application does not sync commit-only hard states
     // (etcd's MustSync): the snapshot holds only committed entries, so its index is a safe floor.
     this.raftLog.committed = Math.max(hs.commit, this.raftLog.committed)

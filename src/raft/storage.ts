@@ -114,7 +114,7 @@ export class MemoryStorage implements Storage {
   createSnapshot(i: number, cs: ConfState | undefined, data: Uint8Array): Snapshot {
     if (i <= this.snap.metadata.index) throw new RaftError('ErrSnapOutOfDate')
     const offset = this.ents[0]!.index
-    assert(i <= this.lastIndex(), `snapshot ${i} is out of bound lastindex(${this.lastIndex()})`)
+    if (i > this.lastIndex()) assert(false, `snapshot ${i} is out of bound lastindex(${this.lastIndex()})`)
     this.snap = {
       data,
       metadata: {
@@ -130,7 +130,8 @@ export class MemoryStorage implements Storage {
   compact(compactIndex: number): void {
     const offset = this.ents[0]!.index
     if (compactIndex <= offset) throw new RaftError('ErrCompacted')
-    assert(compactIndex <= this.lastIndex(), `compact ${compactIndex} is out of bound lastindex(${this.lastIndex()})`)
+    if (compactIndex > this.lastIndex())
+      assert(false, `compact ${compactIndex} is out of bound lastindex(${this.lastIndex()})`)
     const i = compactIndex - offset
     const head: Entry = { index: this.ents[i]!.index, term: this.ents[i]!.term, type: 0, data: new Uint8Array(0) }
     this.ents = [head, ...this.ents.slice(i + 1)]

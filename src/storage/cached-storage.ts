@@ -279,8 +279,8 @@ export abstract class CachedStorage implements DurableStorage {
 /** Asserts `entries` are contiguous and start at most one past `last` (a gap on disk would refuse the next start). */
 function checkEntries(entries: readonly Entry[], last: number): void {
   if (entries.length === 0) return
-  assert(entries[0]!.index <= last + 1, `missing log entry [last: ${last}, append at: ${entries[0]!.index}]`)
+  if (entries[0]!.index > last + 1) assert(false, `missing log entry [last: ${last}, append at: ${entries[0]!.index}]`)
   for (let i = 1; i < entries.length; i++) {
-    assert(entries[i]!.index === entries[i - 1]!.index + 1, `entries not contiguous at ${entries[i]!.index}`)
+    if (entries[i]!.index !== entries[i - 1]!.index + 1) assert(false, `entries not contiguous at ${entries[i]!.index}`)
   }
 }

@@ -78,8 +78,35 @@ function cborHead(b: Uint8Array, at: number, major: number, n: number): number {
   return at + 9
 }
 
+/**
+ * Adds a hard-state record: cbor-x's `encode([term, vote, commit])`, byte for byte. A save with entries writes one,
+ * so with one client every put does: the usual case (terms and commit indexes below 2^32, a vote of at most 23 ASCII
+ * characters, as member ids are) is written by hand into the frame buffer; anything else goes through cbor-x.
+ * test/storage/format.test.ts compares the bytes with cbor-x's.
+ */
 export function addHardStateRecord(w: FrameWriter, hs: HardState): void {
-  w.add(RecordType.HardState, encode([hs.term, hs.vote, hs.commit]))
+  const { term, vote, commit } = hs
+  if (!isUint32(term) || !isUint32(commit) || typeof vote !== 'string' || vote.length > 23 || !isAscii(vote)) {
+    w.add(RecordType.HardState, encode([term, vote, commit]))
+    return
+  }
+  let at = w.begin(RecordType.HardState, 1 + 5 + 1 + vote.length + 5)
+  const b = w.buffer
+  b[at++] = 0x83
+  at = cborHead(b, at, 0x00, term)
+  b[at++] = 0x60 | vote.length
+  for (let i = 0; i < vote.length; i++) b[at++] = vote.charCodeAt(i)
+  at = cborHead(b, at, 0x00, commit)
+  w.end(at)
+}
+
+function isUint32(n: unknown): n is number {
+  return typeof n === 'number' && n >>> 0 === n
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false
+  return true
 }
 
 export function addSnapshotRecord(w: FrameWriter, m: SnapshotMarker): void {

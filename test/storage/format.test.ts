@@ -14,6 +14,7 @@ import {
 } from '../../src/storage/format.js'
 import {
   addEntryRecord,
+  addHardStateRecord,
   decodeEntry,
   decodeSnapshotFile,
   encodeSnapshotFile,
@@ -48,6 +49,25 @@ describe('storage formats', () => {
         assert.deepEqual(frames[0]!.payload, new Uint8Array(want), `index ${index}, ${size} bytes`)
         assert.deepEqual(decodeEntry(frames[0]!.payload, { path: 'x', offset: 0 }), e)
         assert.deepEqual(decode(frames[0]!.payload)[0], index)
+      }
+    }
+  })
+
+  test('hard-state records are byte for byte what cbor-x encodes, on the hand path and off it', () => {
+    const values = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 7, Number.MAX_SAFE_INTEGER]
+    const votes = ['', '1', '8e9e05c52164694d', 'x'.repeat(23), 'x'.repeat(24), 'y'.repeat(300), 'é', 'a\u0000b']
+    for (const term of values) {
+      for (const commit of values) {
+        for (const vote of votes) {
+          const w = new FrameWriter(16)
+          addHardStateRecord(w, { term, vote, commit })
+          const { frames } = scanFrames(w.bytes(), 0, 'x', false)
+          assert.equal(frames.length, 1)
+          assert.equal(frames[0]!.type, RecordType.HardState)
+          const want = encode([term, vote, commit])
+          assert.deepEqual(frames[0]!.payload, new Uint8Array(want), `term ${term}, vote ${JSON.stringify(vote)}`)
+          assert.deepEqual(decode(frames[0]!.payload), [term, vote, commit])
+        }
       }
     }
   })
