@@ -105,6 +105,8 @@ interface CatchUpBatch {
   revs: number[]
   ends: number[]
   nextRev: number
+  /** Whether a watcher got it whole (then its Event[] is being encoded, and the next one costs less). */
+  taken: boolean
 }
 
 /** What a queued event costs in memory, roughly: its keys and values and a fixed overhead. */
@@ -744,9 +746,9 @@ export class WatchHub {
 
   /**
    * @internal The next catch-up batch of w (up to watchBatchRevisionsMax revisions from w.nextRev) if it fits in
-   * `budget` (what is left of the turn's replay budget); undefined when it must wait for the next turn. Watchers of one shape at
-   * one position read the same history, on any stream: the batch is computed once and its Event[] shared, so a
-   * transport encodes it once (1,000 replicas that fell behind together cost one encode per batch, not 1,000).
+   * `budget` (what is left of the turn's replay budget); undefined when it must wait for the next turn. Watchers of
+   * one shape at one position read the same history, on any stream: the batch is computed once and its Event[]
+   * shared, so a transport encodes it once (1,000 replicas that fell behind together cost one encode per batch).
    */
   catchUpBatch(w: Watcher, budget: number): { events: Event[]; nextRev: number; cost: number } | undefined {
     if (budget <= 0) return undefined
@@ -758,8 +760,8 @@ export class WatchHub {
     }
     const key = `${w.nextRev} ${w.shape}`
     let b = this.catchUps.get(key)
-    // Another watcher's batch: its Event[] is encoded once, whoever gets it, so it costs a fraction of a new one.
-    const share = b === undefined ? 1 : sharedBatchCostDivisor
+    // A batch another watcher already got: its Event[] is encoded once, whoever gets it, so it costs a fraction.
+    const share = b?.taken === true ? sharedBatchCostDivisor : 1
     if (b === undefined) {
       const batch = h.changesFrom(w.nextRev, this.config.watchBatchRevisionsMax)
       const events: Event[] = []
@@ -770,7 +772,7 @@ export class WatchHub {
         revs.push(rev)
         ends.push(events.length)
       }
-      b = { events, revs, ends, nextRev: revs.length > 0 ? revs[revs.length - 1]! + 1 : h.revision + 1 }
+      b = { events, revs, ends, nextRev: revs.length > 0 ? revs[revs.length - 1]! + 1 : h.revision + 1, taken: false }
       this.catchUps.set(key, b)
     }
     const n = b.revs.length
@@ -778,7 +780,10 @@ export class WatchHub {
     // The first k revisions cost their events, or k when that is more (reading history is work too).
     const cost = (k: number) => Math.max(b.ends[k - 1]!, k)
     const whole = Math.ceil(cost(n) / share)
-    if (whole <= budget) return { events: b.events, nextRev: b.nextRev, cost: whole }
+    if (whole <= budget) {
+      b.taken = true
+      return { events: b.events, nextRev: b.nextRev, cost: whole }
+    }
     // A batch that does not fit waits for the next turn, whole, so that watchers of its shape at its position still
     // share it (one encode); only one larger than a whole budget is cut, at the last revision that fits.
     if (budget < this.config.watchPumpEventsMax) return undefined
