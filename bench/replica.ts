@@ -32,23 +32,12 @@ import { parseArgs } from 'node:util'
 import { Worker } from 'node:worker_threads'
 import WebSocket from 'ws'
 import { openReplica } from '../src/replica/index.js'
+import { chromiumArgs, chromiumPath } from '../test/support/chromium.js'
 import { startEdgecdCluster } from './lib/clusters.js'
 import { Bodies, openPool, preload, runLoad } from './lib/load.js'
 import { processCpuSecs, startEdgecd } from './lib/servers.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-]
 const b64 = (s: string | Uint8Array) => Buffer.from(s).toString('base64')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
