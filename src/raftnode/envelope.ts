@@ -18,33 +18,9 @@ export function encodeEnvelope(id: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(1 + idHead + n + 2 + dataHead + len)
   out[0] = 0x82
   let at = 1
-  if (idHead === 1) out[at++] = 0x60 + n
-  else if (idHead === 2) {
-    out[at++] = 0x78
-    out[at++] = n
-  } else {
-    out[at++] = 0x79
-    out[at++] = n >>> 8
-    out[at++] = n & 0xff
-  }
+  at = writeTextHead(out, at, idHead, n)
   for (let i = 0; i < n; i++) out[at++] = id.charCodeAt(i)
-  out[at++] = 0xd8
-  out[at++] = 0x40
-  if (dataHead === 1) out[at++] = 0x40 + len
-  else if (dataHead === 2) {
-    out[at++] = 0x58
-    out[at++] = len
-  } else if (dataHead === 3) {
-    out[at++] = 0x59
-    out[at++] = len >>> 8
-    out[at++] = len & 0xff
-  } else {
-    out[at++] = 0x5a
-    out[at++] = len >>> 24
-    out[at++] = (len >>> 16) & 0xff
-    out[at++] = (len >>> 8) & 0xff
-    out[at++] = len & 0xff
-  }
+  at = writeBytesHead(out, at, dataHead, len)
   out.set(data, at)
   return out
 }
@@ -146,6 +122,24 @@ export function encodeEnvelopeSeq(prefix: Uint8Array, seq: number, data: Uint8Ar
   }
   out[0] = 0x82
   let at = 1
+  at = writeTextHead(out, at, idHead, n)
+  out.set(prefix, at)
+  at += n
+  for (let i = at - 1, v = seq; i >= at - (n - prefix.length); i--) {
+    out[i] = 0x30 + (v % 10)
+    v = Math.floor(v / 10)
+  }
+  at = writeBytesHead(out, at, dataHead, len)
+  return out
+}
+
+/** The most bytes encodeEnvelopeSeq writes in front of the data for a prefix of `prefixLength` bytes. */
+export function envelopeHeadBytesMax(prefixLength: number): number {
+  return 1 + 3 + prefixLength + 16 + 2 + 5
+}
+
+/** cbor's head of a text string of `n` bytes (`idHead` bytes long: 1, 2 or 3) at `at`; returns the next offset. */
+function writeTextHead(out: Uint8Array, at: number, idHead: number, n: number): number {
   if (idHead === 1) out[at++] = 0x60 + n
   else if (idHead === 2) {
     out[at++] = 0x78
@@ -155,12 +149,14 @@ export function encodeEnvelopeSeq(prefix: Uint8Array, seq: number, data: Uint8Ar
     out[at++] = n >>> 8
     out[at++] = n & 0xff
   }
-  out.set(prefix, at)
-  at += n
-  for (let i = at - 1, v = seq; i >= at - (n - prefix.length); i--) {
-    out[i] = 0x30 + (v % 10)
-    v = Math.floor(v / 10)
-  }
+  return at
+}
+
+/**
+ * cbor-x's tag 64 (a Uint8Array) and the head of a byte string of `len` bytes (`dataHead` bytes long: 1, 2, 3 or 5)
+ * at `at`; returns the next offset.
+ */
+function writeBytesHead(out: Uint8Array, at: number, dataHead: number, len: number): number {
   out[at++] = 0xd8
   out[at++] = 0x40
   if (dataHead === 1) out[at++] = 0x40 + len
@@ -178,10 +174,5 @@ export function encodeEnvelopeSeq(prefix: Uint8Array, seq: number, data: Uint8Ar
     out[at++] = (len >>> 8) & 0xff
     out[at++] = len & 0xff
   }
-  return out
-}
-
-/** The most bytes encodeEnvelopeSeq writes in front of the data for a prefix of `prefixLength` bytes. */
-export function envelopeHeadBytesMax(prefixLength: number): number {
-  return 1 + 3 + prefixLength + 16 + 2 + 5
+  return at
 }
