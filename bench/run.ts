@@ -22,8 +22,18 @@ import type { BenchModule, BenchOptions, BenchResult } from './types.js'
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const repoRoot = dirname(benchDir)
-/** Files in bench/ that are not bench modules. */
-const notBenches = new Set(['run.ts', 'types.ts'])
+/**
+ * Files in bench/ that are not bench modules: the runner and types, and stand-alone A/B and probe scripts run with
+ * `node --import tsx bench/<file>.ts` (each says how in its header; importing one would start its run).
+ */
+const notBenches = new Set([
+  'run.ts',
+  'types.ts',
+  'replica-apply-ab.ts',
+  'replica-fanout-ab.ts',
+  'watch-client-probe.ts',
+  'watch-session-micro.ts',
+])
 
 /** The bench modules in dir, by name (file name without .ts), sorted. */
 export function discover(dir: string): Map<string, string> {
