@@ -19,20 +19,13 @@ import { appendWatchResponse, GrpcFrames } from '../../src/api/grpc/watch-proto.
 import { GrpcWatchSession, type RawWatchTransport, type WatchSessionDeps } from '../../src/api/grpc/watch-session.js'
 import type { MemberApi, WatchStream } from '../../src/etcdserver/api.js'
 import type { KvStore } from '../../src/kv/store.js'
+import { watchResponse } from '../../src/kv/watch.js'
 import type { WatchRequest, WatchResponse } from '../../src/protocol/types.js'
 import { b, newStore, put } from '../kv/helpers.js'
 import { startTestMember } from '../server/helpers.js'
 import { post } from '../support/http.js'
 
-const base: WatchResponse = {
-  watch_id: 0,
-  created: false,
-  canceled: false,
-  compact_revision: 0,
-  cancel_reason: '',
-  fragment: false,
-  events: [],
-}
+const base: WatchResponse = watchResponse({})
 
 /** The messages of a chunk of enveloped gRPC messages. */
 function messages(chunk: Uint8Array): Uint8Array[] {

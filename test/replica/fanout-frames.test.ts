@@ -10,6 +10,7 @@ import { describe, test } from 'node:test'
 import WebSocket from 'ws'
 import { encodeMessage } from '../../src/api/http/codec/encode.js'
 import { watchJsonStats, watchResultJson } from '../../src/api/http/codec/watch-json.js'
+import { watchResponse } from '../../src/kv/watch.js'
 import * as M from '../../src/protocol/descriptors.js'
 import type { Event, ResponseHeader, WatchResponse } from '../../src/protocol/types.js'
 import { sharedFrameStats, textFrame } from '../../src/runtime/node/split-wss.js'
@@ -59,18 +60,7 @@ describe('replica fan-out: one watch message text and frame for every replica', 
     const events = [
       { type: 0, kv: { key: new Uint8Array([107]), value: new Uint8Array([118]), mod_revision: 9 } },
     ] as unknown as Event[]
-    const resp = (o: Partial<WatchResponse>) =>
-      ({
-        header,
-        watch_id: 0,
-        created: false,
-        canceled: false,
-        compact_revision: 0,
-        cancel_reason: '',
-        fragment: false,
-        events,
-        ...o,
-      }) as WatchResponse
+    const resp = (o: Partial<WatchResponse>) => watchResponse({ header, events, ...o })
     const full = (r: WatchResponse) => `{"result":${encodeMessage(M.WatchResponse, r)}}`
     const a = resp({})
     const r0 = watchJsonStats.textReuses
