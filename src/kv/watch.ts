@@ -69,10 +69,20 @@ export function watchResponse(fields: Partial<WatchResponse>): WatchResponse {
   }
 }
 
+/**
+ * A message waiting behind a congested transport: the events of one or more consecutive revisions of one watcher.
+ * While the stream stays congested, later revisions of the watcher are merged into its last queued message, up to
+ * watchBatchRevisionsMax revisions and watchCoalesceBytesMax bytes, so that a watcher that lags gets what it missed
+ * in one WatchResponse when the transport drains (etcd's victim and unsynced batches) instead of one per apply
+ * batch. `parts` are the hub's per-revision Event[] (shared by the watchers of a shape), joined when it is sent.
+ */
 interface Queued {
-  /** The first revision of its events (a coalesced message holds several). */
+  /** The first revision of its events. */
   rev: number
-  resp: WatchResponse
+  /** The last: the message's header.revision. */
+  last: number
+  /** The events of each revision, in revision order (one part per revision). */
+  parts: Event[][]
   events: number
   bytes: number
 }
@@ -106,6 +116,13 @@ interface CatchUpBatch {
   ends: number[]
   nextRev: number
   /** Whether a watcher got it whole (then its Event[] is being encoded, and the next one costs less). */
+  taken: boolean
+}
+
+/** The events of a queued message (WatchHub.queuedJoin), and whether a watcher was sent them already. */
+interface QueuedJoin {
+  parts: Event[][]
+  events: Event[]
   taken: boolean
 }
 
@@ -388,12 +405,11 @@ export class WatchStream {
       this.sendPend(w)
       if (!w.synced) return
     }
-    const resp = watchResponse({ header: header(rev), watch_id: w.id, events })
     if (!this.blocked && w.queue.length === 0) {
-      this.deliver(resp)
+      this.deliver(watchResponse({ header: header(rev), watch_id: w.id, events }))
       return
     }
-    this.enqueue(w, rev, resp, events.length, eventBytes(events))
+    this.enqueue(w, rev, rev, [events], events.length, eventBytes(events))
   }
 
   /** Adds a revision's events to w's message of this batch; one past the caps sends what waited first. */
@@ -409,7 +425,7 @@ export class WatchStream {
       p = undefined
       if (!w.synced) return
       if (this.blocked || w.queue.length > 0) {
-        this.enqueue(w, rev, watchResponse({ header: header(rev), watch_id: w.id, events }), events.length, bytes)
+        this.enqueue(w, rev, rev, [events], events.length, bytes)
         return
       }
     }
@@ -433,10 +449,10 @@ export class WatchStream {
     const p = w.pend
     if (p === undefined) return
     w.pend = undefined
-    const events = p.parts.length === 1 ? p.parts[0]! : this.hub.joined(w.shape, p.parts)
-    const resp = watchResponse({ header: header(p.last), watch_id: w.id, events })
-    if (!this.blocked && w.queue.length === 0) this.deliver(resp)
-    else this.enqueue(w, p.first, resp, p.events, p.bytes)
+    if (!this.blocked && w.queue.length === 0) {
+      const events = p.parts.length === 1 ? p.parts[0]! : this.hub.joined(w.shape, p.parts)
+      this.deliver(watchResponse({ header: header(p.last), watch_id: w.id, events }))
+    } else this.enqueue(w, p.first, p.last, p.parts, p.events, p.bytes)
   }
 
   /** @internal The apply batch ended (or something must not be coalesced across): sends every waiting message. */
@@ -448,10 +464,19 @@ export class WatchStream {
   }
 
   /**
-   * Queues a message for w behind a congested transport; past the queue limits the queue is dropped and w catches up
-   * from `firstRev` later.
+   * Queues w's events of revisions firstRev..lastRev (`parts`: one Event[] per revision) behind a congested
+   * transport, merged into w's last queued message while that stays within watchBatchRevisionsMax revisions and
+   * watchCoalesceBytesMax bytes (a lagging watcher gets what it missed in one message, as etcd's victims do); past
+   * the queue limits the queue is dropped and w catches up from `firstRev` (or its queue's first) later.
    */
-  private enqueue(w: Watcher, firstRev: number, resp: WatchResponse, events: number, bytes: number): void {
+  private enqueue(
+    w: Watcher,
+    firstRev: number,
+    lastRev: number,
+    parts: Event[][],
+    events: number,
+    bytes: number,
+  ): void {
     const c = this.hub.config
     if (
       w.queuedEvents + events > c.watcherQueueEventsMax ||
@@ -467,7 +492,19 @@ export class WatchStream {
       return
     }
     this.behind.add(w)
-    w.queue.push({ rev: firstRev, resp, events, bytes })
+    const tail = w.queue[w.queue.length - 1]
+    if (
+      tail !== undefined &&
+      tail.parts.length + parts.length <= c.watchBatchRevisionsMax &&
+      tail.bytes + bytes <= c.watchCoalesceBytesMax
+    ) {
+      // The queue holds consecutive revisions of this watcher only (live() and sendPend in revision order): the
+      // merged message is what one message per revision would have carried, in order, each revision whole.
+      tail.last = lastRev
+      for (const part of parts) tail.parts.push(part)
+      tail.events += events
+      tail.bytes += bytes
+    } else w.queue.push({ rev: firstRev, last: lastRev, parts: parts.slice(), events, bytes })
     w.queuedEvents += events
     this.queuedBytes += bytes
     this.hub.queuedBytes += bytes
@@ -505,16 +542,25 @@ export class WatchStream {
     if (!this.blocked) this.pump()
   }
 
-  /** Sends w's queued messages, as far as the turn's replay budget goes. */
+  /**
+   * Sends w's queued messages, as far as the turn's replay budget goes. A message whose events another watcher of
+   * the shape was just sent (the same revisions: WatchHub.queuedJoin) costs a fraction of them, as a shared catch-up
+   * batch does: the transport encodes that Event[] once.
+   */
   private flush(w: Watcher): void {
     const hub = this.hub
-    while (w.queue.length > 0 && !this.blocked && !this.closed && hub.fits(w.queue[0]!.events)) {
-      const q = w.queue.shift()!
+    while (w.queue.length > 0 && !this.blocked && !this.closed) {
+      const q = w.queue[0]!
+      const join = hub.queuedJoin(w.shape, q.parts)
+      const cost = join.taken ? Math.ceil(q.events / sharedBatchCostDivisor) : q.events
+      if (!hub.fits(cost)) return
+      join.taken = true
+      w.queue.shift()
       w.queuedEvents -= q.events
       this.queuedBytes -= q.bytes
       hub.queuedBytes -= q.bytes
-      hub.spend(q.events)
-      this.deliver(q.resp)
+      hub.spend(cost)
+      this.deliver(watchResponse({ header: header(q.last), watch_id: w.id, events: join.events }))
     }
   }
 
@@ -674,6 +720,7 @@ export class WatchHub {
   private replayTurn(): void {
     this.replayTurnScheduled = false
     this.replayLeft = this.config.watchPumpEventsMax
+    if (this.queuedJoins.size > 0) this.queuedJoins = new Map()
     if (this.replayWaiting.size === 0) return
     const streams = [...this.replayWaiting]
     this.replayWaiting.clear()
@@ -815,6 +862,33 @@ export class WatchHub {
     // Watchers of one shape got the same revisions but a few exceptions (a start inside the batch): a short list.
     if (list.length < 16) list.push({ parts, events })
     return events
+  }
+
+  /**
+   * Joins of queued messages sent since the last replay turn, by shape: watchers of a shape that fell behind together
+   * have the same revisions queued (the same per-revision Event[]s), and get one Event[] for them, encoded once.
+   * Emptied by the next replay turn (which every flush schedules), so it holds nothing for long.
+   */
+  private queuedJoins = new Map<string, QueuedJoin[]>()
+
+  /** @internal One Event[] for a queued message's parts, shared by the watchers of a shape that queued the same. */
+  queuedJoin(shape: string, parts: Event[][]): QueuedJoin {
+    let list = this.queuedJoins.get(shape)
+    if (list === undefined) {
+      list = []
+      this.queuedJoins.set(shape, list)
+    }
+    outer: for (const j of list) {
+      const jp = j.parts
+      if (jp.length !== parts.length || jp[0] !== parts[0] || jp[jp.length - 1] !== parts[parts.length - 1]) continue
+      for (let i = 1; i < parts.length - 1; i++) if (jp[i] !== parts[i]) continue outer
+      return j
+    }
+    // A copy: the queued message may still grow (merged into) if it is not sent now.
+    const j: QueuedJoin = { parts: parts.slice(), events: parts.length === 1 ? parts[0]! : parts.flat(), taken: false }
+    // Watchers of a shape fell behind at a few points (before or after the message that found the transport full).
+    if (list.length < 16) list.push(j)
+    return j
   }
 
   /** A new stream whose messages go to sink. */

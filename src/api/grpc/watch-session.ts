@@ -7,9 +7,11 @@
  * each through async iterables, which cost more than the member's own work per event (docs/benchmarks.md, "Watch
  * fan-out").
  *
- * Flow control is the member's (src/kv/watch.ts): past `sendBufferBytesMax` bytes not yet taken by the network the
- * sink answers "congested", the hub holds the stream's events back (queues, then etcd's victim/unsynced watchers)
- * and the stream is resumed when the transport says it drained. Web-standard only.
+ * Flow control is the member's (src/kv/watch.ts): past `sendBufferBytesMax` bytes not yet taken by the network, or
+ * past `sendLagBytesMax` still untaken when a turn ends (the client is behind), the sink answers "congested", the hub
+ * holds the stream's events back (queued, each watcher's merged into one message; past the queue limits etcd's
+ * victim/unsynced watchers, caught up from history) and the stream is resumed when the transport says it drained.
+ * Web-standard only.
  */
 
 import type { AuthInfo } from '../../auth/store.js'
@@ -83,15 +85,25 @@ export interface WatchSessionDeps {
    * back). Default 4 MiB: one put to 10,000 watchers of one stream is ~1 MB.
    */
   sendBufferBytesMax?: number
+  /**
+   * Bytes of earlier turns the transport may still hold when a turn ends before the call counts as lagging: the sink
+   * answers "congested" to the next turn's messages until the transport drains, and the hub merges each watcher's
+   * events of the turns in between into one message (etcd's victim batches). Default 64 KiB, HTTP/2's initial
+   * window; at most sendBufferBytesMax, at least the transport's high-water mark (Node: 16 KiB), so that a lagging
+   * call is reported drained.
+   */
+  sendLagBytesMax?: number
 }
 
 const defaultSendBufferBytesMax = 4 * 1024 * 1024
+const defaultSendLagBytesMax = 64 * 1024
 
 /** One Watch call. */
 export class GrpcWatchSession implements RawWatchCall {
   private readonly call: ReturnType<NonNullable<WatchSessionDeps['metrics']>['start']> | undefined
   private readonly frames = new GrpcFrames()
   private readonly sendMax: number
+  private readonly lagMax: number
   /** The member's stream once the call is authorized; requests before that wait in `early`. */
   private stream: WatchStream | undefined
   private early: WatchRequest[] | undefined = []
@@ -115,6 +127,7 @@ export class GrpcWatchSession implements RawWatchCall {
     private readonly transport: RawWatchTransport,
   ) {
     this.sendMax = deps.sendBufferBytesMax ?? defaultSendBufferBytesMax
+    this.lagMax = Math.min(deps.sendLagBytesMax ?? defaultSendLagBytesMax, this.sendMax)
     this.call = deps.metrics?.start('Watch')
     let requireLeader: boolean
     let info: AuthInfo | undefined | Promise<AuthInfo | undefined>
@@ -239,12 +252,17 @@ export class GrpcWatchSession implements RawWatchCall {
 
   private readonly release = (chunk: Uint8Array): void => this.frames.release(chunk)
 
-  /** Writes the turn's messages as one chunk. */
+  /**
+   * Writes the turn's messages as one chunk. One turn may write up to sendMax (a put to 10,000 watchers is ~1 MB);
+   * but when the network has not taken lagMax of it by the end of the turn, the client is behind: the next turns'
+   * events wait in the hub, merged per watcher, until 'drain' (etcd 3.4's stream falls behind the same way when its
+   * 128-message send buffer fills, and then sends a victim everything it missed in one message).
+   */
   private flush(): void {
     this.flushQueued = false
     if (this.ended || this.frames.size === 0) return
     this.transport.write(this.frames.take(), this.release)
-    if (this.transport.bufferedBytes >= this.sendMax) this.congested = true
+    if (this.transport.bufferedBytes >= this.lagMax) this.congested = true
     else this.resumeIfHeld()
   }
 
