@@ -320,6 +320,48 @@ describe('raw gRPC watch session', () => {
     for (const [id, revs] of byWatcher) assert.deepEqual(revs, want, `watcher ${id}`)
   })
 
+  test('a client behind by sendLagBytesMax at the end of a turn: the next turns merge per watcher until it drains', async () => {
+    const s = newStore()
+    const { t, call } = session(s, { sendLagBytesMax: 1024 })
+    call.data(Buffer.concat(Array.from({ length: 100 }, () => createReq('k'))))
+    await turn()
+    // From here the network takes nothing until the test says so.
+    const write = t.write.bind(t)
+    t.write = (chunk, written) => {
+      t.bufferedBytes += chunk.length
+      write(chunk, written)
+    }
+    const writesBefore = t.writes.length
+    for (let b = 0; b < 10; b++) {
+      s.watchHub.beginBatch()
+      for (let i = 0; i < 5; i++) put(s, 'k', `v${b}.${i}`)
+      s.watchHub.endBatch()
+      await turn()
+    }
+    // Batch 1's turn (100 messages, ~10 KB) left more than 1 KiB unsent: later turns found the call congested and
+    // wrote one message at most (the one that found it so).
+    assert.ok(t.writes.length - writesBefore <= 2, `${t.writes.length - writesBefore} writes while lagging`)
+    t.bufferedBytes = 0
+    call.drained()
+    for (let i = 0; i < 10 && t.responses().flatMap((r) => r.events).length < 100 * 50; i++) await turn()
+    const byWatcher = new Map<bigint, { revs: bigint[]; messages: number }>()
+    for (const r of t.responses()) {
+      if (r.events.length === 0) continue
+      const w = byWatcher.get(r.watchId) ?? { revs: [], messages: 0 }
+      for (const e of r.events) w.revs.push(e.kv!.modRevision)
+      w.messages++
+      assert.equal(r.header!.revision, r.events.at(-1)!.kv!.modRevision)
+      byWatcher.set(r.watchId, w)
+    }
+    assert.equal(byWatcher.size, 100)
+    const want = Array.from({ length: 50 }, (_, i) => BigInt(i + 2))
+    for (const [id, w] of byWatcher) {
+      assert.deepEqual(w.revs, want, `watcher ${id}`)
+      // Batch 1, (for one watcher, batch 2's message that found the call congested,) then the other 9 in one.
+      assert.ok(w.messages <= 3, `watcher ${id}: ${w.messages} messages`)
+    }
+  })
+
   test('the client going away closes every watcher and the stream count', async () => {
     const s = newStore()
     const streams = { n: 0 }
