@@ -504,7 +504,7 @@ export class WatchStream {
       for (const part of parts) tail.parts.push(part)
       tail.events += events
       tail.bytes += bytes
-    } else w.queue.push({ rev: firstRev, last: lastRev, parts: parts.slice(), events, bytes })
+    } else w.queue.push({ rev: firstRev, last: lastRev, parts, events, bytes }) // parts: a fresh array, or a dropped pend's
     w.queuedEvents += events
     this.queuedBytes += bytes
     this.hub.queuedBytes += bytes
