@@ -32,6 +32,7 @@ const notBenches = new Set([
   'replica-apply-ab.ts',
   'replica-fanout-ab.ts',
   'watch-client-probe.ts',
+  'watch-lag-micro.ts',
   'watch-session-micro.ts',
 ])
 
