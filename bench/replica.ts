@@ -34,6 +34,7 @@ import { parseArgs } from 'node:util'
 import { Worker } from 'node:worker_threads'
 import WebSocket from 'ws'
 import { openReplica } from '../src/replica/index.js'
+import { defaultCoalesceMs } from '../src/replica/source.js'
 import { chromiumArgs, chromiumPath } from '../test/support/chromium.js'
 import { startEdgecdCluster } from './lib/clusters.js'
 import { Bodies, openPool, preload, runLoad } from './lib/load.js'
@@ -477,7 +478,7 @@ async function fanoutPart(
           name: `fanout: put throughput with ${who}`,
           value: r.opsPerSec,
           unit: 'ops/s',
-          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put vs ${baseCpuUs.toFixed(0)} without: their write capacity ${((baseCpuUs / r.cpuUs) * 100).toFixed(0)}% of without (replicas elsewhere, as deployed); replicas' thread ${r.fleetCores.toFixed(2)} cores (${((r.fleetCores * 1e6) / r.opsPerSec).toFixed(0)} µs/put); bench process (load + replicas) ${r.benchCores.toFixed(2)} cores`,
+          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put vs ${baseCpuUs.toFixed(0)} without: their write capacity ${((baseCpuUs / r.cpuUs) * 100).toFixed(0)}% of without (replicas elsewhere, as deployed); replicas' thread ${r.fleetCores.toFixed(2)} cores (${((r.fleetCores * 1e6) / r.opsPerSec).toFixed(0)} µs/put); bench process (load + replicas) ${r.benchCores.toFixed(2)} cores; the replicas' watch window ${r.window ?? `${defaultCoalesceMs} ms (their default)`}${r.window === undefined ? '' : ' ms'}`,
         },
         {
           name: `fanout: ${who}: replicas' CPU per change`,
