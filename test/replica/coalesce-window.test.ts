@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import WebSocket from 'ws'
+import { Client } from '../../src/client/index.js'
 import { openReplica } from '../../src/replica/index.js'
 import { startTestMember } from '../server/helpers.js'
 import { b64, post } from '../support/index.js'
@@ -105,6 +106,36 @@ describe('watch coalescing window through a member (edgecd_coalesce_ms)', () => 
       assert.deepEqual(w.values(), ['1', '2'])
     } finally {
       w?.ws.terminate()
+      await m.stop()
+    }
+  })
+
+  test('the client: watch(..., { coalesceMs }) gets every event in order, in fewer responses', async () => {
+    const m = await startTestMember()
+    const client = new Client({ endpoints: [m.url], WebSocket })
+    try {
+      const w = client.watch({ prefix: 'c/' }, { coalesceMs: 200 })
+      await w.ready
+      const got: string[] = []
+      let responses = 0
+      const reading = (async () => {
+        for await (const r of w) {
+          if (r.events.length === 0) continue
+          responses++
+          for (const e of r.events) got.push(e.kv.value)
+          if (got.length >= 30) break
+        }
+      })()
+      const want: string[] = []
+      for (let i = 0; i < 30; i++) {
+        want.push(`c${i}`)
+        await post(m.url, '/v3/kv/put', { key: b64(`c/${i % 3}`), value: b64(`c${i}`) })
+      }
+      await reading
+      assert.deepEqual(got, want)
+      assert.ok(responses < 30, `${responses} responses for 30 puts`)
+    } finally {
+      client.close()
       await m.stop()
     }
   })
