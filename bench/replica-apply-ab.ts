@@ -8,6 +8,9 @@
  *
  *   git archive <old-commit> | tar -x -C /tmp/old && ln -s $PWD/node_modules /tmp/old/node_modules
  *   node --import tsx bench/replica-apply-ab.ts /tmp/old $PWD      # REPLICAS=50 PER=400 ROUNDS=15
+ *
+ * EVENTS=k: k changes per frame (k consecutive revisions of different keys, as a coalescing window delivers them,
+ * issue 13); PER counts changes either way.
  */
 const roots = process.argv.slice(2)
 if (roots.length === 0) {
@@ -80,10 +83,11 @@ async function setup(root: string, replicas: number) {
 
 const header = (rev: number, id: string) =>
   `{"result":{"header":{"cluster_id":"1","member_id":"2","revision":"${rev}","raft_term":"2"},"watch_id":"${id}",`
-const frame = (rev: number, id: string, key: string, version: number, del: boolean) =>
+const event = (rev: number, key: string, version: number, del: boolean) =>
   del
-    ? `${header(rev, id)}"events":[{"type":"DELETE","kv":{"key":"${key}","mod_revision":"${rev}"}}]}}`
-    : `${header(rev, id)}"events":[{"kv":{"key":"${key}","create_revision":"2","mod_revision":"${rev}","version":"${version}","value":"${value}"}}]}}`
+    ? `{"type":"DELETE","kv":{"key":"${key}","mod_revision":"${rev}"}}`
+    : `{"kv":{"key":"${key}","create_revision":"2","mod_revision":"${rev}","version":"${version}","value":"${value}"}}`
+const EVENTS = Number(process.env.EVENTS ?? 1)
 
 const replicas = Number(process.env.REPLICAS ?? 50)
 const per = Number(process.env.PER ?? 400)
@@ -96,10 +100,15 @@ for (let round = 0; round < Number(process.env.ROUNDS ?? 15); round++) {
     const s = sets[v]!
     const before = s.seen()
     const c0 = process.cpuUsage()
-    for (let n = 0; n < per; n++) {
-      const rev = ++revs[v]!
-      const key = b64(`bench/key/000${String(n % 100).padStart(2, '0')}`)
-      for (const so of s.sockets) so.ws.onmessage?.({ data: frame(rev, so.id, key, n + 2, n % 10 === 9) })
+    for (let n = 0; n < per; n += EVENTS) {
+      const evs: string[] = []
+      for (let j = n; j < n + EVENTS; j++) {
+        const key = b64(`bench/key/000${String(j % 100).padStart(2, '0')}`)
+        evs.push(event(++revs[v]!, key, j + 2, j % 10 === 9))
+      }
+      const events = evs.join(',')
+      const rev = revs[v]!
+      for (const so of s.sockets) so.ws.onmessage?.({ data: `${header(rev, so.id)}"events":[${events}]}}` })
       await new Promise((r) => setImmediate(r))
     }
     const c = process.cpuUsage(c0)

@@ -8,6 +8,11 @@
  *
  *   git archive <old-commit> | tar -x -C /tmp/old && ln -s $PWD/node_modules /tmp/old/node_modules
  *   node --import tsx bench/replica-fanout-ab.ts /tmp/old $PWD      # W=500 P=100 ROUNDS=8
+ *
+ * A tree given as `<tree>@<ms>` has its watches ask for a coalescing window (edgecd_coalesce_ms, issue 13), e.g.
+ * `$PWD@0 $PWD@100`: then the member's CPU per put inside the range (to all W streams) is the figure to compare,
+ * since a frame carries several puts; it is printed for every tree. PACE_MS=<ms> spaces the puts inside the range
+ * (one at a time, every PACE_MS), as a steady stream of writes; default as fast as 8 writers go.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -16,7 +21,12 @@ import { join } from 'node:path'
 import WebSocket from 'ws'
 import { freePort } from '../test/support/index.js'
 
-const roots = process.argv.slice(2)
+const specs = process.argv.slice(2).map((a) => {
+  const at = a.lastIndexOf('@')
+  return at > 0 ? { root: a.slice(0, at), window: Number(a.slice(at + 1)) } : { root: a, window: 0 }
+})
+const roots = specs.map((s) => s.root)
+const PACE_MS = Number(process.env.PACE_MS ?? 0)
 if (roots.length === 0) {
   console.error('usage: node --import tsx bench/replica-fanout-ab.ts <source tree> [<source tree> ...]')
   process.exit(2)
@@ -45,7 +55,7 @@ interface Member {
   events: number
 }
 
-async function start(root: string): Promise<Member> {
+async function start(root: string, window: number): Promise<Member> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const dir = mkdtempSync(join(tmpdir(), 'edgecd-fanout-ab-'))
@@ -77,7 +87,9 @@ async function start(root: string): Promise<Member> {
     await sleep(100)
   }
   const m: Member = { root, url, child, dir, sockets: [], frames: 0, events: 0 }
-  const req = JSON.stringify({ create_request: { key: b64('f/'), range_end: b64('f0') } })
+  const req = JSON.stringify({
+    create_request: { key: b64('f/'), range_end: b64('f0'), ...(window > 0 ? { edgecd_coalesce_ms: window } : {}) },
+  })
   for (let i = 0; i < W; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, W - i) }, async () => {
@@ -102,6 +114,17 @@ async function start(root: string): Promise<Member> {
 
 async function puts(m: Member, inside: boolean): Promise<void> {
   let next = 0
+  if (PACE_MS > 0) {
+    for (; next < P; next++) {
+      const t = performance.now()
+      const key = b64(`${inside ? 'f' : 'g'}/${next % 100}`)
+      const r = await fetch(`${m.url}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key, value }) })
+      await r.arrayBuffer()
+      const left = PACE_MS - (performance.now() - t)
+      if (left > 0) await sleep(left)
+    }
+    return
+  }
   await Promise.all(
     Array.from({ length: 8 }, async () => {
       while (next < P) {
@@ -122,8 +145,10 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const)
     process.exit(1)
   })
 try {
-  for (const r of roots) members.push(await start(r))
+  for (const s of specs) members.push(await start(s.root, s.window))
   const perFrame = roots.map(() => [] as number[])
+  const perPut = roots.map(() => [] as number[])
+  const framesPerPut = roots.map(() => [] as number[])
   for (let round = 0; round < ROUNDS; round++) {
     for (const [v, m] of members.entries()) {
       const c0 = cpuSecs(m.child.pid!)
@@ -137,6 +162,8 @@ try {
       if (m.events - e0 < P * W) throw new Error(`${m.root}: ${m.events - e0} of ${P * W} events arrived`)
       const c2 = cpuSecs(m.child.pid!)
       perFrame[v]!.push(((c2 - c1 - (c1 - c0)) * 1e6) / (m.frames - f0))
+      perPut[v]!.push(((c2 - c1 - (c1 - c0)) * 1e6) / P)
+      framesPerPut[v]!.push((m.frames - f0) / P)
       if (process.env.VERBOSE)
         console.error(
           `round ${round} ${m.root}: ${m.frames - f0} frames, ${m.events - e0} events, CPU ${(c1 - c0).toFixed(2)} s outside, ${(c2 - c1).toFixed(2)} s inside`,
@@ -146,7 +173,7 @@ try {
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!
   for (const [v, r] of roots.entries())
     console.log(
-      `${r}: ${median(perFrame[v]!.slice(1)).toFixed(2)} µs of member CPU per watch frame (median after 1 warm-up round; ${W} streams, ${P} puts per round; rounds: ${perFrame[v]!.map((x) => x.toFixed(1)).join(' ')})`,
+      `${r}${specs[v]!.window ? ` (window ${specs[v]!.window} ms)` : ''}: ${median(perFrame[v]!.slice(1)).toFixed(2)} µs of member CPU per watch frame, ${median(perPut[v]!.slice(1)).toFixed(0)} µs per put inside the range, ${median(framesPerPut[v]!.slice(1)).toFixed(1)} frames per put (medians after 1 warm-up round; ${W} streams, ${P} puts per round${PACE_MS ? `, one every ${PACE_MS} ms` : ''}; per frame by round: ${perFrame[v]!.map((x) => x.toFixed(1)).join(' ')})`,
     )
 } finally {
   for (const m of members) {

@@ -16,11 +16,13 @@
  *            bench/key/* on the leader: put throughput with the replicas against the mean of the runs without them
  *            (before and after), and the time from the end of the writes until every replica reflects the last write
  *            of its range. --replicas takes a list (1000,10000): one row set per count, one cluster; the members'
- *            --max-watch-streams / --max-watchers are raised to fit the largest
+ *            --max-watch-streams / --max-watchers are raised to fit the largest. --coalesce-ms takes a list of the
+ *            replicas' watch windows (edgecd_coalesce_ms; default the replica's, 100 ms; 0: none): `0,100` runs
+ *            each count with each window, alternated on one cluster (an A/B in one run)
  *
  *   npm run bench -- replica [--quick] [--parts browser,reads,fanout,apply] [--keys 100000] [--offline-writes 10000]
  *                            [--replicas 1000[,10000]] [--replicas-per-client 1] [--seconds 10]
- *                            [--fanout-prefix bench/key/000]
+ *                            [--fanout-prefix bench/key/000] [--coalesce-ms 100[,0]]
  *
  * --quick: 10,000 keys, 1,000 offline writes, 100 replicas, 3 s. Every wait is bounded; servers, the browser and the
  * replica worker are stopped at the end, also on failure.
@@ -32,6 +34,7 @@ import { parseArgs } from 'node:util'
 import { Worker } from 'node:worker_threads'
 import WebSocket from 'ws'
 import { openReplica } from '../src/replica/index.js'
+import { defaultCoalesceMs } from '../src/replica/source.js'
 import { chromiumArgs, chromiumPath } from '../test/support/chromium.js'
 import { startEdgecdCluster } from './lib/clusters.js'
 import { Bodies, openPool, preload, runLoad } from './lib/load.js'
@@ -337,6 +340,7 @@ async function fanoutPart(
   seconds: number,
   perClient: number,
   prefix = 'bench/key/000',
+  windows: (number | undefined)[] = [undefined],
 ): Promise<BenchResult[]> {
   const out: BenchResult[] = []
   const most = Math.max(...replicaCounts)
@@ -395,6 +399,7 @@ async function fanoutPart(
     const before = await run()
     const rows: {
       n: number
+      window: number | undefined
       opsPerSec: number
       cpuUs: number
       benchCores: number
@@ -409,42 +414,51 @@ async function fanoutPart(
       behind: number
       openSecs: number
     }[] = []
-    for (const n of replicaCounts) {
-      const { secs: openSecs } = await fleet.ask({ type: 'open', url: follower, prefix, count: n, perClient })
-      await fleet.ask({ type: 'count' })
-      const withReplicas = await run()
-      // Frames the replicas received during the run (warm-up included) and the changes they carried: how many
-      // revisions of one apply batch the member coalesced into one message, free of the machine's noise.
-      const { messages, changes } = await fleet.ask({ type: 'count' })
-      const stopped = performance.timeOrigin + performance.now()
-      // The last write of the followed range, on the cluster.
-      const tail = await call(leader, '/v3/kv/range', {
-        key: b64(prefix),
-        range_end: b64(end),
-        sort_order: 'DESCEND',
-        sort_target: 'MOD',
-        limit: 1,
-      })
-      const target = Number(tail.kvs?.[0]?.mod_revision ?? 0)
-      const { at, behind } = await fleet.ask({ type: 'await', target, timeoutMs: 60_000 })
-      rows.push({
-        n,
-        opsPerSec: withReplicas.opsPerSec,
-        cpuUs: withReplicas.serverCpuUsPerOp,
-        benchCores: withReplicas.clientCpuCores,
-        fleetCores: withReplicas.fleetCores,
-        fleetSecs: withReplicas.fleetSecs,
-        fleetSysSecs: withReplicas.fleetSysSecs,
-        followerUs: withReplicas.followerUsPerOp,
-        followerSys: withReplicas.followerSysShare,
-        messages,
-        changes,
-        convergeMs: Math.max(0, at - stopped),
-        behind,
-        openSecs,
-      })
-      await fleet.ask({ type: 'close' })
-    }
+    for (const n of replicaCounts)
+      for (const window of windows) {
+        const { secs: openSecs } = await fleet.ask({
+          type: 'open',
+          url: follower,
+          prefix,
+          count: n,
+          perClient,
+          coalesceMs: window,
+        })
+        await fleet.ask({ type: 'count' })
+        const withReplicas = await run()
+        // Frames the replicas received during the run (warm-up included) and the changes they carried: how many
+        // revisions of one apply batch the member coalesced into one message, free of the machine's noise.
+        const { messages, changes } = await fleet.ask({ type: 'count' })
+        const stopped = performance.timeOrigin + performance.now()
+        // The last write of the followed range, on the cluster.
+        const tail = await call(leader, '/v3/kv/range', {
+          key: b64(prefix),
+          range_end: b64(end),
+          sort_order: 'DESCEND',
+          sort_target: 'MOD',
+          limit: 1,
+        })
+        const target = Number(tail.kvs?.[0]?.mod_revision ?? 0)
+        const { at, behind } = await fleet.ask({ type: 'await', target, timeoutMs: 60_000 })
+        rows.push({
+          n,
+          window,
+          opsPerSec: withReplicas.opsPerSec,
+          cpuUs: withReplicas.serverCpuUsPerOp,
+          benchCores: withReplicas.clientCpuCores,
+          fleetCores: withReplicas.fleetCores,
+          fleetSecs: withReplicas.fleetSecs,
+          fleetSysSecs: withReplicas.fleetSysSecs,
+          followerUs: withReplicas.followerUsPerOp,
+          followerSys: withReplicas.followerSysShare,
+          messages,
+          changes,
+          convergeMs: Math.max(0, at - stopped),
+          behind,
+          openSecs,
+        })
+        await fleet.ask({ type: 'close' })
+      }
     const after = await run()
     await pool.close()
     const base = (before.opsPerSec + after.opsPerSec) / 2
@@ -457,13 +471,14 @@ async function fanoutPart(
       note: `64 clients on the leader; members' CPU ${before.serverCpuUsPerOp.toFixed(0)} µs/put; bench process ${before.clientCpuCores.toFixed(2)} cores${flags}`,
     })
     for (const r of rows) {
-      const who = `${r.n.toLocaleString('en-US')} replicas${perClient > 1 ? ` (${perClient} per client)` : ''}`
+      const win = r.window === undefined ? '' : r.window === 0 ? ', no window' : `, window ${r.window} ms`
+      const who = `${r.n.toLocaleString('en-US')} replicas${perClient > 1 ? ` (${perClient} per client)` : ''}${win}`
       out.push(
         {
           name: `fanout: put throughput with ${who}`,
           value: r.opsPerSec,
           unit: 'ops/s',
-          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put vs ${baseCpuUs.toFixed(0)} without: their write capacity ${((baseCpuUs / r.cpuUs) * 100).toFixed(0)}% of without (replicas elsewhere, as deployed); replicas' thread ${r.fleetCores.toFixed(2)} cores (${((r.fleetCores * 1e6) / r.opsPerSec).toFixed(0)} µs/put); bench process (load + replicas) ${r.benchCores.toFixed(2)} cores`,
+          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put vs ${baseCpuUs.toFixed(0)} without: their write capacity ${((baseCpuUs / r.cpuUs) * 100).toFixed(0)}% of without (replicas elsewhere, as deployed); replicas' thread ${r.fleetCores.toFixed(2)} cores (${((r.fleetCores * 1e6) / r.opsPerSec).toFixed(0)} µs/put); bench process (load + replicas) ${r.benchCores.toFixed(2)} cores; the replicas' watch window ${r.window ?? `${defaultCoalesceMs} ms (their default)`}${r.window === undefined ? '' : ' ms'}`,
         },
         {
           name: `fanout: ${who}: replicas' CPU per change`,
@@ -487,7 +502,7 @@ async function fanoutPart(
           name: `fanout: ${who}: changes per watch message`,
           value: r.changes / Math.max(1, r.messages),
           unit: 'x',
-          note: `${r.messages.toLocaleString('en-US')} messages carried ${r.changes.toLocaleString('en-US')} changes (one apply batch's revisions coalesced per watcher)`,
+          note: `${r.messages.toLocaleString('en-US')} messages carried ${r.changes.toLocaleString('en-US')} changes (an apply batch's, or with a window the window's, revisions per message); about ${(r.messages / Math.max(1, r.opsPerSec * seconds)).toFixed(2)} frames per put to all the replicas`,
         },
         {
           name: `fanout: open ${who} (${Math.round(share * 10_000).toLocaleString('en-US')} keys each)`,
@@ -520,6 +535,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       replicas: { type: 'string' },
       'replicas-per-client': { type: 'string' },
       'fanout-prefix': { type: 'string' },
+      'coalesce-ms': { type: 'string' },
       seconds: { type: 'string' },
     },
     strict: false,
@@ -541,7 +557,15 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   if (parts.includes('apply')) out.push(...(await applyPart(q ? 50 : 200, q ? 10_000 : 100_000)))
   if (parts.includes('fanout'))
     out.push(
-      ...(await fanoutPart(replicas, seconds, perClient, values['fanout-prefix'] as string | undefined)).map((r) => ({
+      ...(
+        await fanoutPart(
+          replicas,
+          seconds,
+          perClient,
+          values['fanout-prefix'] as string | undefined,
+          values['coalesce-ms'] === undefined ? undefined : String(values['coalesce-ms']).split(',').map(Number),
+        )
+      ).map((r) => ({
         ...r,
         note: `${r.note ?? ''}; ${load()}`,
       })),

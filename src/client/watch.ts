@@ -32,6 +32,11 @@ export interface WatchOptions {
   filters?: ('NOPUT' | 'NODELETE')[]
   /** Ask the server for periodic progress notifications (event-less responses). */
   progressNotify?: boolean
+  /**
+   * edgecd extension (etcd ignores it): ask the member to send this watch's events at most once per this many ms,
+   * several revisions in one response (`edgecd_coalesce_ms`, at most 1,000). Default: none, etcd's behaviour.
+   */
+  coalesceMs?: number
   /** Answers kept waiting for the reader before the socket is paused (default 1,000). */
   maxQueuedResponses?: number
   /** Consecutive failed reconnects before the watch gives up with ERR_UNAVAILABLE (default 100). */
@@ -94,6 +99,7 @@ export class Watcher implements AsyncIterable<WatchResponse>, StreamWatch {
     if (this.opts.prevKv) c.prev_kv = true
     if (this.opts.filters?.length) c.filters = this.opts.filters
     if (this.opts.progressNotify) c.progress_notify = true
+    if (this.opts.coalesceMs) c.edgecd_coalesce_ms = this.opts.coalesceMs
     return c
   }
 

@@ -400,6 +400,9 @@ export class Member implements MemberApi {
     member.progressTimer = clock.setInterval(() => kv.watchHub.progressNotify(), c.watchProgressNotifyIntervalMs)
     // The watch hub's replay turns (catch-up from history, src/kv/watch.ts) run on the member's clock.
     kv.watchHub.defer = (fn) => void clock.setTimeout(fn, 0)
+    // Its coalescing windows (edgecd_coalesce_ms) too.
+    kv.watchHub.now = () => clock.now()
+    kv.watchHub.setTimer = (fn, ms) => void clock.setTimeout(fn, ms)
     return member
   }
 

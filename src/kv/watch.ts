@@ -51,6 +51,12 @@ export interface WatchHistory {
   changesFrom(from: number, maxRevisions: number): { rev: number; changes: readonly Change[] }[]
 }
 
+/**
+ * The longest coalescing window a watch create may ask for (`edgecd_coalesce_ms`, an edgecd extension); longer asks
+ * get this. It bounds how long a member holds a watcher's events: at most this long's writes.
+ */
+export const watchCoalesceMsMax = 1000
+
 /** etcd's mvcc errors sent as cancel_reason. */
 const errDuplicateWatchId = 'mvcc: duplicate watch ID provided on the WatchStream'
 const errEmptyWatcherRange = 'mvcc: watcher range is empty'
@@ -148,8 +154,13 @@ class Watcher {
   synced: boolean
   readonly queue: Queued[] = []
   queuedEvents = 0
-  /** Events of an apply batch not sent yet (WatchHub.beginBatch): one message at the end of the batch. */
+  /**
+   * Events not sent yet: of an apply batch (WatchHub.beginBatch), one message at the end of the batch; of a watcher
+   * with a coalescing window, one message when its window group is next due (WatchHub windows).
+   */
   pend: Coalesced | undefined
+  /** Whether it is in its stream's list of watchers with a windowed message held (WatchStream.held), once at most. */
+  listed = false
   /**
    * What decides this watcher's events for a revision: its range and filters. Watchers of one shape get the very same
    * Event[] from WatchHub.notify, so a transport can encode it once per shape (see the sinks) rather than per watcher.
@@ -165,6 +176,8 @@ class Watcher {
     readonly noDelete: boolean,
     readonly progressNotify: boolean,
     startRev: number,
+    /** The coalescing window in ms (edgecd_coalesce_ms, clamped to watchCoalesceMsMax); 0: none (etcd's behaviour). */
+    readonly windowMs: number,
   ) {
     this.nextRev = startRev
     this.synced = false
@@ -257,6 +270,7 @@ export class WatchStream {
       req.filters.includes(FilterType.NODELETE),
       req.progress_notify,
       startRev,
+      coalesceWindowMs(req.edgecd_coalesce_ms),
     )
     w.synced = startRev > current
     this.watchers.set(id, w)
@@ -396,7 +410,7 @@ export class WatchStream {
   live(w: Watcher, rev: number, events: Event[]): void {
     if (this.closed) return
     w.nextRev = rev + 1
-    if (this.hub.batching && !this.blocked && w.queue.length === 0) {
+    if ((this.hub.batching || w.windowMs > 0) && !this.blocked && w.queue.length === 0) {
       this.coalesce(w, rev, events)
       return
     }
@@ -431,8 +445,13 @@ export class WatchStream {
     }
     if (p === undefined) {
       w.pend = { first: rev, last: rev, parts: [events], events: events.length, bytes }
-      this.coalesced.push(w)
-      this.hub.pending.add(this)
+      if (w.windowMs === 0) this.coalesced.push(w)
+      else if (!w.listed) {
+        w.listed = true
+        this.held.push(w)
+      }
+      if (w.windowMs > 0) this.hub.windowed(this, w.windowMs)
+      else this.hub.pending.add(this)
       return
     }
     p.last = rev
@@ -443,6 +462,12 @@ export class WatchStream {
 
   /** Watchers of this stream with a coalesced message waiting, in the order their first event came. */
   private coalesced: Watcher[] = []
+  /**
+   * Watchers with a coalescing window and a message held (until their window group is due, WatchHub.windowed). Apart
+   * from `coalesced`: another watcher's message does not send them (a window delays this watcher's events, by its
+   * client's choice; each watcher's own messages stay in order), a progress answer, a cancel or a compaction does.
+   */
+  private held: Watcher[] = []
 
   /** Sends (or queues, when congested) w's coalesced message. */
   private sendPend(w: Watcher): void {
@@ -455,12 +480,33 @@ export class WatchStream {
     } else this.enqueue(w, p.first, p.last, p.parts, p.events, p.bytes)
   }
 
-  /** @internal The apply batch ended (or something must not be coalesced across): sends every waiting message. */
-  flushCoalesced(): void {
-    if (this.coalesced.length === 0) return
-    const ws = this.coalesced
-    this.coalesced = []
-    for (const w of ws) if (this.watchers.get(w.id) === w) this.sendPend(w)
+  /**
+   * @internal The apply batch ended (`batchOnly`: the windowed watchers' messages wait for their window group) or
+   * something must not be coalesced across: sends the waiting messages.
+   */
+  flushCoalesced(batchOnly = false): void {
+    if (this.coalesced.length > 0) {
+      const ws = this.coalesced
+      this.coalesced = []
+      for (const w of ws) if (this.watchers.get(w.id) === w) this.sendPend(w)
+    }
+    if (!batchOnly) this.flushHeld(0)
+  }
+
+  /** @internal Sends the held messages of the watchers with window `ms` (0: all of them). */
+  flushHeld(ms: number): void {
+    if (this.held.length === 0) return
+    const ws = this.held
+    this.held = []
+    for (const w of ws) {
+      const mine = this.watchers.get(w.id) === w && w.pend !== undefined
+      if (mine && ms !== 0 && w.windowMs !== ms) {
+        this.held.push(w)
+        continue
+      }
+      w.listed = false
+      if (mine) this.sendPend(w)
+    }
   }
 
   /**
@@ -526,7 +572,8 @@ export class WatchStream {
   notifyProgress(rev: number): void {
     for (const w of this.watchers.values()) {
       if (this.blocked || this.closed) return
-      if (w.progressNotify && w.synced && w.queue.length === 0) {
+      // A watcher whose window holds events gets them (header: their last revision) soon, not a progress before them.
+      if (w.progressNotify && w.synced && w.queue.length === 0 && w.pend === undefined) {
         this.deliver(watchResponse({ header: header(rev), watch_id: w.id }))
       }
     }
@@ -609,7 +656,7 @@ export class WatchStream {
     // Anything else said on the stream (created, canceled, progress, catch-up) comes after the batch's events so far:
     // a message is never coalesced across it.
     if (this.coalesced.length > 0) {
-      this.flushCoalesced()
+      this.flushCoalesced(true)
       if (this.closed) return
     }
     let ok: boolean
@@ -622,6 +669,21 @@ export class WatchStream {
     }
     if (!ok) this.blocked = true
   }
+}
+
+/** The watchers with one coalescing window (WatchHub.windowed): the streams holding their messages. */
+interface WindowGroup {
+  ms: number
+  /** When the group's messages were last sent (WatchHub.now). */
+  lastSent: number
+  timer: boolean
+  streams: Set<WatchStream>
+}
+
+/** A create's edgecd_coalesce_ms as a window: 0 when absent or not positive, at most watchCoalesceMsMax. */
+function coalesceWindowMs(ms: number | undefined): number {
+  if (ms === undefined || !(ms > 0)) return 0
+  return Math.min(watchCoalesceMsMax, Math.ceil(ms))
 }
 
 /** The range watchers of one range. */
@@ -770,20 +832,94 @@ export class WatchHub {
     this.batchDepth++
   }
 
-  /** Ends a batch: every coalesced message is sent (or queued behind a congested transport). */
+  /**
+   * Ends a batch: every coalesced message is sent (or queued behind a congested transport), but those of watchers
+   * with a coalescing window, which wait for their window group (see windowed).
+   */
   endBatch(): void {
     if (this.batchDepth > 0) this.batchDepth--
-    if (this.batchDepth === 0) this.flush()
+    if (this.batchDepth === 0) this.flushBatch()
   }
 
-  /** Sends every coalesced message now (before a compaction, a snapshot restore, and at the end of a batch). */
+  private flushBatch(): void {
+    if (this.pending.size > 0) {
+      const streams = [...this.pending]
+      this.pending.clear()
+      for (const s of streams) s.flushCoalesced(true)
+    }
+    for (const g of this.windows.values()) if (g.streams.size > 0) this.windowDue(g)
+    if (this.joins.size > 0 && this.batchDepth === 0) this.joins = new Map()
+  }
+
+  /** Sends every coalesced message now, windowed ones too (before a compaction and a snapshot restore). */
   flush(): void {
     if (this.pending.size > 0) {
       const streams = [...this.pending]
       this.pending.clear()
       for (const s of streams) s.flushCoalesced()
     }
+    for (const g of this.windows.values()) if (g.streams.size > 0) this.flushWindow(g)
     if (this.joins.size > 0) this.joins = new Map()
+  }
+
+  // ---------------------------------------------------------------- coalescing windows (edgecd_coalesce_ms)
+
+  /**
+   * Monotonic ms and a one-shot timer for the coalescing windows; the member sets them to its clock (virtual time in
+   * test/sim/member/), tests may replace them.
+   */
+  now: () => number = () => performance.now()
+  setTimer: (fn: () => void, ms: number) => void = (fn, ms) => {
+    setTimeout(fn, ms)
+  }
+
+  /**
+   * Watchers that asked for a coalescing window of W ms form one group per W: the group's held messages all go out
+   * together, at most once per W (throttled: at the end of the first batch after W ms of quiet at once, else when
+   * the window since the last send ends). All of a group's watchers of one shape thus got the same revisions and
+   * share one Event[] (joined), and their transports one encoded text and frame (issue 13: 1,000 replicas of one
+   * range cost one encode per window, and one frame per replica per window instead of per apply batch).
+   */
+  private readonly windows = new Map<number, WindowGroup>()
+
+  /** @internal s holds a message of a watcher with window `ms`. */
+  windowed(s: WatchStream, ms: number): void {
+    let g = this.windows.get(ms)
+    if (g === undefined) {
+      g = { ms, lastSent: Number.NEGATIVE_INFINITY, timer: false, streams: new Set() }
+      this.windows.set(ms, g)
+    }
+    g.streams.add(s)
+    // A lone write outside an apply batch (tests, a member that does not batch): decided when its notify ends, as
+    // at a batch's end, so that every watcher of the group got the revision first.
+    if (this.batchDepth === 0) this.windowCheck = true
+  }
+
+  /** A lone write held windowed messages: notify decides when they go (windowDue) once every watcher has them. */
+  private windowCheck = false
+
+  /** Sends g's held messages if its window since the last send is over, else makes sure its timer runs. */
+  private windowDue(g: WindowGroup): void {
+    const wait = g.lastSent + g.ms - this.now()
+    if (wait <= 0) {
+      this.flushWindow(g)
+      return
+    }
+    if (g.timer) return
+    g.timer = true
+    this.setTimer(() => {
+      g.timer = false
+      if (g.streams.size > 0) this.windowDue(g)
+    }, Math.ceil(wait))
+  }
+
+  private flushWindow(g: WindowGroup): void {
+    g.lastSent = this.now()
+    const streams = [...g.streams]
+    g.streams.clear()
+    for (const s of streams) s.flushHeld(g.ms)
+    // The joins of this send are not the batch's (a batch in progress keeps its own, shared with what follows).
+    if (this.batchDepth === 0 && this.joins.size > 0) this.joins = new Map()
   }
 
   /** Catch-up batches by position and shape, valid while the store stays at one revision and compaction. */
@@ -952,6 +1088,10 @@ export class WatchHub {
       if (ws !== undefined) for (const w of ws) consider(w)
     }
     for (let i = 0; i < matched.length; i++) matched[i]!.stream.live(matched[i]!, rev, evsOf[i]!)
+    if (this.windowCheck) {
+      this.windowCheck = false
+      if (this.batchDepth === 0) for (const g of this.windows.values()) if (g.streams.size > 0) this.windowDue(g)
+    }
   }
 
   /** @internal After the store was replaced by a snapshot. */
@@ -965,6 +1105,7 @@ export class WatchHub {
   forget(s: WatchStream): void {
     this.streams.delete(s)
     this.pending.delete(s)
+    for (const g of this.windows.values()) g.streams.delete(s)
     this.replayWaiting.delete(s)
   }
 

@@ -229,6 +229,8 @@ export const WatchCreateRequest: MessageDesc<T.WatchCreateRequest> = msg('etcdse
   ['prev_kv', 'bool'],
   ['watch_id', 'int64id'],
   ['fragment', 'bool'],
+  // edgecd's extension (JSON only; not in etcd's proto): the watcher's coalescing window in ms (src/kv/watch.ts).
+  ['edgecd_coalesce_ms', 'int64'],
 ])
 export const WatchCancelRequest: MessageDesc<T.WatchCancelRequest> = msg('etcdserverpb.WatchCancelRequest', [
   ['watch_id', 'int64id'],

@@ -253,6 +253,11 @@ export interface WatchCreateRequest {
   /** 0 with no id set: the server assigns one (etcd's AutoWatchID is 0 on the wire). */
   watch_id: WatchId
   fragment: boolean
+  /**
+   * edgecd extension (etcd has no such field and ignores it): send this watcher's events at most once per this many
+   * ms, several revisions in one message (src/kv/watch.ts, WatchHub windows). 0 or absent: etcd's behaviour.
+   */
+  edgecd_coalesce_ms?: number
 }
 
 export interface WatchCancelRequest {

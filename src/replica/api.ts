@@ -38,6 +38,14 @@ export interface ReplicaOptions {
   readTimeoutMs?: number
   /** openReplica rejects after this long with no local copy and no answer from the cluster (default 30,000 ms). */
   openTimeoutMs?: number
+  /**
+   * The live watch's coalescing window in ms (default 100; 0: none; at most 1,000): the member sends this range's
+   * changes at most once per window, several revisions per message (`edgecd_coalesce_ms`, an edgecd extension;
+   * etcd ignores it and sends one message per revision). A change after a quiet window comes at once; under a
+   * steady stream, local state and subscribers lag the cluster by up to the window, but a linearizable read does
+   * not wait for it (its progress request sends what the member holds). See docs/replica.md.
+   */
+  coalesceMs?: number
   /** WebSocket constructor (default globalThis.WebSocket; on Node 20 pass the `ws` package's). */
   WebSocket?: unknown
   fetch?: typeof fetch
@@ -292,7 +300,7 @@ export function clientOf(opts: ReplicaOptions): Client {
 export async function openReplica(opts: ReplicaOptions): Promise<Replica> {
   const ranges = rangesOf(opts)
   const client = opts.source ? undefined : clientOf(opts)
-  const source = opts.source ?? new ClientSource(client!)
+  const source = opts.source ?? new ClientSource(client!, opts.coalesceMs)
   const engine = new ReplicaEngine({
     storage: opts.storage ?? new MemoryReplicaStorage(),
     ranges,

@@ -282,6 +282,21 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', {
     w.close()
   })
 
+  test('edgecd_coalesce_ms (edgecd extension, etcd ignores it): the same created and events, spaced puts alike', async () => {
+    const w = await bothWatch(
+      JSON.stringify({ create_request: { key: b64('cm/'), range_end: b64('cm0'), edgecd_coalesce_ms: 50 } }),
+    )
+    await w.next('created')
+    // Puts a window apart: edgecd sends each at once, as etcd (closer ones would share a message on edgecd).
+    for (let i = 0; i < 3; i++) {
+      await same('/v3/kv/put', JSON.stringify({ key: b64(`cm/${i}`), value: b64(String(i)) }))
+      await w.next(`put ${i}`)
+      await new Promise((r) => setTimeout(r, 120))
+    }
+    await w.quiet()
+    w.close()
+  })
+
   test('keepalive of a live lease, several in one body, and of a revoked one', async () => {
     await same('/v3/lease/grant', JSON.stringify({ TTL: 60, ID: 6161 }))
     await same(

@@ -145,7 +145,7 @@ export async function openReplica(opts: BrowserReplicaOptions): Promise<BrowserR
     let promoted: Promise<void> | undefined
     const lead = async (lock: Lock | null, got?: (led: boolean) => void) => {
       if (!lock || closed) return got?.(false)
-      promoted = engine.promote(new ClientSource(client))
+      promoted = engine.promote(new ClientSource(client, opts.coalesceMs))
       got?.(true)
       await promoted.catch(() => {})
       await held
