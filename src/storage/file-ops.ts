@@ -44,8 +44,10 @@ export interface WriteFile {
    * Writes all of `data` at byte `position` (looping over short writes) and resolves only once it is on stable
    * storage, with the file length if the write grew the file: one O_DSYNC write, or write + fdatasync. An overwrite
    * inside space that was already written and synced needs no metadata flush, which is why the WAL preallocates.
+   * `background`: no request waits on this write (the WAL's zero fill); a runtime may schedule it apart from the
+   * writes that answer requests and leave it out of whatever it learns from their sizes (Node: the blocking-write gate).
    */
-  writeDurable(data: Uint8Array, position: number): Promise<void>
+  writeDurable(data: Uint8Array, position: number, background?: boolean): Promise<void>
   close(): Promise<void>
 }
 

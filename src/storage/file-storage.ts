@@ -234,7 +234,7 @@ export class FileStorage extends CachedStorage implements DurableStorage {
     if (this.allocEnd - this.activeSize >= chunk / 2 || this.allocEnd >= this.opts.walSegmentBytesMax) return
     const from = this.allocEnd
     const n = Math.min(chunk, this.opts.walSegmentBytesMax - from)
-    this.filling = file.writeDurable(zeros(n), from).then(
+    this.filling = file.writeDurable(zeros(n), from, true).then(
       () => {
         this.allocEnd = Math.max(this.allocEnd, from + n)
         this.filling = undefined

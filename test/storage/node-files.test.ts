@@ -57,3 +57,35 @@ test('node files: a lone small durable write is done when the call returns; writ
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('node files: a background write (the WAL zero fill) leaves the blocking-write gate as it was', async () => {
+  const { readFileSync } = await import('node:fs')
+  const { NodeFileOps } = await import('../../src/runtime/node/file-ops.js')
+  const dir = await mkdtemp(join(tmpdir(), 'edgecd-node-'))
+  try {
+    const ops = new NodeFileOps(dir)
+    const f = await ops.openWrite('w')
+    const a = new Uint8Array(300).fill(0x61)
+    const b = new Uint8Array(300).fill(0x62)
+    for (let i = 0; i < 200; i++) await f.writeDurable(b, 0)
+    await new Promise((r) => setImmediate(r))
+    // A 1 MiB zero fill, as FileStorage.preallocate starts it.
+    await f.writeDurable(new Uint8Array(1 << 20), 4096, true)
+    await new Promise((r) => setImmediate(r))
+    // The next lone small write is still one blocking write: counted in the size average, the fill would have sent
+    // it (and about 24 after it) through the pool.
+    // A blocking write's promise settles within microtasks; a pool write's only after an event-loop turn.
+    let settled = false
+    const next = f.writeDurable(a, 0).then(() => {
+      settled = true
+    })
+    for (let i = 0; i < 5; i++) await Promise.resolve()
+    assert.equal(settled, true, 'the small write after the fill went through the pool')
+    assert.deepEqual(readFileSync(join(dir, 'w')).subarray(0, 300), Buffer.from(a))
+    await next
+    assert.equal(readFileSync(join(dir, 'w')).length, 4096 + (1 << 20))
+    await f.close()
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})

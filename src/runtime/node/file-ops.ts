@@ -251,7 +251,10 @@ class NodeWriteFile implements WriteFile {
     this.fd = fh.fd
   }
 
-  writeDurable(data: Uint8Array, position: number): Promise<void> {
+  writeDurable(data: Uint8Array, position: number, background = false): Promise<void> {
+    // The zero fill (1 MiB) would otherwise raise the size average and send the next ~24 lone puts through the pool.
+    if (background)
+      return new Promise<void>((resolve, reject) => new DurableWrite(this.fd, this.p, data, position, resolve, reject))
     const n = data.byteLength
     writeBytesAvg += (Math.min(n, syncWriteBytesMax * 4) - writeBytesAvg) / 8
     writeBytesMin = Math.min(n, writeBytesMin * 1.02)
