@@ -6,8 +6,12 @@
 import { openNodeStorage } from '../../src/runtime/node/storage.js'
 import { nextOp, rng, runOp } from './crash-workload.js'
 
-const [dir, seedArg, stepsArg] = process.argv.slice(2)
-const s = await openNodeStorage(dir!, { walSegmentBytesMax: 16 * 1024 })
+const [dir, seedArg, stepsArg, segArg, fillArg] = process.argv.slice(2)
+// Optional: the segment size and the zero fill's chunk (crash.test.ts runs a variant whose fill runs mid-segment).
+const s = await openNodeStorage(dir!, {
+  walSegmentBytesMax: Number(segArg ?? 16 * 1024),
+  ...(fillArg ? { walPreallocateBytes: Number(fillArg) } : {}),
+})
 const r = rng(Number(seedArg))
 const stepsMax = Number(stepsArg)
 process.stdout.write('open\n')

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { test } from 'node:test'
@@ -40,10 +40,19 @@ function stateOf(
 }
 
 /** Runs the child until it has acknowledged `killAfter` saves, kills it, and returns the last acknowledged save. */
-async function runChild(dir: string, roundSeed: number, killAfter: number): Promise<number> {
+async function runChild(dir: string, roundSeed: number, killAfter: number, layout: Layout): Promise<number> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(here, 'crash-child.ts'), dir, String(roundSeed), String(childStepsMax)],
+    [
+      '--import',
+      'tsx',
+      join(here, 'crash-child.ts'),
+      dir,
+      String(roundSeed),
+      String(childStepsMax),
+      String(layout.walSegmentBytesMax),
+      String(layout.walPreallocateBytes),
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -75,19 +84,42 @@ async function runChild(dir: string, roundSeed: number, killAfter: number): Prom
   return acked
 }
 
-test(`acknowledged saves survive SIGKILL (${rounds} rounds, seed ${seed}; replay with STORAGE_CRASH_SEED=${seed})`, async () => {
+interface Layout {
+  walSegmentBytesMax: number
+  walPreallocateBytes: number
+}
+/** 16 KiB segments, each zero-filled whole when it starts (the fill chunk is capped at the segment's size). */
+const small: Layout = { walSegmentBytesMax: 16 * 1024, walPreallocateBytes: 1024 * 1024 }
+/**
+ * 256 KiB segments filled 2 KiB at a time: a fill is under way every few saves, so kills land mid-segment with the
+ * fill in flight or just done, and the zeros after the last record are a preallocated tail (not a torn record).
+ */
+const fillAhead: Layout = { walSegmentBytesMax: 256 * 1024, walPreallocateBytes: 2048 }
+
+test(`acknowledged saves survive SIGKILL (${rounds} rounds, seed ${seed}; replay with STORAGE_CRASH_SEED=${seed})`, () =>
+  crashRounds(small))
+
+test(`acknowledged saves survive SIGKILL with the zero fill running ahead mid-segment (${rounds} rounds, seed ${seed})`, () =>
+  crashRounds(fillAhead))
+
+async function crashRounds(layout: Layout): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'edgecd-crash-'))
   const r = rng(seed)
+  /** Rounds whose newest segment ended in preallocated zeros at the kill. */
+  let zeroTails = 0
   try {
     for (let round = 0; round < rounds; round++) {
       // The state the child will start from: what the previous round left on disk.
-      const before = await openNodeStorage(dir, { walSegmentBytesMax: 16 * 1024 })
+      const before = await openNodeStorage(dir, layout)
       const model = modelOf(before)
       await before.close()
 
       const roundSeed = Math.floor(r() * 2 ** 31)
       const killAfter = 1 + Math.floor(r() * 400)
-      const acked = await runChild(dir, roundSeed, killAfter)
+      const acked = await runChild(dir, roundSeed, killAfter, layout)
+      const newest = (await readdir(dir)).filter((n) => n.endsWith('.wal')).sort()
+      const tail = await readFile(join(dir, newest[newest.length - 1]!))
+      if (tail[tail.length - 1] === 0) zeroTails++
 
       // A: the model after every acknowledged save; B: after the one that may have been in flight.
       const wr = rng(roundSeed)
@@ -104,7 +136,7 @@ test(`acknowledged saves survive SIGKILL (${rounds} rounds, seed ${seed}; replay
       applyOp(model, inFlight!)
       const b = stateOf(model)
 
-      const after = await openNodeStorage(dir, { walSegmentBytesMax: 16 * 1024 })
+      const after = await openNodeStorage(dir, layout)
       const got = stateOf(after)
       await after.close()
       const where = `round ${round} (seed ${seed}, round seed ${roundSeed}, ${acked} saves acknowledged)`
@@ -125,10 +157,11 @@ test(`acknowledged saves survive SIGKILL (${rounds} rounds, seed ${seed}; replay
       assert.ok(written.length > 0 && written.length < inFlight!.entries.length, `${where}: partial save`)
       assert.deepEqual(written, inFlight!.entries.slice(0, written.length), `${where}: partial save`)
     }
+    if (rounds >= 3) assert.ok(zeroTails > 0, `no kill left a preallocated zero tail (seed ${seed})`)
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
-})
+}
 
 function matches(got: LogState, want: LogState): boolean {
   try {
