@@ -123,6 +123,15 @@ async function openLocked(
   }
 }
 
+/**
+ * The zero fill is written in pieces, one in flight at a time, of 32 times the last save's size, at least this and at
+ * most `walPreallocateBytes`. A save that reaches the disk while a piece is being written and synced waits for it: for
+ * one-put saves (~0.5 KiB) a 128 KiB piece is a fraction of a millisecond where a 1 MiB one was 2-3 ms, a tail latency
+ * for the one-client put that met it (docs/benchmarks.md, gRPC section); batches (28 KiB for 100 entries) keep large
+ * pieces, so the fill's own syncs stay about one per 32 saves.
+ */
+const fillPieceBytesMin = 128 * 1024
+
 /** A shared all-zero buffer for preallocation, grown as needed; nothing ever writes into it. */
 let zeroChunk = new Uint8Array(0)
 function zeros(n: number): Uint8Array {
@@ -160,6 +169,8 @@ export class FileStorage extends CachedStorage implements DurableStorage {
   /** The zero fill in flight, if any; it covers [allocEnd, its end) and no save writes there until it is done. */
   private filling: Promise<void> | undefined
   private fillFailure: Error | undefined
+  /** The size of the last save's write: sets the zero fill's piece size (fillPieceBytesMin). */
+  private lastSaveBytes = 0
   /** Reused by every save (saves run one at a time and the buffer is free again once the write resolves). */
   private readonly writer = new FrameWriter(64 * 1024)
 
@@ -217,23 +228,26 @@ export class FileStorage extends CachedStorage implements DurableStorage {
     // Never write where a zero fill is still going on: it would overwrite the records with zeros.
     if (end > this.allocEnd) await this.settleFill()
     await file.writeDurable(w.bytes(), at)
+    this.lastSaveBytes = w.byteLength
     this.activeSize = end
     if (end > this.allocEnd) this.allocEnd = end
     this.preallocate()
   }
 
   /**
-   * Starts a background zero fill of the next `walPreallocateBytes` of the active segment once less than half of that
-   * is left ahead of the write position (not past the segment's cut size). The fill is durable before any save writes
-   * there; if it fails, the next write fails with its error and so poisons the storage like any failed write.
+   * Starts a background zero fill of the next piece of the active segment (see fillPieceBytesMin) once less than
+   * `walPreallocateBytes` is left ahead of the write position (not past the segment's cut size). The fill is durable
+   * before any save writes there; if it fails, the next write fails with its error and so poisons the storage like any
+   * failed write.
    */
   private preallocate(): void {
-    const chunk = this.opts.walPreallocateBytes
+    const ahead = this.opts.walPreallocateBytes
     const file = this.file
-    if (!file || chunk === 0 || this.filling || this.fillFailure) return
-    if (this.allocEnd - this.activeSize >= chunk / 2 || this.allocEnd >= this.opts.walSegmentBytesMax) return
+    if (!file || ahead === 0 || this.filling || this.fillFailure) return
+    if (this.allocEnd - this.activeSize >= ahead || this.allocEnd >= this.opts.walSegmentBytesMax) return
     const from = this.allocEnd
-    const n = Math.min(chunk, this.opts.walSegmentBytesMax - from)
+    const piece = Math.min(ahead, Math.max(fillPieceBytesMin, this.lastSaveBytes * 32))
+    const n = Math.min(piece, this.opts.walSegmentBytesMax - from)
     this.filling = file.writeDurable(zeros(n), from, true).then(
       () => {
         this.allocEnd = Math.max(this.allocEnd, from + n)
