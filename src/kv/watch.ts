@@ -166,6 +166,11 @@ class Watcher {
    * Event[] from WatchHub.notify, so a transport can encode it once per shape (see the sinks) rather than per watcher.
    */
   readonly shape: string
+  /**
+   * The filters as bits (prev_kv 1, NOPUT 2, NODELETE 4): the watchers of one range group with the same bits are one
+   * shape, so WatchHub.notify tells shapes apart by these without building or hashing the shape string.
+   */
+  readonly filterBits: number
 
   constructor(
     readonly id: WatchId,
@@ -183,6 +188,7 @@ class Watcher {
     this.synced = false
     // `single` too: a one-key watcher on K and a from-key watcher on K have the same start and no end.
     this.shape = `${prevKv ? 1 : 0}${noPut ? 1 : 0}${noDelete ? 1 : 0}${range.single ? 1 : 0}${rangeKey(range)}`
+    this.filterBits = (prevKv ? 1 : 0) | (noPut ? 2 : 0) | (noDelete ? 4 : 0)
   }
 
   /** This watcher's events among one revision's changes, in change order. */
@@ -686,38 +692,40 @@ function coalesceWindowMs(ms: number | undefined): number {
   return Math.min(watchCoalesceMsMax, Math.ceil(ms))
 }
 
-/** The range watchers of one range. */
-interface RangeGroup {
-  range: KeyRange
-  watchers: Set<Watcher>
-  /** Set when the range is a prefix (end = etcd's prefix end of start): the group lives in WatchHub.byPrefix. */
-  prefix: boolean
-}
-
-/** etcd's GetPrefixRangeEnd on a binary string: undefined when every byte is 0xff (etcd then answers "\0"). */
-function prefixEnd(start: string): string | undefined {
-  for (let i = start.length - 1; i >= 0; i--) {
-    const c = start.charCodeAt(i)
-    if (c < 0xff) return start.slice(0, i) + String.fromCharCode(c + 1)
-  }
-  return undefined
+/**
+ * The watchers of one range (a single key or a range). A range belongs to exactly one group, so the watchers of a
+ * group with the same filters are one shape (Watcher.shape), and a watcher is reached through its group only.
+ */
+interface WatchGroup {
+  readonly range: KeyRange
+  readonly watchers: Set<Watcher>
+  /** The WatchHub.notify call that last hit this group (a txn's changes may hit a group more than once). */
+  mark: number
 }
 
 /**
- * Every watcher of the member, indexed for notification: single keys in a map; prefix ranges (the common range, as
- * `--prefix` and every client's prefix watch) in a map by prefix, looked up per prefix length present; other ranges
- * grouped by range in an interval index (RangeIndex: O(log n + matches) per changed key, n distinct ranges).
+ * Every watcher of the member, indexed for notification: single keys in a map, ranges (prefixes, from-key, arbitrary
+ * [start, end)) grouped by range in an interval index (RangeIndex: O(log n + matches) per changed key, n distinct
+ * ranges). Prefixes were looked up in a map once per distinct prefix length present: as cheap as the index with one
+ * length, dearer from two or three on (bench/watch-put-micro.ts `--shapes prefixes,lengths:4`), and a member whose
+ * clients watch prefixes of many depths (Kubernetes' /registry/<resource>/ ...) paid one lookup per depth per put.
  */
 export class WatchHub {
-  private readonly byKey = new Map<string, Set<Watcher>>()
-  /** Prefix-range groups by prefix. */
-  private readonly byPrefix = new Map<string, RangeGroup>()
-  /** How many prefix groups have each prefix length: a key is looked up once per length present. */
-  private readonly prefixLengths = new Map<number, number>()
-  /** The other range groups (from-key, arbitrary [start, end)), by range. */
-  private readonly ranged = new Map<string, RangeGroup>()
+  private readonly byKey = new Map<string, WatchGroup>()
+  /** The range groups, by range. */
+  private readonly ranged = new Map<string, WatchGroup>()
   /** The groups of `ranged` by interval, for the lookup in notify. */
-  private readonly rangedIndex = new RangeIndex<RangeGroup>()
+  private readonly rangedIndex = new RangeIndex<WatchGroup>()
+  /** Numbers the notify calls (WatchGroup.mark). */
+  private notifyMark = 0
+  /** The groups the current notify hit, in order (filled by the index lookups through hitGroup). */
+  private hits: WatchGroup[] = []
+  /** Adds a group to `hits` once per notify call; one function for every lookup (no closure per call). */
+  private readonly hitGroup = (g: WatchGroup): void => {
+    if (g.mark === this.notifyMark) return
+    g.mark = this.notifyMark
+    this.hits.push(g)
+  }
   private readonly streams = new Set<WatchStream>()
   private count = 0
   /** Bytes of events queued on congested streams, all together (bounded by watchQueueBytesMax). */
@@ -1042,56 +1050,77 @@ export class WatchHub {
 
   /**
    * @internal Called by the store after each revision is applied, with all its changes (one txn = one message).
-   * Cost per change: one lookup for single-key watchers, one per distinct prefix length for prefix watchers, an
-   * interval-index lookup for other ranges (from-key, arbitrary: O(log n) in their number), then O(matches); the
-   * events of one watch shape (range and filters) are computed once and the same array is shared by every watcher of
-   * that shape, which lets a sink encode them once (issue 17: one encode per shape, not per watcher).
+   * Cost per change: one map lookup for single-key watchers and one interval-index lookup for range watchers
+   * (prefixes, from-key, arbitrary: O(log n) in the number of distinct ranges), then O(matches). The events of one
+   * watch shape (range and filters) are computed once and the same array is shared by every watcher of that shape,
+   * which lets a sink encode them once (issue 17: one encode per shape, not per watcher). Per call it allocates only
+   * the events and, when something matched, the list of matches: no closure, map or set per call.
    */
   notify(rev: number, changes: readonly Change[]): void {
     if (this.count === 0) return
-    const byShape = new Map<string, Event[]>()
-    const matched: Watcher[] = []
-    const evsOf: Event[][] = []
-    const seen = changes.length > 1 ? new Set<Watcher>() : undefined
-    const consider = (w: Watcher) => {
-      // A watcher created with a future start_revision skips the revisions before it.
-      if (!w.synced || rev < w.nextRev) return
-      if (seen !== undefined) {
-        if (seen.has(w)) return
-        seen.add(w)
+    // Matching fills `hits` and empties it before any watcher is told (live), so a sink may call back in.
+    const hits = this.hits
+    hits.length = 0
+    this.notifyMark++
+    const mark = this.notifyMark
+    if (this.rangedIndex.size > 0) {
+      for (let i = 0; i < changes.length; i++) this.rangedIndex.stab(changes[i]!.key, this.hitGroup)
+    }
+    for (let i = 0; i < changes.length; i++) {
+      const g = this.byKey.get(changes[i]!.key)
+      if (g !== undefined && g.mark !== mark) {
+        g.mark = mark
+        hits.push(g)
       }
-      let evs = byShape.get(w.shape)
-      if (evs === undefined) {
-        evs = w.events(changes)
-        byShape.set(w.shape, evs)
-      }
-      if (evs.length > 0) {
-        matched.push(w)
-        evsOf.push(evs)
-      } else w.nextRev = rev + 1
     }
     // A watcher no change touches keeps its nextRev, as single-key watchers always did: it only matters once the
     // watcher is unsynced, and live() sets it then.
-    const hit = new Set<RangeGroup>()
-    const hitGroup = (g: RangeGroup) => hit.add(g)
-    for (const c of changes) {
-      for (const len of this.prefixLengths.keys()) {
-        if (len > c.key.length) continue
-        const g = this.byPrefix.get(len === c.key.length ? c.key : c.key.slice(0, len))
-        if (g !== undefined) hit.add(g)
+    if (hits.length === 0) {
+      this.checkWindows()
+      return
+    }
+    let matched: Watcher[] | undefined
+    let evsOf: Event[][] | undefined
+    for (let i = 0; i < hits.length; i++) {
+      // The watchers of a group differ only in their filters: one Event[] per filter combination (shape).
+      let bits0 = -1
+      let evs0: Event[] | undefined
+      let more: (Event[] | undefined)[] | undefined
+      for (const w of hits[i]!.watchers) {
+        // A watcher created with a future start_revision skips the revisions before it.
+        if (!w.synced || rev < w.nextRev) continue
+        let evs: Event[] | undefined
+        if (w.filterBits === bits0) evs = evs0
+        else if (bits0 === -1) {
+          bits0 = w.filterBits
+          evs = evs0 = w.events(changes)
+        } else {
+          more ??= []
+          evs = more[w.filterBits]
+          if (evs === undefined) more[w.filterBits] = evs = w.events(changes)
+        }
+        if (evs!.length > 0) {
+          if (matched === undefined) {
+            matched = []
+            evsOf = []
+          }
+          matched.push(w)
+          evsOf!.push(evs!)
+        } else w.nextRev = rev + 1
       }
-      if (this.rangedIndex.size > 0) this.rangedIndex.stab(c.key, hitGroup)
     }
-    for (const g of hit) for (const w of g.watchers) consider(w)
-    for (const c of changes) {
-      const ws = this.byKey.get(c.key)
-      if (ws !== undefined) for (const w of ws) consider(w)
+    hits.length = 0
+    if (matched !== undefined) {
+      for (let i = 0; i < matched.length; i++) matched[i]!.stream.live(matched[i]!, rev, evsOf![i]!)
     }
-    for (let i = 0; i < matched.length; i++) matched[i]!.stream.live(matched[i]!, rev, evsOf[i]!)
-    if (this.windowCheck) {
-      this.windowCheck = false
-      if (this.batchDepth === 0) for (const g of this.windows.values()) if (g.streams.size > 0) this.windowDue(g)
-    }
+    this.checkWindows()
+  }
+
+  /** A lone write held windowed messages (see windowed): decided once every watcher of the revision has them. */
+  private checkWindows(): void {
+    if (!this.windowCheck) return
+    this.windowCheck = false
+    if (this.batchDepth === 0) for (const g of this.windows.values()) if (g.streams.size > 0) this.windowDue(g)
   }
 
   /** @internal After the store was replaced by a snapshot. */
@@ -1112,52 +1141,27 @@ export class WatchHub {
   /** @internal */
   add(w: Watcher): void {
     this.count++
-    if (w.range.single) {
-      let set = this.byKey.get(w.range.start)
-      if (set === undefined) {
-        set = new Set()
-        this.byKey.set(w.range.start, set)
-      }
-      set.add(w)
-    } else {
-      const r = w.range
-      const prefix = r.start.length > 0 && r.end !== undefined && r.end === prefixEnd(r.start)
-      const k = prefix ? r.start : rangeKey(r)
-      const index = prefix ? this.byPrefix : this.ranged
-      let g = index.get(k)
-      if (g === undefined) {
-        g = { range: r, watchers: new Set(), prefix }
-        index.set(k, g)
-        if (prefix) this.prefixLengths.set(k.length, (this.prefixLengths.get(k.length) ?? 0) + 1)
-        else this.rangedIndex.add(r.start, r.end, g)
-      }
-      g.watchers.add(w)
+    const r = w.range
+    const k = r.single ? r.start : rangeKey(r)
+    const index = r.single ? this.byKey : this.ranged
+    let g = index.get(k)
+    if (g === undefined) {
+      g = { range: r, watchers: new Set(), mark: 0 }
+      index.set(k, g)
+      if (!r.single) this.rangedIndex.add(r.start, r.end, g)
     }
+    g.watchers.add(w)
   }
 
   /** @internal */
   delete(w: Watcher): void {
     this.count--
-    if (w.range.single) {
-      const set = this.byKey.get(w.range.start)
-      set?.delete(w)
-      if (set?.size === 0) this.byKey.delete(w.range.start)
-    } else {
-      const r = w.range
-      const prefix = r.start.length > 0 && r.end !== undefined && r.end === prefixEnd(r.start)
-      const k = prefix ? r.start : rangeKey(r)
-      const index = prefix ? this.byPrefix : this.ranged
-      const g = index.get(k)
-      g?.watchers.delete(w)
-      if (g?.watchers.size === 0) {
-        index.delete(k)
-        if (!prefix) this.rangedIndex.delete(r.start, r.end)
-        if (prefix) {
-          const n = (this.prefixLengths.get(k.length) ?? 1) - 1
-          if (n === 0) this.prefixLengths.delete(k.length)
-          else this.prefixLengths.set(k.length, n)
-        }
-      }
-    }
+    const r = w.range
+    const k = r.single ? r.start : rangeKey(r)
+    const index = r.single ? this.byKey : this.ranged
+    const g = index.get(k)
+    if (g === undefined || !g.watchers.delete(w) || g.watchers.size > 0) return
+    index.delete(k)
+    if (!r.single) this.rangedIndex.delete(r.start, r.end)
   }
 }
