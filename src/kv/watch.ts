@@ -142,6 +142,21 @@ function eventBytes(events: Event[]): number {
   return n
 }
 
+/** The Event[] the hub hands to more than one watcher (see isSharedEvents). */
+const sharedEvents = new WeakSet<readonly Event[]>()
+
+/**
+ * Whether the hub handed (or means to hand) this Event[] to more than one watcher: watchers of one shape in one
+ * revision, a coalesced concatenation a second watcher asked for (WatchHub.joined), a catch-up batch. A transport
+ * that keeps an encoding by array identity (codec/watch-json.ts, the gRPC Watch's watch-proto.ts) keeps it for these
+ * only: any other array goes to one watcher in one message, and a WeakMap entry per message cost more than its
+ * encoding (issue 17, put throughput with 10,000 watchers: ~3 µs per put, mostly the collector's weak-table work,
+ * bench/watch-put-micro.ts `--part json`). Marking is a hint: a missed mark costs an encode, never a wrong message.
+ */
+export function isSharedEvents(events: readonly Event[]): boolean {
+  return sharedEvents.has(events)
+}
+
 /** A range as a Map key (keys are binary strings and may hold any byte, hence JSON). */
 function rangeKey(r: KeyRange): string {
   return JSON.stringify([r.start, r.end ?? null])
@@ -965,6 +980,8 @@ export class WatchHub {
       }
       b = { events, revs, ends, nextRev: revs.length > 0 ? revs[revs.length - 1]! + 1 : h.revision + 1, taken: false }
       this.catchUps.set(key, b)
+      // Kept to be shared by the watchers of its shape at its position (on any stream, over later turns).
+      if (events.length > 0) sharedEvents.add(events)
     }
     const n = b.revs.length
     if (n === 0) return { events: b.events, nextRev: b.nextRev, cost: 1 }
@@ -1000,6 +1017,8 @@ export class WatchHub {
     outer: for (const j of list) {
       if (j.parts.length !== parts.length) continue
       for (let i = 0; i < parts.length; i++) if (j.parts[i] !== parts[i]) continue outer
+      // A second watcher of the shape: its message may be encoded after others (the first one's was not kept).
+      sharedEvents.add(j.events)
       return j.events
     }
     const events = parts.flat()
@@ -1060,7 +1079,6 @@ export class WatchHub {
     if (this.count === 0) return
     // Matching fills `hits` and empties it before any watcher is told (live), so a sink may call back in.
     const hits = this.hits
-    hits.length = 0
     this.notifyMark++
     const mark = this.notifyMark
     if (this.rangedIndex.size > 0) {
@@ -1079,25 +1097,34 @@ export class WatchHub {
       this.checkWindows()
       return
     }
+    // `hits` was filled and is read below; the next call (maybe from a sink, through live) starts a new one.
+    this.hits = []
     let matched: Watcher[] | undefined
     let evsOf: Event[][] | undefined
     for (let i = 0; i < hits.length; i++) {
       // The watchers of a group differ only in their filters: one Event[] per filter combination (shape).
       let bits0 = -1
       let evs0: Event[] | undefined
+      let shared0 = false
       let more: (Event[] | undefined)[] | undefined
       for (const w of hits[i]!.watchers) {
         // A watcher created with a future start_revision skips the revisions before it.
         if (!w.synced || rev < w.nextRev) continue
         let evs: Event[] | undefined
-        if (w.filterBits === bits0) evs = evs0
-        else if (bits0 === -1) {
+        if (w.filterBits === bits0) {
+          evs = evs0
+          if (!shared0 && evs!.length > 0) {
+            shared0 = true
+            sharedEvents.add(evs!)
+          }
+        } else if (bits0 === -1) {
           bits0 = w.filterBits
           evs = evs0 = w.events(changes)
         } else {
           more ??= []
           evs = more[w.filterBits]
           if (evs === undefined) more[w.filterBits] = evs = w.events(changes)
+          else if (evs.length > 0) sharedEvents.add(evs)
         }
         if (evs!.length > 0) {
           if (matched === undefined) {
@@ -1109,7 +1136,6 @@ export class WatchHub {
         } else w.nextRev = rev + 1
       }
     }
-    hits.length = 0
     if (matched !== undefined) {
       for (let i = 0; i < matched.length; i++) matched[i]!.stream.live(matched[i]!, rev, evsOf![i]!)
     }

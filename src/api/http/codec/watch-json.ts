@@ -5,12 +5,19 @@
  * same Event[] for a revision, and the member the same header for a revision, so one event to N watchers of a shape is
  * encoded once, and each watcher's message only adds its watch_id (issue 17: one encode per shape, not per watcher).
  */
+import { isSharedEvents } from '../../../kv/watch.js'
 import * as M from '../../../protocol/descriptors.js'
-import type { Event, ResponseHeader, WatchResponse } from '../../../protocol/types.js'
+import type { Event, KeyValue, ResponseHeader, WatchResponse } from '../../../protocol/types.js'
+import { encodeBase64 } from './base64.js'
 import { encodeMessage } from './encode.js'
 
+/** The events' JSON of the Event[] the hub shares among watchers (isSharedEvents); others are sent once. */
 const eventsJson = new WeakMap<readonly Event[], string>()
-const headerJson = new WeakMap<ResponseHeader, string>()
+/** The last events encoded, whether shared or not: a shared array's next message usually follows at once. */
+let lastEvents: readonly Event[] | undefined
+let lastEventsJson = ''
+let lastHeader: ResponseHeader | undefined
+let lastHeaderJson = ''
 
 /** Encodes calls made since start (tests count them to prove the sharing). */
 export const watchJsonStats = { eventEncodes: 0, textReuses: 0 }
@@ -60,23 +67,106 @@ export function encodeWatchResponse(resp: WatchResponse): string {
   ) {
     return encodeMessage(M.WatchResponse, resp)
   }
-  let ej = eventsJson.get(evs)
-  if (ej === undefined) {
-    watchJsonStats.eventEncodes++
-    // '{"events":[...]}' -> '[...]' (events is the last field of WatchResponse, so it goes last below too).
-    ej = encodeMessage(M.WatchResponse, { events: evs }).slice(10, -1)
-    eventsJson.set(evs, ej)
+  let ej: string | undefined
+  if (evs === lastEvents) ej = lastEventsJson
+  else {
+    const shared = isSharedEvents(evs)
+    if (shared) ej = eventsJson.get(evs)
+    if (ej === undefined) {
+      watchJsonStats.eventEncodes++
+      ej = eventsJsonText(evs)
+      if (shared) eventsJson.set(evs, ej)
+    }
+    lastEvents = evs
+    lastEventsJson = ej
   }
   let out = '{'
   if (resp.header !== undefined) {
-    let hj = headerJson.get(resp.header)
-    if (hj === undefined) {
-      hj = encodeMessage(M.WatchResponse, { header: resp.header })
-      headerJson.set(resp.header, hj)
+    // The member hands every message of one revision the same header object: the last one's text is kept.
+    if (resp.header !== lastHeader) {
+      lastHeader = resp.header
+      lastHeaderJson = `"header":${headerText(resp.header)},`
     }
-    // '{"header":{...}}' -> '"header":{...},'; an all-zero header encodes as '{}' and is omitted.
-    if (hj.length > 2) out += hj.slice(1, -1) + ','
+    out += lastHeaderJson
   }
   if (resp.watch_id !== 0) out += `"watch_id":"${resp.watch_id}",`
   return out + '"events":' + ej + '}'
+}
+
+/*
+ * The event messages' JSON written field by field: what encodeMessage writes from the descriptors (proto field order,
+ * zero values omitted, int64 as strings, bytes as padded base64, enums by name) for these three messages, without
+ * walking the descriptors per field (test/security/watch-fanout.test.ts checks them against encodeMessage).
+ */
+
+/** encodeMessage(M.ResponseHeader, h). */
+function headerText(h: ResponseHeader): string {
+  let out = '{'
+  let sep = ''
+  if (h.cluster_id !== undefined && h.cluster_id !== null && h.cluster_id !== '0' && h.cluster_id !== '') {
+    out += `"cluster_id":"${h.cluster_id}"`
+    sep = ','
+  }
+  if (h.member_id !== undefined && h.member_id !== null && h.member_id !== '0' && h.member_id !== '') {
+    out += `${sep}"member_id":"${h.member_id}"`
+    sep = ','
+  }
+  if (h.revision) {
+    out += `${sep}"revision":"${h.revision}"`
+    sep = ','
+  }
+  if (h.raft_term) out += `${sep}"raft_term":"${h.raft_term}"`
+  return out + '}'
+}
+
+/** encodeMessage(M.KeyValue, kv). */
+function keyValueText(kv: KeyValue): string {
+  let out = '{'
+  let sep = ''
+  if (kv.key !== undefined && kv.key !== null && kv.key.length > 0) {
+    out += `"key":"${encodeBase64(kv.key)}"`
+    sep = ','
+  }
+  if (kv.create_revision) {
+    out += `${sep}"create_revision":"${kv.create_revision}"`
+    sep = ','
+  }
+  if (kv.mod_revision) {
+    out += `${sep}"mod_revision":"${kv.mod_revision}"`
+    sep = ','
+  }
+  if (kv.version) {
+    out += `${sep}"version":"${kv.version}"`
+    sep = ','
+  }
+  if (kv.value !== undefined && kv.value !== null && kv.value.length > 0) {
+    out += `${sep}"value":"${encodeBase64(kv.value)}"`
+    sep = ','
+  }
+  if (kv.lease) out += `${sep}"lease":"${kv.lease}"`
+  return out + '}'
+}
+
+const eventTypeNames = M.Event.fields[0]!.enumNames!
+
+/** encodeMessage(M.WatchResponse, { events }) without its '{"events":' and '}': the events array. */
+function eventsJsonText(evs: readonly Event[]): string {
+  let out = '['
+  for (let i = 0; i < evs.length; i++) {
+    const e = evs[i]!
+    let ev = '{'
+    let sep = ''
+    if (e.type) {
+      const name = eventTypeNames[e.type]
+      ev += name === undefined ? `"type":${e.type}` : `"type":"${name}"`
+      sep = ','
+    }
+    if (e.kv !== undefined && e.kv !== null) {
+      ev += `${sep}"kv":${keyValueText(e.kv)}`
+      sep = ','
+    }
+    if (e.prev_kv !== undefined && e.prev_kv !== null) ev += `${sep}"prev_kv":${keyValueText(e.prev_kv)}`
+    out += i === 0 ? `${ev}}` : `,${ev}}`
+  }
+  return out + ']'
 }
