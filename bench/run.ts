@@ -33,6 +33,7 @@ const notBenches = new Set([
   'replica-fanout-ab.ts',
   'watch-client-probe.ts',
   'watch-lag-micro.ts',
+  'watch-put-micro.ts',
   'watch-session-micro.ts',
 ])
 
