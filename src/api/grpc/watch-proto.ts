@@ -11,6 +11,7 @@
  */
 import { create, toBinary, type UnknownField } from '@bufbuild/protobuf'
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire'
+import { isSharedEvents } from '../../kv/watch.js'
 import type { Event, WatchResponse } from '../../protocol/types.js'
 import { encodeMessage } from './codec.js'
 import { toProto } from './convert.js'
@@ -129,8 +130,16 @@ interface EncodedEvents {
   ends: number[]
 }
 
+/**
+ * Encoded events kept for the Event[] the hub shares among watchers (isSharedEvents), plus the last one encoded: any
+ * other array goes to one watcher once, and a WeakMap entry per message cost more than its encoding (issue 17).
+ */
 const rawEvents = new WeakMap<readonly Event[], EncodedEvents>()
-const rawHeaders = new WeakMap<object, Uint8Array>()
+let lastRawEvents: readonly Event[] | undefined
+let lastRawEncoded: EncodedEvents | undefined
+/** The last header encoded: the member hands every message of one revision the same header object. */
+let lastRawHeader: object | undefined
+let lastRawHeaderBytes: Uint8Array | undefined
 
 /** Appends a varint (up to 2^32 - 1). */
 function putUvarint(out: Uint8Array, at: number, v: number): number {
@@ -159,16 +168,17 @@ function delimited(tag: number, body: Uint8Array): Uint8Array {
 }
 
 function headerBytes(h: NonNullable<WatchResponse['header']>): Uint8Array {
-  let b = rawHeaders.get(h)
-  if (b === undefined) {
-    b = delimited((headerField << 3) | 2, encodeMessage(pb.ResponseHeaderSchema, h))
-    rawHeaders.set(h, b)
+  if (h !== lastRawHeader || lastRawHeaderBytes === undefined) {
+    lastRawHeaderBytes = delimited((headerField << 3) | 2, encodeMessage(pb.ResponseHeaderSchema, h))
+    lastRawHeader = h
   }
-  return b
+  return lastRawHeaderBytes
 }
 
 function eventsBytes(events: readonly Event[]): EncodedEvents {
-  let e = rawEvents.get(events)
+  if (events === lastRawEvents && lastRawEncoded !== undefined) return lastRawEncoded
+  const shared = isSharedEvents(events)
+  let e = shared ? rawEvents.get(events) : undefined
   if (e === undefined) {
     watchProtoStats.eventEncodes++
     const parts = events.map((ev) => delimited((eventsField << 3) | 2, encodeMessage(EventSchema, ev)))
@@ -183,8 +193,10 @@ function eventsBytes(events: readonly Event[]): EncodedEvents {
       ends.push(at)
     }
     e = { bytes, ends }
-    rawEvents.set(events, e)
+    if (shared) rawEvents.set(events, e)
   }
+  lastRawEvents = events
+  lastRawEncoded = e
   return e
 }
 
