@@ -1045,6 +1045,8 @@ export class WatchHub {
       const jp = j.parts
       if (jp.length !== parts.length || jp[0] !== parts[0] || jp[jp.length - 1] !== parts[parts.length - 1]) continue
       for (let i = 1; i < parts.length - 1; i++) if (jp[i] !== parts[i]) continue outer
+      // A second watcher of the shape: its text is kept for the others (isSharedEvents).
+      if (j.events.length > 0) sharedEvents.add(j.events)
       return j
     }
     // A copy: the queued message may still grow (merged into) if it is not sent now.
