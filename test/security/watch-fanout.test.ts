@@ -86,7 +86,7 @@ describe('watch fan-out (issue 17)', () => {
     )
   })
 
-  test('10,000 distinct prefix watchers: a put is matched by prefix lookups, not a check of every range', () => {
+  test('10,000 distinct prefix watchers: a put is matched through the range index, not a check of every range', () => {
     const measure = (prefixes: number): number => {
       const s = newStore()
       const sink = new JsonSink()
