@@ -167,6 +167,55 @@ function rejected(e: ReplicaError): Promise<void> {
   return p
 }
 
+const byModRevision = (a: LocalChange, b: LocalChange): number => a.kv.modRevision - b.kv.modRevision
+
+/** Whether changes are in revision order already (a message's puts are, unless it has deletes or repeats a key). */
+function inRevisionOrder(changes: LocalChange[]): boolean {
+  for (let i = 1; i < changes.length; i++) if (changes[i - 1]!.kv.modRevision > changes[i]!.kv.modRevision) return false
+  return true
+}
+
+/** A message this small finds a key's earlier change by a scan of the keys seen so far instead of a Map. */
+const scanKeysUpTo = 16
+
+/**
+ * Each key's last state among `events` newer than `applied` (a repeated delivery is dropped): its kv, or the revision
+ * of its delete, keys in first-seen order (the order a Map keeps), and the highest revision among them (`applied`
+ * when none is newer). Several revisions in one response (a catch-up, or a coalescing window): the last change of a
+ * key wins. A small message (the live case: a window's few changes) scans instead of hashing every key into a Map.
+ */
+export function lastStates(
+  events: SourceEvent[],
+  applied: number,
+): { keys: string[]; states: (StoredKv | number)[]; revision: number } {
+  const keys: string[] = []
+  const states: (StoredKv | number)[] = []
+  let revision = applied
+  const m = events.length > scanKeysUpTo ? new Map<string, number>() : undefined
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!
+    const kv = e.kv
+    if (kv.modRevision <= applied) continue
+    const state = e.type === 'DELETE' ? kv.modRevision : kv
+    if (kv.modRevision > revision) revision = kv.modRevision
+    let at = -1
+    if (m !== undefined) at = m.get(kv.key) ?? -1
+    else
+      for (let j = 0; j < keys.length; j++)
+        if (keys[j] === kv.key) {
+          at = j
+          break
+        }
+    if (at >= 0) states[at] = state
+    else {
+      if (m !== undefined) m.set(kv.key, keys.length)
+      keys.push(kv.key)
+      states.push(state)
+    }
+  }
+  return { keys, states, revision }
+}
+
 /** Merges consecutive 'events' ops of one range (each key's last state wins; a delete keeps its own revision). */
 export function mergeOps(ops: StorageOp[]): StorageOp[] {
   if (ops.length === 1) return ops
@@ -570,26 +619,22 @@ export class ReplicaEngine {
       }
       changed = 1
     } else {
-      // A key's last state in the message: its kv, or the revision of its delete.
-      const m = new Map<string, StoredKv | number>()
-      for (const e of events) {
-        // A repeated delivery (an older watch's late answer, a resumed watch starting early) is dropped.
-        if (e.kv.modRevision <= f.meta.revision) continue
-        // Several revisions in one response (a catch-up, or one apply batch coalesced): the last change of a key wins.
-        m.set(e.kv.key, e.type === 'DELETE' ? e.kv.modRevision : e.kv)
-        if (e.kv.modRevision > rev) rev = e.kv.modRevision
-      }
-      if (rev === f.meta.revision) return
+      // A key's last state in the message (its kv, or the revision of its delete), keys in first-seen order.
+      const last = lastStates(events, f.meta.revision)
+      if (last.revision === f.meta.revision) return
+      rev = last.revision
       puts = []
       deletes = []
-      for (const [k, v] of m) {
+      const { keys, states } = last
+      for (let i = 0; i < keys.length; i++) {
+        const v = states[i]!
         if (typeof v === 'number') {
-          deletes.push(k)
+          deletes.push(keys[i]!)
           deleteRevisions ??= []
           deleteRevisions.push(v)
         } else puts.push(v)
       }
-      changed = m.size
+      changed = keys.length
     }
     void this.apply([
       { kind: 'events', range: f.meta.id, revision: rev, puts, deletes, deleteRevisions, lastContact: now },
@@ -667,12 +712,16 @@ export class ReplicaEngine {
           const deletes = op.deletes
           for (let i = 0; i < deletes.length; i++) {
             const k = deletes[i]!
+            if (changes === undefined) {
+              f.tree.delete(k)
+              continue
+            }
             const old = f.tree.get(k)
             if (old) {
               f.tree.delete(k)
               // Each delete with its own revision (etcd's DELETE event: kv.mod_revision is the delete's revision).
               const modRevision = op.deleteRevisions?.[i] ?? op.revision
-              changes?.push({ type: 'DELETE', kv: { ...old, modRevision, value: new Uint8Array(0) } })
+              changes.push({ type: 'DELETE', kv: { ...old, modRevision, value: new Uint8Array(0) } })
             }
           }
           for (const kv of op.puts) {
@@ -683,7 +732,7 @@ export class ReplicaEngine {
           if (changes && changes.length > 0) {
             // Several revisions in one op (deletes and puts kept apart, keys in first-seen order): subscribers see
             // them in revision order.
-            if (changes.length > 1) changes.sort((a, b) => a.kv.modRevision - b.kv.modRevision)
+            if (changes.length > 1 && !inRevisionOrder(changes)) changes.sort(byModRevision)
             this.notify(f, { revision: f.meta.revision, changes, cause: 'events' })
           }
           this.wake(f)
