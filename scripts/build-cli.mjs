@@ -18,7 +18,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 // dist/cli/quick-get.cjs, which bin/edgecd.js tries first for a `get`.
 export const cliBundles = [
   { entry: 'src/cli/main.ts', out: 'cli/edgecd.cjs' },
-  { entry: 'src/cli/quick-get.ts', out: 'cli/quick-get.cjs' },
+  // Minified: every byte is read and every function deserialized on each call (54 KB to 29 KB: about 1.5 ms of CPU).
+  { entry: 'src/cli/quick-get.ts', out: 'cli/quick-get.cjs', minify: true },
 ]
 /** Bundles the CLI into `<dist>/cli/` (esbuild only: no tsc, no stamp). */
 export async function buildCliBundles(dist) {
@@ -30,6 +31,7 @@ export async function buildCliBundles(dist) {
       outfile: resolve(dist, cli.out),
       bundle: true,
       format: 'cjs',
+      minify: cli.minify === true,
       platform: 'node',
       target: 'node20',
       // npm packages stay require()s, but for http-parser-js, which every http:// call uses (src/cli/http-fetch.ts).
