@@ -103,17 +103,19 @@ export async function quickGet(argv: string[]): Promise<number | undefined> {
   o.keysOnly = q.keysOnly
   o.countOnly = false
   const transport = new Transport({ endpoints: q.endpoints, dialTimeoutMs, commandTimeoutMs, fetch: nodeFetch() })
-  let text = ''
+  let kvs: ReturnType<typeof decodeRange>['kvs']
   try {
     const r = decodeRange(
       await transport.call('/v3/kv/range', rangeRequest(q.key, o), { idempotent: true, what: 'range' }),
     )
-    for (const kv of r.kvs)
-      for (const line of kvLines(kv, { valueOnly: q.valueOnly, keysOnly: q.keysOnly })) text += `${line}\n`
+    kvs = r.kvs
   } catch (err) {
     process.stderr.write(`${errorLine(err)}\n`)
     return 1
   }
-  if (text !== '') writeOut(text)
+  // A write per line, as the full CLI (and etcdctl) print: a reader that goes away mid-way (`| head -1`) makes a
+  // later write fail, and the call exit 141 (output.ts), however much the pipe's buffers could have held at once.
+  for (const kv of kvs)
+    for (const line of kvLines(kv, { valueOnly: q.valueOnly, keysOnly: q.keysOnly })) writeOut(`${line}\n`)
   return 0
 }

@@ -6,7 +6,7 @@
  * path answered alone.
  */
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { buildCliBundles } from '../../scripts/build-cli.mjs'
 import { parseQuickGet } from '../../src/cli/quick-get.js'
 import { startTestMember, type TestMember } from '../server/helpers.js'
+import { post } from '../support/index.js'
 
 const repo = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -169,6 +170,30 @@ describe('quick get against a member: the full CLI’s output, exit status and e
       const alone = await run(quickOnly, c.args, env())
       if (c.quick) assert.deepEqual(alone, full, `answered by the quick path alone: ${c.args.join(' ')}`)
       else assert.match(alone.err, /the full CLI was loaded/, `left to the full CLI: ${c.args.join(' ')}`)
+    }
+  })
+
+  test('a reader that goes away (get --prefix | head -1): exit 141 quietly, as the full CLI', async () => {
+    const value = Buffer.from('v'.repeat(200)).toString('base64')
+    for (let i = 0; i < 1000; i++)
+      await post(m.url, '/v3/kv/put', { key: Buffer.from(`epipe/${i}`).toString('base64'), value })
+    for (const [b, extra] of [
+      [quickOnly, {}],
+      [bin, { EDGECD_CLI_NO_QUICK: '1' }],
+    ] as const) {
+      const child = spawn(process.execPath, [b, '--endpoints', m.url, 'get', '--prefix', 'epipe/'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env(), ...extra },
+      })
+      let stderr = ''
+      child.stderr.on('data', (d) => {
+        stderr += String(d)
+      })
+      // Read the first chunk, then close the pipe (what head does): ~400 KB follow it.
+      child.stdout.once('data', () => child.stdout.destroy())
+      const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)))
+      assert.equal(stderr, '')
+      assert.equal(code, 141, b)
     }
   })
 })
