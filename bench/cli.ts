@@ -4,7 +4,9 @@
  *     launcher, then Node), from a directory with the package's bin/, dist/ and package.json and no src/ (so no
  *     staleness check), the bundled dist/cli/edgecd.cjs (the bench builds first) with its V8 code cache (made by the
  *     warm-up run, in a temporary EDGECD_CACHE_DIR); once more without the cache (NODE_DISABLE_COMPILE_CACHE=1, what
- *     a first call costs), and once from this checkout, where bin/edgecd.js also walks src/ to check dist/ is fresh;
+ *     a first call costs), once through the full CLI rather than the quick path of `get` (EDGECD_CLI_NO_QUICK=1: the
+ *     bundle every other command loads), and once from this checkout, where bin/edgecd.js also walks src/ to check
+ *     dist/ is fresh;
  *   - each with and without NODE_EXTRA_CA_CERTS (Node 20 parses that whole file while it starts; the launcher keeps it
  *     from Node until an https call needs it): this process's value, else the system CA bundle where there is one;
  *   - the same on Node 22 (its directory first in PATH, as a user with Node 22 has it) when
@@ -153,6 +155,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       cmd: installed.bin,
       args: get,
       env: { ...caEnv, NODE_DISABLE_COMPILE_CACHE: '1' },
+    })
+    calls.push({
+      name: 'edgecd get foo through the full CLI (EDGECD_CLI_NO_QUICK=1: what other commands load)',
+      cmd: installed.bin,
+      args: get,
+      env: { ...baseEnv, EDGECD_CLI_NO_QUICK: '1' },
     })
     calls.push({ name: 'edgecd get foo from the checkout (+ src/ freshness walk)', cmd: bin, args: get, env: baseEnv })
     if (etcd && etcdctl) {

@@ -19,6 +19,9 @@
 // NODE_DISABLE_COMPILE_CACHE=1 turns it off. In a checkout whose sources are newer than the last build it runs the
 // sources through tsx instead, so it never runs stale output (the check walks src/: a few ms; an installed package
 // has no src/ and skips it).
+//
+// A command line with a `get` in it first goes to the quick path (dist/cli/quick-get.cjs, src/cli/quick-get.ts: a
+// small bundle for the common plain-http read), which runs it or hands it back untouched to the full CLI.
 'use strict'
 const { existsSync, readdirSync, readFileSync, statSync } = require('node:fs')
 const path = require('node:path')
@@ -53,6 +56,15 @@ async function run() {
   let cli
   let loaded
   if (fresh) {
+    if (argv.includes('get') && !process.env.EDGECD_CLI_NO_QUICK) {
+      const quick = loadBundle(path.join(root, 'dist/cli/quick-get.cjs'))
+      const code = await quick.exports.quickGet(argv)
+      if (code !== undefined) {
+        quick.saveCodeCache()
+        process.exitCode = code
+        return
+      }
+    }
     loaded = loadBundle(path.join(root, 'dist/cli/edgecd.cjs'))
     cli = loaded.exports
   } else {

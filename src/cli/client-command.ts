@@ -6,11 +6,12 @@
  */
 import type { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { Client, EtcdClientError, type TlsOptions } from '../client/index.js'
+import { Client, type TlsOptions } from '../client/index.js'
 import { withExtraCa } from './extra-ca.js'
 import { type FlagSpec, globalFlags, globalValueFlags } from './global-flags.js'
 import { nodeFetch } from './http-fetch.js'
 import { type CliIo, exitBadArgs, exitBadFeature, exitError } from './main.js'
+import { errorLine } from './output.js'
 
 export { type FlagSpec, globalFlags, globalValueFlags }
 
@@ -336,7 +337,7 @@ export async function runClientCommand(spec: ClientCommandSpec, argv: string[], 
       io.err(`Error: ${err.message}`)
       return err.exitCode
     }
-    io.err(`Error: ${err instanceof EtcdClientError || err instanceof Error ? err.message : String(err)}`)
+    io.err(errorLine(err))
     return 1
   } finally {
     process.off('SIGINT', onSignal)

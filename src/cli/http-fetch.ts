@@ -2,10 +2,11 @@
  * The CLI's fetch: the few parts of `fetch` the client's transport uses (a POST or GET with string headers and a string
  * body, an AbortSignal; an answer's `ok`, `status`, `text()`, `json()` and a streamed `body`). A one-shot `edgecd get`
  * would spend most of its start-up initialising undici behind the global fetch, so:
- *   - http:// goes over a node:net socket, one request per connection (`connection: close`), the answer parsed by
- *     http-parser-js (chunked or sized bodies, as node:http's own parser): node:net and its streams load anyway as
- *     soon as stdout is a pipe or a terminal, while node:http's client (agent, parser binding, ClientRequest) costs a
- *     one-shot call about 8 ms more CPU on the loaded 2-core machine (docs/cli.md#start-up);
+ *   - http:// goes over one connection per request (`connection: close`) from tcp-connection.ts (libuv's TCP handle
+ *     itself where Node lets it, else node:net), the answer parsed by http-parser-js (chunked or sized bodies, as
+ *     node:http's own parser): node:http's client (agent, parser binding, ClientRequest) cost a one-shot call about
+ *     8 ms more CPU than node:net on the loaded 2-core machine, and node:net about 12 ms more than the bare handle
+ *     (docs/cli.md#start-up);
  *   - https:// goes through node:https (loaded on the first https call), TLS options on an https.Agent.
  *
  * It behaves as undici's fetch where the transport can tell: a socket error rejects with `TypeError('fetch failed')`
@@ -20,6 +21,7 @@ import { createRequire } from 'node:module'
 import { HTTPParser } from 'http-parser-js'
 import type { TlsOptions } from '../client/index.js'
 import { withExtraCa } from './extra-ca.js'
+import { connect } from './tcp-connection.js'
 
 // node:net and node:https through require, not ESM imports: an ESM import builds the module's namespace by reading
 // every export, and on Node 22 node:http's exports include lazy getters (WebSocket, MessageEvent...) that load all of
@@ -193,7 +195,6 @@ class BodyQueue {
 
 /** One http:// request on its own node:net connection; the answer parsed by http-parser-js. */
 function plainHttp(url: URL, init: RequestInit): Promise<SmallResponse> {
-  const net = require('node:net') as typeof import('node:net')
   return new Promise<SmallResponse>((resolve, reject) => {
     const signal = init.signal ?? undefined
     if (signal?.aborted) {
@@ -218,8 +219,6 @@ function plainHttp(url: URL, init: RequestInit): Promise<SmallResponse> {
     head += 'connection: close\r\n\r\n'
 
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
-    const socket = net.connect({ host, port: Number(url.port) || 80 })
-    socket.setNoDelay(true)
     const queue = new BodyQueue()
     const parser = new HTTPParser(HTTPParser.RESPONSE)
     let answered = false
@@ -270,17 +269,19 @@ function plainHttp(url: URL, init: RequestInit): Promise<SmallResponse> {
       queue.end()
       socket.destroy()
     }
-    socket.on('data', (d: Buffer) => {
-      const r = parser.execute(d)
-      if (r instanceof Error) fail(r)
+    const socket = connect(host, Number(url.port) || 80, {
+      data(d) {
+        const r = parser.execute(d)
+        if (r instanceof Error) fail(r)
+      },
+      end() {
+        const r = parser.finish()
+        if (r instanceof Error) fail(r)
+        else if (!complete) fail(new Error('other side closed'))
+      },
+      error: fail,
+      close: () => fail(new Error('other side closed')),
     })
-    socket.on('end', () => {
-      const r = parser.finish()
-      if (r instanceof Error) fail(r)
-      else if (!complete) fail(new Error('other side closed'))
-    })
-    socket.on('error', fail)
-    socket.on('close', () => fail(new Error('other side closed')))
     signal?.addEventListener('abort', onAbort, { once: true })
     socket.write(body === undefined ? head : head + body)
   })

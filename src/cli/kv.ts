@@ -21,12 +21,7 @@ import {
   simpleCommand,
   UsageError,
 } from './client-command.js'
-
-/** etcdctl's printKV: key line, value line (or the value alone, or the key and an empty line). */
-function kvLines(kv: KeyValue, opts: { valueOnly?: boolean; keysOnly?: boolean } = {}): string[] {
-  if (opts.valueOnly) return [kv.value]
-  return [kv.key, opts.keysOnly ? '' : kv.value]
-}
+import { kvLines } from './output.js'
 
 function printKv(ctx: Ctx, kv: KeyValue, opts: { valueOnly?: boolean; keysOnly?: boolean } = {}): void {
   for (const line of kvLines(kv, opts)) ctx.io.out(line)

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { globalFlags, globalValueFlags } from './global-flags.js'
+import { writeOut } from './output.js'
 
 // bin/edgecd.js hands the launcher's deferred NODE_EXTRA_CA_CERTS over through the bundle's exports.
 export { deferExtraCaCerts } from './extra-ca.js'
@@ -28,54 +29,6 @@ export interface CliIo {
 const consoleIo: CliIo = {
   out: (line) => writeOut(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
-}
-
-/**
- * Set once stdout has to go through process.stdout: after a write fs.writeSync could not finish (a non-blocking
- * stdout that is full, a closed pipe...), and always on Windows (its console wants process.stdout's wide writes).
- */
-let stdoutStream = process.platform === 'win32'
-
-/**
- * Writes to stdout with fs.writeSync on fd 1: a one-shot `edgecd get` then never builds process.stdout (for a pipe a
- * net.Socket on the descriptor, for a file a SyncWriteStream), which costs a call more than its own output
- * (docs/cli.md#start-up). The bytes and their order are what process.stdout writes on Linux, where it writes pipes,
- * files and terminals synchronously too; whatever writeSync could not write goes to process.stdout, as does everything
- * after it, so an error is process.stdout's as before.
- */
-function writeOut(text: string): void {
-  if (stdoutStream) {
-    process.stdout.write(text)
-    return
-  }
-  const buf = Buffer.from(text)
-  let off = 0
-  try {
-    const { writeSync } = nodeFs()
-    while (off < buf.length) off += writeSync(1, buf, off)
-  } catch (e) {
-    if ((e as { code?: string }).code === 'EPIPE') brokenPipe()
-    stdoutStream = true
-    process.stdout.on('error', (err: { code?: string }) => {
-      if (err.code === 'EPIPE') brokenPipe()
-      throw err
-    })
-    process.stdout.write(buf.subarray(off))
-  }
-}
-
-/**
- * The reader of stdout went away (`edgecd get --prefix a | head -1`): stop at once and quietly, as etcdctl does (Go's
- * runtime dies of the SIGPIPE; Node ignores the signal, so the same exit status a shell sees for it, 128 + 13).
- */
-function brokenPipe(): never {
-  process.exit(141)
-}
-
-/** node:fs without an ES module import of it (whose namespace would load fs/promises): see version(). */
-function nodeFs(): typeof import('node:fs') {
-  return (process.getBuiltinModule?.('node:fs') ??
-    createRequire(import.meta.url)('node:fs')) as typeof import('node:fs')
 }
 
 /** The package version, read from package.json so there is exactly one place to bump it. */
