@@ -16,11 +16,13 @@
 // lines, which CI parses (the spec reporter prints `ℹ pass N` instead). The exit code is node's: non-zero when any
 // test fails.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findTests } from './find-tests.mjs'
 import { node22Binary } from './setup-node22.mjs'
+import { parallelConcurrency, splitGroups } from './test-groups.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
@@ -95,7 +97,37 @@ for (const [name, p] of Object.entries(programs)) {
 }
 
 const reporter = process.env.TEST_REPORTER || 'tap'
-const command = ['--import', 'tsx', '--test', `--test-reporter=${reporter}`, ...nodeArgs, ...files]
+// Files run two at a time except the serial list of scripts/test-groups.mjs (run alone, first), all in one report
+// (scripts/run-test-groups.mjs). Options other than the ones understood here go to a plain `node --test` run of every
+// file (node's own concurrency: one file at a time on 2 cores), as does EDGECD_TEST_SERIAL=1.
+const plan = { reporter, groups: [], testNamePatterns: [] }
+let concurrency = parallelConcurrency
+let plain = process.env.EDGECD_TEST_SERIAL === '1'
+for (const a of nodeArgs) {
+  const [flag, value] = a.split(/=(.*)/s)
+  if (flag === '--test-name-pattern' && value !== undefined) plan.testNamePatterns.push(value)
+  else if (flag === '--test-concurrency' && /^\d+$/.test(value ?? '')) concurrency = Number(value)
+  else if (flag === '--test-timeout' && /^\d+$/.test(value ?? '')) plan.timeout = Number(value)
+  else if (a === '--test-only') plan.only = true
+  else if (flag === '--test-reporter' && value) plan.reporter = value
+  else plain = true
+}
+if (plan.testNamePatterns.length === 0) delete plan.testNamePatterns
+let command
+if (plain) {
+  command = ['--import', 'tsx', '--test', `--test-reporter=${reporter}`, ...nodeArgs, ...files]
+} else {
+  const { serial, parallel } = splitGroups(files)
+  plan.groups = [
+    { files: serial, concurrency: 1 },
+    { files: parallel, concurrency },
+  ]
+  const dir = mkdtempSync(join(tmpdir(), 'edgecd-tests-'))
+  const planFile = join(dir, 'plan.json')
+  writeFileSync(planFile, JSON.stringify(plan))
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  command = ['--import', 'tsx', resolve(root, 'scripts/run-test-groups.mjs'), planFile]
+}
 const result = spawnSync(process.execPath, command, { cwd: root, stdio: 'inherit' })
 if (result.error) {
   console.error(`run-tests: could not start node: ${result.error.message}`)
