@@ -5,8 +5,9 @@
 // of node + tsx start-up. So files run two at a time, except those below.
 
 /**
- * Files that assert wall-clock bounds a second CPU-bound file could break on 2 cores, run alone before the rest.
- * A file goes here when its assertion is about time, not when it is merely slow.
+ * Files run alone before the rest: those that assert wall-clock bounds a second CPU-bound file could break on 2
+ * cores, and those that change files other tests read. A file goes here for what it asserts about time or what it
+ * writes, not because it is merely slow.
  */
 export const serialFiles = [
   'test/cluster/cluster.test.ts', // fail-over under 3 s after the leader is killed
@@ -16,6 +17,9 @@ export const serialFiles = [
   // Deno and two Node members (tsx) starting at once must elect a leader within 30 s: next to the 200-seed member
   // simulation it did not, once, in the first two-at-a-time full run.
   'test/deno/member.test.ts',
+  // Not a time bound: `npm pack` rebuilds the checkout's dist/ (scripts/build.mjs empties it first), which
+  // bin/edgecd.js of any concurrent CLI test may be loading.
+  'test/package/pack.test.ts',
 ]
 
 /**
@@ -30,7 +34,6 @@ export const longFirst = [
   'test/workers/mixed-cluster.test.ts',
   'test/security/watch-fanout.test.ts',
   'test/diff/python-clients.test.ts',
-  'test/package/pack.test.ts',
   'test/api/prometheus.test.ts',
   'test/cluster/snapshot-catchup.test.ts',
   'test/grpc/etcdctl-diff.test.ts',
