@@ -418,6 +418,9 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
   }
 }
 
+/** The i-th run of a put pair's baseline: 0 before its first row with watchers, i after its i-th. */
+const baselineKey = (none: Scenario, i: number) => `${none.name}#${i}`
+const ordinal = (i: number) => (i === 0 ? 'before' : `after row ${i}`)
 const n0 = (v: number) => Math.round(v).toLocaleString('en-US')
 const pct = (v: number) => `${(v * 100).toFixed(v < 0.995 ? 1 : 0)}%`
 
@@ -447,11 +450,23 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       keys: 1,
     }
     if (p.warmup > 0) for (const s of servers) await runScenario(s, warm, p.warmup)
-    for (const sc of [...p.delivery, ...p.puts.flatMap((pair) => [pair.none, ...pair.following])]) {
+    // Each put row with watchers is bracketed by its baseline, run right before and right after it on the same
+    // server (baseline, row 1, baseline, row 2, baseline): its ratio is over the mean of the two next to it. One
+    // baseline at the start measured every later row against a server that had since taken ~30,000 more revisions,
+    // and against the host's speed of a minute before (it moves by tens of percent here).
+    const steps: { sc: Scenario; key: string }[] = p.delivery.map((sc) => ({ sc, key: sc.name }))
+    for (const pair of p.puts) {
+      steps.push({ sc: pair.none, key: baselineKey(pair.none, 0) })
+      pair.following.forEach((sc, i) => {
+        steps.push({ sc, key: sc.name })
+        steps.push({ sc: pair.none, key: baselineKey(pair.none, i + 1) })
+      })
+    }
+    for (const { sc, key } of steps) {
       for (const s of servers) {
         const o = await runScenario(s, sc, p.seconds)
         if (!out.has(s.name)) out.set(s.name, new Map())
-        out.get(s.name)!.set(sc.name, o)
+        out.get(s.name)!.set(key, o)
         say(
           `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put${o.events > 0 ? ` ${o.serverUsPerEvent.toFixed(2).padStart(6)} µs cpu/event` : ''}  ${o.putsPerSync.toFixed(2)} puts/sync (${o.syncMs.toFixed(2)} ms)  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.waitedMs > 1000 ? `  (waited ${(o.waitedMs / 1000).toFixed(1)} s for the last scenario's watchers to go)` : ''}${o.error ? `  (${o.error})` : ''}`,
         )
@@ -490,15 +505,21 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     }
     rows.push(row)
   }
-  for (const sc of p.puts.flatMap((pair) => [pair.none, ...pair.following])) {
+  for (const { sc, key } of p.puts.flatMap((pair) => [
+    ...pair.following.map((sc) => ({ sc, key: sc.name })),
+    ...(pair.following.length === 0 ? [0] : pair.following.map((_, i) => i).concat(pair.following.length)).map((i) => ({
+      sc: { ...pair.none, name: `${pair.none.name} (${ordinal(i)})` },
+      key: baselineKey(pair.none, i),
+    })),
+  ])) {
     const row = [sc.name]
     for (const n of names) {
-      const o = out.get(n)!.get(sc.name)!
+      const o = out.get(n)!.get(key)!
       row.push(sc.streams === 0 ? '-' : n0(o.eventsPerSec), n0(o.putsPerSec), sc.streams === 0 ? '-' : pct(o.delivered))
       results.push({ name: `${n} ${sc.name}`, value: Math.round(o.putsPerSec), unit: 'puts/s' })
     }
     if (names.includes('etcd')) {
-      const r = out.get('edgecd')!.get(sc.name)!.putsPerSec / out.get('etcd')!.get(sc.name)!.putsPerSec
+      const r = out.get('edgecd')!.get(key)!.putsPerSec / out.get('etcd')!.get(key)!.putsPerSec
       row.push(r.toFixed(2))
     }
     rows.push(row)
@@ -508,13 +529,16 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const ratioRows: string[][] = []
   for (const pair of p.puts) {
     const bytesBound = pair.following[0]!.shape === 'one-key'
-    for (const sc of pair.following) {
+    for (const [i, sc] of pair.following.entries()) {
       const row = [`${sc.name.replace(/^puts, /, '')}${bytesBound ? '' : ' (target >= 0.90)'}`]
       for (const n of names) {
         const w = out.get(n)!.get(sc.name)!
-        const none = out.get(n)!.get(pair.none.name)!
-        const r = w.putsPerSec / none.putsPerSec
-        row.push(r.toFixed(2), (w.serverUsPerPut / none.serverUsPerPut).toFixed(2))
+        // The baselines right before and right after this row.
+        const before = out.get(n)!.get(baselineKey(pair.none, i))!
+        const after = out.get(n)!.get(baselineKey(pair.none, i + 1))!
+        const r = w.putsPerSec / ((before.putsPerSec + after.putsPerSec) / 2)
+        const cpu = w.serverUsPerPut / ((before.serverUsPerPut + after.serverUsPerPut) / 2)
+        row.push(r.toFixed(2), cpu.toFixed(2))
         results.push({
           name: `${n} ${sc.name} / without`,
           value: Number(r.toFixed(2)),
@@ -543,6 +567,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   for (const pair of p.puts) say(`  ${pair.none.name}: ${pair.label}`)
   say('(all match: every put is one message per watcher, ~2.5 MB per put to 10,000 watchers on one socket: bound by')
   say(" bytes for any server; etcd's shape: each put reaches its one watcher, the cost of matching and delivery;")
+  say(' without: the mean of the baseline run right before and right after the row, on the same server;')
   say(" cpu/put: the server's CPU per put with watchers over without, writes and delivery together: less noisy than")
   say(' puts/s when other processes share the cores)')
   say('')
