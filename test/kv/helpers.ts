@@ -147,3 +147,14 @@ export function etcdCode(fn: () => unknown): string {
   }
   return 'no error'
 }
+
+/** A seeded xorshift32 generator of numbers in [0, 1): the seeded scripts of the watch tests (print the seed on failure). */
+export function xorshift(seed: number): () => number {
+  let x = seed >>> 0 || 1
+  return () => {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    return (x >>> 0) / 4294967296
+  }
+}

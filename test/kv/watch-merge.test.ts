@@ -13,17 +13,7 @@ import type { KvConfig } from '../../src/kv/config.js'
 import type { KvStore } from '../../src/kv/store.js'
 import type { WatchStream } from '../../src/kv/watch.js'
 import type { WatchResponse } from '../../src/protocol/types.js'
-import { del, newStore, opPut, put, RecordingSink, str, txn, watchReq } from './helpers.js'
-
-function xorshift(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) / 4294967296
-  }
-}
+import { del, newStore, opPut, put, RecordingSink, str, txn, watchReq, xorshift } from './helpers.js'
 
 /** A store whose replay turns run when the test says (no timers). */
 function store(config: Partial<KvConfig> = {}): { s: KvStore; turns: () => void } {

@@ -13,7 +13,7 @@ import type { KvStore } from '../../src/kv/store.js'
 import { type WatchStream, watchCoalesceMsMax } from '../../src/kv/watch.js'
 import * as M from '../../src/protocol/descriptors.js'
 import type { WatchResponse } from '../../src/protocol/types.js'
-import { del, newStore, put, RecordingSink, str, watchReq } from './helpers.js'
+import { del, newStore, put, RecordingSink, str, watchReq, xorshift } from './helpers.js'
 
 /** A virtual clock for a store's watch hub: `advance` runs the timers that came due, in order. */
 function virtualClock(s: KvStore) {
@@ -48,16 +48,6 @@ function virtualClock(s: KvStore) {
 
 const revsOf = (m: WatchResponse) => m.events.map((e) => e.kv.mod_revision)
 const eventMessages = (k: RecordingSink, id = 0) => k.messages.filter((m) => m.watch_id === id && m.events.length > 0)
-
-function xorshift(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) / 4294967296
-  }
-}
 
 describe('watch coalescing windows (edgecd_coalesce_ms)', () => {
   test('the JSON field decodes (number or string); an etcd request without it is a window of 0', () => {
