@@ -825,6 +825,21 @@ export class WatchHub {
     return this.rangedIndex.visits
   }
 
+  /**
+   * @internal What the hub holds for its watchers and streams: all 0 once every stream is closed (a member that served
+   * watch rows must not carry them into later ones, issue 17).
+   */
+  get held(): { keys: number; ranges: number; rangeIndex: number; streams: number; pending: number; waiting: number } {
+    return {
+      keys: this.byKey.size,
+      ranges: this.ranged.size,
+      rangeIndex: this.rangedIndex.size,
+      streams: this.streams.size,
+      pending: this.pending.size,
+      waiting: this.replayWaiting.size,
+    }
+  }
+
   /** Open watchers across all streams. */
   get watcherCount(): number {
     return this.count
