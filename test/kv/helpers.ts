@@ -158,3 +158,14 @@ export function xorshift(seed: number): () => number {
     return (x >>> 0) / 4294967296
   }
 }
+
+/** A seeded xorshift32 generator of integers in [0, n): the seeded brute-force checks (print the seed on failure). */
+export function rng(seed: number): (n: number) => number {
+  let x = seed >>> 0 || 1
+  return (n: number) => {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    return (x >>> 0) % n
+  }
+}

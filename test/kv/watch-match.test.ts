@@ -9,19 +9,9 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { defaultPutRequest, type Event, FilterType, type WatchResponse } from '../../src/protocol/types.js'
-import { newStore, RecordingSink, txn, watchReq } from './helpers.js'
+import { newStore, RecordingSink, rng, txn, watchReq } from './helpers.js'
 
 const seed0 = Number(process.env.SEED ?? 4242)
-
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1
-  return (n: number) => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) % n
-  }
-}
 
 /** Binary strings as bytes (one char per byte, as the store keys them). */
 const bytes = (k: string) => Uint8Array.from(k, (ch) => ch.charCodeAt(0))

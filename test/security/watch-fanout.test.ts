@@ -12,7 +12,7 @@ import { encodeMessage } from '../../src/api/http/codec/encode.js'
 import { encodeWatchResponse, watchJsonStats, watchResultJson } from '../../src/api/http/codec/watch-json.js'
 import * as M from '../../src/protocol/descriptors.js'
 import { FilterType, type WatchResponse } from '../../src/protocol/types.js'
-import { b, newStore, put, watchReq } from '../kv/helpers.js'
+import { b, newStore, put, rng, watchReq } from '../kv/helpers.js'
 import { LineStream, startTestMember } from '../server/helpers.js'
 import { b64, post } from '../support/index.js'
 
@@ -114,13 +114,7 @@ describe('watch fan-out (issue 17)', () => {
 
   test('the range index matches a brute-force check: random ranges and writes (seeded)', () => {
     const seed = Number(process.env.SEED ?? 17)
-    let x = seed >>> 0 || 1
-    const rand = (n: number) => {
-      x ^= x << 13
-      x ^= x >>> 17
-      x ^= x << 5
-      return (x >>> 0) % n
-    }
+    const rand = rng(seed)
     const alphabet = ['a', 'b', '\u00ff', '\u0000', 'c']
     const key = () => Array.from({ length: 1 + rand(3) }, () => alphabet[rand(alphabet.length)]).join('')
     const bytes = (k: string) => Uint8Array.from(k, (ch) => ch.charCodeAt(0))

@@ -8,19 +8,9 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { RangeIndex } from '../../src/kv/range-index.js'
 import type { WatchResponse } from '../../src/protocol/types.js'
-import { newStore, put, watchReq } from '../kv/helpers.js'
+import { newStore, put, rng, watchReq } from '../kv/helpers.js'
 
 const seed0 = Number(process.env.SEED ?? 1717)
-
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1
-  return (n: number) => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) % n
-  }
-}
 
 /** Keys over a small alphabet with the boundary bytes, so ranges overlap, nest and share endpoints. */
 const alphabet = ['\u0000', 'a', 'b', 'c', '\u00fe', '\u00ff']

@@ -11,18 +11,12 @@ import { encodeWatchResponse, watchJsonStats, watchResultJson } from '../../src/
 import { isSharedEvents } from '../../src/kv/watch.js'
 import * as M from '../../src/protocol/descriptors.js'
 import type { Event, KeyValue, ResponseHeader, WatchResponse } from '../../src/protocol/types.js'
-import { newStore, put, watchReq } from '../kv/helpers.js'
+import { newStore, put, rng, watchReq } from '../kv/helpers.js'
 
 const seed = Number(process.env.SEED ?? 99)
 
 test('event messages: the hand-written encoder equals encodeMessage (seeded random messages)', () => {
-  let x = seed >>> 0 || 1
-  const rand = (n: number) => {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    return (x >>> 0) % n
-  }
+  const rand = rng(seed)
   const bytes = () => Uint8Array.from({ length: rand(3) === 0 ? 0 : rand(40) }, () => rand(256))
   // Zero (omitted), small, and past 2^32 (int64 written as a decimal string).
   const int = () => [0, 1 + rand(100), 2 ** 40 + rand(1000), Number.MAX_SAFE_INTEGER][rand(4)]!
