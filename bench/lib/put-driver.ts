@@ -3,7 +3,9 @@
  * machine): starts one member of the checkout it runs in (the working directory), sends 6,000 warm-up puts, then
  * `clients` closed-loop callers for `seconds` over ceil(clients/16) HTTP/2 connections (pre-encoded Put frames,
  * 256-byte values over 1,000 keys, as bench/grpc.ts), and prints ops/s, the member's CPU per put (/proc), p50/p99
- * and puts per WAL write (etcd_disk_wal_fsync_duration_seconds_count). With `etcd` as third argument, Debian's etcd.
+ * and puts per WAL write (etcd_disk_wal_fsync_duration_seconds_count) and the mean WAL sync as the server times it
+ * (its _sum over its _count: edgecd's save, etcd's fdatasync). With `etcd` as third argument, Debian's etcd.
+ * PUT_DRIVER_SCHED=1 adds per-thread scheduler counters per put for the server and the driver (bench/lib/sched-stats.ts).
  *
  *   (cd <before> && node --import tsx <after>/bench/lib/put-driver.ts 64 5) &
  *   node --import tsx bench/lib/put-driver.ts 64 5 & wait
@@ -15,6 +17,7 @@ import { readFileSync } from 'node:fs'
 import { type ClientHttp2Session, connect } from 'node:http2'
 import { loadavg } from 'node:os'
 import { pathToFileURL } from 'node:url'
+import { schedReport, schedSnapshot } from './sched-stats.js'
 
 const repo = process.cwd()
 const { startEdgecd, startEtcd, processCpuSecs } = (await import(
@@ -89,7 +92,6 @@ function userCpuSecs(pid: number): number {
 }
 
 async function metric(name: string): Promise<number> {
-  if (which === 'etcd') return Number.NaN
   const text = await (await fetch(`${srv.url}/metrics`)).text()
   const line = text.split('\n').find((x) => x.startsWith(`${name} `))
   return line ? Number(line.split(' ')[1]) : Number.NaN
@@ -99,9 +101,13 @@ try {
   const sessions = Array.from({ length: Math.ceil(n / 16) }, () => connect(`http://${address}`))
   for (let i = 0; i < 6000; i += 64) await Promise.all(Array.from({ length: 64 }, (_, j) => put(sessions[0]!, i + j)))
   const f0 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
+  const fs0 = await metric('etcd_disk_wal_fsync_duration_seconds_sum')
   if (process.env.PUT_DRIVER_SIGNAL) process.kill(srv.pid, 'SIGUSR2')
   const c0 = processCpuSecs(srv.pid)
   const u0 = userCpuSecs(srv.pid)
+  const sched = process.env.PUT_DRIVER_SCHED === '1'
+  const s0 = sched ? schedSnapshot(srv.pid) : undefined
+  const d0 = sched ? schedSnapshot('self') : undefined
   const t0 = performance.now()
   const end = t0 + secs * 1000
   let ops = 0
@@ -118,15 +124,20 @@ try {
     }),
   )
   const c1 = processCpuSecs(srv.pid)
+  if (s0 && d0)
+    console.log(
+      `${schedReport(which, s0, schedSnapshot(srv.pid), ops)}\n${schedReport('driver', d0, schedSnapshot('self'), ops)}`,
+    )
   const u1 = userCpuSecs(srv.pid)
   if (process.env.PUT_DRIVER_SIGNAL) process.kill(srv.pid, 'SIGUSR2')
   const t1 = performance.now()
   const f1 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
+  const fs1 = await metric('etcd_disk_wal_fsync_duration_seconds_sum')
   lat.sort((a, b) => a - b)
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]!.toFixed(2)
   console.log(
     `${which} n=${n} ops/s ${(ops / ((t1 - t0) / 1000)).toFixed(0)} cpu µs/put ${(((c1 - c0) * 1e6) / ops).toFixed(0)} (user ${(((u1 - u0) * 1e6) / ops).toFixed(0)}) ` +
-      `p50 ${q(0.5)} p99 ${q(0.99)} puts/fsync ${(ops / (f1 - f0)).toFixed(1)} load ${loadavg()[0]!.toFixed(1)}`,
+      `p50 ${q(0.5)} p99 ${q(0.99)} puts/fsync ${(ops / (f1 - f0)).toFixed(1)} fsync mean ${(((fs1 - fs0) / (f1 - f0)) * 1e3).toFixed(2)} ms load ${loadavg()[0]!.toFixed(1)}`,
   )
   for (const s of sessions) s.close()
 } finally {
