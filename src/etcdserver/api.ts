@@ -46,6 +46,11 @@ export interface WatchStream {
   request(req: WatchRequest): void
   /** The transport drained after `send` returned false: deliver what was held back. */
   resume(): void
+  /**
+   * Hold events back until `resume()` as if `send` had returned false (they are queued, merged per watcher): the
+   * transport has not finished writing what it was given. Optional: a stream without it holds only on false.
+   */
+  hold?(): void
   /** The client went away: cancel every watcher of this stream. */
   close(): void
 }

@@ -599,6 +599,7 @@ export class Member implements MemberApi {
         } else if (req.progress_request) stream.requestProgress()
       },
       resume: () => stream.resume(),
+      hold: () => stream.hold(),
       close: () => {
         stream.close()
         this.streams.delete(handle)

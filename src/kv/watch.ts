@@ -375,6 +375,17 @@ export class WatchStream {
   }
 
   /**
+   * The transport is still writing what it was last given (the raw gRPC Watch: the previous turn's write has not
+   * been written yet): until `resume()`, the stream is held as if the sink had answered "congested". Each watcher's
+   * next revisions are queued, merged into its last queued message (enqueue), and go out together when the transport
+   * calls resume() (etcd's victim batches), so a client that reads slower than the member applies gets fewer, larger
+   * messages. A stream that is not held (its transport took the last write) still sends each apply batch at once.
+   */
+  hold(): void {
+    if (!this.closed) this.blocked = true
+  }
+
+  /**
    * Watchers that may be behind: unsynced, or with events queued. A superset (entries leave lazily, see stillBehind),
    * so that the pump, a progress request and a create look at the watchers behind, not at every watcher of the stream.
    */

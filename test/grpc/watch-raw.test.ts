@@ -161,6 +161,7 @@ function storeMember(s: KvStore): MemberApi {
           else if (req.progress_request) st.requestProgress()
         },
         resume: () => st.resume(),
+        hold: () => st.hold(),
         close: () => st.close(),
       }
     },
@@ -359,6 +360,75 @@ describe('raw gRPC watch session', () => {
       assert.deepEqual(w.revs, want, `watcher ${id}`)
       // Batch 1, (for one watcher, batch 2's message that found the call congested,) then the other 9 in one.
       assert.ok(w.messages <= 3, `watcher ${id}: ${w.messages} messages`)
+    }
+  })
+
+  test('while the last write is not yet written, later batches wait merged per watcher and go in one write; an idle call writes each batch in its turn', async () => {
+    for (const hold of [true, false]) {
+      const s = newStore()
+      const { t, call } = session(s, { holdWhileWriting: hold })
+      // The network takes a chunk when the test says so (Node: the stream's write callback).
+      const unwritten: (() => void)[] = []
+      t.write = (chunk, written) => {
+        t.writes.push(chunk.slice())
+        if (written) unwritten.push(() => written(chunk))
+      }
+      const writeAll = () => {
+        for (const f of unwritten.splice(0)) f()
+      }
+      const microtask = () => new Promise<void>((r) => queueMicrotask(r))
+      call.data(Buffer.concat(Array.from({ length: 100 }, () => createReq('k'))))
+      await turn()
+      writeAll()
+      let n = 0
+      const batch = () => {
+        s.watchHub.beginBatch()
+        for (let i = 0; i < 5; i++) put(s, 'k', `v${n++}`)
+        s.watchHub.endBatch()
+      }
+      // Idle (the last write is written): the batch goes out in this turn, one message per watcher, no timer.
+      const w0 = t.writes.length
+      batch()
+      await microtask()
+      assert.equal(t.writes.length, w0 + 1)
+      assert.equal(messages(t.writes[w0]!).length, 100)
+      // That write is not written yet: 9 more batches, each its own turn.
+      for (let i = 0; i < 9; i++) {
+        batch()
+        await turn()
+      }
+      if (hold) {
+        assert.equal(t.writes.length, w0 + 1, 'nothing written while the last write is pending')
+        writeAll()
+        await microtask()
+        // The 9 batches: one write, one message per watcher with all 45 revisions.
+        assert.equal(t.writes.length, w0 + 2)
+        assert.equal(messages(t.writes[w0 + 1]!).length, 100)
+      } else assert.equal(t.writes.length, w0 + 10, 'without holding, one write per batch')
+      writeAll()
+      // Idle again: the next put goes out in its turn, alone.
+      const w1 = t.writes.length
+      put(s, 'k', `v${n++}`)
+      await microtask()
+      assert.equal(t.writes.length, w1 + 1)
+      assert.equal(messages(t.writes[w1]!).length, 100)
+      writeAll()
+      // Every watcher got every revision once, in order, each message's header at its last event.
+      const byWatcher = new Map<bigint, { revs: bigint[]; messages: number }>()
+      for (const r of t.responses()) {
+        if (r.events.length === 0) continue
+        const w = byWatcher.get(r.watchId) ?? { revs: [], messages: 0 }
+        for (const e of r.events) w.revs.push(e.kv!.modRevision)
+        w.messages++
+        assert.equal(r.header!.revision, r.events.at(-1)!.kv!.modRevision)
+        byWatcher.set(r.watchId, w)
+      }
+      assert.equal(byWatcher.size, 100)
+      const want = Array.from({ length: n }, (_, i) => BigInt(i + 2))
+      for (const [id, w] of byWatcher) {
+        assert.deepEqual(w.revs, want, `watcher ${id}`)
+        assert.equal(w.messages, hold ? 3 : 11, `watcher ${id}: messages`)
+      }
     }
   })
 

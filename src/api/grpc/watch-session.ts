@@ -7,11 +7,12 @@
  * each through async iterables, which cost more than the member's own work per event (docs/benchmarks.md, "Watch
  * fan-out").
  *
- * Flow control is the member's (src/kv/watch.ts): past `sendBufferBytesMax` bytes not yet taken by the network, or
- * past `sendLagBytesMax` still untaken when a turn ends (the client is behind), the sink answers "congested", the hub
- * holds the stream's events back (queued, each watcher's merged into one message; past the queue limits etcd's
- * victim/unsynced watchers, caught up from history) and the stream is resumed when the transport says it drained.
- * Web-standard only.
+ * Flow control is the member's (src/kv/watch.ts): while the transport has not yet written the previous turn's chunk
+ * (its `written` callback not called), past `sendBufferBytesMax` bytes not yet taken by the network, or past
+ * `sendLagBytesMax` still untaken when a turn ends, the hub holds the stream's events back (queued, each watcher's
+ * merged into one message; past the queue limits etcd's victim/unsynced watchers, caught up from history) and the
+ * stream is resumed, in one write, when the transport has written everything and drained. A stream whose last write
+ * is done sends the next apply batch at once. Web-standard only.
  */
 
 import type { AuthInfo } from '../../auth/store.js'
@@ -41,7 +42,9 @@ export interface RawWatchMeta {
 export interface RawWatchTransport {
   /**
    * Writes one chunk of enveloped gRPC messages (the response headers go first, once); `written`, when given, is
-   * called once the transport no longer holds the chunk (its buffer is then reused).
+   * called once the transport no longer holds the chunk (its buffer is then reused; the call's events held back
+   * meanwhile go out then). It must be called for every chunk unless the call is closed (`closed()`); it may be
+   * called from inside `write`.
    */
   write(chunk: Uint8Array, written?: (chunk: Uint8Array) => void): void
   /** Bytes written and not yet taken by the network (HTTP/2 flow control included). */
@@ -93,6 +96,13 @@ export interface WatchSessionDeps {
    * call is reported drained.
    */
   sendLagBytesMax?: number
+  /**
+   * Whether the next turns' events wait, merged per watcher, while the transport has not yet written the previous
+   * chunk (default true): a client that reads slower than the member applies gets one message per watcher per write
+   * instead of one per apply batch (etcd 3.4's victims; issue 17, docs/benchmarks.md session 8). False: only the
+   * byte thresholds above hold a call back (session 7).
+   */
+  holdWhileWriting?: boolean
 }
 
 const defaultSendBufferBytesMax = 4 * 1024 * 1024
@@ -104,6 +114,9 @@ export class GrpcWatchSession implements RawWatchCall {
   private readonly frames = new GrpcFrames()
   private readonly sendMax: number
   private readonly lagMax: number
+  private readonly holdWhileWriting: boolean
+  /** Chunks given to the transport whose `written` has not come yet. */
+  private writing = 0
   /** The member's stream once the call is authorized; requests before that wait in `early`. */
   private stream: WatchStream | undefined
   private early: WatchRequest[] | undefined = []
@@ -128,6 +141,7 @@ export class GrpcWatchSession implements RawWatchCall {
   ) {
     this.sendMax = deps.sendBufferBytesMax ?? defaultSendBufferBytesMax
     this.lagMax = Math.min(deps.sendLagBytesMax ?? defaultSendLagBytesMax, this.sendMax)
+    this.holdWhileWriting = deps.holdWhileWriting ?? true
     this.call = deps.metrics?.start('Watch')
     let requireLeader: boolean
     let info: AuthInfo | undefined | Promise<AuthInfo | undefined>
@@ -228,7 +242,10 @@ export class GrpcWatchSession implements RawWatchCall {
 
   // ---------------------------------------------------------------- responses (etcd's sendLoop)
 
-  /** The member's sink: the message is encoded into this turn's chunk; false while the transport is congested. */
+  /**
+   * The member's sink: the message is encoded into this turn's chunk; false while the transport is congested or (with
+   * holdWhileWriting) still writing an earlier chunk.
+   */
   private send(resp: WatchResponse): boolean {
     if (this.ended) return true
     if (resp.canceled) this.fragmented.delete(resp.watch_id)
@@ -245,25 +262,49 @@ export class GrpcWatchSession implements RawWatchCall {
       this.flushQueued = true
       queueMicrotask(() => this.flush())
     }
-    const ok = !this.congested && this.frames.size + this.transport.bufferedBytes < this.sendMax
+    const ok =
+      !this.congested &&
+      (this.writing === 0 || !this.holdWhileWriting) &&
+      this.frames.size + this.transport.bufferedBytes < this.sendMax
     if (!ok) this.held = true
     return ok
   }
 
-  private readonly release = (chunk: Uint8Array): void => this.frames.release(chunk)
+  /** The transport wrote a chunk: its buffer is reused; once it holds none, the events held back meanwhile go out. */
+  private readonly written = (chunk: Uint8Array): void => {
+    this.frames.release(chunk)
+    this.writing--
+    // Everything given was written: nothing of this call waits in the transport (Node's 'drain' comes only past
+    // its high-water mark).
+    if (this.writing === 0 && this.transport.bufferedBytes < this.lagMax) {
+      this.congested = false
+      this.resumeIfHeld()
+    }
+  }
 
   /**
-   * Writes the turn's messages as one chunk. One turn may write up to sendMax (a put to 10,000 watchers is ~1 MB);
-   * but when the network has not taken lagMax of it by the end of the turn, the client is behind: the next turns'
-   * events wait in the hub, merged per watcher, until 'drain' (etcd 3.4's stream falls behind the same way when its
-   * 128-message send buffer fills, and then sends a victim everything it missed in one message).
+   * Writes the turn's messages as one chunk. One turn may write up to sendMax (a put to 10,000 watchers is ~1 MB).
+   * Until the transport has written it, the next turns' events wait in the hub, merged per watcher (hold), and go
+   * out together once it has, in one write: a client that reads as fast as the member applies finds each write done
+   * before the next apply batch and gets every batch at once; one that reads slower gets fewer, larger messages, as
+   * many as it takes (etcd 3.4's stream falls behind the same way when its 128-message send buffer fills, and then
+   * sends a victim everything it missed in one message). When the network has not taken lagMax of it by the end of
+   * the turn, the call also waits for 'drain'.
    */
   private flush(): void {
     this.flushQueued = false
     if (this.ended || this.frames.size === 0) return
-    this.transport.write(this.frames.take(), this.release)
+    this.writing++
+    this.transport.write(this.frames.take(), this.written)
+    if (this.ended) return
     if (this.transport.bufferedBytes >= this.lagMax) this.congested = true
-    else this.resumeIfHeld()
+    // (`written` may have come from inside write: then nothing is held for it.)
+    if (this.writing > 0 && this.holdWhileWriting) {
+      if (!this.held) {
+        this.held = true
+        this.stream?.hold?.()
+      }
+    } else this.resumeIfHeld()
   }
 
   drained(): void {
@@ -274,6 +315,7 @@ export class GrpcWatchSession implements RawWatchCall {
 
   private resumeIfHeld(): void {
     if (!this.held || this.congested || this.ended) return
+    if (this.writing > 0 && this.holdWhileWriting) return
     this.held = false
     this.stream?.resume()
   }
