@@ -4,7 +4,9 @@
  * per put (messages, events per message; with `--client raw` also bytes and HTTP/2 DATA chunks) and the CPU the bench
  * process (writers + watch client) and the server spent per put. Clients: `connect` (ConnectRPC's Node gRPC client,
  * as bench/watch.ts), `grpc-js` (@grpc/grpc-js, as the etcd3 package; messages decoded with fromBinary), `raw` (a bare
- * node:http2 stream). One JSON line per run; not part of `npm run bench`.
+ * node:http2 stream). Each put's value carries its number, so the run also prints the latency from a put's request
+ * to the first watcher's event for it (`latencyMs`: p50, p90, p99, max; watch with `--watchers 1 --writers 1` for
+ * the latency an idle watcher sees). One JSON line per run; not part of `npm run bench`.
  *
  *   npx tsx bench/watch-client-probe.ts [--client connect|grpc-js|raw] [--etcd] [--seconds 3] [--watchers 100]
  *                                       [--writers 16]
@@ -43,6 +45,23 @@ let msgs = 0
 let chunks = 0
 let bytes = 0
 const chunkSizes: number[] = []
+/** When each put was sent, by its number (the value's first 8 bytes); latencies of the first event seen for each. */
+const sentAt: number[] = []
+const latencies: number[] = []
+const seqOf = (value: Uint8Array): number => Number(new TextDecoder().decode(value.subarray(0, 8)))
+function onEvents(evs: readonly { kv?: { value: Uint8Array } }[]): void {
+  events += evs.length
+  const now = performance.now()
+  for (const e of evs) {
+    const seq = e.kv ? seqOf(e.kv.value) : Number.NaN
+    const t = sentAt[seq]
+    if (t !== undefined) {
+      latencies.push(now - t)
+      // The first watcher to get it counts.
+      sentAt[seq] = undefined as unknown as number
+    }
+  }
+}
 
 function envelope(b: Uint8Array): Buffer {
   const h = Buffer.alloc(5)
@@ -72,7 +91,7 @@ function openRaw(url: string): () => void {
       const m = fromBinary(WatchResponseSchema, pending.subarray(off + 5, off + 5 + len))
       msgs++
       if (m.created) created++
-      events += m.events.length
+      onEvents(m.events)
       off += 5 + len
     }
     pending = pending.subarray(off)
@@ -96,7 +115,7 @@ function openConnect(url: string): () => void {
       for await (const r of watch.watch(requests(), { signal: abort.signal })) {
         msgs++
         if (r.created) created++
-        events += r.events.length
+        onEvents(r.events)
       }
     } catch {}
   })()
@@ -113,7 +132,7 @@ function openGrpcJs(url: string): () => void {
   call.on('data', (m: ReturnType<typeof fromBinary<typeof WatchResponseSchema>>) => {
     msgs++
     if (m.created) created++
-    events += m.events.length
+    onEvents(m.events)
   })
   call.on('error', () => {})
   for (const r of reqs) call.write(Buffer.from(toBinary(WatchRequestSchema, r)))
@@ -130,11 +149,10 @@ try {
   while (created < nW) await new Promise((r) => setTimeout(r, 20))
   msgs = chunks = bytes = events = 0
   chunkSizes.length = 0
+  latencies.length = 0
   const pool = new Pool(server.url, { connections: Number(values.writers) })
-  const body = JSON.stringify({
-    key: Buffer.from(key).toString('base64'),
-    value: Buffer.from('x'.repeat(64)).toString('base64'),
-  })
+  const keyB64 = Buffer.from(key).toString('base64')
+  let seq = 0
   let puts = 0
   const cpu0 = process.cpuUsage()
   const scpu0 = treeCpuSecs(server.pid)
@@ -143,6 +161,10 @@ try {
   await Promise.all(
     Array.from({ length: Number(values.writers) }, async () => {
       while (performance.now() < tEnd) {
+        const n = seq++
+        const value = Buffer.from(String(n).padStart(8, '0') + 'x'.repeat(56)).toString('base64')
+        const body = JSON.stringify({ key: keyB64, value })
+        sentAt[n] = performance.now()
         const res = await pool.request({ path: '/v3/kv/put', method: 'POST', body })
         await res.body.dump()
         puts++
@@ -156,6 +178,8 @@ try {
   const scpu = treeCpuSecs(server.pid) - scpu0
   chunkSizes.sort((a, b) => a - b)
   const q = (p: number) => chunkSizes[Math.floor(p * (chunkSizes.length - 1))] ?? 0
+  latencies.sort((a, b) => a - b)
+  const lq = (p: number) => +(latencies[Math.floor(p * (latencies.length - 1))] ?? 0).toFixed(2)
   console.log(
     JSON.stringify({
       server: server.name,
@@ -171,6 +195,7 @@ try {
       chunkBytes: chunks ? { p50: q(0.5), p90: q(0.9), max: q(1) } : undefined,
       clientCpuUsPerPut: Math.round((c.user + c.system) / puts),
       serverCpuUsPerPut: Math.round((scpu * 1e6) / puts),
+      latencyMs: { p50: lq(0.5), p90: lq(0.9), p99: lq(0.99), max: lq(1) },
     }),
   )
   await pool.close()

@@ -3,9 +3,12 @@
  * watchers of one gRPC Watch call (src/api/grpc/watch-session.ts) on one key over a bare store; each tick applies one
  * batch of P puts, then a client that takes at most K bytes per tick (a reader slower than the writers, as the bench
  * process is) decodes every message it took with protobuf-es' fromBinary, as ConnectRPC's client does. The transport
- * holds what the client has not taken (`bufferedBytes`) and reports 'drain' as Node's stream does (after a write left
- * 16 KiB or more, once it is empty; the network is the client's K bytes a tick). No sockets, no timers: the message counts are deterministic; CPU is this
- * process's (member + client), so compare runs made back to back.
+ * holds what the client has not taken (`bufferedBytes`), calls a write's `written` once the client took all of it (as
+ * Node calls a stream write's callback once the chunk is on the socket) and reports 'drain' as Node's stream does
+ * (after a write left 16 KiB or more, once it is empty; the network is the client's K bytes a tick). No sockets, no
+ * timers: the message counts are deterministic; CPU is this process's (member + client), so compare runs made back
+ * to back. (Session 7's model called `written` at once, which a session that holds events while a write is pending,
+ * session 8, would take for a network that never lags.)
  *
  *   node --import tsx bench/watch-lag-micro.ts [watchers=100] [batches=2000] [putsPerBatch=5] [clientBytesPerTick=16384]
  *
@@ -43,19 +46,20 @@ const member = {
     return {
       request: (req: WatchRequest) => req.create_request && st.create(req.create_request),
       resume: () => st.resume(),
+      hold: () => st.hold?.(),
       close: () => st.close(),
     }
   },
 } as unknown as MemberApi
 
-const held: Uint8Array[] = []
+/** Chunks the client has not taken whole: what is left of each, and its write's callback. */
+const held: { rest: Uint8Array; chunk: Uint8Array; written?: (c: Uint8Array) => void }[] = []
 let buffered = 0
 let needDrain = false
 let writes = 0
 const transport = {
   write(c: Uint8Array, written?: (c: Uint8Array) => void) {
-    held.push(c.slice())
-    written?.(c)
+    held.push({ rest: c.slice(), chunk: c, written })
     buffered += c.length
     writes++
     if (buffered >= highWaterMark) needDrain = true
@@ -86,12 +90,17 @@ let input = new Uint8Array(0)
 function client(): void {
   const t = performance.now()
   let took = 0
+  const done: typeof held = []
   while (held.length > 0 && took < clientBytesPerTick) {
-    let c = held[0]!
+    const h = held[0]!
+    let c = h.rest
     if (c.length > clientBytesPerTick - took) {
-      held[0] = c.subarray(clientBytesPerTick - took)
+      h.rest = c.subarray(clientBytesPerTick - took)
       c = c.subarray(0, clientBytesPerTick - took)
-    } else held.shift()
+    } else {
+      held.shift()
+      done.push(h)
+    }
     took += c.length
     buffered -= c.length
     const b = new Uint8Array(input.length + c.length)
@@ -109,6 +118,7 @@ function client(): void {
     input = b.slice(at)
   }
   clientMs += performance.now() - t
+  for (const h of done) h.written?.(h.chunk)
   if (buffered === 0 && needDrain) {
     needDrain = false
     call.drained()

@@ -371,6 +371,7 @@ export class WatchStream {
   resume(): void {
     if (this.closed) return
     this.blocked = false
+    this.holding = false
     this.pump()
   }
 
@@ -382,8 +383,16 @@ export class WatchStream {
    * messages. A stream that is not held (its transport took the last write) still sends each apply batch at once.
    */
   hold(): void {
-    if (!this.closed) this.blocked = true
+    if (this.closed || this.blocked) return
+    this.blocked = true
+    this.holding = true
   }
+
+  /**
+   * Blocked by hold() alone (the transport is writing, the sink did not answer "congested"): the progress tick still
+   * goes to idle synced watchers, as etcd's does while its send buffer has room.
+   */
+  private holding = false
 
   /**
    * Watchers that may be behind: unsynced, or with events queued. A superset (entries leave lazily, see stillBehind),
@@ -603,7 +612,7 @@ export class WatchStream {
   /** @internal Sends progress to synced watchers that asked for progress_notify and have nothing pending. */
   notifyProgress(rev: number): void {
     for (const w of this.watchers.values()) {
-      if (this.blocked || this.closed) return
+      if ((this.blocked && !this.holding) || this.closed) return
       // A watcher whose window holds events gets them (header: their last revision) soon, not a progress before them.
       if (w.progressNotify && w.synced && w.queue.length === 0 && w.pend === undefined) {
         this.deliver(watchResponse({ header: header(rev), watch_id: w.id }))
@@ -699,7 +708,10 @@ export class WatchStream {
       this.close()
       return
     }
-    if (!ok) this.blocked = true
+    if (!ok) {
+      this.blocked = true
+      this.holding = false
+    }
   }
 }
 

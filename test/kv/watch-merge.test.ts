@@ -216,3 +216,54 @@ describe('merged queued watch messages', () => {
     assert.ok(merged > 30, `only ${merged} watchers got fewer messages`)
   })
 })
+
+describe('a held stream (WatchStream.hold: its transport is still writing)', () => {
+  test('events wait merged per watcher until resume; a progress request waits too; the progress tick does not', () => {
+    const { s, turns } = store()
+    const sink = new RecordingSink()
+    const st = s.watchHub.openStream(sink)
+    const busy = st.create(watchReq('k')) as number
+    const idle = st.create(watchReq('other', '', { progress_notify: true }))
+    // The same watch on a stream that is never held: what the held one must get, in other messages.
+    const ref = new RecordingSink()
+    const refId = s.watchHub.openStream(ref).create(watchReq('k')) as number
+    sink.clear()
+    st.hold()
+    writes(s, 5)
+    assert.equal(sink.messages.length, 0, 'nothing sent while held')
+    // etcd's progress tick goes to an idle synced watcher while its send buffer has room: held is not congested.
+    s.watchHub.progressNotify()
+    assert.deepEqual(
+      sink.messages.map((m) => [m.watch_id, m.events.length]),
+      [[idle, 0]],
+    )
+    // A progress answer promises every event up to its revision: it waits for the held events.
+    st.requestProgress()
+    assert.equal(sink.messages.length, 1)
+    st.resume()
+    turns()
+    const ev = eventMessages(sink, busy)
+    assert.equal(ev.length, 1, 'the five batches in one message')
+    assert.equal(eventMessages(ref, refId).length, 5)
+    assert.deepEqual(eventsOf(sink.messages, busy), eventsOf(ref.messages, refId))
+    assert.equal(ev[0]!.header!.revision, revsOf(ev[0]!).at(-1))
+    const progress = sink.messages.at(-1)!
+    assert.equal(progress.watch_id, -1)
+    assert.equal(progress.header!.revision, s.revision)
+    // Not held: the next batch goes at once.
+    sink.clear()
+    writes(s, 1, 5)
+    assert.equal(eventMessages(sink, busy).length, 1)
+    // Congested (the sink said so) is not held: no progress tick then.
+    st.hold()
+    sink.congested = true
+    writes(s, 1, 6)
+    put(s, 'other', 'x')
+    sink.clear()
+    st.resume()
+    assert.ok(sink.messages.length > 0)
+    sink.clear()
+    s.watchHub.progressNotify()
+    assert.equal(sink.messages.length, 0)
+  })
+})

@@ -117,6 +117,8 @@ export class GrpcWatchSession implements RawWatchCall {
   private readonly holdWhileWriting: boolean
   /** Chunks given to the transport whose `written` has not come yet. */
   private writing = 0
+  /** Holding while writing, for a member stream without `hold`: the sink answers "congested" instead. */
+  private holdBySend = false
   /** The member's stream once the call is authorized; requests before that wait in `early`. */
   private stream: WatchStream | undefined
   private early: WatchRequest[] | undefined = []
@@ -243,8 +245,8 @@ export class GrpcWatchSession implements RawWatchCall {
   // ---------------------------------------------------------------- responses (etcd's sendLoop)
 
   /**
-   * The member's sink: the message is encoded into this turn's chunk; false while the transport is congested or (with
-   * holdWhileWriting) still writing an earlier chunk.
+   * The member's sink: the message is encoded into this turn's chunk; false while the transport is congested (or,
+   * for a member stream without `hold`, still writing an earlier chunk).
    */
   private send(resp: WatchResponse): boolean {
     if (this.ended) return true
@@ -262,10 +264,7 @@ export class GrpcWatchSession implements RawWatchCall {
       this.flushQueued = true
       queueMicrotask(() => this.flush())
     }
-    const ok =
-      !this.congested &&
-      (this.writing === 0 || !this.holdWhileWriting) &&
-      this.frames.size + this.transport.bufferedBytes < this.sendMax
+    const ok = !this.congested && !this.holdBySend && this.frames.size + this.transport.bufferedBytes < this.sendMax
     if (!ok) this.held = true
     return ok
   }
@@ -302,7 +301,8 @@ export class GrpcWatchSession implements RawWatchCall {
     if (this.writing > 0 && this.holdWhileWriting) {
       if (!this.held) {
         this.held = true
-        this.stream?.hold?.()
+        if (this.stream?.hold) this.stream.hold()
+        else this.holdBySend = true
       }
     } else this.resumeIfHeld()
   }
@@ -317,6 +317,7 @@ export class GrpcWatchSession implements RawWatchCall {
     if (!this.held || this.congested || this.ended) return
     if (this.writing > 0 && this.holdWhileWriting) return
     this.held = false
+    this.holdBySend = false
     this.stream?.resume()
   }
 
