@@ -121,6 +121,8 @@ interface Outcome {
   waitedMs: number
   /** The server's CPU per event delivered, in microseconds. */
   serverUsPerEvent: number
+  /** Event messages the watch client got per put (counted from the watchers' creation on). */
+  msgsPerPut: number
   error?: string
 }
 
@@ -250,7 +252,12 @@ function plan(opts: BenchOptions) {
 }
 
 /** The gRPC Watch streams of a scenario (etcd's own door): created like the WebSocket ones. */
-async function openGrpcWatchers(url: string, s: Scenario, onEvent: () => void): Promise<{ close(): void }> {
+async function openGrpcWatchers(
+  url: string,
+  s: Scenario,
+  onEvent: () => void,
+  onMessage: () => void,
+): Promise<{ close(): void }> {
   const abort = new AbortController()
   const watch = createClient(Watch, createGrpcTransport({ baseUrl: url }))
   let created = 0
@@ -269,6 +276,7 @@ async function openGrpcWatchers(url: string, s: Scenario, onEvent: () => void): 
       try {
         for await (const r of watch.watch(requests(), { signal: abort.signal })) {
           if (r.created) created++
+          if (r.events.length > 0) onMessage()
           for (let k = 0; k < r.events.length; k++) onEvent()
         }
       } catch {}
@@ -283,7 +291,12 @@ async function openGrpcWatchers(url: string, s: Scenario, onEvent: () => void): 
 }
 
 /** Opens the streams and creates every watcher; resolves once all are created. */
-async function openWatchers(url: string, s: Scenario, onEvent: () => void): Promise<WebSocket[]> {
+async function openWatchers(
+  url: string,
+  s: Scenario,
+  onEvent: () => void,
+  onMessage: () => void,
+): Promise<WebSocket[]> {
   const wsUrl = `${url.replace(/^http/, 'ws')}/v3/watch`
   const sockets: WebSocket[] = []
   let created = 0
@@ -294,6 +307,7 @@ async function openWatchers(url: string, s: Scenario, onEvent: () => void): Prom
     ws.on('message', (data: Buffer) => {
       // A catching-up watcher gets several events in one message: count each event's "kv".
       if (data.indexOf(eventsMark) >= 0) {
+        onMessage()
         for (let i = data.indexOf(kvMark); i >= 0; i = data.indexOf(kvMark, i + kvMark.length)) onEvent()
       } else if (data.indexOf(createdMark) >= 0) created++
     })
@@ -350,8 +364,11 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
     events++
     lastEventAt = performance.now()
   }
-  const grpcWatch = s.grpc ? await openGrpcWatchers(url, s, onEvent) : undefined
-  const sockets = s.grpc ? [] : await openWatchers(url, s, onEvent)
+  // Event messages the client got (a client pays per message: issue 17, docs/benchmarks.md).
+  let messages = 0
+  const onMessage = () => messages++
+  const grpcWatch = s.grpc ? await openGrpcWatchers(url, s, onEvent, onMessage) : undefined
+  const sockets = s.grpc ? [] : await openWatchers(url, s, onEvent, onMessage)
   const watchers = s.streams * s.watchersPerStream
   // Events each put makes: every watcher for one-key, the one watcher of its key otherwise.
   const perPut = s.shape === 'one-key' ? watchers : Math.min(watchers, 1)
@@ -408,6 +425,7 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
       syncMs,
       waitedMs,
       serverUsPerEvent: events === 0 ? 0 : (serverCpu * 1e6) / events,
+      msgsPerPut: puts === 0 ? 0 : messages / puts,
       ...(error ? { error } : {}),
     }
   } finally {
@@ -494,7 +512,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         name: `${n} ${sc.name}`,
         value: Math.round(rate(o)),
         unit: alone ? 'puts/s' : 'events/s',
-        note: `${n0(o.putsPerSec)} puts/s, ${pct(o.delivered)} delivered, generator ${pct(o.genCpu)} cpu`,
+        note: `${n0(o.putsPerSec)} puts/s, ${pct(o.delivered)} delivered, generator ${pct(o.genCpu)} cpu${alone ? '' : `, ${o.msgsPerPut.toFixed(1)} msgs/put`}`,
       })
     }
     if (names.includes('etcd')) {
