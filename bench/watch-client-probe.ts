@@ -6,10 +6,11 @@
  * as bench/watch.ts), `grpc-js` (@grpc/grpc-js, as the etcd3 package; messages decoded with fromBinary), `raw` (a bare
  * node:http2 stream). Each put's value carries its number, so the run also prints the latency from a put's request
  * to the first watcher's event for it (`latencyMs`: p50, p90, p99, max; watch with `--watchers 1 --writers 1` for
- * the latency an idle watcher sees). One JSON line per run; not part of `npm run bench`.
+ * the latency an idle watcher sees). `--busy-us N` makes the client spin N µs per event message it gets (a client that
+ * does work per message, and falls behind sooner). One JSON line per run; not part of `npm run bench`.
  *
  *   npx tsx bench/watch-client-probe.ts [--client connect|grpc-js|raw] [--etcd] [--seconds 3] [--watchers 100]
- *                                       [--writers 16]
+ *                                       [--writers 16] [--busy-us 0]
  */
 import http2 from 'node:http2'
 import { parseArgs } from 'node:util'
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     watchers: { type: 'string', default: '100' },
     writers: { type: 'string', default: '16' },
+    'busy-us': { type: 'string', default: '0' },
   },
 })
 const nW = Number(values.watchers)
@@ -49,9 +51,11 @@ const chunkSizes: number[] = []
 const sentAt: number[] = []
 const latencies: number[] = []
 const seqOf = (value: Uint8Array): number => Number(new TextDecoder().decode(value.subarray(0, 8)))
+const busyMs = Number(values['busy-us']) / 1000
 function onEvents(evs: readonly { kv?: { value: Uint8Array } }[]): void {
   events += evs.length
   const now = performance.now()
+  if (busyMs > 0 && evs.length > 0) while (performance.now() - now < busyMs);
   for (const e of evs) {
     const seq = e.kv ? seqOf(e.kv.value) : Number.NaN
     const t = sentAt[seq]
