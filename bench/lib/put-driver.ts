@@ -92,7 +92,11 @@ function userCpuSecs(pid: number): number {
 }
 
 async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${srv.url}/metrics`)).text()
+  // NaN where the server has no /metrics over HTTP/1.1 (bench/lib/h2-floor.ts).
+  const text = await fetch(`${srv.url}/metrics`).then(
+    (r) => r.text(),
+    () => '',
+  )
   const line = text.split('\n').find((x) => x.startsWith(`${name} `))
   return line ? Number(line.split(' ')[1]) : Number.NaN
 }
