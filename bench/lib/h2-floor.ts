@@ -38,3 +38,5 @@ server.on('stream', (stream) => {
   stream.on('error', () => {})
 })
 server.listen(port, '127.0.0.1', () => console.log(`h2 floor on ${port}, pid ${process.pid}`))
+// A normal exit on SIGTERM / SIGINT, so that `node --cpu-prof` writes its profile.
+for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => server.close(() => process.exit(0)))
