@@ -13,18 +13,19 @@
  *            --replicas-per-client K sharing one; in a worker thread, off the load generator's thread) follow
  *            `bench/key/000` (100 keys, 1% of the writes; --fanout-prefix bench/key/0 follows all 10,000, every write)
  *            on a follower while 64 clients put 256 B values over
- *            bench/key/* on the leader: put throughput with the replicas against the mean of the runs without them
- *            (before and after), and the time from the end of the writes until every replica reflects the last write
- *            of its range. --replicas takes a list (1000,10000): one row set per count, one cluster; the members'
+ *            bench/key/* on the leader: put throughput with the replicas against the mean of the two runs without
+ *            them around it, in --rounds alternated rounds (without, with, without, ..., without: medians, every
+ *            round listed), and the time from the end of the writes until every replica reflects the last write
+ *            of its range (the worst round). The replicas are opened for each round and closed after it. --replicas takes a list (1000,10000): one row set per count, one cluster; the members'
  *            --max-watch-streams / --max-watchers are raised to fit the largest. --coalesce-ms takes a list of the
  *            replicas' watch windows (edgecd_coalesce_ms; default the replica's, 100 ms; 0: none): `0,100` runs
  *            each count with each window, alternated on one cluster (an A/B in one run)
  *
  *   npm run bench -- replica [--quick] [--parts browser,reads,fanout,apply] [--keys 100000] [--offline-writes 10000]
  *                            [--replicas 1000[,10000]] [--replicas-per-client 1] [--seconds 10]
- *                            [--fanout-prefix bench/key/000] [--coalesce-ms 100[,0]]
+ *                            [--fanout-prefix bench/key/000] [--coalesce-ms 100[,0]] [--rounds 3]
  *
- * --quick: 10,000 keys, 1,000 offline writes, 100 replicas, 3 s. Every wait is bounded; servers, the browser and the
+ * --quick: 10,000 keys, 1,000 offline writes, 100 replicas, 3 s, 1 round. Every wait is bounded; servers, the browser and the
  * replica worker are stopped at the end, also on failure.
  */
 import { readFileSync } from 'node:fs'
@@ -331,9 +332,10 @@ function startFleet(): {
 
 /**
  * R replicas in a worker thread follow `bench/key/000` (100 of the 10,000 keys) on a follower of a three-member
- * cluster while 64 clients put on the leader; for each R of `replicaCounts`: the put throughput against the mean of the runs without
- * replicas (before and after), and the time from the end of the writes until every replica reflects the last write
- * of its range. The members' watch limits are raised to fit the largest R.
+ * cluster while 64 clients put on the leader; for each R of `replicaCounts` (and window), `rounds` rounds: the put
+ * throughput with the replicas against the mean of the runs without them just before and just after, and the time
+ * from the end of the writes until every replica reflects the last write of its range. The members' watch limits are
+ * raised to fit the largest R.
  */
 async function fanoutPart(
   replicaCounts: number[],
@@ -341,6 +343,7 @@ async function fanoutPart(
   perClient: number,
   prefix = 'bench/key/000',
   windows: (number | undefined)[] = [undefined],
+  rounds = 3,
 ): Promise<BenchResult[]> {
   const out: BenchResult[] = []
   const most = Math.max(...replicaCounts)
@@ -396,127 +399,140 @@ async function fanoutPart(
       const followerSysShare = delta(folSys) / delta(fol)
       return { ...r, fleetCores, fleetSecs, fleetSysSecs, followerUsPerOp, followerSysShare }
     }
-    const before = await run()
+    // Rounds alternate without and with the replicas (without, with, without, with, ..., without), so each run with
+    // replicas is set against the two runs without that bracket it: the host's speed drifts by tens of percent within
+    // a minute on a shared machine, and the cluster's history (and its Raft snapshots, every --snapshot-count
+    // entries) grows through the run; one pair of samples would compare the two.
+    type Run = Awaited<ReturnType<typeof run>>
+    const withouts: Run[] = [await run()]
     const rows: {
       n: number
       window: number | undefined
-      opsPerSec: number
-      cpuUs: number
-      benchCores: number
-      fleetCores: number
-      fleetSecs: number
-      fleetSysSecs: number
-      followerUs: number
-      followerSys: number
-      messages: number
-      changes: number
-      convergeMs: number
-      behind: number
-      openSecs: number
+      /** Per round: the run with the replicas, the ratio to the mean of the runs without around it, and the rest. */
+      rounds: {
+        r: Run
+        ratio: number
+        capacity: number
+        baseFollowerUs: number
+        messages: number
+        changes: number
+        convergeMs: number
+        behind: number
+        openSecs: number
+      }[]
     }[] = []
     for (const n of replicaCounts)
       for (const window of windows) {
-        const { secs: openSecs } = await fleet.ask({
-          type: 'open',
-          url: follower,
-          prefix,
-          count: n,
-          perClient,
-          coalesceMs: window,
-        })
-        await fleet.ask({ type: 'count' })
-        const withReplicas = await run()
-        // Frames the replicas received during the run (warm-up included) and the changes they carried: how many
-        // revisions of one apply batch the member coalesced into one message, free of the machine's noise.
-        const { messages, changes } = await fleet.ask({ type: 'count' })
-        const stopped = performance.timeOrigin + performance.now()
-        // The last write of the followed range, on the cluster.
-        const tail = await call(leader, '/v3/kv/range', {
-          key: b64(prefix),
-          range_end: b64(end),
-          sort_order: 'DESCEND',
-          sort_target: 'MOD',
-          limit: 1,
-        })
-        const target = Number(tail.kvs?.[0]?.mod_revision ?? 0)
-        const { at, behind } = await fleet.ask({ type: 'await', target, timeoutMs: 60_000 })
-        rows.push({
-          n,
-          window,
-          opsPerSec: withReplicas.opsPerSec,
-          cpuUs: withReplicas.serverCpuUsPerOp,
-          benchCores: withReplicas.clientCpuCores,
-          fleetCores: withReplicas.fleetCores,
-          fleetSecs: withReplicas.fleetSecs,
-          fleetSysSecs: withReplicas.fleetSysSecs,
-          followerUs: withReplicas.followerUsPerOp,
-          followerSys: withReplicas.followerSysShare,
-          messages,
-          changes,
-          convergeMs: Math.max(0, at - stopped),
-          behind,
-          openSecs,
-        })
-        await fleet.ask({ type: 'close' })
+        const row: (typeof rows)[number] = { n, window, rounds: [] }
+        rows.push(row)
+        for (let round = 0; round < rounds; round++) {
+          const { secs: openSecs } = await fleet.ask({
+            type: 'open',
+            url: follower,
+            prefix,
+            count: n,
+            perClient,
+            coalesceMs: window,
+          })
+          await fleet.ask({ type: 'count' })
+          const withReplicas = await run()
+          // Frames the replicas received during the run (warm-up included) and the changes they carried: how many
+          // revisions of one apply batch the member coalesced into one message, free of the machine's noise.
+          const { messages, changes } = await fleet.ask({ type: 'count' })
+          const stopped = performance.timeOrigin + performance.now()
+          // The last write of the followed range, on the cluster.
+          const tail = await call(leader, '/v3/kv/range', {
+            key: b64(prefix),
+            range_end: b64(end),
+            sort_order: 'DESCEND',
+            sort_target: 'MOD',
+            limit: 1,
+          })
+          const target = Number(tail.kvs?.[0]?.mod_revision ?? 0)
+          const { at, behind } = await fleet.ask({ type: 'await', target, timeoutMs: 60_000 })
+          await fleet.ask({ type: 'close' })
+          const prev = withouts[withouts.length - 1]!
+          const next = await run()
+          withouts.push(next)
+          row.rounds.push({
+            r: withReplicas,
+            ratio: withReplicas.opsPerSec / ((prev.opsPerSec + next.opsPerSec) / 2),
+            capacity: (prev.serverCpuUsPerOp + next.serverCpuUsPerOp) / 2 / withReplicas.serverCpuUsPerOp,
+            baseFollowerUs: (prev.followerUsPerOp + next.followerUsPerOp) / 2,
+            messages,
+            changes,
+            convergeMs: Math.max(0, at - stopped),
+            behind,
+            openSecs,
+          })
+        }
       }
-    const after = await run()
     await pool.close()
-    const base = (before.opsPerSec + after.opsPerSec) / 2
-    const baseCpuUs = (before.serverCpuUsPerOp + after.serverCpuUsPerOp) / 2
+    const median = (a: number[]) => {
+      const s = [...a].sort((x, y) => x - y)
+      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+    }
+    const list = (a: number[], digits = 0) => a.map((x) => x.toFixed(digits)).join(', ')
     const flags = limits.length ? `; members: ${limits.join(' ')}` : ''
     out.push({
-      name: 'fanout: put throughput, no replicas (before)',
-      value: before.opsPerSec,
+      name: `fanout: put throughput, no replicas (median of ${withouts.length} runs)`,
+      value: median(withouts.map((w) => w.opsPerSec)),
       unit: 'ops/s',
-      note: `64 clients on the leader; members' CPU ${before.serverCpuUsPerOp.toFixed(0)} µs/put; bench process ${before.clientCpuCores.toFixed(2)} cores${flags}`,
+      note: `64 clients on the leader, ${seconds} s each; runs in order ${list(withouts.map((w) => w.opsPerSec))} ops/s; members' CPU ${list(withouts.map((w) => w.serverCpuUsPerOp))} µs/put; followed member ${list(withouts.map((w) => w.followerUsPerOp))} µs/put${flags}`,
     })
-    for (const r of rows) {
-      const win = r.window === undefined ? '' : r.window === 0 ? ', no window' : `, window ${r.window} ms`
-      const who = `${r.n.toLocaleString('en-US')} replicas${perClient > 1 ? ` (${perClient} per client)` : ''}${win}`
+    for (const { n, window, rounds: rs } of rows) {
+      const win = window === undefined ? '' : window === 0 ? ', no window' : `, window ${window} ms`
+      const who = `${n.toLocaleString('en-US')} replicas${perClient > 1 ? ` (${perClient} per client)` : ''}${win}`
+      const m = (f: (x: (typeof rs)[number]) => number) => median(rs.map(f))
+      const fleetSecs = rs.reduce((a, x) => a + x.r.fleetSecs, 0)
+      const fleetSysSecs = rs.reduce((a, x) => a + x.r.fleetSysSecs, 0)
+      const changes = rs.reduce((a, x) => a + x.changes, 0)
+      const messages = rs.reduce((a, x) => a + x.messages, 0)
+      const ops = rs.reduce((a, x) => a + x.r.opsPerSec * seconds, 0)
       out.push(
         {
-          name: `fanout: put throughput with ${who}`,
-          value: r.opsPerSec,
+          name: `fanout: put throughput with ${who} / without (median of ${rs.length} rounds)`,
+          value: m((x) => x.ratio) * 100,
+          unit: '%',
+          note: `target >= 90%; by round ${list(rs.map((x) => x.ratio * 100))}% (each run with the replicas against the mean of the two runs without around it)`,
+        },
+        {
+          name: `fanout: put throughput with ${who} (median)`,
+          value: m((x) => x.r.opsPerSec),
           unit: 'ops/s',
-          note: `${((r.opsPerSec / base) * 100).toFixed(0)}% of the mean without; target >= 90%; members' CPU ${r.cpuUs.toFixed(0)} µs/put vs ${baseCpuUs.toFixed(0)} without: their write capacity ${((baseCpuUs / r.cpuUs) * 100).toFixed(0)}% of without (replicas elsewhere, as deployed); replicas' thread ${r.fleetCores.toFixed(2)} cores (${((r.fleetCores * 1e6) / r.opsPerSec).toFixed(0)} µs/put); bench process (load + replicas) ${r.benchCores.toFixed(2)} cores; the replicas' watch window ${r.window ?? `${defaultCoalesceMs} ms (their default)`}${r.window === undefined ? '' : ' ms'}`,
+          note: `by round ${list(rs.map((x) => x.r.opsPerSec))}; members' CPU ${list(rs.map((x) => x.r.serverCpuUsPerOp))} µs/put: their write capacity ${(m((x) => x.capacity) * 100).toFixed(0)}% of without (median; replicas elsewhere, as deployed); replicas' thread ${m((x) => x.r.fleetCores).toFixed(2)} cores (${m((x) => (x.r.fleetCores * 1e6) / x.r.opsPerSec).toFixed(0)} µs/put); bench process (load + replicas) ${m((x) => x.r.clientCpuCores).toFixed(2)} cores; the replicas' watch window ${window ?? `${defaultCoalesceMs} ms (their default)`}${window === undefined ? '' : ' ms'}`,
         },
         {
           name: `fanout: ${who}: replicas' CPU per change`,
-          value: (r.fleetSecs * 1e6) / Math.max(1, r.changes),
+          value: (fleetSecs * 1e6) / Math.max(1, changes),
           unit: 'µs',
-          note: `the replicas' thread (WebSocket frames, JSON, apply, the bench's subscriber): ${((r.fleetSecs * 1e6) / Math.max(1, r.messages)).toFixed(1)} µs per message, ${r.fleetSecs.toFixed(2)} s (${((r.fleetSysSecs / r.fleetSecs) * 100).toFixed(0)}% in the kernel) for ${r.changes.toLocaleString('en-US')} changes`,
+          note: `the replicas' thread (WebSocket frames, JSON, apply, the bench's subscriber), all rounds: ${((fleetSecs * 1e6) / Math.max(1, messages)).toFixed(1)} µs per message, ${fleetSecs.toFixed(2)} s (${((fleetSysSecs / fleetSecs) * 100).toFixed(0)}% in the kernel) for ${changes.toLocaleString('en-US')} changes`,
         },
         {
-          name: `fanout: ${who}: followed member's CPU per put`,
-          value: r.followerUs,
+          name: `fanout: ${who}: followed member's CPU per put (median)`,
+          value: m((x) => x.r.followerUsPerOp),
           unit: 'µs',
-          note: `the member the replicas follow (it sends their frames), ${(r.followerSys * 100).toFixed(0)}% in the kernel; without replicas ${((before.followerUsPerOp + after.followerUsPerOp) / 2).toFixed(0)} µs (mean of before ${before.followerUsPerOp.toFixed(0)} and after ${after.followerUsPerOp.toFixed(0)}, ${(((before.followerSysShare + after.followerSysShare) / 2) * 100).toFixed(0)}% in the kernel)`,
+          note: `the member the replicas follow (it sends their frames), ${(m((x) => x.r.followerSysShare) * 100).toFixed(0)}% in the kernel; by round ${list(rs.map((x) => x.r.followerUsPerOp))} µs, without (the runs around each) ${list(rs.map((x) => x.baseFollowerUs))} µs`,
         },
         {
-          name: `fanout: ${who} at the last revision after writes stop`,
-          value: r.convergeMs,
+          name: `fanout: ${who} at the last revision after writes stop (worst round)`,
+          value: Math.max(...rs.map((x) => x.convergeMs)),
           unit: 'ms',
-          note: `target < 1,000 ms; ${r.behind} behind after 60 s`,
+          note: `target < 1,000 ms; by round ${list(rs.map((x) => x.convergeMs))} ms; ${rs.reduce((a, x) => a + x.behind, 0)} behind after 60 s`,
         },
         {
           name: `fanout: ${who}: changes per watch message`,
-          value: r.changes / Math.max(1, r.messages),
+          value: changes / Math.max(1, messages),
           unit: 'x',
-          note: `${r.messages.toLocaleString('en-US')} messages carried ${r.changes.toLocaleString('en-US')} changes (an apply batch's, or with a window the window's, revisions per message); about ${(r.messages / Math.max(1, r.opsPerSec * seconds)).toFixed(2)} frames per put to all the replicas`,
+          note: `${messages.toLocaleString('en-US')} messages carried ${changes.toLocaleString('en-US')} changes in all rounds (an apply batch's, or with a window the window's, revisions per message); about ${(messages / Math.max(1, ops)).toFixed(2)} frames per put to all the replicas`,
         },
         {
-          name: `fanout: open ${who} (${Math.round(share * 10_000).toLocaleString('en-US')} keys each)`,
-          value: r.openSecs,
+          name: `fanout: open ${who} (${Math.round(share * 10_000).toLocaleString('en-US')} keys each; median)`,
+          value: m((x) => x.openSecs),
           unit: 's',
         },
       )
     }
-    out.push({
-      name: 'fanout: put throughput, no replicas (after)',
-      value: after.opsPerSec,
-      unit: 'ops/s',
-      note: `members' CPU ${after.serverCpuUsPerOp.toFixed(0)} µs/put; bench process ${after.clientCpuCores.toFixed(2)} cores`,
-    })
   } finally {
     await fleet.ask({ type: 'close' }).catch(() => {})
     await fleet.stop()
@@ -537,6 +553,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       'fanout-prefix': { type: 'string' },
       'coalesce-ms': { type: 'string' },
       seconds: { type: 'string' },
+      rounds: { type: 'string' },
     },
     strict: false,
   })
@@ -564,6 +581,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
           perClient,
           values['fanout-prefix'] as string | undefined,
           values['coalesce-ms'] === undefined ? undefined : String(values['coalesce-ms']).split(',').map(Number),
+          Number(values.rounds ?? (q ? 1 : 3)),
         )
       ).map((r) => ({
         ...r,
