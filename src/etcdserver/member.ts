@@ -10,6 +10,7 @@ import { PermType } from '../auth/permissions.js'
 import { type AuthConfig, AuthService, authConfigDefault, authOffCaller, checkWriteAtApply } from '../auth/service.js'
 import { type AuthInfo, type AuthRequest, type AuthSnapshot, AuthStore } from '../auth/store.js'
 import type { InternalRequest } from '../kv/requests.js'
+import { cborHead, concatBytes } from '../kv/snapshot.js'
 import { KvStore } from '../kv/store.js'
 import { checkTxnRequest } from '../kv/txn.js'
 import { Registry } from '../metrics/registry.js'
@@ -122,7 +123,7 @@ const memberSnapshotVersion = 2
  * What a member replicates: the KV store and the cluster membership. Normal entries are CBOR InternalRequests
  * for the store, or `{member_attr}` for a member publishing its name and client URLs.
  */
-class MemberStateMachine implements StateMachine {
+export class MemberStateMachine implements StateMachine {
   onMembershipChange: () => void = () => {}
   /** Called after a member's attributes (name, client URLs) are applied. */
   onAttributes: () => void = () => {}
@@ -184,6 +185,30 @@ class MemberStateMachine implements StateMachine {
       this.cluster.toSnapshot(),
       this.auth.toSnapshot(),
     ]) as Uint8Array
+  }
+  /**
+   * snapshot()'s bytes over several steps (StateMachine.snapshotInSteps): the state is captured at this call, the KV
+   * store's history encoded between the steps, and the wrapper array written around its parts with one copy: the
+   * array's head and the version, the byte string's tag 64 and head, the KV parts, then cluster and auth.
+   */
+  snapshotInSteps(): Generator<void, Uint8Array, void> {
+    const kv = this.kv.snapshotInSteps()
+    const tail = new Uint8Array(encode([this.cluster.toSnapshot(), this.auth.toSnapshot()]))
+    const head = new Uint8Array(encode(memberSnapshotVersion))
+    return (function* () {
+      const parts = yield* kv
+      let n = 0
+      for (const p of parts) n += p.length
+      // cbor-x writes a Uint8Array as tag 64 (0xd8 0x40) and a byte string; `tail` is a 2-array whose head is dropped.
+      return concatBytes([
+        cborHead(4, 4),
+        head,
+        Uint8Array.of(0xd8, 0x40),
+        cborHead(2, n),
+        ...parts,
+        tail.subarray(cborHead(4, 2).length),
+      ])
+    })()
   }
   restore(data: Uint8Array): void {
     const v = decode(data) as [number, Uint8Array, unknown, AuthSnapshot?]

@@ -66,6 +66,7 @@ import { initialRevision } from './revision.js'
 import {
   decodeKvSnapshot,
   encodeKvSnapshot,
+  encodeKvSnapshotInSteps,
   type KvSnapshot,
   type SnapshotRow,
   snapshotFormat,
@@ -373,34 +374,40 @@ export class KvStore implements WatchHistory {
   /** The complete replicated state; see snapshot.ts for the layout. */
   snapshot(): Uint8Array {
     const keys: [Uint8Array, SnapshotRow[]][] = []
-    for (const h of this.index.all()) {
-      keys.push([
-        h.keyBytes,
-        h.changes.map(
-          (c): SnapshotRow =>
-            c.tombstone
-              ? [c.main, c.sub]
-              : [
-                  c.main,
-                  c.sub,
-                  c.kv.create_revision,
-                  c.kv.version,
-                  c.kv.value,
-                  c.kv.lease === 0n ? '' : c.kv.lease.toString(),
-                ],
-        ),
-      ])
-    }
-    const s: KvSnapshot = {
+    for (const h of this.index.all()) keys.push([h.keyBytes, h.changes.map(snapshotRow)])
+    const h = this.snapshotHead()
+    // The original field order (keys before leases): the bytes, and so hash(), stay what they were.
+    return encodeKvSnapshot({
+      format: h.format,
+      version: h.version,
+      revision: h.revision,
+      compact_revision: h.compact_revision,
+      keys,
+      leases: h.leases,
+      alarms: h.alarms,
+    })
+  }
+
+  /**
+   * snapshot()'s bytes (as parts, end to end), of the state at this call, built over several steps (see
+   * encodeKvSnapshotInSteps): the call itself only copies each key's list of changes (the Change objects are
+   * immutable), so applies may go on between the steps without changing what is encoded.
+   */
+  snapshotInSteps(rowsPerStep?: number): Generator<void, Uint8Array[], void> {
+    const keys: [Uint8Array, Change[]][] = []
+    for (const h of this.index.all()) keys.push([h.keyBytes, h.changes.slice()])
+    return encodeKvSnapshotInSteps(this.snapshotHead(), keys, snapshotRow, rowsPerStep)
+  }
+
+  private snapshotHead(): Omit<KvSnapshot, 'keys'> {
+    return {
       format: snapshotFormat,
       version: snapshotVersion,
       revision: this.currentRev,
       compact_revision: this.compactRev,
-      keys,
       leases: this.lessor.toSnapshot(),
       alarms: this.alarms.toSnapshot(),
     }
-    return encodeKvSnapshot(s)
   }
 
   /**
@@ -688,6 +695,13 @@ export class KvStore implements WatchHistory {
     // A nested txn's header is empty in etcd; the top level's is set by the caller after the write ends.
     return { header: header(0), succeeded, responses }
   }
+}
+
+/** A change as a snapshot row (snapshot.ts). */
+function snapshotRow(c: Change): SnapshotRow {
+  return c.tombstone
+    ? [c.main, c.sub]
+    : [c.main, c.sub, c.kv.create_revision, c.kv.version, c.kv.value, c.kv.lease === 0n ? '' : c.kv.lease.toString()]
 }
 
 /** The estimated bytes one revision row occupies. */

@@ -43,6 +43,11 @@ export interface StateMachine {
   apply(data: Uint8Array, index: number): unknown
   /** The whole state as bytes, for a Raft snapshot. */
   snapshot(): Uint8Array
+  /**
+   * Optional: snapshot()'s bytes of the state at this call, built over several steps (each `next()` a few ms) so a
+   * large state does not stall the Ready loop; the node yields to its clock between steps. Used when present.
+   */
+  snapshotInSteps?(): Iterator<void, Uint8Array, void>
   /** Replaces the state with a snapshot's. */
   restore(data: Uint8Array): void
   /**
@@ -753,10 +758,19 @@ export class RaftNode {
     if (this.snapshotting || this.appliedIndex - this.snapshotIndex < this.opts.snapshotCount) return
     const index = this.appliedIndex
     const term = this.node.raft.raftLog.term(index)
-    const data = this.opts.stateMachine.snapshot()
+    const sm = this.opts.stateMachine
+    // The state at `index`, taken now; encoding a large one goes on in steps between the loop's turns (the first step
+    // here: a small state is done at once).
+    const steps = sm.snapshotInSteps?.()
+    let step = steps?.next() ?? { done: true as const, value: sm.snapshot() }
     const confState = this.node.confState()
     const hardSaved = this.opts.storage.save(this.node.raft.hardState(), [])
     this.snapshotting = (async () => {
+      while (!step.done) {
+        await sleep(this.clock, 0)
+        step = steps!.next()
+      }
+      const data = step.value
       await hardSaved
       try {
         const t0 = this.clock.now()
