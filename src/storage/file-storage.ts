@@ -271,7 +271,7 @@ export class FileStorage extends CachedStorage implements DurableStorage {
 
   protected override async prepareSnapshot(snap: Snapshot): Promise<void> {
     const name = snapshotFileName(snap.metadata.index, snap.metadata.term)
-    const write = writeFileAtomic(this.ops, name, encodeSnapshotFile(snap))
+    const write = encodeSnapshotFile(snap).then((bytes) => writeFileAtomic(this.ops, name, bytes))
     this.prepared.set(
       name,
       write.then(
@@ -295,7 +295,7 @@ export class FileStorage extends CachedStorage implements DurableStorage {
     // Written ahead (saveSnapshot), or being written ahead: never write the same file twice at once.
     const ahead = this.prepared.get(name)
     this.prepared.delete(name)
-    if (!ahead || !(await ahead)) await writeFileAtomic(this.ops, name, encodeSnapshotFile(snap))
+    if (!ahead || !(await ahead)) await writeFileAtomic(this.ops, name, await encodeSnapshotFile(snap))
     this.snapshots.push({ name, index: snap.metadata.index, term: snap.metadata.term })
   }
 

@@ -102,12 +102,12 @@ describe('storage formats', () => {
     assert.equal(v.getUint32(8, true), crc32c(b.subarray(0, 8)))
   })
 
-  test('snapshot files round-trip and reject trailing bytes', () => {
+  test('snapshot files round-trip and reject trailing bytes', async () => {
     const snap = {
       data: new Uint8Array([5, 6]),
       metadata: { index: 9, term: 2, confState: { voters: ['1'], learners: [] } },
     }
-    const bytes = encodeSnapshotFile(snap)
+    const bytes = await encodeSnapshotFile(snap)
     assert.deepEqual(decodeSnapshotFile(bytes, 's'), snap)
     const longer = new Uint8Array(bytes.byteLength + 1)
     longer.set(bytes)
