@@ -79,7 +79,7 @@ try {
     const rss = cluster.members.map((m) => rssMb(m.pid).toFixed(0)).join('/')
     const m = await metrics(leader)
     console.log(
-      `run ${i}: ${r.opsPerSec.toFixed(0)} puts/s, members' CPU ${r.serverCpuUsPerOp.toFixed(0)} µs/put, p99 ${r.p99Ms.toFixed(1)} ms, revision ${rev} (Raft index ${await raftIndex(leader)}), leader's snapshots ${m.snapshots}, RSS ${rss} MB, leader heap ${m.heapMb.toFixed(0)} MB, errors ${r.errors}, load ${l0.toFixed(1)}-${loadavg()[0]!.toFixed(1)}`,
+      `run ${i}: ${r.opsPerSec.toFixed(0)} puts/s, members' CPU ${r.serverCpuUsPerOp.toFixed(0)} µs/put, p99 ${r.p99Ms.toFixed(1)} ms, max ${r.maxMs.toFixed(0)} ms, revision ${rev} (Raft index ${await raftIndex(leader)}), leader's snapshots ${m.snapshots}, RSS ${rss} MB, leader heap ${m.heapMb.toFixed(0)} MB, errors ${r.errors}, load ${l0.toFixed(1)}-${loadavg()[0]!.toFixed(1)}`,
     )
   }
   await pool.close()

@@ -27,6 +27,8 @@ export interface LoadResult {
   opsPerSec: number
   p50Ms: number
   p99Ms: number
+  /** The slowest request's latency (a stall shows here when it is too short to move the p99). */
+  maxMs: number
   errors: number
   /** The first error seen, for the report. */
   firstError?: string
@@ -182,6 +184,7 @@ export async function runLoad(
     opsPerSec: ops / secs,
     p50Ms: pct(0.5),
     p99Ms: pct(0.99),
+    maxMs: nSamples === 0 ? Number.NaN : sorted[nSamples - 1]!,
     errors,
     ...(firstError ? { firstError } : {}),
     clientCpuCores: (cpu.user + cpu.system) / 1e6 / secs,
