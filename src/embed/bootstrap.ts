@@ -218,6 +218,7 @@ export function createMemberApp(
   const shared = metrics ?? new HttpMetrics(processStats)
   return createApp(member, {
     maxRequestBytes: config.maxRequestBytes,
+    maxTxnOps: config.maxTxnOps,
     maxWatchStreams: config.maxWatchStreams,
     upgradeWebSocket,
     onPeerRefused: (claimed, address, reason) =>
@@ -232,6 +233,8 @@ export function createMemberApp(
     // etcd's gRPC routes over fetch (gRPC-Web, Connect): src/api/grpc/fetch.ts, docs/grpc.md.
     rpc: createRpcFetchHandler(member, {
       recvBytesMax: grpcRecvBytesMax(config.maxRequestBytes),
+      maxRequestBytes: config.maxRequestBytes,
+      maxTxnOps: config.maxTxnOps,
       maxWatchStreams: config.maxWatchStreams,
       leaderCheckMs: config.electionTimeoutMs,
       metrics: shared,

@@ -128,6 +128,8 @@ export class MemberStateMachine implements StateMachine {
   /** Called after a member's attributes (name, client URLs) are applied. */
   onAttributes: () => void = () => {}
   readonly auth = new AuthStore()
+  /** The member's monotonic clock: a lease granted on the leader starts its clock as it is applied, as etcd's. */
+  now: (() => number) | undefined
   constructor(
     public kv: KvStore,
     public cluster: ClusterState,
@@ -150,7 +152,7 @@ export class MemberStateMachine implements StateMachine {
       checkWriteAtApply(this.auth, this.kv, req, info)
     }
     const before = this.kv.revision
-    const resp = this.kv.apply(req)
+    const resp = this.kv.apply(req, 'lease_grant' in req ? this.now?.() : undefined)
     // The store's revision moves by exactly one per write that changed something (a txn counts as one), never more,
     // never back: anything else means apply diverged and the member must stop (src/raftnode/clock.ts, assert).
     const moved = this.kv.revision - before
@@ -331,6 +333,7 @@ export class Member implements MemberApi {
     const sm = new MemberStateMachine(kv, new ClusterState(opts.members.map((m) => ({ ...m, clientURLs: [] }))))
     const clock = opts.clock ?? realClock
     const now = opts.nowMs ?? (() => clock.now())
+    sm.now = now
     let member: Member | undefined
     let raftRef: RaftNode | undefined
     let transport: PeerTransport | undefined

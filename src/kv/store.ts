@@ -341,12 +341,13 @@ export class KvStore implements WatchHistory {
   /**
    * etcd's HashKV: CRC-32C over the history up to `revision` (0 = current), over the same bytes etcd hashes, so two
    * members (or edgecd and etcd) with the same history agree. ErrCompacted at or below the compact revision,
-   * ErrFutureRev above the current one, as etcd.
+   * ErrFutureRev above the current one, as etcd. A negative revision hashes no row (etcd's HashByRev takes only 0
+   * as "current"; its bound rev + 1 then admits nothing): the hash of the empty history.
    */
   hashKV(revision: number): HashKVResponse {
     if (revision > 0 && revision <= this.compactRev) throw new EtcdError('ErrCompacted')
     if (revision > 0 && revision > this.currentRev) throw new EtcdError('ErrFutureRev')
-    const rev = revision <= 0 ? this.currentRev : revision
+    const rev = revision === 0 ? this.currentRev : revision
     // etcd hashes the rows below the compact revision only when compaction at `rev` would keep them (kvindex.Keep).
     const keep = new Set<Change>()
     const rows: Change[] = []

@@ -35,6 +35,8 @@ export interface FieldDesc {
   enumGoType?: string
   /** For messages: the descriptor (a thunk, for recursive messages such as TxnRequest). */
   message?: () => MessageDesc
+  /** A member of a oneof: jsonpb decodes these after the other fields (the order its errors come in). */
+  oneof?: boolean
 }
 
 /** A message's descriptor; `T` is the TypeScript type (src/protocol/types.ts) that decoding yields and encoding takes. */
@@ -54,7 +56,13 @@ function lowerCamel(name: string): string {
 type FieldSpec = [
   name: string,
   kind: Kind,
-  opts?: { repeated?: boolean; message?: () => MessageDesc; enumNames?: readonly string[]; enumGoType?: string },
+  opts?: {
+    repeated?: boolean
+    message?: () => MessageDesc
+    enumNames?: readonly string[]
+    enumGoType?: string
+    oneof?: boolean
+  },
 ]
 
 function msg<T>(goType: string, specs: FieldSpec[]): MessageDesc<T> {
@@ -142,11 +150,11 @@ export const Compare: MessageDesc<T.Compare> = msg('etcdserverpb.Compare', [
   ['result', 'enum', enumOf(['EQUAL', 'GREATER', 'LESS', 'NOT_EQUAL'], 'etcdserverpb.Compare_CompareResult')],
   ['target', 'enum', enumOf(['VERSION', 'CREATE', 'MOD', 'VALUE', 'LEASE'], 'etcdserverpb.Compare_CompareTarget')],
   ['key', 'bytes'],
-  ['version', 'int64'],
-  ['create_revision', 'int64'],
-  ['mod_revision', 'int64'],
-  ['value', 'bytes'],
-  ['lease', 'int64big'],
+  ['version', 'int64', { oneof: true }],
+  ['create_revision', 'int64', { oneof: true }],
+  ['mod_revision', 'int64', { oneof: true }],
+  ['value', 'bytes', { oneof: true }],
+  ['lease', 'int64big', { oneof: true }],
   ['range_end', 'bytes'],
 ])
 export const RequestOp: MessageDesc<T.RequestOp> = msg('etcdserverpb.RequestOp', [

@@ -72,6 +72,27 @@ describe('gRPC bad input: etcd status and text, never a crash', () => {
     assert.equal((await call(address, '/etcdserverpb.KV/Put', putOf(10))).code, 0)
   })
 
+  test('--max-request-bytes falls where etcd puts it (its raft request), after the request is checked', async () => {
+    // The same boundary as the JSON gateway's (test/server/request-errors.test.ts): a put of key "a" is accepted
+    // up to a 1,572,840-byte value. Found by test/diff/random-grpc.test.ts: the gRPC door used to accept up to
+    // ~64 KiB more.
+    assert.equal((await call(address, '/etcdserverpb.KV/Put', putOf(1_572_840))).code, 0)
+    assert.deepEqual(await call(address, '/etcdserverpb.KV/Put', putOf(1_572_841)), {
+      code: 3,
+      message: 'etcdserver: request is too large',
+    })
+    // A too large put without a key: the key's error, as etcd's v3rpc checks the put before measuring it.
+    const n = 1_572_860
+    const noKey = Buffer.concat([
+      Buffer.from([0x12, (n & 0x7f) | 0x80, ((n >> 7) & 0x7f) | 0x80, n >> 14]),
+      Buffer.alloc(n, 0x61),
+    ])
+    assert.deepEqual(await call(address, '/etcdserverpb.KV/Put', noKey), {
+      code: 3,
+      message: 'etcdserver: key is not provided',
+    })
+  })
+
   test('calls the client resets mid-way (RST_STREAM PROTOCOL_ERROR) end only themselves', async () => {
     const session = connect(m.url)
     session.on('error', () => undefined)

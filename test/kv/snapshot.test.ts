@@ -78,6 +78,16 @@ describe('hashKV', () => {
     assert.equal(s.hashKV(0).compact_revision, 4)
   })
 
+  test('a negative revision hashes no row, as etcd (only 0 means "current"): the empty history\'s hash', () => {
+    const s = newStore()
+    etcdSequence(s, false)
+    // 1084519789: etcd 3.4.23's HashKV at revision -1 (the CRC-32C of its bucket name alone), found by
+    // test/diff/random-grpc.test.ts.
+    assert.equal(s.hashKV(-1).hash, 1084519789)
+    assert.equal(newStore().hashKV(-5).hash, 1084519789)
+    assert.equal(s.hashKV(0).hash, 1376076218)
+  })
+
   test("hashKV errors are etcd's: at or below the compact revision, above the current one", () => {
     const s = newStore()
     etcdSequence(s, true)

@@ -90,6 +90,82 @@ describe('request decoding (jsonpb rules, etcd-api.md §2)', () => {
       'unknown value "BOGUS" for enum etcdserverpb.RangeRequest_SortOrder',
     )
   })
+  test("Go's errors and readings that test/diff/random-json.test.ts found against etcd 3.4", () => {
+    // A number written with a fraction or an exponent is not an integer to Go, even when its value is one.
+    for (const lit of ['1e2', '1.0', '1E2', '0.0'])
+      assert.equal(
+        decodeErr(M.RangeRequest, `{"key":"YQ==","limit":${lit}}`),
+        `json: cannot unmarshal number ${lit} into Go value of type int64`,
+      )
+    assert.equal(decodeMessage<any>(M.RangeRequest, '{"limit":-0}').limit, 0)
+    // An integer given as a string: encoding/json reads the string's contents as a JSON document.
+    const inString: [string, string][] = [
+      ['01', "invalid character '1' after top-level value"],
+      ['-01', "invalid character '1' after top-level value"],
+      ['1.', "invalid character ' ' after decimal point in numeric literal"],
+      ['-', "invalid character ' ' in numeric literal"],
+      ['1e+', "invalid character ' ' in exponent of numeric literal"],
+      ['tru', "invalid character ' ' in literal true (expecting 'e')"],
+      ['true', 'json: cannot unmarshal bool into Go value of type int64'],
+      ['[]', 'json: cannot unmarshal array into Go value of type int64'],
+      ['é', "invalid character 'Ã' looking for beginning of value"],
+      ['1\\"', "invalid character '\\\\' after top-level value"],
+      ['', 'unexpected end of JSON input'],
+    ]
+    for (const [inner, want] of inString) assert.equal(decodeErr(M.RangeRequest, `{"limit":"${inner}"}`), want, inner)
+    assert.equal(decodeMessage<any>(M.RangeRequest, '{"limit":" 3 "}').limit, 3)
+    assert.equal(decodeMessage<any>(M.RangeRequest, '{"limit":"null"}').limit, 0)
+    // Enums given as numbers are read into int32 from the number's text.
+    assert.equal(
+      decodeErr(M.RangeRequest, '{"sort_order":1.5}'),
+      'json: cannot unmarshal number 1.5 into Go value of type etcdserverpb.RangeRequest_SortOrder',
+    )
+    assert.equal(
+      decodeErr(M.RangeRequest, '{"sort_order":2147483648}'),
+      'json: cannot unmarshal number 2147483648 into Go value of type etcdserverpb.RangeRequest_SortOrder',
+    )
+    assert.equal(decodeMessage<any>(M.RangeRequest, '{"sort_order":1e0,"sort_order":2}').sort_order, 2)
+    // jsonpb reads a message as map[string]json.RawMessage and a repeated field as []json.RawMessage first.
+    assert.equal(
+      decodeErr(M.RangeRequest, '5'),
+      'json: cannot unmarshal number into Go value of type map[string]json.RawMessage',
+    )
+    assert.equal(
+      decodeErr(M.TxnRequest, '{"compare":{}}'),
+      'json: cannot unmarshal object into Go value of type []json.RawMessage',
+    )
+    assert.equal(
+      decodeErr(M.TxnRequest, '{"success":[{"request_put":[]}]}'),
+      'json: cannot unmarshal array into Go value of type map[string]json.RawMessage',
+    )
+    // Bytes may come as an array of byte values (encoding/json's []byte from an array).
+    assert.equal(td.decode(decodeMessage<any>(M.PutRequest, '{"key":[97,98],"value":[null]}').key), 'ab')
+    assert.equal(
+      decodeErr(M.PutRequest, '{"key":[300]}'),
+      'json: cannot unmarshal number 300 into Go value of type uint8',
+    )
+    assert.equal(decodeErr(M.PutRequest, '{"key":["a"]}'), 'json: cannot unmarshal string into Go value of type uint8')
+    // Both spellings of a field: the lowerCamel one is taken (jsonpb favours it), even when null.
+    assert.equal(td.decode(decodeMessage<any>(M.RangeRequest, '{"rangeEnd":"Yg==","range_end":"Yw=="}').range_end), 'b')
+    assert.equal(decodeMessage<any>(M.RangeRequest, '{"range_end":"Yw==","rangeEnd":null}').range_end.length, 0)
+    // A oneof member is read after the other fields: its error comes after theirs.
+    assert.equal(
+      decodeErr(M.TxnRequest, '{"compare":[{"key":"YQ==","value":5,"range_end":7}]}'),
+      'json: cannot unmarshal number into Go value of type []uint8',
+    )
+    assert.equal(
+      decodeErr(M.TxnRequest, '{"compare":[{"key":"YQ==","value":"!!","range_end":7}]}'),
+      'json: cannot unmarshal number into Go value of type []uint8',
+    )
+    // A key given twice keeps its last value, also when a number needs its text kept.
+    assert.equal(
+      decodeMessage<any>(M.CompactionRequest, '{"revision":"9","revision":9223372036854775807}').revision,
+      2 ** 63,
+    )
+    // A null element of a list of enums reads as 0.
+    assert.deepEqual(decodeMessage<any>(M.WatchCreateRequest, '{"filters":[null,1]}').filters, [0, 1])
+  })
+
   test('nested txn requests decode recursively', () => {
     const t = decodeMessage<any>(
       M.TxnRequest,

@@ -57,4 +57,20 @@ describe('malformed stream bodies and request sizes, as etcd answers them', () =
     assert.equal(over.json.message, 'grpc: received message larger than max (2097153 vs. 2097152)')
     assert.equal(over.json.code, 8)
   })
+
+  test("a too large write with a fault of its own gets the fault's error, as etcd checks the request first", async () => {
+    // etcd's v3rpc checks a put (empty key, value with ignore_value) and a txn before it measures the raft request:
+    // found by test/diff/random-json.test.ts.
+    const big = Buffer.alloc(1_572_860, 120).toString('base64')
+    const empty = await post(m.url, '/v3/kv/put', { key: '', value: big })
+    assert.deepEqual([empty.status, empty.json.message], [400, 'etcdserver: key is not provided'])
+    const ignore = await post(m.url, '/v3/kv/put', { key: b64('k'), value: big, ignore_value: true })
+    assert.deepEqual([ignore.status, ignore.json.message], [400, 'etcdserver: value is provided'])
+    const dup = await post(m.url, '/v3/kv/txn', {
+      success: [{ request_put: { key: b64('d'), value: big } }, { request_put: { key: b64('d') } }],
+    })
+    assert.deepEqual([dup.status, dup.json.message], [400, 'etcdserver: duplicate key given in txn request'])
+    const plain = await post(m.url, '/v3/kv/put', { key: b64('k'), value: big })
+    assert.deepEqual([plain.status, plain.json.message], [400, 'etcdserver: request is too large'])
+  })
 })

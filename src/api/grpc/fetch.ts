@@ -225,7 +225,7 @@ async function unaryCall(
   }
   let out: Uint8Array
   try {
-    const answer = await u.call(msg, ctx as never, body.length)
+    const answer = await u.call(msg, ctx as never, body.length, bytes.length)
     out = encodeMessage(u.output, answer.out, envelope)
     answer.done?.sent(out.length)
     answer.done?.end(0)

@@ -8,7 +8,7 @@
  * connection facts (certificate CN, address) as context values.
  */
 
-import type { DescMessage, DescService } from '@bufbuild/protobuf'
+import { type DescMessage, type DescService, toBinary } from '@bufbuild/protobuf'
 import {
   Code,
   ConnectError,
@@ -21,6 +21,7 @@ import type { AuthInfo } from '../../auth/store.js'
 import type { MemberApi } from '../../etcdserver/api.js'
 import { EtcdError, etcdError, GrpcCode } from '../../protocol/errors.js'
 import type { WatchRequest, WatchResponse } from '../../protocol/types.js'
+import { checkRequestSize, proposedTag } from '../http/codec/proto-size.js'
 import { type ConcurrencyApi, memberConcurrency } from './concurrency.js'
 import { fromProto, toProto } from './convert.js'
 import * as election from './gen/etcd/etcdserver/api/v3election/v3electionpb/v3election_pb.js'
@@ -42,6 +43,12 @@ export const grpcPeerKey = createContextKey<GrpcPeer>({ address: '' }, { descrip
 export interface GrpcOptions {
   /** Upper bound of concurrent watch streams per member, shared with the HTTP front door when given the same counter. */
   maxWatchStreams: number
+  /**
+   * etcd's --max-request-bytes and --max-txn-ops (defaults 1.5 MiB and 128): a write whose raft request would be
+   * longer is refused with `etcdserver: request is too large`, after the request's own checks, as etcd.
+   */
+  maxRequestBytes?: number
+  maxTxnOps?: number
   /** The shared count of open watch streams (the HTTP and gRPC front doors together). */
   watchStreams?: { n: number }
   /** The member's grpc_server_* counters (src/api/http/metrics.ts), shared with the JSON gateway's calls. */
@@ -115,10 +122,12 @@ export interface RawUnary {
   method: string
   input: DescMessage
   output: DescMessage
+  /** `receivedBytes` (counted in metrics) may include the transport's envelope; `messageBytes` is the message's. */
   call(
     req: unknown,
     ctx: HandlerContext,
     receivedBytes: number,
+    messageBytes: number,
   ): Promise<{ out: object; done: { sent(bytes: number): void; end(code: number): void } | undefined }>
 }
 export const rawUnary = Symbol('edgecd raw unary')
@@ -168,6 +177,10 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
     return true
   }
   const leaderMonitor = new LeaderMonitor(leaderKnown, opts.leaderCheckMs ?? 1000, opts.every ?? defaultEvery)
+  const limits = { maxRequestBytes: opts.maxRequestBytes ?? 1.5 * 1024 * 1024, maxTxnOps: opts.maxTxnOps ?? 128 }
+  /** --max-request-bytes on the raft request etcd would propose for a write of `size` protobuf bytes. */
+  const checkSize = (method: string, r: unknown, size: number, info: AuthInfo | undefined) =>
+    checkRequestSize(method, r, size, limits, info ? { name: info.user, rev: info.rev } : undefined)
   /** The caller's auth check: synchronous (no promise, no microtask) while auth is off. */
   const authorizeNow = (
     method: string,
@@ -196,6 +209,8 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           requiresLeader(ctx)
           const r = fromProto<Req>(reqDesc, msg)
           const info = await authorize(method, r, ctx)
+          // The message's length is known only encoded: measured when it may be near the limit (a write).
+          if (proposedTag(method, r) !== undefined) checkSize(method, r, toBinary(reqDesc, msg as never).length, info)
           const out = toProto(resDesc, await fn(r, info, ctx))
           call?.sent(0)
           call?.end(0)
@@ -211,13 +226,15 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           method,
           input: reqDesc,
           output: resDesc,
-          call: async (r: unknown, ctx: HandlerContext, received: number) => {
+          call: async (r: unknown, ctx: HandlerContext, received: number, size: number) => {
             const call = opts.metrics?.start(method)
             call?.received(received)
             try {
               requiresLeader(ctx)
               const a = authorizeNow(method, r, ctx)
-              const out = await fn(r as Req, a instanceof Promise ? await a : a, ctx)
+              const info = a instanceof Promise ? await a : a
+              checkSize(method, r, size, info)
+              const out = await fn(r as Req, info, ctx)
               return { out, done: call }
             } catch (err) {
               const e = grpcError(err)

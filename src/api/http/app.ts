@@ -15,10 +15,10 @@ import type { MemberApi } from '../../etcdserver/api.js'
 import { etcdVersion } from '../../etcdserver/version.js'
 import * as M from '../../protocol/descriptors.js'
 import { EtcdError, etcdError, GrpcCode, httpStatus } from '../../protocol/errors.js'
-import type { TxnRequest, WatchRequest, WatchResponse } from '../../protocol/types.js'
+import type { WatchRequest, WatchResponse } from '../../protocol/types.js'
 import { decodeMessage } from './codec/decode.js'
 import { encodeMessage } from './codec/encode.js'
-import { protoSize, raftRequestSize } from './codec/proto-size.js'
+import { checkRequestSize, protoSize } from './codec/proto-size.js'
 import { watchResultJson } from './codec/watch-json.js'
 import { installConsole } from './console.js'
 import { errorBody, toEtcdError } from './errors.js'
@@ -28,6 +28,8 @@ import { HttpMetrics, type ProcessStats } from './metrics.js'
 export interface AppOptions {
   /** etcd's --max-request-bytes (default 1.5 MiB): a write request larger than this is refused. */
   maxRequestBytes: number
+  /** etcd's --max-txn-ops (default 128): checked before the size of a too large txn, as etcd. */
+  maxTxnOps?: number
   /** Runtime's WebSocket upgrade helper (hono/ws), for GET /v3/watch. Without it, the WebSocket watch is off. */
   upgradeWebSocket?: UpgradeWebSocket<any>
   /** Upper bound of concurrent watch streams (HTTP and WebSocket) per member. */
@@ -125,24 +127,6 @@ const perMessageChunksMax = 64
 const watchStreamHighWaterBytes = 1024 * 1024
 /** Bytes buffered on a watch WebSocket before the client counts as slow. */
 const watchSocketHighWaterBytes = 1024 * 1024
-
-/** Writes etcd proposes through Raft, by the width of their InternalRaftRequest tag; others are not measured. */
-const proposedNarrow = new Set(['Put', 'DeleteRange', 'Txn', 'Compact', 'LeaseGrant', 'LeaseRevoke', 'Alarm'])
-
-function proposedTag(method: string, r: unknown): 'narrow' | 'wide' | undefined {
-  if (method === 'Txn') return isReadOnlyTxn(r as TxnRequest) ? undefined : 'narrow'
-  if (proposedNarrow.has(method)) return 'narrow'
-  if (method.startsWith('Auth') || method.startsWith('User') || method.startsWith('Role'))
-    return method === 'AuthStatus' ? undefined : 'wide'
-  return undefined
-}
-
-/** etcd serves a txn of ranges only (nested too) without Raft. */
-function isReadOnlyTxn(t: TxnRequest): boolean {
-  const ro = (ops: TxnRequest['success']): boolean =>
-    ops.every((op) => op.request_range !== undefined || (op.request_txn !== undefined && isReadOnlyTxn(op.request_txn)))
-  return ro(t.success) && ro(t.failure)
-}
 
 /**
  * The runtime-agnostic Hono app: etcd's v3 JSON gateway (unary RPCs, streaming watch and keepalive, the WebSocket
@@ -286,6 +270,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
   }
   /** A body this short cannot come near either limit: not measured. */
   const smallBody = Math.min(opts.maxRequestBytes, 1024) / 2
+  const limits = { maxRequestBytes: opts.maxRequestBytes, maxTxnOps: opts.maxTxnOps ?? 128 }
   // Auth: `authorize` checks the call on this member (a no-op while auth is off) and names the caller, which writes
   // carry into the log for the apply-time check (src/auth/service.ts).
   const rpc = <Req, Res>(
@@ -317,12 +302,7 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
       const a = member.authorize?.(method, r, authorization, cn)
       const info = a instanceof Promise ? await a : a
       // --max-request-bytes, on the raft request etcd would propose for a write (its header names the user).
-      const tag = proposedTag(method, r)
-      if (size > 0 && tag !== undefined) {
-        const user = info ? { name: info.user, rev: info.rev } : undefined
-        if (raftRequestSize(size, tag === 'wide', user) > opts.maxRequestBytes)
-          throw new EtcdError('ErrRequestTooLarge')
-      }
+      if (size > 0) checkRequestSize(method, r, size, limits, info ? { name: info.user, rev: info.rev } : undefined)
       return encodeMessage(res, await fn(r, info, address, authorization))
     })
 

@@ -68,6 +68,8 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
   const mtls = config.clientCertAuth
   const services = grpcServices(opts.member, {
     maxWatchStreams: config.maxWatchStreams,
+    maxRequestBytes: config.maxRequestBytes,
+    maxTxnOps: config.maxTxnOps,
     watchStreams: opts.watchStreams,
     // etcd checks WithRequireLeader streams every election timeout.
     leaderCheckMs: config.electionTimeoutMs,
@@ -365,7 +367,7 @@ async function unaryCall(
     let frame: Uint8Array
     let done: Awaited<ReturnType<RawUnary['call']>>['done']
     try {
-      const answer = await u.call(msg, ctx, body.length)
+      const answer = await u.call(msg, ctx, body.length, body.length - 5)
       done = answer.done
       frame = encodeMessage(u.output, answer.out, 5)
     } catch (err) {

@@ -44,15 +44,11 @@ function parseInteger(v: unknown, goType: 'int64' | 'uint64'): bigint | string {
     if (!Number.isInteger(v)) return `json: cannot unmarshal number ${v} into Go value of type ${goType}`
     v = BigInt(v)
   } else if (typeof v === 'string') {
-    // jsonpb unquotes the string and parses what is inside as a JSON number.
-    const s = v.trim()
-    if (!/^-?\d+$/.test(s)) {
-      if (/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(s))
-        return `json: cannot unmarshal number ${s} into Go value of type ${goType}`
-      const c = s.length === 0 ? '' : s[0]
-      return c === '' ? 'unexpected end of JSON input' : `invalid character '${c}' looking for beginning of value`
-    }
-    v = BigInt(s)
+    // jsonpb drops the quotes and has encoding/json read what is inside as the integer.
+    const r = goUnmarshalText(v, goType)
+    if (typeof r === 'string') return r
+    if (r === undefined) return 0n
+    v = r
   } else {
     return cannotUnmarshal(v, goType)
   }
@@ -62,12 +58,127 @@ function parseInteger(v: unknown, goType: 'int64' | 'uint64'): bigint | string {
   return b
 }
 
+/** Go's quoteChar, as its JSON scanner names a character (its first byte) in a syntax error. */
+function goChar(c: string): string {
+  if (c === "'") return "'\\''"
+  if (c === '"') return "'\"'"
+  if (c === '\\') return "'\\\\'"
+  // Go turns the byte into the rune of the same number (Latin-1) and quotes it.
+  const b = new TextEncoder().encode(c)[0]!
+  if (b < 0x20 || b === 0x7f) return `'\\x${b.toString(16).padStart(2, '0')}'`
+  if (b >= 0x80 && b < 0xa0) return `'\\u00${b.toString(16)}'`
+  return `'${String.fromCharCode(b)}'`
+}
+
+const isDigit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '9'
+const isGoSpace = (c: string | undefined) => c === ' ' || c === '\t' || c === '\n' || c === '\r'
+
+/**
+ * What Go's encoding/json makes of `text` read into an int64 or uint64, as jsonpb has it for an integer field given
+ * as a JSON string: the string's contents (quotes dropped, escapes not undone) are a JSON document of their own.
+ * Returns the integer, undefined for `null` (Go leaves the field unset), or Go's error text: a syntax error from its
+ * scanner, or an UnmarshalTypeError. Characters that must have come escaped in the body (quote, backslash, control
+ * characters) are reported as the backslash Go saw.
+ */
+function goUnmarshalText(text: string, goType: 'int64' | 'uint64'): bigint | undefined | string {
+  // At the end of the text Go's scanner is fed a space: a token cut short is reported on that space.
+  const s = Array.from(text, (c) => (c === '"' || c === '\\' || c < ' ' ? '\\' : c))
+  let i = 0
+  const at = () => s[i] ?? ' '
+  const after = () => {
+    while (isGoSpace(s[i])) i++
+    return i < s.length ? `invalid character ${goChar(s[i]!)} after top-level value` : undefined
+  }
+  while (isGoSpace(s[i])) i++
+  const c = s[i]
+  if (c === undefined) return 'unexpected end of JSON input'
+  if (c === '-' || isDigit(c)) {
+    const start = i
+    if (c === '-') {
+      i++
+      if (!isDigit(at())) return `invalid character ${goChar(at())} in numeric literal`
+    }
+    if (s[i] === '0') i++
+    else while (isDigit(s[i])) i++
+    if (s[i] === '.') {
+      i++
+      if (!isDigit(at())) return `invalid character ${goChar(at())} after decimal point in numeric literal`
+      while (isDigit(s[i])) i++
+    }
+    if (s[i] === 'e' || s[i] === 'E') {
+      i++
+      if (s[i] === '+' || s[i] === '-') i++
+      if (!isDigit(at())) return `invalid character ${goChar(at())} in exponent of numeric literal`
+      while (isDigit(s[i])) i++
+    }
+    const lit = s.slice(start, i).join('')
+    const bad = after()
+    if (bad) return bad
+    if (!/^-?\d+$/.test(lit)) return `json: cannot unmarshal number ${lit} into Go value of type ${goType}`
+    return BigInt(lit)
+  }
+  for (const word of ['true', 'false', 'null']) {
+    if (c !== word[0]) continue
+    for (let k = 1; k < word.length; k++) {
+      const x = s[i + k] ?? ' '
+      if (x !== word[k]) return `invalid character ${goChar(x)} in literal ${word} (expecting ${goChar(word[k]!)})`
+    }
+    i += word.length
+    const bad = after()
+    if (bad) return bad
+    return word === 'null' ? undefined : `json: cannot unmarshal bool into Go value of type ${goType}`
+  }
+  if (c === '[' || c === '{') {
+    try {
+      const v = JSON.parse(s.join(''))
+      return cannotUnmarshal(v, goType)
+    } catch {
+      return 'unexpected end of JSON input'
+    }
+  }
+  return `invalid character ${goChar(c)} looking for beginning of value`
+}
+
+/** An enum given as a JSON number: Go reads it into the enum's int32 type, from the number's text. */
+function enumNumber(v: number | LosslessNumber, goType: string): number | string {
+  const lit = typeof v === 'number' ? String(v) : v.value
+  if (/^-?\d+$/.test(lit)) {
+    const n = Number(lit)
+    if (n >= -2147483648 && n <= 2147483647) return n
+  }
+  return `json: cannot unmarshal number ${lit} into Go value of type ${goType}`
+}
+
+/**
+ * A bytes field given as a JSON array (encoding/json reads an array into []byte element by element): the bytes, or
+ * Go's error for the first element that is not an integer 0..255 (null reads as 0).
+ */
+function bytesFromArray(arr: unknown[]): Uint8Array | string {
+  const out = new Uint8Array(arr.length)
+  for (let i = 0; i < arr.length; i++) {
+    const x = arr[i]
+    if (x === null) continue
+    if (typeof x === 'number' || isLosslessNumber(x)) {
+      const lit = typeof x === 'number' ? String(x) : (x as LosslessNumber).value
+      if (/^\d+$/.test(lit) && Number(lit) <= 255) out[i] = Number(lit)
+      else return `json: cannot unmarshal number ${lit} into Go value of type uint8`
+    } else return cannotUnmarshal(x, 'uint8')
+  }
+  return out
+}
+
 const schemaCache = new Map<MessageDesc, z.ZodType>()
 
 function leafSchema(f: FieldDesc): z.ZodType {
   switch (f.kind) {
     case 'bytes':
       return z.any().transform((v, ctx) => {
+        if (Array.isArray(v)) {
+          const b = bytesFromArray(v)
+          if (typeof b !== 'string') return b
+          ctx.addIssue({ code: 'custom', message: b })
+          return z.NEVER
+        }
         if (typeof v !== 'string') {
           ctx.addIssue({ code: 'custom', message: cannotUnmarshal(v, '[]uint8') })
           return z.NEVER
@@ -101,7 +212,14 @@ function leafSchema(f: FieldDesc): z.ZodType {
       })
     case 'enum':
       return z.any().transform((v, ctx) => {
-        if (typeof v === 'number' && Number.isInteger(v)) return v
+        // null (an element of a list: a field's null never gets here) reads as 0, Go's no-op.
+        if (v === null) return 0
+        if (typeof v === 'number' || isLosslessNumber(v)) {
+          const n = enumNumber(v as number | LosslessNumber, f.enumGoType!)
+          if (typeof n === 'number') return n
+          ctx.addIssue({ code: 'custom', message: n })
+          return z.NEVER
+        }
         if (typeof v === 'string') {
           const i = f.enumNames!.indexOf(v)
           if (i >= 0) return i
@@ -119,8 +237,8 @@ function leafSchema(f: FieldDesc): z.ZodType {
 function fieldSchema(f: FieldDesc): z.ZodType {
   const leaf = leafSchema(f)
   if (!f.repeated) return leaf
-  const goType = f.kind === 'message' ? `[]*${f.message!().goType}` : f.kind === 'bytes' ? '[][]uint8' : `[]${f.kind}`
-  return z.array(leaf, { error: (iss) => cannotUnmarshal(iss.input, goType) })
+  // jsonpb reads a repeated field as a []json.RawMessage first, then each element.
+  return z.array(leaf, { error: (iss) => cannotUnmarshal(iss.input, '[]json.RawMessage') })
 }
 
 function zeroOf(f: FieldDesc): unknown {
@@ -147,29 +265,49 @@ function zeroOf(f: FieldDesc): unknown {
   }
 }
 
+/**
+ * A JSON object's fields by proto name, as jsonpb's consumeField picks them: the lowerCamel name when the object has
+ * it (whatever the order, even when it is null), else the proto name; a null value leaves the field unset; unknown
+ * keys are ignored.
+ */
+function foldNames(desc: MessageDesc, input: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const k of Object.keys(input)) {
+    const f = desc.byName.get(k)
+    if (f === undefined || (k !== f.json && f.json in input)) continue
+    if (input[k] !== null) out[f.name] = input[k]
+  }
+  return out
+}
+
 /** The zod schema of a message: aliases folded to proto names, nulls dropped, unknown fields ignored, zeros filled. */
 export function messageSchema(desc: MessageDesc): z.ZodType {
   let s = schemaCache.get(desc)
   if (s) return s
+  // jsonpb reads the fields in struct order with a oneof's members last: the first bad one in that order is reported.
   const shape: Record<string, z.ZodType> = {}
-  for (const f of desc.fields) shape[f.name] = fieldSchema(f).optional()
+  for (const f of desc.fields) if (!f.oneof) shape[f.name] = fieldSchema(f).optional()
+  for (const f of desc.fields) if (f.oneof) shape[f.name] = fieldSchema(f).optional()
+  const reordered = desc.fields.some((f) => f.oneof)
   s = z
     .preprocess(
       (v) => {
         if (v === null || v === undefined) return {}
         if (isLosslessNumber(v)) return Number((v as LosslessNumber).value)
         if (typeof v !== 'object' || Array.isArray(v)) return v
-        const out: Record<string, unknown> = {}
-        for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
-          const f = desc.byName.get(k)
-          if (f && val !== null) out[f.name] = val
-        }
-        return out
+        return foldNames(desc, v as Record<string, unknown>)
       },
-      z.object(shape, { error: (iss) => cannotUnmarshal(iss.input, desc.goType) }),
+      // jsonpb reads a message as a map[string]json.RawMessage first.
+      z.object(shape, { error: (iss) => cannotUnmarshal(iss.input, 'map[string]json.RawMessage') }),
     )
     .transform((o) => {
-      const obj = o as Record<string, unknown>
+      let obj = o as Record<string, unknown>
+      // Present fields in descriptor order, as the fast path gives them (the shape lists a oneof's members last).
+      if (reordered) {
+        const inOrder: Record<string, unknown> = {}
+        for (const f of desc.fields) if (obj[f.name] !== undefined) inOrder[f.name] = obj[f.name]
+        obj = inOrder
+      }
       for (const f of desc.fields) {
         if (obj[f.name] === undefined) {
           const z0 = zeroOf(f)
@@ -202,31 +340,53 @@ function parseFirst(text: string): { value: unknown; text: string } {
   }
 }
 
-/** Whether a parsed value holds a number that its JSON text may not have said exactly (an integer past 2^53, ...). */
-function hasInexactNumber(root: unknown): boolean {
+/** A JSON string or a number, as tokens of a valid JSON text (the strings only to skip over them). */
+const stringOrNumber = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d[\d.eE+-]*/g
+
+/** Whether valid JSON `text` writes a number with a fraction or an exponent (`1.0`, `1e2`): Go refuses it as an integer. */
+function hasFractionLiteral(text: string): boolean {
+  stringOrNumber.lastIndex = 0
+  for (let m = stringOrNumber.exec(text); m !== null; m = stringOrNumber.exec(text)) {
+    const t = m[0]
+    if (t.charCodeAt(0) !== 34 && /[.eE]/.test(t)) return true
+  }
+  return false
+}
+
+/**
+ * Whether a parsed value holds a number that its JSON text may not have said exactly: an integer past 2^53, or any
+ * number at all when `text` writes one with a fraction or an exponent (`1e2` parses as the integer 100, which Go
+ * refuses as written).
+ */
+function hasInexactNumber(root: unknown, text?: string): boolean {
   // Iterative: a body may nest thousands deep.
   const todo: unknown[] = [root]
+  let any = false
   while (todo.length > 0) {
     const v = todo.pop()
     if (typeof v === 'number') {
       if (!Number.isSafeInteger(v)) return true
+      any = true
     } else if (Array.isArray(v)) {
       for (const x of v) todo.push(x)
     } else if (v !== null && typeof v === 'object') {
       for (const k in v as Record<string, unknown>) todo.push((v as Record<string, unknown>)[k])
     }
   }
-  return false
+  return any && text !== undefined && hasFractionLiteral(text)
 }
 
 /**
- * The same JSON text (already known to be valid) with every number that a double cannot hold exactly kept as its text
- * (a LosslessNumber). lossless-json refuses duplicate keys with different values, where Go keeps the last one: such
- * a body keeps its double-parsed value.
+ * The same JSON text (already known to be valid) with every number that a double cannot hold exactly, or that is
+ * written with a fraction or an exponent, kept as its text (a LosslessNumber). A key given twice keeps its last
+ * value, as in Go.
  */
 function reparseLossless(text: string, fallback: unknown): unknown {
   try {
-    return parseLossless(text, null, (s) => (isSafeNumber(s) ? Number(s) : new LosslessNumber(s)))
+    return parseLossless(text, null, {
+      parseNumber: (s) => (isSafeNumber(s) && !/[.eE]/.test(s) ? Number(s) : new LosslessNumber(s)),
+      onDuplicateKey: ({ newValue }) => newValue,
+    })
   } catch {
     return fallback
   }
@@ -256,6 +416,10 @@ type Declined = typeof decline
 function fastLeaf(f: FieldDesc, v: unknown): unknown {
   switch (f.kind) {
     case 'bytes':
+      if (Array.isArray(v)) {
+        const b = bytesFromArray(v)
+        return typeof b === 'string' ? decline : b
+      }
       if (typeof v !== 'string') return decline
       try {
         return decodeBase64(v)
@@ -269,7 +433,7 @@ function fastLeaf(f: FieldDesc, v: unknown): unknown {
     case 'int64':
     case 'int32':
       // A safe integer is its own value; anything else takes the general (bigint) route below.
-      if (typeof v === 'number') return Number.isSafeInteger(v) ? v : decline
+      if (typeof v === 'number') return Number.isSafeInteger(v) ? v + 0 : decline // + 0: -0 reads as 0
       return fastInteger(f, v)
     case 'int64big':
     case 'int64id':
@@ -278,7 +442,10 @@ function fastLeaf(f: FieldDesc, v: unknown): unknown {
       if (typeof v === 'number' && !Number.isSafeInteger(v)) return decline
       return fastInteger(f, v)
     case 'enum':
-      if (typeof v === 'number' && Number.isInteger(v)) return v
+      if (typeof v === 'number') {
+        const n = enumNumber(v, '')
+        return typeof n === 'number' ? n : decline
+      }
       if (typeof v === 'string') {
         const i = f.enumNames!.indexOf(v)
         return i >= 0 ? i : decline
@@ -308,12 +475,12 @@ function fastMessage(desc: MessageDesc, v: unknown): Record<string, unknown> | D
   if (v === null || v === undefined) v = {}
   if (typeof v !== 'object' || Array.isArray(v) || isLosslessNumber(v)) return decline
   const input = v as Record<string, unknown>
-  // As the schema's preprocess: aliases folded to proto names (the last one wins), nulls dropped, unknown keys ignored.
+  // As the schema's preprocess (foldNames): the lowerCamel name before the proto one, nulls dropped, unknown keys ignored.
   let raw: Map<FieldDesc, unknown> | undefined
   for (const k of Object.keys(input)) {
     const f = desc.byName.get(k)
     const val = input[k]
-    if (f === undefined || val === null) continue
+    if (f === undefined || val === null || (k !== f.json && f.json in input)) continue
     raw ??= new Map()
     raw.set(f, val)
   }
@@ -369,9 +536,12 @@ function decodeBody<T>(desc: MessageDesc<T>, body: string | unknown): T {
   }
   const first = parseFirst(body)
   let value = first.value
+  // A number written with a fraction or an exponent is refused by Go where an integer is expected: read as written.
+  const fraction = hasInexactNumber(value, first.text)
+  if (fraction) value = reparseLossless(first.text, value)
   const fast = fastMessage(desc, value)
   if (fast !== decline) return fast as T
-  if (hasInexactNumber(value)) {
+  if (!fraction && hasInexactNumber(value)) {
     value = reparseLossless(first.text, value)
     const again = fastMessage(desc, value)
     if (again !== decline) return again as T
@@ -383,7 +553,7 @@ function decodeBody<T>(desc: MessageDesc<T>, body: string | unknown): T {
 export function decodeMessageWithSchema<T>(desc: MessageDesc<T>, body: string | unknown): T {
   if (typeof body !== 'string') return schemaDecode<T>(desc, body)
   const first = parseFirst(body)
-  const value = hasInexactNumber(first.value) ? reparseLossless(first.text, first.value) : first.value
+  const value = hasInexactNumber(first.value, first.text) ? reparseLossless(first.text, first.value) : first.value
   return schemaDecode<T>(desc, value)
 }
 
