@@ -51,6 +51,7 @@ import {
 } from '../protocol/types.js'
 import { compareBytes, emptyBytes, type KeyRange, keyBytes, keyString, ownBytes, resolveRange } from './bytes.js'
 import { type KvConfig, validateKvConfig } from './config.js'
+import { goSort } from './go-sort.js'
 import { hashRows } from './hash.js'
 import { type Change, type KeyHistory, KeyIndex } from './key-index.js'
 import { Lessor } from './lessor.js'
@@ -576,8 +577,10 @@ export class KvStore implements WatchHistory {
     if (req.sort_target !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND
     if (order === SortOrder.ASCEND || order === SortOrder.DESCEND) {
       const cmp = sortComparator(req.sort_target)
-      // Array.prototype.sort is stable: ties keep key order, in both directions (etcd-api.md §6).
-      kvs = order === SortOrder.ASCEND ? kvs.slice().sort(cmp) : kvs.slice().sort((a, b) => cmp(b, a))
+      // etcd's sort.Sort (DESCEND: sort.Reverse), as Go 1.19 runs it: ties keep key order up to 12 keys (insertion
+      // sort), past that they come out where pdqsort leaves them (./go-sort.ts).
+      kvs = kvs.slice()
+      goSort(kvs, order === SortOrder.ASCEND ? (a, b) => cmp(a, b) < 0 : (a, b) => cmp(b, a) < 0)
     }
     let more = false
     if (req.limit > 0 && kvs.length > req.limit) {

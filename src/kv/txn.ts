@@ -18,13 +18,24 @@ import {
   type PutRequest,
   type RangeRequest,
   type RequestOp,
+  SortOrder,
+  SortTarget,
   type TxnRequest,
 } from '../protocol/types.js'
 import type { InternalRequest } from './requests.js'
 
-/** etcd's checkRangeRequest. */
+/**
+ * etcd's checkRangeRequest, and a range that would sort by an unknown target refused with etcd 3.5's "invalid sort
+ * option": etcd 3.4 has no check and its member dies on one (sort.Sort of a nil sorter). An unknown order sorts
+ * nothing in etcd 3.4, so it is taken as 3.4 does (3.5 refuses it too).
+ */
 export function checkRangeRequest(r: RangeRequest): void {
   if (r.key.length === 0) throw new EtcdError('ErrEmptyKey')
+  if (r.sort_target < SortTarget.KEY || r.sort_target > SortTarget.VALUE) {
+    // A target other than KEY with order NONE sorts ASCEND.
+    const order = r.sort_order === SortOrder.NONE ? SortOrder.ASCEND : r.sort_order
+    if (order === SortOrder.ASCEND || order === SortOrder.DESCEND) throw new EtcdError('ErrInvalidSortOption')
+  }
 }
 
 /** etcd's checkPutRequest. */

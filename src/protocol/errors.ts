@@ -35,6 +35,8 @@ const registry = {
   ErrDuplicateKey: [GrpcCode.InvalidArgument, 'etcdserver: duplicate key given in txn request'],
   ErrRequestTooLarge: [GrpcCode.InvalidArgument, 'etcdserver: request is too large'],
   ErrKeyTooLarge: [GrpcCode.InvalidArgument, 'etcdserver: key is too large'],
+  /** etcd 3.5's: a range that would sort by an unknown target (etcd 3.4's member dies on it). */
+  ErrInvalidSortOption: [GrpcCode.InvalidArgument, 'etcdserver: invalid sort option'],
   ErrValueTooLarge: [GrpcCode.InvalidArgument, 'etcdserver: value is too large'],
   ErrCompacted: [GrpcCode.OutOfRange, 'etcdserver: mvcc: required revision has been compacted'],
   ErrFutureRev: [GrpcCode.OutOfRange, 'etcdserver: mvcc: required revision is a future revision'],
