@@ -45,6 +45,11 @@ export interface MessageDesc<T = unknown> {
   goType: string
   fields: FieldDesc[]
   byName: Map<string, FieldDesc>
+  /**
+   * Every field is a member of one oneof (RequestOp): a decoded request keeps only the first one set, in field order
+   * (jsonpb keeps one at random when a JSON object sets several; the member sees one, as over gRPC).
+   */
+  single?: boolean
   /** Type only, never set: carries `T` so that `decodeMessage(desc, ...)` and `encodeMessage(desc, ...)` are typed. */
   readonly messageType?: T
 }
@@ -79,6 +84,11 @@ function msg<T>(goType: string, specs: FieldSpec[]): MessageDesc<T> {
     byName.set(f.json, f)
   }
   return { goType, fields, byName }
+}
+
+/** A message whose fields are the members of one oneof. */
+function oneofOnly<T>(goType: string, specs: FieldSpec[]): MessageDesc<T> {
+  return { ...msg<T>(goType, specs), single: true }
 }
 
 const enumOf = (names: readonly string[], goType: string) => ({ enumNames: names, enumGoType: goType })
@@ -157,7 +167,7 @@ export const Compare: MessageDesc<T.Compare> = msg('etcdserverpb.Compare', [
   ['lease', 'int64big', { oneof: true }],
   ['range_end', 'bytes'],
 ])
-export const RequestOp: MessageDesc<T.RequestOp> = msg('etcdserverpb.RequestOp', [
+export const RequestOp: MessageDesc<T.RequestOp> = oneofOnly('etcdserverpb.RequestOp', [
   ['request_range', 'message', { message: () => RangeRequest }],
   ['request_put', 'message', { message: () => PutRequest }],
   ['request_delete_range', 'message', { message: () => DeleteRangeRequest }],

@@ -162,6 +162,18 @@ describe('request decoding (jsonpb rules, etcd-api.md §2)', () => {
       decodeMessage<any>(M.CompactionRequest, '{"revision":"9","revision":9223372036854775807}').revision,
       2 ** 63,
     )
+    // A RequestOp that sets two members (etcd's gateway keeps one at random) keeps the first, in field order; the
+    // other is still decoded (its errors are reported).
+    const two = decodeMessage<any>(
+      M.TxnRequest,
+      '{"success":[{"request_put":{"key":"YQ=="},"request_range":{"key":"Yg=="}}]}',
+    ).success[0]
+    assert.equal(td.decode(two.request_range.key), 'b')
+    assert.equal(two.request_put, undefined)
+    assert.equal(
+      decodeErr(M.TxnRequest, '{"success":[{"request_range":{"key":"Yg=="},"request_put":5}]}'),
+      'json: cannot unmarshal number into Go value of type map[string]json.RawMessage',
+    )
     // A null element of a list of enums reads as 0.
     assert.deepEqual(decodeMessage<any>(M.WatchCreateRequest, '{"filters":[null,1]}').filters, [0, 1])
   })

@@ -280,6 +280,16 @@ function foldNames(desc: MessageDesc, input: Record<string, unknown>): Record<st
   return out
 }
 
+/** A oneof's members (MessageDesc.single): all but the first one set, in field order, dropped (after decoding them). */
+function keepFirst(desc: MessageDesc, obj: Record<string, unknown>): void {
+  let kept = false
+  for (const f of desc.fields) {
+    if (obj[f.name] === undefined) continue
+    if (kept) delete obj[f.name]
+    kept = true
+  }
+}
+
 /** The zod schema of a message: aliases folded to proto names, nulls dropped, unknown fields ignored, zeros filled. */
 export function messageSchema(desc: MessageDesc): z.ZodType {
   let s = schemaCache.get(desc)
@@ -308,6 +318,7 @@ export function messageSchema(desc: MessageDesc): z.ZodType {
         for (const f of desc.fields) if (obj[f.name] !== undefined) inOrder[f.name] = obj[f.name]
         obj = inOrder
       }
+      if (desc.single) keepFirst(desc, obj)
       for (const f of desc.fields) {
         if (obj[f.name] === undefined) {
           const z0 = zeroOf(f)
@@ -506,6 +517,7 @@ function fastMessage(desc: MessageDesc, v: unknown): Record<string, unknown> | D
       }
     }
   }
+  if (desc.single) keepFirst(desc, out)
   for (const f of desc.fields) {
     if (out[f.name] !== undefined) continue
     const z0 = zeroOf(f)
