@@ -144,9 +144,13 @@ export class Door {
     if (mutation !== undefined) body = mutate(m.input, body, mutation)
     let r: Response
     try {
-      r = await fetch(this.url + m.path, { method: 'POST', body })
+      // A connection per request: edgecd runs in this process, and a body that blocks its event loop for a while
+      // (a 2 MiB put) fires the server's keep-alive timeout and the client's at once, so a reused socket could be
+      // closed under a request that was never read.
+      r = await fetch(this.url + m.path, { method: 'POST', body, headers: { connection: 'close' } })
     } catch (err) {
-      return { text: String(err), down: true }
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause
+      return { text: `${err} (${cause?.code ?? ''} ${cause?.message ?? ''})`, down: true }
     }
     const text = await r.text()
     const sent = mutation !== undefined ? body : undefined
@@ -270,8 +274,11 @@ function answerOf(c: Call, json: Record<string, JsonValue>, raw: string): Answer
     // A server-chosen id (ID 0 asked) differs between the servers.
     if (c.req.ID === 0n) a.text = JSON.stringify({ ...json, ID: 'AUTO' })
   } else if (c.method === 'leaseLeases') {
-    // etcd lists leases in Go map order.
-    const leases = ((json.leases as { ID: string }[] | undefined) ?? []).map((l) => l.ID).sort()
+    // etcd lists leases in Go map order. A lease the server chose the id of (a grant whose ID a mutation nulled)
+    // has a different id on each.
+    const leases = ((json.leases as { ID: string }[] | undefined) ?? [])
+      .map((l) => (knownLeaseIds.has(l.ID) ? l.ID : 'AUTO'))
+      .sort()
     a.text = JSON.stringify({ ...json, leases })
   } else if (c.method === 'leaseTimeToLive') {
     const ttl = Number(json.TTL ?? 0)
@@ -318,6 +325,7 @@ const leaseIds = [101n, 102n, 103n, -7n, 0x4000_0000_0000_0001n, 7_000_000_000_0
 /** Ids for short-lived grants (TTL under the minimum: 2 s), revoked in the same step. */
 const shortLeaseIds = [901n, 902n]
 const maxLeaseTtl = 9_000_000_000n
+const knownLeaseIds = new Set([...leaseIds, ...shortLeaseIds].map(String))
 
 /** clientv3's GetPrefixRangeEnd. */
 function prefixEnd(k: Uint8Array): Uint8Array {
