@@ -229,6 +229,10 @@ export function mutate(desc: DescMessage, body: string, n: number): string {
       // Absent fields can be mutated too (under the proto name), except a second member of a oneof: etcd's gateway
       // keeps one of them at random (jsonpb walks the oneof members in Go map order).
       const sortTarget = f.name === 'sort_target'
+      // Nor the order of a range whose target is unknown: an order that sorts would kill etcd 3.4.
+      const target = o.sort_target ?? o.sortTarget
+      const unknownTarget = typeof target === 'number' && (target < 0 || target > 4)
+      if (f.name === 'sort_order' && unknownTarget) continue
       if (name !== undefined || f.oneof === undefined)
         slots.push({ obj: o, name: name ?? f.name, kind: kindOf(f), sortTarget })
       if (name === undefined) continue
@@ -708,7 +712,10 @@ export async function runSeed(
           a.ttl ?? '',
           b.ttl ?? '',
         )
-      if (a.down) throw new Error(`seed ${seed} step ${step}: etcd is gone (${a.text}) after ${describeCall(c)}`)
+      if (a.down)
+        throw new Error(
+          `seed ${seed} step ${step}: etcd is gone (${a.text}) after ${mut !== undefined ? `a mutated ` : ''}${describeCall(c)}`,
+        )
       if (c.method === 'leaseGrant' && c.req.ID === 0n) {
         ids[0] = a.leaseId
         ids[1] = b.leaseId
