@@ -22,6 +22,8 @@
  * - a JSON list of messages with a null element (`"compare":[null]`: etcd's gateway drops the connection);
  * - two members of one oneof in one JSON object (etcd's gateway keeps one of them at random).
  */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
 import {
   create,
   type DescField,
@@ -35,7 +37,8 @@ import { type Client, ConnectError, createClient } from '@connectrpc/connect'
 import { createGrpcTransport } from '@connectrpc/connect-node'
 import * as pb from '../../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
 import { rng } from '../kv/helpers.js'
-import { normalizeServerIds } from '../support/diff.js'
+import { normalizeServerIds, startDiffPair } from '../support/diff.js'
+import { requires } from '../support/requirements.js'
 
 export type DoorKind = 'grpc' | 'json'
 
@@ -762,4 +765,24 @@ export function diffRunPlan(): { seeds: number[]; steps: number } {
   if (env.EDGECD_DIFF_SEED) return { seeds: [Number(env.EDGECD_DIFF_SEED)], steps }
   const n = soak ? Number(env.EDGECD_DIFF_SEEDS ?? 40) : 2
   return { seeds: Array.from({ length: n }, (_, i) => i + 1), steps }
+}
+
+/**
+ * The suite of one door (random-grpc.test.ts, random-json.test.ts): per seed of diffRunPlan, a fresh etcd 3.4 and a
+ * fresh edgecd member answer the same generated steps; a mismatch fails with formatMismatch's text.
+ */
+export function randomDiffSuite(door: DoorKind, title: string): void {
+  const plan = diffRunPlan()
+  describe(title, { skip: requires('etcd') }, () => {
+    for (const seed of plan.seeds)
+      test(`seed ${seed}: ${plan.steps} steps`, { timeout: 600_000 }, async () => {
+        const pair = await startDiffPair()
+        try {
+          const m = await runSeed(pair.etcd.url, pair.edgeUrl, door, seed, plan.steps)
+          if (m) assert.fail(formatMismatch(m))
+        } finally {
+          await pair.stop()
+        }
+      })
+  })
 }
