@@ -345,15 +345,7 @@ describe('raw gRPC watch session', () => {
     t.bufferedBytes = 0
     call.drained()
     for (let i = 0; i < 10 && t.responses().flatMap((r) => r.events).length < 100 * 50; i++) await turn()
-    const byWatcher = new Map<bigint, { revs: bigint[]; messages: number }>()
-    for (const r of t.responses()) {
-      if (r.events.length === 0) continue
-      const w = byWatcher.get(r.watchId) ?? { revs: [], messages: 0 }
-      for (const e of r.events) w.revs.push(e.kv!.modRevision)
-      w.messages++
-      assert.equal(r.header!.revision, r.events.at(-1)!.kv!.modRevision)
-      byWatcher.set(r.watchId, w)
-    }
+    const byWatcher = revisionsByWatcher(t.responses())
     assert.equal(byWatcher.size, 100)
     const want = Array.from({ length: 50 }, (_, i) => BigInt(i + 2))
     for (const [id, w] of byWatcher) {
@@ -414,15 +406,7 @@ describe('raw gRPC watch session', () => {
       assert.equal(messages(t.writes[w1]!).length, 100)
       writeAll()
       // Every watcher got every revision once, in order, each message's header at its last event.
-      const byWatcher = new Map<bigint, { revs: bigint[]; messages: number }>()
-      for (const r of t.responses()) {
-        if (r.events.length === 0) continue
-        const w = byWatcher.get(r.watchId) ?? { revs: [], messages: 0 }
-        for (const e of r.events) w.revs.push(e.kv!.modRevision)
-        w.messages++
-        assert.equal(r.header!.revision, r.events.at(-1)!.kv!.modRevision)
-        byWatcher.set(r.watchId, w)
-      }
+      const byWatcher = revisionsByWatcher(t.responses())
       assert.equal(byWatcher.size, 100)
       const want = Array.from({ length: n }, (_, i) => BigInt(i + 2))
       for (const [id, w] of byWatcher) {
@@ -525,3 +509,19 @@ describe('raw gRPC watch on a Node member', () => {
     }
   })
 })
+
+/** Each watcher's event revisions and message count, checking every message's header is at its last event. */
+function revisionsByWatcher(
+  responses: { watchId: bigint; events: { kv?: { modRevision: bigint } }[]; header?: { revision: bigint } }[],
+): Map<bigint, { revs: bigint[]; messages: number }> {
+  const byWatcher = new Map<bigint, { revs: bigint[]; messages: number }>()
+  for (const r of responses) {
+    if (r.events.length === 0) continue
+    const w = byWatcher.get(r.watchId) ?? { revs: [], messages: 0 }
+    for (const e of r.events) w.revs.push(e.kv!.modRevision)
+    w.messages++
+    assert.equal(r.header!.revision, r.events.at(-1)!.kv!.modRevision)
+    byWatcher.set(r.watchId, w)
+  }
+  return byWatcher
+}
