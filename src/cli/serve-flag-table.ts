@@ -110,6 +110,11 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
     int,
     'time (in milliseconds) between watch progress notifications',
   ],
+  'watch-batch-interval': [
+    'watchBatchIntervalMs',
+    int,
+    'time (in milliseconds, 0 to 1000; 0: off) a busy gRPC Watch stream holds and merges its events',
+  ],
   'log-level': ['logLevel', str, 'log level: debug, info, warn or error'],
   'auth-token': [
     'authToken',

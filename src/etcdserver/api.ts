@@ -72,8 +72,15 @@ export interface MemberApi {
   leaseKeepAlive(req: LeaseKeepAliveRequest, authorization?: string): Promise<LeaseKeepAliveResponse>
   leaseTimeToLive(req: LeaseTimeToLiveRequest, authorization?: string): Promise<LeaseTimeToLiveResponse>
   leaseLeases(): Promise<LeaseLeasesResponse>
-  /** `send` returns false when the transport is congested; call `resume()` on the stream once it drains. */
-  openWatchStream(send: (resp: WatchResponse) => boolean | undefined, info?: AuthInfo): WatchStream
+  /**
+   * `send` returns false when the transport is congested; call `resume()` on the stream once it drains. `opts.busy`:
+   * the stream merges its events while busy (--watch-batch-interval; the gRPC Watch call).
+   */
+  openWatchStream(
+    send: (resp: WatchResponse) => boolean | undefined,
+    info?: AuthInfo,
+    opts?: { busy?: boolean },
+  ): WatchStream
   /**
    * Auth check of a call before it runs (method = the metrics name, e.g. 'Range'): the caller, undefined when auth
    * is off or no token was given, or an EtcdError. Synchronous while auth is off. Absent: no auth. `certUser`: the

@@ -590,15 +590,23 @@ export class Member implements MemberApi {
   // ---- watch ----
 
   /** `info`: the stream's user when auth is on (each create is checked for READ on its range). */
-  openWatchStream(send: (resp: WatchResponse) => boolean | undefined, info?: AuthInfo): WatchStream {
-    const stream = this.kv.watchHub.openStream({
-      send: (resp) => {
-        // The hub fills the revision; the rest of the header is the member's. A compacted cancel carries no revision.
-        // Messages of one revision share one header object (a transport may cache its encoding by identity).
-        resp.header = this.watchHeader(resp.header?.revision ?? 0)
-        return send(resp) !== false
+  openWatchStream(
+    send: (resp: WatchResponse) => boolean | undefined,
+    info?: AuthInfo,
+    opts?: { busy?: boolean },
+  ): WatchStream {
+    const busyMs = opts?.busy === true ? (this.opts.config.watchBatchIntervalMs ?? 0) : 0
+    const stream = this.kv.watchHub.openStream(
+      {
+        send: (resp) => {
+          // The hub fills the revision; the rest of the header is the member's. A compacted cancel carries no revision.
+          // Messages of one revision share one header object (a transport may cache its encoding by identity).
+          resp.header = this.watchHeader(resp.header?.revision ?? 0)
+          return send(resp) !== false
+        },
       },
-    })
+      busyMs,
+    )
     const authed = {
       info: info ?? { user: '', rev: 0 },
       cancel: (id: WatchId) => stream.cancel(id, permissionDeniedReason),

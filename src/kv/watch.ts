@@ -232,7 +232,21 @@ export class WatchStream {
   constructor(
     private readonly hub: WatchHub,
     private readonly sink: WatchSink,
-  ) {}
+    /**
+     * The busy window in ms (0: none): a watcher without its own window (edgecd_coalesce_ms) gets its events at the
+     * end of the apply batch if this stream last sent its held events more than this long ago (an idle stream: at
+     * once, as etcd), else they are held and merged until then (a busy stream: etcd's victims, retried every 10 ms).
+     */
+    readonly busyMs = 0,
+  ) {
+    this.busyGroup =
+      busyMs > 0
+        ? { ms: busyMs, lastSent: Number.NEGATIVE_INFINITY, timer: false, streams: new Set(), busy: true }
+        : undefined
+  }
+
+  /** @internal This stream's busy window (see busyMs): a window group of its own, so that one stream's sends do not delay another's. */
+  readonly busyGroup: WindowGroup | undefined
 
   /** How many watchers are open on this stream. */
   get size(): number {
@@ -451,7 +465,7 @@ export class WatchStream {
   live(w: Watcher, rev: number, events: Event[]): void {
     if (this.closed) return
     w.nextRev = rev + 1
-    if ((this.hub.batching || w.windowMs > 0) && !this.blocked && w.queue.length === 0) {
+    if ((this.hub.batching || w.windowMs > 0 || this.busyMs > 0) && !this.blocked && w.queue.length === 0) {
       this.coalesce(w, rev, events)
       return
     }
@@ -486,12 +500,13 @@ export class WatchStream {
     }
     if (p === undefined) {
       w.pend = { first: rev, last: rev, parts: [events], events: events.length, bytes }
-      if (w.windowMs === 0) this.coalesced.push(w)
+      if (w.windowMs === 0 && this.busyMs === 0) this.coalesced.push(w)
       else if (!w.listed) {
         w.listed = true
         this.held.push(w)
       }
       if (w.windowMs > 0) this.hub.windowed(this, w.windowMs)
+      else if (this.busyMs > 0) this.hub.busy(this)
       else this.hub.pending.add(this)
       return
     }
@@ -534,14 +549,14 @@ export class WatchStream {
     if (!batchOnly) this.flushHeld(0)
   }
 
-  /** @internal Sends the held messages of the watchers with window `ms` (0: all of them). */
+  /** @internal Sends the held messages of the watchers with window `ms` (0: all of them; -1: the busy window's). */
   flushHeld(ms: number): void {
     if (this.held.length === 0) return
     const ws = this.held
     this.held = []
     for (const w of ws) {
       const mine = this.watchers.get(w.id) === w && w.pend !== undefined
-      if (mine && ms !== 0 && w.windowMs !== ms) {
+      if (mine && ms !== 0 && (w.windowMs > 0 ? w.windowMs : -1) !== ms) {
         this.held.push(w)
         continue
       }
@@ -722,6 +737,8 @@ interface WindowGroup {
   lastSent: number
   timer: boolean
   streams: Set<WatchStream>
+  /** A stream's busy window (WatchStream.busyGroup): its held messages are those of watchers without a window. */
+  busy?: boolean
 }
 
 /** A create's edgecd_coalesce_ms as a window: 0 when absent or not positive, at most watchCoalesceMsMax. */
@@ -909,6 +926,7 @@ export class WatchHub {
       for (const s of streams) s.flushCoalesced(true)
     }
     for (const g of this.windows.values()) if (g.streams.size > 0) this.windowDue(g)
+    this.busyDue()
     if (this.joins.size > 0 && this.batchDepth === 0) this.joins = new Map()
   }
 
@@ -920,6 +938,7 @@ export class WatchHub {
       for (const s of streams) s.flushCoalesced()
     }
     for (const g of this.windows.values()) if (g.streams.size > 0) this.flushWindow(g)
+    for (const g of [...this.busyHeld]) this.flushWindow(g)
     if (this.joins.size > 0) this.joins = new Map()
   }
 
@@ -959,6 +978,23 @@ export class WatchHub {
   /** A lone write held windowed messages: notify decides when they go (windowDue) once every watcher has them. */
   private windowCheck = false
 
+  /** The busy windows (WatchStream.busyGroup) holding messages: their streams' own groups. */
+  private readonly busyHeld = new Set<WindowGroup>()
+
+  /** @internal s holds a message of a watcher in its busy window (WatchStream.busyMs). */
+  busy(s: WatchStream): void {
+    const g = s.busyGroup!
+    g.streams.add(s)
+    this.busyHeld.add(g)
+    if (this.batchDepth === 0) this.windowCheck = true
+  }
+
+  /** At a batch's end: each busy window's held messages go now if its stream is idle, else when its window ends. */
+  private busyDue(): void {
+    if (this.busyHeld.size === 0) return
+    for (const g of [...this.busyHeld]) if (!g.timer) this.windowDue(g)
+  }
+
   /** Sends g's held messages if its window since the last send is over, else makes sure its timer runs. */
   private windowDue(g: WindowGroup): void {
     const wait = g.lastSent + g.ms - this.now()
@@ -978,7 +1014,8 @@ export class WatchHub {
     g.lastSent = this.now()
     const streams = [...g.streams]
     g.streams.clear()
-    for (const s of streams) s.flushHeld(g.ms)
+    if (g.busy) this.busyHeld.delete(g)
+    for (const s of streams) s.flushHeld(g.busy ? -1 : g.ms)
     // The joins of this send are not the batch's (a batch in progress keeps its own, shared with what follows).
     if (this.batchDepth === 0 && this.joins.size > 0) this.joins = new Map()
   }
@@ -1094,9 +1131,12 @@ export class WatchHub {
     return j
   }
 
-  /** A new stream whose messages go to sink. */
-  openStream(sink: WatchSink): WatchStream {
-    const s = new WatchStream(this, sink)
+  /**
+   * A new stream whose messages go to sink. `busyMs`: its busy window (WatchStream.busyMs; 0, the default: each apply
+   * batch's events go out at its end, as before).
+   */
+  openStream(sink: WatchSink, busyMs = 0): WatchStream {
+    const s = new WatchStream(this, sink, Math.max(0, Math.min(watchCoalesceMsMax, Math.ceil(busyMs))))
     this.streams.add(s)
     return s
   }
@@ -1186,7 +1226,10 @@ export class WatchHub {
   private checkWindows(): void {
     if (!this.windowCheck) return
     this.windowCheck = false
-    if (this.batchDepth === 0) for (const g of this.windows.values()) if (g.streams.size > 0) this.windowDue(g)
+    if (this.batchDepth === 0) {
+      for (const g of this.windows.values()) if (g.streams.size > 0) this.windowDue(g)
+      this.busyDue()
+    }
   }
 
   /** @internal After the store was replaced by a snapshot. */
@@ -1201,6 +1244,10 @@ export class WatchHub {
     this.streams.delete(s)
     this.pending.delete(s)
     for (const g of this.windows.values()) g.streams.delete(s)
+    if (s.busyGroup !== undefined) {
+      s.busyGroup.streams.clear()
+      this.busyHeld.delete(s.busyGroup)
+    }
     this.replayWaiting.delete(s)
   }
 

@@ -173,7 +173,7 @@ export class GrpcWatchSession implements RawWatchCall {
     }
     deps.watchStreams.n++
     this.counted = true
-    this.stream = deps.member.openWatchStream((resp) => this.send(resp), info)
+    this.stream = deps.member.openWatchStream((resp) => this.send(resp), info, { busy: true })
     if (requireLeader) this.unmonitor = deps.monitorLeader(() => this.fail(new EtcdError('ErrNoLeader')))
     const early = this.early!
     this.early = undefined

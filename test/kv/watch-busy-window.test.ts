@@ -1,0 +1,202 @@
+/**
+ * A stream's busy window (WatchHub.openStream(sink, busyMs), --watch-batch-interval, the gRPC Watch call; issue 17):
+ * an idle stream's event goes out in the same turn, as etcd's; events that follow within W ms of the stream's last
+ * send are held and go out merged (one message per watcher) when the window ends, as etcd's victims retried every
+ * 10 ms. Every revision once, in order, never split; a progress answer, a cancel and a compaction send the held
+ * events first; W = 0 is one message per revision (or apply batch). The hub runs on a virtual clock here.
+ */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import type { KvStore } from '../../src/kv/store.js'
+import type { WatchResponse } from '../../src/protocol/types.js'
+import { del, newStore, opDel, opPut, put, RecordingSink, txn, watchReq, xorshift } from './helpers.js'
+
+/** A virtual clock for a store's watch hub: `advance` runs the timers that came due, in order. */
+function virtualClock(s: KvStore) {
+  let now = 0
+  const timers: { at: number; fn: () => void }[] = []
+  s.watchHub.now = () => now
+  s.watchHub.setTimer = (fn, ms) => {
+    timers.push({ at: now + ms, fn })
+  }
+  return {
+    get pending() {
+      return timers.length
+    },
+    advance(ms: number) {
+      const end = now + ms
+      for (;;) {
+        timers.sort((x, y) => x.at - y.at)
+        const t = timers[0]
+        if (t === undefined || t.at > end) break
+        timers.shift()
+        now = Math.max(now, t.at)
+        t.fn()
+      }
+      now = end
+    },
+  }
+}
+
+const revsOf = (m: WatchResponse) => m.events.map((e) => e.kv.mod_revision)
+const eventMessages = (k: RecordingSink, id = 0) => k.messages.filter((m) => m.watch_id === id && m.events.length > 0)
+
+describe('watch busy window (--watch-batch-interval)', () => {
+  test('an idle stream gets its event in the same turn; a burst within W is merged, every revision once, in order', () => {
+    const s = newStore()
+    const clock = virtualClock(s)
+    const sink = new RecordingSink()
+    const stream = s.watchHub.openStream(sink, 5)
+    stream.create(watchReq('p/', 'p0'))
+    stream.create(watchReq('p/', 'p0'))
+    put(s, 'p/1', 'a') // 2: idle, at once
+    assert.deepEqual(eventMessages(sink).map(revsOf), [[2]], 'sent in the same turn')
+    assert.equal(clock.pending, 0, 'no timer for an idle stream')
+    clock.advance(1)
+    put(s, 'p/2', 'b') // 3: within W of the last send: held
+    put(s, 'x', 'n') // 4: not in the range
+    clock.advance(1)
+    del(s, 'p/1') // 5
+    assert.deepEqual(eventMessages(sink).map(revsOf), [[2]], 'held while busy')
+    assert.equal(clock.pending, 1, 'one timer for the stream')
+    clock.advance(3) // t = 5: W since the last send
+    for (const id of [0, 1]) {
+      const msgs = eventMessages(sink, id)
+      assert.deepEqual(msgs.map(revsOf), [[2], [3, 5]], `watcher ${id}`)
+      assert.equal(msgs[1]!.header!.revision, 5, 'header: the last event revision')
+    }
+    // Quiet for W: the next event goes at once again.
+    clock.advance(10)
+    put(s, 'p/3', 'c') // 6
+    assert.deepEqual(eventMessages(sink).map(revsOf), [[2], [3, 5], [6]])
+  })
+
+  test('an apply batch after quiet goes at once as one message, as without a window', () => {
+    const s = newStore()
+    virtualClock(s)
+    const sink = new RecordingSink()
+    s.watchHub.openStream(sink, 5).create(watchReq('k'))
+    s.watchHub.beginBatch()
+    put(s, 'k', '1')
+    put(s, 'k', '2')
+    s.watchHub.endBatch()
+    assert.deepEqual(eventMessages(sink).map(revsOf), [[2, 3]])
+  })
+
+  test('W = 0 (and a stream opened without a window) keeps one message per revision', () => {
+    const s = newStore()
+    const clock = virtualClock(s)
+    const zero = new RecordingSink()
+    const plain = new RecordingSink()
+    s.watchHub.openStream(zero, 0).create(watchReq('k'))
+    s.watchHub.openStream(plain).create(watchReq('k'))
+    for (let i = 0; i < 4; i++) put(s, 'k', String(i))
+    clock.advance(100)
+    assert.deepEqual(eventMessages(zero).map(revsOf), [[2], [3], [4], [5]])
+    assert.deepEqual(eventMessages(plain).map(revsOf), [[2], [3], [4], [5]])
+    assert.equal(clock.pending, 0)
+  })
+
+  test("one stream's sends do not delay another, idle stream", () => {
+    const s = newStore()
+    const clock = virtualClock(s)
+    const a = new RecordingSink()
+    const b = new RecordingSink()
+    s.watchHub.openStream(a, 10).create(watchReq('a'))
+    s.watchHub.openStream(b, 10).create(watchReq('b'))
+    put(s, 'a', '1') // 2: a sends at t = 0
+    clock.advance(2)
+    put(s, 'b', '1') // 3: b is idle: at once
+    assert.deepEqual(eventMessages(b).map(revsOf), [[3]])
+    put(s, 'a', '2') // 4: a is busy: held
+    assert.deepEqual(eventMessages(a).map(revsOf), [[2]])
+    clock.advance(8)
+    assert.deepEqual(eventMessages(a).map(revsOf), [[2], [4]])
+  })
+
+  test('a progress answer, a cancel and a compaction send the held events first, without waiting for the window', () => {
+    const s = newStore()
+    virtualClock(s)
+    const sink = new RecordingSink()
+    const stream = s.watchHub.openStream(sink, 10)
+    stream.create(watchReq('k'))
+    stream.create(watchReq('k'))
+    put(s, 'k', '1') // 2: at once
+    put(s, 'k', '2') // 3: held
+    stream.requestProgress()
+    assert.deepEqual(
+      sink.messages.slice(-3).map((m) => [m.watch_id, revsOf(m), m.header?.revision]),
+      [
+        [0, [3], 3],
+        [1, [3], 3],
+        [-1, [], 3],
+      ],
+      'the progress answer at once, after the held events',
+    )
+    put(s, 'k', '3') // 4: held
+    stream.cancel(1)
+    assert.deepEqual(
+      sink.messages.slice(-3).map((m) => [m.watch_id, m.canceled, revsOf(m)]),
+      [
+        [0, false, [4]],
+        [1, false, [4]],
+        [1, true, []],
+      ],
+    )
+    put(s, 'k', '4') // 5: held
+    s.apply({ compaction: { revision: 3, physical: false } })
+    assert.deepEqual(revsOf(sink.messages.at(-1)!), [5], 'sent before the compaction')
+  })
+
+  test('seeded: with batches, congestion and a window, each watcher gets every revision once, in order, whole', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const rnd = xorshift(seed)
+      const s = newStore()
+      const clock = virtualClock(s)
+      const ref = new RecordingSink()
+      s.watchHub.openStream(ref).create(watchReq('k/', 'k0'))
+      const sink = new RecordingSink()
+      const stream = s.watchHub.openStream(sink, 1 + Math.floor(rnd() * 10))
+      stream.create(watchReq('k/', 'k0'))
+      let sends = 0
+      for (let step = 0; step < 200; step++) {
+        const r = rnd()
+        if (r < 0.5) {
+          const batch = rnd() < 0.3
+          if (batch) s.watchHub.beginBatch()
+          const n = batch ? 1 + Math.floor(rnd() * 3) : 1
+          for (let i = 0; i < n; i++) txn(s, { success: opsOf(rnd) })
+          if (batch) s.watchHub.endBatch()
+        } else if (r < 0.8) clock.advance(Math.floor(rnd() * 6))
+        else if (r < 0.9) sink.congested = !sink.congested
+        else if (!sink.congested) stream.resume()
+        sends = eventMessages(sink).length
+      }
+      sink.congested = false
+      stream.resume()
+      clock.advance(1000)
+      const msg = `seed ${seed}`
+      assert.deepEqual(sink.events(), ref.events(), msg)
+      const revs = eventMessages(sink).map(revsOf)
+      const refRevs = eventMessages(ref).map(revsOf)
+      // Whole revisions: each reference message (one revision) lies within one message of the windowed stream.
+      const at = new Map<number, number>()
+      revs.forEach((rs, i) => {
+        for (const r of rs) at.set(r, i)
+      })
+      for (const rs of refRevs) assert.equal(new Set(rs.map((r) => at.get(r))).size, 1, `${msg}: revision split`)
+      assert.ok(sends <= refRevs.length, msg)
+    }
+  })
+})
+
+/** One revision: a few puts and deletes of k/0..k/3 (one txn, one message per revision without a window). */
+function opsOf(rnd: () => number) {
+  const ops = []
+  const first = Math.floor(rnd() * 4)
+  for (let n = 1 + Math.floor(rnd() * 3); n > 0; n--) {
+    const key = `k/${(first + n) % 4}`
+    ops.push(rnd() < 0.8 ? opPut(key, String(n)) : opDel(key))
+  }
+  return ops
+}
