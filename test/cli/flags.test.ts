@@ -45,6 +45,20 @@ test('--listen-peer-urls is validated like the other URL flags', () => {
   assert.throws(() => validateServerConfig(c), /--listen-peer-urls: URL scheme must be http or https/)
 })
 
+test('--watch-batch-interval: ms, default 5, 0 turns it off, at most 1000; EDGECD_WATCH_BATCH_INTERVAL too', () => {
+  const d = serveConfig([], {})
+  assert.ok(d !== 'help' && d.watchBatchIntervalMs === 5)
+  const z = serveConfig(['--watch-batch-interval', '0'], {})
+  assert.ok(z !== 'help' && z.watchBatchIntervalMs === 0)
+  validateServerConfig(z)
+  const e = serveConfig([], { EDGECD_WATCH_BATCH_INTERVAL: '10' })
+  assert.ok(e !== 'help' && e.watchBatchIntervalMs === 10)
+  assert.throws(() => serveConfig(['--watch-batch-interval=5ms'], {}), /non-negative integer/)
+  const big = serveConfig(['--watch-batch-interval', '1001'], {})
+  assert.ok(big !== 'help')
+  assert.throws(() => validateServerConfig(big), /--watch-batch-interval must be between 0 and 1000/)
+})
+
 test('--listen-peer-urls on their own ports with --initial-advertise-peer-urls: peers talk there', async () => {
   const names = ['a', 'b']
   const clientPorts = [await freePort(), await freePort()]
