@@ -34,6 +34,12 @@ export interface KvConfig {
    */
   watchCoalesceBytesMax: number
   /**
+   * A stream with a busy window (WatchStream.busyMs) sends at once while it has sent at most this many messages in its
+   * window so far (etcd's 128-slot send channel, chanBufLen: a stream that overflows it has its watchers become
+   * victims, retried every 10 ms); past it, its next events are held until the window ends.
+   */
+  watchBusyMessagesMax: number
+  /**
    * Most events a stream replays (its watchers' queues and their catch-up from history) in one turn of the event loop
    * when its transport drains; the rest follows on a later turn, so a client that reads fast while thousands of its
    * watchers catch up does not hold every write back (etcd syncs at most 512 unsynced watchers per 100 ms round).
@@ -61,6 +67,7 @@ export const defaultKvConfig: Readonly<KvConfig> = Object.freeze({
   watchQueueBytesMax: 64 * 1024 * 1024,
   watchBatchRevisionsMax: 1000,
   watchCoalesceBytesMax: 1024 * 1024,
+  watchBusyMessagesMax: 128,
   watchPumpEventsMax: 2048,
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   minLeaseTtlSeconds: 2,

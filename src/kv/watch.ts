@@ -241,8 +241,21 @@ export class WatchStream {
   ) {
     this.busyGroup =
       busyMs > 0
-        ? { ms: busyMs, lastSent: Number.NEGATIVE_INFINITY, timer: false, streams: new Set(), busy: true }
+        ? {
+            ms: busyMs,
+            lastSent: Number.NEGATIVE_INFINITY,
+            timer: false,
+            streams: new Set(),
+            busy: true,
+            sent: 0,
+            stream: this,
+          }
         : undefined
+  }
+
+  /** @internal The watchers with a message held (one message each when sent). */
+  get heldCount(): number {
+    return this.held.length
   }
 
   /** @internal This stream's busy window (see busyMs): a window group of its own, so that one stream's sends do not delay another's. */
@@ -739,6 +752,10 @@ interface WindowGroup {
   streams: Set<WatchStream>
   /** A stream's busy window (WatchStream.busyGroup): its held messages are those of watchers without a window. */
   busy?: boolean
+  /** A busy window: messages its stream sent since lastSent (held past watchBusyMessagesMax). */
+  sent?: number
+  /** A busy window: its stream. */
+  stream?: WatchStream
 }
 
 /** A create's edgecd_coalesce_ms as a window: 0 when absent or not positive, at most watchCoalesceMsMax. */
@@ -989,10 +1006,30 @@ export class WatchHub {
     if (this.batchDepth === 0) this.windowCheck = true
   }
 
-  /** At a batch's end: each busy window's held messages go now if its stream is idle, else when its window ends. */
+  /**
+   * At a batch's end: each busy window's held messages go now if its stream is idle (its window since the last send
+   * is over) or sent at most watchBusyMessagesMax messages in it so far, these included (etcd's send channel has
+   * room); else they wait for the window's end (etcd's victims).
+   */
   private busyDue(): void {
     if (this.busyHeld.size === 0) return
-    for (const g of [...this.busyHeld]) if (!g.timer) this.windowDue(g)
+    for (const g of [...this.busyHeld]) {
+      if (g.timer) continue
+      const now = this.now()
+      if (now - g.lastSent >= g.ms) {
+        this.flushWindow(g)
+        continue
+      }
+      const n = g.stream!.heldCount
+      if (g.sent! + n > this.config.watchBusyMessagesMax) {
+        this.windowDue(g)
+        continue
+      }
+      g.sent! += n
+      g.streams.clear()
+      this.busyHeld.delete(g)
+      g.stream!.flushHeld(-1)
+    }
   }
 
   /** Sends g's held messages if its window since the last send is over, else makes sure its timer runs. */
@@ -1014,7 +1051,10 @@ export class WatchHub {
     g.lastSent = this.now()
     const streams = [...g.streams]
     g.streams.clear()
-    if (g.busy) this.busyHeld.delete(g)
+    if (g.busy) {
+      this.busyHeld.delete(g)
+      g.sent = g.stream!.heldCount
+    }
     for (const s of streams) s.flushHeld(g.busy ? -1 : g.ms)
     // The joins of this send are not the batch's (a batch in progress keeps its own, shared with what follows).
     if (this.batchDepth === 0 && this.joins.size > 0) this.joins = new Map()

@@ -43,7 +43,7 @@ const eventMessages = (k: RecordingSink, id = 0) => k.messages.filter((m) => m.w
 
 describe('watch busy window (--watch-batch-interval)', () => {
   test('an idle stream gets its event in the same turn; a burst within W is merged, every revision once, in order', () => {
-    const s = newStore()
+    const s = newStore({ watchBusyMessagesMax: 1 })
     const clock = virtualClock(s)
     const sink = new RecordingSink()
     const stream = s.watchHub.openStream(sink, 5)
@@ -69,6 +69,24 @@ describe('watch busy window (--watch-batch-interval)', () => {
     clock.advance(10)
     put(s, 'p/3', 'c') // 6
     assert.deepEqual(eventMessages(sink).map(revsOf), [[2], [3, 5], [6]])
+  })
+
+  test("a stream that sent fewer than etcd's 128 messages in its window is not busy: at once", () => {
+    const s = newStore()
+    const clock = virtualClock(s)
+    const small = new RecordingSink()
+    const big = new RecordingSink()
+    s.watchHub.openStream(small, 5).create(watchReq('k'))
+    const bigStream = s.watchHub.openStream(big, 5)
+    for (let i = 0; i < 100; i++) bigStream.create(watchReq('k'))
+    put(s, 'k', '1') // 2: both idle: at once (100 messages on big)
+    put(s, 'k', '2') // 3: small sent 1 (+1): at once; big would reach 200 > 128: held
+    put(s, 'k', '3') // 4
+    assert.deepEqual(eventMessages(small).map(revsOf), [[2], [3], [4]], 'one watcher: each put at once')
+    assert.deepEqual(eventMessages(big).map(revsOf), [[2]])
+    clock.advance(5)
+    assert.deepEqual(eventMessages(big).map(revsOf), [[2], [3, 4]])
+    assert.equal(big.messages.filter((m) => m.events.length > 0).length, 200, 'one merged message per watcher')
   })
 
   test('an apply batch after quiet goes at once as one message, as without a window', () => {
@@ -98,7 +116,7 @@ describe('watch busy window (--watch-batch-interval)', () => {
   })
 
   test("one stream's sends do not delay another, idle stream", () => {
-    const s = newStore()
+    const s = newStore({ watchBusyMessagesMax: 1 })
     const clock = virtualClock(s)
     const a = new RecordingSink()
     const b = new RecordingSink()
@@ -115,7 +133,7 @@ describe('watch busy window (--watch-batch-interval)', () => {
   })
 
   test('a progress answer, a cancel and a compaction send the held events first, without waiting for the window', () => {
-    const s = newStore()
+    const s = newStore({ watchBusyMessagesMax: 1 })
     virtualClock(s)
     const sink = new RecordingSink()
     const stream = s.watchHub.openStream(sink, 10)
@@ -151,7 +169,7 @@ describe('watch busy window (--watch-batch-interval)', () => {
   test('seeded: with batches, congestion and a window, each watcher gets every revision once, in order, whole', () => {
     for (let seed = 1; seed <= 30; seed++) {
       const rnd = xorshift(seed)
-      const s = newStore()
+      const s = newStore({ watchBusyMessagesMax: 1 + Math.floor(rnd() * 4) })
       const clock = virtualClock(s)
       const ref = new RecordingSink()
       s.watchHub.openStream(ref).create(watchReq('k/', 'k0'))
