@@ -108,7 +108,7 @@ export const serverDefaults: ServerConfig = {
   maxWatchersPerStream: 10_000,
   requestTimeoutMs: 7_000,
   watchProgressNotifyIntervalMs: 10 * 60 * 1000,
-  watchBatchIntervalMs: 5,
+  watchBatchIntervalMs: 10,
   logLevel: 'info',
   authToken: 'simple',
   authPasswordIterations: 600_000,

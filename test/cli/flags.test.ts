@@ -45,9 +45,9 @@ test('--listen-peer-urls is validated like the other URL flags', () => {
   assert.throws(() => validateServerConfig(c), /--listen-peer-urls: URL scheme must be http or https/)
 })
 
-test('--watch-batch-interval: ms, default 5, 0 turns it off, at most 1000; EDGECD_WATCH_BATCH_INTERVAL too', () => {
+test('--watch-batch-interval: ms, default 10, 0 turns it off, at most 1000; EDGECD_WATCH_BATCH_INTERVAL too', () => {
   const d = serveConfig([], {})
-  assert.ok(d !== 'help' && d.watchBatchIntervalMs === 5)
+  assert.ok(d !== 'help' && d.watchBatchIntervalMs === 10)
   const z = serveConfig(['--watch-batch-interval', '0'], {})
   assert.ok(z !== 'help' && z.watchBatchIntervalMs === 0)
   validateServerConfig(z)
