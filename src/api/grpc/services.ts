@@ -378,13 +378,17 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
         let failed: unknown
         let wake: (() => void) | undefined
         const budget = new WatchQueueBudget()
-        const stream = member.openWatchStream((resp) => {
-          queue.push(resp)
-          wake?.()
-          if (budget.add(resp)) return true
-          held = true
-          return false
-        }, info)
+        const stream = member.openWatchStream(
+          (resp) => {
+            queue.push(resp)
+            wake?.()
+            if (budget.add(resp)) return true
+            held = true
+            return false
+          },
+          info,
+          { busy: true },
+        )
         // Requests are read alongside: a half-closed request side leaves the watches running, as etcd's recvLoop.
         void (async () => {
           try {
