@@ -169,3 +169,38 @@ export function rng(seed: number): (n: number) => number {
     return (x >>> 0) % n
   }
 }
+
+/** A virtual clock for a store's watch hub: `advance` runs the timers that came due, in order. */
+export function virtualClock(s: KvStore) {
+  let now = 0
+  const timers: { at: number; fn: () => void }[] = []
+  s.watchHub.now = () => now
+  s.watchHub.setTimer = (fn, ms) => {
+    timers.push({ at: now + ms, fn })
+  }
+  return {
+    get now() {
+      return now
+    },
+    /** Timers waiting. */
+    get pending() {
+      return timers.length
+    },
+    advance(ms: number) {
+      const end = now + ms
+      for (;;) {
+        timers.sort((x, y) => x.at - y.at)
+        const t = timers[0]
+        if (t === undefined || t.at > end) break
+        timers.shift()
+        now = Math.max(now, t.at)
+        t.fn()
+      }
+      now = end
+    },
+  }
+}
+
+export const revsOf = (m: WatchResponse) => m.events.map((e) => e.kv.mod_revision)
+export const eventMessages = (k: RecordingSink, id = 0) =>
+  k.messages.filter((m) => m.watch_id === id && m.events.length > 0)

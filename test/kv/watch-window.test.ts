@@ -9,45 +9,20 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { decodeMessage } from '../../src/api/http/codec/decode.js'
 import { watchJsonStats, watchResultJson } from '../../src/api/http/codec/watch-json.js'
-import type { KvStore } from '../../src/kv/store.js'
 import { type WatchStream, watchCoalesceMsMax } from '../../src/kv/watch.js'
 import * as M from '../../src/protocol/descriptors.js'
-import type { WatchResponse } from '../../src/protocol/types.js'
-import { del, newStore, put, RecordingSink, str, watchReq, xorshift } from './helpers.js'
-
-/** A virtual clock for a store's watch hub: `advance` runs the timers that came due, in order. */
-function virtualClock(s: KvStore) {
-  let now = 0
-  const timers: { at: number; fn: () => void }[] = []
-  s.watchHub.now = () => now
-  s.watchHub.setTimer = (fn, ms) => {
-    timers.push({ at: now + ms, fn })
-  }
-  return {
-    get now() {
-      return now
-    },
-    /** Timers waiting. */
-    get pending() {
-      return timers.length
-    },
-    advance(ms: number) {
-      const end = now + ms
-      for (;;) {
-        timers.sort((x, y) => x.at - y.at)
-        const t = timers[0]
-        if (t === undefined || t.at > end) break
-        timers.shift()
-        now = Math.max(now, t.at)
-        t.fn()
-      }
-      now = end
-    },
-  }
-}
-
-const revsOf = (m: WatchResponse) => m.events.map((e) => e.kv.mod_revision)
-const eventMessages = (k: RecordingSink, id = 0) => k.messages.filter((m) => m.watch_id === id && m.events.length > 0)
+import {
+  del,
+  eventMessages,
+  newStore,
+  put,
+  RecordingSink,
+  revsOf,
+  str,
+  virtualClock,
+  watchReq,
+  xorshift,
+} from './helpers.js'
 
 describe('watch coalescing windows (edgecd_coalesce_ms)', () => {
   test('the JSON field decodes (number or string); an etcd request without it is a window of 0', () => {
