@@ -282,6 +282,77 @@ function statTimes(statPath: string | undefined, user: boolean): number {
   }
 }
 
+/** The machine's CPU seconds so far from /proc/stat's first line: busy (everything but idle and iowait) and all. */
+interface MachineCpu {
+  busy: number
+  total: number
+}
+
+function machineCpu(): MachineCpu {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    const total = f.slice(0, 8).reduce((a, x) => a + x, 0) / 100
+    return { busy: total - (f[3]! + f[4]!) / 100, total }
+  } catch {
+    return { busy: Number.NaN, total: Number.NaN }
+  }
+}
+
+/**
+ * Where one run's CPU went, over its measured window: µs per put of the writers (this process but the replicas'
+ * thread: the 64 HTTP clients), the three members and the replicas' thread, and the machine's cores split into
+ * ours (those three), the other processes' (other sessions, the kernel's own threads) and idle. On a machine whose
+ * cores are all busy, throughput is about ours / (µs per put of all three): a round whose ratio falls with no rise of
+ * µs per put lost its cores to the others.
+ */
+export interface CpuShares {
+  writersUs: number
+  membersUs: number
+  replicasUs: number
+  oursCores: number
+  othersCores: number
+  idleCores: number
+}
+
+function cpuShares(
+  at: { members: number; bench: number; fleet: number; machine: MachineCpu }[],
+  ops: number,
+): CpuShares {
+  const a = at[at.length - 2]
+  const b = at[at.length - 1]
+  if (a === undefined || b === undefined || ops <= 0)
+    return { writersUs: NaN, membersUs: NaN, replicasUs: NaN, oursCores: NaN, othersCores: NaN, idleCores: NaN }
+  const fleet = Number.isNaN(b.fleet - a.fleet) ? 0 : b.fleet - a.fleet
+  const members = b.members - a.members
+  const writers = b.bench - a.bench - fleet
+  const total = b.machine.total - a.machine.total
+  const cores = cpus().length
+  const wall = total / cores
+  const busy = b.machine.busy - a.machine.busy
+  const ours = members + writers + fleet
+  return {
+    writersUs: (writers * 1e6) / ops,
+    membersUs: (members * 1e6) / ops,
+    replicasUs: (fleet * 1e6) / ops,
+    oursCores: ours / wall,
+    othersCores: Math.max(0, busy - ours) / wall,
+    idleCores: (total - busy) / wall,
+  }
+}
+
+const meanShares = (a: CpuShares, b: CpuShares): CpuShares => ({
+  writersUs: (a.writersUs + b.writersUs) / 2,
+  membersUs: (a.membersUs + b.membersUs) / 2,
+  replicasUs: (a.replicasUs + b.replicasUs) / 2,
+  oursCores: (a.oursCores + b.oursCores) / 2,
+  othersCores: (a.othersCores + b.othersCores) / 2,
+  idleCores: (a.idleCores + b.idleCores) / 2,
+})
+
+const sharesText = (s: CpuShares) =>
+  `${s.writersUs.toFixed(0)}+${s.membersUs.toFixed(0)}+${s.replicasUs.toFixed(0)}=${(s.writersUs + s.membersUs + s.replicasUs).toFixed(0)} µs/put, cores ours ${s.oursCores.toFixed(2)} others ${s.othersCores.toFixed(2)} idle ${s.idleCores.toFixed(2)}`
+
 /** The replica fleet worker (bench/lib/replica-fleet.ts) and a request/answer helper over its messages. */
 function startFleet(): {
   ask(m: Record<string, unknown>): Promise<any>
@@ -383,12 +454,17 @@ async function fanoutPart(
       const t0 = performance.now()
       const c0 = fleet.cpuSecs()
       const s0 = fleet.sysSecs()
+      // Read at the measured window's two ends (runLoad calls the reader there): the followed member, every member,
+      // this process (the writers and the replicas' thread), the replicas' thread alone, and the whole machine.
       const fol: number[] = []
       const folSys: number[] = []
+      const at: { members: number; bench: number; fleet: number; machine: MachineCpu }[] = []
       const r = await runLoad(pool, bodies, { kind: 'put', clients: 64 }, seconds * 1000, 500, () => {
         fol.push(processCpuSecs(followerPid))
         folSys.push(statTimes(`/proc/${followerPid}/stat`, false))
-        return cluster.cpuSecs()
+        const members = cluster.cpuSecs()
+        at.push({ members, bench: processCpuSecs(process.pid), fleet: fleet.cpuSecs(), machine: machineCpu() })
+        return members
       })
       const fleetSecs = fleet.cpuSecs() - c0
       const fleetSysSecs = fleet.sysSecs() - s0
@@ -397,7 +473,15 @@ async function fanoutPart(
       const delta = (a: number[]) => (a.length >= 2 ? a[a.length - 1]! - a[a.length - 2]! : Number.NaN)
       const followerUsPerOp = (delta(fol) * 1e6) / ops
       const followerSysShare = delta(folSys) / delta(fol)
-      return { ...r, fleetCores, fleetSecs, fleetSysSecs, followerUsPerOp, followerSysShare }
+      return {
+        ...r,
+        fleetCores,
+        fleetSecs,
+        fleetSysSecs,
+        followerUsPerOp,
+        followerSysShare,
+        shares: cpuShares(at, ops),
+      }
     }
     // Rounds alternate without and with the replicas (without, with, without, with, ..., without), so each run with
     // replicas is set against the two runs without that bracket it: the host's speed drifts by tens of percent within
@@ -419,6 +503,8 @@ async function fanoutPart(
         convergeMs: number
         behind: number
         openSecs: number
+        /** The mean of the two runs without around it. */
+        base: CpuShares
       }[]
     }[] = []
     for (const n of replicaCounts)
@@ -464,6 +550,7 @@ async function fanoutPart(
             convergeMs: Math.max(0, at - stopped),
             behind,
             openSecs,
+            base: meanShares(prev.shares, next.shares),
           })
         }
       }
@@ -478,7 +565,7 @@ async function fanoutPart(
       name: `fanout: put throughput, no replicas (median of ${withouts.length} runs)`,
       value: median(withouts.map((w) => w.opsPerSec)),
       unit: 'ops/s',
-      note: `64 clients on the leader, ${seconds} s each; runs in order ${list(withouts.map((w) => w.opsPerSec))} ops/s; members' CPU ${list(withouts.map((w) => w.serverCpuUsPerOp))} µs/put; followed member ${list(withouts.map((w) => w.followerUsPerOp))} µs/put${flags}`,
+      note: `64 clients on the leader, ${seconds} s each; runs in order ${list(withouts.map((w) => w.opsPerSec))} ops/s; members' CPU ${list(withouts.map((w) => w.serverCpuUsPerOp))} µs/put; followed member ${list(withouts.map((w) => w.followerUsPerOp))} µs/put; writers + members + replicas: ${withouts.map((w) => `[${sharesText(w.shares)}]`).join(', ')}${flags}`,
     })
     for (const { n, window, rounds: rs } of rows) {
       const win = window === undefined ? '' : window === 0 ? ', no window' : `, window ${window} ms`
@@ -519,6 +606,14 @@ async function fanoutPart(
           value: Math.max(...rs.map((x) => x.convergeMs)),
           unit: 'ms',
           note: `target < 1,000 ms; by round ${list(rs.map((x) => x.convergeMs))} ms; ${rs.reduce((a, x) => a + x.behind, 0)} behind after 60 s`,
+        },
+        {
+          // Per round: the run with the replicas, then the mean of the runs without around it. A ratio under 90% is
+          // the replicas' µs per put (on these cores) plus any rise of the others', or fewer cores for ours.
+          name: `fanout: ${who}: CPU per put, writers + members + replicas (median of the rounds)`,
+          value: m((x) => x.r.shares.writersUs + x.r.shares.membersUs + x.r.shares.replicasUs),
+          unit: 'µs',
+          note: `by round, with | without (mean of the two around it): ${rs.map((x) => `[${sharesText(x.r.shares)} | ${sharesText(x.base)}]`).join('; ')}`,
         },
         {
           name: `fanout: ${who}: changes per watch message`,

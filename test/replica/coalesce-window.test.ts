@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import WebSocket from 'ws'
 import { Client } from '../../src/client/index.js'
+import type { WatchHub } from '../../src/kv/watch.js'
 import { openReplica } from '../../src/replica/index.js'
 import { startTestMember } from '../server/helpers.js'
 import { b64, post } from '../support/index.js'
@@ -136,6 +137,39 @@ describe('watch coalescing window through a member (edgecd_coalesce_ms)', () => 
       assert.ok(responses < 30, `${responses} responses for 30 puts`)
     } finally {
       client.close()
+      await m.stop()
+    }
+  })
+
+  test("a linearizable read does not wait for the window: the replica's progress request sends the held events", async () => {
+    const m = await startTestMember()
+    // The member's windows never end by themselves: a held change reaches the replica only through a progress
+    // request (what a linearizable read sends once the quorum read says the copy is behind). Without it the read
+    // below times out (readTimeoutMs) and linearizable-only fails.
+    const hub = (m.running.member as unknown as { kv: { watchHub: WatchHub } }).kv.watchHub
+    hub.setTimer = () => {}
+    const r = await openReplica({ endpoint: m.url, prefix: 'h/', WebSocket, readTimeoutMs: 5_000 })
+    try {
+      for (let round = 0; round < 3; round++) {
+        // The first change after a quiet window goes at once; the next ones are held for the window.
+        const first = await post(m.url, '/v3/kv/put', { key: b64('h/k'), value: b64(`a${round}`) })
+        if (round === 0) await until(() => r.status.revision >= Number(first.json.header.revision), 'the first change')
+        let last = 0
+        for (let i = 0; i < 3; i++)
+          last = Number(
+            (await post(m.url, '/v3/kv/put', { key: b64('h/k'), value: b64(`b${round}.${i}`) })).json.header.revision,
+          )
+        await new Promise((res) => setTimeout(res, 50))
+        assert.ok(r.status.revision < last, 'the window holds the last changes')
+        const t = performance.now()
+        const g = await r.get('h/k', { consistency: 'linearizable-only' })
+        assert.equal(g.value, `b${round}.2`)
+        assert.equal(g.stale, false)
+        assert.ok(g.revision >= last)
+        assert.ok(performance.now() - t < 4_000, 'answered by the progress request, not the read timeout')
+      }
+    } finally {
+      await r.close()
       await m.stop()
     }
   })
