@@ -350,6 +350,8 @@ const meanShares = (a: CpuShares, b: CpuShares): CpuShares => ({
   idleCores: (a.idleCores + b.idleCores) / 2,
 })
 
+const total = (s: CpuShares) => s.writersUs + s.membersUs + s.replicasUs
+
 const sharesText = (s: CpuShares) =>
   `${s.writersUs.toFixed(0)}+${s.membersUs.toFixed(0)}+${s.replicasUs.toFixed(0)}=${(s.writersUs + s.membersUs + s.replicasUs).toFixed(0)} µs/put, cores ours ${s.oursCores.toFixed(2)} others ${s.othersCores.toFixed(2)} idle ${s.idleCores.toFixed(2)}`
 
@@ -606,6 +608,15 @@ async function fanoutPart(
           value: Math.max(...rs.map((x) => x.convergeMs)),
           unit: 'ms',
           note: `target < 1,000 ms; by round ${list(rs.map((x) => x.convergeMs))} ms; ${rs.reduce((a, x) => a + x.behind, 0)} behind after 60 s`,
+        },
+        {
+          // What the ratio would be had our three parts had the same cores with and without the replicas (a quiet
+          // machine's case): the runs' µs per put, without against with. Free of the other processes' share of the
+          // cores, not of their effect on our µs per put (caches, the kernel).
+          name: `fanout: ${who}: writers + members µs per put without / writers + members + replicas with (median of the rounds)`,
+          value: m((x) => total(x.base) / total(x.r.shares)) * 100,
+          unit: '%',
+          note: `the throughput ratio on the same cores; by round ${list(rs.map((x) => (total(x.base) / total(x.r.shares)) * 100))}%`,
         },
         {
           // Per round: the run with the replicas, then the mean of the runs without around it. A ratio under 90% is
