@@ -18,12 +18,12 @@
  *            round listed), and the time from the end of the writes until every replica reflects the last write
  *            of its range (the worst round). The replicas are opened for each round and closed after it. --replicas takes a list (1000,10000): one row set per count, one cluster; the members'
  *            --max-watch-streams / --max-watchers are raised to fit the largest. --coalesce-ms takes a list of the
- *            replicas' watch windows (edgecd_coalesce_ms; default the replica's, 100 ms; 0: none): `0,100` runs
+ *            replicas' watch windows (edgecd_coalesce_ms; default the replica's, 500 ms; 0: none): `0,100` runs
  *            each count with each window, alternated on one cluster (an A/B in one run)
  *
  *   npm run bench -- replica [--quick] [--parts browser,reads,fanout,apply] [--keys 100000] [--offline-writes 10000]
  *                            [--replicas 1000[,10000]] [--replicas-per-client 1] [--seconds 10]
- *                            [--fanout-prefix bench/key/000] [--coalesce-ms 100[,0]] [--rounds 3]
+ *                            [--fanout-prefix bench/key/000] [--coalesce-ms 500[,100,0]] [--rounds 3]
  *
  * --quick: 10,000 keys, 1,000 offline writes, 100 replicas, 3 s, 1 round. Every wait is bounded; servers, the browser and the
  * replica worker are stopped at the end, also on failure.

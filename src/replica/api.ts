@@ -39,7 +39,7 @@ export interface ReplicaOptions {
   /** openReplica rejects after this long with no local copy and no answer from the cluster (default 30,000 ms). */
   openTimeoutMs?: number
   /**
-   * The live watch's coalescing window in ms (default 100; 0: none; at most 1,000): the member sends this range's
+   * The live watch's coalescing window in ms (default 500; 0: none; at most 1,000): the member sends this range's
    * changes at most once per window, several revisions per message (`edgecd_coalesce_ms`, an edgecd extension;
    * etcd ignores it and sends one message per revision). A change after a quiet window comes at once; under a
    * steady stream, local state and subscribers lag the cluster by up to the window, but a linearizable read does

@@ -330,11 +330,14 @@ class ClientWatch implements StreamWatch {
 
 /**
  * The coalescing window a replica asks the member for by default (`edgecd_coalesce_ms`, an edgecd extension that
- * etcd ignores): under a steady stream of changes its range's events come at most 10 times a second, several
- * revisions per message, so that a member serving many replicas writes a tenth of the frames (issue 13). After a
- * quiet window the next change comes at once, and a linearizable read asks for progress, which sends what is held.
+ * etcd ignores): under a steady stream of changes its range's events come at most twice a second, several revisions
+ * per message, so that a member serving many replicas writes fewer frames and each replica reads fewer (issue 13:
+ * a replica's cost is about 30-40 µs per message against 3 µs per change, so 1,000 replicas of a range changing 35
+ * times a second cost ~125 µs of CPU per put at 100 ms and ~50 at 500 ms; docs/replica.md "Fan-out"). After a quiet
+ * window the next change comes at once; a linearizable read asks for progress, which sends what is held; after the
+ * writes stop the last changes come within one window.
  */
-export const defaultCoalesceMs = 100
+export const defaultCoalesceMs = 500
 
 /** The engine's source over an edgecd (or etcd gateway) client. */
 export class ClientSource implements ReplicaSource {
