@@ -509,11 +509,14 @@ async function fanoutPart(
         base: CpuShares
       }[]
     }[] = []
-    for (const n of replicaCounts)
-      for (const window of windows) {
-        const row: (typeof rows)[number] = { n, window, rounds: [] }
-        rows.push(row)
-        for (let round = 0; round < rounds; round++) {
+    // Each count's windows alternate within a round (100, 500, 100, 500, ...: an A/B on one cluster sees the same
+    // drift of the host), each run with replicas between two without.
+    for (const n of replicaCounts) {
+      const row0 = rows.length
+      for (const window of windows) rows.push({ n, window, rounds: [] })
+      for (let round = 0; round < rounds; round++)
+        for (const [wi, window] of windows.entries()) {
+          const row = rows[row0 + wi]!
           const { secs: openSecs } = await fleet.ask({
             type: 'open',
             url: follower,
@@ -555,7 +558,7 @@ async function fanoutPart(
             base: meanShares(prev.shares, next.shares),
           })
         }
-      }
+    }
     await pool.close()
     const median = (a: number[]) => {
       const s = [...a].sort((x, y) => x - y)
