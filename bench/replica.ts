@@ -300,41 +300,57 @@ function machineCpu(): MachineCpu {
 }
 
 /**
- * Where one run's CPU went, over its measured window: µs per put of the writers (this process but the replicas'
- * thread: the 64 HTTP clients), the three members and the replicas' thread, and the machine's cores split into
- * ours (those three), the other processes' (other sessions, the kernel's own threads) and idle. On a machine whose
- * cores are all busy, throughput is about ours / (µs per put of all three): a round whose ratio falls with no rise of
- * µs per put lost its cores to the others.
+ * Where one run's CPU went, over its measured window: µs per put of the writers (this process's main thread: the 64
+ * HTTP clients), the three members, the replicas' thread, and this process's other threads (V8's garbage collector
+ * helpers, mostly for the replicas' heap, which is by far the larger), and the machine's cores split into ours (all
+ * of those), the other processes' (other sessions, the kernel's own threads) and idle. On a machine whose cores are
+ * all busy, throughput is about ours / (their µs per put): a round whose ratio falls with no rise of µs per put lost
+ * its cores to the others.
  */
 export interface CpuShares {
   writersUs: number
   membersUs: number
   replicasUs: number
+  /** The bench process's other threads: V8's GC helpers (mostly for the replicas' heap) and libuv's pool. */
+  helpersUs: number
   oursCores: number
   othersCores: number
   idleCores: number
 }
 
 function cpuShares(
-  at: { members: number; bench: number; fleet: number; machine: MachineCpu }[],
+  at: { members: number; bench: number; main: number; fleet: number; machine: MachineCpu }[],
   ops: number,
 ): CpuShares {
   const a = at[at.length - 2]
   const b = at[at.length - 1]
   if (a === undefined || b === undefined || ops <= 0)
-    return { writersUs: NaN, membersUs: NaN, replicasUs: NaN, oursCores: NaN, othersCores: NaN, idleCores: NaN }
+    return {
+      writersUs: NaN,
+      membersUs: NaN,
+      replicasUs: NaN,
+      helpersUs: NaN,
+      oursCores: NaN,
+      othersCores: NaN,
+      idleCores: NaN,
+    }
   const fleet = Number.isNaN(b.fleet - a.fleet) ? 0 : b.fleet - a.fleet
   const members = b.members - a.members
-  const writers = b.bench - a.bench - fleet
+  // The main thread runs the writers; the process's other threads (V8's garbage collector helpers and compiler,
+  // libuv's pool) work mostly for the replicas' heap, the larger one by far.
+  const main = Number.isNaN(b.main - a.main) ? b.bench - a.bench - fleet : b.main - a.main
+  const writers = main
+  const helpers = Math.max(0, b.bench - a.bench - fleet - main)
   const total = b.machine.total - a.machine.total
   const cores = cpus().length
   const wall = total / cores
   const busy = b.machine.busy - a.machine.busy
-  const ours = members + writers + fleet
+  const ours = members + writers + fleet + helpers
   return {
     writersUs: (writers * 1e6) / ops,
     membersUs: (members * 1e6) / ops,
     replicasUs: (fleet * 1e6) / ops,
+    helpersUs: (helpers * 1e6) / ops,
     oursCores: ours / wall,
     othersCores: Math.max(0, busy - ours) / wall,
     idleCores: (total - busy) / wall,
@@ -345,15 +361,16 @@ const meanShares = (a: CpuShares, b: CpuShares): CpuShares => ({
   writersUs: (a.writersUs + b.writersUs) / 2,
   membersUs: (a.membersUs + b.membersUs) / 2,
   replicasUs: (a.replicasUs + b.replicasUs) / 2,
+  helpersUs: (a.helpersUs + b.helpersUs) / 2,
   oursCores: (a.oursCores + b.oursCores) / 2,
   othersCores: (a.othersCores + b.othersCores) / 2,
   idleCores: (a.idleCores + b.idleCores) / 2,
 })
 
-const total = (s: CpuShares) => s.writersUs + s.membersUs + s.replicasUs
+const total = (s: CpuShares) => s.writersUs + s.membersUs + s.replicasUs + s.helpersUs
 
 const sharesText = (s: CpuShares) =>
-  `${s.writersUs.toFixed(0)}+${s.membersUs.toFixed(0)}+${s.replicasUs.toFixed(0)}=${(s.writersUs + s.membersUs + s.replicasUs).toFixed(0)} µs/put, cores ours ${s.oursCores.toFixed(2)} others ${s.othersCores.toFixed(2)} idle ${s.idleCores.toFixed(2)}`
+  `${s.writersUs.toFixed(0)}+${s.membersUs.toFixed(0)}+${s.replicasUs.toFixed(0)}+${s.helpersUs.toFixed(0)}=${total(s).toFixed(0)} µs/put, cores ours ${s.oursCores.toFixed(2)} others ${s.othersCores.toFixed(2)} idle ${s.idleCores.toFixed(2)}`
 
 /** The replica fleet worker (bench/lib/replica-fleet.ts) and a request/answer helper over its messages. */
 function startFleet(): {
@@ -460,12 +477,18 @@ async function fanoutPart(
       // this process (the writers and the replicas' thread), the replicas' thread alone, and the whole machine.
       const fol: number[] = []
       const folSys: number[] = []
-      const at: { members: number; bench: number; fleet: number; machine: MachineCpu }[] = []
+      const at: { members: number; bench: number; main: number; fleet: number; machine: MachineCpu }[] = []
       const r = await runLoad(pool, bodies, { kind: 'put', clients: 64 }, seconds * 1000, 500, () => {
         fol.push(processCpuSecs(followerPid))
         folSys.push(statTimes(`/proc/${followerPid}/stat`, false))
         const members = cluster.cpuSecs()
-        at.push({ members, bench: processCpuSecs(process.pid), fleet: fleet.cpuSecs(), machine: machineCpu() })
+        at.push({
+          members,
+          bench: processCpuSecs(process.pid),
+          main: statTimes(`/proc/${process.pid}/task/${process.pid}/stat`, true),
+          fleet: fleet.cpuSecs(),
+          machine: machineCpu(),
+        })
         return members
       })
       const fleetSecs = fleet.cpuSecs() - c0
@@ -570,7 +593,7 @@ async function fanoutPart(
       name: `fanout: put throughput, no replicas (median of ${withouts.length} runs)`,
       value: median(withouts.map((w) => w.opsPerSec)),
       unit: 'ops/s',
-      note: `64 clients on the leader, ${seconds} s each; runs in order ${list(withouts.map((w) => w.opsPerSec))} ops/s; members' CPU ${list(withouts.map((w) => w.serverCpuUsPerOp))} µs/put; followed member ${list(withouts.map((w) => w.followerUsPerOp))} µs/put; writers + members + replicas: ${withouts.map((w) => `[${sharesText(w.shares)}]`).join(', ')}${flags}`,
+      note: `64 clients on the leader, ${seconds} s each; runs in order ${list(withouts.map((w) => w.opsPerSec))} ops/s; members' CPU ${list(withouts.map((w) => w.serverCpuUsPerOp))} µs/put; followed member ${list(withouts.map((w) => w.followerUsPerOp))} µs/put; writers + members + replicas + GC helpers: ${withouts.map((w) => `[${sharesText(w.shares)}]`).join(', ')}${flags}`,
     })
     for (const { n, window, rounds: rs } of rows) {
       const win = window === undefined ? '' : window === 0 ? ', no window' : `, window ${window} ms`
@@ -616,7 +639,7 @@ async function fanoutPart(
           // What the ratio would be had our three parts had the same cores with and without the replicas (a quiet
           // machine's case): the runs' µs per put, without against with. Free of the other processes' share of the
           // cores, not of their effect on our µs per put (caches, the kernel).
-          name: `fanout: ${who}: writers + members µs per put without / writers + members + replicas with (median of the rounds)`,
+          name: `fanout: ${who}: CPU per put without / with the replicas (writers, members, replicas, GC helpers; median)`,
           value: m((x) => total(x.base) / total(x.r.shares)) * 100,
           unit: '%',
           note: `the throughput ratio on the same cores; by round ${list(rs.map((x) => (total(x.base) / total(x.r.shares)) * 100))}%`,
@@ -624,7 +647,7 @@ async function fanoutPart(
         {
           // Per round: the run with the replicas, then the mean of the runs without around it. A ratio under 90% is
           // the replicas' µs per put (on these cores) plus any rise of the others', or fewer cores for ours.
-          name: `fanout: ${who}: CPU per put, writers + members + replicas (median of the rounds)`,
+          name: `fanout: ${who}: CPU per put, writers + members + replicas + GC helpers (median of the rounds)`,
           value: m((x) => x.r.shares.writersUs + x.r.shares.membersUs + x.r.shares.replicasUs),
           unit: 'µs',
           note: `by round, with | without (mean of the two around it): ${rs.map((x) => `[${sharesText(x.r.shares)} | ${sharesText(x.base)}]`).join('; ')}`,
