@@ -530,7 +530,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
           // The client side's CPU per put (writers, and the watchers wherever they run) with watchers over without.
           const client = (o: Outcome) => o.benchUsPerPut + (Number.isNaN(o.watchUsPerPut) ? 0 : o.watchUsPerPut)
           clients.push(client(w) / mean((o) => o.benchUsPerPut))
-          // The WAL sync's mean time with watchers over without: the rows' puts/s follows it (~20 puts per sync).
+          // The mean WAL sync time with watchers over without: the rows' puts/s follows it (~20 puts per sync).
           syncs.push(w.syncMs / mean((o) => o.syncMs))
         }
         const m = median(ratios)
@@ -578,8 +578,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     say(" median: of the rounds' ratios, listed under rounds (their spread is the noise of this run);")
     say(" cpu/put: the server's CPU per put with watchers over without, writes and delivery together: less noisy than")
     say(" puts/s when other processes share the cores; client cpu/put: the same for the bench's writers plus watchers;")
-    say(" sync ms: the WAL sync's mean time with watchers over without: in etcd's shape ~20 puts share a sync and")
-    say(' puts/s x sync ms stays near constant, so a round whose syncs were slower (the disk is shared) falls with it)')
+    say(" sync ms: the mean WAL sync time (etcd_disk_wal_fsync_duration_seconds; edgecd's is the whole save, its")
+    say(" write, fsync and the wait for its callback) with watchers over without: in etcd's shape ~20 puts share a")
+    say(' sync and puts/s x sync ms stays near constant, so a round whose syncs were slower falls with them)')
     say('')
   }
   return results
