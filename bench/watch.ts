@@ -18,7 +18,12 @@
  *   arbitrary [start, end) range, or its own prefix), 64 writers putting to those 10,000 keys in turn, so each put
  *   reaches its one watcher. Compared with 64 writers putting to the same keys with no watcher.
  *
+ * The watchers run in their own process (bench/lib/watch-followers.ts), not the writers': they are remote clients in
+ * reality, and in the writers' process their sockets and counting took event-loop turns from the writers' next
+ * requests, against either server. Every event is still received and counted there.
+ *
  *   npm run bench -- watch [--etcd] [--quick] [--seconds 3] [--writers 4] [--rows 1x1,... | gRPC] [--cpu-prof dir]
+ *                          [--rounds 3] [--watchers process|inline]
  *
  *   --etcd      also run every scenario against etcd (/usr/bin/etcd, default flags) and print edgecd/etcd
  *   --quick     smoke: 1, 10 and 100 watchers, 10 streams, 100 following (10 streams x 10 in etcd's shape), 0.5 s
@@ -30,71 +35,44 @@
  *               run's row); or else a regular expression the scenario names must match (case-insensitive), e.g.
  *               `gRPC`; a put row with watchers brings its baseline
  *   --cpu-prof  start the edgecd member under `node --cpu-prof` writing its profile into this directory
+ *   --rounds    the put rows' sequence (baseline, row 1, baseline, row 2, ..., baseline) runs this many times
+ *               (default 3, 1 with --quick); a row's ratio is the median of its rounds', all of them printed
+ *   --watchers  process (default): the watchers in a child process of their own; inline: in the bench process, with
+ *               the writers, as up to session 8
  *   --warmup-seconds  unmeasured puts (16 writers, one watcher) sent to each server before the rows (default 3, 0.3
  *               with --quick), as the http and grpc benches warm up: without it the first row measured the JIT
  *
  * edgecd runs with --max-watchers, --max-watchers-per-stream and --max-watch-streams raised to 100,000 (etcd has no
  * such limits). Events/s is what reached the client: events received over the time from the first put to the last
- * event received; "delivered" is the share of put × watchers that arrived before the deadline. The bench process is
- * the client of both and counts messages without parsing them; its CPU share is printed ("gen cpu"): near 100% means
- * the client, not the server, was the ceiling.
+ * event received; "delivered" is the share of put × watchers that arrived before the deadline. The watch process
+ * counts messages without parsing them (the gRPC rows' ConnectRPC client decodes them); the writers' CPU share is
+ * printed ("gen cpu"): near 100% means the writers, not the server, were the ceiling; "bench + watchers µs/put" is
+ * the client side's CPU per put.
  */
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
-import { create } from '@bufbuild/protobuf'
-import { createClient } from '@connectrpc/connect'
-import { createGrpcTransport } from '@connectrpc/connect-node'
 import { Pool } from 'undici'
-import WebSocket from 'ws'
-import { Watch, WatchRequestSchema } from '../src/api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
-import { type BenchServer, startEdgecd, startEtcd, treeCpuSecs } from './lib/servers.js'
+import { type BenchServer, processCpuSecs, startEdgecd, startEtcd, treeCpuSecs } from './lib/servers.js'
+import {
+  type Counts,
+  epochMs,
+  Followers,
+  keyAt,
+  openWatchers,
+  type WatchSpec,
+  watchKey,
+} from './lib/watch-followers.js'
 import type { BenchOptions, BenchResult } from './types.js'
 
 const b64 = (s: string) => Buffer.from(s).toString('base64')
-const watchKey = b64('bench/watch/k')
-const eventsMark = Buffer.from('"events"')
-const createdMark = Buffer.from('"created":true')
-const kvMark = Buffer.from('"kv":')
 
-/**
- * What the watchers watch and what the writers put: `one-key` every watcher on the one key every put writes; the
- * others give watcher i (of streams x watchersPerStream) its own key i, range or prefix, and the writers put key 0, 1,
- * ... in turn (each put reaches one watcher); `keys` with no watcher is the baseline of those.
- */
-type Shape = 'one-key' | 'keys' | 'ranges' | 'prefixes'
-
-interface Scenario {
+interface Scenario extends WatchSpec {
   /** Short name for --rows. */
   id: string
   name: string
-  streams: number
-  watchersPerStream: number
   writers: number
-  shape: Shape
   /** Distinct keys the writers put (1 for one-key). */
   keys: number
-  /** The watch door: the JSON gateway's WebSocket (default) or the gRPC Watch stream. */
-  grpc?: boolean
-}
-
-/** Key i of the keyed shapes: fixed width, so ranges and prefixes of different i are disjoint. */
-const keyAt = (i: number) => `bench/watch/${String(i).padStart(6, '0')}/k`
-
-/** The create_request of watcher i for a shape (base64 fields, the gateway's JSON). */
-function createRequest(shape: Shape, i: number): string {
-  const dir = `bench/watch/${String(i).padStart(6, '0')}/`
-  switch (shape) {
-    case 'one-key':
-      return JSON.stringify({ create_request: { key: watchKey } })
-    case 'keys':
-      return JSON.stringify({ create_request: { key: b64(keyAt(i)) } })
-    case 'ranges':
-      // [dir + "a", dir + "z"): an arbitrary range (not a prefix), holding key i.
-      return JSON.stringify({ create_request: { key: b64(`${dir}a`), range_end: b64(`${dir}z`) } })
-    case 'prefixes':
-      // etcd's prefix end: the last byte of "dir/" ('/', 0x2f) plus one.
-      return JSON.stringify({ create_request: { key: b64(dir), range_end: b64(`${dir.slice(0, -1)}0`) } })
-  }
 }
 
 /** Put throughput with watchers against the same writers without: `following` / `none`. */
@@ -123,6 +101,10 @@ interface Outcome {
   serverUsPerEvent: number
   /** Event messages the watch client got per put (counted from the watchers' creation on). */
   msgsPerPut: number
+  /** The bench process's CPU per put (the writers; the watchers too with --watchers inline), in microseconds. */
+  benchUsPerPut: number
+  /** The watch process's CPU per put (--watchers process), in microseconds; NaN inline. */
+  watchUsPerPut: number
   error?: string
 }
 
@@ -138,6 +120,8 @@ function plan(opts: BenchOptions) {
       rows: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'warmup-seconds': { type: 'string' },
+      rounds: { type: 'string' },
+      watchers: { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -147,6 +131,12 @@ function plan(opts: BenchOptions) {
   if (!(seconds > 0 && seconds <= 120)) throw new Error(`--seconds: (0, 120], got ${values.seconds}`)
   const warmup = values['warmup-seconds'] ? Number(values['warmup-seconds']) : quick ? 0.3 : 3
   if (!(warmup >= 0 && warmup <= 600)) throw new Error(`--warmup-seconds: [0, 600], got ${values['warmup-seconds']}`)
+  const rounds = values.rounds ? Number(values.rounds) : quick ? 1 : 3
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error(`--rounds: 1..50, got ${values.rounds}`)
+  const watchersIn = values.watchers ?? 'process'
+  if (watchersIn !== 'process' && watchersIn !== 'inline') {
+    throw new Error(`--watchers: process or inline, got ${values.watchers}`)
+  }
   const writers = values.writers ? Number(values.writers) : 4
   if (!Number.isInteger(writers) || writers < 1 || writers > 256) throw new Error(`--writers: 1..256, got ${writers}`)
   const [n1, n2, n3, streams, following] = quick ? [1, 10, 100, 10, 100] : [1, 100, 10_000, 1_000, 10_000]
@@ -248,83 +238,9 @@ function plan(opts: BenchOptions) {
     json: values.json === true,
     cpuProf: values['cpu-prof'],
     warmup,
+    rounds,
+    inline: watchersIn === 'inline',
   }
-}
-
-/** The gRPC Watch streams of a scenario (etcd's own door): created like the WebSocket ones. */
-async function openGrpcWatchers(
-  url: string,
-  s: Scenario,
-  onEvent: () => void,
-  onMessage: () => void,
-): Promise<{ close(): void }> {
-  const abort = new AbortController()
-  const watch = createClient(Watch, createGrpcTransport({ baseUrl: url }))
-  let created = 0
-  const want = s.streams * s.watchersPerStream
-  const enc = new TextEncoder()
-  for (let i = 0; i < s.streams; i++) {
-    const first = i * s.watchersPerStream
-    async function* requests() {
-      for (let j = 0; j < s.watchersPerStream; j++) {
-        const key = enc.encode(s.shape === 'one-key' ? 'bench/watch/k' : keyAt(first + j))
-        yield create(WatchRequestSchema, { requestUnion: { case: 'createRequest', value: { key } } })
-      }
-      await new Promise<void>((r) => abort.signal.addEventListener('abort', () => r()))
-    }
-    void (async () => {
-      try {
-        for await (const r of watch.watch(requests(), { signal: abort.signal })) {
-          if (r.created) created++
-          if (r.events.length > 0) onMessage()
-          for (let k = 0; k < r.events.length; k++) onEvent()
-        }
-      } catch {}
-    })()
-  }
-  const deadline = Date.now() + 120_000
-  while (created < want) {
-    if (Date.now() > deadline) throw new Error(`only ${created} of ${want} gRPC watchers created`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  return { close: () => abort.abort() }
-}
-
-/** Opens the streams and creates every watcher; resolves once all are created. */
-async function openWatchers(
-  url: string,
-  s: Scenario,
-  onEvent: () => void,
-  onMessage: () => void,
-): Promise<WebSocket[]> {
-  const wsUrl = `${url.replace(/^http/, 'ws')}/v3/watch`
-  const sockets: WebSocket[] = []
-  let created = 0
-  const want = s.streams * s.watchersPerStream
-  for (let i = 0; i < s.streams; i++) {
-    const ws = new WebSocket(wsUrl, { perMessageDeflate: false })
-    sockets.push(ws)
-    ws.on('message', (data: Buffer) => {
-      // A catching-up watcher gets several events in one message: count each event's "kv".
-      if (data.indexOf(eventsMark) >= 0) {
-        onMessage()
-        for (let i = data.indexOf(kvMark); i >= 0; i = data.indexOf(kvMark, i + kvMark.length)) onEvent()
-      } else if (data.indexOf(createdMark) >= 0) created++
-    })
-    ws.on('error', () => {})
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve())
-      ws.once('error', reject)
-    })
-    const req = s.shape === 'one-key' ? createRequest('one-key', 0) : undefined
-    for (let j = 0; j < s.watchersPerStream; j++) ws.send(req ?? createRequest(s.shape, i * s.watchersPerStream + j))
-  }
-  const deadline = Date.now() + 120_000
-  while (created < want) {
-    if (Date.now() > deadline) throw new Error(`only ${created} of ${want} watchers created`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  return sockets
 }
 
 /** A sample of the server's /metrics (the first series of that name); NaN if absent. */
@@ -355,21 +271,21 @@ async function untilNoWatchers(url: string): Promise<number> {
   return performance.now() - t0
 }
 
-async function runScenario(server: BenchServer, s: Scenario, seconds: number): Promise<Outcome> {
+/**
+ * One scenario on one server: opens its watchers (in the watch process `side`, or in this process when it is
+ * undefined), runs the closed-loop writers for `seconds`, then waits for every event (at most 10 s more).
+ */
+async function runScenario(
+  server: BenchServer,
+  s: Scenario,
+  seconds: number,
+  side: Followers | undefined,
+): Promise<Outcome> {
   const url = server.url
   const waitedMs = await untilNoWatchers(url)
-  let events = 0
-  let lastEventAt = 0
-  const onEvent = () => {
-    events++
-    lastEventAt = performance.now()
-  }
-  // Event messages the client got (a client pays per message: issue 17, docs/benchmarks.md).
-  let messages = 0
-  const onMessage = () => messages++
-  const grpcWatch = s.grpc ? await openGrpcWatchers(url, s, onEvent, onMessage) : undefined
-  const sockets = s.grpc ? [] : await openWatchers(url, s, onEvent, onMessage)
   const watchers = s.streams * s.watchersPerStream
+  const open = watchers === 0 ? undefined : side ? await side.open(url, s) : await openWatchers(url, s)
+  const counts = async (): Promise<Counts> => (open ? await open.counts() : { events: 0, messages: 0, lastEventAt: 0 })
   // Events each put makes: every watcher for one-key, the one watcher of its key otherwise.
   const perPut = s.shape === 'one-key' ? watchers : Math.min(watchers, 1)
   const pool = new Pool(url, { connections: s.writers, pipelining: 1 })
@@ -383,9 +299,13 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
   let error: string | undefined
   const syncs0 = await walSyncs(url)
   const syncSecs0 = await metric(url, 'etcd_disk_wal_fsync_duration_seconds_sum')
+  // Event messages the client got (a client pays per message: issue 17, docs/benchmarks.md), from here on.
+  const counts0 = await counts()
   const cpu0 = process.cpuUsage()
   const serverCpu0 = treeCpuSecs(server.pid)
+  const sideCpu0 = side ? processCpuSecs(side.pid) : Number.NaN
   const t0 = performance.now()
+  const t0Epoch = epochMs()
   const tEnd = t0 + seconds * 1000
   try {
     await Promise.all(
@@ -407,40 +327,55 @@ async function runScenario(server: BenchServer, s: Scenario, seconds: number): P
     const tWrites = performance.now()
     // Delivery may trail the writes: wait for every event, at most 10 s.
     const drainEnd = tWrites + 10_000
-    while (events < puts * perPut && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 10))
+    let c = await counts()
+    while (c.events - counts0.events < puts * perPut && performance.now() < drainEnd) {
+      await new Promise((r) => setTimeout(r, 10))
+      c = await counts()
+    }
     const cpu = process.cpuUsage(cpu0)
     const serverCpu = treeCpuSecs(server.pid) - serverCpu0
+    const sideCpu = side ? processCpuSecs(side.pid) - sideCpu0 : Number.NaN
+    const wall = (performance.now() - t0) / 1000
     const syncs = (await walSyncs(url)) - syncs0
     const syncMs = (((await metric(url, 'etcd_disk_wal_fsync_duration_seconds_sum')) - syncSecs0) * 1000) / syncs
-    const span = ((events > 0 ? lastEventAt : tWrites) - t0) / 1000
+    const events = c.events - counts0.events
+    const span = (events > 0 ? c.lastEventAt - t0Epoch : tWrites - t0) / 1000
+    const perPutUs = (secs: number) => (puts === 0 ? 0 : (secs * 1e6) / puts)
     return {
       puts,
       putsPerSec: puts / ((tWrites - t0) / 1000),
       events,
       eventsPerSec: watchers === 0 ? 0 : events / span,
       delivered: watchers === 0 ? 1 : events / (puts * perPut),
-      genCpu: (cpu.user + cpu.system) / 1e6 / ((performance.now() - t0) / 1000),
-      serverUsPerPut: puts === 0 ? 0 : (serverCpu * 1e6) / puts,
+      genCpu: (cpu.user + cpu.system) / 1e6 / wall,
+      serverUsPerPut: perPutUs(serverCpu),
       putsPerSync: puts / syncs,
       syncMs,
       waitedMs,
       serverUsPerEvent: events === 0 ? 0 : (serverCpu * 1e6) / events,
-      msgsPerPut: puts === 0 ? 0 : messages / puts,
+      msgsPerPut: puts === 0 ? 0 : (c.messages - counts0.messages) / puts,
+      benchUsPerPut: perPutUs((cpu.user + cpu.system) / 1e6),
+      watchUsPerPut: watchers === 0 || !side ? Number.NaN : perPutUs(sideCpu),
       ...(error ? { error } : {}),
     }
   } finally {
     await pool.close()
-    for (const ws of sockets) ws.terminate()
-    grpcWatch?.close()
+    open?.close()
     // The next scenario waits until the server has dropped these watchers (untilNoWatchers).
   }
 }
 
-/** The i-th run of a put pair's baseline: 0 before its first row with watchers, i after its i-th. */
-const baselineKey = (none: Scenario, i: number) => `${none.name}#${i}`
-const ordinal = (i: number) => (i === 0 ? 'before' : `after row ${i}`)
+/** Round r's run of a put pair's baseline i: 0 before the round's first row with watchers, i after its i-th. */
+const baselineKey = (none: Scenario, r: number, i: number) => `${none.name}#${r}.${i}`
+/** Round r's run of a put row with watchers. */
+const rowKey = (sc: Scenario, r: number) => `${sc.name}#${r}`
 const n0 = (v: number) => Math.round(v).toLocaleString('en-US')
 const pct = (v: number) => `${(v * 100).toFixed(v < 0.995 ? 1 : 0)}%`
+const median = (xs: number[]) => {
+  const v = xs.filter((x) => !Number.isNaN(x)).sort((x, y) => x - y)
+  if (v.length === 0) return Number.NaN
+  return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
+}
 
 export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const p = plan(opts)
@@ -448,6 +383,9 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   const servers: BenchServer[] = []
   const out = new Map<string, Map<string, Outcome>>()
   const load0 = loadavg()[0]!
+  const loads: number[] = [load0]
+  // The watchers' own process (one for both servers; scenarios run one at a time), unless --watchers inline.
+  const side = p.inline ? undefined : await Followers.start()
   try {
     servers.push(
       await startEdgecd({
@@ -467,31 +405,41 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       shape: 'one-key',
       keys: 1,
     }
-    if (p.warmup > 0) for (const s of servers) await runScenario(s, warm, p.warmup)
+    if (p.warmup > 0) for (const s of servers) await runScenario(s, warm, p.warmup, side)
     // Each put row with watchers is bracketed by its baseline, run right before and right after it on the same
     // server (baseline, row 1, baseline, row 2, baseline): its ratio is over the mean of the two next to it. One
     // baseline at the start measured every later row against a server that had since taken ~30,000 more revisions,
-    // and against the host's speed of a minute before (it moves by tens of percent here).
-    const steps: { sc: Scenario; key: string }[] = p.delivery.map((sc) => ({ sc, key: sc.name }))
-    for (const pair of p.puts) {
-      steps.push({ sc: pair.none, key: baselineKey(pair.none, 0) })
-      pair.following.forEach((sc, i) => {
-        steps.push({ sc, key: sc.name })
-        steps.push({ sc: pair.none, key: baselineKey(pair.none, i + 1) })
-      })
+    // and against the host's speed of a minute before (it moves by tens of percent here). The whole sequence runs
+    // --rounds times (default 3): a row's figure is the median of its rounds' ratios, and their range is printed.
+    const steps: { sc: Scenario; key: string; round: number }[] = p.delivery.map((sc) => ({
+      sc,
+      key: sc.name,
+      round: 0,
+    }))
+    for (let r = 0; r < p.rounds; r++) {
+      for (const pair of p.puts) {
+        steps.push({ sc: pair.none, key: baselineKey(pair.none, r, 0), round: r })
+        pair.following.forEach((sc, i) => {
+          steps.push({ sc, key: rowKey(sc, r), round: r })
+          steps.push({ sc: pair.none, key: baselineKey(pair.none, r, i + 1), round: r })
+        })
+      }
     }
-    for (const { sc, key } of steps) {
+    for (const { sc, key, round } of steps) {
       for (const s of servers) {
-        const o = await runScenario(s, sc, p.seconds)
+        const o = await runScenario(s, sc, p.seconds, side)
+        loads.push(loadavg()[0]!)
         if (!out.has(s.name)) out.set(s.name, new Map())
         out.get(s.name)!.set(key, o)
+        const tag = p.rounds > 1 && sc.id.startsWith('puts:') ? ` r${round + 1}` : ''
         say(
-          `  ${s.name.padEnd(7)} ${sc.name.padEnd(44)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put${o.events > 0 ? ` ${o.serverUsPerEvent.toFixed(2).padStart(6)} µs cpu/event` : ''}  ${o.putsPerSync.toFixed(2)} puts/sync (${o.syncMs.toFixed(2)} ms)  delivered ${pct(o.delivered)}  gen cpu ${pct(o.genCpu)}${o.waitedMs > 1000 ? `  (waited ${(o.waitedMs / 1000).toFixed(1)} s for the last scenario's watchers to go)` : ''}${o.error ? `  (${o.error})` : ''}`,
+          `  ${s.name.padEnd(7)} ${`${sc.name}${tag}`.padEnd(47)} ${n0(o.eventsPerSec).padStart(10)} events/s  ${n0(o.putsPerSec).padStart(7)} puts/s  ${n0(o.serverUsPerPut).padStart(5)} µs cpu/put${o.events > 0 ? ` ${o.serverUsPerEvent.toFixed(2).padStart(6)} µs cpu/event` : ''}  ${o.putsPerSync.toFixed(2)} puts/sync (${o.syncMs.toFixed(2)} ms)  delivered ${pct(o.delivered)}  bench ${n0(o.benchUsPerPut)}${Number.isNaN(o.watchUsPerPut) ? '' : ` + watchers ${n0(o.watchUsPerPut)}`} µs/put, gen cpu ${pct(o.genCpu)}${o.waitedMs > 1000 ? `  (waited ${(o.waitedMs / 1000).toFixed(1)} s for the last scenario's watchers to go)` : ''}${o.error ? `  (${o.error})` : ''}`,
         )
       }
     }
   } finally {
     for (const s of servers.reverse()) await s.stop()
+    await side?.stop()
   }
 
   const names = [...out.keys()]
@@ -523,45 +471,81 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     }
     rows.push(row)
   }
-  for (const { sc, key } of p.puts.flatMap((pair) => [
-    ...pair.following.map((sc) => ({ sc, key: sc.name })),
-    ...(pair.following.length === 0 ? [0] : pair.following.map((_, i) => i).concat(pair.following.length)).map((i) => ({
-      sc: { ...pair.none, name: `${pair.none.name} (${ordinal(i)})` },
-      key: baselineKey(pair.none, i),
-    })),
-  ])) {
+  // The put rows: medians over the rounds (every baseline run of the pair for the baseline).
+  const roundsOf = (n: string, keys: string[]) => keys.map((k) => out.get(n)!.get(k)!)
+  const putRows = p.puts.flatMap((pair) => [
+    ...pair.following.map((sc) => ({ sc, keys: Array.from({ length: p.rounds }, (_, r) => rowKey(sc, r)) })),
+    {
+      sc: { ...pair.none, name: `${pair.none.name} (all its runs)` },
+      keys: Array.from({ length: p.rounds }, (_, r) =>
+        Array.from({ length: Math.max(1, pair.following.length + (pair.following.length > 0 ? 1 : 0)) }, (_, i) =>
+          baselineKey(pair.none, r, i),
+        ),
+      ).flat(),
+    },
+  ])
+  for (const { sc, keys } of putRows) {
     const row = [sc.name]
     for (const n of names) {
-      const o = out.get(n)!.get(key)!
-      row.push(sc.streams === 0 ? '-' : n0(o.eventsPerSec), n0(o.putsPerSec), sc.streams === 0 ? '-' : pct(o.delivered))
-      results.push({ name: `${n} ${sc.name}`, value: Math.round(o.putsPerSec), unit: 'puts/s' })
+      const os = roundsOf(n, keys)
+      const put = median(os.map((o) => o.putsPerSec))
+      row.push(
+        sc.streams === 0 ? '-' : n0(median(os.map((o) => o.eventsPerSec))),
+        n0(put),
+        sc.streams === 0 ? '-' : pct(Math.min(...os.map((o) => o.delivered))),
+      )
+      results.push({ name: `${n} ${sc.name}`, value: Math.round(put), unit: 'puts/s', note: `median of ${os.length}` })
     }
     if (names.includes('etcd')) {
-      const r = out.get('edgecd')!.get(key)!.putsPerSec / out.get('etcd')!.get(key)!.putsPerSec
+      const r =
+        median(roundsOf('edgecd', keys).map((o) => o.putsPerSec)) /
+        median(roundsOf('etcd', keys).map((o) => o.putsPerSec))
       row.push(r.toFixed(2))
     }
     rows.push(row)
   }
-  // Puts with watchers over puts without, per server: the issue's target is >= 0.90 in etcd's shape.
-  const ratioHead = ['puts with watchers / without', ...names.flatMap((n) => [`${n} puts/s`, 'cpu/put'])]
+  // Puts with watchers over puts without, per server and round: the issue's target is >= 0.90 in etcd's shape.
+  const ratioHead = [
+    'puts with watchers / without',
+    ...names.flatMap((n) => [`${n} median`, 'rounds', 'cpu/put', 'client cpu/put', 'sync ms']),
+  ]
   const ratioRows: string[][] = []
   for (const pair of p.puts) {
-    const bytesBound = pair.following[0]!.shape === 'one-key'
+    const bytesBound = pair.following[0]?.shape === 'one-key'
     for (const [i, sc] of pair.following.entries()) {
       const row = [`${sc.name.replace(/^puts, /, '')}${bytesBound ? '' : ' (target >= 0.90)'}`]
       for (const n of names) {
-        const w = out.get(n)!.get(sc.name)!
-        // The baselines right before and right after this row.
-        const before = out.get(n)!.get(baselineKey(pair.none, i))!
-        const after = out.get(n)!.get(baselineKey(pair.none, i + 1))!
-        const r = w.putsPerSec / ((before.putsPerSec + after.putsPerSec) / 2)
-        const cpu = w.serverUsPerPut / ((before.serverUsPerPut + after.serverUsPerPut) / 2)
-        row.push(r.toFixed(2), cpu.toFixed(2))
+        const ratios: number[] = []
+        const cpus: number[] = []
+        const clients: number[] = []
+        const syncs: number[] = []
+        for (let r = 0; r < p.rounds; r++) {
+          const w = out.get(n)!.get(rowKey(sc, r))!
+          // The baselines right before and right after this row in this round.
+          const before = out.get(n)!.get(baselineKey(pair.none, r, i))!
+          const after = out.get(n)!.get(baselineKey(pair.none, r, i + 1))!
+          const mean = (f: (o: Outcome) => number) => (f(before) + f(after)) / 2
+          ratios.push(w.putsPerSec / mean((o) => o.putsPerSec))
+          cpus.push(w.serverUsPerPut / mean((o) => o.serverUsPerPut))
+          // The client side's CPU per put (writers, and the watchers wherever they run) with watchers over without.
+          const client = (o: Outcome) => o.benchUsPerPut + (Number.isNaN(o.watchUsPerPut) ? 0 : o.watchUsPerPut)
+          clients.push(client(w) / mean((o) => o.benchUsPerPut))
+          // The mean WAL sync time with watchers over without: the rows' puts/s follows it (~20 puts per sync).
+          syncs.push(w.syncMs / mean((o) => o.syncMs))
+        }
+        const m = median(ratios)
+        row.push(
+          m.toFixed(2),
+          ratios.map((x) => x.toFixed(2)).join(' '),
+          median(cpus).toFixed(2),
+          median(clients).toFixed(2),
+          median(syncs).toFixed(2),
+        )
         results.push({
           name: `${n} ${sc.name} / without`,
-          value: Number(r.toFixed(2)),
+          value: Number(m.toFixed(2)),
           unit: 'x',
-          note: bytesBound ? 'all match: bound by bytes on one socket' : `${pair.label}; target >= 0.90`,
+          note: `${bytesBound ? 'all match: bound by bytes on one socket' : `${pair.label}; target >= 0.90`}; median of ${p.rounds} rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}`,
         })
       }
       ratioRows.push(row)
@@ -569,6 +553,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
   }
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)))
   const line = (r: string[]) => r.map((s, c) => (c === 0 ? s.padEnd(widths[c]!) : s.padStart(widths[c]!))).join('  ')
+  const where = p.inline ? 'in the bench process with the writers' : "in their own process, not the writers'"
   say('')
   say([line(head), line(widths.map((x) => '-'.repeat(x))), ...rows.map(line)].join('\n'))
   say('(events/s: events that reached the client over first put .. last event; delivered: share of puts x watchers')
@@ -576,19 +561,28 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     ` that arrived within 10 s of the last put; WebSocket watch through the JSON gateway on both (gRPC rows: the gRPC`,
   )
   say(
-    ` Watch stream); ${p.seconds} s of puts per scenario; load average before ${load0.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)})`,
+    ` Watch stream); watchers ${where}; ${p.seconds} s of puts per scenario; put rows: median of ${p.rounds} round${p.rounds === 1 ? '' : 's'};`,
+  )
+  say(
+    ` load average before ${load0.toFixed(2)}, during ${Math.min(...loads).toFixed(2)}-${Math.max(...loads).toFixed(2)}, after ${loadavg()[0]!.toFixed(2)})`,
   )
   say('')
-  const rw = ratioHead.map((h, c) => Math.max(h.length, ...ratioRows.map((r) => r[c]!.length)))
-  const rline = (r: string[]) => r.map((s, c) => (c === 0 ? s.padEnd(rw[c]!) : s.padStart(rw[c]!))).join('  ')
-  say([rline(ratioHead), rline(rw.map((x) => '-'.repeat(x))), ...ratioRows.map(rline)].join('\n'))
-  for (const pair of p.puts) say(`  ${pair.none.name}: ${pair.label}`)
-  say('(all match: every put is one message per watcher, ~2.5 MB per put to 10,000 watchers on one socket: bound by')
-  say(" bytes for any server; etcd's shape: each put reaches its one watcher, the cost of matching and delivery;")
-  say(' without: the mean of the baseline run right before and right after the row, on the same server;')
-  say(" cpu/put: the server's CPU per put with watchers over without, writes and delivery together: less noisy than")
-  say(' puts/s when other processes share the cores)')
-  say('')
+  if (ratioRows.length > 0) {
+    const rw = ratioHead.map((h, c) => Math.max(h.length, ...ratioRows.map((r) => r[c]!.length)))
+    const rline = (r: string[]) => r.map((s, c) => (c === 0 ? s.padEnd(rw[c]!) : s.padStart(rw[c]!))).join('  ')
+    say([rline(ratioHead), rline(rw.map((x) => '-'.repeat(x))), ...ratioRows.map(rline)].join('\n'))
+    for (const pair of p.puts) say(`  ${pair.none.name}: ${pair.label}`)
+    say('(all match: every put is one message per watcher, ~2.5 MB per put to 10,000 watchers on one socket: bound by')
+    say(" bytes for any server; etcd's shape: each put reaches its one watcher, the cost of matching and delivery;")
+    say(' without: the mean of the baseline runs right before and right after the row in the same round, same server;')
+    say(" median: of the rounds' ratios, listed under rounds (their spread is the noise of this run);")
+    say(" cpu/put: the server's CPU per put with watchers over without, writes and delivery together: less noisy than")
+    say(" puts/s when other processes share the cores; client cpu/put: the same for the bench's writers plus watchers;")
+    say(" sync ms: the mean WAL sync time (etcd_disk_wal_fsync_duration_seconds; edgecd's is the whole save, its")
+    say(" write, fsync and the wait for its callback) with watchers over without: in etcd's shape ~20 puts share a")
+    say(' sync and puts/s x sync ms stays near constant, so a round whose syncs were slower falls with them)')
+    say('')
+  }
   return results
 }
 

@@ -115,6 +115,11 @@ export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
     int,
     'time (in milliseconds, 0 to 1000; 0: off) a busy gRPC Watch stream holds and merges its events',
   ],
+  'watch-batch-interval-max': [
+    'watchBatchIntervalMaxMs',
+    int,
+    'longest time (in milliseconds, 0 to 1000) a Watch stream busy window after window holds its events (0: no growth)',
+  ],
   'log-level': ['logLevel', str, 'log level: debug, info, warn or error'],
   'auth-token': [
     'authToken',

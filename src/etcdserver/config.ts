@@ -62,6 +62,11 @@ export interface ServerConfig extends TlsConfig, ExternalIssuerFlags {
    * goes at once); 0: each apply batch at once. etcd: no flag; etcd batches victims every 10 ms.
    */
   watchBatchIntervalMs: number
+  /**
+   * --watch-batch-interval-max: a stream busy window after window doubles its window up to this many ms (etcd syncs
+   * its unsynced watchers every 100 ms); 0 (or at most --watch-batch-interval): the window does not grow.
+   */
+  watchBatchIntervalMaxMs: number
   /** --log-level: debug | info | warn | error. */
   logLevel: 'debug' | 'info' | 'warn' | 'error'
   /** --auth-token: etcd's syntax, `jwt,pub-key=FILE,priv-key=FILE,sign-method=ES256|EdDSA,ttl=5m`; `simple` = JWTs with a generated, replicated key. */
@@ -109,6 +114,7 @@ export const serverDefaults: ServerConfig = {
   requestTimeoutMs: 7_000,
   watchProgressNotifyIntervalMs: 10 * 60 * 1000,
   watchBatchIntervalMs: 10,
+  watchBatchIntervalMaxMs: 100,
   logLevel: 'info',
   authToken: 'simple',
   authPasswordIterations: 600_000,
@@ -208,6 +214,9 @@ export function validateServerConfig(c: ServerConfig): ServerConfig {
   posInt('watch-progress-notify-interval', c.watchProgressNotifyIntervalMs, 100)
   if (!Number.isSafeInteger(c.watchBatchIntervalMs) || c.watchBatchIntervalMs < 0 || c.watchBatchIntervalMs > 1000)
     throw new ConfigError(`--watch-batch-interval must be between 0 and 1000 (ms), got ${c.watchBatchIntervalMs}`)
+  const maxMs = c.watchBatchIntervalMaxMs
+  if (!Number.isSafeInteger(maxMs) || maxMs < 0 || maxMs > 1000)
+    throw new ConfigError(`--watch-batch-interval-max must be between 0 and 1000 (ms), got ${maxMs}`)
   // Every queue of the Ready loop has a bound, checked here with the flags (TigerBeetle's habit: a limit per queue).
   for (const [name, v] of [
     ['proposalsPendingCountMax', c.proposalsPendingCountMax],

@@ -327,6 +327,8 @@ export class Member implements MemberApi {
       maxWatchers: c.maxWatchers,
       maxWatchersPerStream: c.maxWatchersPerStream,
       quotaBackendBytes: c.quotaBackendBytes,
+      // 0: no growth (the hub never goes under a stream's own window).
+      watchBusyWindowMaxMs: Math.max(1, c.watchBatchIntervalMaxMs ?? 100),
       minLeaseTtlSeconds: Math.ceil((1.5 * c.electionTimeoutMs) / 1000),
     })
     // Client URLs are not known alike on every member at bootstrap: they arrive through publish (see publish()).

@@ -40,6 +40,12 @@ export interface KvConfig {
    */
   watchBusyMessagesMax: number
   /**
+   * A stream whose busy window ended with events held (busy window after window) doubles its next window, up to this
+   * many ms (etcd syncs its unsynced watchers every 100 ms, syncWatchersLoop); a stream whose window passes with
+   * nothing held is back at its base window (--watch-batch-interval). An idle stream is never held.
+   */
+  watchBusyWindowMaxMs: number
+  /**
    * Most events a stream replays (its watchers' queues and their catch-up from history) in one turn of the event loop
    * when its transport drains; the rest follows on a later turn, so a client that reads fast while thousands of its
    * watchers catch up does not hold every write back (etcd syncs at most 512 unsynced watchers per 100 ms round).
@@ -68,6 +74,7 @@ export const defaultKvConfig: Readonly<KvConfig> = Object.freeze({
   watchBatchRevisionsMax: 1000,
   watchCoalesceBytesMax: 1024 * 1024,
   watchBusyMessagesMax: 128,
+  watchBusyWindowMaxMs: 100,
   watchPumpEventsMax: 2048,
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   minLeaseTtlSeconds: 2,

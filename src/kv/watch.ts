@@ -249,6 +249,9 @@ export class WatchStream {
             busy: true,
             sent: 0,
             stream: this,
+            cur: busyMs,
+            batches: 0,
+            fresh: false,
           }
         : undefined
   }
@@ -527,6 +530,8 @@ export class WatchStream {
     p.parts.push(events)
     p.events += events.length
     p.bytes += bytes
+    // A busy window counts the batches it holds (WindowGroup.batches): this batch added to a held message.
+    if (w.windowMs === 0 && this.busyMs > 0) this.hub.busy(this)
   }
 
   /** Watchers of this stream with a coalesced message waiting, in the order their first event came. */
@@ -756,6 +761,17 @@ interface WindowGroup {
   sent?: number
   /** A busy window: its stream. */
   stream?: WatchStream
+  /**
+   * A busy window: its current length in ms, from `ms` (the stream's base window) doubling each time a window ends
+   * holding the events of two or more apply batches (a stream busy window after window), up to watchBusyWindowMaxMs;
+   * halved (not under `ms`) when a window ends holding one batch's; back to `ms` when the stream is found idle (its
+   * window over at a batch's end).
+   */
+  cur?: number
+  /** A busy window: the apply batches (or lone writes) whose events it holds since its last send. */
+  batches?: number
+  /** A busy window: a message was held since the last batch end (WatchHub.busy). */
+  fresh?: boolean
 }
 
 /** A create's edgecd_coalesce_ms as a window: 0 when absent or not positive, at most watchCoalesceMsMax. */
@@ -1002,6 +1018,7 @@ export class WatchHub {
   busy(s: WatchStream): void {
     const g = s.busyGroup!
     g.streams.add(s)
+    g.fresh = true
     this.busyHeld.add(g)
     if (this.batchDepth === 0) this.windowCheck = true
   }
@@ -1014,9 +1031,15 @@ export class WatchHub {
   private busyDue(): void {
     if (this.busyHeld.size === 0) return
     for (const g of [...this.busyHeld]) {
+      if (g.fresh) {
+        g.fresh = false
+        g.batches!++
+      }
       if (g.timer) continue
       const now = this.now()
-      if (now - g.lastSent >= g.ms) {
+      if (now - g.lastSent >= g.cur!) {
+        // Idle for its window: at once, and its next window is the base one again.
+        g.cur = g.ms
         this.flushWindow(g)
         continue
       }
@@ -1032,10 +1055,17 @@ export class WatchHub {
     }
   }
 
-  /** Sends g's held messages if its window since the last send is over, else makes sure its timer runs. */
+  /**
+   * Sends g's held messages if its window since the last send is over, else makes sure its timer runs. A busy window
+   * that ends with messages held doubles (WindowGroup.cur, up to watchBusyWindowMaxMs).
+   */
   private windowDue(g: WindowGroup): void {
-    const wait = g.lastSent + g.ms - this.now()
+    const wait = g.lastSent + (g.cur ?? g.ms) - this.now()
     if (wait <= 0) {
+      if (g.busy) {
+        const max = Math.max(g.ms, this.config.watchBusyWindowMaxMs)
+        g.cur = g.batches! >= 2 ? Math.min(max, g.cur! * 2) : Math.max(g.ms, Math.floor(g.cur! / 2))
+      }
       this.flushWindow(g)
       return
     }
@@ -1054,6 +1084,8 @@ export class WatchHub {
     if (g.busy) {
       this.busyHeld.delete(g)
       g.sent = g.stream!.heldCount
+      g.batches = 0
+      g.fresh = false
     }
     for (const s of streams) s.flushHeld(g.busy ? -1 : g.ms)
     // The joins of this send are not the batch's (a batch in progress keeps its own, shared with what follows).

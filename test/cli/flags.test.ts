@@ -59,6 +59,19 @@ test('--watch-batch-interval: ms, default 10, 0 turns it off, at most 1000; EDGE
   assert.throws(() => validateServerConfig(big), /--watch-batch-interval must be between 0 and 1000/)
 })
 
+test('--watch-batch-interval-max: ms, default 100, 0 is no growth, at most 1000; EDGECD_WATCH_BATCH_INTERVAL_MAX too', () => {
+  const d = serveConfig([], {})
+  assert.ok(d !== 'help' && d.watchBatchIntervalMaxMs === 100)
+  const z = serveConfig(['--watch-batch-interval-max', '0'], {})
+  assert.ok(z !== 'help' && z.watchBatchIntervalMaxMs === 0)
+  validateServerConfig(z)
+  const e = serveConfig([], { EDGECD_WATCH_BATCH_INTERVAL_MAX: '40' })
+  assert.ok(e !== 'help' && e.watchBatchIntervalMaxMs === 40)
+  const big = serveConfig(['--watch-batch-interval-max', '1001'], {})
+  assert.ok(big !== 'help')
+  assert.throws(() => validateServerConfig(big), /--watch-batch-interval-max must be between 0 and 1000/)
+})
+
 test('--listen-peer-urls on their own ports with --initial-advertise-peer-urls: peers talk there', async () => {
   const names = ['a', 'b']
   const clientPorts = [await freePort(), await freePort()]

@@ -147,6 +147,92 @@ describe('watch busy window (--watch-batch-interval)', () => {
     assert.deepEqual(revsOf(sink.messages.at(-1)!), [5], 'sent before the compaction')
   })
 
+  test('a stream busy window after window doubles its window up to watchBusyWindowMaxMs; idle, it is back at W', () => {
+    const s = newStore({ watchBusyMessagesMax: 1, watchBusyWindowMaxMs: 40 })
+    const clock = virtualClock(s)
+    const at: number[] = []
+    const sink = new RecordingSink()
+    const timed = {
+      send(m: Parameters<RecordingSink['send']>[0]) {
+        if (m.events.length > 0 && m.watch_id === 0) at.push(clock.now)
+        return sink.send(m)
+      },
+    }
+    const stream = s.watchHub.openStream(timed, 5)
+    stream.create(watchReq('k'))
+    stream.create(watchReq('k'))
+    // A put every ms for 200 ms: sends at 0 (idle), then at the end of windows of 5, 10, 20, 40, 40, ... ms.
+    for (let t = 0; t < 200; t++) {
+      put(s, 'k', String(t))
+      clock.advance(1)
+    }
+    assert.deepEqual(at, [0, 5, 15, 35, 75, 115, 155, 195])
+    clock.advance(100)
+    assert.equal(at.length, 9, 'the last window sent its events')
+    assert.deepEqual(sink.events().length, 400, 'every event, to both watchers')
+    // Quiet longer than the window: the next put goes at once, and the window after it is W again.
+    const t0 = clock.now
+    for (let t = 0; t < 12; t++) {
+      put(s, 'k', `b${t}`)
+      clock.advance(1)
+    }
+    assert.deepEqual(
+      at.slice(9).map((x) => x - t0),
+      [0, 5],
+    )
+    clock.advance(100)
+    assert.deepEqual(
+      eventMessages(sink, 1).flatMap(revsOf),
+      Array.from({ length: 212 }, (_, i) => i + 2),
+    )
+  })
+
+  test('a busy window that ends holding one batch halves, down to W; an idle or light stream is never held', () => {
+    const s = newStore({ watchBusyMessagesMax: 1, watchBusyWindowMaxMs: 40 })
+    const clock = virtualClock(s)
+    const at: number[] = []
+    const sink = new RecordingSink()
+    const timed = {
+      send(m: Parameters<RecordingSink['send']>[0]) {
+        if (m.events.length > 0 && m.watch_id === 0) at.push(clock.now)
+        return sink.send(m)
+      },
+    }
+    const stream = s.watchHub.openStream(timed, 5)
+    stream.create(watchReq('k'))
+    stream.create(watchReq('k'))
+    for (let t = 0; t < 80; t++) {
+      put(s, 'k', String(t))
+      clock.advance(1)
+    }
+    assert.deepEqual(at, [0, 5, 15, 35, 75])
+    // The window from 75 (40 ms) ends at 115 holding the puts of 76..79.
+    clock.advance(75 + 40 - 80)
+    assert.deepEqual(at.slice(5), [115])
+    // Then one put right after each send: each window ends holding one batch, and the next is half as long.
+    for (let i = 0; i < 4; i++) {
+      put(s, 'k', `h${i}`) // held: within the window since the last send
+      const n = at.length
+      while (at.length === n) clock.advance(1)
+    }
+    assert.deepEqual(
+      at.slice(5).map((x, i, xs) => (i === 0 ? 0 : x - xs[i - 1]!)),
+      [0, 40, 20, 10, 5],
+      'windows of 40, 20, 10, 5 (not under W)',
+    )
+    // A light stream: a put now and then, each at once.
+    for (let i = 0; i < 3; i++) {
+      clock.advance(6)
+      put(s, 'k', `l${i}`)
+      assert.equal(at.at(-1), clock.now, 'sent in the same turn')
+    }
+    assert.equal(clock.pending, 0, 'no timer')
+    assert.deepEqual(
+      eventMessages(sink, 1).flatMap(revsOf),
+      Array.from({ length: 87 }, (_, i) => i + 2),
+    )
+  })
+
   test('seeded: with batches, congestion and a window, each watcher gets every revision once, in order, whole', () => {
     for (let seed = 1; seed <= 30; seed++) {
       const rnd = xorshift(seed)
