@@ -1,11 +1,17 @@
 /**
  * A small closed-loop gRPC Put driver for A/B runs of two checkouts at the same time (same contention on a shared
- * machine): starts one member of the checkout it runs in (the working directory), sends 6,000 warm-up puts, then
+ * machine): starts one member of the checkout it runs in (the working directory), sends 6,000 warm-up puts (64 in
+ * flight) and 0.5 s of unmeasured calls with the run's own client count (as bench/grpc.ts's per-row warm-up: the
+ * WAL write gate of src/runtime/node/file-ops.ts takes ~30 one-put saves to leave the batches' statistics), then
  * `clients` closed-loop callers for `seconds` over ceil(clients/16) HTTP/2 connections (pre-encoded Put frames,
  * 256-byte values over 1,000 keys, as bench/grpc.ts), and prints ops/s, the member's CPU per put (/proc), p50/p99
  * and puts per WAL write (etcd_disk_wal_fsync_duration_seconds_count) and the mean WAL sync as the server times it
  * (its _sum over its _count: edgecd's save, etcd's fdatasync). With `etcd` as third argument, Debian's etcd.
  * PUT_DRIVER_SCHED=1 adds per-thread scheduler counters per put for the server and the driver (bench/lib/sched-stats.ts).
+ * PUT_DRIVER_TRACE=<file> writes every measured call's start and end (hrtime µs), the driver's own run-queue wait
+ * around each call and its GC pauses, the server's WAL sync histogram before and after, and (with PUT_DRIVER_SIGNAL
+ * and bench/lib/put-tail-trace.mjs preloaded in the member) the member's own per-call trace, for
+ * bench/lib/put-tail-report.mjs.
  *
  *   (cd <before> && node --import tsx <after>/bench/lib/put-driver.ts 64 5) &
  *   node --import tsx bench/lib/put-driver.ts 64 5 & wait
@@ -13,9 +19,10 @@
  * docs/benchmarks.md ("The put path, pared") has the runs made with it.
  */
 
-import { readFileSync } from 'node:fs'
+import { existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs'
 import { type ClientHttp2Session, connect } from 'node:http2'
 import { loadavg } from 'node:os'
+import { PerformanceObserver, performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
 import { schedReport, schedSnapshot } from './sched-stats.js'
 
@@ -101,9 +108,56 @@ async function metric(name: string): Promise<number> {
   return line ? Number(line.split(' ')[1]) : Number.NaN
 }
 
+/** The server's `etcd_disk_wal_fsync_duration_seconds` buckets: upper bound (s) -> cumulative count. */
+async function syncHistogram(): Promise<[number, number][]> {
+  const text = await fetch(`${srv.url}/metrics`).then(
+    (r) => r.text(),
+    () => '',
+  )
+  const out: [number, number][] = []
+  for (const l of text.split('\n')) {
+    const m = /^etcd_disk_wal_fsync_duration_seconds_bucket\{le="([^"]+)"\} (\S+)/.exec(l)
+    if (m) out.push([m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]), Number(m[2])])
+  }
+  return out
+}
+
+// PUT_DRIVER_TRACE: per-call trace (see the header).
+const traceFile = process.env.PUT_DRIVER_TRACE
+const hr = () => Number(process.hrtime.bigint()) / 1e3
+const traceCalls: number[][] = []
+const driverGcs: number[][] = []
+let schedFd = -1
+const schedBuf = Buffer.alloc(128)
+/** This (the driver's) thread's run-queue wait so far, µs. */
+function waitUs(): number {
+  if (schedFd < 0) return 0
+  const k = readSync(schedFd, schedBuf, 0, 128, 0)
+  const f = schedBuf.toString('latin1', 0, k).split(' ')
+  return Number(f[1]) / 1e3
+}
+if (traceFile) {
+  try {
+    schedFd = openSync('/proc/thread-self/schedstat', 'r')
+  } catch {}
+}
+
 try {
   const sessions = Array.from({ length: Math.ceil(n / 16) }, () => connect(`http://${address}`))
   for (let i = 0; i < 6000; i += 64) await Promise.all(Array.from({ length: 64 }, (_, j) => put(sessions[0]!, i + j)))
+  const warmEnd = performance.now() + 500
+  await Promise.all(
+    Array.from({ length: n }, async (_, w) => {
+      let x = w * 104729
+      while (performance.now() < warmEnd) await put(sessions[w % sessions.length]!, x++)
+    }),
+  )
+  const hist0 = traceFile ? await syncHistogram() : []
+  const perfOffset = hr() - performance.now() * 1e3
+  const gcObs = new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) driverGcs.push([e.startTime * 1e3 + perfOffset, e.duration * 1e3])
+  })
+  if (traceFile) gcObs.observe({ entryTypes: ['gc'] })
   const f0 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
   const fs0 = await metric('etcd_disk_wal_fsync_duration_seconds_sum')
   if (process.env.PUT_DRIVER_SIGNAL) process.kill(srv.pid, 'SIGUSR2')
@@ -121,7 +175,13 @@ try {
       let x = w * 7919
       while (performance.now() < end) {
         const s = performance.now()
-        await put(sessions[w % sessions.length]!, x++)
+        if (traceFile) {
+          const rec = [hr(), 0, waitUs(), 0]
+          await put(sessions[w % sessions.length]!, x++)
+          rec[1] = hr()
+          rec[3] = waitUs()
+          traceCalls.push(rec)
+        } else await put(sessions[w % sessions.length]!, x++)
         lat.push(performance.now() - s)
         ops++
       }
@@ -137,6 +197,20 @@ try {
   const t1 = performance.now()
   const f1 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
   const fs1 = await metric('etcd_disk_wal_fsync_duration_seconds_sum')
+  if (traceFile) {
+    gcObs.disconnect()
+    const hist1 = await syncHistogram()
+    const memberFile = `/tmp/put-tail-trace-${srv.pid}.json`
+    let member: unknown = null
+    if (process.env.PUT_DRIVER_SIGNAL) {
+      for (let i = 0; i < 100 && !existsSync(memberFile); i++) await new Promise((r) => setTimeout(r, 50))
+      if (existsSync(memberFile)) member = JSON.parse(readFileSync(memberFile, 'utf8'))
+    }
+    writeFileSync(
+      traceFile,
+      JSON.stringify({ which, load: loadavg()[0], calls: traceCalls, driverGcs, hist0, hist1, member }),
+    )
+  }
   lat.sort((a, b) => a - b)
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]!.toFixed(2)
   console.log(
