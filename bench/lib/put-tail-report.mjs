@@ -165,7 +165,6 @@ for (const file of files) {
     else if (!r.blocking || pool.length > 0)
       add(
         r.blocking ? 'pool write in flight (fill, batch)' : 'WAL write through the pool',
-        r,
         pool.map(([ps, pe, b]) => `${b} B ${f0(pe - ps)} µs`).join(', '),
       )
     else {
