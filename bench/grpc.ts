@@ -15,6 +15,8 @@
  *   --quick     0.5 s per run
  *   --rows r    only these rows, e.g. `put:64,range-serializable:64` (default: all four)
  *   --profile d start edgecd with `node --cpu-prof --cpu-prof-dir d` (open the .cpuprofile in Chrome DevTools)
+ *   --node-args "f ..."  extra node flags for the edgecd member, space-separated, each starting with `--` (e.g.
+ *               `--max-semi-space-size=8`, a smaller young generation: docs/benchmarks.md, gRPC "Session 9")
  *   --warmup-calls n  puts (64 in flight) sent to each server before its rows (default 5,000; 500 with --quick), on
  *               top of the 1,000-key preload: edgecd's JIT needs a few thousand calls to reach its steady speed (a
  *               fresh member spends about twice the CPU per put of a warm one), which a 1-client row's 1 s warm-up
@@ -308,6 +310,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
       rows: { type: 'string' },
       client: { type: 'string' },
       profile: { type: 'string' },
+      'node-args': { type: 'string' },
       'warmup-calls': { type: 'string' },
     },
     strict: true,
@@ -329,8 +332,12 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
         return [kind as Kind, Number(n)]
       })
     : rows
-  const nodeArgs = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : undefined
-  const targets: (() => Promise<Target>)[] = [async () => fromServer(await startEdgecd(nodeArgs ? { nodeArgs } : {}))]
+  const extraNodeArgs = (values['node-args'] ?? '').split(' ').filter((a) => a !== '')
+  for (const a of extraNodeArgs) if (!a.startsWith('--')) throw new Error(`--node-args: node flags only, not ${a}`)
+  const nodeArgs = [...(values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []), ...extraNodeArgs]
+  const targets: (() => Promise<Target>)[] = [
+    async () => fromServer(await startEdgecd(nodeArgs.length > 0 ? { nodeArgs } : {})),
+  ]
   if (values.etcd) targets.push(async () => fromServer(await startEtcd()))
   if (values.trivial)
     targets.push(
