@@ -11,8 +11,9 @@
  *                   zero fill, a batch) was in flight during the call
  *   otherwise       the phase with the largest excess over its own median: the disk's sync, the member's wait for a
  *                   core after the sync, the member's work before / after the sync, the answer's frames (respond ->
- *                   trailers), the request's way in (driver send -> member 'stream': includes the member's wake-up
- *                   and wait for a core), the answer's way out (trailers -> driver has it: the driver's wake-up)
+ *                   trailers), the request's way in (driver send -> member 'stream') split into the member's wait for
+ *                   a core and the rest, the answer's way out (trailers -> driver has it) split into the driver's
+ *                   wait for a core and the rest (the trailers' flush, loopback, the driver's own work)
  *
  * and the server's own WAL sync histogram (etcd_disk_wal_fsync_duration_seconds over the run: edgecd's blocking
  * write, etcd's fdatasync). A run without a member trace (etcd) prints the client percentiles and the histogram only.
@@ -82,17 +83,23 @@ for (const file of files) {
     }
     const blocking = c[1] > 0 && c[2] > 0
     const wakeWait = blocking ? c[8] - c[7] : Number.NaN
+    const memberWaitIn = prev && prev[9] > 0 ? c[6] - prev[9] : Number.NaN
+    const memberWaitOther = blocking && c[9] > 0 ? c[7] - c[6] + (c[9] - c[8]) : Number.NaN
+    const driverWait = t.calls[i][3] - t.calls[i][2]
+    // The driver's wait for a core is counted in the answer's way out (it sleeps until the answer comes), the
+    // member's wait before reading the request in the way in; what is left of each is the other side's work,
+    // loopback and (on the way out) the trailers' flush.
     const ph = {
-      'request in (driver -> member stream)': c[0] - s,
+      'request in: the member waits for a core': memberWaitIn,
+      'request in: the rest (driver, loopback)': c[0] - s - (Number.isFinite(memberWaitIn) ? memberWaitIn : 0),
       'member before the sync': blocking ? c[1] - c[0] : Number.NaN,
       'sync: disk': blocking ? c[2] - c[1] - wakeWait : Number.NaN,
       'sync: wait for a core after it': wakeWait,
       'member after the sync -> respond': blocking ? c[3] - c[2] : Number.NaN,
       'answer frames (respond -> trailers)': c[5] > 0 && c[3] > 0 ? c[5] - c[3] : Number.NaN,
-      'answer out (trailers -> driver)': c[5] > 0 ? e - c[5] : Number.NaN,
+      'answer out: the driver waits for a core': driverWait,
+      'answer out: the rest (flush, loopback, driver)': c[5] > 0 ? e - c[5] - driverWait : Number.NaN,
     }
-    const memberWaitIn = prev && prev[9] > 0 ? c[6] - prev[9] : Number.NaN
-    const memberWaitOther = blocking && c[9] > 0 ? c[7] - c[6] + (c[9] - c[8]) : Number.NaN
     rows.push({
       i,
       s,
@@ -103,7 +110,7 @@ for (const file of files) {
       ph,
       memberWaitIn,
       memberWaitOther,
-      driverWait: t.calls[i][3] - t.calls[i][2],
+      driverWait,
     })
   }
   const names = Object.keys(rows.find((r) => r.ph)?.ph ?? {})
