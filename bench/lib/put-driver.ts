@@ -155,7 +155,12 @@ try {
   const hist0 = traceFile ? await syncHistogram() : []
   const perfOffset = hr() - performance.now() * 1e3
   const gcObs = new PerformanceObserver((l) => {
-    for (const e of l.getEntries()) driverGcs.push([e.startTime * 1e3 + perfOffset, e.duration * 1e3])
+    for (const e of l.getEntries())
+      driverGcs.push([
+        e.startTime * 1e3 + perfOffset,
+        e.duration * 1e3,
+        (e as { detail?: { kind?: number } }).detail?.kind ?? 0,
+      ])
   })
   if (traceFile) gcObs.observe({ entryTypes: ['gc'] })
   const f0 = await metric('etcd_disk_wal_fsync_duration_seconds_count')
