@@ -57,6 +57,14 @@ export interface WatchHistory {
  */
 export const watchCoalesceMsMax = 1000
 
+/**
+ * The compacted revision as etcd's watchers read it: its store's compactMainRev is -1 before any compaction (a watch
+ * from a negative start_revision below it is cancelled with compact_revision -1), edgecd's store counts 0.
+ */
+function etcdCompactRevision(h: WatchHistory): number {
+  return h.compactRevision > 0 ? h.compactRevision : -1
+}
+
 /** etcd's mvcc errors sent as cancel_reason. */
 const errDuplicateWatchId = 'mvcc: duplicate watch ID provided on the WatchStream'
 const errEmptyWatcherRange = 'mvcc: watcher range is empty'
@@ -224,6 +232,11 @@ class Watcher {
 export class WatchStream {
   /** By id: a number, or a bigint for a client-chosen id past 2^53 (normalized by watchIdOf, so one id, one key). */
   private readonly watchers = new Map<WatchId, Watcher>()
+  /**
+   * Ids of watchers cancelled for a compaction: etcd keeps such an id on its stream until the client cancels it (its
+   * watchStream.Cancel answers `canceled`), so a create of that id is a duplicate and the stream's counter skips it.
+   */
+  private readonly compactedIds = new Set<WatchId>()
   private nextId = 0
   private blocked = false
   private closed = false
@@ -303,15 +316,18 @@ export class WatchStream {
     let id = watchIdOf(req.watch_id)
     if (id === 0) {
       // etcd's AutoWatchID is 0: the stream picks the lowest free id from its counter.
-      while (this.watchers.has(this.nextId)) this.nextId++
+      while (this.watchers.has(this.nextId) || this.compactedIds.has(this.nextId)) this.nextId++
       id = this.nextId++
-    } else if (this.watchers.has(id)) {
+    } else if (this.watchers.has(id) || this.compactedIds.has(id)) {
       return refuse(errDuplicateWatchId)
     }
 
     const current = hub.history.revision
     // etcd: a watcher starting at 0 or in the future is synced from current+1 (events before its start are skipped).
-    const startRev = req.start_revision <= 0 ? current + 1 : req.start_revision
+    // A negative start_revision is etcd 3.4's too: below its compacted revision (-1 before any compaction) it gets
+    // the compacted cancel (catchUp), else it reads nothing of the past and is synced as from 0.
+    const negative = req.start_revision < 0 && req.start_revision < etcdCompactRevision(hub.history)
+    const startRev = negative ? req.start_revision : req.start_revision <= 0 ? current + 1 : req.start_revision
     const w = new Watcher(
       id,
       this,
@@ -344,7 +360,14 @@ export class WatchStream {
    */
   cancel(watchId: WatchId, reason = ''): boolean {
     const w = this.watchers.get(watchIdOf(watchId))
-    if (w === undefined) return false
+    if (w === undefined) {
+      if (!this.compactedIds.delete(watchIdOf(watchId))) return false
+      // etcd answers the cancel of a watcher its compaction ended (still on the stream there) as any other.
+      this.deliver(
+        watchResponse({ header: header(this.hub.history.revision), watch_id: watchIdOf(watchId), canceled: true }),
+      )
+      return true
+    }
     // Its events of the batch so far are sent before the cancel, as they were one revision at a time.
     this.flushCoalesced()
     this.remove(w)
@@ -696,10 +719,18 @@ export class WatchStream {
     const history = hub.history
     while (!w.synced && !this.blocked && !this.closed && this.watchers.get(w.id) === w) {
       const compactRev = history.compactRevision
-      if (w.nextRev < compactRev) {
+      if (w.nextRev < compactRev || w.nextRev < 0) {
         // etcd: the history this watcher needs is gone; cancel with compact_revision, header without revision.
         this.remove(w)
-        this.deliver(watchResponse({ header: header(0), watch_id: w.id, canceled: true, compact_revision: compactRev }))
+        this.compactedIds.add(w.id)
+        this.deliver(
+          watchResponse({
+            header: header(0),
+            watch_id: w.id,
+            canceled: true,
+            compact_revision: etcdCompactRevision(history),
+          }),
+        )
         return
       }
       const current = history.revision

@@ -313,7 +313,7 @@ const wideKeys = Array.from({ length: 24 }, (_, i) => bytes(`w/${String(i).padSt
  * under `w/`, so that sorts with ties see more than 12 keys (Go's sort.Sort is no longer an insertion sort there:
  * src/kv/go-sort.ts).
  */
-const baseKeys: Uint8Array[] = [
+export const baseKeys: Uint8Array[] = [
   bytes('a'),
   bytes('a/1'),
   bytes('a/2'),
@@ -335,7 +335,7 @@ const maxLeaseTtl = 9_000_000_000n
 const knownLeaseIds = new Set([...leaseIds, ...shortLeaseIds].map(String))
 
 /** clientv3's GetPrefixRangeEnd. */
-function prefixEnd(k: Uint8Array): Uint8Array {
+export function prefixEnd(k: Uint8Array): Uint8Array {
   const end = k.slice()
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i]! < 0xff) {
@@ -670,7 +670,10 @@ const mutatePct = 8
 export interface Mismatch {
   seed: number
   step: number
-  door: DoorKind
+  /** The door, or the stream run (watch-grpc, watch-ws, auth...). */
+  door: string
+  /** The test file that reruns it (default random-<door>.test.ts). */
+  file?: string
   call: string
   etcd: string
   edgecd: string
@@ -695,49 +698,67 @@ export async function runSeed(
   const edge = new Door(edgeUrl, kind)
   const style = rng(seed ^ 0x5eed)
   for (let step = 0; step < steps; step++) {
-    const s = gen.next()
-    const ids: [bigint | undefined, bigint | undefined] = [undefined, undefined]
-    for (const c of s.calls) {
-      // The second call of an auto-id grant+revoke names what each server chose.
-      const forEtcd = ids[0] !== undefined && c.method === 'leaseRevoke' ? { ...c, req: { ID: ids[0] } } : c
-      const forEdge = ids[1] !== undefined && c.method === 'leaseRevoke' ? { ...c, req: { ID: ids[1] } } : c
-      const st = style(4)
-      // Some JSON bodies are made bad in one place (the same place for both servers).
-      const mut = kind === 'json' && s.calls.length === 1 && style(100) < mutatePct ? style(1_000_000) : undefined
-      const [a, b] = await Promise.all([etcd.send(forEtcd, st, mut), edge.send(forEdge, st, mut)])
-      if (process.env.EDGECD_DIFF_TRACE)
-        console.log(
-          performance.now().toFixed(0),
-          step,
-          describeCall(c).slice(0, 300),
-          '=>',
-          a.text.slice(0, 200),
-          a.ttl ?? '',
-          b.ttl ?? '',
-        )
-      if (a.down)
-        throw new Error(
-          `seed ${seed} step ${step}: etcd is gone (${a.text}) after ${mut !== undefined ? `a mutated ` : ''}${describeCall(c)}`,
-        )
-      if (c.method === 'leaseGrant' && c.req.ID === 0n) {
-        ids[0] = a.leaseId
-        ids[1] = b.leaseId
-      }
-      if (a.text !== b.text || Math.abs((a.ttl ?? 0) - (b.ttl ?? 0)) > 1)
-        return {
-          seed,
-          step,
-          door: kind,
-          call: a.sent ? `${c.service}.${c.method} ${a.sent}` : describeCall(c),
-          etcd: a.text + (a.ttl ? ` TTL ${a.ttl}` : ''),
-          edgecd: b.text + (b.ttl ? ` TTL ${b.ttl}` : ''),
-        }
-      if (stats) {
-        const k = `${c.method} ${/^(gRPC|HTTP)/.test(a.text) ? a.text.replace(/"code":\d+.*/, '') : 'ok'}`
-        stats.set(k, (stats.get(k) ?? 0) + 1)
-      }
-      gen.learn(c, a, mut !== undefined)
+    const m = await runStep(gen, etcd, edge, gen.next(), { seed, step, style, stats })
+    if (m) return m
+  }
+  return undefined
+}
+
+/**
+ * Sends one generated step to both servers (through `etcd`'s and `edge`'s door), compares the answers and teaches
+ * `gen` what etcd answered; returns the difference, or undefined. Shared by runSeed and the stream runs
+ * (random-streams.ts), which interleave these writes with their watches.
+ */
+export async function runStep(
+  gen: Generator,
+  etcd: Door,
+  edge: Door,
+  s: Step,
+  o: { seed: number; step: number; style: (n: number) => number; stats?: Map<string, number> | undefined },
+): Promise<Mismatch | undefined> {
+  const { seed, step, style, stats } = o
+  const kind = etcd.kind
+  const ids: [bigint | undefined, bigint | undefined] = [undefined, undefined]
+  for (const c of s.calls) {
+    // The second call of an auto-id grant+revoke names what each server chose.
+    const forEtcd = ids[0] !== undefined && c.method === 'leaseRevoke' ? { ...c, req: { ID: ids[0] } } : c
+    const forEdge = ids[1] !== undefined && c.method === 'leaseRevoke' ? { ...c, req: { ID: ids[1] } } : c
+    const st = style(4)
+    // Some JSON bodies are made bad in one place (the same place for both servers).
+    const mut = kind === 'json' && s.calls.length === 1 && style(100) < mutatePct ? style(1_000_000) : undefined
+    const [a, b] = await Promise.all([etcd.send(forEtcd, st, mut), edge.send(forEdge, st, mut)])
+    if (process.env.EDGECD_DIFF_TRACE)
+      console.log(
+        performance.now().toFixed(0),
+        step,
+        describeCall(c).slice(0, 300),
+        '=>',
+        a.text.slice(0, 200),
+        a.ttl ?? '',
+        b.ttl ?? '',
+      )
+    if (a.down)
+      throw new Error(
+        `seed ${seed} step ${step}: etcd is gone (${a.text}) after ${mut !== undefined ? `a mutated ` : ''}${describeCall(c)}`,
+      )
+    if (c.method === 'leaseGrant' && c.req.ID === 0n) {
+      ids[0] = a.leaseId
+      ids[1] = b.leaseId
     }
+    if (a.text !== b.text || Math.abs((a.ttl ?? 0) - (b.ttl ?? 0)) > 1)
+      return {
+        seed,
+        step,
+        door: kind,
+        call: a.sent ? `${c.service}.${c.method} ${a.sent}` : describeCall(c),
+        etcd: a.text + (a.ttl ? ` TTL ${a.ttl}` : ''),
+        edgecd: b.text + (b.ttl ? ` TTL ${b.ttl}` : ''),
+      }
+    if (stats) {
+      const k = `${c.method} ${/^(gRPC|HTTP)/.test(a.text) ? a.text.replace(/"code":\d+.*/, '') : 'ok'}`
+      stats.set(k, (stats.get(k) ?? 0) + 1)
+    }
+    gen.learn(c, a, mut !== undefined)
   }
   return undefined
 }
@@ -747,7 +768,7 @@ export function formatMismatch(m: Mismatch): string {
   const cut = (s: string) => (s.length > 2000 ? `${s.slice(0, 2000)}...` : s)
   return [
     `seed ${m.seed} step ${m.step} (${m.door}): edgecd answers differently from etcd 3.4`,
-    `  rerun: EDGECD_DIFF_SEED=${m.seed} npm test -- test/diff/random-${m.door}.test.ts`,
+    `  rerun: EDGECD_DIFF_SEED=${m.seed} npm test -- test/diff/${m.file ?? `random-${m.door}.test.ts`}`,
     `  request: ${cut(m.call)}`,
     `  etcd:    ${cut(m.etcd)}`,
     `  edgecd:  ${cut(m.edgecd)}`,
@@ -756,14 +777,14 @@ export function formatMismatch(m: Mismatch): string {
 
 /**
  * The seeds a run uses: EDGECD_DIFF_SEED=N (one seed, e.g. to rerun a failure), else EDGECD_DIFF_SOAK=1 (seeds 1..40
- * and 500 steps each, EDGECD_DIFF_SEEDS=N for another count), else the default two seeds of 250 steps (npm test).
+ * and 500 steps each, EDGECD_DIFF_SEEDS=N for another count), else `defaults` (npm test; two seeds of 250 steps).
  */
-export function diffRunPlan(): { seeds: number[]; steps: number } {
+export function diffRunPlan(defaults: { steps?: number; seeds?: number } = {}): { seeds: number[]; steps: number } {
   const env = process.env
   const soak = env.EDGECD_DIFF_SOAK === '1'
-  const steps = Number(env.EDGECD_DIFF_STEPS ?? (soak ? 500 : 250))
+  const steps = Number(env.EDGECD_DIFF_STEPS ?? (soak ? 500 : (defaults.steps ?? 250)))
   if (env.EDGECD_DIFF_SEED) return { seeds: [Number(env.EDGECD_DIFF_SEED)], steps }
-  const n = soak ? Number(env.EDGECD_DIFF_SEEDS ?? 40) : 2
+  const n = soak ? Number(env.EDGECD_DIFF_SEEDS ?? 40) : (defaults.seeds ?? 2)
   return { seeds: Array.from({ length: n }, (_, i) => i + 1), steps }
 }
 

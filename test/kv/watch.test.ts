@@ -203,6 +203,60 @@ describe('history replay', () => {
     ok.stream.create(watchReq('k', '', { start_revision: 4 }))
     assert.deepEqual(ok.sink.events(), ['PUT k=2@4', 'PUT k=3@5', 'PUT k=4@6'])
   })
+
+  // Found by test/diff/random-watch.test.ts (session 9), answers read off etcd 3.4.
+  test('a negative start_revision: as etcd 3.4, compacted below its compactMainRev (-1 before any compaction)', () => {
+    const s = newStore()
+    for (let i = 0; i < 3; i++) put(s, 'k', String(i)) // 2..4
+    const before = open(s)
+    // -1 is not below -1: a watcher from now on (etcd reads no history for it and syncs it).
+    assert.equal(before.stream.create(watchReq('k', '', { start_revision: -1 })), 0)
+    // -2 is: created, then canceled with compact_revision -1.
+    assert.equal(before.stream.create(watchReq('k', '', { start_revision: -2, watch_id: 3 })), 3)
+    put(s, 'k', 'x') // 5
+    assert.deepEqual(
+      before.sink.messages.map((m) => [m.watch_id, m.created, m.canceled, m.compact_revision, m.events.length]),
+      [
+        [0, true, false, 0, 0],
+        [3, true, false, 0, 0],
+        [3, false, true, -1, 0],
+        [0, false, false, 0, 1],
+      ],
+    )
+    s.apply({ compaction: { revision: 3, physical: false } })
+    const after = open(s)
+    after.stream.create(watchReq('k', '', { start_revision: -1 }))
+    assert.deepEqual(
+      after.sink.messages.map((m) => [m.watch_id, m.canceled, m.compact_revision, m.header?.revision]),
+      [
+        [0, false, 0, 5],
+        [0, true, 3, 0],
+      ],
+    )
+  })
+
+  test('a compacted watcher keeps its id on the stream until canceled, as etcd 3.4 (a create of it is a duplicate)', () => {
+    const s = newStore()
+    for (let i = 0; i < 5; i++) put(s, 'k', String(i)) // 2..6
+    s.apply({ compaction: { revision: 4, physical: false } })
+    const { sink, stream } = open(s)
+    assert.equal(stream.create(watchReq('k', '', { start_revision: 3, watch_id: 9 })), 9)
+    assert.equal(stream.create(watchReq('k', '', { start_revision: 2 })), 0)
+    // Both compacted; 9 and 0 are still taken: a create of 9 is refused, the next auto id is 1.
+    assert.equal(stream.create(watchReq('k', '', { watch_id: 9 })), -1)
+    assert.equal(stream.create(watchReq('k')), 1)
+    // Their cancel is answered, once.
+    assert.equal(stream.cancel(9), true)
+    assert.equal(stream.cancel(9), false)
+    assert.equal(stream.create(watchReq('k', '', { watch_id: 9 })), 9)
+    const reasons = sink.messages.slice(4).map((m) => [m.watch_id, m.created, m.canceled, m.cancel_reason])
+    assert.deepEqual(reasons, [
+      [-1, true, true, 'mvcc: duplicate watch ID provided on the WatchStream'],
+      [1, true, false, ''],
+      [9, false, true, ''],
+      [9, true, false, ''],
+    ])
+  })
 })
 
 describe('progress', () => {
