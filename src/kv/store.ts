@@ -439,7 +439,10 @@ export class KvStore implements WatchHistory {
               lease: row[5] === '' ? 0n : BigInt(row[5]),
             }
         // The previous value survives only for rows after the compact revision (see compact()).
-        const c: Change = { key: h.key, main, sub, kv, tombstone, prev: main > s.compact_revision ? prev : undefined }
+        const last = h.changes[h.changes.length - 1]
+        // Within one txn the previous value is the one from before the txn (writeChange).
+        const before = last !== undefined && last.main === main ? last.prev : prev
+        const c: Change = { key: h.key, main, sub, kv, tombstone, prev: main > s.compact_revision ? before : undefined }
         h.changes.push(c)
         all.push(c)
         size += rowBytes(c)
@@ -499,10 +502,13 @@ export class KvStore implements WatchHistory {
       const c = w.changes[i]!
       const h = this.index.get(c.key)!
       h.changes.pop()
+      // The key's state before c (c.prev is the state before the txn: writeChange).
+      const before = h.changes[h.changes.length - 1]
       if (h.changes.length === 0) this.index.delete(c.key)
       this.size -= rowBytes(c)
       if (!c.tombstone && c.kv.lease !== 0n) this.lessor.detach(c.kv.lease, c.key)
-      if (c.prev !== undefined && c.prev.lease !== 0n) this.lessor.attach(c.prev.lease, c.key)
+      if (before !== undefined && !before.tombstone && before.kv.lease !== 0n)
+        this.lessor.attach(before.kv.lease, c.key)
     }
     w.changes.length = 0
   }
@@ -646,7 +652,12 @@ export class KvStore implements WatchHistory {
   }
 
   private writeChange(w: WriteTxn, h: KeyHistory, kv: KeyValue, tombstone: boolean, prev: KeyValue | undefined): void {
-    const c: Change = { key: h.key, main: w.beginRev + 1, sub: w.changes.length, kv, tombstone, prev }
+    const main = w.beginRev + 1
+    // A watch event's prev_kv is etcd's read at mod_revision - 1: a key this txn changed before has its value from
+    // before the txn (none when the txn created it), not the txn's own earlier change.
+    const last = h.changes[h.changes.length - 1]
+    const before = last !== undefined && last.main === main ? last.prev : prev
+    const c: Change = { key: h.key, main, sub: w.changes.length, kv, tombstone, prev: before }
     h.changes.push(c)
     w.changes.push(c)
     this.size += rowBytes(c)

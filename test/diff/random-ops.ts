@@ -42,7 +42,7 @@ import { requires } from '../support/requirements.js'
 
 export type DoorKind = 'grpc' | 'json'
 
-type Service = 'KV' | 'Lease' | 'Maintenance'
+export type Service = 'KV' | 'Lease' | 'Maintenance' | 'Auth' | 'Cluster'
 
 /** One request: the RPC and its protobuf-es init shape. */
 export interface Call {
@@ -89,6 +89,47 @@ const methods: Record<string, MethodInfo> = {
     path: '/v3/lease/leases',
   },
   'Maintenance.hashKV': { input: pb.HashKVRequestSchema, output: pb.HashKVResponseSchema },
+  // The admin run's (random-admin.ts).
+  'Maintenance.status': {
+    input: pb.StatusRequestSchema,
+    output: pb.StatusResponseSchema,
+    path: '/v3/maintenance/status',
+  },
+  'Maintenance.alarm': { input: pb.AlarmRequestSchema, output: pb.AlarmResponseSchema, path: '/v3/maintenance/alarm' },
+  'Cluster.memberList': {
+    input: pb.MemberListRequestSchema,
+    output: pb.MemberListResponseSchema,
+    path: '/v3/cluster/member/list',
+  },
+  ...Object.fromEntries(
+    (
+      [
+        ['authEnable', 'AuthEnable', '/v3/auth/enable'],
+        ['authDisable', 'AuthDisable', '/v3/auth/disable'],
+        ['authenticate', 'Authenticate', '/v3/auth/authenticate'],
+        ['userAdd', 'AuthUserAdd', '/v3/auth/user/add'],
+        ['userGet', 'AuthUserGet', '/v3/auth/user/get'],
+        ['userList', 'AuthUserList', '/v3/auth/user/list'],
+        ['userDelete', 'AuthUserDelete', '/v3/auth/user/delete'],
+        ['userChangePassword', 'AuthUserChangePassword', '/v3/auth/user/changepw'],
+        ['userGrantRole', 'AuthUserGrantRole', '/v3/auth/user/grant'],
+        ['userRevokeRole', 'AuthUserRevokeRole', '/v3/auth/user/revoke'],
+        ['roleAdd', 'AuthRoleAdd', '/v3/auth/role/add'],
+        ['roleGet', 'AuthRoleGet', '/v3/auth/role/get'],
+        ['roleList', 'AuthRoleList', '/v3/auth/role/list'],
+        ['roleDelete', 'AuthRoleDelete', '/v3/auth/role/delete'],
+        ['roleGrantPermission', 'AuthRoleGrantPermission', '/v3/auth/role/grant'],
+        ['roleRevokePermission', 'AuthRoleRevokePermission', '/v3/auth/role/revoke'],
+      ] as const
+    ).map(([method, msg, path]) => [
+      `Auth.${method}`,
+      {
+        input: (pb as unknown as Record<string, DescMessage>)[`${msg}RequestSchema`]!,
+        output: (pb as unknown as Record<string, DescMessage>)[`${msg}ResponseSchema`]!,
+        path,
+      },
+    ]),
+  ),
 }
 
 /** An answer as comparable text, and what the generator learns from it. */
@@ -104,11 +145,16 @@ export interface Answer {
   ttl?: number
   /** The body sent, when it was mutated (JSON). */
   sent?: string
+  /** The token of an Authenticate success. */
+  token?: string
 }
 
 /** One server behind one door. */
 export class Door {
-  private readonly clients: Record<Service, Client<typeof pb.KV | typeof pb.Lease | typeof pb.Maintenance>>
+  private readonly clients: Record<
+    Service,
+    Client<typeof pb.KV | typeof pb.Lease | typeof pb.Maintenance | typeof pb.Auth | typeof pb.Cluster>
+  >
   constructor(
     private readonly url: string,
     readonly kind: DoorKind,
@@ -118,6 +164,8 @@ export class Door {
       KV: createClient(pb.KV, t),
       Lease: createClient(pb.Lease, t),
       Maintenance: createClient(pb.Maintenance, t),
+      Auth: createClient(pb.Auth, t),
+      Cluster: createClient(pb.Cluster, t),
     }
   }
 
@@ -125,13 +173,16 @@ export class Door {
    * Sends `c`; `style` picks the JSON spelling (proto or lowerCamel names, enums by name or number), `mutation` (a
    * random number) makes the JSON body bad in one place (see mutate).
    */
-  async send(c: Call, style: number, mutation?: number): Promise<Answer> {
+  async send(c: Call, style: number, mutation?: number, token?: string): Promise<Answer> {
     const m = methods[`${c.service}.${c.method}`]!
     const msg = create(m.input, c.req as never)
     if (this.kind === 'grpc' || m.path === undefined) {
       try {
-        const fn = (this.clients[c.service] as unknown as Record<string, (r: unknown) => Promise<object>>)[c.method]!
-        const res = await fn(msg)
+        const fn = (this.clients[c.service] as unknown as Record<string, (r: unknown, o: object) => Promise<object>>)[
+          c.method
+        ]!
+        // etcd's gRPC takes the token as the `token` metadata.
+        const res = await fn(msg, token !== undefined ? { headers: { token } } : {})
         const json = toJson(m.output, res as never) as Record<string, JsonValue>
         return answerOf(c, json, JSON.stringify(json))
       } catch (err) {
@@ -150,7 +201,12 @@ export class Door {
       // A connection per request: edgecd runs in this process, and a body that blocks its event loop for a while
       // (a 2 MiB put) fires the server's keep-alive timeout and the client's at once, so a reused socket could be
       // closed under a request that was never read.
-      r = await fetch(this.url + m.path, { method: 'POST', body, headers: { connection: 'close' } })
+      r = await fetch(this.url + m.path, {
+        method: 'POST',
+        body,
+        // etcd's gateway takes the token as Authorization (the raw token).
+        headers: { connection: 'close', ...(token !== undefined ? { authorization: token } : {}) },
+      })
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause
       return { text: `${err} (${cause?.code ?? ''} ${cause?.message ?? ''})`, down: true }
@@ -296,6 +352,31 @@ function answerOf(c: Call, json: Record<string, JsonValue>, raw: string): Answer
     const live = ttl > 0 && ttl <= granted
     if (live) a.ttl = ttl
     a.text = JSON.stringify({ ...json, ...(live ? { TTL: 'LIVE' } : {}), ...(keys ? { keys: [...keys].sort() } : {}) })
+  } else if (c.method === 'authenticate' && typeof json.token === 'string') {
+    // etcd's and edgecd's JWTs differ (keys, times): the token is used, not compared.
+    a.token = json.token
+    a.text = JSON.stringify({ ...json, token: 'TOKEN' })
+  } else if (c.method === 'status') {
+    // What a client reads: the version text, whether there is a leader, the raft positions' shape; dbSize is
+    // edgecd's estimate (docs/api.md), the positions count differently (etcd's log has its own configuration entries).
+    const pos = (v: JsonValue | undefined) => (Number(v ?? 0) > 0 ? 'N' : String(v ?? 'absent'))
+    a.text = JSON.stringify({
+      ...json,
+      ...(json.dbSize !== undefined ? { dbSize: 'SIZE' } : {}),
+      ...(json.dbSizeInUse !== undefined ? { dbSizeInUse: 'SIZE' } : {}),
+      leader: pos(json.leader),
+      raftIndex: pos(json.raftIndex),
+      raftTerm: pos(json.raftTerm),
+      raftAppliedIndex: pos(json.raftAppliedIndex),
+    })
+  } else if (c.method === 'memberList') {
+    // One member each, on its own URLs.
+    const members = ((json.members as Record<string, JsonValue>[] | undefined) ?? []).map((m) => ({
+      ...m,
+      ...(m.peerURLs !== undefined ? { peerURLs: ['URL'] } : {}),
+      ...(m.clientURLs !== undefined ? { clientURLs: ['URL'] } : {}),
+    }))
+    a.text = JSON.stringify({ ...json, members })
   }
   a.text = normalizeServerIds(a.text)
   return a
@@ -714,9 +795,16 @@ export async function runStep(
   etcd: Door,
   edge: Door,
   s: Step,
-  o: { seed: number; step: number; style: (n: number) => number; stats?: Map<string, number> | undefined },
+  o: {
+    seed: number
+    step: number
+    style: (n: number) => number
+    stats?: Map<string, number> | undefined
+    /** The token each server gets (random-admin.ts): etcd's, edgecd's. */
+    tokens?: [string | undefined, string | undefined]
+  },
 ): Promise<Mismatch | undefined> {
-  const { seed, step, style, stats } = o
+  const { seed, step, style, stats, tokens } = o
   const kind = etcd.kind
   const ids: [bigint | undefined, bigint | undefined] = [undefined, undefined]
   for (const c of s.calls) {
@@ -726,7 +814,10 @@ export async function runStep(
     const st = style(4)
     // Some JSON bodies are made bad in one place (the same place for both servers).
     const mut = kind === 'json' && s.calls.length === 1 && style(100) < mutatePct ? style(1_000_000) : undefined
-    const [a, b] = await Promise.all([etcd.send(forEtcd, st, mut), edge.send(forEdge, st, mut)])
+    const [a, b] = await Promise.all([
+      etcd.send(forEtcd, st, mut, tokens?.[0]),
+      edge.send(forEdge, st, mut, tokens?.[1]),
+    ])
     if (process.env.EDGECD_DIFF_TRACE)
       console.log(
         performance.now().toFixed(0),

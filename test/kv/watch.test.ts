@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { KvStore } from '../../src/kv/store.js'
 import { EventType, FilterType } from '../../src/protocol/types.js'
-import { del, newStore, opDel, opPut, put, RecordingSink, str, txn, watchReq } from './helpers.js'
+import { del, newStore, opDel, opPut, opTxn, put, RecordingSink, str, txn, watchReq } from './helpers.js'
 
 function open(s: KvStore) {
   const sink = new RecordingSink()
@@ -121,6 +121,31 @@ describe('live events', () => {
     assert.equal(str(evs[1]!.prev_kv!.value), 'v1')
     assert.equal(str(evs[2]!.prev_kv!.value), 'v2')
     assert.equal(evs[2]!.prev_kv!.version, 2)
+  })
+
+  // Found by test/diff/random-watch.test.ts (session 9): etcd reads prev_kv at mod_revision - 1.
+  test('prev_kv of a key the same txn changed before: its value from before the txn, live and replayed', () => {
+    const s = newStore()
+    put(s, 'old', 'o1') // 2
+    const live = open(s)
+    live.stream.create(watchReq('a', 'z', { prev_kv: true }))
+    // 3: `new` created then deleted, `old` put then deleted, in one txn (sibling txns: no duplicate key).
+    const r = txn(s, {
+      success: [
+        opTxn({ success: [opPut('new', 'n1'), opPut('old', 'o2')] }),
+        opTxn({ success: [opDel('new'), opDel('old')] }),
+      ],
+    })
+    assert.equal(r.header?.revision, 3)
+    const prevs = (m: typeof live.sink.messages) =>
+      m.flatMap((x) =>
+        x.events.map((e) => `${e.type ?? 0} ${str(e.kv!.key)} prev=${e.prev_kv ? str(e.prev_kv.value) : '-'}`),
+      )
+    const want = ['0 new prev=-', '0 old prev=o1', '1 new prev=-', '1 old prev=o1']
+    assert.deepEqual(prevs(live.sink.messages), want)
+    const replay = open(s)
+    replay.stream.create(watchReq('a', 'z', { prev_kv: true, start_revision: 3 }))
+    assert.deepEqual(prevs(replay.sink.messages), want)
   })
 
   test('filters NOPUT and NODELETE', () => {

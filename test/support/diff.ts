@@ -22,7 +22,10 @@ export interface DiffPair {
 }
 
 /** Starts etcd and a single edgecd member (default flags, `overrides` on top) on loopback; resolves once both serve. */
-export async function startDiffPair(overrides: Partial<ServerConfig> = {}): Promise<DiffPair> {
+export async function startDiffPair(
+  overrides: Partial<ServerConfig> = {},
+  o: { /** More etcd flags (e.g. --auth-token). */ etcdExtra?: string[] } = {},
+): Promise<DiffPair> {
   const dir = mkdtempSync(join(tmpdir(), 'edgecd-diff-'))
   let etcd: EtcdProcess | undefined
   let edge: RunningMember | undefined
@@ -34,7 +37,7 @@ export async function startDiffPair(overrides: Partial<ServerConfig> = {}): Prom
   try {
     const url = `http://127.0.0.1:${await freePort()}`
     ;[etcd, edge] = await Promise.all([
-      startEtcd(),
+      startEtcd(o.etcdExtra ? { extra: o.etcdExtra } : {}),
       startNodeMember(
         {
           ...serverDefaults,

@@ -187,10 +187,12 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
     req: unknown,
     ctx: HandlerContext,
   ): AuthInfo | undefined | Promise<AuthInfo | undefined> => {
-    // Auth off (the common case): no token or peer to look up (each a small object per call).
-    if (!member.authorize || member.authEnabled?.() === false) return undefined
+    // Auth off (the common case): no peer to look up; a token given is still read (etcd fails a bad one).
+    if (!member.authorize) return undefined
+    const token = ctx.requestHeader.get('token') ?? undefined
+    if (member.authEnabled?.() === false && token === undefined) return undefined
     const peer = ctx.values.get(grpcPeerKey)
-    return member.authorize(method, req, ctx.requestHeader.get('token') ?? undefined, peer.certUser)
+    return member.authorize(method, req, token, peer.certUser)
   }
   const authorize = async (method: string, req: unknown, ctx: HandlerContext): Promise<AuthInfo | undefined> =>
     authorizeNow(method, req, ctx)
