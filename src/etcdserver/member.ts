@@ -618,6 +618,11 @@ export class Member implements MemberApi {
       request: (req: WatchRequest) => {
         if (req.create_request) {
           const c = req.create_request
+          // A token that did not verify while auth was off: etcd refuses every create (AuthService.authorize).
+          if (info?.refused) {
+            stream.refuseCreate(watchRefusedReason(info.refused))
+            return
+          }
           if (this.sm.auth.enabled) {
             try {
               this.sm.auth.checkRange(info, PermType.READ, c.key, c.range_end)
