@@ -152,8 +152,38 @@ describe('auth API', () => {
       const r = await call(f.url, path, body, 'garbage.token.here')
       assert.deepEqual([r.status, r.text], [401, bad], path)
     }
-    assert.equal((await call(f.url, '/v3/kv/range', { key: b64('secret') }, f.alice)).status, 200)
+    // alice's token is from before the disable (another auth revision): etcd's doSerialize fails a read with it, auth
+    // off too; a write passes.
+    const old = await call(f.url, '/v3/kv/range', { key: b64('secret') }, f.alice)
+    assert.deepEqual(
+      [old.status, old.text],
+      [
+        400,
+        '{"error":"etcdserver: revision of auth store is old","message":"etcdserver: revision of auth store is old","code":3}',
+      ],
+    )
+    assert.equal((await call(f.url, '/v3/kv/put', { key: b64('x'), value: b64('2') }, f.alice)).status, 200)
     assert.equal((await call(f.url, '/v3/maintenance/status', {}, 'garbage.token.here')).status, 200)
+    // hashkv reads it too (etcd's authMaintenanceServer, untranslated); a watch refuses each create.
+    const h = await call(f.url, '/v3/maintenance/hashkv', {}, 'garbage.token.here')
+    assert.deepEqual(
+      [h.status, h.text],
+      [500, '{"error":"auth: invalid auth token","message":"auth: invalid auth token","code":2}'],
+    )
+    const ac = new AbortController()
+    const w = await fetch(`${f.url}/v3/watch`, {
+      method: 'POST',
+      body: JSON.stringify({ create_request: { key: b64('x') } }),
+      headers: { authorization: 'garbage.token.here' },
+      signal: ac.signal,
+    })
+    const reader = w.body!.getReader()
+    const first = new TextDecoder().decode((await reader.read()).value)
+    ac.abort()
+    assert.match(
+      first,
+      /"canceled":true,"cancel_reason":"rpc error: code = Unauthenticated desc = etcdserver: invalid auth token"/,
+    )
     const a = await call(f.url, '/v3/auth/authenticate', { name: 'root', password: 'rootpw' })
     assert.equal(a.status, 412)
     assert.equal(a.json.message, 'etcdserver: authentication is not enabled')
