@@ -302,7 +302,8 @@ export async function runAdminSeed(
       const who = whoFor(false)
       trace.push(`as ${who}: ${s.note} ${s.calls.map((c) => describeCall(c).slice(0, 200)).join('; ')}`)
       m = await runStep(gen, etcd, edge, s, { seed, step, style, tokens: tokenOf(who), stats })
-      if (m) m = { ...m, door, file, call: `as ${who}: ${m.call}\n  last steps:\n    ${trace.slice(-25).join('\n    ')}` }
+      if (m)
+        m = { ...m, door, file, call: `as ${who}: ${m.call}\n  last steps:\n    ${trace.slice(-25).join('\n    ')}` }
     } else if (k < 80) {
       let who = whoFor(false)
       // With auth on, a token that does not verify fails the whole stream on edgecd (401 / Unauthenticated: its
