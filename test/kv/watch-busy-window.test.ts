@@ -147,7 +147,11 @@ describe('watch busy window (--watch-batch-interval)', () => {
     assert.deepEqual(revsOf(sink.messages.at(-1)!), [5], 'sent before the compaction')
   })
 
-  test('a stream busy window after window doubles its window up to watchBusyWindowMaxMs; idle, it is back at W', () => {
+  /**
+   * A store whose busy window starts at 5 ms and grows to 40 ms, with one stream of two watchers on `k`; `at` records
+   * the virtual time of each message with events sent to watcher 0.
+   */
+  function growingBusyStream() {
     const s = newStore({ watchBusyMessagesMax: 1, watchBusyWindowMaxMs: 40 })
     const clock = virtualClock(s)
     const at: number[] = []
@@ -161,6 +165,11 @@ describe('watch busy window (--watch-batch-interval)', () => {
     const stream = s.watchHub.openStream(timed, 5)
     stream.create(watchReq('k'))
     stream.create(watchReq('k'))
+    return { s, clock, at, sink }
+  }
+
+  test('a stream busy window after window doubles its window up to watchBusyWindowMaxMs; idle, it is back at W', () => {
+    const { s, clock, at, sink } = growingBusyStream()
     // A put every ms for 200 ms: sends at 0 (idle), then at the end of windows of 5, 10, 20, 40, 40, ... ms.
     for (let t = 0; t < 200; t++) {
       put(s, 'k', String(t))
@@ -188,19 +197,7 @@ describe('watch busy window (--watch-batch-interval)', () => {
   })
 
   test('a busy window that ends holding one batch halves, down to W; an idle or light stream is never held', () => {
-    const s = newStore({ watchBusyMessagesMax: 1, watchBusyWindowMaxMs: 40 })
-    const clock = virtualClock(s)
-    const at: number[] = []
-    const sink = new RecordingSink()
-    const timed = {
-      send(m: Parameters<RecordingSink['send']>[0]) {
-        if (m.events.length > 0 && m.watch_id === 0) at.push(clock.now)
-        return sink.send(m)
-      },
-    }
-    const stream = s.watchHub.openStream(timed, 5)
-    stream.create(watchReq('k'))
-    stream.create(watchReq('k'))
+    const { s, clock, at, sink } = growingBusyStream()
     for (let t = 0; t < 80; t++) {
       put(s, 'k', String(t))
       clock.advance(1)
