@@ -390,7 +390,11 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     servers.push(
       await startEdgecd({
         serveArgs: ['--max-watchers=100000', '--max-watchers-per-stream=100000', '--max-watch-streams=100000'],
-        ...(p.cpuProf ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', p.cpuProf] } : {}),
+        // WATCH_MEMBER_NODE_ARGS: more node flags for the member, e.g. `--import <abs path>/bench/lib/socket-writes.mjs`.
+        nodeArgs: [
+          ...(p.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', p.cpuProf] : []),
+          ...(process.env.WATCH_MEMBER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []),
+        ],
       }),
     )
     if (p.etcd) servers.push(await startEtcd())
