@@ -666,9 +666,14 @@ export class Member implements MemberApi {
       raftIndex: r.raftLog.committed,
       raftTerm: r.term,
       raftAppliedIndex: this.raft.applied,
+      // etcd's AlarmMember.String() (protobuf text format): zero fields left out, so an alarm raised by hand for
+      // member 0 reads `alarm:NOSPACE ` (found by the session 9 soak, random-admin seed 9201).
       errors: this.kv
         .activeAlarms()
-        .map((a) => `memberID:${a.memberID} alarm:${['NONE', 'NOSPACE', 'CORRUPT'][a.alarm]} `),
+        .map(
+          (a) =>
+            `${a.memberID === '0' ? '' : `memberID:${a.memberID} `}${a.alarm === 0 ? '' : `alarm:${['NONE', 'NOSPACE', 'CORRUPT'][a.alarm]} `}`,
+        ),
       dbSizeInUse: Math.max(this.kv.sizeBytes, emptyDbSize.inUse),
       isLearner: r.isLearner,
     }
