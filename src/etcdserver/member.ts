@@ -6,6 +6,7 @@
  * (front doors import the member, not the other way round) nor src/runtime. Web-standard APIs only.
  */
 import { decode, encode } from 'cbor-x'
+import { txnHasChecks } from '../auth/check.js'
 import { PermType } from '../auth/permissions.js'
 import { type AuthConfig, AuthService, authConfigDefault, authOffCaller, checkWriteAtApply } from '../auth/service.js'
 import { type AuthInfo, type AuthRequest, type AuthSnapshot, AuthStore } from '../auth/store.js'
@@ -533,8 +534,9 @@ export class Member implements MemberApi {
     if (isReadOnlyTxn(req)) {
       // A read-only txn needs no log entry, only a linearizable read (etcd does the same).
       await this.raft.linearizableRead()
-      // Checked with auth off, and auth came on during the wait (as for range).
-      if (info === undefined && this.sm.auth.enabled) throw new EtcdError('ErrUserEmpty')
+      // Checked with auth off, and auth came on during the wait (as for range). A txn with no compare and no op
+      // checks no user in etcd: it passes either way.
+      if (info === undefined && this.sm.auth.enabled && txnHasChecks(req)) throw new EtcdError('ErrUserEmpty')
       return this.withHeader(this.kv.readTxn(req))
     }
     return this.withHeader((await this.propose({ txn: req }, info ?? authOffCaller)) as TxnResponse)
