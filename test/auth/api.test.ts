@@ -288,4 +288,13 @@ describe('auth: etcd 3.4 details found by the random differential run', () => {
     assert.equal((await call(f.url, '/v3/auth/user/grant', { user: 'alice', role: 'app' }, f.root)).status, 200)
     assert.equal((await call(f.url, '/v3/kv/put', { key: b64('app/k'), value: b64('1') }, f.alice)).status, 200)
   })
+
+  test('an admin call with the token of a deleted user: "user name not found", as etcd 3.4', async () => {
+    // etcd's IsAdminPermitted looks the user up and checks no auth revision (random-admin seeds 9403/9404).
+    assert.equal((await call(f.url, '/v3/auth/user/add', { name: 'eve', password: 'evepw' }, f.root)).status, 200)
+    const eve = (await call(f.url, '/v3/auth/authenticate', { name: 'eve', password: 'evepw' })).json.token
+    assert.equal((await call(f.url, '/v3/auth/user/delete', { name: 'eve' }, f.root)).status, 200)
+    const r = await call(f.url, '/v3/auth/user/list', {}, eve)
+    assert.deepEqual([r.status, r.text], [412, body(9, 'etcdserver: user name not found')])
+  })
 })
