@@ -8,7 +8,7 @@
  * With a window: its non-idle samples, the top functions by self samples, then the functions (of src/ and ws, or
  * matching `regex`) by inclusive samples, each with its share of the window's non-idle samples. The profiler samples
  * the JS thread at wall-clock intervals, so a syscall that loses the core (a write waking its reader) counts too.
- * Issue 17 (docs/benchmarks.md, Watch, "Session 10").
+ * Issue 17 (docs/benchmarks.md, Watch, "Session 9").
  */
 import fs from 'node:fs'
 

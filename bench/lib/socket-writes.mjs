@@ -11,7 +11,7 @@
  * streams; a single member has no peer sockets); with them the process's user and system CPU. Run as a script on that
  * log, it prints each interval's calls, chunks (frames or response pieces) per call, bytes per chunk, and the user and
  * system CPU per HTTP write (in the put rows one HTTP write is one put's response, so: CPU per put), and the CPU and
- * wall time of a ws write call (the syscall with what the kernel does in it: on loopback, the reader's receive too). Issue 17 (docs/benchmarks.md, Watch, "Session 10").
+ * wall time of a ws write call (the syscall with what the kernel does in it: on loopback, the reader's receive too). Issue 17 (docs/benchmarks.md, Watch, "Session 9").
  */
 import fs from 'node:fs'
 import net from 'node:net'

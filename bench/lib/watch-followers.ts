@@ -189,7 +189,7 @@ export class Followers {
       child.once('spawn', () => resolve())
       child.once('error', reject)
     })
-    // WATCH_FOLLOWERS_NICE=n: the watch process at nice n (an experiment of issue 17, docs/benchmarks.md "Session 10":
+    // WATCH_FOLLOWERS_NICE=n: the watch process at nice n (an experiment of issue 17, docs/benchmarks.md "Session 9":
     // on a shared 2-core machine, each frame the server writes wakes this process, which then takes a core from it).
     const nice = Number(process.env.WATCH_FOLLOWERS_NICE ?? 0)
     if (nice !== 0 && child.pid !== undefined) setPriority(child.pid, nice)
