@@ -44,15 +44,7 @@ import {
   type WatchResponse,
   watchIdOf,
 } from '../protocol/types.js'
-import {
-  type ConfChange,
-  ConfChangeType,
-  MessageType,
-  type NodeId,
-  ProgressState,
-  type Rand,
-  StateType,
-} from '../raft/index.js'
+import { type ConfChange, ConfChangeType, type NodeId, ProgressState, type Rand, StateType } from '../raft/index.js'
 import {
   type DialPeer,
   idLabel,
