@@ -191,6 +191,9 @@ export class Transport {
     const deadline = Date.now() + this.opts.commandTimeoutMs
     const what = co.what ?? path
     let last: EtcdClientError | undefined
+    // The last failure that was not the deadline cutting an attempt short: when the final attempt only timed out
+    // (say, mid-handshake), this is the error worth reporting (as gRPC reports its "last connection error").
+    let lastCause: EtcdClientError | undefined
     for (let attempt = 0; attempt < attemptsMax; attempt++) {
       const endpoint = co.endpoint ?? this.current()
       const left = deadline - Date.now()
@@ -198,6 +201,14 @@ export class Transport {
       const r = await this.attempt<T>(endpoint, token, path, body, co, what, left)
       if (!('retry' in r)) return r.value
       last = r.error
+      if (r.error.code === 'ERR_TIMEOUT' && lastCause !== undefined)
+        throw new EtcdClientError(
+          'ERR_TIMEOUT',
+          GrpcCode.DeadlineExceeded,
+          `${what}: command timed out; last failure: ${lastCause.message}`,
+          { endpoint: lastCause.endpoint, cause: lastCause },
+        )
+      if (r.error.code !== 'ERR_TIMEOUT') lastCause = r.error
       if (!r.retry || co.endpoint !== undefined) throw r.error
       this.rotate(endpoint)
       // A full round over the endpoints without success: back off before the next round.

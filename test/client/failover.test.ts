@@ -126,4 +126,30 @@ describe('client: fail-over and resumption', () => {
       await m.close()
     }
   })
+  test('when the deadline cuts the last attempt short, the error names the last real failure (not the abort)', async () => {
+    // Every attempt but the first hangs until aborted: the command ends on a timeout, yet the caller learns why the
+    // endpoint failed (as gRPC reports its "last connection error"), e.g. an untrusted certificate.
+    let calls = 0
+    const fakeFetch = ((_url: string, init?: RequestInit) => {
+      calls++
+      if (calls === 1)
+        return Promise.reject(new TypeError('fetch failed', { cause: new Error('self-signed certificate') }))
+      return new Promise((_resolve, reject) =>
+        init?.signal?.addEventListener('abort', () =>
+          reject(new DOMException('This operation was aborted', 'AbortError')),
+        ),
+      )
+    }) as typeof fetch
+    const c = testClient(['http://127.0.0.1:1'], { fetch: fakeFetch, commandTimeoutMs: 300 })
+    try {
+      const err = await c.get('k').catch((e: unknown) => e)
+      assert.ok(err instanceof EtcdClientError, String(err))
+      assert.equal(err.code, 'ERR_TIMEOUT')
+      assert.ok(calls >= 2, `attempts: ${calls}`)
+      assert.match(err.message, /fetch failed/)
+      assert.match(String((err.cause as Error).message), /fetch failed/)
+    } finally {
+      c.close()
+    }
+  })
 })

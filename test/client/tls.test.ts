@@ -94,7 +94,8 @@ describe('TLS client options against a member with client certificate auth', () 
     // A server certificate from a CA the client does not trust.
     const wrongCa = testClient([url], {
       tls: { ca: pem(other.certFile), cert: pem(alice.certFile), key: pem(alice.keyFile) },
-      commandTimeoutMs: 2000,
+      // Long enough that a loaded machine completes at least one handshake (and its refusal) before the deadline.
+      commandTimeoutMs: 4000,
     })
     const e2 = await wrongCa.get('tls/a').catch((err: unknown) => err)
     assert.ok(e2 instanceof EtcdClientError)
