@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { type Client, Election, Mutex, Queue, ServiceRegistry, Session } from '../../src/client/index.js'
+import { eventually } from '../support/index.js'
 import { type RestartableMember, sleep, startMember, testClient, within } from './helpers.js'
 
 describe('client recipes', () => {
@@ -79,7 +80,7 @@ describe('client recipes', () => {
     const b = new Mutex(s2, 'locks/t')
     const got = b.lock()
     s1.orphan() // the holder "crashes": its lease expires after ~2 s
-    await within(6000, got, 'lock after the holder lease expired')
+    await within(30_000, got, 'lock after the holder lease expired')
     await b.unlock()
     await s2.close()
   })
@@ -101,13 +102,15 @@ describe('client recipes', () => {
     })()
     let elected = false
     const second = e2.campaign('two').then(() => (elected = true))
+    // The observer reports the leader's value as of its first read: proclaiming before that read would skip 'one'.
+    await eventually(() => (seen.length >= 1 ? true : undefined), 30_000, "the observer's first value")
     await sleep(200)
     assert.equal(elected, false, 'the second candidate waits')
     await e1.proclaim('one-b')
     s1.orphan() // leader's session ends without resigning
-    await within(6000, second, 'handover')
+    await within(30_000, second, 'handover')
     assert.equal((await e2.leader())?.value, 'two')
-    await within(3000, observer, 'observer saw the changes')
+    await within(30_000, observer, 'observer saw the changes')
     assert.deepEqual(seen, ['one', 'one-b', 'two'])
     await assert.rejects(e1.proclaim('stale'), /not leader/)
     await e2.resign()
@@ -126,7 +129,7 @@ describe('client recipes', () => {
     const waiting = q.dequeue()
     await sleep(100)
     await q.enqueue('late')
-    assert.equal(await within(3000, waiting, 'dequeue after enqueue'), 'late')
+    assert.equal(await within(30_000, waiting, 'dequeue after enqueue'), 'late')
     const q2 = new Queue(c, 'q/order')
     for (const v of ['1', '2', '3']) await q2.enqueue(v)
     assert.deepEqual([await q2.dequeue(), await q2.dequeue(), await q2.dequeue()], ['1', '2', '3'])
@@ -143,14 +146,15 @@ describe('client recipes', () => {
         if (views.length === 3) return
       }
     })()
-    await sleep(100)
+    // The watch lists the service as of its first read: registering i2 before that read would skip the 'i1' view.
+    await eventually(() => (views.length >= 1 ? true : undefined), 30_000, "the watch's first view")
     const r2 = await reg.register('api', 'i2', 'http://10.0.0.2:80')
     assert.deepEqual(await reg.discover('api'), [
       { id: 'i1', value: 'http://10.0.0.1:80' },
       { id: 'i2', value: 'http://10.0.0.2:80' },
     ])
     await r1.close()
-    await within(3000, watching, 'registry watch')
+    await within(30_000, watching, 'registry watch')
     assert.deepEqual(views, ['i1', 'i1,i2', 'i2'])
     ac.abort()
     await r2.close()
