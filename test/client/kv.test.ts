@@ -121,7 +121,7 @@ describe('client: one member', () => {
 
   test('watch: events, prevKv, filters, startRevision, compacted error', async () => {
     const w = c.watch({ prefix: 'w/' }, { prevKv: true })
-    await within(3000, w.ready, 'watch ready')
+    await within(30_000, w.ready, 'watch ready')
     const p1 = await c.put('w/1', 'a')
     await c.put('w/1', 'b')
     await c.delete('w/1')
@@ -132,7 +132,7 @@ describe('client: one member', () => {
     }
     assert.deepEqual(got, ['PUT w/1 a -', 'PUT w/1 b a', 'DELETE w/1  b'])
     const h = c.watch('w/1', { startRevision: p1.header.revision, filters: ['NODELETE'] })
-    const r = await within(3000, h.next(), 'history')
+    const r = await within(30_000, h.next(), 'history')
     assert.deepEqual(
       r!.events.map((e) => e.kv.value),
       ['a', 'b'],
@@ -141,7 +141,7 @@ describe('client: one member', () => {
     const now = (await c.put('w/2', 'z')).header.revision
     await c.compact(now)
     const old = c.watch({ prefix: 'w/' }, { startRevision: p1.header.revision })
-    const err = await within(3000, old.next(), 'compacted').catch((e) => e)
+    const err = await within(30_000, old.next(), 'compacted').catch((e) => e)
     assert.ok(err instanceof EtcdClientError)
     assert.equal(err.code, 'ERR_COMPACTED')
     assert.equal(err.grpcCode, 11)

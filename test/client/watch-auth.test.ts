@@ -47,7 +47,7 @@ test('a watch re-authenticates when its token is refused at a reconnect, and res
   const w = alice.watch({ prefix: 'app/' })
   let reading: Promise<void> | undefined
   try {
-    await within(5000, w.ready, 'watch ready')
+    await within(30_000, w.ready, 'watch ready')
     const events: WatchEvent[] = []
     reading = (async () => {
       for await (const e of w.events()) events.push(e)
@@ -55,7 +55,7 @@ test('a watch re-authenticates when its token is refused at a reconnect, and res
     const want: string[] = []
     const put = async (k: string, v: string) => want.push(`${k}=${v}@${(await root.put(k, v)).header.revision}`)
     await put('app/1', 'a')
-    await waitFor(5000, () => events.length === 1, 'the first event')
+    await waitFor(30_000, () => events.length === 1, 'the first event')
     assert.equal(authenticates, 1)
 
     // The auth store changes (every older token is now "old"), and the member restarts: the socket drops.
@@ -64,7 +64,7 @@ test('a watch re-authenticates when its token is refused at a reconnect, and res
     await m.start()
     await put('app/2', 'b')
     await put('app/3', 'c')
-    await waitFor(10_000, () => events.length === 3, 'the events after the reconnect')
+    await waitFor(30_000, () => events.length === 3, 'the events after the reconnect')
     assert.deepEqual(
       events.map((e) => `${e.kv.key}=${e.kv.value}@${e.kv.modRevision}`),
       want,
@@ -74,7 +74,7 @@ test('a watch re-authenticates when its token is refused at a reconnect, and res
     w.cancel()
     alice.close()
     root.close()
-    if (reading) await within(5000, reading, 'the reader ends')
+    if (reading) await within(30_000, reading, 'the reader ends')
   }
 })
 
@@ -85,11 +85,11 @@ test("a create with a token older than the auth store is refused with etcd 3.5's
   const frames: { result?: Record<string, unknown> }[] = []
   ws.on('message', (d) => frames.push(JSON.parse(String(d))))
   try {
-    await within(5000, new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)), 'upgrade')
+    await within(30_000, new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)), 'upgrade')
     // The token is current at the upgrade; the auth store moves on before the create.
     await root.auth.roleAdd(`later-${Date.now()}`)
     ws.send(JSON.stringify({ create_request: { key: Buffer.from('app/x').toString('base64') } }))
-    await waitFor(5000, () => frames.length === 1, 'the answer to the create')
+    await waitFor(30_000, () => frames.length === 1, 'the answer to the create')
     const r = frames[0]!.result!
     assert.equal(r.created, true)
     assert.equal(r.canceled, true)

@@ -35,7 +35,7 @@ function collect(w: Watcher) {
   return { events, done, error: () => error }
 }
 
-async function until(what: string, ok: () => boolean, ms = 8000): Promise<void> {
+async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms
   while (!ok()) {
     if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
@@ -58,7 +58,7 @@ describe('shared watch stream', () => {
     const writer = testClient([m.url])
     const a = c.watch({ prefix: 'a/' })
     const b = c.watch('b', { prevKv: true })
-    await within(3000, Promise.all([a.ready, b.ready]), 'both watches ready')
+    await within(30_000, Promise.all([a.ready, b.ready]), 'both watches ready')
     assert.equal(sockets.length, 1, 'one socket for two watches')
     const ca = collect(a)
     const cb = collect(b)
@@ -121,7 +121,7 @@ describe('shared watch stream', () => {
     const writer = testClient([m.url])
     const slow = c.watch({ prefix: 's/' }, { maxQueuedResponses: 2 })
     const other = c.watch({ prefix: 'o/' })
-    await within(3000, Promise.all([slow.ready, other.ready]), 'ready')
+    await within(30_000, Promise.all([slow.ready, other.ready]), 'ready')
     const co = collect(other)
     const revs: number[] = []
     for (let i = 0; i < 10; i++) {

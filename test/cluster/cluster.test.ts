@@ -13,7 +13,7 @@ describe('a three-member cluster on loopback', () => {
   })
 
   test('elects one leader and every member answers writes and linearizable reads', async () => {
-    await eventually(() => leaderIndex(c), 5000, 'a leader')
+    await eventually(() => leaderIndex(c), 30_000, 'a leader')
     for (let i = 0; i < 3; i++) {
       const put = await post(c.urls[i]!, '/v3/kv/put', { key: b64(`k${i}`), value: b64(`v${i}`) })
       assert.equal(put.status, 200, JSON.stringify(put.json))

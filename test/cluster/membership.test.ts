@@ -20,7 +20,7 @@ describe('membership changes on a running cluster', () => {
   })
 
   test('add a learner, start it with --initial-cluster-state existing, it catches up, promote it, remove a member', async () => {
-    await eventually(() => leaderIndex(c), 5000, 'a leader')
+    await eventually(() => leaderIndex(c), 30_000, 'a leader')
     for (let i = 0; i < 200; i++)
       assert.equal((await post(c.urls[i % 3]!, '/v3/kv/put', { key: b64(`pre${i}`), value: b64('x') })).status, 200)
 
@@ -105,7 +105,7 @@ describe('removing the leader', () => {
   })
 
   test('the leader hands over, stops serving, and no acknowledged write is lost', async () => {
-    const li = (await eventually(() => leaderIndex(c), 5000, 'a leader'))!
+    const li = (await eventually(() => leaderIndex(c), 30_000, 'a leader'))!
     const leaderId = c.members[li]!.member.raft.node.raft.id
     const termBefore = c.members[li]!.member.raft.node.raft.term
     const others = [0, 1, 2].filter((i) => i !== li)
@@ -121,7 +121,7 @@ describe('removing the leader', () => {
         if (r?.status === 200) acked.push(key)
       }
     })()
-    await eventually(async () => (acked.length >= 20 ? true : undefined), 5000, 'writes before the removal')
+    await eventually(async () => (acked.length >= 20 ? true : undefined), 30_000, 'writes before the removal')
     const rm = await post(c.urls[li]!, '/v3/cluster/member/remove', { ID: leaderId })
     assert.equal(rm.status, 200, JSON.stringify(rm.json))
     assert.equal(rm.json.members.length, 2)
@@ -142,7 +142,7 @@ describe('removing the leader', () => {
     // time in test/sim/member/leader-removal.test.ts.
     assert.ok(c.members[newLeader]!.member.raft.node.raft.term > termBefore, 'a new term')
     const n0 = acked.length
-    await eventually(async () => (acked.length >= n0 + 20 ? true : undefined), 5000, 'writes after the removal')
+    await eventually(async () => (acked.length >= n0 + 20 ? true : undefined), 30_000, 'writes after the removal')
     stop = true
     await writer
     // The removed leader stops serving.

@@ -61,7 +61,8 @@ describe('watchers per stream (issue 17)', () => {
         return { ws, msgs }
       }
       const until = async (cond: () => boolean) => {
-        for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))
+        const deadline = Date.now() + 30_000
+        while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
         assert.ok(cond())
       }
       const one = await open()
