@@ -74,7 +74,7 @@ async function scenario(url: string): Promise<string[]> {
   const send = async (r: Req, n: number) => {
     const want = out.length + n
     reqs.push(r)
-    const deadline = Date.now() + 5000
+    const deadline = Date.now() + 30_000
     while (out.length < want && Date.now() < deadline)
       await new Promise<void>((res) => {
         wake = res
@@ -91,7 +91,7 @@ async function scenario(url: string): Promise<string[]> {
   await kv.put({ key: enc.encode('b1'), value: enc.encode('x') })
   await kv.put({ key: enc.encode('b1'), value: enc.encode('y') })
   await kv.deleteRange({ key: enc.encode('a') })
-  const deadline = Date.now() + 5000
+  const deadline = Date.now() + 30_000
   while (out.length < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
   await send({ requestUnion: { case: 'progressRequest', value: {} } }, 1)
   await send({ requestUnion: { case: 'cancelRequest', value: { watchId: 7n } } }, 1)

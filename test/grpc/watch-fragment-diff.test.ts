@@ -48,7 +48,7 @@ async function scenario(url: string): Promise<string[]> {
     } catch {}
   })()
   const until = async (n: number) => {
-    const deadline = Date.now() + 10_000
+    const deadline = Date.now() + 60_000
     while (out.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
   }
   await until(2)
