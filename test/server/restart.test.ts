@@ -27,13 +27,13 @@ type Proc = EdgecdProcess
 
 /** Starts `edgecd serve` on a data dir and waits (bounded) until /health answers. */
 async function startProc(dataDir: string, port: number, extra: string[] = []): Promise<Proc> {
-  const p = await startEdgecd({ dataDir, clientUrl: `http://127.0.0.1:${port}`, extra, timeoutMs: 20_000 })
+  const p = await startEdgecd({ dataDir, clientUrl: `http://127.0.0.1:${port}`, extra, timeoutMs: 60_000 })
   children.add(p.child)
   p.exited.then(() => children.delete(p.child))
   return p
 }
 
-async function waitExit(p: Proc, ms = 10_000): Promise<number | string> {
+async function waitExit(p: Proc, ms = 30_000): Promise<number | string> {
   let timer: ReturnType<typeof setTimeout> | undefined
   const t = new Promise<string>((r) => (timer = setTimeout(() => r('timeout'), ms)))
   const v = await Promise.race([p.exited, t])
