@@ -258,7 +258,7 @@ if (deno) {
             logLevel: 'warn',
             readyPath: '/version',
           })
-          await child.waitReady(20_000)
+          await child.waitReady(60_000)
         }
         const stopNode = async () => {
           const c = child!
@@ -398,7 +398,7 @@ if (deno) {
         const url = `http://127.0.0.1:${await freePort()}`
         main = runMain(['serve', '--name', 'c0', '--data-dir', join(tmp, 'data'), '--listen-client-urls', url])
         const out = main.out
-        await eventually(() => (out.text.includes('serving on') ? true : undefined), 20_000, `main.ts up: ${out.text}`)
+        await eventually(() => (out.text.includes('serving on') ? true : undefined), 60_000, `main.ts up: ${out.text}`)
         assert.match(out.text, new RegExp(`edgecd: member c0 serving on ${url} \\(data in .*\\) on Deno`))
         await put(url, 'x', 'y')
         assert.equal(await value(url, 'x'), 'y')
@@ -506,12 +506,12 @@ if (deno) {
         for (const u of urls) {
           await eventually(
             async () => ((await value(u, 'from-deno', c)) === 'd' ? true : undefined),
-            10_000,
+            30_000,
             `from-deno on ${u}`,
           )
           await eventually(
             async () => ((await value(u, 'from-node', c)) === 'n' ? true : undefined),
-            10_000,
+            30_000,
             `from-node on ${u}`,
           )
         }
@@ -535,7 +535,7 @@ if (deno) {
             const leader = (await post(urls[0]!, '/v3/maintenance/status', {}, c)).json.leader
             return leader && leader !== '0' && leader !== denoId ? true : undefined
           },
-          10_000,
+          30_000,
           'a Node member leads',
         )
         // Forwarding needs the leader's client URL, which every member publishes through the log (etcd's publish).
@@ -544,7 +544,7 @@ if (deno) {
             const list = await post(urls[0]!, '/v3/cluster/member/list', {}, c)
             return list.json.members?.every((x: Json) => x.clientURLs?.length === 1) ? true : undefined
           },
-          10_000,
+          30_000,
           'every member published its client URL',
         )
         const grant = await post(urls[0]!, '/v3/lease/grant', { TTL: 30 }, c)
