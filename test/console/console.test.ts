@@ -170,11 +170,11 @@ describe('console in Chromium against a three-member cluster', { skip, timeout: 
     assert.match((await page.textContent('[data-testid=value]')) ?? '', /^00 01 02 62 69 6e/)
     // Live: a put on another member shows up, a delete disappears.
     await post(c.urls[2]!, '/v3/kv/put', { key: b64('app/feature/new'), value: b64('yes') })
-    await page.waitForSelector('[data-testid=keys] tr[data-key="app/feature/new"]', { timeout: 10_000 })
+    await page.waitForSelector('[data-testid=keys] tr[data-key="app/feature/new"]', { timeout: 30_000 })
     await post(c.urls[2]!, '/v3/kv/deleterange', { key: b64('app/feature/new') })
     await page.waitForSelector('[data-testid=keys] tr[data-key="app/feature/new"]', {
       state: 'detached',
-      timeout: 10_000,
+      timeout: 30_000,
     })
     // Put and delete from the page (the confirmation is accepted).
     await page.fill('[data-testid=put-key]', 'app/from-ui')
@@ -197,7 +197,7 @@ describe('console in Chromium against a three-member cluster', { skip, timeout: 
     )
     await post(c.urls[0]!, '/v3/kv/put', { key: b64('app/feature/dark-mode'), value: b64('off') })
     await post(c.urls[0]!, '/v3/kv/deleterange', { key: b64('app/feature/beta') })
-    await page.waitForSelector('[data-testid=events] tbody tr >> nth=1', { timeout: 10_000 })
+    await page.waitForSelector('[data-testid=events] tbody tr >> nth=1', { timeout: 30_000 })
     const rows = await page.$$eval('[data-testid=events] tbody tr', (trs) =>
       trs.map((tr) => [...tr.querySelectorAll('td')].slice(0, 3).map((td) => td.textContent)),
     )
@@ -220,7 +220,7 @@ describe('console in Chromium against a three-member cluster', { skip, timeout: 
     await page.waitForFunction(
       ([sel, t]) => Number(document.querySelector(sel as string)?.textContent?.replace(' s', '')) < (t as number),
       [`${row} [data-testid=ttl]`, t1] as const,
-      { timeout: 5000 },
+      { timeout: 30_000 },
     )
     if (shots) await page.screenshot({ path: shot('leases'), fullPage: true })
     assert.deepEqual(errors, [])
@@ -269,7 +269,7 @@ describe('console in Chromium against a three-member cluster', { skip, timeout: 
     await c.stop(1)
     const r = await page.reload()
     assert.ok(r?.fromServiceWorker(), 'the shell came from the service worker')
-    await page.waitForSelector('[data-testid=listing-state].stale', { timeout: 15_000 })
+    await page.waitForSelector('[data-testid=listing-state].stale', { timeout: 30_000 })
     assert.equal(
       await page.textContent('[data-testid=listing-state]'),
       `stale: last known at revision ${revision} (browser replica)`,

@@ -92,7 +92,7 @@ describe('browser replica in Chromium', { skip }, () => {
     const page = await ctx.newPage()
     page.on('pageerror', (e) => console.error('page error:', e))
     await page.goto(site.url)
-    await page.waitForFunction(() => (globalThis as unknown as W).loaded === true, undefined, { timeout: 20_000 })
+    await page.waitForFunction(() => (globalThis as unknown as W).loaded === true, undefined, { timeout: 30_000 })
     return page
   }
   const get = (p: Page, k: string, o?: unknown) =>
@@ -110,7 +110,7 @@ describe('browser replica in Chromium', { skip }, () => {
     // Live change, seen by a subscription and a linearizable read.
     await c.put('app/7', 'seven')
     await page.waitForFunction(() => (globalThis as unknown as W).changes.includes('PUT app/7=seven'), undefined, {
-      timeout: 10_000,
+      timeout: 30_000,
     })
     assert.equal((await get(page, 'app/7')).value, 'seven')
 
@@ -120,7 +120,7 @@ describe('browser replica in Chromium', { skip }, () => {
     await page.waitForFunction(() => (globalThis as unknown as W).loaded === true)
     await page.evaluate((o) => (globalThis as unknown as W).open1(o), opts)
     await page.waitForFunction(() => (globalThis as unknown as W).r.status.state === 'offline', undefined, {
-      timeout: 10_000,
+      timeout: 30_000,
     })
     const off = await get(page, 'app/7')
     assert.deepEqual([off.value, off.stale], ['seven', true])
@@ -140,7 +140,7 @@ describe('browser replica in Chromium', { skip }, () => {
     await page.waitForFunction(
       () => (globalThis as unknown as W).r.get('app/new').then((x) => x.value === 'back' && !x.stale),
       undefined,
-      { timeout: 20_000, polling: 200 },
+      { timeout: 30_000, polling: 200 },
     )
 
     // Away (page closed) while keys change and the history is compacted: the next page re-copies and catches up.
@@ -154,10 +154,10 @@ describe('browser replica in Chromium', { skip }, () => {
     await page.waitForFunction(
       () => (globalThis as unknown as W).r.get('app/7').then((x) => x.value === 'final' && !x.stale),
       undefined,
-      { timeout: 20_000, polling: 200 },
+      { timeout: 30_000, polling: 200 },
     )
     await page.waitForFunction(() => (globalThis as unknown as W).r.status.state === 'live', undefined, {
-      timeout: 10_000,
+      timeout: 30_000,
     })
     const fin = await get(page, 'app/7')
     assert.deepEqual([fin.value, fin.stale], ['final', false])
@@ -174,7 +174,8 @@ describe('browser replica in Chromium', { skip }, () => {
     const b = await openPage()
     await b.evaluate((o) => (globalThis as unknown as W).open1(o), opts)
     const isLeader = () => (globalThis as unknown as W).r.leader
-    for (let i = 0; i < 100 && !(await a.evaluate(isLeader)) && !(await b.evaluate(isLeader)); i++)
+    const deadline = Date.now() + 30_000
+    while (!(await a.evaluate(isLeader)) && !(await b.evaluate(isLeader)) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100))
     const leaders = [
       await a.evaluate(() => (globalThis as unknown as W).r.leader),
@@ -184,7 +185,7 @@ describe('browser replica in Chromium', { skip }, () => {
     const [lead, follow] = (await a.evaluate(() => (globalThis as unknown as W).r.leader)) ? [a, b] : [b, a]
     await c.put('app/shared', 'one')
     await follow.waitForFunction(() => (globalThis as unknown as W).changes.includes('PUT app/shared=one'), undefined, {
-      timeout: 10_000,
+      timeout: 30_000,
     })
     // The follower's linearizable read: its own quorum read, the leader's progress.
     const fr = await get(follow, 'app/shared')
@@ -195,10 +196,10 @@ describe('browser replica in Chromium', { skip }, () => {
 
     const progressBefore = await follow.evaluate(() => (globalThis as unknown as W).progress)
     await lead.close()
-    await follow.waitForFunction(() => (globalThis as unknown as W).r.leader === true, undefined, { timeout: 10_000 })
+    await follow.waitForFunction(() => (globalThis as unknown as W).r.leader === true, undefined, { timeout: 30_000 })
     await c.put('app/shared', 'two')
     await follow.waitForFunction(() => (globalThis as unknown as W).changes.includes('PUT app/shared=two'), undefined, {
-      timeout: 10_000,
+      timeout: 30_000,
     })
     assert.equal(
       await follow.evaluate(() => (globalThis as unknown as W).progress),
@@ -244,7 +245,7 @@ describe('browser replica in Chromium', { skip }, () => {
     assert.equal(await page.evaluate('typeof window.q.persisted'), 'boolean')
     await page.evaluate('window.fill()')
     await c.put('app/quota', 'x')
-    await page.waitForFunction('window.q.status.state === "error"', undefined, { timeout: 10_000 })
+    await page.waitForFunction('window.q.status.state === "error"', undefined, { timeout: 30_000 })
     const st = (await page.evaluate('({ code: q.status.error.code, message: q.status.error.message })')) as {
       code: string
       message: string

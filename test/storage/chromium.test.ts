@@ -79,7 +79,7 @@ describe('storage contract: indexeddb in Chromium', () => {
     page = await browser.newPage()
     page.on('pageerror', (e) => pageErrors.push(String(e)))
     await page.goto(served.url)
-    await page.waitForFunction(() => 'edgecdContract' in globalThis, undefined, { timeout: 20_000 })
+    await page.waitForFunction(() => 'edgecdContract' in globalThis, undefined, { timeout: 30_000 })
   })
 
   after(async () => {
@@ -120,7 +120,7 @@ test('IndexedDB storage survives a page reload and a browser restart in Chromium
     chromium.launchPersistentContext(profile, { executablePath: chromiumPath, headless: true, args: chromiumArgs })
   type Api = { read(): Promise<any>; writeInitial(): Promise<void>; writeMore(): Promise<void> }
   const call = async (page: import('playwright-core').Page, fn: keyof Api) => {
-    await page.waitForFunction(() => 'edgecdStorage' in globalThis, undefined, { timeout: 20_000 })
+    await page.waitForFunction(() => 'edgecdStorage' in globalThis, undefined, { timeout: 30_000 })
     return page.evaluate((f) => (globalThis as unknown as { edgecdStorage: Api }).edgecdStorage[f](), fn)
   }
   let ctx: import('playwright-core').BrowserContext | undefined
