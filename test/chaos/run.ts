@@ -146,7 +146,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     for (let i = 0; i < cluster.size; i++) cluster.resume(i)
     for (let i = 0; i < cluster.size; i++) if (!cluster.isUp(i)) await cluster.restart(i)
     fault('healed')
-    const leader = await until(() => cluster.leader(), 15_000, 'a leader after healing')
+    const leader = await until(() => cluster.leader(), 60_000, 'a leader after healing')
     const left = durationMs - (now() - runStart)
     if (left > 0) await sleep(left)
     await workload.stopClients()
@@ -163,7 +163,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         })
         return r.ok ? Number(((await r.json()) as any).header.revision) : undefined
       },
-      15_000,
+      60_000,
       'a linearizable read after healing',
     )
     const reference = await readReference(leaderUrl, workload.keys, finalRevision)
@@ -172,7 +172,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const w = workload
     await until(
       async () => (w.watchers.every((x) => w.coveredRevision(x) >= finalRevision) ? true : undefined),
-      15_000,
+      60_000,
       'watchers',
     ).catch(() => {})
     await workload.stop()
