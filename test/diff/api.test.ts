@@ -210,7 +210,7 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', {
     const line = (x: unknown) => normalize({ status: 200, type: '', body: JSON.stringify(x) }).body
     return {
       async next(what: string) {
-        const [x, y] = await Promise.all([a.next(5000), b.next(5000)])
+        const [x, y] = await Promise.all([a.next(30_000), b.next(30_000)])
         assert.equal(line(y), line(x), what)
         return y
       },
@@ -219,7 +219,7 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', {
         const xs: string[] = []
         const ys: string[] = []
         for (let i = 0; i < n; i++) {
-          const [x, y] = await Promise.all([a.next(5000), b.next(5000)])
+          const [x, y] = await Promise.all([a.next(30_000), b.next(30_000)])
           xs.push(line(x))
           ys.push(line(y))
         }
@@ -332,14 +332,15 @@ describe('differential: etcd 3.4 vs edgecd, same requests, same answers', {
       const r = await fetch(base + '/v3/watch', { method: 'POST', body, signal: ac.signal })
       const reader = r.body!.getReader()
       let text = ''
-      const deadline = Date.now() + 3000
+      const deadline = Date.now() + 30_000
       while ((text.match(/\n/g)?.length ?? 0) < 2 && Date.now() < deadline) {
+        let timer: ReturnType<typeof setTimeout> | undefined
         const { value, done } = await Promise.race([
           reader.read(),
-          new Promise<{ value: undefined; done: true }>((res) =>
-            setTimeout(() => res({ value: undefined, done: true }), 3000),
-          ),
-        ])
+          new Promise<{ value: undefined; done: true }>((res) => {
+            timer = setTimeout(() => res({ value: undefined, done: true }), Math.max(1, deadline - Date.now()))
+          }),
+        ]).finally(() => clearTimeout(timer))
         if (done) break
         text += new TextDecoder().decode(value)
       }

@@ -11,7 +11,7 @@ import { openReplica, type ReplicaChange } from '../../src/replica/index.js'
 import { MemoryReplicaStorage, type ReplicaError } from '../../src/replica/storage.js'
 import { type RestartableMember, sleep, startMember, testClient, within } from '../client/helpers.js'
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 30_000): Promise<void> {
   const end = Date.now() + ms
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`)

@@ -136,8 +136,8 @@ export class LineStream {
     return this.pending
   }
 
-  /** The next line, or throws after `ms`. */
-  async next(ms = 3000): Promise<any> {
+  /** The next line, or throws after `ms` (generous: a wait for what comes, not a bound on how soon). */
+  async next(ms = 30_000): Promise<any> {
     const deadline = Date.now() + ms
     while (this.lines.length === 0) {
       if (this.done) throw new Error('stream ended')
@@ -165,7 +165,7 @@ export class LineStream {
   }
 
   /** Reads every line until the server ends the stream (bounded). */
-  async rest(ms = 3000): Promise<unknown[]> {
+  async rest(ms = 30_000): Promise<unknown[]> {
     const out: unknown[] = []
     const deadline = Date.now() + ms
     for (;;) {
@@ -206,8 +206,8 @@ export class WsWatch {
       const ws = new WebSocket(base.replace(/^http/, 'ws') + path)
       const timer = setTimeout(() => {
         ws.terminate()
-        reject(new Error('WebSocket did not open within 3 s'))
-      }, 3000)
+        reject(new Error('WebSocket did not open within 30 s'))
+      }, 30_000)
       ws.once('open', () => {
         clearTimeout(timer)
         resolve(new WsWatch(ws))
@@ -223,7 +223,7 @@ export class WsWatch {
     this.ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg))
   }
 
-  async next(ms = 3000): Promise<any> {
+  async next(ms = 30_000): Promise<any> {
     const deadline = Date.now() + ms
     while (this.frames.length === 0) {
       if (this.closed) throw new Error('socket closed')
