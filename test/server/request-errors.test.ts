@@ -28,12 +28,12 @@ describe('malformed stream bodies and request sizes, as etcd answers them', () =
       ['xyz', "invalid character 'x' looking for beginning of value"],
     ]
     for (const [body, message] of cases) {
-      const r = await post(m.url, '/v3/watch', body, { signal: AbortSignal.timeout(5000) })
+      const r = await post(m.url, '/v3/watch', body, { signal: AbortSignal.timeout(30_000) })
       assert.equal(r.status, 500, body)
       assert.deepEqual(r.json, { error: message, message, code: 2 }, body)
     }
     // The keepalive stream words the same errors (it said "unexpected EOF" for anything).
-    const ka = await post(m.url, '/v3/lease/keepalive', 'xyz', { signal: AbortSignal.timeout(5000) })
+    const ka = await post(m.url, '/v3/lease/keepalive', 'xyz', { signal: AbortSignal.timeout(30_000) })
     assert.equal(ka.status, 500)
     assert.equal(ka.json.message, "invalid character 'x' looking for beginning of value")
   })

@@ -103,7 +103,8 @@ export function spawnServer(o: ServerOptions): ServerProcess {
     o.ready ??
     (async () => {
       if (readyPath === false) return true
-      const r = await fetch(o.url + readyPath, { signal: AbortSignal.timeout(1000) })
+      // Each probe may take seconds on a loaded machine (/health reads through Raft); the deadline bounds the wait.
+      const r = await fetch(o.url + readyPath, { signal: AbortSignal.timeout(5000) })
       const text = await r.text()
       return r.status === 200 && (readyPath !== '/health' || text.includes('true'))
     })
