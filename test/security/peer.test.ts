@@ -45,7 +45,7 @@ function attack(url: string, from: string, clusterId: string, token: string, fra
         'x-edgecd-nonce': randomBytes(32).toString('hex'),
       },
     })
-    const done = setTimeout(() => ws.terminate(), 8000)
+    const done = setTimeout(() => ws.terminate(), 30_000)
     ws.on('unexpected-response', (_req, res) => {
       out.status = res.statusCode
       ws.terminate()
