@@ -20,8 +20,8 @@
  * watcher's events of earlier revisions on the stream before it), then until both sides' records are equal (a
  * catching-up watcher's history comes on etcd's 100 ms sync loop): a run checkpoints before each cancel, every 25
  * steps and at the end. A compaction or cancel waits until 500 ms have passed since the last create from the past
- * (etcd's sync loop must have caught that watcher up first, or it would be compacted/cancelled mid-way on etcd and
- * not on edgecd).
+ * and then (bounded) until both records agree (etcd's sync loop must have caught that watcher up first, or it would
+ * be compacted/cancelled mid-way on etcd and not on edgecd; a loaded machine slows that loop).
  *
  * Not generated: an unknown filter number (etcd 3.4's FiltersFromRequest panics), fragment-sized events through the
  * WebSocket (grpc-websocket-proxy's line buffer).
