@@ -50,13 +50,16 @@ export async function startMember(overrides: Partial<ServerConfig> = {}): Promis
   return m
 }
 
-/** A client for tests: `ws` as WebSocket, short backoff. */
+/**
+ * A client for tests: `ws` as WebSocket, short backoff, generous timeouts (a loaded machine can take seconds over a
+ * WebSocket dial or a write: a test that means a timeout sets its own).
+ */
 export function testClient(endpoints: string[], extra: Partial<ClientOptions> = {}): Client {
   return new Client({
     endpoints,
     WebSocket,
-    dialTimeoutMs: 2000,
-    commandTimeoutMs: 8000,
+    dialTimeoutMs: 10_000,
+    commandTimeoutMs: 30_000,
     backoffMinMs: 10,
     backoffMaxMs: 200,
     ...extra,
