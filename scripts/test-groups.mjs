@@ -12,7 +12,6 @@
 export const serialFiles = [
   'test/cluster/cluster.test.ts', // fail-over under 3 s after the leader is killed
   'test/cluster/kill9.test.ts', // fail-over within 10 s after kill -9, several rounds
-  'test/server/json-stream.test.ts', // a 16 MiB scalar parsed in under 1.5 s
   'test/kv/watch-catchup.test.ts', // a watch on a large history created in under 2 s
   // Deno and two Node members (tsx) starting at once must elect a leader within 30 s: next to the 200-seed member
   // simulation it did not, once, in the first two-at-a-time full run.
