@@ -112,7 +112,7 @@ describe('workerd: what a Durable Object sees of a client that leaves its stream
     const seen = await eventually(async () => {
       const e = await events('writing')
       return e.includes('cancel') ? e : undefined
-    }, 10_000)
+    }, 30_000)
     // However many lines went out before the close arrived, the last four events are these.
     assert.deepEqual(seen.slice(-4), ['write', 'signal', 'write', 'cancel'], seen.join(', '))
   })

@@ -98,7 +98,7 @@ describe('edgecd serve --runtime workerd', { timeout: 300_000 }, () => {
     // The port is free again once workerd died with its launcher.
     await eventually(
       async () => ((await fetch(url).catch(() => 'down')) === 'down' ? true : undefined),
-      10_000,
+      30_000,
       'the member to die',
     )
     start()

@@ -45,16 +45,16 @@ describe('HTTP watch on workerd: a client that goes away releases its watchers',
     })
     const s = await LineStream.open(m.url, '/v3/watch', body)
     assert.equal(s.status, 200)
-    assert.equal((await s.next(10_000)).result.created, true)
+    assert.equal((await s.next(30_000)).result.created, true)
     assert.equal(await watchers(m.url), 1)
     s.close()
-    await eventually(async () => ((await watchers(m.url)) === 0 ? true : undefined), 10_000, 'watchers released')
+    await eventually(async () => ((await watchers(m.url)) === 0 ? true : undefined), 30_000, 'watchers released')
     assert.equal(await gauge(m.url, 'etcd_debugging_mvcc_watch_stream_total'), 0)
   })
 
   test('a client that had ended its body: released at the first event after it left', async () => {
     const s = await LineStream.open(m.url, '/v3/watch', JSON.stringify({ create_request: { key: b64('closed-body') } }))
-    assert.equal((await s.next(10_000)).result.created, true)
+    assert.equal((await s.next(30_000)).result.created, true)
     assert.equal(await watchers(m.url), 1)
     s.close()
     // The close reaches workerd long before this put's event does (the put is a Raft round and a storage sync).
@@ -62,7 +62,7 @@ describe('HTTP watch on workerd: a client that goes away releases its watchers',
     assert.equal((await post(m.url, '/v3/kv/put', { key: b64('closed-body'), value: b64('v') })).status, 200)
     await eventually(
       async () => ((await watchers(m.url)) === 0 ? true : undefined),
-      10_000,
+      30_000,
       'watchers released after one event',
     )
   })

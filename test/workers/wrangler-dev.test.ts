@@ -110,11 +110,11 @@ describe('wrangler dev: a three-member cluster of Durable Objects', { timeout: 1
     const w = await WsWatch.open(base, '/m/m3/v3/watch')
     try {
       w.send({ create_request: { key: b64('w/'), range_end: b64('w0') } })
-      const created = await w.next(10_000)
+      const created = await w.next(30_000)
       assert.equal(created.result.created, true)
       const p2 = await post(base, '/m/m2/v3/kv/put', { key: b64('w/1'), value: b64('x') })
       assert.equal(p2.status, 200, p2.text)
-      const ev = await w.next(10_000)
+      const ev = await w.next(30_000)
       assert.equal(ev.result.events[0].kv.key, b64('w/1'))
       assert.equal(ev.result.events[0].kv.mod_revision, p2.json.header.revision)
     } finally {
