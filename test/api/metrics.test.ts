@@ -226,7 +226,7 @@ describe('/livez and /readyz (etcd 3.5)', () => {
     const survivor = 0
     await c.stop(1)
     await c.stop(2)
-    await eventually(async () => ((await get(survivor, '/health')).status === 503 ? true : undefined), 10_000)
+    await eventually(async () => ((await get(survivor, '/health')).status === 503 ? true : undefined), 30_000)
     assert.equal((await get(survivor, '/livez')).status, 200)
     const r = await get(survivor, '/readyz?verbose')
     assert.equal(r.status, 503)
