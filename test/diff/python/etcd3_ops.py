@@ -9,9 +9,11 @@ uuids, hashes, sizes); member ids, cluster ids and raft terms are normalised by 
 import io
 import json
 import os
+import re
 import sys
 import threading
 import time
+import urllib.request
 
 import etcd3
 import etcd3.etcdrpc as etcdrpc
@@ -22,6 +24,27 @@ from google.protobuf import json_format
 HOST = sys.argv[1]
 PORT = int(sys.argv[2])
 SECTIONS = sys.argv[3:]
+
+
+def watcher_count():
+    """The server's etcd_debugging_mvcc_watcher_total (etcd 3.4 and edgecd both export it), or None."""
+    try:
+        with urllib.request.urlopen('http://%s:%d/metrics' % (HOST, PORT), timeout=10) as r:
+            m = re.search(r'^etcd_debugging_mvcc_watcher_total (\S+)$', r.read().decode(), re.M)
+            return float(m.group(1)) if m else None
+    except Exception:
+        return None
+
+
+def wait_watchers(n, timeout=20):
+    """Waits (bounded) until the server counts n watchers or more: a watch another thread opens is in place before
+    the writes it must see (a fixed sleep was not enough on a loaded machine)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        w = watcher_count()
+        if w is None or w >= n:
+            return
+        time.sleep(0.02)
 
 leases = {}
 
@@ -278,9 +301,10 @@ def lock():
     waiter = c.lock('res2', ttl=30)
     step('holder acquire', lambda: holder.acquire(timeout=5))
     woke = {}
+    before = watcher_count()
     t = threading.Thread(target=lambda: woke.setdefault('event', event(c.watch_once(waiter.key, timeout=8))))
     t.start()
-    time.sleep(0.5)
+    wait_watchers((before or 0) + 1)
     step('holder release', lambda: holder.release())
     t.join(10)
     step('waiter woke on', lambda: woke.get('event'))

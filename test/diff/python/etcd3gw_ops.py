@@ -7,9 +7,11 @@ test.
 """
 import json
 import os
+import re
 import sys
 import threading
 import time
+import urllib.request
 
 import etcd3gw
 from etcd3gw import exceptions
@@ -17,6 +19,27 @@ from etcd3gw import exceptions
 HOST = sys.argv[1]
 PORT = int(sys.argv[2])
 SECTIONS = sys.argv[3:]
+
+
+def watcher_count():
+    """The server's etcd_debugging_mvcc_watcher_total (etcd 3.4 and edgecd both export it), or None."""
+    try:
+        with urllib.request.urlopen('http://%s:%d/metrics' % (HOST, PORT), timeout=10) as r:
+            m = re.search(r'^etcd_debugging_mvcc_watcher_total (\S+)$', r.read().decode(), re.M)
+            return float(m.group(1)) if m else None
+    except Exception:
+        return None
+
+
+def wait_watchers(n, timeout=20):
+    """Waits (bounded) until the server counts n watchers or more: a watch another thread opens is in place before
+    the writes it must see (a fixed sleep was not enough on a loaded machine)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        w = watcher_count()
+        if w is None or w >= n:
+            return
+        time.sleep(0.02)
 
 leases = {}
 
@@ -203,6 +226,7 @@ def context_lock():
 def watch():
     r0 = int(c.post(c.get_url('/kv/put'), json={'key': etcd3gw.utils._encode('w/0'),
                                                   'value': etcd3gw.utils._encode('zero')})['header']['revision'])
+    before = watcher_count()
     events, cancel = c.watch('w/a')
     got = []
 
@@ -211,7 +235,8 @@ def watch():
             into.append(e)
     t = threading.Thread(target=consume, args=(events, got))
     t.start()
-    time.sleep(0.5)
+    # The streaming POST returns before the server may have created the watch: wait until it counts it.
+    wait_watchers((before or 0) + 1)
     c.put('w/a', '1')
     c.put('w/a', '2')
     c.delete('w/a')
