@@ -185,6 +185,11 @@ class Watcher {
   /** Whether it is in its stream's list of watchers with a windowed message held (WatchStream.held), once at most. */
   listed = false
   /**
+   * Whether it is in the hub's notify index (WatchHub.add). A paced-out watcher (WatchStream.paceOut) is not: puts
+   * cost it nothing until it is caught up from history and synced again (etcd: its unsynced group is not notified).
+   */
+  indexed = true
+  /**
    * What decides this watcher's events for a revision: its range and filters. Watchers of one shape get the very same
    * Event[] from WatchHub.notify, so a transport can encode it once per shape (see the sinks) rather than per watcher.
    */
@@ -490,6 +495,68 @@ export class WatchStream {
     if (!this.blocked && !this.closed) this.pump()
   }
 
+  /**
+   * @internal An apply batch ended with messages waiting for more than watchPaceWatchersMin of this stream's watchers
+   * (etcd's 128-slot send channel overflows: its watchers become victims, then unsynced). They leave the synced set
+   * instead of being sent (session 10, issue 17): each drops its message, goes back to its first unsent revision,
+   * leaves the hub's notify index (a put then costs it nothing), and is caught up from history at the stream's next
+   * sync tick, watchSyncIntervalMs later (etcd's syncWatchersLoop, every 100 ms), with everything it missed in one
+   * message per watchBatchRevisionsMax revisions. Watchers of one shape that fell behind together read one shared
+   * batch (one encode; the WebSocket writes its bytes by reference). Order, exactly-once and whole revisions are the
+   * catch-up's; a compaction meanwhile cancels them with etcd's compact_revision, as any unsynced watcher.
+   */
+  paceOut(ws: Watcher[]): void {
+    const hub = this.hub
+    for (const w of ws) {
+      const p = w.pend
+      if (this.watchers.get(w.id) !== w || p === undefined) continue
+      w.pend = undefined
+      w.listed = false
+      w.nextRev = p.first
+      w.synced = false
+      if (w.indexed) hub.unindex(w)
+      this.behind.add(w)
+    }
+    this.pacedOut += ws.length
+    if (this.syncTick) return
+    this.syncTick = true
+    hub.setTimer(() => {
+      this.syncTick = false
+      this.continueReplay()
+    }, hub.config.watchSyncIntervalMs)
+  }
+
+  /** A sync tick is scheduled (paceOut). */
+  private syncTick = false
+  /** @internal Watchers paced out so far (tests, the bench). */
+  pacedOut = 0
+
+  /**
+   * @internal The apply batch ended: its messages go (or wait for the busy window), unless more than
+   * watchPaceWatchersMin watchers have one, which are paced out (paceOut).
+   */
+  endBatch(): void {
+    if (this.coalesced.length > this.hub.config.watchPaceWatchersMin && !this.closed) {
+      const ws = this.coalesced
+      this.coalesced = []
+      this.paceOut(ws)
+    }
+    this.flushCoalesced(true)
+  }
+
+  /** @internal A busy window's watchers with a message held, when more than watchPaceWatchersMin: paced out. */
+  paceOutHeld(): boolean {
+    if (this.held.length <= this.hub.config.watchPaceWatchersMin || this.closed) return false
+    // Watchers with their own window (edgecd_coalesce_ms) keep it.
+    const out: Watcher[] = []
+    const keep: Watcher[] = []
+    for (const w of this.held) (w.windowMs > 0 ? keep : out).push(w)
+    if (out.length <= this.hub.config.watchPaceWatchersMin) return false
+    this.held = keep
+    this.paceOut(out)
+    return true
+  }
+
   /** The client went away: drops every watcher without messages. */
   close(): void {
     if (this.closed) return
@@ -736,6 +803,7 @@ export class WatchStream {
       const current = history.revision
       if (w.nextRev > current) {
         w.synced = true
+        if (!w.indexed) hub.index(w)
         return
       }
       const batch = hub.catchUpBatch(w, hub.replayLeft)
@@ -987,7 +1055,7 @@ export class WatchHub {
     if (this.pending.size > 0) {
       const streams = [...this.pending]
       this.pending.clear()
-      for (const s of streams) s.flushCoalesced(true)
+      for (const s of streams) s.endBatch()
     }
     for (const g of this.windows.values()) if (g.streams.size > 0) this.windowDue(g)
     this.busyDue()
@@ -1065,6 +1133,12 @@ export class WatchHub {
       if (g.fresh) {
         g.fresh = false
         g.batches!++
+      }
+      // More watchers with a message held than etcd's send channel holds: they are paced out (WatchStream.paceOut).
+      if (g.stream!.paceOutHeld()) {
+        g.streams.clear()
+        this.busyHeld.delete(g)
+        continue
       }
       if (g.timer) continue
       const now = this.now()
@@ -1357,6 +1431,24 @@ export class WatchHub {
   /** @internal */
   add(w: Watcher): void {
     this.count++
+    this.index(w)
+  }
+
+  /** @internal Takes a paced-out watcher out of the notify index (WatchStream.paceOut); index() puts it back. */
+  unindex(w: Watcher): void {
+    w.indexed = false
+    const r = w.range
+    const k = r.single ? r.start : rangeKey(r)
+    const index = r.single ? this.byKey : this.ranged
+    const g = index.get(k)
+    if (g === undefined || !g.watchers.delete(w) || g.watchers.size > 0) return
+    index.delete(k)
+    if (!r.single) this.rangedIndex.delete(r.start, r.end)
+  }
+
+  /** @internal Puts w in the notify index. */
+  index(w: Watcher): void {
+    w.indexed = true
     const r = w.range
     const k = r.single ? r.start : rangeKey(r)
     const index = r.single ? this.byKey : this.ranged
@@ -1372,6 +1464,7 @@ export class WatchHub {
   /** @internal */
   delete(w: Watcher): void {
     this.count--
+    if (!w.indexed) return
     const r = w.range
     const k = r.single ? r.start : rangeKey(r)
     const index = r.single ? this.byKey : this.ranged
