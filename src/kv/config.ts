@@ -62,6 +62,8 @@ export interface KvConfig {
    * (WatchStream.paceOut): etcd's 128-slot send channel, overflowed by one batch whatever the client's speed.
    */
   watchPaceWatchersMin: number
+  /** Paced-out watchers of a stream caught up per sync tick, one message each (etcd's maxWatchersPerSync, 512). */
+  watchSyncWatchersMax: number
   /** The storage quota: a write that would take the estimated size past it raises the NOSPACE alarm (etcd --quota-backend-bytes). */
   quotaBackendBytes: number
   /** Shortest lease TTL granted; shorter requests get this (etcd: ceil(1.5 x election timeout) = 2 s). */
@@ -89,6 +91,7 @@ export const defaultKvConfig: Readonly<KvConfig> = Object.freeze({
   watchPumpEventsMax: 2048,
   watchSyncIntervalMs: 100,
   watchPaceWatchersMin: 128,
+  watchSyncWatchersMax: 512,
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   minLeaseTtlSeconds: 2,
   maxLeaseTtlSeconds: 9_000_000_000,

@@ -131,6 +131,8 @@ interface CatchUpBatch {
   nextRev: number
   /** Whether a watcher got it whole (then its Event[] is being encoded, and the next one costs less). */
   taken: boolean
+  /** The store's revision when it was read. */
+  at: number
 }
 
 /** The events of a queued message (WatchHub.queuedJoin), and whether a watcher was sent them already. */
@@ -189,6 +191,8 @@ class Watcher {
    * cost it nothing until it is caught up from history and synced again (etcd: its unsynced group is not notified).
    */
   indexed = true
+  /** Paced out (WatchStream.paceOut): behind, caught up at its stream's sync ticks only. */
+  paced = false
   /**
    * What decides this watcher's events for a revision: its range and filters. Watchers of one shape get the very same
    * Event[] from WatchHub.notify, so a transport can encode it once per shape (see the sinks) rather than per watcher.
@@ -476,9 +480,34 @@ export class WatchStream {
    * turn (WatchHub.wait), where streams take turns in the order they began to wait.
    */
   private pump(): void {
+    let pacedLeft = false
     for (const w of this.behind) {
       if (this.blocked || this.closed) return
       if (!this.stillBehind(w)) continue
+      if (w.paced) {
+        // Paced out (paceOut): caught up at the sync ticks only, at most watchSyncWatchersMax per tick, one message
+        // (up to watchBatchRevisionsMax revisions) each per tick, as etcd's syncWatchers.
+        if (this.tickLeft <= 0) {
+          pacedLeft = true
+          continue
+        }
+        const at = w.nextRev
+        this.catchUp(w, true)
+        if (this.watchers.get(w.id) !== w || w.synced) {
+          w.paced = false
+          this.tickLeft--
+          continue
+        }
+        if (this.blocked || this.closed) return
+        if (w.nextRev === at) {
+          // The turn's replay budget ran out.
+          this.hub.wait(this)
+          return
+        }
+        this.tickLeft--
+        pacedLeft = true
+        continue
+      }
       this.flush(w)
       if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
       if (!this.stillBehind(w)) continue
@@ -487,6 +516,7 @@ export class WatchStream {
       this.hub.wait(this)
       return
     }
+    if (pacedLeft) this.scheduleSyncTick()
     this.maybeSendProgress()
   }
 
@@ -514,20 +544,31 @@ export class WatchStream {
       w.listed = false
       w.nextRev = p.first
       w.synced = false
+      w.paced = true
       if (w.indexed) hub.unindex(w)
       this.behind.add(w)
     }
     this.pacedOut += ws.length
-    if (this.syncTick) return
+    this.scheduleSyncTick()
+  }
+
+  /** The next sync tick: watchSyncIntervalMs from now, it lets watchSyncWatchersMax paced watchers catch up. */
+  private scheduleSyncTick(): void {
+    if (this.syncTick || this.closed) return
     this.syncTick = true
-    hub.setTimer(() => {
+    this.hub.setTimer(() => {
       this.syncTick = false
+      this.tickLeft = this.hub.config.watchSyncWatchersMax
       this.continueReplay()
-    }, hub.config.watchSyncIntervalMs)
+      // Congested: the tick's rest goes on when the transport drains (resume), its watchers still paced.
+      if (this.blocked && !this.closed) this.scheduleSyncTick()
+    }, this.hub.config.watchSyncIntervalMs)
   }
 
   /** A sync tick is scheduled (paceOut). */
   private syncTick = false
+  /** Paced watchers the current sync tick may still catch up. */
+  private tickLeft = 0
   /** @internal Watchers paced out so far (tests, the bench). */
   pacedOut = 0
 
@@ -781,7 +822,7 @@ export class WatchStream {
    * Puts applied meanwhile are not sent live to an unsynced watcher (WatchHub.notify skips it): it reads them here,
    * and is synced once it has read the current revision, so none is lost or sent twice across the switch.
    */
-  private catchUp(w: Watcher): void {
+  private catchUp(w: Watcher, once = false): void {
     const hub = this.hub
     const history = hub.history
     while (!w.synced && !this.blocked && !this.closed && this.watchers.get(w.id) === w) {
@@ -812,6 +853,14 @@ export class WatchStream {
       hub.spend(batch.cost)
       const events = batch.events
       if (events.length > 0) this.deliver(watchResponse({ header: header(current), watch_id: w.id, events }))
+      if (once && (events.length > 0 || w.nextRev > current)) {
+        // One message per sync tick; synced if it read the current revision.
+        if (w.nextRev > current && this.watchers.get(w.id) === w) {
+          w.synced = true
+          if (!w.indexed) hub.index(w)
+        }
+        return
+      }
     }
   }
 
@@ -1201,6 +1250,7 @@ export class WatchHub {
   private catchUps = new Map<string, CatchUpBatch>()
   private catchUpsAt = -1
   private catchUpsCompacted = -1
+  private catchUpsEvents = 0
 
   /**
    * @internal The next catch-up batch of w (up to watchBatchRevisionsMax revisions from w.nextRev) if it fits in
@@ -1211,13 +1261,24 @@ export class WatchHub {
   catchUpBatch(w: Watcher, budget: number): { events: Event[]; nextRev: number; cost: number } | undefined {
     if (budget <= 0) return undefined
     const h = this.history
-    if (h.revision !== this.catchUpsAt || h.compactRevision !== this.catchUpsCompacted || this.catchUps.size > 4096) {
+    // A full batch (watchBatchRevisionsMax revisions) is what a read from its position gives at any later revision:
+    // kept across new revisions (session 10: with puts between replay turns, watchers far behind re-read and
+    // re-encoded their batch every turn), until a compaction, a restore, or the cache's bounds (entries, events held).
+    // A shorter one read at an older revision is read again.
+    if (
+      h.compactRevision !== this.catchUpsCompacted ||
+      h.revision < this.catchUpsAt ||
+      this.catchUps.size > 4096 ||
+      this.catchUpsEvents > this.config.watchPumpEventsMax * 32
+    ) {
       this.catchUps = new Map()
-      this.catchUpsAt = h.revision
+      this.catchUpsEvents = 0
       this.catchUpsCompacted = h.compactRevision
     }
+    this.catchUpsAt = h.revision
     const key = `${w.nextRev} ${w.shape}`
     let b = this.catchUps.get(key)
+    if (b !== undefined && b.at !== h.revision && b.revs.length < this.config.watchBatchRevisionsMax) b = undefined
     // A batch another watcher already got: its Event[] is encoded once, whoever gets it, so it costs a fraction.
     const share = b?.taken === true ? sharedBatchCostDivisor : 1
     if (b === undefined) {
@@ -1230,8 +1291,16 @@ export class WatchHub {
         revs.push(rev)
         ends.push(events.length)
       }
-      b = { events, revs, ends, nextRev: revs.length > 0 ? revs[revs.length - 1]! + 1 : h.revision + 1, taken: false }
+      b = {
+        events,
+        revs,
+        ends,
+        nextRev: revs.length > 0 ? revs[revs.length - 1]! + 1 : h.revision + 1,
+        taken: false,
+        at: h.revision,
+      }
       this.catchUps.set(key, b)
+      this.catchUpsEvents += events.length + revs.length
       // Kept to be shared by the watchers of its shape at its position (on any stream, over later turns).
       if (events.length > 0) sharedEvents.add(events)
     }
@@ -1412,6 +1481,8 @@ export class WatchHub {
   /** @internal After the store was replaced by a snapshot. */
   resync(): void {
     // The store was replaced: batches cached for its old history go.
+    this.catchUps = new Map()
+    this.catchUpsEvents = 0
     this.catchUpsAt = -1
     for (const s of this.streams) s.resync()
   }
