@@ -598,6 +598,23 @@ export class WatchStream {
     return true
   }
 
+  /**
+   * @internal Whether the transport was backed up since the busy window's last send (backedUp(), or a send answered
+   * "congested"): a busy window grows only then (session 10).
+   */
+  backedUpSinceSend = false
+
+  /**
+   * The transport found itself backed up (the gRPC Watch call: bytes not yet taken by the network past its lag
+   * threshold when a turn's write went out). A busy window (busyMs) doubles at its end only if this happened (or a
+   * send answered "congested") during it; otherwise it halves back toward busyMs, so a call whose client keeps up
+   * gets its events within busyMs, not up to watchBusyWindowMaxMs (issue 17: 100 watchers and one writer waited
+   * ~35 ms at the median with the growth by message count alone).
+   */
+  backedUp(): void {
+    this.backedUpSinceSend = true
+  }
+
   /** The client went away: drops every watcher without messages. */
   close(): void {
     if (this.closed) return
@@ -892,6 +909,7 @@ export class WatchStream {
     if (!ok) {
       this.blocked = true
       this.holding = false
+      this.backedUpSinceSend = true
     }
   }
 }
@@ -1218,7 +1236,11 @@ export class WatchHub {
     if (wait <= 0) {
       if (g.busy) {
         const max = Math.max(g.ms, this.config.watchBusyWindowMaxMs)
-        g.cur = g.batches! >= 2 ? Math.min(max, g.cur! * 2) : Math.max(g.ms, Math.floor(g.cur! / 2))
+        // Longer only while the transport is backed up (session 10): a call that keeps up stays near W.
+        g.cur =
+          g.batches! >= 2 && g.stream!.backedUpSinceSend
+            ? Math.min(max, g.cur! * 2)
+            : Math.max(g.ms, Math.floor(g.cur! / 2))
       }
       this.flushWindow(g)
       return
@@ -1237,6 +1259,7 @@ export class WatchHub {
     g.streams.clear()
     if (g.busy) {
       this.busyHeld.delete(g)
+      g.stream!.backedUpSinceSend = false
       g.sent = g.stream!.heldCount
       g.batches = 0
       g.fresh = false
