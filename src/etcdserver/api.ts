@@ -51,6 +51,8 @@ export interface WatchStream {
    * transport has not finished writing what it was given. Optional: a stream without it holds only on false.
    */
   hold?(): void
+  /** The transport is backed up (bytes not taken by the network past its threshold): a busy window may grow. */
+  backedUp?(): void
   /** The client went away: cancel every watcher of this stream. */
   close(): void
 }

@@ -637,6 +637,7 @@ export class Member implements MemberApi {
       },
       resume: () => stream.resume(),
       hold: () => stream.hold(),
+      backedUp: () => stream.backedUp(),
       close: () => {
         stream.close()
         this.streams.delete(handle)

@@ -51,6 +51,19 @@ export interface KvConfig {
    * watchers catch up does not hold every write back (etcd syncs at most 512 unsynced watchers per 100 ms round).
    */
   watchPumpEventsMax: number
+  /**
+   * How long a stream's watchers paced out by a busy apply batch (more than watchBusyMessagesMax of them with a
+   * message at its end) wait before they are caught up from history (etcd's syncWatchersLoop, every 100 ms; session
+   * 10, WatchStream.paceOut).
+   */
+  watchSyncIntervalMs: number
+  /**
+   * An apply batch that ends with messages waiting for more than this many of one stream's watchers paces them out
+   * (WatchStream.paceOut): etcd's 128-slot send channel, overflowed by one batch whatever the client's speed.
+   */
+  watchPaceWatchersMin: number
+  /** Paced-out watchers of a stream caught up per sync tick, one message each (etcd's maxWatchersPerSync, 512). */
+  watchSyncWatchersMax: number
   /** The storage quota: a write that would take the estimated size past it raises the NOSPACE alarm (etcd --quota-backend-bytes). */
   quotaBackendBytes: number
   /** Shortest lease TTL granted; shorter requests get this (etcd: ceil(1.5 x election timeout) = 2 s). */
@@ -76,6 +89,9 @@ export const defaultKvConfig: Readonly<KvConfig> = Object.freeze({
   watchBusyMessagesMax: 128,
   watchBusyWindowMaxMs: 100,
   watchPumpEventsMax: 2048,
+  watchSyncIntervalMs: 100,
+  watchPaceWatchersMin: 128,
+  watchSyncWatchersMax: 512,
   quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   minLeaseTtlSeconds: 2,
   maxLeaseTtlSeconds: 9_000_000_000,

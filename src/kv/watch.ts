@@ -131,6 +131,8 @@ interface CatchUpBatch {
   nextRev: number
   /** Whether a watcher got it whole (then its Event[] is being encoded, and the next one costs less). */
   taken: boolean
+  /** The store's revision when it was read. */
+  at: number
 }
 
 /** The events of a queued message (WatchHub.queuedJoin), and whether a watcher was sent them already. */
@@ -184,6 +186,13 @@ class Watcher {
   pend: Coalesced | undefined
   /** Whether it is in its stream's list of watchers with a windowed message held (WatchStream.held), once at most. */
   listed = false
+  /**
+   * Whether it is in the hub's notify index (WatchHub.add). A paced-out watcher (WatchStream.paceOut) is not: puts
+   * cost it nothing until it is caught up from history and synced again (etcd: its unsynced group is not notified).
+   */
+  indexed = true
+  /** Paced out (WatchStream.paceOut): behind, caught up at its stream's sync ticks only. */
+  paced = false
   /**
    * What decides this watcher's events for a revision: its range and filters. Watchers of one shape get the very same
    * Event[] from WatchHub.notify, so a transport can encode it once per shape (see the sinks) rather than per watcher.
@@ -471,9 +480,34 @@ export class WatchStream {
    * turn (WatchHub.wait), where streams take turns in the order they began to wait.
    */
   private pump(): void {
+    let pacedLeft = false
     for (const w of this.behind) {
       if (this.blocked || this.closed) return
       if (!this.stillBehind(w)) continue
+      if (w.paced) {
+        // Paced out (paceOut): caught up at the sync ticks only, at most watchSyncWatchersMax per tick, one message
+        // (up to watchBatchRevisionsMax revisions) each per tick, as etcd's syncWatchers.
+        if (this.tickLeft <= 0) {
+          pacedLeft = true
+          continue
+        }
+        const at = w.nextRev
+        this.catchUp(w, true)
+        if (this.watchers.get(w.id) !== w || w.synced) {
+          w.paced = false
+          this.tickLeft--
+          continue
+        }
+        if (this.blocked || this.closed) return
+        if (w.nextRev === at) {
+          // The turn's replay budget ran out.
+          this.hub.wait(this)
+          return
+        }
+        this.tickLeft--
+        pacedLeft = true
+        continue
+      }
       this.flush(w)
       if (!w.synced && w.queue.length === 0 && !this.blocked) this.catchUp(w)
       if (!this.stillBehind(w)) continue
@@ -482,12 +516,103 @@ export class WatchStream {
       this.hub.wait(this)
       return
     }
+    if (pacedLeft) this.scheduleSyncTick()
     this.maybeSendProgress()
   }
 
   /** @internal The hub's replay turn: go on where the budget stopped this stream (unless congested or closed). */
   continueReplay(): void {
     if (!this.blocked && !this.closed) this.pump()
+  }
+
+  /**
+   * @internal An apply batch ended with messages waiting for more than watchPaceWatchersMin of this stream's watchers
+   * (etcd's 128-slot send channel overflows: its watchers become victims, then unsynced). They leave the synced set
+   * instead of being sent (session 10, issue 17): each drops its message, goes back to its first unsent revision,
+   * leaves the hub's notify index (a put then costs it nothing), and is caught up from history at the stream's next
+   * sync tick, watchSyncIntervalMs later (etcd's syncWatchersLoop, every 100 ms), with everything it missed in one
+   * message per watchBatchRevisionsMax revisions. Watchers of one shape that fell behind together read one shared
+   * batch (one encode; the WebSocket writes its bytes by reference). Order, exactly-once and whole revisions are the
+   * catch-up's; a compaction meanwhile cancels them with etcd's compact_revision, as any unsynced watcher.
+   */
+  paceOut(ws: Watcher[]): void {
+    const hub = this.hub
+    for (const w of ws) {
+      const p = w.pend
+      if (this.watchers.get(w.id) !== w || p === undefined) continue
+      w.pend = undefined
+      w.listed = false
+      w.nextRev = p.first
+      w.synced = false
+      w.paced = true
+      if (w.indexed) hub.unindex(w)
+      this.behind.add(w)
+    }
+    this.pacedOut += ws.length
+    this.scheduleSyncTick()
+  }
+
+  /** The next sync tick: watchSyncIntervalMs from now, it lets watchSyncWatchersMax paced watchers catch up. */
+  private scheduleSyncTick(): void {
+    if (this.syncTick || this.closed) return
+    this.syncTick = true
+    this.hub.setTimer(() => {
+      this.syncTick = false
+      this.tickLeft = this.hub.config.watchSyncWatchersMax
+      this.continueReplay()
+      // Congested: the tick's rest goes on when the transport drains (resume), its watchers still paced.
+      if (this.blocked && !this.closed) this.scheduleSyncTick()
+    }, this.hub.config.watchSyncIntervalMs)
+  }
+
+  /** A sync tick is scheduled (paceOut). */
+  private syncTick = false
+  /** Paced watchers the current sync tick may still catch up. */
+  private tickLeft = 0
+  /** @internal Watchers paced out so far (tests, the bench). */
+  pacedOut = 0
+
+  /**
+   * @internal The apply batch ended: its messages go (or wait for the busy window), unless more than
+   * watchPaceWatchersMin watchers have one, which are paced out (paceOut).
+   */
+  endBatch(): void {
+    if (this.coalesced.length > this.hub.config.watchPaceWatchersMin && !this.closed) {
+      const ws = this.coalesced
+      this.coalesced = []
+      this.paceOut(ws)
+    }
+    this.flushCoalesced(true)
+  }
+
+  /** @internal A busy window's watchers with a message held, when more than watchPaceWatchersMin: paced out. */
+  paceOutHeld(): boolean {
+    if (this.held.length <= this.hub.config.watchPaceWatchersMin || this.closed) return false
+    // Watchers with their own window (edgecd_coalesce_ms) keep it.
+    const out: Watcher[] = []
+    const keep: Watcher[] = []
+    for (const w of this.held) (w.windowMs > 0 ? keep : out).push(w)
+    if (out.length <= this.hub.config.watchPaceWatchersMin) return false
+    this.held = keep
+    this.paceOut(out)
+    return true
+  }
+
+  /**
+   * @internal Whether the transport was backed up since the busy window's last send (backedUp(), or a send answered
+   * "congested"): a busy window grows only then (session 10).
+   */
+  backedUpSinceSend = false
+
+  /**
+   * The transport found itself backed up (the gRPC Watch call: bytes not yet taken by the network past its lag
+   * threshold when a turn's write went out). A busy window (busyMs) doubles at its end only if this happened (or a
+   * send answered "congested") during it; otherwise it halves back toward busyMs, so a call whose client keeps up
+   * gets its events within busyMs, not up to watchBusyWindowMaxMs (issue 17: 100 watchers and one writer waited
+   * ~35 ms at the median with the growth by message count alone).
+   */
+  backedUp(): void {
+    this.backedUpSinceSend = true
   }
 
   /** The client went away: drops every watcher without messages. */
@@ -714,7 +839,7 @@ export class WatchStream {
    * Puts applied meanwhile are not sent live to an unsynced watcher (WatchHub.notify skips it): it reads them here,
    * and is synced once it has read the current revision, so none is lost or sent twice across the switch.
    */
-  private catchUp(w: Watcher): void {
+  private catchUp(w: Watcher, once = false): void {
     const hub = this.hub
     const history = hub.history
     while (!w.synced && !this.blocked && !this.closed && this.watchers.get(w.id) === w) {
@@ -736,6 +861,7 @@ export class WatchStream {
       const current = history.revision
       if (w.nextRev > current) {
         w.synced = true
+        if (!w.indexed) hub.index(w)
         return
       }
       const batch = hub.catchUpBatch(w, hub.replayLeft)
@@ -744,6 +870,14 @@ export class WatchStream {
       hub.spend(batch.cost)
       const events = batch.events
       if (events.length > 0) this.deliver(watchResponse({ header: header(current), watch_id: w.id, events }))
+      if (once && (events.length > 0 || w.nextRev > current)) {
+        // One message per sync tick; synced if it read the current revision.
+        if (w.nextRev > current && this.watchers.get(w.id) === w) {
+          w.synced = true
+          if (!w.indexed) hub.index(w)
+        }
+        return
+      }
     }
   }
 
@@ -775,6 +909,7 @@ export class WatchStream {
     if (!ok) {
       this.blocked = true
       this.holding = false
+      this.backedUpSinceSend = true
     }
   }
 }
@@ -987,7 +1122,7 @@ export class WatchHub {
     if (this.pending.size > 0) {
       const streams = [...this.pending]
       this.pending.clear()
-      for (const s of streams) s.flushCoalesced(true)
+      for (const s of streams) s.endBatch()
     }
     for (const g of this.windows.values()) if (g.streams.size > 0) this.windowDue(g)
     this.busyDue()
@@ -1066,6 +1201,12 @@ export class WatchHub {
         g.fresh = false
         g.batches!++
       }
+      // More watchers with a message held than etcd's send channel holds: they are paced out (WatchStream.paceOut).
+      if (g.stream!.paceOutHeld()) {
+        g.streams.clear()
+        this.busyHeld.delete(g)
+        continue
+      }
       if (g.timer) continue
       const now = this.now()
       if (now - g.lastSent >= g.cur!) {
@@ -1095,7 +1236,11 @@ export class WatchHub {
     if (wait <= 0) {
       if (g.busy) {
         const max = Math.max(g.ms, this.config.watchBusyWindowMaxMs)
-        g.cur = g.batches! >= 2 ? Math.min(max, g.cur! * 2) : Math.max(g.ms, Math.floor(g.cur! / 2))
+        // Longer only while the transport is backed up (session 10): a call that keeps up stays near W.
+        g.cur =
+          g.batches! >= 2 && g.stream!.backedUpSinceSend
+            ? Math.min(max, g.cur! * 2)
+            : Math.max(g.ms, Math.floor(g.cur! / 2))
       }
       this.flushWindow(g)
       return
@@ -1114,6 +1259,7 @@ export class WatchHub {
     g.streams.clear()
     if (g.busy) {
       this.busyHeld.delete(g)
+      g.stream!.backedUpSinceSend = false
       g.sent = g.stream!.heldCount
       g.batches = 0
       g.fresh = false
@@ -1127,6 +1273,7 @@ export class WatchHub {
   private catchUps = new Map<string, CatchUpBatch>()
   private catchUpsAt = -1
   private catchUpsCompacted = -1
+  private catchUpsEvents = 0
 
   /**
    * @internal The next catch-up batch of w (up to watchBatchRevisionsMax revisions from w.nextRev) if it fits in
@@ -1137,13 +1284,24 @@ export class WatchHub {
   catchUpBatch(w: Watcher, budget: number): { events: Event[]; nextRev: number; cost: number } | undefined {
     if (budget <= 0) return undefined
     const h = this.history
-    if (h.revision !== this.catchUpsAt || h.compactRevision !== this.catchUpsCompacted || this.catchUps.size > 4096) {
+    // A full batch (watchBatchRevisionsMax revisions) is what a read from its position gives at any later revision:
+    // kept across new revisions (session 10: with puts between replay turns, watchers far behind re-read and
+    // re-encoded their batch every turn), until a compaction, a restore, or the cache's bounds (entries, events held).
+    // A shorter one read at an older revision is read again.
+    if (
+      h.compactRevision !== this.catchUpsCompacted ||
+      h.revision < this.catchUpsAt ||
+      this.catchUps.size > 4096 ||
+      this.catchUpsEvents > this.config.watchPumpEventsMax * 32
+    ) {
       this.catchUps = new Map()
-      this.catchUpsAt = h.revision
+      this.catchUpsEvents = 0
       this.catchUpsCompacted = h.compactRevision
     }
+    this.catchUpsAt = h.revision
     const key = `${w.nextRev} ${w.shape}`
     let b = this.catchUps.get(key)
+    if (b !== undefined && b.at !== h.revision && b.revs.length < this.config.watchBatchRevisionsMax) b = undefined
     // A batch another watcher already got: its Event[] is encoded once, whoever gets it, so it costs a fraction.
     const share = b?.taken === true ? sharedBatchCostDivisor : 1
     if (b === undefined) {
@@ -1156,8 +1314,16 @@ export class WatchHub {
         revs.push(rev)
         ends.push(events.length)
       }
-      b = { events, revs, ends, nextRev: revs.length > 0 ? revs[revs.length - 1]! + 1 : h.revision + 1, taken: false }
+      b = {
+        events,
+        revs,
+        ends,
+        nextRev: revs.length > 0 ? revs[revs.length - 1]! + 1 : h.revision + 1,
+        taken: false,
+        at: h.revision,
+      }
       this.catchUps.set(key, b)
+      this.catchUpsEvents += events.length + revs.length
       // Kept to be shared by the watchers of its shape at its position (on any stream, over later turns).
       if (events.length > 0) sharedEvents.add(events)
     }
@@ -1338,6 +1504,8 @@ export class WatchHub {
   /** @internal After the store was replaced by a snapshot. */
   resync(): void {
     // The store was replaced: batches cached for its old history go.
+    this.catchUps = new Map()
+    this.catchUpsEvents = 0
     this.catchUpsAt = -1
     for (const s of this.streams) s.resync()
   }
@@ -1357,6 +1525,24 @@ export class WatchHub {
   /** @internal */
   add(w: Watcher): void {
     this.count++
+    this.index(w)
+  }
+
+  /** @internal Takes a paced-out watcher out of the notify index (WatchStream.paceOut); index() puts it back. */
+  unindex(w: Watcher): void {
+    w.indexed = false
+    const r = w.range
+    const k = r.single ? r.start : rangeKey(r)
+    const index = r.single ? this.byKey : this.ranged
+    const g = index.get(k)
+    if (g === undefined || !g.watchers.delete(w) || g.watchers.size > 0) return
+    index.delete(k)
+    if (!r.single) this.rangedIndex.delete(r.start, r.end)
+  }
+
+  /** @internal Puts w in the notify index. */
+  index(w: Watcher): void {
+    w.indexed = true
     const r = w.range
     const k = r.single ? r.start : rangeKey(r)
     const index = r.single ? this.byKey : this.ranged
@@ -1372,6 +1558,7 @@ export class WatchHub {
   /** @internal */
   delete(w: Watcher): void {
     this.count--
+    if (!w.indexed) return
     const r = w.range
     const k = r.single ? r.start : rangeKey(r)
     const index = r.single ? this.byKey : this.ranged

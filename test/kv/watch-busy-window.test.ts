@@ -165,14 +165,16 @@ describe('watch busy window (--watch-batch-interval)', () => {
     const stream = s.watchHub.openStream(timed, 5)
     stream.create(watchReq('k'))
     stream.create(watchReq('k'))
-    return { s, clock, at, sink }
+    return { s, clock, at, sink, stream }
   }
 
   test('a stream busy window after window doubles its window up to watchBusyWindowMaxMs; idle, it is back at W', () => {
-    const { s, clock, at, sink } = growingBusyStream()
-    // A put every ms for 200 ms: sends at 0 (idle), then at the end of windows of 5, 10, 20, 40, 40, ... ms.
+    const { s, clock, at, sink, stream } = growingBusyStream()
+    // A put every ms for 200 ms, the transport backed up all along: sends at 0 (idle), then at the end of windows of
+    // 5, 10, 20, 40, 40, ... ms.
     for (let t = 0; t < 200; t++) {
       put(s, 'k', String(t))
+      stream.backedUp()
       clock.advance(1)
     }
     assert.deepEqual(at, [0, 5, 15, 35, 75, 115, 155, 195])
@@ -183,6 +185,7 @@ describe('watch busy window (--watch-batch-interval)', () => {
     const t0 = clock.now
     for (let t = 0; t < 12; t++) {
       put(s, 'k', `b${t}`)
+      stream.backedUp()
       clock.advance(1)
     }
     assert.deepEqual(
@@ -197,9 +200,10 @@ describe('watch busy window (--watch-batch-interval)', () => {
   })
 
   test('a busy window that ends holding one batch halves, down to W; an idle or light stream is never held', () => {
-    const { s, clock, at, sink } = growingBusyStream()
+    const { s, clock, at, sink, stream } = growingBusyStream()
     for (let t = 0; t < 80; t++) {
       put(s, 'k', String(t))
+      stream.backedUp()
       clock.advance(1)
     }
     assert.deepEqual(at, [0, 5, 15, 35, 75])
@@ -227,6 +231,21 @@ describe('watch busy window (--watch-batch-interval)', () => {
     assert.deepEqual(
       eventMessages(sink, 1).flatMap(revsOf),
       Array.from({ length: 87 }, (_, i) => i + 2),
+    )
+  })
+
+  test('a busy stream whose transport keeps up (never backed up) stays at W: no growth (session 10)', () => {
+    const { s, clock, at, sink } = growingBusyStream()
+    for (let t = 0; t < 60; t++) {
+      put(s, 'k', String(t))
+      clock.advance(1)
+    }
+    // Sends at 0 (idle), then every W = 5 ms: the window never grows while nothing is backed up.
+    assert.deepEqual(at, [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60])
+    clock.advance(10)
+    assert.deepEqual(
+      eventMessages(sink, 0).flatMap(revsOf),
+      Array.from({ length: 60 }, (_, i) => i + 2),
     )
   })
 

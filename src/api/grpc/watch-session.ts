@@ -296,7 +296,11 @@ export class GrpcWatchSession implements RawWatchCall {
     this.writing++
     this.transport.write(this.frames.take(), this.written)
     if (this.ended) return
-    if (this.transport.bufferedBytes >= this.lagMax) this.congested = true
+    if (this.transport.bufferedBytes >= this.lagMax) {
+      this.congested = true
+      // Backed up: the member's busy window may grow (WatchStream.backedUp).
+      this.stream?.backedUp?.()
+    }
     // (`written` may have come from inside write: then nothing is held for it.)
     if (this.writing > 0 && this.holdWhileWriting) {
       if (!this.held) {

@@ -19,7 +19,7 @@ import type { WatchRequest, WatchResponse } from '../../protocol/types.js'
 import { decodeMessage } from './codec/decode.js'
 import { encodeMessage } from './codec/encode.js'
 import { checkRequestSize, protoSize } from './codec/proto-size.js'
-import { watchResultJson } from './codec/watch-json.js'
+import { watchResultJson, watchResultParts } from './codec/watch-json.js'
 import { installConsole } from './console.js'
 import { errorBody, toEtcdError } from './errors.js'
 import { JsonValueSplitter } from './json-stream.js'
@@ -642,11 +642,26 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               // (WatchSink); answering "sent" instead would let the stream replay its whole backlog into a dead
               // socket, whose bufferedAmount no longer grows (issue 17: a member busy for seconds after the close).
               const open = () => ws.readyState !== 2 && ws.readyState !== 3
+              // A runtime's socket may take a large message in parts (Node: split-wss.ts), its events by reference.
+              const sendParts = (
+                ws.raw as { sendTextParts?: (h: string, b: Uint8Array, t: string) => void } | undefined
+              )?.sendTextParts
               stream = member.openWatchStream((resp) => {
                 if (!open()) throw new Error('watch socket closed')
-                const text = watchResultJson(resp)
-                ws.send(text)
-                call.sent(text.length)
+                if (sendParts !== undefined) {
+                  const m = watchResultParts(resp)
+                  if (typeof m === 'string') {
+                    ws.send(m)
+                    call.sent(m.length)
+                  } else {
+                    sendParts(m.head, m.events, m.tail)
+                    call.sent(m.head.length + m.events.byteLength + m.tail.length)
+                  }
+                } else {
+                  const text = watchResultJson(resp)
+                  ws.send(text)
+                  call.sent(text.length)
+                }
                 if (buffered() < watchSocketHighWaterBytes) return true
                 // Congested: poll the socket's buffer and resume the stream once it drained.
                 drainTimer ??= setInterval(() => {

@@ -102,6 +102,53 @@ export function batchWrites(ws: WebSocket): void {
       socket.cork()
     }
   }) as typeof ws.send
+  // A large watch message in parts (codec/watch-json.ts, WatchTextParts): the frame's header and the message's head
+  // are written, then its events' bytes by reference (shared by every watcher that gets them), then its tail; with
+  // the socket corked they go out in one writev, and nothing the size of the events is built or copied per message.
+  ;(ws as unknown as { sendTextParts?: SendTextParts }).sendTextParts = (head, body, tail) => {
+    if (!socket.writable) throw new Error('WebSocket: the socket is closed')
+    if (!sharable(ws, sender, [head])) {
+      send(head + Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') + tail)
+      return
+    }
+    if (!corked) {
+      corked = true
+      socket.cork()
+      process.nextTick(uncork)
+    }
+    sharedFrameStats.partWrites++
+    // head and tail are ASCII (JSON punctuation, digits): their lengths are their byte lengths.
+    const n = head.length + body.byteLength + tail.length
+    const frame = frameHead(n, head.length)
+    frame.write(head, frame.length - head.length, 'latin1')
+    socket.write(frame)
+    socket.write(Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+    socket.write(tail)
+    if (corked && socket.writableLength >= batchBytesMax) {
+      socket.uncork()
+      socket.cork()
+    }
+  }
+}
+
+/** What batchWrites adds to a client socket: a text message sent as head + body bytes + tail (see there). */
+export type SendTextParts = (head: string, body: Uint8Array, tail: string) => void
+
+/** A text frame's header (RFC 6455 §5.2, unmasked, final) for n payload bytes, with `extra` bytes of room after it. */
+function frameHead(n: number, extra: number): Buffer {
+  const head = n < 126 ? 2 : n < 65_536 ? 4 : 10
+  const b = Buffer.allocUnsafe(head + extra)
+  b[0] = 0x81
+  if (head === 2) b[1] = n
+  else if (head === 4) {
+    b[1] = 126
+    b.writeUInt16BE(n, 2)
+  } else {
+    b[1] = 127
+    b.writeUInt32BE(Math.floor(n / 2 ** 32), 2)
+    b.writeUInt32BE(n >>> 0, 6)
+  }
+  return b
 }
 
 /** Bytes of frames written together at most (see batchWrites). */
@@ -128,7 +175,7 @@ function sharable(ws: WebSocket, sender: SenderState | undefined, args: unknown[
 }
 
 /** Messages written as textFrame's bytes, not through ws's sender (tests check that the path is taken). */
-export const sharedFrameStats = { writes: 0 }
+export const sharedFrameStats = { writes: 0, partWrites: 0 }
 
 /** The last text frame built and its text: the replicas following one range all get the same watch message. */
 let frameText: string | undefined

@@ -55,6 +55,63 @@ export function watchResultJson(resp: WatchResponse): string {
   return text
 }
 
+/**
+ * A large event message as three parts (session 10, issue 17): `head` and `tail` are the message's own short text
+ * (`{"result":{"header":...,"watch_id":"N","events":` and `}}`), `events` the UTF-8 of its events' JSON, encoded once
+ * per Event[] the hub shares (a catch-up batch of up to 1,000 revisions, ~250 KB for one key) and handed by reference
+ * to every watcher's frame. Building one string per watcher of that size and encoding it again cost the member
+ * 1.5 µs per event delivered in the all-match put row (a socket layer flattening, measuring and copying a 250 KB rope
+ * per message: 64% of its CPU, bench/lib/cpuprofile-window.mjs); with the parts a message costs its head.
+ */
+export interface WatchTextParts {
+  head: string
+  events: Uint8Array
+  tail: string
+}
+
+/** Shared event arrays' JSON at least this long go as parts (watchResultParts); shorter ones as one string. */
+export const watchPartsMinBytes = 16 * 1024
+
+/** The UTF-8 of the events' JSON of a shared Event[] (isSharedEvents), once per array. */
+const eventsUtf8 = new WeakMap<readonly Event[], Uint8Array>()
+const utf8 = new TextEncoder()
+
+/**
+ * watchResultJson's text, or for an event message whose events the hub shares and whose JSON is at least
+ * watchPartsMinBytes, its parts (WatchTextParts): `head + decode(events) + tail` is watchResultJson(resp).
+ */
+export function watchResultParts(resp: WatchResponse): string | WatchTextParts {
+  const evs = resp.events
+  if (evs.length < 16 || !isSharedEvents(evs) || resp.created || resp.canceled || resp.compact_revision !== 0) {
+    return watchResultJson(resp)
+  }
+  if (resp.cancel_reason !== '' || resp.fragment) return watchResultJson(resp)
+  let bytes = eventsUtf8.get(evs)
+  if (bytes === undefined) {
+    let ej = eventsJson.get(evs)
+    if (ej === undefined) {
+      watchJsonStats.eventEncodes++
+      ej = eventsJsonText(evs)
+    }
+    if (ej.length < watchPartsMinBytes) {
+      eventsJson.set(evs, ej)
+      return watchResultJson(resp)
+    }
+    bytes = utf8.encode(ej)
+    eventsUtf8.set(evs, bytes)
+  }
+  let head = '{"result":{'
+  if (resp.header !== undefined) {
+    if (resp.header !== lastHeader) {
+      lastHeader = resp.header
+      lastHeaderJson = `"header":${headerText(resp.header)},`
+    }
+    head += lastHeaderJson
+  }
+  if (resp.watch_id !== 0) head += `"watch_id":"${resp.watch_id}",`
+  return { head: `${head}"events":`, events: bytes, tail: '}}' }
+}
+
 export function encodeWatchResponse(resp: WatchResponse): string {
   const evs = resp.events
   if (
