@@ -5,7 +5,7 @@
  * server, and edgecd's gRPC front door uses the fast path on Node.
  */
 import assert from 'node:assert/strict'
-import { connect, createServer, type ServerHttp2Stream } from 'node:http2'
+import { connect, createServer, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import * as grpc from '@grpc/grpc-js'
@@ -18,7 +18,9 @@ describe('grpc-status trailers in the DATA frame’s send pass', () => {
   const immediates: number[] = []
   const server = createServer()
   let url = ''
+  const sessions = new Set<ServerHttp2Session>()
   before(async () => {
+    server.on('session', (s: ServerHttp2Session) => sessions.add(s))
     server.on('stream', (stream: ServerHttp2Stream) => {
       stream.on('error', () => {})
       stream.on('data', () => {})
@@ -46,7 +48,11 @@ describe('grpc-status trailers in the DATA frame’s send pass', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   })
-  after(() => new Promise<void>((r) => server.close(() => r())))
+  after(async () => {
+    // The reset streams' session may linger: close() waits for every session.
+    for (const s of sessions) s.destroy()
+    await new Promise<void>((r) => server.close(() => r()))
+  })
 
   function call(s: ReturnType<typeof connect>): Promise<{ status: unknown; bytes: number }> {
     return new Promise((resolve, reject) => {

@@ -25,7 +25,8 @@ export interface Internals {
   maybeDestroy: symbol
 }
 
-let internals: Internals | null | undefined = process.env.NODE_H2_SYNC_TRAILERS === '0' ? null : undefined
+let internals: Internals | null | undefined =
+  typeof process !== 'undefined' && process.env?.NODE_H2_SYNC_TRAILERS === '0' ? null : undefined
 
 function symbolOf(o: object, description: string): symbol | undefined {
   return Object.getOwnPropertySymbols(o).find((s) => s.description === description)
