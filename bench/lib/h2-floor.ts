@@ -8,6 +8,7 @@
  *   PUT_DRIVER_URL=http://127.0.0.1:23790 PUT_DRIVER_PID=$! node --import tsx bench/lib/put-driver.ts 64 4
  */
 import { createServer, type ServerHttp2Stream } from 'node:http2'
+import { sendOkTrailersNow } from '../../src/runtime/node/h2-trailers.js'
 
 const port = Number(process.argv[2] ?? 23790)
 // PutResponse{header{cluster_id, member_id, revision, raft_term}}, as edgecd answers (values made up, same sizes).
@@ -28,7 +29,7 @@ function onEnd(this: ServerHttp2Stream): void {
   this.end(frame)
 }
 function sendTrailers(this: ServerHttp2Stream): void {
-  if (!this.destroyed && !this.closed) this.sendTrailers(okTrailers)
+  if (!this.destroyed && !this.closed && !sendOkTrailersNow(this)) this.sendTrailers(okTrailers)
 }
 
 const server = createServer({ settings: { maxConcurrentStreams: 1000 } })

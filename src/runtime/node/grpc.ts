@@ -40,6 +40,7 @@ import type { RawWatch, RawWatchCall } from '../../api/grpc/watch-session.js'
 import { grpcRecvBytesMax } from '../../api/http/app.js'
 import type { MemberApi } from '../../etcdserver/api.js'
 import type { ServerConfig } from '../../etcdserver/config.js'
+import { sendOkTrailersNow } from './h2-trailers.js'
 import { authorityRewritingSocket, probeH2c } from './h2c-authority.js'
 
 const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
@@ -459,8 +460,9 @@ function serveWatch(
   stream.on('close', () => call.closed())
 }
 
+/** In the send pass that carries the answer's DATA frame where Node allows it (./h2-trailers.ts), else a turn later. */
 function sendOkTrailers(this: ServerHttp2Stream): void {
-  if (!this.destroyed && !this.closed) this.sendTrailers(okTrailers)
+  if (!this.destroyed && !this.closed && !sendOkTrailersNow(this)) this.sendTrailers(okTrailers)
 }
 
 /** ConnectRPC's texts for transport-level failures, as grpc-go (etcd's server) words them. */

@@ -1,0 +1,71 @@
+/**
+ * gRPC's `grpc-status: 0` trailers of a unary answer in the same socket write as its HEADERS and DATA frames.
+ *
+ * node:http2's `sendTrailers` defers the trailers to a `setImmediate` ("so we don't do it on nghttp2 stack"): the
+ * answer then leaves in two writes a loop turn apart (HEADERS+DATA, then the trailers' HEADERS), and the client
+ * wakes twice per call. nghttp2 itself allows `nghttp2_submit_trailer` from inside the data source's read callback
+ * (its documentation: "nghttp2_submit_trailer() can be used inside nghttp2_data_source_read_callback"), which is
+ * where Node emits 'wantTrailers': submitting there puts the trailers' frame in the send pass that is running, so the
+ * answer leaves in one write, as grpc-go's (etcd's) does. Issue 12, docs/benchmarks.md gRPC "Session 10".
+ *
+ * That takes Node's internals (the stream's native handle and its state flags), found by name at first use and
+ * checked; on any other runtime or Node that does not match, `sendOkTrailersNow` answers false and the caller uses the
+ * public `sendTrailers`. NODE_H2_SYNC_TRAILERS=0 in the environment turns it off (the A/B switch).
+ */
+import type { ServerHttp2Stream } from 'node:http2'
+
+/** node:http2's STREAM_FLAGS_HAS_TRAILERS (lib/internal/http2/core.js): cleared once trailers are submitted. */
+const streamFlagsHasTrailers = 0x20
+/** `{ 'grpc-status': '0' }` as Node's mapToHeaders encodes it for the native handle: name NUL value NUL flags, count. */
+const okTrailersList: [string, number] = ['grpc-status\u00000\u0000\u0000', 1]
+
+export interface Internals {
+  handle: symbol
+  state: symbol
+  maybeDestroy: symbol
+}
+
+let internals: Internals | null | undefined =
+  typeof process !== 'undefined' && process.env?.NODE_H2_SYNC_TRAILERS === '0' ? null : undefined
+
+function symbolOf(o: object, description: string): symbol | undefined {
+  return Object.getOwnPropertySymbols(o).find((s) => s.description === description)
+}
+
+/** The symbols, if this stream looks like the Node 20 Http2Stream the fast path was written against, else null. */
+export function findTrailerInternals(stream: ServerHttp2Stream): Internals | null {
+  const handle = symbolOf(stream, 'kHandle')
+  const state = symbolOf(stream, 'state')
+  let maybeDestroy: symbol | undefined
+  for (let p = Object.getPrototypeOf(stream); p && !maybeDestroy; p = Object.getPrototypeOf(p))
+    maybeDestroy = symbolOf(p, 'kMaybeDestroy')
+  if (!handle || !state || !maybeDestroy) return null
+  const h = (stream as unknown as Record<symbol, { trailers?: unknown } | undefined>)[handle]
+  const s = (stream as unknown as Record<symbol, { flags?: unknown; trailersReady?: unknown } | undefined>)[state]
+  if (typeof h?.trailers !== 'function' || typeof s?.flags !== 'number' || typeof s.trailersReady !== 'boolean')
+    return null
+  if (typeof (stream as unknown as Record<symbol, unknown>)[maybeDestroy] !== 'function') return null
+  return { handle, state, maybeDestroy }
+}
+
+/**
+ * In a 'wantTrailers' listener: submits `grpc-status: 0` at once (what Node's finishSendTrailers does a turn later)
+ * and answers true, or answers false (nothing done) where the internals are not there: then call `sendTrailers`.
+ */
+export function sendOkTrailersNow(stream: ServerHttp2Stream): boolean {
+  if (internals === undefined) internals = findTrailerInternals(stream)
+  if (internals === null) return false
+  const st = stream as unknown as Record<symbol, unknown>
+  const state = st[internals.state] as { flags: number; trailersReady: boolean }
+  if (!state.trailersReady) return false
+  state.flags &= ~streamFlagsHasTrailers
+  const ret = (st[internals.handle] as { trailers(list: [string, number]): number }).trailers(okTrailersList)
+  if (ret < 0) stream.destroy(new Error(`http2 trailers: nghttp2 error ${ret}`))
+  else (st[internals.maybeDestroy] as () => void).call(stream)
+  return true
+}
+
+/** Whether the fast path is in use (after the first answer); for tests and the bench's notes. */
+export function syncTrailersInUse(): boolean | undefined {
+  return internals === undefined ? undefined : internals !== null
+}
