@@ -45,8 +45,10 @@ describe('gRPC clients through faults (three members)', () => {
       const seen: string[] = []
       const w = await client.watch().key('fault/k').create()
       w.on('put', (kv: IKeyValue) => seen.push(kv.value.toString()))
-      // TTL 2 s: renewed every ~0.7 s by the client; it must not lapse across the election.
-      const lease = client.lease(2)
+      // Renewed every TTL/3 by the client (2 s); it must not lapse across the election. 6 s rather than 2 s: a
+      // keep-alive delayed past the TTL on a loaded machine (or the client's own TTL-long reply timeout) lapsed it.
+      const ttl = 6
+      const lease = client.lease(ttl)
       await lease.put('fault/leased').value('v')
       await client.put('fault/k').value('1')
       await eventually(() => seen.length === 1)
@@ -56,6 +58,7 @@ describe('gRPC clients through faults (three members)', () => {
         const s = await status(c.urls[followerIdx]!)
         return s.leader !== '' && s.leader !== leaderId
       })
+      const electedAt = Date.now()
       await eventually(async () => {
         await client.put('fault/k').value('2')
         return true
@@ -63,7 +66,8 @@ describe('gRPC clients through faults (three members)', () => {
       await client.put('fault/k').value('3')
       await eventually(() => seen.length >= 3)
       // Longer than the TTL after the election: the keep-alive went on through the follower.
-      await new Promise((r) => setTimeout(r, 2500))
+      const wait = electedAt + ttl * 1000 + 500 - Date.now()
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait))
       assert.equal(await client.get('fault/leased').string(), 'v')
       assert.deepEqual(seen, ['1', '2', '3'])
       await w.cancel()
