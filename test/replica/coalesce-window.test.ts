@@ -95,10 +95,12 @@ describe('watch coalescing window through a member (edgecd_coalesce_ms)', () => 
       await until(() => w!.values().length === 1, 'the first event, at once')
       const r = await post(m.url, '/v3/kv/put', { key: b64('p'), value: b64('2') })
       const rev = Number(r.json.header.revision)
-      const t = performance.now()
       w.ws.send(JSON.stringify({ progress_request: {} }))
       await until(() => w!.frames.some((f) => f.result?.watch_id === '-1'), 'the progress answer')
-      assert.ok(performance.now() - t < 900, 'not held for the window')
+      // The held event comes just before the progress answer: a member that answered without sending what it held
+      // would show the first event's frame here. (That the answer does not wait for the window is proven on a
+      // virtual clock in test/kv/watch-window.test.ts; a wall-clock bound here, under the 1 s window cap, failed
+      // only on a loaded machine.)
       const tail = w.frames.slice(-2).map((f) => [f.result.watch_id ?? '0', Number(f.result.header.revision)])
       assert.deepEqual(tail, [
         ['0', rev],
