@@ -45,16 +45,18 @@ describe('lease calls do not grow with the number of leases (issue 17, finding 3
     // Warm both up, then measure alternately.
     perCallUs(small, 100, 500, 1)
     perCallUs(large, 100_000, 500, 1)
-    const a = perCallUs(small, 100)
-    const b = perCallUs(large, 100_000)
-    const a2 = perCallUs(small, 100)
-    // 2x, plus an allowance of 25 us for cache misses of a 100,000-entry map and a loaded machine; the walk over
-    // every lease this replaces cost ~8,000 us per call at 100,000 leases.
-    const base = Math.max(a, a2)
-    assert.ok(
-      b <= 2 * base + 25,
-      `100 leases: ${a.toFixed(2)}/${a2.toFixed(2)} us per call, 100,000: ${b.toFixed(2)} us`,
-    )
+    // Rounds interleaved so both sizes see the same load, the least of each compared (a busy machine only adds
+    // time): 2x, plus an allowance of 25 us for cache misses of a 100,000-entry map; the walk over every lease this
+    // replaces cost ~8,000 us per call at 100,000 leases.
+    const as: number[] = []
+    const bs: number[] = []
+    for (let r = 0; r < 7; r++) {
+      as.push(perCallUs(small, 100, 2000, 1))
+      bs.push(perCallUs(large, 100_000, 2000, 1))
+    }
+    const a = Math.min(...as)
+    const b = Math.min(...bs)
+    assert.ok(b <= 2 * a + 25, `100 leases: ${a.toFixed(2)} us per call, 100,000: ${b.toFixed(2)} us`)
   })
 })
 
@@ -135,11 +137,17 @@ describe('lease expiry on a heap (issue 17, finding 3)', () => {
     const large = lessorWith(100_000)
     idleSweepUs(small, 5000, 50, 1)
     idleSweepUs(large, 5000, 50, 1)
-    const a = idleSweepUs(small, 5000)
-    const b = idleSweepUs(large, 5000)
-    const a2 = idleSweepUs(small, 5000)
-    // The walk this replaces took ~1,000 us per sweep at 100,000 leases.
-    assert.ok(b <= 2 * Math.max(a, a2) + 20, `100 leases: ${a.toFixed(2)} us per sweep, 100,000: ${b.toFixed(2)} us`)
+    // Interleaved rounds, the least of each (as above). The walk this replaces took ~1,000 us per sweep at 100,000
+    // leases.
+    const as: number[] = []
+    const bs: number[] = []
+    for (let r = 0; r < 7; r++) {
+      as.push(idleSweepUs(small, 5000, 200, 1))
+      bs.push(idleSweepUs(large, 5000, 200, 1))
+    }
+    const a = Math.min(...as)
+    const b = Math.min(...bs)
+    assert.ok(b <= 2 * a + 20, `100 leases: ${a.toFixed(2)} us per sweep, 100,000: ${b.toFixed(2)} us`)
   })
 
   test('expired(): due leases only, oldest first, in bounded batches, each once per retry interval', () => {
