@@ -47,6 +47,11 @@ export interface WatchHistory {
   readonly revision: number
   /** The revision of the last compaction; 0 before any. */
   readonly compactRevision: number
+  /**
+   * etcd's compactMainRev: -1 before any compaction, and 0 after a compaction at revision 0, which etcd takes (the
+   * store's own counter). Absent: compactRevision, -1 for 0.
+   */
+  readonly etcdCompactRevision?: number
   /** The changes of each revision from `from` on (one array per revision, in order), at most maxRevisions of them. */
   changesFrom(from: number, maxRevisions: number): { rev: number; changes: readonly Change[] }[]
 }
@@ -62,7 +67,7 @@ export const watchCoalesceMsMax = 1000
  * from a negative start_revision below it is cancelled with compact_revision -1), edgecd's store counts 0.
  */
 function etcdCompactRevision(h: WatchHistory): number {
-  return h.compactRevision > 0 ? h.compactRevision : -1
+  return h.etcdCompactRevision ?? (h.compactRevision > 0 ? h.compactRevision : -1)
 }
 
 /** etcd's mvcc errors sent as cancel_reason. */
@@ -879,12 +884,15 @@ export class WatchStream {
         // etcd: the history this watcher needs is gone; cancel with compact_revision, header without revision.
         this.remove(w)
         this.compactedIds.add(w.id)
+        const compacted = etcdCompactRevision(history)
         this.deliver(
           watchResponse({
             header: header(0),
             watch_id: w.id,
-            canceled: true,
-            compact_revision: etcdCompactRevision(history),
+            // etcd's sendLoop: canceled = compact_revision != 0, so after a compaction at revision 0 a negative
+            // start_revision gets a bare message (no revision, not canceled) and nothing more (diff seed 9514).
+            canceled: compacted !== 0,
+            compact_revision: compacted,
           }),
         )
         return

@@ -262,6 +262,37 @@ describe('history replay', () => {
     )
   })
 
+  // Found by test/diff/random-watch.test.ts (seed 9514, session 10): etcd takes a compaction at revision 0 on a store
+  // never compacted (its compactMainRev goes from -1 to 0), and its sendLoop cancels only for compact_revision != 0.
+  test('after a compaction at revision 0, a negative start_revision gets a bare message and no events, as etcd 3.4', () => {
+    const s = newStore()
+    put(s, 'k', 'a') // 2
+    s.apply({ compaction: { revision: 0, physical: false } })
+    assert.equal(s.etcdCompactRevision, 0)
+    const w = open(s)
+    assert.equal(w.stream.create(watchReq('k', '', { start_revision: -1, watch_id: 2 })), 2)
+    put(s, 'k', 'b') // 3
+    assert.deepEqual(
+      w.sink.messages.map((m) => [
+        m.watch_id,
+        m.created,
+        m.canceled,
+        m.compact_revision,
+        m.header?.revision,
+        m.events.length,
+      ]),
+      [
+        [2, true, false, 0, 2, 0],
+        [2, false, false, 0, 0, 0],
+      ],
+    )
+    // Gone from the hub, its id still taken on the stream (etcd's watchStream keeps it until the client cancels).
+    assert.equal(s.watchHub.watcherCount, 0)
+    assert.equal(w.stream.create(watchReq('k', '', { watch_id: 2 })), -1)
+    assert.equal(w.stream.cancel(2), true)
+    assert.deepEqual([w.sink.messages.at(-1)!.watch_id, w.sink.messages.at(-1)!.canceled], [2, true])
+  })
+
   test('a compacted watcher keeps its id on the stream until canceled, as etcd 3.4 (a create of it is a duplicate)', () => {
     const s = newStore()
     for (let i = 0; i < 5; i++) put(s, 'k', String(i)) // 2..6
