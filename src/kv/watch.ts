@@ -1609,13 +1609,6 @@ export class WatchHub {
   /** @internal */
   delete(w: Watcher): void {
     this.count--
-    if (!w.indexed) return
-    const r = w.range
-    const k = r.single ? r.start : rangeKey(r)
-    const index = r.single ? this.byKey : this.ranged
-    const g = index.get(k)
-    if (g === undefined || !g.watchers.delete(w) || g.watchers.size > 0) return
-    index.delete(k)
-    if (!r.single) this.rangedIndex.delete(r.start, r.end)
+    if (w.indexed) this.unindex(w)
   }
 }
