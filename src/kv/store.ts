@@ -131,6 +131,11 @@ export class KvStore implements WatchHistory {
     return Math.max(0, this.compactRev)
   }
 
+  /** etcd's compactMainRev: -1 before any compaction, 0 after one at revision 0 (WatchHistory). */
+  get etcdCompactRevision(): number {
+    return this.compactRev
+  }
+
   /** The estimated size in bytes that the quota is checked against (what status reports as dbSize). */
   get sizeBytes(): number {
     return this.size

@@ -47,6 +47,11 @@ export interface WatchHistory {
   readonly revision: number
   /** The revision of the last compaction; 0 before any. */
   readonly compactRevision: number
+  /**
+   * etcd's compactMainRev: -1 before any compaction, and 0 after a compaction at revision 0, which etcd takes (the
+   * store's own counter). Absent: compactRevision, -1 for 0.
+   */
+  readonly etcdCompactRevision?: number
   /** The changes of each revision from `from` on (one array per revision, in order), at most maxRevisions of them. */
   changesFrom(from: number, maxRevisions: number): { rev: number; changes: readonly Change[] }[]
 }
@@ -62,7 +67,7 @@ export const watchCoalesceMsMax = 1000
  * from a negative start_revision below it is cancelled with compact_revision -1), edgecd's store counts 0.
  */
 function etcdCompactRevision(h: WatchHistory): number {
-  return h.compactRevision > 0 ? h.compactRevision : -1
+  return h.etcdCompactRevision ?? (h.compactRevision > 0 ? h.compactRevision : -1)
 }
 
 /** etcd's mvcc errors sent as cancel_reason. */
@@ -165,6 +170,37 @@ const sharedEvents = new WeakSet<readonly Event[]>()
  */
 export function isSharedEvents(events: readonly Event[]): boolean {
   return sharedEvents.has(events)
+}
+
+/** The copies withoutCompactedPrevKv made, by the array they were made of, with the compact revision they are for. */
+const prevKvStripped = new WeakMap<readonly Event[], { compactRev: number; events: Event[] }>()
+
+/**
+ * events without the prev_kv etcd could not read when it sends them: etcd's sendLoop fills an event's prev_kv when
+ * it sends it, by a range at mod_revision - 1 (v3rpc/watch.go), which fails with ErrCompacted below the compact
+ * revision and leaves prev_kv unset; so an event at or below the compact revision that waited across a compaction
+ * (queued behind a congested transport, held, merged) goes without it (diff seed 9108). A create event never has one
+ * (etcd skips it; the hub sets none). A copy: the hub's Event[] and their encodings are shared by other watchers
+ * (isSharedEvents), which may have been sent them before the compaction; the copy of a shared array is shared and
+ * kept, so that the watchers of a shape still cost one encode.
+ */
+function withoutCompactedPrevKv(events: Event[], compactRev: number): Event[] {
+  let out = prevKvStripped.get(events)
+  if (out === undefined || out.compactRev !== compactRev) {
+    let copy: Event[] | undefined
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!
+      if (e.kv.mod_revision > compactRev) break
+      if (e.prev_kv === undefined) continue
+      copy ??= events.slice()
+      copy[i] = { type: e.type, kv: e.kv }
+    }
+    out = { compactRev, events: copy ?? events }
+    prevKvStripped.set(events, out)
+  }
+  // Marked shared when the array is (a queued join is, once a second watcher asks for it).
+  if (out.events !== events && isSharedEvents(events)) sharedEvents.add(out.events)
+  return out.events
 }
 
 /** A range as a Map key (keys are binary strings and may hold any byte, hence JSON). */
@@ -698,7 +734,7 @@ export class WatchStream {
     w.pend = undefined
     if (!this.blocked && w.queue.length === 0) {
       const events = p.parts.length === 1 ? p.parts[0]! : this.hub.joined(w.shape, p.parts)
-      this.deliver(watchResponse({ header: header(p.last), watch_id: w.id, events }))
+      this.sendEvents(w, p.last, events)
     } else this.enqueue(w, p.first, p.last, p.parts, p.events, p.bytes)
   }
 
@@ -829,7 +865,7 @@ export class WatchStream {
       this.queuedBytes -= q.bytes
       hub.queuedBytes -= q.bytes
       hub.spend(cost)
-      this.deliver(watchResponse({ header: header(q.last), watch_id: w.id, events: join.events }))
+      this.sendEvents(w, q.last, join.events)
     }
   }
 
@@ -848,12 +884,15 @@ export class WatchStream {
         // etcd: the history this watcher needs is gone; cancel with compact_revision, header without revision.
         this.remove(w)
         this.compactedIds.add(w.id)
+        const compacted = etcdCompactRevision(history)
         this.deliver(
           watchResponse({
             header: header(0),
             watch_id: w.id,
-            canceled: true,
-            compact_revision: etcdCompactRevision(history),
+            // etcd's sendLoop: canceled = compact_revision != 0, so after a compaction at revision 0 a negative
+            // start_revision gets a bare message (no revision, not canceled) and nothing more (diff seed 9514).
+            canceled: compacted !== 0,
+            compact_revision: compacted,
           }),
         )
         return
@@ -869,7 +908,7 @@ export class WatchStream {
       w.nextRev = batch.nextRev
       hub.spend(batch.cost)
       const events = batch.events
-      if (events.length > 0) this.deliver(watchResponse({ header: header(current), watch_id: w.id, events }))
+      if (events.length > 0) this.sendEvents(w, current, events)
       if (once && (events.length > 0 || w.nextRev > current)) {
         // One message per sync tick; synced if it read the current revision.
         if (w.nextRev > current && this.watchers.get(w.id) === w) {
@@ -879,6 +918,18 @@ export class WatchStream {
         return
       }
     }
+  }
+
+  /**
+   * Sends w's events of earlier revisions (a held, queued or caught-up message; live events go at once and are never
+   * at or below the compact revision). etcd fills prev_kv when it sends (v3rpc/watch.go sendLoop, a range at
+   * mod_revision - 1): one compare here, and only a message that waited across a compaction is rewritten.
+   */
+  private sendEvents(w: Watcher, rev: number, events: Event[]): void {
+    if (w.prevKv && events.length > 0 && events[0]!.kv.mod_revision <= this.hub.history.compactRevision) {
+      events = withoutCompactedPrevKv(events, this.hub.history.compactRevision)
+    }
+    this.deliver(watchResponse({ header: header(rev), watch_id: w.id, events }))
   }
 
   private remove(w: Watcher): void {
@@ -1558,13 +1609,6 @@ export class WatchHub {
   /** @internal */
   delete(w: Watcher): void {
     this.count--
-    if (!w.indexed) return
-    const r = w.range
-    const k = r.single ? r.start : rangeKey(r)
-    const index = r.single ? this.byKey : this.ranged
-    const g = index.get(k)
-    if (g === undefined || !g.watchers.delete(w) || g.watchers.size > 0) return
-    index.delete(k)
-    if (!r.single) this.rangedIndex.delete(r.start, r.end)
+    if (w.indexed) this.unindex(w)
   }
 }

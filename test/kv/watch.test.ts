@@ -4,9 +4,11 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { watchResultJson } from '../../src/api/http/codec/watch-json.js'
 import type { KvStore } from '../../src/kv/store.js'
+import { isSharedEvents } from '../../src/kv/watch.js'
 import { EventType, FilterType } from '../../src/protocol/types.js'
-import { del, newStore, opDel, opPut, opTxn, put, RecordingSink, str, txn, watchReq } from './helpers.js'
+import { del, newStore, opDel, opPut, opTxn, put, RecordingSink, str, txn, watchReq, xorshift } from './helpers.js'
 
 function open(s: KvStore) {
   const sink = new RecordingSink()
@@ -260,6 +262,37 @@ describe('history replay', () => {
     )
   })
 
+  // Found by test/diff/random-watch.test.ts (seed 9514, session 10): etcd takes a compaction at revision 0 on a store
+  // never compacted (its compactMainRev goes from -1 to 0), and its sendLoop cancels only for compact_revision != 0.
+  test('after a compaction at revision 0, a negative start_revision gets a bare message and no events, as etcd 3.4', () => {
+    const s = newStore()
+    put(s, 'k', 'a') // 2
+    s.apply({ compaction: { revision: 0, physical: false } })
+    assert.equal(s.etcdCompactRevision, 0)
+    const w = open(s)
+    assert.equal(w.stream.create(watchReq('k', '', { start_revision: -1, watch_id: 2 })), 2)
+    put(s, 'k', 'b') // 3
+    assert.deepEqual(
+      w.sink.messages.map((m) => [
+        m.watch_id,
+        m.created,
+        m.canceled,
+        m.compact_revision,
+        m.header?.revision,
+        m.events.length,
+      ]),
+      [
+        [2, true, false, 0, 2, 0],
+        [2, false, false, 0, 0, 0],
+      ],
+    )
+    // Gone from the hub, its id still taken on the stream (etcd's watchStream keeps it until the client cancels).
+    assert.equal(s.watchHub.watcherCount, 0)
+    assert.equal(w.stream.create(watchReq('k', '', { watch_id: 2 })), -1)
+    assert.equal(w.stream.cancel(2), true)
+    assert.deepEqual([w.sink.messages.at(-1)!.watch_id, w.sink.messages.at(-1)!.canceled], [2, true])
+  })
+
   test('a compacted watcher keeps its id on the stream until canceled, as etcd 3.4 (a create of it is a duplicate)', () => {
     const s = newStore()
     for (let i = 0; i < 5; i++) put(s, 'k', String(i)) // 2..6
@@ -442,5 +475,163 @@ describe('slow watchers', () => {
     put(s, 'k')
     assert.equal(s.revision, 3)
     assert.equal(s.watchHub.watcherCount, 0)
+  })
+})
+
+// Found by test/diff/random-watch.test.ts (seed 9108, session 10): etcd's sendLoop fills prev_kv when it SENDS an event,
+// by a range at mod_revision - 1 (etcdserver/api/v3rpc/watch.go); below the compact revision that range fails
+// (ErrCompacted) and the event goes without prev_kv. Events that waited across a compaction lose it.
+describe('prev_kv is read when the event is sent', () => {
+  const prevs = (sink: RecordingSink, id = 0) =>
+    sink.messages
+      .filter((m) => m.watch_id === id)
+      .flatMap((m) =>
+        m.events.map(
+          (e) =>
+            `${e.type === 0 ? 'PUT' : 'DELETE'}@${e.kv.mod_revision} prev=${e.prev_kv ? str(e.prev_kv.value) : '-'}`,
+        ),
+      )
+
+  test('a congested stream across a compaction: events at or below the compact revision go without prev_kv', () => {
+    const s = newStore()
+    const idle = open(s)
+    const slow = open(s)
+    const slow2 = open(s)
+    for (const w of [idle, slow, slow2]) w.stream.create(watchReq('k', '', { prev_kv: true }))
+    // The slow streams are congested from here: the next message (a create's `created`) is taken, the rest queued.
+    for (const w of [slow, slow2]) {
+      w.sink.congested = true
+      w.stream.create(watchReq('other'))
+    }
+    put(s, 'k', 'v1') // 2: a create, no prev_kv
+    put(s, 'k', 'v2') // 3
+    put(s, 'k', 'v3') // 4
+    del(s, 'k') // 5
+    put(s, 'k', 'v4') // 6: created again, no prev_kv
+    put(s, 'k', 'v5') // 7
+    s.apply({ compaction: { revision: 5, physical: false } })
+    put(s, 'k', 'v6') // 8
+    const all = ['PUT@2 prev=-', 'PUT@3 prev=v1', 'PUT@4 prev=v2', 'DELETE@5 prev=v3', 'PUT@6 prev=-', 'PUT@7 prev=v4']
+    assert.deepEqual(prevs(idle.sink), [...all, 'PUT@8 prev=v5'], 'sent before the compaction: prev_kv as it was')
+    for (const w of [slow, slow2]) {
+      w.sink.congested = false
+      w.stream.resume()
+    }
+    // etcd ranges at 1..4 (below 5: compacted) for the events at 2..5, at 6 and 7 (kept) for those at 7 and 8.
+    const want = ['PUT@2 prev=-', 'PUT@3 prev=-', 'PUT@4 prev=-', 'DELETE@5 prev=-', 'PUT@6 prev=-', 'PUT@7 prev=v4']
+    assert.deepEqual(prevs(slow.sink), [...want, 'PUT@8 prev=v5'])
+    assert.deepEqual(prevs(slow2.sink), [...want, 'PUT@8 prev=v5'])
+    // The two slow watchers of one shape got the same copy (one encode), not the array the idle one was sent.
+    const events = (w: typeof slow) => w.sink.messages.filter((m) => m.watch_id === 0 && m.events.length > 0)[0]!.events
+    assert.equal(events(slow), events(slow2))
+    assert.ok(isSharedEvents(events(slow)))
+    // Encoded: the JSON of the copy (prev_kv at 7 and 8 only), not a text cached for an array sent before.
+    const json = watchResultJson(slow.sink.messages.find((m) => m.watch_id === 0 && m.events.length > 0)!)
+    assert.equal(json.match(/"prev_kv"/g)?.length, 2, json)
+  })
+
+  test('the shape encoded with prev_kv before the compaction is not reused for a watcher sent it after', () => {
+    const s = newStore()
+    const a = open(s)
+    const b = open(s)
+    put(s, 'k', 'v1') // 2
+    a.stream.create(watchReq('k', '', { prev_kv: true }))
+    b.stream.create(watchReq('k', '', { prev_kv: true }))
+    b.sink.congested = true
+    b.stream.create(watchReq('other'))
+    put(s, 'k', 'v2') // 3: one Event[] for both watchers (one shape); a is sent it and encodes it
+    const sentA = a.sink.messages.at(-1)!
+    assert.match(watchResultJson(sentA), /"prev_kv"/)
+    s.apply({ compaction: { revision: 3, physical: false } })
+    b.sink.congested = false
+    b.stream.resume()
+    const sentB = b.sink.messages.find((m) => m.watch_id === 0 && m.events.length > 0)!
+    assert.notEqual(sentB.events, sentA.events)
+    assert.equal(sentB.events[0]!.kv, sentA.events[0]!.kv)
+    assert.equal(sentB.events[0]!.prev_kv, undefined)
+    assert.doesNotMatch(watchResultJson(sentB), /prev_kv/)
+    // The array a was sent is untouched (its encoding stays right for whoever has it).
+    assert.equal(str(sentA.events[0]!.prev_kv!.value), 'v1')
+  })
+
+  test('randomized congestion and compactions: each prev_kv is the value at mod_revision - 1 unless compacted when sent', () => {
+    const seed = Number(process.env.EDGECD_WATCH_SEED ?? 90108)
+    const rnd = xorshift(seed)
+    const s = newStore({ watcherQueueEventsMax: 64, watchBatchRevisionsMax: 4 })
+    // Each message's compact revision when the sink took it.
+    const streams = Array.from({ length: 3 }, () => {
+      const sink = new RecordingSink()
+      const at: number[] = []
+      const stream = s.watchHub.openStream({
+        send: (r) => {
+          at.push(s.compactRevision)
+          return sink.send(r)
+        },
+      })
+      stream.create(watchReq('k', 'l', { prev_kv: true }))
+      return { sink, stream, at }
+    })
+    // The value of each key at each revision (undefined: absent).
+    const history = new Map<string, Map<number, string | undefined>>()
+    const valueAt = (k: string, rev: number): string | undefined => {
+      let best = -1
+      let v: string | undefined
+      for (const [r, val] of history.get(k) ?? []) {
+        if (r <= rev && r > best) {
+          best = r
+          v = val
+        }
+      }
+      return v
+    }
+    for (let i = 0; i < 1500; i++) {
+      for (const w of streams) {
+        if (rnd() < 0.05) w.sink.congested = !w.sink.congested
+        if (!w.sink.congested && rnd() < 0.2) w.stream.resume()
+      }
+      const k = `k${Math.floor(rnd() * 4)}`
+      const x = rnd()
+      if (x < 0.03 && s.revision > s.compactRevision + 1) {
+        const rev = s.compactRevision + 1 + Math.floor(rnd() * (s.revision - s.compactRevision))
+        s.apply({ compaction: { revision: rev, physical: false } })
+      } else if (x < 0.2) {
+        if (del(s, k).deleted > 0) history.get(k)!.set(s.revision, undefined)
+      } else if (x < 0.3) {
+        s.watchHub.beginBatch()
+        for (let j = 0; j < 3; j++) {
+          const kk = `k${Math.floor(rnd() * 4)}`
+          put(s, kk, `${i}.${j}`)
+          if (!history.has(kk)) history.set(kk, new Map())
+          history.get(kk)!.set(s.revision, `${i}.${j}`)
+        }
+        s.watchHub.endBatch()
+      } else {
+        put(s, k, String(i))
+        if (!history.has(k)) history.set(k, new Map())
+        history.get(k)!.set(s.revision, String(i))
+      }
+    }
+    let checked = 0
+    let dropped = 0
+    for (const [n, w] of streams.entries()) {
+      w.sink.congested = false
+      w.stream.resume()
+      for (const [j, m] of w.sink.messages.entries()) {
+        for (const e of m.events) {
+          const k = str(e.kv.key)
+          const rev = e.kv.mod_revision
+          const create = e.type === EventType.PUT && e.kv.create_revision === rev
+          const want = create || rev - 1 < w.at[j]! ? undefined : valueAt(k, rev - 1)
+          if (!create && want === undefined) dropped++
+          assert.equal(
+            e.prev_kv === undefined ? undefined : str(e.prev_kv.value),
+            want,
+            `seed ${seed}, stream ${n}: ${k}@${rev} sent at compact revision ${w.at[j]}`,
+          )
+          checked++
+        }
+      }
+    }
+    assert.ok(checked > 1000 && dropped > 0, `seed ${seed}: ${checked} events, ${dropped} without prev_kv`)
   })
 })

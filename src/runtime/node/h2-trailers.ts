@@ -25,8 +25,17 @@ export interface Internals {
   maybeDestroy: symbol
 }
 
+/**
+ * Off with NODE_H2_SYNC_TRAILERS=0, and off on any Node but the major line the native trailer list's encoding was
+ * read from (20): another major may encode headers for the handle differently, and a malformed trailer would break
+ * every gRPC answer, where the public `sendTrailers` only costs a loop turn.
+ */
 let internals: Internals | null | undefined =
-  typeof process !== 'undefined' && process.env?.NODE_H2_SYNC_TRAILERS === '0' ? null : undefined
+  typeof process === 'undefined' ||
+  process.env?.NODE_H2_SYNC_TRAILERS === '0' ||
+  process.versions?.node?.split('.')[0] !== '20'
+    ? null
+    : undefined
 
 function symbolOf(o: object, description: string): symbol | undefined {
   return Object.getOwnPropertySymbols(o).find((s) => s.description === description)

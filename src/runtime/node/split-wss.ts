@@ -185,19 +185,8 @@ let frameBytes: Buffer | undefined
 export function textFrame(text: string): Buffer {
   if (frameBytes !== undefined && text === frameText) return frameBytes
   const n = Buffer.byteLength(text)
-  const head = n < 126 ? 2 : n < 65_536 ? 4 : 10
-  const b = Buffer.allocUnsafe(head + n)
-  b[0] = 0x81
-  if (head === 2) b[1] = n
-  else if (head === 4) {
-    b[1] = 126
-    b.writeUInt16BE(n, 2)
-  } else {
-    b[1] = 127
-    b.writeUInt32BE(Math.floor(n / 2 ** 32), 2)
-    b.writeUInt32BE(n >>> 0, 6)
-  }
-  b.write(text, head, 'utf8')
+  const b = frameHead(n, n)
+  b.write(text, b.length - n, 'utf8')
   frameText = text
   frameBytes = b
   return b
