@@ -12,6 +12,9 @@ import * as grpc from '@grpc/grpc-js'
 import { findTrailerInternals, sendOkTrailersNow, syncTrailersInUse } from '../../src/runtime/node/h2-trailers.js'
 import { startTestMember, type TestMember } from '../server/helpers.js'
 
+// The fast path is opt-in (NODE_H2_SYNC_TRAILERS=1, read at the first answer): this file turns it on for its process.
+process.env.NODE_H2_SYNC_TRAILERS = '1'
+
 const frame = Buffer.from([0, 0, 0, 0, 2, 0x0a, 0])
 
 describe('grpc-status trailers in the DATA frame’s send pass', () => {

@@ -10,7 +10,7 @@
  *
  * That takes Node's internals (the stream's native handle and its state flags), found by name at first use and
  * checked; on any other runtime or Node that does not match, `sendOkTrailersNow` answers false and the caller uses the
- * public `sendTrailers`. NODE_H2_SYNC_TRAILERS=0 in the environment turns it off (the A/B switch).
+ * public `sendTrailers`. Opt-in: NODE_H2_SYNC_TRAILERS=1 in the environment turns it on (the A/B switch).
  */
 import type { ServerHttp2Stream } from 'node:http2'
 
@@ -26,16 +26,21 @@ export interface Internals {
 }
 
 /**
- * Off with NODE_H2_SYNC_TRAILERS=0, and off on any Node but the major line the native trailer list's encoding was
- * read from (20): another major may encode headers for the handle differently, and a malformed trailer would break
- * every gRPC answer, where the public `sendTrailers` only costs a loop turn.
+ * Opt-in: on only with NODE_H2_SYNC_TRAILERS=1 in the environment (read at the first answer), and only on the Node
+ * major line the native trailer list's encoding was read from (20): another major may encode headers for the handle
+ * differently, and a malformed trailer would break every gRPC answer. Off by default since session 10's quiet A/B
+ * (docs/benchmarks.md gRPC "Session 10"): one loop turn fewer per call did not make the 1-client put faster
+ * (2,078 / 2,233 puts/s on against 2,347 / 2,322 off, same server CPU per call), and it leans on Node's internals.
  */
-let internals: Internals | null | undefined =
-  typeof process === 'undefined' ||
-  process.env?.NODE_H2_SYNC_TRAILERS === '0' ||
-  process.versions?.node?.split('.')[0] !== '20'
-    ? null
-    : undefined
+let internals: Internals | null | undefined
+
+function enabled(): boolean {
+  return (
+    typeof process !== 'undefined' &&
+    process.env?.NODE_H2_SYNC_TRAILERS === '1' &&
+    process.versions?.node?.split('.')[0] === '20'
+  )
+}
 
 function symbolOf(o: object, description: string): symbol | undefined {
   return Object.getOwnPropertySymbols(o).find((s) => s.description === description)
@@ -62,7 +67,7 @@ export function findTrailerInternals(stream: ServerHttp2Stream): Internals | nul
  * and answers true, or answers false (nothing done) where the internals are not there: then call `sendTrailers`.
  */
 export function sendOkTrailersNow(stream: ServerHttp2Stream): boolean {
-  if (internals === undefined) internals = findTrailerInternals(stream)
+  if (internals === undefined) internals = enabled() ? findTrailerInternals(stream) : null
   if (internals === null) return false
   const st = stream as unknown as Record<symbol, unknown>
   const state = st[internals.state] as { flags: number; trailersReady: boolean }
