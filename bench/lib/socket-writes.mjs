@@ -88,12 +88,26 @@ function report(file) {
   console.log(
     't s    ws calls  frames/call  B/frame  ws cpu µs/call  ws wall µs/call   http calls  chunks/call  B/chunk  user µs/resp  sys µs/resp  http cpu µs/call  http wall µs/call',
   )
+  // Totals per put (one HTTP write = one put's answer) over the busy intervals (at least 100 puts) with watch writes
+  // (the rows with watchers) and without (the baselines): the counts that the host's load does not move (session 11).
+  const tot = { with: [0, 0, 0, 0, 0, 0], without: [0, 0, 0, 0, 0, 0] }
   for (let r = 1; r < rows.length; r++) {
     const [t, s] = rows[r]
     const p = rows[r - 1][1]
     const d = (k) => s[k].map((v, i) => v - p[k][i])
     const w = d('ws')
     const h = d('http')
+    // A row's intervals write several frames per watch write (~20 watchers per apply batch); the warm-up's one
+    // watcher writes one: left out (a cold JIT), as are intervals with a few frames (a row's start or end).
+    if (h[0] >= 100 && (w[0] === 0 || w[1] >= 4 * w[0])) {
+      const a = tot[w[0] > 0 ? 'with' : 'without']
+      a[0] += h[0]
+      a[1] += w[0]
+      a[2] += w[1]
+      a[3] += s.wsWallUs - p.wsWallUs
+      a[4] += s.wsCpuUs - p.wsCpuUs
+      a[5] += s.user - p.user + s.system - p.system
+    }
     if (w[0] + h[0] === 0) continue
     const per = (a, b) => (b > 0 ? (a / b).toFixed(1) : '-')
     console.log(
@@ -103,6 +117,14 @@ function report(file) {
         ` ${per(s.user - p.user, h[0]).padStart(13)} ${per(s.system - p.system, h[0]).padStart(12)}` +
         ` ${per(s.httpCpuUs - p.httpCpuUs, s.httpTimed - p.httpTimed).padStart(16)}` +
         ` ${per(s.httpWallUs - p.httpWallUs, s.httpTimed - p.httpTimed).padStart(17)}`,
+    )
+  }
+  for (const [k, a] of Object.entries(tot)) {
+    if (a[0] === 0) continue
+    console.log(
+      `per put, intervals ${k} watch writes: ${a[0]} puts, ws writes/put ${(a[1] / a[0]).toFixed(4)},` +
+        ` frames/write ${(a[2] / Math.max(1, a[1])).toFixed(1)}, ws wall µs/put ${(a[3] / a[0]).toFixed(1)},` +
+        ` ws cpu µs/put ${(a[4] / a[0]).toFixed(1)}, member cpu µs/put ${(a[5] / a[0]).toFixed(1)}`,
     )
   }
 }
