@@ -40,14 +40,6 @@ export interface KvConfig {
    */
   watchBusyMessagesMax: number
   /**
-   * A stream with a busy window that is not idle (it sent within its window) also holds its next events until the
-   * window ends when the apply batch that made them applied at least this many revisions (a member this busy is
-   * saturated by many writers: each socket write to a watch client costs its single thread a wake-up of the reader,
-   * ~0.2-0.9 ms on a loaded 2-core host, so a stream writes at most once per window instead of once per apply batch;
-   * session 11, issue 17). Batches of fewer revisions (one to a few writers) keep the message rule alone.
-   */
-  watchBusyBatchRevisionsMin: number
-  /**
    * A stream whose busy window ended with events held (busy window after window) doubles its next window, up to this
    * many ms (etcd syncs its unsynced watchers every 100 ms, syncWatchersLoop); a stream whose window passes with
    * nothing held is back at its base window (--watch-batch-interval). An idle stream is never held.
@@ -95,7 +87,6 @@ export const defaultKvConfig: Readonly<KvConfig> = Object.freeze({
   watchBatchRevisionsMax: 1000,
   watchCoalesceBytesMax: 1024 * 1024,
   watchBusyMessagesMax: 128,
-  watchBusyBatchRevisionsMin: 8,
   watchBusyWindowMaxMs: 100,
   watchPumpEventsMax: 2048,
   watchSyncIntervalMs: 100,

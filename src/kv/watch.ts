@@ -1157,7 +1157,6 @@ export class WatchHub {
    * (flush). Outside a batch (a lone write, tests) every revision is its own message, as before.
    */
   beginBatch(): void {
-    if (this.batchDepth === 0) this.batchRevisions = 0
     this.batchDepth++
   }
 
@@ -1178,15 +1177,8 @@ export class WatchHub {
     }
     for (const g of this.windows.values()) if (g.streams.size > 0) this.windowDue(g)
     this.busyDue()
-    this.batchRevisions = 0
     if (this.joins.size > 0 && this.batchDepth === 0) this.joins = new Map()
   }
-
-  /**
-   * Revisions applied since the last batch's end (notify calls): at a batch's end, a busy window holds when it is at
-   * least watchBusyBatchRevisionsMin (busyDue). A lone write outside a batch counts 1.
-   */
-  private batchRevisions = 0
 
   /** Sends every coalesced message now, windowed ones too (before a compaction and a snapshot restore). */
   flush(): void {
@@ -1251,8 +1243,7 @@ export class WatchHub {
   /**
    * At a batch's end: each busy window's held messages go now if its stream is idle (its window since the last send
    * is over) or sent at most watchBusyMessagesMax messages in it so far, these included (etcd's send channel has
-   * room), and the batch applied fewer than watchBusyBatchRevisionsMin revisions (a saturated member writes each
-   * stream at most once per window: session 11); else they wait for the window's end (etcd's victims).
+   * room); else they wait for the window's end (etcd's victims).
    */
   private busyDue(): void {
     if (this.busyHeld.size === 0) return
@@ -1276,11 +1267,7 @@ export class WatchHub {
         continue
       }
       const n = g.stream!.heldCount
-      // Past etcd's send channel, or the member is saturated (a large apply batch): wait for the window's end.
-      if (
-        g.sent! + n > this.config.watchBusyMessagesMax ||
-        this.batchRevisions >= this.config.watchBusyBatchRevisionsMin
-      ) {
+      if (g.sent! + n > this.config.watchBusyMessagesMax) {
         this.windowDue(g)
         continue
       }
@@ -1489,8 +1476,6 @@ export class WatchHub {
    * the events and, when something matched, the list of matches: no closure, map or set per call.
    */
   notify(rev: number, changes: readonly Change[]): void {
-    if (this.batchDepth > 0) this.batchRevisions++
-    else this.batchRevisions = 1
     if (this.count === 0) return
     // Matching fills `hits` and empties it before any watcher is told (live), so a sink may call back in.
     const hits = this.hits

@@ -289,58 +289,6 @@ describe('watch busy window (--watch-batch-interval)', () => {
       assert.ok(sends <= refRevs.length, msg)
     }
   })
-  /**
-   * Session 11: a saturated member (an apply batch of watchBusyBatchRevisionsMin revisions or more: many writers)
-   * writes a busy stream at most once per window, whatever its message count (each socket write wakes the client's
-   * reader on the member's one thread); smaller batches (a few writers, one watcher) are never held.
-   */
-  test('a large apply batch holds a stream that is not idle until its window ends; small batches go at once', () => {
-    const s = newStore({ watchBusyBatchRevisionsMin: 4 })
-    const clock = virtualClock(s)
-    const sink = new RecordingSink()
-    const stream = s.watchHub.openStream(sink, 10)
-    stream.create(watchReq('k'))
-    const batch = (n: number, from: number) => {
-      s.watchHub.beginBatch()
-      for (let i = 0; i < n; i++) put(s, 'k', String(from + i))
-      s.watchHub.endBatch()
-    }
-    batch(4, 0) // revs 2-5: the stream is idle: at once, one message
-    assert.deepEqual(eventMessages(sink).map(revsOf), [[2, 3, 4, 5]])
-    assert.equal(clock.pending, 0, 'no timer for an idle stream')
-    clock.advance(3)
-    batch(3, 10) // revs 6-8: a small batch (3 < 4), 2 messages in the window: at once, as before
-    assert.deepEqual(eventMessages(sink).map(revsOf), [
-      [2, 3, 4, 5],
-      [6, 7, 8],
-    ])
-    clock.advance(2)
-    batch(4, 20) // revs 9-12 at t = 5: a large batch, the stream sent 3 ms ago: held until t = 13
-    clock.advance(3)
-    batch(5, 30) // revs 13-17 at t = 8: held, merged with the last
-    assert.deepEqual(eventMessages(sink).length, 2, 'held')
-    assert.equal(clock.pending, 1, 'one timer for the stream')
-    clock.advance(5) // t = 13: the window since the last send (t = 3) ends
-    assert.deepEqual(eventMessages(sink).map(revsOf), [
-      [2, 3, 4, 5],
-      [6, 7, 8],
-      [9, 10, 11, 12, 13, 14, 15, 16, 17],
-    ])
-    // Quiet for a window: a large batch goes at once again (an idle stream is never held).
-    clock.advance(20)
-    batch(6, 40) // revs 18-23
-    assert.deepEqual(revsOf(eventMessages(sink).at(-1)!), [18, 19, 20, 21, 22, 23])
-    // A lone write (not in a batch) counts one revision: a stream that just sent is not held for it.
-    clock.advance(1)
-    put(s, 'k', 'x') // rev 24
-    assert.deepEqual(revsOf(eventMessages(sink).at(-1)!), [24])
-    // A stream without a window (busyMs 0) is never held, whatever the batch.
-    const plain = new RecordingSink()
-    s.watchHub.openStream(plain).create(watchReq('k'))
-    clock.advance(1)
-    batch(8, 50) // revs 25-32
-    assert.deepEqual(eventMessages(plain).map(revsOf), [[25, 26, 27, 28, 29, 30, 31, 32]])
-  })
 })
 
 /** One revision: a few puts and deletes of k/0..k/3 (one txn, one message per revision without a window). */

@@ -646,47 +646,40 @@ export function createApp(member: MemberApi, opts: AppOptions): Hono<AppEnv> {
               const sendParts = (
                 ws.raw as { sendTextParts?: (h: string, b: Uint8Array, t: string) => void } | undefined
               )?.sendTextParts
-              stream = member.openWatchStream(
-                (resp) => {
-                  if (!open()) throw new Error('watch socket closed')
-                  if (sendParts !== undefined) {
-                    const m = watchResultParts(resp)
-                    if (typeof m === 'string') {
-                      ws.send(m)
-                      call.sent(m.length)
-                    } else {
-                      sendParts(m.head, m.events, m.tail)
-                      call.sent(m.head.length + m.events.byteLength + m.tail.length)
-                    }
+              stream = member.openWatchStream((resp) => {
+                if (!open()) throw new Error('watch socket closed')
+                if (sendParts !== undefined) {
+                  const m = watchResultParts(resp)
+                  if (typeof m === 'string') {
+                    ws.send(m)
+                    call.sent(m.length)
                   } else {
-                    const text = watchResultJson(resp)
-                    ws.send(text)
-                    call.sent(text.length)
+                    sendParts(m.head, m.events, m.tail)
+                    call.sent(m.head.length + m.events.byteLength + m.tail.length)
                   }
-                  if (buffered() < watchSocketHighWaterBytes) return true
-                  // Congested: poll the socket's buffer and resume the stream once it drained.
-                  drainTimer ??= setInterval(() => {
-                    if (!stream) return clearInterval(drainTimer)
-                    if (!open()) {
-                      clearInterval(drainTimer)
-                      drainTimer = undefined
-                      stream.close()
-                      return
-                    }
-                    if (buffered() < watchSocketHighWaterBytes / 2) {
-                      clearInterval(drainTimer)
-                      drainTimer = undefined
-                      stream.resume()
-                    }
-                  }, 20)
-                  return false
-                  // A busy window, as the gRPC Watch call's (--watch-batch-interval): each socket write to the client
-                  // costs the member's thread a wake-up of the reader, so a busy stream writes once per window
-                  // (issue 17, session 11); an idle stream's events go in the same turn.
-                },
-                info,
-                { busy: true },
-              )
+                } else {
+                  const text = watchResultJson(resp)
+                  ws.send(text)
+                  call.sent(text.length)
+                }
+                if (buffered() < watchSocketHighWaterBytes) return true
+                // Congested: poll the socket's buffer and resume the stream once it drained.
+                drainTimer ??= setInterval(() => {
+                  if (!stream) return clearInterval(drainTimer)
+                  if (!open()) {
+                    clearInterval(drainTimer)
+                    drainTimer = undefined
+                    stream.close()
+                    return
+                  }
+                  if (buffered() < watchSocketHighWaterBytes / 2) {
+                    clearInterval(drainTimer)
+                    drainTimer = undefined
+                    stream.resume()
+                  }
+                }, 20)
+                return false
+              }, info)
             },
             onMessage(evt, ws) {
               // A watch request is a client request: --max-request-bytes applies (as gRPC's receive limit in etcd),
