@@ -23,7 +23,7 @@
  * requests, against either server. Every event is still received and counted there.
  *
  *   npm run bench -- watch [--etcd] [--quick] [--seconds 3] [--writers 4] [--rows 1x1,... | gRPC] [--cpu-prof dir]
- *                          [--rounds 3] [--watchers process|inline]
+ *                          [--rounds 5] [--watchers process|inline]
  *
  *   --etcd      also run every scenario against etcd (/usr/bin/etcd, default flags) and print edgecd/etcd
  *   --quick     smoke: 1, 10 and 100 watchers, 10 streams, 100 following (10 streams x 10 in etcd's shape), 0.5 s
@@ -36,7 +36,9 @@
  *               `gRPC`; a put row with watchers brings its baseline
  *   --cpu-prof  start the edgecd member under `node --cpu-prof` writing its profile into this directory
  *   --rounds    the put rows' sequence (baseline, row 1, baseline, row 2, ..., baseline) runs this many times
- *               (default 3, 1 with --quick); a row's ratio is the median of its rounds', all of them printed
+ *               (default 5, 1 with --quick); a row's ratio is the median of its rounds', all of them printed (session
+ *               11: at load 5-11 single rounds spread 0.3-1.8 for both servers; resampling 12 rounds per row, the
+ *               median of 5 narrows the 5-95% range of the median of 3 by about a third, docs/benchmarks.md)
  *   --watchers  process (default): the watchers in a child process of their own; inline: in the bench process, with
  *               the writers, as up to session 8
  *   --warmup-seconds  unmeasured puts (16 writers, one watcher) sent to each server before the rows (default 3, 0.3
@@ -131,7 +133,7 @@ function plan(opts: BenchOptions) {
   if (!(seconds > 0 && seconds <= 120)) throw new Error(`--seconds: (0, 120], got ${values.seconds}`)
   const warmup = values['warmup-seconds'] ? Number(values['warmup-seconds']) : quick ? 0.3 : 3
   if (!(warmup >= 0 && warmup <= 600)) throw new Error(`--warmup-seconds: [0, 600], got ${values['warmup-seconds']}`)
-  const rounds = values.rounds ? Number(values.rounds) : quick ? 1 : 3
+  const rounds = values.rounds ? Number(values.rounds) : quick ? 1 : 5
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new Error(`--rounds: 1..50, got ${values.rounds}`)
   const watchersIn = values.watchers ?? 'process'
   if (watchersIn !== 'process' && watchersIn !== 'inline') {
@@ -414,7 +416,7 @@ export async function run(opts: BenchOptions): Promise<BenchResult[]> {
     // server (baseline, row 1, baseline, row 2, baseline): its ratio is over the mean of the two next to it. One
     // baseline at the start measured every later row against a server that had since taken ~30,000 more revisions,
     // and against the host's speed of a minute before (it moves by tens of percent here). The whole sequence runs
-    // --rounds times (default 3): a row's figure is the median of its rounds' ratios, and their range is printed.
+    // --rounds times (default 5): a row's figure is the median of its rounds' ratios, and their range is printed.
     const steps: { sc: Scenario; key: string; round: number }[] = p.delivery.map((sc) => ({
       sc,
       key: sc.name,
