@@ -12,9 +12,12 @@
  * log, it prints each interval's calls, chunks (frames or response pieces) per call, bytes per chunk, and the user and
  * system CPU per HTTP write (in the put rows one HTTP write is one put's response, so: CPU per put), and the CPU and
  * wall time of a ws write call (the syscall with what the kernel does in it: on loopback, the reader's receive too). Issue 17 (docs/benchmarks.md, Watch, "Session 9").
+ * Then totals per put over the busy intervals with watch writes (the rows) and without (the baselines): ws writes,
+ * frames per write, ws wall and CPU, the member's CPU and its main thread's GC pauses (session 11).
  */
 import fs from 'node:fs'
 import net from 'node:net'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) report(process.argv[2])
@@ -34,6 +37,11 @@ function preload() {
   st.httpTimed = 0
   st.httpCpuUs = 0
   st.httpWallUs = 0
+  // Garbage collection on the main thread (pauses, µs), from the gc performance entries.
+  st.gcUs = 0
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) st.gcUs += e.duration * 1000
+  }).observe({ entryTypes: ['gc'] })
   P._writev = function (chunks, cb) {
     const ws = !this.parser
     const a = st[ws ? 'ws' : 'http']
@@ -90,7 +98,7 @@ function report(file) {
   )
   // Totals per put (one HTTP write = one put's answer) over the busy intervals (at least 100 puts) with watch writes
   // (the rows with watchers) and without (the baselines): the counts that the host's load does not move (session 11).
-  const tot = { with: [0, 0, 0, 0, 0, 0], without: [0, 0, 0, 0, 0, 0] }
+  const tot = { with: [0, 0, 0, 0, 0, 0, 0], without: [0, 0, 0, 0, 0, 0, 0] }
   for (let r = 1; r < rows.length; r++) {
     const [t, s] = rows[r]
     const p = rows[r - 1][1]
@@ -107,6 +115,7 @@ function report(file) {
       a[3] += s.wsWallUs - p.wsWallUs
       a[4] += s.wsCpuUs - p.wsCpuUs
       a[5] += s.user - p.user + s.system - p.system
+      a[6] += (s.gcUs ?? 0) - (p.gcUs ?? 0)
     }
     if (w[0] + h[0] === 0) continue
     const per = (a, b) => (b > 0 ? (a / b).toFixed(1) : '-')
@@ -124,7 +133,8 @@ function report(file) {
     console.log(
       `per put, intervals ${k} watch writes: ${a[0]} puts, ws writes/put ${(a[1] / a[0]).toFixed(4)},` +
         ` frames/write ${(a[2] / Math.max(1, a[1])).toFixed(1)}, ws wall µs/put ${(a[3] / a[0]).toFixed(1)},` +
-        ` ws cpu µs/put ${(a[4] / a[0]).toFixed(1)}, member cpu µs/put ${(a[5] / a[0]).toFixed(1)}`,
+        ` ws cpu µs/put ${(a[4] / a[0]).toFixed(1)}, member cpu µs/put ${(a[5] / a[0]).toFixed(1)},` +
+        ` gc µs/put ${(a[6] / a[0]).toFixed(1)}`,
     )
   }
 }
