@@ -29,9 +29,15 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length
 }
 
-/** A private copy: request bytes may be views into a larger buffer (a decoded Raft entry) that must not be retained. */
+/**
+ * A private copy: request bytes may be views into a larger buffer (a decoded Raft entry) that must not be retained.
+ * Not `b.slice()`: on a Node Buffer (a WAL read, a peer's frame) that is a view, not a copy.
+ */
 export function ownBytes(b: Uint8Array): Uint8Array {
-  return b.length === 0 ? emptyBytes : b.slice()
+  if (b.length === 0) return emptyBytes
+  const copy = new Uint8Array(b.length)
+  copy.set(b)
+  return copy
 }
 
 export const emptyBytes: Uint8Array = new Uint8Array(0)

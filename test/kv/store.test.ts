@@ -360,3 +360,17 @@ describe('range', () => {
     )
   })
 })
+
+describe('ownBytes', () => {
+  test('copies a Node Buffer view (Buffer#slice would share the larger buffer)', async () => {
+    const { ownBytes } = await import('../../src/kv/bytes.js')
+    const { Buffer } = await import('node:buffer')
+    const big = Buffer.from('xxkeyvaluexx')
+    const view = big.subarray(2, 5)
+    const own = ownBytes(view)
+    big.write('ZZZ', 2)
+    assert.equal(new TextDecoder().decode(own), 'key')
+    assert.notEqual(own.buffer, big.buffer)
+    assert.equal(own.byteLength, own.buffer.byteLength)
+  })
+})
