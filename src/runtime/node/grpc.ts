@@ -34,6 +34,7 @@ import {
   grpcServices,
   type RawUnary,
   rawWatchOf,
+  type UnaryMeter,
   unaryTable,
 } from '../../api/grpc/services.js'
 import type { RawWatch, RawWatchCall } from '../../api/grpc/watch-session.js'
@@ -228,6 +229,8 @@ class UnaryCall {
   size = 0
   checked = false
   done = false
+  /** The call's grpc_server_* counting, once started (RawUnary.meter). */
+  meter: UnaryMeter | undefined = undefined
   private controller: AbortController | undefined = undefined
   constructor(
     readonly u: RawUnary,
@@ -288,7 +291,7 @@ function finishUnaryBody(r: UnaryCall, body: Buffer | undefined): void {
   r.done = true
   r.first = undefined
   r.chunks = undefined
-  if (body !== undefined) void unaryCall(r, body)
+  if (body !== undefined) unaryCall(r, body)
 }
 
 function onUnaryData(this: BodyStream, c: Buffer): void {
@@ -330,11 +333,12 @@ function fail(stream: ServerHttp2Stream, code: number, message: string): void {
  * member's request object (src/api/grpc/codec.ts), call the same implementation ConnectRPC would, encode the
  * member's answer, respond with message and trailers. ConnectRPC's Node adapter, node:http2's compatibility layer
  * and protobuf-es' reflective codec each cost more than the member's own work per call (see docs/grpc.md); streams
- * still go through ConnectRPC. Errors as grpc-go words them. One await, on the member's own promise.
+ * still go through ConnectRPC. Errors as grpc-go words them. Not an async function: the member's promise is the
+ * only one, and its two handlers never throw (a member must not crash on one call: a failure ends that stream).
  */
-async function unaryCall(c: UnaryCall, body: Buffer): Promise<void> {
+function unaryCall(c: UnaryCall, body: Buffer): void {
   const { u, stream } = c
-  // Never an unhandled rejection (a member must not crash on one call): a failure ends that stream.
+  let answer: object
   try {
     if (body.length < 5 || body.length !== 5 + body.readUInt32BE(1) || (body[0]! & 1) !== 0) {
       fail(stream, 13, 'grpc: error unmarshalling request: unexpected EOF')
@@ -348,17 +352,32 @@ async function unaryCall(c: UnaryCall, body: Buffer): Promise<void> {
       fail(stream, 13, `grpc: error unmarshalling request: ${m}`)
       return
     }
-    const meter = u.meter(body.length)
+    c.meter = u.meter(body.length)
+    answer = u.call(msg, c as unknown as HandlerContext, body.length - 5)
+  } catch (err) {
+    unaryFailed(c, err)
+    return
+  }
+  if (answer instanceof Promise)
+    answer.then(
+      (out: object) => unaryAnswer(c, out),
+      (err: unknown) => unaryFailed(c, err),
+    )
+  else unaryAnswer(c, answer)
+}
+
+/** The member's answer, encoded and sent: HEADERS, the message's DATA, then `grpc-status: 0` in the trailers. */
+function unaryAnswer(c: UnaryCall, out: object): void {
+  const stream = c.stream
+  try {
     let frame: Buffer
     try {
-      const answer = u.call(msg, c as unknown as HandlerContext, body.length - 5)
-      frame = encodeFrame(u.output, answer instanceof Promise ? await answer : answer, Buffer.allocUnsafe)
+      frame = encodeFrame(c.u.output, out, Buffer.allocUnsafe)
     } catch (err) {
-      const e = grpcError(err)
-      meter?.end(e.code)
-      fail(stream, e.code, e.rawMessage)
+      unaryFailed(c, err)
       return
     }
+    const meter = c.meter
     if (meter !== undefined) {
       meter.sent(frame.length)
       meter.end(0)
@@ -371,6 +390,17 @@ async function unaryCall(c: UnaryCall, body: Buffer): Promise<void> {
     stream.end(frame)
   } catch {
     stream.destroy()
+  }
+}
+
+/** A failed call: etcd's status and message in a trailers-only answer (grpcError: unknown failures are code 13). */
+function unaryFailed(c: UnaryCall, err: unknown): void {
+  try {
+    const e = grpcError(err)
+    c.meter?.end(e.code)
+    fail(c.stream, e.code, e.rawMessage)
+  } catch {
+    c.stream.destroy()
   }
 }
 
