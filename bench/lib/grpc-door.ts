@@ -13,6 +13,7 @@
  * Checkouts default to the working directory; an A/B names both (`. /work/wt/ab-x`). --alloc adds V8's sampling
  * heap profiler's estimate of bytes allocated per call (a separate pass per target after the timed rounds);
  * GRPC_DOOR_PROFILES=<dir> keeps each target's profile there (door-<n>.heapprofile, for bench/lib/alloc-report.mjs).
+ * --internals adds node:http2 answering with its header processing left out (floorInternals: an upper bound, Node 20).
  */
 
 import { writeFileSync } from 'node:fs'
@@ -34,7 +35,8 @@ const rounds = opt('rounds', 12)
 const calls = opt('calls', 3000)
 const clients = opt('clients', 64)
 const alloc = args.includes('--alloc')
-const checkouts = args.filter((a) => a !== '--alloc')
+const internals = args.includes('--internals')
+const checkouts = args.filter((a) => a !== '--alloc' && a !== '--internals')
 if (checkouts.length === 0) checkouts.push('.')
 
 const enc = new TextEncoder()
@@ -137,6 +139,57 @@ function floor(): Http2Server {
   return server
 }
 
+/**
+ * --internals: node:http2 answering the same bytes with its header processing left out, through the stream's native
+ * handle (Node 20's internals, found by name): the response headers' nghttp2 list built once and submitted with
+ * `respond`'s flags, the trailers submitted in the DATA frame's send pass (src/runtime/node/h2-trailers.ts's way).
+ * What a door leaning on those internals could reach at most; not what edgecd serves.
+ */
+function floorInternals(): Http2Server {
+  const header = Buffer.from([
+    0x08, 0x8f, 0xa4, 0xb9, 0xc2, 0xd5, 0xe8, 0xfb, 0x8e, 0x01, 0x10, 0x9a, 0xcd, 0xf2, 0x96, 0xbb, 0xe0, 0x85, 0xab,
+    0x12, 0x18, 0xa0, 0x9c, 0x01, 0x20, 0x02,
+  ])
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, header.length + 2, 0x0a, header.length]), header])
+  // mapToHeaders' output for { ':status': 200, 'content-type': 'application/grpc' } and { 'grpc-status': '0' }
+  const headersList = [':status\u0000200\u0000\u0000content-type\u0000application/grpc\u0000\u0000', 2]
+  const trailersList = ['grpc-status\u00000\u0000\u0000', 1]
+  type Internal = Record<symbol, any>
+  let kHandle: symbol | undefined
+  let kState: symbol | undefined
+  let kMaybeDestroy: symbol | undefined
+  const find = (stream: object) => {
+    const own = Object.getOwnPropertySymbols(stream)
+    kHandle = own.find((x) => x.description === 'kHandle')
+    kState = own.find((x) => x.description === 'state')
+    for (let p = Object.getPrototypeOf(stream); p && !kMaybeDestroy; p = Object.getPrototypeOf(p))
+      kMaybeDestroy = Object.getOwnPropertySymbols(p).find((x) => x.description === 'kMaybeDestroy')
+    if (!kHandle || !kState || !kMaybeDestroy) throw new Error('--internals: not the Node 20 internals')
+  }
+  function onData(this: ServerHttp2Stream): void {}
+  function trailersNow(this: ServerHttp2Stream): void {
+    const st = (this as unknown as Internal)[kState!]
+    st.flags &= ~0x20 // STREAM_FLAGS_HAS_TRAILERS
+    ;(this as unknown as Internal)[kHandle!].trailers(trailersList)
+    ;(this as unknown as Internal)[kMaybeDestroy!].call(this)
+  }
+  function onEnd(this: ServerHttp2Stream): void {
+    if (this.destroyed || this.closed) return
+    if (!kHandle) find(this)
+    ;(this as unknown as Internal)[kState!].flags |= 0x4 | 0x20 // HEADERS_SENT | HAS_TRAILERS
+    ;(this as unknown as Internal)[kHandle!].respond(headersList, 0x2) // STREAM_OPTION_GET_TRAILERS
+    this.on('wantTrailers', trailersNow)
+    this.end(frame)
+  }
+  const server = createServer({ settings: { maxConcurrentStreams: 1000 } })
+  server.on('stream', (stream) => {
+    stream.on('data', onData)
+    stream.on('end', onEnd)
+    stream.on('error', () => {})
+  })
+  return server
+}
+
 const reqHeaders = {
   ':method': 'POST',
   ':path': '/etcdserverpb.KV/Put',
@@ -172,6 +225,8 @@ async function run(t: Target, n: number): Promise<void> {
 const targets: Target[] = []
 for (const dir of checkouts) targets.push({ name: dir, server: await doorOf(dir), sessions: [], cpu: [] })
 targets.push({ name: 'node:http2 alone (floor)', server: floor(), sessions: [], cpu: [] })
+if (internals)
+  targets.push({ name: 'node:http2, headers through its internals', server: floorInternals(), sessions: [], cpu: [] })
 for (const t of targets) {
   await new Promise<void>((ok) => t.server.listen(0, '127.0.0.1', ok))
   const port = (t.server.address() as AddressInfo).port

@@ -41,7 +41,7 @@ import type { RawWatch, RawWatchCall } from '../../api/grpc/watch-session.js'
 import { grpcRecvBytesMax } from '../../api/http/app.js'
 import type { MemberApi } from '../../etcdserver/api.js'
 import type { ServerConfig } from '../../etcdserver/config.js'
-import { sendOkTrailersNow } from './h2-trailers.js'
+import { respondOkNow, sendOkTrailersNow } from './h2-trailers.js'
 import { authorityRewritingSocket, probeH2c } from './h2c-authority.js'
 
 const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
@@ -384,7 +384,7 @@ function unaryAnswer(c: UnaryCall, out: object): void {
     }
     if (stream.destroyed || stream.closed) return
     serverSends(stream)
-    stream.respond(okHeaders, respondOptions)
+    if (!respondOkNow(stream)) stream.respond(okHeaders, respondOptions)
     // 'wantTrailers' comes once: `on` spares once()'s wrapper.
     stream.on('wantTrailers', sendOkTrailers)
     stream.end(frame)
