@@ -15,7 +15,7 @@ import {
   ScalarType,
   toBinary,
 } from '@bufbuild/protobuf'
-import { decodeMessage, encodeMessage } from '../../src/api/grpc/codec.js'
+import { decodeMessage, encodeFrame, encodeMessage } from '../../src/api/grpc/codec.js'
 import { fromProto, toProto } from '../../src/api/grpc/convert.js'
 import * as authpb from '../../src/api/grpc/gen/etcd/auth/authpb/auth_pb.js'
 import * as election from '../../src/api/grpc/gen/etcd/etcdserver/api/v3election/v3electionpb/v3election_pb.js'
@@ -173,6 +173,10 @@ test('the wire codec takes answers as the member builds them', () => {
     [pb.LeaseGrantResponseSchema, { header: {}, ID: 7587862615113418244n, TTL: 60, error: '' }],
     [pb.TxnResponseSchema, { header: { revision: 1 }, succeeded: true, responses: [{ response_put: { header: {} } }] }],
     [pb.PutResponseSchema, { header: { revision: '12' } }],
+    // 64-bit fields as JS numbers (the member's raft_term is one in a uint64 field), past 32 bits and negative
+    [pb.PutResponseSchema, { header: { cluster_id: 2 ** 40 + 3, member_id: 2 ** 53 - 1, raft_term: 2 ** 32 + 5 } }],
+    [pb.LeaseGrantResponseSchema, { header: { raft_term: 0 }, ID: -5, TTL: 60 }],
+    [pb.LeaseGrantResponseSchema, { header: { raft_term: 1 }, ID: 2 ** 33, TTL: 60 }],
   ]
   for (const [desc, obj] of cases)
     assert.deepEqual(
@@ -181,4 +185,19 @@ test('the wire codec takes answers as the member builds them', () => {
       desc.typeName,
     )
   assert.throws(() => decodeMessage(pb.RangeRequestSchema, new Uint8Array([0x0a, 0xff, 0xff])), /premature EOF/)
+})
+
+test('a gRPC frame: the envelope, then the same bytes as encodeMessage; decoding it from offset 5 gives the message', () => {
+  const r = rng(seed + 1)
+  for (const desc of [pb.PutRequestSchema, pb.PutResponseSchema, pb.RangeResponseSchema, pb.TxnRequestSchema])
+    for (let i = 0; i < 20; i++) {
+      const obj = fromProto(desc, create(desc, randomMessage(r, desc, 0) as never)) as object
+      const frame = encodeFrame(desc, obj, Buffer.allocUnsafe)
+      const body = encodeMessage(desc, obj)
+      assert.ok(Buffer.isBuffer(frame), 'the allocator makes the array')
+      assert.equal(frame[0], 0, 'not compressed')
+      assert.equal(frame.readUInt32BE(1), body.length, 'the message length')
+      assert.deepEqual(Buffer.from(frame.subarray(5)), Buffer.from(body), `${desc.typeName} (seed ${seed})`)
+      assert.deepEqual(decodeMessage(desc, frame, 5), decodeMessage(desc, body), `${desc.typeName} (seed ${seed})`)
+    }
 })

@@ -1,6 +1,7 @@
 /**
  * A unary answer's `grpc-status: 0` trailers are submitted in the send pass of its DATA frame
- * (src/runtime/node/h2-trailers.ts), not a loop turn later as node:http2's sendTrailers does: no setImmediate is
+ * (src/runtime/node/h2-trailers.ts), not a loop turn later as node:http2's sendTrailers does, and its HEADERS through
+ * the native handle with a list built once (respondOkNow), arriving as respond's would: no setImmediate is
  * scheduled for them, every answer carries its message and status, a client's reset in the middle never crashes the
  * server, and edgecd's gRPC front door uses the fast path on Node.
  */
@@ -9,7 +10,12 @@ import { connect, createServer, type ServerHttp2Session, type ServerHttp2Stream 
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import * as grpc from '@grpc/grpc-js'
-import { findTrailerInternals, sendOkTrailersNow, syncTrailersInUse } from '../../src/runtime/node/h2-trailers.js'
+import {
+  findTrailerInternals,
+  respondOkNow,
+  sendOkTrailersNow,
+  syncTrailersInUse,
+} from '../../src/runtime/node/h2-trailers.js'
 import { startTestMember, type TestMember } from '../server/helpers.js'
 
 // The fast path is opt-in (NODE_H2_SYNC_TRAILERS=1, read at the first answer): this file turns it on for its process.
@@ -19,6 +25,7 @@ const frame = Buffer.from([0, 0, 0, 0, 2, 0x0a, 0])
 
 describe('grpc-status trailers in the DATA frame’s send pass', () => {
   const immediates: number[] = []
+  const responded: boolean[] = []
   const server = createServer()
   let url = ''
   const sessions = new Set<ServerHttp2Session>()
@@ -29,7 +36,10 @@ describe('grpc-status trailers in the DATA frame’s send pass', () => {
       stream.on('data', () => {})
       stream.on('end', () => {
         if (stream.destroyed || stream.closed) return
-        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true })
+        // The answer's HEADERS through the handle too (session 11); a second call on the same stream declines.
+        const fast = respondOkNow(stream)
+        responded.push(fast && !respondOkNow(stream) && stream.headersSent)
+        if (!fast) stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true })
         stream.on('wantTrailers', () => {
           // Counts the setImmediate calls the submission makes (Node's sendTrailers makes one).
           const real = globalThis.setImmediate
@@ -62,6 +72,10 @@ describe('grpc-status trailers in the DATA frame’s send pass', () => {
       const r = s.request({ ':method': 'POST', ':path': '/x', 'content-type': 'application/grpc', te: 'trailers' })
       let status: unknown
       let bytes = 0
+      r.on('response', (h) => {
+        if (h[':status'] !== 200 || h['content-type'] !== 'application/grpc')
+          reject(new Error(`response headers ${JSON.stringify(h)}`))
+      })
       r.on('trailers', (h) => {
         status = h['grpc-status']
       })
@@ -99,6 +113,12 @@ describe('grpc-status trailers in the DATA frame’s send pass', () => {
       immediates.filter((n) => n !== 0),
       [],
       'trailers submitted at once',
+    )
+    assert.ok(responded.length >= 115, `${responded.length} responses`)
+    assert.deepEqual(
+      responded.filter((ok) => !ok),
+      [],
+      'headers submitted through the handle, once',
     )
   })
 

@@ -135,6 +135,8 @@ function planOf(desc: DescMessage): Plan {
 let buf = new Uint8Array(64 * 1024)
 let view = new DataView(buf.buffer)
 let pos = 0
+/** Set when the scratch buffer grew past 4 MiB: replaced at the next encode's start, after the copy out. */
+let shrink = false
 const utf8 = new TextEncoder()
 
 function ensure(n: number): void {
@@ -178,7 +180,8 @@ let hi = 0
 /** The two 32-bit halves of a 64-bit value in the member's representation, into `lo`/`hi`. */
 function split64(rep: Rep, v: unknown): void {
   if (rep === 'watchId') rep = typeof v === 'bigint' ? 'bigint' : 'number'
-  if (rep === 'number') {
+  // A safe integer in any representation (the member's raft_term, a uint64, is a number): no BigInt on the way.
+  if (rep === 'number' || (typeof v === 'number' && Number.isSafeInteger(v))) {
     let n = typeof v === 'number' ? v : Number(v ?? 0)
     n = Math.trunc(n)
     if (!Number.isFinite(n)) throw new RangeError(`codec: ${n} is not an integer`)
@@ -214,6 +217,7 @@ function split64(rep: Rep, v: unknown): void {
 /** Member, cluster and leader ids (decimal strings) repeat on every header: their halves, parsed once. */
 const decimalCache = new Map<string, [number, number]>()
 
+/** Whether a plain (not 64-bit) scalar is its type's zero. */
 function isZero(f: Field, v: unknown): boolean {
   switch (f.scalar) {
     case ScalarType.BYTES:
@@ -223,9 +227,7 @@ function isZero(f: Field, v: unknown): boolean {
     case ScalarType.BOOL:
       return v === false
     default:
-      if (f.rep === 'plain') return v === 0
-      split64(f.rep, v)
-      return lo === 0 && hi === 0
+      return v === 0
   }
 }
 
@@ -281,24 +283,11 @@ function writeScalar(f: Field, v: unknown): void {
     }
     case ScalarType.INT64:
     case ScalarType.UINT64:
-      split64(f.rep, v)
-      varint64(lo, hi)
-      return
-    case ScalarType.SINT64: {
-      split64(f.rep, v)
-      const sign = hi >> 31
-      const zlo = ((lo << 1) ^ sign) >>> 0
-      const zhi = (((hi << 1) | (lo >>> 31)) ^ sign) >>> 0
-      varint64(zlo, zhi)
-      return
-    }
+    case ScalarType.SINT64:
     case ScalarType.FIXED64:
     case ScalarType.SFIXED64:
       split64(f.rep, v)
-      ensure(8)
-      view.setUint32(pos, lo, true)
-      view.setUint32(pos + 4, hi, true)
-      pos += 8
+      write64(f)
       return
     case ScalarType.FIXED32:
     case ScalarType.SFIXED32:
@@ -316,6 +305,28 @@ function writeScalar(f: Field, v: unknown): void {
       view.setFloat32(pos, v as number, true)
       pos += 4
       return
+  }
+}
+
+/** A 64-bit scalar from `lo`/`hi` (split64's). */
+function write64(f: Field): void {
+  switch (f.scalar) {
+    case ScalarType.SINT64: {
+      const sign = hi >> 31
+      const zlo = ((lo << 1) ^ sign) >>> 0
+      const zhi = (((hi << 1) | (lo >>> 31)) ^ sign) >>> 0
+      varint64(zlo, zhi)
+      return
+    }
+    case ScalarType.FIXED64:
+    case ScalarType.SFIXED64:
+      ensure(8)
+      view.setUint32(pos, lo, true)
+      view.setUint32(pos + 4, hi, true)
+      pos += 8
+      return
+    default:
+      varint64(lo, hi)
   }
 }
 
@@ -378,6 +389,12 @@ function writeMessage(plan: Plan, obj: Record<string, unknown>): void {
           uvarint32(f.tag)
           writeScalar(f, e)
         }
+    } else if (f.rep !== 'plain') {
+      // 64 bits: split once, for the zero check and the value.
+      split64(f.rep, v)
+      if (!f.explicit && lo === 0 && hi === 0) continue
+      uvarint32(f.tag)
+      write64(f)
     } else {
       if (!f.explicit && isZero(f, v)) continue
       uvarint32(f.tag)
@@ -391,19 +408,47 @@ function writeMessage(plan: Plan, obj: Record<string, unknown>): void {
  * The same bytes as `toBinary(desc, toProto(desc, obj))`.
  */
 export function encodeMessage(desc: DescMessage, obj: object, prefix = 0): Uint8Array {
+  const n = writeAll(desc, obj, prefix)
+  const out = new Uint8Array(n)
+  out.set(buf.subarray(prefix, n), prefix)
+  return out
+}
+
+/**
+ * A member's message as one gRPC message frame (the 5-byte envelope, uncompressed, then the protobuf bytes), in an
+ * array from `alloc`: on Node a Buffer from its pool (src/runtime/node/grpc.ts), which node:http2's write takes as it
+ * is, where a plain Uint8Array is first wrapped in a Buffer, and a small one is one object with no ArrayBuffer of its
+ * own.
+ */
+export function encodeFrame<T extends Uint8Array>(desc: DescMessage, obj: object, alloc: (n: number) => T): T {
+  const n = writeAll(desc, obj, 5)
+  const len = n - 5
+  buf[0] = 0
+  buf[1] = len >>> 24
+  buf[2] = len >>> 16
+  buf[3] = len >>> 8
+  buf[4] = len
+  const out = alloc(n)
+  if (n <= 256) for (let i = 0; i < n; i++) out[i] = buf[i]!
+  else out.set(buf.subarray(0, n))
+  return out
+}
+
+/** Encodes `obj` into the scratch buffer after `prefix` bytes; answers the end. The next encode overwrites it. */
+function writeAll(desc: DescMessage, obj: object, prefix: number): number {
+  if (shrink) {
+    shrink = false
+    buf = new Uint8Array(64 * 1024)
+    view = new DataView(buf.buffer)
+  }
   pos = prefix
   try {
     writeMessage(planOf(desc), obj as Record<string, unknown>)
-    const out = new Uint8Array(pos)
-    out.set(buf.subarray(prefix, pos), prefix)
-    return out
+    return pos
   } finally {
-    // A huge answer's buffer is not kept.
-    if (buf.length > 4 * 1024 * 1024) {
-      buf = new Uint8Array(64 * 1024)
-      view = new DataView(buf.buffer)
-    }
     pos = 0
+    // A huge answer's buffer is not kept (the caller copies out of it first: shrinking only replaces the reference).
+    if (buf.length > 4 * 1024 * 1024) shrink = true
   }
 }
 
@@ -412,14 +457,25 @@ export function encodeMessage(desc: DescMessage, obj: object, prefix = 0): Uint8
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true })
 
+/** The decoder's cursor: one, reused by every decode (decoding is synchronous and calls out to nothing). */
 class Reader {
+  b: Uint8Array = emptyInput
   pos = 0
   lo = 0
   hi = 0
-  constructor(
-    readonly b: Uint8Array,
-    readonly view: DataView,
-  ) {}
+  private dv: DataView | undefined = undefined
+
+  reset(b: Uint8Array, start: number): void {
+    this.b = b
+    this.pos = start
+    this.dv = undefined
+  }
+
+  /** A DataView of the input, made only for the fixed-width fields that need one. */
+  get view(): DataView {
+    this.dv ??= new DataView(this.b.buffer, this.b.byteOffset, this.b.byteLength)
+    return this.dv
+  }
 
   eof(): never {
     throw new Error('premature EOF')
@@ -474,7 +530,9 @@ class Reader {
     const start = this.pos
     if (start + n > this.b.length) this.eof()
     this.pos += n
-    return this.b.subarray(start, start + n)
+    // A plain view (a Buffer's subarray would make a Buffer through its species constructor, the slower way).
+    const b = this.b
+    return new Uint8Array(b.buffer, b.byteOffset + start, n)
   }
 
   skip(wire: number): void {
@@ -669,13 +727,21 @@ function freshMessage(plan: Plan): Record<string, unknown> {
 }
 
 /**
- * Protobuf bytes of `desc` as the member's request object: the same object as `fromProto(desc, fromBinary(desc,
- * bytes))`; bytes fields are views of `bytes`. Throws on malformed input ('premature EOF' when it ends early).
+ * Protobuf bytes of `desc` (from `start` on: a gRPC frame's message after its envelope) as the member's request
+ * object: the same object as `fromProto(desc, fromBinary(desc, bytes))`; bytes fields are views of `bytes`. Throws on malformed input ('premature EOF' when it ends early).
  */
-export function decodeMessage<T = unknown>(desc: DescMessage, bytes: Uint8Array): T {
+export function decodeMessage<T = unknown>(desc: DescMessage, bytes: Uint8Array, start = 0): T {
   const plan = planOf(desc)
-  const r = new Reader(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength))
-  const out = freshMessage(plan)
-  readMessage(r, plan, bytes.length, out)
-  return out as T
+  const r = reader
+  r.reset(bytes, start)
+  try {
+    const out = freshMessage(plan)
+    readMessage(r, plan, bytes.length, out)
+    return out as T
+  } finally {
+    r.reset(emptyInput, 0)
+  }
 }
+
+const emptyInput = new Uint8Array(0)
+const reader = new Reader()

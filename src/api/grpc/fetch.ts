@@ -224,13 +224,14 @@ async function unaryCall(
     timeoutMs: () => undefined,
   }
   let out: Uint8Array
+  const meter = u.meter(body.length)
   try {
-    const answer = await u.call(msg, ctx as never, body.length, bytes.length)
-    out = encodeMessage(u.output, answer.out, envelope)
-    answer.done?.sent(out.length)
-    answer.done?.end(0)
+    out = encodeMessage(u.output, await u.call(msg, ctx as never, bytes.length), envelope)
+    meter?.sent(out.length)
+    meter?.end(0)
   } catch (err) {
     const e = grpcError(err)
+    meter?.end(e.code)
     return refuse(kind, ct, e.code, e.rawMessage)
   }
   if (kind === 'connect')

@@ -113,22 +113,27 @@ export function grpcError(err: unknown): ConnectError {
   return new ConnectError(e.message, e.grpcCode as number as Code)
 }
 
+/** One call's grpc_server_* counting (GrpcOptions.metrics' start), told the bytes sent and the code it ends with. */
+export interface UnaryMeter {
+  sent(bytes: number): void
+  end(code: number): void
+}
+
 /**
  * A unary RPC without the protobuf-es messages, for a runtime that reads and writes the wire itself (./codec.ts):
- * `call` takes the member's request object and answers the member's response object; `done` (when metrics are
- * kept) is told the bytes sent and the end. Attached to each unary implementation under `rawUnary`.
+ * `meter` starts the call's counting (undefined when metrics are not kept), then `call` takes the member's request
+ * object and answers the member's response object: the member's promise itself, with no wrapper of its own (one
+ * promise and one microtask per call fewer), or a throw. The caller ends the meter: `sent` and `end(0)` after the
+ * answer, `end(grpcError(err).code)` on a failure. Attached to each unary implementation under `rawUnary`.
  */
 export interface RawUnary {
   method: string
   input: DescMessage
   output: DescMessage
-  /** `receivedBytes` (counted in metrics) may include the transport's envelope; `messageBytes` is the message's. */
-  call(
-    req: unknown,
-    ctx: HandlerContext,
-    receivedBytes: number,
-    messageBytes: number,
-  ): Promise<{ out: object; done: { sent(bytes: number): void; end(code: number): void } | undefined }>
+  /** `receivedBytes` (counted in metrics) may include the transport's envelope. */
+  meter(receivedBytes: number): UnaryMeter | undefined
+  /** `messageBytes` is the request message's length (--max-request-bytes). */
+  call(req: unknown, ctx: HandlerContext, messageBytes: number): Promise<object> | object
 }
 export const rawUnary = Symbol('edgecd raw unary')
 
@@ -228,21 +233,21 @@ export function grpcServices(member: MemberApi, opts: GrpcOptions): GrpcService[
           method,
           input: reqDesc,
           output: resDesc,
-          call: async (r: unknown, ctx: HandlerContext, received: number, size: number) => {
+          meter: (received: number) => {
             const call = opts.metrics?.start(method)
             call?.received(received)
-            try {
-              requiresLeader(ctx)
-              const a = authorizeNow(method, r, ctx)
-              const info = a instanceof Promise ? await a : a
-              checkSize(method, r, size, info)
-              const out = await fn(r as Req, info, ctx)
-              return { out, done: call }
-            } catch (err) {
-              const e = grpcError(err)
-              call?.end(e.code)
-              throw e
-            }
+            return call
+          },
+          call: (r: unknown, ctx: HandlerContext, size: number) => {
+            requiresLeader(ctx)
+            const a = authorizeNow(method, r, ctx)
+            if (a instanceof Promise)
+              return a.then((info) => {
+                checkSize(method, r, size, info)
+                return fn(r as Req, info, ctx)
+              })
+            checkSize(method, r, size, a)
+            return fn(r as Req, a, ctx)
           },
         } satisfies RawUnary,
       },

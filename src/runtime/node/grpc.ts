@@ -22,7 +22,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls'
 import { createContextValues, type HandlerContext } from '@connectrpc/connect'
 import { connectNodeAdapter } from '@connectrpc/connect-node'
-import { decodeMessage, encodeMessage } from '../../api/grpc/codec.js'
+import { decodeMessage, encodeFrame } from '../../api/grpc/codec.js'
 import * as election from '../../api/grpc/gen/etcd/etcdserver/api/v3election/v3electionpb/v3election_pb.js'
 import * as lock from '../../api/grpc/gen/etcd/etcdserver/api/v3lock/v3lockpb/v3lock_pb.js'
 import * as pb from '../../api/grpc/gen/etcd/etcdserver/etcdserverpb/rpc_pb.js'
@@ -34,13 +34,14 @@ import {
   grpcServices,
   type RawUnary,
   rawWatchOf,
+  type UnaryMeter,
   unaryTable,
 } from '../../api/grpc/services.js'
 import type { RawWatch, RawWatchCall } from '../../api/grpc/watch-session.js'
 import { grpcRecvBytesMax } from '../../api/http/app.js'
 import type { MemberApi } from '../../etcdserver/api.js'
 import type { ServerConfig } from '../../etcdserver/config.js'
-import { sendOkTrailersNow } from './h2-trailers.js'
+import { respondOkNow, sendOkTrailersNow } from './h2-trailers.js'
 import { authorityRewritingSocket, probeH2c } from './h2c-authority.js'
 
 const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
@@ -162,7 +163,7 @@ export function createGrpcServer(opts: GrpcListenerOptions): {
       if (fast && (encoding === undefined || encoding === 'identity')) {
         // A client's reset (RST_STREAM with an error code) is an 'error' on the stream, which readUnaryBody's
         // listener takes (never an uncaught one); unaryCall never rejects (a failure ends that stream).
-        readUnaryBody(stream, new UnaryBody(fast, headers, recvMax, peerOf))
+        readUnaryBody(stream, new UnaryCall(fast, stream, headers, recvMax, peerOf))
         return
       }
       if (watch && headers[':path'] === watchPath && (encoding === undefined || encoding === 'identity')) {
@@ -212,19 +213,40 @@ const okHeaders = { ':status': 200, 'content-type': 'application/grpc' }
 const okTrailers = { 'grpc-status': '0' }
 const respondOptions = { waitForTrailers: true, sendDate: false }
 
+const kUnaryBody = Symbol('edgecd unary body')
+
 /**
- * The HandlerContext a service implementation reads on a raw unary call: metadata (`requestHeader.get`), the peer
- * (`values.get(grpcPeerKey)`), a signal. Methods on the prototype: nothing is allocated per call but this object.
+ * One raw unary call: its one enveloped message being read (refused as soon as its declared length is over the
+ * receive limit), then the HandlerContext a service implementation reads: metadata (`requestHeader.get`, answered
+ * by this object itself), the peer (`values.get(grpcPeerKey)`), a signal. The only object made per call here; the
+ * stream's listeners are module functions that find it on the stream (`this`), not closures made per call: a put's
+ * per-call allocations and (under tsx, whose esbuild keepNames names every closure) defineProperty calls are part of
+ * its CPU (docs/benchmarks.md, "One put, taken apart"; gRPC "Session 11").
  */
-class UnaryContext {
-  private controller: AbortController | undefined
+class UnaryCall {
+  first: Buffer | undefined = undefined
+  chunks: Buffer[] | undefined = undefined
+  size = 0
+  checked = false
+  done = false
+  /** The call's grpc_server_* counting, once started (RawUnary.meter). */
+  meter: UnaryMeter | undefined = undefined
+  private controller: AbortController | undefined = undefined
   constructor(
-    private readonly stream: ServerHttp2Stream,
-    private readonly headers: IncomingHttpHeaders,
-    private readonly peerOf: (session: ServerHttp2Session | undefined) => GrpcPeer,
+    readonly u: RawUnary,
+    readonly stream: ServerHttp2Stream,
+    readonly headers: IncomingHttpHeaders,
+    readonly recvMax: number,
+    readonly peerOf: (session: ServerHttp2Session | undefined) => GrpcPeer,
   ) {}
+  /** The call's metadata: `get` below. */
   get requestHeader(): { get(name: string): string | null } {
-    return new RequestHeader(this.headers)
+    return this
+  }
+  /** A metadata value. */
+  get(name: string): string | null {
+    const v = this.headers[name.toLowerCase()]
+    return typeof v === 'string' ? v : (v?.[0] ?? null)
   }
   get values(): { get(key: { id: symbol }): unknown } {
     return new PeerValues(this.stream, this.peerOf)
@@ -244,14 +266,6 @@ class UnaryContext {
   }
 }
 
-class RequestHeader {
-  constructor(private readonly headers: IncomingHttpHeaders) {}
-  get(name: string): string | null {
-    const v = this.headers[name.toLowerCase()]
-    return typeof v === 'string' ? v : (v?.[0] ?? null)
-  }
-}
-
 class PeerValues {
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -262,44 +276,22 @@ class PeerValues {
   }
 }
 
-const kUnaryBody = Symbol('edgecd unary body')
-
-/**
- * A unary call's one enveloped message being read; refused as soon as its declared length is over the receive limit.
- * The stream's listeners are module functions that find this state on the stream (`this`), not closures made per
- * call: a put's per-call allocations and (under tsx, whose esbuild keepNames names every closure) defineProperty calls
- * are part of its CPU (docs/benchmarks.md, "One put, taken apart").
- */
-class UnaryBody {
-  first: Buffer | undefined = undefined
-  chunks: Buffer[] | undefined = undefined
-  size = 0
-  checked = false
-  done = false
-  constructor(
-    readonly u: RawUnary,
-    readonly headers: IncomingHttpHeaders,
-    readonly recvMax: number,
-    readonly peerOf: (session: ServerHttp2Session | undefined) => GrpcPeer,
-  ) {}
-}
-
-type BodyStream = ServerHttp2Stream & { [kUnaryBody]?: UnaryBody }
+type BodyStream = ServerHttp2Stream & { [kUnaryBody]?: UnaryCall }
 
 /** Reads the stream's message, then serves the call (unaryCall) unless it was refused or the stream failed. */
-function readUnaryBody(stream: ServerHttp2Stream, r: UnaryBody): void {
+function readUnaryBody(stream: ServerHttp2Stream, r: UnaryCall): void {
   ;(stream as BodyStream)[kUnaryBody] = r
   stream.on('data', onUnaryData)
   stream.on('end', onUnaryEnd)
   stream.on('error', onUnaryError)
 }
 
-function finishUnaryBody(stream: BodyStream, r: UnaryBody, body: Buffer | undefined): void {
+function finishUnaryBody(r: UnaryCall, body: Buffer | undefined): void {
   if (r.done) return
   r.done = true
   r.first = undefined
   r.chunks = undefined
-  if (body !== undefined) void unaryCall(r.u, stream, r.headers, body, r.peerOf)
+  if (body !== undefined) unaryCall(r, body)
 }
 
 function onUnaryData(this: BodyStream, c: Buffer): void {
@@ -318,18 +310,18 @@ function onUnaryData(this: BodyStream, c: Buffer): void {
     if (declared > r.recvMax) {
       this.off('data', onUnaryData)
       fail(this, 8, `grpc: received message larger than max (${declared} vs. ${r.recvMax})`)
-      finishUnaryBody(this, r, undefined)
+      finishUnaryBody(r, undefined)
     }
   }
 }
 
 function onUnaryEnd(this: BodyStream): void {
   const r = this[kUnaryBody]!
-  finishUnaryBody(this, r, r.chunks === undefined ? (r.first ?? Buffer.alloc(0)) : Buffer.concat(r.chunks))
+  finishUnaryBody(r, r.chunks === undefined ? (r.first ?? Buffer.alloc(0)) : Buffer.concat(r.chunks))
 }
 
 function onUnaryError(this: BodyStream): void {
-  finishUnaryBody(this, this[kUnaryBody]!, undefined)
+  finishUnaryBody(this[kUnaryBody]!, undefined)
 }
 
 function fail(stream: ServerHttp2Stream, code: number, message: string): void {
@@ -341,16 +333,12 @@ function fail(stream: ServerHttp2Stream, code: number, message: string): void {
  * member's request object (src/api/grpc/codec.ts), call the same implementation ConnectRPC would, encode the
  * member's answer, respond with message and trailers. ConnectRPC's Node adapter, node:http2's compatibility layer
  * and protobuf-es' reflective codec each cost more than the member's own work per call (see docs/grpc.md); streams
- * still go through ConnectRPC. Errors as grpc-go words them.
+ * still go through ConnectRPC. Errors as grpc-go words them. Not an async function: the member's promise is the
+ * only one, and its two handlers never throw (a member must not crash on one call: a failure ends that stream).
  */
-async function unaryCall(
-  u: RawUnary,
-  stream: ServerHttp2Stream,
-  headers: IncomingHttpHeaders,
-  body: Buffer,
-  peerOf: (session: ServerHttp2Session | undefined) => GrpcPeer,
-): Promise<void> {
-  // Never an unhandled rejection (a member must not crash on one call): a failure ends that stream.
+function unaryCall(c: UnaryCall, body: Buffer): void {
+  const { u, stream } = c
+  let answer: object
   try {
     if (body.length < 5 || body.length !== 5 + body.readUInt32BE(1) || (body[0]! & 1) !== 0) {
       fail(stream, 13, 'grpc: error unmarshalling request: unexpected EOF')
@@ -358,40 +346,61 @@ async function unaryCall(
     }
     let msg: unknown
     try {
-      msg = decodeMessage(u.input, body.subarray(5))
+      msg = decodeMessage(u.input, body, 5)
     } catch (err) {
       const m = (err as Error).message.replace(/^premature EOF$/, 'unexpected EOF')
       fail(stream, 13, `grpc: error unmarshalling request: ${m}`)
       return
     }
-    const ctx = new UnaryContext(stream, headers, peerOf) as unknown as HandlerContext
-    let frame: Uint8Array
-    let done: Awaited<ReturnType<RawUnary['call']>>['done']
+    c.meter = u.meter(body.length)
+    answer = u.call(msg, c as unknown as HandlerContext, body.length - 5)
+  } catch (err) {
+    unaryFailed(c, err)
+    return
+  }
+  if (answer instanceof Promise)
+    answer.then(
+      (out: object) => unaryAnswer(c, out),
+      (err: unknown) => unaryFailed(c, err),
+    )
+  else unaryAnswer(c, answer)
+}
+
+/** The member's answer, encoded and sent: HEADERS, the message's DATA, then `grpc-status: 0` in the trailers. */
+function unaryAnswer(c: UnaryCall, out: object): void {
+  const stream = c.stream
+  try {
+    let frame: Buffer
     try {
-      const answer = await u.call(msg, ctx, body.length, body.length - 5)
-      done = answer.done
-      frame = encodeMessage(u.output, answer.out, 5)
+      frame = encodeFrame(c.u.output, out, Buffer.allocUnsafe)
     } catch (err) {
-      const e = grpcError(err)
-      fail(stream, e.code, e.rawMessage)
+      unaryFailed(c, err)
       return
     }
-    const len = frame.length - 5
-    frame[0] = 0
-    frame[1] = len >>> 24
-    frame[2] = len >>> 16
-    frame[3] = len >>> 8
-    frame[4] = len
-    done?.sent(frame.length)
-    done?.end(0)
+    const meter = c.meter
+    if (meter !== undefined) {
+      meter.sent(frame.length)
+      meter.end(0)
+    }
     if (stream.destroyed || stream.closed) return
     serverSends(stream)
-    stream.respond(okHeaders, respondOptions)
+    if (!respondOkNow(stream)) stream.respond(okHeaders, respondOptions)
     // 'wantTrailers' comes once: `on` spares once()'s wrapper.
     stream.on('wantTrailers', sendOkTrailers)
     stream.end(frame)
   } catch {
     stream.destroy()
+  }
+}
+
+/** A failed call: etcd's status and message in a trailers-only answer (grpcError: unknown failures are code 13). */
+function unaryFailed(c: UnaryCall, err: unknown): void {
+  try {
+    const e = grpcError(err)
+    c.meter?.end(e.code)
+    fail(c.stream, e.code, e.rawMessage)
+  } catch {
+    c.stream.destroy()
   }
 }
 

@@ -10,7 +10,9 @@
  *
  * That takes Node's internals (the stream's native handle and its state flags), found by name at first use and
  * checked; on any other runtime or Node that does not match, `sendOkTrailersNow` answers false and the caller uses the
- * public `sendTrailers`. Opt-in: NODE_H2_SYNC_TRAILERS=1 in the environment turns it on (the A/B switch).
+ * public `sendTrailers`. Opt-in: NODE_H2_SYNC_TRAILERS=1 in the environment turns it on (the A/B switch). Since
+ * session 11 the same switch also submits the answer's HEADERS through the handle with a list built once
+ * (`respondOkNow`, instead of `respond`).
  */
 import type { ServerHttp2Stream } from 'node:http2'
 
@@ -18,11 +20,20 @@ import type { ServerHttp2Stream } from 'node:http2'
 const streamFlagsHasTrailers = 0x20
 /** `{ 'grpc-status': '0' }` as Node's mapToHeaders encodes it for the native handle: name NUL value NUL flags, count. */
 const okTrailersList: [string, number] = ['grpc-status\u00000\u0000\u0000', 1]
+/** `{ ':status': 200, 'content-type': 'application/grpc' }` the same way (pseudo-headers first, as mapToHeaders). */
+const okHeadersList: [string, number] = [
+  ':status\u0000200\u0000\u0000content-type\u0000application/grpc\u0000\u0000',
+  2,
+]
+/** node:http2's STREAM_FLAGS_HEADERS_SENT and STREAM_OPTION_GET_TRAILERS (respond's waitForTrailers). */
+const streamFlagsHeadersSent = 0x4
+const streamOptionGetTrailers = 0x2
 
 export interface Internals {
   handle: symbol
   state: symbol
   maybeDestroy: symbol
+  updateTimer: symbol
 }
 
 /**
@@ -51,15 +62,43 @@ export function findTrailerInternals(stream: ServerHttp2Stream): Internals | nul
   const handle = symbolOf(stream, 'kHandle')
   const state = symbolOf(stream, 'state')
   let maybeDestroy: symbol | undefined
-  for (let p = Object.getPrototypeOf(stream); p && !maybeDestroy; p = Object.getPrototypeOf(p))
-    maybeDestroy = symbolOf(p, 'kMaybeDestroy')
-  if (!handle || !state || !maybeDestroy) return null
-  const h = (stream as unknown as Record<symbol, { trailers?: unknown } | undefined>)[handle]
+  let updateTimer: symbol | undefined
+  for (let p = Object.getPrototypeOf(stream); p && !(maybeDestroy && updateTimer); p = Object.getPrototypeOf(p)) {
+    maybeDestroy ??= symbolOf(p, 'kMaybeDestroy')
+    updateTimer ??= symbolOf(p, 'kUpdateTimer')
+  }
+  if (!handle || !state || !maybeDestroy || !updateTimer) return null
+  const h = (stream as unknown as Record<symbol, { trailers?: unknown; respond?: unknown } | undefined>)[handle]
   const s = (stream as unknown as Record<symbol, { flags?: unknown; trailersReady?: unknown } | undefined>)[state]
-  if (typeof h?.trailers !== 'function' || typeof s?.flags !== 'number' || typeof s.trailersReady !== 'boolean')
-    return null
-  if (typeof (stream as unknown as Record<symbol, unknown>)[maybeDestroy] !== 'function') return null
-  return { handle, state, maybeDestroy }
+  if (typeof h?.trailers !== 'function' || typeof h.respond !== 'function') return null
+  if (typeof s?.flags !== 'number' || typeof s.trailersReady !== 'boolean') return null
+  const st = stream as unknown as Record<symbol, unknown>
+  if (typeof st[maybeDestroy] !== 'function' || typeof st[updateTimer] !== 'function') return null
+  return { handle, state, maybeDestroy, updateTimer }
+}
+
+/**
+ * Instead of `stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true })`:
+ * the same HEADERS submitted through the native handle with the header list built once, as Node's respond does
+ * after copying the headers (processHeaders), spreading the options and mapping the headers to that list on every
+ * call (session 11: ~3% of a call's CPU, client and server, in bench/lib/grpc-door.ts). Answers false (nothing done)
+ * where the fast path is off or the internals are not there: then call `respond`. The stream's `sentHeaders` stays
+ * undefined (the raw unary path never reads it).
+ */
+export function respondOkNow(stream: ServerHttp2Stream): boolean {
+  if (internals === undefined) internals = enabled() ? findTrailerInternals(stream) : null
+  if (internals === null) return false
+  const st = stream as unknown as Record<symbol, unknown>
+  const state = st[internals.state] as { flags: number }
+  if ((state.flags & streamFlagsHeadersSent) !== 0) return false
+  ;(st[internals.updateTimer] as () => void).call(stream)
+  state.flags |= streamFlagsHeadersSent | streamFlagsHasTrailers
+  const ret = (st[internals.handle] as { respond(list: [string, number], options: number): number }).respond(
+    okHeadersList,
+    streamOptionGetTrailers,
+  )
+  if (ret < 0) stream.destroy(new Error(`http2 respond: nghttp2 error ${ret}`))
+  return true
 }
 
 /**
