@@ -84,7 +84,11 @@ export abstract class CachedStorage implements DurableStorage {
   }
 
   save(hs: HardState | undefined, entries: readonly Entry[], snap?: Snapshot): Promise<void> {
-    if (snap === undefined || isEmptySnapshot(snap)) return this.enqueue({ save: { hs, entries } })
+    if (snap === undefined || isEmptySnapshot(snap)) {
+      // Nothing queued nor in flight (one client's puts: every save): a group of one, written at once.
+      if (!this.pumping && this.pending.length === 0 && !this.closed) return this.saveNow(hs, entries)
+      return this.enqueue({ save: { hs, entries } })
+    }
     return this.enqueue({
       op: async () => {
         if (snap.metadata.index <= this.mem.snapshot().metadata.index) {
@@ -172,6 +176,86 @@ export abstract class CachedStorage implements DurableStorage {
     // Snapshot files still being written outside the queue finish before the files are released.
     this.closing = Promise.allSettled([drained, ...this.preparing]).then(() => this.release())
     return this.closing
+  }
+
+  /** The save being written by saveNow, reused (saves are written one at a time); emptied once it is durable. */
+  private readonly nowSave: SaveRecords = { hs: undefined, entries: noEntries }
+  private readonly nowGroup: readonly SaveRecords[] = [this.nowSave]
+
+  /**
+   * A plain save while the queue is idle: checked and written as runSaves writes a group of one, without a queue entry
+   * (no pending record, promise pair, queue arrays nor the pump's and runSaves' async frames: a put's largest own
+   * share of allocations with one client, docs/benchmarks.md gRPC "Session 11"). When the backend wrote it durably at
+   * once (persistSavesNow returned undefined) it resolves with no further microtask hop. The queue is marked busy
+   * until the save is durable and applied to the read side, so saves called meanwhile queue behind it as before.
+   */
+  private saveNow(hs: HardState | undefined, entries: readonly Entry[]): Promise<void> {
+    try {
+      this.checkWritable()
+      // Checked before writing, because a gap on disk would make the next start refuse with ErrCorrupt.
+      checkEntries(entries, this.mem.lastIndex())
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (hs === undefined && entries.length === 0) return resolved
+    this.pumping = true
+    const s = this.nowSave
+    s.hs = hs
+    s.entries = entries
+    let written: Promise<void> | undefined
+    try {
+      written = this.persistSavesNow(this.nowGroup)
+    } catch (err) {
+      this.saveNowFailed(err)
+      return Promise.reject(err)
+    }
+    if (written !== undefined || this.afterSaveNeeded(false)) return this.saveNowLater(written)
+    this.savedNow()
+    return resolved
+  }
+
+  /** saveNow when the write is still in flight, or when afterSave has work (a segment to cut). */
+  private async saveNowLater(written: Promise<void> | undefined): Promise<void> {
+    try {
+      await written
+      const s = this.nowSave
+      this.mem.append(s.entries as Entry[])
+      if (s.hs !== undefined) this.mem.setHardState(s.hs)
+      if (this.afterSaveNeeded(false)) await this.afterSave(false)
+    } catch (err) {
+      this.saveNowFailed(err)
+      throw err
+    }
+    this.endSaveNow()
+  }
+
+  /** The save of saveNow is durable: the read side takes it, and the queue goes on. */
+  private savedNow(): void {
+    const s = this.nowSave
+    this.mem.append(s.entries as Entry[])
+    if (s.hs !== undefined) this.mem.setHardState(s.hs)
+    this.endSaveNow()
+  }
+
+  /** saveNow's write failed: the storage is poisoned (as `persist` does), and what queued meanwhile fails with it. */
+  private saveNowFailed(err: unknown): void {
+    this.failure = err as Error
+    this.endSaveNow()
+  }
+
+  private endSaveNow(): void {
+    this.nowSave.hs = undefined
+    this.nowSave.entries = noEntries
+    this.pumping = false
+    if (this.pending.length > 0) void this.pump()
+  }
+
+  /**
+   * persistSaves for a backend that can tell a write that was durable at once: undefined then (no promise), else the
+   * promise of the write. The default is persistSaves.
+   */
+  protected persistSavesNow(saves: readonly SaveRecords[]): Promise<void> | undefined {
+    return this.persistSaves(saves)
   }
 
   /** Queues a write (refused if the storage is closed) and starts the queue if it is idle. */
@@ -275,6 +359,9 @@ export abstract class CachedStorage implements DurableStorage {
     }
   }
 }
+
+const noEntries: readonly Entry[] = []
+const resolved: Promise<void> = Promise.resolve()
 
 /** Asserts `entries` are contiguous and start at most one past `last` (a gap on disk would refuse the next start). */
 function checkEntries(entries: readonly Entry[], last: number): void {

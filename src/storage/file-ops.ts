@@ -48,6 +48,12 @@ export interface WriteFile {
    * writes that answer requests and leave it out of whatever it learns from their sizes (Node: the blocking-write gate).
    */
   writeDurable(data: Uint8Array, position: number, background?: boolean): Promise<void>
+  /**
+   * Optional: writeDurable for a write that a request waits on, which may finish before it returns: undefined then
+   * (the data is on stable storage; a failure throws), else writeDurable's promise. Spares the one-client put path a
+   * promise per save (Node: a lone small write is one blocking O_DSYNC write).
+   */
+  writeDurableNow?(data: Uint8Array, position: number): Promise<void> | undefined
   close(): Promise<void>
 }
 

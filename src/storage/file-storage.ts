@@ -140,6 +140,21 @@ function zeros(n: number): Uint8Array {
 }
 
 /**
+ * Adds the records of a group of saves: every entry in order, then only the group's last hard state (recovery keeps
+ * the last one anyway, and no save of the group is acknowledged before the whole write is durable).
+ */
+function addSaves(w: FrameWriter, saves: readonly SaveRecords[]): void {
+  let hs: HardState | undefined
+  for (const s of saves) {
+    for (const e of s.entries) addEntryRecord(w, e)
+    hs = s.hs ?? hs
+  }
+  if (hs) addHardStateRecord(w, hs)
+}
+
+const resolved: Promise<void> = Promise.resolve()
+
+/**
  * The WAL + snapshot files backend (docs/storage.md). The log lives in memory for Raft's reads; each write appends
  * checksummed records to the newest WAL segment and syncs once. Runtime-neutral: the runtime supplies `FileOps`.
  */
@@ -174,21 +189,26 @@ export class FileStorage extends CachedStorage implements DurableStorage {
   /** Reused by every save (saves run one at a time and the buffer is free again once the write resolves). */
   private readonly writer = new FrameWriter(64 * 1024)
 
-  protected async persistSaves(saves: readonly SaveRecords[], snap?: Snapshot): Promise<void> {
+  protected persistSaves(saves: readonly SaveRecords[], snap?: Snapshot): Promise<void> {
+    if (snap) return this.persistLeaderSnapshot(saves, snap)
+    return this.persistSavesNow(saves) ?? resolved
+  }
+
+  /** A plain group of saves; undefined when the write was durable at once (a blocking write: one client's puts). */
+  protected override persistSavesNow(saves: readonly SaveRecords[]): Promise<void> | undefined {
     const w = this.writer
     w.reset()
-    if (snap) {
-      await this.writeSnapshotFile(snap)
-      addSnapshotRecord(w, { index: snap.metadata.index, term: snap.metadata.term, reset: true })
-    }
-    let hs: HardState | undefined
-    for (const s of saves) {
-      for (const e of s.entries) addEntryRecord(w, e)
-      hs = s.hs ?? hs
-    }
-    // Only the group's last hard state is written: recovery keeps the last one anyway, and no save of the group is
-    // acknowledged before the whole write is durable.
-    if (hs) addHardStateRecord(w, hs)
+    addSaves(w, saves)
+    return this.appendAndSync(w)
+  }
+
+  /** A leader's snapshot with its save: the snapshot file first, then its record and the save's in one write. */
+  private async persistLeaderSnapshot(saves: readonly SaveRecords[], snap: Snapshot): Promise<void> {
+    await this.writeSnapshotFile(snap)
+    const w = this.writer
+    w.reset()
+    addSnapshotRecord(w, { index: snap.metadata.index, term: snap.metadata.term, reset: true })
+    addSaves(w, saves)
     await this.appendAndSync(w)
   }
 
@@ -220,15 +240,48 @@ export class FileStorage extends CachedStorage implements DurableStorage {
     }
   }
 
-  private async appendAndSync(w: FrameWriter): Promise<void> {
+  /**
+   * Writes the writer's frames at the end of the active segment, durably; undefined when the file wrote them durably
+   * at once (WriteFile.writeDurableNow), else the promise of the write. Not an async function: the one-client put
+   * path makes no promise here (docs/benchmarks.md gRPC "Session 11").
+   */
+  private appendAndSync(w: FrameWriter): Promise<void> | undefined {
     const file = this.file
-    if (!file) throw new StorageError('ErrReadOnly', `${this.ops.path('')} was opened read-only`)
-    const at = this.activeSize
-    const end = at + w.byteLength
+    if (!file) return Promise.reject(new StorageError('ErrReadOnly', `${this.ops.path('')} was opened read-only`))
     // Never write where a zero fill is still going on: it would overwrite the records with zeros.
-    if (end > this.allocEnd) await this.settleFill()
-    await file.writeDurable(w.bytes(), at)
-    this.lastSaveBytes = w.byteLength
+    if (this.activeSize + w.byteLength > this.allocEnd && (this.filling || this.fillFailure))
+      return this.appendAfterFill(file, w)
+    this.writeEnd = this.activeSize + w.byteLength
+    let written: Promise<void> | undefined
+    try {
+      written = file.writeDurableNow
+        ? file.writeDurableNow(w.bytes(), this.activeSize)
+        : file.writeDurable(w.bytes(), this.activeSize)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (written === undefined) {
+      this.appended()
+      return undefined
+    }
+    return written.then(this.appended)
+  }
+
+  /** appendAndSync past the zeros already on disk: waits for the zero fill in flight (and fails with its error). */
+  private async appendAfterFill(file: WriteFile, w: FrameWriter): Promise<void> {
+    await this.settleFill()
+    this.writeEnd = this.activeSize + w.byteLength
+    await file.writeDurable(w.bytes(), this.activeSize)
+    this.appended()
+  }
+
+  /** Where the write in flight ends (writes are one at a time: CachedStorage's queue). */
+  private writeEnd = 0
+
+  /** The write in flight is durable: the segment's size moves past it, and the zero fill keeps ahead. */
+  private readonly appended = (): void => {
+    const end = this.writeEnd
+    this.lastSaveBytes = end - this.activeSize
     this.activeSize = end
     if (end > this.allocEnd) this.allocEnd = end
     this.preallocate()

@@ -87,3 +87,47 @@ test('a failed group write fails every save of the group and poisons the storage
   await assert.rejects(s.save(undefined, ents(3, 3, 1)), (e) => isStorageError(e, 'ErrIO'), 'poisoned')
   await s.close()
 })
+
+/** MemoryFileOps whose WAL file also writes "at once" (WriteFile.writeDurableNow, as Node's blocking small write). */
+class NowOps extends MemoryFileOps {
+  now = 0
+  fail = false
+  override async openWrite(name: string): Promise<WriteFile> {
+    const f = await super.openWrite(name)
+    if (!name.endsWith('.wal')) return f
+    // MemoryFileOps' own write completes without waiting for anything: its effect is there once the call returns.
+    const writeNow = (data: Uint8Array, at: number): undefined => {
+      this.now++
+      if (this.fail) throw new StorageError('ErrIO', `write ${name}: EIO`)
+      void f.writeDurable(data, at)
+      return undefined
+    }
+    return {
+      size: f.size,
+      close: () => f.close(),
+      writeDurable: (d, at) => f.writeDurable(d, at),
+      writeDurableNow: writeNow,
+    }
+  }
+}
+
+test('a save written durably at once (writeDurableNow) resolves with the read side updated; a failed one poisons', async () => {
+  const ops = new NowOps()
+  const s = await openFileStorage(ops, { walPreallocateBytes: 0 })
+  for (let i = 1; i <= 5; i++) {
+    const p = s.save({ term: 1, vote: '1', commit: i - 1 }, ents(i, i, 1))
+    assert.equal(s.lastIndex(), i, 'the read side has the save as soon as the write is durable')
+    await p
+  }
+  assert.equal(ops.now, 5, 'each save was one write made at once')
+  ops.fail = true
+  await assert.rejects(s.save(undefined, ents(6, 6, 1)), (e) => isStorageError(e, 'ErrIO'))
+  assert.equal(s.lastIndex(), 5)
+  ops.fail = false
+  await assert.rejects(s.save(undefined, ents(6, 6, 1)), (e) => isStorageError(e, 'ErrIO'), 'poisoned')
+  await s.close()
+  ops.crash()
+  const again = await openFileStorage(ops, { walPreallocateBytes: 0 })
+  assertLog(again, ents(1, 5, 1), { term: 1, vote: '1', commit: 4 })
+  await again.close()
+})

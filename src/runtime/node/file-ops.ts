@@ -255,6 +255,14 @@ class NodeWriteFile implements WriteFile {
     // The zero fill (1 MiB) would otherwise raise the size average and send the next ~24 lone puts through the pool.
     if (background)
       return new Promise<void>((resolve, reject) => new DurableWrite(this.fd, this.p, data, position, resolve, reject))
+    try {
+      return this.writeDurableNow(data, position) ?? resolved
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  writeDurableNow(data: Uint8Array, position: number): Promise<void> | undefined {
     const n = data.byteLength
     writeBytesAvg += (Math.min(n, syncWriteBytesMax * 4) - writeBytesAvg) / 8
     writeBytesMin = Math.min(n, writeBytesMin * 1.02)
@@ -271,9 +279,9 @@ class NodeWriteFile implements WriteFile {
         while (off < data.byteLength) off += writeSync(this.fd, data, off, data.byteLength - off, position + off)
         if (dsync === 0) fdatasyncSync(this.fd)
       } catch (err) {
-        return Promise.reject(storageErrorFromNode(err as NodeJS.ErrnoException, 'write', this.p))
+        throw storageErrorFromNode(err as NodeJS.ErrnoException, 'write', this.p)
       }
-      return Promise.resolve()
+      return undefined
     }
     return new Promise<void>((resolve, reject) => new DurableWrite(this.fd, this.p, data, position, resolve, reject))
   }
@@ -282,6 +290,8 @@ class NodeWriteFile implements WriteFile {
     return wrap('close', this.p, () => this.fh.close())
   }
 }
+
+const resolved: Promise<void> = Promise.resolve()
 
 /** One writeDurable in flight: fs.write until every byte is written (a write may be short), then fdatasync if needed. */
 class DurableWrite {
