@@ -8,6 +8,9 @@
  *   node --expose-gc --max-semi-space-size=64 --min-semi-space-size=64 --import tsx bench/put-member-micro.ts \
  *       [--clients 1] [--puts 20000] [--rounds 3]
  *
+ * `PUT_MICRO_SIGNAL=1` with `--import bench/lib/alloc-profile.mjs` and ALLOC_PROFILE_OUT: a heap profile of the
+ * measured rounds, for bench/lib/alloc-report.mjs (puts = rounds x puts).
+ *
  * Prints, per round (after one unmeasured round): µs of CPU per put (process.cpuUsage), bytes allocated per put and
  * scavenges per 1,000 puts. Bytes: the V8 heap's used size read every 50 puts, summing its growth over the stretches
  * with no GC in them (a GC is seen as the young generation's used size going down), so the figure does not move with
@@ -111,12 +114,22 @@ async function round(): Promise<{ wall: number; cpu: number; bytes: number; scav
 }
 
 await round()
+// With bench/lib/alloc-profile.mjs preloaded (--import): its window is the measured rounds.
+const signal = process.env.PUT_MICRO_SIGNAL === '1'
+if (signal) {
+  process.kill(process.pid, 'SIGUSR2')
+  await new Promise((r) => setTimeout(r, 100))
+}
 for (let r = 0; r < rounds; r++) {
   const x = await round()
   console.log(
     `clients ${clients} round ${r + 1}: wall ${x.wall.toFixed(1)} µs/put, cpu ${x.cpu.toFixed(1)} µs/put, alloc ${x.bytes.toFixed(0)} B/put, ` +
       `scavenges ${x.scav.toFixed(2)} per 1,000 puts`,
   )
+}
+if (signal) {
+  process.kill(process.pid, 'SIGUSR2')
+  await new Promise((r) => setTimeout(r, 500))
 }
 await member.stop()
 rmSync(dir, { recursive: true, force: true })

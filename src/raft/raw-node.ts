@@ -132,11 +132,10 @@ export class RawNode {
   }
 
   /** Proposes many entries in one message: one append, one MsgApp per follower (batching). */
-  proposeBatch(data: Uint8Array[]): void {
-    if (data.length === 0) return
-    const entries: Entry[] = new Array(data.length)
-    for (let i = 0; i < data.length; i++)
-      entries[i] = { term: 0, index: 0, type: EntryType.EntryNormal, data: data[i]! }
+  proposeBatch(data: readonly Uint8Array[], n = data.length): void {
+    if (n === 0) return
+    const entries: Entry[] = new Array(n)
+    for (let i = 0; i < n; i++) entries[i] = { term: 0, index: 0, type: EntryType.EntryNormal, data: data[i]! }
     this.raft.step(newMessage({ type: MessageType.MsgProp, from: this.raft.id, entries }))
   }
 

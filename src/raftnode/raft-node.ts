@@ -22,7 +22,7 @@ import {
   type Ready,
   StateType,
 } from '../raft/index.js'
-import type { DurableStorage } from '../storage/durable-storage.js'
+import { type DurableStorage, durableNow } from '../storage/durable-storage.js'
 import { assert, type Clock, realClock, sleep, type TimerHandle } from './clock.js'
 import {
   decodeEnvelope,
@@ -162,6 +162,11 @@ interface ProposalWaiter {
 interface ReadWaiter extends Waiter {
   timedOut: boolean
 }
+
+/** RaftNode's queued-proposal arrays are kept between flushes up to this many slots (see pendingEntries). */
+const pendingArrayKeepMax = 1024
+
+const resolved: Promise<void> = Promise.resolve()
 
 /** How long a read index round waits for its answer before asking again (etcd 3.5's readIndexRetryTime). */
 const readIndexRetryMs = 500
@@ -341,15 +346,22 @@ export class RaftNode {
       if (this.proposalTimer === undefined) this.armProposalTimer()
       // Proposals wait here while a Ready is being persisted and go to Raft together just before the next one: one
       // append and one MsgApp per follower for all of them (group proposal, no extra latency when idle).
-      this.pendingEntries.push(entry)
-      this.pendingSeqs.push(seq)
+      const n = this.pendingCount++
+      this.pendingEntries[n] = entry
+      this.pendingSeqs[n] = seq
       if (!this.running) this.flushProposals()
       this.kick()
     })
   }
 
-  private pendingEntries: Uint8Array[] = []
+  /**
+   * The proposals waiting for the next Ready are [0, pendingCount) of these two arrays, which are kept from one flush
+   * to the next (fresh arrays per flush were two backing stores per put with one client); slots are cleared on flush
+   * so no proposal's bytes stay reachable, and arrays grown past pendingArrayKeepMax by a burst are dropped.
+   */
+  private pendingEntries: (Uint8Array | undefined)[] = []
   private pendingSeqs: number[] = []
+  private pendingCount = 0
 
   /** Arms the one proposal timer for the oldest waiting proposal's deadline (none when nothing waits). */
   private armProposalTimer(): void {
@@ -419,20 +431,26 @@ export class RaftNode {
 
   /** Hands queued proposals to Raft as one batch; if Raft drops them (no leader), their callers fail fast. */
   private flushProposals(): void {
-    if (this.pendingEntries.length === 0) return
+    const n = this.pendingCount
+    if (n === 0) return
+    this.pendingCount = 0
     const batch = this.pendingEntries
     const seqs = this.pendingSeqs
-    this.pendingEntries = []
-    this.pendingSeqs = []
     try {
-      this.node.proposeBatch(batch)
+      this.node.proposeBatch(batch as Uint8Array[], n)
     } catch (err) {
       const e = err instanceof RaftError && err.code === 'ErrProposalDropped' ? new EtcdError('ErrNoLeader') : err
-      for (const seq of seqs) {
+      for (let i = 0; i < n; i++) {
+        const seq = seqs[i]!
         if (!this.waiters.has(seq)) continue
         this.metrics.proposalsFailed.inc()
         this.settleProposal(seq, undefined, e)
       }
+    } finally {
+      if (batch.length > pendingArrayKeepMax) {
+        this.pendingEntries = []
+        this.pendingSeqs = []
+      } else batch.fill(undefined, 0, n)
     }
   }
 
@@ -600,25 +618,47 @@ export class RaftNode {
     void this.drain()
   }
 
-  /** Processes Ready batches until there are none. */
-  private async drain(): Promise<void> {
-    if (this.running) return
+  /**
+   * Processes Ready batches until there are none; resolves when the loop stops. Not async: a Ready whose save was
+   * durable at once (storage.save returned `durableNow`: one client's puts on Node's files) is sent, applied and
+   * advanced in the same call, and the next Ready taken, without a promise or a microtask hop per Ready (two Readys
+   * per put: its entry, then its commit; docs/benchmarks.md gRPC "Session 11"). A save still in flight continues the
+   * loop from its promise, as before.
+   */
+  private drain(): Promise<void> {
+    if (this.running) return resolved
     this.running = true
+    return this.drainLoop() ?? resolved
+  }
+
+  /** The loop of drain: undefined once it stopped (running is false again), else the promise it goes on from. */
+  private drainLoop(): Promise<void> | undefined {
     try {
       for (;;) {
         if (this.stopped) break
         this.flushProposals()
         if (!this.node.hasReady()) break
-        await this.handleReady(this.node.ready())
+        const saving = this.handleReady(this.node.ready())
+        if (saving !== undefined) return saving.then(this.drainResume, this.drainFailed)
       }
     } catch (err) {
       this.die(err)
-    } finally {
-      this.running = false
     }
+    this.running = false
+    return undefined
   }
 
-  private async handleReady(rd: Ready): Promise<void> {
+  private readonly drainResume = (): Promise<void> | undefined => this.drainLoop()
+  private readonly drainFailed = (err: unknown): void => {
+    this.die(err)
+    this.running = false
+  }
+
+  /**
+   * Handles one Ready: undefined when it is done (its save was durable at once, or it had none), else the promise of
+   * the rest (afterPersist, once the save is durable).
+   */
+  private handleReady(rd: Ready): Promise<void> | undefined {
     const prevLead = this.node.raft.lead
     // A leader's appends and heartbeats may leave before its own disk write (Raft thesis §10.2.1, as etcd does):
     // it never counts an entry as committed, nor answers a client or a follower about it, before a later Ready, by
@@ -636,9 +676,20 @@ export class RaftNode {
     // MustSync), so it is not written at all; the next synced save carries the then-current hard state.
     if (rd.snapshot || rd.entries.length > 0 || rd.mustSync) {
       const t0 = this.clock.now()
-      await this.opts.storage.save(rd.hardState, rd.entries, rd.snapshot)
+      const saved = this.opts.storage.save(rd.hardState, rd.entries, rd.snapshot)
+      if (saved !== durableNow)
+        return saved.then(() => {
+          this.metrics.walFsync.observe((this.clock.now() - t0) / 1000)
+          this.afterPersist(rd, later, prevLead)
+        })
       this.metrics.walFsync.observe((this.clock.now() - t0) / 1000)
     }
+    this.afterPersist(rd, later, prevLead)
+    return undefined
+  }
+
+  /** The rest of a Ready once its save is durable: send, apply, advance (in that order), then what follows. */
+  private afterPersist(rd: Ready, later: Message[], prevLead: NodeId): void {
     // 2. Send.
     if (later.length > 0) this.opts.transport?.send(later)
     // 3. Apply.

@@ -2,7 +2,7 @@ import { assert, RaftError } from '../raft/errors.js'
 import type { MemoryStorage } from '../raft/storage.js'
 import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.js'
 import { isEmptySnapshot } from '../raft/types.js'
-import type { DurableStorage } from './durable-storage.js'
+import { type DurableStorage, durableNow } from './durable-storage.js'
 import { StorageError } from './errors.js'
 
 /** One save's records: what `save(hardState, entries)` persists. */
@@ -186,7 +186,7 @@ export abstract class CachedStorage implements DurableStorage {
    * A plain save while the queue is idle: checked and written as runSaves writes a group of one, without a queue entry
    * (no pending record, promise pair, queue arrays nor the pump's and runSaves' async frames: a put's largest own
    * share of allocations with one client, docs/benchmarks.md gRPC "Session 11"). When the backend wrote it durably at
-   * once (persistSavesNow returned undefined) it resolves with no further microtask hop. The queue is marked busy
+   * once (persistSavesNow returned undefined) it returns `durableNow`, the read side already updated. The queue is marked busy
    * until the save is durable and applied to the read side, so saves called meanwhile queue behind it as before.
    */
   private saveNow(hs: HardState | undefined, entries: readonly Entry[]): Promise<void> {
@@ -197,7 +197,7 @@ export abstract class CachedStorage implements DurableStorage {
     } catch (err) {
       return Promise.reject(err)
     }
-    if (hs === undefined && entries.length === 0) return resolved
+    if (hs === undefined && entries.length === 0) return durableNow
     this.pumping = true
     const s = this.nowSave
     s.hs = hs
@@ -211,7 +211,7 @@ export abstract class CachedStorage implements DurableStorage {
     }
     if (written !== undefined || this.afterSaveNeeded(false)) return this.saveNowLater(written)
     this.savedNow()
-    return resolved
+    return durableNow
   }
 
   /** saveNow when the write is still in flight, or when afterSave has work (a segment to cut). */
@@ -361,7 +361,6 @@ export abstract class CachedStorage implements DurableStorage {
 }
 
 const noEntries: readonly Entry[] = []
-const resolved: Promise<void> = Promise.resolve()
 
 /** Asserts `entries` are contiguous and start at most one past `last` (a gap on disk would refuse the next start). */
 function checkEntries(entries: readonly Entry[], last: number): void {
