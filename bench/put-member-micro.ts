@@ -11,7 +11,7 @@
  * `PUT_MICRO_SIGNAL=1` with `--import bench/lib/alloc-profile.mjs` and ALLOC_PROFILE_OUT: a heap profile of the
  * measured rounds, for bench/lib/alloc-report.mjs (puts = rounds x puts).
  *
- * Prints, per round (after one unmeasured round): µs of CPU per put (process.cpuUsage), bytes allocated per put and
+ * Prints, per round (after one unmeasured round): wall and CPU µs per put (process.cpuUsage; user: JS and GC), bytes allocated per put and
  * scavenges per 1,000 puts. Bytes: the V8 heap's used size read every 50 puts, summing its growth over the stretches
  * with no GC in them (a GC is seen as the young generation's used size going down), so the figure does not move with
  * the machine's load; run with a large young generation (the flags above) so that most stretches have no GC.
@@ -92,7 +92,7 @@ async function client(c: number, n: number): Promise<void> {
   }
 }
 
-async function round(): Promise<{ wall: number; cpu: number; bytes: number; scav: number }> {
+async function round(): Promise<{ wall: number; cpu: number; user: number; bytes: number; scav: number }> {
   done = 0
   cleanBytes = 0
   cleanPuts = 0
@@ -108,6 +108,7 @@ async function round(): Promise<{ wall: number; cpu: number; bytes: number; scav
   return {
     wall: (wall * 1000) / done,
     cpu: (c1.user + c1.system) / done,
+    user: c1.user / done,
     bytes: cleanBytes / Math.max(1, cleanPuts),
     scav: (scavenges / done) * 1000,
   }
@@ -123,7 +124,7 @@ if (signal) {
 for (let r = 0; r < rounds; r++) {
   const x = await round()
   console.log(
-    `clients ${clients} round ${r + 1}: wall ${x.wall.toFixed(1)} µs/put, cpu ${x.cpu.toFixed(1)} µs/put, alloc ${x.bytes.toFixed(0)} B/put, ` +
+    `clients ${clients} round ${r + 1}: wall ${x.wall.toFixed(1)} µs/put, cpu ${x.cpu.toFixed(1)} µs/put (user ${x.user.toFixed(1)}), alloc ${x.bytes.toFixed(0)} B/put, ` +
       `scavenges ${x.scav.toFixed(2)} per 1,000 puts`,
   )
 }
