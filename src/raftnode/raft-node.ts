@@ -33,6 +33,7 @@ import {
   scannedIdAt,
   scannedIdLen,
 } from './envelope.js'
+import { ProposalWaiters } from './proposal-waiters.js'
 
 /**
  * The application state a member replicates: it applies committed entries in order, and can be snapshotted and
@@ -151,13 +152,6 @@ interface Waiter {
   timer: TimerHandle
 }
 
-/** A client proposal waiting to be applied: it fails with "request timed out" once the clock passes `deadline`. */
-interface ProposalWaiter {
-  resolve(v: unknown): void
-  reject(e: unknown): void
-  deadline: number
-}
-
 /** A linearizable read; `timedOut` once its caller was answered by the timeout while it sat in a round. */
 interface ReadWaiter extends Waiter {
   timedOut: boolean
@@ -167,6 +161,7 @@ interface ReadWaiter extends Waiter {
 const pendingArrayKeepMax = 1024
 
 const resolved: Promise<void> = Promise.resolve()
+const timedOut = (): EtcdError => new EtcdError('ErrTimeout')
 
 /** How long a read index round waits for its answer before asking again (etcd 3.5's readIndexRetryTime). */
 const readIndexRetryMs = 500
@@ -198,11 +193,11 @@ export class RaftNode {
   /** reqPrefix's bytes when it is ASCII (ids are then written and matched as bytes, never made into strings). */
   private readonly reqPrefixBytes: Uint8Array | undefined
   /**
-   * Proposals by request sequence number, oldest first (a Map keeps insertion order, and every proposal gets the
-   * same timeout): one timer, armed for the oldest one's deadline, times them all out (proposalTimer), instead of a
-   * timer per proposal.
+   * Proposals by request sequence number, oldest first (every proposal gets the same timeout): one timer, armed for
+   * the oldest one's deadline, times them all out (proposalTimer), instead of a timer per proposal. A proposal fails
+   * with "request timed out" once the clock passes its deadline.
    */
-  private readonly waiters = new Map<number, ProposalWaiter>()
+  private readonly waiters = new ProposalWaiters()
   private proposalTimer: TimerHandle | undefined
   /** Membership changes by request id, each with its own timer (rare). */
   private readonly confWaiters = new Map<string, Waiter>()
@@ -342,7 +337,7 @@ export class RaftNode {
     const entry =
       prefix !== undefined ? encodeEnvelopeSeq(prefix, seq, data, headroom) : encodeEnvelope(this.reqPrefix + seq, data)
     return new Promise<unknown>((resolve, reject) => {
-      this.waiters.set(seq, { resolve, reject, deadline: this.clock.now() + this.opts.requestTimeoutMs })
+      this.waiters.add(seq, resolve, reject, this.clock.now() + this.opts.requestTimeoutMs)
       if (this.proposalTimer === undefined) this.armProposalTimer()
       // Proposals wait here while a Ready is being persisted and go to Raft together just before the next one: one
       // append and one MsgApp per follower for all of them (group proposal, no extra latency when idle).
@@ -365,32 +360,23 @@ export class RaftNode {
 
   /** Arms the one proposal timer for the oldest waiting proposal's deadline (none when nothing waits). */
   private armProposalTimer(): void {
-    for (const w of this.waiters.values()) {
-      this.proposalTimer = this.clock.setTimeout(this.onProposalTimer, Math.max(0, w.deadline - this.clock.now()))
-      return
-    }
+    const deadline = this.waiters.oldestDeadline()
+    if (deadline === undefined) return
+    this.proposalTimer = this.clock.setTimeout(this.onProposalTimer, Math.max(0, deadline - this.clock.now()))
   }
 
   /** Fails every proposal past its deadline (the oldest ones), then waits for the next oldest. */
   private readonly onProposalTimer = (): void => {
     this.proposalTimer = undefined
     const now = this.clock.now()
-    for (const [seq, w] of this.waiters) {
-      if (w.deadline > now) break
-      this.waiters.delete(seq)
-      this.metrics.proposalsFailed.inc()
-      w.reject(new EtcdError('ErrTimeout'))
-    }
+    const expired = this.waiters.expire(now, timedOut)
+    if (expired > 0) this.metrics.proposalsFailed.inc(expired)
     this.armProposalTimer()
   }
 
   /** Answers the proposal `seq` (if this member still waits for it) with `error`, or else with `result`. */
   private settleProposal(seq: number, result: unknown, error: unknown): void {
-    const w = this.waiters.get(seq)
-    if (w === undefined) return
-    this.waiters.delete(seq)
-    if (error !== undefined) w.reject(error)
-    else w.resolve(result)
+    this.waiters.settle(seq, result, error)
   }
 
   /**
@@ -856,9 +842,7 @@ export class RaftNode {
   private failAllProposals(e: EtcdError): void {
     this.clock.clearTimeout(this.proposalTimer)
     this.proposalTimer = undefined
-    const ws = [...this.waiters.values()]
-    this.waiters.clear()
-    for (const w of ws) w.reject(e)
+    this.waiters.rejectAll(e)
     const cs = [...this.confWaiters.values()]
     this.confWaiters.clear()
     for (const w of cs) {
