@@ -11,9 +11,9 @@
  * `PUT_MICRO_SIGNAL=1` with `--import bench/lib/alloc-profile.mjs` and ALLOC_PROFILE_OUT: a heap profile of the
  * measured rounds, for bench/lib/alloc-report.mjs (puts = rounds x puts).
  *
- * Prints, per round (after one unmeasured round): wall and CPU µs per put (process.cpuUsage; user: JS and GC), bytes allocated per put and
- * scavenges per 1,000 puts. Bytes: the V8 heap's used size read every 50 puts, summing its growth over the stretches
- * with no GC in them (a GC is seen as the young generation's used size going down), so the figure does not move with
+ * Prints, per round (after one unmeasured round): wall and CPU µs per put (process.cpuUsage; user: JS and GC),
+ * bytes allocated per put and scavenges per 1,000 puts. Bytes: the V8 heap's used size read every 50 puts, summing
+ * its growth over the stretches with no GC in them (a GC is seen as the young generation's used size going down), so the figure does not move with
  * the machine's load; run with a large young generation (the flags above) so that most stretches have no GC.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -124,7 +124,8 @@ if (signal) {
 for (let r = 0; r < rounds; r++) {
   const x = await round()
   console.log(
-    `clients ${clients} round ${r + 1}: wall ${x.wall.toFixed(1)} µs/put, cpu ${x.cpu.toFixed(1)} µs/put (user ${x.user.toFixed(1)}), alloc ${x.bytes.toFixed(0)} B/put, ` +
+    `clients ${clients} round ${r + 1}: wall ${x.wall.toFixed(1)} µs/put, cpu ${x.cpu.toFixed(1)} µs/put ` +
+      `(user ${x.user.toFixed(1)}), alloc ${x.bytes.toFixed(0)} B/put, ` +
       `scavenges ${x.scav.toFixed(2)} per 1,000 puts`,
   )
 }

@@ -186,8 +186,8 @@ export abstract class CachedStorage implements DurableStorage {
    * A plain save while the queue is idle: checked and written as runSaves writes a group of one, without a queue entry
    * (no pending record, promise pair, queue arrays nor the pump's and runSaves' async frames: a put's largest own
    * share of allocations with one client, docs/benchmarks.md gRPC "Session 11"). When the backend wrote it durably at
-   * once (persistSavesNow returned undefined) it returns `durableNow`, the read side already updated. The queue is marked busy
-   * until the save is durable and applied to the read side, so saves called meanwhile queue behind it as before.
+   * once (persistSavesNow returned undefined) it returns `durableNow`, the read side already updated. The queue is
+   * marked busy until the save is durable and applied to the read side, so saves called meanwhile queue behind it.
    */
   private saveNow(hs: HardState | undefined, entries: readonly Entry[]): Promise<void> {
     try {
