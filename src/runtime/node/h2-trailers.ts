@@ -10,9 +10,9 @@
  *
  * That takes Node's internals (the stream's native handle and its state flags), found by name at first use and
  * checked; on any other runtime or Node that does not match, `sendOkTrailersNow` answers false and the caller uses the
- * public `sendTrailers`. Opt-in: NODE_H2_SYNC_TRAILERS=1 in the environment turns it on (the A/B switch). Since
- * session 11 the same switch also submits the answer's HEADERS through the handle with a list built once
- * (`respondOkNow`, instead of `respond`).
+ * public `sendTrailers`. On by default since session 11 (on Node 20); NODE_H2_SYNC_TRAILERS=0 in the environment turns
+ * it off (the A/B switch). Since session 11 it also submits the answer's HEADERS through the handle with a list built
+ * once (`respondOkNow`, instead of `respond`).
  */
 import type { ServerHttp2Stream } from 'node:http2'
 
@@ -37,18 +37,18 @@ export interface Internals {
 }
 
 /**
- * Opt-in: on only with NODE_H2_SYNC_TRAILERS=1 in the environment (read at the first answer), and only on the Node
- * major line the native trailer list's encoding was read from (20): another major may encode headers for the handle
- * differently, and a malformed trailer would break every gRPC answer. Off by default since session 10's quiet A/B
- * (docs/benchmarks.md gRPC "Session 10"): one loop turn fewer per call did not make the 1-client put faster
- * (2,078 / 2,233 puts/s on against 2,347 / 2,322 off, same server CPU per call), and it leans on Node's internals.
+ * On unless NODE_H2_SYNC_TRAILERS=0 in the environment (read at the first answer), and only on the Node major line
+ * the native header lists' encoding was read from (20): another major may encode headers for the handle differently,
+ * and a malformed list would break every gRPC answer. Session 10 left it opt-in (its quiet A/B found no 1-client gain
+ * from the trailers alone); session 11's alternated A/B with the HEADERS through the handle too found ~10% less
+ * server CPU per 1-client put (docs/benchmarks.md gRPC "Session 11"), so it is on by default.
  */
 let internals: Internals | null | undefined
 
 function enabled(): boolean {
   return (
     typeof process !== 'undefined' &&
-    process.env?.NODE_H2_SYNC_TRAILERS === '1' &&
+    process.env?.NODE_H2_SYNC_TRAILERS !== '0' &&
     process.versions?.node?.split('.')[0] === '20'
   )
 }
