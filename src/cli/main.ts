@@ -95,7 +95,7 @@ const commands: Record<string, Command> = {
     run: async (args, io) => (await import('./cluster.js')).runEndpoint(args, io),
   },
   snapshot: {
-    summary: 'snapshot save FILE',
+    summary: 'snapshot save FILE | snapshot restore FILE [flags]',
     client: true,
     run: async (args, io) => (await import('./snapshot.js')).runSnapshot(args, io),
   },

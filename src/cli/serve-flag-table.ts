@@ -34,7 +34,7 @@ const goDurationUnits: Record<string, number> = {
   m: 60_000,
   h: 3_600_000,
 }
-const duration: Conv = (v, flag) => {
+export const duration: Conv = (v, flag) => {
   const t = v.trim()
   const parts = [...t.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)]
   if (t === '' || parts.map((p) => p[0]).join('') !== t)
@@ -43,6 +43,17 @@ const duration: Conv = (v, flag) => {
 }
 
 /** flag name -> [config field, converter, help]. */
+/** Milliseconds as Go's time.Duration prints them (etcd's help): 5s, 2h0m0s, 500ms, 1m30s. */
+export function goDuration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`
+  const h = Math.floor(ms / 3_600_000)
+  const m = Math.floor((ms % 3_600_000) / 60_000)
+  const s = `${(ms % 60_000) / 1000}s`
+  if (h > 0) return `${h}h${m}m${s}`
+  if (m > 0) return `${m}m${s}`
+  return s
+}
+
 export const serveFlags: Record<string, [keyof ServerConfig, Conv, string]> = {
   name: ['name', str, 'human-readable name for this member'],
   'data-dir': ['dataDir', str, 'path to the data directory (WAL and snapshots)'],

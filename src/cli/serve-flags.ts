@@ -5,16 +5,18 @@
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, type ServerConfig, serverDefaults } from '../etcdserver/config.js'
-import { bool, envName, serveFlags } from './serve-flag-table.js'
+import { bool, duration, envName, goDuration, serveFlags } from './serve-flag-table.js'
 
 export { configFromEnv, envName, serveFlags } from './serve-flag-table.js'
 
 /** The flags' help; `command` is how the user started this entry. */
 export function serveUsage(command = 'edgecd serve'): string {
   const w = Math.max(...Object.keys(serveFlags).map((f) => f.length)) + 4
-  const lines = Object.entries(serveFlags).map(([flag, [field, , help]]) => {
+  const lines = Object.entries(serveFlags).map(([flag, [field, conv, help]]) => {
     const d = serverDefaults[field]
-    return `  --${flag.padEnd(w)}${help} (default ${JSON.stringify(Array.isArray(d) ? d.join(',') : d)})`
+    // A duration flag's default as the flag takes it (a Go duration), not the config's milliseconds.
+    const shown = conv === duration && typeof d === 'number' ? goDuration(d) : Array.isArray(d) ? d.join(',') : d
+    return `  --${flag.padEnd(w)}${help} (default ${JSON.stringify(shown)})`
   })
   return [
     `Usage: ${command} [flags]`,

@@ -17,7 +17,7 @@ import { createLogger } from '../runtime/node/log.js'
 import { startNodeMember } from '../runtime/node/serve.js'
 import { startWorkerdMember } from '../runtime/node/workerd-member.js'
 import type { CliIo } from './main.js'
-import { serveConfig, serveUsage } from './serve-flags.js'
+import { serveConfig, serveFlags, serveUsage } from './serve-flags.js'
 
 export { serveConfig, serveFlags, serveUsage } from './serve-flags.js'
 
@@ -26,8 +26,8 @@ export type Runtime = (typeof runtimes)[number]
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../..')
 
-const runtimeHelp =
-  '  --runtime               where the member runs: node (this process), deno (a Deno child process) or workerd (a Durable Object in a local workerd, data under --data-dir) (default "node")'
+/** `--runtime`'s help line, padded as serveUsage pads the others (the longest flag name + 4). */
+const runtimeHelp = `  --${'runtime'.padEnd(Math.max(...Object.keys(serveFlags).map((f) => f.length)) + 4)}where the member runs: node (this process), deno (a Deno child process) or workerd (a Durable Object in a local workerd, data under --data-dir) (default "node")`
 
 /** Takes `--runtime X` / `--runtime=X` out of argv; EDGECD_RUNTIME when absent. */
 export function splitRuntime(

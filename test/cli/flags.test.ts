@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { serveConfig, suggestFlag } from '../../src/cli/serve-flags.js'
+import { serveConfig, serveUsage, suggestFlag } from '../../src/cli/serve-flags.js'
 import { ConfigError, validateServerConfig } from '../../src/etcdserver/config.js'
 import { type RunningMember, startNodeMember } from '../../src/runtime/node/serve.js'
 import { b64, eventually, freePort, post, silent } from '../support/index.js'
@@ -129,5 +129,29 @@ test('--listen-peer-urls on their own ports with --initial-advertise-peer-urls: 
   } finally {
     for (const r of running) await r?.stop()
     for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  }
+})
+
+test("--help prints a duration flag's default as the flag takes it (a Go duration), and that value parses back", () => {
+  const usage = serveUsage()
+  for (const [flag, shown, ms] of [
+    ['grpc-keepalive-min-time', '5s', 5000],
+    ['grpc-keepalive-interval', '2h0m0s', 7_200_000],
+    ['grpc-keepalive-timeout', '20s', 20_000],
+  ] as const) {
+    const line = usage.split('\n').find((l) => l.trimStart().startsWith(`--${flag} `))
+    assert.ok(line?.endsWith(`(default "${shown}")`), line)
+    const c = serveConfig([`--${flag}`, shown], {})
+    assert.ok(c !== 'help')
+    assert.equal(
+      (c as unknown as Record<string, number>)[
+        flag === 'grpc-keepalive-min-time'
+          ? 'grpcKeepaliveMinTimeMs'
+          : flag === 'grpc-keepalive-interval'
+            ? 'grpcKeepaliveIntervalMs'
+            : 'grpcKeepaliveTimeoutMs'
+      ],
+      ms,
+    )
   }
 })
