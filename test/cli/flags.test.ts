@@ -133,25 +133,17 @@ test('--listen-peer-urls on their own ports with --initial-advertise-peer-urls: 
 })
 
 test("--help prints a duration flag's default as the flag takes it (a Go duration), and that value parses back", () => {
-  const usage = serveUsage()
-  for (const [flag, shown, ms] of [
-    ['grpc-keepalive-min-time', '5s', 5000],
-    ['grpc-keepalive-interval', '2h0m0s', 7_200_000],
-    ['grpc-keepalive-timeout', '20s', 20_000],
-  ] as const) {
-    const line = usage.split('\n').find((l) => l.trimStart().startsWith(`--${flag} `))
-    assert.ok(line?.endsWith(`(default "${shown}")`), line)
+  const usage = serveUsage().split('\n')
+  const cases = [
+    ['grpc-keepalive-min-time', '5s', 'grpcKeepaliveMinTimeMs', 5000],
+    ['grpc-keepalive-interval', '2h0m0s', 'grpcKeepaliveIntervalMs', 7_200_000],
+    ['grpc-keepalive-timeout', '20s', 'grpcKeepaliveTimeoutMs', 20_000],
+  ] as const
+  for (const [flag, shown, field, ms] of cases) {
+    const line = usage.find((l) => l.trimStart().startsWith(`--${flag} `)) ?? ''
+    assert.ok(line.endsWith(`(default "${shown}")`), line)
     const c = serveConfig([`--${flag}`, shown], {})
     assert.ok(c !== 'help')
-    assert.equal(
-      (c as unknown as Record<string, number>)[
-        flag === 'grpc-keepalive-min-time'
-          ? 'grpcKeepaliveMinTimeMs'
-          : flag === 'grpc-keepalive-interval'
-            ? 'grpcKeepaliveIntervalMs'
-            : 'grpcKeepaliveTimeoutMs'
-      ],
-      ms,
-    )
+    assert.equal(c[field], ms)
   }
 })
