@@ -4,7 +4,8 @@
  * flight) and 0.5 s of unmeasured calls with the run's own client count (as bench/grpc.ts's per-row warm-up: the
  * WAL write gate of src/runtime/node/file-ops.ts takes ~30 one-put saves to leave the batches' statistics), then
  * `clients` closed-loop callers for `seconds` over ceil(clients/16) HTTP/2 connections (pre-encoded Put frames,
- * 256-byte values over 1,000 keys, as bench/grpc.ts), and prints ops/s, the member's CPU per put (/proc), p50/p99
+ * 256-byte values over 1,000 keys, as bench/grpc.ts), and prints ops/s, the member's CPU per put (/proc), the mean
+ * latency and p50/p75/p90/p95/p99/p99.9 (ms)
  * and puts per WAL write (etcd_disk_wal_fsync_duration_seconds_count) and the mean WAL sync as the server times it
  * (its _sum over its _count: edgecd's save, etcd's fdatasync). With `etcd` as third argument, Debian's etcd.
  * PUT_DRIVER_SCHED=1 adds per-thread scheduler counters per put for the server and the driver (bench/lib/sched-stats.ts).
@@ -218,9 +219,10 @@ try {
   }
   lat.sort((a, b) => a - b)
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]!.toFixed(2)
+  const meanMs = lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length)
   console.log(
     `${which} n=${n} ops/s ${(ops / ((t1 - t0) / 1000)).toFixed(0)} cpu µs/put ${(((c1 - c0) * 1e6) / ops).toFixed(0)} (user ${(((u1 - u0) * 1e6) / ops).toFixed(0)}) ` +
-      `p50 ${q(0.5)} p99 ${q(0.99)} puts/fsync ${(ops / (f1 - f0)).toFixed(1)} fsync mean ${(((fs1 - fs0) / (f1 - f0)) * 1e3).toFixed(2)} ms load ${loadavg()[0]!.toFixed(1)}`,
+      `mean ${meanMs.toFixed(3)} p50 ${q(0.5)} p75 ${q(0.75)} p90 ${q(0.9)} p95 ${q(0.95)} p99 ${q(0.99)} p99.9 ${q(0.999)} ms puts/fsync ${(ops / (f1 - f0)).toFixed(1)} fsync mean ${(((fs1 - fs0) / (f1 - f0)) * 1e3).toFixed(2)} ms load ${loadavg()[0]!.toFixed(1)}`,
   )
   for (const s of sessions) s.close()
 } finally {

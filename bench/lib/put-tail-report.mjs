@@ -18,16 +18,21 @@
  * and the server's own WAL sync histogram (etcd_disk_wal_fsync_duration_seconds over the run: edgecd's blocking
  * write, etcd's fdatasync). A run without a member trace (etcd) prints the client percentiles and the histogram only.
  *
- *   node bench/lib/put-tail-report.mjs /tmp/drv-edgecd.json /tmp/drv-etcd.json ...   [--top 0.01]
+ *   node bench/lib/put-tail-report.mjs /tmp/drv-edgecd.json /tmp/drv-etcd.json ...   [--top 0.01 | --above <µs>]
+ *
+ * --above attributes every call above a fixed latency (e.g. etcd's p95 in the paired run) rather than the top 1%.
  */
 
 import { readFileSync } from 'node:fs'
 
 const args = process.argv.slice(2)
 let top = 0.01
+/** --above <µs>: attribute the calls above this latency instead of the run's own top fraction. */
+let above = Number.NaN
 const files = []
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--top') top = Number(args[++i])
+  else if (args[i] === '--above') above = Number(args[++i])
   else files.push(args[i])
 }
 
@@ -57,16 +62,45 @@ const totals = new Map()
 for (const file of files) {
   const t = JSON.parse(readFileSync(file, 'utf8'))
   const lat = t.calls.map((c) => c[1] - c[0])
-  const p99 = q(lat, 1 - top)
+  const p99 = Number.isFinite(above) ? above : q(lat, 1 - top)
   const med = q(lat, 0.5)
+  const mean = lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length)
   console.log(
-    `${file}: ${t.which}, ${t.calls.length} calls, load ${f2(t.load)}; client µs p50 ${f0(med)} p90 ${f0(q(lat, 0.9))} p99 ${f0(q(lat, 0.99))} p99.9 ${f0(q(lat, 0.999))}`,
+    `${file}: ${t.which}, ${t.calls.length} calls, load ${f2(t.load)}; client µs mean ${f0(mean)} p50 ${f0(med)} p75 ${f0(q(lat, 0.75))} p90 ${f0(q(lat, 0.9))} p95 ${f0(q(lat, 0.95))} p99 ${f0(q(lat, 0.99))} p99.9 ${f0(q(lat, 0.999))}; ` +
+      `time above p50 per call ${f0(lat.reduce((a, b) => a + Math.max(0, b - med), 0) / Math.max(1, lat.length))} µs`,
   )
   console.log(histogramLine(t.hist0, t.hist1))
   const dw = t.calls.map((c) => c[3] - c[2])
   console.log(`  driver run-queue wait per call µs p50 ${f0(q(dw, 0.5))} p99 ${f0(q(dw, 0.99))}`)
   const m = t.member
-  if (!m) continue
+  if (!m) {
+    // No member trace (etcd): only the driver's side of the slow calls can be told apart.
+    const slowT = t.calls.filter((c) => c[1] - c[0] > p99)
+    const by = new Map()
+    for (const c of slowT) {
+      const excess = c[1] - c[0] - med
+      const dgc = t.driverGcs.reduce((a, [gs, gd]) => a + overlap(c[0], c[1], gs, gs + gd), 0)
+      const k =
+        dgc >= excess / 2
+          ? 'generator GC'
+          : c[3] - c[2] >= excess / 2
+            ? 'generator: wait for a core'
+            : 'the server and the way in / out'
+      const x = by.get(k) ?? { n: 0, us: 0 }
+      x.n++
+      x.us += excess
+      by.set(k, x)
+    }
+    const all = [...by.values()].reduce((a, x) => a + x.us, 0)
+    console.log(
+      `  ${slowT.length} calls above ${f0(p99)} µs (their time above the p50: ${f0(all / Math.max(1, t.calls.length))} µs per call of the run):`,
+    )
+    for (const [k, x] of [...by].sort((a, b) => b[1].n - a[1].n))
+      console.log(
+        `    ${k.padEnd(40)} ${String(x.n).padStart(4)} (${((100 * x.n) / Math.max(1, slowT.length)).toFixed(0)}%) ${f0(x.us / 1000).padStart(5)} ms (${((100 * x.us) / Math.max(1, all)).toFixed(0)}%)`,
+      )
+    continue
+  }
 
   // Match each client call with the member call whose 'stream' falls inside it (one client: calls are sequential).
   const mc = m.calls
@@ -125,7 +159,7 @@ for (const file of files) {
     ]),
   )
   console.log(
-    `  ${slow.length} calls above p${(100 * (1 - top)).toFixed(1)} (${f0(p99)} µs); phases, µs: median of all calls / mean of the slow ones`,
+    `  ${slow.length} calls above ${Number.isFinite(above) ? 'the given' : `p${(100 * (1 - top)).toFixed(1)}`} (${f0(p99)} µs); phases, µs: median of all calls / mean of the slow ones`,
   )
   for (const n of names) {
     const v = slow.map((r) => r.ph?.[n]).filter((x) => Number.isFinite(x))
@@ -133,33 +167,39 @@ for (const file of files) {
       `    ${n.padEnd(40)} ${f0(medPh[n]).padStart(6)} / ${f0(v.reduce((a, b) => a + b, 0) / Math.max(1, v.length)).padStart(6)}  (n ${v.length})`,
     )
   }
-  const mean = (k, rs) => {
+  const meanOf = (k, rs) => {
     const v = rs.map((r) => r[k]).filter((x) => Number.isFinite(x))
     return v.reduce((a, b) => a + b, 0) / Math.max(1, v.length)
   }
   console.log(
-    `    member run-queue wait to read the request ${f0(q(rows.map((r) => r.memberWaitIn).filter(Number.isFinite), 0.5))} / ${f0(mean('memberWaitIn', slow))}; ` +
-      `elsewhere in the call (not the sync) ${f0(q(rows.map((r) => r.memberWaitOther).filter(Number.isFinite), 0.5))} / ${f0(mean('memberWaitOther', slow))}; ` +
+    `    member run-queue wait to read the request ${f0(q(rows.map((r) => r.memberWaitIn).filter(Number.isFinite), 0.5))} / ${f0(meanOf('memberWaitIn', slow))}; ` +
+      `elsewhere in the call (not the sync) ${f0(q(rows.map((r) => r.memberWaitOther).filter(Number.isFinite), 0.5))} / ${f0(meanOf('memberWaitOther', slow))}; ` +
       `driver's ${f0(
         q(
           rows.map((r) => r.driverWait),
           0.5,
         ),
-      )} / ${f0(mean('driverWait', slow))}`,
+      )} / ${f0(meanOf('driverWait', slow))}`,
   )
 
   const causes = new Map()
+  let excessNow = 0
   const add = (k, note) => {
-    const x = causes.get(k) ?? { n: 0, notes: [] }
+    const x = causes.get(k) ?? { n: 0, us: 0, notes: [] }
     x.n++
+    x.us += excessNow
     if (note && x.notes.length < 4) x.notes.push(note)
     causes.set(k, x)
     const tt = totals.get(t.which) ?? new Map()
-    tt.set(k, (tt.get(k) ?? 0) + 1)
+    const y = tt.get(k) ?? { n: 0, us: 0 }
+    y.n++
+    y.us += excessNow
+    tt.set(k, y)
     totals.set(t.which, tt)
   }
   for (const r of slow) {
     const excess = r.lat - med
+    excessNow = excess
     const gc = m.gcs.reduce((a, [gs, gd]) => a + overlap(r.s, r.e, gs, gs + gd), 0)
     const dgc = t.driverGcs.reduce((a, [gs, gd]) => a + overlap(r.s, r.e, gs, gs + gd), 0)
     const tms = m.timers.filter(([ts, td]) => overlap(r.s, r.e, ts, ts + td) > 0)
@@ -187,10 +227,13 @@ for (const file of files) {
       add(best, `+${f0(bx)} µs of ${f0(r.lat)}`)
     }
   }
-  console.log(`  causes of the ${slow.length} slowest calls:`)
+  const excessAll = [...causes.values()].reduce((a, x) => a + x.us, 0)
+  console.log(
+    `  causes of the ${slow.length} slowest calls (calls, share; their time above the p50, share of it; ${f0(excessAll / Math.max(1, t.calls.length))} µs per call of the run):`,
+  )
   for (const [k, x] of [...causes].sort((a, b) => b[1].n - a[1].n))
     console.log(
-      `    ${k.padEnd(40)} ${String(x.n).padStart(4)} (${((100 * x.n) / slow.length).toFixed(0)}%)  e.g. ${x.notes.join('; ')}`,
+      `    ${k.padEnd(40)} ${String(x.n).padStart(4)} (${((100 * x.n) / slow.length).toFixed(0)}%) ${f0(x.us / 1000).padStart(5)} ms (${((100 * x.us) / Math.max(1, excessAll)).toFixed(0)}%)  e.g. ${x.notes.join('; ')}`,
     )
   const syncs = rows.filter((r) => r.blocking).map((r) => r.ph['sync: disk'])
   const walls = rows.filter((r) => r.blocking).map((r) => r.c[2] - r.c[1])
@@ -206,8 +249,11 @@ for (const file of files) {
 if (files.length > 1) {
   console.log('totals of causes over the files:')
   for (const [w, tt] of totals) {
-    const n = [...tt.values()].reduce((a, b) => a + b, 0)
-    for (const [k, v] of [...tt].sort((a, b) => b[1] - a[1]))
-      console.log(`  ${w} ${k.padEnd(40)} ${String(v).padStart(4)} (${((100 * v) / n).toFixed(0)}%)`)
+    const n = [...tt.values()].reduce((a, b) => a + b.n, 0)
+    const us = [...tt.values()].reduce((a, b) => a + b.us, 0)
+    for (const [k, v] of [...tt].sort((a, b) => b[1].us - a[1].us))
+      console.log(
+        `  ${w} ${k.padEnd(40)} ${String(v.n).padStart(4)} (${((100 * v.n) / n).toFixed(0)}%) ${f0(v.us / 1000).padStart(5)} ms above the p50 (${((100 * v.us) / Math.max(1, us)).toFixed(0)}%)`,
+      )
   }
 }

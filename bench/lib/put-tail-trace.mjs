@@ -6,7 +6,7 @@
  * per-call trace: both use CLOCK_MONOTONIC, i.e. process.hrtime).
  *
  * Per call (µs, hrtime): the HTTP/2 'stream' event (request headers in), the blocking WAL write (fs.writeSync start
- * and end), `respond`, 'wantTrailers' (the answer's HEADERS+DATA being serialised), the trailers' submission (a turn
+ * and end), `respond` (or the native handle's respond, src/runtime/node/h2-trailers.ts), 'wantTrailers' (the answer's HEADERS+DATA being serialised), the trailers' submission (a turn
  * later), and the event-loop thread's run-queue wait (/proc/thread-self/schedstat, read with one pread) at the
  * stream event, around the write and at the trailers: the write's wait splits into the disk's time and the wait for
  * a core after the disk is done. Events: GC pauses (PerformanceObserver 'gc'), timer callbacks (setTimeout /
@@ -72,11 +72,19 @@ function patchStreamClasses(stream) {
   const proto = Object.getPrototypeOf(stream)
   const respond = proto.respond
   proto.respond = function (...a) {
-    if (on && cur) cur[3] = hr()
+    if (on && cur && cur[3] === 0) cur[3] = hr()
     return respond.apply(this, a)
   }
   const kHandle = Object.getOwnPropertySymbols(stream).find((s) => s.description === 'kHandle')
   const handleProto = kHandle && stream[kHandle] ? Object.getPrototypeOf(stream[kHandle]) : undefined
+  // src/runtime/node/h2-trailers.ts's respondOkNow submits the HEADERS through the handle, not `respond`.
+  if (handleProto?.respond) {
+    const hRespond = handleProto.respond
+    handleProto.respond = function (...a) {
+      if (on && cur && cur[3] === 0) cur[3] = hr()
+      return hRespond.apply(this, a)
+    }
+  }
   if (handleProto?.trailers) {
     const trailers = handleProto.trailers
     handleProto.trailers = function (...a) {
