@@ -22,6 +22,7 @@ import { Session } from 'node:inspector'
 import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { putCall } from './grpc-put.js'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: number): number => {
@@ -38,27 +39,6 @@ const alloc = args.includes('--alloc')
 const internals = args.includes('--internals')
 const checkouts = args.filter((a) => a !== '--alloc' && a !== '--internals')
 if (checkouts.length === 0) checkouts.push('.')
-
-const enc = new TextEncoder()
-function putFrame(key: Uint8Array, value: Uint8Array): Buffer {
-  const b = Buffer.alloc(5 + 2 + key.length + 3 + value.length)
-  let p = 5
-  b[p++] = 0x0a
-  b[p++] = key.length
-  b.set(key, p)
-  p += key.length
-  b[p++] = 0x12
-  b[p++] = (value.length & 0x7f) | 0x80
-  b[p++] = value.length >> 7
-  b.set(value, p)
-  p += value.length
-  b.writeUInt32BE(p - 5, 1)
-  return b.subarray(0, p)
-}
-const value = new Uint8Array(256).fill(0x61)
-const frames = Array.from({ length: 1000 }, (_, i) =>
-  putFrame(enc.encode(`bench/${String(i).padStart(6, '0')}`), value),
-)
 
 /** A member with nothing behind it: put answers its header at once, as a member would (ids as decimal strings). */
 function stubMember(): unknown {
@@ -190,34 +170,11 @@ function floorInternals(): Http2Server {
   return server
 }
 
-const reqHeaders = {
-  ':method': 'POST',
-  ':path': '/etcdserverpb.KV/Put',
-  'content-type': 'application/grpc',
-  te: 'trailers',
-}
-
-function put(s: ClientHttp2Session, i: number): Promise<void> {
-  return new Promise((ok, fail) => {
-    const r = s.request(reqHeaders)
-    let status: unknown
-    const take = (h: Record<string, unknown>) => {
-      if (h['grpc-status'] !== undefined) status = h['grpc-status']
-    }
-    r.on('response', take)
-    r.on('trailers', take)
-    r.on('data', () => undefined)
-    r.on('error', fail)
-    r.on('end', () => (status === '0' ? ok() : fail(new Error(`grpc-status ${status}`))))
-    r.end(frames[i % 1000])
-  })
-}
-
 async function run(t: Target, n: number): Promise<void> {
   let next = 0
   const worker = async (w: number) => {
     const s = t.sessions[w % t.sessions.length]!
-    while (next < n) await put(s, next++)
+    while (next < n) await putCall(s, next++)
   }
   await Promise.all(Array.from({ length: Math.min(clients, n) }, (_, w) => worker(w)))
 }

@@ -21,10 +21,11 @@
  */
 
 import { existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs'
-import { type ClientHttp2Session, connect } from 'node:http2'
+import { connect } from 'node:http2'
 import { loadavg } from 'node:os'
 import { PerformanceObserver, performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
+import { putCall } from './grpc-put.js'
 import { schedReport, schedSnapshot } from './sched-stats.js'
 
 const repo = process.cwd()
@@ -34,50 +35,6 @@ const { startEdgecd, startEtcd, processCpuSecs } = (await import(
 const n = Number(process.argv[2] ?? 64)
 const secs = Number(process.argv[3] ?? 3)
 const which = process.argv[4] ?? 'edgecd'
-const enc = new TextEncoder()
-
-/** An enveloped PutRequest{key, value} (value under 16 KiB). */
-function putFrame(key: Uint8Array, value: Uint8Array): Buffer {
-  const b = Buffer.alloc(5 + 2 + key.length + 3 + value.length)
-  let p = 5
-  b[p++] = 0x0a
-  b[p++] = key.length
-  b.set(key, p)
-  p += key.length
-  b[p++] = 0x12
-  b[p++] = (value.length & 0x7f) | 0x80
-  b[p++] = value.length >> 7
-  b.set(value, p)
-  p += value.length
-  b.writeUInt32BE(p - 5, 1)
-  return b.subarray(0, p)
-}
-const value = new Uint8Array(256).fill(0x61)
-const frames = Array.from({ length: 1000 }, (_, i) =>
-  putFrame(enc.encode(`bench/${String(i).padStart(6, '0')}`), value),
-)
-const headers = {
-  ':method': 'POST',
-  ':path': '/etcdserverpb.KV/Put',
-  'content-type': 'application/grpc',
-  te: 'trailers',
-}
-
-function put(s: ClientHttp2Session, i: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const r = s.request(headers)
-    let status: unknown
-    const take = (h: Record<string, unknown>) => {
-      if (h['grpc-status'] !== undefined) status = h['grpc-status']
-    }
-    r.on('response', take)
-    r.on('trailers', take)
-    r.on('data', () => undefined)
-    r.on('error', reject)
-    r.on('end', () => (status === '0' ? resolve() : reject(new Error(`grpc-status ${status}`))))
-    r.end(frames[i % 1000])
-  })
-}
 
 // PUT_DRIVER_NODE_ARGS: extra node flags for the member (space-separated), e.g. `--cpu-prof --cpu-prof-dir /tmp/p`.
 const nodeArgs = process.env.PUT_DRIVER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
@@ -145,12 +102,13 @@ if (traceFile) {
 
 try {
   const sessions = Array.from({ length: Math.ceil(n / 16) }, () => connect(`http://${address}`))
-  for (let i = 0; i < 6000; i += 64) await Promise.all(Array.from({ length: 64 }, (_, j) => put(sessions[0]!, i + j)))
+  for (let i = 0; i < 6000; i += 64)
+    await Promise.all(Array.from({ length: 64 }, (_, j) => putCall(sessions[0]!, i + j)))
   const warmEnd = performance.now() + 500
   await Promise.all(
     Array.from({ length: n }, async (_, w) => {
       let x = w * 104729
-      while (performance.now() < warmEnd) await put(sessions[w % sessions.length]!, x++)
+      while (performance.now() < warmEnd) await putCall(sessions[w % sessions.length]!, x++)
     }),
   )
   const hist0 = traceFile ? await syncHistogram() : []
@@ -183,11 +141,11 @@ try {
         const s = performance.now()
         if (traceFile) {
           const rec = [hr(), 0, waitUs(), 0]
-          await put(sessions[w % sessions.length]!, x++)
+          await putCall(sessions[w % sessions.length]!, x++)
           rec[1] = hr()
           rec[3] = waitUs()
           traceCalls.push(rec)
-        } else await put(sessions[w % sessions.length]!, x++)
+        } else await putCall(sessions[w % sessions.length]!, x++)
         lat.push(performance.now() - s)
         ops++
       }
