@@ -460,6 +460,12 @@ function offIdWidthBoundary(value: Uint8Array, protoSize: (v: Uint8Array) => num
 
 export class Generator {
   private readonly r: (n: number) => number
+  /**
+   * A second stream for the edge inputs of reads (session 11: etcdctl-style huge limits, extreme revisions, keys_only
+   * with count_only, lease id 0): its own draws, so the main stream (and so every write, and the runs of the seeds
+   * earlier sessions name) is the same as before it.
+   */
+  private readonly x: (n: number) => number
   private readonly keys: Uint8Array[]
   constructor(
     seed: number,
@@ -467,6 +473,7 @@ export class Generator {
     private readonly maxTxnOps = 128,
   ) {
     this.r = rng(seed)
+    this.x = rng(seed ^ 0x0edc)
     this.keys = seed % 2 === 0 ? [...baseKeys, ...wideKeys] : baseKeys
   }
 
@@ -561,6 +568,35 @@ export class Generator {
     if (this.chance(12)) req.maxModRevision = rev()
     if (this.chance(12)) req.minCreateRevision = rev()
     if (this.chance(12)) req.maxCreateRevision = rev()
+    return this.edgeRange(req)
+  }
+
+  /** An etcdctl-style edge input now and then (drawn from `x` alone): what a range makes of the extremes. */
+  private edgeRange(req: Record<string, unknown>): Record<string, unknown> {
+    const x = this.x(100)
+    const int64Max = (1n << 63n) - 1n
+    // Limits past the key count, past int32, int64's ends.
+    if (x < 6) req.limit = [int64Max, 1n << 31n, 1n << 32n, 1_000_000n, -(1n << 63n)][this.x(5)]!
+    // Revisions: far future, int64's ends, far negative (read as the current one).
+    else if (x < 10) req.revision = [int64Max, -(1n << 63n), -100n, 1n << 40n][this.x(4)]!
+    // keys_only with count_only (etcdctl get --keys-only --count-only), sometimes with a limit.
+    else if (x < 14) {
+      req.keysOnly = true
+      req.countOnly = true
+      if (this.x(2) === 0) req.limit = 1n
+    }
+    // The mod/create revision filters at their ends.
+    else if (x < 18) {
+      const f = ['minModRevision', 'maxModRevision', 'minCreateRevision', 'maxCreateRevision'][this.x(4)]!
+      req[f] = [int64Max, -(1n << 63n), -1n][this.x(3)]!
+    }
+    // Every key ("\0" to "\0", etcdctl get --from-key ''), sorted on a random target and order.
+    else if (x < 21) {
+      req.key = new Uint8Array([0])
+      req.rangeEnd = new Uint8Array([0])
+      req.sortOrder = this.x(3)
+      req.sortTarget = this.x(5)
+    }
     return req
   }
 
@@ -738,9 +774,17 @@ export class Generator {
       }
     }
     if (k < 87) return one('Lease', 'leaseRevoke', { ID: this.leaseRef() }, 'revoke')
-    if (k < 92) return one('Lease', 'leaseTimeToLive', { ID: this.leaseRef(), keys: this.chance(60) }, 'timetolive')
+    if (k < 92) {
+      const req = { ID: this.leaseRef(), keys: this.chance(60) }
+      // Now and then (the edge stream's draw) the id no lease can have, or int64's ends.
+      if (this.x(100) < 10) req.ID = [0n, -(1n << 63n), (1n << 63n) - 1n][this.x(3)]!
+      return one('Lease', 'leaseTimeToLive', req, 'timetolive')
+    }
     if (k < 95) return one('Lease', 'leaseLeases', {}, 'leases')
-    return one('Maintenance', 'hashKV', { revision: this.readRevision() }, 'hashkv')
+    const revision = this.readRevision()
+    // Now and then (the edge stream's draw) int64's ends.
+    const edge = this.x(100) < 10 ? [(1n << 63n) - 1n, -(1n << 63n)][this.x(2)]! : revision
+    return one('Maintenance', 'hashKV', { revision: edge }, 'hashkv')
   }
 
   /**

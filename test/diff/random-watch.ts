@@ -223,6 +223,8 @@ function firstDifference(a: Record_, b: Record_): { etcd: string; edgecd: string
 /** The watch-side generator: creates, cancels and progress requests over the run's key space. */
 class WatchGen {
   private readonly r: (n: number) => number
+  /** The edge inputs' own stream (session 11), so the main one, and the runs of earlier seeds, stay as they were. */
+  private readonly x: (n: number) => number
   constructor(
     seed: number,
     private readonly gen: Generator,
@@ -230,6 +232,7 @@ class WatchGen {
     private readonly live: Set<string>,
   ) {
     this.r = rng(seed ^ 0x3a7c)
+    this.x = rng(seed ^ 0x0edd)
   }
   private chance(pct: number): boolean {
     return this.r(100) < pct
@@ -298,6 +301,15 @@ class WatchGen {
         live.length > 0 && this.chance(20)
           ? this.pick(live)
           : this.pick(['1', '2', '3', '7', '100', '1152921504606846976'])
+    }
+    // Now and then an edge: an id past the server's counter (negative, int64's end), a start revision at int64's
+    // ends (far future: never any event; far past: as -1).
+    const x = this.x(100)
+    if (x < 5) c.watch_id = ['-1', '-5', '9223372036854775807'][this.x(3)]!
+    else if (x < 8) {
+      const far = this.x(2) === 0
+      c.start_revision = far ? '9223372036854775807' : '-9223372036854775808'
+      past = !far
     }
     return { req: { create_request: c }, past }
   }
