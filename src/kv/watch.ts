@@ -266,7 +266,10 @@ class Watcher {
       if (!inRange(this.range, c.key)) continue
       if (c.tombstone ? this.noDelete : this.noPut) continue
       const ev: Event = { type: c.tombstone ? EventType.DELETE : EventType.PUT, kv: c.kv }
-      if (this.prevKv && c.prev !== undefined) ev.prev_kv = c.prev
+      // etcd's sendLoop skips a create event (IsCreateEvent: a put whose create_revision is its mod_revision), also
+      // when the same txn deleted the key before putting it, so the key had a value at mod_revision - 1 (seed 11219).
+      if (this.prevKv && c.prev !== undefined && (c.tombstone || c.kv.create_revision !== c.kv.mod_revision))
+        ev.prev_kv = c.prev
       out.push(ev)
     }
     return out

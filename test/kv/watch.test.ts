@@ -150,6 +150,31 @@ describe('live events', () => {
     assert.deepEqual(prevs(replay.sink.messages), want)
   })
 
+  // Found by the session 11 soak (random-watch seed 11219): etcd's sendLoop reads no prev_kv for a create event
+  // (IsCreateEvent: create_revision == mod_revision), also for a key the same txn deleted before putting it again.
+  test('prev_kv of a key a txn deletes and puts again: none on the put (a create event), live and replayed', () => {
+    const s = newStore()
+    put(s, 'k', 'v1') // 2
+    const live = open(s)
+    live.stream.create(watchReq('k', '', { prev_kv: true }))
+    // 3: k deleted by a from-key delete, then put again (etcd's duplicate-key check sees no overlap with a from-key
+    // range, so it allows this).
+    txn(s, { success: [opDel('k', '\0'), opPut('k', 'v2')] })
+    put(s, 'k', 'v3') // 4
+    const prevs = (m: typeof live.sink.messages) =>
+      m.flatMap((x) =>
+        x.events.map(
+          (e) =>
+            `${e.type ?? 0} ${str(e.kv!.key)}@${e.kv!.mod_revision}/${e.kv!.create_revision} prev=${e.prev_kv ? str(e.prev_kv.value) : '-'}`,
+        ),
+      )
+    const want = ['1 k@3/0 prev=v1', '0 k@3/3 prev=-', '0 k@4/3 prev=v2']
+    assert.deepEqual(prevs(live.sink.messages), want)
+    const replay = open(s)
+    replay.stream.create(watchReq('k', '', { prev_kv: true, start_revision: 3 }))
+    assert.deepEqual(prevs(replay.sink.messages), want)
+  })
+
   test('filters NOPUT and NODELETE', () => {
     const s = newStore()
     const noPut = open(s)
