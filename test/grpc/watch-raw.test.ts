@@ -465,6 +465,54 @@ describe('raw gRPC watch session', () => {
     assert.equal(slow.t.responses().filter((r) => r.events.length > 0).length, 3)
   })
 
+  // Diff seed 9108 (session 11): etcd's sendLoop sends one message at a time and blocks in Send on a large one until
+  // HTTP/2 flow control has let most of it out (grpc-go's 64 KiB write quota); the next watcher's prev_kv is read
+  // after that, so a compaction in between leaves it out. A message of 64 KiB or more ends the turn's write.
+  test('a message of 64 KiB or more is written before the next is encoded: a compaction in between takes prev_kv', async () => {
+    const s = newStore()
+    const { t, call } = session(s)
+    const unwritten: (() => void)[] = []
+    t.write = (chunk, written) => {
+      t.writes.push(chunk.slice())
+      if (written) unwritten.push(() => written(chunk))
+    }
+    const writeAll = () => {
+      for (const f of unwritten.splice(0)) f()
+    }
+    call.data(Buffer.concat([createReq('k', { prevKv: true }), createReq('k', { prevKv: true })]))
+    await turn()
+    writeAll()
+    put(s, 'k', 'v1') // 2
+    await turn()
+    writeAll()
+    const big = 'x'.repeat(100_000)
+    put(s, 'k', big) // 3: two messages of ~100 KB each
+    await turn()
+    // The first watcher's message is in the write; the second's waits in the member.
+    assert.equal(t.responses().filter((r) => r.events.some((e) => e.kv!.modRevision === 3n)).length, 1)
+    s.apply({ compaction: { revision: 3, physical: false } })
+    writeAll()
+    await turn()
+    writeAll()
+    const at3 = t
+      .responses()
+      .flatMap((r) => r.events.filter((e) => e.kv!.modRevision === 3n).map(() => r))
+      .map((r) => `${r.watchId} prev=${r.events[0]!.prevKv ? Buffer.from(r.events[0]!.prevKv.value).toString() : '-'}`)
+    assert.deepEqual(at3, ['0 prev=v1', '1 prev=-'])
+    // Small messages still share one write: after one more put (whose prev_kv is the big value), the next put's two
+    // messages go out together.
+    put(s, 'k', 'v4')
+    for (let i = 0; i < 3; i++) {
+      await turn()
+      writeAll()
+    }
+    const w = t.writes.length
+    put(s, 'k', 'v5')
+    await turn()
+    assert.equal(t.writes.length, w + 1)
+    assert.equal(messages(t.writes[w]!).length, 2)
+  })
+
   test('the client going away closes every watcher and the stream count', async () => {
     const s = newStore()
     const streams = { n: 0 }
