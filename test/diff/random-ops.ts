@@ -759,7 +759,9 @@ export class Generator {
     if (k < 81) {
       const ID = this.pick(leaseIds.slice(0, -1))
       // Never one that could run out during a run (a soak seed on a loaded machine takes minutes).
-      const TTL = this.pick([3600n, 7200n, 86400n, maxLeaseTtl, maxLeaseTtl + 1n, 36000n])
+      let TTL = this.pick([3600n, 7200n, 86400n, maxLeaseTtl, maxLeaseTtl + 1n, 36000n])
+      // A TTL refused as too large may be int64's max instead (the edge stream's draw: the same refusal, no state).
+      if (TTL === maxLeaseTtl + 1n && this.x(2) === 0) TTL = (1n << 63n) - 1n
       return one('Lease', 'leaseGrant', { ID, TTL }, 'grant')
     }
     if (k < 83) {
