@@ -53,6 +53,18 @@ export function toInterval(key: Uint8Array, rangeEnd: Uint8Array): KeyInterval {
   return { start: key, end: rangeEnd }
 }
 
+/**
+ * The keys a granted permission covers, as etcd 3.4's permission cache reads it (getMergedPerms): empty range_end is
+ * the key alone, "\0" everything from key on, else [key, range_end), so a range_end at or before key covers no key
+ * (etcd's interval tree never finds a key in such an interval; diff seed 11440, session 11). Unlike a request's
+ * range (toInterval), it is never read as the key alone: that would grant what etcd refuses.
+ */
+export function permInterval(key: Uint8Array, rangeEnd: Uint8Array): KeyInterval | undefined {
+  if (rangeEnd.length > 0 && !(rangeEnd.length === 1 && rangeEnd[0] === 0) && compareBytes(rangeEnd, key) <= 0)
+    return undefined
+  return toInterval(key, rangeEnd)
+}
+
 /** Whether a permission of type `granted` allows an operation needing `wanted` (READ or WRITE). */
 export function grants(granted: PermType, wanted: PermType.READ | PermType.WRITE): boolean {
   return granted === PermType.READWRITE || granted === wanted
@@ -93,7 +105,10 @@ export function isRangePermitted(
   key: Uint8Array,
   rangeEnd: Uint8Array,
 ): boolean {
-  const granted = perms.filter((p) => grants(p.permType, wanted)).map((p) => toInterval(p.key, p.range_end))
+  const granted = perms.flatMap((p) => {
+    const iv = grants(p.permType, wanted) ? permInterval(p.key, p.range_end) : undefined
+    return iv ? [iv] : []
+  })
   if (granted.length === 0) return false
   return covers(mergeIntervals(granted), toInterval(key, rangeEnd))
 }

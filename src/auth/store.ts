@@ -16,6 +16,7 @@ import {
   mergeIntervals,
   type Permission,
   PermType,
+  permInterval,
   toInterval,
 } from './permissions.js'
 
@@ -319,7 +320,10 @@ export class AuthStore {
       const ivs: KeyInterval[] = []
       for (const rn of u.roles)
         for (const p of this.roles.get(rn)?.keyPermission ?? [])
-          if (grants(p.permType, wanted)) ivs.push(toInterval(p.key, p.range_end))
+          if (grants(p.permType, wanted)) {
+            const iv = permInterval(p.key, p.range_end)
+            if (iv) ivs.push(iv)
+          }
       merged = mergeIntervals(ivs)
       if (this.cache.size < authLimits.usersMax * 2) this.cache.set(k, merged)
     }

@@ -73,6 +73,27 @@ describe('permissions', () => {
     const gap = [perm(PermType.READ, 'a', 'c'), perm(PermType.READ, 'c\u0000', 'e')]
     assert.ok(!isRangePermitted(gap, PermType.READ, b('a'), b('e')), 'key "c" is not covered')
   })
+  // Diff seed 11440 (session 11): etcd 3.4's permission cache reads a grant whose range_end is at or before its key
+  // as the interval [key, range_end), which holds no key; it was read as the key alone here.
+  test('a permission whose range_end is at or before its key grants no key, not even its own', () => {
+    const inverted = [perm(PermType.READWRITE, 'x', 'c')]
+    assert.ok(!isRangePermitted(inverted, PermType.WRITE, b('x'), none))
+    assert.ok(!isRangePermitted(inverted, PermType.READ, b('c'), none))
+    assert.ok(!isRangePermitted([perm(PermType.READ, 'k', 'k')], PermType.READ, b('k'), none))
+    // Beside a grant that covers the key, it takes nothing away.
+    assert.ok(isRangePermitted([...inverted, perm(PermType.WRITE, 'x')], PermType.WRITE, b('x'), none))
+    const s = storeWithRoot()
+    s.apply({ user_add: { name: 'alice' } }, undefined)
+    s.apply({ role_add: { name: 'ro' } }, undefined)
+    s.apply({ role_grant_permission: { name: 'ro', perm: inverted[0]! } }, undefined)
+    s.apply({ user_grant_role: { user: 'alice', role: 'ro' } }, undefined)
+    s.apply({ auth_enable: {} }, undefined)
+    const alice = { user: 'alice', rev: s.revision }
+    assert.equal(
+      code(() => s.checkRange(alice, PermType.WRITE, b('x'), none)),
+      'ErrPermissionDenied',
+    )
+  })
   test('prefixEnd of 0xff bytes is from-key', () => {
     assert.deepEqual(prefixEnd(new Uint8Array([0x61, 0xff])), new Uint8Array([0x62]))
     assert.deepEqual(prefixEnd(new Uint8Array([0xff, 0xff])), fromKey)
