@@ -202,6 +202,18 @@ function session(s: KvStore, extra: Partial<WatchSessionDeps> = {}, recvBytesMax
 
 const turn = () => new Promise<void>((r) => setTimeout(r, 0))
 
+/** Makes `t` keep each write's callback until the test lets the network take it: answers the function that does. */
+function writeWhenTold(t: FakeTransport): () => void {
+  const unwritten: (() => void)[] = []
+  t.write = (chunk, written) => {
+    t.writes.push(chunk.slice())
+    if (written) unwritten.push(() => written(chunk))
+  }
+  return () => {
+    for (const f of unwritten.splice(0)) f()
+  }
+}
+
 test('a written chunk is reused for a later turn, never one the transport still holds; small turns are copied', () => {
   const f = new GrpcFrames(16)
   f.message(new Uint8Array(6000))
@@ -360,14 +372,7 @@ describe('raw gRPC watch session', () => {
       const s = newStore()
       const { t, call } = session(s, { holdWhileWriting: hold })
       // The network takes a chunk when the test says so (Node: the stream's write callback).
-      const unwritten: (() => void)[] = []
-      t.write = (chunk, written) => {
-        t.writes.push(chunk.slice())
-        if (written) unwritten.push(() => written(chunk))
-      }
-      const writeAll = () => {
-        for (const f of unwritten.splice(0)) f()
-      }
+      const writeAll = writeWhenTold(t)
       const microtask = () => new Promise<void>((r) => queueMicrotask(r))
       call.data(Buffer.concat(Array.from({ length: 100 }, () => createReq('k'))))
       await turn()
@@ -471,14 +476,7 @@ describe('raw gRPC watch session', () => {
   test('a message of 64 KiB or more is written before the next is encoded: a compaction in between takes prev_kv', async () => {
     const s = newStore()
     const { t, call } = session(s)
-    const unwritten: (() => void)[] = []
-    t.write = (chunk, written) => {
-      t.writes.push(chunk.slice())
-      if (written) unwritten.push(() => written(chunk))
-    }
-    const writeAll = () => {
-      for (const f of unwritten.splice(0)) f()
-    }
+    const writeAll = writeWhenTold(t)
     call.data(Buffer.concat([createReq('k', { prevKv: true }), createReq('k', { prevKv: true })]))
     await turn()
     writeAll()
