@@ -92,6 +92,17 @@ async function doorOf(dir: string): Promise<Http2Server> {
 }
 
 /** node:http2 alone, answering as h2-floor.ts does (a fixed PutResponse, trailers through sendTrailers). */
+/** An HTTP/2 server that reads each call's body and answers it with `onEnd` (the floors' shared wiring). */
+function answerOnEnd(onEnd: (this: ServerHttp2Stream) => void): Http2Server {
+  const server = createServer({ settings: { maxConcurrentStreams: 1000 } })
+  server.on('stream', (stream) => {
+    stream.on('data', () => undefined)
+    stream.on('end', onEnd)
+    stream.on('error', () => {})
+  })
+  return server
+}
+
 function floor(): Http2Server {
   const header = Buffer.from([
     0x08, 0x8f, 0xa4, 0xb9, 0xc2, 0xd5, 0xe8, 0xfb, 0x8e, 0x01, 0x10, 0x9a, 0xcd, 0xf2, 0x96, 0xbb, 0xe0, 0x85, 0xab,
@@ -100,7 +111,6 @@ function floor(): Http2Server {
   const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, header.length + 2, 0x0a, header.length]), header])
   const okHeaders = { ':status': 200, 'content-type': 'application/grpc' }
   const respondOptions = { waitForTrailers: true, sendDate: false }
-  function onData(this: ServerHttp2Stream): void {}
   function sendTrailers(this: ServerHttp2Stream): void {
     if (!this.destroyed && !this.closed) this.sendTrailers({ 'grpc-status': '0' })
   }
@@ -110,13 +120,7 @@ function floor(): Http2Server {
     this.on('wantTrailers', sendTrailers)
     this.end(frame)
   }
-  const server = createServer({ settings: { maxConcurrentStreams: 1000 } })
-  server.on('stream', (stream) => {
-    stream.on('data', onData)
-    stream.on('end', onEnd)
-    stream.on('error', () => {})
-  })
-  return server
+  return answerOnEnd(onEnd)
 }
 
 /**
@@ -146,7 +150,6 @@ function floorInternals(): Http2Server {
       kMaybeDestroy = Object.getOwnPropertySymbols(p).find((x) => x.description === 'kMaybeDestroy')
     if (!kHandle || !kState || !kMaybeDestroy) throw new Error('--internals: not the Node 20 internals')
   }
-  function onData(this: ServerHttp2Stream): void {}
   function trailersNow(this: ServerHttp2Stream): void {
     const st = (this as unknown as Internal)[kState!]
     st.flags &= ~0x20 // STREAM_FLAGS_HAS_TRAILERS
@@ -161,13 +164,7 @@ function floorInternals(): Http2Server {
     this.on('wantTrailers', trailersNow)
     this.end(frame)
   }
-  const server = createServer({ settings: { maxConcurrentStreams: 1000 } })
-  server.on('stream', (stream) => {
-    stream.on('data', onData)
-    stream.on('end', onEnd)
-    stream.on('error', () => {})
-  })
-  return server
+  return answerOnEnd(onEnd)
 }
 
 async function run(t: Target, n: number): Promise<void> {
